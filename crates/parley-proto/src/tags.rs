@@ -1,0 +1,230 @@
+//! IRCv3 message tags. `Tags` keeps the raw, still-escaped tag section borrowed from the line, so
+//! parsing a message never allocates for tags and relaying them copies bytes verbatim; values are
+//! unescaped only when someone asks for them. Escaping lives here too, so both directions agree.
+
+use std::borrow::Cow;
+
+use crate::{ParseError, MAX_CLIENT_TAGS_LEN, MAX_TAGS_LEN};
+
+/// The tag section of a message, without its leading '@'. Empty when the line had no tags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tags<'a>(&'a str);
+
+/// One tag with its value unescaped; a tag sent without a value has the value "".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag<'a> {
+    pub key: &'a str,
+    pub value: Cow<'a, str>,
+}
+
+impl<'a> Tags<'a> {
+    /// Checks a raw tag section (without '@') the way `Message::parse` does: every key well formed,
+    /// the section within `MAX_TAGS_LEN` and the client-only part within `MAX_CLIENT_TAGS_LEN`.
+    /// Empty items (as in "a;;b" or a trailing ';') are tolerated and skipped.
+    pub fn parse(raw: &'a str) -> Result<Tags<'a>, ParseError> {
+        let section_len = raw.len() + 2;
+        if section_len > MAX_TAGS_LEN {
+            return Err(ParseError::TagsTooLong { len: section_len });
+        }
+        if raw.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+            return Err(ParseError::ContainsNulOrNewline);
+        }
+        if raw.contains(' ') {
+            return Err(ParseError::TagContainsSpace);
+        }
+        let mut client_bytes = 0usize;
+        let mut client_count = 0usize;
+        for item in raw.split(';').filter(|item| !item.is_empty()) {
+            let key = item.split_once('=').map_or(item, |(key, _)| key);
+            if !is_valid_key(key) {
+                return Err(ParseError::InvalidTagKey);
+            }
+            if key.starts_with('+') {
+                client_bytes += item.len();
+                client_count += 1;
+            }
+        }
+        let client_len = client_bytes + client_count.saturating_sub(1);
+        if client_len > MAX_CLIENT_TAGS_LEN {
+            return Err(ParseError::ClientTagsTooLong { len: client_len });
+        }
+        Ok(Tags(raw))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The section exactly as received (escaped, without '@'), for relaying without re-encoding.
+    pub fn raw(&self) -> &'a str {
+        self.0
+    }
+
+    /// Every tag in the order sent, duplicates included.
+    pub fn iter(&self) -> impl Iterator<Item = Tag<'a>> {
+        raw_items(self.0).map(|(key, value)| Tag {
+            key,
+            value: unescape_tag_value(value),
+        })
+    }
+
+    /// The value of `key`, unescaped; when a key is sent twice the later one wins, as the spec says.
+    pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+        raw_items(self.0)
+            .filter(|(item_key, _)| *item_key == key)
+            .last()
+            .map(|(_, value)| unescape_tag_value(value))
+    }
+}
+
+fn raw_items(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    raw.split(';')
+        .filter(|item| !item.is_empty())
+        .map(|item| item.split_once('=').unwrap_or((item, "")))
+}
+
+/// `['+'] [vendor '/'] name`: name of letters, digits and '-'; vendor a hostname-like run.
+fn is_valid_key(key: &str) -> bool {
+    let key = key.strip_prefix('+').unwrap_or(key);
+    let (vendor, name) = match key.rsplit_once('/') {
+        Some((vendor, name)) => (Some(vendor), name),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let vendor_ok = vendor.is_none_or(|vendor| {
+        !vendor.is_empty()
+            && vendor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    });
+    name_ok && vendor_ok
+}
+
+/// Appends `value` escaped for a tag: ';' -> "\:", ' ' -> "\s", '\' -> "\\", CR -> "\r", LF -> "\n".
+pub fn escape_tag_value(value: &str, out: &mut Vec<u8>) {
+    let mut plain_from = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let escaped: &[u8] = match b {
+            b';' => b"\\:",
+            b' ' => b"\\s",
+            b'\\' => b"\\\\",
+            b'\r' => b"\\r",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&value.as_bytes()[plain_from..i]);
+        out.extend_from_slice(escaped);
+        plain_from = i + 1;
+    }
+    out.extend_from_slice(&value.as_bytes()[plain_from..]);
+}
+
+/// Undoes `escape_tag_value`. Per the spec a '\' before any other character is dropped, and so is
+/// a '\' at the very end. Borrows when there is nothing to unescape.
+pub fn unescape_tag_value(value: &str) -> Cow<'_, str> {
+    if !value.contains('\\') {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(value: &str) -> String {
+        let mut out = Vec::new();
+        escape_tag_value(value, &mut out);
+        String::from_utf8(out).expect("escaping keeps UTF-8 intact")
+    }
+
+    #[test]
+    fn escape_covers_every_special_character() {
+        assert_eq!(escaped("a;b c\\d\re\nf"), "a\\:b\\sc\\\\d\\re\\nf");
+        assert_eq!(escaped("plain"), "plain");
+        assert_eq!(escaped(""), "");
+    }
+
+    #[test]
+    fn unescape_inverts_escape() {
+        for value in ["", "x", "; \\\r\n", "héllo wörld;", "\\\\s"] {
+            assert_eq!(unescape_tag_value(&escaped(value)), value);
+        }
+    }
+
+    #[test]
+    fn unescape_drops_stray_backslashes() {
+        assert_eq!(unescape_tag_value("value\\1"), "value1");
+        assert_eq!(unescape_tag_value("value1\\"), "value1");
+        assert!(matches!(unescape_tag_value("none"), Cow::Borrowed("none")));
+    }
+
+    #[test]
+    fn get_returns_last_duplicate_and_iter_keeps_all() {
+        let tags = Tags::parse("a=1;b;a=2;c=x\\sy").expect("valid tags");
+        assert_eq!(tags.get("a").as_deref(), Some("2"));
+        assert_eq!(tags.get("b").as_deref(), Some(""));
+        assert_eq!(tags.get("c").as_deref(), Some("x y"));
+        assert_eq!(tags.get("missing"), None);
+        let keys: Vec<_> = tags.iter().map(|tag| tag.key).collect();
+        assert_eq!(keys, ["a", "b", "a", "c"]);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        for good in ["a", "+draft/reply", "example.com/x-y", "+a", "A1-"] {
+            assert!(Tags::parse(good).is_ok(), "{good} should be accepted");
+        }
+        for bad in ["=v", "+", "a_b", "/x", "v/", "+/x", "k!=1", "a.b"] {
+            assert_eq!(Tags::parse(bad), Err(ParseError::InvalidTagKey), "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_items_are_skipped() {
+        let tags = Tags::parse("a=1;;b;").expect("empty items are tolerated");
+        assert_eq!(tags.iter().count(), 2);
+    }
+
+    #[test]
+    fn client_tag_limit_counts_items_and_separators() {
+        // Two client tags of 2046 bytes each plus one ';' is exactly 4093 bytes.
+        let value = "v".repeat(2046 - "+a=".len());
+        let fits = format!("+a={value};+b={value};plain={}", "p".repeat(3000));
+        assert!(Tags::parse(&fits).is_ok());
+        let over = format!("+a={value}x;+b={value}x");
+        assert_eq!(
+            Tags::parse(&over),
+            Err(ParseError::ClientTagsTooLong { len: 4095 })
+        );
+    }
+
+    #[test]
+    fn section_limit_counts_at_sign_and_space() {
+        let fits = format!("a={}", "v".repeat(MAX_TAGS_LEN - 2 - 2));
+        assert!(Tags::parse(&fits).is_ok());
+        let over = format!("a={}", "v".repeat(MAX_TAGS_LEN - 2 - 1));
+        assert_eq!(
+            Tags::parse(&over),
+            Err(ParseError::TagsTooLong {
+                len: MAX_TAGS_LEN + 1
+            })
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Channel commands other than JOIN/PART/MODE: TOPIC, NAMES, LIST, INVITE, KICK, and the
+//! topic and names replies that JOIN sends too.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parley_proto::{casefold, numeric, Message};
+
+use crate::context::{line, Ctx};
+use crate::state::{Topic, World};
+
+/// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
+const NAMES_LINE_BUDGET: usize = 400;
+
+pub fn unix_time(at: SystemTime) -> String {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string()
+}
+
+/// RPL_TOPIC + RPL_TOPICWHOTIME, or RPL_NOTOPIC when asked explicitly.
+pub fn send_topic(ctx: &Ctx<'_>, world: &World, key: &str, reply_if_none: bool) {
+    let Some(channel) = world.channels.get(key) else {
+        return;
+    };
+    match &channel.topic {
+        Some(topic) => {
+            ctx.numeric(numeric::RPL_TOPIC, &[&channel.name], Some(&topic.text));
+            ctx.numeric(
+                numeric::RPL_TOPICWHOTIME,
+                &[&channel.name, &topic.set_by, &unix_time(topic.set_at)],
+                None,
+            );
+        }
+        None if reply_if_none => ctx.numeric(
+            numeric::RPL_NOTOPIC,
+            &[&channel.name],
+            Some("No topic is set"),
+        ),
+        None => {}
+    }
+}
+
+/// RPL_NAMREPLY lines and RPL_ENDOFNAMES. Invisible users are hidden from non-members.
+pub fn send_names(ctx: &Ctx<'_>, world: &World, key: &str) {
+    let Some(channel) = world.channels.get(key) else {
+        return;
+    };
+    let me = ctx.session.id;
+    let is_member = channel.status(me).is_some();
+    let caps = ctx.session.caps;
+    let mut entries = Vec::with_capacity(channel.order.len());
+    for id in &channel.order {
+        let (Some(user), Some(status)) = (world.users.get(id), channel.status(*id)) else {
+            continue;
+        };
+        if !is_member && user.invisible {
+            continue;
+        }
+        let prefix = status.prefixes(caps.multi_prefix);
+        entries.push(if caps.userhost_in_names {
+            format!("{prefix}{}", user.source())
+        } else {
+            format!("{prefix}{}", user.nick)
+        });
+    }
+    let mut chunk = String::new();
+    for entry in entries {
+        if !chunk.is_empty() && chunk.len() + entry.len() + 1 > NAMES_LINE_BUDGET {
+            ctx.numeric(numeric::RPL_NAMREPLY, &["=", &channel.name], Some(&chunk));
+            chunk.clear();
+        }
+        if !chunk.is_empty() {
+            chunk.push(' ');
+        }
+        chunk.push_str(&entry);
+    }
+    if !chunk.is_empty() {
+        ctx.numeric(numeric::RPL_NAMREPLY, &["=", &channel.name], Some(&chunk));
+    }
+    ctx.numeric(
+        numeric::RPL_ENDOFNAMES,
+        &[&channel.name],
+        Some("End of /NAMES list"),
+    );
+}
+
+pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(list) = msg.param(0).filter(|p| !p.is_empty()) else {
+        ctx.numeric(numeric::RPL_ENDOFNAMES, &["*"], Some("End of /NAMES list"));
+        return;
+    };
+    for name in list.split(',').filter(|n| !n.is_empty()) {
+        let key = casefold(name);
+        let world = ctx.shared.world.lock();
+        if world.channels.contains_key(&key) {
+            send_names(ctx, &world, &key);
+        } else {
+            drop(world);
+            ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));
+        }
+    }
+}
+
+pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let name = msg.params[0];
+    let key = casefold(name);
+    let id = ctx.session.id;
+    let mut world = ctx.shared.world.lock();
+    let Some(channel) = world.channels.get(&key) else {
+        drop(world);
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    };
+    let Some(new_topic) = msg.param(1) else {
+        send_topic(ctx, &world, &key, true);
+        return;
+    };
+    let shown = channel.name.clone();
+    let Some(status) = channel.status(id) else {
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_NOTONCHANNEL,
+            &[&shown],
+            Some("You're not on that channel"),
+        );
+        return;
+    };
+    if channel.modes.topic_ops_only && !status.op {
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_CHANOPRIVSNEEDED,
+            &[&shown],
+            Some("You're not channel operator"),
+        );
+        return;
+    }
+    let Some(user) = world.users.get(&id) else {
+        return;
+    };
+    let source = user.source();
+    let nick = user.nick.clone();
+    let text: String = new_topic
+        .chars()
+        .take(ctx.shared.config.limits.topic_len)
+        .collect();
+    let Some(channel) = world.channels.get_mut(&key) else {
+        return;
+    };
+    channel.topic = if text.is_empty() {
+        None
+    } else {
+        Some(Topic {
+            text: text.clone(),
+            set_by: nick,
+            set_at: SystemTime::now(),
+        })
+    };
+    let bytes = line(Some(&source), "TOPIC", &[&channel.name], Some(&text));
+    for member in channel.snapshot.iter() {
+        let _ = member.push(&bytes);
+    }
+}
+
+pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let wanted: Option<Vec<String>> = msg
+        .param(0)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split(',').map(casefold).collect());
+    ctx.numeric(numeric::RPL_LISTSTART, &["Channel"], Some("Users  Name"));
+    let rows: Vec<(String, String, String)> = {
+        let world = ctx.shared.world.lock();
+        let mut rows: Vec<_> = world
+            .channels
+            .iter()
+            .filter(|(key, _)| wanted.as_ref().is_none_or(|w| w.contains(key)))
+            .map(|(_, c)| {
+                (
+                    c.name.clone(),
+                    c.members.len().to_string(),
+                    c.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    for (name, count, topic) in rows {
+        ctx.numeric(numeric::RPL_LIST, &[&name, &count], Some(&topic));
+    }
+    ctx.numeric(numeric::RPL_LISTEND, &[], Some("End of /LIST"));
+}
+
+pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 2) {
+        return;
+    }
+    let (target_nick, name) = (msg.params[0], msg.params[1]);
+    let id = ctx.session.id;
+    let key = casefold(name);
+    let mut world = ctx.shared.world.lock();
+    let Some(target) = world.user_by_nick(target_nick) else {
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_NOSUCHNICK,
+            &[target_nick],
+            Some("No such nick/channel"),
+        );
+        return;
+    };
+    let (target_id, target_nick, target_out) =
+        (target.id, target.nick.clone(), target.outbound.clone());
+    let target_away = target.away.clone();
+    let Some(channel) = world.channels.get(&key) else {
+        drop(world);
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    };
+    let shown = channel.name.clone();
+    let refusal = match channel.status(id) {
+        None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
+        Some(s) if channel.modes.invite_only && !s.op => {
+            Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
+        }
+        Some(_) if channel.status(target_id).is_some() => {
+            Some((numeric::ERR_USERONCHANNEL, "is already on channel"))
+        }
+        Some(_) => None,
+    };
+    if let Some((code, text)) = refusal {
+        drop(world);
+        if code == numeric::ERR_USERONCHANNEL {
+            ctx.numeric(code, &[&target_nick, &shown], Some(text));
+        } else {
+            ctx.numeric(code, &[&shown], Some(text));
+        }
+        return;
+    }
+    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+        return;
+    };
+    if let Some(channel) = world.channels.get_mut(&key) {
+        channel.invited.insert(target_id);
+    }
+    drop(world);
+    ctx.numeric(numeric::RPL_INVITING, &[&target_nick, &shown], None);
+    if let Some(away) = target_away {
+        ctx.numeric(numeric::RPL_AWAY, &[&target_nick], Some(&away));
+    }
+    let _ = target_out.push(&line(
+        Some(&source),
+        "INVITE",
+        &[&target_nick, &shown],
+        None,
+    ));
+}
+
+pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 2) {
+        return;
+    }
+    let name = msg.params[0];
+    let key = casefold(name);
+    let id = ctx.session.id;
+    let kick_len = ctx.shared.config.limits.kick_len;
+    let mut world = ctx.shared.world.lock();
+    let Some(channel) = world.channels.get(&key) else {
+        drop(world);
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    };
+    let shown = channel.name.clone();
+    match channel.status(id) {
+        None => {
+            drop(world);
+            ctx.numeric(
+                numeric::ERR_NOTONCHANNEL,
+                &[&shown],
+                Some("You're not on that channel"),
+            );
+            return;
+        }
+        Some(s) if !s.op => {
+            drop(world);
+            ctx.numeric(
+                numeric::ERR_CHANOPRIVSNEEDED,
+                &[&shown],
+                Some("You're not channel operator"),
+            );
+            return;
+        }
+        Some(_) => {}
+    }
+    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+        return;
+    };
+    let default_reason = ctx.session.nick.clone();
+    let reason: String = msg
+        .param(2)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&default_reason)
+        .chars()
+        .take(kick_len)
+        .collect();
+    for target_nick in msg.params[1].split(',').filter(|n| !n.is_empty()) {
+        let target = world
+            .user_by_nick(target_nick)
+            .map(|u| (u.id, u.nick.clone()));
+        let on_channel = target
+            .as_ref()
+            .and_then(|(tid, _)| world.channels.get(&key).and_then(|c| c.status(*tid)));
+        let (Some((target_id, target_nick)), Some(_)) = (target, on_channel) else {
+            ctx.numeric(
+                numeric::ERR_USERNOTINCHANNEL,
+                &[target_nick, &shown],
+                Some("They aren't on that channel"),
+            );
+            continue;
+        };
+        if let Some(channel) = world.channels.get(&key) {
+            let bytes = line(
+                Some(&source),
+                "KICK",
+                &[&shown, &target_nick],
+                Some(&reason),
+            );
+            for member in channel.snapshot.iter() {
+                let _ = member.push(&bytes);
+            }
+        }
+        world.leave_channel(target_id, &key);
+        if !world.channels.contains_key(&key) {
+            break;
+        }
+    }
+}

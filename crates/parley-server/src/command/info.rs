@@ -1,0 +1,99 @@
+//! Server information: LUSERS, VERSION, TIME, MOTD (the configurable welcome message).
+
+use std::time::SystemTime;
+
+use parley_proto::numeric;
+
+use crate::context::Ctx;
+use crate::registration::{httpdate_like, send_isupport};
+use crate::server::VERSION;
+
+pub fn lusers(ctx: &mut Ctx<'_>) {
+    let (users, invisible, channels, max) = {
+        let world = ctx.shared.world.lock();
+        let registered = world.users.values().filter(|u| u.registered);
+        let (mut users, mut invisible) = (0usize, 0usize);
+        for u in registered {
+            users += 1;
+            if u.invisible {
+                invisible += 1;
+            }
+        }
+        (users, invisible, world.channels.len(), world.max_registered)
+    };
+    let unknown = ctx.shared.connection_count().saturating_sub(users);
+    ctx.numeric(
+        numeric::RPL_LUSERCLIENT,
+        &[],
+        Some(&format!(
+            "There are {} users and {invisible} invisible on 1 servers",
+            users - invisible
+        )),
+    );
+    ctx.numeric(numeric::RPL_LUSEROP, &["0"], Some("operator(s) online"));
+    ctx.numeric(
+        numeric::RPL_LUSERUNKNOWN,
+        &[&unknown.to_string()],
+        Some("unknown connection(s)"),
+    );
+    ctx.numeric(
+        numeric::RPL_LUSERCHANNELS,
+        &[&channels.to_string()],
+        Some("channels formed"),
+    );
+    ctx.numeric(
+        numeric::RPL_LUSERME,
+        &[],
+        Some(&format!("I have {users} clients and 0 servers")),
+    );
+    let (users, max) = (users.to_string(), max.to_string());
+    ctx.numeric(
+        numeric::RPL_LOCALUSERS,
+        &[&users, &max],
+        Some(&format!("Current local users {users}, max {max}")),
+    );
+    ctx.numeric(
+        numeric::RPL_GLOBALUSERS,
+        &[&users, &max],
+        Some(&format!("Current global users {users}, max {max}")),
+    );
+}
+
+pub fn version(ctx: &mut Ctx<'_>) {
+    let name = ctx.shared.server_name();
+    ctx.numeric(
+        numeric::RPL_VERSION,
+        &[VERSION, name],
+        Some("Parley chat server"),
+    );
+    send_isupport(ctx);
+}
+
+pub fn time(ctx: &mut Ctx<'_>) {
+    let name = ctx.shared.server_name();
+    ctx.numeric(
+        numeric::RPL_TIME,
+        &[name],
+        Some(&httpdate_like(SystemTime::now())),
+    );
+}
+
+pub fn motd(ctx: &mut Ctx<'_>) {
+    let motd = &ctx.shared.config.server.motd;
+    if motd.trim().is_empty() {
+        ctx.numeric(numeric::ERR_NOMOTD, &[], Some("MOTD File is missing"));
+        return;
+    }
+    let name = ctx.shared.server_name();
+    ctx.numeric(
+        numeric::RPL_MOTDSTART,
+        &[],
+        Some(&format!("- {name} Message of the day - ")),
+    );
+    for text in motd.lines() {
+        // Long lines are cut at a character boundary so each 372 fits in one IRC line.
+        let text: String = text.chars().take(400).collect();
+        ctx.numeric(numeric::RPL_MOTD, &[], Some(&format!("- {text}")));
+    }
+    ctx.numeric(numeric::RPL_ENDOFMOTD, &[], Some("End of /MOTD command."));
+}

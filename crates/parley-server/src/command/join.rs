@@ -1,0 +1,165 @@
+//! JOIN and PART: entering and leaving channels (the "groups"). A channel is created by its first
+//! join, with the creator as operator, and vanishes when its last member leaves. Everyone in the
+//! channel, the mover included, sees the JOIN or PART line, serialized once.
+
+use parley_proto::{casefold, numeric, validate, Message};
+
+use crate::command::channel::{send_names, send_topic};
+use crate::context::{line, Ctx};
+use crate::state::{Channel, MemberStatus};
+
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    if msg.params[0] == "0" {
+        part_all(ctx);
+        return;
+    }
+    let mut keys = msg.param(1).unwrap_or("").split(',');
+    for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
+        let key = keys.next().filter(|k| !k.is_empty());
+        join_one(ctx, name, key);
+    }
+}
+
+/// Why a join was refused, with the numeric and text to send.
+fn refusal(
+    channel: &Channel,
+    id: crate::state::ClientId,
+    source: &str,
+    key: Option<&str>,
+) -> Option<(&'static str, &'static str)> {
+    let invited = channel.invited.contains(&id);
+    if channel.is_banned(source) && !invited {
+        return Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"));
+    }
+    if channel.modes.invite_only && !invited {
+        return Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"));
+    }
+    if let Some(expected) = &channel.modes.key {
+        if key != Some(expected.as_str()) {
+            return Some((numeric::ERR_BADCHANNELKEY, "Cannot join channel (+k)"));
+        }
+    }
+    if let Some(limit) = channel.modes.limit {
+        if channel.members.len() >= limit {
+            return Some((numeric::ERR_CHANNELISFULL, "Cannot join channel (+l)"));
+        }
+    }
+    None
+}
+
+pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
+    let limits = &ctx.shared.config.limits;
+    if !validate::channel(name, limits.channel_len) {
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    }
+    let id = ctx.session.id;
+    let folded = casefold(name);
+    let mut world = ctx.shared.world.lock();
+    let Some(user) = world.users.get(&id) else {
+        return;
+    };
+    if user.channels.contains(&folded) {
+        return;
+    }
+    if user.channels.len() >= limits.channels_per_user {
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_TOOMANYCHANNELS,
+            &[name],
+            Some("You have joined too many channels"),
+        );
+        return;
+    }
+    let source = user.source();
+    let outbound = user.outbound.clone();
+    let status = match world.channels.get(&folded) {
+        Some(channel) => {
+            if let Some((code, text)) = refusal(channel, id, &source, key) {
+                let shown = channel.name.clone();
+                drop(world);
+                ctx.numeric(code, &[&shown], Some(text));
+                return;
+            }
+            MemberStatus::default()
+        }
+        None => {
+            world.channels.insert(folded.clone(), Channel::new(name));
+            MemberStatus {
+                op: true,
+                voice: false,
+            }
+        }
+    };
+    let Some(channel) = world.channels.get_mut(&folded) else {
+        return;
+    };
+    channel.add_member(id, status, outbound);
+    let bytes = line(Some(&source), "JOIN", &[&channel.name], None);
+    for member in channel.snapshot.iter() {
+        let _ = member.push(&bytes);
+    }
+    if let Some(user) = world.users.get_mut(&id) {
+        user.channels.insert(folded.clone());
+    }
+    send_topic(ctx, &world, &folded, false);
+    send_names(ctx, &world, &folded);
+}
+
+pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let reason = msg.param(1).filter(|r| !r.is_empty());
+    for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
+        part_one(ctx, name, reason);
+    }
+}
+
+fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
+    let id = ctx.session.id;
+    let folded = casefold(name);
+    let mut world = ctx.shared.world.lock();
+    let Some(channel) = world.channels.get(&folded) else {
+        drop(world);
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    };
+    if channel.status(id).is_none() {
+        let shown = channel.name.clone();
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_NOTONCHANNEL,
+            &[&shown],
+            Some("You're not on that channel"),
+        );
+        return;
+    }
+    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+        return;
+    };
+    let bytes = line(Some(&source), "PART", &[&channel.name], reason);
+    for member in channel.snapshot.iter() {
+        let _ = member.push(&bytes);
+    }
+    world.leave_channel(id, &folded);
+}
+
+fn part_all(ctx: &mut Ctx<'_>) {
+    let names: Vec<String> = {
+        let world = ctx.shared.world.lock();
+        let Some(user) = world.users.get(&ctx.session.id) else {
+            return;
+        };
+        user.channels
+            .iter()
+            .filter_map(|key| world.channels.get(key).map(|c| c.name.clone()))
+            .collect()
+    };
+    for name in names {
+        part_one(ctx, &name, Some("Left all channels"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The dispatcher: one `match` from a command's name to its handler. Each family lives in its own
+//! file; every handler is synchronous (it takes the world lock briefly and queues bytes), so no
+//! handler can make a connection wait on another.
+
+pub mod channel;
+pub mod info;
+pub mod join;
+pub mod message;
+pub mod mode;
+pub mod nick;
+pub mod presence;
+pub mod query;
+
+use parley_proto::{numeric, Message};
+
+use crate::context::Ctx;
+use crate::registration;
+
+pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let verb = msg.command.to_ascii_uppercase();
+    match verb.as_str() {
+        "CAP" => registration::cap(ctx, msg),
+        "NICK" => nick::nick(ctx, msg),
+        "USER" => registration::user(ctx, msg),
+        "PASS" => registration::pass(ctx, msg),
+        "PING" => presence::ping(ctx, msg),
+        "PONG" => {}
+        "QUIT" => presence::quit(ctx, msg),
+        _ if !ctx.session.registered => {
+            ctx.numeric(
+                numeric::ERR_NOTREGISTERED,
+                &[],
+                Some("You have not registered"),
+            );
+        }
+        "PRIVMSG" => message::privmsg(ctx, msg, false),
+        "NOTICE" => message::privmsg(ctx, msg, true),
+        "JOIN" => join::join(ctx, msg),
+        "PART" => join::part(ctx, msg),
+        "TOPIC" => channel::topic(ctx, msg),
+        "NAMES" => channel::names(ctx, msg),
+        "LIST" => channel::list(ctx, msg),
+        "INVITE" => channel::invite(ctx, msg),
+        "KICK" => channel::kick(ctx, msg),
+        "MODE" => mode::mode(ctx, msg),
+        "AWAY" => presence::away(ctx, msg),
+        "WHO" => query::who(ctx, msg),
+        "WHOIS" => query::whois(ctx, msg),
+        "WHOWAS" => query::whowas(ctx, msg),
+        "ISON" => query::ison(ctx, msg),
+        "USERHOST" => query::userhost(ctx, msg),
+        "LUSERS" => info::lusers(ctx),
+        "VERSION" => info::version(ctx),
+        "TIME" => info::time(ctx),
+        "MOTD" => info::motd(ctx),
+        _ => ctx.numeric(
+            numeric::ERR_UNKNOWNCOMMAND,
+            &[&verb],
+            Some("Unknown command"),
+        ),
+    }
+}

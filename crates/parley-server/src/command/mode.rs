@@ -1,0 +1,411 @@
+//! MODE for channels (`+o +v +b +m +n +t +i +k +l`) and users (`+i`). Changes that took effect are
+//! collected and announced in one MODE line to the whole channel; requests that change nothing are
+//! not echoed, and each refusal gets its own numeric.
+
+use std::time::SystemTime;
+
+use parley_proto::{casefold, numeric, Message};
+
+use crate::command::channel::unix_time;
+use crate::context::{line, Ctx};
+use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
+use crate::state::Ban;
+
+/// Longest channel key accepted, as common ircds do.
+const MAX_KEY_LEN: usize = 23;
+
+pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    if msg.params[0].starts_with(['#', '&']) {
+        channel_mode(ctx, msg);
+    } else {
+        user_mode(ctx, msg);
+    }
+}
+
+fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let target = msg.params[0];
+    if casefold(target) != casefold(&ctx.session.nick) {
+        let exists = ctx.shared.world.lock().user_by_nick(target).is_some();
+        if exists {
+            ctx.numeric(
+                numeric::ERR_USERSDONTMATCH,
+                &[],
+                Some("Cant change mode for other users"),
+            );
+        } else {
+            ctx.numeric(
+                numeric::ERR_NOSUCHNICK,
+                &[target],
+                Some("No such nick/channel"),
+            );
+        }
+        return;
+    }
+    let id = ctx.session.id;
+    let mut world = ctx.shared.world.lock();
+    let Some(user) = world.users.get_mut(&id) else {
+        return;
+    };
+    let Some(modes) = msg.param(1) else {
+        let current = if user.invisible { "+i" } else { "+" };
+        drop(world);
+        ctx.numeric(numeric::RPL_UMODEIS, &[current], None);
+        return;
+    };
+    let mut adding = true;
+    let mut unknown = false;
+    let mut change = String::new();
+    for c in modes.chars() {
+        match c {
+            '+' => adding = true,
+            '-' => adding = false,
+            'i' if user.invisible != adding => {
+                user.invisible = adding;
+                change.push(if adding { '+' } else { '-' });
+                change.push('i');
+            }
+            'i' => {}
+            _ => unknown = true,
+        }
+    }
+    let source = user.source();
+    drop(world);
+    if unknown {
+        ctx.numeric(
+            numeric::ERR_UMODEUNKNOWNFLAG,
+            &[],
+            Some("Unknown MODE flag"),
+        );
+    }
+    if !change.is_empty() {
+        let nick = ctx.session.nick.clone();
+        ctx.send(&line(Some(&source), "MODE", &[&nick], Some(&change)));
+    }
+}
+
+/// One applied change, for the announcement.
+struct Applied {
+    adding: bool,
+    mode: char,
+    arg: Option<String>,
+}
+
+fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let name = msg.params[0];
+    let key = casefold(name);
+    let id = ctx.session.id;
+    let mut world = ctx.shared.world.lock();
+    let Some(channel) = world.channels.get(&key) else {
+        drop(world);
+        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
+        return;
+    };
+    let shown = channel.name.clone();
+    let my_status = channel.status(id);
+    let Some(modestring) = msg.param(1) else {
+        let described = channel.modes.describe(my_status.is_some());
+        let created = unix_time(channel.created);
+        drop(world);
+        let mut params: Vec<&str> = vec![&shown];
+        params.extend(described.iter().map(String::as_str));
+        ctx.numeric(numeric::RPL_CHANNELMODEIS, &params, None);
+        ctx.numeric(numeric::RPL_CREATIONTIME, &[&shown, &created], None);
+        return;
+    };
+    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+        return;
+    };
+    let setter = ctx.session.nick.clone();
+    let is_op = my_status.is_some_and(|s| s.op);
+    let mut args = msg.params.iter().skip(2).copied();
+    let mut adding = true;
+    let mut applied: Vec<Applied> = Vec::new();
+    let mut param_modes = 0usize;
+    let mut denied = false;
+    let mut replies: Vec<(&'static str, Vec<String>, &'static str)> = Vec::new();
+
+    for c in modestring.chars() {
+        match c {
+            '+' => {
+                adding = true;
+                continue;
+            }
+            '-' => {
+                adding = false;
+                continue;
+            }
+            _ => {}
+        }
+        let takes_arg = match c {
+            'o' | 'v' | 'b' => true,
+            'k' => true,
+            'l' => adding,
+            'i' | 'm' | 'n' | 't' => false,
+            other => {
+                replies.push((
+                    numeric::ERR_UNKNOWNMODE,
+                    vec![other.to_string()],
+                    "is unknown mode char to me",
+                ));
+                continue;
+            }
+        };
+        let arg = if takes_arg { args.next() } else { None };
+        if takes_arg {
+            param_modes += 1;
+            if param_modes > MODES_PER_COMMAND {
+                break;
+            }
+        }
+        // A bare `b` lists the bans; anyone may look.
+        if c == 'b' && arg.is_none() {
+            let Some(channel) = world.channels.get(&key) else {
+                break;
+            };
+            for ban in &channel.bans {
+                ctx.numeric(
+                    numeric::RPL_BANLIST,
+                    &[&shown, &ban.mask, &ban.set_by, &unix_time(ban.set_at)],
+                    None,
+                );
+            }
+            ctx.numeric(
+                numeric::RPL_ENDOFBANLIST,
+                &[&shown],
+                Some("End of channel ban list"),
+            );
+            continue;
+        }
+        if !is_op {
+            denied = true;
+            continue;
+        }
+        match c {
+            'o' | 'v' => {
+                let Some(nick) = arg else { continue };
+                let Some(target) = world.user_by_nick(nick).map(|u| (u.id, u.nick.clone())) else {
+                    replies.push((
+                        numeric::ERR_NOSUCHNICK,
+                        vec![nick.to_string()],
+                        "No such nick/channel",
+                    ));
+                    continue;
+                };
+                let Some(channel) = world.channels.get_mut(&key) else {
+                    break;
+                };
+                let Some(status) = channel.members.get_mut(&target.0) else {
+                    replies.push((
+                        numeric::ERR_USERNOTINCHANNEL,
+                        vec![target.1, shown.clone()],
+                        "They aren't on that channel",
+                    ));
+                    continue;
+                };
+                let flag = if c == 'o' {
+                    &mut status.op
+                } else {
+                    &mut status.voice
+                };
+                if *flag != adding {
+                    *flag = adding;
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: Some(target.1),
+                    });
+                }
+            }
+            'b' => {
+                let Some(mask) = arg.map(normalize_mask) else {
+                    continue;
+                };
+                let Some(channel) = world.channels.get_mut(&key) else {
+                    break;
+                };
+                let existing = channel
+                    .bans
+                    .iter()
+                    .position(|b| casefold(&b.mask) == casefold(&mask));
+                match (adding, existing) {
+                    (true, None) if channel.bans.len() >= MAX_BANS => replies.push((
+                        numeric::ERR_BANLISTFULL,
+                        vec![shown.clone(), "b".into()],
+                        "Channel ban list is full",
+                    )),
+                    (true, None) => {
+                        channel.bans.push(Ban {
+                            mask: mask.clone(),
+                            set_by: setter.clone(),
+                            set_at: SystemTime::now(),
+                        });
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some(mask),
+                        });
+                    }
+                    (false, Some(pos)) => {
+                        let ban = channel.bans.remove(pos);
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some(ban.mask),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            'k' => {
+                let Some(channel) = world.channels.get_mut(&key) else {
+                    break;
+                };
+                if adding {
+                    let Some(k) = arg.filter(|k| valid_key(k)) else {
+                        replies.push((
+                            numeric::ERR_INVALIDKEY,
+                            vec![shown.clone()],
+                            "Key is not well-formed",
+                        ));
+                        continue;
+                    };
+                    channel.modes.key = Some(k.to_string());
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: Some(k.to_string()),
+                    });
+                } else if channel.modes.key.take().is_some() {
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: Some("*".into()),
+                    });
+                }
+            }
+            'l' => {
+                let Some(channel) = world.channels.get_mut(&key) else {
+                    break;
+                };
+                if adding {
+                    let Some(limit) = arg.and_then(|a| a.parse::<usize>().ok()).filter(|l| *l > 0)
+                    else {
+                        continue;
+                    };
+                    if channel.modes.limit != Some(limit) {
+                        channel.modes.limit = Some(limit);
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some(limit.to_string()),
+                        });
+                    }
+                } else if channel.modes.limit.take().is_some() {
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: None,
+                    });
+                }
+            }
+            'i' | 'm' | 'n' | 't' => {
+                let Some(channel) = world.channels.get_mut(&key) else {
+                    break;
+                };
+                let flag = match c {
+                    'i' => &mut channel.modes.invite_only,
+                    'm' => &mut channel.modes.moderated,
+                    'n' => &mut channel.modes.no_external,
+                    _ => &mut channel.modes.topic_ops_only,
+                };
+                if *flag != adding {
+                    *flag = adding;
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: None,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !applied.is_empty() {
+        let mut modes = String::new();
+        let mut mode_args: Vec<String> = Vec::new();
+        let mut sign = None;
+        for change in &applied {
+            if sign != Some(change.adding) {
+                modes.push(if change.adding { '+' } else { '-' });
+                sign = Some(change.adding);
+            }
+            modes.push(change.mode);
+            if let Some(arg) = &change.arg {
+                mode_args.push(arg.clone());
+            }
+        }
+        let mut middle: Vec<&str> = vec![&shown, &modes];
+        middle.extend(mode_args.iter().map(String::as_str));
+        let bytes = line(Some(&source), "MODE", &middle, None);
+        if let Some(channel) = world.channels.get(&key) {
+            for member in channel.snapshot.iter() {
+                let _ = member.push(&bytes);
+            }
+        }
+    }
+    drop(world);
+    for (code, params, text) in replies {
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        ctx.numeric(code, &params, Some(text));
+    }
+    if denied {
+        ctx.numeric(
+            numeric::ERR_CHANOPRIVSNEEDED,
+            &[&shown],
+            Some("You're not channel operator"),
+        );
+    }
+}
+
+/// `nick` -> `nick!*@*`, `user@host` -> `*!user@host`, as clients expect of ban masks.
+fn normalize_mask(mask: &str) -> String {
+    match (mask.contains('!'), mask.contains('@')) {
+        (true, true) => mask.to_string(),
+        (true, false) => format!("{mask}@*"),
+        (false, true) => format!("*!{mask}"),
+        (false, false) => format!("{mask}!*@*"),
+    }
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && !key.contains([' ', ',', ':'])
+        && !key.chars().any(|c| c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_are_completed() {
+        assert_eq!(normalize_mask("bob"), "bob!*@*");
+        assert_eq!(normalize_mask("*@10.0.0.1"), "*!*@10.0.0.1");
+        assert_eq!(normalize_mask("bob!~b"), "bob!~b@*");
+        assert_eq!(normalize_mask("a!b@c"), "a!b@c");
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(valid_key("secret"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("has space"));
+        assert!(!valid_key("a,b"));
+        assert!(!valid_key(&"x".repeat(MAX_KEY_LEN + 1)));
+    }
+}

@@ -1,0 +1,49 @@
+//! Keeping the connection alive and saying where you are: PING, QUIT, AWAY.
+
+use parley_proto::{numeric, Message};
+
+use crate::context::Ctx;
+
+pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(token) = msg.param(0) else {
+        ctx.numeric(numeric::ERR_NOORIGIN, &[], Some("No origin specified"));
+        return;
+    };
+    let name = ctx.shared.server_name();
+    ctx.server_line("PONG", &[name], Some(token));
+}
+
+pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let reason: String = msg.param(0).unwrap_or("").chars().take(300).collect();
+    ctx.session.quit = Some(reason);
+}
+
+pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let text = msg.param(0).unwrap_or("");
+    let away = if text.is_empty() {
+        None
+    } else {
+        Some(
+            text.chars()
+                .take(ctx.shared.config.limits.away_len)
+                .collect::<String>(),
+        )
+    };
+    let now_away = away.is_some();
+    if let Some(user) = ctx.shared.world.lock().users.get_mut(&ctx.session.id) {
+        user.away = away;
+    }
+    if now_away {
+        ctx.numeric(
+            numeric::RPL_NOWAWAY,
+            &[],
+            Some("You have been marked as being away"),
+        );
+    } else {
+        ctx.numeric(
+            numeric::RPL_UNAWAY,
+            &[],
+            Some("You are no longer marked as being away"),
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! Looking people up: WHO, WHOIS, WHOWAS, ISON, USERHOST. Invisible users (`+i`) show up in mask
+//! searches only to those who share a channel with them; an exact nick is always answered.
+
+use std::time::SystemTime;
+
+use parley_proto::{casefold, numeric, wildcard_match, Message};
+
+use crate::command::channel::unix_time;
+use crate::context::Ctx;
+use crate::registration::httpdate_like;
+use crate::state::{MemberStatus, User, World};
+
+/// Most rows one WHO answers, so a `WHO *` cannot flood the asker's send queue.
+const MAX_WHO_ROWS: usize = 500;
+/// Most entries one WHOWAS returns.
+const MAX_WHOWAS_ROWS: usize = 10;
+/// Nicks one USERHOST answers, per RFC 2812.
+const MAX_USERHOST_NICKS: usize = 5;
+
+fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatus>) {
+    let mut flags = String::from(if user.away.is_some() { "G" } else { "H" });
+    if let Some(status) = status {
+        flags.push_str(status.prefixes(ctx.session.caps.multi_prefix));
+    }
+    ctx.numeric(
+        numeric::RPL_WHOREPLY,
+        &[
+            channel,
+            &user.username,
+            &user.host,
+            ctx.shared.server_name(),
+            &user.nick,
+            &flags,
+        ],
+        Some(&format!("0 {}", user.realname)),
+    );
+}
+
+pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*");
+    let me = ctx.session.id;
+    {
+        let world = ctx.shared.world.lock();
+        if mask.starts_with(['#', '&']) {
+            if let Some(channel) = world.channels.get(&casefold(mask)) {
+                let is_member = channel.status(me).is_some();
+                for id in channel.order.iter().take(MAX_WHO_ROWS) {
+                    let Some(user) = world.users.get(id) else {
+                        continue;
+                    };
+                    if user.invisible && !is_member {
+                        continue;
+                    }
+                    who_row(ctx, &channel.name, user, channel.status(*id));
+                }
+            }
+        } else if !mask.contains(['*', '?']) || mask == "0" {
+            if let Some(user) = world.user_by_nick(mask) {
+                who_row(ctx, "*", user, None);
+            } else if mask == "0" {
+                who_all(ctx, &world, "*");
+            }
+        } else {
+            who_all(ctx, &world, mask);
+        }
+    }
+    ctx.numeric(numeric::RPL_ENDOFWHO, &[mask], Some("End of WHO list"));
+}
+
+fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str) {
+    let me = ctx.session.id;
+    let mut rows = 0;
+    for user in world.users.values().filter(|u| u.registered) {
+        if user.invisible && user.id != me && !world.share_channel(me, user.id) {
+            continue;
+        }
+        let matches = wildcard_match(mask, &user.nick)
+            || wildcard_match(mask, &user.host)
+            || wildcard_match(mask, &user.realname);
+        if !matches {
+            continue;
+        }
+        who_row(ctx, "*", user, None);
+        rows += 1;
+        if rows >= MAX_WHO_ROWS {
+            break;
+        }
+    }
+}
+
+pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    // `WHOIS server nick` is allowed; the nick is always the last parameter.
+    let Some(target) = msg
+        .params
+        .last()
+        .and_then(|p| p.split(',').next())
+        .filter(|n| !n.is_empty())
+    else {
+        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
+        return;
+    };
+    let world = ctx.shared.world.lock();
+    let Some(user) = world.user_by_nick(target) else {
+        drop(world);
+        ctx.numeric(
+            numeric::ERR_NOSUCHNICK,
+            &[target],
+            Some("No such nick/channel"),
+        );
+        ctx.numeric(
+            numeric::RPL_ENDOFWHOIS,
+            &[target],
+            Some("End of /WHOIS list"),
+        );
+        return;
+    };
+    let nick = user.nick.as_str();
+    ctx.numeric(
+        numeric::RPL_WHOISUSER,
+        &[nick, &user.username, &user.host, "*"],
+        Some(&user.realname),
+    );
+    let mut channels: Vec<String> = user
+        .channels
+        .iter()
+        .filter_map(|key| world.channels.get(key))
+        .map(|c| {
+            let prefix = c
+                .status(user.id)
+                .map(|s| s.prefixes(ctx.session.caps.multi_prefix))
+                .unwrap_or("");
+            format!("{prefix}{}", c.name)
+        })
+        .collect();
+    channels.sort();
+    for chunk in channels.chunks(20) {
+        ctx.numeric(numeric::RPL_WHOISCHANNELS, &[nick], Some(&chunk.join(" ")));
+    }
+    ctx.numeric(
+        numeric::RPL_WHOISSERVER,
+        &[nick, ctx.shared.server_name()],
+        Some(&ctx.shared.config.server.network),
+    );
+    if let Some(away) = &user.away {
+        ctx.numeric(numeric::RPL_AWAY, &[nick], Some(away));
+    }
+    let idle = user.last_spoke.elapsed().as_secs().to_string();
+    ctx.numeric(
+        numeric::RPL_WHOISIDLE,
+        &[nick, &idle, &unix_time(user.signon)],
+        Some("seconds idle, signon time"),
+    );
+    ctx.numeric(numeric::RPL_ENDOFWHOIS, &[nick], Some("End of /WHOIS list"));
+}
+
+pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(target) = msg.param(0).filter(|n| !n.is_empty()) else {
+        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
+        return;
+    };
+    let wanted = msg
+        .param(1)
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|c| *c > 0)
+        .unwrap_or(MAX_WHOWAS_ROWS)
+        .min(MAX_WHOWAS_ROWS);
+    let folded = casefold(target);
+    let rows: Vec<(String, String, String, String, SystemTime)> = {
+        let world = ctx.shared.world.lock();
+        world
+            .whowas
+            .iter()
+            .rev()
+            .filter(|e| casefold(&e.nick) == folded)
+            .take(wanted)
+            .map(|e| {
+                (
+                    e.nick.clone(),
+                    e.username.clone(),
+                    e.host.clone(),
+                    e.realname.clone(),
+                    e.when,
+                )
+            })
+            .collect()
+    };
+    if rows.is_empty() {
+        ctx.numeric(
+            numeric::ERR_WASNOSUCHNICK,
+            &[target],
+            Some("There was no such nickname"),
+        );
+    }
+    for (nick, username, host, realname, when) in &rows {
+        ctx.numeric(
+            numeric::RPL_WHOWASUSER,
+            &[nick, username, host, "*"],
+            Some(realname),
+        );
+        ctx.numeric(
+            numeric::RPL_WHOISSERVER,
+            &[nick, ctx.shared.server_name()],
+            Some(&httpdate_like(*when)),
+        );
+    }
+    ctx.numeric(numeric::RPL_ENDOFWHOWAS, &[target], Some("End of WHOWAS"));
+}
+
+pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let online: Vec<String> = {
+        let world = ctx.shared.world.lock();
+        msg.params
+            .iter()
+            .flat_map(|p| p.split(' '))
+            .filter(|n| !n.is_empty())
+            .take(64)
+            .filter_map(|n| world.user_by_nick(n).map(|u| u.nick.clone()))
+            .collect()
+    };
+    ctx.numeric(numeric::RPL_ISON, &[], Some(&online.join(" ")));
+}
+
+pub fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let replies: Vec<String> = {
+        let world = ctx.shared.world.lock();
+        msg.params
+            .iter()
+            .flat_map(|p| p.split(' '))
+            .filter(|n| !n.is_empty())
+            .take(MAX_USERHOST_NICKS)
+            .filter_map(|n| world.user_by_nick(n))
+            .map(|u| {
+                let presence = if u.away.is_some() { '-' } else { '+' };
+                format!("{}={presence}{}@{}", u.nick, u.username, u.host)
+            })
+            .collect()
+    };
+    ctx.numeric(numeric::RPL_USERHOST, &[], Some(&replies.join(" ")));
+}

@@ -1,0 +1,1296 @@
+//! The `parleyd` configuration: TOML file, defaults and validation.
+//!
+//! Every key is optional and falls back to a sane default, so a config file only says what differs. The
+//! file is parsed once into a spanned document so that every error (syntax, unknown key, wrong type,
+//! failed validation) names the dotted key and its line, and says what would be accepted instead.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+/// The whole server configuration, one field per TOML section.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub listen: ListenConfig,
+    pub limits: LimitsConfig,
+    pub flood: FloodConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: who this server says it is and how it greets people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The server's own name, the source of its replies.
+    pub name: String,
+    /// The network name announced in `RPL_ISUPPORT` (`NETWORK=`).
+    pub network: String,
+    /// The message of the day; may span several lines.
+    pub motd: String,
+    /// Channel new clients are joined to after registration; empty turns that off.
+    pub default_channel: String,
+    /// Where persistent state lives, relative to the working directory unless absolute.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            name: "parley.local".to_owned(),
+            network: "Parley".to_owned(),
+            motd: "Welcome to Parley, a small and friendly IRC server.\n\
+                   Everyone meets in #lobby: say hello there, and be kind.\n"
+                .to_owned(),
+            default_channel: "#lobby".to_owned(),
+            data_dir: PathBuf::from("parley"),
+        }
+    }
+}
+
+/// `[listen]`: the addresses the server accepts connections on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Plain-text (non-TLS) IRC listeners, each an `ip:port` socket address.
+    pub plain: Vec<String>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            plain: vec!["127.0.0.1:6667".to_owned()],
+        }
+    }
+}
+
+/// `[limits]`: a bound on everything a client can grow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_clients: usize,
+    pub max_clients_per_ip: usize,
+    pub nick_len: usize,
+    pub user_len: usize,
+    pub channel_len: usize,
+    pub topic_len: usize,
+    pub away_len: usize,
+    pub kick_len: usize,
+    pub channels_per_user: usize,
+    pub targets_per_message: usize,
+    pub send_queue_bytes: usize,
+    pub registration_timeout_secs: u64,
+    /// Idle time before the server sends a `PING`.
+    pub ping_interval_secs: u64,
+    /// Time a client has to answer that `PING` before it is disconnected.
+    pub ping_timeout_secs: u64,
+    pub whowas_entries: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_clients: 10_000,
+            max_clients_per_ip: 256,
+            nick_len: 30,
+            user_len: 16,
+            channel_len: 50,
+            topic_len: 390,
+            away_len: 200,
+            kick_len: 255,
+            channels_per_user: 50,
+            targets_per_message: 4,
+            send_queue_bytes: 262_144,
+            registration_timeout_secs: 60,
+            ping_interval_secs: 120,
+            ping_timeout_secs: 60,
+            whowas_entries: 1024,
+        }
+    }
+}
+
+/// `[flood]`: per-client line rate limiting (a token bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    pub enabled: bool,
+    /// Lines a client may send at once before the rate applies.
+    pub burst: u32,
+    /// Sustained lines per second once the burst is spent.
+    pub lines_per_second: f64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            burst: 10,
+            lines_per_second: 2.0,
+        }
+    }
+}
+
+/// `[log]`: what the server logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A level name (`trace`..`error`, `off`) or `tracing` filter directives such as `info,parley=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+///
+/// `path` is the file the text came from (`None` for [`Config::from_toml_str`]). `line` is 1-based;
+/// `0` means the key is not in the file (its default value, or a `Config` built in code, failed
+/// validation), and the message then names no line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}; check that it exists and is readable", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}TOML syntax error: {message}; fix the file at that spot", syntax_location(.path, *.line, *.column))]
+    Syntax {
+        path: Option<PathBuf>,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}unknown key `{key}` ({}); fix the spelling or remove it", location(.path, *.line), unknown_key_hint(.key))]
+    UnknownKey {
+        path: Option<PathBuf>,
+        key: String,
+        line: usize,
+    },
+    #[error("{}invalid value for `{key}`: {message}", location(.path, *.line))]
+    InvalidValue {
+        path: Option<PathBuf>,
+        key: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The `file:line: ` (or `line N: `) prefix of an error message; empty when neither is known.
+fn location(path: &Option<PathBuf>, line: usize) -> String {
+    match (path, line) {
+        (Some(path), 0) => format!("{}: ", path.display()),
+        (Some(path), line) => format!("{}:{line}: ", path.display()),
+        (None, 0) => String::new(),
+        (None, line) => format!("line {line}: "),
+    }
+}
+
+/// The `file:line:column: ` (or `line N, column M: `) prefix of a syntax error.
+fn syntax_location(path: &Option<PathBuf>, line: usize, column: usize) -> String {
+    match (path, line) {
+        (Some(path), 0) => format!("{}: ", path.display()),
+        (Some(path), line) => format!("{}:{line}:{column}: ", path.display()),
+        (None, 0) => String::new(),
+        (None, line) => format!("line {line}, column {column}: "),
+    }
+}
+
+/// What the user probably meant by an unknown dotted key: the keys that do exist there.
+fn unknown_key_hint(key: &str) -> String {
+    let (section, leaf) = match key.rsplit_once('.') {
+        Some((section, leaf)) => (section, leaf),
+        None => ("", key),
+    };
+    let known: Vec<&str> = if section.is_empty() {
+        SECTION_DOCS.iter().map(|(name, _)| *name).collect()
+    } else {
+        KEY_DOCS
+            .iter()
+            .filter(|(s, _, _)| *s == section)
+            .map(|(_, k, _)| *k)
+            .collect()
+    };
+    let mut hint = if section.is_empty() {
+        let sections: Vec<String> = known.iter().map(|s| format!("[{s}]")).collect();
+        format!("known sections: {}", sections.join(", "))
+    } else if known.is_empty() {
+        format!("[{section}] has no keys of its own")
+    } else {
+        format!("known keys in [{section}]: {}", known.join(", "))
+    };
+    if let Some(home) = KEY_DOCS
+        .iter()
+        .find(|(s, k, _)| *k == leaf && *s != section)
+        .map(|(s, _, _)| s)
+    {
+        let _ = write!(hint, "; `{leaf}` belongs in [{home}]");
+    } else if let Some(near) = known
+        .iter()
+        .filter(|k| edit_distance(k, leaf) <= 2)
+        .min_by_key(|k| edit_distance(k, leaf))
+    {
+        let _ = write!(hint, "; did you mean `{near}`?");
+    }
+    hint
+}
+
+/// Levenshtein distance, for "did you mean" on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The comment above each section in [`Config::to_commented_toml`], in file order.
+const SECTION_DOCS: &[(&str, &str)] = &[
+    (
+        "server",
+        "Who this server says it is, and how it greets people.",
+    ),
+    ("listen", "Where the server accepts connections."),
+    (
+        "limits",
+        "A bound on everything a client can grow. Lengths are in bytes.",
+    ),
+    (
+        "flood",
+        "Flood protection: each client may send `burst` lines at once, then\n\
+         `lines_per_second` on average; lines beyond that are throttled.",
+    ),
+    ("log", "What the server logs."),
+];
+
+/// The comment above each key in [`Config::to_commented_toml`], in file order. A test checks that this
+/// lists exactly the keys that `Config` serializes, so it cannot fall behind the structs.
+const KEY_DOCS: &[(&str, &str, &str)] = &[
+    (
+        "server",
+        "name",
+        "The server's own name, shown as the source of its replies. Letters, digits,\n\
+         '.', '-' and '_' only (like a hostname).",
+    ),
+    (
+        "server",
+        "network",
+        "The network name clients show for this server (NETWORK= in RPL_ISUPPORT). No spaces.",
+    ),
+    (
+        "server",
+        "motd",
+        "The message of the day, sent to every client that connects. May span several lines.",
+    ),
+    (
+        "server",
+        "default_channel",
+        "Channel every new client joins after connecting; \"\" turns this off.\n\
+         Must start with '#', with no spaces or commas.",
+    ),
+    (
+        "server",
+        "data_dir",
+        "Directory for the server's persistent data.\n\
+         A relative path is taken from the directory parleyd starts in.",
+    ),
+    (
+        "listen",
+        "plain",
+        "Plain-text IRC listeners, each an ip:port, e.g. [\"0.0.0.0:6667\", \"[::]:6667\"].\n\
+         The default only accepts connections from this machine.",
+    ),
+    (
+        "limits",
+        "max_clients",
+        "Most connections the server accepts at once.",
+    ),
+    (
+        "limits",
+        "max_clients_per_ip",
+        "Most connections from one IP address at once.",
+    ),
+    ("limits", "nick_len", "Longest nickname (1 to 64)."),
+    (
+        "limits",
+        "user_len",
+        "Longest username (the ident in USER).",
+    ),
+    (
+        "limits",
+        "channel_len",
+        "Longest channel name, including its '#' (2 to 200).",
+    ),
+    ("limits", "topic_len", "Longest channel topic."),
+    ("limits", "away_len", "Longest away message."),
+    ("limits", "kick_len", "Longest kick reason."),
+    (
+        "limits",
+        "channels_per_user",
+        "Most channels one client can be in at once.",
+    ),
+    (
+        "limits",
+        "targets_per_message",
+        "Most targets in one PRIVMSG/NOTICE (a,b,c counts as 3).",
+    ),
+    (
+        "limits",
+        "send_queue_bytes",
+        "Bytes of output that may pile up for a slow client before it is\n\
+         disconnected with \"SendQ exceeded\" (at least 4096).",
+    ),
+    (
+        "limits",
+        "registration_timeout_secs",
+        "Seconds a new connection has to finish NICK/USER before it is dropped.",
+    ),
+    (
+        "limits",
+        "ping_interval_secs",
+        "Seconds a client may stay silent before the server sends it a PING.",
+    ),
+    (
+        "limits",
+        "ping_timeout_secs",
+        "Seconds a client has to answer that PING before it is disconnected.",
+    ),
+    (
+        "limits",
+        "whowas_entries",
+        "How many departed nicknames WHOWAS remembers; 0 turns WHOWAS off.",
+    ),
+    ("flood", "enabled", "Whether flood protection is on."),
+    (
+        "flood",
+        "burst",
+        "Lines a client may send at once (at least 1).",
+    ),
+    (
+        "flood",
+        "lines_per_second",
+        "Average lines per second allowed after the burst (more than 0).",
+    ),
+    (
+        "log",
+        "level",
+        "One of trace, debug, info, warn, error, off; or tracing filter directives\n\
+         such as \"info,parley_server=debug\".",
+    ),
+];
+
+/// A validation failure before it is given a file and line: the dotted key, which element of a list
+/// (if the key is a list), and what is wrong.
+struct Invalid {
+    key: &'static str,
+    item: Option<usize>,
+    message: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, message: String) -> Self {
+        Self {
+            key,
+            item: None,
+            message,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates configuration text; errors carry no file path.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text, None)
+    }
+
+    /// Reads, parses and validates the config file at `path`; errors name the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Editors on some systems save a byte-order mark, which TOML does not allow.
+        parse(text.strip_prefix('\u{feff}').unwrap_or(&text), Some(path))
+    }
+
+    /// Checks the rules that types alone cannot express, for a `Config` built in code. Errors carry no
+    /// path and line 0; [`Config::from_toml_str`] and [`Config::load`] already run this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|invalid| ConfigError::InvalidValue {
+            path: None,
+            key: invalid.key.to_owned(),
+            line: 0,
+            message: invalid.message,
+        })
+    }
+
+    /// The effective configuration as TOML, with a comment above every section and key saying what it
+    /// does and its default. Parses back to an equal `Config`.
+    pub fn to_commented_toml(&self) -> String {
+        let mut printable = self.clone();
+        // Only a Config built in code can hold a non-UTF-8 path, and TOML cannot spell one.
+        printable.server.data_dir = PathBuf::from(self.server.data_dir.to_string_lossy().as_ref());
+        let values = toml::Table::try_from(&printable)
+            .expect("a Config with a UTF-8 data_dir always serializes to a TOML table");
+        let defaults = default_table();
+
+        let mut out = String::from(
+            "# Parley server (parleyd) configuration.\n\
+             # Every key is optional: one left out takes the default named in its comment.\n",
+        );
+        for (section, section_help) in SECTION_DOCS {
+            out.push('\n');
+            push_comment(&mut out, section_help);
+            let _ = writeln!(out, "[{section}]");
+            for (_, key, help) in KEY_DOCS.iter().filter(|(s, _, _)| s == section) {
+                let value = values.get(*section).and_then(|table| table.get(*key));
+                let default = defaults.get(*section).and_then(|table| table.get(*key));
+                let (Some(value), Some(default)) = (value, default) else {
+                    continue;
+                };
+                out.push('\n');
+                push_comment(
+                    &mut out,
+                    &format!("{help}\nDefault: {}", one_line_value(default)),
+                );
+                let _ = writeln!(out, "{key} = {value}");
+            }
+        }
+        out
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        let server = &self.server;
+        if server.name.is_empty()
+            || !server
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(Invalid::new(
+                "server.name",
+                format!(
+                    "{:?} is not a server name; use letters, digits, '.', '-' and '_' only, like \"irc.example.org\"",
+                    server.name
+                ),
+            ));
+        }
+        if server.network.is_empty()
+            || server
+                .network
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Invalid::new(
+                "server.network",
+                format!(
+                    "{:?} is not a network name; use one word without spaces, like \"Parley\"",
+                    server.network
+                ),
+            ));
+        }
+        let channel = &server.default_channel;
+        if !channel.is_empty() {
+            let well_formed = channel.len() >= 2
+                && channel.starts_with('#')
+                && !channel
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',');
+            if !well_formed {
+                return Err(Invalid::new(
+                    "server.default_channel",
+                    format!(
+                        "{channel:?} is not a channel name; use '#' and a name without spaces or commas, like \"#lobby\", or \"\" for none"
+                    ),
+                ));
+            }
+        }
+        if server.data_dir.as_os_str().is_empty() {
+            return Err(Invalid::new(
+                "server.data_dir",
+                "the path is empty; name a directory, like \"parley\"".to_owned(),
+            ));
+        }
+
+        if self.listen.plain.is_empty() {
+            return Err(Invalid::new(
+                "listen.plain",
+                "the list is empty, so no one could connect; add an address like \"127.0.0.1:6667\""
+                    .to_owned(),
+            ));
+        }
+        for (index, address) in self.listen.plain.iter().enumerate() {
+            if address.parse::<SocketAddr>().is_err() {
+                return Err(Invalid {
+                    key: "listen.plain",
+                    item: Some(index),
+                    message: format!(
+                        "{address:?} is not an address like 127.0.0.1:6667 or [::1]:6667 (an IP and a port, no host names)"
+                    ),
+                });
+            }
+        }
+
+        let limits = &self.limits;
+        let ranges: [(&'static str, u64, u64, u64); 15] = [
+            (
+                "limits.max_clients",
+                as_u64(limits.max_clients),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.max_clients_per_ip",
+                as_u64(limits.max_clients_per_ip),
+                1,
+                u64::MAX,
+            ),
+            ("limits.nick_len", as_u64(limits.nick_len), 1, 64),
+            ("limits.user_len", as_u64(limits.user_len), 1, u64::MAX),
+            ("limits.channel_len", as_u64(limits.channel_len), 2, 200),
+            ("limits.topic_len", as_u64(limits.topic_len), 1, u64::MAX),
+            ("limits.away_len", as_u64(limits.away_len), 1, u64::MAX),
+            ("limits.kick_len", as_u64(limits.kick_len), 1, u64::MAX),
+            (
+                "limits.channels_per_user",
+                as_u64(limits.channels_per_user),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.targets_per_message",
+                as_u64(limits.targets_per_message),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.send_queue_bytes",
+                as_u64(limits.send_queue_bytes),
+                4096,
+                u64::MAX,
+            ),
+            (
+                "limits.registration_timeout_secs",
+                limits.registration_timeout_secs,
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.ping_interval_secs",
+                limits.ping_interval_secs,
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.ping_timeout_secs",
+                limits.ping_timeout_secs,
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.whowas_entries",
+                as_u64(limits.whowas_entries),
+                0,
+                u64::MAX,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if value < min || value > max {
+                let wanted = if max == u64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("from {min} to {max}")
+                };
+                return Err(Invalid::new(
+                    key,
+                    format!("{value} is out of range; use a number {wanted}"),
+                ));
+            }
+        }
+
+        // Checked after the limits so that a bad channel_len is reported as itself.
+        if server.default_channel.len() > limits.channel_len {
+            return Err(Invalid::new(
+                "server.default_channel",
+                format!(
+                    "{:?} is {} bytes, longer than limits.channel_len ({}); shorten it or raise the limit",
+                    server.default_channel,
+                    server.default_channel.len(),
+                    limits.channel_len
+                ),
+            ));
+        }
+
+        if self.flood.burst == 0 {
+            return Err(Invalid::new(
+                "flood.burst",
+                "0 would refuse every line; use at least 1, or set flood.enabled = false"
+                    .to_owned(),
+            ));
+        }
+        let rate = self.flood.lines_per_second;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Invalid::new(
+                "flood.lines_per_second",
+                format!("{rate} is not a rate; use a number above 0, like 2.0, or set flood.enabled = false"),
+            ));
+        }
+
+        if !is_log_filter(&self.log.level) {
+            return Err(Invalid::new(
+                "log.level",
+                format!(
+                    "{:?} is not a log level; use trace, debug, info, warn, error or off, or directives like \"info,parley_server=debug\"",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn as_u64(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// A level name, or comma-separated `tracing` directives each of which is a level name or `target=level`.
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word));
+    !filter.trim().is_empty()
+        && filter.split(',').all(|directive| {
+            let directive = directive.trim();
+            is_level(directive)
+                || (directive.contains('=') && !directive.contains(char::is_whitespace))
+        })
+}
+
+fn push_comment(out: &mut String, text: &str) {
+    for line in text.lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+/// A value written on one line (newlines escaped), for the "Default:" part of a comment.
+fn one_line_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => {
+            let mut quoted = String::from("\"");
+            for c in text.chars() {
+                match c {
+                    '"' => quoted.push_str("\\\""),
+                    '\\' => quoted.push_str("\\\\"),
+                    '\n' => quoted.push_str("\\n"),
+                    '\t' => quoted.push_str("\\t"),
+                    c if c.is_control() => {
+                        let _ = write!(quoted, "\\u{:04X}", u32::from(c));
+                    }
+                    c => quoted.push(c),
+                }
+            }
+            quoted.push('"');
+            quoted
+        }
+        other => other.to_string(),
+    }
+}
+
+fn default_table() -> toml::Table {
+    toml::Table::try_from(Config::default()).expect("the default Config serializes to a TOML table")
+}
+
+/// Parse, deserialize and validate, turning every failure into an error that names key and line.
+fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    let path_buf = path.map(Path::to_path_buf);
+    let document = DeTable::parse(text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map_or((0, 0), |span| line_and_column(text, span.start));
+        ConfigError::Syntax {
+            path: path_buf.clone(),
+            line,
+            column,
+            message: error.message().trim().to_owned(),
+        }
+    })?;
+    let config = Config::deserialize(toml::de::Deserializer::from(document.clone()))
+        .map_err(|error| deserialize_error(text, document.get_ref(), &error, path_buf.clone()))?;
+    config.check().map_err(|invalid| {
+        let segments: Vec<&str> = invalid.key.split('.').collect();
+        let line = span_of(document.get_ref(), &segments, invalid.item)
+            .map_or(0, |span| line_and_column(text, span.start).0);
+        ConfigError::InvalidValue {
+            path: path_buf.clone(),
+            key: invalid.key.to_owned(),
+            line,
+            message: invalid.message,
+        }
+    })?;
+    Ok(config)
+}
+
+/// Turns a serde error (unknown field, wrong type) into one naming the dotted key found at its span.
+fn deserialize_error(
+    text: &str,
+    document: &DeTable<'_>,
+    error: &toml::de::Error,
+    path: Option<PathBuf>,
+) -> ConfigError {
+    let span = error.span();
+    let segments = span
+        .as_ref()
+        .and_then(|span| key_path_at(document, span.start))
+        .unwrap_or_default();
+    let key = segments.join(".");
+    let line = span.map_or(0, |span| line_and_column(text, span.start).0);
+    let message = error.message().trim();
+    if message.starts_with("unknown field") {
+        return ConfigError::UnknownKey { path, key, line };
+    }
+    let found = if let Some(rest) = message.strip_prefix("invalid type: ") {
+        rest.split_once(", expected")
+            .map(|(found, _)| found.to_owned())
+    } else if let Some(rest) = message.strip_prefix("invalid value: ") {
+        // serde says "invalid value" for an integer that does not fit the key's type.
+        rest.split_once(", expected")
+            .map(|(found, _)| format!("{found}, which is negative or too large"))
+    } else {
+        None
+    };
+    let expected = expected_for(&segments);
+    let message = match (found, expected) {
+        (Some(found), Some(expected)) => format!("found {found}; expected {expected}"),
+        (None, Some(expected)) => format!("{message}; expected {expected}"),
+        (_, None) => message.to_owned(),
+    };
+    ConfigError::InvalidValue {
+        path,
+        key,
+        line,
+        message,
+    }
+}
+
+/// What a key accepts, described from the type and value of its default.
+fn expected_for(segments: &[String]) -> Option<String> {
+    let defaults = toml::Value::Table(default_table());
+    let mut value = &defaults;
+    for segment in segments {
+        value = value.get(segment.as_str())?;
+    }
+    let shown = one_line_value(value);
+    Some(match value {
+        toml::Value::Integer(_) => format!("a whole number, like {shown}"),
+        toml::Value::Float(_) => format!("a number, like {shown}"),
+        toml::Value::Boolean(_) => "true or false".to_owned(),
+        toml::Value::String(_) => format!("a quoted string, like {shown}"),
+        toml::Value::Array(_) => format!("a list of strings, like {shown}"),
+        toml::Value::Table(_) => format!("a section, written as a [{}] header", segments.join(".")),
+        toml::Value::Datetime(_) => format!("a date, like {shown}"),
+    })
+}
+
+/// The dotted key whose name or value covers byte `offset` of the document.
+fn key_path_at(table: &DeTable<'_>, offset: usize) -> Option<Vec<String>> {
+    for (key, value) in table.iter() {
+        let name = key.get_ref().to_string();
+        if covers(&key.span(), offset) {
+            return Some(vec![name]);
+        }
+        let inner = match value.get_ref() {
+            DeValue::Table(inner) => key_path_at(inner, offset),
+            DeValue::Array(items) => items.iter().find_map(|item| match item.get_ref() {
+                DeValue::Table(inner) => key_path_at(inner, offset),
+                _ => None,
+            }),
+            _ => None,
+        };
+        if let Some(mut rest) = inner {
+            rest.insert(0, name);
+            return Some(rest);
+        }
+        if covers(&value.span(), offset) {
+            return Some(vec![name]);
+        }
+    }
+    None
+}
+
+fn covers(span: &Range<usize>, offset: usize) -> bool {
+    span.contains(&offset) || (span.is_empty() && span.start == offset)
+}
+
+/// Where a dotted key (or one element of its list) is written, if it is in the document at all.
+fn span_of(table: &DeTable<'_>, segments: &[&str], item: Option<usize>) -> Option<Range<usize>> {
+    let (first, rest) = segments.split_first()?;
+    let (key, value) = table.get_key_value(*first)?;
+    if !rest.is_empty() {
+        return match value.get_ref() {
+            DeValue::Table(inner) => span_of(inner, rest, item),
+            _ => None,
+        };
+    }
+    match (item, value.get_ref()) {
+        (Some(index), DeValue::Array(items)) => items.get(index).map(|item| item.span()),
+        _ => Some(key.span()),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    // Count characters, not bytes: skip UTF-8 continuation bytes.
+    let column = before[line_start..]
+        .iter()
+        .filter(|&&byte| byte & 0xC0 != 0x80)
+        .count()
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> (String, usize, String) {
+        match Config::from_toml_str(text) {
+            Err(ConfigError::InvalidValue {
+                key, line, message, ..
+            }) => (key, line, message),
+            other => panic!("expected InvalidValue for {text:?}, got {other:?}"),
+        }
+    }
+
+    fn unknown(text: &str) -> (String, usize) {
+        match Config::from_toml_str(text) {
+            Err(ConfigError::UnknownKey { key, line, .. }) => (key, line),
+            other => panic!("expected UnknownKey for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_the_defaults() {
+        let config = Config::from_toml_str("").expect("empty config is valid");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.default_channel, "#lobby");
+        assert_eq!(config.listen.plain, ["127.0.0.1:6667"]);
+        assert_eq!(config.limits.send_queue_bytes, 262_144);
+        assert!(config.server.motd.contains("Parley") && config.server.motd.contains("#lobby"));
+        Config::default()
+            .validate()
+            .expect("the defaults are valid");
+    }
+
+    #[test]
+    fn default_config_round_trips_through_commented_toml() {
+        let text = Config::default().to_commented_toml();
+        let parsed = Config::from_toml_str(&text).expect("commented default config parses");
+        assert_eq!(parsed, Config::default());
+        assert!(text.contains("# Longest nickname (1 to 64).\n# Default: 30\nnick_len = 30\n"));
+        assert!(text.contains("[limits]\n"));
+    }
+
+    #[test]
+    fn changed_config_round_trips_through_commented_toml() {
+        let mut config = Config::default();
+        config.server.motd = "line \"one\"\nline two\\ with a tab\t".to_owned();
+        config.server.default_channel = String::new();
+        config.listen.plain = vec!["0.0.0.0:6667".to_owned(), "[::1]:7000".to_owned()];
+        config.flood.lines_per_second = 0.25;
+        config.flood.enabled = false;
+        config.log.level = "info,parley_server=debug".to_owned();
+        let text = config.to_commented_toml();
+        assert_eq!(
+            Config::from_toml_str(&text).expect("commented config parses"),
+            config
+        );
+        // Comments name the default even when the value differs from it.
+        assert!(text.contains("# Default: true\nenabled = false\n"));
+    }
+
+    #[test]
+    fn every_section_and_key_is_documented() {
+        let defaults = default_table();
+        let documented_sections: Vec<&str> = SECTION_DOCS.iter().map(|(s, _)| *s).collect();
+        let mut serialized_sections: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        serialized_sections.sort_unstable();
+        let mut sorted = documented_sections.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, serialized_sections);
+        for section in documented_sections {
+            let table = defaults
+                .get(section)
+                .and_then(toml::Value::as_table)
+                .expect("every documented section is a table");
+            let mut serialized: Vec<&str> = table.keys().map(String::as_str).collect();
+            serialized.sort_unstable();
+            let mut documented: Vec<&str> = KEY_DOCS
+                .iter()
+                .filter(|(s, _, _)| *s == section)
+                .map(|(_, k, _)| *k)
+                .collect();
+            documented.sort_unstable();
+            assert_eq!(documented, serialized, "keys of [{section}]");
+        }
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let config = Config::from_toml_str(
+            "[server]\nname = \"irc.example.org\"\n\n[limits]\nnick_len = 20\n",
+        )
+        .expect("partial config is valid");
+        assert_eq!(config.server.name, "irc.example.org");
+        assert_eq!(config.limits.nick_len, 20);
+        assert_eq!(config.server.network, "Parley");
+        assert_eq!(config.limits.channel_len, 50);
+        assert_eq!(config.listen, ListenConfig::default());
+        assert_eq!(config.flood, FloodConfig::default());
+        assert_eq!(config.log, LogConfig::default());
+    }
+
+    #[test]
+    fn dotted_keys_work_like_sections() {
+        let config = Config::from_toml_str("limits.nick_len = 12\nflood = { burst = 3 }\n")
+            .expect("dotted keys and inline tables are valid");
+        assert_eq!(config.limits.nick_len, 12);
+        assert_eq!(config.flood.burst, 3);
+        assert!(config.flood.enabled);
+    }
+
+    #[test]
+    fn unknown_key_in_section_names_key_and_line() {
+        let (key, line) =
+            unknown("[server]\nname = \"a\"\n\n[limits]\nnick_len = 9\nnick_lenn = 10\n");
+        assert_eq!(key, "limits.nick_lenn");
+        assert_eq!(line, 6);
+        let error = Config::from_toml_str("[limits]\nnick_lenn = 10\n").expect_err("unknown key");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("line 2: unknown key `limits.nick_lenn`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("known keys in [limits]: max_clients,"),
+            "{text}"
+        );
+        assert!(text.contains("did you mean `nick_len`?"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_at_top_level_names_key_and_line() {
+        let (key, line) = unknown("# comment\n\nbogus = 1\n");
+        assert_eq!(key, "bogus");
+        assert_eq!(line, 3);
+        let (key, line) = unknown("[limits]\nnick_len = 9\n\n[limts]\nx = 1\n");
+        assert_eq!(key, "limts");
+        assert_eq!(line, 4);
+        let text = Config::from_toml_str("nick_len = 5\n")
+            .expect_err("top-level nick_len is unknown")
+            .to_string();
+        assert!(
+            text.contains("known sections: [server], [listen]"),
+            "{text}"
+        );
+        assert!(text.contains("`nick_len` belongs in [limits]"), "{text}");
+    }
+
+    #[test]
+    fn unknown_subtable_names_dotted_key() {
+        let (key, line) = unknown("[limits]\nnick_len = 9\n[limits.extra]\na = 1\n");
+        assert_eq!(key, "limits.extra");
+        assert_eq!(line, 3);
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let (key, line, message) = invalid("[limits]\n\nnick_len = \"x\"\n");
+        assert_eq!(key, "limits.nick_len");
+        assert_eq!(line, 3);
+        assert_eq!(
+            message,
+            "found string \"x\"; expected a whole number, like 30"
+        );
+
+        let (key, line, _) = invalid("[flood]\nenabled = \"yes\"\n");
+        assert_eq!((key.as_str(), line), ("flood.enabled", 2));
+
+        let (key, line, message) = invalid("[listen]\nplain = \"127.0.0.1:6667\"\n");
+        assert_eq!((key.as_str(), line), ("listen.plain", 2));
+        assert!(message.contains("a list of strings"), "{message}");
+
+        let (key, line, message) = invalid("\nlimits = 5\n");
+        assert_eq!((key.as_str(), line), ("limits", 2));
+        assert!(message.contains("[limits] header"), "{message}");
+
+        let (key, line, message) = invalid("[limits]\nmax_clients = -1\n");
+        assert_eq!((key.as_str(), line), ("limits.max_clients", 2));
+        assert_eq!(
+            message,
+            "found integer `-1`, which is negative or too large; expected a whole number, like 10000"
+        );
+    }
+
+    #[test]
+    fn wrong_type_inside_list_names_the_list() {
+        let (key, line, _) = invalid("[listen]\nplain = [\n  \"127.0.0.1:6667\",\n  7000,\n]\n");
+        assert_eq!(key, "listen.plain");
+        assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_element_line() {
+        let (key, line, message) =
+            invalid("[listen]\nplain = [\n  \"127.0.0.1:6667\",\n  \"abc\",\n]\n");
+        assert_eq!(key, "listen.plain");
+        assert_eq!(line, 4);
+        assert!(
+            message.starts_with("\"abc\" is not an address like 127.0.0.1:6667"),
+            "{message}"
+        );
+        let text = Config::from_toml_str("[listen]\nplain = [\"abc\"]\n")
+            .expect_err("bad address")
+            .to_string();
+        assert!(
+            text.starts_with("line 2: invalid value for `listen.plain`: \"abc\" is not an address"),
+            "{text}"
+        );
+        let (key, line, _) = invalid("[listen]\nplain = []\n");
+        assert_eq!((key.as_str(), line), ("listen.plain", 2));
+    }
+
+    #[test]
+    fn limit_ranges_are_enforced() {
+        let cases = [
+            ("nick_len = 0", "limits.nick_len"),
+            ("nick_len = 65", "limits.nick_len"),
+            ("channel_len = 1", "limits.channel_len"),
+            ("channel_len = 201", "limits.channel_len"),
+            ("send_queue_bytes = 4095", "limits.send_queue_bytes"),
+            ("max_clients = 0", "limits.max_clients"),
+            ("ping_timeout_secs = 0", "limits.ping_timeout_secs"),
+        ];
+        for (line_text, expected_key) in cases {
+            let (key, line, message) = invalid(&format!("# limits\n[limits]\n{line_text}\n"));
+            assert_eq!(key, expected_key, "{line_text}");
+            assert_eq!(line, 3, "{line_text}");
+            assert!(message.contains("out of range"), "{message}");
+        }
+        let config = Config::from_toml_str(
+            "[limits]\nnick_len = 64\nchannel_len = 2\nsend_queue_bytes = 4096\nwhowas_entries = 0\n",
+        );
+        // channel_len = 2 is below the default channel's length, so turn that off to test the bounds.
+        assert!(config.is_err());
+        let config = Config::from_toml_str(
+            "[server]\ndefault_channel = \"\"\n[limits]\nnick_len = 64\nchannel_len = 2\nsend_queue_bytes = 4096\nwhowas_entries = 0\n",
+        )
+        .expect("boundary values are valid");
+        assert_eq!(config.limits.send_queue_bytes, 4096);
+    }
+
+    #[test]
+    fn flood_rate_must_be_positive() {
+        for value in ["0.0", "-1.5", "nan", "inf"] {
+            let (key, line, _) = invalid(&format!(
+                "[flood]\nenabled = true\nlines_per_second = {value}\n"
+            ));
+            assert_eq!(
+                (key.as_str(), line),
+                ("flood.lines_per_second", 3),
+                "{value}"
+            );
+        }
+        let (key, line, _) = invalid("[flood]\nburst = 0\n");
+        assert_eq!((key.as_str(), line), ("flood.burst", 2));
+    }
+
+    #[test]
+    fn default_channel_rules() {
+        for bad in ["lobby", "#", "#a b", "#a,b", "#a\u{7}"] {
+            let text = format!(
+                "[server]\ndefault_channel = {}\n",
+                one_line_value(&toml::Value::String(bad.to_owned()))
+            );
+            let (key, line, _) = invalid(&text);
+            assert_eq!(
+                (key.as_str(), line),
+                ("server.default_channel", 2),
+                "{bad:?}"
+            );
+        }
+        let config = Config::from_toml_str("[server]\ndefault_channel = \"\"\n")
+            .expect("empty default channel turns it off");
+        assert_eq!(config.server.default_channel, "");
+        // Too long for the configured channel_len, which is on another line.
+        let (key, line, message) =
+            invalid("[server]\ndefault_channel = \"#lobby\"\n[limits]\nchannel_len = 4\n");
+        assert_eq!((key.as_str(), line), ("server.default_channel", 2));
+        assert!(message.contains("limits.channel_len"), "{message}");
+    }
+
+    #[test]
+    fn server_name_and_network_rules() {
+        for bad in ["", "irc example", "irc:6667"] {
+            let (key, line, _) = invalid(&format!("\n[server]\nname = {bad:?}\n"));
+            assert_eq!((key.as_str(), line), ("server.name", 3), "{bad:?}");
+        }
+        let (key, line, _) = invalid("[server]\nnetwork = \"My Net\"\n");
+        assert_eq!((key.as_str(), line), ("server.network", 2));
+        let (key, line, _) = invalid("[server]\ndata_dir = \"\"\n");
+        assert_eq!((key.as_str(), line), ("server.data_dir", 2));
+    }
+
+    #[test]
+    fn log_level_rules() {
+        for good in [
+            "trace",
+            "DEBUG",
+            "warn",
+            "off",
+            "info,parley_server=debug",
+            "parley=trace",
+        ] {
+            let config = Config::from_toml_str(&format!("[log]\nlevel = {good:?}\n"))
+                .expect("valid log level");
+            assert_eq!(config.log.level, good);
+        }
+        for bad in ["verbose", "", "info,loud"] {
+            let (key, line, _) = invalid(&format!("[log]\n\nlevel = {bad:?}\n"));
+            assert_eq!((key.as_str(), line), ("log.level", 3), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_default_value_has_no_line() {
+        // A default-valued key that fails only because of another key: the line is that of the key
+        // present in the file when there is one, else 0.
+        let (key, line, _) = invalid("[limits]\nchannel_len = 3\n");
+        assert_eq!((key.as_str(), line), ("server.default_channel", 0));
+        let error = Config::from_toml_str("[limits]\nchannel_len = 3\n").expect_err("too long");
+        assert!(error
+            .to_string()
+            .starts_with("invalid value for `server.default_channel`"));
+
+        let mut config = Config::default();
+        config.limits.nick_len = 0;
+        match config.validate() {
+            Err(ConfigError::InvalidValue {
+                key,
+                line: 0,
+                path: None,
+                ..
+            }) => {
+                assert_eq!(key, "limits.nick_len");
+            }
+            other => panic!("expected InvalidValue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_error_gives_line_and_column() {
+        match Config::from_toml_str("[server]\nname = \"ok\"\n[limits\nnick_len = 3\n") {
+            Err(ConfigError::Syntax {
+                line,
+                column,
+                path,
+                message,
+            }) => {
+                assert_eq!(line, 3);
+                assert_eq!(column, 8);
+                assert_eq!(path, None);
+                assert!(!message.is_empty());
+            }
+            other => panic!("expected Syntax, got {other:?}"),
+        }
+        match Config::from_toml_str("[limits]\nnick_len = 3\nnick_len = 4\n") {
+            Err(ConfigError::Syntax { line, .. }) => assert_eq!(line, 3),
+            other => panic!("expected Syntax for a duplicate key, got {other:?}"),
+        }
+        match Config::from_toml_str("[server]\nname = \"unterminated\n") {
+            Err(ConfigError::Syntax { line, .. }) => assert_eq!(line, 2),
+            other => panic!("expected Syntax for an open string, got {other:?}"),
+        }
+        let text = Config::from_toml_str("[limits\n")
+            .expect_err("open table header")
+            .to_string();
+        assert!(
+            text.starts_with("line 1, column 8: TOML syntax error: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file_and_errors_name_it() {
+        let dir = std::env::temp_dir().join(format!("parley-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[limits]\nnick_len = 12\n").expect("write config");
+        let config = Config::load(&good).expect("valid file loads");
+        assert_eq!(config.limits.nick_len, 12);
+
+        let bad = dir.join("parley.toml");
+        std::fs::write(
+            &bad,
+            "[server]\nname = \"a\"\n\n\n\n\n[limits]\nnick_lenn = 1\n",
+        )
+        .expect("write config");
+        let error = Config::load(&bad).expect_err("unknown key");
+        match &error {
+            ConfigError::UnknownKey { path, key, line } => {
+                assert_eq!(path.as_deref(), Some(bad.as_path()));
+                assert_eq!(key, "limits.nick_lenn");
+                assert_eq!(*line, 8);
+            }
+            other => panic!("expected UnknownKey, got {other:?}"),
+        }
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{}:8: unknown key `limits.nick_lenn` (known keys in [limits]: ",
+                bad.display()
+            )),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+
+    #[test]
+    fn load_of_missing_file_is_io_error_with_path() {
+        let missing = std::env::temp_dir().join("parley-config-test-does-not-exist/parley.toml");
+        match Config::load(&missing) {
+            Err(ConfigError::Io { path, source }) => {
+                assert_eq!(path, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
+        let text = Config::load(&missing).expect_err("missing").to_string();
+        assert!(
+            text.starts_with(&format!("cannot read config file {}:", missing.display())),
+            "{text}"
+        );
+    }
+}

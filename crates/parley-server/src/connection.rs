@@ -1,0 +1,300 @@
+//! A client's life: admission, the framed reader loop, timeouts, and the goodbye.
+//!
+//! The reader enforces the line limit before buffering more (an overlong line is answered with
+//! 417 and skipped up to its newline), handles every complete line in the buffer before reading
+//! again, and delays lines past the flood budget. Writing happens in a separate task draining the
+//! connection's [`Outbound`] buffer, so a slow reader never blocks anyone who sends to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use parley_proto::{numeric, Message, ParseError, MAX_LINE_LEN};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{sleep, sleep_until, Instant};
+use tracing::{debug, info};
+
+use crate::command;
+use crate::context::{line, Ctx, Session};
+use crate::flood::FloodControl;
+use crate::outbound::{run_writer, Outbound};
+use crate::server::{Admission, Shared};
+use crate::state::{User, WhowasEntry};
+
+/// Read buffer kept while a connection is idle; bigger bursts grow it temporarily.
+const READ_RESERVE: usize = 1024;
+const IDLE_READ_CAPACITY: usize = 8192;
+
+/// Serve one accepted connection until it ends.
+pub async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let ip = peer.ip();
+    if let Err(refusal) = shared.admit(ip) {
+        let reason = match refusal {
+            Admission::ServerFull => "Server is full, try again later",
+            Admission::TooManyFromAddress => "Too many connections from your address",
+        };
+        info!(%peer, reason, "connection refused");
+        let (_, mut writer) = tokio::io::split(stream);
+        let text = format!("ERROR :Closing Link: {} ({reason})\r\n", ip);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = writer.write_all(text.as_bytes()).await;
+            let _ = writer.shutdown().await;
+        })
+        .await;
+        return;
+    }
+    let (reader, writer) = tokio::io::split(stream);
+    let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
+    let id = shared.next_client_id();
+    let mut session = Session::new(id, ip);
+    shared.world.lock().users.insert(
+        id,
+        User {
+            id,
+            outbound: outbound.clone(),
+            nick: String::new(),
+            username: String::new(),
+            realname: String::new(),
+            host: session.host.clone(),
+            registered: false,
+            invisible: false,
+            away: None,
+            channels: Default::default(),
+            signon: SystemTime::now(),
+            last_spoke: Instant::now(),
+        },
+    );
+    debug!(%peer, client = id.0, "connected");
+
+    let writer_outbound = outbound.clone();
+    let writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
+
+    let reason = read_loop(&shared, &mut session, &outbound, reader).await;
+    finish(&shared, &session, &outbound, &reason);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
+    shared.release(ip);
+    debug!(%peer, client = id.0, reason = %reason.quit_text(), "disconnected");
+}
+
+/// Why a connection ended, which decides the QUIT others see and the ERROR the client gets.
+enum EndReason {
+    Quit(String),
+    Closed,
+    ReadError,
+    SendQueueExceeded,
+    Killed,
+    PingTimeout(u64),
+    RegistrationTimeout,
+    Shutdown,
+}
+
+impl EndReason {
+    fn quit_text(&self) -> String {
+        match self {
+            EndReason::Quit(text) if text.is_empty() => "Quit".into(),
+            EndReason::Quit(text) => format!("Quit: {text}"),
+            EndReason::Closed => "Connection closed".into(),
+            EndReason::ReadError => "Read error".into(),
+            EndReason::SendQueueExceeded => "SendQ exceeded".into(),
+            EndReason::Killed => "Killed".into(),
+            EndReason::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
+            EndReason::RegistrationTimeout => "Registration timed out".into(),
+            EndReason::Shutdown => "Server shutting down".into(),
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Arc<Outbound>,
+    mut reader: R,
+) -> EndReason {
+    let limits = &shared.config.limits;
+    let ping_interval = Duration::from_secs(limits.ping_interval_secs.max(1));
+    let ping_timeout = Duration::from_secs(limits.ping_timeout_secs.max(1));
+    let registration_deadline =
+        Instant::now() + Duration::from_secs(limits.registration_timeout_secs.max(1));
+    let mut flood = FloodControl::new(&shared.config.flood);
+    let mut buf = BytesMut::with_capacity(READ_RESERVE);
+    // True while skipping the rest of an overlong line.
+    let mut discarding = false;
+    let mut last_input = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+
+    loop {
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let raw = buf.split_to(pos + 1);
+            if std::mem::take(&mut discarding) {
+                continue;
+            }
+            if let Some(wait) = flood.take() {
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = outbound.killed() => return killed_reason(outbound),
+                    _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+                }
+            }
+            handle_line(shared, session, outbound, &raw);
+            if let Some(text) = session.quit.take() {
+                return EndReason::Quit(text);
+            }
+        }
+        if buf.len() > MAX_LINE_LEN + 2 {
+            input_too_long(shared, session, outbound);
+            buf.clear();
+            discarding = true;
+        }
+        if discarding {
+            buf.clear();
+        }
+        if buf.is_empty() && buf.capacity() > IDLE_READ_CAPACITY {
+            buf = BytesMut::new();
+        }
+        buf.reserve(READ_RESERVE);
+
+        let deadline = if !session.registered {
+            registration_deadline
+        } else if let Some(sent) = ping_sent {
+            sent + ping_timeout
+        } else {
+            last_input + ping_interval
+        };
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => return EndReason::Closed,
+                Ok(_) => {
+                    last_input = Instant::now();
+                    ping_sent = None;
+                }
+                Err(_) => return EndReason::ReadError,
+            },
+            _ = outbound.killed() => return killed_reason(outbound),
+            _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+            _ = sleep_until(deadline) => {
+                if !session.registered {
+                    return EndReason::RegistrationTimeout;
+                }
+                if ping_sent.is_some() {
+                    return EndReason::PingTimeout((ping_interval + ping_timeout).as_secs());
+                }
+                let name = shared.server_name();
+                let _ = outbound.push(&line(None, "PING", &[], Some(name)));
+                ping_sent = Some(Instant::now());
+            }
+        }
+    }
+}
+
+fn killed_reason(outbound: &Outbound) -> EndReason {
+    if outbound.send_queue_exceeded() {
+        EndReason::SendQueueExceeded
+    } else {
+        EndReason::Killed
+    }
+}
+
+fn input_too_long(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>) {
+    let ctx = Ctx {
+        shared,
+        session,
+        outbound,
+    };
+    ctx.numeric(
+        numeric::ERR_INPUTTOOLONG,
+        &[],
+        Some("Input line was too long"),
+    );
+}
+
+/// Decode and dispatch one raw line (with its line ending).
+fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>, raw: &[u8]) {
+    let mut raw = raw;
+    while let [rest @ .., b'\r' | b'\n'] = raw {
+        raw = rest;
+    }
+    let text = String::from_utf8_lossy(raw);
+    let mut ctx = Ctx {
+        shared,
+        session,
+        outbound,
+    };
+    match Message::parse(&text) {
+        Ok(msg) => command::dispatch(&mut ctx, &msg),
+        Err(ParseError::Empty) => {}
+        Err(
+            ParseError::BodyTooLong { .. }
+            | ParseError::TagsTooLong { .. }
+            | ParseError::ClientTagsTooLong { .. },
+        ) => ctx.numeric(
+            numeric::ERR_INPUTTOOLONG,
+            &[],
+            Some("Input line was too long"),
+        ),
+        Err(ParseError::InvalidCommand) => {
+            let verb: String = bad_verb(&text).chars().take(32).collect();
+            ctx.numeric(
+                numeric::ERR_UNKNOWNCOMMAND,
+                &[&verb],
+                Some("Unknown command"),
+            );
+        }
+        Err(err) => debug!(client = ctx.session.id.0, %err, "unparseable line ignored"),
+    }
+}
+
+/// Take the user out of the world, tell the people who could see it, and say goodbye.
+fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: &EndReason) {
+    let quit_text = reason.quit_text();
+    {
+        let mut world = shared.world.lock();
+        if let Some(user) = world.users.get(&session.id) {
+            if user.registered {
+                let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
+                for other in world.neighbours(session.id) {
+                    let _ = other.push(&bytes);
+                }
+            }
+        }
+        let channels: Vec<String> = world
+            .users
+            .get(&session.id)
+            .map(|u| u.channels.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in channels {
+            world.leave_channel(session.id, &key);
+        }
+        if let Some(user) = world.users.remove(&session.id) {
+            let folded = parley_proto::casefold(&user.nick);
+            if world.nicks.get(&folded) == Some(&session.id) {
+                world.nicks.remove(&folded);
+            }
+            if user.registered {
+                world.push_whowas(WhowasEntry::of(&user), shared.config.limits.whowas_entries);
+            }
+        }
+    }
+    if !outbound.is_killed() {
+        let text = match reason {
+            EndReason::Shutdown => "Server shutting down".to_string(),
+            _ => format!("Closing Link: {} ({quit_text})", session.host),
+        };
+        outbound.close_with(&line(None, "ERROR", &[], Some(&text)));
+    }
+}
+
+/// The word a line used as its command, for ERR_UNKNOWNCOMMAND on a line that did not parse.
+fn bad_verb(text: &str) -> &str {
+    let mut words = text.split(' ').filter(|w| !w.is_empty()).peekable();
+    if words.peek().is_some_and(|w| w.starts_with('@')) {
+        words.next();
+    }
+    if words.peek().is_some_and(|w| w.starts_with(':')) {
+        words.next();
+    }
+    words.next().unwrap_or("*")
+}

@@ -1,0 +1,40 @@
+//! The `RPL_ISUPPORT` (005) tokens, derived from the config once at start so that what we
+//! advertise is exactly what we enforce.
+
+use crate::config::Config;
+
+/// Channel modes, for 004 and CHANMODES: lists, always-param, param-when-set, flags.
+pub const CHANNEL_MODES: &str = "biklmnotv";
+pub const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
+pub const USER_MODES: &str = "i";
+/// How many parameterised mode changes one MODE command may carry.
+pub const MODES_PER_COMMAND: usize = 6;
+/// Entries in one channel's ban list (MAXLIST).
+pub const MAX_BANS: usize = 100;
+
+pub fn tokens(config: &Config) -> Vec<String> {
+    let l = &config.limits;
+    vec![
+        format!("AWAYLEN={}", l.away_len),
+        "CASEMAPPING=ascii".into(),
+        format!("CHANLIMIT=#&:{}", l.channels_per_user),
+        "CHANMODES=b,k,l,imnt".into(),
+        format!("CHANNELLEN={}", l.channel_len),
+        "CHANTYPES=#&".into(),
+        "HOSTLEN=64".into(),
+        format!("KICKLEN={}", l.kick_len),
+        format!("MAXLIST=b:{MAX_BANS}"),
+        format!("MAXTARGETS={}", l.targets_per_message),
+        format!("MODES={MODES_PER_COMMAND}"),
+        format!("NETWORK={}", config.server.network),
+        format!("NICKLEN={}", l.nick_len),
+        "PREFIX=(ov)@+".into(),
+        "SAFELIST".into(),
+        format!(
+            "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:{0},PART:,PRIVMSG:{0},WHOIS:1",
+            l.targets_per_message
+        ),
+        format!("TOPICLEN={}", l.topic_len),
+        format!("USERLEN={}", l.user_len),
+    ]
+}

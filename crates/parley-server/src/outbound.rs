@@ -1,0 +1,165 @@
+//! A client's outbound byte buffer and the writer task that drains it.
+//!
+//! Senders append already-serialized lines under a short lock and wake the writer only when the
+//! buffer goes from empty to non-empty; the writer then takes everything that piled up and writes it
+//! with one syscall. This is the measured fast path (see STYLE.md): wakes and syscalls per delivery
+//! are the cost of a chat server, not copying bytes. The buffer is bounded by the send queue limit;
+//! a client that lets it overflow is disconnected, never waited for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Buffers above this capacity are released after a write, so idle connections stay small.
+const IDLE_BUFFER_CAPACITY: usize = 4096;
+
+/// How long the writer may spend delivering the final `ERROR` line of a connection being closed.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The connection is closing; the line was dropped.
+    Closed,
+    /// This push would have exceeded the send queue; the connection is now being closed.
+    SendQueueExceeded,
+}
+
+struct Pending {
+    buf: Vec<u8>,
+    /// Set once the connection is closing: further pushes are dropped.
+    closing: bool,
+}
+
+/// The outbound side of one connection, shared between everyone who sends to it and its writer.
+pub struct Outbound {
+    pending: Mutex<Pending>,
+    wake: Notify,
+    limit: usize,
+    /// Cancelled when the connection must end now (send queue exceeded, killed, socket error).
+    kill: CancellationToken,
+    /// Why the connection was killed, for the reader task's QUIT message.
+    overflowed: AtomicBool,
+}
+
+impl Outbound {
+    pub fn new(limit: usize) -> Self {
+        Outbound {
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                closing: false,
+            }),
+            wake: Notify::new(),
+            limit,
+            kill: CancellationToken::new(),
+            overflowed: AtomicBool::new(false),
+        }
+    }
+
+    /// Append one or more complete lines. Never blocks on the network.
+    pub fn push(&self, bytes: &[u8]) -> Result<(), PushError> {
+        let mut pending = self.pending.lock();
+        if pending.closing {
+            return Err(PushError::Closed);
+        }
+        if pending.buf.len() + bytes.len() > self.limit {
+            pending.closing = true;
+            pending.buf.clear();
+            drop(pending);
+            self.overflowed.store(true, Ordering::Relaxed);
+            self.kill.cancel();
+            self.wake.notify_one();
+            return Err(PushError::SendQueueExceeded);
+        }
+        let was_empty = pending.buf.is_empty();
+        pending.buf.extend_from_slice(bytes);
+        drop(pending);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queue a last line (usually `ERROR`) and stop accepting more; the writer flushes and closes.
+    pub fn close_with(&self, last: &[u8]) {
+        let mut pending = self.pending.lock();
+        if !pending.closing {
+            pending.buf.extend_from_slice(last);
+            pending.closing = true;
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// End the connection at once, without waiting for the queue to drain.
+    pub fn kill(&self) {
+        self.pending.lock().closing = true;
+        self.kill.cancel();
+        self.wake.notify_one();
+    }
+
+    /// Resolves when the connection has been killed.
+    pub async fn killed(&self) {
+        self.kill.cancelled().await
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.kill.is_cancelled()
+    }
+
+    /// True when the connection was closed because its send queue overflowed.
+    pub fn send_queue_exceeded(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Take what is pending, leaving `spare` (emptied) in its place; returns whether closing.
+    fn take(&self, spare: &mut Vec<u8>) -> bool {
+        spare.clear();
+        let mut pending = self.pending.lock();
+        std::mem::swap(&mut pending.buf, spare);
+        pending.closing
+    }
+}
+
+/// Drain `outbound` into `sink` until the connection closes. Runs as its own task.
+pub async fn run_writer<W: AsyncWrite + Unpin>(outbound: &Outbound, mut sink: W) {
+    let mut batch = Vec::new();
+    loop {
+        let closing = outbound.take(&mut batch);
+        if !batch.is_empty() {
+            let write = tokio::select! {
+                r = sink.write_all(&batch) => r,
+                _ = outbound.killed() => break,
+            };
+            if write.is_err() {
+                outbound.kill();
+                break;
+            }
+            if batch.capacity() > IDLE_BUFFER_CAPACITY {
+                batch = Vec::new();
+            }
+            // More may have arrived while writing; look again before sleeping.
+            continue;
+        }
+        if closing {
+            break;
+        }
+        tokio::select! {
+            _ = outbound.wake.notified() => {}
+            _ = outbound.killed() => break,
+        }
+    }
+    if outbound.send_queue_exceeded() {
+        // The peer is not reading; try once, briefly, to tell it why before hanging up.
+        let _ = tokio::time::timeout(
+            FINAL_FLUSH_TIMEOUT,
+            sink.write_all(b"ERROR :Closing Link: SendQ exceeded\r\n"),
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, sink.shutdown()).await;
+}

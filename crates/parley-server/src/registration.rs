@@ -1,0 +1,207 @@
+//! Everything before the welcome: `CAP` negotiation, `USER`, `PASS`, and the welcome burst that
+//! completes registration (001-005, LUSERS, MOTD, then the default room).
+//!
+//! Registration completes when a nick and USER are both in and no `CAP` negotiation is open,
+//! whichever of those comes last triggers it.
+
+use parley_proto::{numeric, Message};
+
+use crate::command::{info, join};
+use crate::context::{Ctx, SUPPORTED_CAPS};
+use crate::isupport;
+use crate::server::VERSION;
+
+/// ISUPPORT tokens per 005 line, as the spec suggests, to stay under the line limit.
+const ISUPPORT_PER_LINE: usize = 13;
+
+pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let sub = msg.params[0].to_ascii_uppercase();
+    let nick = ctx.session.nick_or_star().to_string();
+    match sub.as_str() {
+        "LS" => {
+            if !ctx.session.registered {
+                ctx.session.cap_negotiating = true;
+            }
+            if msg
+                .param(1)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+                >= 302
+            {
+                // 302 clients get cap-notify implicitly.
+                ctx.session.caps.cap_notify = true;
+            }
+            ctx.server_line("CAP", &[&nick, "LS"], Some(&SUPPORTED_CAPS.join(" ")));
+        }
+        "LIST" => {
+            let names = ctx.session.caps.names().join(" ");
+            ctx.server_line("CAP", &[&nick, "LIST"], Some(&names));
+        }
+        "REQ" => {
+            if !ctx.session.registered {
+                ctx.session.cap_negotiating = true;
+            }
+            let requested = msg.param(1).unwrap_or("");
+            let mut caps = ctx.session.caps;
+            let all_known = requested.split(' ').filter(|c| !c.is_empty()).all(|c| {
+                let (name, on) = match c.strip_prefix('-') {
+                    Some(name) => (name, false),
+                    None => (c, true),
+                };
+                caps.set(name, on)
+            });
+            if all_known && !requested.trim().is_empty() {
+                ctx.session.caps = caps;
+                ctx.server_line("CAP", &[&nick, "ACK"], Some(requested));
+            } else {
+                ctx.server_line("CAP", &[&nick, "NAK"], Some(requested));
+            }
+        }
+        "END" => {
+            if !ctx.session.registered {
+                ctx.session.cap_negotiating = false;
+                try_complete(ctx);
+            }
+        }
+        _ => ctx.numeric(
+            numeric::ERR_INVALIDCAPCMD,
+            &[msg.params[0]],
+            Some("Invalid CAP command"),
+        ),
+    }
+}
+
+pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if ctx.session.registered || ctx.session.got_user {
+        ctx.numeric(
+            numeric::ERR_ALREADYREGISTERED,
+            &[],
+            Some("You may not reregister"),
+        );
+        return;
+    }
+    if !ctx.need_params(msg, 4) {
+        return;
+    }
+    let max = ctx.shared.config.limits.user_len;
+    // No ident lookup is done, so the username is marked with '~' as ircds do for unverified ones.
+    let mut username: String = String::from("~");
+    username.extend(
+        msg.params[0]
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(max.saturating_sub(1)),
+    );
+    if username.len() == 1 {
+        username.push('u');
+    }
+    let realname: String = msg.params[3].chars().take(128).collect();
+    {
+        let mut world = ctx.shared.world.lock();
+        if let Some(user) = world.users.get_mut(&ctx.session.id) {
+            user.username = username;
+            user.realname = realname;
+        }
+    }
+    ctx.session.got_user = true;
+    try_complete(ctx);
+}
+
+/// `PASS` is accepted before registration and ignored until accounts arrive; after it, 462.
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if ctx.session.registered {
+        ctx.numeric(
+            numeric::ERR_ALREADYREGISTERED,
+            &[],
+            Some("You may not reregister"),
+        );
+        return;
+    }
+    ctx.need_params(msg, 1);
+}
+
+/// Finish registration if everything it needs is in.
+pub fn try_complete(ctx: &mut Ctx<'_>) {
+    let session = &ctx.session;
+    if session.registered || session.nick.is_empty() || !session.got_user || session.cap_negotiating
+    {
+        return;
+    }
+    let source = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&ctx.session.id) else {
+            return;
+        };
+        user.registered = true;
+        let source = user.source();
+        let count = world.registered_count();
+        world.max_registered = world.max_registered.max(count);
+        source
+    };
+    ctx.session.registered = true;
+    tracing::info!(client = ctx.session.id.0, nick = %ctx.session.nick, host = %ctx.session.host, "registered");
+    welcome(ctx, &source);
+    let default_channel = ctx.shared.config.server.default_channel.clone();
+    if !default_channel.is_empty() {
+        join::join_one(ctx, &default_channel, None);
+    }
+}
+
+fn welcome(ctx: &mut Ctx<'_>, source: &str) {
+    let shared = ctx.shared;
+    let name = shared.server_name();
+    ctx.numeric(
+        numeric::RPL_WELCOME,
+        &[],
+        Some(&format!(
+            "Welcome to the {} IRC Network {source}",
+            shared.config.server.network
+        )),
+    );
+    ctx.numeric(
+        numeric::RPL_YOURHOST,
+        &[],
+        Some(&format!("Your host is {name}, running version {VERSION}")),
+    );
+    ctx.numeric(
+        numeric::RPL_CREATED,
+        &[],
+        Some(&format!(
+            "This server was created {}",
+            httpdate_like(shared.created)
+        )),
+    );
+    ctx.numeric(
+        numeric::RPL_MYINFO,
+        &[
+            name,
+            VERSION,
+            isupport::USER_MODES,
+            isupport::CHANNEL_MODES,
+            isupport::CHANNEL_MODES_WITH_PARAM,
+        ],
+        None,
+    );
+    send_isupport(ctx);
+    info::lusers(ctx);
+    info::motd(ctx);
+}
+
+pub fn send_isupport(ctx: &Ctx<'_>) {
+    for chunk in ctx.shared.isupport.chunks(ISUPPORT_PER_LINE) {
+        let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        ctx.numeric(
+            numeric::RPL_ISUPPORT,
+            &tokens,
+            Some("are supported by this server"),
+        );
+    }
+}
+
+/// A human-readable UTC time for 003 and TIME.
+pub fn httpdate_like(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,86 @@
+//! What every connection shares: the config, the world under its lock, counters and the shutdown
+//! signal. One `Arc<Shared>` is handed to each connection task.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::isupport;
+use crate::state::{ClientId, World};
+
+pub const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
+
+pub struct Shared {
+    pub config: Config,
+    pub world: Mutex<World>,
+    pub created: SystemTime,
+    /// The `005` lines' tokens, computed once from the config.
+    pub isupport: Vec<String>,
+    pub shutdown: CancellationToken,
+    next_id: AtomicU64,
+    connections_per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a new connection was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    ServerFull,
+    TooManyFromAddress,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Self {
+        let isupport = isupport::tokens(&config);
+        Shared {
+            config,
+            world: Mutex::new(World::default()),
+            created: SystemTime::now(),
+            isupport,
+            shutdown: CancellationToken::new(),
+            next_id: AtomicU64::new(1),
+            connections_per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn next_client_id(&self) -> ClientId {
+        ClientId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.config.server.name
+    }
+
+    /// Count a new connection from `ip` against the limits; release it with [`Shared::release`].
+    pub fn admit(&self, ip: IpAddr) -> Result<(), Admission> {
+        let mut per_ip = self.connections_per_ip.lock();
+        let total: usize = per_ip.values().sum();
+        if total >= self.config.limits.max_clients {
+            return Err(Admission::ServerFull);
+        }
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.config.limits.max_clients_per_ip {
+            return Err(Admission::TooManyFromAddress);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    pub fn release(&self, ip: IpAddr) {
+        let mut per_ip = self.connections_per_ip.lock();
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections_per_ip.lock().values().sum()
+    }
+}

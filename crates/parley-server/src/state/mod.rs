@@ -1,0 +1,11 @@
+//! The in-memory world: connected users, the nick index, channels and the WHOWAS log.
+//!
+//! All of it sits behind one short-held lock in [`crate::server::Shared`]; handlers take it, decide,
+//! serialize once, and push bytes to recipients' outbound buffers without ever awaiting under it.
+//! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
+
+mod channel;
+mod world;
+
+pub use channel::{Ban, Channel, MemberStatus, Topic};
+pub use world::{ClientId, User, WhowasEntry, World};

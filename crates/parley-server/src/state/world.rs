@@ -1,0 +1,136 @@
+//! Users and the nick index. A user exists from the moment a connection is accepted (so its nick
+//! can be reserved before registration completes); `registered` says when it is visible to others.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parley_proto::casefold;
+use tokio::time::Instant;
+
+use super::channel::Channel;
+use crate::outbound::Outbound;
+
+/// A connection's identity for its whole life; nicks change, this does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+pub struct User {
+    pub id: ClientId,
+    pub outbound: Arc<Outbound>,
+    /// Empty until the client sends a valid NICK.
+    pub nick: String,
+    pub username: String,
+    pub realname: String,
+    pub host: String,
+    pub registered: bool,
+    pub invisible: bool,
+    pub away: Option<String>,
+    /// Casefolded names of the channels this user is in.
+    pub channels: HashSet<String>,
+    pub signon: SystemTime,
+    pub last_spoke: Instant,
+}
+
+impl User {
+    /// `nick!user@host`, the source of everything this user does.
+    pub fn source(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.username, self.host)
+    }
+}
+
+pub struct WhowasEntry {
+    pub nick: String,
+    pub username: String,
+    pub host: String,
+    pub realname: String,
+    pub when: SystemTime,
+}
+
+impl WhowasEntry {
+    pub fn of(user: &User) -> Self {
+        WhowasEntry {
+            nick: user.nick.clone(),
+            username: user.username.clone(),
+            host: user.host.clone(),
+            realname: user.realname.clone(),
+            when: SystemTime::now(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct World {
+    pub users: HashMap<ClientId, User>,
+    /// Casefolded nick -> owner, including nicks reserved by clients still registering.
+    pub nicks: HashMap<String, ClientId>,
+    /// Casefolded channel name -> channel.
+    pub channels: HashMap<String, Channel>,
+    pub whowas: VecDeque<WhowasEntry>,
+    /// The most users registered at once since start (LUSERS 265/266).
+    pub max_registered: usize,
+}
+
+impl World {
+    pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
+        let id = self.nicks.get(&casefold(nick))?;
+        self.users.get(id).filter(|u| u.registered)
+    }
+
+    pub fn registered_count(&self) -> usize {
+        self.users.values().filter(|u| u.registered).count()
+    }
+
+    /// Every registered user who shares a channel with `id`, once each, excluding `id` itself.
+    pub fn neighbours(&self, id: ClientId) -> Vec<Arc<Outbound>> {
+        let Some(user) = self.users.get(&id) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for key in &user.channels {
+            if let Some(channel) = self.channels.get(key) {
+                for member in channel.members.keys() {
+                    if *member != id && seen.insert(*member) {
+                        if let Some(other) = self.users.get(member) {
+                            out.push(other.outbound.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// True when `a` and `b` are on at least one common channel.
+    pub fn share_channel(&self, a: ClientId, b: ClientId) -> bool {
+        match (self.users.get(&a), self.users.get(&b)) {
+            (Some(ua), Some(ub)) => ua.channels.iter().any(|c| ub.channels.contains(c)),
+            _ => false,
+        }
+    }
+
+    /// Remember a nick that is going away, for WHOWAS; the log is bounded by `limit`.
+    pub fn push_whowas(&mut self, entry: WhowasEntry, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        while self.whowas.len() >= limit {
+            self.whowas.pop_front();
+        }
+        self.whowas.push_back(entry);
+    }
+
+    /// Remove `id` from one channel, dropping the channel when it empties.
+    pub fn leave_channel(&mut self, id: ClientId, key: &str) {
+        if let Some(channel) = self.channels.get_mut(key) {
+            channel.remove_member(id);
+            if channel.members.is_empty() {
+                self.channels.remove(key);
+            }
+        }
+        if let Some(user) = self.users.get_mut(&id) {
+            user.channels.remove(key);
+        }
+    }
+}
