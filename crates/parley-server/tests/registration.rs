@@ -1,0 +1,191 @@
+//! Registration against the real server: CAP negotiation, NICK/USER, the welcome burst, MOTD,
+//! the default room, and the refusals before and after registering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{with_command, TestServer};
+
+#[tokio::test]
+async fn welcome_burst_then_motd_then_lobby() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :Alice Liddell").await;
+    let first = c.recv().await;
+    assert_eq!(
+        first,
+        ":parley.local 001 alice :Welcome to the Parley IRC Network alice!~alice@127.0.0.1"
+    );
+    for code in ["002", "003", "004"] {
+        assert!(c
+            .recv()
+            .await
+            .starts_with(&format!(":parley.local {code} alice ")));
+    }
+    let isupport = c.expect_numeric("005").await;
+    assert!(isupport.contains("CASEMAPPING=ascii"), "{isupport}");
+    assert!(isupport.contains("NETWORK=Parley"), "{isupport}");
+    let rest = c.sync().await;
+    let all = rest.join("\n");
+    assert!(all.contains("PREFIX=(ov)@+"), "{all}");
+    assert!(all.contains(" 251 alice "), "{all}");
+    assert!(all.contains(" 375 alice "), "{all}");
+    assert!(all.contains(" 372 alice :- Welcome to Parley"), "{all}");
+    let motd_end = rest
+        .iter()
+        .position(|l| l.contains(" 376 "))
+        .expect("MOTD end");
+    let join = rest
+        .iter()
+        .position(|l| l == ":alice!~alice@127.0.0.1 JOIN #lobby")
+        .expect("lobby join");
+    assert!(motd_end < join, "the lobby join follows the MOTD");
+    assert!(rest.contains(&":parley.local 353 alice = #lobby :@alice".to_string()));
+}
+
+#[tokio::test]
+async fn cap_negotiation_holds_registration_until_end() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("CAP LS 302").await;
+    let ls = c.recv().await;
+    assert_eq!(
+        ls,
+        ":parley.local CAP * LS :cap-notify multi-prefix userhost-in-names"
+    );
+    c.send("NICK bob").await;
+    c.send("USER bob 0 * :Bob").await;
+    c.send("CAP REQ :multi-prefix bogus-cap").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local CAP bob NAK :multi-prefix bogus-cap"
+    );
+    c.send("CAP REQ :multi-prefix").await;
+    assert_eq!(c.recv().await, ":parley.local CAP bob ACK :multi-prefix");
+    let before_end = c.sync().await;
+    assert!(
+        before_end.is_empty(),
+        "no welcome before CAP END: {before_end:?}"
+    );
+    c.send("CAP LIST").await;
+    // CAP LS 302 turns cap-notify on implicitly, as the spec says.
+    assert_eq!(
+        c.recv().await,
+        ":parley.local CAP bob LIST :cap-notify multi-prefix"
+    );
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+}
+
+#[tokio::test]
+async fn commands_before_registration_get_451() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("JOIN #x").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 451 * :You have not registered"
+    );
+    c.send("CAP FROB").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 410 * FROB :Invalid CAP command"
+    );
+}
+
+#[tokio::test]
+async fn nick_errors() {
+    let server = TestServer::start().await;
+    let _alice = server.client("alice").await;
+    let mut c = server.connect().await;
+    c.send("NICK").await;
+    assert_eq!(c.recv().await, ":parley.local 431 * :No nickname given");
+    c.send("NICK 1abc").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 432 * 1abc :Erroneous nickname"
+    );
+    c.send("NICK ALICE").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 433 * ALICE :Nickname is already in use"
+    );
+    c.send("USER x 0 * :x").await;
+    c.send("NICK carol").await;
+    c.expect_numeric("001").await;
+    c.send("USER again 0 * :again").await;
+    c.expect(|l| l == ":parley.local 462 carol :You may not reregister")
+        .await;
+}
+
+#[tokio::test]
+async fn nick_change_is_seen_by_channel_members() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.sync().await;
+    bob.send("NICK robert").await;
+    let own = bob.sync().await;
+    assert_eq!(own, vec![":bob!~bob@127.0.0.1 NICK :robert".to_string()]);
+    let seen = alice.sync().await;
+    assert_eq!(with_command(&seen, "NICK").len(), 1, "{seen:?}");
+    assert_eq!(seen[0], ":bob!~bob@127.0.0.1 NICK :robert");
+    // The old nick is free again and the new one is taken.
+    let mut carol = server.connect().await;
+    carol.send("NICK robert").await;
+    carol.expect_numeric("433").await;
+    carol.send("NICK bob").await;
+    carol.send("USER c 0 * :c").await;
+    carol.expect_numeric("001").await;
+}
+
+#[tokio::test]
+async fn default_channel_can_be_turned_off() {
+    let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;
+    let mut c = server.connect().await;
+    c.send("NICK solo").await;
+    c.send("USER solo 0 * :Solo").await;
+    let lines = c.sync().await;
+    assert!(lines.iter().any(|l| l.contains(" 376 ")));
+    assert!(with_command(&lines, "JOIN").is_empty(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn quit_tells_channel_members_and_closes() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.sync().await;
+    bob.send("QUIT :see you").await;
+    let last = bob.expect_closed().await;
+    assert_eq!(
+        last,
+        vec!["ERROR :Closing Link: 127.0.0.1 (Quit: see you)".to_string()]
+    );
+    alice
+        .expect(|l| l == ":bob!~bob@127.0.0.1 QUIT :Quit: see you")
+        .await;
+}
+
+#[tokio::test]
+async fn ping_pong_and_unknown_command() {
+    let server = TestServer::start().await;
+    let mut c = server.client("pinger").await;
+    c.send("PING :hello there").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local PONG parley.local :hello there"
+    );
+    c.send("PING").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 409 pinger :No origin specified"
+    );
+    c.send("FROBNICATE x").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 421 pinger FROBNICATE :Unknown command"
+    );
+}
