@@ -9,19 +9,29 @@ use crate::registration::{httpdate_like, send_isupport};
 use crate::server::VERSION;
 
 pub fn lusers(ctx: &mut Ctx<'_>) {
-    let (users, invisible, channels, max) = {
+    // Unknown connections are those still registering, counted from the world rather than from the
+    // open sockets: a user who has left may keep its socket a while for the final ERROR.
+    let (users, invisible, unknown, channels, max) = {
         let world = ctx.shared.world.lock();
-        let registered = world.users.values().filter(|u| u.registered);
-        let (mut users, mut invisible) = (0usize, 0usize);
-        for u in registered {
+        let (mut users, mut invisible, mut unknown) = (0usize, 0usize, 0usize);
+        for u in world.users.values() {
+            if !u.registered {
+                unknown += 1;
+                continue;
+            }
             users += 1;
             if u.invisible {
                 invisible += 1;
             }
         }
-        (users, invisible, world.channels.len(), world.max_registered)
+        (
+            users,
+            invisible,
+            unknown,
+            world.channels.len(),
+            world.max_registered,
+        )
     };
-    let unknown = ctx.shared.connection_count().saturating_sub(users);
     ctx.numeric(
         numeric::RPL_LUSERCLIENT,
         &[],

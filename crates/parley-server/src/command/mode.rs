@@ -220,7 +220,8 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 }
             }
             'b' => {
-                let Some(mask) = arg.map(normalize_mask) else {
+                // The mask travels as a middle parameter, so one that could not be one is dropped.
+                let Some(mask) = arg.filter(|m| valid_mask(m)).map(normalize_mask) else {
                     continue;
                 };
                 let Some(channel) = world.channels.get_mut(&key) else {
@@ -381,6 +382,13 @@ fn normalize_mask(mask: &str) -> String {
     }
 }
 
+fn valid_mask(mask: &str) -> bool {
+    !mask.is_empty()
+        && !mask.starts_with(':')
+        && !mask.contains(' ')
+        && !mask.chars().any(|c| c.is_control())
+}
+
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= MAX_KEY_LEN
@@ -398,6 +406,14 @@ mod tests {
         assert_eq!(normalize_mask("*@10.0.0.1"), "*!*@10.0.0.1");
         assert_eq!(normalize_mask("bob!~b"), "bob!~b@*");
         assert_eq!(normalize_mask("a!b@c"), "a!b@c");
+    }
+
+    #[test]
+    fn masks_that_cannot_be_a_parameter_are_refused() {
+        assert!(valid_mask("bob"));
+        assert!(!valid_mask(""));
+        assert!(!valid_mask("two words"));
+        assert!(!valid_mask(":bob"));
     }
 
     #[test]
