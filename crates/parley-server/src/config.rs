@@ -20,6 +20,8 @@ pub struct Config {
     pub listen: ListenConfig,
     pub limits: LimitsConfig,
     pub flood: FloodConfig,
+    pub tls: TlsConfig,
+    pub accounts: AccountsConfig,
     pub log: LogConfig,
 }
 
@@ -59,12 +61,87 @@ impl Default for ServerConfig {
 pub struct ListenConfig {
     /// Plain-text (non-TLS) IRC listeners, each an `ip:port` socket address.
     pub plain: Vec<String>,
+    /// TLS IRC listeners, each an `ip:port` socket address.
+    pub tls: Vec<String>,
 }
 
 impl Default for ListenConfig {
     fn default() -> Self {
         Self {
             plain: vec!["127.0.0.1:6667".to_owned()],
+            tls: vec!["0.0.0.0:6697".to_owned()],
+        }
+    }
+}
+
+/// `[tls]`: the certificate the TLS listeners present, and the STS policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; empty means a self-signed one generated in the data directory.
+    pub cert: String,
+    /// PEM private key for `cert`.
+    pub key: String,
+    /// Advertise the IRCv3 `sts` policy on plain-text connections.
+    pub sts: bool,
+    /// How long clients should remember to use TLS (the `duration` of the policy).
+    pub sts_duration_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            sts: true,
+            sts_duration_secs: 2_592_000,
+        }
+    }
+}
+
+/// Whether anyone may create an account with `REGISTER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    Open,
+    Closed,
+}
+
+/// `[accounts]`: logging in, registering, and keeping guessers out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Connections must log in before they may chat.
+    pub require_login: bool,
+    /// `open`: anyone may `REGISTER`; `closed`: only the admin CLI adds accounts.
+    pub registration: RegistrationPolicy,
+    /// SQLite database file, relative to `server.data_dir` unless absolute.
+    pub database: String,
+    pub min_password_len: usize,
+    pub max_password_len: usize,
+    /// Accept PASS and SASL PLAIN on plain-text connections from anywhere.
+    pub allow_plaintext_login: bool,
+    /// Networks (CIDR) from which a plain-text login is accepted anyway: this machine by default.
+    pub plaintext_login_from: Vec<String>,
+    /// Failed logins (per account or per address) within `failure_window_secs` before a lockout.
+    pub max_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            require_login: true,
+            registration: RegistrationPolicy::Open,
+            database: "parley.db".to_owned(),
+            min_password_len: 8,
+            max_password_len: 256,
+            allow_plaintext_login: false,
+            plaintext_login_from: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            max_failures: 5,
+            failure_window_secs: 600,
+            lockout_secs: 900,
         }
     }
 }
@@ -129,8 +206,8 @@ impl Default for FloodConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            burst: 10,
-            lines_per_second: 2.0,
+            burst: 20,
+            lines_per_second: 4.0,
         }
     }
 }
@@ -274,7 +351,17 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     (
         "flood",
         "Flood protection: each client may send `burst` lines at once, then\n\
-         `lines_per_second` on average; lines beyond that are throttled.",
+         `lines_per_second` on average; lines beyond that wait their turn (nothing is dropped).",
+    ),
+    (
+        "tls",
+        "TLS: the certificate the TLS listeners present. With cert and key left empty, a\n\
+         self-signed certificate is generated in the data directory on first start and reused;\n\
+         its SHA-256 fingerprint is logged at start and printed by `parleyd cert show`.",
+    ),
+    (
+        "accounts",
+        "Accounts: who may chat, how accounts are made, and how password guessing is slowed.",
     ),
     ("log", "What the server logs."),
 ];
@@ -314,7 +401,12 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "listen",
         "plain",
         "Plain-text IRC listeners, each an ip:port, e.g. [\"0.0.0.0:6667\", \"[::]:6667\"].\n\
-         The default only accepts connections from this machine.",
+         The default only accepts connections from this machine; [] turns plain text off.",
+    ),
+    (
+        "listen",
+        "tls",
+        "TLS IRC listeners, each an ip:port; [] turns TLS off.",
     ),
     (
         "limits",
@@ -386,6 +478,79 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "flood",
         "lines_per_second",
         "Average lines per second allowed after the burst (more than 0).",
+    ),
+    (
+        "tls",
+        "cert",
+        "PEM certificate chain file (e.g. server.crt or Let's Encrypt's fullchain.pem);\n\
+         \"\" generates a self-signed certificate in the data directory.",
+    ),
+    (
+        "tls",
+        "key",
+        "PEM private key file for cert (e.g. server.key or privkey.pem).",
+    ),
+    (
+        "tls",
+        "sts",
+        "Advertise the IRCv3 sts policy on plain-text connections, so clients switch to TLS.",
+    ),
+    (
+        "tls",
+        "sts_duration_secs",
+        "How long clients remember to use TLS; 0 asks them to forget the policy.",
+    ),
+    (
+        "accounts",
+        "require_login",
+        "Connections must log in (SASL PLAIN or PASS account:password) before chatting.\n\
+         With false, guests may chat but cannot take a registered account's nick.",
+    ),
+    (
+        "accounts",
+        "registration",
+        "\"open\": anyone may create an account with REGISTER; \"closed\": only `parleyd users add`.",
+    ),
+    (
+        "accounts",
+        "database",
+        "SQLite database file, relative to server.data_dir unless absolute.",
+    ),
+    (
+        "accounts",
+        "min_password_len",
+        "Shortest password accepted, in characters.",
+    ),
+    (
+        "accounts",
+        "max_password_len",
+        "Longest password accepted, in bytes.",
+    ),
+    (
+        "accounts",
+        "allow_plaintext_login",
+        "Accept passwords over plain text from anywhere (never needed with TLS).",
+    ),
+    (
+        "accounts",
+        "plaintext_login_from",
+        "Networks (CIDR) whose plain-text logins are accepted even when the above is false;\n\
+         the default is this machine only.",
+    ),
+    (
+        "accounts",
+        "max_failures",
+        "Failed logins for one account, or from one address, before it is locked out.",
+    ),
+    (
+        "accounts",
+        "failure_window_secs",
+        "Seconds over which failed logins are counted.",
+    ),
+    (
+        "accounts",
+        "lockout_secs",
+        "Seconds a locked-out account or address must wait.",
     ),
     (
         "log",
@@ -528,23 +693,72 @@ impl Config {
             ));
         }
 
-        if self.listen.plain.is_empty() {
+        if self.listen.plain.is_empty() && self.listen.tls.is_empty() {
             return Err(Invalid::new(
                 "listen.plain",
-                "the list is empty, so no one could connect; add an address like \"127.0.0.1:6667\""
+                "listen.plain and listen.tls are both empty, so no one could connect; add an address like \"127.0.0.1:6667\""
                     .to_owned(),
             ));
         }
-        for (index, address) in self.listen.plain.iter().enumerate() {
-            if address.parse::<SocketAddr>().is_err() {
+        for (key, addresses) in [
+            ("listen.plain", &self.listen.plain),
+            ("listen.tls", &self.listen.tls),
+        ] {
+            for (index, address) in addresses.iter().enumerate() {
+                if address.parse::<SocketAddr>().is_err() {
+                    return Err(Invalid {
+                        key,
+                        item: Some(index),
+                        message: format!(
+                            "{address:?} is not an address like 127.0.0.1:6667 or [::1]:6667 (an IP and a port, no host names)"
+                        ),
+                    });
+                }
+            }
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            let key = if self.tls.cert.is_empty() {
+                "tls.key"
+            } else {
+                "tls.cert"
+            };
+            return Err(Invalid::new(
+                key,
+                "tls.cert and tls.key go together; set both, or leave both empty for a generated certificate".to_owned(),
+            ));
+        }
+        let accounts = &self.accounts;
+        if accounts.database.is_empty() {
+            return Err(Invalid::new(
+                "accounts.database",
+                "the path is empty; name a file, like \"parley.db\"".to_owned(),
+            ));
+        }
+        if accounts.min_password_len == 0 || accounts.min_password_len > accounts.max_password_len {
+            return Err(Invalid::new(
+                "accounts.min_password_len",
+                format!(
+                    "{} must be at least 1 and no more than accounts.max_password_len ({})",
+                    accounts.min_password_len, accounts.max_password_len
+                ),
+            ));
+        }
+        for (index, network) in accounts.plaintext_login_from.iter().enumerate() {
+            if network.parse::<ipnet::IpNet>().is_err() {
                 return Err(Invalid {
-                    key: "listen.plain",
+                    key: "accounts.plaintext_login_from",
                     item: Some(index),
                     message: format!(
-                        "{address:?} is not an address like 127.0.0.1:6667 or [::1]:6667 (an IP and a port, no host names)"
+                        "{network:?} is not a network like 127.0.0.0/8 or ::1/128 (an address, '/', a prefix length)"
                     ),
                 });
             }
+        }
+        if accounts.max_failures == 0 {
+            return Err(Invalid::new(
+                "accounts.max_failures",
+                "0 would lock everyone out; use at least 1".to_owned(),
+            ));
         }
 
         let limits = &self.limits;
@@ -1078,8 +1292,29 @@ mod tests {
             text.starts_with("line 2: invalid value for `listen.plain`: \"abc\" is not an address"),
             "{text}"
         );
-        let (key, line, _) = invalid("[listen]\nplain = []\n");
+        let (key, line, _) = invalid("[listen]\nplain = []\ntls = []\n");
         assert_eq!((key.as_str(), line), ("listen.plain", 2));
+        let (key, line, _) = invalid("[listen]\ntls = [\"nope\"]\n");
+        assert_eq!((key.as_str(), line), ("listen.tls", 2));
+        Config::from_toml_str("[listen]\nplain = []\n").expect("TLS alone is enough");
+    }
+
+    #[test]
+    fn tls_and_accounts_are_checked() {
+        let (key, line, _) = invalid("[tls]\ncert = \"server.crt\"\n");
+        assert_eq!((key.as_str(), line), ("tls.cert", 2));
+        let (key, line, _) = invalid("[accounts]\nmin_password_len = 0\n");
+        assert_eq!((key.as_str(), line), ("accounts.min_password_len", 2));
+        let (key, line, _) = invalid("[accounts]\nplaintext_login_from = [\"10.0.0.0\"]\n");
+        assert_eq!((key.as_str(), line), ("accounts.plaintext_login_from", 2));
+        let (key, line, _) = invalid("[accounts]\nmax_failures = 0\n");
+        assert_eq!((key.as_str(), line), ("accounts.max_failures", 2));
+        let (key, line, message) = invalid("\n[accounts]\nregistration = \"maybe\"\n");
+        assert_eq!((key.as_str(), line), ("accounts.registration", 3));
+        assert!(message.contains("maybe"), "{message}");
+        let config = Config::from_toml_str("[accounts]\nregistration = \"closed\"\n")
+            .expect("closed is a policy");
+        assert_eq!(config.accounts.registration, RegistrationPolicy::Closed);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info};
 
+use crate::auth;
 use crate::command;
 use crate::context::{line, Ctx, Session};
 use crate::flood::FloodControl;
@@ -27,7 +28,7 @@ const READ_RESERVE: usize = 1024;
 const IDLE_READ_CAPACITY: usize = 8192;
 
 /// Serve one accepted connection until it ends.
-pub async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr)
+pub async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, secure: bool)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -50,7 +51,7 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
     let id = shared.next_client_id();
-    let mut session = Session::new(id, ip);
+    let mut session = Session::new(id, ip, secure);
     shared.world.lock().users.insert(
         id,
         User {
@@ -61,6 +62,8 @@ where
             realname: String::new(),
             host: session.host.clone(),
             registered: false,
+            account: None,
+            secure,
             invisible: false,
             away: None,
             channels: Default::default(),
@@ -71,11 +74,19 @@ where
     debug!(%peer, client = id.0, "connected");
 
     let writer_outbound = outbound.clone();
-    let writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
+    let mut writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
 
     let reason = read_loop(&shared, &mut session, &outbound, reader).await;
     finish(&shared, &session, &outbound, &reason);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer_task)
+        .await
+        .is_err()
+    {
+        // A peer that stopped reading would keep the writer (and the socket) alive forever,
+        // after its connection slot was released: stop it instead.
+        outbound.kill();
+        let _ = writer_task.await;
+    }
     shared.release(ip);
     debug!(%peer, client = id.0, reason = %reason.quit_text(), "disconnected");
 }
@@ -140,6 +151,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             handle_line(shared, session, outbound, &raw);
+            if let Some(pending) = session.pending.take() {
+                // Hashing takes a while; this client's later lines wait, nobody else does.
+                let outcome = tokio::select! {
+                    outcome = auth::run(shared, session.ip, pending) => outcome,
+                    _ = outbound.killed() => return killed_reason(outbound),
+                    _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+                };
+                let mut ctx = Ctx {
+                    shared,
+                    session,
+                    outbound,
+                };
+                auth::finish(&mut ctx, outcome);
+            }
             if let Some(text) = session.quit.take() {
                 return EndReason::Quit(text);
             }

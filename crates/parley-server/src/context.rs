@@ -6,49 +6,148 @@ use std::sync::Arc;
 
 use parley_proto::write_line;
 
+use crate::config::RegistrationPolicy;
 use crate::outbound::Outbound;
+use crate::relay::wire;
 use crate::server::Shared;
 use crate::state::ClientId;
 
-/// Capabilities this server offers in `CAP LS`.
-pub const SUPPORTED_CAPS: &[&str] = &["cap-notify", "multi-prefix", "userhost-in-names"];
+/// Capabilities a client may request, in the order `CAP LS` shows them.
+pub const SUPPORTED_CAPS: &[&str] = &[
+    "account-notify",
+    "account-tag",
+    "cap-notify",
+    "extended-join",
+    "multi-prefix",
+    "sasl",
+    "userhost-in-names",
+];
+
+/// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
+/// is registered, and the account name may differ from the nick.
+const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
+const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
+
+/// The `CAP LS` list for this connection; values (after `=`) only for `CAP LS 302` clients.
+pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) -> String {
+    let mut caps: Vec<String> = SUPPORTED_CAPS
+        .iter()
+        .map(|c| match (*c, with_values) {
+            ("sasl", true) => "sasl=PLAIN".to_string(),
+            (c, _) => c.to_string(),
+        })
+        .collect();
+    if shared.config.accounts.registration == RegistrationPolicy::Open {
+        caps.push(if with_values {
+            format!("{ACCOUNT_REGISTRATION}={ACCOUNT_REGISTRATION_VALUE}")
+        } else {
+            ACCOUNT_REGISTRATION.to_string()
+        });
+    }
+    if let (Some(tls), true) = (&shared.tls, shared.config.tls.sts) {
+        // IRCv3 sts: a plain-text connection learns the TLS port to upgrade to; a secure one
+        // learns how long to keep using TLS.
+        caps.push(match (with_values, session.secure) {
+            (false, _) => "sts".to_string(),
+            (true, false) => format!("sts=port={}", tls.port),
+            (true, true) => format!("sts=duration={}", shared.config.tls.sts_duration_secs),
+        });
+    }
+    caps.sort();
+    caps.join(" ")
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Caps {
+    pub account_notify: bool,
+    pub account_tag: bool,
     pub cap_notify: bool,
+    pub extended_join: bool,
     pub multi_prefix: bool,
+    pub sasl: bool,
     pub userhost_in_names: bool,
+    pub account_registration: bool,
 }
 
 impl Caps {
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "account-notify" => &mut self.account_notify,
+            "account-tag" => &mut self.account_tag,
+            "cap-notify" => &mut self.cap_notify,
+            "extended-join" => &mut self.extended_join,
+            "multi-prefix" => &mut self.multi_prefix,
+            "sasl" => &mut self.sasl,
+            "userhost-in-names" => &mut self.userhost_in_names,
+            ACCOUNT_REGISTRATION => &mut self.account_registration,
+            _ => return None,
+        })
+    }
+
+    /// Turn a capability on or off; false when we do not offer it.
     pub fn set(&mut self, name: &str, on: bool) -> bool {
-        match name {
-            "cap-notify" => self.cap_notify = on,
-            "multi-prefix" => self.multi_prefix = on,
-            "userhost-in-names" => self.userhost_in_names = on,
-            _ => return false,
+        match self.flag(name) {
+            Some(flag) => {
+                *flag = on;
+                true
+            }
+            None => false,
         }
-        true
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        for (on, name) in [
-            (self.cap_notify, "cap-notify"),
-            (self.multi_prefix, "multi-prefix"),
-            (self.userhost_in_names, "userhost-in-names"),
-        ] {
-            if on {
-                out.push(name);
-            }
-        }
-        out
+        let mut probe = *self;
+        SUPPORTED_CAPS
+            .iter()
+            .chain([&ACCOUNT_REGISTRATION])
+            .copied()
+            .filter(|name| probe.flag(name).is_some_and(|on| *on))
+            .collect()
     }
+
+    /// The bits senders look at to pick a serialized variant for this client.
+    pub fn wire_bits(&self) -> u8 {
+        let mut bits = 0;
+        if self.account_tag {
+            bits |= wire::ACCOUNT_TAG;
+        }
+        if self.extended_join {
+            bits |= wire::EXTENDED_JOIN;
+        }
+        if self.account_notify {
+            bits |= wire::ACCOUNT_NOTIFY;
+        }
+        bits
+    }
+}
+
+/// A login or registration waiting for the slow part (password hashing) to finish; the
+/// connection task runs it after the handler returns and then calls back into [`crate::auth`].
+#[derive(Debug)]
+pub enum PendingAuth {
+    Login {
+        account: String,
+        password: String,
+        via: LoginVia,
+    },
+    Register {
+        account: String,
+        password: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginVia {
+    Sasl,
+    Pass,
 }
 
 /// This connection's own state, kept by its task; the world holds what others need to see.
 pub struct Session {
     pub id: ClientId,
+    pub ip: IpAddr,
+    /// The connection is TLS.
+    pub secure: bool,
     pub host: String,
     /// Current nick, or empty before the first valid NICK.
     pub nick: String,
@@ -57,20 +156,36 @@ pub struct Session {
     /// Between `CAP LS`/`CAP REQ` and `CAP END` registration waits.
     pub cap_negotiating: bool,
     pub caps: Caps,
+    /// The account this connection is logged in to.
+    pub account: Option<String>,
+    /// SASL PLAIN payload collected so far, between `AUTHENTICATE PLAIN` and its last chunk.
+    pub sasl: Option<String>,
+    /// `PASS` given before registration, tried at registration time.
+    pub pass: Option<String>,
+    pub pending: Option<PendingAuth>,
+    /// The "you must log in" notice was already sent.
+    pub told_to_log_in: bool,
     /// Set by QUIT (or a fatal error): the connection ends after this line.
     pub quit: Option<String>,
 }
 
 impl Session {
-    pub fn new(id: ClientId, ip: IpAddr) -> Self {
+    pub fn new(id: ClientId, ip: IpAddr, secure: bool) -> Self {
         Session {
             id,
+            ip,
+            secure,
             host: host_for(ip),
             nick: String::new(),
             got_user: false,
             registered: false,
             cap_negotiating: false,
             caps: Caps::default(),
+            account: None,
+            sasl: None,
+            pass: None,
+            pending: None,
+            told_to_log_in: false,
             quit: None,
         }
     }
@@ -106,7 +221,9 @@ pub struct Ctx<'a> {
     pub outbound: &'a Arc<Outbound>,
 }
 
-/// Serialize one line without tags.
+/// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,
+/// an unknown channel); one that would break the line (empty, a space, a leading ':') is sent as
+/// `*` instead, so a client can never inject parameters into a reply.
 pub fn line(
     source: Option<&str>,
     command: &str,
@@ -114,7 +231,17 @@ pub fn line(
     trailing: Option<&str>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    write_line(&mut out, &[], source, command, middle, trailing);
+    let breaks_line =
+        |p: &&str| p.is_empty() || p.starts_with(':') || p.contains([' ', '\r', '\n', '\0']);
+    if middle.iter().any(breaks_line) {
+        let safe: Vec<&str> = middle
+            .iter()
+            .map(|p| if breaks_line(p) { "*" } else { *p })
+            .collect();
+        write_line(&mut out, &[], source, command, &safe, trailing);
+    } else {
+        write_line(&mut out, &[], source, command, middle, trailing);
+    }
     out
 }
 

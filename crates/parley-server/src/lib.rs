@@ -4,6 +4,9 @@
 //! Layout: `listener` accepts, `connection` frames and times a client's life, `command/` holds
 //! one file per command family, `state/` the in-memory world, `outbound` the bounded send buffers.
 
+pub mod accounts;
+pub mod admin;
+mod auth;
 mod command;
 pub mod config;
 mod connection;
@@ -13,8 +16,11 @@ mod isupport;
 mod listener;
 mod outbound;
 mod registration;
+mod relay;
 mod server;
 mod state;
+pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,51 +31,136 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, ConfigError};
 pub use server::VERSION;
 
+/// How often the certificate file is checked for a renewal (a reload also happens on SIGHUP).
+const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "invalid listen address `{0}` in listen.plain (expected an address like 127.0.0.1:6667)"
-    )]
+    #[error("invalid listen address `{0}` (expected an address like 127.0.0.1:6667)")]
     BadAddress(String),
     #[error("{0}")]
     Bind(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("account database: {0}")]
+    Store(#[from] store::StoreError),
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
     shared: Arc<server::Shared>,
     plain_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     tasks: TaskTracker,
+}
+
+fn parse_addrs(texts: &[String]) -> Result<Vec<SocketAddr>, StartError> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<SocketAddr>()
+                .map_err(|_| StartError::BadAddress(t.clone()))
+        })
+        .collect()
 }
 
 /// Bind the configured listeners and start serving on the current tokio runtime.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let mut addrs = Vec::new();
-    for text in &config.listen.plain {
-        addrs.push(
-            text.parse::<SocketAddr>()
-                .map_err(|_| StartError::BadAddress(text.clone()))?,
-        );
-    }
-    let listeners = listener::bind_all(&addrs).await?;
-    let shared = Arc::new(server::Shared::new(config));
+    let plain = listener::bind_all(&parse_addrs(&config.listen.plain)?).await?;
+    let tls_listeners = listener::bind_all(&parse_addrs(&config.listen.tls)?).await?;
+    let resolver = if tls_listeners.is_empty() {
+        None
+    } else {
+        let paths = tls::CertPaths::from_config(&config);
+        Some(Arc::new(tls::CertResolver::open(
+            paths,
+            &config.server.name,
+        )?))
+    };
+    let tls_addrs = tls_listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls_info = resolver.as_ref().map(|resolver| server::TlsInfo {
+        resolver: resolver.clone(),
+        port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
+    });
+    let accounts = accounts::Accounts::new(store::open_default(&config)?, &config);
+    let shared = Arc::new(server::Shared::new(config, tls_info, accounts));
     let tasks = TaskTracker::new();
     let mut plain_addrs = Vec::new();
-    for l in listeners {
+    for l in plain {
         plain_addrs.push(l.local_addr()?);
-        tasks.spawn(listener::accept_loop(shared.clone(), l, tasks.clone()));
+        tasks.spawn(listener::accept_loop(
+            shared.clone(),
+            l,
+            listener::Transport::Plain,
+            tasks.clone(),
+        ));
+    }
+    if let Some(resolver) = resolver {
+        let acceptor = tokio_rustls::TlsAcceptor::from(resolver.server_config()?);
+        tracing::info!(
+            fingerprint = %resolver.fingerprint(),
+            cert = %resolver.paths().cert.display(),
+            "TLS certificate SHA-256 fingerprint"
+        );
+        for l in tls_listeners {
+            tasks.spawn(listener::accept_loop(
+                shared.clone(),
+                l,
+                listener::Transport::Tls(acceptor.clone()),
+                tasks.clone(),
+            ));
+        }
+        tasks.spawn(watch_certificate(shared.clone(), resolver));
     }
     Ok(Running {
         shared,
         plain_addrs,
+        tls_addrs,
         tasks,
     })
 }
 
+/// Pick up renewed certificate files (for example from an ACME client) without a signal.
+async fn watch_certificate(shared: Arc<server::Shared>, resolver: Arc<tls::CertResolver>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CERT_WATCH_INTERVAL) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        match resolver.reload_if_changed() {
+            Some(Ok(fingerprint)) => {
+                tracing::info!(%fingerprint, "TLS certificate file changed; reloaded")
+            }
+            Some(Err(err)) => {
+                tracing::error!(%err, "TLS certificate file changed but cannot be loaded; keeping the old one")
+            }
+            None => {}
+        }
+    }
+}
+
 impl Running {
-    /// The addresses actually bound (useful with port 0).
+    /// The plain-text addresses actually bound (useful with port 0).
     pub fn plain_addrs(&self) -> &[SocketAddr] {
         &self.plain_addrs
+    }
+
+    /// The TLS addresses actually bound.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// SHA-256 fingerprint of the certificate in use, when TLS is on.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(|t| t.resolver.fingerprint())
+    }
+
+    /// Re-read the TLS certificate and key (what SIGHUP does). On error the old pair stays in use.
+    pub fn reload_tls(&self) -> Option<Result<String, tls::TlsError>> {
+        self.shared.tls.as_ref().map(|t| t.resolver.reload())
     }
 
     /// Number of open client connections.

@@ -1,13 +1,15 @@
-//! Accept loops: one per configured address, each connection served by its own task.
-//! TLS and WebSocket listeners will join the plain TCP one here, all feeding [`connection::serve`].
+//! Accept loops: one per configured address, each connection served by its own task. Plain and TLS
+//! listeners feed the same [`connection::serve`]; a TLS connection is handed over only after its
+//! handshake completes (bounded in time, so a silent or garbage-speaking peer cannot hold a slot).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::connection;
 use crate::server::Shared;
@@ -16,7 +18,22 @@ use crate::server::Shared;
 /// rather than spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a listener's connections are carried.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(TlsAcceptor),
+}
+
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    transport: Transport,
+    tasks: TaskTracker,
+) {
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -26,7 +43,22 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tasks: Task
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tasks.spawn(connection::serve(shared.clone(), stream, peer));
+                match &transport {
+                    Transport::Plain => {
+                        tasks.spawn(connection::serve(shared.clone(), stream, peer, false));
+                    }
+                    Transport::Tls(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        let shared = shared.clone();
+                        tasks.spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(tls)) => connection::serve(shared, tls, peer, true).await,
+                                Ok(Err(err)) => debug!(%peer, %err, "TLS handshake failed"),
+                                Err(_) => debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Err(err) => {
                 warn!(listener = ?local, %err, "accept failed");

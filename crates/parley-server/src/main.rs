@@ -1,12 +1,15 @@
-//! `parleyd`: load the config, start the server, and stop it cleanly on SIGINT or SIGTERM.
+//! `parleyd`: load the config, then either serve (stopping cleanly on SIGINT or SIGTERM and
+//! reloading the TLS certificate on SIGHUP) or run one of the admin subcommands.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use parley_server::admin::{run_users_command, UsersCommand};
+use parley_server::tls::{CertPaths, CertResolver};
 use parley_server::Config;
-use tracing::info;
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// How long connections get to say goodbye after a shutdown signal.
@@ -16,11 +19,33 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[command(name = "parleyd", version, about = "Parley chat server (IRC protocol)")]
 struct Args {
     /// TOML config file; without one the embedded defaults are used.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Print the effective config, with comments, and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage accounts: add, passwd, remove, list, lock, unlock, import.
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+    /// The TLS certificate the server presents.
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertAction {
+    /// Print the certificate's path and SHA-256 fingerprint (generating it first if needed).
+    Show,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,22 +61,44 @@ fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .context("log.level is not a valid log filter")?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config))
+    match args.command {
+        Some(Command::Cert {
+            action: CertAction::Show,
+        }) => cert_show(&config),
+        Some(Command::Users { action }) => Ok(run_users_command(action, &config)?),
+        None => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the tokio runtime")?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+fn cert_show(config: &Config) -> anyhow::Result<()> {
+    let paths = CertPaths::from_config(config);
+    let resolver = CertResolver::open(paths.clone(), &config.server.name)?;
+    println!("certificate: {}", paths.cert.display());
+    println!("SHA-256 fingerprint: {}", resolver.fingerprint());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let name = config.server.name.clone();
     let running = parley_server::start(config).await?;
     for addr in running.plain_addrs() {
-        info!(%addr, server = %name, version = parley_server::VERSION, "listening (plain TCP)");
+        info!(%addr, server = %name, version = parley_server::VERSION, "listening (plain text)");
     }
-    wait_for_signal().await?;
+    for addr in running.tls_addrs() {
+        info!(%addr, server = %name, "listening (TLS)");
+    }
+    wait_for_shutdown(&running).await?;
     info!("shutting down");
     running.shutdown();
     if !running.wait(SHUTDOWN_GRACE).await {
@@ -60,19 +107,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serve signals until one asks us to stop: SIGHUP reloads the certificate, SIGINT/SIGTERM stop.
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
+async fn wait_for_shutdown(running: &parley_server::Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => return r.context("cannot listen for SIGINT"),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => match running.reload_tls() {
+                Some(Ok(fingerprint)) => info!(%fingerprint, "SIGHUP: TLS certificate reloaded"),
+                Some(Err(err)) => error!(%err, "SIGHUP: cannot reload the TLS certificate; keeping the old one"),
+                None => info!("SIGHUP: TLS is off, nothing to reload"),
+            },
+        }
     }
-    Ok(())
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
+async fn wait_for_shutdown(_running: &parley_server::Running) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot listen for Ctrl-C")

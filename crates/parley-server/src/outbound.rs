@@ -6,7 +6,7 @@
 //! are the cost of a chat server, not copying bytes. The buffer is bounded by the send queue limit;
 //! a client that lets it overflow is disconnected, never waited for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -44,6 +44,9 @@ pub struct Outbound {
     kill: CancellationToken,
     /// Why the connection was killed, for the reader task's QUIT message.
     overflowed: AtomicBool,
+    /// The negotiated capabilities that change which bytes this client must get
+    /// ([`crate::relay::wire`] bits), read by senders choosing a serialized variant.
+    wire_caps: AtomicU8,
 }
 
 impl Outbound {
@@ -57,7 +60,16 @@ impl Outbound {
             limit,
             kill: CancellationToken::new(),
             overflowed: AtomicBool::new(false),
+            wire_caps: AtomicU8::new(0),
         }
+    }
+
+    pub fn wire_caps(&self) -> u8 {
+        self.wire_caps.load(Ordering::Relaxed)
+    }
+
+    pub fn set_wire_caps(&self, bits: u8) {
+        self.wire_caps.store(bits, Ordering::Relaxed);
     }
 
     /// Append one or more complete lines. Never blocks on the network.

@@ -4,10 +4,12 @@
 //! Registration completes when a nick and USER are both in and no `CAP` negotiation is open,
 //! whichever of those comes last triggers it.
 
-use parley_proto::{numeric, Message};
+use parley_proto::{casefold, numeric, Message};
 
+use crate::auth;
 use crate::command::{info, join};
-use crate::context::{Ctx, SUPPORTED_CAPS};
+use crate::config::RegistrationPolicy;
+use crate::context::{advertised_caps, Ctx};
 use crate::isupport;
 use crate::server::VERSION;
 
@@ -25,16 +27,17 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             if !ctx.session.registered {
                 ctx.session.cap_negotiating = true;
             }
-            if msg
+            let v302 = msg
                 .param(1)
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0)
-                >= 302
-            {
+                >= 302;
+            if v302 {
                 // 302 clients get cap-notify implicitly.
                 ctx.session.caps.cap_notify = true;
             }
-            ctx.server_line("CAP", &[&nick, "LS"], Some(&SUPPORTED_CAPS.join(" ")));
+            let caps = advertised_caps(ctx.shared, ctx.session, v302);
+            ctx.server_line("CAP", &[&nick, "LS"], Some(&caps));
         }
         "LIST" => {
             let names = ctx.session.caps.names().join(" ");
@@ -55,6 +58,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             });
             if all_known && !requested.trim().is_empty() {
                 ctx.session.caps = caps;
+                ctx.outbound.set_wire_caps(caps.wire_bits());
                 ctx.server_line("CAP", &[&nick, "ACK"], Some(requested));
             } else {
                 ctx.server_line("CAP", &[&nick, "NAK"], Some(requested));
@@ -110,24 +114,28 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     try_complete(ctx);
 }
 
-/// `PASS` is accepted before registration and ignored until accounts arrive; after it, 462.
-pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if ctx.session.registered {
-        ctx.numeric(
-            numeric::ERR_ALREADYREGISTERED,
-            &[],
-            Some("You may not reregister"),
-        );
-        return;
-    }
-    ctx.need_params(msg, 1);
-}
-
 /// Finish registration if everything it needs is in.
 pub fn try_complete(ctx: &mut Ctx<'_>) {
     let session = &ctx.session;
-    if session.registered || session.nick.is_empty() || !session.got_user || session.cap_negotiating
+    if session.registered
+        || session.nick.is_empty()
+        || !session.got_user
+        || session.cap_negotiating
+        || session.pending.is_some()
+        || session.sasl.is_some()
     {
+        return;
+    }
+    if session.account.is_none() && auth::start_pass_login(ctx) {
+        return; // the connection task runs the login, then calls back here
+    }
+    if ctx.session.account.is_none() && ctx.shared.config.accounts.require_login {
+        if !std::mem::replace(&mut ctx.session.told_to_log_in, true) {
+            tell_how_to_log_in(ctx);
+        }
+        return;
+    }
+    if !nick_allowed(ctx, &ctx.session.nick.clone()) {
         return;
     }
     let source = {
@@ -148,6 +156,52 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     if !default_channel.is_empty() {
         join::join_one(ctx, &default_channel, None);
     }
+}
+
+/// The notice a connection gets when it must log in before it can finish registering.
+fn tell_how_to_log_in(ctx: &Ctx<'_>) {
+    let mut lines = vec![
+        "This server requires an account. Log in with SASL PLAIN, or send PASS <account>:<password>.",
+    ];
+    if ctx.shared.config.accounts.registration == RegistrationPolicy::Open {
+        lines.push("No account yet? Create one: REGISTER * * <password> (your nick becomes the account name).");
+    }
+    lines.push("Connections that do not log in are closed after the registration timeout.");
+    for text in lines {
+        ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
+    }
+}
+
+/// A nick that names a registered account belongs to that account: anyone else gets 433.
+/// Checked with a direct store lookup: an indexed read of one row, far cheaper than the lock
+/// round-trips a hop to the blocking pool would cost. If the store cannot answer, the nick is
+/// refused rather than risk handing out someone's name.
+pub fn nick_allowed(ctx: &Ctx<'_>, nick: &str) -> bool {
+    let own = ctx
+        .session
+        .account
+        .as_deref()
+        .is_some_and(|account| casefold(account) == casefold(nick));
+    if own {
+        return true;
+    }
+    let reserved = match ctx.shared.accounts.store().account(nick) {
+        Ok(record) => record.is_some(),
+        Err(err) => {
+            tracing::error!(%err, "cannot check whether a nick is a registered account");
+            true
+        }
+    };
+    if reserved {
+        ctx.numeric(
+            numeric::ERR_NICKNAMEINUSE,
+            &[nick],
+            Some(
+                "Nickname is reserved by a registered account; log in as it or choose another nick",
+            ),
+        );
+    }
+    !reserved
 }
 
 fn welcome(ctx: &mut Ctx<'_>, source: &str) {

@@ -4,19 +4,34 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use ipnet::IpNet;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::isupport;
 use crate::state::{ClientId, World};
+use crate::tls::CertResolver;
 
 pub const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
 
+/// What plain-text connections need to know about TLS (for the `sts` policy) and what reloads.
+pub struct TlsInfo {
+    pub resolver: Arc<CertResolver>,
+    /// The port of the first TLS listener, advertised in `sts=port=...`.
+    pub port: u16,
+}
+
 pub struct Shared {
     pub config: Config,
+    pub tls: Option<TlsInfo>,
+    pub accounts: Accounts,
+    /// `accounts.plaintext_login_from`, parsed once.
+    pub plaintext_login_from: Vec<IpNet>,
     pub world: Mutex<World>,
     pub created: SystemTime,
     /// The `005` lines' tokens, computed once from the config.
@@ -34,9 +49,19 @@ pub enum Admission {
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, tls: Option<TlsInfo>, accounts: Accounts) -> Self {
         let isupport = isupport::tokens(&config);
+        // Validated with the config; an entry that still fails to parse is dropped, never widened.
+        let plaintext_login_from = config
+            .accounts
+            .plaintext_login_from
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect();
         Shared {
+            tls,
+            accounts,
+            plaintext_login_from,
             config,
             world: Mutex::new(World::default()),
             created: SystemTime::now(),

@@ -53,7 +53,9 @@ async fn cap_negotiation_holds_registration_until_end() {
     let ls = c.recv().await;
     assert_eq!(
         ls,
-        ":parley.local CAP * LS :cap-notify multi-prefix userhost-in-names"
+        ":parley.local CAP * LS :account-notify account-tag cap-notify \
+         draft/account-registration=before-connect,custom-account-name extended-join \
+         multi-prefix sasl=PLAIN userhost-in-names"
     );
     c.send("NICK bob").await;
     c.send("USER bob 0 * :Bob").await;

@@ -5,7 +5,8 @@
 use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::command::channel::{send_names, send_topic};
-use crate::context::{line, Ctx};
+use crate::context::Ctx;
+use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
 
 pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -75,6 +76,8 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         return;
     }
     let source = user.source();
+    let account = user.account.clone();
+    let realname = user.realname.clone();
     let outbound = user.outbound.clone();
     let status = match world.channels.get(&folded) {
         Some(channel) => {
@@ -98,9 +101,11 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         return;
     };
     channel.add_member(id, status, outbound);
-    let bytes = line(Some(&source), "JOIN", &[&channel.name], None);
+    let shown = [channel.name.as_str()];
+    let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
+        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
     for member in channel.snapshot.iter() {
-        let _ = member.push(&bytes);
+        relay.send_to(member);
     }
     if let Some(user) = world.users.get_mut(&id) {
         user.channels.insert(folded.clone());
@@ -138,12 +143,17 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
         );
         return;
     }
-    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+    let Some((source, account)) = world
+        .users
+        .get(&id)
+        .map(|u| (u.source(), u.account.clone()))
+    else {
         return;
     };
-    let bytes = line(Some(&source), "PART", &[&channel.name], reason);
+    let shown = [channel.name.as_str()];
+    let relay = Relay::new(&source, account.as_deref(), "PART", &shown, reason);
     for member in channel.snapshot.iter() {
-        let _ = member.push(&bytes);
+        relay.send_to(member);
     }
     world.leave_channel(id, &folded);
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use parley_proto::{casefold, numeric, Message};
 use tokio::time::Instant;
 
-use crate::context::{line, Ctx};
+use crate::context::Ctx;
+use crate::relay::Relay;
 
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
@@ -52,7 +53,11 @@ fn to_channel(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool)
     let id = ctx.session.id;
     let key = casefold(target);
     let mut world = ctx.shared.world.lock();
-    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+    let Some((source, account)) = world
+        .users
+        .get(&id)
+        .map(|u| (u.source(), u.account.clone()))
+    else {
         return;
     };
     let Some(channel) = world.channels.get(&key) else {
@@ -85,15 +90,17 @@ fn to_channel(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool)
         }
         return;
     }
-    let bytes = line(Some(&source), verb, &[&channel.name], Some(text));
+    let shown = [channel.name.clone()];
     let members = channel.snapshot.clone();
     if let Some(user) = world.users.get_mut(&id) {
         user.last_spoke = Instant::now();
     }
     drop(world);
+    let shown = [shown[0].as_str()];
+    let relay = Relay::new(&source, account.as_deref(), verb, &shown, Some(text));
     for member in members.iter() {
         if !Arc::ptr_eq(member, ctx.outbound) {
-            let _ = member.push(&bytes);
+            relay.send_to(member);
         }
     }
 }
@@ -122,8 +129,10 @@ fn to_nick(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool) {
     };
     user.last_spoke = Instant::now();
     let source = user.source();
+    let account = user.account.clone();
     drop(world);
-    let _ = outbound.push(&line(Some(&source), verb, &[&nick], Some(text)));
+    let target = [nick.as_str()];
+    Relay::new(&source, account.as_deref(), verb, &target, Some(text)).send_to(&outbound);
     if let (Some(away), false) = (away, notice) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }

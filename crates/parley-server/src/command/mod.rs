@@ -13,6 +13,7 @@ pub mod query;
 
 use parley_proto::{numeric, Message};
 
+use crate::auth;
 use crate::context::Ctx;
 use crate::registration;
 
@@ -22,7 +23,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "CAP" => registration::cap(ctx, msg),
         "NICK" => nick::nick(ctx, msg),
         "USER" => registration::user(ctx, msg),
-        "PASS" => registration::pass(ctx, msg),
+        "PASS" => auth::pass(ctx, msg),
+        "AUTHENTICATE" => auth::authenticate(ctx, msg),
+        "REGISTER" => auth::register(ctx, msg),
         "PING" => presence::ping(ctx, msg),
         "PONG" => {}
         "QUIT" => presence::quit(ctx, msg),

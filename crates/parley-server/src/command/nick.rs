@@ -23,6 +23,10 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if wanted == ctx.session.nick {
         return;
     }
+    // Before registration the owner may still log in, so the check waits for try_complete.
+    if ctx.session.registered && !registration::nick_allowed(ctx, wanted) {
+        return;
+    }
     let id = ctx.session.id;
     let folded = casefold(wanted);
     let mut world = ctx.shared.world.lock();

@@ -144,6 +144,20 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if let Some(away) = &user.away {
         ctx.numeric(numeric::RPL_AWAY, &[nick], Some(away));
     }
+    if let Some(account) = &user.account {
+        ctx.numeric(
+            numeric::RPL_WHOISACCOUNT,
+            &[nick, account],
+            Some("is logged in as"),
+        );
+    }
+    if user.secure {
+        ctx.numeric(
+            numeric::RPL_WHOISSECURE,
+            &[nick],
+            Some("is using a secure connection"),
+        );
+    }
     let idle = user.last_spoke.elapsed().as_secs().to_string();
     ctx.numeric(
         numeric::RPL_WHOISIDLE,

@@ -24,6 +24,10 @@ pub struct User {
     pub realname: String,
     pub host: String,
     pub registered: bool,
+    /// The account this user is logged in to.
+    pub account: Option<String>,
+    /// Connected over TLS.
+    pub secure: bool,
     pub invisible: bool,
     pub away: Option<String>,
     /// Casefolded names of the channels this user is in.

@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parley_server::{Config, Running};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpStream;
+
+/// Any byte stream a client can speak IRC over: plain TCP or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// How long any single expected line may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,8 +31,12 @@ pub struct TestServer {
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config::default();
     config.listen.plain = vec!["127.0.0.1:0".into()];
+    // TLS tests turn it on with `enable_tls`; the rest stay on plain text.
+    config.listen.tls = Vec::new();
     config.server.data_dir = dir.path().to_path_buf();
     config.flood.enabled = false;
+    // Most tests chat as guests; the account tests turn logins back on.
+    config.accounts.require_login = false;
     config
 }
 
@@ -59,8 +68,8 @@ impl TestServer {
 }
 
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<Box<dyn Stream>>>,
+    writer: WriteHalf<Box<dyn Stream>>,
     pub nick: String,
 }
 
@@ -69,7 +78,12 @@ static SYNC: AtomicU64 = AtomicU64::new(0);
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect to server");
-        let (read, write) = stream.into_split();
+        Client::over(Box::new(stream))
+    }
+
+    /// A client over an already-connected stream (a TLS session, say).
+    pub fn over(stream: Box<dyn Stream>) -> Client {
+        let (read, write) = tokio::io::split(stream);
         Client {
             reader: BufReader::new(read),
             writer: write,
@@ -174,4 +188,131 @@ pub fn with_command<'a>(lines: &'a [String], command: &str) -> Vec<&'a String> {
         .iter()
         .filter(|l| l.split(' ').nth(1) == Some(command))
         .collect()
+}
+
+impl TestServer {
+    /// Several registered clients, each already past the lobby joins of the ones after it, so
+    /// every `sync` starts from a quiet connection.
+    pub async fn clients<const N: usize>(&self, nicks: [&str; N]) -> [Client; N] {
+        let mut clients = Vec::with_capacity(N);
+        for nick in nicks {
+            clients.push(self.client(nick).await);
+        }
+        for client in &mut clients {
+            client.sync().await;
+        }
+        match clients.try_into() {
+            Ok(clients) => clients,
+            Err(_) => unreachable!("exactly N clients were made"),
+        }
+    }
+}
+
+/// Turn on a TLS listener on an ephemeral loopback port (the certificate is generated into the
+/// server's temp data dir on start).
+pub fn enable_tls(config: &mut Config) {
+    config.listen.tls = vec!["127.0.0.1:0".into()];
+}
+
+/// A rustls client config that trusts exactly the PEM certificate(s) in `cert_pem`.
+pub fn client_config_trusting(cert_pem: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(cert_pem) {
+        roots
+            .add(cert.expect("PEM certificate"))
+            .expect("usable root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+impl TestServer {
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.running.tls_addrs()[0]
+    }
+
+    /// The generated certificate, as the server wrote it into its data dir.
+    pub fn generated_cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("tls").join("cert.pem")).expect("generated cert")
+    }
+
+    /// A TLS connection that trusts the server's generated certificate, for `localhost`.
+    pub async fn connect_tls(&self) -> Client {
+        let config = client_config_trusting(&self.generated_cert_pem());
+        let tls = tls_connect(self.tls_addr(), config)
+            .await
+            .expect("TLS handshake");
+        Client::over(Box::new(tls))
+    }
+}
+
+/// A TLS handshake to `addr` as `localhost`; returns the stream or the handshake error.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
+    tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| std::io::Error::other("TLS handshake timed out"))?
+}
+
+/// SHA-256 fingerprint of the leaf certificate a TLS stream was given.
+pub fn peer_fingerprint(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    let (_, session) = tls.get_ref();
+    let certs = session
+        .peer_certificates()
+        .expect("server sent certificates");
+    parley_server::tls::fingerprint(&certs[0])
+}
+
+/// A plain connection to `addr` made from the local address `from` (such as 127.0.0.2), to test
+/// policies that depend on where a client comes from.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the local address");
+    let stream = socket.connect(addr).await.expect("connect to server");
+    Client::over(Box::new(stream))
+}
+
+/// SASL PLAIN's payload: `\0account\0password`, base64-encoded.
+pub fn sasl_plain(account: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
+}
+
+impl Client {
+    /// Full registration with a SASL PLAIN login, as a SASL-capable client does it; returns
+    /// everything up to the end of the welcome.
+    pub async fn login_sasl(&mut self, nick: &str, account: &str, password: &str) -> Vec<String> {
+        self.nick = nick.to_string();
+        self.send("CAP LS 302").await;
+        self.expect(|l| l.contains(" CAP * LS ")).await;
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :Test {nick}")).await;
+        self.send("CAP REQ :sasl").await;
+        self.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+            .await;
+        self.send("AUTHENTICATE PLAIN").await;
+        assert_eq!(self.recv().await, "AUTHENTICATE +");
+        self.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))
+            .await;
+        let mut seen = vec![self.expect(|l| l.contains(" 900 ")).await];
+        seen.push(self.expect_numeric("903").await);
+        self.send("CAP END").await;
+        seen.push(self.expect_numeric("001").await);
+        seen.extend(self.sync().await);
+        seen
+    }
 }

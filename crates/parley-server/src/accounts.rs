@@ -1,0 +1,915 @@
+//! Accounts as the server and the admin CLI see them: name and password rules, Argon2id hashing,
+//! and logins slowed and locked out against guessing. Hashing is deliberately expensive, so every
+//! hash or verify runs on tokio's blocking pool, never on a worker thread; an unknown name costs
+//! the same verify as a known one, so timing does not tell which names exist.
+//!
+//! Hashes use the `argon2` crate's defaults: Argon2id, m = 19 MiB, t = 2, p = 1, the parameters
+//! OWASP's password storage cheat sheet recommends, with a fresh 16-byte random salt per hash,
+//! stored as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`). Verification reads the
+//! parameters from the stored string, so raising them later keeps old hashes working.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use parking_lot::Mutex;
+use parley_proto::{casefold, validate};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::config::Config;
+use crate::store::{AccountRecord, AccountStore, StoreError};
+
+/// First delay after a failed login; it doubles with each further failure up to
+/// [`MAX_DELAY_FACTOR`] times this.
+const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(250);
+const MAX_DELAY_FACTOR: u32 = 16;
+/// Most accounts and, separately, most addresses whose failures are remembered at once.
+const MAX_TRACKED: usize = 50_000;
+/// Expired throttle entries are swept after this many recorded failures.
+const PRUNE_EVERY: u32 = 256;
+
+/// A hash of a password nobody knows, with the default parameters, verified against when the
+/// account does not exist so that the answer takes as long as for a real account.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$pHhSU8GHLMoxRx5j2InAyw$CPSrjQWKx/bo7+m3kFmNAG62jHS1Hofos19KhhUylLY";
+
+/// Why an account could not be created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(
+        "`{}` cannot be an account name: use 1 to {max_len} letters, digits or []\\`_^{{|}}-, \
+         starting with a letter or one of []\\`_^{{|}}",
+        .name.escape_debug()
+    )]
+    InvalidName { name: String, max_len: usize },
+    #[error("that password is too short: use at least {min} characters")]
+    PasswordTooShort { min: usize },
+    #[error("that password is too long: use at most {max} bytes")]
+    PasswordTooLong { max: usize },
+    #[error("the account name `{0}` is already taken")]
+    AlreadyExists(String),
+    #[error("there is no account named `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the account task stopped unexpectedly: {0}")]
+    Task(String),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::AlreadyExists(name) => Self::AlreadyExists(name),
+            StoreError::NotFound(name) => Self::NotFound(name),
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// Why a login was refused. `Invalid` covers both an unknown name and a wrong password, so a
+/// guesser learns nothing about which names exist.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("invalid account name or password")]
+    Invalid,
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    Locked { retry_after_secs: u64 },
+    #[error("this account is disabled; ask a server operator")]
+    Disabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the login task stopped unexpectedly: {0}")]
+    Task(String),
+}
+
+/// What makes a name or password acceptable, from `[limits]` and `[accounts]`. Pure, so the import
+/// parser can check lines without a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRules {
+    /// Longest name in bytes (`limits.nick_len`: an account name must also work as a nick).
+    pub name_len: usize,
+    /// Shortest password, in characters.
+    pub min_password_len: usize,
+    /// Longest password, in bytes.
+    pub max_password_len: usize,
+}
+
+impl AccountRules {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            name_len: config.limits.nick_len,
+            min_password_len: config.accounts.min_password_len,
+            max_password_len: config.accounts.max_password_len,
+        }
+    }
+
+    /// Account names follow the nick rules, so whoever logs in can use their account name as nick.
+    pub fn check_name(&self, name: &str) -> Result<(), AccountError> {
+        if validate::nick(name, self.name_len) {
+            Ok(())
+        } else {
+            Err(AccountError::InvalidName {
+                name: name.to_owned(),
+                max_len: self.name_len,
+            })
+        }
+    }
+
+    pub fn check_password(&self, password: &str) -> Result<(), AccountError> {
+        if password.chars().count() < self.min_password_len {
+            return Err(AccountError::PasswordTooShort {
+                min: self.min_password_len,
+            });
+        }
+        if password.len() > self.max_password_len {
+            return Err(AccountError::PasswordTooLong {
+                max: self.max_password_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Hash a password for storage: Argon2id with the crate's (OWASP-recommended) defaults and a fresh
+/// random salt, as a PHC string. Takes tens of milliseconds; call it off the async runtime.
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| AccountError::Hash(error.to_string()))
+}
+
+/// Whether `password` matches the PHC string `hash`; the comparison of the outputs is constant
+/// time. An unparseable hash matches nothing.
+fn verify_password(password: &str, hash: &str) -> bool {
+    match Argon2::default().verify_password(password.as_bytes(), hash) {
+        Ok(()) => true,
+        Err(argon2::password_hash::Error::PasswordInvalid) => false,
+        Err(error) => {
+            tracing::error!(%error, "stored password hash cannot be checked");
+            false
+        }
+    }
+}
+
+/// The account layer: cheap to clone, shared by every connection and by the admin CLI.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    rules: AccountRules,
+    throttle: Arc<Mutex<Throttle>>,
+    failure_delay: Duration,
+    lockout_secs: u64,
+    /// Bounds the hashes in flight: each takes 19 MiB and a core, and a flood of logins must
+    /// queue here rather than fill tokio's blocking pool.
+    hashing: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts")
+            .field("rules", &self.rules)
+            .field("failure_delay", &self.failure_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn AccountStore>, config: &Config) -> Self {
+        let policy = LockoutPolicy {
+            max_failures: config.accounts.max_failures.max(1),
+            window: Duration::from_secs(config.accounts.failure_window_secs),
+            lockout: Duration::from_secs(config.accounts.lockout_secs),
+        };
+        Self {
+            store,
+            rules: AccountRules::from_config(config),
+            throttle: Arc::new(Mutex::new(Throttle::new(policy, MAX_TRACKED))),
+            failure_delay: DEFAULT_FAILURE_DELAY,
+            lockout_secs: config.accounts.lockout_secs,
+            hashing: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, NonZeroUsize::get) * 2,
+            )),
+        }
+    }
+
+    /// Set the delay after a first failed login (250 ms by default); it doubles per further
+    /// failure, up to 16 times this. Tests use a tiny one.
+    pub fn with_failure_delay(mut self, base: Duration) -> Self {
+        self.failure_delay = base;
+        self
+    }
+
+    pub fn rules(&self) -> &AccountRules {
+        &self.rules
+    }
+
+    pub fn store(&self) -> &Arc<dyn AccountStore> {
+        &self.store
+    }
+
+    pub fn check_name(&self, name: &str) -> Result<(), AccountError> {
+        self.rules.check_name(name)
+    }
+
+    pub fn check_password(&self, password: &str) -> Result<(), AccountError> {
+        self.rules.check_password(password)
+    }
+
+    /// Create an account (as `REGISTER` does): check the name and password, hash on the blocking
+    /// pool, store. Returns the account name as registered.
+    pub async fn register(&self, name: &str, password: &str) -> Result<String, AccountError> {
+        self.check_name(name)?;
+        self.check_password(password)?;
+        let this = self.clone();
+        let (name, password) = (name.to_owned(), password.to_owned());
+        let _permit = self.hashing_permit().await;
+        let name = tokio::task::spawn_blocking(move || this.add_account(&name, &password))
+            .await
+            .map_err(|error| AccountError::Task(error.to_string()))??;
+        tracing::info!(account = %name, "account registered");
+        Ok(name)
+    }
+
+    /// Check a login. Returns the account name as registered.
+    ///
+    /// A name or address locked out after too many failures is refused before any work. Every
+    /// failure is counted for the account and the address and answered only after a delay that
+    /// doubles with each failure, which makes online guessing slow even before the lockout.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<String, LoginError> {
+        let folded = casefold(name);
+        if let Some(wait) = self.throttle.lock().locked_for(&folded, ip, Instant::now()) {
+            let retry_after_secs = whole_seconds(wait);
+            tracing::warn!(account = ?name, %ip, retry_after_secs, "login refused: locked out after failed logins");
+            return Err(LoginError::Locked { retry_after_secs });
+        }
+
+        let store = Arc::clone(&self.store);
+        let (lookup_name, password) = (name.to_owned(), password.to_owned());
+        let _permit = self.hashing_permit().await;
+        let matched = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let record = store.account(&lookup_name)?;
+            let hash = record
+                .as_ref()
+                .map_or(DUMMY_HASH, |record| record.password_hash.as_str());
+            let matches = verify_password(&password, hash);
+            Ok(record.filter(|_| matches))
+        })
+        .await
+        .map_err(|error| LoginError::Task(error.to_string()))??;
+
+        match matched {
+            Some(record) if record.locked => {
+                tracing::warn!(account = %record.name, %ip, "login refused: account locked by an operator");
+                Err(LoginError::Disabled)
+            }
+            Some(record) => {
+                self.throttle.lock().succeeded(&folded);
+                tracing::info!(account = %record.name, %ip, "login succeeded");
+                Ok(record.name)
+            }
+            None => {
+                let failure = self.throttle.lock().failed(&folded, ip, Instant::now());
+                tracing::warn!(account = ?name, %ip, failures = failure.failures, "login failed");
+                let lockout_secs = self.lockout_secs;
+                if failure.account_locked {
+                    tracing::warn!(account = ?name, %ip, lockout_secs, "account locked out after repeated failed logins");
+                }
+                if failure.ip_locked {
+                    tracing::warn!(%ip, lockout_secs, "address locked out after repeated failed logins");
+                }
+                tokio::time::sleep(self.delay_after(failure.failures)).await;
+                Err(LoginError::Invalid)
+            }
+        }
+    }
+
+    /// Whether an account with this name (compared case-insensitively) exists.
+    pub async fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        let store = Arc::clone(&self.store);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || store.account(&name).map(|record| record.is_some()))
+            .await
+            .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
+    }
+
+    async fn hashing_permit(&self) -> Option<SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this waits for a permit and never gives `None`.
+        self.hashing.acquire().await.ok()
+    }
+
+    fn delay_after(&self, failures: u32) -> Duration {
+        let doublings = failures
+            .saturating_sub(1)
+            .min(MAX_DELAY_FACTOR.trailing_zeros());
+        self.failure_delay.saturating_mul(1 << doublings)
+    }
+
+    // The operations below block (they hash and touch the store): they are for the admin CLI,
+    // or for async code through `spawn_blocking`.
+
+    /// Check, hash and create an account. Returns the name as registered.
+    pub fn add_account(&self, name: &str, password: &str) -> Result<String, AccountError> {
+        self.check_name(name)?;
+        self.check_password(password)?;
+        // A taken name is refused before spending a hash on it; the UNIQUE constraint still
+        // decides a race.
+        if self.store.account(name)?.is_some() {
+            return Err(AccountError::AlreadyExists(name.to_owned()));
+        }
+        let hash = hash_password(password)?;
+        self.store.create_account(name, &hash)?;
+        Ok(name.to_owned())
+    }
+
+    /// Create an account from a hash made by [`hash_password`] (the import hashes in parallel).
+    pub fn add_hashed_account(&self, name: &str, password_hash: &str) -> Result<(), AccountError> {
+        self.check_name(name)?;
+        self.store.create_account(name, password_hash)?;
+        Ok(())
+    }
+
+    /// Give an existing account a new password.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        self.check_password(password)?;
+        if self.store.account(name)?.is_none() {
+            return Err(AccountError::NotFound(name.to_owned()));
+        }
+        let hash = hash_password(password)?;
+        self.store.set_password(name, &hash)?;
+        Ok(())
+    }
+
+    pub fn remove_account(&self, name: &str) -> Result<(), AccountError> {
+        Ok(self.store.remove_account(name)?)
+    }
+
+    /// Lock (refuse every login, right password or not) or unlock an account.
+    pub fn set_locked(&self, name: &str, locked: bool) -> Result<(), AccountError> {
+        Ok(self.store.set_locked(name, locked)?)
+    }
+
+    pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, AccountError> {
+        Ok(self.store.account(name)?)
+    }
+
+    pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, AccountError> {
+        Ok(self.store.list_accounts()?)
+    }
+}
+
+/// Seconds to wait, rounded up so "try again in 0 seconds" never happens.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LockoutPolicy {
+    max_failures: u32,
+    window: Duration,
+    lockout: Duration,
+}
+
+/// Recent failures of one account or one address.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Failure times within the window, oldest first; never more than `max_failures`.
+    recent: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+    last_seen: Option<Instant>,
+}
+
+impl Failures {
+    fn locked_for(&self, now: Instant) -> Option<Duration> {
+        self.locked_until
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Count a failure; returns the failures within the window and whether this one locked.
+    fn record(&mut self, now: Instant, policy: &LockoutPolicy) -> (u32, bool) {
+        self.last_seen = Some(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) >= policy.window)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        let count = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+        if count >= policy.max_failures {
+            self.recent.clear();
+            self.locked_until = Some(now + policy.lockout);
+            return (count, true);
+        }
+        (count, false)
+    }
+
+    /// Nothing left worth remembering: not locked and no failure within the window.
+    fn expired(&self, now: Instant, policy: &LockoutPolicy) -> bool {
+        self.locked_for(now).is_none()
+            && self
+                .recent
+                .back()
+                .is_none_or(|&at| now.saturating_duration_since(at) >= policy.window)
+    }
+}
+
+/// The outcome of recording one failed login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FailureOutcome {
+    /// The larger of the account's and the address's failures within the window.
+    failures: u32,
+    account_locked: bool,
+    ip_locked: bool,
+}
+
+/// Failed-login memory, per casefolded account name and per address. Bounded: expired entries are
+/// swept regularly, and when a map is full the entry seen longest ago makes room.
+#[derive(Debug)]
+struct Throttle {
+    policy: LockoutPolicy,
+    capacity: usize,
+    accounts: HashMap<String, Failures>,
+    ips: HashMap<IpAddr, Failures>,
+    failures_since_prune: u32,
+}
+
+impl Throttle {
+    fn new(policy: LockoutPolicy, capacity: usize) -> Self {
+        Self {
+            policy,
+            capacity: capacity.max(1),
+            accounts: HashMap::new(),
+            ips: HashMap::new(),
+            failures_since_prune: 0,
+        }
+    }
+
+    /// How long the account or the address is still locked out, whichever is longer.
+    fn locked_for(&self, folded: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let account = self.accounts.get(folded).and_then(|f| f.locked_for(now));
+        let address = self.ips.get(&ip).and_then(|f| f.locked_for(now));
+        account.max(address)
+    }
+
+    fn failed(&mut self, folded: &str, ip: IpAddr, now: Instant) -> FailureOutcome {
+        self.failures_since_prune += 1;
+        if self.failures_since_prune >= PRUNE_EVERY {
+            self.failures_since_prune = 0;
+            self.prune(now);
+        }
+        let policy = self.policy;
+        let capacity = self.capacity;
+        let (account_failures, account_locked) = entry(
+            &mut self.accounts,
+            folded.to_owned(),
+            now,
+            &policy,
+            capacity,
+        )
+        .record(now, &policy);
+        let (ip_failures, ip_locked) =
+            entry(&mut self.ips, ip, now, &policy, capacity).record(now, &policy);
+        FailureOutcome {
+            failures: account_failures.max(ip_failures),
+            account_locked,
+            ip_locked,
+        }
+    }
+
+    fn succeeded(&mut self, folded: &str) {
+        self.accounts.remove(folded);
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let policy = self.policy;
+        self.accounts.retain(|_, f| !f.expired(now, &policy));
+        self.ips.retain(|_, f| !f.expired(now, &policy));
+    }
+}
+
+/// The entry for `key`, making room first when the map is full.
+fn entry<'a, K: Hash + Eq + Clone>(
+    map: &'a mut HashMap<K, Failures>,
+    key: K,
+    now: Instant,
+    policy: &LockoutPolicy,
+    capacity: usize,
+) -> &'a mut Failures {
+    if !map.contains_key(&key) && map.len() >= capacity {
+        map.retain(|_, f| !f.expired(now, policy));
+        if map.len() >= capacity {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, f)| f.last_seen)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
+    }
+    map.entry(key).or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use std::net::Ipv4Addr;
+
+    const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const AWAY: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+
+    fn config(max_failures: u32) -> Config {
+        let mut config = Config::default();
+        config.accounts.max_failures = max_failures;
+        config.accounts.min_password_len = 8;
+        config.accounts.max_password_len = 32;
+        config.limits.nick_len = 12;
+        config
+    }
+
+    fn accounts(dir: &tempfile::TempDir, max_failures: u32) -> Accounts {
+        let store = SqliteStore::open(&dir.path().join("accounts.db")).expect("open store");
+        Accounts::new(Arc::new(store), &config(max_failures))
+            .with_failure_delay(Duration::from_millis(1))
+    }
+
+    #[test]
+    fn names_follow_the_nick_rules_and_length_limit() {
+        let rules = AccountRules::from_config(&config(5));
+        for good in ["alice", "Bob_2", "[x]", "a-b", "abcdefghijkl"] {
+            assert!(rules.check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1abc", "-a", "a b", "a:b", "a,b", "né", "abcdefghijklm"] {
+            assert!(
+                matches!(rules.check_name(bad), Err(AccountError::InvalidName { .. })),
+                "{bad}"
+            );
+        }
+        let message = rules.check_name("a b").expect_err("space").to_string();
+        assert!(message.contains("use 1 to 12"), "{message}");
+    }
+
+    #[test]
+    fn password_bounds_are_chars_then_bytes() {
+        let rules = AccountRules::from_config(&config(5));
+        assert!(matches!(
+            rules.check_password("short"),
+            Err(AccountError::PasswordTooShort { min: 8 })
+        ));
+        // Eight characters, sixteen bytes: long enough by characters.
+        assert!(rules.check_password("éééééééé").is_ok());
+        assert!(rules.check_password(&"x".repeat(32)).is_ok());
+        assert!(matches!(
+            rules.check_password(&"x".repeat(33)),
+            Err(AccountError::PasswordTooLong { max: 32 })
+        ));
+        // 17 characters but 34 bytes: too long in bytes.
+        assert!(rules.check_password(&"é".repeat(17)).is_err());
+        let message = rules.check_password("x").expect_err("short").to_string();
+        assert!(message.contains("at least 8 characters"), "{message}");
+    }
+
+    #[test]
+    fn hashes_are_salted_argon2id_phc_strings() {
+        let password = "correct horse";
+        let first = hash_password(password).expect("hash");
+        let second = hash_password(password).expect("hash");
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
+        assert_ne!(first, password);
+        assert!(!first.contains(password));
+        assert_ne!(first, second, "each hash gets its own salt");
+        assert!(verify_password(password, &first));
+        assert!(verify_password(password, &second));
+        assert!(!verify_password("correct horsE", &first));
+        assert!(!verify_password(password, "not a phc string"));
+    }
+
+    #[test]
+    fn dummy_hash_costs_what_a_real_one_does() {
+        let real = hash_password("whatever1").expect("hash");
+        let params = |hash: &str| hash.split('$').nth(3).map(str::to_owned);
+        assert_eq!(params(DUMMY_HASH), params(&real));
+        assert!(argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(!verify_password("", DUMMY_HASH));
+    }
+
+    #[tokio::test]
+    async fn register_then_login() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        let name = accounts
+            .register("Alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        assert_eq!(name, "Alice");
+        let stored = accounts.account("alice").expect("lookup").expect("stored");
+        assert!(stored.password_hash.starts_with("$argon2id$"));
+        assert_ne!(stored.password_hash, "hunter2hunter2");
+
+        let logged_in = accounts
+            .login("ALICE", "hunter2hunter2", HOME)
+            .await
+            .expect("login");
+        assert_eq!(logged_in, "Alice", "the canonical spelling comes back");
+        assert!(accounts.exists("aLiCe").await.expect("exists"));
+        assert!(!accounts.exists("bob").await.expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn register_refuses_bad_input_and_taken_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        assert!(matches!(
+            accounts.register("ALICE", "another-password").await,
+            Err(AccountError::AlreadyExists(name)) if name == "ALICE"
+        ));
+        assert!(matches!(
+            accounts.register("bad name", "another-password").await,
+            Err(AccountError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            accounts.register("bob", "short").await,
+            Err(AccountError::PasswordTooShort { .. })
+        ));
+        assert!(!accounts.exists("bob").await.expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_unknown_name_look_the_same() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        let wrong = accounts.login("alice", "hunter3hunter3", HOME).await;
+        let unknown = accounts.login("mallory", "hunter2hunter2", HOME).await;
+        assert!(matches!(wrong, Err(LoginError::Invalid)), "{wrong:?}");
+        assert!(matches!(unknown, Err(LoginError::Invalid)), "{unknown:?}");
+        assert_eq!(
+            wrong.expect_err("wrong").to_string(),
+            unknown.expect_err("unknown").to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn account_locks_out_after_max_failures() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 3);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        // Failures from different addresses, so only the account's count reaches the limit.
+        let addresses = [HOME, AWAY, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))];
+        for ip in addresses {
+            let result = accounts.login("alice", "wrong-password", ip).await;
+            assert!(matches!(result, Err(LoginError::Invalid)), "{result:?}");
+        }
+        // Now even the right password from a fresh address is refused without a check.
+        let fresh = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+        match accounts.login("ALICE", "hunter2hunter2", fresh).await {
+            Err(LoginError::Locked { retry_after_secs }) => {
+                assert!((1..=900).contains(&retry_after_secs), "{retry_after_secs}");
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        accounts
+            .register("bob", "bobbobbobbob")
+            .await
+            .expect("register");
+        assert_eq!(
+            accounts
+                .login("bob", "bobbobbobbob", fresh)
+                .await
+                .expect("others unaffected"),
+            "bob"
+        );
+    }
+
+    #[tokio::test]
+    async fn address_locks_out_across_account_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 3);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        for name in ["xavier", "yolanda", "zed"] {
+            let result = accounts.login(name, "guess-guess", HOME).await;
+            assert!(matches!(result, Err(LoginError::Invalid)), "{result:?}");
+        }
+        assert!(matches!(
+            accounts.login("alice", "hunter2hunter2", HOME).await,
+            Err(LoginError::Locked { .. })
+        ));
+        assert_eq!(
+            accounts
+                .login("alice", "hunter2hunter2", AWAY)
+                .await
+                .expect("other address"),
+            "alice"
+        );
+    }
+
+    #[tokio::test]
+    async fn success_clears_the_account_failures() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 3);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        for round in 0..3 {
+            // Two failures, then a success, from a new address each round: never three in a row.
+            let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + round));
+            for _ in 0..2 {
+                assert!(accounts.login("alice", "wrong-password", ip).await.is_err());
+            }
+            accounts
+                .login("alice", "hunter2hunter2", ip)
+                .await
+                .expect("success resets the count");
+        }
+    }
+
+    #[tokio::test]
+    async fn locked_account_is_disabled_only_with_the_right_password() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        accounts.set_locked("Alice", true).expect("lock");
+        assert!(matches!(
+            accounts.login("alice", "hunter2hunter2", HOME).await,
+            Err(LoginError::Disabled)
+        ));
+        assert!(matches!(
+            accounts.login("alice", "not-the-password", HOME).await,
+            Err(LoginError::Invalid)
+        ));
+        accounts.set_locked("alice", false).expect("unlock");
+        accounts
+            .login("alice", "hunter2hunter2", HOME)
+            .await
+            .expect("unlocked");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_logins_all_get_answers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 100);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        let attempts: Vec<_> = (0..12u8)
+            .map(|i| {
+                let accounts = accounts.clone();
+                let password = if i % 2 == 0 {
+                    "hunter2hunter2"
+                } else {
+                    "wrong-password"
+                };
+                tokio::spawn(async move {
+                    let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, i));
+                    accounts.login("alice", password, ip).await.is_ok()
+                })
+            })
+            .collect();
+        let mut successes = 0;
+        for attempt in attempts {
+            successes += usize::from(attempt.await.expect("login task"));
+        }
+        assert_eq!(successes, 6);
+    }
+
+    #[test]
+    fn admin_operations_change_the_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        accounts
+            .add_account("alice", "first-password")
+            .expect("add");
+        let before = accounts.account("alice").expect("lookup").expect("found");
+        accounts
+            .set_password("ALICE", "second-password")
+            .expect("passwd");
+        let after = accounts.account("alice").expect("lookup").expect("found");
+        assert_ne!(before.password_hash, after.password_hash);
+        assert!(verify_password("second-password", &after.password_hash));
+        assert!(matches!(
+            accounts.set_password("nobody", "second-password"),
+            Err(AccountError::NotFound(_))
+        ));
+        assert!(matches!(
+            accounts.set_password("alice", "short"),
+            Err(AccountError::PasswordTooShort { .. })
+        ));
+        accounts.remove_account("alice").expect("remove");
+        assert!(accounts.list_accounts().expect("list").is_empty());
+        assert!(matches!(
+            accounts.remove_account("alice"),
+            Err(AccountError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn failure_delay_doubles_and_is_capped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5).with_failure_delay(Duration::from_millis(250));
+        let delays: Vec<u128> = (1..=7)
+            .map(|n| accounts.delay_after(n).as_millis())
+            .collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000]);
+    }
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn throttle_window_slides_and_lockout_expires() {
+        let mut throttle = Throttle::new(policy(), 100);
+        let start = Instant::now();
+        throttle.failed("alice", HOME, start);
+        throttle.failed("alice", AWAY, start + Duration::from_secs(30));
+        // The first failure has left the window: two recent, no lockout.
+        let outcome = throttle.failed("alice", HOME, start + Duration::from_secs(61));
+        assert_eq!(outcome.failures, 2);
+        assert!(!outcome.account_locked);
+        assert!(throttle
+            .locked_for("alice", HOME, start + Duration::from_secs(61))
+            .is_none());
+
+        let at = start + Duration::from_secs(62);
+        let outcome = throttle.failed("alice", AWAY, at);
+        assert!(outcome.account_locked && !outcome.ip_locked, "{outcome:?}");
+        assert_eq!(
+            throttle.locked_for("alice", HOME, at + Duration::from_secs(100)),
+            Some(Duration::from_secs(200))
+        );
+        assert!(throttle
+            .locked_for("alice", HOME, at + Duration::from_secs(300))
+            .is_none());
+    }
+
+    #[test]
+    fn throttle_forgets_expired_entries_and_stays_bounded() {
+        let mut throttle = Throttle::new(policy(), 10);
+        let start = Instant::now();
+        for i in 0..25u8 {
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
+            throttle.failed(
+                &format!("user{i}"),
+                ip,
+                start + Duration::from_millis(u64::from(i)),
+            );
+        }
+        let (accounts, ips) = (throttle.accounts.len(), throttle.ips.len());
+        assert!(accounts <= 10 && ips <= 10, "{accounts} {ips}");
+        // The newest entries survive eviction.
+        assert!(throttle.accounts.contains_key("user24"));
+        assert!(!throttle.accounts.contains_key("user0"));
+
+        throttle.prune(start + Duration::from_secs(120));
+        assert!(throttle.accounts.is_empty() && throttle.ips.is_empty());
+    }
+
+    #[test]
+    fn whole_seconds_rounds_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(900)), 900);
+    }
+}

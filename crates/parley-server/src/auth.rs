@@ -1,0 +1,389 @@
+//! Logging in and registering: `AUTHENTICATE` (SASL PLAIN), `PASS account:password` and
+//! `REGISTER`. Handlers only check and collect; the slow part (Argon2 hashing, throttle delays)
+//! runs in the connection's own task through [`PendingAuth`], so it never blocks a runtime worker
+//! or anyone else, and lines the client sends meanwhile wait their turn in order.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use parley_proto::{casefold, numeric, Message};
+
+use crate::accounts::{AccountError, LoginError};
+use crate::config::RegistrationPolicy;
+use crate::context::{line, Ctx, LoginVia, PendingAuth};
+use crate::registration;
+use crate::relay::wire;
+use crate::server::Shared;
+
+/// SASL payloads arrive in chunks of this size; a shorter chunk (or `+`) ends the payload.
+const SASL_CHUNK: usize = 400;
+/// Longest SASL PLAIN payload accepted (base64), well above any sane name and password.
+const SASL_MAX: usize = 2048;
+
+/// What a pending login or registration came to.
+pub enum AuthOutcome {
+    Login(LoginVia, Result<String, LoginError>),
+    Register(String, Result<String, AccountError>),
+}
+
+/// Run the slow part of a login or registration.
+pub async fn run(shared: &Shared, ip: IpAddr, pending: PendingAuth) -> AuthOutcome {
+    match pending {
+        PendingAuth::Login {
+            account,
+            password,
+            via,
+        } => AuthOutcome::Login(via, shared.accounts.login(&account, &password, ip).await),
+        PendingAuth::Register { account, password } => {
+            let result = shared.accounts.register(&account, &password).await;
+            if let Ok(name) = &result {
+                tracing::info!(account = %name, %ip, "account registered");
+            }
+            AuthOutcome::Register(account, result)
+        }
+    }
+}
+
+/// Whether this connection may send a password: over TLS, from a trusted network, or by config.
+fn password_allowed_here(ctx: &Ctx<'_>) -> bool {
+    let accounts = &ctx.shared.config.accounts;
+    ctx.session.secure
+        || accounts.allow_plaintext_login
+        || ctx
+            .shared
+            .plaintext_login_from
+            .iter()
+            .any(|net| net.contains(&ctx.session.ip))
+}
+
+const INSECURE_REFUSAL: &str = "Passwords are not accepted over an unencrypted connection from \
+     another machine; reconnect with TLS (port 6697)";
+
+pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let arg = msg.params[0];
+    if ctx.session.account.is_some() {
+        ctx.numeric(
+            numeric::ERR_SASLALREADY,
+            &[],
+            Some("You have already authenticated using SASL"),
+        );
+        return;
+    }
+    if arg == "*" {
+        ctx.session.sasl = None;
+        ctx.numeric(
+            numeric::ERR_SASLABORTED,
+            &[],
+            Some("SASL authentication aborted"),
+        );
+        return;
+    }
+    let Some(buffer) = ctx.session.sasl.as_mut() else {
+        if arg.eq_ignore_ascii_case("PLAIN") {
+            ctx.session.sasl = Some(String::new());
+            ctx.send(&line(None, "AUTHENTICATE", &["+"], None));
+        } else {
+            ctx.numeric(
+                numeric::RPL_SASLMECHS,
+                &["PLAIN"],
+                Some("are available SASL mechanisms"),
+            );
+            sasl_failed(ctx);
+        }
+        return;
+    };
+    if arg != "+" {
+        buffer.push_str(arg);
+    }
+    if buffer.len() > SASL_MAX {
+        ctx.session.sasl = None;
+        ctx.numeric(numeric::ERR_SASLTOOLONG, &[], Some("SASL message too long"));
+        return;
+    }
+    if arg.len() == SASL_CHUNK {
+        return; // more chunks follow
+    }
+    let payload = ctx.session.sasl.take().unwrap_or_default();
+    let Some((account, password)) = decode_plain(&payload) else {
+        sasl_failed(ctx);
+        return;
+    };
+    if !password_allowed_here(ctx) {
+        ctx.server_line(
+            "NOTICE",
+            &[ctx.session.nick_or_star()],
+            Some(INSECURE_REFUSAL),
+        );
+        tracing::warn!(ip = %ctx.session.ip, "plain-text SASL login refused");
+        sasl_failed(ctx);
+        return;
+    }
+    ctx.session.pending = Some(PendingAuth::Login {
+        account,
+        password,
+        via: LoginVia::Sasl,
+    });
+}
+
+/// `authzid \0 authcid \0 password`, base64-encoded; an authzid other than the authcid is refused.
+fn decode_plain(payload: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || authcid.is_empty() || password.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && casefold(authzid) != casefold(authcid) {
+        return None;
+    }
+    Some((authcid.to_string(), password.to_string()))
+}
+
+fn sasl_failed(ctx: &Ctx<'_>) {
+    ctx.numeric(
+        numeric::ERR_SASLFAIL,
+        &[],
+        Some("SASL authentication failed"),
+    );
+}
+
+/// `PASS account:password` (or `PASS password`, with the nick as the account) before registration.
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if ctx.session.registered {
+        ctx.numeric(
+            numeric::ERR_ALREADYREGISTERED,
+            &[],
+            Some("You may not reregister"),
+        );
+        return;
+    }
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    if !password_allowed_here(ctx) {
+        ctx.server_line(
+            "NOTICE",
+            &[ctx.session.nick_or_star()],
+            Some(INSECURE_REFUSAL),
+        );
+        tracing::warn!(ip = %ctx.session.ip, "plain-text PASS login refused");
+        ctx.numeric(numeric::ERR_PASSWDMISMATCH, &[], Some("Password refused"));
+        return;
+    }
+    ctx.session.pass = Some(msg.params[0].to_string());
+}
+
+/// Turn a stored PASS into a pending login, once the nick is known. Returns whether it did.
+pub fn start_pass_login(ctx: &mut Ctx<'_>) -> bool {
+    let Some(pass) = ctx.session.pass.take() else {
+        return false;
+    };
+    let (account, password) = match pass.split_once(':') {
+        Some((account, password)) if !account.is_empty() => {
+            (account.to_string(), password.to_string())
+        }
+        _ => (ctx.session.nick.clone(), pass),
+    };
+    ctx.session.pending = Some(PendingAuth::Login {
+        account,
+        password,
+        via: LoginVia::Pass,
+    });
+    true
+}
+
+/// `REGISTER <account|*> <email|*> <password>` (IRCv3 draft/account-registration).
+pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 3) {
+        return;
+    }
+    let (requested, password) = (msg.params[0], msg.params[2]);
+    let fail = |ctx: &Ctx<'_>, code: &str, account: &str, text: &str| {
+        ctx.server_line("FAIL", &["REGISTER", code, account], Some(text));
+    };
+    if ctx.shared.config.accounts.registration == RegistrationPolicy::Closed {
+        let shown = match (requested, ctx.session.nick.as_str()) {
+            ("*", nick) if !nick.is_empty() => nick,
+            _ => requested,
+        };
+        fail(
+            ctx,
+            "DISALLOWED",
+            shown,
+            "Registration is closed on this server; ask an administrator for an account",
+        );
+        return;
+    }
+    if let Some(account) = &ctx.session.account {
+        let account = account.clone();
+        fail(
+            ctx,
+            "ALREADY_AUTHENTICATED",
+            &account,
+            "You are already logged in",
+        );
+        return;
+    }
+    let account = if requested == "*" {
+        if ctx.session.nick.is_empty() {
+            fail(
+                ctx,
+                "NEED_NICK",
+                "*",
+                "Send NICK first, or name the account",
+            );
+            return;
+        }
+        ctx.session.nick.clone()
+    } else {
+        requested.to_string()
+    };
+    if !password_allowed_here(ctx) {
+        fail(ctx, "DISALLOWED", &account, INSECURE_REFUSAL);
+        return;
+    }
+    if let Err(err) = ctx.shared.accounts.check_name(&account) {
+        fail(ctx, "BAD_ACCOUNT_NAME", &account, &err.to_string());
+        return;
+    }
+    if let Err(err) = ctx.shared.accounts.check_password(password) {
+        fail(ctx, "WEAK_PASSWORD", &account, &err.to_string());
+        return;
+    }
+    ctx.session.pending = Some(PendingAuth::Register {
+        account,
+        password: password.to_string(),
+    });
+}
+
+/// Report the outcome of a pending login or registration, then carry on with registration.
+pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
+    match outcome {
+        AuthOutcome::Login(via, Ok(account)) => {
+            logged_in(ctx, &account);
+            if via == LoginVia::Sasl {
+                ctx.numeric(
+                    numeric::RPL_SASLSUCCESS,
+                    &[],
+                    Some("SASL authentication successful"),
+                );
+            }
+        }
+        AuthOutcome::Login(via, Err(err)) => {
+            let text = match &err {
+                LoginError::Invalid => "Invalid account name or password".to_string(),
+                LoginError::Store(_) | LoginError::Task(_) => {
+                    tracing::error!(%err, "login could not be checked");
+                    "Logging in is unavailable right now; try again later".to_string()
+                }
+                other => capitalized(&other.to_string()),
+            };
+            match via {
+                LoginVia::Sasl => ctx.numeric(numeric::ERR_SASLFAIL, &[], Some(&text)),
+                LoginVia::Pass => ctx.numeric(numeric::ERR_PASSWDMISMATCH, &[], Some(&text)),
+            }
+        }
+        AuthOutcome::Register(_, Ok(account)) => {
+            ctx.server_line(
+                "REGISTER",
+                &["SUCCESS", &account],
+                Some("Account created; you are now logged in"),
+            );
+            logged_in(ctx, &account);
+        }
+        AuthOutcome::Register(requested, Err(err)) => {
+            let code = match &err {
+                AccountError::AlreadyExists(_) => "ACCOUNT_EXISTS",
+                AccountError::InvalidName { .. } => "BAD_ACCOUNT_NAME",
+                AccountError::PasswordTooShort { .. } => "WEAK_PASSWORD",
+                AccountError::PasswordTooLong { .. } => "UNACCEPTABLE_PASSWORD",
+                _ => {
+                    tracing::error!(%err, "registration failed");
+                    "TEMPORARILY_UNAVAILABLE"
+                }
+            };
+            let text = capitalized(&err.to_string());
+            ctx.server_line("FAIL", &["REGISTER", code, &requested], Some(&text));
+        }
+    }
+    registration::try_complete(ctx);
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Record the login, tell the client (900) and, after registration, its neighbours
+/// (`account-notify`).
+fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
+    ctx.session.account = Some(account.to_string());
+    let source = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&ctx.session.id) else {
+            return;
+        };
+        user.account = Some(account.to_string());
+        let source = user.source();
+        if user.registered {
+            let bytes = line(Some(&source), "ACCOUNT", &[account], None);
+            for other in world.neighbours(ctx.session.id) {
+                if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
+                    let _ = other.push(&bytes);
+                }
+            }
+            if ctx.session.caps.account_notify {
+                ctx.send(&bytes);
+            }
+        }
+        source
+    };
+    let mask = if ctx.session.nick.is_empty() {
+        "*".to_string()
+    } else {
+        source
+    };
+    ctx.numeric(
+        numeric::RPL_LOGGEDIN,
+        &[&mask, account],
+        Some(&format!("You are now logged in as {account}")),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn plain_payloads_decode() {
+        assert_eq!(
+            decode_plain(&encode("\0alice\0secret pw")),
+            Some(("alice".into(), "secret pw".into()))
+        );
+        assert_eq!(
+            decode_plain(&encode("Alice\0alice\0pw")),
+            Some(("alice".into(), "pw".into()))
+        );
+        assert_eq!(
+            decode_plain(&encode("bob\0alice\0pw")),
+            None,
+            "authzid must match"
+        );
+        assert_eq!(decode_plain(&encode("\0alice\0")), None, "empty password");
+        assert_eq!(decode_plain(&encode("alice")), None, "no separators");
+        assert_eq!(decode_plain("!!!not base64"), None);
+    }
+}

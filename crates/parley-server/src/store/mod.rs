@@ -1,0 +1,138 @@
+//! Persistence behind one trait, so the server never names a database: [`AccountStore`] is what the
+//! account layer needs, [`sqlite::SqliteStore`] the embedded default, and a PostgreSQL backend for a
+//! cluster can implement the same trait later. The trait is synchronous on purpose: every backend
+//! call blocks, so async callers go through `tokio::task::spawn_blocking` and the admin CLI calls it
+//! directly.
+
+pub mod sqlite;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Config;
+
+pub use sqlite::SqliteStore;
+
+/// One account as stored. `name` keeps the spelling it was registered with; lookups are
+/// case-insensitive (CASEMAPPING=ascii).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub name: String,
+    /// Argon2id PHC string (`$argon2id$v=19$m=...`), never the password.
+    pub password_hash: String,
+    /// When the account was created, in seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Locked by an admin: the password still checks out, but logins are refused.
+    pub locked: bool,
+}
+
+// Hand-written so the hash never lands in a log line through `{:?}`.
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("locked", &self.locked)
+            .finish()
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the account name `{0}` is already taken")]
+    AlreadyExists(String),
+    #[error("there is no account named `{0}`")]
+    NotFound(String),
+    #[error("cannot open the account database {}: {reason}", .path.display())]
+    Open { path: PathBuf, reason: String },
+    #[error("account database error: {0}")]
+    Backend(String),
+}
+
+/// Where accounts are kept, whatever the database. Names are compared casefolded
+/// ([`parley_proto::casefold`]); every method blocks.
+pub trait AccountStore: Send + Sync {
+    /// Add an account. Fails with [`StoreError::AlreadyExists`] when a name equal under casefolding
+    /// exists; of two concurrent creates of the same name exactly one succeeds.
+    fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// The account with this name, compared case-insensitively.
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Replace an account's password hash.
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+    fn remove_account(&self, name: &str) -> Result<(), StoreError>;
+    /// Lock (refuse logins to) or unlock an account.
+    fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError>;
+    /// Every account, ordered by casefolded name.
+    fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+}
+
+/// The database file `config` names: `accounts.database` under `server.data_dir` unless absolute.
+pub fn database_path(config: &Config) -> PathBuf {
+    let database = Path::new(&config.accounts.database);
+    if database.is_absolute() {
+        database.to_path_buf()
+    } else {
+        config.server.data_dir.join(database)
+    }
+}
+
+/// Open the configured store: the SQLite file at [`database_path`], creating `server.data_dir` when
+/// it is missing and the file and its schema when they are new.
+pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError> {
+    let path = database_path(config);
+    if Path::new(&config.accounts.database).is_relative() {
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::Open {
+            path: path.clone(),
+            reason: format!(
+                "cannot create the data directory {} ({error}); check server.data_dir",
+                data_dir.display()
+            ),
+        })?;
+    }
+    Ok(Arc::new(SqliteStore::open(&path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_path_is_under_data_dir_unless_absolute() {
+        let mut config = Config::default();
+        config.server.data_dir = PathBuf::from("/srv/parley");
+        config.accounts.database = "accounts.db".to_owned();
+        assert_eq!(
+            database_path(&config),
+            PathBuf::from("/srv/parley/accounts.db")
+        );
+        config.accounts.database = "/var/lib/parley.db".to_owned();
+        assert_eq!(database_path(&config), PathBuf::from("/var/lib/parley.db"));
+    }
+
+    #[test]
+    fn open_default_creates_the_data_dir() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().join("nested/data");
+        let store = open_default(&config).expect("open store");
+        store.create_account("alice", "hash").expect("create");
+        assert!(config.server.data_dir.join("parley.db").is_file());
+    }
+
+    #[test]
+    fn record_debug_hides_the_hash() {
+        let record = AccountRecord {
+            name: "alice".to_owned(),
+            password_hash: "$argon2id$secret".to_owned(),
+            created_at: 0,
+            locked: false,
+        };
+        let text = format!("{record:?}");
+        assert!(text.contains("alice"), "{text}");
+        assert!(!text.contains("argon2id"), "{text}");
+    }
+}

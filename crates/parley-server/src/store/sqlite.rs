@@ -1,0 +1,599 @@
+//! The embedded store: one SQLite file, opened in WAL mode with a busy timeout so a running server
+//! and the `parleyd users` CLI can share it. The schema is an ordered list of migrations whose count
+//! is kept in `PRAGMA user_version`. A file that is not a SQLite database, fails its integrity check,
+//! belongs to something else or carries a newer schema is refused with a clear error and left
+//! exactly as it was: losing accounts silently is worse than not starting.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use parley_proto::casefold;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::{AccountRecord, AccountStore, StoreError};
+
+/// How long a statement waits for another process (the CLI, a second server) to release the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one step per version: after step `i` has run, `user_version` is `i + 1`. Steps are
+/// append-only; never edit one that has shipped. Later tables (history, channels) go in new steps.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts. `name_folded` is the casefolded name; its UNIQUE constraint is what makes two
+    // concurrent registrations of one name end with exactly one account.
+    "CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT    NOT NULL,
+        name_folded   TEXT    NOT NULL UNIQUE,
+        password_hash TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL,
+        locked        INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1))
+    ) STRICT;",
+];
+
+/// The schema version this build writes and understands.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Accounts in a SQLite file. One connection behind a mutex: account operations are rare and short,
+/// and SQLite serializes writers anyway.
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open the database at `path`, creating it (and its schema) when the file does not exist, and
+    /// bringing an older schema up to date. Anything unexpected is a [`StoreError::Open`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let fail = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(fail(
+                    "it is a directory; point accounts.database at a file".to_owned(),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(fail(format!("{error}"))),
+        }
+
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut connection =
+            Connection::open_with_flags(path, flags).map_err(|error| fail(explain(&error)))?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|error| fail(explain(&error)))?;
+
+        // Read-only checks first: nothing is written until the file is known to be ours.
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|error| fail(explain(&error)))?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(format!(
+                "its schema version is {version}, newer than this parleyd understands \
+                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+            )));
+        }
+        if version < 0 {
+            return Err(fail(format!(
+                "its schema version {version} is not one parleyd ever wrote; \
+                 point accounts.database at another file"
+            )));
+        }
+        check_integrity(&connection).map_err(fail)?;
+        if version == 0 && user_table_count(&connection).map_err(|e| fail(explain(&e)))? > 0 {
+            return Err(fail(
+                "it is a SQLite database, but not parleyd's (it has tables and no parleyd \
+                 schema version); point accounts.database at another file"
+                    .to_owned(),
+            ));
+        }
+        if connection
+            .is_readonly("main")
+            .map_err(|error| fail(explain(&error)))?
+        {
+            return Err(fail(
+                "the file is read-only; parleyd needs to write it, so check its permissions"
+                    .to_owned(),
+            ));
+        }
+
+        let journal_mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|error| fail(explain(&error)))?;
+        if !journal_mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), journal_mode, "account database is not in WAL mode");
+        }
+        connection
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|error| fail(explain(&error)))?;
+        migrate(&mut connection)
+            .map_err(|error| fail(format!("updating its schema failed: {}", explain(&error))))?;
+        check_schema(&connection).map_err(fail)?;
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The error plus what to do about it, for the common ways a file turns out not to be usable.
+fn explain(error: &rusqlite::Error) -> String {
+    let hint = match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => {
+            "the file is not a SQLite database (or is damaged or encrypted); move it aside or \
+             restore a backup, parleyd will not overwrite it"
+        }
+        Some(ErrorCode::DatabaseCorrupt) => {
+            "the database is damaged; restore a backup, parleyd will not overwrite it"
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            "check that its directory exists and that parleyd may read and write both"
+        }
+        Some(ErrorCode::ReadOnly) => "check that parleyd may write the file and its directory",
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "another program holds it locked; try again"
+        }
+        _ => return error.to_string(),
+    };
+    format!("{error}; {hint}")
+}
+
+/// `PRAGMA quick_check`: the cheap structural check of every page, fine for a table of accounts.
+fn check_integrity(connection: &Connection) -> Result<(), String> {
+    let mut problems = Vec::new();
+    connection
+        .pragma_query(None, "quick_check", |row| {
+            problems.push(row.get::<_, String>(0)?);
+            Ok(())
+        })
+        .map_err(|error| explain(&error))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    let first = problems.first().map_or("no result", String::as_str);
+    Err(format!(
+        "it fails SQLite's integrity check ({first}); restore a backup, parleyd will not \
+         overwrite it"
+    ))
+}
+
+fn user_table_count(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Run the steps the file has not had yet, each in its own immediate transaction with the version
+/// bump, so two processes opening an old file at once migrate it once.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 =
+            transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let Some(step) = usize::try_from(version)
+            .ok()
+            .and_then(|index| MIGRATIONS.get(index))
+        else {
+            return Ok(());
+        };
+        transaction.execute_batch(step)?;
+        transaction.pragma_update(None, "user_version", version + 1)?;
+        transaction.commit()?;
+        tracing::info!(version = version + 1, "account database schema updated");
+    }
+}
+
+/// After migrating, the tables this code queries must be there with the columns it names; a file
+/// that claims our version without them was not written by parleyd.
+fn check_schema(connection: &Connection) -> Result<(), String> {
+    let columns = connection
+        .prepare("SELECT name FROM pragma_table_info('accounts')")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(|error| explain(&error))?;
+    let missing: Vec<&str> = [
+        "name",
+        "name_folded",
+        "password_hash",
+        "created_at",
+        "locked",
+    ]
+    .into_iter()
+    .filter(|wanted| !columns.iter().any(|column| column == wanted))
+    .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "its `accounts` table lacks column(s) {}; the file was not written by parleyd, \
+             so point accounts.database at another file",
+            missing.join(", ")
+        ))
+    }
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error(),
+        Some(e) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        name: row.get(0)?,
+        password_hash: row.get(1)?,
+        created_at: row.get(2)?,
+        locked: row.get(3)?,
+    })
+}
+
+impl AccountStore for SqliteStore {
+    fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        connection
+            .execute(
+                "INSERT INTO accounts (name, name_folded, password_hash, created_at, locked)
+                 VALUES (?1, ?2, ?3, ?4, 0)",
+                rusqlite::params![name, casefold(name), password_hash, unix_now()],
+            )
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    StoreError::AlreadyExists(name.to_owned())
+                } else {
+                    backend(error)
+                }
+            })?;
+        Ok(())
+    }
+
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let connection = self.connection.lock();
+        connection
+            .query_row(
+                "SELECT name, password_hash, created_at, locked FROM accounts
+                 WHERE name_folded = ?1",
+                [casefold(name)],
+                record_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        let changed = connection
+            .execute(
+                "UPDATE accounts SET password_hash = ?2 WHERE name_folded = ?1",
+                rusqlite::params![casefold(name), password_hash],
+            )
+            .map_err(backend)?;
+        found(changed, name)
+    }
+
+    fn remove_account(&self, name: &str) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        let changed = connection
+            .execute(
+                "DELETE FROM accounts WHERE name_folded = ?1",
+                [casefold(name)],
+            )
+            .map_err(backend)?;
+        found(changed, name)
+    }
+
+    fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        let changed = connection
+            .execute(
+                "UPDATE accounts SET locked = ?2 WHERE name_folded = ?1",
+                rusqlite::params![casefold(name), locked],
+            )
+            .map_err(backend)?;
+        found(changed, name)
+    }
+
+    fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT name, password_hash, created_at, locked FROM accounts
+                 ORDER BY name_folded",
+            )
+            .map_err(backend)?;
+        let rows = statement.query_map([], record_from_row).map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+}
+
+fn found(changed: usize, name: &str) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(StoreError::NotFound(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    fn open_in(dir: &tempfile::TempDir) -> (PathBuf, SqliteStore) {
+        let path = dir.path().join("accounts.db");
+        let store = SqliteStore::open(&path).expect("open a fresh store");
+        (path, store)
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .expect("open raw")
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("read user_version")
+    }
+
+    fn expect_open_error(path: &Path) -> String {
+        match SqliteStore::open(path) {
+            Err(StoreError::Open {
+                path: named,
+                reason,
+            }) => {
+                assert_eq!(named, path);
+                reason
+            }
+            Err(other) => panic!("expected StoreError::Open, got {other:?}"),
+            Ok(store) => panic!("expected StoreError::Open, but {store:?} opened"),
+        }
+    }
+
+    #[test]
+    fn migrations_create_the_schema_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (path, store) = open_in(&dir);
+        store.create_account("Alice", "hash-a").expect("create");
+        drop(store);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+
+        let store = SqliteStore::open(&path).expect("reopen");
+        let record = store
+            .account("alice")
+            .expect("lookup")
+            .expect("still there");
+        assert_eq!(record.name, "Alice");
+        assert_eq!(record.password_hash, "hash-a");
+        assert!(!record.locked);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn garbage_file_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("accounts.db");
+        // Deterministic noise (an LCG), long enough to look like a few pages.
+        let mut state: u32 = 0x2545_f491;
+        let garbage: Vec<u8> = (0..8192)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                state.to_be_bytes()[0]
+            })
+            .collect();
+        std::fs::write(&path, &garbage).expect("write garbage");
+
+        let reason = expect_open_error(&path);
+        assert!(reason.contains("not a SQLite database"), "{reason}");
+        assert_eq!(std::fs::read(&path).expect("read back"), garbage);
+        let error = SqliteStore::open(&path)
+            .expect_err("still refused")
+            .to_string();
+        assert!(
+            error.starts_with(&format!(
+                "cannot open the account database {}",
+                path.display()
+            )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn schema_from_the_future_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (path, store) = open_in(&dir);
+        store.create_account("alice", "h").expect("create");
+        drop(store);
+        Connection::open(&path)
+            .expect("open raw")
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump version");
+
+        let reason = expect_open_error(&path);
+        assert!(reason.contains("newer than this parleyd"), "{reason}");
+        assert_eq!(user_version(&path), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn someone_elses_database_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .expect("open raw")
+            .execute_batch("CREATE TABLE notes (body TEXT);")
+            .expect("create foreign table");
+
+        let reason = expect_open_error(&path);
+        assert!(reason.contains("not parleyd's"), "{reason}");
+        let tables = user_table_count(&Connection::open(&path).expect("open raw")).expect("count");
+        assert_eq!(tables, 1, "nothing was added to the foreign database");
+        assert_eq!(user_version(&path), 0);
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let reason = expect_open_error(dir.path());
+        assert!(reason.contains("directory"), "{reason}");
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive_and_names_keep_their_spelling() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store) = open_in(&dir);
+        store.create_account("MixedCase", "h1").expect("create");
+        let record = store.account("mIXEDcASE").expect("lookup").expect("found");
+        assert_eq!(record.name, "MixedCase");
+        assert!(store.account("mixedcas").expect("lookup").is_none());
+
+        match store.create_account("MIXEDCASE", "h2") {
+            Err(StoreError::AlreadyExists(name)) => assert_eq!(name, "MIXEDCASE"),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        let record = store.account("mixedcase").expect("lookup").expect("found");
+        assert_eq!(record.password_hash, "h1", "the clash did not overwrite");
+    }
+
+    #[test]
+    fn concurrent_creates_of_one_name_have_one_winner() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("accounts.db");
+        drop(SqliteStore::open(&path).expect("create the file"));
+        for round in 0..5 {
+            let barrier = Arc::new(Barrier::new(2));
+            let handles: Vec<_> = ["Racer", "rACER"]
+                .into_iter()
+                .map(|spelling| {
+                    let barrier = Arc::clone(&barrier);
+                    let path = path.clone();
+                    let name = format!("{spelling}{round}");
+                    // Separate connections, as a server and the CLI would have.
+                    std::thread::spawn(move || {
+                        let store = SqliteStore::open(&path).expect("open");
+                        barrier.wait();
+                        store.create_account(&name, "h")
+                    })
+                })
+                .collect();
+            let results: Vec<_> = handles
+                .into_iter()
+                .map(|handle| handle.join().expect("thread finished"))
+                .collect();
+            let wins = results.iter().filter(|result| result.is_ok()).count();
+            assert_eq!(wins, 1, "round {round}: {results:?}");
+            assert!(
+                results
+                    .iter()
+                    .any(|result| matches!(result, Err(StoreError::AlreadyExists(_)))),
+                "round {round}: {results:?}"
+            );
+        }
+        let store = SqliteStore::open(&path).expect("open");
+        assert_eq!(store.list_accounts().expect("list").len(), 5);
+    }
+
+    #[test]
+    fn update_lock_remove_and_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store) = open_in(&dir);
+        for name in ["carol", "Bob", "alice"] {
+            store.create_account(name, "old").expect("create");
+        }
+        store.set_password("BOB", "new").expect("set password");
+        store.set_locked("Carol", true).expect("lock");
+
+        let names: Vec<String> = store
+            .list_accounts()
+            .expect("list")
+            .into_iter()
+            .map(|record| record.name)
+            .collect();
+        assert_eq!(names, ["alice", "Bob", "carol"]);
+        let bob = store.account("bob").expect("lookup").expect("found");
+        assert_eq!(bob.password_hash, "new");
+        assert!(
+            store
+                .account("carol")
+                .expect("lookup")
+                .expect("found")
+                .locked
+        );
+        store.set_locked("carol", false).expect("unlock");
+        assert!(
+            !store
+                .account("carol")
+                .expect("lookup")
+                .expect("found")
+                .locked
+        );
+
+        store.remove_account("ALICE").expect("remove");
+        assert!(store.account("alice").expect("lookup").is_none());
+        for result in [
+            store.remove_account("alice"),
+            store.set_password("nobody", "h"),
+            store.set_locked("nobody", true),
+        ] {
+            assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+        }
+    }
+
+    #[test]
+    fn created_at_is_now() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store) = open_in(&dir);
+        let before = unix_now();
+        store.create_account("alice", "h").expect("create");
+        let created = store
+            .account("alice")
+            .expect("lookup")
+            .expect("found")
+            .created_at;
+        assert!((before..=unix_now()).contains(&created), "{created}");
+    }
+
+    #[test]
+    fn an_empty_file_becomes_a_new_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("accounts.db");
+        std::fs::write(&path, b"").expect("touch");
+        let store = SqliteStore::open(&path).expect("an empty file is a new database");
+        store.create_account("alice", "h").expect("create");
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+}
