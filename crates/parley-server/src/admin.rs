@@ -99,6 +99,48 @@ pub fn run_users_command_with(
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
     let accounts = Accounts::new(store::open_default(config)?, config);
+    // What changes accounts goes to the audit trail as the admin's own action.
+    let audited = match &command {
+        UsersCommand::Add { name, .. } => Some(("account_add", name.clone())),
+        UsersCommand::Passwd { name, .. } => Some(("password_change", name.clone())),
+        UsersCommand::Remove { name } => Some(("account_remove", name.clone())),
+        UsersCommand::Lock { name } => Some(("account_lock", name.clone())),
+        UsersCommand::Unlock { name } => Some(("account_unlock", name.clone())),
+        UsersCommand::Import { file } => Some(("account_import", file.display().to_string())),
+        UsersCommand::List => None,
+    };
+    let result = run(command, &accounts, input, out);
+    if let (Some((action, target)), Ok(())) = (audited, &result) {
+        record_admin_action(config, action, &target);
+    }
+    result
+}
+
+/// Append an admin action to the audit trail; failing to is reported, not fatal.
+fn record_admin_action(config: &Config, action: &str, target: &str) {
+    let event = store::AuditEvent {
+        time_ms: crate::relay::now_ms(),
+        action: action.to_string(),
+        actor: Some("admin-cli".to_string()),
+        target: Some(target.to_string()),
+        ip: None,
+        detail: None,
+    };
+    let batch = store::WriteBatch {
+        audit: vec![event],
+        ..Default::default()
+    };
+    if let Err(err) = store::open_history(config).and_then(|history| history.write(&batch)) {
+        eprintln!("warning: could not record this in the audit trail: {err}");
+    }
+}
+
+fn run(
+    command: UsersCommand,
+    accounts: &Accounts,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
     match command {
         UsersCommand::Add {
             name,
@@ -108,7 +150,7 @@ pub fn run_users_command_with(
             if accounts.account(&name)?.is_some() {
                 return Err(AccountError::AlreadyExists(name).into());
             }
-            let password = read_password(&accounts, &name, password_stdin, input)?;
+            let password = read_password(accounts, &name, password_stdin, input)?;
             let name = accounts.add_account(&name, &password)?;
             say(out, format_args!("added account {name}"))
         }
@@ -119,7 +161,7 @@ pub fn run_users_command_with(
             let Some(record) = accounts.account(&name)? else {
                 return Err(AccountError::NotFound(name).into());
             };
-            let password = read_password(&accounts, &record.name, password_stdin, input)?;
+            let password = read_password(accounts, &record.name, password_stdin, input)?;
             accounts.set_password(&record.name, &password)?;
             say(out, format_args!("changed the password of {}", record.name))
         }
@@ -130,7 +172,7 @@ pub fn run_users_command_with(
             accounts.remove_account(&record.name)?;
             say(out, format_args!("removed account {}", record.name))
         }
-        UsersCommand::List => list(&accounts, out),
+        UsersCommand::List => list(accounts, out),
         UsersCommand::Lock { name } => {
             accounts.set_locked(&name, true)?;
             say(
@@ -148,7 +190,7 @@ pub fn run_users_command_with(
                 source,
             })?;
             let source = file.display().to_string();
-            let summary = import_users(&accounts, &source, &text, out)?;
+            let summary = import_users(accounts, &source, &text, out)?;
             if summary.bad > 0 {
                 return Err(AdminError::BadLines {
                     file: source,

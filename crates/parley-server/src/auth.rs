@@ -10,7 +10,7 @@ use parley_proto::{casefold, numeric, Message};
 
 use crate::accounts::{AccountError, LoginError};
 use crate::config::RegistrationPolicy;
-use crate::context::{line, Ctx, LoginVia, PendingAuth};
+use crate::context::{line, Ctx, FollowUp, LoginVia, PendingAuth};
 use crate::registration;
 use crate::relay::wire;
 use crate::server::Shared;
@@ -121,11 +121,13 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         sasl_failed(ctx);
         return;
     }
-    ctx.session.pending = Some(PendingAuth::Login {
-        account,
-        password,
-        via: LoginVia::Sasl,
-    });
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::Login {
+            account,
+            password,
+            via: LoginVia::Sasl,
+        }));
 }
 
 /// `authzid \0 authcid \0 password`, base64-encoded; an authzid other than the authcid is refused.
@@ -190,11 +192,13 @@ pub fn start_pass_login(ctx: &mut Ctx<'_>) -> bool {
         }
         _ => (ctx.session.nick.clone(), pass),
     };
-    ctx.session.pending = Some(PendingAuth::Login {
-        account,
-        password,
-        via: LoginVia::Pass,
-    });
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::Login {
+            account,
+            password,
+            via: LoginVia::Pass,
+        }));
     true
 }
 
@@ -256,14 +260,43 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         fail(ctx, "WEAK_PASSWORD", &account, &err.to_string());
         return;
     }
-    ctx.session.pending = Some(PendingAuth::Register {
-        account,
-        password: password.to_string(),
-    });
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::Register {
+            account,
+            password: password.to_string(),
+        }));
 }
 
 /// Report the outcome of a pending login or registration, then carry on with registration.
 pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
+    let ip = ctx.session.ip.to_string();
+    match &outcome {
+        AuthOutcome::Login(via, Ok(account)) => ctx.shared.history.audit(
+            "login",
+            Some(account),
+            None,
+            Some(&ip),
+            Some(if *via == LoginVia::Sasl {
+                "sasl"
+            } else {
+                "pass"
+            }),
+        ),
+        AuthOutcome::Login(_, Err(err)) => ctx.shared.history.audit(
+            "login_failed",
+            None,
+            None,
+            Some(&ip),
+            Some(&err.to_string()),
+        ),
+        AuthOutcome::Register(_, Ok(account)) => {
+            ctx.shared
+                .history
+                .audit("register", Some(account), Some(account), Some(&ip), None)
+        }
+        AuthOutcome::Register(_, Err(_)) => {}
+    }
     match outcome {
         AuthOutcome::Login(via, Ok(account)) => {
             logged_in(ctx, &account);
@@ -327,6 +360,11 @@ fn capitalized(text: &str) -> String {
 /// (`account-notify`).
 fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
     ctx.session.account = Some(account.to_string());
+    if ctx.session.registered {
+        ctx.session
+            .followups
+            .push_back(FollowUp::Offline(casefold(account)));
+    }
     let source = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&ctx.session.id) else {

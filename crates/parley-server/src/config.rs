@@ -22,6 +22,7 @@ pub struct Config {
     pub flood: FloodConfig,
     pub tls: TlsConfig,
     pub accounts: AccountsConfig,
+    pub history: HistoryConfig,
     pub log: LogConfig,
 }
 
@@ -212,6 +213,37 @@ impl Default for FloodConfig {
     }
 }
 
+/// `[history]`: what is kept of conversations, for how long, and how much a client may fetch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Store channel and private messages (in the accounts database).
+    pub enabled: bool,
+    /// Lines of a channel replayed on join to clients without `draft/chathistory`; 0 turns it off.
+    pub replay_on_join: usize,
+    /// Most messages one CHATHISTORY request returns.
+    pub max_request: usize,
+    /// Delete messages older than this many days; 0 keeps them forever.
+    pub max_age_days: u64,
+    /// Keep at most this many messages per channel or conversation; 0 means no limit.
+    pub max_rows_per_target: usize,
+    /// How often the pruning task runs.
+    pub prune_interval_secs: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replay_on_join: 20,
+            max_request: 100,
+            max_age_days: 0,
+            max_rows_per_target: 0,
+            prune_interval_secs: 3600,
+        }
+    }
+}
+
 /// `[log]`: what the server logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -362,6 +394,12 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     (
         "accounts",
         "Accounts: who may chat, how accounts are made, and how password guessing is slowed.",
+    ),
+    (
+        "history",
+        "History: every channel and private message is stored with its time and an id, so\n\
+         clients can fetch what they missed (IRCv3 draft/chathistory) and offline accounts get\n\
+         their private messages at their next login.",
     ),
     ("log", "What the server logs."),
 ];
@@ -551,6 +589,36 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "accounts",
         "lockout_secs",
         "Seconds a locked-out account or address must wait.",
+    ),
+    (
+        "history",
+        "enabled",
+        "Store channel and private messages. Off: nothing is kept and nothing replayed.",
+    ),
+    (
+        "history",
+        "replay_on_join",
+        "Lines of a channel replayed on join to clients without chathistory; 0 turns it off.",
+    ),
+    (
+        "history",
+        "max_request",
+        "Most messages one CHATHISTORY request returns (at least 1).",
+    ),
+    (
+        "history",
+        "max_age_days",
+        "Delete messages older than this many days; 0 keeps them forever.",
+    ),
+    (
+        "history",
+        "max_rows_per_target",
+        "Keep at most this many messages per channel or conversation; 0 means no limit.",
+    ),
+    (
+        "history",
+        "prune_interval_secs",
+        "Seconds between runs of the pruning task (at least 1).",
     ),
     (
         "log",
@@ -753,6 +821,18 @@ impl Config {
                     ),
                 });
             }
+        }
+        if self.history.max_request == 0 {
+            return Err(Invalid::new(
+                "history.max_request",
+                "0 would answer every CHATHISTORY with nothing; use at least 1".to_owned(),
+            ));
+        }
+        if self.history.prune_interval_secs == 0 {
+            return Err(Invalid::new(
+                "history.prune_interval_secs",
+                "use at least 1 second".to_owned(),
+            ));
         }
         if accounts.max_failures == 0 {
             return Err(Invalid::new(

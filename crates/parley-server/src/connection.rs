@@ -17,7 +17,8 @@ use tracing::{debug, info};
 
 use crate::auth;
 use crate::command;
-use crate::context::{line, Ctx, Session};
+use crate::command::chathistory;
+use crate::context::{line, Ctx, FollowUp, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
 use crate::server::{Admission, Shared};
@@ -151,19 +152,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             handle_line(shared, session, outbound, &raw);
-            if let Some(pending) = session.pending.take() {
-                // Hashing takes a while; this client's later lines wait, nobody else does.
-                let outcome = tokio::select! {
-                    outcome = auth::run(shared, session.ip, pending) => outcome,
-                    _ = outbound.killed() => return killed_reason(outbound),
-                    _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
-                };
-                let mut ctx = Ctx {
-                    shared,
-                    session,
-                    outbound,
-                };
-                auth::finish(&mut ctx, outcome);
+            if let Some(end) = run_followups(shared, session, outbound).await {
+                return end;
             }
             if let Some(text) = session.quit.take() {
                 return EndReason::Quit(text);
@@ -213,6 +203,54 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Run what the last line's handler left for later, in order: logins, deliveries waiting to be
+/// stored, history reads. Only this connection waits; a kill or shutdown cuts the wait short.
+async fn run_followups(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Arc<Outbound>,
+) -> Option<EndReason> {
+    while let Some(followup) = session.followups.pop_front() {
+        let done = async {
+            match followup {
+                FollowUp::Auth(pending) => Done::Auth(auth::run(shared, session.ip, pending).await),
+                FollowUp::Deliver(delivery) => {
+                    shared.history.submit(delivery).await;
+                    Done::Nothing
+                }
+                FollowUp::History(request) => Done::History(shared.history.fetch(request).await),
+                FollowUp::Offline(account) => {
+                    Done::Offline(shared.history.take_offline(account).await)
+                }
+            }
+        };
+        let done = tokio::select! {
+            done = done => done,
+            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
+        };
+        let mut ctx = Ctx {
+            shared,
+            session,
+            outbound,
+        };
+        match done {
+            Done::Nothing => {}
+            Done::Auth(outcome) => auth::finish(&mut ctx, outcome),
+            Done::History(answer) => chathistory::answer(&mut ctx, answer),
+            Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
+        }
+    }
+    None
+}
+
+enum Done {
+    Nothing,
+    Auth(auth::AuthOutcome),
+    History(crate::history::HistoryAnswer),
+    Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
 }
 
 fn killed_reason(outbound: &Outbound) -> EndReason {

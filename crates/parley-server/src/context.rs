@@ -16,10 +16,15 @@ use crate::state::ClientId;
 pub const SUPPORTED_CAPS: &[&str] = &[
     "account-notify",
     "account-tag",
+    "batch",
     "cap-notify",
+    "draft/chathistory",
+    "echo-message",
     "extended-join",
+    "message-tags",
     "multi-prefix",
     "sasl",
+    "server-time",
     "userhost-in-names",
 ];
 
@@ -32,6 +37,7 @@ const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
 pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) -> String {
     let mut caps: Vec<String> = SUPPORTED_CAPS
         .iter()
+        .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
             ("sasl", true) => "sasl=PLAIN".to_string(),
             (c, _) => c.to_string(),
@@ -61,10 +67,15 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
 pub struct Caps {
     pub account_notify: bool,
     pub account_tag: bool,
+    pub batch: bool,
     pub cap_notify: bool,
+    pub chathistory: bool,
+    pub echo_message: bool,
     pub extended_join: bool,
+    pub message_tags: bool,
     pub multi_prefix: bool,
     pub sasl: bool,
+    pub server_time: bool,
     pub userhost_in_names: bool,
     pub account_registration: bool,
 }
@@ -74,10 +85,15 @@ impl Caps {
         Some(match name {
             "account-notify" => &mut self.account_notify,
             "account-tag" => &mut self.account_tag,
+            "batch" => &mut self.batch,
             "cap-notify" => &mut self.cap_notify,
+            "draft/chathistory" => &mut self.chathistory,
+            "echo-message" => &mut self.echo_message,
             "extended-join" => &mut self.extended_join,
+            "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
             "sasl" => &mut self.sasl,
+            "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
             _ => return None,
@@ -117,8 +133,28 @@ impl Caps {
         if self.account_notify {
             bits |= wire::ACCOUNT_NOTIFY;
         }
+        if self.server_time {
+            bits |= wire::SERVER_TIME;
+        }
+        if self.message_tags {
+            bits |= wire::MESSAGE_TAGS;
+        }
+        if self.echo_message {
+            bits |= wire::ECHO_MESSAGE;
+        }
         bits
     }
+}
+
+/// Work a handler leaves for the connection task because it must wait: password hashing, a message
+/// waiting to be stored before it is delivered, a history read. Run in order after the line.
+pub enum FollowUp {
+    Auth(PendingAuth),
+    /// Boxed: a delivery carries its serialized variants, far bigger than the other cases.
+    Deliver(Box<crate::history::Delivery>),
+    History(crate::history::HistoryRequest),
+    /// Deliver the private messages that arrived while this account was offline.
+    Offline(String),
 }
 
 /// A login or registration waiting for the slow part (password hashing) to finish; the
@@ -162,7 +198,7 @@ pub struct Session {
     pub sasl: Option<String>,
     /// `PASS` given before registration, tried at registration time.
     pub pass: Option<String>,
-    pub pending: Option<PendingAuth>,
+    pub followups: std::collections::VecDeque<FollowUp>,
     /// The "you must log in" notice was already sent.
     pub told_to_log_in: bool,
     /// Set by QUIT (or a fatal error): the connection ends after this line.
@@ -184,7 +220,7 @@ impl Session {
             account: None,
             sasl: None,
             pass: None,
-            pending: None,
+            followups: Default::default(),
             told_to_log_in: false,
             quit: None,
         }

@@ -35,6 +35,8 @@ pub fn tokens(config: &Config) -> Vec<String> {
             l.targets_per_message
         ),
         format!("TOPICLEN={}", l.topic_len),
+        format!("CHATHISTORY={}", config.history.max_request),
+        "MSGREFTYPES=timestamp,msgid".into(),
         format!("USERLEN={}", l.user_len),
     ]
 }

@@ -12,6 +12,8 @@ pub mod config;
 mod connection;
 mod context;
 mod flood;
+mod history;
+pub mod inspect;
 mod isupport;
 mod listener;
 mod outbound;
@@ -86,8 +88,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
     });
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config);
-    let shared = Arc::new(server::Shared::new(config, tls_info, accounts));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (history, history_writer) = history::History::new(
+        config.history.clone(),
+        store::open_history(&config)?,
+        store::open_history(&config)?,
+        shutdown.clone(),
+    );
+    let shared = Arc::new(server::Shared::new(
+        config, tls_info, accounts, history, shutdown,
+    ));
     let tasks = TaskTracker::new();
+    tasks.spawn(history_writer);
+    tasks.spawn(prune_history(shared.clone()));
     let mut plain_addrs = Vec::new();
     for l in plain {
         plain_addrs.push(l.local_addr()?);
@@ -123,6 +136,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// Apply the history retention limits at start and then every `prune_interval_secs`.
+async fn prune_history(shared: Arc<server::Shared>) {
+    let interval = Duration::from_secs(shared.config.history.prune_interval_secs.max(1));
+    loop {
+        match shared.history.prune().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned old history"),
+            Err(err) => tracing::error!(%err, "pruning history failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+fn audit_reload(shared: &server::Shared, why: &str, result: &Result<String, tls::TlsError>) {
+    let (action, detail) = match result {
+        Ok(fingerprint) => ("cert_reload", format!("{why}: {fingerprint}")),
+        Err(err) => ("cert_reload_failed", format!("{why}: {err}")),
+    };
+    shared
+        .history
+        .audit(action, None, None, None, Some(&detail));
+}
+
 /// Pick up renewed certificate files (for example from an ACME client) without a signal.
 async fn watch_certificate(shared: Arc<server::Shared>, resolver: Arc<tls::CertResolver>) {
     loop {
@@ -130,7 +169,11 @@ async fn watch_certificate(shared: Arc<server::Shared>, resolver: Arc<tls::CertR
             _ = tokio::time::sleep(CERT_WATCH_INTERVAL) => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        match resolver.reload_if_changed() {
+        let result = resolver.reload_if_changed();
+        if let Some(result) = &result {
+            audit_reload(&shared, "file change", result);
+        }
+        match result {
             Some(Ok(fingerprint)) => {
                 tracing::info!(%fingerprint, "TLS certificate file changed; reloaded")
             }
@@ -160,7 +203,9 @@ impl Running {
 
     /// Re-read the TLS certificate and key (what SIGHUP does). On error the old pair stays in use.
     pub fn reload_tls(&self) -> Option<Result<String, tls::TlsError>> {
-        self.shared.tls.as_ref().map(|t| t.resolver.reload())
+        let result = self.shared.tls.as_ref().map(|t| t.resolver.reload())?;
+        audit_reload(&self.shared, "signal", &result);
+        Some(result)
     }
 
     /// Number of open client connections.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use parley_server::admin::{run_users_command, UsersCommand};
+use parley_server::inspect::{self, ExportFormat};
 use parley_server::tls::{CertPaths, CertResolver};
 use parley_server::Config;
 use tracing::{error, info};
@@ -35,10 +36,37 @@ enum Command {
         #[command(subcommand)]
         action: UsersCommand,
     },
+    /// Print the audit trail: logins, registrations, kicks, bans, reloads, admin actions.
+    Audit {
+        /// Only events since this long ago (2h, 7d) or this time (2026-11-25T13:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events by this account or nick.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this kind of event (login, login_failed, register, kick, ban, ...).
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Stored conversations.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
     /// The TLS certificate the server presents.
     Cert {
         #[command(subcommand)]
         action: CertAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HistoryAction {
+    /// Write a conversation's log: a channel (#lobby) or two accounts (alice,bob).
+    Export {
+        target: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExportFormat,
     },
 }
 
@@ -71,6 +99,28 @@ fn main() -> anyhow::Result<()> {
             action: CertAction::Show,
         }) => cert_show(&config),
         Some(Command::Users { action }) => Ok(run_users_command(action, &config)?),
+        Some(Command::Audit {
+            since,
+            actor,
+            action,
+        }) => {
+            let mut out = std::io::stdout().lock();
+            inspect::audit(
+                &config,
+                since.as_deref(),
+                actor.as_deref(),
+                action.as_deref(),
+                &mut out,
+            )?;
+            Ok(())
+        }
+        Some(Command::History {
+            action: HistoryAction::Export { target, format },
+        }) => {
+            let mut out = std::io::stdout().lock();
+            inspect::export(&config, &target, format, &mut out)?;
+            Ok(())
+        }
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -9,7 +9,7 @@ use parley_proto::{casefold, numeric, Message};
 use crate::auth;
 use crate::command::{info, join};
 use crate::config::RegistrationPolicy;
-use crate::context::{advertised_caps, Ctx};
+use crate::context::{advertised_caps, Ctx, FollowUp};
 use crate::isupport;
 use crate::server::VERSION;
 
@@ -121,7 +121,10 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         || session.nick.is_empty()
         || !session.got_user
         || session.cap_negotiating
-        || session.pending.is_some()
+        || session
+            .followups
+            .iter()
+            .any(|f| matches!(f, FollowUp::Auth(_)))
         || session.sasl.is_some()
     {
         return;
@@ -155,6 +158,10 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     let default_channel = ctx.shared.config.server.default_channel.clone();
     if !default_channel.is_empty() {
         join::join_one(ctx, &default_channel, None);
+    }
+    if let Some(account) = &ctx.session.account {
+        let account = casefold(account);
+        ctx.session.followups.push_back(FollowUp::Offline(account));
     }
 }
 

@@ -1,9 +1,12 @@
 //! One event from a user, relayed to many: serialized at most once per wire variant, however many
 //! recipients there are. Variants exist because some capabilities change the bytes a client gets
-//! (`account-tag` adds a tag, `extended-join` adds JOIN parameters); everyone with the same
-//! variant shares one buffer, so fan-out stays "serialize once, append everywhere".
+//! (`server-time` and `message-tags` add tags, `account-tag` adds the sender's account,
+//! `extended-join` adds JOIN parameters); everyone with the same variant shares one buffer, so
+//! fan-out stays "serialize once, append everywhere". A relay owns its parts so it can wait in
+//! the history writer until its message is stored.
 
 use std::cell::OnceCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parley_proto::write_line;
 
@@ -13,41 +16,70 @@ use crate::outbound::Outbound;
 pub mod wire {
     pub const ACCOUNT_TAG: u8 = 1;
     pub const EXTENDED_JOIN: u8 = 2;
-    pub const ACCOUNT_NOTIFY: u8 = 4;
+    pub const SERVER_TIME: u8 = 4;
+    pub const MESSAGE_TAGS: u8 = 8;
+    /// Not a variant bit: who gets ACCOUNT notifications.
+    pub const ACCOUNT_NOTIFY: u8 = 16;
+    /// Not a variant bit: the sender gets its own messages back.
+    pub const ECHO_MESSAGE: u8 = 32;
 }
 
-pub struct Relay<'a> {
-    source: &'a str,
-    account: Option<&'a str>,
-    command: &'a str,
-    middle: &'a [&'a str],
-    trailing: Option<&'a str>,
+/// `server-time` format: RFC 3339 UTC with milliseconds.
+pub fn format_time(time_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(time_ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub struct Relay {
+    source: String,
+    account: Option<String>,
+    command: &'static str,
+    middle: Vec<String>,
+    trailing: Option<String>,
     /// For JOIN: the account (or `*`) and realname that `extended-join` clients get.
-    extended_join: Option<(&'a str, &'a str)>,
-    variants: [OnceCell<Vec<u8>>; 4],
+    extended_join: Option<(String, String)>,
+    time_ms: i64,
+    msgid: Option<String>,
+    variants: [OnceCell<Vec<u8>>; 16],
 }
 
-impl<'a> Relay<'a> {
+impl Relay {
     pub fn new(
-        source: &'a str,
-        account: Option<&'a str>,
-        command: &'a str,
-        middle: &'a [&'a str],
-        trailing: Option<&'a str>,
+        source: &str,
+        account: Option<&str>,
+        command: &'static str,
+        middle: &[&str],
+        trailing: Option<&str>,
     ) -> Self {
         Relay {
-            source,
-            account,
+            source: source.to_string(),
+            account: account.map(str::to_string),
             command,
-            middle,
-            trailing,
+            middle: middle.iter().map(|m| m.to_string()).collect(),
+            trailing: trailing.map(str::to_string),
             extended_join: None,
+            time_ms: now_ms(),
+            msgid: None,
             variants: Default::default(),
         }
     }
 
-    pub fn with_extended_join(mut self, account: &'a str, realname: &'a str) -> Self {
-        self.extended_join = Some((account, realname));
+    pub fn with_extended_join(mut self, account: &str, realname: &str) -> Self {
+        self.extended_join = Some((account.to_string(), realname.to_string()));
+        self
+    }
+
+    /// The stored message's id and time, so every recipient sees the same `msgid` and `time`.
+    pub fn with_identity(mut self, msgid: &str, time_ms: i64) -> Self {
+        self.msgid = Some(msgid.to_string());
+        self.time_ms = time_ms;
         self
     }
 
@@ -55,35 +87,39 @@ impl<'a> Relay<'a> {
     pub fn bytes_for(&self, caps: u8) -> &[u8] {
         let tagged = caps & wire::ACCOUNT_TAG != 0 && self.account.is_some();
         let extended = caps & wire::EXTENDED_JOIN != 0 && self.extended_join.is_some();
-        let index = usize::from(tagged) | (usize::from(extended) << 1);
+        let timed = caps & wire::SERVER_TIME != 0;
+        let with_msgid = caps & wire::MESSAGE_TAGS != 0 && self.msgid.is_some();
+        let index = usize::from(tagged)
+            | usize::from(extended) << 1
+            | usize::from(timed) << 2
+            | usize::from(with_msgid) << 3;
         self.variants[index].get_or_init(|| {
-            let mut out = Vec::with_capacity(128);
-            let tags: &[(&str, Option<&str>)] = match (tagged, self.account) {
-                (true, Some(account)) => &[("account", Some(account))],
-                _ => &[],
-            };
-            match (extended, self.extended_join) {
-                (true, Some((account, realname))) => {
-                    let mut middle = self.middle.to_vec();
-                    middle.push(account);
-                    write_line(
-                        &mut out,
-                        tags,
-                        Some(self.source),
-                        self.command,
-                        &middle,
-                        Some(realname),
-                    );
-                }
-                _ => write_line(
-                    &mut out,
-                    tags,
-                    Some(self.source),
-                    self.command,
-                    self.middle,
-                    self.trailing,
-                ),
+            let time = timed.then(|| format_time(self.time_ms));
+            let mut tags: Vec<(&str, Option<&str>)> = Vec::with_capacity(3);
+            if let (true, Some(account)) = (tagged, &self.account) {
+                tags.push(("account", Some(account)));
             }
+            if let (true, Some(msgid)) = (with_msgid, &self.msgid) {
+                tags.push(("msgid", Some(msgid)));
+            }
+            if let Some(time) = &time {
+                tags.push(("time", Some(time)));
+            }
+            let mut middle: Vec<&str> = self.middle.iter().map(String::as_str).collect();
+            let mut trailing = self.trailing.as_deref();
+            if let (true, Some((account, realname))) = (extended, &self.extended_join) {
+                middle.push(account);
+                trailing = Some(realname);
+            }
+            let mut out = Vec::with_capacity(128);
+            write_line(
+                &mut out,
+                &tags,
+                Some(&self.source),
+                self.command,
+                &middle,
+                trailing,
+            );
             out
         })
     }
@@ -100,8 +136,7 @@ mod tests {
 
     #[test]
     fn variants_differ_only_where_caps_ask() {
-        let middle = ["#c"];
-        let relay = Relay::new("a!b@c", Some("acct"), "JOIN", &middle, None)
+        let relay = Relay::new("a!b@c", Some("acct"), "JOIN", &["#c"], None)
             .with_extended_join("acct", "Real Name");
         assert_eq!(relay.bytes_for(0), b":a!b@c JOIN #c\r\n");
         assert_eq!(
@@ -118,8 +153,7 @@ mod tests {
 
     #[test]
     fn guests_get_no_account_tag() {
-        let middle = ["#c"];
-        let relay = Relay::new("a!b@c", None, "PRIVMSG", &middle, Some("hi there"));
+        let relay = Relay::new("a!b@c", None, "PRIVMSG", &["#c"], Some("hi there"));
         assert_eq!(
             relay.bytes_for(wire::ACCOUNT_TAG),
             b":a!b@c PRIVMSG #c :hi there\r\n"
@@ -127,9 +161,26 @@ mod tests {
     }
 
     #[test]
+    fn time_and_msgid_tags() {
+        let relay = Relay::new("a!b@c", None, "PRIVMSG", &["#c"], Some("hi"))
+            .with_identity("abc123", 1_700_000_000_123);
+        assert_eq!(
+            relay.bytes_for(wire::SERVER_TIME | wire::MESSAGE_TAGS),
+            b"@msgid=abc123;time=2023-11-14T22:13:20.123Z :a!b@c PRIVMSG #c :hi\r\n"
+        );
+        assert_eq!(
+            relay.bytes_for(wire::MESSAGE_TAGS),
+            b"@msgid=abc123 :a!b@c PRIVMSG #c :hi\r\n"
+        );
+        assert_eq!(
+            relay.bytes_for(wire::ECHO_MESSAGE),
+            b":a!b@c PRIVMSG #c :hi\r\n"
+        );
+    }
+
+    #[test]
     fn each_variant_is_serialized_once() {
-        let middle = ["bob"];
-        let relay = Relay::new("a!b@c", Some("acct"), "PRIVMSG", &middle, Some("x"));
+        let relay = Relay::new("a!b@c", Some("acct"), "PRIVMSG", &["bob"], Some("x"));
         let first = relay.bytes_for(wire::ACCOUNT_TAG).as_ptr();
         let second = relay.bytes_for(wire::ACCOUNT_TAG).as_ptr();
         assert_eq!(first, second, "the same buffer is shared");

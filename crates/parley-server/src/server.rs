@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::history::History;
 use crate::isupport;
 use crate::state::{ClientId, World};
 use crate::tls::CertResolver;
@@ -30,6 +31,7 @@ pub struct Shared {
     pub config: Config,
     pub tls: Option<TlsInfo>,
     pub accounts: Accounts,
+    pub history: History,
     /// `accounts.plaintext_login_from`, parsed once.
     pub plaintext_login_from: Vec<IpNet>,
     pub world: Mutex<World>,
@@ -49,7 +51,13 @@ pub enum Admission {
 }
 
 impl Shared {
-    pub fn new(config: Config, tls: Option<TlsInfo>, accounts: Accounts) -> Self {
+    pub fn new(
+        config: Config,
+        tls: Option<TlsInfo>,
+        accounts: Accounts,
+        history: History,
+        shutdown: CancellationToken,
+    ) -> Self {
         let isupport = isupport::tokens(&config);
         // Validated with the config; an entry that still fails to parse is dropped, never widened.
         let plaintext_login_from = config
@@ -61,12 +69,13 @@ impl Shared {
         Shared {
             tls,
             accounts,
+            history,
             plaintext_login_from,
             config,
             world: Mutex::new(World::default()),
             created: SystemTime::now(),
             isupport,
-            shutdown: CancellationToken::new(),
+            shutdown,
             next_id: AtomicU64::new(1),
             connections_per_ip: Mutex::new(HashMap::new()),
         }

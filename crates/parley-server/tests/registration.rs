@@ -53,9 +53,10 @@ async fn cap_negotiation_holds_registration_until_end() {
     let ls = c.recv().await;
     assert_eq!(
         ls,
-        ":parley.local CAP * LS :account-notify account-tag cap-notify \
-         draft/account-registration=before-connect,custom-account-name extended-join \
-         multi-prefix sasl=PLAIN userhost-in-names"
+        ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
+         draft/account-registration=before-connect,custom-account-name draft/chathistory \
+         echo-message extended-join message-tags multi-prefix sasl=PLAIN server-time \
+         userhost-in-names"
     );
     c.send("NICK bob").await;
     c.send("USER bob 0 * :Bob").await;

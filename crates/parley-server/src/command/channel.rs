@@ -332,6 +332,13 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             }
         }
         world.leave_channel(target_id, &key);
+        ctx.shared.history.audit(
+            "kick",
+            Some(&ctx.session.nick),
+            Some(&target_nick),
+            Some(&ctx.session.ip.to_string()),
+            Some(&format!("{shown}: {reason}")),
+        );
         if !world.channels.contains_key(&key) {
             break;
         }

@@ -5,7 +5,8 @@
 use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::command::channel::{send_names, send_topic};
-use crate::context::Ctx;
+use crate::context::{Ctx, FollowUp};
+use crate::history::HistoryRequest;
 use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
 
@@ -112,6 +113,23 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     }
     send_topic(ctx, &world, &folded, false);
     send_names(ctx, &world, &folded);
+    let shown = world
+        .channels
+        .get(&folded)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    drop(world);
+    let history = &ctx.shared.history;
+    let replay = history.config.replay_on_join;
+    if history.enabled() && replay > 0 && !ctx.session.caps.chathistory {
+        ctx.session
+            .followups
+            .push_back(FollowUp::History(HistoryRequest::Replay {
+                key: folded,
+                shown,
+                limit: replay,
+            }));
+    }
 }
 
 pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {

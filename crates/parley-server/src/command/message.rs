@@ -1,15 +1,20 @@
-//! PRIVMSG and NOTICE, to channels and to nicks (private messages). The hot path: the line is
-//! serialized once and the same bytes are appended to every recipient's outbound buffer, walking
-//! the channel's member snapshot after the world lock is released. NOTICE never draws an error
-//! reply, as the protocol requires, so bots cannot loop on each other.
+//! PRIVMSG and NOTICE, to channels and to nicks (private messages). The hot path: the handler
+//! checks permissions, takes the channel's member snapshot and leaves a [`Delivery`] for the
+//! connection task, which hands it to the history writer: stored first, then serialized once per
+//! wire variant and appended to every recipient's outbound buffer. A private message to an
+//! account that is offline is kept for its next login. NOTICE never draws an error reply, as the
+//! protocol requires, so bots cannot loop on each other.
 
 use std::sync::Arc;
 
 use parley_proto::{casefold, numeric, Message};
 use tokio::time::Instant;
 
-use crate::context::Ctx;
-use crate::relay::Relay;
+use crate::context::{Ctx, FollowUp};
+use crate::history::{dm_key, party, Delivery};
+use crate::outbound::Outbound;
+use crate::relay::{now_ms, Relay};
+use crate::store::StoredMessage;
 
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
@@ -49,7 +54,60 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
     }
 }
 
-fn to_channel(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool) {
+/// The stored form of a message, with a fresh msgid and the time it is accepted.
+fn stored(
+    ctx: &Ctx<'_>,
+    kind: &'static str,
+    key: String,
+    source: &str,
+    account: Option<&str>,
+    to: &str,
+    text: &str,
+) -> StoredMessage {
+    StoredMessage {
+        msgid: ctx.shared.history.next_msgid(),
+        time_ms: now_ms(),
+        target: key,
+        kind: kind.to_string(),
+        source: source.to_string(),
+        account: account.map(str::to_string),
+        to: to.to_string(),
+        text: text.to_string(),
+    }
+}
+
+/// Leave the message to the connection task: stored first, then delivered.
+fn deliver(
+    ctx: &mut Ctx<'_>,
+    message: StoredMessage,
+    recipients: Arc<[Arc<Outbound>]>,
+    offline_for: Option<String>,
+) {
+    let relay = Relay::new(
+        &message.source,
+        message.account.as_deref(),
+        if message.kind == "NOTICE" {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        },
+        &[&message.to],
+        Some(&message.text),
+    )
+    .with_identity(&message.msgid, message.time_ms);
+    ctx.session
+        .followups
+        .push_back(FollowUp::Deliver(Box::new(Delivery {
+            stored: Some(message),
+            offline_for,
+            relay,
+            recipients,
+            sender: ctx.outbound.clone(),
+            echo: ctx.session.caps.echo_message,
+        })));
+}
+
+fn to_channel(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
     let id = ctx.session.id;
     let key = casefold(target);
     let mut world = ctx.shared.world.lock();
@@ -90,26 +148,79 @@ fn to_channel(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool)
         }
         return;
     }
-    let shown = [channel.name.clone()];
+    let shown = channel.name.clone();
     let members = channel.snapshot.clone();
     if let Some(user) = world.users.get_mut(&id) {
         user.last_spoke = Instant::now();
     }
     drop(world);
-    let shown = [shown[0].as_str()];
-    let relay = Relay::new(&source, account.as_deref(), verb, &shown, Some(text));
-    for member in members.iter() {
-        if !Arc::ptr_eq(member, ctx.outbound) {
-            relay.send_to(member);
-        }
+    let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
+    deliver(ctx, message, members, None);
+}
+
+fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
+    let id = ctx.session.id;
+    let mut world = ctx.shared.world.lock();
+    let recipient = world.user_by_nick(target).map(|r| {
+        (
+            r.outbound.clone(),
+            r.nick.clone(),
+            r.away.clone(),
+            party(r.account.as_deref(), &r.nick),
+        )
+    });
+    let Some(user) = world.users.get_mut(&id) else {
+        return;
+    };
+    user.last_spoke = Instant::now();
+    let source = user.source();
+    let account = user.account.clone();
+    let me = party(account.as_deref(), &user.nick);
+    drop(world);
+    let Some((outbound, nick, away, them)) = recipient else {
+        offline(
+            ctx,
+            verb,
+            target,
+            text,
+            notice,
+            &source,
+            account.as_deref(),
+            &me,
+        );
+        return;
+    };
+    let message = stored(
+        ctx,
+        verb,
+        dm_key(&me, &them),
+        &source,
+        account.as_deref(),
+        &nick,
+        text,
+    );
+    deliver(ctx, message, Arc::from(vec![outbound]), None);
+    if let (Some(away), false) = (away, notice) {
+        ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }
 }
 
-fn to_nick(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool) {
-    let id = ctx.session.id;
-    let mut world = ctx.shared.world.lock();
-    let Some(recipient) = world.user_by_nick(target) else {
-        drop(world);
+/// A private message to someone not connected: kept for them if they have an account.
+#[allow(clippy::too_many_arguments)]
+fn offline(
+    ctx: &mut Ctx<'_>,
+    verb: &'static str,
+    target: &str,
+    text: &str,
+    notice: bool,
+    source: &str,
+    account: Option<&str>,
+    me: &str,
+) {
+    let registered = ctx.shared.history.enabled()
+        && parley_proto::validate::nick(target, ctx.shared.config.limits.nick_len)
+        && matches!(ctx.shared.accounts.store().account(target), Ok(Some(_)));
+    if !registered {
         if !notice {
             ctx.numeric(
                 numeric::ERR_NOSUCHNICK,
@@ -118,22 +229,18 @@ fn to_nick(ctx: &Ctx<'_>, verb: &str, target: &str, text: &str, notice: bool) {
             );
         }
         return;
-    };
-    let (outbound, nick, away) = (
-        recipient.outbound.clone(),
-        recipient.nick.clone(),
-        recipient.away.clone(),
-    );
-    let Some(user) = world.users.get_mut(&id) else {
-        return;
-    };
-    user.last_spoke = Instant::now();
-    let source = user.source();
-    let account = user.account.clone();
-    drop(world);
-    let target = [nick.as_str()];
-    Relay::new(&source, account.as_deref(), verb, &target, Some(text)).send_to(&outbound);
-    if let (Some(away), false) = (away, notice) {
-        ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
+    }
+    let them = casefold(target);
+    let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
+    deliver(ctx, message, Arc::from(Vec::new()), Some(them));
+    if !notice {
+        let nick = ctx.session.nick.clone();
+        ctx.server_line(
+            "NOTICE",
+            &[&nick],
+            Some(&format!(
+                "{target} is not online; they will get your message when they next log in"
+            )),
+        );
     }
 }

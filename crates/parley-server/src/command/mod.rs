@@ -3,6 +3,7 @@
 //! handler can make a connection wait on another.
 
 pub mod channel;
+pub mod chathistory;
 pub mod info;
 pub mod join;
 pub mod message;
@@ -46,6 +47,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
+        "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "AWAY" => presence::away(ctx, msg),
         "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),

@@ -243,6 +243,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                             set_by: setter.clone(),
                             set_at: SystemTime::now(),
                         });
+                        ctx.shared.history.audit(
+                            "ban",
+                            Some(&setter),
+                            Some(&mask),
+                            Some(&ctx.session.ip.to_string()),
+                            Some(&shown),
+                        );
                         applied.push(Applied {
                             adding,
                             mode: c,
@@ -251,6 +258,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     }
                     (false, Some(pos)) => {
                         let ban = channel.bans.remove(pos);
+                        ctx.shared.history.audit(
+                            "unban",
+                            Some(&setter),
+                            Some(&ban.mask),
+                            Some(&ctx.session.ip.to_string()),
+                            Some(&shown),
+                        );
                         applied.push(Applied {
                             adding,
                             mode: c,

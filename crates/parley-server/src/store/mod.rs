@@ -4,7 +4,9 @@
 //! call blocks, so async callers go through `tokio::task::spawn_blocking` and the admin CLI calls it
 //! directly.
 
+pub mod history;
 pub mod sqlite;
+mod sqlite_history;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
+pub use history::{
+    AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
+    WriteBatch,
+};
 pub use sqlite::SqliteStore;
 
 /// One account as stored. `name` keeps the spelling it was registered with; lookups are
@@ -82,6 +88,16 @@ pub fn database_path(config: &Config) -> PathBuf {
 /// Open the configured store: the SQLite file at [`database_path`], creating `server.data_dir` when
 /// it is missing and the file and its schema when they are new.
 pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError> {
+    Ok(Arc::new(open_sqlite(config)?))
+}
+
+/// Open the configured store again for history: its own connection, so the history writer's
+/// group commits and history reads never queue behind account lookups.
+pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError> {
+    Ok(Arc::new(open_sqlite(config)?))
+}
+
+fn open_sqlite(config: &Config) -> Result<SqliteStore, StoreError> {
     let path = database_path(config);
     if Path::new(&config.accounts.database).is_relative() {
         let data_dir = &config.server.data_dir;
@@ -93,7 +109,7 @@ pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError
             ),
         })?;
     }
-    Ok(Arc::new(SqliteStore::open(&path)?))
+    SqliteStore::open(&path)
 }
 
 #[cfg(test)]

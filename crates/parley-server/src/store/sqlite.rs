@@ -30,6 +30,44 @@ const MIGRATIONS: &[&str] = &[
         created_at    INTEGER NOT NULL,
         locked        INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1))
     ) STRICT;",
+    // 2: history, offline delivery and the audit trail. `id` orders messages within a millisecond;
+    // `party_a`/`party_b` name both sides of a private conversation so CHATHISTORY TARGETS can find
+    // someone's conversations; offline rows reference messages and vanish with them.
+    "CREATE TABLE messages (
+        id       INTEGER PRIMARY KEY,
+        msgid    TEXT    NOT NULL UNIQUE,
+        time_ms  INTEGER NOT NULL,
+        target   TEXT    NOT NULL,
+        kind     TEXT    NOT NULL,
+        source   TEXT    NOT NULL,
+        account  TEXT,
+        recipient TEXT   NOT NULL,
+        text     TEXT    NOT NULL,
+        party_a  TEXT,
+        party_b  TEXT
+    ) STRICT;
+    CREATE INDEX messages_by_target ON messages (target, time_ms, id);
+    CREATE INDEX messages_by_party_a ON messages (party_a) WHERE party_a IS NOT NULL;
+    CREATE INDEX messages_by_party_b ON messages (party_b) WHERE party_b IS NOT NULL;
+    CREATE TABLE offline (
+        account    TEXT    NOT NULL,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX offline_by_account ON offline (account, message_id);
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        action  TEXT    NOT NULL,
+        actor   TEXT,
+        target  TEXT,
+        ip      TEXT,
+        detail  TEXT
+    ) STRICT;
+    CREATE INDEX audit_by_time ON audit (time_ms);
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
 ];
 
 /// The schema version this build writes and understands.
@@ -135,6 +173,11 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The connection, for the history half of this store (`sqlite_history.rs`).
+    pub(super) fn connection(&self) -> &Mutex<Connection> {
+        &self.connection
+    }
 }
 
 /// The error plus what to do about it, for the common ways a file turns out not to be usable.
@@ -238,7 +281,7 @@ fn check_schema(connection: &Connection) -> Result<(), String> {
     }
 }
 
-fn backend(error: rusqlite::Error) -> StoreError {
+pub(super) fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 

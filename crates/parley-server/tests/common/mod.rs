@@ -316,3 +316,14 @@ impl Client {
         seen
     }
 }
+
+impl Client {
+    /// The next line, or `None` at EOF or on a read error (a connection that died under us).
+    pub async fn try_recv_lossy(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+        }
+    }
+}

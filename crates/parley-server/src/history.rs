@@ -1,0 +1,332 @@
+//! History: storing every channel and private message before anyone receives it, reading it back
+//! for CHATHISTORY, replay on join and offline delivery, and the audit trail.
+//!
+//! One writer task owns the writes. Connections hand it a [`Delivery`] (the stored form of the
+//! message plus its serialized relay and recipients) and wait; the writer takes everything that
+//! queued up, commits it in one transaction (group commit), and only then delivers each message
+//! and releases its sender. So a message anyone has received is already in the database, and the
+//! disk is paid once per batch, not once per message. Per-sender order holds because a sender
+//! waits for its message before its next line is read; everyone sees one global order because a
+//! single task delivers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HistoryConfig;
+use crate::outbound::Outbound;
+use crate::relay::{now_ms, Relay};
+use crate::store::{
+    AuditEvent, HistoryQuery, HistoryStore, StoreError, StoredMessage, TargetActivity, WriteBatch,
+};
+
+/// Most jobs one group commit takes.
+const MAX_BATCH: usize = 1024;
+/// Jobs waiting for the writer; senders wait (only themselves) when it is full.
+const QUEUE: usize = 8192;
+
+/// A message on its way: stored first, then delivered.
+pub struct Delivery {
+    pub stored: Option<StoredMessage>,
+    /// Casefolded account to hand this private message to at its next login.
+    pub offline_for: Option<String>,
+    pub relay: Relay,
+    pub recipients: Arc<[Arc<Outbound>]>,
+    pub sender: Arc<Outbound>,
+    /// The sender asked for its own messages back (`echo-message`).
+    pub echo: bool,
+}
+
+impl Delivery {
+    fn deliver(&self) {
+        let mut echoed = false;
+        for recipient in self.recipients.iter() {
+            if Arc::ptr_eq(recipient, &self.sender) {
+                if self.echo {
+                    self.relay.send_to(recipient);
+                    echoed = true;
+                }
+            } else {
+                self.relay.send_to(recipient);
+            }
+        }
+        if self.echo && !echoed {
+            self.relay.send_to(&self.sender);
+        }
+    }
+}
+
+/// What a connection asked to read.
+pub enum HistoryRequest {
+    /// A CHATHISTORY query about one conversation.
+    Query {
+        subcommand: String,
+        key: String,
+        shown: String,
+        query: HistoryQuery,
+        limit: usize,
+    },
+    /// CHATHISTORY TARGETS: which of these conversations (key, shown) had messages in a window.
+    Targets {
+        keys: Vec<(String, String)>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    },
+    /// The last lines of a channel, for a client without chathistory that just joined.
+    Replay {
+        key: String,
+        shown: String,
+        limit: usize,
+    },
+}
+
+pub enum HistoryAnswer {
+    Messages {
+        request: HistoryRequest,
+        result: Result<Vec<StoredMessage>, StoreError>,
+    },
+    Targets {
+        keys: Vec<(String, String)>,
+        result: Result<Vec<TargetActivity>, StoreError>,
+    },
+}
+
+enum Job {
+    Deliver(Box<Delivery>, oneshot::Sender<()>),
+    Audit(AuditEvent),
+}
+
+pub struct History {
+    pub config: HistoryConfig,
+    jobs: mpsc::Sender<Job>,
+    reader: Arc<dyn HistoryStore>,
+    /// Distinguishes this run's msgids from every other run's.
+    boot: String,
+    next: AtomicU64,
+}
+
+impl History {
+    /// The service and its writer task (spawn the latter; it ends on `shutdown`).
+    pub fn new(
+        config: HistoryConfig,
+        writer: Arc<dyn HistoryStore>,
+        reader: Arc<dyn HistoryStore>,
+        shutdown: CancellationToken,
+    ) -> (History, impl std::future::Future<Output = ()>) {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let seed = format!(
+            "{}-{}-{:?}",
+            std::process::id(),
+            now_ms(),
+            std::time::Instant::now()
+        );
+        let digest = Sha256::digest(seed.as_bytes());
+        let boot = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+        let history = History {
+            config,
+            jobs,
+            reader,
+            boot,
+            next: AtomicU64::new(1),
+        };
+        (history, run_writer(writer, rx, shutdown))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// A new message id: this run's prefix and a counter, unique and increasing within the run.
+    pub fn next_msgid(&self) -> String {
+        format!(
+            "{}{:08x}",
+            self.boot,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Store (if history is on) and deliver; returns once delivered.
+    pub async fn submit(&self, mut delivery: Box<Delivery>) {
+        if !self.config.enabled {
+            delivery.stored = None;
+            delivery.deliver();
+            return;
+        }
+        let (done, delivered) = oneshot::channel();
+        match self.jobs.send(Job::Deliver(delivery, done)).await {
+            Ok(()) => {
+                let _ = delivered.await;
+            }
+            // The writer is gone (shutting down): deliver unstored rather than drop.
+            Err(mpsc::error::SendError(Job::Deliver(delivery, _))) => delivery.deliver(),
+            Err(_) => {}
+        }
+    }
+
+    /// Record an audit event: in the structured log at once, in the database with the next commit.
+    pub fn audit(
+        &self,
+        action: &str,
+        actor: Option<&str>,
+        target: Option<&str>,
+        ip: Option<&str>,
+        detail: Option<&str>,
+    ) {
+        tracing::info!(target: "audit", action, actor, target, ip, detail, "audit");
+        let event = AuditEvent {
+            time_ms: now_ms(),
+            action: action.to_string(),
+            actor: actor.map(str::to_string),
+            target: target.map(str::to_string),
+            ip: ip.map(str::to_string),
+            detail: detail.map(str::to_string),
+        };
+        if self.jobs.try_send(Job::Audit(event)).is_err() {
+            tracing::error!(action, "audit queue full; this event is only in the log");
+        }
+    }
+
+    /// Run a read on the blocking pool.
+    pub async fn fetch(&self, request: HistoryRequest) -> HistoryAnswer {
+        let reader = self.reader.clone();
+        match request {
+            HistoryRequest::Targets {
+                keys,
+                from_ms,
+                to_ms,
+                limit,
+            } => {
+                let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+                let result = blocking(move || {
+                    // `@dm:<party>` stands for all of that party's private conversations.
+                    let mut lookup = Vec::new();
+                    for key in wanted {
+                        match key.strip_prefix("@dm:") {
+                            Some(party) => lookup.extend(reader.conversations_of(party)?),
+                            None => lookup.push(key),
+                        }
+                    }
+                    reader.targets(&lookup, from_ms, to_ms, limit)
+                })
+                .await;
+                HistoryAnswer::Targets { keys, result }
+            }
+            request => {
+                let (key, query, limit) = match &request {
+                    HistoryRequest::Query {
+                        key, query, limit, ..
+                    } => (key.clone(), query.clone(), *limit),
+                    HistoryRequest::Replay { key, limit, .. } => {
+                        (key.clone(), HistoryQuery::Latest(None), *limit)
+                    }
+                    HistoryRequest::Targets { .. } => unreachable!("handled above"),
+                };
+                let result = blocking(move || reader.query(&key, &query, limit)).await;
+                HistoryAnswer::Messages { request, result }
+            }
+        }
+    }
+
+    /// Messages that waited for `account`, removed from the waiting list.
+    pub async fn take_offline(&self, account: String) -> Result<Vec<StoredMessage>, StoreError> {
+        let reader = self.reader.clone();
+        blocking(move || reader.take_offline(&account, 1000)).await
+    }
+
+    /// Apply the retention limits once.
+    pub async fn prune(&self) -> Result<usize, StoreError> {
+        let reader = self.reader.clone();
+        let cutoff = (self.config.max_age_days > 0).then(|| {
+            let days = i64::try_from(self.config.max_age_days).unwrap_or(i64::MAX / 86_400_000);
+            now_ms().saturating_sub(days.saturating_mul(86_400_000))
+        });
+        let max_rows =
+            (self.config.max_rows_per_target > 0).then_some(self.config.max_rows_per_target);
+        if cutoff.is_none() && max_rows.is_none() {
+            return Ok(0);
+        }
+        blocking(move || reader.prune(cutoff, max_rows)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Backend(format!("history task failed: {e}"))))
+}
+
+/// The history key of a private conversation between two parties.
+pub fn dm_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("dm:{a}|{b}")
+    } else {
+        format!("dm:{b}|{a}")
+    }
+}
+
+/// Who someone is in private history: their account, or `~nick` for a guest.
+pub fn party(account: Option<&str>, nick: &str) -> String {
+    match account {
+        Some(account) => parley_proto::casefold(account),
+        None => format!("~{}", parley_proto::casefold(nick)),
+    }
+}
+
+async fn run_writer(
+    store: Arc<dyn HistoryStore>,
+    mut rx: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = shutdown.cancelled() => {
+                // Whatever is already queued still gets stored and delivered.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut batch = WriteBatch::default();
+        for job in &mut jobs {
+            match job {
+                Job::Deliver(delivery, _) => {
+                    if let Some(message) = delivery.stored.take() {
+                        if let Some(account) = delivery.offline_for.take() {
+                            batch.offline.push((account, message.msgid.clone()));
+                        }
+                        batch.messages.push(message);
+                    }
+                }
+                Job::Audit(event) => batch.audit.push(event.clone()),
+            }
+        }
+        let count = batch.messages.len();
+        let writer = store.clone();
+        if let Err(err) = blocking(move || writer.write(&batch)).await {
+            // Keep chatting; say loudly that these were not stored.
+            tracing::error!(%err, messages = count, "history write failed; delivering without storing");
+        }
+        for job in jobs {
+            if let Job::Deliver(delivery, done) = job {
+                delivery.deliver();
+                let _ = done.send(());
+            }
+        }
+    }
+}

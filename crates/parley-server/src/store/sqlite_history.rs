@@ -1,0 +1,366 @@
+//! History, offline marks and the audit trail in the SQLite file. Every query is parameterized;
+//! writes go in one transaction per batch (the group commit), which with WAL and
+//! `synchronous = NORMAL` is in the operating system's hands once `COMMIT` returns: a crash of
+//! the server process after that loses nothing (a power loss may lose the last commits).
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::history::{
+    AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
+    WriteBatch,
+};
+use super::sqlite::{backend, SqliteStore};
+use super::StoreError;
+
+const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        msgid: row.get(0)?,
+        time_ms: row.get(1)?,
+        target: row.get(2)?,
+        kind: row.get(3)?,
+        source: row.get(4)?,
+        account: row.get(5)?,
+        to: row.get(6)?,
+        text: row.get(7)?,
+    })
+}
+
+/// The two parties of a private conversation key `dm:<a>|<b>`.
+fn parties(target: &str) -> (Option<&str>, Option<&str>) {
+    match target
+        .strip_prefix("dm:")
+        .and_then(|rest| rest.split_once('|'))
+    {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    }
+}
+
+/// A bound resolved to (time, id): ties within a millisecond order by row id. For a timestamp the
+/// id is chosen by the caller so the whole millisecond falls on the excluded side.
+fn resolve(
+    connection: &Connection,
+    target: &str,
+    bound: &Bound,
+    time_id: i64,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    match bound {
+        Bound::Time(ms) => Ok(Some((*ms, time_id))),
+        Bound::MsgId(msgid) => connection
+            .query_row(
+                "SELECT time_ms, id FROM messages WHERE target = ?1 AND msgid = ?2",
+                params![target, msgid],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(backend),
+    }
+}
+
+/// Messages strictly after `lower` and strictly before `upper`, newest or oldest first.
+fn range(
+    connection: &Connection,
+    target: &str,
+    lower: (i64, i64),
+    upper: (i64, i64),
+    newest_first: bool,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 \
+         AND (time_ms > ?2 OR (time_ms = ?2 AND id > ?3)) \
+         AND (time_ms < ?4 OR (time_ms = ?4 AND id < ?5)) \
+         ORDER BY time_ms {order}, id {order} LIMIT ?6"
+    );
+    let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(
+            params![target, lower.0, lower.1, upper.0, upper.1, limit],
+            message_from_row,
+        )
+        .map_err(backend)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(backend)?;
+    Ok(rows)
+}
+
+const START: (i64, i64) = (i64::MIN, i64::MIN);
+const END: (i64, i64) = (i64::MAX, i64::MAX);
+
+fn select(
+    connection: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut statement = connection.prepare_cached(sql).map_err(backend)?;
+    let rows = statement
+        .query_map(args, message_from_row)
+        .map_err(backend)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(backend)?;
+    Ok(rows)
+}
+
+impl HistoryStore for SqliteStore {
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection().lock();
+        let tx = connection.transaction().map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO messages (msgid, time_ms, target, kind, source, account, \
+                     recipient, text, party_a, party_b) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(backend)?;
+            for m in &batch.messages {
+                let (a, b) = parties(&m.target);
+                insert
+                    .execute(params![
+                        m.msgid, m.time_ms, m.target, m.kind, m.source, m.account, m.to, m.text, a,
+                        b
+                    ])
+                    .map_err(backend)?;
+            }
+            let mut offline = tx
+                .prepare_cached(
+                    "INSERT INTO offline (account, message_id) \
+                     SELECT ?1, id FROM messages WHERE msgid = ?2",
+                )
+                .map_err(backend)?;
+            for (account, msgid) in &batch.offline {
+                offline.execute(params![account, msgid]).map_err(backend)?;
+            }
+            let mut audit = tx
+                .prepare_cached(
+                    "INSERT INTO audit (time_ms, action, actor, target, ip, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(backend)?;
+            for e in &batch.audit {
+                audit
+                    .execute(params![
+                        e.time_ms, e.action, e.actor, e.target, e.ip, e.detail
+                    ])
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn query(
+        &self,
+        target: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let connection = self.connection().lock();
+        let c = &*connection;
+        // As a lower bound a timestamp excludes its whole millisecond (id MAX); as an upper bound too (id MIN).
+        let low = |b: &Bound| resolve(c, target, b, i64::MAX);
+        let high = |b: &Bound| resolve(c, target, b, i64::MIN);
+        let newest = |lower, upper, limit| -> Result<Vec<StoredMessage>, StoreError> {
+            let mut rows = range(c, target, lower, upper, true, limit)?;
+            rows.reverse();
+            Ok(rows)
+        };
+        match query {
+            HistoryQuery::Latest(None) => newest(START, END, limit),
+            HistoryQuery::Latest(Some(bound)) => match low(bound)? {
+                Some(lower) => newest(lower, END, limit),
+                None => Ok(Vec::new()),
+            },
+            HistoryQuery::Before(bound) => match high(bound)? {
+                Some(upper) => newest(START, upper, limit),
+                None => Ok(Vec::new()),
+            },
+            HistoryQuery::After(bound) => match low(bound)? {
+                Some(lower) => range(c, target, lower, END, false, limit),
+                None => Ok(Vec::new()),
+            },
+            HistoryQuery::Around(bound) => {
+                let Some((time, id)) = high(bound)? else {
+                    return Ok(Vec::new());
+                };
+                // The message itself (for a msgid) counts among the older half.
+                let upper = if id == i64::MIN {
+                    (time, id)
+                } else {
+                    (time, id + 1)
+                };
+                let lower = if id == i64::MIN {
+                    (time, i64::MAX)
+                } else {
+                    (time, id)
+                };
+                let older_count = limit - limit / 2;
+                let mut rows = newest(START, upper, older_count)?;
+                rows.extend(range(c, target, lower, END, false, limit / 2)?);
+                Ok(rows)
+            }
+            HistoryQuery::Between(start, end) => {
+                let (Some(a_low), Some(a_high), Some(b_low), Some(b_high)) =
+                    (low(start)?, high(start)?, low(end)?, high(end)?)
+                else {
+                    return Ok(Vec::new());
+                };
+                if a_low <= b_high {
+                    range(c, target, a_low, b_high, false, limit)
+                } else {
+                    // Counting back from the later bound, returned oldest first.
+                    newest(b_low, a_high, limit)
+                }
+            }
+        }
+    }
+
+    fn targets(
+        &self,
+        targets: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TargetActivity>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let connection = self.connection().lock();
+        let placeholders = vec!["?"; targets.len()].join(", ");
+        let sql = format!(
+            "SELECT target, MAX(time_ms) AS latest FROM messages WHERE target IN ({placeholders}) \
+             AND time_ms > ? AND time_ms < ? GROUP BY target ORDER BY latest DESC LIMIT ?"
+        );
+        let mut statement = connection.prepare(&sql).map_err(backend)?;
+        let mut args: Vec<rusqlite::types::Value> =
+            targets.iter().map(|t| t.clone().into()).collect();
+        args.push(from_ms.into());
+        args.push(to_ms.into());
+        args.push((limit as i64).into());
+        let rows = statement
+            .query_map(params_from_iter(args), |row| {
+                Ok(TargetActivity {
+                    target: row.get(0)?,
+                    latest_ms: row.get(1)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        Ok(rows)
+    }
+
+    fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError> {
+        let connection = self.connection().lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT DISTINCT target FROM messages WHERE party_a = ?1 \
+                 UNION SELECT DISTINCT target FROM messages WHERE party_b = ?1",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![party], |row| row.get(0))
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(backend)?;
+        Ok(rows)
+    }
+
+    fn take_offline(&self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut connection = self.connection().lock();
+        let tx = connection.transaction().map_err(backend)?;
+        let rows = select(
+            &tx,
+            &format!(
+                "SELECT {} FROM offline o JOIN messages m ON m.id = o.message_id \
+                 WHERE o.account = ?1 ORDER BY m.time_ms, m.id LIMIT ?2",
+                MESSAGE_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("m.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            params![account, limit as i64],
+        )?;
+        for m in &rows {
+            tx.execute(
+                "DELETE FROM offline WHERE account = ?1 AND message_id = \
+                 (SELECT id FROM messages WHERE msgid = ?2)",
+                params![account, m.msgid],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(rows)
+    }
+
+    fn prune(
+        &self,
+        older_than_ms: Option<i64>,
+        max_rows: Option<usize>,
+    ) -> Result<usize, StoreError> {
+        let connection = self.connection().lock();
+        let mut removed = 0;
+        if let Some(cutoff) = older_than_ms {
+            removed += connection
+                .execute("DELETE FROM messages WHERE time_ms < ?1", params![cutoff])
+                .map_err(backend)?;
+        }
+        if let Some(max) = max_rows {
+            removed += connection
+                .execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() \
+                     OVER (PARTITION BY target ORDER BY time_ms DESC, id DESC) AS n FROM messages) \
+                     WHERE n > ?1)",
+                    params![max as i64],
+                )
+                .map_err(backend)?;
+        }
+        Ok(removed)
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let connection = self.connection().lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT time_ms, action, actor, target, ip, detail FROM audit \
+                 WHERE time_ms >= ?1 AND (?2 IS NULL OR actor = ?2 COLLATE NOCASE) \
+                 AND (?3 IS NULL OR action = ?3) ORDER BY id LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let limit = if filter.limit == 0 {
+            i64::MAX
+        } else {
+            filter.limit as i64
+        };
+        let rows = statement
+            .query_map(
+                params![
+                    filter.since_ms.unwrap_or(i64::MIN),
+                    filter.actor,
+                    filter.action,
+                    limit
+                ],
+                |row| {
+                    Ok(AuditEvent {
+                        time_ms: row.get(0)?,
+                        action: row.get(1)?,
+                        actor: row.get(2)?,
+                        target: row.get(3)?,
+                        ip: row.get(4)?,
+                        detail: row.get(5)?,
+                    })
+                },
+            )
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        Ok(rows)
+    }
+}
