@@ -6,6 +6,7 @@
 //! connection's [`Outbound`] buffer, so a slow reader never blocks anyone who sends to it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,9 +19,10 @@ use tracing::{debug, info};
 use crate::auth;
 use crate::command;
 use crate::command::chathistory;
-use crate::context::{line, Ctx, FollowUp, Session};
+use crate::context::{line, Ctx, FollowUp, Labeled, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
+use crate::relay::{escape_tag, with_tag};
 use crate::server::{Admission, Shared};
 use crate::state::{User, WhowasEntry};
 
@@ -152,7 +154,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             handle_line(shared, session, outbound, &raw);
-            if let Some(end) = run_followups(shared, session, outbound).await {
+            let end = run_followups(shared, session, outbound).await;
+            send_labeled(session, outbound);
+            if let Some(end) = end {
                 return end;
             }
             if let Some(text) = session.quit.take() {
@@ -253,6 +257,35 @@ enum Done {
     Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
 }
 
+/// Send a labeled command's replies under its label: one line tagged, several in a
+/// `labeled-response` batch, none as an `ACK`.
+fn send_labeled(session: &mut Session, outbound: &Outbound) {
+    let Some(labeled) = session.labeled.get_mut().take() else {
+        return;
+    };
+    let label = format!("label={}", escape_tag(&labeled.label));
+    match labeled.lines.len() {
+        0 if labeled.answered => {}
+        0 => {
+            let _ = outbound.push(format!("@{label} ACK\r\n").as_bytes());
+        }
+        1 => {
+            let _ = outbound.push(&with_tag(&labeled.lines[0], &label));
+        }
+        _ => {
+            static BATCHES: AtomicU64 = AtomicU64::new(1);
+            let id = format!("l{}", BATCHES.fetch_add(1, Ordering::Relaxed));
+            let mut out = format!("@{label} BATCH +{id} labeled-response\r\n").into_bytes();
+            let batch_tag = format!("batch={id}");
+            for line in &labeled.lines {
+                out.extend_from_slice(&with_tag(line, &batch_tag));
+            }
+            out.extend_from_slice(format!("BATCH -{id}\r\n").as_bytes());
+            let _ = outbound.push(&out);
+        }
+    }
+}
+
 fn killed_reason(outbound: &Outbound) -> EndReason {
     if outbound.send_queue_exceeded() {
         EndReason::SendQueueExceeded
@@ -287,7 +320,18 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
         outbound,
     };
     match Message::parse(&text) {
-        Ok(msg) => command::dispatch(&mut ctx, &msg),
+        Ok(msg) => {
+            if ctx.session.caps.labeled_response && ctx.session.caps.batch {
+                if let Some(label) = msg.tags.get("label").filter(|l| !l.is_empty()) {
+                    *ctx.session.labeled.borrow_mut() = Some(Labeled {
+                        label: label.chars().take(64).collect(),
+                        lines: Vec::new(),
+                        answered: false,
+                    });
+                }
+            }
+            command::dispatch(&mut ctx, &msg)
+        }
         Err(ParseError::Empty) => {}
         Err(
             ParseError::BodyTooLong { .. }

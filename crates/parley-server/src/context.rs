@@ -21,6 +21,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "draft/chathistory",
     "echo-message",
     "extended-join",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
@@ -72,6 +73,7 @@ pub struct Caps {
     pub chathistory: bool,
     pub echo_message: bool,
     pub extended_join: bool,
+    pub labeled_response: bool,
     pub message_tags: bool,
     pub multi_prefix: bool,
     pub sasl: bool,
@@ -90,6 +92,7 @@ impl Caps {
             "draft/chathistory" => &mut self.chathistory,
             "echo-message" => &mut self.echo_message,
             "extended-join" => &mut self.extended_join,
+            "labeled-response" => &mut self.labeled_response,
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
             "sasl" => &mut self.sasl,
@@ -201,8 +204,19 @@ pub struct Session {
     pub followups: std::collections::VecDeque<FollowUp>,
     /// The "you must log in" notice was already sent.
     pub told_to_log_in: bool,
+    /// While a labeled command runs (IRCv3 `labeled-response`), its replies are collected here
+    /// and sent afterwards under the label. A `RefCell` because replies are sent through `&Ctx`.
+    pub labeled: std::cell::RefCell<Option<Labeled>>,
     /// Set by QUIT (or a fatal error): the connection ends after this line.
     pub quit: Option<String>,
+}
+
+/// The label of the command being handled and the replies collected for it.
+pub struct Labeled {
+    pub label: String,
+    pub lines: Vec<Vec<u8>>,
+    /// The label already went out on an echoed message, so no `ACK` is owed.
+    pub answered: bool,
 }
 
 impl Session {
@@ -222,6 +236,7 @@ impl Session {
             pass: None,
             followups: Default::default(),
             told_to_log_in: false,
+            labeled: Default::default(),
             quit: None,
         }
     }
@@ -285,6 +300,10 @@ impl Ctx<'_> {
     /// Queue bytes for this client. A failure means the connection is already closing, which its
     /// task notices on its own, so there is nothing more to do here.
     pub fn send(&self, bytes: &[u8]) {
+        if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
+            captured.lines.push(bytes.to_vec());
+            return;
+        }
         let _ = self.outbound.push(bytes);
     }
 

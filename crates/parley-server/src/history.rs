@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HistoryConfig;
 use crate::outbound::Outbound;
-use crate::relay::{now_ms, Relay};
+use crate::relay::{escape_tag, now_ms, with_tag, Relay};
 use crate::store::{
     AuditEvent, HistoryQuery, HistoryStore, StoreError, StoredMessage, TargetActivity, WriteBatch,
 };
@@ -38,23 +38,25 @@ pub struct Delivery {
     pub sender: Arc<Outbound>,
     /// The sender asked for its own messages back (`echo-message`).
     pub echo: bool,
+    /// The sender's `label` (labeled-response), carried by the echo.
+    pub label: Option<String>,
 }
 
 impl Delivery {
     fn deliver(&self) {
-        let mut echoed = false;
         for recipient in self.recipients.iter() {
-            if Arc::ptr_eq(recipient, &self.sender) {
-                if self.echo {
-                    self.relay.send_to(recipient);
-                    echoed = true;
-                }
-            } else {
+            if !Arc::ptr_eq(recipient, &self.sender) {
                 self.relay.send_to(recipient);
             }
         }
-        if self.echo && !echoed {
-            self.relay.send_to(&self.sender);
+        if self.echo {
+            let bytes = self.relay.bytes_for(self.sender.wire_caps());
+            let _ = match &self.label {
+                Some(label) => self
+                    .sender
+                    .push(&with_tag(bytes, &format!("label={}", escape_tag(label)))),
+                None => self.sender.push(bytes),
+            };
         }
     }
 }

@@ -37,6 +37,31 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A tag value escaped for the wire.
+pub fn escape_tag(value: &str) -> String {
+    let mut out = Vec::new();
+    parley_proto::escape_tag_value(value, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Add one tag (`key=value`, already escaped) to a serialized line.
+pub fn with_tag(line: &[u8], tag: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + tag.len() + 2);
+    out.push(b'@');
+    out.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(rest) => {
+            out.push(b';');
+            out.extend_from_slice(rest);
+        }
+        None => {
+            out.push(b' ');
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
 pub struct Relay {
     source: String,
     account: Option<String>,

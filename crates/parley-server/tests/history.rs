@@ -584,3 +584,47 @@ async fn kill_dash_nine_loses_nothing_anyone_received() {
         missing.first()
     );
 }
+
+#[tokio::test]
+async fn labeled_responses() {
+    let server = TestServer::start().await;
+    let mut c = with_caps(
+        &server,
+        "labeler",
+        "labeled-response batch echo-message message-tags",
+    )
+    .await;
+    c.send("@label=p1 PING hello").await;
+    assert_eq!(
+        c.recv().await,
+        "@label=p1 :parley.local PONG parley.local :hello"
+    );
+    c.send("@label=a1 PONG nothing").await;
+    assert_eq!(c.recv().await, "@label=a1 ACK");
+    c.send("@label=w1 WHOIS labeler").await;
+    let lines = c.sync().await;
+    assert!(
+        lines[0].starts_with("@label=w1 BATCH +") && lines[0].ends_with(" labeled-response"),
+        "{lines:?}"
+    );
+    let id = lines[0]
+        .split('+')
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("batch id");
+    assert!(
+        lines[1].starts_with(&format!("@batch={id} :parley.local 311 ")),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().expect("end"), &format!("BATCH -{id}"));
+    c.send("@label=m1 PRIVMSG #lobby :labeled hello").await;
+    let echo = c.recv().await;
+    assert!(echo.starts_with("@label=m1;msgid="), "{echo}");
+    assert!(echo.ends_with(" PRIVMSG #lobby :labeled hello"), "{echo}");
+    let rest = c.sync().await;
+    assert!(rest.is_empty(), "no ACK after a labeled echo: {rest:?}");
+    // Without the cap, labels are ignored.
+    let mut plain = server.client("unlabeled").await;
+    plain.send("@label=x PING y").await;
+    assert_eq!(plain.recv().await, ":parley.local PONG parley.local :y");
+}

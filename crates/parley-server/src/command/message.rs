@@ -95,6 +95,14 @@ fn deliver(
         Some(&message.text),
     )
     .with_identity(&message.msgid, message.time_ms);
+    let echo = ctx.session.caps.echo_message;
+    let label = match ctx.session.labeled.get_mut() {
+        Some(labeled) if echo => {
+            labeled.answered = true;
+            Some(labeled.label.clone())
+        }
+        _ => None,
+    };
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
@@ -103,7 +111,8 @@ fn deliver(
             relay,
             recipients,
             sender: ctx.outbound.clone(),
-            echo: ctx.session.caps.echo_message,
+            echo,
+            label,
         })));
 }
 
