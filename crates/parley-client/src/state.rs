@@ -1,0 +1,2241 @@
+//! The chat as a UI renders it: buffers (the server, each channel, each private conversation)
+//! with their lines, members, topics, unread and mention counts, plus the own nick, account and
+//! connection state. `State` is pure and synchronous: it applies parsed `Message`s and user
+//! `Action`s and answers with the protocol lines to send, so all IRC logic (CAP, SASL, REGISTER,
+//! rejoin, history, /create_group's existence check) is unit-testable without a socket.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use parley_proto::{casefold, numeric, write_line, Message, UserHost};
+
+use crate::input::{help_for, is_channel, Action, InputError, COMMANDS};
+
+/// Name of the buffer that holds server notices and replies not tied to a channel or nick.
+pub const SERVER_BUFFER: &str = "server";
+/// Lines kept per buffer; older ones are dropped (they can be reloaded with `/history`).
+pub const MAX_LINES_PER_BUFFER: usize = 2000;
+/// Lines asked for when loading history.
+pub const HISTORY_BATCH: usize = 50;
+/// Longest chat text put in one PRIVMSG; longer text is split, leaving room for the source
+/// prefix the server adds within the 512-byte line limit.
+const MAX_TEXT_BYTES: usize = 400;
+
+/// Capabilities requested when the server offers them.
+pub const WANTED_CAPS: &[&str] = &[
+    "sasl",
+    "server-time",
+    "message-tags",
+    "echo-message",
+    "batch",
+    "draft/chathistory",
+    "chathistory",
+    "account-tag",
+    "account-notify",
+    "extended-join",
+    "multi-prefix",
+    "away-notify",
+    "userhost-in-names",
+    "cap-notify",
+    "invite-notify",
+];
+
+/// How to log in during connection registration.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No account (servers that allow guests, or plain IRC servers).
+    Guest,
+    /// SASL PLAIN when offered, otherwise `PASS account:password`.
+    Login { account: String, password: String },
+    /// Create the account with `REGISTER * * <password>` (draft/account-registration).
+    Register { account: String, password: String },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Guest => write!(f, "Guest"),
+            Auth::Login { account, .. } => write!(f, "Login({account}, <password>)"),
+            Auth::Register { account, .. } => write!(f, "Register({account}, <password>)"),
+        }
+    }
+}
+
+/// Where the connection is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    Disconnected,
+    Connecting,
+    /// Connected, negotiating capabilities and logging in.
+    Registering,
+    Connected,
+    /// Lost; the next attempt starts after `delay`.
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+    },
+    /// Given up, with the reason (wrong password, untrusted certificate...).
+    Failed(String),
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionState::Disconnected => write!(f, "disconnected"),
+            ConnectionState::Connecting => write!(f, "connecting"),
+            ConnectionState::Registering => write!(f, "logging in"),
+            ConnectionState::Connected => write!(f, "connected"),
+            ConnectionState::Reconnecting { delay, .. } => {
+                write!(f, "reconnecting in {}s", delay.as_secs().max(1))
+            }
+            ConnectionState::Failed(_) => write!(f, "failed"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferKind {
+    Server,
+    Channel,
+    Query,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    Message,
+    Action,
+    Notice,
+    Join,
+    Part,
+    Quit,
+    Kick,
+    Nick,
+    Topic,
+    Mode,
+    /// Local information: help, replies, status.
+    Info,
+    /// Something failed: a refusal from the server or a local mistake.
+    Error,
+}
+
+/// One line of a buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// From the `time` tag (server-time) when present, else when it arrived.
+    pub time: DateTime<Utc>,
+    pub kind: LineKind,
+    /// The nick that said it, for messages, actions, notices and membership changes.
+    pub from: Option<String>,
+    pub text: String,
+    /// It mentions the own nick (or is a private message).
+    pub highlight: bool,
+    /// Sent by us.
+    pub own: bool,
+    /// Loaded from the server's history rather than received live.
+    pub history: bool,
+    pub msgid: Option<String>,
+}
+
+/// A channel member and their prefix modes, highest first (for example "@+").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub nick: String,
+    pub prefixes: String,
+    pub away: bool,
+}
+
+/// A conversation: the server, a channel or a private conversation.
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub name: String,
+    pub kind: BufferKind,
+    pub lines: VecDeque<Line>,
+    /// Keyed by casefolded nick.
+    pub members: BTreeMap<String, Member>,
+    pub topic: Option<String>,
+    pub unread: usize,
+    pub mentions: usize,
+    /// We are in the channel right now.
+    pub joined: bool,
+    /// Join it again after a reconnect.
+    rejoin: bool,
+    /// A NAMES reply is being collected (the next 353 does not clear the list).
+    names_in_progress: bool,
+}
+
+impl Buffer {
+    fn new(name: &str, kind: BufferKind) -> Buffer {
+        Buffer {
+            name: name.to_string(),
+            kind,
+            lines: VecDeque::new(),
+            members: BTreeMap::new(),
+            topic: None,
+            unread: 0,
+            mentions: 0,
+            joined: false,
+            rejoin: false,
+            names_in_progress: false,
+        }
+    }
+
+    /// Members sorted by their highest prefix (ops first), then by nick.
+    pub fn sorted_members(&self, prefix_order: &str) -> Vec<&Member> {
+        let rank = |m: &Member| {
+            m.prefixes
+                .chars()
+                .next()
+                .and_then(|p| prefix_order.find(p))
+                .unwrap_or(usize::MAX)
+        };
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| casefold(&a.nick).cmp(&casefold(&b.nick)))
+        });
+        members
+    }
+
+    /// The time of the oldest line, where older history starts.
+    pub fn oldest_time(&self) -> Option<DateTime<Utc>> {
+        self.lines.iter().map(|l| l.time).min()
+    }
+
+    fn push(&mut self, line: Line) {
+        if self.lines.len() >= MAX_LINES_PER_BUFFER {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    /// Puts a history line in time order; skips one that is already there.
+    fn insert_history(&mut self, line: Line) -> bool {
+        let duplicate = self.lines.iter().any(|l| match (&l.msgid, &line.msgid) {
+            (Some(a), Some(b)) => a == b,
+            _ => l.time == line.time && l.from == line.from && l.text == line.text,
+        });
+        if duplicate {
+            return false;
+        }
+        let at = self.lines.partition_point(|l| l.time <= line.time);
+        self.lines.insert(at, line);
+        if self.lines.len() > MAX_LINES_PER_BUFFER {
+            self.lines.pop_back();
+        }
+        true
+    }
+}
+
+/// Capability negotiation and login, alive from connect until the welcome.
+struct Negotiation {
+    auth: Auth,
+    offered: BTreeMap<String, String>,
+    /// Waiting for the server's answer to REQ, AUTHENTICATE or REGISTER.
+    waiting: bool,
+    ended: bool,
+    nick_attempts: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Batch {
+    kind: String,
+    target: Option<String>,
+}
+
+/// The whole client-side world. See the module docs.
+pub struct State {
+    nick: String,
+    wanted_nick: String,
+    realname: String,
+    account: Option<String>,
+    connection: ConnectionState,
+    secure: bool,
+    server_name: Option<String>,
+    network: Option<String>,
+    caps: Vec<String>,
+    /// ISUPPORT PREFIX: mode letters and their prefix characters, highest first.
+    prefix_modes: String,
+    prefix_chars: String,
+    buffers: Vec<Buffer>,
+    active: usize,
+    negotiation: Option<Negotiation>,
+    batches: HashMap<String, Batch>,
+    /// Channels asked about by /create_group, in order, with "a 322 came for it".
+    pending_creates: VecDeque<(String, bool)>,
+    /// Buffer to focus once it appears (after a join the user asked for).
+    pending_focus: Option<String>,
+    broadcast_pending: bool,
+    away: bool,
+    fatal: Option<String>,
+    new_lines: Vec<(String, Line)>,
+    record_new_lines: bool,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("nick", &self.nick)
+            .field("account", &self.account)
+            .field("connection", &self.connection)
+            .field("buffers", &self.buffers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn irc_line(command: &str, middle: &[&str], trailing: Option<&str>) -> String {
+    let mut out = Vec::new();
+    write_line(&mut out, &[], None, command, middle, trailing);
+    let mut line = String::from_utf8_lossy(&out).into_owned();
+    line.truncate(line.trim_end_matches(['\r', '\n']).len());
+    line
+}
+
+/// Splits chat text into pieces of at most `MAX_TEXT_BYTES`, at character boundaries.
+fn split_text(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > MAX_TEXT_BYTES {
+        let mut cut = MAX_TEXT_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Prefer to cut at a space so words stay whole.
+        if let Some(space) = rest[..cut].rfind(' ').filter(|&s| s > MAX_TEXT_BYTES / 2) {
+            cut = space + 1;
+        }
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
+/// Whether `text` mentions `nick` as a whole word, case-insensitively.
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let text = casefold(text);
+    let nick = casefold(nick);
+    let is_word = |c: char| c.is_alphanumeric() || "[]\\`_^{|}-".contains(c);
+    text.match_indices(&nick).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + nick.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// The timestamp format of the `time` tag and of CHATHISTORY: ISO 8601 UTC with milliseconds.
+pub fn iso_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl State {
+    pub fn new(nick: &str, realname: &str) -> State {
+        State {
+            nick: nick.to_string(),
+            wanted_nick: nick.to_string(),
+            realname: realname.to_string(),
+            account: None,
+            connection: ConnectionState::Disconnected,
+            secure: false,
+            server_name: None,
+            network: None,
+            caps: Vec::new(),
+            prefix_modes: "ov".to_string(),
+            prefix_chars: "@+".to_string(),
+            buffers: vec![Buffer::new(SERVER_BUFFER, BufferKind::Server)],
+            active: 0,
+            negotiation: None,
+            batches: HashMap::new(),
+            pending_creates: VecDeque::new(),
+            pending_focus: None,
+            broadcast_pending: false,
+            away: false,
+            fatal: None,
+            new_lines: Vec::new(),
+            record_new_lines: false,
+        }
+    }
+
+    // ---- what a UI reads ----
+
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+    pub fn connection(&self) -> &ConnectionState {
+        &self.connection
+    }
+    /// The connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    pub fn server_name(&self) -> Option<&str> {
+        self.network.as_deref().or(self.server_name.as_deref())
+    }
+    /// Capabilities the server acknowledged.
+    pub fn caps(&self) -> &[String] {
+        &self.caps
+    }
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c == cap)
+    }
+    pub fn is_away(&self) -> bool {
+        self.away
+    }
+    /// Prefix characters in rank order, highest first ("@+" by default).
+    pub fn prefix_order(&self) -> &str {
+        &self.prefix_chars
+    }
+    pub fn buffers(&self) -> &[Buffer] {
+        &self.buffers
+    }
+    pub fn active_index(&self) -> usize {
+        self.active
+    }
+    pub fn active(&self) -> &Buffer {
+        // `active` is kept a valid index by every method that removes buffers.
+        &self.buffers[self.active.min(self.buffers.len() - 1)]
+    }
+    pub fn buffer(&self, name: &str) -> Option<&Buffer> {
+        self.find(name).map(|i| &self.buffers[i])
+    }
+
+    /// Focuses a buffer and clears its unread and mention counts.
+    pub fn set_active(&mut self, index: usize) {
+        if index < self.buffers.len() {
+            self.active = index;
+            let buffer = &mut self.buffers[index];
+            buffer.unread = 0;
+            buffer.mentions = 0;
+        }
+    }
+
+    /// Focuses a buffer by name; false if there is none.
+    pub fn set_active_by_name(&mut self, name: &str) -> bool {
+        match self.find(name) {
+            Some(index) => {
+                self.set_active(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Turns on recording of every new line for [`State::take_new_lines`] (the line mode).
+    pub fn record_new_lines(&mut self, on: bool) {
+        self.record_new_lines = on;
+    }
+
+    /// Lines added since the last call, with the name of their buffer.
+    pub fn take_new_lines(&mut self) -> Vec<(String, Line)> {
+        std::mem::take(&mut self.new_lines)
+    }
+
+    /// A reason to stop reconnecting (a refused login), once.
+    pub fn take_fatal(&mut self) -> Option<String> {
+        self.fatal.take()
+    }
+
+    /// Adds a local line (an input error, a client notice) to the active buffer.
+    pub fn add_local(&mut self, kind: LineKind, text: String) {
+        let line = self.own_line(LineKind::Info, text);
+        let line = Line { kind, ..line };
+        let active = self.active;
+        self.push(active, line);
+    }
+
+    /// Channels to join on (re)connect: `autojoin` adds to those the user was in.
+    pub fn want_channel(&mut self, channel: &str) {
+        let index = self.buffer_index(channel, BufferKind::Channel);
+        self.buffers[index].rejoin = true;
+    }
+
+    // ---- connection life ----
+
+    pub fn set_connection(&mut self, connection: ConnectionState) {
+        if let ConnectionState::Failed(reason) = &connection {
+            self.push_server(LineKind::Error, reason.clone(), Utc::now());
+        }
+        self.connection = connection;
+    }
+
+    /// A socket is open: start registration. Returns the lines to send first.
+    pub fn on_connected(&mut self, secure: bool, auth: Auth) -> Vec<String> {
+        self.secure = secure;
+        self.connection = ConnectionState::Registering;
+        self.caps.clear();
+        self.batches.clear();
+        self.pending_creates.clear();
+        self.nick = match &auth {
+            Auth::Register { account, .. } => account.clone(),
+            _ => self.wanted_nick.clone(),
+        };
+        self.negotiation = Some(Negotiation {
+            auth,
+            offered: BTreeMap::new(),
+            waiting: false,
+            ended: false,
+            nick_attempts: 0,
+        });
+        vec![
+            irc_line("CAP", &["LS", "302"], None),
+            irc_line("NICK", &[&self.nick], None),
+            irc_line("USER", &[&self.nick, "0", "*"], Some(&self.realname)),
+        ]
+    }
+
+    /// The socket closed. Channels are remembered for the rejoin.
+    pub fn on_disconnected(&mut self, reason: &str) {
+        self.negotiation = None;
+        for buffer in &mut self.buffers {
+            if buffer.joined {
+                buffer.joined = false;
+                buffer.members.clear();
+            }
+        }
+        self.push_server(
+            LineKind::Error,
+            format!("disconnected: {reason}"),
+            Utc::now(),
+        );
+        if !matches!(self.connection, ConnectionState::Failed(_)) {
+            self.connection = ConnectionState::Disconnected;
+        }
+    }
+
+    // ---- incoming ----
+
+    /// Parses and applies one raw line; a line that does not parse is ignored.
+    pub fn handle_line(&mut self, line: &str) -> Vec<String> {
+        match Message::parse(line) {
+            Ok(msg) => self.handle_message(&msg, Utc::now()),
+            Err(error) => {
+                tracing::debug!(%error, "unparsable line from the server ignored");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Applies one message received at `now`; returns the lines to send in answer.
+    pub fn handle_message(&mut self, msg: &Message<'_>, now: DateTime<Utc>) -> Vec<String> {
+        let time = msg
+            .tags
+            .get("time")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now);
+        let history_target = msg
+            .tags
+            .get("batch")
+            .and_then(|id| self.batches.get(id.as_ref()))
+            .filter(|b| b.kind.ends_with("chathistory"))
+            .map(|b| b.target.clone());
+        let ctx = Incoming {
+            time,
+            history: history_target.is_some(),
+            msgid: msg.tags.get("msgid").map(|m| m.into_owned()),
+        };
+        let source = msg.source.map(UserHost::parse);
+        let from = source.map(|s| s.nick.to_string());
+        let command = msg.command.to_ascii_uppercase();
+        let mut out = Vec::new();
+        match command.as_str() {
+            "PING" => out.push(irc_line("PONG", &[], msg.param(0))),
+            "CAP" => self.on_cap(msg, &mut out),
+            "AUTHENTICATE" => self.on_authenticate(msg, &mut out),
+            "REGISTER" => self.on_register(msg, &mut out, &ctx),
+            "FAIL" | "WARN" | "NOTE" => self.on_standard_reply(&command, msg, &mut out, &ctx),
+            "BATCH" => self.on_batch(msg),
+            "PRIVMSG" | "NOTICE" => self.on_message(&command, msg, from.as_deref(), &ctx),
+            "JOIN" => self.on_join(msg, from.as_deref(), &ctx, &mut out),
+            "PART" => self.on_part(msg, from.as_deref(), &ctx),
+            "KICK" => self.on_kick(msg, from.as_deref(), &ctx),
+            "QUIT" => self.on_quit(msg, from.as_deref(), &ctx),
+            "NICK" => self.on_nick(msg, from.as_deref(), &ctx),
+            "TOPIC" => {
+                if let (Some(channel), Some(topic)) = (msg.param(0), msg.param(1)) {
+                    let who = from.clone().unwrap_or_default();
+                    let index = self.buffer_index(channel, BufferKind::Channel);
+                    self.buffers[index].topic = Some(topic.to_string());
+                    self.push(
+                        index,
+                        ctx.line(
+                            LineKind::Topic,
+                            from,
+                            format!("{who} changed the topic to: {topic}"),
+                        ),
+                    );
+                }
+            }
+            "MODE" => self.on_mode(msg, from.as_deref(), &ctx),
+            "AWAY" => {
+                let away = msg.param(0).is_some();
+                if let Some(nick) = &from {
+                    let key = casefold(nick);
+                    for buffer in &mut self.buffers {
+                        if let Some(member) = buffer.members.get_mut(&key) {
+                            member.away = away;
+                        }
+                    }
+                }
+            }
+            "INVITE" => {
+                if let Some(channel) = msg.param(1) {
+                    let who = from.clone().unwrap_or_default();
+                    let text = if msg.param(0).is_some_and(|t| self.is_me(t)) {
+                        format!("{who} invites you to {channel} (type /join {channel})")
+                    } else {
+                        format!("{who} invited {} to {channel}", msg.param(0).unwrap_or("?"))
+                    };
+                    let active = self.active;
+                    self.push(active, ctx.line(LineKind::Info, from, text));
+                }
+            }
+            "ERROR" => {
+                let text = msg.param(0).unwrap_or("closing the connection").to_string();
+                self.push_server(LineKind::Error, format!("server: {text}"), time);
+            }
+            "ACCOUNT" | "CHGHOST" | "TAGMSG" | "SETNAME" => {}
+            _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
+                self.on_numeric(&command, msg, &ctx, &mut out)
+            }
+            _ => {
+                let text = format!("{} {}", msg.command, msg.params.join(" "));
+                self.push_server(LineKind::Info, text, time);
+            }
+        }
+        out
+    }
+
+    fn on_cap(&mut self, msg: &Message<'_>, out: &mut Vec<String>) {
+        let sub = msg.param(1).unwrap_or("").to_ascii_uppercase();
+        let list = msg.params.last().copied().unwrap_or("");
+        match sub.as_str() {
+            "LS" => {
+                let more = msg.param(2) == Some("*") && msg.params.len() > 3;
+                let Some(negotiation) = self.negotiation.as_mut() else {
+                    return;
+                };
+                for cap in list.split(' ').filter(|c| !c.is_empty()) {
+                    let (name, value) = cap.split_once('=').unwrap_or((cap, ""));
+                    negotiation
+                        .offered
+                        .insert(name.to_string(), value.to_string());
+                }
+                if more {
+                    return;
+                }
+                let wanted: Vec<&str> = WANTED_CAPS
+                    .iter()
+                    .copied()
+                    .filter(|c| negotiation.offered.contains_key(*c))
+                    .collect();
+                if wanted.is_empty() {
+                    self.after_caps(out);
+                } else {
+                    negotiation.waiting = true;
+                    out.push(irc_line("CAP", &["REQ"], Some(&wanted.join(" "))));
+                }
+            }
+            "ACK" => {
+                for cap in list.split(' ').filter(|c| !c.is_empty()) {
+                    match cap.strip_prefix('-') {
+                        Some(off) => self.caps.retain(|c| c != off),
+                        None if !self.has_cap(cap) => self.caps.push(cap.to_string()),
+                        None => {}
+                    }
+                }
+                if self.negotiation.as_ref().is_some_and(|n| n.waiting) {
+                    self.after_caps(out);
+                }
+            }
+            "NAK" if self.negotiation.as_ref().is_some_and(|n| n.waiting) => {
+                self.after_caps(out);
+            }
+            "DEL" => {
+                for cap in list.split(' ') {
+                    self.caps.retain(|c| c != cap);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Capabilities are settled: log in or register, or end negotiation.
+    fn after_caps(&mut self, out: &mut Vec<String>) {
+        let sasl = self.has_cap("sasl");
+        let Some(negotiation) = self.negotiation.as_mut() else {
+            return;
+        };
+        negotiation.waiting = false;
+        match negotiation.auth.clone() {
+            Auth::Login { .. } if sasl => {
+                negotiation.waiting = true;
+                out.push(irc_line("AUTHENTICATE", &["PLAIN"], None));
+            }
+            Auth::Login { account, password } => {
+                out.push(irc_line(
+                    "PASS",
+                    &[],
+                    Some(&format!("{account}:{password}")),
+                ));
+                self.end_cap(out);
+            }
+            Auth::Register { account, password } => {
+                if let Some(value) = negotiation.offered.get("draft/account-registration") {
+                    negotiation.waiting = true;
+                    // '*' means "my nick"; name the account when the server allows a name that
+                    // differs, so a nick taken meanwhile cannot register a different account.
+                    let name = if value.contains("custom-account-name") {
+                        account.as_str()
+                    } else {
+                        "*"
+                    };
+                    out.push(irc_line("REGISTER", &[name, "*"], Some(&password)));
+                } else {
+                    self.fail(
+                        "this server does not offer account registration \
+                         (draft/account-registration); ask its operator for an account"
+                            .to_string(),
+                    );
+                    out.push(irc_line("QUIT", &[], None));
+                }
+            }
+            Auth::Guest => self.end_cap(out),
+        }
+    }
+
+    fn end_cap(&mut self, out: &mut Vec<String>) {
+        if let Some(negotiation) = self.negotiation.as_mut() {
+            if !negotiation.ended {
+                negotiation.ended = true;
+                negotiation.waiting = false;
+                out.push(irc_line("CAP", &["END"], None));
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.push_server(LineKind::Error, reason.clone(), Utc::now());
+        self.connection = ConnectionState::Failed(reason.clone());
+        self.fatal = Some(reason);
+    }
+
+    fn on_authenticate(&mut self, msg: &Message<'_>, out: &mut Vec<String>) {
+        if msg.param(0) != Some("+") {
+            return;
+        }
+        if let Some(Negotiation {
+            auth: Auth::Login { account, password },
+            ..
+        }) = &self.negotiation
+        {
+            let payload = base64::engine::general_purpose::STANDARD
+                .encode(format!("{account}\0{account}\0{password}"));
+            // SASL splits payloads into 400-byte chunks; a final exact chunk is followed by "+".
+            let mut chunks: Vec<&str> = Vec::new();
+            let mut rest = payload.as_str();
+            while rest.len() >= 400 {
+                chunks.push(&rest[..400]);
+                rest = &rest[400..];
+            }
+            chunks.push(if rest.is_empty() { "+" } else { rest });
+            for chunk in chunks {
+                out.push(irc_line("AUTHENTICATE", &[chunk], None));
+            }
+        }
+    }
+
+    fn on_register(&mut self, msg: &Message<'_>, out: &mut Vec<String>, ctx: &Incoming) {
+        match msg.param(0) {
+            Some("SUCCESS") => {
+                if let Some(account) = msg.param(1) {
+                    self.account = Some(account.to_string());
+                }
+                let text = format!("account created: {}", msg.param(1).unwrap_or("?"));
+                self.push_server(LineKind::Info, text, ctx.time);
+                self.end_cap(out);
+            }
+            Some("VERIFICATION_REQUIRED") => {
+                self.fail(format!(
+                    "registration needs verification: {}",
+                    msg.params.last().copied().unwrap_or("")
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_standard_reply(
+        &mut self,
+        kind: &str,
+        msg: &Message<'_>,
+        out: &mut Vec<String>,
+        ctx: &Incoming,
+    ) {
+        let command = msg.param(0).unwrap_or("*");
+        let code = msg.param(1).unwrap_or("");
+        let text = msg.params.last().copied().unwrap_or("");
+        let registering = self.negotiation.as_ref().is_some_and(|n| !n.ended);
+        if kind == "FAIL" && command == "REGISTER" && registering {
+            let account = msg.param(2).unwrap_or("");
+            self.fail(format!(
+                "registration of {account:?} refused ({code}): {text}"
+            ));
+            out.push(irc_line("QUIT", &[], None));
+            return;
+        }
+        let line_kind = if kind == "FAIL" {
+            LineKind::Error
+        } else {
+            LineKind::Info
+        };
+        let active = self.active;
+        self.push(
+            active,
+            ctx.line(
+                line_kind,
+                None,
+                format!(
+                    "{command} {}: {text}",
+                    code.to_ascii_lowercase().replace('_', " ")
+                ),
+            ),
+        );
+    }
+
+    fn on_batch(&mut self, msg: &Message<'_>) {
+        let Some(reference) = msg.param(0) else {
+            return;
+        };
+        if let Some(id) = reference.strip_prefix('+') {
+            self.batches.insert(
+                id.to_string(),
+                Batch {
+                    kind: msg.param(1).unwrap_or("").to_string(),
+                    target: msg.param(2).map(str::to_string),
+                },
+            );
+        } else if let Some(id) = reference.strip_prefix('-') {
+            self.batches.remove(id);
+        }
+    }
+
+    fn on_message(&mut self, command: &str, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let (Some(target), Some(text)) = (msg.param(0), msg.param(1)) else {
+            return;
+        };
+        let from_server =
+            from.is_none_or(|f| f.contains('.') && !msg.source.is_some_and(|s| s.contains('!')));
+        let own = from.is_some_and(|f| self.is_me(f));
+        let mut kind = if command == "NOTICE" {
+            LineKind::Notice
+        } else {
+            LineKind::Message
+        };
+        let mut body = text.to_string();
+        if let Some(ctcp) = text.strip_prefix('\x01') {
+            let ctcp = ctcp.strip_suffix('\x01').unwrap_or(ctcp);
+            match ctcp.split_once(' ') {
+                Some(("ACTION", action)) => {
+                    kind = LineKind::Action;
+                    body = action.to_string();
+                }
+                _ if ctcp == "ACTION" => {
+                    kind = LineKind::Action;
+                    body = String::new();
+                }
+                _ => {
+                    // Other CTCP requests (VERSION, PING...) are shown, never answered.
+                    kind = LineKind::Info;
+                    body = format!("CTCP {ctcp} from {}", from.unwrap_or("?"));
+                }
+            }
+        }
+        let index = if target.starts_with('$') {
+            0
+        } else if is_channel(target) || target.starts_with(['@', '+']) && is_channel(&target[1..]) {
+            let channel = target.trim_start_matches(['@', '+', '%', '~', '&']);
+            let channel = if is_channel(channel) { channel } else { target };
+            self.buffer_index(channel, BufferKind::Channel)
+        } else if own {
+            self.buffer_index(target, BufferKind::Query)
+        } else if from_server || target == "*" {
+            0
+        } else {
+            match from {
+                Some(nick) => self.buffer_index(nick, BufferKind::Query),
+                None => 0,
+            }
+        };
+        let private = self.buffers[index].kind == BufferKind::Query;
+        let highlight = !own
+            && kind != LineKind::Info
+            && (private || target.starts_with('$') || mentions(&body, &self.nick));
+        let mut line = ctx.line(kind, from.map(str::to_string), body);
+        line.own = own;
+        line.highlight = highlight;
+        if target.starts_with('$') && kind != LineKind::Info {
+            line.text = format!("[broadcast] {}", line.text);
+        }
+        self.add_line(index, line);
+    }
+
+    fn on_join(
+        &mut self,
+        msg: &Message<'_>,
+        from: Option<&str>,
+        ctx: &Incoming,
+        out: &mut Vec<String>,
+    ) {
+        let (Some(channel), Some(nick)) = (msg.param(0), from) else {
+            return;
+        };
+        let index = self.buffer_index(channel, BufferKind::Channel);
+        if self.is_me(nick) {
+            let buffer = &mut self.buffers[index];
+            buffer.joined = true;
+            buffer.rejoin = true;
+            buffer.members.clear();
+            let name = buffer.name.clone();
+            let focus = self
+                .pending_focus
+                .as_deref()
+                .is_some_and(|f| casefold(f) == casefold(&name))
+                || self.active == 0;
+            if focus {
+                self.pending_focus = None;
+                self.set_active(index);
+            }
+            if self.history_cap().is_some() {
+                out.push(irc_line(
+                    "CHATHISTORY",
+                    &["LATEST", &name, "*", &HISTORY_BATCH.to_string()],
+                    None,
+                ));
+            }
+        }
+        let buffer = &mut self.buffers[index];
+        buffer.members.insert(
+            casefold(nick),
+            Member {
+                nick: nick.to_string(),
+                prefixes: String::new(),
+                away: false,
+            },
+        );
+        let name = buffer.name.clone();
+        let text = format!("{nick} joined {name}");
+        self.push(
+            index,
+            ctx.line(LineKind::Join, Some(nick.to_string()), text),
+        );
+    }
+
+    fn on_part(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let (Some(channel), Some(nick)) = (msg.param(0), from) else {
+            return;
+        };
+        let Some(index) = self.find(channel) else {
+            return;
+        };
+        let reason = msg.param(1).map(|r| format!(" ({r})")).unwrap_or_default();
+        let text = format!("{nick} left {}{reason}", self.buffers[index].name);
+        self.push(
+            index,
+            ctx.line(LineKind::Part, Some(nick.to_string()), text),
+        );
+        let buffer = &mut self.buffers[index];
+        if self.nick.eq_ignore_ascii_case(nick) {
+            buffer.joined = false;
+            buffer.rejoin = false;
+            buffer.members.clear();
+        } else {
+            buffer.members.remove(&casefold(nick));
+        }
+    }
+
+    fn on_kick(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let (Some(channel), Some(victim)) = (msg.param(0), msg.param(1)) else {
+            return;
+        };
+        let Some(index) = self.find(channel) else {
+            return;
+        };
+        let by = from.unwrap_or("?");
+        let reason = msg.param(2).map(|r| format!(" ({r})")).unwrap_or_default();
+        let me = self.is_me(victim);
+        let text = if me {
+            format!("you were kicked from {channel} by {by}{reason}")
+        } else {
+            format!("{victim} was kicked by {by}{reason}")
+        };
+        let mut line = ctx.line(LineKind::Kick, from.map(str::to_string), text);
+        line.highlight = me;
+        self.add_line(index, line);
+        let buffer = &mut self.buffers[index];
+        if me {
+            buffer.joined = false;
+            buffer.rejoin = false;
+            buffer.members.clear();
+        } else {
+            buffer.members.remove(&casefold(victim));
+        }
+    }
+
+    fn on_quit(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let Some(nick) = from else {
+            return;
+        };
+        let key = casefold(nick);
+        let reason = msg.param(0).map(|r| format!(" ({r})")).unwrap_or_default();
+        for index in 0..self.buffers.len() {
+            let buffer = &mut self.buffers[index];
+            let present = buffer.members.remove(&key).is_some()
+                || (buffer.kind == BufferKind::Query && casefold(&buffer.name) == key);
+            if present {
+                self.push(
+                    index,
+                    ctx.line(
+                        LineKind::Quit,
+                        Some(nick.to_string()),
+                        format!("{nick} quit{reason}"),
+                    ),
+                );
+            }
+        }
+    }
+
+    fn on_nick(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let (Some(old), Some(new)) = (from, msg.param(0)) else {
+            return;
+        };
+        let me = self.is_me(old);
+        if me {
+            self.nick = new.to_string();
+            self.wanted_nick = new.to_string();
+        }
+        let (old_key, new_key) = (casefold(old), casefold(new));
+        let text = if me {
+            format!("you are now known as {new}")
+        } else {
+            format!("{old} is now known as {new}")
+        };
+        for index in 0..self.buffers.len() {
+            let buffer = &mut self.buffers[index];
+            let mut present = me && buffer.kind == BufferKind::Server;
+            if let Some(mut member) = buffer.members.remove(&old_key) {
+                member.nick = new.to_string();
+                buffer.members.insert(new_key.clone(), member);
+                present = true;
+            }
+            if buffer.kind == BufferKind::Query && casefold(&buffer.name) == old_key {
+                buffer.name = new.to_string();
+                present = true;
+            }
+            if present {
+                self.push(
+                    index,
+                    ctx.line(LineKind::Nick, Some(old.to_string()), text.clone()),
+                );
+            }
+        }
+    }
+
+    fn on_mode(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
+        let Some(target) = msg.param(0) else {
+            return;
+        };
+        let changes = msg.params[1..].join(" ");
+        let who = from.unwrap_or("server");
+        if !is_channel(target) {
+            self.push_server(
+                LineKind::Mode,
+                format!("{who} sets mode {changes} on {target}"),
+                ctx.time,
+            );
+            return;
+        }
+        let index = self.buffer_index(target, BufferKind::Channel);
+        let mut args = msg.params.iter().skip(2);
+        let mut adding = true;
+        for c in msg.param(1).unwrap_or("").chars() {
+            match c {
+                '+' => adding = true,
+                '-' => adding = false,
+                _ => {
+                    if let Some(rank) = self.prefix_modes.find(c) {
+                        let Some(nick) = args.next() else { break };
+                        let prefix = self.prefix_chars.chars().nth(rank).unwrap_or('@');
+                        let order = self.prefix_chars.clone();
+                        if let Some(member) = self.buffers[index].members.get_mut(&casefold(nick)) {
+                            member.prefixes.retain(|p| p != prefix);
+                            if adding {
+                                member.prefixes.push(prefix);
+                                let mut chars: Vec<char> = member.prefixes.chars().collect();
+                                chars.sort_by_key(|p| order.find(*p).unwrap_or(usize::MAX));
+                                member.prefixes = chars.into_iter().collect();
+                            }
+                        }
+                    } else if "beIk".contains(c) || (c == 'l' && adding) {
+                        args.next();
+                    }
+                }
+            }
+        }
+        self.push(
+            index,
+            ctx.line(
+                LineKind::Mode,
+                from.map(str::to_string),
+                format!("{who} sets mode {changes}"),
+            ),
+        );
+    }
+
+    fn on_numeric(&mut self, code: &str, msg: &Message<'_>, ctx: &Incoming, out: &mut Vec<String>) {
+        let text = msg.params.last().copied().unwrap_or("").to_string();
+        let arg = |i| msg.param(i).unwrap_or("");
+        match code {
+            numeric::RPL_WELCOME => {
+                if let Some(nick) = msg.param(0) {
+                    self.nick = nick.to_string();
+                }
+                self.server_name = msg.source.map(str::to_string);
+                self.negotiation = None;
+                self.connection = ConnectionState::Connected;
+                self.push_server(LineKind::Info, text, ctx.time);
+                for buffer in &self.buffers {
+                    if buffer.kind == BufferKind::Channel && buffer.rejoin && !buffer.joined {
+                        out.push(irc_line("JOIN", &[&buffer.name], None));
+                    }
+                }
+                if self.away {
+                    out.push(irc_line("AWAY", &[], Some("away")));
+                }
+            }
+            numeric::RPL_ISUPPORT => {
+                for token in &msg.params[1..msg.params.len().saturating_sub(1)] {
+                    if let Some(value) = token.strip_prefix("PREFIX=(") {
+                        if let Some((modes, chars)) = value.split_once(')') {
+                            if modes.len() == chars.len() && !modes.is_empty() {
+                                self.prefix_modes = modes.to_string();
+                                self.prefix_chars = chars.to_string();
+                            }
+                        }
+                    } else if let Some(network) = token.strip_prefix("NETWORK=") {
+                        self.network = Some(network.to_string());
+                    }
+                }
+            }
+            numeric::RPL_LOGGEDIN => {
+                self.account = msg.param(2).map(str::to_string);
+                self.push_server(LineKind::Info, text, ctx.time);
+            }
+            numeric::RPL_SASLSUCCESS => self.end_cap(out),
+            numeric::ERR_SASLFAIL | numeric::ERR_SASLTOOLONG | numeric::ERR_NICKLOCKED => {
+                self.fail(format!(
+                    "login failed: {text} (check the account name and password)"
+                ));
+                out.push(irc_line("QUIT", &[], None));
+            }
+            numeric::ERR_SASLABORTED | numeric::ERR_SASLALREADY => {
+                self.end_cap(out);
+            }
+            numeric::ERR_PASSWDMISMATCH | numeric::ERR_YOUREBANNEDCREEP => {
+                self.fail(format!("the server refused the login: {text}"));
+            }
+            numeric::ERR_NICKNAMEINUSE | numeric::ERR_ERRONEUSNICKNAME
+                if self.connection == ConnectionState::Registering =>
+            {
+                let attempts = self.negotiation.as_ref().map_or(0, |n| n.nick_attempts);
+                if attempts >= 5 || code == numeric::ERR_ERRONEUSNICKNAME {
+                    self.fail(format!("nick {:?} refused: {text}", arg(1)));
+                    out.push(irc_line("QUIT", &[], None));
+                } else {
+                    if let Some(n) = self.negotiation.as_mut() {
+                        n.nick_attempts += 1;
+                    }
+                    self.nick.push('_');
+                    out.push(irc_line("NICK", &[&self.nick], None));
+                }
+            }
+            numeric::RPL_TOPIC => {
+                let index = self.buffer_index(arg(1), BufferKind::Channel);
+                self.buffers[index].topic = Some(text.clone());
+                self.push(
+                    index,
+                    ctx.line(LineKind::Topic, None, format!("topic: {text}")),
+                );
+            }
+            numeric::RPL_NOTOPIC => {
+                if let Some(index) = self.find(arg(1)) {
+                    self.buffers[index].topic = None;
+                    self.push(
+                        index,
+                        ctx.line(LineKind::Topic, None, "no topic is set".into()),
+                    );
+                }
+            }
+            numeric::RPL_NAMREPLY => {
+                let index = self.buffer_index(arg(2), BufferKind::Channel);
+                let prefixes = self.prefix_chars.clone();
+                let buffer = &mut self.buffers[index];
+                if !buffer.names_in_progress {
+                    buffer.members.clear();
+                    buffer.names_in_progress = true;
+                }
+                for entry in text.split(' ').filter(|e| !e.is_empty()) {
+                    let nick_start = entry.find(|c| !prefixes.contains(c)).unwrap_or(entry.len());
+                    let (modes, rest) = entry.split_at(nick_start);
+                    let nick = UserHost::parse(rest).nick;
+                    if nick.is_empty() {
+                        continue;
+                    }
+                    buffer.members.insert(
+                        casefold(nick),
+                        Member {
+                            nick: nick.to_string(),
+                            prefixes: modes.to_string(),
+                            away: false,
+                        },
+                    );
+                }
+            }
+            numeric::RPL_ENDOFNAMES => {
+                if let Some(index) = self.find(arg(1)) {
+                    self.buffers[index].names_in_progress = false;
+                }
+            }
+            numeric::RPL_LIST => {
+                let channel = arg(1);
+                if let Some((pending, seen)) = self.pending_creates.front_mut() {
+                    if casefold(pending) == casefold(channel) {
+                        *seen = true;
+                        return;
+                    }
+                }
+                self.push_server(
+                    LineKind::Info,
+                    format!("{channel} ({} users): {text}", arg(2)),
+                    ctx.time,
+                );
+            }
+            numeric::RPL_LISTSTART => {}
+            numeric::RPL_LISTEND => {
+                if let Some((channel, exists)) = self.pending_creates.pop_front() {
+                    let active = self.active;
+                    if exists {
+                        self.push(active, ctx.line(
+                            LineKind::Error,
+                            None,
+                            format!("group {channel} already exists; use /join_group {channel} to join it"),
+                        ));
+                    } else {
+                        self.pending_focus = Some(channel.clone());
+                        out.push(irc_line("JOIN", &[&channel], None));
+                    }
+                }
+            }
+            numeric::RPL_NOWAWAY | numeric::RPL_UNAWAY => {
+                self.away = code == numeric::RPL_NOWAWAY;
+                let active = self.active;
+                self.push(active, ctx.line(LineKind::Info, None, text));
+            }
+            numeric::RPL_AWAY => {
+                let nick = arg(1);
+                let index = self.find(nick).unwrap_or(self.active);
+                self.push(
+                    index,
+                    ctx.line(LineKind::Info, None, format!("{nick} is away: {text}")),
+                );
+            }
+            numeric::RPL_WHOISUSER => {
+                let line = format!("{} is {}@{} ({text})", arg(1), arg(2), arg(3));
+                let active = self.active;
+                self.push(active, ctx.line(LineKind::Info, None, line));
+            }
+            numeric::RPL_CREATIONTIME
+            | numeric::RPL_TOPICWHOTIME
+            | numeric::RPL_ENDOFWHO
+            | numeric::RPL_MYINFO
+            | numeric::RPL_INVITING => {}
+            _ if code.starts_with('4') || code.starts_with('5') || code == numeric::ERR_NOPRIVS => {
+                self.on_error_numeric(code, msg, ctx);
+            }
+            _ if matches!(
+                code,
+                "311"
+                    | "312"
+                    | "313"
+                    | "317"
+                    | "318"
+                    | "319"
+                    | "320"
+                    | "330"
+                    | "338"
+                    | "378"
+                    | "379"
+                    | "671"
+                    | "276"
+                    | "314"
+                    | "369"
+                    | "352"
+                    | "341"
+                    | "324"
+                    | "221"
+                    | "302"
+                    | "303"
+                    | "391"
+                    | "351"
+            ) =>
+            {
+                let details = msg.params[1..].join(" ");
+                let active = self.active;
+                self.push(active, ctx.line(LineKind::Info, None, details));
+            }
+            _ => {
+                let details = if msg.params.len() > 2 {
+                    msg.params[1..].join(" ")
+                } else {
+                    text
+                };
+                self.push_server(LineKind::Info, details, ctx.time);
+            }
+        }
+    }
+
+    fn on_error_numeric(&mut self, code: &str, msg: &Message<'_>, ctx: &Incoming) {
+        let text = msg.params.last().copied().unwrap_or("");
+        let subject = if msg.params.len() > 2 {
+            msg.param(1)
+        } else {
+            None
+        };
+        let broadcast_refused = self.broadcast_pending
+            && (code == numeric::ERR_NOPRIVILEGES
+                || code == numeric::ERR_NOPRIVS
+                || subject.is_some_and(|s| s.starts_with('$')));
+        if broadcast_refused {
+            self.broadcast_pending = false;
+            let active = self.active;
+            let mut line = ctx.line(
+                LineKind::Error,
+                None,
+                format!("broadcast refused by the server: {text}"),
+            );
+            line.highlight = true;
+            self.push(active, line);
+            return;
+        }
+        let index = subject.and_then(|s| self.find(s)).unwrap_or(self.active);
+        let detail = match subject {
+            Some(subject) => format!("{subject}: {text}"),
+            None => text.to_string(),
+        };
+        self.push(
+            index,
+            ctx.line(LineKind::Error, None, format!("error: {detail}")),
+        );
+    }
+
+    // ---- outgoing ----
+
+    /// Turns a user action into lines to send (and local lines such as help or the own message
+    /// when the server does not echo). Local mistakes come back as errors.
+    pub fn act(&mut self, action: Action) -> Result<Vec<String>, InputError> {
+        let local = matches!(
+            action,
+            Action::Help(_) | Action::Close | Action::Query { text: None, .. }
+        );
+        if !local && self.connection != ConnectionState::Connected {
+            return Err(InputError::NotConnected);
+        }
+        let mut out = Vec::new();
+        match action {
+            Action::Say(text) => {
+                let target = self.active_target("type /join <#channel> or /query <nick> first; the server buffer takes only commands")?;
+                self.say(&target, &text, false, &mut out);
+            }
+            Action::Me(text) => {
+                let target =
+                    self.active_target("/me works in a channel or a private conversation")?;
+                self.say(&target, &text, true, &mut out);
+            }
+            Action::Msg { target, text }
+            | Action::GroupMsg {
+                group: target,
+                text,
+            } => {
+                if !is_channel(&target) {
+                    let index = self.buffer_index(&target, BufferKind::Query);
+                    self.set_active(index);
+                }
+                self.say(&target, &text, false, &mut out);
+            }
+            Action::Query { nick, text } => {
+                let exists = self.find(&nick).is_some();
+                let index = self.buffer_index(&nick, BufferKind::Query);
+                self.set_active(index);
+                if !exists
+                    && self.connection == ConnectionState::Connected
+                    && self.history_cap().is_some()
+                {
+                    out.push(irc_line(
+                        "CHATHISTORY",
+                        &["LATEST", &nick, "*", &HISTORY_BATCH.to_string()],
+                        None,
+                    ));
+                }
+                if let Some(text) = text {
+                    if self.connection != ConnectionState::Connected {
+                        return Err(InputError::NotConnected);
+                    }
+                    self.say(&nick, &text, false, &mut out);
+                }
+            }
+            Action::Join { channel, key } => {
+                self.pending_focus = Some(channel.clone());
+                match key {
+                    Some(key) => out.push(irc_line("JOIN", &[&channel, &key], None)),
+                    None => out.push(irc_line("JOIN", &[&channel], None)),
+                }
+            }
+            Action::JoinGroup(channel) => {
+                self.pending_focus = Some(channel.clone());
+                out.push(irc_line("JOIN", &[&channel], None));
+            }
+            Action::CreateGroup(channel) => {
+                self.pending_creates.push_back((channel.clone(), false));
+                out.push(irc_line("LIST", &[&channel], None));
+            }
+            Action::Part { channel, reason } => {
+                let channel = match channel {
+                    Some(c) => c,
+                    None => self.active_channel(
+                        "/part needs a channel: /part #channel, or use it in a channel",
+                    )?,
+                };
+                out.push(irc_line("PART", &[&channel], reason.as_deref()));
+            }
+            Action::LeaveGroup(channel) => out.push(irc_line("PART", &[&channel], None)),
+            Action::Nick(nick) => {
+                self.wanted_nick = nick.clone();
+                out.push(irc_line("NICK", &[&nick], None));
+            }
+            Action::Topic { channel, topic } => {
+                let channel = match channel {
+                    Some(c) => c,
+                    None => {
+                        self.active_channel("/topic needs a channel: /topic #channel [text]")?
+                    }
+                };
+                match topic {
+                    Some(topic) => out.push(irc_line("TOPIC", &[&channel], Some(&topic))),
+                    None => out.push(irc_line("TOPIC", &[&channel], None)),
+                }
+            }
+            Action::Kick {
+                channel,
+                nick,
+                reason,
+            } => {
+                let channel = match channel {
+                    Some(c) => c,
+                    None => self.active_channel("/kick needs a channel: /kick #channel nick")?,
+                };
+                out.push(irc_line("KICK", &[&channel, &nick], reason.as_deref()));
+            }
+            Action::Ban { channel, mask } => {
+                let channel = match channel {
+                    Some(c) => c,
+                    None => self.active_channel("/ban needs a channel: /ban #channel mask")?,
+                };
+                let mask = if mask.contains(['!', '@', '*']) {
+                    mask
+                } else {
+                    format!("{mask}!*@*")
+                };
+                out.push(irc_line("MODE", &[&channel, "+b", &mask], None));
+            }
+            Action::Invite { nick, channel } => {
+                let channel = match channel {
+                    Some(c) => c,
+                    None => {
+                        self.active_channel("/invite needs a channel: /invite nick #channel")?
+                    }
+                };
+                out.push(irc_line("INVITE", &[&nick, &channel], None));
+            }
+            Action::Whois(nick) => out.push(irc_line("WHOIS", &[&nick], None)),
+            Action::Away(Some(message)) => out.push(irc_line("AWAY", &[], Some(&message))),
+            Action::Away(None) => out.push(irc_line("AWAY", &[], None)),
+            Action::Quit(reason) => out.push(irc_line(
+                "QUIT",
+                &[],
+                Some(reason.as_deref().unwrap_or("Leaving")),
+            )),
+            Action::Broadcast(text) => {
+                self.broadcast_pending = true;
+                for piece in split_text(&text) {
+                    out.push(irc_line("PRIVMSG", &["$*"], Some(piece)));
+                }
+                if !self.has_cap("echo-message") {
+                    let mut line = self.own_line(LineKind::Message, format!("[broadcast] {text}"));
+                    line.own = true;
+                    self.add_line(0, line);
+                }
+            }
+            Action::History => {
+                let buffer = self.active();
+                if buffer.kind == BufferKind::Server {
+                    return Err(InputError::NoTarget(
+                        "history is kept for channels and private conversations",
+                    ));
+                }
+                if self.history_cap().is_none() {
+                    return Err(InputError::NoTarget(
+                        "this server keeps no history (no draft/chathistory)",
+                    ));
+                }
+                let name = buffer.name.clone();
+                let bound = match buffer.oldest_time() {
+                    Some(time) => format!("timestamp={}", iso_time(time)),
+                    None => "*".to_string(),
+                };
+                let sub = if bound == "*" { "LATEST" } else { "BEFORE" };
+                out.push(irc_line(
+                    "CHATHISTORY",
+                    &[sub, &name, &bound, &HISTORY_BATCH.to_string()],
+                    None,
+                ));
+            }
+            Action::Close => {
+                let index = self.active;
+                if index == 0 {
+                    return Err(InputError::NoTarget(
+                        "the server buffer cannot be closed; /quit to leave",
+                    ));
+                }
+                let buffer = &self.buffers[index];
+                if buffer.kind == BufferKind::Channel && buffer.joined {
+                    out.push(irc_line("PART", &[&buffer.name], None));
+                }
+                self.buffers.remove(index);
+                self.set_active(index.saturating_sub(1).min(self.buffers.len() - 1));
+            }
+            Action::Help(topic) => self.help(topic.as_deref()),
+            Action::Raw(line) => out.push(line),
+        }
+        Ok(out)
+    }
+
+    fn help(&mut self, topic: Option<&str>) {
+        let lines: Vec<String> = match topic {
+            Some(topic) => match help_for(topic) {
+                Some((usage, about)) => vec![format!("{usage}  -  {about}")],
+                None => vec![format!("no command /{topic}; /help lists them all")],
+            },
+            None => {
+                let mut lines =
+                    vec!["commands (text without '/' goes to this buffer):".to_string()];
+                lines.extend(
+                    COMMANDS
+                        .iter()
+                        .map(|(_, usage, about)| format!("  {usage:<34} {about}")),
+                );
+                lines
+            }
+        };
+        let active = self.active;
+        for text in lines {
+            let line = self.own_line(LineKind::Info, text);
+            self.push(active, line);
+        }
+    }
+
+    fn say(&mut self, target: &str, text: &str, action: bool, out: &mut Vec<String>) {
+        for piece in split_text(text) {
+            let body = if action {
+                format!("\x01ACTION {piece}\x01")
+            } else {
+                piece.to_string()
+            };
+            out.push(irc_line("PRIVMSG", &[target], Some(&body)));
+        }
+        if !self.has_cap("echo-message") {
+            let kind = if action {
+                LineKind::Action
+            } else {
+                LineKind::Message
+            };
+            let index = if is_channel(target) {
+                self.buffer_index(target, BufferKind::Channel)
+            } else {
+                self.buffer_index(target, BufferKind::Query)
+            };
+            let mut line = self.own_line(kind, text.to_string());
+            line.own = true;
+            self.add_line(index, line);
+        }
+    }
+
+    fn own_line(&self, kind: LineKind, text: String) -> Line {
+        Line {
+            time: Utc::now(),
+            kind,
+            from: (kind != LineKind::Info).then(|| self.nick.clone()),
+            text,
+            highlight: false,
+            own: false,
+            history: false,
+            msgid: None,
+        }
+    }
+
+    fn active_target(&self, why: &'static str) -> Result<String, InputError> {
+        let buffer = self.active();
+        match buffer.kind {
+            BufferKind::Server => Err(InputError::NoTarget(why)),
+            _ => Ok(buffer.name.clone()),
+        }
+    }
+
+    fn active_channel(&self, why: &'static str) -> Result<String, InputError> {
+        let buffer = self.active();
+        match buffer.kind {
+            BufferKind::Channel => Ok(buffer.name.clone()),
+            _ => Err(InputError::NoTarget(why)),
+        }
+    }
+
+    // ---- helpers ----
+
+    fn history_cap(&self) -> Option<&'static str> {
+        if self.has_cap("draft/chathistory") {
+            Some("draft/chathistory")
+        } else if self.has_cap("chathistory") {
+            Some("chathistory")
+        } else {
+            None
+        }
+    }
+
+    fn is_me(&self, nick: &str) -> bool {
+        casefold(nick) == casefold(&self.nick)
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        let key = casefold(name);
+        self.buffers.iter().position(|b| casefold(&b.name) == key)
+    }
+
+    /// The buffer with this name, created if missing.
+    fn buffer_index(&mut self, name: &str, kind: BufferKind) -> usize {
+        if let Some(index) = self.find(name) {
+            return index;
+        }
+        self.buffers.push(Buffer::new(name, kind));
+        self.buffers.len() - 1
+    }
+
+    fn push_server(&mut self, kind: LineKind, text: String, time: DateTime<Utc>) {
+        let line = Line {
+            time,
+            kind,
+            from: None,
+            text,
+            highlight: false,
+            own: false,
+            history: false,
+            msgid: None,
+        };
+        self.push(0, line);
+    }
+
+    fn push(&mut self, index: usize, line: Line) {
+        self.add_line(index, line);
+    }
+
+    /// Adds a line, counting it as unread (and as a mention) where that applies.
+    fn add_line(&mut self, index: usize, line: Line) {
+        let active = index == self.active;
+        let buffer = &mut self.buffers[index];
+        if line.history {
+            if !buffer.insert_history(line.clone()) {
+                return;
+            }
+        } else {
+            let counts = matches!(
+                line.kind,
+                LineKind::Message | LineKind::Action | LineKind::Notice
+            ) || line.highlight;
+            if !active && !line.own && counts {
+                buffer.unread += 1;
+                if line.highlight {
+                    buffer.mentions += 1;
+                }
+            }
+            buffer.push(line.clone());
+        }
+        if self.record_new_lines {
+            self.new_lines
+                .push((self.buffers[index].name.clone(), line));
+        }
+    }
+}
+
+/// What every line made from one incoming message shares.
+struct Incoming {
+    time: DateTime<Utc>,
+    history: bool,
+    msgid: Option<String>,
+}
+
+impl Incoming {
+    fn line(&self, kind: LineKind, from: Option<String>, text: String) -> Line {
+        Line {
+            time: self.time,
+            kind,
+            from,
+            text,
+            highlight: false,
+            own: false,
+            history: self.history,
+            msgid: self.msgid.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State::new("me", "Me")
+    }
+
+    /// Feeds lines as if received, returning everything the state wanted to send.
+    fn feed(state: &mut State, lines: &[&str]) -> Vec<String> {
+        lines.iter().flat_map(|l| state.handle_line(l)).collect()
+    }
+
+    /// A state past registration with the given caps acknowledged.
+    fn connected(caps: &str) -> State {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        feed(
+            &mut s,
+            &[
+                &format!(":srv CAP * LS :{caps}"),
+                &format!(":srv CAP me ACK :{caps}"),
+                ":srv 001 me :Welcome",
+                ":srv 005 me PREFIX=(ov)@+ NETWORK=Test :are supported",
+            ],
+        );
+        s
+    }
+
+    #[test]
+    fn guest_registration_requests_offered_caps_only() {
+        let mut s = state();
+        let first = s.on_connected(false, Auth::Guest);
+        assert_eq!(first, ["CAP LS 302", "NICK me", "USER me 0 * :Me"]);
+        let out = feed(
+            &mut s,
+            &[
+                ":srv CAP * LS * :server-time sasl=PLAIN",
+                ":srv CAP * LS :echo-message foo",
+            ],
+        );
+        assert_eq!(out, ["CAP REQ :sasl server-time echo-message"]);
+        let out = feed(&mut s, &[":srv CAP * ACK :sasl server-time echo-message"]);
+        assert_eq!(out, ["CAP END"]);
+        assert!(s.has_cap("echo-message"));
+        feed(&mut s, &[":srv 001 me :Welcome"]);
+        assert_eq!(*s.connection(), ConnectionState::Connected);
+    }
+
+    #[test]
+    fn sasl_plain_login() {
+        let mut s = state();
+        s.on_connected(
+            true,
+            Auth::Login {
+                account: "alice".into(),
+                password: "pw".into(),
+            },
+        );
+        let out = feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :sasl",
+                ":srv CAP * ACK :sasl",
+                "AUTHENTICATE +",
+            ],
+        );
+        let payload = base64::engine::general_purpose::STANDARD.encode("alice\0alice\0pw");
+        assert_eq!(
+            out,
+            [
+                "CAP REQ :sasl".to_string(),
+                "AUTHENTICATE PLAIN".into(),
+                format!("AUTHENTICATE {payload}")
+            ]
+        );
+        let out = feed(
+            &mut s,
+            &[
+                ":srv 900 me me!u@h alice :You are now logged in as alice",
+                ":srv 903 me :SASL ok",
+            ],
+        );
+        assert_eq!(out, ["CAP END"]);
+        assert_eq!(s.account(), Some("alice"));
+        assert!(s.take_fatal().is_none());
+    }
+
+    #[test]
+    fn failed_login_is_fatal() {
+        let mut s = state();
+        s.on_connected(
+            true,
+            Auth::Login {
+                account: "alice".into(),
+                password: "bad".into(),
+            },
+        );
+        feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :sasl",
+                ":srv CAP * ACK :sasl",
+                "AUTHENTICATE +",
+            ],
+        );
+        let out = feed(&mut s, &[":srv 904 me :SASL authentication failed"]);
+        assert_eq!(out, ["QUIT"]);
+        let reason = s.take_fatal().expect("a refused login stops reconnecting");
+        assert!(reason.contains("login failed"), "{reason}");
+        assert!(matches!(s.connection(), ConnectionState::Failed(_)));
+    }
+
+    #[test]
+    fn login_without_sasl_uses_pass() {
+        let mut s = state();
+        s.on_connected(
+            false,
+            Auth::Login {
+                account: "a".into(),
+                password: "p w".into(),
+            },
+        );
+        let out = feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :multi-prefix",
+                ":srv CAP * ACK :multi-prefix",
+            ],
+        );
+        assert_eq!(out, ["CAP REQ :multi-prefix", "PASS :a:p w", "CAP END"]);
+    }
+
+    #[test]
+    fn register_success_and_failure() {
+        let mut s = state();
+        let first = s.on_connected(
+            false,
+            Auth::Register {
+                account: "newbie".into(),
+                password: "long-pass".into(),
+            },
+        );
+        assert_eq!(first[1], "NICK newbie");
+        let out = feed(
+            &mut s,
+            &[":srv CAP * LS :draft/account-registration=before-connect"],
+        );
+        assert_eq!(out, ["REGISTER * * :long-pass"]);
+        let out = feed(&mut s, &[":srv REGISTER SUCCESS newbie :Account created"]);
+        assert_eq!(out, ["CAP END"]);
+        assert_eq!(s.account(), Some("newbie"));
+
+        let mut s = state();
+        s.on_connected(
+            false,
+            Auth::Register {
+                account: "taken".into(),
+                password: "long-pass".into(),
+            },
+        );
+        feed(&mut s, &[":srv CAP * LS :draft/account-registration"]);
+        let out = feed(
+            &mut s,
+            &[":srv FAIL REGISTER ACCOUNT_EXISTS taken :Account already exists"],
+        );
+        assert_eq!(out, ["QUIT"]);
+        let reason = s.take_fatal().expect("fatal");
+        assert!(
+            reason.contains("ACCOUNT_EXISTS") && reason.contains("already exists"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn register_on_a_server_without_it_fails_clearly() {
+        let mut s = state();
+        s.on_connected(
+            false,
+            Auth::Register {
+                account: "x".into(),
+                password: "long-pass".into(),
+            },
+        );
+        feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :multi-prefix",
+                ":srv CAP * ACK :multi-prefix",
+            ],
+        );
+        assert!(s
+            .take_fatal()
+            .expect("fatal")
+            .contains("does not offer account registration"));
+    }
+
+    #[test]
+    fn nick_in_use_during_registration_retries() {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv 433 * me :Nickname is already in use"]);
+        assert_eq!(out, ["NICK me_"]);
+        feed(&mut s, &[":srv 001 me_ :Welcome"]);
+        assert_eq!(s.nick(), "me_");
+    }
+
+    #[test]
+    fn ping_is_answered() {
+        let mut s = state();
+        assert_eq!(feed(&mut s, &["PING :abc def"]), ["PONG :abc def"]);
+    }
+
+    #[test]
+    fn join_names_topic_and_modes() {
+        let mut s = connected("multi-prefix");
+        let out = feed(
+            &mut s,
+            &[
+                ":me!u@h JOIN #rust",
+                ":srv 332 me #rust :Rust talk",
+                ":srv 353 me = #rust :@+op +voice me",
+                ":srv 366 me #rust :End",
+                ":bob!u@h JOIN #rust",
+                ":op!u@h MODE #rust +o bob",
+                ":op!u@h MODE #rust -v voice",
+            ],
+        );
+        assert!(out.is_empty(), "no history cap, nothing to ask: {out:?}");
+        let b = s.buffer("#RUST").expect("channel buffer");
+        assert!(b.joined);
+        assert_eq!(b.topic.as_deref(), Some("Rust talk"));
+        let members: Vec<(String, String)> = b
+            .sorted_members("@+")
+            .iter()
+            .map(|m| (m.prefixes.clone(), m.nick.clone()))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("@".into(), "bob".into()),
+                ("@+".into(), "op".into()),
+                ("".into(), "me".into()),
+                ("".into(), "voice".into())
+            ]
+        );
+        assert_eq!(
+            s.active().name,
+            "#rust",
+            "a join from the server buffer focuses the channel"
+        );
+        feed(
+            &mut s,
+            &[
+                ":bob!u@h PART #rust :bye",
+                ":op!u@h QUIT :gone",
+                ":x!u@h NICK y",
+            ],
+        );
+        let b = s.buffer("#rust").expect("buffer");
+        assert_eq!(b.members.len(), 2);
+        assert!(b
+            .lines
+            .iter()
+            .any(|l| l.kind == LineKind::Quit && l.text == "op quit (gone)"));
+    }
+
+    #[test]
+    fn messages_unread_mentions_and_queries() {
+        let mut s = connected("server-time");
+        feed(&mut s, &[":me!u@h JOIN #a", ":me!u@h JOIN #b"]);
+        assert!(s.set_active_by_name("#a"));
+        feed(
+            &mut s,
+            &[
+                "@time=2024-05-01T10:00:00.000Z :bob!u@h PRIVMSG #b :hello all",
+                ":bob!u@h PRIVMSG #b :hey ME, look",
+                ":bob!u@h PRIVMSG #b :meme is not me-ntion",
+                ":bob!u@h PRIVMSG #a :seen here",
+                ":carol!u@h PRIVMSG me :psst",
+                ":carol!u@h PRIVMSG me :\x01ACTION waves\x01",
+            ],
+        );
+        let b = s.buffer("#b").expect("#b");
+        assert_eq!((b.unread, b.mentions), (3, 1));
+        let first = b
+            .lines
+            .iter()
+            .find(|l| l.text == "hello all")
+            .expect("bob's line");
+        assert_eq!(
+            first.time.to_rfc3339(),
+            "2024-05-01T10:00:00+00:00",
+            "server-time is used"
+        );
+        assert_eq!(
+            s.buffer("#a").map(|b| b.unread),
+            Some(0),
+            "the active buffer counts nothing"
+        );
+        let q = s.buffer("carol").expect("a private message opens a query");
+        assert_eq!(q.kind, BufferKind::Query);
+        assert_eq!((q.unread, q.mentions), (2, 2));
+        assert_eq!(q.lines[1].kind, LineKind::Action);
+        assert_eq!(q.lines[1].text, "waves");
+        let index = s.buffers().iter().position(|b| b.name == "#b").expect("#b");
+        s.set_active(index);
+        assert_eq!(s.active().unread, 0);
+        assert_eq!(s.active().mentions, 0);
+    }
+
+    #[test]
+    fn own_messages_are_local_without_echo_and_not_doubled_with_it() {
+        let mut s = connected("server-time");
+        feed(&mut s, &[":me!u@h JOIN #a"]);
+        let out = s.act(Action::Say("hi".into())).expect("in a channel");
+        assert_eq!(out, ["PRIVMSG #a :hi"]);
+        assert_eq!(
+            s.active().lines.back().map(|l| (l.own, l.text.as_str())),
+            Some((true, "hi"))
+        );
+
+        let mut s = connected("echo-message");
+        feed(&mut s, &[":me!u@h JOIN #a"]);
+        let before = s.active().lines.len();
+        s.act(Action::Say("hi".into())).expect("in a channel");
+        assert_eq!(s.active().lines.len(), before, "waits for the echo");
+        feed(&mut s, &[":me!u@h PRIVMSG #a :hi"]);
+        assert_eq!(s.active().lines.len(), before + 1);
+        assert_eq!(s.active().unread, 0);
+        feed(&mut s, &[":me!u@h PRIVMSG bob :private"]);
+        assert_eq!(
+            s.buffer("bob").map(|b| b.lines.len()),
+            Some(1),
+            "echoed PM goes to the peer's buffer"
+        );
+    }
+
+    #[test]
+    fn actions_need_context_and_connection() {
+        let mut s = state();
+        assert_eq!(
+            s.act(Action::Say("x".into())),
+            Err(InputError::NotConnected)
+        );
+        let mut s = connected("");
+        assert!(matches!(
+            s.act(Action::Say("x".into())),
+            Err(InputError::NoTarget(_))
+        ));
+        assert!(matches!(
+            s.act(Action::Part {
+                channel: None,
+                reason: None
+            }),
+            Err(InputError::NoTarget(_))
+        ));
+        assert_eq!(
+            s.act(Action::Broadcast("hi all".into())),
+            Ok(vec!["PRIVMSG $* :hi all".to_string()])
+        );
+        assert_eq!(
+            s.act(Action::Ban {
+                channel: Some("#a".into()),
+                mask: "bob".into()
+            }),
+            Ok(vec!["MODE #a +b bob!*@*".to_string()])
+        );
+        assert_eq!(
+            s.act(Action::Quit(None)),
+            Ok(vec!["QUIT :Leaving".to_string()])
+        );
+        s.act(Action::Help(None)).expect("help is local");
+        assert!(s
+            .active()
+            .lines
+            .iter()
+            .any(|l| l.text.contains("/create_group <name>")));
+    }
+
+    #[test]
+    fn broadcast_refusal_is_shown_clearly() {
+        let mut s = connected("");
+        s.act(Action::Broadcast("hello".into())).expect("connected");
+        feed(
+            &mut s,
+            &[":srv 481 me :Permission Denied- You're not an IRC operator"],
+        );
+        let last = s.active().lines.back().expect("a line");
+        assert_eq!(last.kind, LineKind::Error);
+        assert!(
+            last.text.starts_with("broadcast refused by the server"),
+            "{}",
+            last.text
+        );
+    }
+
+    #[test]
+    fn long_text_is_split_at_char_boundaries() {
+        let mut s = connected("");
+        feed(&mut s, &[":me!u@h JOIN #a"]);
+        let text = "é".repeat(500);
+        let out = s.act(Action::Say(text.clone())).expect("sent");
+        assert_eq!(out.len(), 3);
+        let joined: String = out
+            .iter()
+            .map(|l| l.trim_start_matches("PRIVMSG #a :"))
+            .collect();
+        assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn create_group_checks_the_list_first() {
+        let mut s = connected("");
+        assert_eq!(
+            s.act(Action::CreateGroup("#new".into())),
+            Ok(vec!["LIST #new".to_string()])
+        );
+        let out = feed(
+            &mut s,
+            &[
+                ":srv 321 me Channel :Users Name",
+                ":srv 323 me :End of /LIST",
+            ],
+        );
+        assert_eq!(out, ["JOIN #new"]);
+
+        s.act(Action::CreateGroup("#old".into()))
+            .expect("connected");
+        let out = feed(
+            &mut s,
+            &[":srv 322 me #old 3 :topic", ":srv 323 me :End of /LIST"],
+        );
+        assert!(out.is_empty());
+        let last = s.active().lines.back().expect("a line");
+        assert_eq!(last.kind, LineKind::Error);
+        assert!(last.text.contains("#old already exists"), "{}", last.text);
+    }
+
+    #[test]
+    fn history_batches_fill_in_order_without_unread() {
+        let mut s = connected("draft/chathistory batch server-time message-tags");
+        let out = feed(&mut s, &[":me!u@h JOIN #a"]);
+        assert_eq!(out, ["CHATHISTORY LATEST #a * 50"]);
+        s.set_active(0);
+        feed(
+            &mut s,
+            &[
+                ":srv BATCH +h1 chathistory #a",
+                "@batch=h1;time=2024-01-01T00:00:02.000Z;msgid=m2 :bob!u@h PRIVMSG #a :second",
+                "@batch=h1;time=2024-01-01T00:00:01.000Z;msgid=m1 :bob!u@h PRIVMSG #a :first",
+                ":srv BATCH -h1",
+                // The same line again (a reconnect's LATEST) is not shown twice.
+                ":srv BATCH +h2 chathistory #a",
+                "@batch=h2;time=2024-01-01T00:00:01.000Z;msgid=m1 :bob!u@h PRIVMSG #a :first",
+                ":srv BATCH -h2",
+            ],
+        );
+        let b = s.buffer("#a").expect("#a");
+        let texts: Vec<&str> = b.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts[..2], ["first", "second"]);
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(b.unread, 0, "history is not unread");
+        let index = s.buffers().iter().position(|b| b.name == "#a").expect("#a");
+        s.set_active(index);
+        assert_eq!(
+            s.act(Action::History),
+            Ok(vec![
+                "CHATHISTORY BEFORE #a timestamp=2024-01-01T00:00:01.000Z 50".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn reconnect_rejoins_channels_still_wanted() {
+        let mut s = connected("");
+        feed(
+            &mut s,
+            &[
+                ":me!u@h JOIN #keep",
+                ":me!u@h JOIN #gone",
+                ":me!u@h PART #gone",
+            ],
+        );
+        s.on_disconnected("test");
+        assert!(!s.buffer("#keep").expect("kept").joined);
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv CAP * LS :", ":srv 001 me :Welcome back"]);
+        assert_eq!(out, ["CAP END", "JOIN #keep"]);
+    }
+
+    #[test]
+    fn kick_and_errors_land_in_the_right_buffer() {
+        let mut s = connected("");
+        feed(
+            &mut s,
+            &[
+                ":me!u@h JOIN #a",
+                ":op!u@h KICK #a me :behave",
+                ":srv 404 me #a :Cannot send to channel",
+            ],
+        );
+        let b = s.buffer("#a").expect("#a");
+        assert!(!b.joined);
+        assert!(b
+            .lines
+            .iter()
+            .any(|l| l.text == "you were kicked from #a by op (behave)"));
+        assert!(b
+            .lines
+            .iter()
+            .any(|l| l.kind == LineKind::Error && l.text == "error: #a: Cannot send to channel"));
+    }
+
+    #[test]
+    fn mention_matching() {
+        assert!(mentions("hey Me!", "me"));
+        assert!(mentions("me: hi", "me"));
+        assert!(!mentions("meme", "me"));
+        assert!(!mentions("some_me", "me"));
+    }
+}

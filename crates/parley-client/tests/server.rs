@@ -1,0 +1,379 @@
+//! The client library against the real `parleyd`, in-process on loopback ports with a temp data
+//! dir: TLS trusted through `--ca`, SASL and REGISTER, channel and private messages between two
+//! clients, groups, an untrusted certificate, and a reconnect after the server restarts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use parley_client::{
+    Auth, Backoff, BufferKind, Client, ClientConfig, ConnectionState, Event, LineKind, State,
+    Transport, TrustPolicy,
+};
+use parley_server::{Config, Running};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::{timeout_at, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = vec!["127.0.0.1:0".into()];
+    config.server.data_dir = dir.path().to_path_buf();
+    config.flood.enabled = false;
+    config.accounts.require_login = true;
+    config
+}
+
+fn add_account(config: &Config, name: &str, password: &str) {
+    let store = parley_server::store::open_default(config).expect("account store");
+    parley_server::accounts::Accounts::new(store, config)
+        .add_account(name, password)
+        .expect("account created");
+}
+
+struct Server {
+    running: Running,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(accounts: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = test_config(&dir);
+        for (name, password) in accounts {
+            add_account(&config, name, password);
+        }
+        let running = parley_server::start(config).await.expect("server starts");
+        Server { running, dir }
+    }
+
+    fn plain_port(&self) -> u16 {
+        self.running.plain_addrs()[0].port()
+    }
+
+    fn tls_port(&self) -> u16 {
+        self.running.tls_addrs()[0].port()
+    }
+
+    fn ca_policy(&self) -> TrustPolicy {
+        TrustPolicy::empty()
+            .with_ca_file(self.dir.path().join("tls").join("cert.pem"))
+            .expect("the generated certificate is a usable CA file")
+    }
+}
+
+fn plain_config(port: u16, nick: &str, auth: Auth) -> ClientConfig {
+    let mut config = ClientConfig::new("127.0.0.1", port, Transport::Plain, nick);
+    config.auth = auth;
+    config.reconnect = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+    };
+    config
+}
+
+fn login(account: &str, password: &str) -> Auth {
+    Auth::Login {
+        account: account.into(),
+        password: password.into(),
+    }
+}
+
+/// Waits (bounded) until `ready` holds for the client's state.
+async fn until(
+    client: &Client,
+    events: &mut Receiver<Event>,
+    what: &str,
+    ready: impl Fn(&State) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if ready(&client.state()) {
+            return;
+        }
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Closed { reason })) => {
+                panic!(
+                    "{what}: the connection closed ({reason:?}); {:#?}",
+                    dump(client)
+                )
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("{what}: the event stream ended"),
+            Err(_) => panic!("{what}: timed out; {:#?}", dump(client)),
+        }
+    }
+}
+
+fn dump(client: &Client) -> Vec<String> {
+    let state = client.state();
+    state
+        .buffers()
+        .iter()
+        .flat_map(|b| {
+            b.lines
+                .iter()
+                .map(move |l| format!("{}: {:?} {}", b.name, l.from, l.text))
+        })
+        .collect()
+}
+
+fn has_line(state: &State, buffer: &str, from: &str, text: &str) -> bool {
+    state.buffer(buffer).is_some_and(|b| {
+        b.lines
+            .iter()
+            .any(|l| l.from.as_deref() == Some(from) && l.text == text)
+    })
+}
+
+async fn connected(config: ClientConfig) -> (Client, Receiver<Event>) {
+    let (client, mut events) = Client::start(config).expect("client starts");
+    until(&client, &mut events, "registration", |s| {
+        *s.connection() == ConnectionState::Connected
+    })
+    .await;
+    (client, events)
+}
+
+#[tokio::test]
+async fn two_clients_chat_over_tls_and_plain() {
+    let server = Server::start(&[("alice", "alice-password"), ("bob", "bob-password")]).await;
+    let mut tls = ClientConfig::new(
+        "localhost",
+        server.tls_port(),
+        Transport::Tls(server.ca_policy()),
+        "alice",
+    );
+    tls.auth = login("alice", "alice-password");
+    let (alice, mut alice_events) = connected(tls).await;
+    let (bob, mut bob_events) = connected(plain_config(
+        server.plain_port(),
+        "bob",
+        login("bob", "bob-password"),
+    ))
+    .await;
+    {
+        let state = alice.state();
+        assert!(state.is_secure());
+        assert_eq!(state.account(), Some("alice"));
+        assert!(state.has_cap("server-time"), "{:?}", state.caps());
+    }
+
+    alice.input("/join #room").await.expect("join");
+    bob.input("/join_group room").await.expect("join_group");
+    until(&alice, &mut alice_events, "bob in #room", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| b.members.contains_key("bob"))
+    })
+    .await;
+    assert_eq!(
+        alice.state().active().name,
+        "#room",
+        "a join focuses the channel"
+    );
+
+    alice.input("hello room").await.expect("say");
+    until(&bob, &mut bob_events, "alice's channel message", |s| {
+        has_line(s, "#room", "alice", "hello room")
+    })
+    .await;
+    assert!(
+        has_line(&alice.state(), "#room", "alice", "hello room"),
+        "own line shown"
+    );
+
+    bob.input("/msg alice psst, alice").await.expect("msg");
+    until(&alice, &mut alice_events, "bob's private message", |s| {
+        has_line(s, "bob", "bob", "psst, alice")
+    })
+    .await;
+    {
+        let state = alice.state();
+        let query = state.buffer("bob").expect("query buffer");
+        assert_eq!(query.kind, BufferKind::Query);
+        assert!(query.mentions >= 1, "a private message counts as a mention");
+    }
+
+    bob.input("/group_msg room via group_msg")
+        .await
+        .expect("group_msg");
+    until(&alice, &mut alice_events, "group_msg", |s| {
+        has_line(s, "#room", "bob", "via group_msg")
+    })
+    .await;
+
+    bob.input("/leave_group room").await.expect("leave");
+    until(&alice, &mut alice_events, "bob left", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| !b.members.contains_key("bob"))
+    })
+    .await;
+
+    alice.quit(Some("bye")).await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match timeout_at(deadline, alice_events.recv()).await {
+            Ok(Some(Event::Closed { reason })) => {
+                assert_eq!(reason, None);
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no Closed after quit: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn register_then_wrong_password_is_refused_for_good() {
+    let server = Server::start(&[]).await;
+    let register = Auth::Register {
+        account: "carol".into(),
+        password: "carol-password".into(),
+    };
+    let (carol, _events) = connected(plain_config(server.plain_port(), "carol", register)).await;
+    assert_eq!(carol.state().account(), Some("carol"));
+
+    let taken = Auth::Register {
+        account: "carol".into(),
+        password: "other-password".into(),
+    };
+    let reason = closed_reason(plain_config(server.plain_port(), "carol2", taken)).await;
+    assert!(
+        reason.contains("registration of \"carol\" refused"),
+        "{reason}"
+    );
+
+    let wrong = login("carol", "wrong-password");
+    let reason = closed_reason(plain_config(server.plain_port(), "carol", wrong)).await;
+    assert!(reason.contains("login failed"), "{reason}");
+}
+
+async fn closed_reason(config: ClientConfig) -> String {
+    let (client, mut events) = Client::start(config).expect("client starts");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Closed { reason })) => {
+                assert!(matches!(
+                    client.state().connection(),
+                    ConnectionState::Failed(_)
+                ));
+                return reason.expect("a reason");
+            }
+            Ok(Some(_)) => {}
+            other => panic!("expected the client to give up, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_group_refuses_an_existing_group() {
+    let server = Server::start(&[("dan", "dan-password"), ("eve", "eve-password")]).await;
+    let (dan, mut dan_events) = connected(plain_config(
+        server.plain_port(),
+        "dan",
+        login("dan", "dan-password"),
+    ))
+    .await;
+    let (eve, mut eve_events) = connected(plain_config(
+        server.plain_port(),
+        "eve",
+        login("eve", "eve-password"),
+    ))
+    .await;
+    dan.input("/create_group team").await.expect("create");
+    until(&dan, &mut dan_events, "dan in #team", |s| {
+        s.buffer("#team").is_some_and(|b| b.joined)
+    })
+    .await;
+    eve.input("/create_group #team").await.expect("create");
+    until(&eve, &mut eve_events, "the refusal", |s| {
+        s.active()
+            .lines
+            .iter()
+            .any(|l| l.kind == LineKind::Error && l.text.contains("#team already exists"))
+    })
+    .await;
+    assert!(eve.state().buffer("#team").is_none_or(|b| !b.joined));
+}
+
+#[tokio::test]
+async fn unknown_certificate_is_reported_and_can_be_remembered() {
+    let server = Server::start(&[("fay", "fay-password")]).await;
+    let known = server.dir.path().join("client-known_servers");
+    let policy = TrustPolicy::empty().with_known_servers(&known);
+    let mut config = ClientConfig::new(
+        "localhost",
+        server.tls_port(),
+        Transport::Tls(policy.clone()),
+        "fay",
+    );
+    config.auth = login("fay", "fay-password");
+    let (_client, mut events) = Client::start(config.clone()).expect("client starts");
+    let deadline = Instant::now() + TIMEOUT;
+    let (key, fingerprint) = loop {
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::UntrustedCertificate {
+                server: key,
+                fingerprint,
+                message,
+            })) => {
+                assert!(message.contains(&fingerprint.to_string()), "{message}");
+                break (key, fingerprint);
+            }
+            Ok(Some(_)) => {}
+            other => panic!("expected an untrusted certificate, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        Some(fingerprint.to_string().replace(':', "").to_lowercase()),
+        server
+            .running
+            .tls_fingerprint()
+            .map(|f| f.replace(':', "").to_lowercase())
+    );
+    policy.remember(&key, fingerprint).expect("stored");
+    let (client, _events) = connected(config).await;
+    assert!(client.state().is_secure());
+}
+
+#[tokio::test]
+async fn reconnects_and_rejoins_after_a_server_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(&dir);
+    config.listen.tls = Vec::new();
+    add_account(&config, "gus", "gus-password");
+    let first = parley_server::start(config.clone())
+        .await
+        .expect("server starts");
+    let addr = first.plain_addrs()[0];
+    let (gus, mut events) = connected(plain_config(
+        addr.port(),
+        "gus",
+        login("gus", "gus-password"),
+    ))
+    .await;
+    gus.input("/join #stay").await.expect("join");
+    until(&gus, &mut events, "joined", |s| {
+        s.buffer("#stay").is_some_and(|b| b.joined)
+    })
+    .await;
+
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    until(&gus, &mut events, "noticed the loss", |s| {
+        s.buffer("#stay").is_some_and(|b| !b.joined)
+    })
+    .await;
+
+    config.listen.plain = vec![addr.to_string()];
+    let second = parley_server::start(config).await.expect("restart");
+    until(&gus, &mut events, "rejoined after reconnect", |s| {
+        *s.connection() == ConnectionState::Connected && s.buffer("#stay").is_some_and(|b| b.joined)
+    })
+    .await;
+    assert_eq!(gus.state().account(), Some("gus"));
+    second.shutdown();
+}

@@ -1,0 +1,496 @@
+//! Drawing, and nothing else: the start form, the certificate question and the main screen
+//! (buffer list, topic, messages, members, status bar, input) are pure functions of the chat
+//! state and the view, so tests render them into ratatui's `TestBackend` and read the cells.
+
+use chrono::Local;
+use parley_client::{BufferKind, ConnectionState, Line as ChatLine, LineKind, State};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::view::{Field, StartForm, View};
+
+const NICK_COLOURS: [Color; 12] = [
+    Color::Red,
+    Color::Green,
+    Color::Yellow,
+    Color::Blue,
+    Color::Magenta,
+    Color::Cyan,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightYellow,
+    Color::LightBlue,
+    Color::LightMagenta,
+    Color::LightCyan,
+];
+
+/// The same nick always gets the same colour (FNV-1a of the lowercased nick).
+pub fn nick_colour(nick: &str) -> Color {
+    let hash = nick
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    NICK_COLOURS[hash as usize % NICK_COLOURS.len()]
+}
+
+/// Facts about the connection the status bar shows that the chat state does not know.
+pub struct StatusInfo<'a> {
+    pub server: &'a str,
+    pub tls: bool,
+}
+
+pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &StatusInfo<'_>) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .split(frame.area());
+    let columns = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([
+            Constraint::Length(18),
+            Constraint::Min(20),
+            Constraint::Length(18),
+        ])
+        .split(rows[1]);
+    draw_topic(frame, rows[0], state);
+    draw_buffers(frame, columns[0], state);
+    draw_messages(frame, columns[1], state, view);
+    draw_members(frame, columns[2], state);
+    draw_status(frame, rows[2], state, info);
+    draw_input(frame, rows[3], state, view);
+}
+
+fn draw_topic(frame: &mut Frame, area: Rect, state: &State) {
+    let buffer = state.active();
+    let text = match (&buffer.kind, &buffer.topic) {
+        (BufferKind::Channel, Some(topic)) => format!(" {}: {topic}", buffer.name),
+        (BufferKind::Channel, None) => format!(" {}: (no topic)", buffer.name),
+        (BufferKind::Query, _) => format!(" private conversation with {}", buffer.name),
+        (BufferKind::Server, _) => format!(" {}", state.server_name().unwrap_or("server messages")),
+    };
+    let style = Style::default().bg(Color::Blue).fg(Color::White);
+    frame.render_widget(Paragraph::new(text).style(style), area);
+}
+
+fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
+    let lines: Vec<Line> = state
+        .buffers()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let marker = match (b.mentions, b.unread) {
+                (0, 0) => String::new(),
+                (0, unread) => format!(" ({unread})"),
+                (mentions, _) => format!(" ({mentions}!)"),
+            };
+            let mut style = Style::default();
+            if b.mentions > 0 {
+                style = style.fg(Color::Red).add_modifier(Modifier::BOLD);
+            } else if b.unread > 0 {
+                style = style.fg(Color::Yellow);
+            } else if b.kind == BufferKind::Channel && !b.joined {
+                style = style.fg(Color::DarkGray);
+            }
+            if i == state.active_index() {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Line::from(Span::styled(
+                format!("{:>2} {}{marker}", i + 1, b.name),
+                style,
+            ))
+        })
+        .collect();
+    let block = Block::default().borders(Borders::RIGHT);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn line_spans(line: &ChatLine) -> Vec<Span<'static>> {
+    let time = line.time.with_timezone(&Local).format("%H:%M").to_string();
+    let mut spans = vec![Span::styled(
+        format!("{time} "),
+        Style::default().fg(Color::DarkGray),
+    )];
+    let from = line.from.clone().unwrap_or_default();
+    let nick_style = Style::default()
+        .fg(nick_colour(&from))
+        .add_modifier(Modifier::BOLD);
+    let mut text_style = Style::default();
+    if line.highlight {
+        text_style = text_style.fg(Color::Red).add_modifier(Modifier::BOLD);
+    }
+    match line.kind {
+        LineKind::Message => {
+            spans.push(Span::styled(format!("<{from}> "), nick_style));
+            spans.push(Span::styled(line.text.clone(), text_style));
+        }
+        LineKind::Action => {
+            spans.push(Span::styled(format!("* {from} "), nick_style));
+            spans.push(Span::styled(line.text.clone(), text_style));
+        }
+        LineKind::Notice => {
+            spans.push(Span::styled(format!("-{from}- "), nick_style));
+            spans.push(Span::styled(line.text.clone(), text_style));
+        }
+        LineKind::Error => spans.push(Span::styled(
+            format!("!! {}", line.text),
+            Style::default().fg(Color::Red),
+        )),
+        LineKind::Info => spans.push(Span::raw(line.text.clone())),
+        _ => spans.push(Span::styled(
+            format!("-- {}", line.text),
+            Style::default().fg(Color::DarkGray),
+        )),
+    }
+    spans
+}
+
+/// Splits styled spans into rows of at most `width` characters.
+fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let mut rows = vec![Vec::new()];
+    let mut used = 0;
+    for span in spans {
+        let mut piece = String::new();
+        for c in span.content.chars() {
+            if used == width {
+                if !piece.is_empty() {
+                    if let Some(row) = rows.last_mut() {
+                        row.push(Span::styled(std::mem::take(&mut piece), span.style));
+                    }
+                }
+                rows.push(Vec::new());
+                used = 0;
+            }
+            piece.push(c);
+            used += 1;
+        }
+        if !piece.is_empty() {
+            if let Some(row) = rows.last_mut() {
+                row.push(Span::styled(piece, span.style));
+            }
+        }
+    }
+    rows.into_iter().map(Line::from).collect()
+}
+
+fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View) {
+    let height = area.height as usize;
+    let rows: Vec<Line> = state
+        .active()
+        .lines
+        .iter()
+        .flat_map(|l| wrap(line_spans(l), area.width as usize))
+        .collect();
+    let max_scroll = rows.len().saturating_sub(height);
+    view.scroll = view.scroll.min(max_scroll);
+    view.page = height;
+    view.at_top = view.scroll >= max_scroll;
+    let end = rows.len() - view.scroll;
+    let start = end.saturating_sub(height);
+    let visible: Vec<Line> = rows[start..end].to_vec();
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
+    let buffer = state.active();
+    let mut lines = Vec::new();
+    if buffer.kind == BufferKind::Channel {
+        lines.push(Line::from(Span::styled(
+            format!("{} users", buffer.members.len()),
+            Style::default().add_modifier(Modifier::BOLD),
+        )));
+        for member in buffer.sorted_members(state.prefix_order()) {
+            let mut style = Style::default().fg(nick_colour(&member.nick));
+            if member.away {
+                style = style.add_modifier(Modifier::DIM);
+            }
+            lines.push(Line::from(vec![
+                Span::raw(format!(
+                    "{:>1}",
+                    member.prefixes.chars().next().unwrap_or(' ')
+                )),
+                Span::styled(member.nick.clone(), style),
+            ]));
+        }
+    }
+    let block = Block::default().borders(Borders::LEFT);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'_>) {
+    let connection = state.connection();
+    let colour = match connection {
+        ConnectionState::Connected => Color::Green,
+        ConnectionState::Failed(_) => Color::Red,
+        _ => Color::Yellow,
+    };
+    let security = if info.tls { "TLS" } else { "plain" };
+    let account = match state.account() {
+        Some(account) => format!("account {account}"),
+        None => "no account".to_string(),
+    };
+    let away = if state.is_away() { " [away]" } else { "" };
+    let spans = vec![
+        Span::styled(format!(" [{connection}] "), Style::default().fg(colour)),
+        Span::raw(format!(
+            "{} | {security} | {} | {account}{away} | PgUp/PgDn scroll, Ctrl-N/P buffers, /help",
+            info.server,
+            state.nick()
+        )),
+    ];
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::DarkGray)),
+        area,
+    );
+}
+
+fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
+    let prompt = format!("[{}] ", state.active().name);
+    let prompt_width = prompt.chars().count();
+    let available = (area.width as usize)
+        .saturating_sub(prompt_width + 1)
+        .max(1);
+    let skip = view.cursor.saturating_sub(available);
+    let shown: String = view.input.chars().skip(skip).take(available).collect();
+    let line = Line::from(vec![
+        Span::styled(prompt, Style::default().fg(Color::Cyan)),
+        Span::raw(shown),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x + (prompt_width + view.cursor - skip) as u16;
+    frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+}
+
+pub fn draw_start(frame: &mut Frame, form: &StartForm) {
+    let area = centered(frame.area(), 60, 14);
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" parley - connect ");
+    let field = |label: &str, value: String, focused: bool| {
+        let style = if focused {
+            Style::default().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::default()
+        };
+        Line::from(vec![
+            Span::raw(format!("{label:>10}: ")),
+            Span::styled(format!("{value:<30}"), style),
+        ])
+    };
+    let mode = if form.register {
+        "( ) log in   (x) register new account"
+    } else {
+        "(x) log in   ( ) register new account"
+    };
+    let mut lines = vec![
+        Line::raw(""),
+        field("Server", form.server.clone(), form.focus == Field::Server),
+        field("Account", mode.to_string(), form.focus == Field::Mode),
+        field("Username", form.user.clone(), form.focus == Field::User),
+        field(
+            "Password",
+            "*".repeat(form.password.chars().count()),
+            form.focus == Field::Password,
+        ),
+        Line::raw(""),
+        Line::styled(
+            "  Tab/Up/Down: next field   Left/Right: log in or register",
+            Style::default().fg(Color::DarkGray),
+        ),
+        Line::styled(
+            "  Enter: connect   Esc: quit   (empty password: guest)",
+            Style::default().fg(Color::DarkGray),
+        ),
+    ];
+    if let Some(error) = &form.error {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("  {error}"),
+            Style::default().fg(Color::Red),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+/// The certificate question: the refusal (with the fingerprint) and "store it? y/n".
+pub fn draw_trust(frame: &mut Frame, message: &str) {
+    let area = centered(frame.area(), 90, 18);
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" unknown certificate ");
+    let mut lines: Vec<Line> = message.lines().map(|l| Line::raw(l.to_string())).collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Trust this certificate and remember it in known_servers? [y/n]",
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    /// The screen as text, one string per row.
+    pub fn screen(terminal: &Terminal<TestBackend>) -> Vec<String> {
+        let buffer = terminal.backend().buffer();
+        let width = buffer.area.width as usize;
+        buffer
+            .content
+            .chunks(width)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect()
+    }
+
+    pub fn sample_state() -> State {
+        let mut state = State::new("alice", "Alice");
+        state.on_connected(true, parley_client::Auth::Guest);
+        for line in [
+            ":parley.local CAP * LS :server-time",
+            ":parley.local CAP alice ACK :server-time",
+            ":parley.local 001 alice :Welcome to Parley, alice",
+            ":parley.local 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+            ":alice!~alice@127.0.0.1 JOIN #lobby",
+            ":alice!~alice@127.0.0.1 JOIN #rust",
+            ":parley.local 332 alice #rust :All things Rust",
+            ":parley.local 353 alice = #rust :@alice bob +carol",
+            ":parley.local 366 alice #rust :End of /NAMES list",
+        ] {
+            state.handle_line(line);
+        }
+        state.set_active_by_name("#rust");
+        for line in [
+            "@time=2024-05-01T09:30:00.000Z :bob!~bob@127.0.0.1 PRIVMSG #rust :hi alice, ready?",
+            "@time=2024-05-01T09:31:00.000Z :carol!~carol@127.0.0.1 PRIVMSG #rust :\x01ACTION waves\x01",
+            "@time=2024-05-01T09:32:00.000Z :bob!~bob@127.0.0.1 PRIVMSG #lobby :anyone?",
+            "@time=2024-05-01T09:33:00.000Z :dave!~dave@127.0.0.1 PRIVMSG alice :psst",
+        ] {
+            state.handle_line(line);
+        }
+        state.set_active_by_name("#rust");
+        state
+    }
+
+    #[test]
+    fn main_screen_shows_buffers_messages_members_and_status() {
+        let state = sample_state();
+        let mut view = View::default();
+        let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+        let info = StatusInfo {
+            server: "localhost:6697",
+            tls: true,
+        };
+        terminal
+            .draw(|frame| draw_main(frame, &state, &mut view, &info))
+            .expect("draws");
+        let rows = screen(&terminal);
+        let text = rows.join("\n");
+        assert!(rows[0].contains("#rust: All things Rust"), "{text}");
+        assert!(text.contains("<bob> hi alice, ready?"), "{text}");
+        assert!(text.contains("* carol waves"), "{text}");
+        assert!(text.contains(" 2 #lobby (1)"), "unread marker: {text}");
+        assert!(text.contains(" 4 dave (1!)"), "mention marker: {text}");
+        assert!(
+            text.contains("@alice") && text.contains("+carol") && text.contains(" bob"),
+            "{text}"
+        );
+        assert!(text.contains("3 users"), "{text}");
+        assert!(
+            rows[12].contains("[connected]")
+                && rows[12].contains("TLS")
+                && rows[12].contains("account alice"),
+            "{text}"
+        );
+        assert!(rows[13].starts_with("[#rust] "), "{text}");
+    }
+
+    #[test]
+    fn page_up_scrolls_back() {
+        let mut state = sample_state();
+        for i in 0..40 {
+            state.handle_line(&format!(":bob!u@h PRIVMSG #rust :line {i}"));
+        }
+        let mut view = View::default();
+        let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test terminal");
+        let info = StatusInfo {
+            server: "s",
+            tls: false,
+        };
+        terminal
+            .draw(|f| draw_main(f, &state, &mut view, &info))
+            .expect("draws");
+        assert!(screen(&terminal).join("\n").contains("line 39"));
+        view.handle_key(
+            crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::PageUp,
+                crossterm::event::KeyModifiers::NONE,
+            ),
+            &mut state,
+        );
+        terminal
+            .draw(|f| draw_main(f, &state, &mut view, &info))
+            .expect("draws");
+        let text = screen(&terminal).join("\n");
+        assert!(
+            !text.contains("line 39") && text.contains("line 30"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn start_form_masks_the_password() {
+        let mut form = StartForm::new("localhost:6697".into(), "alice".into(), false);
+        form.password = "secret".into();
+        let mut terminal = Terminal::new(TestBackend::new(80, 20)).expect("test terminal");
+        terminal.draw(|f| draw_start(f, &form)).expect("draws");
+        let text = screen(&terminal).join("\n");
+        assert!(text.contains("Server: localhost:6697"), "{text}");
+        assert!(text.contains("Password: ******"), "{text}");
+        assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn nick_colours_are_stable() {
+        assert_eq!(nick_colour("Bob"), nick_colour("bob"));
+        let distinct: std::collections::HashSet<_> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|n| format!("{:?}", nick_colour(n)))
+            .collect();
+        assert!(distinct.len() > 1);
+    }
+}
