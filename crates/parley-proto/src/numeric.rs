@@ -60,6 +60,10 @@ pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_WHOISHOST: &str = "378";
 pub const RPL_WHOISMODES: &str = "379";
 pub const RPL_YOUREOPER: &str = "381";
+pub const RPL_STATSKLINE: &str = "216";
+pub const RPL_ENDOFSTATS: &str = "219";
+pub const RPL_QUIETLIST: &str = "728";
+pub const RPL_ENDOFQUIETLIST: &str = "729";
 pub const RPL_TIME: &str = "391";
 pub const ERR_UNKNOWNERROR: &str = "400";
 pub const ERR_NOSUCHNICK: &str = "401";
@@ -185,6 +189,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_WHOISHOST", RPL_WHOISHOST),
     ("RPL_WHOISMODES", RPL_WHOISMODES),
     ("RPL_YOUREOPER", RPL_YOUREOPER),
+    ("RPL_STATSKLINE", RPL_STATSKLINE),
+    ("RPL_ENDOFSTATS", RPL_ENDOFSTATS),
+    ("RPL_QUIETLIST", RPL_QUIETLIST),
+    ("RPL_ENDOFQUIETLIST", RPL_ENDOFQUIETLIST),
     ("RPL_TIME", RPL_TIME),
     ("ERR_UNKNOWNERROR", ERR_UNKNOWNERROR),
     ("ERR_NOSUCHNICK", ERR_NOSUCHNICK),

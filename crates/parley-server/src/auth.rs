@@ -364,6 +364,9 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         ctx.session
             .followups
             .push_back(FollowUp::Offline(casefold(account)));
+        if ctx.shared.config.operators.auto_oper {
+            crate::command::oper::grant(ctx);
+        }
     }
     let source = {
         let mut world = ctx.shared.world.lock();

@@ -23,6 +23,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
+    pub operators: OperatorsConfig,
     pub log: LogConfig,
 }
 
@@ -244,6 +245,59 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Who may send `/broadcast` (`PRIVMSG $*`) to everyone connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BroadcastPolicy {
+    Everyone,
+    Operators,
+}
+
+/// `[operators]`: server operators, by account, in two classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorsConfig {
+    /// Accounts with every operator permission.
+    pub admins: Vec<String>,
+    /// Accounts with the permissions in `moderator_permissions`.
+    pub moderators: Vec<String>,
+    /// What moderators may do: kill, kline, dline, suspend, wallops, notice, broadcast, channels.
+    pub moderator_permissions: Vec<String>,
+    /// Operators get their status when they log in, without OPER.
+    pub auto_oper: bool,
+    /// Who may broadcast to everyone.
+    pub broadcast: BroadcastPolicy,
+    /// With `broadcast = "everyone"`, seconds a non-operator must wait between broadcasts.
+    pub broadcast_interval_secs: u64,
+}
+
+/// Every operator permission, for validation and for admins.
+pub const OPERATOR_PERMISSIONS: &[&str] = &[
+    "kill",
+    "kline",
+    "dline",
+    "suspend",
+    "wallops",
+    "notice",
+    "broadcast",
+    "channels",
+];
+
+impl Default for OperatorsConfig {
+    fn default() -> Self {
+        Self {
+            admins: Vec::new(),
+            moderators: Vec::new(),
+            moderator_permissions: ["kill", "kline", "wallops", "notice", "broadcast"]
+                .map(str::to_owned)
+                .to_vec(),
+            auto_oper: true,
+            broadcast: BroadcastPolicy::Operators,
+            broadcast_interval_secs: 60,
+        }
+    }
+}
+
 /// `[log]`: what the server logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -400,6 +454,11 @@ const SECTION_DOCS: &[(&str, &str)] = &[
         "History: every channel and private message is stored with its time and an id, so\n\
          clients can fetch what they missed (IRCv3 draft/chathistory) and offline accounts get\n\
          their private messages at their next login.",
+    ),
+    (
+        "operators",
+        "Server operators, named by account. Admins may do everything; moderators what\n\
+         moderator_permissions lists. Operators see themselves marked with user mode +o.",
     ),
     ("log", "What the server logs."),
 ];
@@ -621,6 +680,37 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "Seconds between runs of the pruning task (at least 1).",
     ),
     (
+        "operators",
+        "admins",
+        "Accounts with every operator permission, e.g. [\"alice\"].",
+    ),
+    (
+        "operators",
+        "moderators",
+        "Accounts with the permissions below.",
+    ),
+    (
+        "operators",
+        "moderator_permissions",
+        "What moderators may do, from: kill, kline, dline, suspend, wallops, notice,\n\
+         broadcast, channels (act as owner of any registered channel).",
+    ),
+    (
+        "operators",
+        "auto_oper",
+        "Operators get their status at login; with false they send OPER first.",
+    ),
+    (
+        "operators",
+        "broadcast",
+        "Who may send /broadcast (PRIVMSG $*) to everyone: \"operators\" or \"everyone\".",
+    ),
+    (
+        "operators",
+        "broadcast_interval_secs",
+        "With broadcast = \"everyone\", seconds between two broadcasts of one user.",
+    ),
+    (
         "log",
         "level",
         "One of trace, debug, info, warn, error, off; or tracing filter directives\n\
@@ -818,6 +908,18 @@ impl Config {
                     item: Some(index),
                     message: format!(
                         "{network:?} is not a network like 127.0.0.0/8 or ::1/128 (an address, '/', a prefix length)"
+                    ),
+                });
+            }
+        }
+        for (index, permission) in self.operators.moderator_permissions.iter().enumerate() {
+            if !OPERATOR_PERMISSIONS.contains(&permission.as_str()) {
+                return Err(Invalid {
+                    key: "operators.moderator_permissions",
+                    item: Some(index),
+                    message: format!(
+                        "{permission:?} is not a permission; use some of: {}",
+                        OPERATOR_PERMISSIONS.join(", ")
                     ),
                 });
             }

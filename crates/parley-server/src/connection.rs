@@ -36,6 +36,17 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let ip = peer.ip();
+    if let Some(reason) = shared.dline_for(ip) {
+        info!(%peer, "connection refused by a D-line");
+        let (_, mut writer) = tokio::io::split(stream);
+        let text = format!("ERROR :Closing Link: {ip} (Banned: {reason})\r\n");
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = writer.write_all(text.as_bytes()).await;
+            let _ = writer.shutdown().await;
+        })
+        .await;
+        return;
+    }
     if let Err(refusal) = shared.admit(ip) {
         let reason = match refusal {
             Admission::ServerFull => "Server is full, try again later",
@@ -67,6 +78,9 @@ where
             registered: false,
             account: None,
             secure,
+            ip,
+            oper: None,
+            wallops: false,
             invisible: false,
             away: None,
             channels: Default::default(),
@@ -101,6 +115,8 @@ enum EndReason {
     ReadError,
     SendQueueExceeded,
     Killed,
+    /// Closed by the server with a reason (KILL, a ban, a suspension).
+    Disconnected(String),
     PingTimeout(u64),
     RegistrationTimeout,
     Shutdown,
@@ -115,6 +131,7 @@ impl EndReason {
             EndReason::ReadError => "Read error".into(),
             EndReason::SendQueueExceeded => "SendQ exceeded".into(),
             EndReason::Killed => "Killed".into(),
+            EndReason::Disconnected(reason) => reason.clone(),
             EndReason::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
             EndReason::RegistrationTimeout => "Registration timed out".into(),
             EndReason::Shutdown => "Server shutting down".into(),
@@ -289,6 +306,8 @@ fn send_labeled(session: &mut Session, outbound: &Outbound) {
 fn killed_reason(outbound: &Outbound) -> EndReason {
     if outbound.send_queue_exceeded() {
         EndReason::SendQueueExceeded
+    } else if let Some(reason) = outbound.disconnect_reason() {
+        EndReason::Disconnected(reason)
     } else {
         EndReason::Killed
     }

@@ -204,6 +204,8 @@ pub struct Session {
     pub followups: std::collections::VecDeque<FollowUp>,
     /// The "you must log in" notice was already sent.
     pub told_to_log_in: bool,
+    /// When this connection last broadcast (for `operators.broadcast_interval_secs`).
+    pub last_broadcast: Option<tokio::time::Instant>,
     /// While a labeled command runs (IRCv3 `labeled-response`), its replies are collected here
     /// and sent afterwards under the label. A `RefCell` because replies are sent through `&Ctx`.
     pub labeled: std::cell::RefCell<Option<Labeled>>,
@@ -236,6 +238,7 @@ impl Session {
             pass: None,
             followups: Default::default(),
             told_to_log_in: false,
+            last_broadcast: None,
             labeled: Default::default(),
             quit: None,
         }

@@ -20,7 +20,8 @@ use crate::config::HistoryConfig;
 use crate::outbound::Outbound;
 use crate::relay::{escape_tag, now_ms, with_tag, Relay};
 use crate::store::{
-    AuditEvent, HistoryQuery, HistoryStore, StoreError, StoredMessage, TargetActivity, WriteBatch,
+    AuditEvent, HistoryQuery, HistoryStore, StateChange, StoreError, StoredMessage, TargetActivity,
+    WriteBatch,
 };
 
 /// Most jobs one group commit takes.
@@ -100,6 +101,7 @@ pub enum HistoryAnswer {
 enum Job {
     Deliver(Box<Delivery>, oneshot::Sender<()>),
     Audit(AuditEvent),
+    State(StateChange),
 }
 
 pub struct History {
@@ -189,6 +191,13 @@ impl History {
         };
         if self.jobs.try_send(Job::Audit(event)).is_err() {
             tracing::error!(action, "audit queue full; this event is only in the log");
+        }
+    }
+
+    /// Persist a change to registered channels or server bans with the next commit.
+    pub fn persist(&self, change: StateChange) {
+        if self.jobs.try_send(Job::State(change)).is_err() {
+            tracing::error!("state queue full; a channel or ban change was not saved");
         }
     }
 
@@ -316,6 +325,7 @@ async fn run_writer(
                     }
                 }
                 Job::Audit(event) => batch.audit.push(event.clone()),
+                Job::State(change) => batch.state.push(change.clone()),
             }
         }
         let count = batch.messages.len();

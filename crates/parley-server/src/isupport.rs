@@ -4,9 +4,9 @@
 use crate::config::Config;
 
 /// Channel modes, for 004 and CHANMODES: lists, always-param, param-when-set, flags.
-pub const CHANNEL_MODES: &str = "biklmnotv";
-pub const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
-pub const USER_MODES: &str = "i";
+pub const CHANNEL_MODES: &str = "beIiklmnoqtv";
+pub const CHANNEL_MODES_WITH_PARAM: &str = "beIklovq";
+pub const USER_MODES: &str = "iow";
 /// How many parameterised mode changes one MODE command may carry.
 pub const MODES_PER_COMMAND: usize = 6;
 /// Entries in one channel's ban list (MAXLIST).
@@ -14,16 +14,19 @@ pub const MAX_BANS: usize = 100;
 
 pub fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
-    vec![
+    let mut tokens = vec![
         format!("AWAYLEN={}", l.away_len),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#&:{}", l.channels_per_user),
-        "CHANMODES=b,k,l,imnt".into(),
+        "CHANMODES=beIq,k,l,imnt".into(),
+        "EXCEPTS=e".into(),
+        "EXTBAN=$,a".into(),
+        "INVEX=I".into(),
         format!("CHANNELLEN={}", l.channel_len),
         "CHANTYPES=#&".into(),
         "HOSTLEN=64".into(),
         format!("KICKLEN={}", l.kick_len),
-        format!("MAXLIST=b:{MAX_BANS}"),
+        format!("MAXLIST=beIq:{MAX_BANS}"),
         format!("MAXTARGETS={}", l.targets_per_message),
         format!("MODES={MODES_PER_COMMAND}"),
         format!("NETWORK={}", config.server.network),
@@ -31,12 +34,14 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "PREFIX=(ov)@+".into(),
         "SAFELIST".into(),
         format!(
-            "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:{0},PART:,PRIVMSG:{0},WHOIS:1",
+            "TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{0},PART:,PRIVMSG:{0},WHOIS:1",
             l.targets_per_message
         ),
         format!("TOPICLEN={}", l.topic_len),
         format!("CHATHISTORY={}", config.history.max_request),
         "MSGREFTYPES=timestamp,msgid".into(),
         format!("USERLEN={}", l.user_len),
-    ]
+    ];
+    tokens.sort();
+    tokens
 }

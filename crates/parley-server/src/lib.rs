@@ -95,9 +95,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store::open_history(&config)?,
         shutdown.clone(),
     );
+    let state = store::open_state(&config)?;
+    let channels = state.channels()?;
+    let server_bans = state.server_bans(relay::now_ms())?;
     let shared = Arc::new(server::Shared::new(
         config, tls_info, accounts, history, shutdown,
     ));
+    {
+        let mut world = shared.world.lock();
+        for record in &channels {
+            world.channels.insert(
+                parley_proto::casefold(&record.name),
+                state::Channel::from_record(record),
+            );
+        }
+    }
+    *shared.server_bans.lock() = server_bans;
+    if !channels.is_empty() {
+        tracing::info!(count = channels.len(), "registered channels loaded");
+    }
     let tasks = TaskTracker::new();
     tasks.spawn(history_writer);
     tasks.spawn(prune_history(shared.clone()));

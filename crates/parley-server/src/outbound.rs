@@ -44,6 +44,8 @@ pub struct Outbound {
     kill: CancellationToken,
     /// Why the connection was killed, for the reader task's QUIT message.
     overflowed: AtomicBool,
+    /// Set by [`Outbound::disconnect`]: the QUIT text others see.
+    reason: Mutex<Option<String>>,
     /// The negotiated capabilities that change which bytes this client must get
     /// ([`crate::relay::wire`] bits), read by senders choosing a serialized variant.
     wire_caps: AtomicU8,
@@ -60,6 +62,7 @@ impl Outbound {
             limit,
             kill: CancellationToken::new(),
             overflowed: AtomicBool::new(false),
+            reason: Mutex::new(None),
             wire_caps: AtomicU8::new(0),
         }
     }
@@ -105,6 +108,19 @@ impl Outbound {
         }
         drop(pending);
         self.wake.notify_one();
+    }
+
+    /// Close this connection for a reason of the server's (a KILL, a ban): the client gets an
+    /// `ERROR` with it, and everyone who sees the user leave gets it as the QUIT text.
+    pub fn disconnect(&self, reason: &str) {
+        *self.reason.lock() = Some(reason.to_string());
+        let text = format!("ERROR :Closing Link: ({reason})\r\n");
+        self.close_with(text.as_bytes());
+    }
+
+    /// The reason given to [`Outbound::disconnect`], if any.
+    pub fn disconnect_reason(&self) -> Option<String> {
+        self.reason.lock().clone()
     }
 
     /// End the connection at once, without waiting for the queue to drain.
@@ -174,4 +190,6 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(outbound: &Outbound, mut sink: W)
         .await;
     }
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, sink.shutdown()).await;
+    // Wake the reader, in case the close came from elsewhere (a KILL) and the peer stays silent.
+    outbound.kill.cancel();
 }

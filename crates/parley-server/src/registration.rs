@@ -7,7 +7,7 @@
 use parley_proto::{casefold, numeric, Message};
 
 use crate::auth;
-use crate::command::{info, join};
+use crate::command::{info, join, oper};
 use crate::config::RegistrationPolicy;
 use crate::context::{advertised_caps, Ctx, FollowUp};
 use crate::isupport;
@@ -141,6 +141,22 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     if !nick_allowed(ctx, &ctx.session.nick.clone()) {
         return;
     }
+    let source = ctx
+        .shared
+        .world
+        .lock()
+        .users
+        .get(&ctx.session.id)
+        .map(|u| u.source())
+        .unwrap_or_default();
+    if let Some(reason) = ctx
+        .shared
+        .kline_for(&source, ctx.session.account.as_deref())
+    {
+        tracing::info!(%source, "registration refused by a K-line");
+        ctx.outbound.disconnect(&format!("Banned: {reason}"));
+        return;
+    }
     let source = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&ctx.session.id) else {
@@ -162,6 +178,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
         ctx.session.followups.push_back(FollowUp::Offline(account));
+        if ctx.shared.config.operators.auto_oper {
+            oper::grant(ctx);
+        }
     }
 }
 

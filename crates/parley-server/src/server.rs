@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::history::History;
 use crate::isupport;
 use crate::state::{ClientId, World};
+use crate::store::ServerBan;
 use crate::tls::CertResolver;
 
 pub const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
@@ -39,8 +40,26 @@ pub struct Shared {
     /// The `005` lines' tokens, computed once from the config.
     pub isupport: Vec<String>,
     pub shutdown: CancellationToken,
+    /// Active server bans (KLINE/DLINE), loaded at start and kept in step with the database.
+    pub server_bans: Mutex<Vec<ServerBan>>,
     next_id: AtomicU64,
     connections_per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A server operator's class: admins may do everything, moderators what the config allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperClass {
+    Admin,
+    Moderator,
+}
+
+impl OperClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            OperClass::Admin => "admin",
+            OperClass::Moderator => "moderator",
+        }
+    }
 }
 
 /// Why a new connection was turned away.
@@ -76,9 +95,60 @@ impl Shared {
             created: SystemTime::now(),
             isupport,
             shutdown,
+            server_bans: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             connections_per_ip: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The operator class configured for this account, if any.
+    pub fn oper_class(&self, account: &str) -> Option<OperClass> {
+        let folded = parley_proto::casefold(account);
+        let listed = |names: &[String]| names.iter().any(|n| parley_proto::casefold(n) == folded);
+        let opers = &self.config.operators;
+        if listed(&opers.admins) {
+            Some(OperClass::Admin)
+        } else if listed(&opers.moderators) {
+            Some(OperClass::Moderator)
+        } else {
+            None
+        }
+    }
+
+    /// Whether an operator of this class holds `permission`.
+    pub fn oper_can(&self, class: Option<OperClass>, permission: &str) -> bool {
+        match class {
+            Some(OperClass::Admin) => true,
+            Some(OperClass::Moderator) => self
+                .config
+                .operators
+                .moderator_permissions
+                .iter()
+                .any(|p| p == permission),
+            None => false,
+        }
+    }
+
+    /// The reason of an active D-line covering `ip`.
+    pub fn dline_for(&self, ip: IpAddr) -> Option<String> {
+        let now = crate::relay::now_ms();
+        self.server_bans
+            .lock()
+            .iter()
+            .filter(|b| b.kind == "dline" && b.expires_ms.is_none_or(|e| e > now))
+            .find(|b| dline_covers(&b.mask, ip))
+            .map(|b| b.reason.clone())
+    }
+
+    /// The reason of an active K-line matching this user.
+    pub fn kline_for(&self, source: &str, account: Option<&str>) -> Option<String> {
+        let now = crate::relay::now_ms();
+        self.server_bans
+            .lock()
+            .iter()
+            .filter(|b| b.kind == "kline" && b.expires_ms.is_none_or(|e| e > now))
+            .find(|b| crate::state::mask_matches(&b.mask, source, account))
+            .map(|b| b.reason.clone())
     }
 
     pub fn next_client_id(&self) -> ClientId {
@@ -117,4 +187,12 @@ impl Shared {
     pub fn connection_count(&self) -> usize {
         self.connections_per_ip.lock().values().sum()
     }
+}
+
+/// Whether a D-line mask (an address or a CIDR network) covers `ip`.
+pub fn dline_covers(mask: &str, ip: IpAddr) -> bool {
+    if let Ok(net) = mask.parse::<IpNet>() {
+        return net.contains(&ip);
+    }
+    mask.parse::<IpAddr>().is_ok_and(|m| m == ip)
 }

@@ -26,9 +26,9 @@ async fn welcome_burst_then_motd_then_lobby() {
     }
     let isupport = c.expect_numeric("005").await;
     assert!(isupport.contains("CASEMAPPING=ascii"), "{isupport}");
-    assert!(isupport.contains("NETWORK=Parley"), "{isupport}");
     let rest = c.sync().await;
     let all = rest.join("\n");
+    assert!(all.contains("NETWORK=Parley"), "{all}");
     assert!(all.contains("PREFIX=(ov)@+"), "{all}");
     assert!(all.contains(" 251 alice "), "{all}");
     assert!(all.contains(" 375 alice "), "{all}");

@@ -7,6 +7,7 @@ use parley_proto::{casefold, numeric, Message};
 
 use crate::context::{line, Ctx};
 use crate::state::{Topic, World};
+use crate::store::StateChange;
 
 /// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
 const NAMES_LINE_BUDGET: usize = 400;
@@ -162,6 +163,11 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let bytes = line(Some(&source), "TOPIC", &[&channel.name], Some(&text));
     for member in channel.snapshot.iter() {
         let _ = member.push(&bytes);
+    }
+    if let Some(record) = channel.record() {
+        ctx.shared
+            .history
+            .persist(StateChange::SaveChannel(Box::new(record)));
     }
 }
 

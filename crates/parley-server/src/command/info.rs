@@ -11,9 +11,9 @@ use crate::server::VERSION;
 pub fn lusers(ctx: &mut Ctx<'_>) {
     // Unknown connections are those still registering, counted from the world rather than from the
     // open sockets: a user who has left may keep its socket a while for the final ERROR.
-    let (users, invisible, unknown, channels, max) = {
+    let (users, invisible, unknown, channels, max, opers) = {
         let world = ctx.shared.world.lock();
-        let (mut users, mut invisible, mut unknown) = (0usize, 0usize, 0usize);
+        let (mut users, mut invisible, mut unknown, mut opers) = (0usize, 0usize, 0usize, 0usize);
         for u in world.users.values() {
             if !u.registered {
                 unknown += 1;
@@ -23,6 +23,9 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
             if u.invisible {
                 invisible += 1;
             }
+            if u.oper.is_some() {
+                opers += 1;
+            }
         }
         (
             users,
@@ -30,6 +33,7 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
             unknown,
             world.channels.len(),
             world.max_registered,
+            opers,
         )
     };
     ctx.numeric(
@@ -40,7 +44,11 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
             users - invisible
         )),
     );
-    ctx.numeric(numeric::RPL_LUSEROP, &["0"], Some("operator(s) online"));
+    ctx.numeric(
+        numeric::RPL_LUSEROP,
+        &[&opers.to_string()],
+        Some("operator(s) online"),
+    );
     ctx.numeric(
         numeric::RPL_LUSERUNKNOWN,
         &[&unknown.to_string()],

@@ -9,6 +9,7 @@ use crate::context::{Ctx, FollowUp};
 use crate::history::HistoryRequest;
 use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
+use crate::store::StateChange;
 
 pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !ctx.need_params(msg, 1) {
@@ -30,13 +31,18 @@ fn refusal(
     channel: &Channel,
     id: crate::state::ClientId,
     source: &str,
+    account: Option<&str>,
     key: Option<&str>,
 ) -> Option<(&'static str, &'static str)> {
+    // The owner and remembered operators of a registered channel always get in.
+    if channel.auto_op(account) {
+        return None;
+    }
     let invited = channel.invited.contains(&id);
-    if channel.is_banned(source) && !invited {
+    if channel.is_banned(source, account) && !invited {
         return Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"));
     }
-    if channel.modes.invite_only && !invited {
+    if channel.modes.invite_only && !invited && !channel.is_invite_exempt(source, account) {
         return Some((numeric::ERR_INVITEONLYCHAN, "Cannot join channel (+i)"));
     }
     if let Some(expected) = &channel.modes.key {
@@ -82,16 +88,31 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let outbound = user.outbound.clone();
     let status = match world.channels.get(&folded) {
         Some(channel) => {
-            if let Some((code, text)) = refusal(channel, id, &source, key) {
+            if let Some((code, text)) = refusal(channel, id, &source, account.as_deref(), key) {
                 let shown = channel.name.clone();
                 drop(world);
                 ctx.numeric(code, &[&shown], Some(text));
                 return;
             }
-            MemberStatus::default()
+            MemberStatus {
+                op: channel.auto_op(account.as_deref()),
+                voice: false,
+            }
         }
         None => {
-            world.channels.insert(folded.clone(), Channel::new(name));
+            let mut channel = Channel::new(name);
+            // A channel made by someone logged in belongs to their account and lasts; the
+            // default room belongs to the server and nobody owns it.
+            let is_default = casefold(&ctx.shared.config.server.default_channel) == folded;
+            if let (Some(account), false) = (&account, is_default) {
+                channel.owner = Some(account.clone());
+                if let Some(record) = channel.record() {
+                    ctx.shared
+                        .history
+                        .persist(StateChange::SaveChannel(Box::new(record)));
+                }
+            }
+            world.channels.insert(folded.clone(), channel);
             MemberStatus {
                 op: true,
                 voice: false,

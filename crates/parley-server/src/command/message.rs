@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parley_proto::{casefold, numeric, Message};
 use tokio::time::Instant;
 
+use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp};
 use crate::history::{dm_key, party, Delivery};
 use crate::outbound::Outbound;
@@ -46,12 +47,81 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
         return;
     }
     for target in targets {
-        if target.starts_with(['#', '&']) {
+        if target.starts_with('$') {
+            broadcast(ctx, verb, target, text, notice);
+        } else if target.starts_with(['#', '&']) {
             to_channel(ctx, verb, target, text, notice);
         } else {
             to_nick(ctx, verb, target, text, notice);
         }
     }
+}
+
+/// `PRIVMSG $*` (the `/broadcast` of the clients) and `NOTICE $*` (an operator's global notice):
+/// to every connected user. Who may broadcast is `operators.broadcast`; with "everyone",
+/// non-operators are limited to one broadcast per `broadcast_interval_secs`.
+fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
+    let server = ctx.shared.server_name();
+    if target != "$*" && !parley_proto::wildcard_match(&target[1..], server) {
+        ctx.numeric(numeric::ERR_NOSUCHNICK, &[target], Some("No such server"));
+        return;
+    }
+    let (oper, source, account) = {
+        let world = ctx.shared.world.lock();
+        let Some(me) = world.users.get(&ctx.session.id) else {
+            return;
+        };
+        (me.oper, me.source(), me.account.clone())
+    };
+    let permission = if notice { "notice" } else { "broadcast" };
+    let is_privileged = ctx.shared.oper_can(oper, permission);
+    let everyone = ctx.shared.config.operators.broadcast == BroadcastPolicy::Everyone;
+    if !is_privileged && (notice || !everyone) {
+        ctx.numeric(
+            numeric::ERR_NOPRIVILEGES,
+            &[],
+            Some("Permission Denied - only server operators may message everyone"),
+        );
+        return;
+    }
+    if !is_privileged {
+        let interval =
+            std::time::Duration::from_secs(ctx.shared.config.operators.broadcast_interval_secs);
+        if let Some(last) = ctx.session.last_broadcast {
+            if last.elapsed() < interval {
+                ctx.numeric(
+                    numeric::RPL_TRYAGAIN,
+                    &[verb],
+                    Some("Please wait a while before broadcasting again"),
+                );
+                return;
+            }
+        }
+        ctx.session.last_broadcast = Some(Instant::now());
+    }
+    let recipients: Vec<Arc<Outbound>> = ctx
+        .shared
+        .world
+        .lock()
+        .users
+        .values()
+        .filter(|u| u.registered && u.id != ctx.session.id)
+        .map(|u| u.outbound.clone())
+        .collect();
+    let relay = Relay::new(&source, account.as_deref(), verb, &[target], Some(text));
+    for recipient in &recipients {
+        relay.send_to(recipient);
+    }
+    if ctx.session.caps.echo_message {
+        relay.send_to(ctx.outbound);
+    }
+    ctx.shared.history.audit(
+        if notice { "global_notice" } else { "broadcast" },
+        Some(account.as_deref().unwrap_or(&ctx.session.nick)),
+        Some(target),
+        Some(&ctx.session.ip.to_string()),
+        Some(text),
+    );
 }
 
 /// The stored form of a message, with a fresh msgid and the time it is accepted.
@@ -144,8 +214,10 @@ fn to_channel(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, n
         Some("Cannot send to channel (+n)")
     } else if channel.modes.moderated && !privileged {
         Some("Cannot send to channel (+m)")
-    } else if !privileged && channel.is_banned(&source) {
+    } else if !privileged && channel.is_banned(&source, account.as_deref()) {
         Some("Cannot send to channel (+b)")
+    } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
+        Some("Cannot send to channel (+q)")
     } else {
         None
     };

@@ -9,6 +9,8 @@ pub mod join;
 pub mod message;
 pub mod mode;
 pub mod nick;
+pub mod oper;
+pub mod owner;
 pub mod presence;
 pub mod query;
 
@@ -48,6 +50,17 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
+        "OWNER" => owner::owner(ctx, msg),
+        "OPER" => oper::oper(ctx, msg),
+        "KILL" => oper::kill(ctx, msg),
+        "KLINE" => oper::kline(ctx, msg),
+        "UNKLINE" => oper::unkline(ctx, msg),
+        "DLINE" => oper::dline(ctx, msg),
+        "UNDLINE" => oper::undline(ctx, msg),
+        "STATS" => oper::stats(ctx, msg),
+        "SUSPEND" => oper::suspend(ctx, msg, true),
+        "UNSUSPEND" => oper::suspend(ctx, msg, false),
+        "WALLOPS" => oper::wallops(ctx, msg),
         "AWAY" => presence::away(ctx, msg),
         "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),

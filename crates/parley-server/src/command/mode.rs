@@ -9,7 +9,8 @@ use parley_proto::{casefold, numeric, Message};
 use crate::command::channel::unix_time;
 use crate::context::{line, Ctx};
 use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
-use crate::state::Ban;
+use crate::state::{Ban, LIST_MODES};
+use crate::store::StateChange;
 
 /// Longest channel key accepted, as common ircds do.
 const MAX_KEY_LEN: usize = 23;
@@ -50,9 +51,18 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let Some(modes) = msg.param(1) else {
-        let current = if user.invisible { "+i" } else { "+" };
+        let mut current = String::from("+");
+        for (on, c) in [
+            (user.invisible, 'i'),
+            (user.oper.is_some(), 'o'),
+            (user.wallops, 'w'),
+        ] {
+            if on {
+                current.push(c);
+            }
+        }
         drop(world);
-        ctx.numeric(numeric::RPL_UMODEIS, &[current], None);
+        ctx.numeric(numeric::RPL_UMODEIS, &[&current], None);
         return;
     };
     let mut adding = true;
@@ -67,7 +77,17 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 change.push(if adding { '+' } else { '-' });
                 change.push('i');
             }
-            'i' => {}
+            'w' if user.wallops != adding => {
+                user.wallops = adding;
+                change.push(if adding { '+' } else { '-' });
+                change.push('w');
+            }
+            // Operator status is dropped with -o, and only gained through OPER or login.
+            'o' if !adding && user.oper.is_some() => {
+                user.oper = None;
+                change.push_str("-o");
+            }
+            'i' | 'w' | 'o' => {}
             _ => unknown = true,
         }
     }
@@ -140,7 +160,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             _ => {}
         }
         let takes_arg = match c {
-            'o' | 'v' | 'b' => true,
+            'o' | 'v' | 'b' | 'e' | 'I' | 'q' => true,
             'k' => true,
             'l' => adding,
             'i' | 'm' | 'n' | 't' => false,
@@ -160,22 +180,16 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 break;
             }
         }
-        // A bare `b` lists the bans; anyone may look.
-        if c == 'b' && arg.is_none() {
+        // A bare list mode shows the list; anyone may look.
+        if LIST_MODES.contains(&c) && arg.is_none() {
             let Some(channel) = world.channels.get(&key) else {
                 break;
             };
-            for ban in &channel.bans {
-                ctx.numeric(
-                    numeric::RPL_BANLIST,
-                    &[&shown, &ban.mask, &ban.set_by, &unix_time(ban.set_at)],
-                    None,
-                );
-            }
-            ctx.numeric(
-                numeric::RPL_ENDOFBANLIST,
-                &[&shown],
-                Some("End of channel ban list"),
+            send_list(
+                ctx,
+                &shown,
+                c,
+                channel.list(c).map(Vec::as_slice).unwrap_or(&[]),
             );
             continue;
         }
@@ -186,7 +200,10 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         match c {
             'o' | 'v' => {
                 let Some(nick) = arg else { continue };
-                let Some(target) = world.user_by_nick(nick).map(|u| (u.id, u.nick.clone())) else {
+                let Some(target) = world
+                    .user_by_nick(nick)
+                    .map(|u| (u.id, u.nick.clone(), u.account.clone()))
+                else {
                     replies.push((
                         numeric::ERR_NOSUCHNICK,
                         vec![nick.to_string()],
@@ -212,6 +229,15 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 };
                 if *flag != adding {
                     *flag = adding;
+                    // In a registered channel, +o on a logged-in user is remembered for them.
+                    if let (Some(account), true) = (&target.2, c == 'o' && channel.is_registered())
+                    {
+                        let account = casefold(account);
+                        channel.op_accounts.retain(|a| *a != account);
+                        if adding {
+                            channel.op_accounts.push(account);
+                        }
+                    }
                     applied.push(Applied {
                         adding,
                         mode: c,
@@ -219,59 +245,59 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     });
                 }
             }
-            'b' => {
+            'b' | 'e' | 'I' | 'q' => {
                 // The mask travels as a middle parameter, so one that could not be one is dropped.
                 let Some(mask) = arg.filter(|m| valid_mask(m)).map(normalize_mask) else {
                     continue;
                 };
-                let Some(channel) = world.channels.get_mut(&key) else {
+                let Some(list) = world.channels.get_mut(&key).and_then(|ch| ch.list_mut(c)) else {
                     break;
                 };
-                let existing = channel
-                    .bans
+                let existing = list
                     .iter()
                     .position(|b| casefold(&b.mask) == casefold(&mask));
-                match (adding, existing) {
-                    (true, None) if channel.bans.len() >= MAX_BANS => replies.push((
-                        numeric::ERR_BANLISTFULL,
-                        vec![shown.clone(), "b".into()],
-                        "Channel ban list is full",
-                    )),
+                let audit_action = match (c, adding) {
+                    ('b', true) => Some("ban"),
+                    ('b', false) => Some("unban"),
+                    ('q', true) => Some("quiet"),
+                    ('q', false) => Some("unquiet"),
+                    _ => None,
+                };
+                let changed = match (adding, existing) {
+                    (true, None) if list.len() >= MAX_BANS => {
+                        replies.push((
+                            numeric::ERR_BANLISTFULL,
+                            vec![shown.clone(), c.to_string()],
+                            "Channel list is full",
+                        ));
+                        None
+                    }
                     (true, None) => {
-                        channel.bans.push(Ban {
+                        list.push(Ban {
                             mask: mask.clone(),
                             set_by: setter.clone(),
                             set_at: SystemTime::now(),
                         });
+                        Some(mask)
+                    }
+                    (false, Some(pos)) => Some(list.remove(pos).mask),
+                    _ => None,
+                };
+                if let Some(mask) = changed {
+                    if let Some(action) = audit_action {
                         ctx.shared.history.audit(
-                            "ban",
+                            action,
                             Some(&setter),
                             Some(&mask),
                             Some(&ctx.session.ip.to_string()),
                             Some(&shown),
                         );
-                        applied.push(Applied {
-                            adding,
-                            mode: c,
-                            arg: Some(mask),
-                        });
                     }
-                    (false, Some(pos)) => {
-                        let ban = channel.bans.remove(pos);
-                        ctx.shared.history.audit(
-                            "unban",
-                            Some(&setter),
-                            Some(&ban.mask),
-                            Some(&ctx.session.ip.to_string()),
-                            Some(&shown),
-                        );
-                        applied.push(Applied {
-                            adding,
-                            mode: c,
-                            arg: Some(ban.mask),
-                        });
-                    }
-                    _ => {}
+                    applied.push(Applied {
+                        adding,
+                        mode: c,
+                        arg: Some(mask),
+                    });
                 }
             }
             'k' => {
@@ -370,6 +396,11 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             for member in channel.snapshot.iter() {
                 let _ = member.push(&bytes);
             }
+            if let Some(record) = channel.record() {
+                ctx.shared
+                    .history
+                    .persist(StateChange::SaveChannel(Box::new(record)));
+            }
         }
     }
     drop(world);
@@ -386,8 +417,54 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
 }
 
-/// `nick` -> `nick!*@*`, `user@host` -> `*!user@host`, as clients expect of ban masks.
+/// The RPL_*LIST lines of one list mode and its end line.
+fn send_list(ctx: &Ctx<'_>, shown: &str, mode: char, entries: &[Ban]) {
+    let (item, end, end_text) = match mode {
+        'e' => (
+            numeric::RPL_EXCEPTLIST,
+            numeric::RPL_ENDOFEXCEPTLIST,
+            "End of channel exception list",
+        ),
+        'I' => (
+            numeric::RPL_INVITELIST,
+            numeric::RPL_ENDOFINVITELIST,
+            "End of channel invite list",
+        ),
+        'q' => (
+            numeric::RPL_QUIETLIST,
+            numeric::RPL_ENDOFQUIETLIST,
+            "End of channel quiet list",
+        ),
+        _ => (
+            numeric::RPL_BANLIST,
+            numeric::RPL_ENDOFBANLIST,
+            "End of channel ban list",
+        ),
+    };
+    // The quiet list names its mode, as other servers do.
+    let mode_param = mode.to_string();
+    for entry in entries {
+        let set_at = unix_time(entry.set_at);
+        let mut params = vec![shown];
+        if mode == 'q' {
+            params.push(&mode_param);
+        }
+        params.extend([entry.mask.as_str(), entry.set_by.as_str(), set_at.as_str()]);
+        ctx.numeric(item, &params, None);
+    }
+    let mut params = vec![shown];
+    if mode == 'q' {
+        params.push(&mode_param);
+    }
+    ctx.numeric(end, &params, Some(end_text));
+}
+
+/// `nick` -> `nick!*@*`, `user@host` -> `*!user@host`, as clients expect of ban masks; extbans
+/// (`$a:account`) stay as they are.
 fn normalize_mask(mask: &str) -> String {
+    if mask.starts_with('$') {
+        return mask.to_string();
+    }
     match (mask.contains('!'), mask.contains('@')) {
         (true, true) => mask.to_string(),
         (true, false) => format!("{mask}@*"),

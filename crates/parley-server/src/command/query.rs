@@ -19,6 +19,9 @@ const MAX_USERHOST_NICKS: usize = 5;
 
 fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatus>) {
     let mut flags = String::from(if user.away.is_some() { "G" } else { "H" });
+    if user.oper.is_some() {
+        flags.push('*');
+    }
     if let Some(status) = status {
         flags.push_str(status.prefixes(ctx.session.caps.multi_prefix));
     }
@@ -143,6 +146,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     );
     if let Some(away) = &user.away {
         ctx.numeric(numeric::RPL_AWAY, &[nick], Some(away));
+    }
+    if let Some(class) = user.oper {
+        ctx.numeric(
+            numeric::RPL_WHOISOPERATOR,
+            &[nick],
+            Some(&format!("is an IRC operator ({})", class.name())),
+        );
     }
     if let Some(account) = &user.account {
         ctx.numeric(

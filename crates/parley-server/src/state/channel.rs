@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use super::world::ClientId;
 use crate::outbound::Outbound;
+use crate::store::{ChannelRecord, ListEntry, StoredTopic};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemberStatus {
@@ -81,12 +82,26 @@ pub struct Ban {
     pub set_at: SystemTime,
 }
 
+/// The list modes a channel keeps, in CHANMODES order.
+pub const LIST_MODES: [char; 4] = ['b', 'e', 'I', 'q'];
+
 pub struct Channel {
     pub name: String,
     pub created: SystemTime,
     pub topic: Option<Topic>,
     pub modes: ChannelModes,
     pub bans: Vec<Ban>,
+    /// `+e`: masks a ban does not apply to.
+    pub excepts: Vec<Ban>,
+    /// `+I`: masks that may join a `+i` channel without an invite.
+    pub invite_exceptions: Vec<Ban>,
+    /// `+q`: masks that may stay but not speak (unless voiced).
+    pub quiets: Vec<Ban>,
+    /// The owning account of a registered channel; registered channels persist and outlive
+    /// their last member.
+    pub owner: Option<String>,
+    /// Casefolded accounts that get `+o` on join (kept for registered channels).
+    pub op_accounts: Vec<String>,
     pub members: HashMap<ClientId, MemberStatus>,
     /// Join order, so NAMES lists members the same way every time.
     pub order: Vec<ClientId>,
@@ -106,6 +121,11 @@ impl Channel {
                 ..ChannelModes::default()
             },
             bans: Vec::new(),
+            excepts: Vec::new(),
+            invite_exceptions: Vec::new(),
+            quiets: Vec::new(),
+            owner: None,
+            op_accounts: Vec::new(),
             members: HashMap::new(),
             order: Vec::new(),
             invited: HashSet::new(),
@@ -138,10 +158,192 @@ impl Channel {
         self.members.get(&id).copied()
     }
 
-    /// Whether `source` (`nick!user@host`) matches any ban mask.
-    pub fn is_banned(&self, source: &str) -> bool {
-        self.bans
-            .iter()
-            .any(|b| parley_proto::wildcard_match(&b.mask, source))
+    /// Whether `source` (`nick!user@host`, logged in as `account`) is banned: a ban matches and
+    /// no exception does.
+    pub fn is_banned(&self, source: &str, account: Option<&str>) -> bool {
+        any_matches(&self.bans, source, account) && !any_matches(&self.excepts, source, account)
+    }
+
+    pub fn is_quieted(&self, source: &str, account: Option<&str>) -> bool {
+        any_matches(&self.quiets, source, account)
+    }
+
+    pub fn is_invite_exempt(&self, source: &str, account: Option<&str>) -> bool {
+        any_matches(&self.invite_exceptions, source, account)
+    }
+
+    pub fn list(&self, mode: char) -> Option<&Vec<Ban>> {
+        match mode {
+            'b' => Some(&self.bans),
+            'e' => Some(&self.excepts),
+            'I' => Some(&self.invite_exceptions),
+            'q' => Some(&self.quiets),
+            _ => None,
+        }
+    }
+
+    pub fn list_mut(&mut self, mode: char) -> Option<&mut Vec<Ban>> {
+        match mode {
+            'b' => Some(&mut self.bans),
+            'e' => Some(&mut self.excepts),
+            'I' => Some(&mut self.invite_exceptions),
+            'q' => Some(&mut self.quiets),
+            _ => None,
+        }
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// Whether this account gets `+o` when it joins.
+    pub fn auto_op(&self, account: Option<&str>) -> bool {
+        let Some(account) = account.map(parley_proto::casefold) else {
+            return false;
+        };
+        self.owner.as_deref().map(parley_proto::casefold).as_deref() == Some(account.as_str())
+            || self.op_accounts.contains(&account)
+    }
+
+    /// The stored form of a registered channel.
+    pub fn record(&self) -> Option<ChannelRecord> {
+        let owner = self.owner.clone()?;
+        let mut flags = String::new();
+        for (on, c) in [
+            (self.modes.invite_only, 'i'),
+            (self.modes.moderated, 'm'),
+            (self.modes.no_external, 'n'),
+            (self.modes.topic_ops_only, 't'),
+        ] {
+            if on {
+                flags.push(c);
+            }
+        }
+        let mut lists = Vec::new();
+        for mode in LIST_MODES {
+            for entry in self.list(mode).into_iter().flatten() {
+                lists.push(ListEntry {
+                    mode,
+                    mask: entry.mask.clone(),
+                    set_by: entry.set_by.clone(),
+                    set_at_ms: millis(entry.set_at),
+                });
+            }
+        }
+        Some(ChannelRecord {
+            name: self.name.clone(),
+            owner,
+            created_ms: millis(self.created),
+            topic: self.topic.as_ref().map(|t| StoredTopic {
+                text: t.text.clone(),
+                set_by: t.set_by.clone(),
+                set_at_ms: millis(t.set_at),
+            }),
+            flags,
+            key: self.modes.key.clone(),
+            limit: self.modes.limit,
+            lists,
+            operators: self.op_accounts.clone(),
+        })
+    }
+
+    /// A registered channel as it was stored, with no members yet.
+    pub fn from_record(record: &ChannelRecord) -> Channel {
+        let mut channel = Channel::new(&record.name);
+        channel.created = from_millis(record.created_ms);
+        channel.owner = Some(record.owner.clone());
+        channel.op_accounts = record.operators.clone();
+        channel.topic = record.topic.as_ref().map(|t| Topic {
+            text: t.text.clone(),
+            set_by: t.set_by.clone(),
+            set_at: from_millis(t.set_at_ms),
+        });
+        channel.modes = ChannelModes {
+            invite_only: record.flags.contains('i'),
+            moderated: record.flags.contains('m'),
+            no_external: record.flags.contains('n'),
+            topic_ops_only: record.flags.contains('t'),
+            key: record.key.clone(),
+            limit: record.limit,
+        };
+        for entry in &record.lists {
+            if let Some(list) = channel.list_mut(entry.mode) {
+                list.push(Ban {
+                    mask: entry.mask.clone(),
+                    set_by: entry.set_by.clone(),
+                    set_at: from_millis(entry.set_at_ms),
+                });
+            }
+        }
+        channel
+    }
+}
+
+/// Whether a list entry matches: a `nick!user@host` glob, or `$a:account` (extban) for someone
+/// logged in as that account (`$a` alone: anyone logged in).
+pub fn mask_matches(mask: &str, source: &str, account: Option<&str>) -> bool {
+    match mask.strip_prefix("$a") {
+        Some("") => account.is_some(),
+        Some(rest) => match (rest.strip_prefix(':'), account) {
+            (Some(wanted), Some(account)) => parley_proto::wildcard_match(wanted, account),
+            _ => false,
+        },
+        None => parley_proto::wildcard_match(mask, source),
+    }
+}
+
+fn any_matches(list: &[Ban], source: &str, account: Option<&str>) -> bool {
+    list.iter().any(|b| mask_matches(&b.mask, source, account))
+}
+
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extbans_match_accounts() {
+        assert!(mask_matches("$a:alice", "x!y@z", Some("Alice")));
+        assert!(!mask_matches("$a:alice", "alice!y@z", None));
+        assert!(mask_matches("$a", "x!y@z", Some("bob")));
+        assert!(!mask_matches("$a", "x!y@z", None));
+        assert!(mask_matches("*!*@10.0.0.*", "x!y@10.0.0.7", None));
+    }
+
+    #[test]
+    fn exceptions_override_bans_and_records_round_trip() {
+        let mut channel = Channel::new("#Room");
+        let entry = |mask: &str| Ban {
+            mask: mask.into(),
+            set_by: "op".into(),
+            set_at: SystemTime::UNIX_EPOCH,
+        };
+        channel.bans.push(entry("*!*@10.0.0.*"));
+        channel.excepts.push(entry("$a:trusted"));
+        assert!(channel.is_banned("x!y@10.0.0.1", None));
+        assert!(!channel.is_banned("x!y@10.0.0.1", Some("trusted")));
+        assert!(
+            channel.record().is_none(),
+            "unregistered channels are not stored"
+        );
+        channel.owner = Some("Owner".into());
+        channel.op_accounts.push("helper".into());
+        channel.modes.invite_only = true;
+        channel.modes.key = Some("k".into());
+        let record = channel.record().expect("registered");
+        let back = Channel::from_record(&record);
+        assert_eq!(back.record(), Some(record));
+        assert!(back.auto_op(Some("owner")));
+        assert!(back.auto_op(Some("HELPER")));
+        assert!(!back.auto_op(None));
     }
 }

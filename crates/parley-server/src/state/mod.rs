@@ -7,5 +7,5 @@
 mod channel;
 mod world;
 
-pub use channel::{Ban, Channel, MemberStatus, Topic};
+pub use channel::{mask_matches, Ban, Channel, MemberStatus, Topic, LIST_MODES};
 pub use world::{ClientId, User, WhowasEntry, World};

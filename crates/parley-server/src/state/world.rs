@@ -28,6 +28,11 @@ pub struct User {
     pub account: Option<String>,
     /// Connected over TLS.
     pub secure: bool,
+    pub ip: std::net::IpAddr,
+    /// Server operator status (user mode `+o`).
+    pub oper: Option<crate::server::OperClass>,
+    /// Receives WALLOPS (user mode `+w`).
+    pub wallops: bool,
     pub invisible: bool,
     pub away: Option<String>,
     /// Casefolded names of the channels this user is in.
@@ -129,7 +134,7 @@ impl World {
     pub fn leave_channel(&mut self, id: ClientId, key: &str) {
         if let Some(channel) = self.channels.get_mut(key) {
             channel.remove_member(id);
-            if channel.members.is_empty() {
+            if channel.members.is_empty() && !channel.is_registered() {
                 self.channels.remove(key);
             }
         }

@@ -79,11 +79,15 @@ pub struct WriteBatch {
     /// (casefolded account, msgid) of private messages to deliver at that account's next login.
     pub offline: Vec<(String, String)>,
     pub audit: Vec<AuditEvent>,
+    pub state: Vec<super::state::StateChange>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.offline.is_empty() && self.audit.is_empty()
+        self.messages.is_empty()
+            && self.offline.is_empty()
+            && self.audit.is_empty()
+            && self.state.is_empty()
     }
 }
 

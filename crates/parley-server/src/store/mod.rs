@@ -7,6 +7,7 @@
 pub mod history;
 pub mod sqlite;
 mod sqlite_history;
+pub mod state;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use history::{
     WriteBatch,
 };
 pub use sqlite::SqliteStore;
+pub use state::{ChannelRecord, ListEntry, ServerBan, StateChange, StateStore, StoredTopic};
 
 /// One account as stored. `name` keeps the spelling it was registered with; lookups are
 /// case-insensitive (CASEMAPPING=ascii).
@@ -94,6 +96,11 @@ pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError
 /// Open the configured store again for history: its own connection, so the history writer's
 /// group commits and history reads never queue behind account lookups.
 pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError> {
+    Ok(Arc::new(open_sqlite(config)?))
+}
+
+/// Open the configured store for reading registered channels and server bans at start.
+pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
     Ok(Arc::new(open_sqlite(config)?))
 }
 

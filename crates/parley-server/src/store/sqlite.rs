@@ -68,6 +68,21 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    // 3: registered channels (one JSON record each, read whole at start) and server bans.
+    "CREATE TABLE channels (
+        name_folded TEXT PRIMARY KEY,
+        record      TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE server_bans (
+        kind        TEXT    NOT NULL,
+        mask_folded TEXT    NOT NULL,
+        mask        TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        set_by      TEXT    NOT NULL,
+        set_at_ms   INTEGER NOT NULL,
+        expires_ms  INTEGER,
+        PRIMARY KEY (kind, mask_folded)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and understands.

@@ -10,6 +10,7 @@ use super::history::{
     WriteBatch,
 };
 use super::sqlite::{backend, SqliteStore};
+use super::state::{ChannelRecord, ServerBan, StateChange, StateStore};
 use super::StoreError;
 
 const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
@@ -150,6 +151,9 @@ impl HistoryStore for SqliteStore {
                         e.time_ms, e.action, e.actor, e.target, e.ip, e.detail
                     ])
                     .map_err(backend)?;
+            }
+            for change in &batch.state {
+                apply_state_change(&tx, change)?;
             }
         }
         tx.commit().map_err(backend)
@@ -358,6 +362,103 @@ impl HistoryStore for SqliteStore {
                     })
                 },
             )
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        Ok(rows)
+    }
+}
+
+fn apply_state_change(tx: &Connection, change: &StateChange) -> Result<(), StoreError> {
+    match change {
+        StateChange::SaveChannel(record) => {
+            let json = serde_json::to_string(record)
+                .map_err(|e| StoreError::Backend(format!("cannot encode channel: {e}")))?;
+            tx.execute(
+                "INSERT INTO channels (name_folded, record) VALUES (?1, ?2) \
+                 ON CONFLICT (name_folded) DO UPDATE SET record = excluded.record",
+                params![parley_proto::casefold(&record.name), json],
+            )
+            .map_err(backend)?;
+        }
+        StateChange::DropChannel(name) => {
+            tx.execute("DELETE FROM channels WHERE name_folded = ?1", params![name])
+                .map_err(backend)?;
+        }
+        StateChange::AddServerBan(ban) => {
+            tx.execute(
+                "INSERT INTO server_bans (kind, mask_folded, mask, reason, set_by, set_at_ms, expires_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (kind, mask_folded) DO UPDATE SET \
+                 mask = excluded.mask, reason = excluded.reason, set_by = excluded.set_by, \
+                 set_at_ms = excluded.set_at_ms, expires_ms = excluded.expires_ms",
+                params![
+                    ban.kind,
+                    parley_proto::casefold(&ban.mask),
+                    ban.mask,
+                    ban.reason,
+                    ban.set_by,
+                    ban.set_at_ms,
+                    ban.expires_ms
+                ],
+            )
+            .map_err(backend)?;
+        }
+        StateChange::RemoveServerBan(kind, mask) => {
+            tx.execute(
+                "DELETE FROM server_bans WHERE kind = ?1 AND mask_folded = ?2",
+                params![kind, parley_proto::casefold(mask)],
+            )
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+impl StateStore for SqliteStore {
+    fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        let connection = self.connection().lock();
+        let mut statement = connection
+            .prepare("SELECT name_folded, record FROM channels")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (name, json) in rows {
+            match serde_json::from_str(&json) {
+                Ok(record) => out.push(record),
+                // One damaged row should not cost every other channel; say which one.
+                Err(err) => {
+                    tracing::error!(channel = %name, %err, "skipping an unreadable registered channel")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn server_bans(&self, now_ms: i64) -> Result<Vec<ServerBan>, StoreError> {
+        let connection = self.connection().lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT kind, mask, reason, set_by, set_at_ms, expires_ms FROM server_bans \
+                 WHERE expires_ms IS NULL OR expires_ms > ?1",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![now_ms], |row| {
+                Ok(ServerBan {
+                    kind: row.get(0)?,
+                    mask: row.get(1)?,
+                    reason: row.get(2)?,
+                    set_by: row.get(3)?,
+                    set_at_ms: row.get(4)?,
+                    expires_ms: row.get(5)?,
+                })
+            })
             .map_err(backend)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(backend)?;

@@ -1,0 +1,425 @@
+//! Server operators: OPER (or automatic at login), KILL, server bans (KLINE by mask or account,
+//! DLINE by address or network, with reason and expiry, persisted), STATS k/d, account SUSPEND,
+//! WALLOPS. Operators are accounts named in `[operators]`; each command checks the permission it
+//! needs and answers 481 without it. Every action goes to the audit trail.
+
+use std::time::Duration;
+
+use parley_proto::{casefold, numeric, Message};
+
+use crate::context::{line, Ctx};
+use crate::relay::{format_time, now_ms};
+use crate::server::dline_covers;
+use crate::state::mask_matches;
+use crate::store::{ServerBan, StateChange};
+
+fn no_privileges(ctx: &Ctx<'_>) {
+    ctx.numeric(
+        numeric::ERR_NOPRIVILEGES,
+        &[],
+        Some("Permission Denied - You do not have the required operator privileges"),
+    );
+}
+
+/// The operator status of this connection, if it holds `permission`; otherwise answers 481.
+fn require(ctx: &Ctx<'_>, permission: &str) -> bool {
+    let class = ctx
+        .shared
+        .world
+        .lock()
+        .users
+        .get(&ctx.session.id)
+        .and_then(|u| u.oper);
+    if ctx.shared.oper_can(class, permission) {
+        true
+    } else {
+        no_privileges(ctx);
+        false
+    }
+}
+
+fn audit(ctx: &Ctx<'_>, action: &str, target: &str, detail: Option<&str>) {
+    let actor = ctx
+        .session
+        .account
+        .clone()
+        .unwrap_or_else(|| ctx.session.nick.clone());
+    ctx.shared.history.audit(
+        action,
+        Some(&actor),
+        Some(target),
+        Some(&ctx.session.ip.to_string()),
+        detail,
+    );
+}
+
+fn notice(ctx: &Ctx<'_>, text: &str) {
+    ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
+}
+
+/// Make this connection an operator if its account is one. Returns whether it is now.
+pub fn grant(ctx: &mut Ctx<'_>) -> bool {
+    let Some(account) = ctx.session.account.clone() else {
+        return false;
+    };
+    let Some(class) = ctx.shared.oper_class(&account) else {
+        return false;
+    };
+    let source = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&ctx.session.id) else {
+            return false;
+        };
+        if user.oper.is_some() {
+            return true;
+        }
+        user.oper = Some(class);
+        user.wallops = true;
+        user.source()
+    };
+    ctx.numeric(
+        numeric::RPL_YOUREOPER,
+        &[],
+        Some(&format!("You are now an IRC operator ({})", class.name())),
+    );
+    let nick = ctx.session.nick.clone();
+    ctx.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
+    audit(ctx, "oper_up", &account, Some(class.name()));
+    true
+}
+
+/// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;
+/// the parameters are accepted for clients that always send them.
+pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+    if ctx.session.account.is_none() {
+        ctx.numeric(
+            numeric::ERR_NOOPERHOST,
+            &[],
+            Some("Log in to an operator account first"),
+        );
+        return;
+    }
+    if !grant(ctx) {
+        ctx.numeric(
+            numeric::ERR_NOOPERHOST,
+            &[],
+            Some("Your account is not a server operator"),
+        );
+    }
+}
+
+pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) || !require(ctx, "kill") {
+        return;
+    }
+    let target = msg.params[0];
+    let reason = msg
+        .param(1)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("No reason given");
+    let found = {
+        let world = ctx.shared.world.lock();
+        world
+            .user_by_nick(target)
+            .map(|u| (u.nick.clone(), u.outbound.clone()))
+    };
+    let Some((nick, outbound)) = found else {
+        ctx.numeric(
+            numeric::ERR_NOSUCHNICK,
+            &[target],
+            Some("No such nick/channel"),
+        );
+        return;
+    };
+    let by = ctx.session.nick.clone();
+    outbound.disconnect(&format!("Killed ({by} ({reason}))"));
+    audit(ctx, "kill", &nick, Some(reason));
+    notice(ctx, &format!("Killed {nick}"));
+}
+
+/// `[duration] mask [:reason]`: a leading `1h`/`7d`/`30m` is a duration, else it never expires.
+fn ban_params<'a>(msg: &'a Message<'a>) -> Option<(Option<Duration>, &'a str, &'a str)> {
+    let mut params = msg.params.iter().copied();
+    let first = params.next()?;
+    let (duration, mask) = match humantime::parse_duration(first) {
+        Ok(duration) if first.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
+            (Some(duration), params.next()?)
+        }
+        _ => (None, first),
+    };
+    let reason = params.next().filter(|r| !r.is_empty()).unwrap_or("Banned");
+    Some((duration, mask, reason))
+}
+
+fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
+    let permission = kind;
+    if !ctx.need_params(msg, 1) || !require(ctx, permission) {
+        return;
+    }
+    let Some((duration, raw_mask, reason)) = ban_params(msg) else {
+        ctx.numeric(
+            numeric::ERR_NEEDMOREPARAMS,
+            &[&kind.to_ascii_uppercase()],
+            Some("Not enough parameters"),
+        );
+        return;
+    };
+    let mask = if kind == "dline" {
+        let valid = raw_mask.parse::<ipnet::IpNet>().is_ok()
+            || raw_mask.parse::<std::net::IpAddr>().is_ok();
+        if !valid {
+            notice(
+                ctx,
+                &format!("{raw_mask} is not an address or network (like 10.0.0.0/8)"),
+            );
+            return;
+        }
+        raw_mask.to_string()
+    } else if raw_mask.starts_with('$') || raw_mask.contains('!') {
+        raw_mask.to_string()
+    } else if raw_mask.contains('@') {
+        format!("*!{raw_mask}")
+    } else {
+        format!("{raw_mask}!*@*")
+    };
+    let now = now_ms();
+    let expires_ms =
+        duration.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+    let ban = ServerBan {
+        kind: kind.to_string(),
+        mask: mask.clone(),
+        reason: reason.to_string(),
+        set_by: ctx.session.nick.clone(),
+        set_at_ms: now,
+        expires_ms,
+    };
+    {
+        let mut bans = ctx.shared.server_bans.lock();
+        bans.retain(|b| !(b.kind == kind && casefold(&b.mask) == casefold(&mask)));
+        bans.push(ban.clone());
+    }
+    ctx.shared.history.persist(StateChange::AddServerBan(ban));
+    let expiry = expires_ms
+        .map(format_time)
+        .unwrap_or_else(|| "never".into());
+    audit(
+        ctx,
+        kind,
+        &mask,
+        Some(&format!("{reason} (expires {expiry})")),
+    );
+    // Whoever it covers now goes now.
+    let victims: Vec<_> = {
+        let world = ctx.shared.world.lock();
+        world
+            .users
+            .values()
+            .filter(|u| u.registered && u.id != ctx.session.id)
+            .filter(|u| match kind {
+                "dline" => dline_covers(&mask, u.ip),
+                _ => mask_matches(&mask, &u.source(), u.account.as_deref()),
+            })
+            .map(|u| u.outbound.clone())
+            .collect()
+    };
+    for outbound in &victims {
+        outbound.disconnect(&format!("Banned: {reason}"));
+    }
+    notice(
+        ctx,
+        &format!(
+            "Added {} for {mask} (expires {expiry}); {} connection(s) closed",
+            kind.to_ascii_uppercase(),
+            victims.len()
+        ),
+    );
+}
+
+fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
+    if !ctx.need_params(msg, 1) || !require(ctx, kind) {
+        return;
+    }
+    let wanted = casefold(msg.params[0]);
+    let removed = {
+        let mut bans = ctx.shared.server_bans.lock();
+        let before = bans.len();
+        let mut found = None;
+        bans.retain(|b| {
+            let hit = b.kind == kind
+                && (casefold(&b.mask) == wanted
+                    || casefold(&b.mask) == format!("{wanted}!*@*")
+                    || casefold(&b.mask) == format!("*!{wanted}"));
+            if hit {
+                found = Some(b.mask.clone());
+            }
+            !hit
+        });
+        (bans.len() < before).then_some(found).flatten()
+    };
+    match removed {
+        Some(mask) => {
+            ctx.shared
+                .history
+                .persist(StateChange::RemoveServerBan(kind.to_string(), mask.clone()));
+            audit(ctx, &format!("un{kind}"), &mask, None);
+            notice(
+                ctx,
+                &format!("Removed {} for {mask}", kind.to_ascii_uppercase()),
+            );
+        }
+        None => notice(
+            ctx,
+            &format!("No {} matches {}", kind.to_ascii_uppercase(), msg.params[0]),
+        ),
+    }
+}
+
+pub fn kline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    add_ban(ctx, msg, "kline");
+}
+
+pub fn unkline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    remove_ban(ctx, msg, "kline");
+}
+
+pub fn dline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    add_ban(ctx, msg, "dline");
+}
+
+pub fn undline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    remove_ban(ctx, msg, "dline");
+}
+
+/// `STATS k` (K-lines) and `STATS d` (D-lines), for operators.
+pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let query = msg.param(0).unwrap_or("").to_ascii_lowercase();
+    let kind = match query.as_str() {
+        "k" => "kline",
+        "d" => "dline",
+        _ => {
+            ctx.numeric(
+                numeric::RPL_ENDOFSTATS,
+                &[&query],
+                Some("End of /STATS report"),
+            );
+            return;
+        }
+    };
+    if !require(ctx, kind) {
+        return;
+    }
+    let now = now_ms();
+    let bans: Vec<ServerBan> = ctx
+        .shared
+        .server_bans
+        .lock()
+        .iter()
+        .filter(|b| b.kind == kind && b.expires_ms.is_none_or(|e| e > now))
+        .cloned()
+        .collect();
+    let letter = if kind == "kline" { "K" } else { "D" };
+    for ban in bans {
+        let expiry = ban
+            .expires_ms
+            .map(format_time)
+            .unwrap_or_else(|| "never".into());
+        ctx.numeric(
+            numeric::RPL_STATSKLINE,
+            &[letter, &ban.mask, &ban.set_by],
+            Some(&format!("{} (expires {expiry})", ban.reason)),
+        );
+    }
+    ctx.numeric(
+        numeric::RPL_ENDOFSTATS,
+        &[&query],
+        Some("End of /STATS report"),
+    );
+}
+
+/// `SUSPEND account [:reason]`: refuse its logins and close its connections; `UNSUSPEND`.
+pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
+    if !ctx.need_params(msg, 1) || !require(ctx, "suspend") {
+        return;
+    }
+    let account = msg.params[0];
+    if let Err(err) = ctx.shared.accounts.store().set_locked(account, suspended) {
+        notice(ctx, &format!("Cannot change {account}: {err}"));
+        return;
+    }
+    let reason = msg
+        .param(1)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("Account suspended");
+    let mut closed = 0;
+    if suspended {
+        let folded = casefold(account);
+        let victims: Vec<_> = ctx
+            .shared
+            .world
+            .lock()
+            .users
+            .values()
+            .filter(|u| u.account.as_deref().map(casefold).as_deref() == Some(folded.as_str()))
+            .map(|u| u.outbound.clone())
+            .collect();
+        for outbound in &victims {
+            outbound.disconnect(&format!("Account suspended: {reason}"));
+        }
+        closed = victims.len();
+    }
+    audit(
+        ctx,
+        if suspended { "suspend" } else { "unsuspend" },
+        account,
+        suspended.then_some(reason),
+    );
+    notice(
+        ctx,
+        &if suspended {
+            format!("Suspended {account}; {closed} connection(s) closed")
+        } else {
+            format!("Unsuspended {account}")
+        },
+    );
+}
+
+/// `WALLOPS :text` to everyone with user mode `+w`.
+pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) || !require(ctx, "wallops") {
+        return;
+    }
+    let (source, recipients) = {
+        let world = ctx.shared.world.lock();
+        let Some(me) = world.users.get(&ctx.session.id) else {
+            return;
+        };
+        let recipients: Vec<_> = world
+            .users
+            .values()
+            .filter(|u| u.registered && u.wallops)
+            .map(|u| u.outbound.clone())
+            .collect();
+        (me.source(), recipients)
+    };
+    let bytes = line(Some(&source), "WALLOPS", &[], Some(msg.params[0]));
+    for recipient in recipients {
+        let _ = recipient.push(&bytes);
+    }
+    audit(ctx, "wallops", "*", Some(msg.params[0]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ban_parameters() {
+        let msg = Message::parse("KLINE 1h bad!*@* :go away").expect("line");
+        let (duration, mask, reason) = ban_params(&msg).expect("params");
+        assert_eq!(duration, Some(Duration::from_secs(3600)));
+        assert_eq!((mask, reason), ("bad!*@*", "go away"));
+        let msg = Message::parse("KLINE $a:spammer").expect("line");
+        let (duration, mask, reason) = ban_params(&msg).expect("params");
+        assert_eq!((duration, mask, reason), (None, "$a:spammer", "Banned"));
+    }
+}

@@ -1,0 +1,124 @@
+//! OWNER: who a registered channel belongs to. The owner (or an operator with the `channels`
+//! permission) can hand it to another account or drop the registration; a channel operator who
+//! is logged in can register an unregistered channel to their own account.
+
+use parley_proto::{casefold, Message};
+
+use crate::context::Ctx;
+use crate::store::StateChange;
+
+fn fail(ctx: &Ctx<'_>, code: &str, channel: &str, text: &str) {
+    ctx.server_line("FAIL", &["OWNER", code, channel], Some(text));
+}
+
+fn notice(ctx: &Ctx<'_>, text: &str) {
+    ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
+}
+
+/// `OWNER #channel` shows the owner; `OWNER #channel <account>` hands it over (or registers it);
+/// `OWNER #channel -` drops the registration.
+pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    if !ctx.need_params(msg, 1) {
+        return;
+    }
+    let name = msg.params[0];
+    let key = casefold(name);
+    let me = ctx.session.account.clone();
+    let mut world = ctx.shared.world.lock();
+    let oper = world.users.get(&ctx.session.id).and_then(|u| u.oper);
+    let Some(channel) = world.channels.get_mut(&key) else {
+        drop(world);
+        fail(ctx, "NO_SUCH_CHANNEL", name, "No such channel");
+        return;
+    };
+    let shown = channel.name.clone();
+    let Some(new_owner) = msg.param(1) else {
+        let text = match &channel.owner {
+            Some(owner) => format!("{shown} is registered to {owner}"),
+            None => format!("{shown} is not registered"),
+        };
+        drop(world);
+        notice(ctx, &text);
+        return;
+    };
+    let is_owner = match (&channel.owner, &me) {
+        (Some(owner), Some(me)) => casefold(owner) == casefold(me),
+        _ => false,
+    };
+    let is_op = channel.status(ctx.session.id).is_some_and(|s| s.op);
+    let may = is_owner
+        || ctx.shared.oper_can(oper, "channels")
+        // Registering an unowned channel: its operator, to their own account.
+        || (channel.owner.is_none() && is_op && me.as_deref().map(casefold) == Some(casefold(new_owner)));
+    if !may {
+        drop(world);
+        fail(
+            ctx,
+            "NOT_OWNER",
+            &shown,
+            "Only the channel's owner (or a server operator) can do that",
+        );
+        return;
+    }
+    if new_owner == "-" {
+        channel.owner = None;
+        channel.op_accounts.clear();
+        let empty = channel.members.is_empty();
+        if empty {
+            world.channels.remove(&key);
+        }
+        drop(world);
+        ctx.shared.history.persist(StateChange::DropChannel(key));
+        audit(ctx, "channel_drop", &shown, None);
+        notice(ctx, &format!("{shown} is no longer registered"));
+        return;
+    }
+    drop(world);
+    let account = match ctx.shared.accounts.store().account(new_owner) {
+        Ok(Some(record)) => record.name,
+        Ok(None) => {
+            fail(
+                ctx,
+                "NO_SUCH_ACCOUNT",
+                &shown,
+                &format!("There is no account named {new_owner}"),
+            );
+            return;
+        }
+        Err(err) => {
+            tracing::error!(%err, "account lookup failed");
+            fail(ctx, "TEMPORARILY_UNAVAILABLE", &shown, "Try again later");
+            return;
+        }
+    };
+    let record = {
+        let mut world = ctx.shared.world.lock();
+        let Some(channel) = world.channels.get_mut(&key) else {
+            return;
+        };
+        channel.owner = Some(account.clone());
+        channel.record()
+    };
+    if let Some(record) = record {
+        ctx.shared
+            .history
+            .persist(StateChange::SaveChannel(Box::new(record)));
+    }
+    audit(ctx, "channel_owner", &shown, Some(&account));
+    notice(ctx, &format!("{shown} is now registered to {account}"));
+}
+
+fn audit(ctx: &Ctx<'_>, action: &str, target: &str, detail: Option<&str>) {
+    let actor = ctx
+        .session
+        .account
+        .clone()
+        .unwrap_or_else(|| ctx.session.nick.clone());
+    ctx.shared.history.audit(
+        action,
+        Some(&actor),
+        Some(target),
+        Some(&ctx.session.ip.to_string()),
+        detail,
+    );
+}

@@ -1,0 +1,68 @@
+//! Server state that outlives a restart besides accounts and history: registered channels (with
+//! their topic, modes, lists and operators) and server bans. Read once at start; changes are
+//! written by the history writer in its next batch, like everything else.
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// One entry of a channel list mode (`b` bans, `e` ban exceptions, `I` invite exceptions, `q` quiets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub mode: char,
+    pub mask: String,
+    pub set_by: String,
+    pub set_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTopic {
+    pub text: String,
+    pub set_by: String,
+    pub set_at_ms: i64,
+}
+
+/// A registered channel as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    pub name: String,
+    /// The owning account.
+    pub owner: String,
+    pub created_ms: i64,
+    pub topic: Option<StoredTopic>,
+    /// Flag modes, e.g. `"int"`.
+    pub flags: String,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+    pub lists: Vec<ListEntry>,
+    /// Accounts that get `+o` when they join.
+    pub operators: Vec<String>,
+}
+
+/// A server-wide ban: `kline` on a `nick!user@host` mask or `$a:account`, `dline` on an IP or CIDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBan {
+    pub kind: String,
+    pub mask: String,
+    pub reason: String,
+    pub set_by: String,
+    pub set_at_ms: i64,
+    /// `None` never expires.
+    pub expires_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StateChange {
+    SaveChannel(Box<ChannelRecord>),
+    /// Unregister: the casefolded name.
+    DropChannel(String),
+    AddServerBan(ServerBan),
+    /// Lift: kind and mask.
+    RemoveServerBan(String, String),
+}
+
+pub trait StateStore: Send + Sync {
+    fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError>;
+    /// Server bans that have not expired at `now_ms`.
+    fn server_bans(&self, now_ms: i64) -> Result<Vec<ServerBan>, StoreError>;
+}

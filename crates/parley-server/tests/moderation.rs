@@ -1,0 +1,513 @@
+//! Groups that last, moderation and server operators, against the real server and a real SQLite
+//! file: registered channels across a restart, OWNER, extbans and exceptions, quiets, OPER, KILL,
+//! K-lines and D-lines (persisted), SUSPEND, WALLOPS, /broadcast policy, and the audit trail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{connect_from, Client, TestServer};
+use parley_server::config::BroadcastPolicy;
+use parley_server::Config;
+
+/// Register (or log in to) `nick` as an account of the same name, holding registration with CAP.
+async fn account(addr: std::net::SocketAddr, nick: &str) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send(&format!("REGISTER * * {nick}-password")).await;
+    let reply = c.expect(|l| l.contains("REGISTER ")).await;
+    if reply.contains("ACCOUNT_EXISTS") {
+        c.send("AUTHENTICATE PLAIN").await;
+        c.expect(|l| l == "AUTHENTICATE +").await;
+        c.send(&format!(
+            "AUTHENTICATE {}",
+            common::sasl_plain(nick, &format!("{nick}-password"))
+        ))
+        .await;
+        c.expect_numeric("903").await;
+    }
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    c
+}
+
+fn opers(config: &mut Config) {
+    config.operators.admins = vec!["root".into()];
+    config.operators.moderators = vec!["mod".into()];
+}
+
+#[tokio::test]
+async fn registered_channels_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("start");
+    let addr = first.plain_addrs()[0];
+    let mut alice = account(addr, "alice").await;
+    let mut carol = account(addr, "carol").await;
+    alice.send("JOIN #club").await;
+    alice.send("TOPIC #club :members only").await;
+    alice.send("MODE #club +ik-t+l secret 10").await;
+    alice
+        .send("MODE #club +b-b+b *!*@10.0.0.1 *!*@10.0.0.1 $a:mallory")
+        .await;
+    alice.send("MODE #club +e $a:carol").await;
+    alice.send("INVITE carol #club").await;
+    alice.sync().await;
+    carol.send("JOIN #club secret").await;
+    carol.sync().await;
+    alice.send("MODE #club +o carol").await;
+    alice.send("OWNER #club").await;
+    let owner = alice.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.ends_with("#club is registered to alice")),
+        "{owner:?}"
+    );
+    // The default room is nobody's.
+    alice.send("OWNER #lobby").await;
+    let lobby = alice.sync().await;
+    assert!(
+        lobby
+            .iter()
+            .any(|l| l.ends_with("#lobby is not registered")),
+        "{lobby:?}"
+    );
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    drop((alice, carol));
+
+    let second = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("restart");
+    let addr = second.plain_addrs()[0];
+    let mut look = Client::connect(addr).await;
+    look.register("looker").await;
+    look.send("LIST #club").await;
+    let list = look.sync().await;
+    assert!(
+        list.iter()
+            .any(|l| l.contains(" 322 looker #club 0 :members only")),
+        "an empty registered channel still exists: {list:?}"
+    );
+    let mut alice = account(addr, "alice").await;
+    alice.send("JOIN #club secret").await;
+    let joined = alice.sync().await;
+    assert!(
+        joined
+            .iter()
+            .any(|l| l.contains(" 353 alice = #club :@alice")),
+        "owner gets ops: {joined:?}"
+    );
+    assert!(
+        joined
+            .iter()
+            .any(|l| l.contains(" 332 alice #club :members only")),
+        "{joined:?}"
+    );
+    alice.send("MODE #club").await;
+    let modes = alice.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l.contains(" 324 alice #club +inkl secret 10")),
+        "{modes:?}"
+    );
+    alice.send("MODE #club b").await;
+    let bans = alice.sync().await;
+    assert!(
+        bans.iter()
+            .any(|l| l.contains(" 367 alice #club $a:mallory alice ")),
+        "{bans:?}"
+    );
+    assert!(!bans.iter().any(|l| l.contains("10.0.0.1")), "{bans:?}");
+    alice.send("MODE #club e").await;
+    let excepts = alice.sync().await;
+    assert!(
+        excepts
+            .iter()
+            .any(|l| l.contains(" 348 alice #club $a:carol alice ")),
+        "{excepts:?}"
+    );
+    let mut carol = account(addr, "carol").await;
+    carol.send("JOIN #club secret").await;
+    let joined = carol.sync().await;
+    assert!(
+        joined
+            .iter()
+            .any(|l| l.contains(" 353 carol = #club :@alice @carol")),
+        "remembered op: {joined:?}"
+    );
+    second.shutdown();
+}
+
+#[tokio::test]
+async fn owner_hands_over_and_drops_channels() {
+    let server = TestServer::start().await;
+    let mut alice = account(server.addr, "alice").await;
+    let mut bob = account(server.addr, "bob").await;
+    alice.send("JOIN #shop").await;
+    alice.sync().await;
+    bob.send("JOIN #shop").await;
+    bob.send("OWNER #shop bob").await;
+    let refused = bob.sync().await;
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("FAIL OWNER NOT_OWNER #shop :Only the channel's owner")),
+        "{refused:?}"
+    );
+    alice.send("OWNER #shop nobody").await;
+    assert!(alice
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains("FAIL OWNER NO_SUCH_ACCOUNT #shop")));
+    alice.send("OWNER #shop BOB").await;
+    assert!(alice
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.ends_with("#shop is now registered to bob")));
+    alice.send("OWNER #shop -").await;
+    assert!(alice
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains("FAIL OWNER NOT_OWNER")));
+    bob.send("OWNER #shop -").await;
+    assert!(bob
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.ends_with("#shop is no longer registered")));
+    alice.send("PART #shop").await;
+    bob.send("PART #shop").await;
+    bob.sync().await;
+    alice.send("LIST #shop").await;
+    let list = alice.sync().await;
+    assert!(
+        !list.iter().any(|l| l.contains(" 322 ")),
+        "an unregistered empty channel vanishes: {list:?}"
+    );
+}
+
+#[tokio::test]
+async fn extbans_exceptions_invex_and_quiets() {
+    let server = TestServer::start().await;
+    let mut op = account(server.addr, "op").await;
+    let mut mallory = account(server.addr, "mallory").await;
+    let mut guest = server.client("guest").await;
+    op.send("JOIN #mod").await;
+    op.send("MODE #mod +b $a:mallory").await;
+    op.sync().await;
+    mallory.send("JOIN #mod").await;
+    assert!(mallory
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 474 mallory #mod :Cannot join channel (+b)")));
+    op.send("MODE #mod +e $a:mallory").await;
+    op.sync().await;
+    mallory.send("JOIN #mod").await;
+    assert!(
+        mallory
+            .sync()
+            .await
+            .iter()
+            .any(|l| l.contains(" JOIN #mod")),
+        "the exception lets her in"
+    );
+
+    op.send("MODE #mod +i").await;
+    op.sync().await;
+    guest.send("JOIN #mod").await;
+    assert!(guest
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 473 guest #mod ")));
+    op.send("MODE #mod +I *!*@127.0.0.1").await;
+    op.sync().await;
+    guest.send("JOIN #mod").await;
+    assert!(
+        guest.sync().await.iter().any(|l| l.contains(" JOIN #mod")),
+        "+I lets the guest in"
+    );
+
+    op.send("MODE #mod +q guest").await;
+    op.sync().await;
+    guest.send("PRIVMSG #mod :can I talk?").await;
+    assert!(guest
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 404 guest #mod :Cannot send to channel (+q)")));
+    op.send("MODE #mod q").await;
+    let quiets = op.sync().await;
+    assert!(
+        quiets
+            .iter()
+            .any(|l| l.contains(" 728 op #mod q guest!*@* op ")),
+        "{quiets:?}"
+    );
+    assert!(
+        quiets
+            .iter()
+            .any(|l| l.contains(" 729 op #mod q :End of channel quiet list")),
+        "{quiets:?}"
+    );
+    op.send("MODE #mod +v guest").await;
+    op.sync().await;
+    guest.send("PRIVMSG #mod :thanks").await;
+    let lines = guest.sync().await;
+    assert!(
+        !lines.iter().any(|l| l.contains(" 404 ")),
+        "voice beats quiet: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn operators_kill_and_announce() {
+    let server = TestServer::start_with(opers).await;
+    let mut root = account(server.addr, "root").await;
+    let mut victim = server.client("victim").await;
+    let mut watcher = server.client("watcher").await;
+    root.send("WHOIS root").await;
+    let whois = root.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.contains(" 313 root root :is an IRC operator (admin)")),
+        "{whois:?}"
+    );
+    root.send("MODE root").await;
+    assert!(root
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 221 root +ow")));
+
+    watcher.send("KILL victim :nope").await;
+    assert!(watcher
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 481 watcher ")));
+    watcher.send("OPER watcher secret").await;
+    assert!(watcher
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 491 watcher :Log in to an operator account first")));
+
+    root.send("KILL victim :be nice").await;
+    root.sync().await;
+    let last = victim.expect_closed().await;
+    assert!(
+        last.iter()
+            .any(|l| l == "ERROR :Closing Link: (Killed (root (be nice)))"),
+        "{last:?}"
+    );
+    watcher
+        .expect(|l| l == ":victim!~victim@127.0.0.1 QUIT :Killed (root (be nice))")
+        .await;
+
+    watcher.send("MODE watcher +w").await;
+    watcher.sync().await;
+    let mut deaf = server.client("deaf").await;
+    root.send("WALLOPS :maintenance at noon").await;
+    root.sync().await;
+    watcher
+        .expect(|l| l == ":root!~root@127.0.0.1 WALLOPS :maintenance at noon")
+        .await;
+    assert!(!deaf.sync().await.iter().any(|l| l.contains("WALLOPS")));
+
+    // Broadcast: operators only by default.
+    watcher.send("PRIVMSG $* :hello everyone").await;
+    assert!(watcher
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 481 watcher ")));
+    root.send("PRIVMSG $* :server restarting soon").await;
+    root.send("NOTICE $* :a global notice").await;
+    root.sync().await;
+    deaf.expect(|l| l == ":root!~root@127.0.0.1 PRIVMSG $* :server restarting soon")
+        .await;
+    deaf.expect(|l| l == ":root!~root@127.0.0.1 NOTICE $* :a global notice")
+        .await;
+}
+
+#[tokio::test]
+async fn broadcast_for_everyone_is_rate_limited() {
+    let server = TestServer::start_with(|c| {
+        c.operators.broadcast = BroadcastPolicy::Everyone;
+        c.operators.broadcast_interval_secs = 3600;
+    })
+    .await;
+    let mut speaker = server.client("speaker").await;
+    let mut listener = server.client("listener").await;
+    speaker.send("PRIVMSG $* :first").await;
+    speaker.sync().await;
+    listener.expect(|l| l.ends_with("PRIVMSG $* :first")).await;
+    speaker.send("PRIVMSG $* :second").await;
+    let lines = speaker.sync().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" 263 speaker PRIVMSG :Please wait a while")),
+        "{lines:?}"
+    );
+    assert!(!listener.sync().await.iter().any(|l| l.contains("second")));
+}
+
+#[tokio::test]
+async fn klines_and_dlines_are_enforced_and_persisted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = || {
+        let mut config = common::test_config(&dir);
+        opers(&mut config);
+        config
+    };
+    let first = parley_server::start(config()).await.expect("start");
+    let addr = first.plain_addrs()[0];
+    let mut root = account(addr, "root").await;
+    let mut spammer = account(addr, "spammer").await;
+    root.send("KLINE 1h $a:spammer :no spam").await;
+    let reply = root.sync().await;
+    assert!(
+        reply
+            .iter()
+            .any(|l| l.contains("Added KLINE for $a:spammer")
+                && l.contains("1 connection(s) closed")),
+        "{reply:?}"
+    );
+    let last = spammer.expect_closed().await;
+    assert!(
+        last.iter().any(|l| l.contains("Banned: no spam")),
+        "{last:?}"
+    );
+    root.send("DLINE 127.0.0.2 :bad neighbourhood").await;
+    root.send("STATS k").await;
+    let stats = root.sync().await;
+    assert!(
+        stats
+            .iter()
+            .any(|l| l.contains(" 216 root K $a:spammer root :no spam (expires ")),
+        "{stats:?}"
+    );
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    drop(root);
+
+    let second = parley_server::start(config()).await.expect("restart");
+    let addr = second.plain_addrs()[0];
+    // The K-line still holds: logging in as spammer ends at registration.
+    let mut again = Client::connect(addr).await;
+    again.send("CAP LS 302").await;
+    again.send("NICK spammer").await;
+    again.send("USER s 0 * :s").await;
+    again.send("AUTHENTICATE PLAIN").await;
+    again.expect(|l| l == "AUTHENTICATE +").await;
+    again
+        .send(&format!(
+            "AUTHENTICATE {}",
+            common::sasl_plain("spammer", "spammer-password")
+        ))
+        .await;
+    again.expect_numeric("903").await;
+    again.send("CAP END").await;
+    let last = again.expect_closed().await;
+    assert!(
+        last.iter().any(|l| l.contains("Banned: no spam")),
+        "{last:?}"
+    );
+    assert!(!last.iter().any(|l| l.contains(" 001 ")), "{last:?}");
+    // So does the D-line, before anything else is said.
+    let mut remote = connect_from(addr, "127.0.0.2".parse().expect("ip")).await;
+    let refused = remote.expect_closed().await;
+    assert_eq!(
+        refused,
+        ["ERROR :Closing Link: 127.0.0.2 (Banned: bad neighbourhood)"]
+    );
+    let mut root = account(addr, "root").await;
+    root.send("UNDLINE 127.0.0.2").await;
+    assert!(root
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.ends_with("Removed DLINE for 127.0.0.2")));
+    let mut welcome = connect_from(addr, "127.0.0.2".parse().expect("ip")).await;
+    welcome.register("fromtwo").await;
+    second.shutdown();
+}
+
+#[tokio::test]
+async fn suspension_and_moderator_permissions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = common::test_config(&dir);
+    opers(&mut config);
+    let running = parley_server::start(config.clone()).await.expect("start");
+    let addr = running.plain_addrs()[0];
+    let mut moderator = account(addr, "mod").await;
+    let mut root = account(addr, "root").await;
+    let mut troll = account(addr, "troll").await;
+    moderator.send("DLINE 10.0.0.0/8 :no").await;
+    assert!(
+        moderator
+            .sync()
+            .await
+            .iter()
+            .any(|l| l.contains(" 481 mod ")),
+        "moderators lack dline by default"
+    );
+    moderator.send("SUSPEND troll").await;
+    assert!(moderator
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.contains(" 481 mod ")));
+    root.send("SUSPEND troll :repeated abuse").await;
+    assert!(root
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.ends_with("Suspended troll; 1 connection(s) closed")));
+    let last = troll.expect_closed().await;
+    assert!(
+        last.iter()
+            .any(|l| l.contains("Account suspended: repeated abuse")),
+        "{last:?}"
+    );
+    let mut back = Client::connect(addr).await;
+    back.send("AUTHENTICATE PLAIN").await;
+    back.recv().await;
+    back.send(&format!(
+        "AUTHENTICATE {}",
+        common::sasl_plain("troll", "troll-password")
+    ))
+    .await;
+    assert!(back
+        .recv()
+        .await
+        .contains(" 904 * :This account is disabled"));
+    root.send("UNSUSPEND troll").await;
+    root.sync().await;
+    running.shutdown();
+    assert!(running.wait(Duration::from_secs(5)).await);
+
+    let mut out = Vec::new();
+    parley_server::inspect::audit(&config, None, Some("root"), None, &mut out).expect("audit");
+    let trail = String::from_utf8(out).expect("utf-8");
+    for action in ["oper_up", "suspend", "unsuspend"] {
+        assert!(trail.contains(action), "{action} missing in\n{trail}");
+    }
+}
