@@ -20,6 +20,7 @@ fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config::default();
     config.listen.plain = vec!["127.0.0.1:0".into()];
     config.listen.tls = vec!["127.0.0.1:0".into()];
+    config.web.listen = Vec::new();
     config.server.data_dir = dir.path().to_path_buf();
     config.flood.enabled = false;
     config.accounts.require_login = true;

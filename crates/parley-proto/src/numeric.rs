@@ -60,6 +60,7 @@ pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_WHOISHOST: &str = "378";
 pub const RPL_WHOISMODES: &str = "379";
 pub const RPL_YOUREOPER: &str = "381";
+pub const RPL_REHASHING: &str = "382";
 pub const RPL_STATSKLINE: &str = "216";
 pub const RPL_ENDOFSTATS: &str = "219";
 pub const RPL_QUIETLIST: &str = "728";
@@ -189,6 +190,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_WHOISHOST", RPL_WHOISHOST),
     ("RPL_WHOISMODES", RPL_WHOISMODES),
     ("RPL_YOUREOPER", RPL_YOUREOPER),
+    ("RPL_REHASHING", RPL_REHASHING),
     ("RPL_STATSKLINE", RPL_STATSKLINE),
     ("RPL_ENDOFSTATS", RPL_ENDOFSTATS),
     ("RPL_QUIETLIST", RPL_QUIETLIST),

@@ -46,9 +46,8 @@ pub async fn run(shared: &Shared, ip: IpAddr, pending: PendingAuth) -> AuthOutco
 
 /// Whether this connection may send a password: over TLS, from a trusted network, or by config.
 fn password_allowed_here(ctx: &Ctx<'_>) -> bool {
-    let accounts = &ctx.shared.config.accounts;
     ctx.session.secure
-        || accounts.allow_plaintext_login
+        || ctx.shared.live().accounts.allow_plaintext_login
         || ctx
             .shared
             .plaintext_login_from
@@ -211,7 +210,7 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let fail = |ctx: &Ctx<'_>, code: &str, account: &str, text: &str| {
         ctx.server_line("FAIL", &["REGISTER", code, account], Some(text));
     };
-    if ctx.shared.config.accounts.registration == RegistrationPolicy::Closed {
+    if ctx.shared.live().accounts.registration == RegistrationPolicy::Closed {
         let shown = match (requested, ctx.session.nick.as_str()) {
             ("*", nick) if !nick.is_empty() => nick,
             _ => requested,
@@ -283,13 +282,16 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 "pass"
             }),
         ),
-        AuthOutcome::Login(_, Err(err)) => ctx.shared.history.audit(
-            "login_failed",
-            None,
-            None,
-            Some(&ip),
-            Some(&err.to_string()),
-        ),
+        AuthOutcome::Login(_, Err(err)) => {
+            crate::metrics::record_login_failure();
+            ctx.shared.history.audit(
+                "login_failed",
+                None,
+                None,
+                Some(&ip),
+                Some(&err.to_string()),
+            )
+        }
         AuthOutcome::Register(_, Ok(account)) => {
             ctx.shared
                 .history
@@ -364,7 +366,7 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         ctx.session
             .followups
             .push_back(FollowUp::Offline(casefold(account)));
-        if ctx.shared.config.operators.auto_oper {
+        if ctx.shared.live().operators.auto_oper {
             crate::command::oper::grant(ctx);
         }
     }

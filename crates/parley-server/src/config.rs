@@ -24,6 +24,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
     pub operators: OperatorsConfig,
+    pub metrics: MetricsConfig,
+    pub web: WebConfig,
     pub log: LogConfig,
 }
 
@@ -154,6 +156,8 @@ impl Default for AccountsConfig {
 pub struct LimitsConfig {
     pub max_clients: usize,
     pub max_clients_per_ip: usize,
+    /// Connections from one network at once: a /24 for IPv4, a /64 for IPv6.
+    pub max_clients_per_cidr: usize,
     pub nick_len: usize,
     pub user_len: usize,
     pub channel_len: usize,
@@ -161,6 +165,7 @@ pub struct LimitsConfig {
     pub away_len: usize,
     pub kick_len: usize,
     pub channels_per_user: usize,
+    pub members_per_channel: usize,
     pub targets_per_message: usize,
     pub send_queue_bytes: usize,
     pub registration_timeout_secs: u64,
@@ -176,6 +181,7 @@ impl Default for LimitsConfig {
         Self {
             max_clients: 10_000,
             max_clients_per_ip: 256,
+            max_clients_per_cidr: 1024,
             nick_len: 30,
             user_len: 16,
             channel_len: 50,
@@ -183,6 +189,7 @@ impl Default for LimitsConfig {
             away_len: 200,
             kick_len: 255,
             channels_per_user: 50,
+            members_per_channel: 20_000,
             targets_per_message: 4,
             send_queue_bytes: 262_144,
             registration_timeout_secs: 60,
@@ -276,6 +283,7 @@ pub const OPERATOR_PERMISSIONS: &[&str] = &[
     "kill",
     "kline",
     "dline",
+    "rehash",
     "suspend",
     "wallops",
     "notice",
@@ -294,6 +302,33 @@ impl Default for OperatorsConfig {
             auto_oper: true,
             broadcast: BroadcastPolicy::Operators,
             broadcast_interval_secs: 60,
+        }
+    }
+}
+
+/// `[metrics]`: an HTTP listener serving Prometheus figures at `/metrics` and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Addresses (`ip:port`) to serve metrics on; empty (the default) turns metrics off.
+    pub listen: Vec<String>,
+}
+
+/// `[web]`: the HTTPS listener with the built-in web client and the IRCv3 WebSocket transport.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// HTTPS listeners, each an `ip:port`; they use the `[tls]` certificate.
+    pub listen: Vec<String>,
+    /// Web origins, besides the server's own, whose pages may open a WebSocket; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["0.0.0.0:8443".to_owned()],
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -346,6 +381,126 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// Keys that take effect on a reload (SIGHUP or REHASH); every other key needs a restart.
+pub const RELOADABLE: &[(&str, &str)] = &[
+    ("server", "motd"),
+    ("flood", "enabled"),
+    ("flood", "burst"),
+    ("flood", "lines_per_second"),
+    ("accounts", "registration"),
+    ("accounts", "allow_plaintext_login"),
+    ("operators", "admins"),
+    ("operators", "moderators"),
+    ("operators", "moderator_permissions"),
+    ("operators", "auto_oper"),
+    ("operators", "broadcast"),
+    ("operators", "broadcast_interval_secs"),
+];
+
+/// Prefix of the environment variables that override config keys: `PARLEY_SECTION__KEY=value`.
+pub const ENV_PREFIX: &str = "PARLEY_";
+
+impl Config {
+    /// Apply `PARLEY_SECTION__KEY=value` overrides (variables without `__` are not config keys
+    /// and are ignored). A value is read as TOML (`20`, `true`, `["a", "b"]`) and otherwise taken
+    /// as a string. The result is validated; errors name the variable.
+    pub fn with_env<I: IntoIterator<Item = (String, String)>>(
+        self,
+        vars: I,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(&self).map_err(|e| ConfigError::Env {
+            var: String::new(),
+            message: e.to_string(),
+        })?;
+        let mut any = false;
+        for (var, raw) in vars {
+            let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = name.split_once("__") else {
+                continue;
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let fail = |message: String| ConfigError::Env {
+                var: var.clone(),
+                message,
+            };
+            if !KEY_DOCS.iter().any(|(s, k, _)| *s == section && *k == key) {
+                return Err(fail(format!(
+                    "`{section}.{key}` is not a config key; {}",
+                    unknown_key_hint(&format!("{section}.{key}"))
+                )));
+            }
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            if let Some(toml::Value::Table(section_table)) = table.get_mut(&section) {
+                section_table.insert(key, value);
+                any = true;
+            }
+        }
+        if !any {
+            return Ok(self);
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env {
+                var: "PARLEY_*".into(),
+                message: format!(
+                    "{}; check the types of the overridden keys",
+                    e.message().trim()
+                ),
+            })?;
+        config.check().map_err(|invalid| ConfigError::Env {
+            var: format!(
+                "{ENV_PREFIX}{}",
+                invalid.key.replace('.', "__").to_ascii_uppercase()
+            ),
+            message: invalid.message,
+        })?;
+        Ok(config)
+    }
+
+    /// The configuration the server runs with: the file (or the defaults), then the environment,
+    /// then a `--data-dir` given on the command line.
+    pub fn effective(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = match path {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let mut config = config.with_env(std::env::vars())?;
+        if let Some(dir) = data_dir {
+            config.server.data_dir = dir.to_path_buf();
+        }
+        Ok(config)
+    }
+
+    /// The dotted names of the keys that differ between `self` and `other` and need a restart.
+    pub fn restart_needed(&self, other: &Config) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (toml::Table::try_from(self), toml::Table::try_from(other)) else {
+            return Vec::new();
+        };
+        let mut changed = Vec::new();
+        for (section, _) in SECTION_DOCS {
+            let (Some(x), Some(y)) = (a.get(*section), b.get(*section)) else {
+                continue;
+            };
+            let (Some(x), Some(y)) = (x.as_table(), y.as_table()) else {
+                continue;
+            };
+            for (key, value) in x {
+                if y.get(key) != Some(value) && !RELOADABLE.contains(&(section, key.as_str())) {
+                    changed.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        changed
+    }
 }
 
 /// The `file:line: ` (or `line N: `) prefix of an error message; empty when neither is known.
@@ -460,6 +615,18 @@ const SECTION_DOCS: &[(&str, &str)] = &[
         "Server operators, named by account. Admins may do everything; moderators what\n\
          moderator_permissions lists. Operators see themselves marked with user mode +o.",
     ),
+    (
+        "metrics",
+        "Metrics for Prometheus: connections, users, channels, lines in and out, SendQ\n\
+         disconnects, login failures and store write times, at http://ADDRESS/metrics\n\
+         (and /healthz, which answers \"ok\"). Off unless listen names an address.",
+    ),
+    (
+        "web",
+        "The web client: https://<host>:<port>/ serves a chat page, and /ws carries IRC over\n\
+         WebSocket (IRCv3 text.ircv3.net / binary.ircv3.net) for it and other web clients.\n\
+         It uses the [tls] certificate; every limit of a TCP connection applies unchanged.",
+    ),
     ("log", "What the server logs."),
 ];
 
@@ -515,6 +682,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "max_clients_per_ip",
         "Most connections from one IP address at once.",
     ),
+    (
+        "limits",
+        "max_clients_per_cidr",
+        "Most connections from one network at once (a /24 for IPv4, a /64 for IPv6).",
+    ),
     ("limits", "nick_len", "Longest nickname (1 to 64)."),
     (
         "limits",
@@ -533,6 +705,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "limits",
         "channels_per_user",
         "Most channels one client can be in at once.",
+    ),
+    (
+        "limits",
+        "members_per_channel",
+        "Most members one channel can have (a channel's +l can only lower it).",
     ),
     (
         "limits",
@@ -711,6 +888,24 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "With broadcast = \"everyone\", seconds between two broadcasts of one user.",
     ),
     (
+        "metrics",
+        "listen",
+        "Addresses (ip:port) of the metrics HTTP listener, e.g. [\"127.0.0.1:9100\"];\n\
+         [] turns metrics off. The figures are not secret but not for everyone: keep it on\n\
+         loopback or a private network.",
+    ),
+    (
+        "web",
+        "listen",
+        "HTTPS listeners for the web client, each an ip:port; [] turns the web client off.",
+    ),
+    (
+        "web",
+        "allowed_origins",
+        "Other web origins whose pages may connect, e.g. [\"https://chat.example.org\"];\n\
+         the server's own origin is always allowed, and \"*\" allows any page.",
+    ),
+    (
         "log",
         "level",
         "One of trace, debug, info, warn, error, off; or tracing filter directives\n\
@@ -788,9 +983,14 @@ impl Config {
                     continue;
                 };
                 out.push('\n');
+                let when = if RELOADABLE.contains(&(section, key)) {
+                    "Takes effect on reload (SIGHUP or REHASH)."
+                } else {
+                    "Changing it needs a restart."
+                };
                 push_comment(
                     &mut out,
-                    &format!("{help}\nDefault: {}", one_line_value(default)),
+                    &format!("{help}\n{when}\nDefault: {}", one_line_value(default)),
                 );
                 let _ = writeln!(out, "{key} = {value}");
             }
@@ -851,10 +1051,11 @@ impl Config {
             ));
         }
 
-        if self.listen.plain.is_empty() && self.listen.tls.is_empty() {
+        if self.listen.plain.is_empty() && self.listen.tls.is_empty() && self.web.listen.is_empty()
+        {
             return Err(Invalid::new(
                 "listen.plain",
-                "listen.plain and listen.tls are both empty, so no one could connect; add an address like \"127.0.0.1:6667\""
+                "listen.plain, listen.tls and web.listen are all empty, so no one could connect; add an address like \"127.0.0.1:6667\""
                     .to_owned(),
             ));
         }
@@ -872,6 +1073,28 @@ impl Config {
                         ),
                     });
                 }
+            }
+        }
+        for (index, address) in self.web.listen.iter().enumerate() {
+            if address.parse::<SocketAddr>().is_err() {
+                return Err(Invalid {
+                    key: "web.listen",
+                    item: Some(index),
+                    message: format!(
+                        "{address:?} is not an address like 0.0.0.0:8443 or [::]:8443 (an IP and a port, no host names)"
+                    ),
+                });
+            }
+        }
+        for (index, origin) in self.web.allowed_origins.iter().enumerate() {
+            if !is_web_origin(origin) {
+                return Err(Invalid {
+                    key: "web.allowed_origins",
+                    item: Some(index),
+                    message: format!(
+                        "{origin:?} is not an origin; use a scheme and host (and port), like \"https://chat.example.org\", or \"*\""
+                    ),
+                });
             }
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
@@ -944,7 +1167,19 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 15] = [
+        let ranges: [(&'static str, u64, u64, u64); 17] = [
+            (
+                "limits.max_clients_per_cidr",
+                as_u64(limits.max_clients_per_cidr),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.members_per_channel",
+                as_u64(limits.members_per_channel),
+                1,
+                u64::MAX,
+            ),
             (
                 "limits.max_clients",
                 as_u64(limits.max_clients),
@@ -1006,16 +1241,88 @@ impl Config {
                 u64::MAX,
             ),
         ];
-        for (key, value, min, max) in ranges {
+        // Durations are capped at ten years and counts at what TOML can write back (i64), so
+        // every accepted config can be printed and no deadline computation can overflow.
+        let others: [(&'static str, u64, u64, u64); 8] = [
+            ("history.max_age_days", self.history.max_age_days, 0, 3650),
+            (
+                "history.prune_interval_secs",
+                self.history.prune_interval_secs,
+                1,
+                TEN_YEARS_SECS,
+            ),
+            (
+                "history.max_request",
+                as_u64(self.history.max_request),
+                1,
+                100_000,
+            ),
+            (
+                "history.replay_on_join",
+                as_u64(self.history.replay_on_join),
+                0,
+                10_000,
+            ),
+            (
+                "history.max_rows_per_target",
+                as_u64(self.history.max_rows_per_target),
+                0,
+                MAX_COUNT,
+            ),
+            (
+                "accounts.failure_window_secs",
+                self.accounts.failure_window_secs,
+                1,
+                TEN_YEARS_SECS,
+            ),
+            (
+                "accounts.lockout_secs",
+                self.accounts.lockout_secs,
+                0,
+                TEN_YEARS_SECS,
+            ),
+            (
+                "tls.sts_duration_secs",
+                self.tls.sts_duration_secs,
+                0,
+                TEN_YEARS_SECS,
+            ),
+        ];
+        let broadcast = [(
+            "operators.broadcast_interval_secs",
+            self.operators.broadcast_interval_secs,
+            0,
+            TEN_YEARS_SECS,
+        )];
+        let passwords = [
+            (
+                "accounts.max_password_len",
+                as_u64(self.accounts.max_password_len),
+                1,
+                4096,
+            ),
+            (
+                "accounts.min_password_len",
+                as_u64(self.accounts.min_password_len),
+                1,
+                4096,
+            ),
+        ];
+        for (key, value, min, max) in ranges
+            .into_iter()
+            .chain(others)
+            .chain(broadcast)
+            .chain(passwords)
+        {
+            let max = if key.ends_with("_secs") {
+                max.min(TEN_YEARS_SECS)
+            } else {
+                max.min(MAX_COUNT)
+            };
             if value < min || value > max {
-                let wanted = if max == u64::MAX {
-                    format!("at least {min}")
-                } else {
-                    format!("from {min} to {max}")
-                };
                 return Err(Invalid::new(
                     key,
-                    format!("{value} is out of range; use a number {wanted}"),
+                    format!("{value} is out of range; use a number from {min} to {max}"),
                 ));
             }
         }
@@ -1048,6 +1355,18 @@ impl Config {
             ));
         }
 
+        for (index, address) in self.metrics.listen.iter().enumerate() {
+            if address.parse::<SocketAddr>().is_err() {
+                return Err(Invalid {
+                    key: "metrics.listen",
+                    item: Some(index),
+                    message: format!(
+                        "{address:?} is not an address like 127.0.0.1:9100 (an IP and a port, no host names)"
+                    ),
+                });
+            }
+        }
+
         if !is_log_filter(&self.log.level) {
             return Err(Invalid::new(
                 "log.level",
@@ -1060,6 +1379,28 @@ impl Config {
         Ok(())
     }
 }
+
+/// `*`, or `scheme://host[:port]` without a path, as browsers send in `Origin`.
+fn is_web_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = host.strip_suffix('/').unwrap_or(host);
+    !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', ' ', '@'])
+}
+
+/// The largest duration any key accepts.
+const TEN_YEARS_SECS: u64 = 10 * 365 * 24 * 3600;
+/// The largest count any key accepts: what a TOML integer can hold.
+const MAX_COUNT: u64 = i64::MAX as u64;
 
 fn as_u64(value: usize) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
@@ -1305,7 +1646,7 @@ mod tests {
         let text = Config::default().to_commented_toml();
         let parsed = Config::from_toml_str(&text).expect("commented default config parses");
         assert_eq!(parsed, Config::default());
-        assert!(text.contains("# Longest nickname (1 to 64).\n# Default: 30\nnick_len = 30\n"));
+        assert!(text.contains("# Longest nickname (1 to 64).\n# Changing it needs a restart.\n# Default: 30\nnick_len = 30\n"));
         assert!(text.contains("[limits]\n"));
     }
 
@@ -1474,11 +1815,99 @@ mod tests {
             text.starts_with("line 2: invalid value for `listen.plain`: \"abc\" is not an address"),
             "{text}"
         );
-        let (key, line, _) = invalid("[listen]\nplain = []\ntls = []\n");
+        let (key, line, _) = invalid("[listen]\nplain = []\ntls = []\n[web]\nlisten = []\n");
         assert_eq!((key.as_str(), line), ("listen.plain", 2));
         let (key, line, _) = invalid("[listen]\ntls = [\"nope\"]\n");
         assert_eq!((key.as_str(), line), ("listen.tls", 2));
         Config::from_toml_str("[listen]\nplain = []\n").expect("TLS alone is enough");
+    }
+
+    #[test]
+    fn web_section_is_checked() {
+        let config = Config::from_toml_str(
+            "[web]\nlisten = [\"127.0.0.1:9443\"]\nallowed_origins = [\"https://chat.example.org\", \"*\"]\n",
+        )
+        .expect("valid web section");
+        assert_eq!(config.web.listen, ["127.0.0.1:9443"]);
+        assert_eq!(Config::default().web.listen, ["0.0.0.0:8443"]);
+        assert!(Config::from_toml_str("[web]\nlisten = []\n")
+            .expect("off")
+            .web
+            .listen
+            .is_empty());
+        let (key, line, _) =
+            invalid("[web]\nlisten = [\n  \"0.0.0.0:8443\",\n  \"web:8443\",\n]\n");
+        assert_eq!((key.as_str(), line), ("web.listen", 4));
+        let (key, line, message) = invalid("\n[web]\nallowed_origins = [\"chat.example.org\"]\n");
+        assert_eq!((key.as_str(), line), ("web.allowed_origins", 3));
+        assert!(message.contains("https://chat.example.org"), "{message}");
+        let (key, _, _) = invalid("[web]\nallowed_origins = [\"https://a.example/path\"]\n");
+        assert_eq!(key, "web.allowed_origins");
+    }
+
+    #[test]
+    fn environment_overrides_name_the_variable() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let config = Config::default()
+            .with_env(vars(&[
+                ("PARLEY_LIMITS__NICK_LEN", "20"),
+                ("PARLEY_SERVER__NAME", "irc.example.org"),
+                ("PARLEY_LISTEN__TLS", "[]"),
+                ("PARLEY_CONFIG_DIR", "/ignored"),
+                ("HOME", "/ignored"),
+            ]))
+            .expect("overrides apply");
+        assert_eq!(config.limits.nick_len, 20);
+        assert_eq!(config.server.name, "irc.example.org");
+        assert!(config.listen.tls.is_empty());
+        let err = Config::default()
+            .with_env(vars(&[("PARLEY_LIMITS__NICK_LENN", "20")]))
+            .expect_err("unknown key");
+        assert!(
+            err.to_string()
+                .starts_with("environment variable PARLEY_LIMITS__NICK_LENN:"),
+            "{err}"
+        );
+        let err = Config::default()
+            .with_env(vars(&[("PARLEY_LIMITS__NICK_LEN", "0")]))
+            .expect_err("out of range");
+        assert!(err.to_string().contains("PARLEY_LIMITS__NICK_LEN"), "{err}");
+        let err = Config::default()
+            .with_env(vars(&[("PARLEY_LIMITS__NICK_LEN", "lots")]))
+            .expect_err("wrong type");
+        assert!(err.to_string().starts_with("environment variable"), "{err}");
+    }
+
+    #[test]
+    fn restart_needed_lists_only_fixed_keys() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.server.motd = "new motd".into();
+        new.operators.admins = vec!["root".into()];
+        assert!(old.restart_needed(&new).is_empty());
+        new.limits.nick_len = 12;
+        new.listen.plain = vec!["127.0.0.1:7000".into()];
+        assert_eq!(
+            old.restart_needed(&new),
+            ["listen.plain", "limits.nick_len"]
+        );
+        assert!(old.to_commented_toml().contains("Takes effect on reload"));
+    }
+
+    #[test]
+    fn integers_toml_cannot_print_are_refused() {
+        // Found by the config fuzzer: accepted, then --print-config panicked.
+        let (key, line, _) = invalid("[history]\nmax_age_days = 18446744073709551615\n");
+        assert_eq!((key.as_str(), line), ("history.max_age_days", 2));
+        let (key, _, _) = invalid("[limits]\nregistration_timeout_secs = 9223372036854775807\n");
+        assert_eq!(key, "limits.registration_timeout_secs");
+        let (key, _, _) = invalid("[limits]\nmax_clients = 18446744073709551615\n");
+        assert_eq!(key, "limits.max_clients");
     }
 
     #[test]
@@ -1578,6 +2007,18 @@ mod tests {
         assert_eq!((key.as_str(), line), ("server.network", 2));
         let (key, line, _) = invalid("[server]\ndata_dir = \"\"\n");
         assert_eq!((key.as_str(), line), ("server.data_dir", 2));
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_checked() {
+        assert!(Config::default().metrics.listen.is_empty());
+        let config = Config::from_toml_str("[metrics]\nlisten = [\"127.0.0.1:9100\"]\n")
+            .expect("a loopback metrics address is valid");
+        assert_eq!(config.metrics.listen, ["127.0.0.1:9100"]);
+        let (key, line, message) =
+            invalid("[metrics]\nlisten = [\n  \"127.0.0.1:9100\",\n  \"localhost:9100\",\n]\n");
+        assert_eq!((key.as_str(), line), ("metrics.listen", 4));
+        assert!(message.contains("localhost:9100"), "{message}");
     }
 
     #[test]

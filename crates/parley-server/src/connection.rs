@@ -51,6 +51,7 @@ where
         let reason = match refusal {
             Admission::ServerFull => "Server is full, try again later",
             Admission::TooManyFromAddress => "Too many connections from your address",
+            Admission::TooManyFromNetwork => "Too many connections from your network",
         };
         info!(%peer, reason, "connection refused");
         let (_, mut writer) = tokio::io::split(stream);
@@ -62,6 +63,7 @@ where
         .await;
         return;
     }
+    crate::metrics::record_connection_accepted();
     let (reader, writer) = tokio::io::split(stream);
     let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
     let id = shared.next_client_id();
@@ -150,7 +152,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let ping_timeout = Duration::from_secs(limits.ping_timeout_secs.max(1));
     let registration_deadline =
         Instant::now() + Duration::from_secs(limits.registration_timeout_secs.max(1));
-    let mut flood = FloodControl::new(&shared.config.flood);
+    let mut flood = FloodControl::new(&shared.live().flood);
     let mut buf = BytesMut::with_capacity(READ_RESERVE);
     // True while skipping the rest of an overlong line.
     let mut discarding = false;
@@ -328,6 +330,7 @@ fn input_too_long(shared: &Shared, session: &mut Session, outbound: &Arc<Outboun
 
 /// Decode and dispatch one raw line (with its line ending).
 fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>, raw: &[u8]) {
+    crate::metrics::record_line_received();
     let mut raw = raw;
     while let [rest @ .., b'\r' | b'\n'] = raw {
         raw = rest;

@@ -44,7 +44,7 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
             (c, _) => c.to_string(),
         })
         .collect();
-    if shared.config.accounts.registration == RegistrationPolicy::Open {
+    if shared.live().accounts.registration == RegistrationPolicy::Open {
         caps.push(if with_values {
             format!("{ACCOUNT_REGISTRATION}={ACCOUNT_REGISTRATION_VALUE}")
         } else {

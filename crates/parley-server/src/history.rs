@@ -289,25 +289,64 @@ pub fn party(account: Option<&str>, nick: &str) -> String {
     }
 }
 
+/// Unstored messages kept while the database refuses writes; past this the oldest are dropped
+/// (and counted, loudly), so a long outage cannot eat all memory.
+const MAX_BACKLOG: usize = 200_000;
+/// How often a failing database is retried while nothing new arrives.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Append `more` to `backlog`, keeping the order in which things were accepted.
+fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
+    backlog.messages.extend(more.messages);
+    backlog.offline.extend(more.offline);
+    backlog.audit.extend(more.audit);
+    backlog.state.extend(more.state);
+    let excess = backlog.messages.len().saturating_sub(MAX_BACKLOG);
+    if excess > 0 {
+        let dropped: Vec<String> = backlog.messages.drain(..excess).map(|m| m.msgid).collect();
+        backlog
+            .offline
+            .retain(|(_, msgid)| !dropped.contains(msgid));
+        tracing::error!(
+            lost = excess,
+            "history backlog full while the database is failing; oldest messages dropped"
+        );
+    }
+}
+
 async fn run_writer(
     store: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<Job>,
     shutdown: CancellationToken,
 ) {
+    // What could not be written yet: retried before anything newer, so order holds.
+    let mut backlog = WriteBatch::default();
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        let first = tokio::select! {
-            job = rx.recv() => job,
-            _ = shutdown.cancelled() => {
-                // Whatever is already queued still gets stored and delivered.
-                rx.close();
-                rx.recv().await
+        let first = if backlog.is_empty() {
+            tokio::select! {
+                job = rx.recv() => job,
+                _ = shutdown.cancelled() => {
+                    // Whatever is already queued still gets stored and delivered.
+                    rx.close();
+                    rx.recv().await
+                }
+            }
+        } else {
+            tokio::select! {
+                job = rx.recv() => job,
+                _ = tokio::time::sleep(RETRY_EVERY) => None,
+                _ = shutdown.cancelled() => {
+                    rx.close();
+                    rx.recv().await
+                }
             }
         };
-        let Some(first) = first else {
+        if first.is_none() && backlog.is_empty() {
             return;
-        };
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        }
+        let mut jobs: Vec<Job> = first.into_iter().collect();
+        while !jobs.is_empty() && jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
@@ -328,11 +367,41 @@ async fn run_writer(
                 Job::State(change) => batch.state.push(change.clone()),
             }
         }
-        let count = batch.messages.len();
+        merge(&mut backlog, batch);
         let writer = store.clone();
-        if let Err(err) = blocking(move || writer.write(&batch)).await {
-            // Keep chatting; say loudly that these were not stored.
-            tracing::error!(%err, messages = count, "history write failed; delivering without storing");
+        let pending = std::mem::take(&mut backlog);
+        let (pending, result) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = writer.write(&pending);
+            let rows = pending.messages.len() + pending.audit.len() + pending.state.len();
+            crate::metrics::record_store_write(started.elapsed(), rows);
+            (pending, result)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            (
+                WriteBatch::default(),
+                Err(StoreError::Backend(format!("history task failed: {e}"))),
+            )
+        });
+        match result {
+            Ok(()) => {
+                if let Some(since) = failing_since.take() {
+                    tracing::warn!(
+                        outage_secs = since.elapsed().as_secs(),
+                        stored = pending.messages.len(),
+                        "history database writable again; everything held back is stored"
+                    );
+                }
+            }
+            Err(err) => {
+                // Keep chatting, keep what was accepted, and say so loudly.
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                }
+                tracing::error!(%err, held = pending.messages.len(), "history write failed; delivering and holding messages until the database recovers");
+                backlog = pending;
+            }
         }
         for job in jobs {
             if let Job::Deliver(delivery, done) = job {
@@ -340,5 +409,122 @@ async fn run_writer(
                 let _ = done.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditFilter, TargetActivity};
+    use parking_lot::Mutex;
+
+    /// A store whose writes fail while `broken` is set, recording what it stored.
+    #[derive(Default)]
+    struct Flaky {
+        broken: std::sync::atomic::AtomicBool,
+        stored: Mutex<Vec<String>>,
+    }
+
+    impl HistoryStore for Flaky {
+        fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend("disk full".into()));
+            }
+            self.stored
+                .lock()
+                .extend(batch.messages.iter().map(|m| m.text.clone()));
+            Ok(())
+        }
+        fn query(
+            &self,
+            _: &str,
+            _: &HistoryQuery,
+            _: usize,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn targets(
+            &self,
+            _: &[String],
+            _: i64,
+            _: i64,
+            _: usize,
+        ) -> Result<Vec<TargetActivity>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn conversations_of(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn take_offline(&self, _: &str, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn prune(&self, _: Option<i64>, _: Option<usize>) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+        fn audit(&self, _: &AuditFilter) -> Result<Vec<crate::store::AuditEvent>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<Delivery> {
+        let message = StoredMessage {
+            msgid: history.next_msgid(),
+            time_ms: now_ms(),
+            target: "#t".into(),
+            kind: "PRIVMSG".into(),
+            source: "a!b@c".into(),
+            account: None,
+            to: "#t".into(),
+            text: text.into(),
+        };
+        Box::new(Delivery {
+            relay: Relay::new("a!b@c", None, "PRIVMSG", &["#t"], Some(text)),
+            stored: Some(message),
+            offline_for: None,
+            recipients: Arc::from(vec![to.clone()]),
+            sender: Arc::new(Outbound::new(1 << 20)),
+            echo: false,
+            label: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failing_database_delays_storing_but_loses_nothing() {
+        let store = Arc::new(Flaky::default());
+        store.broken.store(true, Ordering::SeqCst);
+        let shutdown = CancellationToken::new();
+        let (history, writer) = History::new(
+            HistoryConfig::default(),
+            store.clone(),
+            store.clone(),
+            shutdown.clone(),
+        );
+        let task = tokio::spawn(writer);
+        let recipient = Arc::new(Outbound::new(1 << 20));
+        for text in ["one", "two"] {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                history.submit(delivery(&history, text, &recipient)),
+            )
+            .await
+            .expect("delivered even while the database fails");
+        }
+        assert!(store.stored.lock().is_empty());
+        store.broken.store(false, Ordering::SeqCst);
+        history
+            .submit(delivery(&history, "three", &recipient))
+            .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.stored.lock().len() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            *store.stored.lock(),
+            ["one", "two", "three"],
+            "stored in order once writable"
+        );
+        shutdown.cancel();
+        drop(history);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     }
 }

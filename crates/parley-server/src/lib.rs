@@ -16,6 +16,7 @@ mod history;
 pub mod inspect;
 mod isupport;
 mod listener;
+mod metrics;
 mod outbound;
 mod registration;
 mod relay;
@@ -23,6 +24,7 @@ mod server;
 mod state;
 pub mod store;
 pub mod tls;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("account database: {0}")]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Metrics(#[from] metrics::MetricsError),
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::shutdown`].
@@ -53,6 +57,8 @@ pub struct Running {
     shared: Arc<server::Shared>,
     plain_addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
+    web_addrs: Vec<SocketAddr>,
     tasks: TaskTracker,
 }
 
@@ -70,7 +76,17 @@ fn parse_addrs(texts: &[String]) -> Result<Vec<SocketAddr>, StartError> {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let plain = listener::bind_all(&parse_addrs(&config.listen.plain)?).await?;
     let tls_listeners = listener::bind_all(&parse_addrs(&config.listen.tls)?).await?;
-    let resolver = if tls_listeners.is_empty() {
+    let metrics_listeners = listener::bind_all(&parse_addrs(&config.metrics.listen)?).await?;
+    let metrics_addrs = metrics_listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let web_listeners = listener::bind_all(&parse_addrs(&config.web.listen)?).await?;
+    let web_addrs = web_listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = if tls_listeners.is_empty() && web_listeners.is_empty() {
         None
     } else {
         let paths = tls::CertPaths::from_config(&config);
@@ -83,10 +99,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .iter()
         .map(|l| l.local_addr())
         .collect::<Result<Vec<_>, _>>()?;
-    let tls_info = resolver.as_ref().map(|resolver| server::TlsInfo {
-        resolver: resolver.clone(),
-        port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
-    });
+    // The web listener alone shares the certificate but is no IRC TLS port to advertise (STS).
+    let tls_info = resolver
+        .as_ref()
+        .filter(|_| !tls_addrs.is_empty())
+        .map(|resolver| server::TlsInfo {
+            resolver: resolver.clone(),
+            port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
+        });
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (history, history_writer) = history::History::new(
@@ -117,6 +137,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tasks = TaskTracker::new();
     tasks.spawn(history_writer);
     tasks.spawn(prune_history(shared.clone()));
+    metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
     let mut plain_addrs = Vec::new();
     for l in plain {
         plain_addrs.push(l.local_addr()?);
@@ -142,12 +163,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 tasks.clone(),
             ));
         }
+        for l in web_listeners {
+            tasks.spawn(web::accept_loop(
+                shared.clone(),
+                l,
+                acceptor.clone(),
+                tasks.clone(),
+            ));
+        }
         tasks.spawn(watch_certificate(shared.clone(), resolver));
     }
     Ok(Running {
         shared,
         plain_addrs,
         tls_addrs,
+        metrics_addrs,
+        web_addrs,
         tasks,
     })
 }
@@ -212,6 +243,16 @@ impl Running {
         &self.tls_addrs
     }
 
+    /// The web client's HTTPS addresses actually bound (`/` and the WebSocket `/ws`); empty when off.
+    pub fn web_addrs(&self) -> &[SocketAddr] {
+        &self.web_addrs
+    }
+
+    /// The metrics HTTP addresses actually bound (`/metrics`, `/healthz`); empty when off.
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
+    }
+
     /// SHA-256 fingerprint of the certificate in use, when TLS is on.
     pub fn tls_fingerprint(&self) -> Option<String> {
         self.shared.tls.as_ref().map(|t| t.resolver.fingerprint())
@@ -222,6 +263,22 @@ impl Running {
         let result = self.shared.tls.as_ref().map(|t| t.resolver.reload())?;
         audit_reload(&self.shared, "signal", &result);
         Some(result)
+    }
+
+    /// Remember where the config came from, so SIGHUP and REHASH can read it again.
+    pub fn set_config_source(
+        &self,
+        path: Option<std::path::PathBuf>,
+        data_dir: Option<std::path::PathBuf>,
+    ) {
+        self.shared
+            .set_config_source(server::ConfigSource { path, data_dir });
+    }
+
+    /// Re-read the config and certificate (what SIGHUP does). A bad config is refused and the old
+    /// one stays in force; otherwise returns the changed keys that need a restart.
+    pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        self.shared.reload()
     }
 
     /// Number of open client connections.

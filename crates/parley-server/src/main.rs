@@ -22,6 +22,9 @@ struct Args {
     /// TOML config file; without one the embedded defaults are used.
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// Where persistent data lives (overrides server.data_dir).
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
     /// Print the effective config, with comments, and exit.
     #[arg(long)]
     print_config: bool,
@@ -31,11 +34,18 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Check a config file (and PARLEY_SECTION__KEY overrides) and exit non-zero if it is bad.
+    CheckConfig {
+        /// The file to check; defaults to --config.
+        file: Option<PathBuf>,
+    },
     /// Manage accounts: add, passwd, remove, list, lock, unlock, import.
     Users {
         #[command(subcommand)]
         action: UsersCommand,
     },
+    /// Copy the database (accounts, channels, history, audit) to FILE while the server runs.
+    Backup { file: PathBuf },
     /// Print the audit trail: logins, registrations, kicks, bans, reloads, admin actions.
     Audit {
         /// Only events since this long ago (2h, 7d) or this time (2026-11-25T13:00:00Z).
@@ -78,10 +88,21 @@ enum CertAction {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    if let Some(Command::CheckConfig { file }) = &args.command {
+        let path = file.as_ref().or(args.config.as_ref());
+        return match Config::effective(path.map(PathBuf::as_path), args.data_dir.as_deref()) {
+            Ok(_) => {
+                println!(
+                    "{}: ok",
+                    path.map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "built-in defaults".into())
+                );
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        };
+    }
+    let config = Config::effective(args.config.as_deref(), args.data_dir.as_deref())?;
     if args.print_config {
         print!("{}", config.to_commented_toml());
         return Ok(());
@@ -92,6 +113,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     match args.command {
@@ -99,6 +121,11 @@ fn main() -> anyhow::Result<()> {
             action: CertAction::Show,
         }) => cert_show(&config),
         Some(Command::Users { action }) => Ok(run_users_command(action, &config)?),
+        Some(Command::Backup { file }) => {
+            parley_server::store::backup(&config, &file)?;
+            println!("backed up to {}", file.display());
+            Ok(())
+        }
         Some(Command::Audit {
             since,
             actor,
@@ -121,12 +148,13 @@ fn main() -> anyhow::Result<()> {
             inspect::export(&config, &target, format, &mut out)?;
             Ok(())
         }
+        Some(Command::CheckConfig { .. }) => Ok(()),
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the tokio runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, args.config, args.data_dir))
         }
     }
 }
@@ -139,14 +167,22 @@ fn cert_show(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let name = config.server.name.clone();
     let running = parley_server::start(config).await?;
+    running.set_config_source(path, data_dir);
     for addr in running.plain_addrs() {
         info!(%addr, server = %name, version = parley_server::VERSION, "listening (plain text)");
     }
     for addr in running.tls_addrs() {
         info!(%addr, server = %name, "listening (TLS)");
+    }
+    for addr in running.web_addrs() {
+        info!(%addr, "web client and WebSocket (HTTPS): https://{addr}/");
     }
     wait_for_shutdown(&running).await?;
     info!("shutting down");
@@ -167,10 +203,9 @@ async fn wait_for_shutdown(running: &parley_server::Running) -> anyhow::Result<(
         tokio::select! {
             r = tokio::signal::ctrl_c() => return r.context("cannot listen for SIGINT"),
             _ = term.recv() => return Ok(()),
-            _ = hangup.recv() => match running.reload_tls() {
-                Some(Ok(fingerprint)) => info!(%fingerprint, "SIGHUP: TLS certificate reloaded"),
-                Some(Err(err)) => error!(%err, "SIGHUP: cannot reload the TLS certificate; keeping the old one"),
-                None => info!("SIGHUP: TLS is off, nothing to reload"),
+            _ = hangup.recv() => match running.reload() {
+                Ok(_) => info!("SIGHUP: configuration reloaded"),
+                Err(err) => error!(%err, "SIGHUP: configuration NOT reloaded; the old one stays in force"),
             },
         }
     }

@@ -178,7 +178,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
         ctx.session.followups.push_back(FollowUp::Offline(account));
-        if ctx.shared.config.operators.auto_oper {
+        if ctx.shared.live().operators.auto_oper {
             oper::grant(ctx);
         }
     }
@@ -189,7 +189,7 @@ fn tell_how_to_log_in(ctx: &Ctx<'_>) {
     let mut lines = vec![
         "This server requires an account. Log in with SASL PLAIN, or send PASS <account>:<password>.",
     ];
-    if ctx.shared.config.accounts.registration == RegistrationPolicy::Open {
+    if ctx.shared.live().accounts.registration == RegistrationPolicy::Open {
         lines.push("No account yet? Create one: REGISTER * * <password> (your nick becomes the account name).");
     }
     lines.push("Connections that do not log in are closed after the registration timeout.");

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ipnet::IpNet;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::isupport;
 use crate::state::{ClientId, World};
@@ -40,10 +40,15 @@ pub struct Shared {
     /// The `005` lines' tokens, computed once from the config.
     pub isupport: Vec<String>,
     pub shutdown: CancellationToken,
+    /// The reloadable part of the config (see [`crate::config::RELOADABLE`]): read through
+    /// [`Shared::live`], replaced whole on reload. `config` keeps what was started with.
+    live: RwLock<Arc<Config>>,
+    /// Where the config came from, so a reload reads the same file and overrides.
+    config_source: Mutex<Option<ConfigSource>>,
     /// Active server bans (KLINE/DLINE), loaded at start and kept in step with the database.
     pub server_bans: Mutex<Vec<ServerBan>>,
     next_id: AtomicU64,
-    connections_per_ip: Mutex<HashMap<IpAddr, usize>>,
+    connections: Mutex<ConnectionCounts>,
 }
 
 /// A server operator's class: admins may do everything, moderators what the config allows.
@@ -67,6 +72,7 @@ impl OperClass {
 pub enum Admission {
     ServerFull,
     TooManyFromAddress,
+    TooManyFromNetwork,
 }
 
 impl Shared {
@@ -86,6 +92,7 @@ impl Shared {
             .filter_map(|net| net.parse().ok())
             .collect();
         Shared {
+            live: RwLock::new(Arc::new(config.clone())),
             tls,
             accounts,
             history,
@@ -95,17 +102,52 @@ impl Shared {
             created: SystemTime::now(),
             isupport,
             shutdown,
+            config_source: Mutex::new(None),
             server_bans: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            connections_per_ip: Mutex::new(HashMap::new()),
+            connections: Mutex::new(ConnectionCounts::default()),
         }
+    }
+
+    /// The settings in force now (reloadable ones may have changed since start).
+    pub fn live(&self) -> Arc<Config> {
+        self.live.read().clone()
+    }
+
+    pub fn set_config_source(&self, source: ConfigSource) {
+        *self.config_source.lock() = Some(source);
+    }
+
+    /// Re-read the config from where it came from and put the reloadable keys in force, and
+    /// re-read the TLS certificate. A bad file changes nothing. Returns the changed keys that
+    /// need a restart (they keep their old values until then).
+    pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        let source = self.config_source.lock().clone().unwrap_or_default();
+        let new = Config::effective(source.path.as_deref(), source.data_dir.as_deref())?;
+        let restart = self.config.restart_needed(&new);
+        *self.live.write() = Arc::new(new);
+        if let Some(tls) = &self.tls {
+            match tls.resolver.reload() {
+                Ok(fingerprint) => tracing::info!(%fingerprint, "TLS certificate reloaded"),
+                Err(err) => {
+                    tracing::error!(%err, "TLS certificate not reloaded; keeping the old one")
+                }
+            }
+        }
+        if !restart.is_empty() {
+            tracing::warn!(keys = %restart.join(", "), "config reloaded; these changes need a restart");
+        }
+        self.history
+            .audit("config_reload", None, None, None, Some(&restart.join(", ")));
+        Ok(restart)
     }
 
     /// The operator class configured for this account, if any.
     pub fn oper_class(&self, account: &str) -> Option<OperClass> {
         let folded = parley_proto::casefold(account);
         let listed = |names: &[String]| names.iter().any(|n| parley_proto::casefold(n) == folded);
-        let opers = &self.config.operators;
+        let live = self.live();
+        let opers = &live.operators;
         if listed(&opers.admins) {
             Some(OperClass::Admin)
         } else if listed(&opers.moderators) {
@@ -120,7 +162,7 @@ impl Shared {
         match class {
             Some(OperClass::Admin) => true,
             Some(OperClass::Moderator) => self
-                .config
+                .live()
                 .operators
                 .moderator_permissions
                 .iter()
@@ -161,31 +203,33 @@ impl Shared {
 
     /// Count a new connection from `ip` against the limits; release it with [`Shared::release`].
     pub fn admit(&self, ip: IpAddr) -> Result<(), Admission> {
-        let mut per_ip = self.connections_per_ip.lock();
-        let total: usize = per_ip.values().sum();
-        if total >= self.config.limits.max_clients {
+        let limits = &self.config.limits;
+        let mut counts = self.connections.lock();
+        if counts.total >= limits.max_clients {
             return Err(Admission::ServerFull);
         }
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.config.limits.max_clients_per_ip {
+        if counts.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_clients_per_ip {
             return Err(Admission::TooManyFromAddress);
         }
-        *count += 1;
+        let net = network_of(ip);
+        if counts.per_net.get(&net).copied().unwrap_or(0) >= limits.max_clients_per_cidr {
+            return Err(Admission::TooManyFromNetwork);
+        }
+        counts.total += 1;
+        *counts.per_ip.entry(ip).or_insert(0) += 1;
+        *counts.per_net.entry(net).or_insert(0) += 1;
         Ok(())
     }
 
     pub fn release(&self, ip: IpAddr) {
-        let mut per_ip = self.connections_per_ip.lock();
-        if let Some(count) = per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&ip);
-            }
-        }
+        let mut counts = self.connections.lock();
+        counts.total = counts.total.saturating_sub(1);
+        decrement(&mut counts.per_ip, ip);
+        decrement(&mut counts.per_net, network_of(ip));
     }
 
     pub fn connection_count(&self) -> usize {
-        self.connections_per_ip.lock().values().sum()
+        self.connections.lock().total
     }
 }
 
@@ -195,4 +239,37 @@ pub fn dline_covers(mask: &str, ip: IpAddr) -> bool {
         return net.contains(&ip);
     }
     mask.parse::<IpAddr>().is_ok_and(|m| m == ip)
+}
+
+/// Open connections, in total, per address and per network, for the admission limits.
+#[derive(Default)]
+struct ConnectionCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    per_net: HashMap<IpNet, usize>,
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+    if let Some(count) = map.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+/// The network an address is counted in for `max_clients_per_cidr`: its /24 or /64.
+fn network_of(ip: IpAddr) -> IpNet {
+    let prefix = if ip.is_ipv4() { 24 } else { 64 };
+    IpNet::new(ip, prefix)
+        .map(|net| net.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
+
+/// The file and command-line overrides a config was loaded from (environment variables are read
+/// again on each load).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub path: Option<std::path::PathBuf>,
+    pub data_dir: Option<std::path::PathBuf>,
 }

@@ -51,6 +51,7 @@ async fn the_terminal_client_logs_in_and_sends_a_message() {
     let mut config = parley_server::Config::default();
     config.listen.plain = vec!["127.0.0.1:0".into()];
     config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
     config.server.data_dir = dir.path().to_path_buf();
     config.flood.enabled = false;
     let store = parley_server::store::open_default(&config).expect("store");

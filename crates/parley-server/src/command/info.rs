@@ -97,7 +97,8 @@ pub fn time(ctx: &mut Ctx<'_>) {
 }
 
 pub fn motd(ctx: &mut Ctx<'_>) {
-    let motd = &ctx.shared.config.server.motd;
+    let live = ctx.shared.live();
+    let motd = &live.server.motd;
     if motd.trim().is_empty() {
         ctx.numeric(numeric::ERR_NOMOTD, &[], Some("MOTD File is missing"));
         return;

@@ -33,6 +33,7 @@ fn refusal(
     source: &str,
     account: Option<&str>,
     key: Option<&str>,
+    members_limit: usize,
 ) -> Option<(&'static str, &'static str)> {
     // The owner and remembered operators of a registered channel always get in.
     if channel.auto_op(account) {
@@ -54,6 +55,12 @@ fn refusal(
         if channel.members.len() >= limit {
             return Some((numeric::ERR_CHANNELISFULL, "Cannot join channel (+l)"));
         }
+    }
+    if channel.members.len() >= members_limit {
+        return Some((
+            numeric::ERR_CHANNELISFULL,
+            "Cannot join channel (the server's member limit is reached)",
+        ));
     }
     None
 }
@@ -88,7 +95,14 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let outbound = user.outbound.clone();
     let status = match world.channels.get(&folded) {
         Some(channel) => {
-            if let Some((code, text)) = refusal(channel, id, &source, account.as_deref(), key) {
+            if let Some((code, text)) = refusal(
+                channel,
+                id,
+                &source,
+                account.as_deref(),
+                key,
+                limits.members_per_channel,
+            ) {
                 let shown = channel.name.clone();
                 drop(world);
                 ctx.numeric(code, &[&shown], Some(text));

@@ -75,7 +75,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
     };
     let permission = if notice { "notice" } else { "broadcast" };
     let is_privileged = ctx.shared.oper_can(oper, permission);
-    let everyone = ctx.shared.config.operators.broadcast == BroadcastPolicy::Everyone;
+    let everyone = ctx.shared.live().operators.broadcast == BroadcastPolicy::Everyone;
     if !is_privileged && (notice || !everyone) {
         ctx.numeric(
             numeric::ERR_NOPRIVILEGES,
@@ -86,7 +86,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
     }
     if !is_privileged {
         let interval =
-            std::time::Duration::from_secs(ctx.shared.config.operators.broadcast_interval_secs);
+            std::time::Duration::from_secs(ctx.shared.live().operators.broadcast_interval_secs);
         if let Some(last) = ctx.session.last_broadcast {
             if last.elapsed() < interval {
                 ctx.numeric(

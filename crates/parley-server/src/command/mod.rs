@@ -61,6 +61,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "SUSPEND" => oper::suspend(ctx, msg, true),
         "UNSUSPEND" => oper::suspend(ctx, msg, false),
         "WALLOPS" => oper::wallops(ctx, msg),
+        "REHASH" => oper::rehash(ctx, msg),
         "AWAY" => presence::away(ctx, msg),
         "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),

@@ -383,6 +383,29 @@ pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
     );
 }
 
+/// `REHASH`: re-read the config file and certificate, as SIGHUP does.
+pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+    if !require(ctx, "rehash") {
+        return;
+    }
+    ctx.numeric(numeric::RPL_REHASHING, &["parleyd"], Some("Rehashing"));
+    match ctx.shared.reload() {
+        Ok(restart) if restart.is_empty() => notice(ctx, "Configuration reloaded"),
+        Ok(restart) => notice(
+            ctx,
+            &format!(
+                "Configuration reloaded; these changes need a restart: {}",
+                restart.join(", ")
+            ),
+        ),
+        Err(err) => notice(
+            ctx,
+            &format!("Configuration NOT reloaded, the old one stays: {err}"),
+        ),
+    }
+    audit(ctx, "rehash", "config", None);
+}
+
 /// `WALLOPS :text` to everyone with user mode `+w`.
 pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !ctx.need_params(msg, 1) || !require(ctx, "wallops") {

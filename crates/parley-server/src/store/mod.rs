@@ -104,6 +104,11 @@ pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
     Ok(Arc::new(open_sqlite(config)?))
 }
 
+/// Back up the configured database to `dest` (see [`SqliteStore::backup_to`]).
+pub fn backup(config: &Config, dest: &Path) -> Result<(), StoreError> {
+    open_sqlite(config)?.backup_to(dest)
+}
+
 fn open_sqlite(config: &Config) -> Result<SqliteStore, StoreError> {
     let path = database_path(config);
     if Path::new(&config.accounts.database).is_relative() {

@@ -189,6 +189,23 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Copy the whole database to `dest` with SQLite's online backup API: consistent even while
+    /// the server writes, and the copy is a database the server can start from.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Backend(format!(
+                "{} already exists; choose a new file name",
+                dest.display()
+            )));
+        }
+        let connection = self.connection.lock();
+        let mut target = Connection::open(dest).map_err(backend)?;
+        let backup = rusqlite::backup::Backup::new(&connection, &mut target).map_err(backend)?;
+        backup
+            .run_to_completion(256, Duration::from_millis(10), None)
+            .map_err(backend)
+    }
+
     /// The connection, for the history half of this store (`sqlite_history.rs`).
     pub(super) fn connection(&self) -> &Mutex<Connection> {
         &self.connection
@@ -346,13 +363,15 @@ impl AccountStore for SqliteStore {
 
     fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
         let connection = self.connection.lock();
-        connection
-            .query_row(
+        // Cached: NICK checks every nick against the accounts, so this runs per registration.
+        let mut statement = connection
+            .prepare_cached(
                 "SELECT name, password_hash, created_at, locked FROM accounts
                  WHERE name_folded = ?1",
-                [casefold(name)],
-                record_from_row,
             )
+            .map_err(backend)?;
+        statement
+            .query_row([casefold(name)], record_from_row)
             .optional()
             .map_err(backend)
     }

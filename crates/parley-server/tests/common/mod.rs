@@ -33,6 +33,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
     config.listen.plain = vec!["127.0.0.1:0".into()];
     // TLS tests turn it on with `enable_tls`; the rest stay on plain text.
     config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
+    // Metrics are off by default; tests/metrics.rs turns them on (their recorder is process-wide).
+    config.metrics.listen = Vec::new();
     config.server.data_dir = dir.path().to_path_buf();
     config.flood.enabled = false;
     // Most tests chat as guests; the account tests turn logins back on.

@@ -1,0 +1,302 @@
+//! Operational figures for Prometheus: the metric names, a `record_*` call for each event, and the
+//! small HTTP listener that serves `/metrics` and `/healthz` when `[metrics] listen` is set.
+//!
+//! The `metrics` facade's recorder is process-wide, so the handles are registered once when the
+//! first server turns metrics on and cached here: with metrics off a `record_*` call is one atomic
+//! load, with them on one atomic add. Counts that the world already knows (connections, users,
+//! channels) are read from it at scrape time instead of being kept in step by hand.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::server::Shared;
+
+pub const CONNECTIONS: &str = "parley_connections";
+pub const REGISTERED_USERS: &str = "parley_registered_users";
+pub const CHANNELS: &str = "parley_channels";
+pub const CONNECTIONS_ACCEPTED: &str = "parley_connections_accepted_total";
+pub const LINES_RECEIVED: &str = "parley_lines_received_total";
+pub const LINES_SENT: &str = "parley_lines_sent_total";
+pub const BYTES_SENT: &str = "parley_bytes_sent_total";
+pub const SENDQ_DISCONNECTS: &str = "parley_sendq_disconnects_total";
+pub const LOGIN_FAILURES: &str = "parley_login_failures_total";
+pub const STORE_WRITE_SECONDS: &str = "parley_store_write_seconds";
+pub const HISTORY_BATCH_SIZE: &str = "parley_history_batch_size";
+
+/// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
+const STORE_WRITE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Bucket bounds for jobs per group commit (at most 1024, see `history::MAX_BATCH`).
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// How often the recorder's histogram samples are folded in when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head read; a scrape is one short line and a few headers.
+const MAX_REQUEST: usize = 8192;
+
+/// The registered handles, set once the recorder is installed.
+struct Handles {
+    prometheus: PrometheusHandle,
+    connections: Gauge,
+    registered_users: Gauge,
+    channels: Gauge,
+    connections_accepted: Counter,
+    lines_received: Counter,
+    lines_sent: Counter,
+    bytes_sent: Counter,
+    sendq_disconnects: Counter,
+    login_failures: Counter,
+    store_write_seconds: Histogram,
+    history_batch_size: Histogram,
+}
+
+static HANDLES: OnceLock<Result<Handles, String>> = OnceLock::new();
+
+fn handles() -> Option<&'static Handles> {
+    HANDLES.get().and_then(|h| h.as_ref().ok())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the metrics recorder: {0}")]
+pub struct MetricsError(String);
+
+/// Install the Prometheus recorder for this process (once; later calls reuse it).
+fn install() -> Result<&'static Handles, MetricsError> {
+    HANDLES
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(STORE_WRITE_SECONDS.to_owned()),
+                    STORE_WRITE_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(HISTORY_BATCH_SIZE.to_owned()),
+                        BATCH_SIZE_BUCKETS,
+                    )
+                })
+                .and_then(PrometheusBuilder::install_recorder)
+                .map_err(|err| err.to_string())?;
+            describe();
+            Ok(Handles {
+                prometheus: handle,
+                connections: metrics::gauge!(CONNECTIONS),
+                registered_users: metrics::gauge!(REGISTERED_USERS),
+                channels: metrics::gauge!(CHANNELS),
+                connections_accepted: metrics::counter!(CONNECTIONS_ACCEPTED),
+                lines_received: metrics::counter!(LINES_RECEIVED),
+                lines_sent: metrics::counter!(LINES_SENT),
+                bytes_sent: metrics::counter!(BYTES_SENT),
+                sendq_disconnects: metrics::counter!(SENDQ_DISCONNECTS),
+                login_failures: metrics::counter!(LOGIN_FAILURES),
+                store_write_seconds: metrics::histogram!(STORE_WRITE_SECONDS),
+                history_batch_size: metrics::histogram!(HISTORY_BATCH_SIZE),
+            })
+        })
+        .as_ref()
+        .map_err(|err| MetricsError(err.clone()))
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(CONNECTIONS, "Open client connections.");
+    describe_gauge!(
+        REGISTERED_USERS,
+        "Connections that finished registration (NICK/USER, and login where required)."
+    );
+    describe_gauge!(CHANNELS, "Channels that exist (joined or registered).");
+    describe_counter!(CONNECTIONS_ACCEPTED, "Client connections admitted.");
+    describe_counter!(LINES_RECEIVED, "IRC lines read from clients.");
+    describe_counter!(LINES_SENT, "IRC lines written to client sockets.");
+    describe_counter!(BYTES_SENT, Unit::Bytes, "Bytes written to client sockets.");
+    describe_counter!(
+        SENDQ_DISCONNECTS,
+        "Clients disconnected because their send queue overflowed (SendQ exceeded)."
+    );
+    describe_counter!(LOGIN_FAILURES, "Failed logins (SASL PLAIN or PASS).");
+    describe_histogram!(
+        STORE_WRITE_SECONDS,
+        Unit::Seconds,
+        "Time to commit one batch of history, audit and state writes to the store."
+    );
+    describe_histogram!(
+        HISTORY_BATCH_SIZE,
+        "Jobs (messages, audit events, state changes) in one history group commit."
+    );
+}
+
+pub fn record_connection_accepted() {
+    if let Some(h) = handles() {
+        h.connections_accepted.increment(1);
+    }
+}
+
+pub fn record_line_received() {
+    if let Some(h) = handles() {
+        h.lines_received.increment(1);
+    }
+}
+
+/// One write to a client socket: counted per write, not per line queued, so the fan-out path
+/// (one push per recipient) stays free of shared atomics.
+pub fn record_sent(bytes: &[u8]) {
+    if let Some(h) = handles() {
+        let lines = bytes.iter().filter(|b| **b == b'\n').count();
+        h.lines_sent.increment(lines as u64);
+        h.bytes_sent.increment(bytes.len() as u64);
+    }
+}
+
+pub fn record_sendq_disconnect() {
+    if let Some(h) = handles() {
+        h.sendq_disconnects.increment(1);
+    }
+}
+
+pub fn record_login_failure() {
+    if let Some(h) = handles() {
+        h.login_failures.increment(1);
+    }
+}
+
+/// One history group commit: how long the store took and how many jobs it carried.
+pub fn record_store_write(elapsed: Duration, jobs: usize) {
+    if let Some(h) = handles() {
+        h.store_write_seconds.record(elapsed.as_secs_f64());
+        h.history_batch_size.record(jobs as f64);
+    }
+}
+
+/// Install the recorder and serve `/metrics` and `/healthz` on `listeners` until shutdown.
+pub fn serve(
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    tasks: &TaskTracker,
+) -> Result<(), MetricsError> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let handles = install()?;
+    let upkeep_shared = shared.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(UPKEEP_INTERVAL) => handles.prometheus.run_upkeep(),
+                _ = upkeep_shared.shutdown.cancelled() => return,
+            }
+        }
+    });
+    for listener in listeners {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "serving metrics (/metrics, /healthz)");
+        }
+        tasks.spawn(accept_loop(shared.clone(), listener, tasks.clone()));
+    }
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    if let Err(err) = answer(&shared, stream).await {
+                        debug!(%peer, %err, "metrics request failed");
+                    }
+                });
+            }
+            Err(err) => {
+                warn!(%err, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Read one request head, answer it, and close: scrapers open a connection per scrape anyway.
+async fn answer(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    match read {
+        Ok(result) => result?,
+        Err(_) => return Ok(()),
+    }
+    let request_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let request_line = String::from_utf8_lossy(request_line);
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or_default();
+    let path = words.next().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    let (status, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", render(shared)),
+        ("GET" | "HEAD", "/healthz") => ("200 OK", "ok\n".to_owned()),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "not found; try /metrics or /healthz\n".to_owned(),
+        ),
+        _ => ("405 Method Not Allowed", "use GET\n".to_owned()),
+    };
+    let content_type = if path == "/metrics" && status.starts_with("200") {
+        "text/plain; version=0.0.4; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        stream.write_all(&response).await?;
+        stream.shutdown().await
+    })
+    .await
+    .unwrap_or(Ok(()))
+}
+
+/// Sample the world's counts into the gauges, then render everything in Prometheus text format.
+fn render(shared: &Shared) -> String {
+    let Some(h) = handles() else {
+        return String::new();
+    };
+    let (registered, channels) = {
+        let world = shared.world.lock();
+        let registered = world.users.values().filter(|u| u.registered).count();
+        (registered, world.channels.len())
+    };
+    h.connections.set(shared.connection_count() as f64);
+    h.registered_users.set(registered as f64);
+    h.channels.set(channels as f64);
+    h.prometheus.render()
+}

@@ -1,0 +1,253 @@
+// Parley web client: the DOM and the WebSocket. All protocol and state logic lives in irc.js;
+// this file renders a ChatState and feeds it what the user and the server say.
+
+import { ChatState, parseInput, InputError, clock, isChannel } from './irc.js';
+
+const $ = (id) => document.getElementById(id);
+let state = new ChatState();
+let socket = null;
+let register = false;
+let drawn = -1;
+let scheduled = false;
+
+// Theme: the system's choice until the user picks one.
+const savedTheme = localStorage.getItem('parley-theme');
+const systemDark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+document.documentElement.dataset.theme = savedTheme || (systemDark ? 'dark' : 'light');
+$('toggle-theme').addEventListener('click', () => {
+  const next = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark';
+  document.documentElement.dataset.theme = next;
+  localStorage.setItem('parley-theme', next);
+});
+
+// Login form
+const defaultUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+$('server-url').value = localStorage.getItem('parley-server') || defaultUrl;
+$('nick').value = localStorage.getItem('parley-nick') || '';
+
+function setMode(isRegister) {
+  register = isRegister;
+  $('mode-login').classList.toggle('selected', !isRegister);
+  $('mode-register').classList.toggle('selected', isRegister);
+  $('mode-login').setAttribute('aria-selected', String(!isRegister));
+  $('mode-register').setAttribute('aria-selected', String(isRegister));
+  $('connect').textContent = isRegister ? 'Create account' : 'Log in';
+  $('password').autocomplete = isRegister ? 'new-password' : 'current-password';
+}
+$('mode-login').addEventListener('click', () => setMode(false));
+$('mode-register').addEventListener('click', () => setMode(true));
+
+$('login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const nick = $('nick').value.trim();
+  const password = $('password').value;
+  const url = $('server-url').value.trim() || defaultUrl;
+  localStorage.setItem('parley-nick', nick);
+  if (url !== defaultUrl) localStorage.setItem('parley-server', url);
+  else localStorage.removeItem('parley-server');
+  connect(url, { nick, password, register });
+});
+
+function showLoginError(text) {
+  $('login-error').textContent = text;
+  $('login-error').hidden = !text;
+}
+
+function send(lines) {
+  for (const line of lines) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(line);
+  }
+}
+
+function connect(url, login) {
+  showLoginError('');
+  $('connect').disabled = true;
+  state = new ChatState();
+  let ws;
+  try {
+    ws = new WebSocket(url, ['text.ircv3.net']);
+  } catch (err) {
+    $('connect').disabled = false;
+    showLoginError(`Cannot connect to ${url}: ${err.message}`);
+    return;
+  }
+  socket = ws;
+  ws.addEventListener('open', () => send(state.start(login)));
+  ws.addEventListener('message', (event) => {
+    if (ws !== socket) return;
+    const text = typeof event.data === 'string' ? event.data : '';
+    const wasRegistered = state.phase === 'registered';
+    send(state.handle(text));
+    if (!wasRegistered && state.phase === 'registered') {
+      $('password').value = '';
+      $('login').hidden = true;
+      $('chat').hidden = false;
+      $('input').focus();
+    }
+    if (state.phase === 'failed') {
+      showLoginError(state.error);
+      $('connect').disabled = false;
+    }
+    redraw();
+  });
+  ws.addEventListener('close', () => {
+    if (ws !== socket) return;
+    socket = null;
+    state.disconnected('Disconnected from the server');
+    $('connect').disabled = false;
+    if (state.phase !== 'failed' && $('chat').hidden) {
+      showLoginError('Could not reach the server (check the address, or open it once to accept its certificate).');
+    }
+    redraw();
+  });
+}
+
+// Chat view
+$('input-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = $('input');
+  if (!input.value.trim()) return;
+  try {
+    const action = parseInput(input.value);
+    send(state.act(action));
+    if (action.type === 'quit') {
+      socket && socket.close();
+    }
+    input.value = '';
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    state.error_(err.message);
+  }
+  redraw();
+});
+
+$('toggle-buffers').addEventListener('click', () => {
+  $('chat').classList.toggle('show-buffers');
+  $('chat').classList.remove('show-members');
+});
+$('toggle-members').addEventListener('click', () => {
+  $('chat').classList.toggle('show-members');
+  $('chat').classList.remove('show-buffers');
+});
+
+// History on scroll: reaching the top asks for older lines (CHATHISTORY BEFORE).
+$('messages').addEventListener('scroll', () => {
+  if ($('messages').scrollTop < 40) {
+    const lines = state.loadOlder();
+    if (lines.length) {
+      send(lines);
+      redraw();
+    }
+  }
+});
+
+function redraw() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    if (drawn !== state.changed) render();
+  });
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+let renderedBuffer = null;
+let renderedFirst = null;
+
+function render() {
+  drawn = state.changed;
+  const active = state.activeBuffer();
+
+  const list = $('buffer-list');
+  list.replaceChildren(...state.bufferList().map((buffer) => {
+    const li = el('li');
+    const button = el('button', buffer.key === state.active ? 'active' : '');
+    button.type = 'button';
+    button.dataset.buffer = buffer.name;
+    if (buffer.unread) button.classList.add('unread');
+    button.append(el('span', 'name', buffer.kind === 'server' ? 'Server' : buffer.name));
+    if (buffer.unread) button.append(el('span', buffer.mention ? 'badge mention' : 'badge', String(buffer.unread)));
+    button.addEventListener('click', () => {
+      state.setActive(buffer.kind === 'server' ? '*server*' : buffer.name);
+      $('chat').classList.remove('show-buffers');
+      redraw();
+      $('input').focus();
+    });
+    li.append(button);
+    return li;
+  }));
+
+  $('buffer-title').textContent = active.kind === 'server' ? 'Server' : active.name;
+  $('buffer-topic').textContent = active.topic || '';
+  $('status').textContent = state.phase === 'registered'
+    ? `${state.nick}${state.account ? ' (logged in)' : ''}`
+    : state.phase;
+
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 30;
+  const previousHeight = box.scrollHeight;
+  const sameBuffer = renderedBuffer === active.key;
+  const first = active.lines[0];
+  const prepended = sameBuffer && renderedFirst && first && first !== renderedFirst;
+  const items = [];
+  if (active.historyLoading) items.push(el('li', 'loading', 'Loading older messages...'));
+  else if (active.historyDone && active.kind !== 'server') items.push(el('li', 'loading', 'Beginning of the conversation'));
+  for (const line of active.lines) {
+    const li = el('li', line.kind + (line.own ? ' own' : ''));
+    const time = el('time', '', clock(line.time));
+    time.dateTime = new Date(line.time).toISOString();
+    li.append(time);
+    if (line.kind === 'msg' || line.kind === 'notice') {
+      li.append(el('span', 'nick', line.kind === 'notice' ? `-${line.nick}-` : `<${line.nick}>`));
+      li.append(el('span', 'text', line.text));
+    } else if (line.kind === 'action') {
+      li.append(el('span', 'text', `* ${line.nick} ${line.text}`));
+    } else {
+      li.append(el('span', 'text', line.text));
+    }
+    items.push(li);
+  }
+  box.replaceChildren(...items);
+  if (prepended) box.scrollTop = box.scrollHeight - previousHeight + box.scrollTop;
+  else if (!sameBuffer || atBottom) box.scrollTop = box.scrollHeight;
+  renderedBuffer = active.key;
+  renderedFirst = first;
+
+  const members = [...active.members.entries()].sort(([a, pa], [b, pb]) => rank(pa) - rank(pb) || a.localeCompare(b));
+  $('members').hidden = active.kind !== 'channel';
+  $('member-count').textContent = isChannel(active.name) ? `${members.length} members` : '';
+  $('member-list').replaceChildren(...members.map(([nick, prefix]) => {
+    const li = el('li', '', `${prefix ? prefix[0] : ''}${nick}`);
+    li.addEventListener('click', () => {
+      $('input').value = `/msg ${nick} `;
+      $('input').focus();
+    });
+    return li;
+  }));
+
+  // Fill a short buffer with history until it scrolls (or nothing is left).
+  if (box.scrollHeight <= box.clientHeight && !active.historyDone && !active.historyLoading) {
+    const lines = state.loadOlder();
+    if (lines.length) send(lines);
+  }
+  document.title = unreadTotal() ? `(${unreadTotal()}) Parley` : 'Parley';
+}
+
+function rank(prefix) {
+  return prefix.includes('@') ? 0 : prefix.includes('%') ? 1 : prefix.includes('+') ? 2 : 3;
+}
+
+function unreadTotal() {
+  let total = 0;
+  for (const b of state.buffers.values()) total += b.unread;
+  return total;
+}
+
+// For the browser tests and for debugging in the console.
+window.parley = { get state() { return state; } };

@@ -1,0 +1,821 @@
+// Parley web client: the IRC protocol and the chat state, with no DOM and no network, so
+// `node --test` checks it and app.js only renders. Mirrors parley-client (input.rs, state.rs):
+// the same short commands, the same buffers, unread counts and history loading.
+
+export const HISTORY_BATCH = 50;
+export const MAX_LINES_PER_BUFFER = 2000;
+const WANTED_CAPS = [
+  'batch', 'draft/chathistory', 'echo-message', 'message-tags', 'multi-prefix',
+  'sasl', 'server-time', 'userhost-in-names', 'draft/account-registration',
+];
+
+// --- Lines -----------------------------------------------------------------------------------
+
+const TAG_UNESCAPES = { ':': ';', s: ' ', '\\': '\\', r: '\r', n: '\n' };
+
+export function unescapeTag(value) {
+  return value.replace(/\\(.?)/g, (_, c) => (c in TAG_UNESCAPES ? TAG_UNESCAPES[c] : c));
+}
+
+/** Parse one IRC line (no CRLF) into {tags, source, command, params}; null if empty. */
+export function parseLine(line) {
+  let rest = line.replace(/[\r\n]+$/, '');
+  const tags = {};
+  if (rest.startsWith('@')) {
+    const space = rest.indexOf(' ');
+    if (space < 0) return null;
+    for (const tag of rest.slice(1, space).split(';')) {
+      if (!tag) continue;
+      const eq = tag.indexOf('=');
+      if (eq < 0) tags[tag] = '';
+      else tags[tag.slice(0, eq)] = unescapeTag(tag.slice(eq + 1));
+    }
+    rest = rest.slice(space + 1).replace(/^ +/, '');
+  }
+  let source = null;
+  if (rest.startsWith(':')) {
+    const space = rest.indexOf(' ');
+    if (space < 0) return null;
+    source = rest.slice(1, space);
+    rest = rest.slice(space + 1).replace(/^ +/, '');
+  }
+  const params = [];
+  while (rest.length) {
+    if (rest.startsWith(':')) {
+      params.push(rest.slice(1));
+      break;
+    }
+    const space = rest.indexOf(' ');
+    if (space < 0) {
+      params.push(rest);
+      break;
+    }
+    params.push(rest.slice(0, space));
+    rest = rest.slice(space + 1).replace(/^ +/, '');
+  }
+  if (!params.length) return null;
+  const command = params.shift().toUpperCase();
+  return { tags, source, command, params };
+}
+
+/** Build a line: the last parameter gets a ':' when it needs one. */
+export function ircLine(command, ...params) {
+  const parts = [command];
+  params.forEach((p, i) => {
+    const last = i === params.length - 1;
+    if (last && (p === '' || p.includes(' ') || p.startsWith(':'))) parts.push(':' + p);
+    else parts.push(p);
+  });
+  return parts.join(' ');
+}
+
+export function nickOf(source) {
+  if (!source) return '';
+  const bang = source.indexOf('!');
+  return bang < 0 ? source : source.slice(0, bang);
+}
+
+/** RFC 1459 case folding, as the server's CASEMAPPING. */
+export function casefold(name) {
+  return name.toLowerCase().replace(/[[\]\\~]/g, (c) => ({ '[': '{', ']': '}', '\\': '|', '~': '^' })[c]);
+}
+
+export const isChannel = (name) => /^[#&]/.test(name);
+
+/** UTF-8 safe base64, for SASL PLAIN (btoa alone only takes Latin-1). */
+export function base64(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+// --- Input: what the user types ----------------------------------------------------------------
+
+export const COMMANDS = [
+  ['join', '/join <#channel> [key]', 'join a channel'],
+  ['part', '/part [#channel] [reason]', 'leave a channel (default: this one)'],
+  ['msg', '/msg <nick|#channel> <text>', 'send a message'],
+  ['query', '/query <nick> [text]', 'open a private conversation'],
+  ['me', '/me <action>', 'send an action'],
+  ['nick', '/nick <newnick>', 'change your nick'],
+  ['topic', '/topic [#channel] [text]', 'show or set the topic'],
+  ['whois', '/whois <nick>', 'who is that?'],
+  ['away', '/away [message]', 'set away; without a message: back'],
+  ['quit', '/quit [reason]', 'disconnect'],
+  ['exit', '/exit', 'disconnect'],
+  ['help', '/help', 'this list'],
+  ['broadcast', '/broadcast <text>', 'message everyone on the server (if allowed)'],
+  ['create_group', '/create_group <name>', 'create a new group (fails if it exists)'],
+  ['join_group', '/join_group <name>', 'join a group'],
+  ['group_msg', '/group_msg <name> <text>', 'message a group'],
+  ['leave_group', '/leave_group <name>', 'leave a group'],
+  ['close', '/close', 'close this conversation'],
+  ['quote', '/quote <raw IRC line>', 'send a raw protocol line'],
+];
+
+export class InputError extends Error {}
+
+function splitWord(s) {
+  s = s.replace(/^\s+/, '');
+  const space = s.indexOf(' ');
+  return space < 0 ? [s, ''] : [s.slice(0, space), s.slice(space + 1).replace(/^\s+/, '')];
+}
+
+function checkName(what, name) {
+  if (/[\s,\u0000-\u001f\u007f]/.test(name)) {
+    throw new InputError(`"${name}" is not a valid ${what}: spaces, commas and control characters are not allowed`);
+  }
+  if (new TextEncoder().encode(name).length > 50) {
+    throw new InputError(`"${name}" is not a valid ${what}: it is longer than 50 bytes`);
+  }
+}
+
+function channelName(name) {
+  checkName('channel name', name);
+  return isChannel(name) ? name : '#' + name;
+}
+
+function nickName(nick) {
+  checkName('nick', nick);
+  if (/^[#&0-9:-]/.test(nick)) {
+    throw new InputError(`"${nick}" is not a valid nick: a nick cannot start with a digit, '-', ':', '#' or '&'`);
+  }
+  return nick;
+}
+
+function groupName(rest, usage) {
+  const [name, extra] = splitWord(rest);
+  if (!name || extra.trim()) throw new InputError('usage: ' + usage);
+  const channel = channelName(name);
+  if (channel.length < 2) throw new InputError('usage: ' + usage);
+  return channel;
+}
+
+/** Parse a line of input into an action ({type, ...}); throws InputError with a helpful text. */
+export function parseInput(line) {
+  line = line.replace(/[\r\n]+$/, '');
+  if (/[\r\n\0]/.test(line)) throw new InputError('line contains a line break or NUL, which IRC cannot carry');
+  if (!line.trim()) throw new InputError('nothing to send');
+  if (!line.startsWith('/')) return { type: 'say', text: line };
+  const commandLine = line.slice(1);
+  if (commandLine.startsWith('/')) return { type: 'say', text: commandLine };
+  let [name, rest] = splitWord(commandLine);
+  rest = rest.trim();
+  name = name.toLowerCase();
+  const usage = (u) => new InputError('usage: ' + u);
+  const text = (u) => {
+    if (!rest) throw usage(u);
+    return rest;
+  };
+  switch (name) {
+    case 'join': case 'j': {
+      const [channel, key] = splitWord(rest);
+      if (!channel) throw usage('/join <#channel> [key]');
+      return { type: 'join', channel: channelName(channel), key: splitWord(key)[0] || null };
+    }
+    case 'part': case 'leave': {
+      const [first, after] = splitWord(rest);
+      if (isChannel(first)) return { type: 'part', channel: first, reason: after.trim() || null };
+      return { type: 'part', channel: null, reason: rest || null };
+    }
+    case 'msg': case 'privmsg': case 'm': {
+      const [target, body] = splitWord(rest);
+      if (!target || !body.trim()) throw usage('/msg <nick|#channel> <text>');
+      return { type: 'msg', target, text: body };
+    }
+    case 'query': case 'q': {
+      const [nick, body] = splitWord(rest);
+      if (!nick) throw usage('/query <nick> [text]');
+      return { type: 'query', nick: nickName(nick), text: body.trim() || null };
+    }
+    case 'me': return { type: 'me', text: text('/me <action>') };
+    case 'nick': {
+      const [nick, extra] = splitWord(rest);
+      if (!nick || extra.trim()) throw usage('/nick <newnick>');
+      return { type: 'nick', nick: nickName(nick) };
+    }
+    case 'topic': {
+      const [first, after] = splitWord(rest);
+      if (isChannel(first)) return { type: 'topic', channel: first, topic: after.trim() || null };
+      return { type: 'topic', channel: null, topic: rest || null };
+    }
+    case 'whois': case 'wi': {
+      const [nick] = splitWord(rest);
+      if (!nick) throw usage('/whois <nick>');
+      return { type: 'whois', nick };
+    }
+    case 'away': return { type: 'away', message: rest || null };
+    case 'quit': return { type: 'quit', reason: rest || null };
+    case 'exit': return { type: 'quit', reason: null };
+    case 'help': case 'h': case '?': return { type: 'help' };
+    case 'broadcast': case 'wall': return { type: 'broadcast', text: text('/broadcast <text>') };
+    case 'create_group': return { type: 'create_group', channel: groupName(rest, '/create_group <name>') };
+    case 'join_group': return { type: 'join_group', channel: groupName(rest, '/join_group <name>') };
+    case 'leave_group': return { type: 'leave_group', channel: groupName(rest, '/leave_group <name>') };
+    case 'group_msg': {
+      const [group, body] = splitWord(rest);
+      if (!group || !body.trim()) throw usage('/group_msg <name> <text>');
+      return { type: 'group_msg', channel: groupName(group, '/group_msg <name> <text>'), text: body };
+    }
+    case 'close': case 'wc': return { type: 'close' };
+    case 'quote': case 'raw': return { type: 'raw', line: text('/quote <raw IRC line>') };
+    default: throw new InputError(`unknown command /${name}; type /help for the list of commands`);
+  }
+}
+
+// --- State: buffers, members, login -----------------------------------------------------------
+
+const SERVER = '*server*';
+
+function newBuffer(name, kind, key) {
+  return {
+    key, name, kind, lines: [], unread: 0, mention: false, members: new Map(), topic: '',
+    historyDone: kind === 'server', historyLoading: false, msgids: new Set(),
+  };
+}
+
+function timeOf(tags) {
+  const t = tags && tags.time ? Date.parse(tags.time) : NaN;
+  return Number.isNaN(t) ? Date.now() : t;
+}
+
+/**
+ * The whole client state. `handle(line)` and `act(action)` return the lines to send; `changed`
+ * is bumped on every change so the UI knows when to redraw.
+ */
+export class ChatState {
+  constructor() {
+    this.buffers = new Map([[SERVER, newBuffer('server', 'server', SERVER)]]);
+    this.active = SERVER;
+    this.nick = '';
+    this.account = null;
+    this.caps = new Set();
+    this.available = new Map();
+    this.phase = 'disconnected'; // connecting | registered | failed | disconnected
+    this.error = '';
+    this.login = null;
+    this.batches = new Map();
+    this.pendingCreates = [];
+    this.pendingFocus = null;
+    this.changed = 0;
+  }
+
+  // Buffers
+
+  key(name) { return name === SERVER ? SERVER : casefold(name); }
+  find(name) { return this.buffers.get(this.key(name)); }
+  activeBuffer() { return this.buffers.get(this.active); }
+
+  buffer(name, kind) {
+    const key = this.key(name);
+    let buffer = this.buffers.get(key);
+    if (!buffer) {
+      buffer = newBuffer(name, kind, key);
+      this.buffers.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** The buffers in the order the sidebar shows them: server, channels, then conversations. */
+  bufferList() {
+    const order = { server: 0, channel: 1, query: 2 };
+    return [...this.buffers.values()]
+      .sort((a, b) => order[a.kind] - order[b.kind] || a.name.localeCompare(b.name));
+  }
+
+  setActive(name) {
+    const key = this.key(name);
+    if (!this.buffers.has(key)) return;
+    this.active = key;
+    const buffer = this.buffers.get(key);
+    buffer.unread = 0;
+    buffer.mention = false;
+    this.changed++;
+  }
+
+  addLine(buffer, line) {
+    if (line.msgid) {
+      if (buffer.msgids.has(line.msgid)) return;
+      buffer.msgids.add(line.msgid);
+    }
+    // Keep time order when live and history lines meet.
+    let i = buffer.lines.length;
+    while (i > 0 && buffer.lines[i - 1].time > line.time) i--;
+    buffer.lines.splice(i, 0, line);
+    if (buffer.lines.length > MAX_LINES_PER_BUFFER) buffer.lines.shift();
+    if (buffer.key !== this.active && !line.own && !line.history && line.kind !== 'event') {
+      buffer.unread++;
+      if (buffer.kind === 'query' || (this.nick && line.text && line.text.toLowerCase().includes(this.nick.toLowerCase()))) {
+        buffer.mention = true;
+      }
+    }
+    this.changed++;
+  }
+
+  info(text, kind = 'event', bufferName = null) {
+    const buffer = bufferName ? this.find(bufferName) || this.buffers.get(SERVER) : this.buffers.get(SERVER);
+    this.addLine(buffer, { time: Date.now(), nick: '', text, kind });
+  }
+
+  /** An error goes to the server buffer and, when that is not in view, to the active one too. */
+  error_(text) {
+    this.info(text, 'error');
+    if (this.active !== SERVER) this.addLine(this.activeBuffer(), { time: Date.now(), nick: '', text, kind: 'error' });
+  }
+
+  // Connecting
+
+  /** The first lines of a connection; `login` is {nick, password, register}. */
+  start(login) {
+    this.login = { ...login };
+    this.nick = login.nick;
+    this.phase = 'connecting';
+    this.error = '';
+    this.caps.clear();
+    this.available.clear();
+    this.changed++;
+    return ['CAP LS 302', ircLine('NICK', login.nick), ircLine('USER', login.nick, '0', '*', login.nick)];
+  }
+
+  fail(text) {
+    this.phase = 'failed';
+    this.error = text;
+    this.info(text, 'error');
+    return [];
+  }
+
+  disconnected(reason) {
+    if (this.phase !== 'failed') this.phase = 'disconnected';
+    for (const b of this.buffers.values()) b.members.clear();
+    this.info(reason || 'Disconnected', 'error');
+  }
+
+  /** Handle one line from the server; returns the lines to send back. */
+  handle(raw) {
+    const msg = parseLine(raw);
+    if (!msg) return [];
+    const batchId = msg.tags.batch;
+    if (batchId && this.batches.has(batchId) && msg.command !== 'BATCH') {
+      this.batches.get(batchId).lines.push(msg);
+      return [];
+    }
+    const handler = this[`on_${msg.command}`];
+    if (handler) return handler.call(this, msg) || [];
+    if (/^[45]\d\d$/.test(msg.command)) {
+      this.error_(msg.params.slice(1).join(' '));
+    } else if (/^\d\d\d$/.test(msg.command)) {
+      this.info(msg.params.slice(1).join(' '));
+    }
+    return [];
+  }
+
+  on_PING(msg) { return [ircLine('PONG', ...msg.params)]; }
+
+  on_CAP(msg) {
+    const sub = (msg.params[1] || '').toUpperCase();
+    if (sub === 'LS') {
+      const more = msg.params[2] === '*';
+      for (const cap of msg.params[more ? 3 : 2].split(' ').filter(Boolean)) {
+        const eq = cap.indexOf('=');
+        this.available.set(eq < 0 ? cap : cap.slice(0, eq), eq < 0 ? '' : cap.slice(eq + 1));
+      }
+      if (more) return [];
+      const want = WANTED_CAPS.filter((c) => this.available.has(c));
+      if (this.login.register && !this.available.has('draft/account-registration')) {
+        return [...this.fail('This server does not offer account registration; log in instead.'), 'QUIT'];
+      }
+      return want.length ? [ircLine('CAP', 'REQ', want.join(' '))] : this.authenticate();
+    }
+    if (sub === 'ACK') {
+      for (const cap of msg.params[2].split(' ').filter(Boolean)) this.caps.add(cap.replace(/^-/, ''));
+      if (this.phase === 'connecting') return this.authenticate();
+    }
+    if (sub === 'NAK' && this.phase === 'connecting') return this.authenticate();
+    return [];
+  }
+
+  /** After CAP: log in with SASL PLAIN, or REGISTER, or go straight on. */
+  authenticate() {
+    const { register, password } = this.login;
+    if (register) return [ircLine('REGISTER', this.login.nick, '*', password)];
+    if (password && this.caps.has('sasl')) return ['AUTHENTICATE PLAIN'];
+    return ['CAP END'];
+  }
+
+  on_AUTHENTICATE(msg) {
+    if (msg.params[0] !== '+') return [];
+    const { nick, password } = this.login;
+    return ['AUTHENTICATE ' + base64(`${nick}\0${nick}\0${password}`)];
+  }
+
+  on_900(msg) { this.account = msg.params[2]; this.info(msg.params[3] || 'Logged in'); return []; }
+  on_903() { return this.phase === 'connecting' ? ['CAP END'] : []; }
+  on_904(msg) { return [...this.fail(msg.params[1] || 'Login failed: wrong username or password'), 'QUIT']; }
+  on_902(msg) { return this.on_904(msg); }
+  on_905(msg) { return this.on_904(msg); }
+
+  on_REGISTER(msg) {
+    if (msg.params[0] === 'SUCCESS') {
+      this.account = msg.params[1];
+      this.info(msg.params[2] || 'Account created');
+      return this.phase === 'connecting' ? ['CAP END'] : [];
+    }
+    return [];
+  }
+
+  on_FAIL(msg) {
+    const text = msg.params[msg.params.length - 1];
+    if (msg.params[0] === 'REGISTER' && this.phase === 'connecting') return [...this.fail(text), 'QUIT'];
+    this.error_(text);
+    return [];
+  }
+
+  on_001(msg) {
+    this.nick = msg.params[0];
+    this.phase = 'registered';
+    this.info(msg.params[1] || 'Welcome');
+    return [];
+  }
+
+  on_433(msg) {
+    if (this.phase === 'connecting') return [...this.fail(`The nick ${msg.params[1]} is in use`), 'QUIT'];
+    this.error_(`The nick ${msg.params[1]} is in use`);
+    return [];
+  }
+
+  on_ERROR(msg) {
+    if (this.phase === 'connecting') this.fail(msg.params[0]);
+    else this.info(msg.params[0], 'error');
+    return [];
+  }
+
+  // Channels and members
+
+  isMe(nick) { return casefold(nick) === casefold(this.nick); }
+
+  on_JOIN(msg) {
+    const nick = nickOf(msg.source);
+    const channel = msg.params[0];
+    const buffer = this.buffer(channel, 'channel');
+    if (this.isMe(nick)) {
+      buffer.members.clear();
+      buffer.joined = true;
+      const focus = this.pendingFocus && casefold(this.pendingFocus) === casefold(channel);
+      if (focus || this.active === SERVER) {
+        this.pendingFocus = null;
+        this.setActive(channel);
+      }
+      this.changed++;
+      if (this.caps.has('draft/chathistory') && !buffer.lines.some((l) => l.msgid)) {
+        buffer.historyLoading = true;
+        return [ircLine('CHATHISTORY', 'LATEST', channel, '*', String(HISTORY_BATCH))];
+      }
+      return [];
+    }
+    buffer.members.set(nick, '');
+    this.addLine(buffer, { time: timeOf(msg.tags), nick, text: `${nick} joined ${channel}`, kind: 'event' });
+    return [];
+  }
+
+  removeMember(channel, nick, text) {
+    const buffer = this.find(channel);
+    if (!buffer) return;
+    if (this.isMe(nick)) {
+      buffer.joined = false;
+      buffer.members.clear();
+    } else {
+      for (const m of [...buffer.members.keys()]) if (casefold(m) === casefold(nick)) buffer.members.delete(m);
+    }
+    this.addLine(buffer, { time: Date.now(), nick, text, kind: 'event' });
+  }
+
+  on_PART(msg) {
+    const nick = nickOf(msg.source);
+    this.removeMember(msg.params[0], nick, `${nick} left ${msg.params[0]}${msg.params[1] ? ` (${msg.params[1]})` : ''}`);
+    return [];
+  }
+
+  on_KICK(msg) {
+    const by = nickOf(msg.source);
+    this.removeMember(msg.params[0], msg.params[1], `${msg.params[1]} was kicked by ${by} (${msg.params[2] || ''})`);
+    return [];
+  }
+
+  on_QUIT(msg) {
+    const nick = nickOf(msg.source);
+    for (const buffer of this.buffers.values()) {
+      const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(nick));
+      if (member !== undefined) {
+        buffer.members.delete(member);
+        this.addLine(buffer, { time: timeOf(msg.tags), nick, text: `${nick} quit (${msg.params[0] || ''})`, kind: 'event' });
+      }
+    }
+    return [];
+  }
+
+  on_NICK(msg) {
+    const old = nickOf(msg.source);
+    const nick = msg.params[0];
+    if (this.isMe(old)) this.nick = nick;
+    for (const buffer of this.buffers.values()) {
+      const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(old));
+      if (member !== undefined) {
+        const prefix = buffer.members.get(member);
+        buffer.members.delete(member);
+        buffer.members.set(nick, prefix);
+        this.addLine(buffer, { time: timeOf(msg.tags), nick, text: `${old} is now known as ${nick}`, kind: 'event' });
+      }
+    }
+    this.changed++;
+    return [];
+  }
+
+  on_353(msg) {
+    const buffer = this.buffer(msg.params[2], 'channel');
+    for (const entry of (msg.params[3] || '').split(' ').filter(Boolean)) {
+      const prefix = entry.match(/^[~&@%+]*/)[0];
+      buffer.members.set(nickOf(entry.slice(prefix.length)), prefix);
+    }
+    this.changed++;
+    return [];
+  }
+
+  on_366() { return []; }
+
+  on_MODE(msg) {
+    const [target, modes, ...args] = msg.params;
+    const buffer = isChannel(target) && this.find(target);
+    if (!buffer || !modes) return [];
+    let adding = true;
+    for (const c of modes) {
+      if (c === '+' || c === '-') { adding = c === '+'; continue; }
+      const symbol = { o: '@', v: '+', h: '%' }[c];
+      const takesArg = 'ovhbeIqkl'.includes(c) && (adding || 'ovhbeIq'.includes(c));
+      const arg = takesArg ? args.shift() : null;
+      if (symbol && arg) {
+        const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(arg));
+        if (member !== undefined) {
+          const current = buffer.members.get(member).replace(symbol, '');
+          buffer.members.set(member, adding ? '@%+'.split('').filter((s) => s === symbol || current.includes(s)).join('') : current);
+        }
+      }
+    }
+    this.addLine(buffer, { time: timeOf(msg.tags), nick: '', text: `${nickOf(msg.source)} sets mode ${msg.params.slice(1).join(' ')}`, kind: 'event' });
+    return [];
+  }
+
+  on_332(msg) { this.buffer(msg.params[1], 'channel').topic = msg.params[2] || ''; this.changed++; return []; }
+  on_331(msg) { this.buffer(msg.params[1], 'channel').topic = ''; this.changed++; return []; }
+  on_TOPIC(msg) {
+    const buffer = this.buffer(msg.params[0], 'channel');
+    buffer.topic = msg.params[1] || '';
+    this.addLine(buffer, { time: timeOf(msg.tags), nick: '', text: `${nickOf(msg.source)} changed the topic to: ${buffer.topic}`, kind: 'event' });
+    return [];
+  }
+
+  // /create_group: LIST tells whether the channel exists (a 322 for it) before joining.
+  on_322(msg) {
+    const pending = this.pendingCreates[0];
+    if (pending && casefold(pending.channel) === casefold(msg.params[1])) pending.exists = true;
+    return [];
+  }
+
+  on_323() {
+    const pending = this.pendingCreates.shift();
+    if (!pending) return [];
+    if (pending.exists) {
+      this.error_(`The group ${pending.channel} already exists; use /join_group ${pending.channel.slice(1)} to join it`);
+      return [];
+    }
+    this.pendingFocus = pending.channel;
+    return [ircLine('JOIN', pending.channel)];
+  }
+
+  on_321() { return []; }
+
+  // Messages
+
+  messageLine(msg, history) {
+    const from = nickOf(msg.source);
+    let text = msg.params[1] || '';
+    let kind = msg.command === 'NOTICE' ? 'notice' : 'msg';
+    const action = /^\u0001ACTION (.*)\u0001?$/.exec(text);
+    if (action) {
+      kind = 'action';
+      text = action[1].replace(/\u0001$/, '');
+    } else if (text.startsWith('\u0001')) {
+      return null; // other CTCP
+    }
+    return {
+      time: timeOf(msg.tags), nick: from, text, kind, msgid: msg.tags.msgid || null,
+      own: this.isMe(from), history,
+    };
+  }
+
+  /** Which buffer a PRIVMSG/NOTICE belongs in. */
+  targetBuffer(msg) {
+    const from = nickOf(msg.source);
+    const target = msg.params[0];
+    if (isChannel(target)) return this.buffer(target, 'channel');
+    if (target.startsWith('$')) return this.buffers.get(SERVER);
+    if (!msg.source || !from.length || from.includes('.') || (msg.command === 'NOTICE' && this.phase !== 'registered')) {
+      return this.buffers.get(SERVER);
+    }
+    return this.buffer(this.isMe(from) ? target : from, 'query');
+  }
+
+  on_PRIVMSG(msg, history = false) {
+    if (msg.params.length < 2) return [];
+    const line = this.messageLine(msg, history);
+    if (!line) return [];
+    if (msg.params[0].startsWith('$')) line.text = `[broadcast] ${line.text}`;
+    this.addLine(this.targetBuffer(msg), line);
+    return [];
+  }
+
+  on_NOTICE(msg, history = false) { return this.on_PRIVMSG(msg, history); }
+
+  // History
+
+  on_BATCH(msg) {
+    const ref = msg.params[0];
+    if (ref.startsWith('+')) {
+      this.batches.set(ref.slice(1), { type: msg.params[1], target: msg.params[2], lines: [] });
+      return [];
+    }
+    const batch = this.batches.get(ref.slice(1));
+    this.batches.delete(ref.slice(1));
+    if (!batch) return [];
+    if (batch.type !== 'chathistory') {
+      for (const inner of batch.lines) this.handle(serialize(inner));
+      return [];
+    }
+    const buffer = this.buffer(batch.target, isChannel(batch.target) ? 'channel' : 'query');
+    let added = 0;
+    for (const inner of batch.lines) {
+      if (inner.command !== 'PRIVMSG' && inner.command !== 'NOTICE') continue;
+      const line = this.messageLine(inner, true);
+      if (!line) continue;
+      const before = buffer.lines.length;
+      this.addLine(buffer, line);
+      added += buffer.lines.length - before;
+    }
+    buffer.historyLoading = false;
+    if (batch.lines.length < HISTORY_BATCH || added === 0) buffer.historyDone = true;
+    this.changed++;
+    return [];
+  }
+
+  /** CHATHISTORY BEFORE the oldest line of a buffer (scrolling up); [] when nothing is left. */
+  loadOlder(name = null) {
+    const buffer = name ? this.find(name) : this.activeBuffer();
+    if (!buffer || buffer.kind === 'server' || buffer.historyDone || buffer.historyLoading) return [];
+    if (!this.caps.has('draft/chathistory') || this.phase !== 'registered') return [];
+    buffer.historyLoading = true;
+    const oldest = buffer.lines.find((l) => l.msgid);
+    const reference = oldest ? `timestamp=${new Date(oldest.time).toISOString()}` : '*';
+    if (reference === '*') return [ircLine('CHATHISTORY', 'LATEST', buffer.name, '*', String(HISTORY_BATCH))];
+    return [ircLine('CHATHISTORY', 'BEFORE', buffer.name, reference, String(HISTORY_BATCH))];
+  }
+
+  // What the user asked for
+
+  /** Turn an action (from parseInput) into lines; throws InputError when it cannot be done. */
+  act(action) {
+    const connected = this.phase === 'registered';
+    if (!connected && action.type !== 'help') throw new InputError('not connected to the server; the line was not sent');
+    const active = this.activeBuffer();
+    const activeTarget = (why) => {
+      if (active.kind === 'server') throw new InputError(why);
+      return active.name;
+    };
+    const activeChannel = (why) => {
+      if (active.kind !== 'channel') throw new InputError(why);
+      return active.name;
+    };
+    switch (action.type) {
+      case 'say':
+        return this.say(activeTarget('type /join <#channel> or /msg <nick> <text> first; the server buffer takes only commands'), action.text);
+      case 'me':
+        return this.say(activeTarget('/me works in a channel or a private conversation'), action.text, true);
+      case 'msg':
+      case 'group_msg': {
+        const target = action.target || action.channel;
+        if (!isChannel(target) && !target.startsWith('$')) {
+          this.buffer(target, 'query');
+          this.setActive(target);
+        }
+        return this.say(target, action.text);
+      }
+      case 'query': {
+        const exists = !!this.find(action.nick);
+        this.buffer(action.nick, 'query');
+        this.setActive(action.nick);
+        const out = [];
+        if (!exists && this.caps.has('draft/chathistory')) {
+          this.find(action.nick).historyLoading = true;
+          out.push(ircLine('CHATHISTORY', 'LATEST', action.nick, '*', String(HISTORY_BATCH)));
+        }
+        if (action.text) out.push(...this.say(action.nick, action.text));
+        return out;
+      }
+      case 'join':
+      case 'join_group':
+        this.pendingFocus = action.channel;
+        return [action.key ? ircLine('JOIN', action.channel, action.key) : ircLine('JOIN', action.channel)];
+      case 'create_group':
+        this.pendingCreates.push({ channel: action.channel, exists: false });
+        return [ircLine('LIST', action.channel)];
+      case 'part': {
+        const channel = action.channel || activeChannel('/part needs a channel: /part #channel, or use it in a channel');
+        return [action.reason ? ircLine('PART', channel, action.reason) : ircLine('PART', channel)];
+      }
+      case 'leave_group':
+        return [ircLine('PART', action.channel)];
+      case 'nick':
+        return [ircLine('NICK', action.nick)];
+      case 'topic': {
+        const channel = action.channel || activeChannel('/topic needs a channel: /topic #channel [text]');
+        return [action.topic ? ircLine('TOPIC', channel, action.topic) : ircLine('TOPIC', channel)];
+      }
+      case 'whois':
+        return [ircLine('WHOIS', action.nick)];
+      case 'away':
+        return [action.message ? ircLine('AWAY', action.message) : 'AWAY'];
+      case 'quit':
+        return [ircLine('QUIT', action.reason || 'Leaving')];
+      case 'broadcast':
+        return this.say('$*', action.text);
+      case 'help':
+        for (const [, usage, about] of COMMANDS) this.info(`${usage} - ${about}`, 'event', active.name === 'server' ? null : active.name);
+        return [];
+      case 'close': {
+        if (active.kind === 'server') throw new InputError('the server buffer cannot be closed');
+        this.buffers.delete(this.active);
+        this.active = SERVER;
+        this.changed++;
+        return active.kind === 'channel' && active.joined ? [ircLine('PART', active.name)] : [];
+      }
+      case 'raw':
+        return [action.line];
+      default:
+        throw new InputError('unknown action');
+    }
+  }
+
+  say(target, text, action = false) {
+    const body = action ? `\u0001ACTION ${text}\u0001` : text;
+    const out = [];
+    for (const piece of splitText(body, 400)) out.push(ircLine('PRIVMSG', target, piece));
+    if (!this.caps.has('echo-message')) {
+      const buffer = target === '$*' ? this.buffers.get(SERVER)
+        : this.buffer(target, isChannel(target) ? 'channel' : 'query');
+      this.addLine(buffer, {
+        time: Date.now(), nick: this.nick, text: target === '$*' ? `[broadcast] ${text}` : text,
+        kind: action ? 'action' : 'msg', own: true,
+      });
+    }
+    return out;
+  }
+}
+
+/** Split text into pieces of at most `max` UTF-8 bytes, at spaces when possible. */
+export function splitText(text, max) {
+  const encoder = new TextEncoder();
+  if (encoder.encode(text).length <= max) return [text];
+  const pieces = [];
+  let rest = text;
+  while (encoder.encode(rest).length > max) {
+    let cut = 0;
+    let bytes = 0;
+    for (const ch of rest) {
+      const len = encoder.encode(ch).length;
+      if (bytes + len > max) break;
+      bytes += len;
+      cut += ch.length;
+    }
+    const space = rest.lastIndexOf(' ', cut);
+    if (space > cut / 2) cut = space;
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut).replace(/^ /, '');
+  }
+  if (rest) pieces.push(rest);
+  return pieces;
+}
+
+/** A parsed message back to a line (for batched lines handled later). */
+export function serialize(msg) {
+  const tags = Object.entries(msg.tags);
+  const prefix = tags.length
+    ? '@' + tags.map(([k, v]) => (v === '' ? k : `${k}=${v.replace(/\\/g, '\\\\').replace(/;/g, '\\:').replace(/ /g, '\\s').replace(/\r/g, '\\r').replace(/\n/g, '\\n')}`)).join(';') + ' '
+    : '';
+  const source = msg.source ? `:${msg.source} ` : '';
+  return prefix + source + ircLine(msg.command, ...msg.params);
+}
+
+/** The time of a line as HH:MM, in the browser's time zone. */
+export function clock(time) {
+  const d = new Date(time);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}

@@ -1,0 +1,273 @@
+// The web client in a real browser (Debian's chromium, headless, driven by playwright-core)
+// against a real parleyd, with a raw TCP IRC client on the other side: register, log in, create
+// and join a group, chat both ways, unread badges, history on scroll, themes, a phone screen.
+//
+// Environment: PARLEYD (the built binary), ARTIFACTS (where screenshots go), CHROMIUM (optional).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+const PARLEYD = process.env.PARLEYD;
+const ARTIFACTS = process.env.ARTIFACTS || 'web-test-artifacts';
+const DOCS_SCREENSHOT = process.env.DOCS_SCREENSHOT || '';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 15000;
+const PASSWORD = 'correct-horse-battery';
+
+let server;
+let serverLog = '';
+let dataDir;
+let browser;
+let webUrl;
+let ircPort;
+
+/** A free loopback port (bound and released; parleyd binds it right after). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port) {
+  const deadline = Date.now() + WAIT;
+  while (Date.now() < deadline) {
+    const ok = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`parleyd did not listen on ${port}; its log:\n${serverLog}`);
+}
+
+/** A raw IRC client over TCP that collects lines and can wait for one. */
+class IrcClient {
+  constructor(port) {
+    this.lines = [];
+    this.waiters = [];
+    this.buffer = '';
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.setEncoding('utf8');
+    this.socket.on('data', (chunk) => {
+      this.buffer += chunk;
+      let i;
+      while ((i = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, i).replace(/\r$/, '');
+        this.buffer = this.buffer.slice(i + 1);
+        if (line.startsWith('PING ')) this.send('PONG ' + line.slice(5));
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => !w(line));
+      }
+    });
+  }
+
+  send(line) { this.socket.write(line + '\r\n'); }
+
+  /** Wait for a line matching `test` (already seen lines count, then they are used up). */
+  expect(test, what) {
+    const index = this.lines.findIndex(test);
+    if (index >= 0) return Promise.resolve(this.lines.splice(0, index + 1).at(-1));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`TCP client: never got ${what}; saw:\n${this.lines.join('\n')}`)), WAIT);
+      this.waiters.push((line) => {
+        if (!test(line)) return false;
+        clearTimeout(timer);
+        this.lines = [];
+        resolve(line);
+        return true;
+      });
+    });
+  }
+
+  close() { this.socket.destroy(); }
+}
+
+before(async () => {
+  assert.ok(PARLEYD, 'set PARLEYD to the parleyd binary');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'parley-web-test-'));
+  ircPort = await freePort();
+  const webPort = await freePort();
+  const config = join(dataDir, 'parley.toml');
+  writeFileSync(config, [
+    '[server]', `data_dir = ${JSON.stringify(join(dataDir, 'data'))}`,
+    '[listen]', `plain = ["127.0.0.1:${ircPort}"]`, 'tls = []',
+    '[web]', `listen = ["127.0.0.1:${webPort}"]`,
+    '[flood]', 'enabled = false',
+    '[log]', 'level = "info"',
+    '',
+  ].join('\n'));
+  // The TCP user's account, made the way an admin would.
+  execFileSync(PARLEYD, ['--config', config, 'users', 'add', 'bob', '--password-stdin'], { input: PASSWORD + '\n', stdio: ['pipe', 'pipe', 'pipe'] });
+  server = spawn(PARLEYD, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  await waitForPort(webPort);
+  webUrl = `https://127.0.0.1:${webPort}/`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+    timeout: WAIT,
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => { server.kill('SIGKILL'); resolve(); }, 5000);
+      server.once('exit', () => { clearTimeout(timer); resolve(); });
+    });
+  }
+  writeFileSync(join(ARTIFACTS, 'parleyd.log'), serverLog);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function openPage(viewport = { width: 1100, height: 700 }) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, colorScheme: 'light' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(String(err)));
+  await page.goto(webUrl);
+  return { page, errors };
+}
+
+async function login(page, nick, { register = false } = {}) {
+  if (register) await page.click('#mode-register');
+  await page.fill('#nick', nick);
+  await page.fill('#password', PASSWORD);
+  await page.click('#connect');
+  await page.waitForSelector('#chat:not([hidden])');
+}
+
+async function say(page, text) {
+  await page.fill('#input', text);
+  await page.click('#send');
+}
+
+const messageWith = (page, text) => page.locator('#messages li', { hasText: text });
+
+async function shot(page, name) {
+  const path = join(ARTIFACTS, name);
+  await page.screenshot({ path });
+  return path;
+}
+
+test('register in the browser, then chat with a terminal (TCP) user both ways', async () => {
+  const { page, errors } = await openPage();
+  await shot(page, '01-login.png');
+  await login(page, 'alice', { register: true });
+  await messageWith(page, 'Welcome').first().waitFor().catch(() => {});
+
+  const bob = new IrcClient(ircPort);
+  bob.send(`PASS bob:${PASSWORD}`);
+  bob.send('NICK bob');
+  bob.send('USER bob 0 * :Bob Terminal');
+  await bob.expect((l) => / 001 bob /.test(l), 'the welcome');
+
+  await say(page, '/create_group webtest');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#webtest');
+  bob.send('JOIN #webtest');
+  await bob.expect((l) => / 366 bob #webtest /.test(l), 'the names of #webtest');
+  await page.locator('#member-list li', { hasText: 'bob' }).waitFor();
+
+  await say(page, 'hello from the browser');
+  await bob.expect((l) => l.endsWith('PRIVMSG #webtest :hello from the browser') && l.includes(':alice!'),
+    "alice's message");
+  await messageWith(page, 'hello from the browser').waitFor();
+
+  bob.send('PRIVMSG #webtest :hello from the terminal');
+  await messageWith(page, 'hello from the terminal').waitFor();
+  const shown = await messageWith(page, 'hello from the terminal').innerText();
+  assert.match(shown, /^\d\d:\d\d\s*<bob>\s*hello from the terminal$/, 'time, nick and text');
+
+  // A private message to a conversation not in view shows an unread badge.
+  bob.send('PRIVMSG alice :are you there?');
+  const badge = page.locator('#buffer-list button[data-buffer="bob"] .badge');
+  await badge.waitFor();
+  assert.equal(await badge.innerText(), '1');
+  await shot(page, '02-chat-light.png');
+  if (DOCS_SCREENSHOT) copyFileSync(join(ARTIFACTS, '02-chat-light.png'), DOCS_SCREENSHOT);
+
+  await page.click('#buffer-list button[data-buffer="bob"]');
+  await messageWith(page, 'are you there?').waitFor();
+  assert.equal(await badge.count(), 0, 'reading clears the badge');
+  await say(page, 'yes, in the browser');
+  await bob.expect((l) => l.endsWith('PRIVMSG bob :yes, in the browser'), 'the private answer');
+
+  // The short commands: /msg, /broadcast refused for non-operators, /leave_group.
+  await say(page, '/msg bob via slash msg');
+  await bob.expect((l) => l.endsWith('PRIVMSG bob :via slash msg'), '/msg');
+  await say(page, '/leave_group webtest');
+  await bob.expect((l) => /:alice!\S+ PART #webtest/.test(l), 'the part');
+
+  await page.click('#toggle-theme');
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await shot(page, '03-chat-dark.png');
+  assert.deepEqual(errors, [], 'no script errors');
+  bob.close();
+  await page.context().close();
+});
+
+test('log in with an existing account, load history on scroll, phone-sized screen', async () => {
+  const bob = new IrcClient(ircPort);
+  bob.send(`PASS bob:${PASSWORD}`);
+  bob.send('NICK bob');
+  bob.send('USER bob 0 * :Bob Terminal');
+  await bob.expect((l) => / 001 bob /.test(l), 'the welcome');
+  bob.send('JOIN #history');
+  await bob.expect((l) => / 366 bob #history /.test(l), 'the join');
+  for (let i = 1; i <= 80; i++) bob.send(`PRIVMSG #history :history line ${i}`);
+  bob.send('PING :sent');
+  await bob.expect((l) => l.includes('PONG') && l.endsWith('sent'), 'the sync');
+
+  // A wrong password is refused with a message on the form.
+  const { page: wrong } = await openPage();
+  await wrong.fill('#nick', 'alice');
+  await wrong.fill('#password', 'not the password');
+  await wrong.click('#connect');
+  await wrong.locator('#login-error:not([hidden])').waitFor();
+  await wrong.context().close();
+
+  const { page, errors } = await openPage({ width: 390, height: 760 });
+  await login(page, 'alice');
+  await say(page, '/join_group history');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#history');
+  await messageWith(page, 'history line 80').waitFor();
+  assert.equal(await messageWith(page, 'history line 1').count(), 0, 'only the latest page at first');
+  // Scrolling to the top loads older lines (CHATHISTORY BEFORE) until the beginning.
+  const first = page.locator('#messages li', { hasText: /history line 1$/ });
+  for (let i = 0; i < 6 && (await first.count()) === 0; i++) {
+    await page.evaluate(() => { const m = document.getElementById('messages'); m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); });
+    await page.waitForTimeout(300);
+  }
+  await first.waitFor();
+  await shot(page, '04-phone-history.png');
+  await page.click('#toggle-buffers');
+  await page.locator('#buffers').waitFor({ state: 'visible' });
+  await shot(page, '05-phone-conversations.png');
+  await page.click('#buffer-list button[data-buffer="#lobby"]');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#lobby');
+
+  await page.click('#toggle-buffers');
+  await page.click('#buffer-list button[data-buffer="#history"]');
+  await say(page, '/exit');
+  await bob.expect((l) => /:alice!\S+ QUIT/.test(l), "alice's quit");
+  assert.deepEqual(errors, [], 'no script errors');
+  bob.close();
+  await page.context().close();
+});
