@@ -338,7 +338,10 @@ async fn run(
                     }
                 }
             }
-            Err(OpenError::Transient(reason)) => reason,
+            Err(OpenError::Transient(reason)) => {
+                state.lock().on_connect_failed(&reason);
+                reason
+            }
             Err(OpenError::Fatal(reason)) => {
                 set_connection(&state, &events, ConnectionState::Failed(reason.clone()));
                 let _ = events

@@ -6,6 +6,7 @@
 
 mod client;
 pub mod input;
+pub mod paths;
 mod state;
 
 pub use client::{is_loopback, Backoff, Client, ClientConfig, ClientError, Event, Transport};

@@ -271,6 +271,8 @@ pub struct State {
     broadcast_pending: bool,
     away: bool,
     fatal: Option<String>,
+    /// Why the last connection attempt failed or the last connection ended.
+    last_error: Option<String>,
     new_lines: Vec<(String, Line)>,
     record_new_lines: bool,
 }
@@ -359,6 +361,7 @@ impl State {
             broadcast_pending: false,
             away: false,
             fatal: None,
+            last_error: None,
             new_lines: Vec::new(),
             record_new_lines: false,
         }
@@ -446,6 +449,23 @@ impl State {
         self.fatal.take()
     }
 
+    /// Why the last connection attempt failed or the last connection was lost, kept until the
+    /// next successful login: a login dialog shows it while the client retries.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// A connection attempt failed before a socket was open (refused, unreachable, timed out);
+    /// the client will retry.
+    pub fn on_connect_failed(&mut self, reason: &str) {
+        self.push_server(
+            LineKind::Error,
+            format!("cannot connect: {reason}"),
+            Utc::now(),
+        );
+        self.last_error = Some(reason.to_string());
+    }
+
     /// Adds a local line (an input error, a client notice) to the active buffer.
     pub fn add_local(&mut self, kind: LineKind, text: String) {
         let line = self.own_line(LineKind::Info, text);
@@ -465,6 +485,10 @@ impl State {
     pub fn set_connection(&mut self, connection: ConnectionState) {
         if let ConnectionState::Failed(reason) = &connection {
             self.push_server(LineKind::Error, reason.clone(), Utc::now());
+            self.last_error = Some(reason.clone());
+        }
+        if connection == ConnectionState::Connected {
+            self.last_error = None;
         }
         self.connection = connection;
     }
@@ -497,6 +521,7 @@ impl State {
     /// The socket closed. Channels are remembered for the rejoin.
     pub fn on_disconnected(&mut self, reason: &str) {
         self.negotiation = None;
+        self.last_error = Some(reason.to_string());
         for buffer in &mut self.buffers {
             if buffer.joined {
                 buffer.joined = false;
@@ -1114,6 +1139,7 @@ impl State {
                 self.server_name = msg.source.map(str::to_string);
                 self.negotiation = None;
                 self.connection = ConnectionState::Connected;
+                self.last_error = None;
                 self.push_server(LineKind::Info, text, ctx.time);
                 for buffer in &self.buffers {
                     if buffer.kind == BufferKind::Channel && buffer.rejoin && !buffer.joined {
@@ -1803,6 +1829,26 @@ mod tests {
         assert_eq!(out, ["CAP END"]);
         assert_eq!(s.account(), Some("alice"));
         assert!(s.take_fatal().is_none());
+    }
+
+    #[test]
+    fn last_error_is_kept_until_the_next_welcome() {
+        let mut s = State::new("me", "Me");
+        assert_eq!(s.last_error(), None);
+        s.on_connect_failed("cannot connect to h:1: connection refused");
+        assert_eq!(
+            s.last_error(),
+            Some("cannot connect to h:1: connection refused")
+        );
+        assert!(s.buffers()[0]
+            .lines
+            .iter()
+            .any(|l| l.kind == LineKind::Error && l.text.contains("connection refused")));
+        s.on_connected(false, Auth::Guest);
+        feed(&mut s, &[":srv 001 me :Welcome"]);
+        assert_eq!(s.last_error(), None);
+        s.on_disconnected("read error");
+        assert_eq!(s.last_error(), Some("read error"));
     }
 
     #[test]

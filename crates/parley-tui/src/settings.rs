@@ -2,7 +2,7 @@
 //! user's config directory, next to the `known_servers` file. Never the password: it is typed
 //! (or piped with --password-stdin) every time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,17 +15,8 @@ pub struct Settings {
     pub tls: Option<bool>,
 }
 
-/// The config directory: `$PARLEY_CONFIG_DIR`, else the platform's (`~/.config/parley`).
-pub fn config_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("PARLEY_CONFIG_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    directories::ProjectDirs::from("", "", "parley").map(|dirs| dirs.config_dir().to_path_buf())
-}
-
-pub fn known_servers_path() -> Option<PathBuf> {
-    config_dir().map(|dir| dir.join("known_servers"))
-}
+/// Shared with the desktop client, so both use the same `known_servers`.
+pub use parley_client::paths::{config_dir, known_servers_path};
 
 impl Settings {
     /// Loads the settings; a missing file gives the defaults, a broken one an error naming it.

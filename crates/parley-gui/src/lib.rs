@@ -1,0 +1,13 @@
+//! `parley-gui`, Parley's desktop client, as a library so its tests can drive the window
+//! without a display: `app` draws (egui), `model` computes what is shown from
+//! `parley_client::State`, `connection` links the two to a live client or an offline stand-in,
+//! `settings` and `notify` are the user's preferences and desktop notifications. All chat logic
+//! stays in `parley-client`.
+
+pub mod app;
+pub mod connection;
+pub mod model;
+pub mod notify;
+pub mod settings;
+
+pub use app::{App, LoginForm, Options, Phase};

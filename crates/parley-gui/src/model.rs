@@ -1,0 +1,457 @@
+//! The view-model: what the window shows, computed from `parley_client::State` by pure
+//! functions (the side list with badges, message rows with day separators, the topic and status
+//! texts, nick colours, plain-word errors). Drawing code only lays these out, so everything a
+//! person reads is tested here without a window.
+
+use chrono::{DateTime, Local, NaiveDate, TimeZone};
+use parley_client::{Buffer, BufferKind, ConnectionState, Line, LineKind, State};
+
+/// One entry of the side list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BufferEntry {
+    pub index: usize,
+    pub name: String,
+    pub kind: BufferKind,
+    pub unread: usize,
+    pub mentions: usize,
+    pub active: bool,
+    /// A channel we are not in (any more): drawn muted.
+    pub parted: bool,
+}
+
+impl BufferEntry {
+    /// The badge text: mentions win over plain unread counts.
+    pub fn badge(&self) -> Option<String> {
+        match (self.mentions, self.unread) {
+            (0, 0) => None,
+            (0, unread) => Some(unread.to_string()),
+            (mentions, _) => Some(format!("{mentions}!")),
+        }
+    }
+}
+
+/// The side list in three groups: the server, channels, private conversations.
+pub fn buffer_entries(state: &State) -> (Vec<BufferEntry>, Vec<BufferEntry>, Vec<BufferEntry>) {
+    let mut server = Vec::new();
+    let mut channels = Vec::new();
+    let mut private = Vec::new();
+    for (index, buffer) in state.buffers().iter().enumerate() {
+        let entry = BufferEntry {
+            index,
+            name: buffer.name.clone(),
+            kind: buffer.kind,
+            unread: buffer.unread,
+            mentions: buffer.mentions,
+            active: index == state.active_index(),
+            parted: buffer.kind == BufferKind::Channel && !buffer.joined,
+        };
+        match buffer.kind {
+            BufferKind::Server => server.push(entry),
+            BufferKind::Channel => channels.push(entry),
+            BufferKind::Query => private.push(entry),
+        }
+    }
+    (server, channels, private)
+}
+
+/// How a row is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowStyle {
+    /// Someone said something.
+    Message,
+    /// `* nick does something`.
+    Action,
+    Notice,
+    /// Joins, parts, quits, nick and mode changes: muted.
+    Muted,
+    Info,
+    Error,
+}
+
+/// One row of the message area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// "Wednesday, 1 May 2024" between lines of different (local) days.
+    Day(String),
+    Line {
+        time: String,
+        nick: Option<String>,
+        text: String,
+        style: RowStyle,
+        highlight: bool,
+        own: bool,
+    },
+}
+
+impl Row {
+    /// The row as plain text, as it is read out (and asserted on).
+    pub fn plain(&self) -> String {
+        match self {
+            Row::Day(day) => format!("-- {day} --"),
+            Row::Line {
+                time,
+                nick,
+                text,
+                style,
+                ..
+            } => match (style, nick) {
+                (RowStyle::Message, Some(nick)) => format!("{time} <{nick}> {text}"),
+                (RowStyle::Action, Some(nick)) => format!("{time} * {nick} {text}"),
+                (RowStyle::Notice, Some(nick)) => format!("{time} -{nick}- {text}"),
+                _ => format!("{time} {text}"),
+            },
+        }
+    }
+}
+
+fn style_of(kind: LineKind) -> RowStyle {
+    match kind {
+        LineKind::Message => RowStyle::Message,
+        LineKind::Action => RowStyle::Action,
+        LineKind::Notice => RowStyle::Notice,
+        LineKind::Info => RowStyle::Info,
+        LineKind::Error => RowStyle::Error,
+        LineKind::Join
+        | LineKind::Part
+        | LineKind::Quit
+        | LineKind::Kick
+        | LineKind::Nick
+        | LineKind::Topic
+        | LineKind::Mode => RowStyle::Muted,
+    }
+}
+
+/// "Wednesday, 1 May 2024".
+pub fn day_label(day: NaiveDate) -> String {
+    day.format("%A, %-d %B %Y").to_string()
+}
+
+/// The rows of a buffer in the time zone `tz`, with a day separator before the first line and
+/// wherever the day changes.
+pub fn rows<'a, Tz: TimeZone>(lines: impl IntoIterator<Item = &'a Line>, tz: &Tz) -> Vec<Row>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let mut out = Vec::new();
+    let mut last_day: Option<NaiveDate> = None;
+    for line in lines {
+        let local: DateTime<Tz> = line.time.with_timezone(tz);
+        let day = local.date_naive();
+        if last_day != Some(day) {
+            out.push(Row::Day(day_label(day)));
+            last_day = Some(day);
+        }
+        out.push(Row::Line {
+            time: local.format("%H:%M").to_string(),
+            nick: line.from.clone(),
+            text: line.text.clone(),
+            style: style_of(line.kind),
+            highlight: line.highlight && !line.own,
+            own: line.own,
+        });
+    }
+    out
+}
+
+/// The rows of a buffer in the local time zone.
+pub fn buffer_rows(buffer: &Buffer) -> Vec<Row> {
+    rows(&buffer.lines, &Local)
+}
+
+/// The bar above the messages.
+pub fn topic_text(state: &State) -> String {
+    let buffer = state.active();
+    match (&buffer.kind, &buffer.topic) {
+        (BufferKind::Channel, Some(topic)) if !topic.is_empty() => {
+            format!("{}: {topic}", buffer.name)
+        }
+        (BufferKind::Channel, _) => format!("{}: no topic set", buffer.name),
+        (BufferKind::Query, _) => format!("Private conversation with {}", buffer.name),
+        (BufferKind::Server, _) => match state.server_name() {
+            Some(name) => format!("Server messages from {name}"),
+            None => "Server messages".to_string(),
+        },
+    }
+}
+
+/// How the connection is doing, for the status bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Good,
+    Waiting,
+    Bad,
+}
+
+/// The status bar: "Connected to host:port (TLS) as alice", "Reconnecting in 4 s (attempt 2)".
+pub fn status_text(state: &State, server: &str, tls: bool) -> (Health, String) {
+    let security = if tls { "TLS" } else { "not encrypted" };
+    match state.connection() {
+        ConnectionState::Connected => {
+            let who = match state.account() {
+                Some(account) if account == state.nick() => format!("as {account}"),
+                Some(account) => format!("as {} (account {account})", state.nick()),
+                None => format!("as {} (guest)", state.nick()),
+            };
+            let away = if state.is_away() { ", away" } else { "" };
+            (
+                Health::Good,
+                format!("Connected to {server} ({security}) {who}{away}"),
+            )
+        }
+        ConnectionState::Connecting => (Health::Waiting, format!("Connecting to {server}…")),
+        ConnectionState::Registering => (Health::Waiting, format!("Logging in to {server}…")),
+        ConnectionState::Reconnecting { attempt, delay } => {
+            let why = state
+                .last_error()
+                .map(|e| format!(": {}", plain_error(e)))
+                .unwrap_or_default();
+            (
+                Health::Waiting,
+                format!(
+                    "Connection lost{why}. Reconnecting in {} s (attempt {attempt})",
+                    delay.as_secs().max(1)
+                ),
+            )
+        }
+        ConnectionState::Disconnected => (Health::Bad, "Disconnected".to_string()),
+        ConnectionState::Failed(reason) => (Health::Bad, plain_error(reason)),
+    }
+}
+
+/// Library and server messages turned into words a person acts on.
+pub fn plain_error(reason: &str) -> String {
+    let lower = reason.to_ascii_lowercase();
+    let advice = if lower.contains("connection refused") {
+        Some("Nothing answers at that address and port: check the server name and port, and that the server is running.")
+    } else if lower.contains("timed out") {
+        Some("The server did not answer in time: check the address and your network.")
+    } else if lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("no address")
+    {
+        Some("That server name does not exist: check its spelling.")
+    } else if lower.contains("sasl") || lower.contains("password") || lower.contains("login") {
+        Some("The username or password was not accepted.")
+    } else if lower.contains("already exists") || lower.contains("account_exists") {
+        Some("That username is taken: pick another, or log in instead.")
+    } else {
+        None
+    };
+    match advice {
+        Some(advice) => format!("{advice} ({reason})"),
+        None => reason.to_string(),
+    }
+}
+
+/// Multi-line input: each non-empty line is sent on its own (IRC carries one line per message).
+pub fn input_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// A nick's colour as a hue in degrees: the same nick (any case) always gets the same one.
+pub fn nick_hue(nick: &str) -> f32 {
+    let hash = nick
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    (hash % 360) as f32
+}
+
+/// A new line worth a notification: a mention or a private message from someone else, live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub buffer: String,
+    pub from: String,
+    pub text: String,
+}
+
+impl Alert {
+    pub fn title(&self) -> String {
+        if self.buffer.starts_with(['#', '&']) {
+            format!("{} in {}", self.from, self.buffer)
+        } else {
+            format!("{} (private)", self.from)
+        }
+    }
+}
+
+/// Alerts among the lines `State::take_new_lines` returned.
+pub fn alerts(new_lines: &[(String, Line)]) -> Vec<Alert> {
+    new_lines
+        .iter()
+        .filter(|(_, line)| {
+            line.highlight
+                && !line.own
+                && !line.history
+                && matches!(
+                    line.kind,
+                    LineKind::Message | LineKind::Action | LineKind::Notice
+                )
+        })
+        .map(|(buffer, line)| Alert {
+            buffer: buffer.clone(),
+            from: line.from.clone().unwrap_or_default(),
+            text: line.text.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{FixedOffset, Utc};
+    use parley_client::Auth;
+
+    pub fn sample_state() -> State {
+        let mut state = State::new("alice", "Alice");
+        state.on_connected(true, Auth::Guest);
+        for line in [
+            ":parley.local CAP * LS :server-time",
+            ":parley.local CAP alice ACK :server-time",
+            ":parley.local 001 alice :Welcome to Parley, alice",
+            ":parley.local 900 alice alice!~alice@127.0.0.1 alice :You are now logged in as alice",
+            ":alice!~alice@127.0.0.1 JOIN #lobby",
+            ":alice!~alice@127.0.0.1 JOIN #rust",
+            ":parley.local 332 alice #rust :All things Rust",
+            ":parley.local 353 alice = #rust :@alice bob +carol",
+            ":parley.local 366 alice #rust :End of /NAMES list",
+        ] {
+            state.handle_line(line);
+        }
+        state.set_active_by_name("#rust");
+        for line in [
+            "@time=2024-05-01T09:30:00.000Z :bob!~bob@h PRIVMSG #rust :hi alice, ready?",
+            "@time=2024-05-01T09:31:00.000Z :carol!~carol@h PRIVMSG #rust :\x01ACTION waves\x01",
+            "@time=2024-05-02T08:00:00.000Z :dave!~dave@h JOIN #rust",
+            "@time=2024-05-02T09:32:00.000Z :bob!~bob@h PRIVMSG #lobby :anyone?",
+            "@time=2024-05-02T09:33:00.000Z :dave!~dave@h PRIVMSG alice :psst",
+        ] {
+            state.handle_line(line);
+        }
+        state
+    }
+
+    #[test]
+    fn side_list_groups_and_badges() {
+        let state = sample_state();
+        let (server, channels, private) = buffer_entries(&state);
+        assert_eq!(server.len(), 1);
+        let names: Vec<&str> = channels.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["#lobby", "#rust"]);
+        assert_eq!(channels[0].badge().as_deref(), Some("1"));
+        assert!(channels[1].active && channels[1].badge().is_none());
+        assert_eq!(private[0].name, "dave");
+        assert_eq!(
+            private[0].badge().as_deref(),
+            Some("1!"),
+            "a private message counts as a mention"
+        );
+    }
+
+    #[test]
+    fn rows_have_times_day_separators_and_muted_joins() {
+        let state = sample_state();
+        let utc = FixedOffset::east_opt(0).expect("zero offset");
+        let rows = rows(&state.active().lines, &utc);
+        let text: Vec<String> = rows.iter().map(Row::plain).collect();
+        let first_day = text
+            .iter()
+            .position(|t| t == "-- Wednesday, 1 May 2024 --")
+            .expect("a separator for 1 May");
+        let hi = text
+            .iter()
+            .position(|t| t == "09:30 <bob> hi alice, ready?")
+            .expect("bob's line");
+        let second_day = text
+            .iter()
+            .position(|t| t == "-- Thursday, 2 May 2024 --")
+            .expect("a separator for 2 May");
+        assert!(first_day < hi && hi < second_day, "{text:#?}");
+        assert!(
+            text.contains(&"09:31 * carol waves".to_string()),
+            "{text:#?}"
+        );
+        let join = rows
+            .iter()
+            .find(|r| matches!(r, Row::Line { text, .. } if text.contains("dave")))
+            .expect("the join");
+        assert!(
+            matches!(
+                join,
+                Row::Line {
+                    style: RowStyle::Muted,
+                    ..
+                }
+            ),
+            "{join:?}"
+        );
+        let highlighted = rows.iter().any(
+            |r| matches!(r, Row::Line { highlight: true, text, .. } if text.contains("hi alice")),
+        );
+        assert!(highlighted, "a mention is highlighted");
+    }
+
+    #[test]
+    fn topic_and_status() {
+        let mut state = sample_state();
+        assert_eq!(topic_text(&state), "#rust: All things Rust");
+        let (health, text) = status_text(&state, "localhost:6697", true);
+        assert_eq!(health, Health::Good);
+        assert_eq!(text, "Connected to localhost:6697 (TLS) as alice");
+        state.set_active_by_name("dave");
+        assert_eq!(topic_text(&state), "Private conversation with dave");
+        state.on_disconnected("read error");
+        state.set_connection(ConnectionState::Reconnecting {
+            attempt: 2,
+            delay: std::time::Duration::from_secs(4),
+        });
+        let (health, text) = status_text(&state, "h", false);
+        assert_eq!(health, Health::Waiting);
+        assert_eq!(
+            text,
+            "Connection lost: read error. Reconnecting in 4 s (attempt 2)"
+        );
+    }
+
+    #[test]
+    fn errors_in_plain_words() {
+        let text = plain_error("cannot connect to h:1: Connection refused (os error 111)");
+        assert!(text.starts_with("Nothing answers"), "{text}");
+        let text = plain_error("login failed: SASL authentication failed");
+        assert!(text.contains("username or password"), "{text}");
+        assert_eq!(plain_error("something else"), "something else");
+    }
+
+    #[test]
+    fn multi_line_input_and_nick_hues() {
+        assert_eq!(input_lines("one\n\n two\n"), ["one", " two"]);
+        assert_eq!(nick_hue("Bob"), nick_hue("bob"));
+        let hues: std::collections::HashSet<u32> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| nick_hue(n) as u32)
+            .collect();
+        assert!(hues.len() > 1);
+    }
+
+    #[test]
+    fn alerts_for_mentions_and_private_messages_only() {
+        let mut state = sample_state();
+        state.take_new_lines();
+        state.record_new_lines(true);
+        for line in [
+            ":bob!~bob@h PRIVMSG #lobby :plain chatter",
+            ":bob!~bob@h PRIVMSG #lobby :alice: lunch?",
+            ":erin!~erin@h PRIVMSG alice :hello there",
+        ] {
+            state.handle_line(line);
+        }
+        let alerts = alerts(&state.take_new_lines());
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_eq!(alerts[0].title(), "bob in #lobby");
+        assert_eq!(alerts[1].title(), "erin (private)");
+        assert_eq!(alerts[1].text, "hello there");
+        let _ = Utc::now();
+    }
+}
