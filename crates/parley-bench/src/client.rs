@@ -1,0 +1,365 @@
+//! One benchmark client: a plain or TLS connection (optionally from a chosen loopback source
+//! address, so tens of thousands of connections do not run out of ports), a line reader that
+//! hands out borrowed lines without allocating, and registration as a guest or with SASL PLAIN.
+//!
+//! Readers answer the server's PING themselves only where a scenario asks them to; the hot loops
+//! stay in the scenarios, which know what they are looking for.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+
+/// Longest line (or NAMES burst fragment) the reader accepts before calling the server broken.
+const MAX_LINE: usize = 1 << 20;
+/// Initial read buffer; small so tens of thousands of idle clients stay cheap.
+const READ_BUFFER: usize = 2048;
+/// How long registration may take before the client gives up.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how clients connect.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// When set, connections use TLS with this config (which pins the server's certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Local source addresses to spread connections over; empty means "let the kernel choose".
+    pub sources: Vec<IpAddr>,
+}
+
+impl Endpoint {
+    pub fn plain(addr: SocketAddr) -> Self {
+        Endpoint {
+            addr,
+            tls: None,
+            sources: Vec::new(),
+        }
+    }
+
+    /// Connect client number `index` (which picks its source address round-robin).
+    pub async fn connect(&self, index: usize) -> Result<Conn> {
+        let tcp = match self.sources.get(index % self.sources.len().max(1)) {
+            Some(source) => {
+                let socket = TcpSocket::new_v4().context("creating a socket")?;
+                socket
+                    .bind(SocketAddr::new(*source, 0))
+                    .with_context(|| format!("binding the source address {source}"))?;
+                socket
+                    .connect(self.addr)
+                    .await
+                    .with_context(|| format!("connecting to {} from {source}", self.addr))?
+            }
+            None => TcpStream::connect(self.addr)
+                .await
+                .with_context(|| format!("connecting to {}", self.addr))?,
+        };
+        tcp.set_nodelay(true).ok();
+        let stream = match &self.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let name = rustls_pki_types::ServerName::try_from("localhost")
+                    .context("the fixed server name `localhost` is valid")?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {}", self.addr))?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
+        Ok(Conn::new(stream))
+    }
+}
+
+/// A rustls client config that accepts exactly the certificate with this SHA-256 fingerprint.
+pub fn pinned_tls_config(fingerprint: &str, addr: SocketAddr) -> Result<Arc<rustls::ClientConfig>> {
+    let pin = parley_trust::Fingerprint::parse(fingerprint)
+        .with_context(|| format!("parsing the fingerprint `{fingerprint}`"))?;
+    let policy = parley_trust::TrustPolicy::empty().with_pin(pin);
+    let verification = policy
+        .client_config("localhost", addr.port())
+        .context("building the TLS client config")?;
+    Ok(verification.config)
+}
+
+/// Plain TCP or TLS, as one type so the scenarios do not care.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Reads CRLF- (or LF-) terminated lines, lending each one out of its own buffer.
+pub struct LineReader {
+    inner: ReadHalf<Stream>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes received so far, for scenarios that report traffic.
+    pub bytes: u64,
+}
+
+impl LineReader {
+    /// A reader over the read half of any [`Stream`] (the ceiling relay reads its clients so).
+    pub fn from_read_half(inner: ReadHalf<Stream>) -> Self {
+        Self::new(inner)
+    }
+
+    fn new(inner: ReadHalf<Stream>) -> Self {
+        LineReader {
+            inner,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+            bytes: 0,
+        }
+    }
+
+    /// True when every received byte has been handed out as a line (the next call will read).
+    pub fn drained(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The next line without its line ending; `None` when the server closed the connection.
+    pub async fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        loop {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                let line_start = self.start;
+                let mut line_end = self.start + pos;
+                self.start = line_end + 1;
+                if line_end > line_start && self.buf[line_end - 1] == b'\r' {
+                    line_end -= 1;
+                }
+                return Ok(Some(&self.buf[line_start..line_end]));
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                if self.buf.len() >= MAX_LINE {
+                    return Err(io::Error::other("the server sent a line longer than 1 MiB"));
+                }
+                let grown = self.buf.len() * 2;
+                self.buf.resize(grown, 0);
+            }
+            let n = self.inner.read(&mut self.buf[self.end..]).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.end += n;
+            self.bytes += n as u64;
+        }
+    }
+}
+
+/// A connected client: its line reader and its write half.
+pub struct Conn {
+    pub reader: LineReader,
+    pub writer: WriteHalf<Stream>,
+}
+
+/// How a client logs in.
+#[derive(Clone, Debug)]
+pub enum Login {
+    Guest,
+    SaslPlain { account: String, password: String },
+}
+
+impl Conn {
+    fn new(stream: Stream) -> Self {
+        let (read, write) = tokio::io::split(stream);
+        Conn {
+            reader: LineReader::new(read),
+            writer: write,
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) -> Result<()> {
+        self.writer
+            .write_all(text.as_bytes())
+            .await
+            .context("writing to the server")
+    }
+
+    /// Read until a line satisfies `done`, answering PINGs; fails on close, ERROR or timeout.
+    pub async fn expect(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.reader.next_line())
+                .await
+                .with_context(|| format!("waiting for {what}: timed out"))?
+                .with_context(|| format!("waiting for {what}"))?;
+            let Some(line) = line else {
+                bail!("waiting for {what}: the server closed the connection");
+            };
+            if done(line) {
+                return Ok(());
+            }
+            if let Some(token) = line.strip_prefix(b"PING ") {
+                let reply = [b"PONG ", token, b"\r\n"].concat();
+                self.writer
+                    .write_all(&reply)
+                    .await
+                    .context("answering PING")?;
+                continue;
+            }
+            if line.starts_with(b"ERROR") {
+                bail!("waiting for {what}: {}", String::from_utf8_lossy(line));
+            }
+            if let Some(code) = numeric(line) {
+                // Errors that mean this registration cannot finish.
+                if matches!(
+                    code,
+                    b"432" | b"433" | b"436" | b"465" | b"904" | b"905" | b"906"
+                ) {
+                    bail!("waiting for {what}: {}", String::from_utf8_lossy(line));
+                }
+            }
+        }
+    }
+
+    /// Register with `nick`, logging in as asked, and wait for the end of the MOTD.
+    pub async fn register(&mut self, nick: &str, login: &Login) -> Result<()> {
+        match login {
+            Login::Guest => {
+                self.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"))
+                    .await?;
+            }
+            Login::SaslPlain { account, password } => {
+                self.send(&format!(
+                    "CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n"
+                ))
+                .await?;
+                self.expect("CAP ACK sasl", |l| contains(l, b" ACK "))
+                    .await?;
+                self.send("AUTHENTICATE PLAIN\r\n").await?;
+                self.expect("AUTHENTICATE +", |l| l.starts_with(b"AUTHENTICATE +"))
+                    .await?;
+                let payload = base64::engine::general_purpose::STANDARD
+                    .encode(format!("\0{account}\0{password}"));
+                self.send(&format!("AUTHENTICATE {payload}\r\n")).await?;
+                self.expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
+                    .await?;
+                self.send("CAP END\r\n").await?;
+            }
+        }
+        self.expect("the welcome (001)", |l| numeric(l) == Some(b"001"))
+            .await?;
+        self.expect("the end of the MOTD (376/422)", |l| {
+            matches!(numeric(l), Some(b"376" | b"422"))
+        })
+        .await
+    }
+
+    /// Join `channel` and wait for its end of NAMES.
+    pub async fn join(&mut self, channel: &str) -> Result<()> {
+        self.send(&format!("JOIN {channel}\r\n")).await?;
+        self.expect("the end of NAMES (366)", |l| {
+            is_end_of_names(l, channel.as_bytes())
+        })
+        .await
+    }
+
+    /// Say goodbye and wait (briefly) for the server to close first, so the TIME_WAIT lands on
+    /// the server's side and repeated runs do not run out of local ports.
+    pub async fn quit(mut self) {
+        if self.send("QUIT :bench done\r\n").await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(Some(_)) = self.reader.next_line().await {}
+        })
+        .await;
+    }
+}
+
+/// The numeric code of a server reply (`:server 001 nick ...`), if it is one.
+pub fn numeric(line: &[u8]) -> Option<&[u8]> {
+    let rest = strip_tags_and_source(line);
+    let code = rest.get(..3)?;
+    if code.iter().all(u8::is_ascii_digit) && rest.get(3).is_none_or(|b| *b == b' ') {
+        Some(code)
+    } else {
+        None
+    }
+}
+
+/// The line after any `@tags` and `:source`.
+pub fn strip_tags_and_source(mut line: &[u8]) -> &[u8] {
+    for marker in [b'@', b':'] {
+        if line.first() == Some(&marker) {
+            line = match memchr::memchr(b' ', line) {
+                Some(space) => &line[space + 1..],
+                None => &[],
+            };
+        }
+    }
+    line
+}
+
+/// Is this `366 <nick> <channel> :End of /NAMES list` for `channel` (case-insensitively)?
+pub fn is_end_of_names(line: &[u8], channel: &[u8]) -> bool {
+    if numeric(line) != Some(b"366") {
+        return false;
+    }
+    let rest = strip_tags_and_source(line);
+    rest.split(|b| *b == b' ')
+        .nth(2)
+        .is_some_and(|c| c.eq_ignore_ascii_case(channel))
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
+/// Raise this process's soft open-file limit to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
+}

@@ -1,0 +1,439 @@
+//! `parley-bench`: run one scenario against one IRC server (`run`), the same scenario against
+//! several servers in turn (`compare`: parleyd, ngIRCd, InspIRCd and the ceiling relay, each
+//! started here with a benchmark config), or serve the ceiling relay (`ceiling`). Exits non-zero
+//! when any run lost, repeated or reordered a message, so a fast but wrong server never passes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use parley_bench::client::{pinned_tls_config, raise_fd_limit, Endpoint};
+use parley_bench::report::{self, Outcome};
+use parley_bench::scenario::connect::ConnectParams;
+use parley_bench::scenario::dm::DmParams;
+use parley_bench::scenario::fanout::FanoutParams;
+use parley_bench::scenario::idle::IdleParams;
+use parley_bench::scenario::joinstorm::JoinstormParams;
+use parley_bench::scenario::{self, Target};
+use parley_bench::servers::{self, Kind};
+
+#[derive(Parser)]
+#[command(
+    name = "parley-bench",
+    about = "Load generator for IRC servers (loopback only)"
+)]
+struct Cli {
+    /// Worker threads for the clients (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Where the JSON results and SVG chart go.
+    #[arg(long, global = true, default_value = "target/bench-results")]
+    out: PathBuf,
+    /// File name (without extension) for the results; default: the scenario's name.
+    #[arg(long, global = true)]
+    label: Option<String>,
+    /// Spread connections over this many source addresses 127.0.0.2, 127.0.0.3, ... (0: kernel's choice).
+    #[arg(long, global = true, default_value_t = 4)]
+    sources: u8,
+    /// Connections set up at once while preparing a scenario (compare uses at most 8 for ngIRCd,
+    /// whose listen backlog is 10).
+    #[arg(long, global = true, default_value_t = 64)]
+    setup_concurrency: usize,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario against a server that is already running.
+    Run {
+        /// The server's plain-text address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:6667")]
+        addr: SocketAddr,
+        /// Connect over TLS to this address instead, pinning --fingerprint.
+        #[arg(long, requires = "fingerprint")]
+        tls_addr: Option<SocketAddr>,
+        /// The server certificate's SHA-256 fingerprint (`parleyd cert show`).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// The server's process id, to read its memory use.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// An account for SASL PLAIN logins, as NAME:PASSWORD (repeat for more).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        #[command(subcommand)]
+        scenario: Scenario,
+    },
+    /// Start each server in turn, run the same scenario against each, print a table.
+    Compare {
+        /// Which servers, in order.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ceiling,parleyd,ngircd,inspircd"
+        )]
+        servers: Vec<Kind>,
+        /// The parleyd binary (default: next to this one).
+        #[arg(long)]
+        parleyd: Option<PathBuf>,
+        /// Use TLS (parleyd only; other servers are skipped).
+        #[arg(long)]
+        tls: bool,
+        /// Keep going when a server cannot be started.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(subcommand)]
+        scenario: Scenario,
+    },
+    /// Serve the bare ceiling relay until killed.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:6668")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum Scenario {
+    /// C channels x M members, S senders; deliveries/s and end-to-end latency.
+    Fanout(FanoutArgs),
+    /// Private-message ping-pong latency between pairs, with a fanout running meanwhile.
+    Dm {
+        #[arg(long, default_value_t = 10)]
+        pairs: usize,
+        /// Milliseconds between a pong and the next ping.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        /// No background fanout.
+        #[arg(long)]
+        quiet_server: bool,
+        #[command(flatten)]
+        fanout: FanoutArgs,
+    },
+    /// N registered idle connections; time to establish and server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 2)]
+        hold_secs: u64,
+    },
+    /// Connection + registration rate, as guests or with SASL PLAIN.
+    Connect {
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Clients connecting at once (keep it under ngIRCd's listen backlog of 10 to compare).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long)]
+        sasl: bool,
+        /// Accounts to create for --sasl when the bench starts parleyd itself.
+        #[arg(long, default_value_t = 20)]
+        sasl_accounts: usize,
+    },
+    /// N clients join one channel in a burst; time until the last sees its 366.
+    Joinstorm {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Args, Clone)]
+struct FanoutArgs {
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    #[arg(long, default_value_t = 200)]
+    members: usize,
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Total messages per second over all senders (default: flat out).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Flat out: lines a sender may be ahead of its channel's probe member.
+    #[arg(long, default_value_t = 16)]
+    window: u64,
+    #[arg(long, default_value_t = 100)]
+    line_len: usize,
+}
+
+impl FanoutArgs {
+    fn params(&self) -> FanoutParams {
+        FanoutParams {
+            channels: self.channels,
+            members: self.members,
+            senders: self.senders,
+            rate: self.rate,
+            duration: Duration::from_secs(self.duration_secs.clamp(1, 600)),
+            window: self.window.max(1),
+            line_len: self.line_len.clamp(40, 510),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Fanout(_) => "fanout",
+            Scenario::Dm { .. } => "dm",
+            Scenario::Idle { .. } => "idle",
+            Scenario::Connect { .. } => "connect",
+            Scenario::Joinstorm { .. } => "joinstorm",
+        }
+    }
+
+    fn sasl_accounts(&self) -> usize {
+        match self {
+            Scenario::Connect {
+                sasl: true,
+                sasl_accounts,
+                ..
+            } => *sasl_accounts,
+            _ => 0,
+        }
+    }
+
+    async fn run(&self, target: &Target) -> Result<Outcome> {
+        Ok(match self {
+            Scenario::Fanout(args) => {
+                Outcome::Fanout(scenario::fanout::run(target, &args.params()).await?)
+            }
+            Scenario::Dm {
+                pairs,
+                interval_ms,
+                quiet_server,
+                fanout,
+            } => {
+                let params = DmParams {
+                    pairs: *pairs,
+                    interval: Duration::from_millis(*interval_ms),
+                    duration: Duration::from_secs(fanout.duration_secs.clamp(1, 600)),
+                    background: (!quiet_server).then(|| fanout.params()),
+                };
+                Outcome::Dm(scenario::dm::run(target, &params).await?)
+            }
+            Scenario::Idle { count, hold_secs } => Outcome::Idle(
+                scenario::idle::run(
+                    target,
+                    &IdleParams {
+                        count: *count,
+                        hold: Duration::from_secs((*hold_secs).min(600)),
+                    },
+                )
+                .await?,
+            ),
+            Scenario::Connect {
+                count,
+                concurrency,
+                sasl,
+                ..
+            } => Outcome::Connect(
+                scenario::connect::run(
+                    target,
+                    &ConnectParams {
+                        count: *count,
+                        concurrency: *concurrency,
+                        sasl: *sasl,
+                    },
+                )
+                .await?,
+            ),
+            Scenario::Joinstorm {
+                count,
+                timeout_secs,
+            } => Outcome::Joinstorm(
+                scenario::joinstorm::run(
+                    target,
+                    &JoinstormParams {
+                        count: *count,
+                        timeout: Duration::from_secs((*timeout_secs).clamp(1, 600)),
+                    },
+                )
+                .await?,
+            ),
+        })
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Ceiling { listen } = &cli.command {
+        ensure_loopback(listen.ip())?;
+        return parley_bench::ceiling::run_blocking(*listen);
+    }
+    let limit = raise_fd_limit();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime.build().context("starting the tokio runtime")?;
+    let outcomes = runtime.block_on(run(&cli, limit))?;
+    let label = cli.label.clone().unwrap_or_else(|| {
+        scenario_of(&cli.command)
+            .map_or("results", Scenario::name)
+            .to_string()
+    });
+    println!("{}", report::table(&outcomes));
+    report::save(&cli.out, &label, &outcomes)?;
+    eprintln!("results: {}/{label}.json and .svg", cli.out.display());
+    if outcomes.iter().any(|o| !o.ok()) {
+        bail!("at least one run was not correct (lost, repeated or reordered messages, or failures): see the table");
+    }
+    Ok(())
+}
+
+fn scenario_of(command: &Command) -> Option<&Scenario> {
+    match command {
+        Command::Run { scenario, .. } | Command::Compare { scenario, .. } => Some(scenario),
+        Command::Ceiling { .. } => None,
+    }
+}
+
+fn ensure_loopback(ip: IpAddr) -> Result<()> {
+    if !ip.is_loopback() {
+        bail!("{ip} is not a loopback address; parley-bench only loads servers on this machine (127.0.0.0/8)");
+    }
+    Ok(())
+}
+
+fn sources(count: u8) -> Vec<IpAddr> {
+    (0..count)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i.min(250))))
+        .collect()
+}
+
+async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
+    let progress = !cli.quiet;
+    match &cli.command {
+        Command::Ceiling { .. } => Ok(Vec::new()),
+        Command::Run {
+            addr,
+            tls_addr,
+            fingerprint,
+            server_pid,
+            accounts,
+            scenario,
+        } => {
+            ensure_loopback(addr.ip())?;
+            let mut endpoint = Endpoint::plain(*addr);
+            if let (Some(tls_addr), Some(fingerprint)) = (tls_addr, fingerprint) {
+                ensure_loopback(tls_addr.ip())?;
+                endpoint.addr = *tls_addr;
+                endpoint.tls = Some(pinned_tls_config(fingerprint, *tls_addr)?);
+            }
+            endpoint.sources = sources(cli.sources);
+            let mut target = Target::new("server", endpoint);
+            target.server_pid = *server_pid;
+            target.progress = progress;
+            target.setup_concurrency = cli.setup_concurrency;
+            for pair in accounts {
+                let (name, password) = pair
+                    .split_once(':')
+                    .with_context(|| format!("--account `{pair}` is not NAME:PASSWORD"))?;
+                target.accounts.push((name.into(), password.into()));
+            }
+            check_fds(scenario, fd_limit)?;
+            Ok(vec![scenario.run(&target).await?])
+        }
+        Command::Compare {
+            servers: kinds,
+            parleyd,
+            tls,
+            keep_going,
+            scenario,
+        } => {
+            check_fds(scenario, fd_limit)?;
+            let parleyd = match parleyd {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()
+                    .context("finding this binary")?
+                    .with_file_name("parleyd"),
+            };
+            let mut outcomes = Vec::new();
+            for kind in kinds {
+                if *tls && *kind != Kind::Parleyd {
+                    eprintln!("skipping {}: TLS runs start only parleyd", kind.name());
+                    continue;
+                }
+                if scenario.sasl_accounts() > 0 && *kind != Kind::Parleyd {
+                    eprintln!(
+                        "skipping {}: SASL needs services this benchmark does not set up",
+                        kind.name()
+                    );
+                    continue;
+                }
+                let options = servers::Options {
+                    parleyd: parleyd.clone(),
+                    tls: *tls,
+                    accounts: scenario.sasl_accounts(),
+                    verbose: false,
+                };
+                let server = match servers::start(*kind, &options) {
+                    Ok(server) => server,
+                    Err(e) if *keep_going => {
+                        eprintln!("skipping {}: {e:#}", kind.name());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut endpoint = Endpoint::plain(server.addr);
+                if let Some((tls_addr, fingerprint)) = &server.tls {
+                    endpoint.addr = *tls_addr;
+                    endpoint.tls = Some(pinned_tls_config(fingerprint, *tls_addr)?);
+                }
+                endpoint.sources = sources(cli.sources);
+                let mut target = Target::new(kind.name(), endpoint);
+                target.server_pid = Some(server.pid);
+                target.accounts = server.accounts.clone();
+                target.progress = progress;
+                target.setup_concurrency = if *kind == Kind::Ngircd {
+                    cli.setup_concurrency.min(8)
+                } else {
+                    cli.setup_concurrency
+                };
+                eprintln!("{}: {} on {}", scenario.name(), kind.name(), server.addr);
+                let outcome = scenario.run(&target).await;
+                drop(server);
+                match outcome {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) if *keep_going => eprintln!("{} failed: {e:#}", kind.name()),
+                    Err(e) => {
+                        return Err(e.context(format!(
+                            "running {} against {}",
+                            scenario.name(),
+                            kind.name()
+                        )))
+                    }
+                }
+                // Let sockets in TIME_WAIT and the last process exit settle between servers.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(outcomes)
+        }
+    }
+}
+
+/// Refuse runs that cannot fit in this process's open-file limit, with the fix.
+fn check_fds(scenario: &Scenario, limit: u64) -> Result<()> {
+    let needed = match scenario {
+        Scenario::Fanout(a) => a.channels * a.members,
+        Scenario::Dm { pairs, fanout, .. } => pairs * 2 + fanout.channels * fanout.members,
+        Scenario::Idle { count, .. } => *count,
+        Scenario::Connect { concurrency, .. } => *concurrency,
+        Scenario::Joinstorm { count, .. } => *count,
+    } as u64
+        + 64;
+    if needed > limit {
+        bail!("this run needs about {needed} open files but the limit is {limit}; raise it with `ulimit -Hn`");
+    }
+    Ok(())
+}

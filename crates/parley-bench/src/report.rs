@@ -1,0 +1,349 @@
+//! Results leave the tool three ways: a table on stdout (each figure with its ratio to parleyd,
+//! the server we care about), a JSON file with everything measured, and an SVG bar chart written
+//! by hand (no plotting crate, so no font or system library is needed to draw it).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::scenario::connect::ConnectResult;
+use crate::scenario::dm::DmResult;
+use crate::scenario::fanout::FanoutResult;
+use crate::scenario::idle::IdleResult;
+use crate::scenario::joinstorm::JoinstormResult;
+
+/// One scenario's result against one target.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "scenario", rename_all = "lowercase")]
+pub enum Outcome {
+    Fanout(FanoutResult),
+    Dm(DmResult),
+    Idle(IdleResult),
+    Connect(ConnectResult),
+    Joinstorm(JoinstormResult),
+}
+
+/// A number in a table: its name, value, unit, and whether more is better.
+pub struct Figure {
+    pub name: &'static str,
+    pub value: f64,
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+}
+
+fn fig(name: &'static str, value: f64, unit: &'static str, higher_is_better: bool) -> Figure {
+    Figure {
+        name,
+        value,
+        unit,
+        higher_is_better,
+    }
+}
+
+impl Outcome {
+    pub fn target(&self) -> &str {
+        match self {
+            Outcome::Fanout(r) => &r.target,
+            Outcome::Dm(r) => &r.target,
+            Outcome::Idle(r) => &r.target,
+            Outcome::Connect(r) => &r.target,
+            Outcome::Joinstorm(r) => &r.target,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        match self {
+            Outcome::Fanout(r) => r.ok,
+            Outcome::Dm(r) => r.ok,
+            Outcome::Idle(r) => r.ok,
+            Outcome::Connect(r) => r.ok,
+            Outcome::Joinstorm(r) => r.ok,
+        }
+    }
+
+    pub fn figures(&self) -> Vec<Figure> {
+        match self {
+            Outcome::Fanout(r) => vec![
+                fig("deliveries/s", r.deliveries_per_sec, "", true),
+                fig("sends/s", r.sends_per_sec, "", true),
+                fig(
+                    "deliveries per server CPU-s",
+                    r.deliveries_per_server_cpu_sec.unwrap_or(f64::NAN),
+                    "",
+                    true,
+                ),
+                fig(
+                    "server CPU",
+                    r.server_cpu_cores.unwrap_or(f64::NAN),
+                    "cores",
+                    false,
+                ),
+                fig(
+                    "bench CPU",
+                    r.bench_cpu_cores.unwrap_or(f64::NAN),
+                    "cores",
+                    false,
+                ),
+                fig("latency p50", r.latency.p50_ms, "ms", false),
+                fig("latency p99", r.latency.p99_ms, "ms", false),
+                fig("latency p99.9", r.latency.p999_ms, "ms", false),
+                fig("latency max", r.latency.max_ms, "ms", false),
+                fig("missing", r.missing as f64, "", false),
+            ],
+            Outcome::Dm(r) => {
+                let mut f = vec![
+                    fig("round trips", r.round_trips as f64, "", true),
+                    fig("rtt p50", r.round_trip.p50_ms, "ms", false),
+                    fig("rtt p99", r.round_trip.p99_ms, "ms", false),
+                    fig("rtt max", r.round_trip.max_ms, "ms", false),
+                ];
+                if let Some(b) = &r.background {
+                    f.push(fig(
+                        "background deliveries/s",
+                        b.deliveries_per_sec,
+                        "",
+                        true,
+                    ));
+                }
+                f
+            }
+            Outcome::Idle(r) => vec![
+                fig("establish", r.establish_secs, "s", false),
+                fig("connections/s", r.connections_per_sec, "", true),
+                fig(
+                    "RSS per connection",
+                    r.rss_per_connection_kib.unwrap_or(f64::NAN),
+                    "KiB",
+                    false,
+                ),
+                fig(
+                    "RSS after",
+                    r.rss_after_kib.map_or(f64::NAN, |k| k as f64 / 1024.0),
+                    "MiB",
+                    false,
+                ),
+            ],
+            Outcome::Connect(r) => vec![
+                fig("registrations/s", r.registrations_per_sec, "", true),
+                fig("register p50", r.latency.p50_ms, "ms", false),
+                fig("register p99", r.latency.p99_ms, "ms", false),
+                fig("failures", r.failures as f64, "", false),
+            ],
+            Outcome::Joinstorm(r) => vec![
+                fig("last 366", r.last_names_secs, "s", false),
+                fig("median 366", r.median_names_secs, "s", false),
+                fig(
+                    "bytes received",
+                    r.bytes_received as f64 / 1048576.0,
+                    "MiB",
+                    false,
+                ),
+            ],
+        }
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.abs() >= 100.0 {
+        format!("{:.0}", v)
+    } else {
+        format!("{:.2}", v)
+    }
+}
+
+/// A Markdown table: one row per figure, one column per target, ratios to parleyd.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let Some(first) = outcomes.first() else {
+        return String::new();
+    };
+    let reference = outcomes.iter().position(|o| o.target() == "parleyd");
+    let mut out = String::new();
+    let _ = write!(out, "| figure |");
+    for o in outcomes {
+        let _ = write!(out, " {} |", o.target());
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(outcomes.len()));
+    out.push('\n');
+    let all: Vec<Vec<Figure>> = outcomes.iter().map(Outcome::figures).collect();
+    for (row, figure) in first.figures().iter().enumerate() {
+        let unit = if figure.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", figure.unit)
+        };
+        let _ = write!(out, "| {}{} |", figure.name, unit);
+        for (col, figures) in all.iter().enumerate() {
+            let value = figures.get(row).map_or(f64::NAN, |f| f.value);
+            let ratio = match reference {
+                Some(r) if r != col => {
+                    let base = all[r].get(row).map_or(f64::NAN, |f| f.value);
+                    if base > 0.0 && value.is_finite() {
+                        format!(" ({:.2}x)", value / base)
+                    } else {
+                        String::new()
+                    }
+                }
+                _ => String::new(),
+            };
+            let _ = write!(out, " {}{} |", format_value(value), ratio);
+        }
+        out.push('\n');
+    }
+    let _ = write!(out, "| correct |");
+    for o in outcomes {
+        let _ = write!(out, " {} |", if o.ok() { "yes" } else { "**NO**" });
+    }
+    out.push('\n');
+    out
+}
+
+const PALETTE: [&str; 5] = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1"];
+
+/// Horizontal bars, one panel per figure, one bar per target.
+pub fn svg(title: &str, outcomes: &[Outcome]) -> String {
+    let width = 760.0;
+    let label_w = 110.0;
+    let bar_h = 18.0;
+    let panel_gap = 34.0;
+    let Some(first) = outcomes.first() else {
+        return String::new();
+    };
+    let figures: Vec<Vec<Figure>> = outcomes.iter().map(Outcome::figures).collect();
+    let rows = first.figures().len();
+    let panel_h = bar_h * outcomes.len() as f64 + panel_gap;
+    let height = 40.0 + panel_h * rows as f64;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for (row, figure) in first.figures().iter().enumerate() {
+        let top = 40.0 + panel_h * row as f64;
+        let max = figures
+            .iter()
+            .filter_map(|f| f.get(row).map(|f| f.value))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let better = if figure.higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        };
+        let unit = if figure.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", figure.unit)
+        };
+        let _ = writeln!(
+            s,
+            r##"<text x="10" y="{:.1}" font-weight="bold">{}{} <tspan font-weight="normal" fill="#666">{}</tspan></text>"##,
+            top + 12.0,
+            escape(figure.name),
+            escape(&unit),
+            better
+        );
+        for (col, o) in outcomes.iter().enumerate() {
+            let value = figures[col].get(row).map_or(f64::NAN, |f| f.value);
+            let y = top + 18.0 + bar_h * col as f64;
+            let span = width - label_w - 120.0;
+            let w = if max > 0.0 && value.is_finite() {
+                span * value / max
+            } else {
+                0.0
+            };
+            let color = PALETTE[col % PALETTE.len()];
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{label_w}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+                label_w - 6.0,
+                y + 13.0,
+                escape(o.target()),
+                y + 2.0,
+                bar_h - 4.0,
+                label_w + w + 6.0,
+                y + 13.0,
+                format_value(value)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// What machine the numbers came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn this() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: mem_kib / 1048576.0,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    label: &'a str,
+    command: String,
+    machine: Machine,
+    results: &'a [Outcome],
+}
+
+/// Write `<dir>/<label>.json` and `<dir>/<label>.svg`.
+pub fn save(dir: &Path, label: &str, outcomes: &[Outcome]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let report = Report {
+        label,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::this(),
+        results: outcomes,
+    };
+    let json = serde_json::to_string_pretty(&report).context("encoding the results")?;
+    let json_path = dir.join(format!("{label}.json"));
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let svg_path = dir.join(format!("{label}.svg"));
+    std::fs::write(&svg_path, svg(label, outcomes))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The bench tool against a real in-process parleyd (and the in-process ceiling relay): short,
+//! small runs that prove the scenarios finish, count correctly and see no loss. Throughput is only
+//! asserted to be non-zero; timing belongs to `parley-bench` runs, never to tests.
+
+use std::time::Duration;
+
+use parley_bench::client::Endpoint;
+use parley_bench::scenario::connect::{self, ConnectParams};
+use parley_bench::scenario::fanout::{self, FanoutParams};
+use parley_bench::scenario::idle::{self, IdleParams};
+use parley_bench::scenario::joinstorm::{self, JoinstormParams};
+use parley_bench::scenario::Target;
+use parley_server::Config;
+
+struct Server {
+    running: parley_server::Running,
+    _dir: tempfile::TempDir,
+}
+
+async fn parleyd() -> anyhow::Result<(Server, Target)> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
+    config.metrics.listen = Vec::new();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.server.default_channel = String::new();
+    config.flood.enabled = false;
+    config.accounts.require_login = false;
+    let running = parley_server::start(config).await?;
+    let addr = *running
+        .plain_addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no plain listener"))?;
+    let target = Target::new("parleyd", Endpoint::plain(addr));
+    Ok((Server { running, _dir: dir }, target))
+}
+
+fn small_fanout() -> FanoutParams {
+    FanoutParams {
+        channels: 2,
+        members: 10,
+        senders: 4,
+        rate: None,
+        duration: Duration::from_millis(500),
+        window: 8,
+        line_len: 100,
+        drain: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_against_parleyd_loses_nothing() -> anyhow::Result<()> {
+    let (server, target) = parleyd().await?;
+    let result = fanout::run(&target, &small_fanout()).await?;
+    assert!(result.ok, "{result:#?}");
+    assert_eq!(result.missing, 0);
+    assert!(
+        result.sent > 0 && result.deliveries_per_sec > 0.0,
+        "{result:#?}"
+    );
+    // Each of a channel's 10 members but the sender hears every line of that channel.
+    assert_eq!(result.delivered, result.sent * 9);
+    server.running.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_rate_fanout_sends_about_the_asked_rate() -> anyhow::Result<()> {
+    let (server, target) = parleyd().await?;
+    let mut params = small_fanout();
+    params.rate = Some(200.0);
+    params.duration = Duration::from_secs(1);
+    let result = fanout::run(&target, &params).await?;
+    assert!(result.ok, "{result:#?}");
+    assert!((150..=250).contains(&result.sent), "sent {}", result.sent);
+    server.running.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_idle_and_joinstorm_finish_against_parleyd() -> anyhow::Result<()> {
+    let (server, target) = parleyd().await?;
+    let params = ConnectParams {
+        count: 20,
+        concurrency: 4,
+        sasl: false,
+    };
+    let connected = connect::run(&target, &params).await?;
+    assert!(
+        connected.ok && connected.registrations_per_sec > 0.0,
+        "{connected:#?}"
+    );
+    let idle = idle::run(
+        &target,
+        &IdleParams {
+            count: 20,
+            hold: Duration::ZERO,
+        },
+    )
+    .await?;
+    assert!(idle.ok, "{idle:#?}");
+    let params = JoinstormParams {
+        count: 30,
+        timeout: Duration::from_secs(10),
+    };
+    let storm = joinstorm::run(&target, &params).await?;
+    assert!(
+        storm.ok && storm.joined == 30 && storm.bytes_received > 0,
+        "{storm:#?}"
+    );
+    server.running.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ceiling_relay_delivers_everything() -> anyhow::Result<()> {
+    let addr = parley_bench::ceiling::spawn("127.0.0.1:0".parse()?).await?;
+    let target = Target::new("ceiling", Endpoint::plain(addr));
+    let result = fanout::run(&target, &small_fanout()).await?;
+    assert!(result.ok, "{result:#?}");
+    assert_eq!(result.delivered, result.sent * 9);
+    Ok(())
+}
