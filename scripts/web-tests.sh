@@ -7,7 +7,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tests="$root/crates/parley-server/web/tests"
-artifacts="$root/target/web-test-artifacts"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+artifacts="$target_dir/web-test-artifacts"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ ! -x "$chromium" ]; then
@@ -34,7 +35,7 @@ timeout 60 node --test irc.test.mjs
 echo "web-tests: browser tests (chromium headless against parleyd)"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
-PARLEYD="$root/target/debug/parleyd" ARTIFACTS="$artifacts" CHROMIUM="$chromium" \
+PARLEYD="$target_dir/debug/parleyd" ARTIFACTS="$artifacts" CHROMIUM="$chromium" \
     DOCS_SCREENSHOT="${DOCS_SCREENSHOT:+$(cd "$root" && realpath -m "$DOCS_SCREENSHOT")}" \
     timeout 180 node --test --test-timeout=120000 --test-concurrency=1 browser.test.mjs
 echo "web-tests: screenshots in $artifacts"

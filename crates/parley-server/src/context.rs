@@ -336,6 +336,23 @@ impl Ctx<'_> {
         false
     }
 
+    /// Record an action of this connection's user in the audit trail: the account (or nick)
+    /// as actor, the connection's address as source.
+    pub fn audit(&self, action: &str, target: &str, detail: Option<&str>) {
+        let actor = self
+            .session
+            .account
+            .as_deref()
+            .unwrap_or(&self.session.nick);
+        self.shared.history.audit(
+            action,
+            Some(actor),
+            Some(target),
+            Some(&self.session.ip.to_string()),
+            detail,
+        );
+    }
+
     /// A line from the server itself (NOTICE, PONG, CAP ...).
     pub fn server_line(&self, command: &str, middle: &[&str], trailing: Option<&str>) {
         self.send(&line(

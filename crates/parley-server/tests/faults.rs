@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{connect_from, Client, TestServer};
+use common::{
+    connect_from, free_port, spawn_parleyd, wait_listening, write_binary_config, Client, TestServer,
+};
 
 #[tokio::test]
 async fn a_client_vanishing_mid_line_harms_no_one() {
@@ -85,47 +86,14 @@ async fn members_per_channel_is_limited() {
     );
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-async fn spawn_parleyd(dir: &std::path::Path, port: u16) -> tokio::process::Child {
-    let config = dir.join("parley.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = {:?}\n[listen]\nplain = [\"127.0.0.1:{port}\"]\ntls = []\n\
-             [web]\nlisten = []\n[accounts]\nrequire_login = false\n[flood]\nenabled = false\n",
-            dir.display().to_string()
-        ),
-    )
-    .expect("config");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start parleyd");
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("parleyd did not start listening on {addr}");
-}
-
 #[tokio::test]
 async fn accounts_and_groups_survive_kill_dash_nine() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = spawn_parleyd(dir.path(), port).await;
+    let config = write_binary_config(dir.path(), port);
+    let mut server = spawn_parleyd(&config, &[]);
+    wait_listening(port).await;
     let mut owner = Client::connect(addr).await;
     owner.nick = "owner".into();
     owner.send("CAP LS 302").await;
@@ -144,7 +112,8 @@ async fn accounts_and_groups_survive_kill_dash_nine() {
     server.start_kill().expect("kill -9");
     server.wait().await.expect("reaped");
 
-    let _restarted = spawn_parleyd(dir.path(), port).await;
+    let _restarted = spawn_parleyd(&config, &[]);
+    wait_listening(port).await;
     let mut back = Client::connect(addr).await;
     let welcome = back.login_sasl("owner", "owner", "owner-password").await;
     assert!(

@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{with_command, Client, TestServer};
+use common::{
+    free_port, spawn_parleyd, wait_listening, with_command, write_binary_config, Client, TestServer,
+};
 use parley_server::inspect::{self, ExportFormat};
 
 /// A registered guest that negotiated `caps` first.
@@ -448,48 +449,18 @@ async fn audit_trail_records_who_did_what() {
     assert_eq!(kicks, 1, "{}", String::from_utf8_lossy(&out));
 }
 
-/// A free loopback port, found by binding port 0 and letting go of it.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-async fn spawn_parleyd(dir: &std::path::Path, port: u16) -> tokio::process::Child {
-    let config = dir.join("parley.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = {:?}\ndefault_channel = \"#crash\"\n[listen]\nplain = [\"127.0.0.1:{port}\"]\ntls = []\n\
-             [accounts]\nrequire_login = false\n[flood]\nenabled = false\n[history]\nmax_request = 1000\n",
-            dir.display().to_string()
-        ),
-    )
-    .expect("config");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start parleyd");
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("parleyd did not start listening on {addr}");
-}
-
 #[tokio::test]
 async fn kill_dash_nine_loses_nothing_anyone_received() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = spawn_parleyd(dir.path(), port).await;
+    let config = write_binary_config(dir.path(), port);
+    let envs: &[(&str, &str)] = &[
+        ("PARLEY_SERVER__DEFAULT_CHANNEL", "#crash"),
+        ("PARLEY_HISTORY__MAX_REQUEST", "1000"),
+    ];
+    let mut server = spawn_parleyd(&config, envs);
+    wait_listening(port).await;
 
     let mut receiver = Client::connect(addr).await;
     receiver.register("receiver").await;
@@ -536,7 +507,8 @@ async fn kill_dash_nine_loses_nothing_anyone_received() {
         let _ = w.await;
     }
 
-    let _restarted = spawn_parleyd(dir.path(), port).await;
+    let _restarted = spawn_parleyd(&config, envs);
+    wait_listening(port).await;
     let mut reader = Client::connect(addr).await;
     reader.nick = "auditor".into();
     reader.send("CAP LS 302").await;

@@ -7,15 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{client_config_trusting, peer_fingerprint, tls_connect, Client};
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+use common::{
+    client_config_trusting, free_port, peer_fingerprint, spawn_parleyd, tls_connect,
+    wait_listening, Client,
+};
 
 fn write_config(dir: &Path, plain: u16, tls: u16, motd: &str) -> std::path::PathBuf {
     let path = dir.join("parley.toml");
@@ -30,30 +27,6 @@ fn write_config(dir: &Path, plain: u16, tls: u16, motd: &str) -> std::path::Path
     )
     .expect("write config");
     path
-}
-
-async fn spawn(config: &Path, envs: &[(&str, &str)]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
-        .arg("--config")
-        .arg(config)
-        .envs(envs.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start parleyd")
-}
-
-async fn wait_listening(port: u16) {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listening on {addr}");
 }
 
 fn hangup(child: &tokio::process::Child) {
@@ -80,7 +53,7 @@ async fn sighup_reloads_motd_and_certificate_without_dropping_anyone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (plain, tls) = (free_port(), free_port());
     let config = write_config(dir.path(), plain, tls, "first words");
-    let child = spawn(&config, &[]).await;
+    let child = spawn_parleyd(&config, &[]);
     wait_listening(plain).await;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], plain));
     let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls));
@@ -162,7 +135,7 @@ async fn environment_overrides_and_check_config() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (plain, tls) = (free_port(), free_port());
     let config = write_config(dir.path(), plain, tls, "from the file");
-    let _child = spawn(&config, &[("PARLEY_SERVER__MOTD", "from the environment")]).await;
+    let _child = spawn_parleyd(&config, &[("PARLEY_SERVER__MOTD", "from the environment")]);
     wait_listening(plain).await;
     let mut c = Client::connect(std::net::SocketAddr::from(([127, 0, 0, 1], plain))).await;
     c.register("envy").await;

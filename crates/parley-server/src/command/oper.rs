@@ -38,21 +38,6 @@ fn require(ctx: &Ctx<'_>, permission: &str) -> bool {
     }
 }
 
-fn audit(ctx: &Ctx<'_>, action: &str, target: &str, detail: Option<&str>) {
-    let actor = ctx
-        .session
-        .account
-        .clone()
-        .unwrap_or_else(|| ctx.session.nick.clone());
-    ctx.shared.history.audit(
-        action,
-        Some(&actor),
-        Some(target),
-        Some(&ctx.session.ip.to_string()),
-        detail,
-    );
-}
-
 fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
 }
@@ -84,7 +69,7 @@ pub fn grant(ctx: &mut Ctx<'_>) -> bool {
     );
     let nick = ctx.session.nick.clone();
     ctx.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
-    audit(ctx, "oper_up", &account, Some(class.name()));
+    ctx.audit("oper_up", &account, Some(class.name()));
     true
 }
 
@@ -133,7 +118,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let by = ctx.session.nick.clone();
     outbound.disconnect(&format!("Killed ({by} ({reason}))"));
-    audit(ctx, "kill", &nick, Some(reason));
+    ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
 }
 
@@ -202,12 +187,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
     let expiry = expires_ms
         .map(format_time)
         .unwrap_or_else(|| "never".into());
-    audit(
-        ctx,
-        kind,
-        &mask,
-        Some(&format!("{reason} (expires {expiry})")),
-    );
+    ctx.audit(kind, &mask, Some(&format!("{reason} (expires {expiry})")));
     // Whoever it covers now goes now.
     let victims: Vec<_> = {
         let world = ctx.shared.world.lock();
@@ -261,7 +241,7 @@ fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             ctx.shared
                 .history
                 .persist(StateChange::RemoveServerBan(kind.to_string(), mask.clone()));
-            audit(ctx, &format!("un{kind}"), &mask, None);
+            ctx.audit(&format!("un{kind}"), &mask, None);
             notice(
                 ctx,
                 &format!("Removed {} for {mask}", kind.to_ascii_uppercase()),
@@ -367,8 +347,7 @@ pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
         }
         closed = victims.len();
     }
-    audit(
-        ctx,
+    ctx.audit(
         if suspended { "suspend" } else { "unsuspend" },
         account,
         suspended.then_some(reason),
@@ -403,7 +382,7 @@ pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
             &format!("Configuration NOT reloaded, the old one stays: {err}"),
         ),
     }
-    audit(ctx, "rehash", "config", None);
+    ctx.audit("rehash", "config", None);
 }
 
 /// `WALLOPS :text` to everyone with user mode `+w`.
@@ -428,7 +407,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     for recipient in recipients {
         let _ = recipient.push(&bytes);
     }
-    audit(ctx, "wallops", "*", Some(msg.params[0]));
+    ctx.audit("wallops", "*", Some(msg.params[0]));
 }
 
 #[cfg(test)]

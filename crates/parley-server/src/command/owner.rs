@@ -69,7 +69,7 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
         drop(world);
         ctx.shared.history.persist(StateChange::DropChannel(key));
-        audit(ctx, "channel_drop", &shown, None);
+        ctx.audit("channel_drop", &shown, None);
         notice(ctx, &format!("{shown} is no longer registered"));
         return;
     }
@@ -104,21 +104,6 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .history
             .persist(StateChange::SaveChannel(Box::new(record)));
     }
-    audit(ctx, "channel_owner", &shown, Some(&account));
+    ctx.audit("channel_owner", &shown, Some(&account));
     notice(ctx, &format!("{shown} is now registered to {account}"));
-}
-
-fn audit(ctx: &Ctx<'_>, action: &str, target: &str, detail: Option<&str>) {
-    let actor = ctx
-        .session
-        .account
-        .clone()
-        .unwrap_or_else(|| ctx.session.nick.clone());
-    ctx.shared.history.audit(
-        action,
-        Some(&actor),
-        Some(target),
-        Some(&ctx.session.ip.to_string()),
-        detail,
-    );
 }

@@ -330,3 +330,51 @@ impl Client {
         }
     }
 }
+
+/// A free loopback port, found by binding port 0 and letting go of it.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A config file for the real `parleyd` binary: plain text on `port`, no TLS, web or metrics
+/// listener, guests allowed, no flood delays, data in `dir`.
+pub fn write_binary_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("parley.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\ndata_dir = {:?}\n[listen]\nplain = [\"127.0.0.1:{port}\"]\ntls = []\n\
+             [web]\nlisten = []\n[accounts]\nrequire_login = false\n[flood]\nenabled = false\n",
+            dir.display().to_string()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Start the real `parleyd` with `config` (and `PARLEY_SECTION__KEY` overrides); killed on drop.
+pub fn spawn_parleyd(config: &std::path::Path, envs: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+        .arg("--config")
+        .arg(config)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start parleyd")
+}
+
+/// Wait (bounded) until something accepts connections on the loopback `port`.
+pub async fn wait_listening(port: u16) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listening on {addr}");
+}
