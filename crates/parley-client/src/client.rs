@@ -25,6 +25,30 @@ const EVENT_QUEUE: usize = 256;
 const COMMAND_QUEUE: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The trust the clients build from their flags: pinned fingerprints alone when any are given
+/// (a pin is the whole point), otherwise the system roots; plus CA files and `known_servers`.
+pub fn trust_policy(
+    pins: &[Fingerprint],
+    ca_files: &[std::path::PathBuf],
+    known_servers: Option<std::path::PathBuf>,
+) -> Result<TrustPolicy, TrustError> {
+    let mut policy = if pins.is_empty() {
+        TrustPolicy::system_roots()
+    } else {
+        TrustPolicy::empty()
+    };
+    for pin in pins {
+        policy = policy.with_pin(*pin);
+    }
+    for ca in ca_files {
+        policy = policy.with_ca_file(ca)?;
+    }
+    if let Some(path) = known_servers {
+        policy = policy.with_known_servers(path);
+    }
+    Ok(policy)
+}
+
 /// How to reach the server.
 #[derive(Clone, Debug)]
 pub enum Transport {

@@ -367,7 +367,8 @@ fn check_name(what: &'static str, name: &str) -> Result<(), InputError> {
     Ok(())
 }
 
-fn channel_name(name: &str) -> Result<String, InputError> {
+/// A channel name as typed (with or without '#'), checked and with its '#'.
+pub fn channel_name(name: &str) -> Result<String, InputError> {
     check_name("channel name", name)?;
     Ok(if is_channel(name) {
         name.to_string()

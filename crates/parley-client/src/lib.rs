@@ -9,7 +9,9 @@ pub mod input;
 pub mod paths;
 mod state;
 
-pub use client::{is_loopback, Backoff, Client, ClientConfig, ClientError, Event, Transport};
+pub use client::{
+    is_loopback, trust_policy, Backoff, Client, ClientConfig, ClientError, Event, Transport,
+};
 pub use input::{Action, InputError};
 pub use parley_proto::casefold;
 pub use parley_trust::{Fingerprint, TrustError, TrustPolicy};

@@ -14,7 +14,7 @@ use eframe::egui::{
 };
 use parley_client::{
     input, Action, Auth, BufferKind, ClientConfig, ConnectionState, Event, Fingerprint, LineKind,
-    Transport, TrustPolicy,
+    Transport,
 };
 
 use crate::connection::{Connection, Connector};
@@ -89,22 +89,12 @@ impl LoginForm {
             return Err("Choose a password for the new account.".into());
         }
         let transport = if self.tls {
-            let mut policy = if options.pins.is_empty() {
-                TrustPolicy::system_roots()
-            } else {
-                TrustPolicy::empty()
-            };
-            for pin in &options.pins {
-                policy = policy.with_pin(*pin);
-            }
-            for ca in &options.ca_files {
-                policy = policy
-                    .with_ca_file(ca)
-                    .map_err(|e| format!("Cannot use the certificate file: {e}"))?;
-            }
-            if let Some(path) = &options.known_servers {
-                policy = policy.with_known_servers(path.clone());
-            }
+            let policy = parley_client::trust_policy(
+                &options.pins,
+                &options.ca_files,
+                options.known_servers.clone(),
+            )
+            .map_err(|e| format!("Cannot use the certificate file: {e}"))?;
             Transport::Tls(policy)
         } else {
             Transport::Plain

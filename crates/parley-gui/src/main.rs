@@ -107,14 +107,8 @@ fn main() -> anyhow::Result<()> {
     options.autojoin = args
         .join
         .iter()
-        .map(|c| {
-            if c.starts_with(['#', '&']) {
-                c.clone()
-            } else {
-                format!("#{c}")
-            }
-        })
-        .collect();
+        .map(|c| parley_client::input::channel_name(c).with_context(|| format!("--join {c}")))
+        .collect::<anyhow::Result<_>>()?;
     let password = match &args.password_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -160,7 +160,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut ping_sent: Option<Instant> = None;
 
     loop {
-        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', &buf) {
             let raw = buf.split_to(pos + 1);
             if std::mem::take(&mut discarding) {
                 continue;

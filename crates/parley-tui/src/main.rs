@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use parley_client::{Auth, ClientConfig, Fingerprint, Transport, TrustPolicy};
+use parley_client::{input, Auth, ClientConfig, Fingerprint, Transport, TrustPolicy};
 
 use crate::settings::{config_dir, known_servers_path, Settings};
 
@@ -123,21 +123,16 @@ pub fn split_server(server: &str, tls: bool) -> anyhow::Result<(String, u16)> {
 /// The trust policy for TLS: pins if given, else the system roots, plus --ca files, plus the
 /// known_servers file.
 pub fn trust_policy(common: &Common) -> anyhow::Result<TrustPolicy> {
-    let mut policy = if common.fingerprint.is_empty() {
-        TrustPolicy::system_roots()
-    } else {
-        TrustPolicy::empty()
-    };
-    for fp in &common.fingerprint {
-        policy = policy.with_pin(Fingerprint::parse(fp)?);
-    }
-    for ca in &common.ca {
-        policy = policy.with_ca_file(ca)?;
-    }
-    if let Some(path) = known_servers_path() {
-        policy = policy.with_known_servers(path);
-    }
-    Ok(policy)
+    let pins = common
+        .fingerprint
+        .iter()
+        .map(|fp| Fingerprint::parse(fp).with_context(|| format!("--fingerprint {fp}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(parley_client::trust_policy(
+        &pins,
+        &common.ca,
+        known_servers_path(),
+    )?)
 }
 
 pub fn client_config(choice: &Choice, common: &Common) -> anyhow::Result<ClientConfig> {
@@ -163,14 +158,8 @@ pub fn client_config(choice: &Choice, common: &Common) -> anyhow::Result<ClientC
     config.autojoin = common
         .join
         .iter()
-        .map(|c| {
-            if c.starts_with(['#', '&']) {
-                c.clone()
-            } else {
-                format!("#{c}")
-            }
-        })
-        .collect();
+        .map(|c| input::channel_name(c).with_context(|| format!("--join {c}")))
+        .collect::<anyhow::Result<_>>()?;
     Ok(config)
 }
 
