@@ -17,8 +17,9 @@ use parley_client::{
     Transport,
 };
 
+use crate::composer::{self, Composer, Edit};
 use crate::connection::{Connection, Connector};
-use crate::model::{self, Alert, Health, Row, RowStyle};
+use crate::model::{self, Alert, Health, Row, RowStyle, ScrollKeeper};
 use crate::notify::Notifier;
 use crate::settings::{clamp_font_size, Settings, Theme, MAX_FONT_SIZE, MIN_FONT_SIZE};
 
@@ -40,6 +41,9 @@ pub struct Options {
     pub autojoin: Vec<String>,
     /// Where `known_servers` lives (accepted certificates); none: nothing is remembered.
     pub known_servers: Option<PathBuf>,
+    /// Show times at this offset from UTC instead of the computer's time zone, so that
+    /// snapshot images and screenshots do not depend on where they are taken.
+    pub utc_offset: Option<chrono::FixedOffset>,
 }
 
 /// The login dialog's fields.
@@ -141,6 +145,21 @@ enum Dialog {
     Settings,
 }
 
+/// A key the input field handles itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EditKey {
+    Tab,
+    Up,
+    Down,
+}
+
+/// What `App::take_composer_keys` found among this frame's keys.
+#[derive(Debug, Default)]
+struct ComposerKeys {
+    send: bool,
+    edit: Option<EditKey>,
+}
+
 struct Toast {
     alert: Alert,
     shown: Instant,
@@ -159,6 +178,12 @@ pub struct App {
     /// The connection ended for good while chatting, with this reason.
     ended: Option<String>,
     pub input: String,
+    /// Tab completion and Up/Down history of the input.
+    composer: Composer,
+    /// Keeps the message view still when lines arrive above it.
+    scroll: ScrollKeeper,
+    /// The offset `scroll` asked for, applied to that buffer's view in the next pass.
+    pending_scroll: Option<(String, f32)>,
     dialog: Option<Dialog>,
     /// Why the dialog's input was refused (an invalid group name...).
     dialog_error: Option<String>,
@@ -192,6 +217,9 @@ impl App {
             config: None,
             ended: None,
             input: String::new(),
+            composer: Composer::default(),
+            scroll: ScrollKeeper::default(),
+            pending_scroll: None,
             dialog: None,
             dialog_error: None,
             toasts: VecDeque::new(),
@@ -782,22 +810,15 @@ impl App {
         let input_id = Id::unique("chat-input");
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(4.0);
-            // Enter sends, Shift+Enter makes a new line: take the plain Enter before the text
-            // field sees it.
-            let focused = ui.memory(|m| m.has_focus(input_id));
-            let mut send = focused
-                && ui.input_mut(|i| {
-                    let at = i.events.iter().position(|e| {
-                        matches!(e, egui::Event::Key { key: Key::Enter, pressed: true, modifiers, .. } if !modifiers.shift)
-                    });
-                    match at {
-                        Some(at) => {
-                            i.events.remove(at);
-                            true
-                        }
-                        None => false,
-                    }
-                });
+            let keys = if ui.memory(|m| m.has_focus(input_id)) {
+                self.take_composer_keys(ui)
+            } else {
+                ComposerKeys::default()
+            };
+            let mut send = keys.send;
+            if let Some(key) = keys.edit {
+                self.edit_input(ui.ctx(), input_id, key, connection);
+            }
             ui.horizontal(|ui| {
                 let button_width = 70.0;
                 let response = ui.add(
@@ -805,10 +826,15 @@ impl App {
                         .id(input_id)
                         .hint_text(target)
                         .desired_rows(1)
+                        // Tab completes nicks instead of leaving the field (Escape leaves).
+                        .lock_focus(true)
                         .desired_width(ui.available_width() - button_width),
                 );
                 if ui
-                    .add_sized([button_width - 8.0, response.rect.height()], Button::new("Send"))
+                    .add_sized(
+                        [button_width - 8.0, response.rect.height()],
+                        Button::new("Send"),
+                    )
                     .clicked()
                 {
                     send = true;
@@ -824,9 +850,73 @@ impl App {
         });
     }
 
+    /// Takes the keys the input field gives a meaning of its own before the text field sees
+    /// them: Enter sends (Shift+Enter makes a new line), Tab completes a nick, Up and Down recall
+    /// sent lines while the input is a single line (in a longer one they move the cursor).
+    fn take_composer_keys(&self, ui: &Ui) -> ComposerKeys {
+        let single_line = !self.input.contains('\n');
+        let mut keys = ComposerKeys::default();
+        ui.input_mut(|i| {
+            i.events.retain(|event| {
+                let egui::Event::Key {
+                    key,
+                    pressed: true,
+                    modifiers,
+                    ..
+                } = event
+                else {
+                    return true;
+                };
+                let plain = modifiers.is_none();
+                match key {
+                    Key::Enter if !modifiers.shift => keys.send = true,
+                    Key::Tab if plain => keys.edit = Some(EditKey::Tab),
+                    Key::ArrowUp if plain && single_line => keys.edit = Some(EditKey::Up),
+                    Key::ArrowDown if plain && single_line => keys.edit = Some(EditKey::Down),
+                    _ => return true,
+                }
+                false
+            });
+        });
+        keys
+    }
+
+    /// Applies Tab, Up or Down through the composer and puts the cursor where it says.
+    fn edit_input(
+        &mut self,
+        ctx: &egui::Context,
+        input_id: Id,
+        key: EditKey,
+        connection: &dyn Connection,
+    ) {
+        let mut state = egui::text_edit::TextEditState::load(ctx, input_id).unwrap_or_default();
+        let edit: Option<Edit> = match key {
+            EditKey::Tab => {
+                let cursor = state
+                    .cursor
+                    .char_range()
+                    .map_or(self.input.chars().count(), |range| range.primary.index.0);
+                let nicks = composer::completion_nicks(&connection.state());
+                self.composer.complete(&self.input, cursor, &nicks)
+            }
+            EditKey::Up => self.composer.older(&self.input),
+            EditKey::Down => self.composer.newer(&self.input),
+        };
+        if let Some(edit) = edit {
+            self.input = edit.text;
+            state
+                .cursor
+                .set_char_range(Some(egui::text::CCursorRange::one(
+                    egui::text::CCursor::new(edit.cursor),
+                )));
+            state.store(ctx, input_id);
+        }
+    }
+
     /// Sends what the input holds: each line is a message or a command.
     fn send_input(&mut self, connection: &dyn Connection) {
         let text = std::mem::take(&mut self.input);
+        self.composer.sent(&text);
         for line in model::input_lines(&text) {
             match input::parse(line) {
                 Ok(action) => connection.send(action),
@@ -848,7 +938,8 @@ impl App {
     }
 
     fn messages(&mut self, ui: &mut Ui, connection: &dyn Connection) {
-        let (name, kind, rows, line_count, can_load) = {
+        // A copy, so the lines measured below are the ones drawn even while more arrive.
+        let (name, kind, lines, can_load) = {
             let state = connection.state();
             let buffer = state.active();
             let can_load = buffer.kind != BufferKind::Server
@@ -856,30 +947,60 @@ impl App {
             (
                 buffer.name.clone(),
                 buffer.kind,
-                model::buffer_rows(buffer),
-                buffer.lines.len(),
+                buffer.lines.clone(),
                 can_load,
             )
         };
+        let line_count = lines.len();
+        let rows = match &self.options.utc_offset {
+            Some(offset) => model::rows(&lines, offset),
+            None => model::rows(&lines, &chrono::Local),
+        };
+        let pending = self
+            .pending_scroll
+            .take()
+            .filter(|(buffer, _)| *buffer == name)
+            .map(|(_, offset)| offset);
         let mut load_older = false;
         egui::CentralPanel::default().show(ui, |ui| {
-            let output = egui::ScrollArea::vertical()
+            let mut area = egui::ScrollArea::vertical()
                 .id_salt(("messages", &name))
                 .stick_to_bottom(true)
-                .auto_shrink([false, false])
-                .show(ui, |ui| {
-                    if can_load && ui.small_button("Load older messages").clicked() {
-                        load_older = true;
+                .auto_shrink([false, false]);
+            if let Some(offset) = pending {
+                area = area.vertical_scroll_offset(offset);
+            }
+            let output = area.show(ui, |ui| {
+                let content_top = ui.max_rect().top();
+                if can_load && ui.small_button("Load older messages").clicked() {
+                    load_older = true;
+                }
+                if rows.is_empty() && kind != BufferKind::Server {
+                    ui.label(RichText::new("No messages yet.").weak());
+                }
+                let mut line_tops = Vec::with_capacity(line_count);
+                for row in &rows {
+                    let rect = row_ui(ui, row);
+                    if matches!(row, Row::Line { .. }) {
+                        line_tops.push(rect.top() - content_top);
                     }
-                    if rows.is_empty() && kind != BufferKind::Server {
-                        ui.label(RichText::new("No messages yet.").weak());
-                    }
-                    for row in &rows {
-                        row_ui(ui, row);
-                    }
-                });
+                }
+                line_tops
+            });
+            let offset = output.state.clamped_offset().y;
+            let max_offset = output.content_size.y - output.inner_rect.height();
+            if let Some(kept) = self
+                .scroll
+                .keep(&name, &lines, &output.inner, offset, max_offset)
+            {
+                self.pending_scroll = Some((name.clone(), kept));
+                // Draw again at the kept offset before anything is shown.
+                ui.ctx()
+                    .request_discard("keep the messages still while lines arrive above them");
+                ui.ctx().request_repaint();
+            }
             let scrollable = output.content_size.y > output.inner_rect.height();
-            let at_top = output.state.clamped_offset().y <= 1.0;
+            let at_top = offset <= 1.0;
             let scrolled_up = ui.input(|i| i.smooth_scroll_delta.y > 0.0);
             if can_load && scrollable && at_top && scrolled_up {
                 load_older = true;
@@ -1051,14 +1172,16 @@ pub fn nick_colour(ui: &Ui, nick: &str) -> Color32 {
     egui::ecolor::Hsva::new(hue, saturation, value, 1.0).into()
 }
 
-fn row_ui(ui: &mut Ui, row: &Row) {
+/// Draws one row of the message area; returns where it landed.
+fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
     match row {
         Row::Day(day) => {
             ui.add_space(4.0);
-            ui.vertical_centered(|ui| {
-                ui.label(RichText::new(day).small().weak());
-            });
+            let rect = ui
+                .vertical_centered(|ui| ui.label(RichText::new(day).small().weak()).rect)
+                .inner;
             ui.add_space(2.0);
+            rect
         }
         Row::Line {
             time,
@@ -1111,7 +1234,7 @@ fn row_ui(ui: &mut Ui, row: &Row) {
                 }
                 _ => job.append(text, 0.0, format(&body, normal)),
             }
-            ui.add(egui::Label::new(job).wrap());
+            ui.add(egui::Label::new(job).wrap()).rect
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `parley-gui`, Parley's desktop client, as a library so its tests can drive the window
 //! without a display: `app` draws (egui), `model` computes what is shown from
-//! `parley_client::State`, `connection` links the two to a live client or an offline stand-in,
-//! `settings` and `notify` are the user's preferences and desktop notifications. All chat logic
-//! stays in `parley-client`.
+//! `parley_client::State`, `composer` is the input's Tab completion and history, `connection`
+//! links the two to a live client or an offline stand-in, `settings` and `notify` are the user's
+//! preferences and desktop notifications. All chat logic stays in `parley-client`.
 
 pub mod app;
+pub mod composer;
 pub mod connection;
 pub mod model;
 pub mod notify;

@@ -3,8 +3,10 @@
 //! texts, nick colours, plain-word errors). Drawing code only lays these out, so everything a
 //! person reads is tested here without a window.
 
-use chrono::{DateTime, Local, NaiveDate, TimeZone};
-use parley_client::{Buffer, BufferKind, ConnectionState, Line, LineKind, State};
+use std::collections::VecDeque;
+
+use chrono::{DateTime, NaiveDate, TimeZone};
+use parley_client::{BufferKind, ConnectionState, Line, LineKind, State};
 
 /// One entry of the side list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,11 +155,6 @@ where
     out
 }
 
-/// The rows of a buffer in the local time zone.
-pub fn buffer_rows(buffer: &Buffer) -> Vec<Row> {
-    rows(&buffer.lines, &Local)
-}
-
 /// The bar above the messages.
 pub fn topic_text(state: &State) -> String {
     let buffer = state.active();
@@ -257,6 +254,89 @@ pub fn nick_hue(nick: &str) -> f32 {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
     (hash % 360) as f32
+}
+
+/// Keeps the message view still when lines come or go above what is on screen (older history
+/// put in front, the oldest lines dropped past the buffer's limit): the line at the top of the
+/// view stays where it was instead of the text jumping. At the bottom the view follows new lines
+/// as before. The window reports where each line landed after laying them out; this decides the
+/// scroll offset, so the rule is tested without a window.
+#[derive(Debug, Default)]
+pub struct ScrollKeeper {
+    anchor: Option<ScrollAnchor>,
+}
+
+#[derive(Debug)]
+struct ScrollAnchor {
+    buffer: String,
+    line: LineKey,
+    /// The line's top, from the top of the content.
+    top: f32,
+    /// The view was scrolled to the end: it follows new lines and needs no help.
+    at_bottom: bool,
+}
+
+/// A line told apart from its neighbours the way history is de-duplicated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LineKey {
+    msgid: Option<String>,
+    time: DateTime<chrono::Utc>,
+    from: Option<String>,
+    text: String,
+}
+
+impl LineKey {
+    fn of(line: &Line) -> LineKey {
+        LineKey {
+            msgid: line.msgid.clone(),
+            time: line.time,
+            from: line.from.clone(),
+            text: line.text.clone(),
+        }
+    }
+}
+
+/// Offsets closer than this are the same: layout rounding is not a jump.
+const SCROLL_SLACK: f32 = 0.5;
+
+impl ScrollKeeper {
+    /// After a frame laid out `lines` of `buffer` with line `i`'s top at `tops[i]` (from the top
+    /// of the content), scrolled down by `offset` of at most `max_offset`: returns the offset that
+    /// puts the line that was at the top of the view last frame back where it was, when it moved.
+    pub fn keep(
+        &mut self,
+        buffer: &str,
+        lines: &VecDeque<Line>,
+        tops: &[f32],
+        offset: f32,
+        max_offset: f32,
+    ) -> Option<f32> {
+        let moved = self.anchor.as_ref().and_then(|anchor| {
+            if anchor.buffer != buffer || anchor.at_bottom {
+                return None;
+            }
+            let at = lines.iter().position(|l| LineKey::of(l) == anchor.line)?;
+            let shift = tops.get(at)? - anchor.top;
+            (shift.abs() > SCROLL_SLACK).then_some(shift)
+        });
+        let kept = moved.map(|shift| (offset + shift).clamp(0.0, max_offset.max(0.0)));
+        let offset = kept.unwrap_or(offset);
+        let at_bottom = kept.is_none() && offset >= max_offset - SCROLL_SLACK;
+        // The first line that starts inside the view, or the one the view starts in.
+        let first_shown = tops
+            .iter()
+            .position(|top| *top >= offset - SCROLL_SLACK)
+            .or_else(|| tops.len().checked_sub(1));
+        self.anchor = first_shown.and_then(|at| {
+            Some(ScrollAnchor {
+                buffer: buffer.to_string(),
+                line: LineKey::of(lines.get(at)?),
+                top: tops[at],
+                at_bottom,
+            })
+        });
+        kept
+    }
 }
 
 /// A new line worth a notification: a mention or a private message from someone else, live.
@@ -433,6 +513,75 @@ mod tests {
             .map(|n| nick_hue(n) as u32)
             .collect();
         assert!(hues.len() > 1);
+    }
+
+    fn numbered_lines(range: std::ops::Range<u32>) -> VecDeque<Line> {
+        range
+            .map(|n| Line {
+                time: Utc
+                    .timestamp_opt(1_700_000_000 + i64::from(n), 0)
+                    .single()
+                    .expect("a time in range"),
+                kind: LineKind::Message,
+                from: Some("bob".into()),
+                text: format!("line {n}"),
+                highlight: false,
+                own: false,
+                history: false,
+                msgid: None,
+            })
+            .collect()
+    }
+
+    /// Every line 20 high, below a 30 high "Load older messages" button.
+    fn tops(lines: &VecDeque<Line>) -> Vec<f32> {
+        (0..lines.len()).map(|i| 30.0 + 20.0 * i as f32).collect()
+    }
+
+    #[test]
+    fn older_history_above_the_view_does_not_move_it() {
+        let mut keeper = ScrollKeeper::default();
+        let mut lines = numbered_lines(100..150);
+        // Scrolled up to the top, where "Load older" is.
+        assert_eq!(keeper.keep("#a", &lines, &tops(&lines), 0.0, 630.0), None);
+        for line in numbered_lines(80..100).into_iter().rev() {
+            lines.push_front(line);
+        }
+        let kept = keeper.keep("#a", &lines, &tops(&lines), 0.0, 1030.0);
+        assert_eq!(kept, Some(400.0), "20 lines of 20 above: down by 400");
+        assert_eq!(
+            keeper.keep("#a", &lines, &tops(&lines), 400.0, 1030.0),
+            None,
+            "once kept, it stays put"
+        );
+        // Scrolling by hand is never undone.
+        assert_eq!(
+            keeper.keep("#a", &lines, &tops(&lines), 250.0, 1030.0),
+            None
+        );
+    }
+
+    #[test]
+    fn the_bottom_follows_new_lines_and_dropped_lines_pull_back() {
+        let mut keeper = ScrollKeeper::default();
+        let mut lines = numbered_lines(0..50);
+        // At the bottom: new lines at the end (and old ones dropped) are egui's to follow.
+        assert_eq!(keeper.keep("#a", &lines, &tops(&lines), 630.0, 630.0), None);
+        lines.pop_front();
+        lines.extend(numbered_lines(50..51));
+        assert_eq!(keeper.keep("#a", &lines, &tops(&lines), 630.0, 630.0), None);
+        // Reading further up while the oldest lines are dropped: the view moves up with them.
+        assert_eq!(keeper.keep("#a", &lines, &tops(&lines), 210.0, 630.0), None);
+        lines.pop_front();
+        lines.pop_front();
+        lines.extend(numbered_lines(51..53));
+        assert_eq!(
+            keeper.keep("#a", &lines, &tops(&lines), 210.0, 630.0),
+            Some(170.0)
+        );
+        // Another buffer on show: nothing carries over.
+        let other = numbered_lines(0..10);
+        assert_eq!(keeper.keep("#b", &other, &tops(&other), 0.0, 0.0), None);
     }
 
     #[test]

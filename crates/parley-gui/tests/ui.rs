@@ -1,10 +1,16 @@
 //! The window driven as a person would, without a display: egui_kittest clicks and types
 //! through AccessKit, and the offline connection stands in for the server (lines the client
-//! sends are read back; server lines are fed in). No pixels are rendered.
+//! sends are read back; server lines are fed in). The `snapshots_*` test also renders the window
+//! with wgpu and compares it with the images in `tests/snapshots/`; with no GPU, wgpu uses Mesa's
+//! CPU Vulkan driver (`apt-get install mesa-vulkan-drivers libvulkan1`, as `.ci/run` does), or
+//! with `WGPU_BACKEND=gl` Mesa's OpenGL through EGL, which draws the same pictures (Mesa 22's
+//! lavapipe crashed when held to 128-bit vectors, as on CPUs without AVX2). After a deliberate
+//! change of the look, `UPDATE_SNAPSHOTS=1 cargo test -p parley-gui --test ui` rewrites them;
+//! look at the new images before checking them in.
 
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
+use egui_kittest::{Harness, SnapshotOptions};
 use parley_client::{Auth, Event, State};
 use parley_gui::connection::{Offline, OfflineConnector, OfflineHandle};
 use parley_gui::notify::Recorder;
@@ -41,24 +47,33 @@ struct Setup {
 }
 
 fn setup(state: State) -> Setup {
+    setup_with(state, Theme::Light, [1000.0, 700.0])
+}
+
+fn setup_with(state: State, theme: Theme, size: [f32; 2]) -> Setup {
     let (offline, server) = Offline::new(state);
     let connector = OfflineConnector::default();
     connector.prepared.lock().push_back(offline);
     let notes = Recorder::default();
     let config_dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
-        theme: Theme::Light,
+        theme,
         ..Settings::default()
+    };
+    // Times in UTC wherever the tests run, so day separators and pictures do not move.
+    let options = Options {
+        utc_offset: chrono::FixedOffset::east_opt(0),
+        ..Options::default()
     };
     let app = App::new(
         settings,
         Some(config_dir.path().to_path_buf()),
         Box::new(connector),
         Box::new(notes.clone()),
-        Options::default(),
+        options,
     );
     let harness = Harness::builder()
-        .with_size([1000.0, 700.0])
+        .with_size(size)
         .build_ui_state(|ui, app: &mut App| app.ui(ui), app);
     Setup {
         harness,
@@ -354,4 +369,188 @@ fn unknown_certificate_asks_with_the_fingerprint() {
     s.harness.run();
     s.harness
         .get_by_label("Not connected: the certificate was not trusted.");
+}
+
+/// The chat input field.
+fn input(s: &Setup) -> egui_kittest::Node<'_> {
+    s.harness
+        .get_by_role(egui::accesskit::Role::MultilineTextInput)
+}
+
+#[test]
+fn tab_completes_nicks_and_up_recalls_sent_lines() {
+    let mut s = setup(logged_in_state());
+    log_in(&mut s);
+    s.server.receive(&[":bea!b@h JOIN #rust"]);
+    s.harness.run();
+    s.server.take_sent();
+    input(&s).focus();
+    input(&s).type_text("b");
+    s.harness.run();
+    s.harness.key_press(egui::Key::Tab);
+    s.harness.run();
+    assert_eq!(
+        s.harness.state().input,
+        "bea: ",
+        "at the line start: addressed"
+    );
+    s.harness.key_press(egui::Key::Tab);
+    s.harness.run();
+    assert_eq!(s.harness.state().input, "bob: ", "Tab again: the next one");
+    assert!(input(&s).is_focused(), "Tab did not leave the field");
+    // Typing goes on after the completion, where the cursor was put.
+    input(&s).type_text("ask c");
+    s.harness.run();
+    s.harness.key_press(egui::Key::Tab);
+    s.harness.run();
+    input(&s).type_text("too");
+    s.harness.run();
+    assert_eq!(s.harness.state().input, "bob: ask carol too");
+    s.harness.key_press(egui::Key::Enter);
+    s.harness.run();
+    input(&s).type_text("second");
+    s.harness.run();
+    s.harness.key_press(egui::Key::Enter);
+    s.harness.run();
+    assert_eq!(
+        s.server.take_sent(),
+        ["PRIVMSG #rust :bob: ask carol too", "PRIVMSG #rust :second"]
+    );
+    // Up recalls what was sent, newest first; Down comes back to the (empty) new line.
+    input(&s).type_text("draft");
+    s.harness.run();
+    s.harness.key_press(egui::Key::ArrowUp);
+    s.harness.run();
+    assert_eq!(s.harness.state().input, "second");
+    s.harness.key_press(egui::Key::ArrowUp);
+    s.harness.run();
+    assert_eq!(s.harness.state().input, "bob: ask carol too");
+    s.harness.key_press(egui::Key::ArrowDown);
+    s.harness.key_press(egui::Key::ArrowDown);
+    s.harness.run();
+    assert_eq!(
+        s.harness.state().input,
+        "draft",
+        "the line being typed is kept"
+    );
+    // A recalled line is sent again with Enter.
+    s.harness.key_press(egui::Key::ArrowUp);
+    s.harness.run();
+    s.harness.key_press(egui::Key::Enter);
+    s.harness.run();
+    assert_eq!(s.server.take_sent(), ["PRIVMSG #rust :second"]);
+}
+
+#[test]
+fn loading_older_history_keeps_the_view_still() {
+    let mut s = setup(logged_in_state());
+    log_in(&mut s);
+    let newer: Vec<String> = (0..60)
+        .map(|n| {
+            format!("@time=2024-05-01T10:{n:02}:00.000Z :bob!b@h PRIVMSG #rust :message {n:02}")
+        })
+        .collect();
+    s.server
+        .receive(&newer.iter().map(String::as_str).collect::<Vec<_>>());
+    s.harness.run();
+    // Up at the top, where older history is loaded.
+    s.harness.get_by_label("Load older messages").scroll_to_me();
+    s.harness.run();
+    let before = s.harness.get_by_label_contains("message 00").rect();
+    s.server.take_sent();
+    s.harness.get_by_label("Load older messages").click();
+    s.harness.run();
+    assert_eq!(s.server.take_sent().len(), 1, "asked for older lines");
+    let mut batch = vec![":srv BATCH +h1 chathistory #rust".to_string()];
+    batch.extend((0..30).map(|n| {
+        format!(
+            "@batch=h1;time=2024-04-30T12:{n:02}:00.000Z :carol!c@h PRIVMSG #rust :older {n:02}"
+        )
+    }));
+    batch.push(":srv BATCH -h1".to_string());
+    s.server
+        .receive(&batch.iter().map(String::as_str).collect::<Vec<_>>());
+    s.harness.run();
+    s.harness.get_by_label_contains("older 29");
+    let after = s.harness.get_by_label_contains("message 00").rect();
+    assert!(
+        (after.top() - before.top()).abs() < 1.0,
+        "the line on show stayed put: {before:?} -> {after:?}"
+    );
+    // The older lines are above, a scroll away.
+    s.harness.get_by_label("Load older messages").scroll_to_me();
+    s.harness.run();
+    let oldest = s.harness.get_by_label_contains("older 00").rect();
+    let now = s.harness.get_by_label_contains("message 00").rect();
+    assert!(oldest.top() < now.top(), "{oldest:?} above {now:?}");
+}
+
+/// A chat with a bit of everything the main window shows: a day separator, a join notice, an
+/// action, a mention, an own line, unread and mention badges, members with prefixes. Every line
+/// carries its time, so the picture does not depend on when the test runs.
+fn lively_state() -> State {
+    let mut state = State::new("alice", "alice");
+    state.on_connected(true, Auth::Guest);
+    for line in [
+        ":srv CAP * LS :server-time echo-message draft/chathistory batch",
+        ":srv CAP alice ACK :server-time echo-message draft/chathistory batch",
+        ":srv 001 alice :Welcome to Parley, alice",
+        ":srv 900 alice alice!a@h alice :You are now logged in as alice",
+        "@time=2024-05-01T09:00:00.000Z :alice!a@h JOIN #lobby",
+        "@time=2024-05-01T09:00:00.000Z :alice!a@h JOIN #rust",
+        "@time=2024-05-01T09:00:00.000Z :srv 332 alice #rust :All things Rust",
+        ":srv 353 alice = #rust :@alice bob +carol",
+        ":srv 366 alice #rust :End of /NAMES list",
+        "@time=2024-05-01T09:00:00.000Z :alice!a@h JOIN #design",
+        ":srv 353 alice = #design :alice erin",
+        ":srv 366 alice #design :End of /NAMES list",
+        "@time=2024-05-01T09:30:00.000Z :bob!b@h PRIVMSG #rust :hi alice, ready?",
+        "@time=2024-05-01T09:31:00.000Z :carol!c@h PRIVMSG #rust :\x01ACTION waves\x01",
+        "@time=2024-05-02T08:00:00.000Z :dave!d@h JOIN #rust",
+        "@time=2024-05-02T08:01:00.000Z :dave!d@h PRIVMSG #rust :morning! the 0.3 release is tagged",
+        "@time=2024-05-02T08:02:00.000Z :alice!a@h PRIVMSG #rust :nice, thanks dave",
+        "@time=2024-05-02T08:03:00.000Z :bob!b@h PRIVMSG #rust :alice: can you review the reconnect patch?",
+        "@time=2024-05-02T08:04:00.000Z :erin!e@h PRIVMSG #design :new icons are up",
+        "@time=2024-05-02T08:05:00.000Z :dave!d@h PRIVMSG alice :lunch at noon?",
+    ] {
+        state.handle_line(line);
+    }
+    state.set_active_by_name("#rust");
+    state
+}
+
+/// Compares with the checked-in image. Lavapipe rasterizes the same on every machine with the
+/// same Mesa; the threshold only forgives anti-aliasing rounding, not a moved widget.
+fn snapshot(s: &mut Setup, name: &str) {
+    s.harness.remove_cursor();
+    s.harness.run();
+    s.harness.snapshot_options(
+        name,
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(8),
+    );
+}
+
+/// All pictures come from one harness, as a person goes from logging in to switching themes,
+/// so the software renderer is set up once. A failing picture does not hide the others: all
+/// are compared and reported together when the harness is dropped.
+#[test]
+fn snapshots_of_the_login_dialog_and_the_chat_in_both_themes() {
+    let mut s = setup_with(lively_state(), Theme::Light, [640.0, 520.0]);
+    s.harness.get_by_label("Username").focus();
+    s.harness.get_by_label("Username").type_text("alice");
+    s.harness.get_by_label("Register").click();
+    s.harness.run();
+    s.harness
+        .get_by_label("Choose a password for the new account.");
+    snapshot(&mut s, "login_dialog");
+
+    s.harness.set_size(egui::vec2(1000.0, 600.0));
+    log_in(&mut s);
+    s.harness.get_by_label_contains("can you review");
+    snapshot(&mut s, "chat_light");
+
+    s.harness.get_by_label("Dark theme").click();
+    s.harness.run();
+    assert_eq!(s.harness.state().settings.theme, Theme::Dark);
+    snapshot(&mut s, "chat_dark");
 }
