@@ -1,19 +1,23 @@
 //! One benchmark client: a plain or TLS connection (optionally from a chosen loopback source
 //! address, so tens of thousands of connections do not run out of ports), a line reader that
-//! hands out borrowed lines without allocating, and registration as a guest or with SASL PLAIN.
+//! hands out borrowed lines without allocating, and registration as a guest or with SASL PLAIN or
+//! SCRAM-SHA-256.
 //!
 //! Readers answer the server's PING themselves only where a scenario asks them to; the hot loops
 //! stay in the scenarios, which know what they are looking for.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use base64::Engine;
+use parley_proto::scram::{self, ClientExchange, SaltedPassword};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -209,7 +213,41 @@ pub struct Conn {
 #[derive(Clone, Debug)]
 pub enum Login {
     Guest,
-    SaslPlain { account: String, password: String },
+    SaslPlain {
+        account: String,
+        password: String,
+    },
+    /// SASL SCRAM-SHA-256, with the run's shared [`SaltedCache`].
+    SaslScram {
+        account: String,
+        password: String,
+        cache: SaltedCache,
+    },
+}
+
+/// SCRAM salted passwords by account, salt and rounds, shared by every client of a run. PBKDF2 is
+/// the client's cost (real clients cache it the same way), so with it cached the connect scenario
+/// measures the server's side of SCRAM: a lookup and a few hashes per login.
+pub type SaltedCache = Arc<parking_lot::Mutex<HashMap<(String, Vec<u8>, u32), SaltedPassword>>>;
+
+/// Numbers SCRAM client nonces, which need only be unique here (the server adds its own random
+/// half).
+static NONCES: AtomicU64 = AtomicU64::new(0);
+
+/// `text` as SASL sends it: base64 `AUTHENTICATE` lines of 400 characters, `+` after a full one.
+fn sasl_lines(text: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut lines = String::new();
+    let mut rest = encoded.as_str();
+    loop {
+        let (chunk, tail) = rest.split_at(rest.len().min(400));
+        let chunk = if chunk.is_empty() { "+" } else { chunk };
+        lines.push_str(&format!("AUTHENTICATE {chunk}\r\n"));
+        if chunk.len() < 400 {
+            return lines;
+        }
+        rest = tail;
+    }
 }
 
 impl Conn {
@@ -230,6 +268,15 @@ impl Conn {
 
     /// Read until a line satisfies `done`, answering PINGs; fails on close, ERROR or timeout.
     pub async fn expect(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) -> Result<()> {
+        self.expect_line(what, done).await.map(drop)
+    }
+
+    /// [`Conn::expect`], returning the line that satisfied `done`.
+    pub async fn expect_line(
+        &mut self,
+        what: &str,
+        done: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>> {
         let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
         loop {
             let line = tokio::time::timeout_at(deadline, self.reader.next_line())
@@ -240,7 +287,7 @@ impl Conn {
                 bail!("waiting for {what}: the server closed the connection");
             };
             if done(line) {
-                return Ok(());
+                return Ok(line.to_vec());
             }
             if let Some(token) = line.strip_prefix(b"PING ") {
                 let reply = [b"PONG ", token, b"\r\n"].concat();
@@ -272,6 +319,13 @@ impl Conn {
                 self.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"))
                     .await?;
             }
+            Login::SaslScram {
+                account,
+                password,
+                cache,
+            } => {
+                self.scram_login(nick, account, password, cache).await?;
+            }
             Login::SaslPlain { account, password } => {
                 self.send(&format!(
                     "CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n"
@@ -296,6 +350,82 @@ impl Conn {
             matches!(numeric(l), Some(b"376" | b"422"))
         })
         .await
+    }
+
+    /// SASL SCRAM-SHA-256 up to 903 and `CAP END`, checking the server's signature.
+    async fn scram_login(
+        &mut self,
+        nick: &str,
+        account: &str,
+        password: &str,
+        cache: &SaltedCache,
+    ) -> Result<()> {
+        self.send(&format!(
+            "CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n"
+        ))
+        .await?;
+        self.expect("CAP ACK sasl", |l| contains(l, b" ACK "))
+            .await?;
+        self.send("AUTHENTICATE SCRAM-SHA-256\r\n").await?;
+        self.expect("AUTHENTICATE +", |l| l.starts_with(b"AUTHENTICATE +"))
+            .await?;
+        let nonce = format!("bench{}", NONCES.fetch_add(1, Ordering::Relaxed));
+        let exchange = ClientExchange::new(account, &nonce)?;
+        self.send(&sasl_lines(&exchange.client_first())).await?;
+        let server_first = self.sasl_payload("the SCRAM challenge").await?;
+        let challenge = exchange.server_first(&server_first, scram::MAX_ITERATIONS)?;
+        let key = (
+            account.to_owned(),
+            challenge.salt().to_vec(),
+            challenge.iterations(),
+        );
+        let cached = cache.lock().get(&key).cloned();
+        let salted = match cached {
+            Some(salted) => salted,
+            None => {
+                let (password, salt, iterations) = (password.to_owned(), key.1.clone(), key.2);
+                let salted = tokio::task::spawn_blocking(move || {
+                    SaltedPassword::derive(&password, &salt, iterations)
+                })
+                .await
+                .context("the PBKDF2 task failed")??;
+                cache.lock().insert(key, salted.clone());
+                salted
+            }
+        };
+        let response = challenge.respond(&salted);
+        self.send(&sasl_lines(response.message())).await?;
+        let server_final = self.sasl_payload("the SCRAM signature").await?;
+        response.verify_server_final(&server_final)?;
+        self.send("AUTHENTICATE +\r\n").await?;
+        self.expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
+            .await?;
+        self.send("CAP END\r\n").await
+    }
+
+    /// The server's next SASL payload (`AUTHENTICATE <base64>`, maybe in 400-character chunks),
+    /// decoded.
+    async fn sasl_payload(&mut self, what: &str) -> Result<String> {
+        let mut encoded = Vec::new();
+        loop {
+            let line = self
+                .expect_line(what, |l| l.starts_with(b"AUTHENTICATE "))
+                .await?;
+            let chunk = &line[b"AUTHENTICATE ".len()..];
+            if chunk != b"+" {
+                encoded.extend_from_slice(chunk);
+            }
+            if encoded.len() > 8192 {
+                bail!("{what}: the server's SASL payload is over 8 KiB");
+            }
+            if chunk.len() < 400 {
+                break;
+            }
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&encoded)
+            .with_context(|| format!("{what}: not base64"))?;
+        String::from_utf8(bytes).with_context(|| format!("{what}: not UTF-8"))
     }
 
     /// Join `channel` and wait for its end of NAMES.

@@ -14,6 +14,7 @@ use parley_bench::report::{self, Outcome};
 use parley_bench::scenario::connect::ConnectParams;
 use parley_bench::scenario::dm::DmParams;
 use parley_bench::scenario::fanout::FanoutParams;
+use parley_bench::scenario::history::HistoryParams;
 use parley_bench::scenario::idle::IdleParams;
 use parley_bench::scenario::joinstorm::JoinstormParams;
 use parley_bench::scenario::{self, Target};
@@ -88,6 +89,10 @@ enum Command {
         /// Keep going when a server cannot be started.
         #[arg(long)]
         keep_going: bool,
+        /// parleyd's data dir, kept after the run (default: a temp dir), so a history run reuses the
+        /// lines an earlier run stored instead of filling again.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         #[command(subcommand)]
         scenario: Scenario,
     },
@@ -122,16 +127,21 @@ enum Scenario {
         #[arg(long, default_value_t = 2)]
         hold_secs: u64,
     },
-    /// Connection + registration rate, as guests or with SASL PLAIN.
+    /// Connection + registration rate, as guests or with SASL PLAIN or SCRAM-SHA-256.
     Connect {
         #[arg(long, default_value_t = 2000)]
         count: usize,
         /// Clients connecting at once (keep it under ngIRCd's listen backlog of 10 to compare).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Log in with SASL PLAIN.
         #[arg(long)]
         sasl: bool,
-        /// Accounts to create for --sasl when the bench starts parleyd itself.
+        /// Log in with SASL SCRAM-SHA-256 instead (each account's salted password is derived in
+        /// an untimed warm-up login and cached, as clients do, so this measures the server).
+        #[arg(long, conflicts_with = "sasl")]
+        scram: bool,
+        /// Accounts to create for --sasl or --scram when the bench starts parleyd itself.
         #[arg(long, default_value_t = 20)]
         sasl_accounts: usize,
     },
@@ -142,6 +152,57 @@ enum Scenario {
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
     },
+    /// CHATHISTORY LATEST/BEFORE throughput on a channel holding --lines stored lines (parleyd only;
+    /// the fill is skipped when the channel already holds them, e.g. with `compare --data-dir`).
+    History(HistoryArgs),
+}
+
+#[derive(Args, Clone)]
+struct HistoryArgs {
+    /// Lines the channel's history must hold; filled through the server when it has fewer. The
+    /// fill needs flood control off (`[flood] enabled = false`; compare does that).
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: u64,
+    #[arg(long, default_value = "#history")]
+    channel: String,
+    /// Clients writing the fill at once (each waits for its line to be stored before the next).
+    #[arg(long, default_value_t = 16)]
+    fill_senders: usize,
+    /// Lines a fill sender may be ahead of what the channel received.
+    #[arg(long, default_value_t = 256)]
+    fill_window: u64,
+    #[arg(long, default_value_t = 100)]
+    line_len: usize,
+    #[arg(long, default_value_t = 1800)]
+    fill_timeout_secs: u64,
+    /// Clients querying at once, one request in flight each.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Lines per request (capped by the server's CHATHISTORY limit).
+    #[arg(long, default_value_t = 100)]
+    page: usize,
+    /// BEFORE pages a walk reads back before starting again from the newest line or a random time.
+    #[arg(long, default_value_t = 10)]
+    walk_pages: usize,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+}
+
+impl HistoryArgs {
+    fn params(&self) -> HistoryParams {
+        HistoryParams {
+            channel: self.channel.clone(),
+            lines: self.lines.max(1),
+            fill_senders: self.fill_senders,
+            fill_window: self.fill_window.max(1),
+            line_len: self.line_len.clamp(40, 510),
+            fill_timeout: Duration::from_secs(self.fill_timeout_secs.clamp(1, 7200)),
+            clients: self.clients,
+            page: self.page,
+            walk_pages: self.walk_pages.min(100_000),
+            duration: Duration::from_secs(self.duration_secs.clamp(1, 600)),
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -187,16 +248,18 @@ impl Scenario {
             Scenario::Idle { .. } => "idle",
             Scenario::Connect { .. } => "connect",
             Scenario::Joinstorm { .. } => "joinstorm",
+            Scenario::History(_) => "history",
         }
     }
 
     fn sasl_accounts(&self) -> usize {
         match self {
             Scenario::Connect {
-                sasl: true,
+                sasl,
+                scram,
                 sasl_accounts,
                 ..
-            } => *sasl_accounts,
+            } if *sasl || *scram => *sasl_accounts,
             _ => 0,
         }
     }
@@ -234,18 +297,23 @@ impl Scenario {
                 count,
                 concurrency,
                 sasl,
+                scram,
                 ..
-            } => Outcome::Connect(
-                scenario::connect::run(
-                    target,
-                    &ConnectParams {
-                        count: *count,
-                        concurrency: *concurrency,
-                        sasl: *sasl,
-                    },
+            } => {
+                let mut target = target.clone();
+                target.scram = *scram;
+                Outcome::Connect(
+                    scenario::connect::run(
+                        &target,
+                        &ConnectParams {
+                            count: *count,
+                            concurrency: *concurrency,
+                            sasl: *sasl || *scram,
+                        },
+                    )
+                    .await?,
                 )
-                .await?,
-            ),
+            }
             Scenario::Joinstorm {
                 count,
                 timeout_secs,
@@ -259,6 +327,9 @@ impl Scenario {
                 )
                 .await?,
             ),
+            Scenario::History(args) => {
+                Outcome::History(scenario::history::run(target, &args.params()).await?)
+            }
         })
     }
 }
@@ -349,6 +420,7 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
             parleyd,
             tls,
             keep_going,
+            data_dir,
             scenario,
         } => {
             check_fds(scenario, fd_limit)?;
@@ -371,11 +443,19 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
                     );
                     continue;
                 }
+                if matches!(scenario, Scenario::History(_)) && *kind != Kind::Parleyd {
+                    eprintln!(
+                        "skipping {}: history not supported (it has no draft/chathistory)",
+                        kind.name()
+                    );
+                    continue;
+                }
                 let options = servers::Options {
                     parleyd: parleyd.clone(),
                     tls: *tls,
                     accounts: scenario.sasl_accounts(),
                     verbose: false,
+                    data_dir: data_dir.clone(),
                 };
                 let server = match servers::start(*kind, &options) {
                     Ok(server) => server,
@@ -430,6 +510,7 @@ fn check_fds(scenario: &Scenario, limit: u64) -> Result<()> {
         Scenario::Idle { count, .. } => *count,
         Scenario::Connect { concurrency, .. } => *concurrency,
         Scenario::Joinstorm { count, .. } => *count,
+        Scenario::History(a) => a.clients + a.fill_senders + 1,
     } as u64
         + 64;
     if needed > limit {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::scenario::connect::ConnectResult;
 use crate::scenario::dm::DmResult;
 use crate::scenario::fanout::FanoutResult;
+use crate::scenario::history::HistoryResult;
 use crate::scenario::idle::IdleResult;
 use crate::scenario::joinstorm::JoinstormResult;
 
@@ -23,6 +24,7 @@ pub enum Outcome {
     Idle(IdleResult),
     Connect(ConnectResult),
     Joinstorm(JoinstormResult),
+    History(HistoryResult),
 }
 
 /// A number in a table: its name, value, unit, and whether more is better.
@@ -50,6 +52,7 @@ impl Outcome {
             Outcome::Idle(r) => &r.target,
             Outcome::Connect(r) => &r.target,
             Outcome::Joinstorm(r) => &r.target,
+            Outcome::History(r) => &r.target,
         }
     }
 
@@ -60,6 +63,7 @@ impl Outcome {
             Outcome::Idle(r) => r.ok,
             Outcome::Connect(r) => r.ok,
             Outcome::Joinstorm(r) => r.ok,
+            Outcome::History(r) => r.ok,
         }
     }
 
@@ -140,6 +144,29 @@ impl Outcome {
                     "MiB",
                     false,
                 ),
+            ],
+            Outcome::History(r) => vec![
+                fig("queries/s", r.total.queries_per_sec, "", true),
+                fig("lines/s", r.total.lines_per_sec, "", true),
+                fig("LATEST queries/s", r.latest.queries_per_sec, "", true),
+                fig("LATEST p50", r.latest.latency.p50_ms, "ms", false),
+                fig("LATEST p99", r.latest.latency.p99_ms, "ms", false),
+                fig("LATEST p99.9", r.latest.latency.p999_ms, "ms", false),
+                fig("LATEST max", r.latest.latency.max_ms, "ms", false),
+                fig("BEFORE queries/s", r.before.queries_per_sec, "", true),
+                fig("BEFORE p50", r.before.latency.p50_ms, "ms", false),
+                fig("BEFORE p99", r.before.latency.p99_ms, "ms", false),
+                fig("BEFORE p99.9", r.before.latency.p999_ms, "ms", false),
+                fig("BEFORE max", r.before.latency.max_ms, "ms", false),
+                fig(
+                    "server CPU",
+                    r.server_cpu_cores.unwrap_or(f64::NAN),
+                    "cores",
+                    false,
+                ),
+                fig("fill lines/s", r.fill.lines_per_sec, "", true),
+                fig("stored lines", r.stored_lines as f64, "", true),
+                fig("violations", r.violations as f64, "", false),
             ],
         }
     }

@@ -61,6 +61,8 @@ pub struct Options {
     pub accounts: usize,
     /// Keep the servers' own logs (in the temp dir's `log` file) quiet unless asked.
     pub verbose: bool,
+    /// parleyd's data dir instead of one in the temp dir, kept after the run (reused history).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A port nobody listens on right now (bound and released; fine on a quiet loopback).
@@ -114,6 +116,7 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
                 let status = Command::new(&options.parleyd)
                     .arg("--config")
                     .arg(&config_path)
+                    .args(data_dir_args(options))
                     .args(["users", "import"])
                     .arg(&file)
                     .stdout(Stdio::null())
@@ -128,6 +131,7 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
             let child = Command::new(&options.parleyd)
                 .arg("--config")
                 .arg(&config_path)
+                .args(data_dir_args(options))
                 .env("RUST_LOG", if options.verbose { "info" } else { "warn" })
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -190,11 +194,23 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
     wait_listening(&mut server, addr)?;
     if let Some((tls_addr, _)) = server.tls {
         wait_listening(&mut server, tls_addr)?;
-        let cert = std::fs::read(server._dir.path().join("data").join("tls").join("cert.pem"))
+        let data = match &options.data_dir {
+            Some(dir) => dir.clone(),
+            None => server._dir.path().join("data"),
+        };
+        let cert = std::fs::read(data.join("tls").join("cert.pem"))
             .context("reading parleyd's generated certificate")?;
         server.tls = Some((tls_addr, fingerprint_of_pem(&cert)?));
     }
     Ok(server)
+}
+
+/// `--data-dir DIR` when a kept data dir was asked for (it overrides the config's temp one).
+fn data_dir_args(options: &Options) -> Vec<std::ffi::OsString> {
+    match &options.data_dir {
+        Some(dir) => vec!["--data-dir".into(), dir.clone().into_os_string()],
+        None => Vec::new(),
+    }
 }
 
 /// The SHA-256 fingerprint of the first certificate in a PEM file, as parley-trust writes it.
@@ -274,6 +290,7 @@ tls = {tls}
 [limits]
 max_clients = 100000
 max_clients_per_ip = 100000
+max_clients_per_cidr = 100000
 send_queue_bytes = 16777216
 channels_per_user = 100
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use parley_bench::client::Endpoint;
 use parley_bench::scenario::connect::{self, ConnectParams};
 use parley_bench::scenario::fanout::{self, FanoutParams};
+use parley_bench::scenario::history::{self, HistoryParams};
 use parley_bench::scenario::idle::{self, IdleParams};
 use parley_bench::scenario::joinstorm::{self, JoinstormParams};
 use parley_bench::scenario::Target;
@@ -115,11 +116,99 @@ async fn connect_idle_and_joinstorm_finish_against_parleyd() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_are_correct_and_a_second_run_skips_the_fill() -> anyhow::Result<()> {
+    let (server, target) = parleyd().await?;
+    let params = HistoryParams {
+        lines: 500,
+        fill_senders: 4,
+        clients: 2,
+        duration: Duration::from_secs(2),
+        fill_timeout: Duration::from_secs(60),
+        ..HistoryParams::default()
+    };
+    let first = history::run(&target, &params).await?;
+    assert!(first.ok, "{first:#?}");
+    assert_eq!(first.violations, 0, "{first:#?}");
+    assert!(
+        !first.fill.skipped && first.fill.filled == 500,
+        "{first:#?}"
+    );
+    assert!(
+        first.latest.queries > 0 && first.before.queries > 0,
+        "{first:#?}"
+    );
+    // 501 lines (the fill and its marker) in pages of 100: walks reach the oldest line, where the
+    // short last page must be accepted.
+    assert!(first.reached_start > 0, "{first:#?}");
+    assert_eq!(first.page, 100);
+
+    // The channel still holds the lines: no second fill.
+    let again = history::run(&target, &params).await?;
+    assert!(again.ok, "{again:#?}");
+    assert!(
+        again.fill.skipped && again.fill.existing == 500,
+        "{again:#?}"
+    );
+    server.running.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ceiling_relay_delivers_everything() -> anyhow::Result<()> {
     let addr = parley_bench::ceiling::spawn("127.0.0.1:0".parse()?).await?;
     let target = Target::new("ceiling", Endpoint::plain(addr));
     let result = fanout::run(&target, &small_fanout()).await?;
     assert!(result.ok, "{result:#?}");
     assert_eq!(result.delivered, result.sent * 9);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_plain_and_scram_connects_log_in_against_parleyd() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
+    config.metrics.listen = Vec::new();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.flood.enabled = false;
+    config.accounts.scram_iterations = 4096;
+    let accounts = [("acct0", "bench-password-0"), ("acct1", "bench-password-1")];
+    let store = parley_server::store::open_default(&config)?;
+    let layer = parley_server::accounts::Accounts::new(store, &config);
+    for (name, password) in accounts {
+        layer.add_account(name, password)?;
+    }
+    let running = parley_server::start(config).await?;
+    let addr = *running
+        .plain_addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no plain listener"))?;
+    let mut target = Target::new("parleyd", Endpoint::plain(addr));
+    target.accounts = accounts
+        .iter()
+        .map(|(a, p)| (a.to_string(), p.to_string()))
+        .collect();
+    let params = ConnectParams {
+        count: 6,
+        concurrency: 3,
+        sasl: true,
+    };
+    let plain = connect::run(&target, &params).await?;
+    assert!(plain.ok && plain.login == "SASL PLAIN", "{plain:#?}");
+    target.scram = true;
+    let scram = connect::run(&target, &params).await?;
+    assert!(
+        scram.ok && scram.login == "SASL SCRAM-SHA-256",
+        "{scram:#?}"
+    );
+    assert!(scram.note.is_some(), "the cached PBKDF2 is stated");
+    assert_eq!(
+        target.salted_cache.lock().len(),
+        2,
+        "one derivation per account"
+    );
+    running.shutdown();
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod connect;
 pub mod dm;
 pub mod fanout;
+pub mod history;
 pub mod idle;
 pub mod joinstorm;
 
@@ -18,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{Conn, Endpoint, Login};
+use crate::client::{Conn, Endpoint, Login, SaltedCache};
 
 /// A server under test.
 #[derive(Clone)]
@@ -28,8 +29,12 @@ pub struct Target {
     pub endpoint: Endpoint,
     /// The server's process, for reading its memory use from /proc.
     pub server_pid: Option<u32>,
-    /// `account:password` pairs that SASL PLAIN logins cycle through.
+    /// `account:password` pairs that SASL logins cycle through.
     pub accounts: Vec<(String, String)>,
+    /// SASL logins use SCRAM-SHA-256 instead of PLAIN.
+    pub scram: bool,
+    /// SCRAM salted passwords, derived once per account for the whole run.
+    pub salted_cache: SaltedCache,
     /// Draw progress bars (off in tests and when stderr is not a terminal).
     pub progress: bool,
     /// Connections being set up at once. ngIRCd listens with a backlog of 10, so more than that
@@ -44,12 +49,15 @@ impl Target {
             endpoint,
             server_pid: None,
             accounts: Vec::new(),
+            scram: false,
+            salted_cache: SaltedCache::default(),
             progress: false,
             setup_concurrency: SETUP_CONCURRENCY,
         }
     }
 
-    /// The login client `index` uses: a guest, or SASL with one of the accounts.
+    /// The login client `index` uses: a guest, or SASL (PLAIN, or SCRAM-SHA-256 with
+    /// [`Target::scram`]) with one of the accounts.
     pub fn login(&self, index: usize, sasl: bool) -> Result<Login> {
         if !sasl {
             return Ok(Login::Guest);
@@ -60,9 +68,17 @@ impl Target {
             .context(
             "SASL asked for, but no accounts are known for this target (--account NAME:PASSWORD)",
         )?;
-        Ok(Login::SaslPlain {
-            account: account.clone(),
-            password: password.clone(),
+        Ok(if self.scram {
+            Login::SaslScram {
+                account: account.clone(),
+                password: password.clone(),
+                cache: self.salted_cache.clone(),
+            }
+        } else {
+            Login::SaslPlain {
+                account: account.clone(),
+                password: password.clone(),
+            }
         })
     }
 
