@@ -3,6 +3,11 @@
 //! connection state. `State` is pure and synchronous: it applies parsed `Message`s and user
 //! `Action`s and answers with the protocol lines to send, so all IRC logic (CAP, SASL, REGISTER,
 //! rejoin, history, /create_group's existence check) is unit-testable without a socket.
+//!
+//! Logins prefer SASL SCRAM-SHA-256 when the server offers it (the password never crosses the
+//! wire), then PLAIN. SCRAM's key derivation (PBKDF2, about 0.1-0.3 s at the server's default
+//! rounds) runs inside [`State::handle_message`], so the first login blocks its caller that long;
+//! the salted password is then kept per account, salt and rounds, so reconnects skip it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -10,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
+use parley_proto::scram::{self, ClientExchange, ClientResponse, SaltedPassword};
 use parley_proto::{casefold, numeric, write_line, Message, UserHost};
 
 use crate::input::{help_for, is_channel, Action, InputError, COMMANDS};
@@ -23,6 +29,10 @@ pub const HISTORY_BATCH: usize = 50;
 /// Longest chat text put in one PRIVMSG; longer text is split, leaving room for the source
 /// prefix the server adds within the 512-byte line limit.
 const MAX_TEXT_BYTES: usize = 400;
+/// SASL payloads travel in base64 chunks of this size; a shorter one (or `+`) ends a payload.
+const SASL_CHUNK: usize = 400;
+/// Longest SASL payload accepted from a server (base64), far above any SCRAM message.
+const MAX_SASL_PAYLOAD: usize = 8192;
 
 /// Capabilities requested when the server offers them.
 pub const WANTED_CAPS: &[&str] = &[
@@ -48,7 +58,7 @@ pub const WANTED_CAPS: &[&str] = &[
 pub enum Auth {
     /// No account (servers that allow guests, or plain IRC servers).
     Guest,
-    /// SASL PLAIN when offered, otherwise `PASS account:password`.
+    /// SASL SCRAM-SHA-256 when offered, else SASL PLAIN, else `PASS account:password`.
     Login { account: String, password: String },
     /// Create the account with `REGISTER * * <password>` (draft/account-registration).
     Register { account: String, password: String },
@@ -238,6 +248,42 @@ struct Negotiation {
     waiting: bool,
     ended: bool,
     nick_attempts: u32,
+    /// Where the SASL login stands, once one started.
+    sasl: Option<SaslStep>,
+    /// SCRAM was tried and failed, and PLAIN is (or was) the second try.
+    scram_fell_back: bool,
+}
+
+/// The steps of a SASL login.
+enum SaslStep {
+    /// `AUTHENTICATE PLAIN` sent; the payload goes at the server's `+`.
+    Plain,
+    /// `AUTHENTICATE SCRAM-SHA-256` sent; the first message goes at the server's `+`.
+    ScramStart,
+    /// The first message went out; the server's challenge so far.
+    ScramChallenge {
+        exchange: ClientExchange,
+        buffer: String,
+    },
+    /// The proof went out; the server's signature so far.
+    ScramVerify {
+        response: ClientResponse,
+        buffer: String,
+    },
+    /// The server proved itself; 903 comes next.
+    ScramDone,
+    /// SCRAM could not go on here (a challenge this client refuses); PLAIN follows the 906.
+    ScramAborted,
+}
+
+/// The salted password of the last SCRAM login, so a reconnect skips the slow derivation. Only
+/// valid for the same account, password, salt and rounds (the salt changes with the password).
+struct ScramCache {
+    account: String,
+    password: String,
+    salt: Vec<u8>,
+    iterations: u32,
+    salted: SaltedPassword,
 }
 
 #[derive(Clone, Debug)]
@@ -275,6 +321,7 @@ pub struct State {
     last_error: Option<String>,
     new_lines: Vec<(String, Line)>,
     record_new_lines: bool,
+    scram_cache: Option<ScramCache>,
 }
 
 impl fmt::Debug for State {
@@ -286,6 +333,57 @@ impl fmt::Debug for State {
             .field("buffers", &self.buffers.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Send `text` as a SASL payload: base64 in 400-byte chunks, and `+` after a full last chunk.
+fn push_sasl_payload(out: &mut Vec<String>, text: &str) {
+    let payload = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut rest = payload.as_str();
+    loop {
+        let (chunk, tail) = rest.split_at(rest.len().min(SASL_CHUNK));
+        out.push(irc_line(
+            "AUTHENTICATE",
+            &[if chunk.is_empty() { "+" } else { chunk }],
+            None,
+        ));
+        if chunk.len() < SASL_CHUNK {
+            return;
+        }
+        rest = tail;
+    }
+}
+
+/// Add one `AUTHENTICATE` chunk from the server to `buffer`. `None` while more chunks follow;
+/// then the payload as text, or `Some(None)` when it is not base64 UTF-8 or is too long.
+fn collect_sasl_chunk(buffer: &mut String, chunk: &str) -> Option<Option<String>> {
+    if chunk != "+" {
+        buffer.push_str(chunk);
+    }
+    if buffer.len() > MAX_SASL_PAYLOAD {
+        return Some(None);
+    }
+    if chunk.len() == SASL_CHUNK {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(std::mem::take(buffer))
+        .ok();
+    Some(bytes.and_then(|bytes| String::from_utf8(bytes).ok()))
+}
+
+/// A fresh SCRAM client nonce from the OS random source.
+fn random_nonce() -> Option<String> {
+    let mut random = [0; 18];
+    getrandom::fill(&mut random)
+        .map_err(|error| tracing::warn!(%error, "no OS random source for a SCRAM nonce"))
+        .ok()?;
+    Some(scram::nonce_from_random(&random))
+}
+
+/// Give up on SCRAM mid-exchange (`AUTHENTICATE *`); PLAIN follows the server's 906.
+fn abort_scram(out: &mut Vec<String>) -> SaslStep {
+    out.push(irc_line("AUTHENTICATE", &["*"], None));
+    SaslStep::ScramAborted
 }
 
 fn irc_line(command: &str, middle: &[&str], trailing: Option<&str>) -> String {
@@ -355,6 +453,7 @@ impl State {
             buffers: vec![Buffer::new(SERVER_BUFFER, BufferKind::Server)],
             active: 0,
             negotiation: None,
+            scram_cache: None,
             batches: HashMap::new(),
             pending_creates: VecDeque::new(),
             pending_focus: None,
@@ -510,6 +609,8 @@ impl State {
             waiting: false,
             ended: false,
             nick_attempts: 0,
+            sasl: None,
+            scram_fell_back: false,
         });
         vec![
             irc_line("CAP", &["LS", "302"], None),
@@ -706,7 +807,19 @@ impl State {
         match negotiation.auth.clone() {
             Auth::Login { .. } if sasl => {
                 negotiation.waiting = true;
-                out.push(irc_line("AUTHENTICATE", &["PLAIN"], None));
+                // `sasl=` lists the mechanisms (CAP 302); without a list, PLAIN is the safe guess.
+                let scram = negotiation.offered.get("sasl").is_some_and(|mechanisms| {
+                    mechanisms
+                        .split(',')
+                        .any(|m| m.eq_ignore_ascii_case(scram::MECHANISM))
+                });
+                let (step, mechanism) = if scram {
+                    (SaslStep::ScramStart, scram::MECHANISM)
+                } else {
+                    (SaslStep::Plain, "PLAIN")
+                };
+                negotiation.sasl = Some(step);
+                out.push(irc_line("AUTHENTICATE", &[mechanism], None));
             }
             Auth::Login { account, password } => {
                 out.push(irc_line(
@@ -757,28 +870,147 @@ impl State {
     }
 
     fn on_authenticate(&mut self, msg: &Message<'_>, out: &mut Vec<String>) {
-        if msg.param(0) != Some("+") {
+        let Some(arg) = msg.param(0) else {
             return;
-        }
-        if let Some(Negotiation {
-            auth: Auth::Login { account, password },
-            ..
-        }) = &self.negotiation
-        {
-            let payload = base64::engine::general_purpose::STANDARD
-                .encode(format!("{account}\0{account}\0{password}"));
-            // SASL splits payloads into 400-byte chunks; a final exact chunk is followed by "+".
-            let mut chunks: Vec<&str> = Vec::new();
-            let mut rest = payload.as_str();
-            while rest.len() >= 400 {
-                chunks.push(&rest[..400]);
-                rest = &rest[400..];
+        };
+        let Some(negotiation) = self.negotiation.as_mut() else {
+            return;
+        };
+        let Auth::Login { account, password } = negotiation.auth.clone() else {
+            return;
+        };
+        let step = negotiation.sasl.take();
+        let next = match step {
+            Some(SaslStep::Plain) if arg == "+" => {
+                push_sasl_payload(out, &format!("{account}\0{account}\0{password}"));
+                Some(SaslStep::Plain)
             }
-            chunks.push(if rest.is_empty() { "+" } else { rest });
-            for chunk in chunks {
-                out.push(irc_line("AUTHENTICATE", &[chunk], None));
+            Some(SaslStep::ScramStart) if arg == "+" => {
+                match random_nonce().and_then(|nonce| ClientExchange::new(&account, &nonce).ok()) {
+                    Some(exchange) => {
+                        push_sasl_payload(out, &exchange.client_first());
+                        Some(SaslStep::ScramChallenge {
+                            exchange,
+                            buffer: String::new(),
+                        })
+                    }
+                    None => Some(abort_scram(out)),
+                }
+            }
+            Some(SaslStep::ScramChallenge {
+                exchange,
+                mut buffer,
+            }) => match collect_sasl_chunk(&mut buffer, arg) {
+                None => Some(SaslStep::ScramChallenge { exchange, buffer }),
+                Some(payload) => {
+                    let challenge = payload.and_then(|text| {
+                        exchange
+                            .server_first(&text, scram::MAX_ITERATIONS)
+                            .map_err(|error| tracing::warn!(%error, "SCRAM challenge refused"))
+                            .ok()
+                    });
+                    let response = challenge.and_then(|challenge| {
+                        let salted = self.salted_password(&account, &password, &challenge)?;
+                        Some(challenge.respond(&salted))
+                    });
+                    match response {
+                        Some(response) => {
+                            push_sasl_payload(out, response.message());
+                            Some(SaslStep::ScramVerify {
+                                response,
+                                buffer: String::new(),
+                            })
+                        }
+                        None => Some(abort_scram(out)),
+                    }
+                }
+            },
+            Some(SaslStep::ScramVerify {
+                response,
+                mut buffer,
+            }) => match collect_sasl_chunk(&mut buffer, arg) {
+                None => Some(SaslStep::ScramVerify { response, buffer }),
+                Some(payload) => {
+                    let verified = payload.ok_or(scram::ScramError::Malformed("not base64"));
+                    match verified.and_then(|text| response.verify_server_final(&text)) {
+                        Ok(()) => {
+                            out.push(irc_line("AUTHENTICATE", &["+"], None));
+                            Some(SaslStep::ScramDone)
+                        }
+                        Err(error) => {
+                            // Not a wrong password: this server does not hold the account's
+                            // credential. Telling it the password (PLAIN) would be worse.
+                            self.fail(format!(
+                                "login stopped: the server could not prove it knows this \
+                                 account ({error}); it may not be the server you meant"
+                            ));
+                            out.push(irc_line("AUTHENTICATE", &["*"], None));
+                            out.push(irc_line("QUIT", &[], None));
+                            None
+                        }
+                    }
+                }
+            },
+            other => other,
+        };
+        if let Some(negotiation) = self.negotiation.as_mut() {
+            negotiation.sasl = next;
+        }
+    }
+
+    /// The salted password for this challenge: from the cache when the last login used the same
+    /// account, password, salt and rounds, else derived (slow) and cached.
+    fn salted_password(
+        &mut self,
+        account: &str,
+        password: &str,
+        challenge: &scram::ServerChallenge,
+    ) -> Option<SaltedPassword> {
+        if let Some(cache) = &self.scram_cache {
+            if cache.account == account
+                && cache.password == password
+                && cache.salt == challenge.salt()
+                && cache.iterations == challenge.iterations()
+            {
+                return Some(cache.salted.clone());
             }
         }
+        let salted = SaltedPassword::derive(password, challenge.salt(), challenge.iterations())
+            .map_err(|error| tracing::warn!(%error, "SCRAM cannot use this password"))
+            .ok()?;
+        self.scram_cache = Some(ScramCache {
+            account: account.to_string(),
+            password: password.to_string(),
+            salt: challenge.salt().to_vec(),
+            iterations: challenge.iterations(),
+            salted: salted.clone(),
+        });
+        Some(salted)
+    }
+
+    /// After a failed SCRAM login, try PLAIN once: an account made before the server had SCRAM
+    /// has no SCRAM credential until its first PLAIN login. Returns whether it did.
+    fn fall_back_to_plain(&mut self, out: &mut Vec<String>) -> bool {
+        let Some(negotiation) = self.negotiation.as_mut() else {
+            return false;
+        };
+        let scram_step = matches!(
+            negotiation.sasl,
+            Some(
+                SaslStep::ScramStart
+                    | SaslStep::ScramChallenge { .. }
+                    | SaslStep::ScramVerify { .. }
+                    | SaslStep::ScramDone
+                    | SaslStep::ScramAborted
+            )
+        );
+        if !scram_step || negotiation.scram_fell_back {
+            return false;
+        }
+        negotiation.scram_fell_back = true;
+        negotiation.sasl = Some(SaslStep::Plain);
+        out.push(irc_line("AUTHENTICATE", &["PLAIN"], None));
+        true
     }
 
     fn on_register(&mut self, msg: &Message<'_>, out: &mut Vec<String>, ctx: &Incoming) {
@@ -1170,13 +1402,22 @@ impl State {
             }
             numeric::RPL_SASLSUCCESS => self.end_cap(out),
             numeric::ERR_SASLFAIL | numeric::ERR_SASLTOOLONG | numeric::ERR_NICKLOCKED => {
+                if code == numeric::ERR_SASLFAIL && self.fall_back_to_plain(out) {
+                    return;
+                }
                 self.fail(format!(
                     "login failed: {text} (check the account name and password)"
                 ));
                 out.push(irc_line("QUIT", &[], None));
             }
             numeric::ERR_SASLABORTED | numeric::ERR_SASLALREADY => {
-                self.end_cap(out);
+                let aborted = self
+                    .negotiation
+                    .as_ref()
+                    .is_some_and(|n| matches!(n.sasl, Some(SaslStep::ScramAborted)));
+                if !(aborted && self.fall_back_to_plain(out)) {
+                    self.end_cap(out);
+                }
             }
             numeric::ERR_PASSWDMISMATCH | numeric::ERR_YOUREBANNEDCREEP => {
                 self.fail(format!("the server refused the login: {text}"));
@@ -1829,6 +2070,187 @@ mod tests {
         assert_eq!(out, ["CAP END"]);
         assert_eq!(s.account(), Some("alice"));
         assert!(s.take_fatal().is_none());
+    }
+
+    /// The server's side of SCRAM for the state's tests: alice's credential for `password`.
+    struct ScramServer {
+        credential: scram::StoredCredential,
+        exchange: Option<scram::ServerExchange>,
+    }
+
+    impl ScramServer {
+        fn new(password: &str) -> Self {
+            ScramServer {
+                credential: scram::StoredCredential::new(password, b"sixteen byte salt", 4096)
+                    .expect("credential"),
+                exchange: None,
+            }
+        }
+
+        /// Answer one `AUTHENTICATE` line from the client with the server's next line.
+        fn answer(&mut self, line: &str) -> String {
+            let payload = line
+                .strip_prefix("AUTHENTICATE ")
+                .expect("an AUTHENTICATE line");
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let text = String::from_utf8(b64.decode(payload).expect("base64")).expect("utf-8");
+            let reply = match self.exchange.take() {
+                None => {
+                    let first = scram::ClientFirst::parse(&text).expect("client-first");
+                    assert_eq!(first.username(), "alice");
+                    let exchange =
+                        scram::ServerExchange::new(&first, "server-nonce", self.credential.clone())
+                            .expect("server");
+                    let reply = exchange.server_first().to_string();
+                    self.exchange = Some(exchange);
+                    reply
+                }
+                Some(exchange) => match exchange.finish(&text) {
+                    Ok(server_final) => server_final,
+                    Err(_) => return ":srv 904 me :Invalid account name or password".into(),
+                },
+            };
+            format!("AUTHENTICATE {}", b64.encode(reply))
+        }
+    }
+
+    fn scram_login_state(password: &str) -> State {
+        let mut s = state();
+        s.on_connected(
+            true,
+            Auth::Login {
+                account: "alice".into(),
+                password: password.into(),
+            },
+        );
+        let out = feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :sasl=PLAIN,SCRAM-SHA-256",
+                ":srv CAP * ACK :sasl",
+            ],
+        );
+        assert_eq!(out, ["CAP REQ :sasl", "AUTHENTICATE SCRAM-SHA-256"]);
+        s
+    }
+
+    #[test]
+    fn sasl_scram_login_when_offered() {
+        for round in 0..2 {
+            // The second round reconnects and uses the cached salted password.
+            let mut s = scram_login_state("pencil");
+            let mut server = ScramServer::new("pencil");
+            let first = feed(&mut s, &["AUTHENTICATE +"]);
+            assert_eq!(first.len(), 1, "{first:?}");
+            let challenge = server.answer(&first[0]);
+            let proof = feed(&mut s, &[&challenge]);
+            assert_eq!(proof.len(), 1, "{proof:?}");
+            let signature = server.answer(&proof[0]);
+            assert!(
+                signature.starts_with("AUTHENTICATE "),
+                "round {round}: {signature}"
+            );
+            assert_eq!(feed(&mut s, &[&signature]), ["AUTHENTICATE +"]);
+            let out = feed(
+                &mut s,
+                &[
+                    ":srv 900 me me!u@h alice :You are now logged in as alice",
+                    ":srv 903 me :SASL ok",
+                ],
+            );
+            assert_eq!(out, ["CAP END"]);
+            assert_eq!(s.account(), Some("alice"));
+            assert!(s.take_fatal().is_none());
+        }
+    }
+
+    #[test]
+    fn a_failed_scram_login_tries_plain_once() {
+        let mut s = scram_login_state("not-pencil");
+        let mut server = ScramServer::new("pencil");
+        let first = feed(&mut s, &["AUTHENTICATE +"]);
+        let proof = feed(&mut s, &[&server.answer(&first[0])]);
+        let refusal = server.answer(&proof[0]);
+        assert_eq!(feed(&mut s, &[&refusal]), ["AUTHENTICATE PLAIN"]);
+        let plain = feed(&mut s, &["AUTHENTICATE +"]);
+        let payload = base64::engine::general_purpose::STANDARD.encode("alice\0alice\0not-pencil");
+        assert_eq!(plain, [format!("AUTHENTICATE {payload}")]);
+        let out = feed(&mut s, &[":srv 904 me :Invalid account name or password"]);
+        assert_eq!(out, ["QUIT"]);
+        assert!(s.take_fatal().is_some_and(|r| r.contains("login failed")));
+    }
+
+    #[test]
+    fn a_server_that_cannot_prove_itself_is_left_without_the_password() {
+        let mut s = scram_login_state("pencil");
+        let mut server = ScramServer::new("pencil");
+        let first = feed(&mut s, &["AUTHENTICATE +"]);
+        feed(&mut s, &[&server.answer(&first[0])]);
+        let wrong = base64::engine::general_purpose::STANDARD.encode(format!(
+            "v={}",
+            base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+        ));
+        let out = feed(&mut s, &[&format!("AUTHENTICATE {wrong}")]);
+        assert_eq!(out, ["AUTHENTICATE *", "QUIT"]);
+        let reason = s.take_fatal().expect("fatal");
+        assert!(reason.contains("could not prove"), "{reason}");
+        // No PLAIN afterwards: that would hand the password to the impostor.
+        assert!(feed(&mut s, &[":srv 906 me :SASL authentication aborted"])
+            .iter()
+            .all(|l| !l.starts_with("AUTHENTICATE")));
+    }
+
+    #[test]
+    fn a_challenge_this_client_refuses_is_aborted_for_plain() {
+        let mut s = scram_login_state("pencil");
+        let first = feed(&mut s, &["AUTHENTICATE +"]);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let client_first =
+            String::from_utf8(b64.decode(&first[0]["AUTHENTICATE ".len()..]).expect("b64"))
+                .expect("utf-8");
+        let nonce = &client_first[client_first.find("r=").expect("nonce") + 2..];
+        // Far more rounds than a client should spend.
+        let greedy = b64.encode(format!("r={nonce}xyz,s=c2FsdA==,i=50000000"));
+        assert_eq!(
+            feed(&mut s, &[&format!("AUTHENTICATE {greedy}")]),
+            ["AUTHENTICATE *"]
+        );
+        assert_eq!(
+            feed(&mut s, &[":srv 906 me :SASL authentication aborted"]),
+            ["AUTHENTICATE PLAIN"]
+        );
+    }
+
+    #[test]
+    fn sasl_payloads_are_chunked_and_collected() {
+        let mut out = Vec::new();
+        push_sasl_payload(&mut out, &"x".repeat(300)); // 400 base64 characters exactly
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], "AUTHENTICATE +");
+        let mut buffer = String::new();
+        assert_eq!(
+            collect_sasl_chunk(&mut buffer, &out[0]["AUTHENTICATE ".len()..]),
+            None
+        );
+        assert_eq!(
+            collect_sasl_chunk(&mut buffer, "+"),
+            Some(Some("x".repeat(300)))
+        );
+        assert_eq!(collect_sasl_chunk(&mut buffer, "!!"), Some(None));
+        let mut huge = String::new();
+        let chunk = "A".repeat(SASL_CHUNK);
+        let mut result = None;
+        for _ in 0..30 {
+            result = collect_sasl_chunk(&mut huge, &chunk);
+            if result.is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            result,
+            Some(None),
+            "a server cannot grow the buffer without bound"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The client library against the real `parleyd`, in-process on loopback ports with a temp data
-//! dir: TLS trusted through `--ca`, SASL and REGISTER, channel and private messages between two
-//! clients, groups, an untrusted certificate, and a reconnect after the server restarts.
+//! dir: TLS trusted through `--ca`, SASL (SCRAM-SHA-256, PLAIN) and REGISTER, channel and private
+//! messages between two clients, groups, an untrusted certificate, and a reconnect after the
+//! server restarts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -136,6 +137,35 @@ async fn connected(config: ClientConfig) -> (Client, Receiver<Event>) {
     })
     .await;
     (client, events)
+}
+
+#[tokio::test]
+async fn logs_in_with_scram_when_the_server_offers_it() {
+    let server = Server::start(&[("ivy", "ivy-password")]).await;
+    let (client, _events) = connected(plain_config(
+        server.plain_port(),
+        "ivy",
+        login("ivy", "ivy-password"),
+    ))
+    .await;
+    assert_eq!(client.state().account(), Some("ivy"));
+    // The server's audit trail names the mechanism; its writer commits in batches, so poll.
+    let history = parley_server::store::open_history(&test_config(&server.dir)).expect("history");
+    let filter = parley_server::store::AuditFilter {
+        actor: Some("ivy".into()),
+        action: Some("login".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    for _ in 0..200 {
+        let logins = history.audit(&filter).expect("audit");
+        if let Some(login) = logins.first() {
+            assert_eq!(login.detail.as_deref(), Some("scram"), "{logins:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the login never reached the audit trail");
 }
 
 #[tokio::test]
