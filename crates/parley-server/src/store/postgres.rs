@@ -1,0 +1,924 @@
+//! The PostgreSQL backend: the same three traits as the SQLite file, for several `parleyd` nodes
+//! sharing one database (`accounts.store = "postgres"`).
+//!
+//! The traits block, and the `postgres` crate's blocking client drives its own small tokio runtime,
+//! which must never be started from a thread that is already running async tasks (tokio panics).
+//! So each [`PostgresStore`] owns one plain OS thread holding one connection, and every call sends
+//! that thread a job and waits for the answer: callers on the async runtime block exactly as they
+//! would on the SQLite mutex, and nothing nests runtimes.
+//!
+//! The schema is the SQLite one, step for step, in PostgreSQL's dialect; the version is a row in
+//! `parley_schema`, and migrations run under an advisory lock so nodes starting together migrate
+//! once. A dropped connection is re-opened on the next call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parley_proto::casefold;
+use postgres::error::SqlState;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+
+use super::history::{
+    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    StoredMessage, TargetActivity, WriteBatch,
+};
+use super::state::{ChannelRecord, ServerBan, StateChange, StateStore};
+use super::{AccountRecord, AccountStore, StoreError};
+
+/// How long opening a connection may take before the call fails (the database is down or
+/// unreachable); the next call tries again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a liveness probe after an error may take.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Jobs queued for the connection thread: callers block on their answer, so this bound is only
+/// reached when many tasks call at once, and they then wait for room.
+const QUEUE: usize = 64;
+
+/// The advisory-lock key parleyd's migrations take, so nodes starting at once run each step once.
+const MIGRATION_LOCK: i64 = 0x7061_726c_6579; // "parley"
+
+/// The schema, one step per version, as in `sqlite.rs` (same tables, columns and meaning). Steps
+/// are append-only; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts; the UNIQUE casefolded name makes two concurrent registrations end with one.
+    "CREATE TABLE accounts (
+        id            BIGSERIAL PRIMARY KEY,
+        name          TEXT    NOT NULL,
+        name_folded   TEXT    NOT NULL UNIQUE,
+        password_hash TEXT    NOT NULL,
+        created_at    BIGINT  NOT NULL,
+        locked        BOOLEAN NOT NULL DEFAULT FALSE
+    );",
+    // 2: history, offline delivery and the append-only audit trail.
+    "CREATE TABLE messages (
+        id        BIGSERIAL PRIMARY KEY,
+        msgid     TEXT   NOT NULL UNIQUE,
+        time_ms   BIGINT NOT NULL,
+        target    TEXT   NOT NULL,
+        kind      TEXT   NOT NULL,
+        source    TEXT   NOT NULL,
+        account   TEXT,
+        recipient TEXT   NOT NULL,
+        text      TEXT   NOT NULL,
+        party_a   TEXT,
+        party_b   TEXT
+    );
+    CREATE INDEX messages_by_target ON messages (target, time_ms, id);
+    CREATE INDEX messages_by_party_a ON messages (party_a) WHERE party_a IS NOT NULL;
+    CREATE INDEX messages_by_party_b ON messages (party_b) WHERE party_b IS NOT NULL;
+    CREATE TABLE offline (
+        account    TEXT   NOT NULL,
+        message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE
+    );
+    CREATE INDEX offline_by_account ON offline (account, message_id);
+    CREATE TABLE audit (
+        id      BIGSERIAL PRIMARY KEY,
+        time_ms BIGINT NOT NULL,
+        action  TEXT   NOT NULL,
+        actor   TEXT,
+        target  TEXT,
+        ip      TEXT,
+        detail  TEXT
+    );
+    CREATE INDEX audit_by_time ON audit (time_ms);
+    CREATE FUNCTION parley_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+    CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION parley_audit_is_append_only();
+    CREATE TRIGGER audit_is_append_only_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION parley_audit_is_append_only();",
+    // 3: registered channels (one JSON record each) and server bans.
+    "CREATE TABLE channels (
+        name_folded TEXT PRIMARY KEY,
+        record      TEXT NOT NULL
+    );
+    CREATE TABLE server_bans (
+        kind        TEXT   NOT NULL,
+        mask_folded TEXT   NOT NULL,
+        mask        TEXT   NOT NULL,
+        reason      TEXT   NOT NULL,
+        set_by      TEXT   NOT NULL,
+        set_at_ms   BIGINT NOT NULL,
+        expires_ms  BIGINT,
+        PRIMARY KEY (kind, mask_folded)
+    );",
+    // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until derived from a password.
+    "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+];
+
+/// The schema version this build writes and understands.
+const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// One PostgreSQL connection on its own thread. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    jobs: mpsc::SyncSender<Job>,
+    /// The URL without its password, for errors and logs.
+    shown: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection thread's state: the parsed settings, the client if connected, and the
+/// statements prepared on it (the hot reads: account lookups on NICK, history pages).
+struct Connection {
+    config: postgres::Config,
+    client: Option<Client>,
+    prepared: HashMap<String, Statement>,
+}
+
+/// Prepared statements kept per connection; a handful of fixed SQL strings, so this is a guard
+/// against a bug, not a real limit.
+const MAX_PREPARED: usize = 64;
+
+impl Connection {
+    /// The live client, connecting first when there is none or the old one died.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+            self.prepared.clear();
+            tracing::warn!("the PostgreSQL connection was lost; reconnecting");
+        }
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => self.config.connect(NoTls).map_err(|error| {
+                StoreError::Backend(format!("cannot reach PostgreSQL: {}", describe(&error)))
+            })?,
+        };
+        Ok(self.client.insert(client))
+    }
+
+    /// After an error: whether the connection died (then it is dropped, and the next
+    /// [`Self::client`] opens a new one). A session the server ended can report the error before
+    /// the client notices the socket closed, so a live-looking connection is asked once.
+    fn lost(&mut self) -> bool {
+        let Some(client) = self.client.as_mut() else {
+            return true;
+        };
+        if client.is_closed() || client.is_valid(LIVENESS_TIMEOUT).is_err() {
+            self.client = None;
+            self.prepared.clear();
+            return true;
+        }
+        false
+    }
+
+    /// `sql` prepared once per connection.
+    fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client()?.prepare(sql).map_err(backend)?;
+        if self.prepared.len() >= MAX_PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user@host/db`: URLs go into errors and logs,
+/// passwords never do.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Key-value form ("host=... password=..."): drop the password pair.
+        return url
+            .split_whitespace()
+            .filter(|pair| !pair.starts_with("password="))
+            .collect::<Vec<_>>()
+            .join(" ");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl PostgresStore {
+    /// Connect to the database at `url` (a `postgres://` URL or `key=value` pairs), refuse a
+    /// database that is someone else's or has a newer schema, and bring an older schema up to date.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let fail = |reason: String| StoreError::Open {
+            path: PathBuf::from(&shown),
+            reason,
+        };
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|error| fail(format!("accounts.postgres_url is not valid: {error}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("parleyd");
+        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("parley-postgres".to_owned())
+            .spawn(move || {
+                let mut connection = Connection {
+                    config,
+                    client: None,
+                    prepared: HashMap::new(),
+                };
+                // Ends when the store (every sender) is dropped.
+                for job in queue {
+                    job(&mut connection);
+                }
+            })
+            .map_err(|error| fail(format!("cannot start its connection thread: {error}")))?;
+        let opened = Self {
+            jobs,
+            shown: shown.clone(),
+        };
+        opened
+            .call(|client| migrate(client).map_err(StoreError::Backend))
+            .map_err(|error| match error {
+                StoreError::Backend(reason) => fail(reason),
+                other => other,
+            })?;
+        Ok(opened)
+    }
+
+    /// Like [`Self::call`] for a job that may safely run twice (a read, or an update that sets a
+    /// value): when the connection turns out to have died under it (the database restarted, an
+    /// admin ended the session), it runs once more on a new connection, so the caller never sees
+    /// a stale connection's error. Writes that must not repeat use [`Self::call`].
+    fn call_idempotent<T: Send + 'static>(
+        &self,
+        job: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call_prepared(move |connection| match connection.client().and_then(&job) {
+            Err(error) if connection.lost() => {
+                tracing::warn!(%error, "PostgreSQL connection lost; retrying on a new one");
+                connection.client().and_then(&job)
+            }
+            other => other,
+        })
+    }
+
+    /// Run `job` with the client on the connection's thread and wait for the result.
+    fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call_prepared(|connection| connection.client().and_then(job))
+    }
+
+    /// Like [`Self::call`], with the connection itself, for statements prepared once.
+    fn call_prepared<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |connection: &mut Connection| {
+            let result = job(connection);
+            // The caller may have given up (it never does today); nothing to do then.
+            let _ = reply.send(result);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Backend("the PostgreSQL connection thread stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("the PostgreSQL connection thread stopped".into()))?
+    }
+}
+
+fn backend(error: postgres::Error) -> StoreError {
+    StoreError::Backend(describe(&error))
+}
+
+/// The server's own words for a database error (`postgres::Error`'s `Display` says only
+/// "db error"), or the I/O cause for a lost connection.
+pub fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        };
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// Migrations, in one transaction per step under an advisory lock. A database that has parleyd's
+/// tables but no version row, or a newer version, is refused and left as it is.
+fn migrate(client: &mut Client) -> Result<(), String> {
+    let text = |error: postgres::Error| describe(&error);
+    loop {
+        let mut tx = client.transaction().map_err(text)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(text)?;
+        let has_version_table: bool = tx
+            .query_one("SELECT to_regclass('parley_schema') IS NOT NULL", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(text)?;
+        let version = if has_version_table {
+            match tx
+                .query_opt("SELECT version FROM parley_schema", &[])
+                .map_err(text)?
+            {
+                Some(row) => row.try_get::<_, i32>(0).map_err(text)?,
+                None => 0,
+            }
+        } else {
+            let foreign: bool = tx
+                .query_one("SELECT to_regclass('accounts') IS NOT NULL", &[])
+                .and_then(|row| row.try_get(0))
+                .map_err(text)?;
+            if foreign {
+                return Err(
+                    "the database has an `accounts` table but no parleyd schema \
+                            version; point accounts.postgres_url at another database"
+                        .to_owned(),
+                );
+            }
+            tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
+                .map_err(text)?;
+            tx.execute("INSERT INTO parley_schema (version) VALUES (0)", &[])
+                .map_err(text)?;
+            0
+        };
+        if version > SCHEMA_VERSION {
+            return Err(format!(
+                "its schema version is {version}, newer than this parleyd understands \
+                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+            ));
+        }
+        let Some(step) = usize::try_from(version)
+            .ok()
+            .and_then(|index| MIGRATIONS.get(index))
+        else {
+            return tx.commit().map_err(text);
+        };
+        tx.batch_execute(step)
+            .map_err(|error| format!("updating its schema failed: {}", describe(&error)))?;
+        tx.execute("UPDATE parley_schema SET version = $1", &[&(version + 1)])
+            .map_err(text)?;
+        tx.commit().map_err(text)?;
+        tracing::info!(version = version + 1, "PostgreSQL schema updated");
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+fn found(changed: u64, name: &str) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(StoreError::NotFound(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Rows are read with `try_get`: a column of an unexpected type is an error, never a panic.
+fn record_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord {
+        name: row.try_get(0).map_err(backend)?,
+        password_hash: row.try_get(1).map_err(backend)?,
+        created_at: row.try_get(2).map_err(backend)?,
+        locked: row.try_get(3).map_err(backend)?,
+        scram: row.try_get(4).map_err(backend)?,
+    })
+}
+
+impl AccountStore for PostgresStore {
+    fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.call(move |client| {
+            client
+                .execute(
+                    "INSERT INTO accounts (name, name_folded, password_hash, created_at, locked) \
+                     VALUES ($1, $2, $3, $4, FALSE)",
+                    &[&name, &casefold(&name), &hash, &unix_now()],
+                )
+                .map_err(|error| {
+                    if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                        StoreError::AlreadyExists(name.clone())
+                    } else {
+                        backend(error)
+                    }
+                })?;
+            Ok(())
+        })
+    }
+
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let folded = casefold(name);
+        let lookup = move |connection: &mut Connection| {
+            let statement = connection.prepare(
+                "SELECT name, password_hash, created_at, locked, scram FROM accounts \
+                 WHERE name_folded = $1",
+            )?;
+            connection
+                .client()?
+                .query_opt(&statement, &[&folded])
+                .map_err(backend)?
+                .as_ref()
+                .map(record_from_row)
+                .transpose()
+        };
+        self.call_prepared(move |connection| match lookup(connection) {
+            Err(_) if connection.lost() => lookup(connection),
+            other => other,
+        })
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute(
+                    "UPDATE accounts SET password_hash = $2, scram = NULL WHERE name_folded = $1",
+                    &[&casefold(&name), &hash],
+                )
+                .map_err(backend)?;
+            found(changed, &name)
+        })
+    }
+
+    fn set_scram(&self, name: &str, scram: Option<&str>) -> Result<(), StoreError> {
+        let (name, scram) = (name.to_owned(), scram.map(str::to_owned));
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute(
+                    "UPDATE accounts SET scram = $2 WHERE name_folded = $1",
+                    &[&casefold(&name), &scram],
+                )
+                .map_err(backend)?;
+            found(changed, &name)
+        })
+    }
+
+    fn remove_account(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.call(move |client| {
+            let changed = client
+                .execute(
+                    "DELETE FROM accounts WHERE name_folded = $1",
+                    &[&casefold(&name)],
+                )
+                .map_err(backend)?;
+            found(changed, &name)
+        })
+    }
+
+    fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute(
+                    "UPDATE accounts SET locked = $2 WHERE name_folded = $1",
+                    &[&casefold(&name), &locked],
+                )
+                .map_err(backend)?;
+            found(changed, &name)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.call_idempotent(|client| {
+            client
+                .query(
+                    "SELECT name, password_hash, created_at, locked, scram FROM accounts \
+                     ORDER BY name_folded",
+                    &[],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(record_from_row)
+                .collect()
+        })
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+
+fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        msgid: row.try_get(0).map_err(backend)?,
+        time_ms: row.try_get(1).map_err(backend)?,
+        target: row.try_get(2).map_err(backend)?,
+        kind: row.try_get(3).map_err(backend)?,
+        source: row.try_get(4).map_err(backend)?,
+        account: row.try_get(5).map_err(backend)?,
+        to: row.try_get(6).map_err(backend)?,
+        text: row.try_get(7).map_err(backend)?,
+    })
+}
+
+impl Pages for Connection {
+    fn position(
+        &mut self,
+        target: &str,
+        bound: &Bound,
+        time_id: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        match bound {
+            Bound::Time(ms) => Ok(Some((*ms, time_id))),
+            Bound::MsgId(msgid) => self
+                .client()?
+                .query_opt(
+                    "SELECT time_ms, id FROM messages WHERE target = $1 AND msgid = $2",
+                    &[&target, msgid],
+                )
+                .map_err(backend)?
+                .map(|row| {
+                    Ok((
+                        row.try_get(0).map_err(backend)?,
+                        row.try_get(1).map_err(backend)?,
+                    ))
+                })
+                .transpose(),
+        }
+    }
+
+    fn between(
+        &mut self,
+        target: &str,
+        lower: (i64, i64),
+        upper: (i64, i64),
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = $1 \
+             AND (time_ms > $2 OR (time_ms = $2 AND id > $3)) \
+             AND (time_ms < $4 OR (time_ms = $4 AND id < $5)) \
+             ORDER BY time_ms {order}, id {order} LIMIT $6"
+        );
+        let statement = self.prepare(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.client()?
+            .query(
+                &statement,
+                &[&target, &lower.0, &lower.1, &upper.0, &upper.1, &limit],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+}
+
+fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(backend)?;
+    let insert = tx
+        .prepare(
+            "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
+             text, party_a, party_b) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .map_err(backend)?;
+    for m in &batch.messages {
+        let (a, b) = parties(&m.target);
+        tx.execute(
+            &insert,
+            &[
+                &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to, &m.text,
+                &a, &b,
+            ],
+        )
+        .map_err(backend)?;
+    }
+    let offline = tx
+        .prepare(
+            "INSERT INTO offline (account, message_id) SELECT $1, id FROM messages WHERE msgid = $2",
+        )
+        .map_err(backend)?;
+    for (account, msgid) in &batch.offline {
+        tx.execute(&offline, &[account, msgid]).map_err(backend)?;
+    }
+    let audit = tx
+        .prepare(
+            "INSERT INTO audit (time_ms, action, actor, target, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .map_err(backend)?;
+    for e in &batch.audit {
+        tx.execute(
+            &audit,
+            &[&e.time_ms, &e.action, &e.actor, &e.target, &e.ip, &e.detail],
+        )
+        .map_err(backend)?;
+    }
+    for change in &batch.state {
+        apply_state_change(&mut tx, change)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+fn apply_state_change(tx: &mut Transaction<'_>, change: &StateChange) -> Result<(), StoreError> {
+    match change {
+        StateChange::SaveChannel(record) => {
+            let json = serde_json::to_string(record)
+                .map_err(|e| StoreError::Backend(format!("cannot encode channel: {e}")))?;
+            tx.execute(
+                "INSERT INTO channels (name_folded, record) VALUES ($1, $2) \
+                 ON CONFLICT (name_folded) DO UPDATE SET record = excluded.record",
+                &[&casefold(&record.name), &json],
+            )
+            .map_err(backend)?;
+        }
+        StateChange::DropChannel(name) => {
+            tx.execute("DELETE FROM channels WHERE name_folded = $1", &[name])
+                .map_err(backend)?;
+        }
+        StateChange::AddServerBan(ban) => {
+            tx.execute(
+                "INSERT INTO server_bans (kind, mask_folded, mask, reason, set_by, set_at_ms, \
+                 expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (kind, mask_folded) DO UPDATE SET mask = excluded.mask, \
+                 reason = excluded.reason, set_by = excluded.set_by, \
+                 set_at_ms = excluded.set_at_ms, expires_ms = excluded.expires_ms",
+                &[
+                    &ban.kind,
+                    &casefold(&ban.mask),
+                    &ban.mask,
+                    &ban.reason,
+                    &ban.set_by,
+                    &ban.set_at_ms,
+                    &ban.expires_ms,
+                ],
+            )
+            .map_err(backend)?;
+        }
+        StateChange::RemoveServerBan(kind, mask) => {
+            tx.execute(
+                "DELETE FROM server_bans WHERE kind = $1 AND mask_folded = $2",
+                &[kind, &casefold(mask)],
+            )
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows of `SELECT <MESSAGE_COLUMNS>`-shaped queries on any client or transaction.
+fn messages<C: GenericClient>(
+    client: &mut C,
+    sql: &str,
+    args: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<StoredMessage>, StoreError> {
+    client
+        .query(sql, args)
+        .map_err(backend)?
+        .iter()
+        .map(message_from_row)
+        .collect()
+}
+
+impl HistoryStore for PostgresStore {
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = batch.clone();
+        self.call(move |client| write_batch(client, &batch))
+    }
+
+    fn query(
+        &self,
+        target: &str,
+        query: &HistoryQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let (target, query) = (target.to_owned(), query.clone());
+        self.call_prepared(
+            move |connection| match page(connection, &target, &query, limit) {
+                Err(_) if connection.lost() => page(connection, &target, &query, limit),
+                other => other,
+            },
+        )
+    }
+
+    fn targets(
+        &self,
+        targets: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TargetActivity>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets = targets.to_vec();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call_idempotent(move |client| {
+            client
+                .query(
+                    "SELECT target, MAX(time_ms) AS latest FROM messages \
+                     WHERE target = ANY($1) AND time_ms > $2 AND time_ms < $3 \
+                     GROUP BY target ORDER BY latest DESC LIMIT $4",
+                    &[&targets, &from_ms, &to_ms, &limit],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|row| {
+                    Ok(TargetActivity {
+                        target: row.try_get(0).map_err(backend)?,
+                        latest_ms: row.try_get(1).map_err(backend)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError> {
+        let party = party.to_owned();
+        self.call_idempotent(move |client| {
+            client
+                .query(
+                    "SELECT DISTINCT target FROM messages WHERE party_a = $1 \
+                     UNION SELECT DISTINCT target FROM messages WHERE party_b = $1",
+                    &[&party],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|row| row.try_get(0).map_err(backend))
+                .collect()
+        })
+    }
+
+    fn take_offline(&self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let account = account.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |client| {
+            let mut tx = client.transaction().map_err(backend)?;
+            let columns = MESSAGE_COLUMNS
+                .split(", ")
+                .map(|c| format!("m.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // FOR UPDATE: two nodes logging the same account in at once hand each message out once.
+            let rows = messages(
+                &mut tx,
+                &format!(
+                    "SELECT {columns} FROM offline o JOIN messages m ON m.id = o.message_id \
+                     WHERE o.account = $1 ORDER BY m.time_ms, m.id LIMIT $2 FOR UPDATE OF o"
+                ),
+                &[&account, &limit],
+            )?;
+            let msgids: Vec<&str> = rows.iter().map(|m| m.msgid.as_str()).collect();
+            tx.execute(
+                "DELETE FROM offline WHERE account = $1 AND message_id IN \
+                 (SELECT id FROM messages WHERE msgid = ANY($2))",
+                &[&account, &msgids],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(rows)
+        })
+    }
+
+    fn prune(
+        &self,
+        older_than_ms: Option<i64>,
+        max_rows: Option<usize>,
+    ) -> Result<usize, StoreError> {
+        self.call_idempotent(move |client| {
+            let mut removed = 0u64;
+            if let Some(cutoff) = older_than_ms {
+                removed += client
+                    .execute("DELETE FROM messages WHERE time_ms < $1", &[&cutoff])
+                    .map_err(backend)?;
+            }
+            if let Some(max) = max_rows {
+                let max = i64::try_from(max).unwrap_or(i64::MAX);
+                removed += client
+                    .execute(
+                        "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, \
+                         ROW_NUMBER() OVER (PARTITION BY target ORDER BY time_ms DESC, id DESC) \
+                         AS n FROM messages) ranked WHERE n > $1)",
+                        &[&max],
+                    )
+                    .map_err(backend)?;
+            }
+            Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let filter = filter.clone();
+        let limit = if filter.limit == 0 {
+            i64::MAX
+        } else {
+            i64::try_from(filter.limit).unwrap_or(i64::MAX)
+        };
+        self.call_idempotent(move |client| {
+            client
+                .query(
+                    "SELECT time_ms, action, actor, target, ip, detail FROM audit \
+                     WHERE time_ms >= $1 AND ($2::text IS NULL OR lower(actor) = lower($2)) \
+                     AND ($3::text IS NULL OR action = $3) ORDER BY id LIMIT $4",
+                    &[
+                        &filter.since_ms.unwrap_or(i64::MIN),
+                        &filter.actor,
+                        &filter.action,
+                        &limit,
+                    ],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|row| {
+                    Ok(AuditEvent {
+                        time_ms: row.try_get(0).map_err(backend)?,
+                        action: row.try_get(1).map_err(backend)?,
+                        actor: row.try_get(2).map_err(backend)?,
+                        target: row.try_get(3).map_err(backend)?,
+                        ip: row.try_get(4).map_err(backend)?,
+                        detail: row.try_get(5).map_err(backend)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+impl StateStore for PostgresStore {
+    fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        self.call_idempotent(|client| {
+            let rows = client
+                .query("SELECT name_folded, record FROM channels", &[])
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.try_get(0).map_err(backend)?;
+                let json: String = row.try_get(1).map_err(backend)?;
+                match serde_json::from_str(&json) {
+                    Ok(record) => out.push(record),
+                    // One damaged row should not cost every other channel; say which one.
+                    Err(err) => {
+                        tracing::error!(channel = %name, %err, "skipping an unreadable registered channel")
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn server_bans(&self, now_ms: i64) -> Result<Vec<ServerBan>, StoreError> {
+        self.call_idempotent(move |client| {
+            client
+                .query(
+                    "SELECT kind, mask, reason, set_by, set_at_ms, expires_ms FROM server_bans \
+                     WHERE expires_ms IS NULL OR expires_ms > $1",
+                    &[&now_ms],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|row| {
+                    Ok(ServerBan {
+                        kind: row.try_get(0).map_err(backend)?,
+                        mask: row.try_get(1).map_err(backend)?,
+                        reason: row.try_get(2).map_err(backend)?,
+                        set_by: row.try_get(3).map_err(backend)?,
+                        set_at_ms: row.try_get(4).map_err(backend)?,
+                        expires_ms: row.try_get(5).map_err(backend)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://parley:s3cret@127.0.0.1:5432/parley"),
+            "postgres://parley@127.0.0.1:5432/parley"
+        );
+        assert_eq!(
+            redact_url("postgresql://parley@localhost/parley"),
+            "postgresql://parley@localhost/parley"
+        );
+        assert_eq!(
+            redact_url("host=127.0.0.1 user=parley password=s3cret dbname=parley"),
+            "host=127.0.0.1 user=parley dbname=parley"
+        );
+    }
+}
