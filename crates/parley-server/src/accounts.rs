@@ -7,8 +7,13 @@
 //! OWASP's password storage cheat sheet recommends, with a fresh 16-byte random salt per hash,
 //! stored as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`). Verification reads the
 //! parameters from the stored string, so raising them later keeps old hashes working.
+//!
+//! Each account also keeps a SCRAM-SHA-256 credential for SASL SCRAM logins, which never send the
+//! password: see [`scram`].
 
-use std::collections::{HashMap, VecDeque};
+mod scram;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -18,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use parley_proto::{casefold, validate};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::Config;
 use crate::store::{AccountRecord, AccountStore, StoreError};
+
+pub use scram::{scram_credential, ScramLogin, ScramSecret, SECRET_FILE};
 
 /// First delay after a failed login; it doubles with each further failure up to
 /// [`MAX_DELAY_FACTOR`] times this.
@@ -62,6 +69,11 @@ pub enum AccountError {
     Hash(String),
     #[error("the account task stopped unexpectedly: {0}")]
     Task(String),
+    #[error("cannot use the SCRAM secret {}: {reason}", .path.display())]
+    Secret {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl From<StoreError> for AccountError {
@@ -171,6 +183,12 @@ pub struct Accounts {
     /// Bounds the hashes in flight: each takes 19 MiB and a core, and a flood of logins must
     /// queue here rather than fill tokio's blocking pool.
     hashing: Arc<Semaphore>,
+    /// PBKDF2 rounds for new SCRAM credentials (`accounts.scram_iterations`).
+    scram_iterations: u32,
+    /// Key for the fake SCRAM credentials of names that have none.
+    scram_secret: Arc<ScramSecret>,
+    /// Every account's name, once [`Accounts::load_names`] has run (see there).
+    names: Arc<RwLock<AccountNames>>,
 }
 
 impl fmt::Debug for Accounts {
@@ -198,6 +216,9 @@ impl Accounts {
             hashing: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, NonZeroUsize::get) * 2,
             )),
+            scram_iterations: config.accounts.scram_iterations,
+            scram_secret: Arc::new(ScramSecret::ephemeral()),
+            names: Arc::default(),
         }
     }
 
@@ -251,14 +272,11 @@ impl Accounts {
         ip: IpAddr,
     ) -> Result<String, LoginError> {
         let folded = casefold(name);
-        if let Some(wait) = self.throttle.lock().locked_for(&folded, ip, Instant::now()) {
-            let retry_after_secs = whole_seconds(wait);
-            tracing::warn!(account = ?name, %ip, retry_after_secs, "login refused: locked out after failed logins");
-            return Err(LoginError::Locked { retry_after_secs });
-        }
+        self.refuse_if_locked(name, &folded, ip)?;
 
         let store = Arc::clone(&self.store);
         let (lookup_name, password) = (name.to_owned(), password.to_owned());
+        let scram_iterations = self.scram_iterations;
         let _permit = self.hashing_permit().await;
         let matched = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let record = store.account(&lookup_name)?;
@@ -266,7 +284,15 @@ impl Accounts {
                 .as_ref()
                 .map_or(DUMMY_HASH, |record| record.password_hash.as_str());
             let matches = verify_password(&password, hash);
-            Ok(record.filter(|_| matches))
+            let record = record.filter(|_| matches);
+            // The password is known right now, and only now: make the account's SCRAM credential
+            // if it has none (an account from before SCRAM) or a weaker one than configured.
+            if let Some(record) = &record {
+                if !record.locked && scram::needs_credential(record, scram_iterations) {
+                    scram::upgrade(&*store, record, &password, scram_iterations);
+                }
+            }
+            Ok(record)
         })
         .await
         .map_err(|error| LoginError::Task(error.to_string()))??;
@@ -278,23 +304,41 @@ impl Accounts {
             }
             Some(record) => {
                 self.throttle.lock().succeeded(&folded);
+                self.remember_name(&record.name);
                 tracing::info!(account = %record.name, %ip, "login succeeded");
                 Ok(record.name)
             }
-            None => {
-                let failure = self.throttle.lock().failed(&folded, ip, Instant::now());
-                tracing::warn!(account = ?name, %ip, failures = failure.failures, "login failed");
-                let lockout_secs = self.lockout_secs;
-                if failure.account_locked {
-                    tracing::warn!(account = ?name, %ip, lockout_secs, "account locked out after repeated failed logins");
-                }
-                if failure.ip_locked {
-                    tracing::warn!(%ip, lockout_secs, "address locked out after repeated failed logins");
-                }
-                tokio::time::sleep(self.delay_after(failure.failures)).await;
-                Err(LoginError::Invalid)
-            }
+            None => Err(self.failed_login(name, &folded, ip).await),
         }
+    }
+
+    /// Refuse a login for a name or an address locked out after too many failures, before any
+    /// work is spent on it.
+    fn refuse_if_locked(&self, name: &str, folded: &str, ip: IpAddr) -> Result<(), LoginError> {
+        match self.throttle.lock().locked_for(folded, ip, Instant::now()) {
+            Some(wait) => {
+                let retry_after_secs = whole_seconds(wait);
+                tracing::warn!(account = ?name, %ip, retry_after_secs, "login refused: locked out after failed logins");
+                Err(LoginError::Locked { retry_after_secs })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Count a failed login for the name and the address, then wait the growing delay: the same
+    /// for every mechanism, so none is a faster way to guess.
+    async fn failed_login(&self, name: &str, folded: &str, ip: IpAddr) -> LoginError {
+        let failure = self.throttle.lock().failed(folded, ip, Instant::now());
+        tracing::warn!(account = ?name, %ip, failures = failure.failures, "login failed");
+        let lockout_secs = self.lockout_secs;
+        if failure.account_locked {
+            tracing::warn!(account = ?name, %ip, lockout_secs, "account locked out after repeated failed logins");
+        }
+        if failure.ip_locked {
+            tracing::warn!(%ip, lockout_secs, "address locked out after repeated failed logins");
+        }
+        tokio::time::sleep(self.delay_after(failure.failures)).await;
+        LoginError::Invalid
     }
 
     /// Whether an account with this name (compared case-insensitively) exists.
@@ -321,7 +365,8 @@ impl Accounts {
     // The operations below block (they hash and touch the store): they are for the admin CLI,
     // or for async code through `spawn_blocking`.
 
-    /// Check, hash and create an account. Returns the name as registered.
+    /// Check, hash and create an account, with its SCRAM credential. Returns the name as
+    /// registered.
     pub fn add_account(&self, name: &str, password: &str) -> Result<String, AccountError> {
         self.check_name(name)?;
         self.check_password(password)?;
@@ -331,30 +376,55 @@ impl Accounts {
             return Err(AccountError::AlreadyExists(name.to_owned()));
         }
         let hash = hash_password(password)?;
+        let scram = self.scram_credential(password)?;
         self.store.create_account(name, &hash)?;
+        self.remember_name(name);
+        self.store_scram(name, scram.as_deref());
         Ok(name.to_owned())
     }
 
-    /// Create an account from a hash made by [`hash_password`] (the import hashes in parallel).
-    pub fn add_hashed_account(&self, name: &str, password_hash: &str) -> Result<(), AccountError> {
+    /// Create an account from a hash made by [`hash_password`] and a credential made by
+    /// [`scram_credential`] (the import makes both in parallel).
+    pub fn add_hashed_account(
+        &self,
+        name: &str,
+        password_hash: &str,
+        scram: Option<&str>,
+    ) -> Result<(), AccountError> {
         self.check_name(name)?;
         self.store.create_account(name, password_hash)?;
+        self.remember_name(name);
+        self.store_scram(name, scram);
         Ok(())
     }
 
-    /// Give an existing account a new password.
+    /// Give an existing account a new password, and the SCRAM credential that goes with it.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
         self.check_password(password)?;
         if self.store.account(name)?.is_none() {
             return Err(AccountError::NotFound(name.to_owned()));
         }
         let hash = hash_password(password)?;
+        let scram = self.scram_credential(password)?;
         self.store.set_password(name, &hash)?;
+        self.store_scram(name, scram.as_deref());
         Ok(())
     }
 
+    /// Store a new account's SCRAM credential. The account exists by now, so a failure is only
+    /// logged: SCRAM logins fail until the next PLAIN login makes the credential again.
+    fn store_scram(&self, name: &str, scram: Option<&str>) {
+        if let Some(scram) = scram {
+            if let Err(error) = self.store.set_scram(name, Some(scram)) {
+                tracing::warn!(account = %name, %error, "SCRAM credential not stored");
+            }
+        }
+    }
+
     pub fn remove_account(&self, name: &str) -> Result<(), AccountError> {
-        Ok(self.store.remove_account(name)?)
+        self.store.remove_account(name)?;
+        self.names.write().change(casefold(name), false);
+        Ok(())
     }
 
     /// Lock (refuse every login, right password or not) or unlock an account.
@@ -368,6 +438,91 @@ impl Accounts {
 
     pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, AccountError> {
         Ok(self.store.list_accounts()?)
+    }
+}
+
+/// Whether a name is an account's, answered from memory: NICK asks it for every connection, and
+/// must neither wait for the database (whose lock a login may hold) nor block a worker thread.
+/// [`Accounts::load_names`] fills the set at start and again every few minutes, for accounts the
+/// admin CLI added or removed from another process; this process's own creates, removes and
+/// logins keep it in step at once.
+impl Accounts {
+    /// Read every account name from the store (blocks: call at start or on the blocking pool).
+    /// Creates and removes that happen meanwhile are replayed on top, so none is lost.
+    pub fn load_names(&self) -> Result<usize, StoreError> {
+        self.names.write().begin_refresh();
+        let listed = self.store.list_accounts();
+        let mut names = self.names.write();
+        let listed = match listed {
+            Ok(records) => records
+                .iter()
+                .map(|record| casefold(&record.name))
+                .collect(),
+            Err(error) => {
+                names.refreshing = false;
+                names.journal.clear();
+                return Err(error);
+            }
+        };
+        Ok(names.finish_refresh(listed))
+    }
+
+    /// Whether `name` (compared case-insensitively) is an account's. Until the names are loaded
+    /// this asks the store, so nothing is ever missed.
+    pub fn is_account_name(&self, name: &str) -> Result<bool, StoreError> {
+        if let Some(names) = self.names.read().set.as_ref() {
+            return Ok(names.contains(&casefold(name)));
+        }
+        Ok(self.store.account(name)?.is_some())
+    }
+
+    fn remember_name(&self, name: &str) {
+        self.names.write().change(casefold(name), true);
+    }
+}
+
+/// Casefolded account names, and the changes made while a refresh reads the store.
+#[derive(Debug, Default)]
+struct AccountNames {
+    /// `None` until first loaded.
+    set: Option<HashSet<String>>,
+    refreshing: bool,
+    /// Names added (`true`) or removed during a refresh, replayed on the list it read. Bounded
+    /// by the creates and removes of one refresh, which password hashing keeps slow.
+    journal: Vec<(String, bool)>,
+}
+
+impl AccountNames {
+    fn change(&mut self, folded: String, present: bool) {
+        if let Some(set) = self.set.as_mut() {
+            if present {
+                set.insert(folded.clone());
+            } else {
+                set.remove(&folded);
+            }
+        }
+        if self.refreshing {
+            self.journal.push((folded, present));
+        }
+    }
+
+    fn begin_refresh(&mut self) {
+        self.refreshing = true;
+        self.journal.clear();
+    }
+
+    fn finish_refresh(&mut self, mut listed: HashSet<String>) -> usize {
+        for (folded, present) in self.journal.drain(..) {
+            if present {
+                listed.insert(folded);
+            } else {
+                listed.remove(&folded);
+            }
+        }
+        self.refreshing = false;
+        let count = listed.len();
+        self.set = Some(listed);
+        count
     }
 }
 
@@ -911,5 +1066,49 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::from_secs(900)), 900);
+    }
+
+    #[tokio::test]
+    async fn account_names_follow_creates_removes_and_refreshes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 5);
+        accounts
+            .add_account("alice", "hunter2hunter2")
+            .expect("add");
+        assert!(
+            accounts.is_account_name("ALICE").expect("lookup"),
+            "the store answers before the names are loaded"
+        );
+        assert_eq!(accounts.load_names().expect("load"), 1);
+        accounts
+            .register("Bob", "bobbobbobbob")
+            .await
+            .expect("register");
+        assert!(accounts.is_account_name("bob").expect("lookup"));
+        accounts.remove_account("ALICE").expect("remove");
+        assert!(!accounts.is_account_name("alice").expect("lookup"));
+
+        // Another process (here another handle on the same file) adds an account: it shows
+        // after the next refresh.
+        let other = self::accounts(&dir, 5);
+        other.add_account("carol", "carol-password").expect("add");
+        assert!(!accounts.is_account_name("carol").expect("lookup"));
+        assert_eq!(accounts.load_names().expect("refresh"), 2);
+        assert!(accounts.is_account_name("Carol").expect("lookup"));
+    }
+
+    #[test]
+    fn changes_during_a_refresh_are_replayed_on_what_it_read() {
+        let mut names = AccountNames::default();
+        names.begin_refresh();
+        names.change("dave".to_owned(), true);
+        names.change("erin".to_owned(), false);
+        let read = HashSet::from(["erin".to_owned(), "fred".to_owned()]);
+        assert_eq!(names.finish_refresh(read), 2);
+        let set = names.set.as_ref().expect("loaded");
+        assert!(set.contains("dave") && set.contains("fred") && !set.contains("erin"));
+        assert!(names.journal.is_empty() && !names.refreshing);
+        names.change("gail".to_owned(), true);
+        assert!(names.journal.is_empty(), "no journal outside a refresh");
     }
 }

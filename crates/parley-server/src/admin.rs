@@ -392,8 +392,9 @@ pub fn import_users(
     }
 
     let passwords: Vec<&str> = to_add.iter().map(|user| user.password.as_str()).collect();
-    for (user, hash) in to_add.iter().zip(hash_all(&passwords)) {
-        match accounts.add_hashed_account(&user.name, &hash?) {
+    for (user, hashed) in to_add.iter().zip(hash_all(accounts, &passwords)) {
+        let (hash, scram) = hashed?;
+        match accounts.add_hashed_account(&user.name, &hash, scram.as_deref()) {
             Ok(()) => summary.added += 1,
             // Created meanwhile, by a registration on a running server.
             Err(AccountError::AlreadyExists(_)) => {
@@ -424,8 +425,12 @@ fn exists(name: &str) -> String {
     format!("account {name} already exists; skipped, not overwritten")
 }
 
-/// Hash every password, in order, on as many threads as there are cores.
-fn hash_all(passwords: &[&str]) -> Vec<Result<String, AccountError>> {
+/// A password's Argon2id hash and SCRAM credential (none when SASLprep refuses the password).
+type Hashed = (String, Option<String>);
+
+/// Hash every password and derive its SCRAM credential, in order, on as many threads as there
+/// are cores.
+fn hash_all(accounts: &Accounts, passwords: &[&str]) -> Vec<Result<Hashed, AccountError>> {
     if passwords.is_empty() {
         return Vec::new();
     }
@@ -440,7 +445,12 @@ fn hash_all(passwords: &[&str]) -> Vec<Result<String, AccountError>> {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|password| hash_password(password))
+                        .map(|password| {
+                            Ok((
+                                hash_password(password)?,
+                                accounts.scram_credential(password)?,
+                            ))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -472,6 +482,7 @@ mod tests {
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_path_buf();
         config.limits.nick_len = 12;
+        config.accounts.scram_iterations = parley_proto::scram::MIN_ITERATIONS;
         config
     }
 
@@ -766,9 +777,22 @@ mod tests {
 
     #[test]
     fn hash_all_keeps_order() {
-        let hashes = hash_all(&["one-password", "two-password", "three-password"]);
-        let hashes: Vec<String> = hashes.into_iter().map(|h| h.expect("hash")).collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = config_in(&dir);
+        let accounts = Accounts::new(store::open_default(&config).expect("store"), &config);
+        let hashed = hash_all(
+            &accounts,
+            &["one-password", "two-password", "three-password"],
+        );
+        let (hashes, credentials): (Vec<String>, Vec<Option<String>>) =
+            hashed.into_iter().map(|h| h.expect("hash")).unzip();
         assert_eq!(hashes.len(), 3);
+        assert!(
+            credentials.iter().all(|c| c
+                .as_deref()
+                .is_some_and(|c| c.starts_with("SCRAM-SHA-256$4096:"))),
+            "{credentials:?}"
+        );
         let verifier = argon2::Argon2::default();
         use argon2::password_hash::PasswordVerifier;
         for (password, hash) in ["one-password", "two-password", "three-password"]

@@ -1,14 +1,21 @@
-//! Logging in and registering: `AUTHENTICATE` (SASL PLAIN), `PASS account:password` and
-//! `REGISTER`. Handlers only check and collect; the slow part (Argon2 hashing, throttle delays)
-//! runs in the connection's own task through [`PendingAuth`], so it never blocks a runtime worker
-//! or anyone else, and lines the client sends meanwhile wait their turn in order.
+//! Logging in and registering: `AUTHENTICATE` (SASL PLAIN and SCRAM-SHA-256), `PASS
+//! account:password` and `REGISTER`. Handlers only check and collect; the slow part (Argon2
+//! hashing, account lookups, throttle delays) runs in the connection's own task through
+//! [`PendingAuth`], so it never blocks a runtime worker or anyone else, and lines the client sends
+//! meanwhile wait their turn in order.
+//!
+//! SCRAM is accepted on plain-text connections from anywhere, unlike PLAIN and PASS: the password
+//! never crosses the wire. An eavesdropper there can still try guesses offline against what it saw
+//! (at the cost of `accounts.scram_iterations` PBKDF2 rounds per guess), and with no channel
+//! binding an active attacker can take over the session after the login, as with any plain-text
+//! connection. The `sts` policy keeps pointing such clients at TLS.
 
 use std::net::IpAddr;
 
 use base64::Engine;
-use parley_proto::{casefold, numeric, Message};
+use parley_proto::{casefold, numeric, scram, Message};
 
-use crate::accounts::{AccountError, LoginError};
+use crate::accounts::{AccountError, LoginError, ScramLogin};
 use crate::config::RegistrationPolicy;
 use crate::context::{line, Ctx, FollowUp, LoginVia, PendingAuth};
 use crate::registration;
@@ -17,13 +24,40 @@ use crate::server::Shared;
 
 /// SASL payloads arrive in chunks of this size; a shorter chunk (or `+`) ends the payload.
 const SASL_CHUNK: usize = 400;
-/// Longest SASL PLAIN payload accepted (base64), well above any sane name and password.
+/// Longest SASL payload accepted (base64), well above any sane name and password or SCRAM
+/// message (whose nonces a client chooses).
 const SASL_MAX: usize = 2048;
+/// The mechanisms offered, in `CAP LS 302` (`sasl=`) and in 908 (RPL_SASLMECHS).
+pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+
+/// A SASL exchange in progress on one connection.
+pub enum SaslState {
+    /// PLAIN: the payload so far.
+    Plain(String),
+    /// SCRAM-SHA-256, before the client's first message: that message so far.
+    ScramFirst(String),
+    /// The server's first message went out: the client's final message so far.
+    ScramFinal {
+        payload: String,
+        login: Box<ScramLogin>,
+    },
+    /// The proof checked out and the server's final message went out. IRC has no "success with
+    /// data", so as RFC 4422 section 5 says the client answers it with an empty response (`+`),
+    /// and only then is it logged in (900, 903).
+    ScramProved { account: String },
+}
 
 /// What a pending login or registration came to.
 pub enum AuthOutcome {
     Login(LoginVia, Result<String, LoginError>),
     Register(String, Result<String, AccountError>),
+    /// SCRAM: the account's credential (or a fake one) answered the client's first message.
+    ScramChallenge(Box<ScramLogin>),
+    /// SCRAM: the proof is right; the server's final message proves the server to the client.
+    ScramProved {
+        account: String,
+        server_final: String,
+    },
 }
 
 /// Run the slow part of a login or registration.
@@ -41,6 +75,24 @@ pub async fn run(shared: &Shared, ip: IpAddr, pending: PendingAuth) -> AuthOutco
             }
             AuthOutcome::Register(account, result)
         }
+        PendingAuth::ScramStart { first } => match shared.accounts.scram_start(&first, ip).await {
+            Ok(login) => AuthOutcome::ScramChallenge(Box::new(login)),
+            Err(err) => AuthOutcome::Login(LoginVia::Scram, Err(err)),
+        },
+        PendingAuth::ScramFinish {
+            login,
+            client_final,
+        } => match shared
+            .accounts
+            .scram_finish(*login, &client_final, ip)
+            .await
+        {
+            Ok((account, server_final)) => AuthOutcome::ScramProved {
+                account,
+                server_final,
+            },
+            Err(err) => AuthOutcome::Login(LoginVia::Scram, Err(err)),
+        },
     }
 }
 
@@ -80,19 +132,29 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     }
-    let Some(buffer) = ctx.session.sasl.as_mut() else {
-        if arg.eq_ignore_ascii_case("PLAIN") {
-            ctx.session.sasl = Some(String::new());
-            ctx.send(&line(None, "AUTHENTICATE", &["+"], None));
-        } else {
-            ctx.numeric(
-                numeric::RPL_SASLMECHS,
-                &["PLAIN"],
-                Some("are available SASL mechanisms"),
-            );
-            sasl_failed(ctx);
+    if let Some(SaslState::ScramProved { .. }) = &ctx.session.sasl {
+        if let Some(SaslState::ScramProved { account }) = ctx.session.sasl.take() {
+            if arg == "+" {
+                finish(ctx, AuthOutcome::Login(LoginVia::Scram, Ok(account)));
+            } else {
+                sasl_failed(ctx);
+            }
         }
         return;
+    }
+    let buffer = match ctx.session.sasl.as_mut() {
+        Some(
+            SaslState::Plain(buffer)
+            | SaslState::ScramFirst(buffer)
+            | SaslState::ScramFinal {
+                payload: buffer, ..
+            },
+        ) => buffer,
+        Some(SaslState::ScramProved { .. }) => return, // answered above
+        None => {
+            start_mechanism(ctx, arg);
+            return;
+        }
     };
     if arg != "+" {
         buffer.push_str(arg);
@@ -105,8 +167,101 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if arg.len() == SASL_CHUNK {
         return; // more chunks follow
     }
-    let payload = ctx.session.sasl.take().unwrap_or_default();
-    let Some((account, password)) = decode_plain(&payload) else {
+    match ctx.session.sasl.take() {
+        Some(SaslState::Plain(payload)) => plain(ctx, &payload),
+        Some(SaslState::ScramFirst(payload)) => scram_first(ctx, &payload),
+        Some(SaslState::ScramFinal { payload, login }) => scram_final(ctx, &payload, login),
+        Some(SaslState::ScramProved { .. }) | None => {}
+    }
+}
+
+/// `AUTHENTICATE <mechanism>`: begin an exchange, or list the mechanisms there are.
+fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) {
+    let state = if mechanism.eq_ignore_ascii_case("PLAIN") {
+        SaslState::Plain(String::new())
+    } else if mechanism.eq_ignore_ascii_case(scram::MECHANISM) {
+        SaslState::ScramFirst(String::new())
+    } else {
+        ctx.numeric(
+            numeric::RPL_SASLMECHS,
+            &[SASL_MECHANISMS],
+            Some("are available SASL mechanisms"),
+        );
+        sasl_failed(ctx);
+        return;
+    };
+    ctx.session.sasl = Some(state);
+    ctx.send(&line(None, "AUTHENTICATE", &["+"], None));
+}
+
+/// A base64 payload as UTF-8 text (`+` alone is the empty payload).
+fn decode_text(payload: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Send a payload as SASL does: base64 in 400-byte chunks, and `+` after a full last chunk.
+fn send_payload(ctx: &Ctx<'_>, text: &str) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut rest = encoded.as_str();
+    loop {
+        let (chunk, tail) = rest.split_at(rest.len().min(SASL_CHUNK));
+        let shown = if chunk.is_empty() { "+" } else { chunk };
+        ctx.send(&line(None, "AUTHENTICATE", &[shown], None));
+        if chunk.len() < SASL_CHUNK {
+            return;
+        }
+        rest = tail;
+    }
+}
+
+/// SCRAM's client-first message: parse it here, look the account up in the connection task.
+fn scram_first(ctx: &mut Ctx<'_>, payload: &str) {
+    let first = match decode_text(payload).map(|text| scram::ClientFirst::parse(&text)) {
+        Some(Ok(first)) => first,
+        Some(Err(error)) => {
+            tracing::debug!(ip = %ctx.session.ip, %error, "SCRAM client-first refused");
+            sasl_failed(ctx);
+            return;
+        }
+        None => {
+            sasl_failed(ctx);
+            return;
+        }
+    };
+    // As for PLAIN: acting as another account than the one proven is not supported.
+    if first
+        .authzid()
+        .is_some_and(|authzid| casefold(authzid) != casefold(first.username()))
+    {
+        sasl_failed(ctx);
+        return;
+    }
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::ScramStart { first }));
+}
+
+/// SCRAM's client-final message: the proof is checked in the connection task, where a failure
+/// can wait out its delay.
+fn scram_final(ctx: &mut Ctx<'_>, payload: &str, login: Box<ScramLogin>) {
+    let Some(client_final) = decode_text(payload) else {
+        sasl_failed(ctx);
+        return;
+    };
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::ScramFinish {
+            login,
+            client_final,
+        }));
+}
+
+/// PLAIN's one message: name and password, refused on plain text from elsewhere.
+fn plain(ctx: &mut Ctx<'_>, payload: &str) {
+    let Some((account, password)) = decode_plain(payload) else {
         sasl_failed(ctx);
         return;
     };
@@ -276,10 +431,10 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
             Some(account),
             None,
             Some(&ip),
-            Some(if *via == LoginVia::Sasl {
-                "sasl"
-            } else {
-                "pass"
+            Some(match via {
+                LoginVia::Sasl => "sasl",
+                LoginVia::Pass => "pass",
+                LoginVia::Scram => "scram",
             }),
         ),
         AuthOutcome::Login(_, Err(err)) => {
@@ -297,12 +452,28 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 .history
                 .audit("register", Some(account), Some(account), Some(&ip), None)
         }
-        AuthOutcome::Register(_, Err(_)) => {}
+        AuthOutcome::Register(_, Err(_))
+        | AuthOutcome::ScramChallenge(_)
+        | AuthOutcome::ScramProved { .. } => {}
     }
     match outcome {
+        AuthOutcome::ScramChallenge(login) => {
+            send_payload(ctx, login.server_first());
+            ctx.session.sasl = Some(SaslState::ScramFinal {
+                payload: String::new(),
+                login,
+            });
+        }
+        AuthOutcome::ScramProved {
+            account,
+            server_final,
+        } => {
+            send_payload(ctx, &server_final);
+            ctx.session.sasl = Some(SaslState::ScramProved { account });
+        }
         AuthOutcome::Login(via, Ok(account)) => {
             logged_in(ctx, &account);
-            if via == LoginVia::Sasl {
+            if via != LoginVia::Pass {
                 ctx.numeric(
                     numeric::RPL_SASLSUCCESS,
                     &[],
@@ -320,7 +491,9 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 other => capitalized(&other.to_string()),
             };
             match via {
-                LoginVia::Sasl => ctx.numeric(numeric::ERR_SASLFAIL, &[], Some(&text)),
+                LoginVia::Sasl | LoginVia::Scram => {
+                    ctx.numeric(numeric::ERR_SASLFAIL, &[], Some(&text))
+                }
                 LoginVia::Pass => ctx.numeric(numeric::ERR_PASSWDMISMATCH, &[], Some(&text)),
             }
         }

@@ -111,6 +111,16 @@ pub enum RegistrationPolicy {
     Closed,
 }
 
+/// Which database backs the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file under `server.data_dir`: nothing to install, one node.
+    Sqlite,
+    /// A PostgreSQL database several nodes can share.
+    Postgres,
+}
+
 /// `[accounts]`: logging in, registering, and keeping guessers out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,8 +129,12 @@ pub struct AccountsConfig {
     pub require_login: bool,
     /// `open`: anyone may `REGISTER`; `closed`: only the admin CLI adds accounts.
     pub registration: RegistrationPolicy,
+    /// Where accounts, history and the rest are kept: the embedded SQLite file or PostgreSQL.
+    pub store: StoreKind,
     /// SQLite database file, relative to `server.data_dir` unless absolute.
     pub database: String,
+    /// The PostgreSQL database when `store = "postgres"` (a `postgres://` URL).
+    pub postgres_url: String,
     pub min_password_len: usize,
     pub max_password_len: usize,
     /// Accept PASS and SASL PLAIN on plain-text connections from anywhere.
@@ -131,6 +145,9 @@ pub struct AccountsConfig {
     pub max_failures: u32,
     pub failure_window_secs: u64,
     pub lockout_secs: u64,
+    /// PBKDF2 rounds of new SCRAM-SHA-256 credentials. Each client login pays them (unless the
+    /// client caches its salted password) and so does whoever steals the database, per guess.
+    pub scram_iterations: u32,
 }
 
 impl Default for AccountsConfig {
@@ -138,7 +155,9 @@ impl Default for AccountsConfig {
         Self {
             require_login: true,
             registration: RegistrationPolicy::Open,
+            store: StoreKind::Sqlite,
             database: "parley.db".to_owned(),
+            postgres_url: String::new(),
             min_password_len: 8,
             max_password_len: 256,
             allow_plaintext_login: false,
@@ -146,6 +165,10 @@ impl Default for AccountsConfig {
             max_failures: 5,
             failure_window_secs: 600,
             lockout_secs: 900,
+            // OWASP's figure for PBKDF2-HMAC-SHA256 (2023), the one it rates as strong as the
+            // Argon2id parameters used for the password hash: a stolen database must not be
+            // cheaper to guess through its SCRAM column than through its hashes.
+            scram_iterations: 600_000,
         }
     }
 }
@@ -787,8 +810,20 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "accounts",
+        "store",
+        "Where accounts, history, registered channels, bans and the audit trail are kept:\n\
+         \"sqlite\" (the file named by database) or \"postgres\" (the database at postgres_url).",
+    ),
+    (
+        "accounts",
         "database",
         "SQLite database file, relative to server.data_dir unless absolute.",
+    ),
+    (
+        "accounts",
+        "postgres_url",
+        "PostgreSQL database for store = \"postgres\", e.g. \"postgres://parley@127.0.0.1/parley\".\n\
+         Keep a password out of this file: set PARLEY_ACCOUNTS__POSTGRES_URL in the environment.",
     ),
     (
         "accounts",
@@ -825,6 +860,13 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "accounts",
         "lockout_secs",
         "Seconds a locked-out account or address must wait.",
+    ),
+    (
+        "accounts",
+        "scram_iterations",
+        "PBKDF2 rounds for new SASL SCRAM-SHA-256 credentials (4096 to 1000000). The client pays\n\
+         them at each login (about 0.1 s at 600000 on a desktop core), and so does anyone who\n\
+         stole the database, per guess. Existing credentials are redone at the next PLAIN login.",
     ),
     (
         "history",
@@ -964,6 +1006,9 @@ impl Config {
         let mut printable = self.clone();
         // Only a Config built in code can hold a non-UTF-8 path, and TOML cannot spell one.
         printable.server.data_dir = PathBuf::from(self.server.data_dir.to_string_lossy().as_ref());
+        // The printout goes to terminals and bug reports: never the database password.
+        printable.accounts.postgres_url =
+            crate::store::postgres::redact_url(&self.accounts.postgres_url);
         let values = toml::Table::try_from(&printable)
             .expect("a Config with a UTF-8 data_dir always serializes to a TOML table");
         let defaults = default_table();
@@ -1115,6 +1160,21 @@ impl Config {
                 "the path is empty; name a file, like \"parley.db\"".to_owned(),
             ));
         }
+        if accounts.store == StoreKind::Postgres {
+            if accounts.postgres_url.is_empty() {
+                return Err(Invalid::new(
+                    "accounts.postgres_url",
+                    "store = \"postgres\" needs a URL, like \"postgres://parley@127.0.0.1/parley\""
+                        .to_owned(),
+                ));
+            }
+            if let Err(error) = accounts.postgres_url.parse::<postgres::Config>() {
+                return Err(Invalid::new(
+                    "accounts.postgres_url",
+                    format!("not a PostgreSQL URL: {error}"),
+                ));
+            }
+        }
         if accounts.min_password_len == 0 || accounts.min_password_len > accounts.max_password_len {
             return Err(Invalid::new(
                 "accounts.min_password_len",
@@ -1243,7 +1303,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 8] = [
+        let others: [(&'static str, u64, u64, u64); 9] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -1280,6 +1340,12 @@ impl Config {
                 self.accounts.lockout_secs,
                 0,
                 TEN_YEARS_SECS,
+            ),
+            (
+                "accounts.scram_iterations",
+                u64::from(self.accounts.scram_iterations),
+                u64::from(parley_proto::scram::MIN_ITERATIONS),
+                u64::from(parley_proto::scram::MAX_ITERATIONS),
             ),
             (
                 "tls.sts_duration_secs",
@@ -2149,6 +2215,23 @@ mod tests {
         assert!(
             text.starts_with(&format!("cannot read config file {}:", missing.display())),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn postgres_store_needs_a_url_and_never_prints_its_password() {
+        let (key, line, _) = invalid("[accounts]\nstore = \"postgres\"\n");
+        assert_eq!((key.as_str(), line), ("accounts.postgres_url", 0));
+        let config = Config::from_toml_str(
+            "[accounts]\nstore = \"postgres\"\npostgres_url = \"postgres://parley:hunter22@127.0.0.1/parley\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.accounts.store, StoreKind::Postgres);
+        let printed = config.to_commented_toml();
+        assert!(!printed.contains("hunter22"), "{printed}");
+        assert!(
+            printed.contains("postgres_url = \"postgres://parley@127.0.0.1/parley\""),
+            "{printed}"
         );
     }
 }

@@ -4,15 +4,24 @@
 //! 417 and skipped up to its newline), handles every complete line in the buffer before reading
 //! again, and delays lines past the flood budget. Writing happens in a separate task draining the
 //! connection's [`Outbound`] buffer, so a slow reader never blocks anyone who sends to it.
+//!
+//! Idle connections must be cheap (tens of thousands per small machine), so a connection keeps
+//! no read buffer while it waits: the socket is read into scratch space on the stack of the poll,
+//! and only a partial line is kept on the heap. Waiting work (logins, history) is boxed so it
+//! does not widen every connection's future.
 
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
 use parley_proto::{numeric, Message, ParseError, MAX_LINE_LEN};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info};
 
@@ -26,19 +35,40 @@ use crate::relay::{escape_tag, with_tag};
 use crate::server::{Admission, Shared};
 use crate::state::{User, WhowasEntry};
 
-/// Read buffer kept while a connection is idle; bigger bursts grow it temporarily.
-const READ_RESERVE: usize = 1024;
-const IDLE_READ_CAPACITY: usize = 8192;
+/// Most bytes taken from the socket per read. The space lives on the stack only while the read
+/// is polled; what it holds is appended to the connection's pending bytes.
+const READ_CHUNK: usize = 4096;
 
 /// Serve one accepted connection until it ends.
-pub async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, secure: bool)
+///
+/// Not an `async fn`: the stream is split before the connection's future is built, so the
+/// future (kept for the connection's whole life) holds two pointers rather than a moved-out
+/// copy of the stream, which for TLS is over a kilobyte.
+pub fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    secure: bool,
+) -> impl Future<Output = ()> + Send
 where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_split(shared, reader, writer, peer, secure)
+}
+
+async fn serve_split<S>(
+    shared: Arc<Shared>,
+    reader: ReadHalf<S>,
+    mut writer: WriteHalf<S>,
+    peer: SocketAddr,
+    secure: bool,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let ip = peer.ip();
     if let Some(reason) = shared.dline_for(ip) {
         info!(%peer, "connection refused by a D-line");
-        let (_, mut writer) = tokio::io::split(stream);
         let text = format!("ERROR :Closing Link: {ip} (Banned: {reason})\r\n");
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = writer.write_all(text.as_bytes()).await;
@@ -54,7 +84,6 @@ where
             Admission::TooManyFromNetwork => "Too many connections from your network",
         };
         info!(%peer, reason, "connection refused");
-        let (_, mut writer) = tokio::io::split(stream);
         let text = format!("ERROR :Closing Link: {} ({reason})\r\n", ip);
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = writer.write_all(text.as_bytes()).await;
@@ -64,7 +93,6 @@ where
         return;
     }
     crate::metrics::record_connection_accepted();
-    let (reader, writer) = tokio::io::split(stream);
     let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
     let id = shared.next_client_id();
     let mut session = Session::new(id, ip, secure);
@@ -153,27 +181,46 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let registration_deadline =
         Instant::now() + Duration::from_secs(limits.registration_timeout_secs.max(1));
     let mut flood = FloodControl::new(&shared.live().flood);
-    let mut buf = BytesMut::with_capacity(READ_RESERVE);
+    // Bytes read but not yet handled: empty (and unallocated) between lines, so an idle
+    // connection holds nothing here; only a line split across reads stays.
+    let mut pending: Vec<u8> = Vec::new();
     // True while skipping the rest of an overlong line.
     let mut discarding = false;
     let mut last_input = Instant::now();
     let mut ping_sent: Option<Instant> = None;
 
     loop {
-        while let Some(pos) = memchr::memchr(b'\n', &buf) {
-            let raw = buf.split_to(pos + 1);
+        let mut handled = 0;
+        // The replies to everything read at once go out together (see `Outbound::cork`);
+        // uncorked before any wait, so nothing is held back for longer than the handling.
+        let corked = Corked::new(outbound);
+        while let Some(pos) = memchr::memchr(b'\n', &pending[handled..]) {
+            let start = handled;
+            handled += pos + 1;
             if std::mem::take(&mut discarding) {
                 continue;
             }
             if let Some(wait) = flood.take() {
+                corked.release();
                 tokio::select! {
                     _ = sleep(wait) => {}
                     _ = outbound.killed() => return killed_reason(outbound),
                     _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
                 }
+                corked.hold();
             }
-            handle_line(shared, session, outbound, &raw);
-            let end = run_followups(shared, session, outbound).await;
+            handle_line(shared, session, outbound, &pending[start..handled]);
+            // Boxed, and only when there is something to wait for: waiting for a login or a
+            // history read takes several times the room of the rest of the connection's
+            // state, and an idle connection should not carry that room.
+            let end = if session.followups.is_empty() {
+                None
+            } else {
+                corked.release();
+                let end = Box::pin(run_followups(shared, session, outbound)).await;
+                corked.hold();
+                end
+            };
             send_labeled(session, outbound);
             if let Some(end) = end {
                 return end;
@@ -182,18 +229,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 return EndReason::Quit(text);
             }
         }
-        if buf.len() > MAX_LINE_LEN + 2 {
+        pending.drain(..handled);
+        if pending.len() > MAX_LINE_LEN + 2 {
             input_too_long(shared, session, outbound);
-            buf.clear();
             discarding = true;
         }
-        if discarding {
-            buf.clear();
+        drop(corked);
+        if discarding || pending.is_empty() {
+            pending = Vec::new();
         }
-        if buf.is_empty() && buf.capacity() > IDLE_READ_CAPACITY {
-            buf = BytesMut::new();
-        }
-        buf.reserve(READ_RESERVE);
 
         let deadline = if !session.registered {
             registration_deadline
@@ -203,7 +247,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             last_input + ping_interval
         };
         tokio::select! {
-            read = reader.read_buf(&mut buf) => match read {
+            read = read_some(&mut reader, &mut pending) => match read {
                 Ok(0) => return EndReason::Closed,
                 Ok(_) => {
                     last_input = Instant::now();
@@ -226,6 +270,48 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Holds `outbound` corked while it lives, so every way out of the line loop uncorks.
+struct Corked<'a>(&'a Outbound);
+
+impl<'a> Corked<'a> {
+    fn new(outbound: &'a Outbound) -> Self {
+        outbound.cork();
+        Corked(outbound)
+    }
+
+    /// Uncork before waiting.
+    fn release(&self) {
+        self.0.uncork();
+    }
+
+    /// Cork again after the wait.
+    fn hold(&self) {
+        self.0.cork();
+    }
+}
+
+impl Drop for Corked<'_> {
+    fn drop(&mut self) {
+        self.0.uncork();
+    }
+}
+
+/// Read what the socket has (at most [`READ_CHUNK`] bytes) and append it to `pending`; 0 means
+/// the peer closed. The scratch space is on the stack of the poll, never held across a wait.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    pending: &mut Vec<u8>,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut chunk = ReadBuf::uninit(&mut scratch);
+        ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
+        pending.extend_from_slice(chunk.filled());
+        Poll::Ready(Ok(chunk.filled().len()))
+    })
+    .await
 }
 
 /// Run what the last line's handler left for later, in order: logins, deliveries waiting to be
@@ -397,7 +483,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         for key in channels {
             world.leave_channel(session.id, &key);
         }
-        if let Some(user) = world.users.remove(&session.id) {
+        if let Some(user) = world.remove_user(session.id) {
             let folded = parley_proto::casefold(&user.nick);
             if world.nicks.get(&folded) == Some(&session.id) {
                 world.nicks.remove(&folded);

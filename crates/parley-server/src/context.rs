@@ -40,7 +40,7 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .iter()
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
-            ("sasl", true) => "sasl=PLAIN".to_string(),
+            ("sasl", true) => format!("sasl={}", crate::auth::SASL_MECHANISMS),
             (c, _) => c.to_string(),
         })
         .collect();
@@ -173,12 +173,24 @@ pub enum PendingAuth {
         account: String,
         password: String,
     },
+    /// SCRAM-SHA-256: find the account's credential and answer the client's first message.
+    ScramStart {
+        first: parley_proto::scram::ClientFirst,
+    },
+    /// SCRAM-SHA-256: check the client's proof (a failure waits out the same delay as PLAIN's).
+    ScramFinish {
+        login: Box<crate::accounts::ScramLogin>,
+        client_final: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginVia {
+    /// SASL PLAIN.
     Sasl,
     Pass,
+    /// SASL SCRAM-SHA-256.
+    Scram,
 }
 
 /// This connection's own state, kept by its task; the world holds what others need to see.
@@ -197,8 +209,8 @@ pub struct Session {
     pub caps: Caps,
     /// The account this connection is logged in to.
     pub account: Option<String>,
-    /// SASL PLAIN payload collected so far, between `AUTHENTICATE PLAIN` and its last chunk.
-    pub sasl: Option<String>,
+    /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
+    pub sasl: Option<crate::auth::SaslState>,
     /// `PASS` given before registration, tried at registration time.
     pub pass: Option<String>,
     pub followups: std::collections::VecDeque<FollowUp>,
@@ -284,9 +296,18 @@ pub fn line(
     middle: &[&str],
     trailing: Option<&str>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    let breaks_line =
-        |p: &&str| p.is_empty() || p.starts_with(':') || p.contains([' ', '\r', '\n', '\0']);
+    // Sized up front: growing the line as it is written cost more than writing it.
+    let size = source.map_or(0, |s| s.len() + 2)
+        + command.len()
+        + middle.iter().map(|p| p.len() + 1).sum::<usize>()
+        + trailing.map_or(0, |t| t.len() + 2)
+        + 2;
+    let mut out = Vec::with_capacity(size);
+    let breaks_line = |p: &&str| {
+        p.is_empty()
+            || p.starts_with(':')
+            || p.bytes().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0))
+    };
     if middle.iter().any(breaks_line) {
         let safe: Vec<&str> = middle
             .iter()
@@ -310,15 +331,37 @@ impl Ctx<'_> {
         let _ = self.outbound.push(bytes);
     }
 
+    /// Queue several complete lines with one push (one lock, at most one wake). A labeled
+    /// command still collects them one by one, so each can carry the batch tag.
+    pub fn send_lines(&self, lines: &[u8]) {
+        if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
+            let each = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec);
+            captured.lines.extend(each);
+            return;
+        }
+        let _ = self.outbound.push(lines);
+    }
+
     /// `:server <code> <nick> <middle...> [:trailing]`
     pub fn numeric(&self, code: &str, middle: &[&str], trailing: Option<&str>) {
-        let mut params = Vec::with_capacity(middle.len() + 1);
-        params.push(self.session.nick_or_star());
-        params.extend_from_slice(middle);
+        // The welcome burst alone is two dozen numerics: their parameter lists stay on the stack.
+        let mut on_stack = [""; 16];
+        let heap;
+        let params: &[&str] = match on_stack.get_mut(..=middle.len()) {
+            Some(params) => {
+                params[0] = self.session.nick_or_star();
+                params[1..].copy_from_slice(middle);
+                params
+            }
+            None => {
+                heap = [&[self.session.nick_or_star()], middle].concat();
+                &heap
+            }
+        };
         self.send(&line(
             Some(self.shared.server_name()),
             code,
-            &params,
+            params,
             trailing,
         ));
     }

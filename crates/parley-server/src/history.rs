@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HistoryConfig;
-use crate::outbound::Outbound;
+use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, now_ms, with_tag, Relay};
 use crate::store::{
     AuditEvent, HistoryQuery, HistoryStore, StateChange, StoreError, StoredMessage, TargetActivity,
@@ -35,7 +35,7 @@ pub struct Delivery {
     /// Casefolded account to hand this private message to at its next login.
     pub offline_for: Option<String>,
     pub relay: Relay,
-    pub recipients: Arc<[Arc<Outbound>]>,
+    pub recipients: crate::state::MemberList,
     pub sender: Arc<Outbound>,
     /// The sender asked for its own messages back (`echo-message`).
     pub echo: bool,
@@ -44,19 +44,22 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn deliver(&self) {
+    /// Queue the message for everyone; the writers are woken when `held` is dropped, so a
+    /// group commit's messages reach each recipient in one write.
+    fn deliver(&self, held: &mut HeldWakes) {
         for recipient in self.recipients.iter() {
             if !Arc::ptr_eq(recipient, &self.sender) {
-                self.relay.send_to(recipient);
+                self.relay.send_held(recipient, held);
             }
         }
         if self.echo {
             let bytes = self.relay.bytes_for(self.sender.wire_caps());
             let _ = match &self.label {
-                Some(label) => self
-                    .sender
-                    .push(&with_tag(bytes, &format!("label={}", escape_tag(label)))),
-                None => self.sender.push(bytes),
+                Some(label) => self.sender.push_held(
+                    &with_tag(bytes, &format!("label={}", escape_tag(label))),
+                    held,
+                ),
+                None => self.sender.push_held(bytes, held),
             };
         }
     }
@@ -104,10 +107,21 @@ enum Job {
     State(StateChange),
 }
 
+/// How the writer is doing, published on every change so a failing database is visible (the
+/// `parley_history_held` gauge, a notice to operators) and not only in the error log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterHealth {
+    /// Messages accepted and delivered but not yet in the database.
+    pub held: usize,
+    /// The last write error while the database refuses writes; `None` when writes succeed.
+    pub failing: Option<String>,
+}
+
 pub struct History {
     pub config: HistoryConfig,
     jobs: mpsc::Sender<Job>,
     reader: Arc<dyn HistoryStore>,
+    health: watch::Receiver<WriterHealth>,
     /// Distinguishes this run's msgids from every other run's.
     boot: String,
     next: AtomicU64,
@@ -122,6 +136,7 @@ impl History {
         shutdown: CancellationToken,
     ) -> (History, impl std::future::Future<Output = ()>) {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        let (health_tx, health) = watch::channel(WriterHealth::default());
         let seed = format!(
             "{}-{}-{:?}",
             std::process::id(),
@@ -134,14 +149,20 @@ impl History {
             config,
             jobs,
             reader,
+            health,
             boot,
             next: AtomicU64::new(1),
         };
-        (history, run_writer(writer, rx, shutdown))
+        (history, run_writer(writer, rx, health_tx, shutdown))
     }
 
     pub fn enabled(&self) -> bool {
         self.config.enabled
+    }
+
+    /// The writer's state now, and (through `changed`) whenever it changes.
+    pub fn health(&self) -> watch::Receiver<WriterHealth> {
+        self.health.clone()
     }
 
     /// A new message id: this run's prefix and a counter, unique and increasing within the run.
@@ -157,7 +178,7 @@ impl History {
     pub async fn submit(&self, mut delivery: Box<Delivery>) {
         if !self.config.enabled {
             delivery.stored = None;
-            delivery.deliver();
+            delivery.deliver(&mut HeldWakes::default());
             return;
         }
         let (done, delivered) = oneshot::channel();
@@ -166,7 +187,9 @@ impl History {
                 let _ = delivered.await;
             }
             // The writer is gone (shutting down): deliver unstored rather than drop.
-            Err(mpsc::error::SendError(Job::Deliver(delivery, _))) => delivery.deliver(),
+            Err(mpsc::error::SendError(Job::Deliver(delivery, _))) => {
+                delivery.deliver(&mut HeldWakes::default())
+            }
             Err(_) => {}
         }
     }
@@ -294,6 +317,12 @@ pub fn party(account: Option<&str>, nick: &str) -> String {
 const MAX_BACKLOG: usize = 200_000;
 /// How often a failing database is retried while nothing new arrives.
 const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// While the database keeps failing, how often the error is logged again (with what is held):
+/// once per failed batch would flood the log, which may well sit on the same full disk.
+const REPEAT_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Retries left for a backlog once shutdown starts: the process is about to exit, so waiting
+/// longer for the database only delays that (and the loop must end).
+const RETRIES_AT_SHUTDOWN: u32 = 4;
 
 /// Append `more` to `backlog`, keeping the order in which things were accepted.
 fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
@@ -317,13 +346,36 @@ fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
 async fn run_writer(
     store: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<Job>,
+    health: watch::Sender<WriterHealth>,
     shutdown: CancellationToken,
 ) {
     // What could not be written yet: retried before anything newer, so order holds.
     let mut backlog = WriteBatch::default();
     let mut failing_since: Option<std::time::Instant> = None;
+    let mut error_logged = std::time::Instant::now();
+    let mut retries_at_shutdown = RETRIES_AT_SHUTDOWN;
     loop {
-        let first = if backlog.is_empty() {
+        let first = if !backlog.is_empty() && shutdown.is_cancelled() {
+            // Shutting down with the database refusing writes: drain what is queued (it still
+            // gets delivered), retry a few times, then give up and say what is lost.
+            rx.close();
+            match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) if retries_at_shutdown == 0 => {
+                    tracing::error!(
+                        lost = backlog.messages.len(),
+                        "shutting down while the history database still refuses writes; \
+                         the held messages were delivered but are not stored"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    retries_at_shutdown -= 1;
+                    tokio::time::sleep(RETRY_EVERY).await;
+                    None
+                }
+            }
+        } else if backlog.is_empty() {
             tokio::select! {
                 job = rx.recv() => job,
                 _ = shutdown.cancelled() => {
@@ -384,6 +436,7 @@ async fn run_writer(
                 Err(StoreError::Backend(format!("history task failed: {e}"))),
             )
         });
+        let failing = result.as_ref().err().map(|err| err.to_string());
         match result {
             Ok(()) => {
                 if let Some(since) = failing_since.take() {
@@ -396,18 +449,83 @@ async fn run_writer(
             }
             Err(err) => {
                 // Keep chatting, keep what was accepted, and say so loudly.
-                if failing_since.is_none() {
-                    failing_since = Some(std::time::Instant::now());
+                match failing_since {
+                    None => {
+                        failing_since = Some(std::time::Instant::now());
+                        error_logged = std::time::Instant::now();
+                        tracing::error!(%err, held = pending.messages.len(), "history write failed; delivering and holding messages until the database recovers");
+                    }
+                    Some(since) if error_logged.elapsed() >= REPEAT_ERROR_EVERY => {
+                        error_logged = std::time::Instant::now();
+                        tracing::error!(%err, held = pending.messages.len(), outage_secs = since.elapsed().as_secs(), "history writes still failing; delivering and holding messages");
+                    }
+                    Some(_) => {}
                 }
-                tracing::error!(%err, held = pending.messages.len(), "history write failed; delivering and holding messages until the database recovers");
+                crate::metrics::record_history_write_failure();
                 backlog = pending;
             }
         }
+        let now = WriterHealth {
+            held: backlog.messages.len(),
+            failing,
+        };
+        health.send_if_modified(|current| {
+            let changed = *current != now;
+            *current = now;
+            changed
+        });
+        let mut held = HeldWakes::default();
+        for job in &jobs {
+            if let Job::Deliver(delivery, _) = job {
+                delivery.deliver(&mut held);
+            }
+        }
+        drop(held);
         for job in jobs {
-            if let Job::Deliver(delivery, done) = job {
-                delivery.deliver();
+            if let Job::Deliver(_, done) = job {
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// Tell the server operators online when the database starts refusing history writes and when
+/// it takes them again: chat carries on as if nothing happened, so an error log nobody reads
+/// would let an outage (and the memory it holds) go unnoticed until the backlog overflows.
+pub async fn notify_operators(shared: Arc<crate::server::Shared>) {
+    let mut health = shared.history.health();
+    let mut was_failing = false;
+    loop {
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let now = health.borrow_and_update().clone();
+        let text = match (&now.failing, was_failing) {
+            (Some(err), false) => format!(
+                "*** History database refuses writes ({}); chat goes on and messages are held \
+                 in memory ({} so far) until it recovers",
+                err.replace(['\r', '\n'], " "),
+                now.held
+            ),
+            (None, true) => {
+                "*** History database writes again; every held message is stored".to_owned()
+            }
+            _ => continue,
+        };
+        was_failing = now.failing.is_some();
+        let operators: Vec<(String, Arc<Outbound>)> = shared
+            .world
+            .lock()
+            .users
+            .values()
+            .filter(|u| u.registered && u.oper.is_some())
+            .map(|u| (u.nick.clone(), u.outbound.clone()))
+            .collect();
+        for (nick, outbound) in operators {
+            let notice =
+                crate::context::line(Some(shared.server_name()), "NOTICE", &[&nick], Some(&text));
+            let _ = outbound.push(&notice);
         }
     }
 }
@@ -526,5 +644,32 @@ mod tests {
         shutdown.cancel();
         drop(history);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_writer_even_while_the_database_fails() {
+        let store = Arc::new(Flaky::default());
+        store.broken.store(true, Ordering::SeqCst);
+        let shutdown = CancellationToken::new();
+        let (history, writer) = History::new(
+            HistoryConfig::default(),
+            store.clone(),
+            store.clone(),
+            shutdown.clone(),
+        );
+        let mut health = history.health();
+        let task = tokio::spawn(writer);
+        let recipient = Arc::new(Outbound::new(1 << 20));
+        history.submit(delivery(&history, "held", &recipient)).await;
+        let now = health.borrow_and_update().clone();
+        assert_eq!(now.held, 1, "{now:?}");
+        assert!(now.failing.is_some_and(|err| err.contains("disk full")));
+        shutdown.cancel();
+        // A few retries, then it gives up (and says so) instead of spinning forever.
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the writer ends at shutdown")
+            .expect("the writer did not panic");
+        assert!(store.stored.lock().is_empty());
     }
 }

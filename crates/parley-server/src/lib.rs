@@ -38,6 +38,9 @@ pub use server::VERSION;
 /// How often the certificate file is checked for a renewal (a reload also happens on SIGHUP).
 const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How often the account names behind nick reservation are re-read from the store.
+const ACCOUNT_NAMES_REFRESH: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid listen address `{0}` (expected an address like 127.0.0.1:6667)")]
@@ -46,8 +49,10 @@ pub enum StartError {
     Bind(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
-    #[error("account database: {0}")]
+    #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    #[error("accounts: {0}")]
+    Accounts(#[from] accounts::AccountError),
     #[error("{0}")]
     Metrics(#[from] metrics::MetricsError),
 }
@@ -107,7 +112,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             resolver: resolver.clone(),
             port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
         });
-    let accounts = accounts::Accounts::new(store::open_default(&config)?, &config);
+    let scram_secret = accounts::ScramSecret::load_or_create(&config.server.data_dir)?;
+    let accounts = accounts::Accounts::new(store::open_default(&config)?, &config)
+        .with_scram_secret(scram_secret);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (history, history_writer) = history::History::new(
         config.history.clone(),
@@ -115,6 +122,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store::open_history(&config)?,
         shutdown.clone(),
     );
+    let account_names = accounts.load_names()?;
+    tracing::debug!(count = account_names, "account names loaded");
     let state = store::open_state(&config)?;
     let channels = state.channels()?;
     let server_bans = state.server_bans(relay::now_ms())?;
@@ -137,6 +146,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tasks = TaskTracker::new();
     tasks.spawn(history_writer);
     tasks.spawn(prune_history(shared.clone()));
+    tasks.spawn(refresh_account_names(shared.clone()));
+    tasks.spawn(history::notify_operators(shared.clone()));
     metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
     let mut plain_addrs = Vec::new();
     for l in plain {
@@ -195,6 +206,23 @@ async fn prune_history(shared: Arc<server::Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Re-read the account names every [`ACCOUNT_NAMES_REFRESH`], so accounts the admin CLI adds
+/// or removes from another process reserve (or free) their nicks without a restart.
+async fn refresh_account_names(shared: Arc<server::Shared>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ACCOUNT_NAMES_REFRESH) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let accounts = shared.accounts.clone();
+        match tokio::task::spawn_blocking(move || accounts.load_names()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(%err, "re-reading the account names failed"),
+            Err(err) => tracing::error!(%err, "the account names task stopped unexpectedly"),
         }
     }
 }

@@ -3,11 +3,13 @@
 //! handshake completes (bounded in time, so a silent or garbage-speaking peer cannot hold a slot).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Timeout;
+use tokio_rustls::{Accept, TlsAcceptor};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -48,15 +50,11 @@ pub async fn accept_loop(
                         tasks.spawn(connection::serve(shared.clone(), stream, peer, false));
                     }
                     Transport::Tls(acceptor) => {
-                        let handshake = acceptor.accept(stream);
-                        let shared = shared.clone();
-                        tasks.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                                Ok(Ok(tls)) => connection::serve(shared, tls, peer, true).await,
-                                Ok(Err(err)) => debug!(%peer, %err, "TLS handshake failed"),
-                                Err(_) => debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
+                        let handshake = Box::pin(tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        ));
+                        tasks.spawn(serve_tls(shared.clone(), handshake, peer));
                     }
                 }
             }
@@ -67,6 +65,29 @@ pub async fn accept_loop(
         }
     }
     info!(listener = ?local, "listener closed");
+}
+
+/// Finish a TLS handshake (bounded in time), then serve the connection.
+///
+/// This task lives as long as the connection, and an async fn keeps room for every value it
+/// holds across a wait, moved out or not. So the handshake comes in boxed (a pointer, freed
+/// when it ends) and the stream it yields lives only inside the block that hands it on:
+/// otherwise the handshake state and a moved-out copy of the stream, over 2 KiB together,
+/// would be carried by every idle TLS connection.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    handshake: Pin<Box<Timeout<Accept<TcpStream>>>>,
+    peer: SocketAddr,
+) {
+    let connection = {
+        let tls = match handshake.await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => return debug!(%peer, %err, "TLS handshake failed"),
+            Err(_) => return debug!(%peer, "TLS handshake timed out"),
+        };
+        connection::serve(shared, tls, peer, true)
+    };
+    connection.await
 }
 
 /// Bind every address before serving any, so a bad address fails the start cleanly.

@@ -90,17 +90,20 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::CheckConfig { file }) = &args.command {
         let path = file.as_ref().or(args.config.as_ref());
-        return match Config::effective(path.map(PathBuf::as_path), args.data_dir.as_deref()) {
-            Ok(_) => {
-                println!(
-                    "{}: ok",
-                    path.map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "built-in defaults".into())
-                );
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        };
+        let config = Config::effective(path.map(PathBuf::as_path), args.data_dir.as_deref())?;
+        // A configured certificate is checked as a start would; a generated one is made at start.
+        let certs = parley_server::tls::CertPaths::from_config(&config);
+        if !certs.generated {
+            let fingerprint = parley_server::tls::check(&certs)
+                .with_context(|| "tls.cert / tls.key cannot be used".to_owned())?;
+            println!("tls.cert: ok, SHA-256 {fingerprint}");
+        }
+        println!(
+            "{}: ok",
+            path.map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".into())
+        );
+        return Ok(());
     }
     let config = Config::effective(args.config.as_deref(), args.data_dir.as_deref())?;
     if args.print_config {

@@ -29,6 +29,8 @@ pub const SENDQ_DISCONNECTS: &str = "parley_sendq_disconnects_total";
 pub const LOGIN_FAILURES: &str = "parley_login_failures_total";
 pub const STORE_WRITE_SECONDS: &str = "parley_store_write_seconds";
 pub const HISTORY_BATCH_SIZE: &str = "parley_history_batch_size";
+pub const HISTORY_HELD: &str = "parley_history_held";
+pub const HISTORY_WRITE_FAILURES: &str = "parley_history_write_failures_total";
 
 /// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
 const STORE_WRITE_BUCKETS: &[f64] = &[
@@ -60,6 +62,8 @@ struct Handles {
     login_failures: Counter,
     store_write_seconds: Histogram,
     history_batch_size: Histogram,
+    history_held: Gauge,
+    history_write_failures: Counter,
 }
 
 static HANDLES: OnceLock<Result<Handles, String>> = OnceLock::new();
@@ -103,6 +107,8 @@ fn install() -> Result<&'static Handles, MetricsError> {
                 login_failures: metrics::counter!(LOGIN_FAILURES),
                 store_write_seconds: metrics::histogram!(STORE_WRITE_SECONDS),
                 history_batch_size: metrics::histogram!(HISTORY_BATCH_SIZE),
+                history_held: metrics::gauge!(HISTORY_HELD),
+                history_write_failures: metrics::counter!(HISTORY_WRITE_FAILURES),
             })
         })
         .as_ref()
@@ -134,6 +140,14 @@ fn describe() {
     describe_histogram!(
         HISTORY_BATCH_SIZE,
         "Jobs (messages, audit events, state changes) in one history group commit."
+    );
+    describe_gauge!(
+        HISTORY_HELD,
+        "Messages delivered but not yet stored because the database refuses writes (0 when healthy)."
+    );
+    describe_counter!(
+        HISTORY_WRITE_FAILURES,
+        "History group commits the store refused (the batch is held and retried)."
     );
 }
 
@@ -176,6 +190,13 @@ pub fn record_store_write(elapsed: Duration, jobs: usize) {
     if let Some(h) = handles() {
         h.store_write_seconds.record(elapsed.as_secs_f64());
         h.history_batch_size.record(jobs as f64);
+    }
+}
+
+/// A history group commit the store refused; the writer keeps the batch and retries it.
+pub fn record_history_write_failure() {
+    if let Some(h) = handles() {
+        h.history_write_failures.increment(1);
     }
 }
 
@@ -298,5 +319,7 @@ fn render(shared: &Shared) -> String {
     h.connections.set(shared.connection_count() as f64);
     h.registered_users.set(registered as f64);
     h.channels.set(channels as f64);
+    h.history_held
+        .set(shared.history.health().borrow().held as f64);
     h.prometheus.render()
 }

@@ -7,6 +7,7 @@
 //! a client that lets it overflow is disconnected, never waited for.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -30,6 +31,10 @@ struct Pending {
     buf: Vec<u8>,
     /// Set once the connection is closing: further pushes are dropped.
     closing: bool,
+    /// While the connection's own task handles a client's lines, pushes only append: the
+    /// replies to a burst (a whole welcome, a JOIN's topic and names) then leave with one wake
+    /// and one write instead of as many as the writer can snatch meanwhile. See [`Outbound::cork`].
+    corked: bool,
 }
 
 /// The outbound side of one connection, shared between everyone who sends to it and its writer.
@@ -54,6 +59,7 @@ impl Outbound {
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
                 closing: false,
+                corked: false,
             }),
             wake: Notify::new(),
             limit,
@@ -74,6 +80,30 @@ impl Outbound {
 
     /// Append one or more complete lines. Never blocks on the network.
     pub fn push(&self, bytes: &[u8]) -> Result<(), PushError> {
+        if self.append(bytes)? {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Append like [`Outbound::push`], but leave the wake-up (if one is due) to `held`, which
+    /// gives it when the whole group of pushes is done. A group of messages then reaches each
+    /// recipient in one write, where waking at once would let the writer send the first line
+    /// alone while the rest are still being appended.
+    pub fn push_held(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        held: &mut HeldWakes,
+    ) -> Result<(), PushError> {
+        if self.append(bytes)? {
+            held.0.push(Arc::clone(self));
+        }
+        Ok(())
+    }
+
+    /// Append under the lock; true when the writer must be woken (the buffer was empty and
+    /// nobody holds it corked).
+    fn append(&self, bytes: &[u8]) -> Result<bool, PushError> {
         let mut pending = self.pending.lock();
         if pending.closing {
             return Err(PushError::Closed);
@@ -88,13 +118,27 @@ impl Outbound {
             self.wake.notify_one();
             return Err(PushError::SendQueueExceeded);
         }
-        let was_empty = pending.buf.is_empty();
+        let wake = pending.buf.is_empty() && !pending.corked;
         pending.buf.extend_from_slice(bytes);
+        Ok(wake)
+    }
+
+    /// Hold back the writer's wake-ups until [`Outbound::uncork`]; lines still append in order.
+    /// Only the connection's own task corks, and only while it handles lines without waiting,
+    /// so what others send it is held back for microseconds at most.
+    pub fn cork(&self) {
+        self.pending.lock().corked = true;
+    }
+
+    /// Let the writer go again, waking it if anything piled up while corked.
+    pub fn uncork(&self) {
+        let mut pending = self.pending.lock();
+        pending.corked = false;
+        let wake = !pending.buf.is_empty();
         drop(pending);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
-        Ok(())
     }
 
     /// Queue a last line (usually `ERROR`) and stop accepting more; the writer flushes and closes.
@@ -156,6 +200,18 @@ impl Outbound {
         let mut pending = self.pending.lock();
         std::mem::swap(&mut pending.buf, spare);
         pending.closing
+    }
+}
+
+/// Writers whose wake-up [`Outbound::push_held`] put off; woken when this is dropped.
+#[derive(Default)]
+pub struct HeldWakes(Vec<Arc<Outbound>>);
+
+impl Drop for HeldWakes {
+    fn drop(&mut self) {
+        for outbound in self.0.drain(..) {
+            outbound.wake.notify_one();
+        }
     }
 }
 

@@ -162,8 +162,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         let Some(user) = world.users.get_mut(&ctx.session.id) else {
             return;
         };
-        user.registered = true;
+        let newly = !std::mem::replace(&mut user.registered, true);
         let source = user.source();
+        world.counts.registered += usize::from(newly);
         let count = world.registered_count();
         world.max_registered = world.max_registered.max(count);
         source
@@ -187,7 +188,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
 /// The notice a connection gets when it must log in before it can finish registering.
 fn tell_how_to_log_in(ctx: &Ctx<'_>) {
     let mut lines = vec![
-        "This server requires an account. Log in with SASL PLAIN, or send PASS <account>:<password>.",
+        "This server requires an account. Log in with SASL (SCRAM-SHA-256 or PLAIN), or send PASS <account>:<password>.",
     ];
     if ctx.shared.live().accounts.registration == RegistrationPolicy::Open {
         lines.push("No account yet? Create one: REGISTER * * <password> (your nick becomes the account name).");
@@ -199,9 +200,9 @@ fn tell_how_to_log_in(ctx: &Ctx<'_>) {
 }
 
 /// A nick that names a registered account belongs to that account: anyone else gets 433.
-/// Checked with a direct store lookup: an indexed read of one row, far cheaper than the lock
-/// round-trips a hop to the blocking pool would cost. If the store cannot answer, the nick is
-/// refused rather than risk handing out someone's name.
+/// Answered from the in-memory set of account names ([`crate::accounts::Accounts::is_account_name`]),
+/// so a guest's NICK never waits for the database. If that cannot answer, the nick is refused
+/// rather than risk handing out someone's name.
 pub fn nick_allowed(ctx: &Ctx<'_>, nick: &str) -> bool {
     let own = ctx
         .session
@@ -211,8 +212,8 @@ pub fn nick_allowed(ctx: &Ctx<'_>, nick: &str) -> bool {
     if own {
         return true;
     }
-    let reserved = match ctx.shared.accounts.store().account(nick) {
-        Ok(record) => record.is_some(),
+    let reserved = match ctx.shared.accounts.is_account_name(nick) {
+        Ok(reserved) => reserved,
         Err(err) => {
             tracing::error!(%err, "cannot check whether a nick is a registered account");
             true

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parley_proto::write_line;
 
-use crate::outbound::Outbound;
+use std::sync::Arc;
+
+use crate::outbound::{HeldWakes, Outbound};
 
 /// Bits of [`Outbound::wire_caps`].
 pub mod wire {
@@ -152,6 +154,11 @@ impl Relay {
     /// Queue this event for one recipient. A full queue disconnects that recipient, not us.
     pub fn send_to(&self, recipient: &Outbound) {
         let _ = recipient.push(self.bytes_for(recipient.wire_caps()));
+    }
+
+    /// Like [`Relay::send_to`], with the recipient's wake-up left to `held`.
+    pub fn send_held(&self, recipient: &Arc<Outbound>, held: &mut HeldWakes) {
+        let _ = recipient.push_held(self.bytes_for(recipient.wire_caps()), held);
     }
 }
 

@@ -164,6 +164,13 @@ impl CertResolver {
     }
 }
 
+/// Load a configured certificate and key without using them, for `parleyd check-config`: the
+/// same checks a start makes (readable, PEM, key matches), so a typo in a path shows before a
+/// restart. Returns the certificate's fingerprint.
+pub fn check(paths: &CertPaths) -> Result<String, TlsError> {
+    load(paths).map(|loaded| loaded.fingerprint)
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }

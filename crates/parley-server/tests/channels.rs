@@ -528,6 +528,72 @@ async fn multi_prefix_shows_every_prefix() {
     );
 }
 
+/// The server keeps a channel's NAMES list between joins; every kind of change must still show.
+#[tokio::test]
+async fn names_follow_joins_nick_changes_modes_and_parts() {
+    async fn names(client: &mut Client) -> Vec<String> {
+        let reply = ask(client, "NAMES #c").await;
+        with_command(&reply, "353")
+            .into_iter()
+            .map(|l| l.rsplit_once(" :").map_or("", |(_, n)| n).to_string())
+            .collect()
+    }
+    let server = TestServer::start().await;
+    let [mut alice, mut bob, mut carol] = server.clients(["alice", "bob", "carol"]).await;
+    join_all("#c", &mut [&mut alice, &mut bob]).await;
+    assert_eq!(names(&mut alice).await, ["@alice bob"]);
+
+    join_all("#c", &mut [&mut carol]).await;
+    alice.sync().await;
+    bob.sync().await;
+    assert_eq!(names(&mut alice).await, ["@alice bob carol"]);
+
+    ask(&mut bob, "NICK robert").await;
+    carol.sync().await;
+    assert_eq!(names(&mut alice).await, ["@alice robert carol"]);
+
+    ask(&mut alice, "MODE #c +v carol").await;
+    assert_eq!(names(&mut alice).await, ["@alice robert +carol"]);
+    assert_eq!(names(&mut carol).await, ["@alice robert +carol"]);
+
+    ask(&mut bob, "PART #c").await;
+    assert_eq!(names(&mut alice).await, ["@alice +carol"]);
+}
+
+#[tokio::test]
+async fn a_long_names_list_is_split_into_lines_under_the_limit() {
+    let server = TestServer::start().await;
+    let nicks: Vec<String> = (0..40)
+        .map(|i| format!("member{i:02}-with-a-long-nick"))
+        .collect();
+    let mut members = Vec::new();
+    for nick in &nicks {
+        let mut client = server.client(nick).await;
+        client.send("JOIN #big").await;
+        client.sync().await;
+        members.push(client);
+    }
+    let last = members.last_mut().expect("40 members");
+    let reply = ask(last, "NAMES #big").await;
+    let lines = with_command(&reply, "353");
+    assert!(lines.len() >= 3, "{lines:?}");
+    let mut shown = Vec::new();
+    for line in &lines {
+        assert!(line.len() + 2 <= 512, "{line}");
+        let (_, names) = line.split_once(" :").expect("a trailing list");
+        shown.extend(
+            names
+                .split(' ')
+                .map(|n| n.trim_start_matches('@').to_string()),
+        );
+    }
+    assert_eq!(shown, nicks);
+    assert_eq!(
+        reply.last().map(String::as_str),
+        Some(":parley.local 366 member39-with-a-long-nick #big :End of /NAMES list")
+    );
+}
+
 #[tokio::test]
 async fn userhost_in_names_shows_full_sources() {
     let server = TestServer::start().await;

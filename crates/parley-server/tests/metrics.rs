@@ -6,67 +6,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TestServer, TIMEOUT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A raw HTTP/1.1 request; returns the status code and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect to metrics");
-        let request =
-            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send request");
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .expect("read response");
-        response
-    };
-    let response = tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .expect("metrics answered in time");
-    let text = String::from_utf8(response).expect("UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status code");
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|n| n.parse().ok())
-        .expect("a Content-Length");
-    if method != "HEAD" {
-        assert_eq!(length, body.len(), "Content-Length matches the body");
-    }
-    (status, body.to_string())
-}
-
-/// The value of an unlabelled sample in Prometheus text, 0 when absent (not yet recorded).
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            (key == name).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
-}
-
-async fn scrape(addr: SocketAddr) -> String {
-    let (status, body) = http(addr, "GET", "/metrics").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
+use common::{http, sample, scrape, TestServer, TIMEOUT};
 
 #[tokio::test]
 async fn metrics_show_connections_chat_and_failed_logins() {

@@ -177,6 +177,21 @@ async fn environment_overrides_and_check_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A configured certificate that is not there fails the check, naming the file.
+    let missing = dir.path().join("no-such-cert.pem");
+    let out = check(
+        &["check-config", config.to_str().expect("utf-8")],
+        &[
+            ("PARLEY_TLS__CERT", missing.to_str().expect("utf-8")),
+            ("PARLEY_TLS__KEY", missing.to_str().expect("utf-8")),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls.cert / tls.key cannot be used") && err.contains("no-such-cert.pem"),
+        "{err}"
+    );
     // --print-config says which keys a reload changes.
     let printed = check(&["--print-config"], &[]);
     let text = String::from_utf8_lossy(&printed.stdout);
@@ -266,8 +281,21 @@ async fn backup_makes_a_database_the_server_can_start_from() {
             "backup",
             copy.to_str().expect("utf-8"),
         ])
+        .envs(common::store_env(dir.path()))
         .output()
         .expect("run parleyd backup");
+    if common::postgres::server_suite_on_postgres() {
+        // PostgreSQL is backed up with its own tools; the command says so and writes nothing.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("pg_dump"), "{err}");
+        assert!(
+            !err.contains("parley_test:"),
+            "no password in errors: {err}"
+        );
+        assert!(!copy.exists());
+        return;
+    }
     assert!(
         out.status.success(),
         "{}",

@@ -337,6 +337,32 @@ async fn lusers_counts_users_unknowns_channels_and_peak() {
     );
 }
 
+/// The counts are kept as users change and leave, not counted afresh: each change must show.
+#[tokio::test]
+async fn lusers_counts_follow_mode_changes_and_departures() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    let first = |lines: Vec<String>| lines.into_iter().next().unwrap_or_default();
+    bob.send("MODE bob +i").await;
+    bob.sync().await;
+    bob.send("MODE bob +i").await;
+    bob.sync().await;
+    alice.send("LUSERS").await;
+    assert_eq!(
+        first(alice.sync().await),
+        ":parley.local 251 alice :There are 1 users and 1 invisible on 1 servers"
+    );
+    bob.send("MODE bob -i").await;
+    bob.sync().await;
+    bob.send("MODE bob +i").await;
+    bob.sync().await;
+    bob.send("QUIT").await;
+    bob.expect_closed().await;
+    alice.sync().await;
+    alice.send("LUSERS").await;
+    assert_eq!(alice.sync().await, lusers_lines(1, 0, 1, 2));
+}
+
 #[tokio::test]
 async fn version_then_isupport() {
     let server = TestServer::start().await;

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parley_proto::{casefold, numeric, Message};
+use parley_proto::{casefold, numeric, write_line, Message};
 
 use crate::context::{line, Ctx};
 use crate::state::{Topic, World};
@@ -42,48 +42,84 @@ pub fn send_topic(ctx: &Ctx<'_>, world: &World, key: &str, reply_if_none: bool) 
     }
 }
 
-/// RPL_NAMREPLY lines and RPL_ENDOFNAMES. Invisible users are hidden from non-members.
-pub fn send_names(ctx: &Ctx<'_>, world: &World, key: &str) {
-    let Some(channel) = world.channels.get(key) else {
+/// RPL_NAMREPLY lines and RPL_ENDOFNAMES, queued together. Invisible users are hidden from
+/// non-members. Members get the channel's kept list ([`crate::state::Channel::member_names`]),
+/// so the NAMES of a join into a big channel costs a copy of its bytes, not a lookup per member.
+pub fn send_names(ctx: &Ctx<'_>, world: &mut World, key: &str) {
+    let World {
+        users, channels, ..
+    } = world;
+    let Some(channel) = channels.get_mut(key) else {
         return;
     };
-    let me = ctx.session.id;
-    let is_member = channel.status(me).is_some();
+    let is_member = channel.status(ctx.session.id).is_some();
     let caps = ctx.session.caps;
-    let mut entries = Vec::with_capacity(channel.order.len());
-    for id in &channel.order {
-        let (Some(user), Some(status)) = (world.users.get(id), channel.status(*id)) else {
-            continue;
-        };
-        if !is_member && user.invisible {
-            continue;
+    let shown = channel.name.clone();
+    let built;
+    let names = if is_member && !caps.userhost_in_names {
+        channel.member_names(users, caps.multi_prefix)
+    } else {
+        let mut list = String::new();
+        for id in &channel.order {
+            let (Some(user), Some(status)) = (users.get(id), channel.status(*id)) else {
+                continue;
+            };
+            if !is_member && user.invisible {
+                continue;
+            }
+            if !list.is_empty() {
+                list.push(' ');
+            }
+            list.push_str(status.prefixes(caps.multi_prefix));
+            if caps.userhost_in_names {
+                list.push_str(&user.source());
+            } else {
+                list.push_str(&user.nick);
+            }
         }
-        let prefix = status.prefixes(caps.multi_prefix);
-        entries.push(if caps.userhost_in_names {
-            format!("{prefix}{}", user.source())
-        } else {
-            format!("{prefix}{}", user.nick)
-        });
+        built = list;
+        &built
+    };
+    let server = Some(ctx.shared.server_name());
+    let nick = ctx.session.nick_or_star();
+    let mut out = Vec::with_capacity(names.len() + (names.len() / NAMES_LINE_BUDGET + 2) * 80);
+    for chunk in names_chunks(names) {
+        let middle = [nick, "=", shown.as_str()];
+        write_line(
+            &mut out,
+            &[],
+            server,
+            numeric::RPL_NAMREPLY,
+            &middle,
+            Some(chunk),
+        );
     }
-    let mut chunk = String::new();
-    for entry in entries {
-        if !chunk.is_empty() && chunk.len() + entry.len() + 1 > NAMES_LINE_BUDGET {
-            ctx.numeric(numeric::RPL_NAMREPLY, &["=", &channel.name], Some(&chunk));
-            chunk.clear();
+    let middle = [nick, shown.as_str()];
+    let end = Some("End of /NAMES list");
+    write_line(&mut out, &[], server, numeric::RPL_ENDOFNAMES, &middle, end);
+    ctx.send_lines(&out);
+}
+
+/// A space-separated list cut at spaces into pieces of at most [`NAMES_LINE_BUDGET`] bytes (a
+/// single name longer than that, which the nick limit rules out, makes a piece of its own).
+fn names_chunks(mut names: &str) -> impl Iterator<Item = &str> {
+    std::iter::from_fn(move || {
+        if names.is_empty() {
+            return None;
         }
-        if !chunk.is_empty() {
-            chunk.push(' ');
+        if names.len() <= NAMES_LINE_BUDGET {
+            return Some(std::mem::take(&mut names));
         }
-        chunk.push_str(&entry);
-    }
-    if !chunk.is_empty() {
-        ctx.numeric(numeric::RPL_NAMREPLY, &["=", &channel.name], Some(&chunk));
-    }
-    ctx.numeric(
-        numeric::RPL_ENDOFNAMES,
-        &[&channel.name],
-        Some("End of /NAMES list"),
-    );
+        let bytes = names.as_bytes();
+        let cut = bytes[..=NAMES_LINE_BUDGET]
+            .iter()
+            .rposition(|b| *b == b' ')
+            .or_else(|| bytes.iter().position(|b| *b == b' '))
+            .unwrap_or(names.len());
+        let (chunk, rest) = names.split_at(cut);
+        names = rest.strip_prefix(' ').unwrap_or(rest);
+        Some(chunk)
+    })
 }
 
 pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -93,9 +129,9 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     for name in list.split(',').filter(|n| !n.is_empty()) {
         let key = casefold(name);
-        let world = ctx.shared.world.lock();
+        let mut world = ctx.shared.world.lock();
         if world.channels.contains_key(&key) {
-            send_names(ctx, &world, &key);
+            send_names(ctx, &mut world, &key);
         } else {
             drop(world);
             ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));

@@ -13,27 +13,14 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
     // open sockets: a user who has left may keep its socket a while for the final ERROR.
     let (users, invisible, unknown, channels, max, opers) = {
         let world = ctx.shared.world.lock();
-        let (mut users, mut invisible, mut unknown, mut opers) = (0usize, 0usize, 0usize, 0usize);
-        for u in world.users.values() {
-            if !u.registered {
-                unknown += 1;
-                continue;
-            }
-            users += 1;
-            if u.invisible {
-                invisible += 1;
-            }
-            if u.oper.is_some() {
-                opers += 1;
-            }
-        }
+        let counts = world.counts;
         (
-            users,
-            invisible,
-            unknown,
+            counts.registered,
+            counts.invisible,
+            world.users.len().saturating_sub(counts.registered),
             world.channels.len(),
             world.max_registered,
-            opers,
+            counts.opers,
         )
     };
     ctx.numeric(
@@ -41,7 +28,7 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
         &[],
         Some(&format!(
             "There are {} users and {invisible} invisible on 1 servers",
-            users - invisible
+            users.saturating_sub(invisible)
         )),
     );
     ctx.numeric(
@@ -111,8 +98,11 @@ pub fn motd(ctx: &mut Ctx<'_>) {
     );
     for text in motd.lines() {
         // Long lines are cut at a character boundary so each 372 fits in one IRC line.
-        let text: String = text.chars().take(400).collect();
-        ctx.numeric(numeric::RPL_MOTD, &[], Some(&format!("- {text}")));
+        let cut = text
+            .char_indices()
+            .nth(400)
+            .map_or(text.len(), |(at, _)| at);
+        ctx.numeric(numeric::RPL_MOTD, &[], Some(&format!("- {}", &text[..cut])));
     }
     ctx.numeric(numeric::RPL_ENDOFMOTD, &[], Some("End of /MOTD command."));
 }

@@ -90,6 +90,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         return;
     }
     let source = user.source();
+    let nick = user.nick.clone();
     let account = user.account.clone();
     let realname = user.realname.clone();
     let outbound = user.outbound.clone();
@@ -136,7 +137,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let Some(channel) = world.channels.get_mut(&folded) else {
         return;
     };
-    channel.add_member(id, status, outbound);
+    channel.add_member(id, &nick, status, outbound);
     let shown = [channel.name.as_str()];
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
@@ -147,7 +148,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         user.channels.insert(folded.clone());
     }
     send_topic(ctx, &world, &folded, false);
-    send_names(ctx, &world, &folded);
+    send_names(ctx, &mut world, &folded);
     let shown = world
         .channels
         .get(&folded)

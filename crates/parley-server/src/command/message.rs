@@ -15,6 +15,7 @@ use crate::context::{Ctx, FollowUp};
 use crate::history::{dm_key, party, Delivery};
 use crate::outbound::Outbound;
 use crate::relay::{now_ms, Relay};
+use crate::state::MemberList;
 use crate::store::StoredMessage;
 
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
@@ -150,7 +151,7 @@ fn stored(
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
-    recipients: Arc<[Arc<Outbound>]>,
+    recipients: MemberList,
     offline_for: Option<String>,
 ) {
     let relay = Relay::new(
@@ -280,7 +281,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         &nick,
         text,
     );
-    deliver(ctx, message, Arc::from(vec![outbound]), None);
+    deliver(ctx, message, Arc::new(vec![outbound]), None);
     if let (Some(away), false) = (away, notice) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }
@@ -313,7 +314,7 @@ fn offline(
     }
     let them = casefold(target);
     let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
-    deliver(ctx, message, Arc::from(Vec::new()), Some(them));
+    deliver(ctx, message, MemberList::default(), Some(them));
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

@@ -68,6 +68,7 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let mut adding = true;
     let mut unknown = false;
     let mut change = String::new();
+    let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
     for c in modes.chars() {
         match c {
             '+' => adding = true,
@@ -92,6 +93,10 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
     }
     let source = user.source();
+    let (invisible, oper) = (user.invisible, user.oper.is_some());
+    let counts = &mut world.counts;
+    counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
+    counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
     drop(world);
     if unknown {
         ctx.numeric(
@@ -229,6 +234,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 };
                 if *flag != adding {
                     *flag = adding;
+                    channel.names_changed();
                     // In a registered channel, +o on a logged-in user is remembered for them.
                     if let (Some(account), true) = (&target.2, c == 'o' && channel.is_registered())
                     {

@@ -5,7 +5,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::context::{line, Ctx};
 use crate::registration;
-use crate::state::WhowasEntry;
+use crate::state::{WhowasEntry, World};
 
 pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
@@ -60,8 +60,16 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let _ = other.push(bytes);
         }
     }
-    if let Some(user) = world.users.get_mut(&id) {
+    let World {
+        users, channels, ..
+    } = &mut *world;
+    if let Some(user) = users.get_mut(&id) {
         user.nick = wanted.to_string();
+        for key in &user.channels {
+            if let Some(channel) = channels.get_mut(key) {
+                channel.names_changed();
+            }
+        }
     }
     drop(world);
     if let Some(bytes) = &announce {

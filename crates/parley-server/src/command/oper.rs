@@ -60,7 +60,9 @@ pub fn grant(ctx: &mut Ctx<'_>) -> bool {
         }
         user.oper = Some(class);
         user.wallops = true;
-        user.source()
+        let source = user.source();
+        world.counts.opers += 1;
+        source
     };
     ctx.numeric(
         numeric::RPL_YOUREOPER,

@@ -1,15 +1,22 @@
 //! A channel (a "group"): members with their status, topic, modes, bans and pending invites.
 //!
-//! `snapshot` is the list of members' outbound buffers, rebuilt on every join and part, so a
+//! `snapshot` is the list of members' outbound buffers, changed on every join and part, so a
 //! message can be fanned out by cloning one `Arc` under the world lock and walking it outside.
+//! The NAMES list members see is kept too, grown by joins, so a join storm does not rebuild it
+//! (a lookup and a format per member) for every joiner.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::world::ClientId;
+use super::world::{ClientId, User};
 use crate::outbound::Outbound;
 use crate::store::{ChannelRecord, ListEntry, StoredTopic};
+
+/// The members' outbound buffers, in join order. Changed in place (`Arc::make_mut`) on join and
+/// part, unless a delivery still walks an older copy: a join then costs O(1), not a copy (and a
+/// reference-count change) per member.
+pub type MemberList = Arc<Vec<Arc<Outbound>>>;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemberStatus {
@@ -102,11 +109,16 @@ pub struct Channel {
     pub owner: Option<String>,
     /// Casefolded accounts that get `+o` on join (kept for registered channels).
     pub op_accounts: Vec<String>,
+    /// Member statuses. Whoever changes one calls [`Channel::names_changed`].
     pub members: HashMap<ClientId, MemberStatus>,
     /// Join order, so NAMES lists members the same way every time.
     pub order: Vec<ClientId>,
     pub invited: HashSet<ClientId>,
-    pub snapshot: Arc<[Arc<Outbound>]>,
+    pub snapshot: MemberList,
+    /// The NAMES list as members see it (`@op +voiced plain`, join order, space-separated),
+    /// without and with `multi-prefix`: built on first use, appended to by joins, dropped by
+    /// anything else that changes it (a part, a status or nick change).
+    names: [Option<String>; 2],
 }
 
 impl Channel {
@@ -129,16 +141,33 @@ impl Channel {
             members: HashMap::new(),
             order: Vec::new(),
             invited: HashSet::new(),
-            snapshot: Arc::from(Vec::new()),
+            snapshot: MemberList::default(),
+            names: [None, None],
         }
     }
 
-    pub fn add_member(&mut self, id: ClientId, status: MemberStatus, outbound: Arc<Outbound>) {
+    /// Add `id` (shown as `nick`) with `status`; a member already in only has its status set.
+    pub fn add_member(
+        &mut self,
+        id: ClientId,
+        nick: &str,
+        status: MemberStatus,
+        outbound: Arc<Outbound>,
+    ) {
         if self.members.insert(id, status).is_none() {
             self.order.push(id);
-            let mut members: Vec<Arc<Outbound>> = self.snapshot.iter().cloned().collect();
-            members.push(outbound);
-            self.snapshot = Arc::from(members);
+            Arc::make_mut(&mut self.snapshot).push(outbound);
+            for (names, multi_prefix) in self.names.iter_mut().zip([false, true]) {
+                if let Some(names) = names {
+                    if !names.is_empty() {
+                        names.push(' ');
+                    }
+                    names.push_str(status.prefixes(multi_prefix));
+                    names.push_str(nick);
+                }
+            }
+        } else {
+            self.names_changed();
         }
         self.invited.remove(&id);
     }
@@ -147,11 +176,40 @@ impl Channel {
         if self.members.remove(&id).is_some() {
             if let Some(pos) = self.order.iter().position(|m| *m == id) {
                 self.order.remove(pos);
-                let mut members: Vec<Arc<Outbound>> = self.snapshot.iter().cloned().collect();
-                members.remove(pos);
-                self.snapshot = Arc::from(members);
+                Arc::make_mut(&mut self.snapshot).remove(pos);
             }
+            self.names_changed();
         }
+    }
+
+    /// Forget the NAMES list; the next NAMES builds it again.
+    pub fn names_changed(&mut self) {
+        self.names = [None, None];
+    }
+
+    /// The NAMES list a member sees (with every prefix under `multi-prefix`), built from
+    /// `users` if a join, part or change since the last NAMES dropped it.
+    pub fn member_names(&mut self, users: &HashMap<ClientId, User>, multi_prefix: bool) -> &str {
+        let Channel {
+            names,
+            order,
+            members,
+            ..
+        } = self;
+        names[usize::from(multi_prefix)].get_or_insert_with(|| {
+            let mut list = String::new();
+            for id in order.iter() {
+                let (Some(user), Some(status)) = (users.get(id), members.get(id)) else {
+                    continue;
+                };
+                if !list.is_empty() {
+                    list.push(' ');
+                }
+                list.push_str(status.prefixes(multi_prefix));
+                list.push_str(&user.nick);
+            }
+            list
+        })
     }
 
     pub fn status(&self, id: ClientId) -> Option<MemberStatus> {

@@ -68,9 +68,20 @@ impl WhowasEntry {
     }
 }
 
+/// How many users are registered, invisible (`+i`) and operators. LUSERS reports these on every
+/// registration, and counting them over all users made each registration cost O(users) under the
+/// world lock; so they are kept in step where the flags change and by [`World::remove_user`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UserCounts {
+    pub registered: usize,
+    pub invisible: usize,
+    pub opers: usize,
+}
+
 #[derive(Default)]
 pub struct World {
     pub users: HashMap<ClientId, User>,
+    pub counts: UserCounts,
     /// Casefolded nick -> owner, including nicks reserved by clients still registering.
     pub nicks: HashMap<String, ClientId>,
     /// Casefolded channel name -> channel.
@@ -87,24 +98,44 @@ impl World {
     }
 
     pub fn registered_count(&self) -> usize {
-        self.users.values().filter(|u| u.registered).count()
+        self.counts.registered
+    }
+
+    /// Take a user out of the user table, keeping [`World::counts`] in step.
+    pub fn remove_user(&mut self, id: ClientId) -> Option<User> {
+        let user = self.users.remove(&id)?;
+        self.counts.registered -= usize::from(user.registered);
+        self.counts.invisible -= usize::from(user.invisible);
+        self.counts.opers -= usize::from(user.oper.is_some());
+        Some(user)
     }
 
     /// Every registered user who shares a channel with `id`, once each, excluding `id` itself.
+    /// Walks the channels' member lists (no lookup per member), and only someone in several
+    /// channels pays for removing duplicates: a QUIT from a big channel is O(members).
     pub fn neighbours(&self, id: ClientId) -> Vec<Arc<Outbound>> {
         let Some(user) = self.users.get(&id) else {
             return Vec::new();
         };
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for key in &user.channels {
-            if let Some(channel) = self.channels.get(key) {
-                for member in channel.members.keys() {
-                    if *member != id && seen.insert(*member) {
-                        if let Some(other) = self.users.get(member) {
-                            out.push(other.outbound.clone());
-                        }
-                    }
+        let own = &user.outbound;
+        let mut lists = user
+            .channels
+            .iter()
+            .filter_map(|key| self.channels.get(key))
+            .map(|channel| channel.snapshot.as_slice());
+        let (Some(first), second) = (lists.next(), lists.next()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<Outbound>> = first
+            .iter()
+            .filter(|other| !Arc::ptr_eq(other, own))
+            .cloned()
+            .collect();
+        if let Some(second) = second {
+            let mut seen: HashSet<*const Outbound> = out.iter().map(Arc::as_ptr).collect();
+            for other in std::iter::once(second).chain(lists).flatten() {
+                if !Arc::ptr_eq(other, own) && seen.insert(Arc::as_ptr(other)) {
+                    out.push(other.clone());
                 }
             }
         }

@@ -73,7 +73,7 @@ pub struct TargetActivity {
 }
 
 /// Everything one group commit writes: messages, offline-delivery marks, audit rows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
     pub messages: Vec<StoredMessage>,
     /// (casefolded account, msgid) of private messages to deliver at that account's next login.
@@ -120,4 +120,115 @@ pub trait HistoryStore: Send + Sync {
         max_rows: Option<usize>,
     ) -> Result<usize, StoreError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// The two questions a backend answers so [`page`] can serve every CHATHISTORY subcommand the same
+/// way on every database. Positions are (time, id): ties within a millisecond order by row id.
+pub(super) trait Pages {
+    /// Where `bound` sits in `target`: a timestamp with `time_id` as its id (chosen by the caller
+    /// so the whole millisecond falls on the excluded side), or the stored position of a msgid.
+    fn position(
+        &mut self,
+        target: &str,
+        bound: &Bound,
+        time_id: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError>;
+    /// Messages strictly after `lower` and strictly before `upper`, newest or oldest first.
+    fn between(
+        &mut self,
+        target: &str,
+        lower: (i64, i64),
+        upper: (i64, i64),
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+}
+
+const START: (i64, i64) = (i64::MIN, i64::MIN);
+const END: (i64, i64) = (i64::MAX, i64::MAX);
+
+/// One CHATHISTORY page, oldest first, from a backend's [`Pages`].
+pub(super) fn page(
+    db: &mut impl Pages,
+    target: &str,
+    query: &HistoryQuery,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    // As a lower bound a timestamp excludes its whole millisecond (id MAX); as an upper bound too
+    // (id MIN).
+    fn low(db: &mut impl Pages, t: &str, b: &Bound) -> Result<Option<(i64, i64)>, StoreError> {
+        db.position(t, b, i64::MAX)
+    }
+    fn high(db: &mut impl Pages, t: &str, b: &Bound) -> Result<Option<(i64, i64)>, StoreError> {
+        db.position(t, b, i64::MIN)
+    }
+    fn newest(
+        db: &mut impl Pages,
+        t: &str,
+        lower: (i64, i64),
+        upper: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut rows = db.between(t, lower, upper, true, limit)?;
+        rows.reverse();
+        Ok(rows)
+    }
+    let t = target;
+    match query {
+        HistoryQuery::Latest(None) => newest(db, t, START, END, limit),
+        HistoryQuery::Latest(Some(bound)) => match low(db, t, bound)? {
+            Some(lower) => newest(db, t, lower, END, limit),
+            None => Ok(Vec::new()),
+        },
+        HistoryQuery::Before(bound) => match high(db, t, bound)? {
+            Some(upper) => newest(db, t, START, upper, limit),
+            None => Ok(Vec::new()),
+        },
+        HistoryQuery::After(bound) => match low(db, t, bound)? {
+            Some(lower) => db.between(t, lower, END, false, limit),
+            None => Ok(Vec::new()),
+        },
+        HistoryQuery::Around(bound) => {
+            let Some((time, id)) = high(db, t, bound)? else {
+                return Ok(Vec::new());
+            };
+            // The message itself (for a msgid) counts among the older half.
+            let (upper, lower) = if id == i64::MIN {
+                ((time, id), (time, i64::MAX))
+            } else {
+                ((time, id + 1), (time, id))
+            };
+            let older_count = limit - limit / 2;
+            let mut rows = newest(db, t, START, upper, older_count)?;
+            rows.extend(db.between(t, lower, END, false, limit / 2)?);
+            Ok(rows)
+        }
+        HistoryQuery::Between(start, end) => {
+            let (Some(a_low), Some(a_high), Some(b_low), Some(b_high)) = (
+                low(db, t, start)?,
+                high(db, t, start)?,
+                low(db, t, end)?,
+                high(db, t, end)?,
+            ) else {
+                return Ok(Vec::new());
+            };
+            if a_low <= b_high {
+                db.between(t, a_low, b_high, false, limit)
+            } else {
+                // Counting back from the later bound, returned oldest first.
+                newest(db, t, b_low, a_high, limit)
+            }
+        }
+    }
+}
+
+/// The two parties of a private conversation key `dm:<a>|<b>`; none for a channel.
+pub(super) fn parties(target: &str) -> (Option<&str>, Option<&str>) {
+    match target
+        .strip_prefix("dm:")
+        .and_then(|rest| rest.split_once('|'))
+    {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    }
 }

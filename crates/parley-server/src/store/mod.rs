@@ -1,10 +1,11 @@
 //! Persistence behind one trait, so the server never names a database: [`AccountStore`] is what the
-//! account layer needs, [`sqlite::SqliteStore`] the embedded default, and a PostgreSQL backend for a
-//! cluster can implement the same trait later. The trait is synchronous on purpose: every backend
-//! call blocks, so async callers go through `tokio::task::spawn_blocking` and the admin CLI calls it
-//! directly.
+//! account layer needs, [`sqlite::SqliteStore`] the embedded default, and
+//! [`postgres::PostgresStore`] the database several nodes can share (`accounts.store`). The traits
+//! are synchronous on purpose: every backend call blocks, so async callers go through
+//! `tokio::task::spawn_blocking` and the admin CLI calls them directly.
 
 pub mod history;
+pub mod postgres;
 pub mod sqlite;
 mod sqlite_history;
 pub mod state;
@@ -13,12 +14,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 
 pub use history::{
     AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
     WriteBatch,
 };
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use state::{ChannelRecord, ListEntry, ServerBan, StateChange, StateStore, StoredTopic};
 
@@ -33,6 +35,11 @@ pub struct AccountRecord {
     pub created_at: i64,
     /// Locked by an admin: the password still checks out, but logins are refused.
     pub locked: bool,
+    /// The SCRAM-SHA-256 credential in RFC 5803 form
+    /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), never the password; `None`
+    /// until the account layer derives it from a password it was given (registration, a password
+    /// change, or the first PLAIN/PASS login of an account made before SCRAM existed).
+    pub scram: Option<String>,
 }
 
 // Hand-written so the hash never lands in a log line through `{:?}`.
@@ -43,6 +50,7 @@ impl fmt::Debug for AccountRecord {
             .field("password_hash", &"<redacted>")
             .field("created_at", &self.created_at)
             .field("locked", &self.locked)
+            .field("scram", &self.scram.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -54,9 +62,9 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("there is no account named `{0}`")]
     NotFound(String),
-    #[error("cannot open the account database {}: {reason}", .path.display())]
+    #[error("cannot open the database {}: {reason}", .path.display())]
     Open { path: PathBuf, reason: String },
-    #[error("account database error: {0}")]
+    #[error("database error: {0}")]
     Backend(String),
 }
 
@@ -68,8 +76,11 @@ pub trait AccountStore: Send + Sync {
     fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
     /// The account with this name, compared case-insensitively.
     fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
-    /// Replace an account's password hash.
+    /// Replace an account's password hash. Also clears its SCRAM credential, which was derived from
+    /// the old password: the account layer stores the new one with [`AccountStore::set_scram`].
     fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// Store (or with `None` clear) an account's SCRAM credential, in RFC 5803 form.
+    fn set_scram(&self, name: &str, scram: Option<&str>) -> Result<(), StoreError>;
     fn remove_account(&self, name: &str) -> Result<(), StoreError>;
     /// Lock (refuse logins to) or unlock an account.
     fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError>;
@@ -89,24 +100,42 @@ pub fn database_path(config: &Config) -> PathBuf {
 
 /// Open the configured store: the SQLite file at [`database_path`], creating `server.data_dir` when
 /// it is missing and the file and its schema when they are new.
+/// With `accounts.store = "postgres"`, the database at `accounts.postgres_url` instead.
 pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError> {
-    Ok(Arc::new(open_sqlite(config)?))
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+    })
 }
 
 /// Open the configured store again for history: its own connection, so the history writer's
 /// group commits and history reads never queue behind account lookups.
 pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError> {
-    Ok(Arc::new(open_sqlite(config)?))
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+    })
 }
 
 /// Open the configured store for reading registered channels and server bans at start.
 pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
-    Ok(Arc::new(open_sqlite(config)?))
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+    })
 }
 
-/// Back up the configured database to `dest` (see [`SqliteStore::backup_to`]).
+/// Back up the configured database to `dest` (see [`SqliteStore::backup_to`]). PostgreSQL has
+/// its own tools for that, which know its files and replication far better than we could.
 pub fn backup(config: &Config, dest: &Path) -> Result<(), StoreError> {
-    open_sqlite(config)?.backup_to(dest)
+    match config.accounts.store {
+        StoreKind::Sqlite => open_sqlite(config)?.backup_to(dest),
+        StoreKind::Postgres => Err(StoreError::Backend(format!(
+            "the store is PostgreSQL ({}); back it up with pg_dump, e.g. \
+             `pg_dump --format=custom --file=parley.dump <database>`",
+            postgres::redact_url(&config.accounts.postgres_url)
+        ))),
+    }
 }
 
 fn open_sqlite(config: &Config) -> Result<SqliteStore, StoreError> {
@@ -158,9 +187,11 @@ mod tests {
             password_hash: "$argon2id$secret".to_owned(),
             created_at: 0,
             locked: false,
+            scram: Some("SCRAM-SHA-256$4096:c2FsdA==$secret-keys".to_owned()),
         };
         let text = format!("{record:?}");
         assert!(text.contains("alice"), "{text}");
         assert!(!text.contains("argon2id"), "{text}");
+        assert!(!text.contains("secret-keys"), "{text}");
     }
 }

@@ -6,8 +6,8 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::history::{
-    AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
-    WriteBatch,
+    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    StoredMessage, TargetActivity, WriteBatch,
 };
 use super::sqlite::{backend, SqliteStore};
 use super::state::{ChannelRecord, ServerBan, StateChange, StateStore};
@@ -28,69 +28,53 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     })
 }
 
-/// The two parties of a private conversation key `dm:<a>|<b>`.
-fn parties(target: &str) -> (Option<&str>, Option<&str>) {
-    match target
-        .strip_prefix("dm:")
-        .and_then(|rest| rest.split_once('|'))
-    {
-        Some((a, b)) => (Some(a), Some(b)),
-        None => (None, None),
-    }
-}
+/// The SQLite connection as [`Pages`], for the shared CHATHISTORY planner.
+struct SqlitePages<'a>(&'a Connection);
 
-/// A bound resolved to (time, id): ties within a millisecond order by row id. For a timestamp the
-/// id is chosen by the caller so the whole millisecond falls on the excluded side.
-fn resolve(
-    connection: &Connection,
-    target: &str,
-    bound: &Bound,
-    time_id: i64,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    match bound {
-        Bound::Time(ms) => Ok(Some((*ms, time_id))),
-        Bound::MsgId(msgid) => connection
-            .query_row(
-                "SELECT time_ms, id FROM messages WHERE target = ?1 AND msgid = ?2",
-                params![target, msgid],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(backend),
+impl Pages for SqlitePages<'_> {
+    fn position(
+        &mut self,
+        target: &str,
+        bound: &Bound,
+        time_id: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        match bound {
+            Bound::Time(ms) => Ok(Some((*ms, time_id))),
+            Bound::MsgId(msgid) => self
+                .0
+                .query_row(
+                    "SELECT time_ms, id FROM messages WHERE target = ?1 AND msgid = ?2",
+                    params![target, msgid],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(backend),
+        }
     }
-}
 
-/// Messages strictly after `lower` and strictly before `upper`, newest or oldest first.
-fn range(
-    connection: &Connection,
-    target: &str,
-    lower: (i64, i64),
-    upper: (i64, i64),
-    newest_first: bool,
-    limit: usize,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let order = if newest_first { "DESC" } else { "ASC" };
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 \
-         AND (time_ms > ?2 OR (time_ms = ?2 AND id > ?3)) \
-         AND (time_ms < ?4 OR (time_ms = ?4 AND id < ?5)) \
-         ORDER BY time_ms {order}, id {order} LIMIT ?6"
-    );
-    let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = statement
-        .query_map(
+    fn between(
+        &mut self,
+        target: &str,
+        lower: (i64, i64),
+        upper: (i64, i64),
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 \
+             AND (time_ms > ?2 OR (time_ms = ?2 AND id > ?3)) \
+             AND (time_ms < ?4 OR (time_ms = ?4 AND id < ?5)) \
+             ORDER BY time_ms {order}, id {order} LIMIT ?6"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        select(
+            self.0,
+            &sql,
             params![target, lower.0, lower.1, upper.0, upper.1, limit],
-            message_from_row,
         )
-        .map_err(backend)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(backend)?;
-    Ok(rows)
+    }
 }
-
-const START: (i64, i64) = (i64::MIN, i64::MIN);
-const END: (i64, i64) = (i64::MAX, i64::MAX);
 
 fn select(
     connection: &Connection,
@@ -166,63 +150,7 @@ impl HistoryStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let connection = self.connection().lock();
-        let c = &*connection;
-        // As a lower bound a timestamp excludes its whole millisecond (id MAX); as an upper bound too (id MIN).
-        let low = |b: &Bound| resolve(c, target, b, i64::MAX);
-        let high = |b: &Bound| resolve(c, target, b, i64::MIN);
-        let newest = |lower, upper, limit| -> Result<Vec<StoredMessage>, StoreError> {
-            let mut rows = range(c, target, lower, upper, true, limit)?;
-            rows.reverse();
-            Ok(rows)
-        };
-        match query {
-            HistoryQuery::Latest(None) => newest(START, END, limit),
-            HistoryQuery::Latest(Some(bound)) => match low(bound)? {
-                Some(lower) => newest(lower, END, limit),
-                None => Ok(Vec::new()),
-            },
-            HistoryQuery::Before(bound) => match high(bound)? {
-                Some(upper) => newest(START, upper, limit),
-                None => Ok(Vec::new()),
-            },
-            HistoryQuery::After(bound) => match low(bound)? {
-                Some(lower) => range(c, target, lower, END, false, limit),
-                None => Ok(Vec::new()),
-            },
-            HistoryQuery::Around(bound) => {
-                let Some((time, id)) = high(bound)? else {
-                    return Ok(Vec::new());
-                };
-                // The message itself (for a msgid) counts among the older half.
-                let upper = if id == i64::MIN {
-                    (time, id)
-                } else {
-                    (time, id + 1)
-                };
-                let lower = if id == i64::MIN {
-                    (time, i64::MAX)
-                } else {
-                    (time, id)
-                };
-                let older_count = limit - limit / 2;
-                let mut rows = newest(START, upper, older_count)?;
-                rows.extend(range(c, target, lower, END, false, limit / 2)?);
-                Ok(rows)
-            }
-            HistoryQuery::Between(start, end) => {
-                let (Some(a_low), Some(a_high), Some(b_low), Some(b_high)) =
-                    (low(start)?, high(start)?, low(end)?, high(end)?)
-                else {
-                    return Ok(Vec::new());
-                };
-                if a_low <= b_high {
-                    range(c, target, a_low, b_high, false, limit)
-                } else {
-                    // Counting back from the later bound, returned oldest first.
-                    newest(b_low, a_high, limit)
-                }
-            }
-        }
+        page(&mut SqlitePages(&connection), target, query, limit)
     }
 
     fn targets(

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,6 +42,15 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
     config.flood.enabled = false;
     // Most tests chat as guests; the account tests turn logins back on.
     config.accounts.require_login = false;
+    // SCRAM credentials at the RFC minimum of rounds: every REGISTER derives one.
+    config.accounts.scram_iterations = 4096;
+    // `PARLEY_TEST_STORE=postgres`: the same tests on the PostgreSQL store (CI runs both).
+    if postgres::server_suite_on_postgres() {
+        if let Some(url) = postgres::database_for(&dir.path().display().to_string()) {
+            config.accounts.store = parley_server::config::StoreKind::Postgres;
+            config.accounts.postgres_url = url;
+        }
+    }
     config
 }
 
@@ -345,12 +356,39 @@ pub fn write_binary_config(dir: &std::path::Path, port: u16) -> std::path::PathB
         &path,
         format!(
             "[server]\ndata_dir = {:?}\n[listen]\nplain = [\"127.0.0.1:{port}\"]\ntls = []\n\
-             [web]\nlisten = []\n[accounts]\nrequire_login = false\n[flood]\nenabled = false\n",
-            dir.display().to_string()
+             [web]\nlisten = []\n[accounts]\nrequire_login = false\n{}[flood]\nenabled = false\n",
+            dir.display().to_string(),
+            binary_store_lines(dir),
         ),
     )
     .expect("write config");
     path
+}
+
+/// Environment overrides that put a `parleyd` command (the admin CLI) for `dir` on the same
+/// PostgreSQL database as the test's server, when the suite runs there; none otherwise.
+pub fn store_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    if !postgres::server_suite_on_postgres() {
+        return Vec::new();
+    }
+    match postgres::database_for(&dir.display().to_string()) {
+        Some(url) => vec![
+            ("PARLEY_ACCOUNTS__STORE".to_owned(), "postgres".to_owned()),
+            ("PARLEY_ACCOUNTS__POSTGRES_URL".to_owned(), url),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// The `[accounts]` lines that put the binary on PostgreSQL when the suite runs there.
+fn binary_store_lines(dir: &std::path::Path) -> String {
+    if !postgres::server_suite_on_postgres() {
+        return String::new();
+    }
+    match postgres::database_for(&dir.display().to_string()) {
+        Some(url) => format!("store = \"postgres\"\npostgres_url = {url:?}\n"),
+        None => String::new(),
+    }
 }
 
 /// Start the real `parleyd` with `config` (and `PARLEY_SECTION__KEY` overrides); killed on drop.
@@ -377,4 +415,61 @@ pub async fn wait_listening(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("nothing listening on {addr}");
+}
+
+/// A raw HTTP/1.1 request; returns the status code and the body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect to metrics");
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send request");
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .expect("read response");
+        response
+    };
+    let response = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .expect("metrics answered in time");
+    let text = String::from_utf8(response).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a Content-Length");
+    if method != "HEAD" {
+        assert_eq!(length, body.len(), "Content-Length matches the body");
+    }
+    (status, body.to_string())
+}
+
+/// The value of an unlabelled sample in Prometheus text, 0 when absent (not yet recorded).
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// `/metrics`, which must answer 200.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = http(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
