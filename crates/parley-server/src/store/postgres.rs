@@ -25,7 +25,9 @@ use super::history::{
     page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
-use super::state::{ChannelRecord, ServerBan, StateChange, StateStore};
+use super::state::{
+    decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
+};
 use super::{AccountRecord, AccountStore, StoreError};
 
 /// How long opening a connection may take before the call fails (the database is down or
@@ -631,8 +633,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
 fn apply_state_change(tx: &mut Transaction<'_>, change: &StateChange) -> Result<(), StoreError> {
     match change {
         StateChange::SaveChannel(record) => {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError::Backend(format!("cannot encode channel: {e}")))?;
+            let json = encode_channel(record)?;
             tx.execute(
                 "INSERT INTO channels (name_folded, record) VALUES ($1, $2) \
                  ON CONFLICT (name_folded) DO UPDATE SET record = excluded.record",
@@ -861,19 +862,16 @@ impl StateStore for PostgresStore {
             let rows = client
                 .query("SELECT name_folded, record FROM channels", &[])
                 .map_err(backend)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let name: String = row.try_get(0).map_err(backend)?;
-                let json: String = row.try_get(1).map_err(backend)?;
-                match serde_json::from_str(&json) {
-                    Ok(record) => out.push(record),
-                    // One damaged row should not cost every other channel; say which one.
-                    Err(err) => {
-                        tracing::error!(channel = %name, %err, "skipping an unreadable registered channel")
-                    }
-                }
-            }
-            Ok(out)
+            let rows = rows
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0).map_err(backend)?,
+                        row.try_get(1).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<Vec<(String, String)>, StoreError>>()?;
+            Ok(decode_channels(rows))
         })
     }
 

@@ -10,7 +10,9 @@ use super::history::{
     StoredMessage, TargetActivity, WriteBatch,
 };
 use super::sqlite::{backend, SqliteStore};
-use super::state::{ChannelRecord, ServerBan, StateChange, StateStore};
+use super::state::{
+    decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
+};
 use super::StoreError;
 
 const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
@@ -300,8 +302,7 @@ impl HistoryStore for SqliteStore {
 fn apply_state_change(tx: &Connection, change: &StateChange) -> Result<(), StoreError> {
     match change {
         StateChange::SaveChannel(record) => {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError::Backend(format!("cannot encode channel: {e}")))?;
+            let json = encode_channel(record)?;
             tx.execute(
                 "INSERT INTO channels (name_folded, record) VALUES (?1, ?2) \
                  ON CONFLICT (name_folded) DO UPDATE SET record = excluded.record",
@@ -355,17 +356,7 @@ impl StateStore for SqliteStore {
             .map_err(backend)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(backend)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (name, json) in rows {
-            match serde_json::from_str(&json) {
-                Ok(record) => out.push(record),
-                // One damaged row should not cost every other channel; say which one.
-                Err(err) => {
-                    tracing::error!(channel = %name, %err, "skipping an unreadable registered channel")
-                }
-            }
-        }
-        Ok(out)
+        Ok(decode_channels(rows))
     }
 
     fn server_bans(&self, now_ms: i64) -> Result<Vec<ServerBan>, StoreError> {

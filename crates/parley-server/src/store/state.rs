@@ -66,3 +66,25 @@ pub trait StateStore: Send + Sync {
     /// Server bans that have not expired at `now_ms`.
     fn server_bans(&self, now_ms: i64) -> Result<Vec<ServerBan>, StoreError>;
 }
+
+/// A channel record as stored: one JSON text, the same in every backend.
+pub(super) fn encode_channel(record: &ChannelRecord) -> Result<String, StoreError> {
+    serde_json::to_string(record)
+        .map_err(|e| StoreError::Backend(format!("cannot encode channel: {e}")))
+}
+
+/// Stored `(casefolded name, JSON)` rows as records. One damaged row should not cost every other
+/// channel, so it is logged by name and skipped.
+pub(super) fn decode_channels(
+    rows: impl IntoIterator<Item = (String, String)>,
+) -> Vec<ChannelRecord> {
+    rows.into_iter()
+        .filter_map(|(name, json)| match serde_json::from_str(&json) {
+            Ok(record) => Some(record),
+            Err(err) => {
+                tracing::error!(channel = %name, %err, "skipping an unreadable registered channel");
+                None
+            }
+        })
+        .collect()
+}
