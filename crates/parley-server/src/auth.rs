@@ -543,6 +543,7 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
             crate::command::oper::grant(ctx);
         }
     }
+    let mut announce = None;
     let source = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&ctx.session.id) else {
@@ -552,9 +553,20 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         let source = user.source();
         if user.registered {
             let bytes = line(Some(&source), "ACCOUNT", &[account], None);
-            for other in world.neighbours(ctx.session.id) {
-                if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
-                    let _ = other.push(&bytes);
+            match &ctx.shared.cluster {
+                Some(cluster) => {
+                    announce = Some(crate::cluster::event::Event::Account {
+                        uid: cluster.uid_of(ctx.session.id),
+                        source: source.clone(),
+                        account: Some(account.to_string()),
+                    })
+                }
+                None => {
+                    for other in world.neighbours(ctx.session.id) {
+                        if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
+                            let _ = other.push(&bytes);
+                        }
+                    }
                 }
             }
             if ctx.session.caps.account_notify {
@@ -563,6 +575,9 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         }
         source
     };
+    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
+        cluster.publish(ctx.shared, event, None);
+    }
     let mask = if ctx.session.nick.is_empty() {
         "*".to_string()
     } else {

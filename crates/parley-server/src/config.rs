@@ -26,6 +26,7 @@ pub struct Config {
     pub operators: OperatorsConfig,
     pub metrics: MetricsConfig,
     pub web: WebConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -356,6 +357,37 @@ impl Default for WebConfig {
     }
 }
 
+/// `[cluster]`: several parleyd nodes seen by users as one network, sharing live state through
+/// a NATS server (JetStream) and everything stored through one PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Off by default: one node on its own, as before.
+    pub enabled: bool,
+    /// The NATS server, e.g. `nats://127.0.0.1:4222`.
+    pub nats_url: String,
+    /// This node's name, unique in the cluster; it names the node's users' origin.
+    pub node_name: String,
+    /// A node not heard from for this long is taken for dead: its users quit everywhere and
+    /// their nicks are released.
+    pub lease_secs: u64,
+    /// Prefix of the JetStream stream and key-value buckets, so several clusters can share
+    /// one NATS server.
+    pub prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            node_name: String::new(),
+            lease_secs: 10,
+            prefix: "parley".to_owned(),
+        }
+    }
+}
+
 /// `[log]`: what the server logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -649,6 +681,12 @@ const SECTION_DOCS: &[(&str, &str)] = &[
         "The web client: https://<host>:<port>/ serves a chat page, and /ws carries IRC over\n\
          WebSocket (IRCv3 text.ircv3.net / binary.ircv3.net) for it and other web clients.\n\
          It uses the [tls] certificate; every limit of a TCP connection applies unchanged.",
+    ),
+    (
+        "cluster",
+        "Several parleyd nodes as one network (docs/cluster.md): live state crosses a NATS\n\
+         server with JetStream, and every node keeps accounts and history in one PostgreSQL\n\
+         database (accounts.store = \"postgres\").",
     ),
     ("log", "What the server logs."),
 ];
@@ -948,6 +986,32 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
          the server's own origin is always allowed, and \"*\" allows any page.",
     ),
     (
+        "cluster",
+        "enabled",
+        "Join a cluster; needs accounts.store = \"postgres\" and a NATS server with JetStream.",
+    ),
+    (
+        "cluster",
+        "nats_url",
+        "The NATS server, e.g. \"nats://127.0.0.1:4222\".",
+    ),
+    (
+        "cluster",
+        "node_name",
+        "This node's name, unique in the cluster (letters, digits, - and _).",
+    ),
+    (
+        "cluster",
+        "lease_secs",
+        "A node not heard from for this long is taken for dead: its users quit everywhere\n\
+         and their nicks are free again.",
+    ),
+    (
+        "cluster",
+        "prefix",
+        "Prefix of the JetStream stream and buckets, so clusters can share a NATS server.",
+    ),
+    (
         "log",
         "level",
         "One of trace, debug, info, warn, error, off; or tracing filter directives\n\
@@ -1172,6 +1236,48 @@ impl Config {
                 return Err(Invalid::new(
                     "accounts.postgres_url",
                     format!("not a PostgreSQL URL: {error}"),
+                ));
+            }
+        }
+        let cluster = &self.cluster;
+        if cluster.enabled {
+            if accounts.store != StoreKind::Postgres {
+                return Err(Invalid::new(
+                    "cluster.enabled",
+                    "a cluster keeps accounts and history in one shared database; set \
+                     accounts.store = \"postgres\""
+                        .to_owned(),
+                ));
+            }
+            let name_ok = |name: &str| {
+                !name.is_empty()
+                    && name.len() <= 32
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            if !name_ok(&cluster.node_name) {
+                return Err(Invalid::new(
+                    "cluster.node_name",
+                    "give each node a unique name of 1 to 32 letters, digits, - or _".to_owned(),
+                ));
+            }
+            if !name_ok(&cluster.prefix) {
+                return Err(Invalid::new(
+                    "cluster.prefix",
+                    "use 1 to 32 letters, digits, - or _".to_owned(),
+                ));
+            }
+            if !cluster.nats_url.starts_with("nats://") && !cluster.nats_url.starts_with("tls://") {
+                return Err(Invalid::new(
+                    "cluster.nats_url",
+                    "expected a URL like \"nats://127.0.0.1:4222\"".to_owned(),
+                ));
+            }
+            if !(2..=3600).contains(&cluster.lease_secs) {
+                return Err(Invalid::new(
+                    "cluster.lease_secs",
+                    format!("{} is out of range; use 2 to 3600", cluster.lease_secs),
                 ));
             }
         }

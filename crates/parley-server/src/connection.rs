@@ -116,6 +116,7 @@ async fn serve_split<S>(
             channels: Default::default(),
             signon: SystemTime::now(),
             last_spoke: Instant::now(),
+            remote: None,
         },
     );
     debug!(%peer, client = id.0, "connected");
@@ -325,13 +326,32 @@ async fn run_followups(
         let done = async {
             match followup {
                 FollowUp::Auth(pending) => Done::Auth(auth::run(shared, session.ip, pending).await),
-                FollowUp::Deliver(delivery) => {
+                FollowUp::Deliver(mut delivery) => {
+                    let event = delivery.cluster.take();
+                    let echo = delivery
+                        .echo
+                        .then(|| delivery.label.clone().unwrap_or_default());
+                    // Stored, then published: the stream delivers it, on this node too.
                     shared.history.submit(delivery).await;
+                    if let (Some(cluster), Some(event)) = (&shared.cluster, event) {
+                        cluster.publish(shared, event, echo);
+                    }
                     Done::Nothing
                 }
                 FollowUp::History(request) => Done::History(shared.history.fetch(request).await),
                 FollowUp::Offline(account) => {
                     Done::Offline(shared.history.take_offline(account).await)
+                }
+                FollowUp::ClaimNick(nick) => {
+                    let result = match &shared.cluster {
+                        Some(cluster) => {
+                            cluster
+                                .claim(&parley_proto::casefold(&nick), &cluster.uid_of(session.id))
+                                .await
+                        }
+                        None => Ok(()),
+                    };
+                    Done::Nick(nick, result)
                 }
             }
         };
@@ -350,6 +370,7 @@ async fn run_followups(
             Done::Auth(outcome) => auth::finish(&mut ctx, outcome),
             Done::History(answer) => chathistory::answer(&mut ctx, answer),
             Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
+            Done::Nick(nick, result) => crate::command::nick::claimed(&mut ctx, &nick, result),
         }
     }
     None
@@ -360,6 +381,7 @@ enum Done {
     Auth(auth::AuthOutcome),
     History(crate::history::HistoryAnswer),
     Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
+    Nick(String, Result<(), crate::cluster::ClaimError>),
 }
 
 /// Send a labeled command's replies under its label: one line tagged, several in a
@@ -465,14 +487,33 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
 /// Take the user out of the world, tell the people who could see it, and say goodbye.
 fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: &EndReason) {
     let quit_text = reason.quit_text();
+    let mut announce = None;
     {
         let mut world = shared.world.lock();
         if let Some(user) = world.users.get(&session.id) {
-            if user.registered {
-                let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
-                for other in world.neighbours(session.id) {
-                    let _ = other.push(&bytes);
+            match (&shared.cluster, user.registered) {
+                (Some(cluster), true) => {
+                    // The others hear it in the stream's order, like everything else.
+                    announce = Some(crate::cluster::event::Event::Quit {
+                        uid: cluster.uid_of(session.id),
+                        source: user.source(),
+                        reason: quit_text.clone(),
+                        channels: user.channels.iter().cloned().collect(),
+                    });
                 }
+                (None, true) => {
+                    let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
+                    for other in world.neighbours(session.id) {
+                        let _ = other.push(&bytes);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(cluster) = &shared.cluster {
+                cluster.release(
+                    &parley_proto::casefold(&user.nick),
+                    &cluster.uid_of(session.id),
+                );
             }
         }
         let channels: Vec<String> = world
@@ -492,6 +533,9 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
                 world.push_whowas(WhowasEntry::of(&user), shared.config.limits.whowas_entries);
             }
         }
+    }
+    if let (Some(cluster), Some(event)) = (&shared.cluster, announce) {
+        cluster.publish(shared, event, None);
     }
     if !outbound.is_killed() {
         let text = match reason {

@@ -158,6 +158,8 @@ pub enum FollowUp {
     History(crate::history::HistoryRequest),
     /// Deliver the private messages that arrived while this account was offline.
     Offline(String),
+    /// Claim a nick across the cluster before taking it.
+    ClaimNick(String),
 }
 
 /// A login or registration waiting for the slow part (password hashing) to finish; the

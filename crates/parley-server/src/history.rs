@@ -41,12 +41,20 @@ pub struct Delivery {
     pub echo: bool,
     /// The sender's `label` (labeled-response), carried by the echo.
     pub label: Option<String>,
+    /// In a cluster: what to publish once stored. Every node then delivers it from the stream
+    /// (this one included), so `deliver` leaves it alone here.
+    pub cluster: Option<crate::cluster::event::Event>,
+    /// Set with `cluster`, and kept when the connection takes the event out to publish it.
+    pub via_cluster: bool,
 }
 
 impl Delivery {
     /// Queue the message for everyone; the writers are woken when `held` is dropped, so a
     /// group commit's messages reach each recipient in one write.
     fn deliver(&self, held: &mut HeldWakes) {
+        if self.via_cluster {
+            return;
+        }
         for recipient in self.recipients.iter() {
             if !Arc::ptr_eq(recipient, &self.sender) {
                 self.relay.send_held(recipient, held);
@@ -603,6 +611,8 @@ mod tests {
             sender: Arc::new(Outbound::new(1 << 20)),
             echo: false,
             label: None,
+            cluster: None,
+            via_cluster: false,
         })
     }
 

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 mod auth;
+mod cluster;
 mod command;
 pub mod config;
 mod connection;
@@ -55,6 +56,8 @@ pub enum StartError {
     Accounts(#[from] accounts::AccountError),
     #[error("{0}")]
     Metrics(#[from] metrics::MetricsError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::shutdown`].
@@ -127,9 +130,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = store::open_state(&config)?;
     let channels = state.channels()?;
     let server_bans = state.server_bans(relay::now_ms())?;
-    let shared = Arc::new(server::Shared::new(
-        config, tls_info, accounts, history, shutdown,
-    ));
+    let cluster = if config.cluster.enabled {
+        Some(cluster::Cluster::connect(&config.cluster).await?)
+    } else {
+        None
+    };
+    let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
+    shared.cluster = cluster;
+    let shared = Arc::new(shared);
     {
         let mut world = shared.world.lock();
         for record in &channels {
@@ -149,6 +157,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(history::notify_operators(shared.clone()));
     metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
+    // A cluster node learns the network before it lets anyone in.
+    cluster::join(shared.clone(), &tasks).await?;
     let mut plain_addrs = Vec::new();
     for l in plain {
         plain_addrs.push(l.local_addr()?);

@@ -31,6 +31,8 @@ pub const STORE_WRITE_SECONDS: &str = "parley_store_write_seconds";
 pub const HISTORY_BATCH_SIZE: &str = "parley_history_batch_size";
 pub const HISTORY_HELD: &str = "parley_history_held";
 pub const HISTORY_WRITE_FAILURES: &str = "parley_history_write_failures_total";
+pub const CLUSTER_EVENTS: &str = "parley_cluster_events_total";
+pub const CLUSTER_DROPPED: &str = "parley_cluster_events_dropped_total";
 
 /// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
 const STORE_WRITE_BUCKETS: &[f64] = &[
@@ -64,6 +66,8 @@ struct Handles {
     history_batch_size: Histogram,
     history_held: Gauge,
     history_write_failures: Counter,
+    cluster_events: Counter,
+    cluster_dropped: Counter,
 }
 
 static HANDLES: OnceLock<Result<Handles, String>> = OnceLock::new();
@@ -109,6 +113,8 @@ fn install() -> Result<&'static Handles, MetricsError> {
                 history_batch_size: metrics::histogram!(HISTORY_BATCH_SIZE),
                 history_held: metrics::gauge!(HISTORY_HELD),
                 history_write_failures: metrics::counter!(HISTORY_WRITE_FAILURES),
+                cluster_events: metrics::counter!(CLUSTER_EVENTS),
+                cluster_dropped: metrics::counter!(CLUSTER_DROPPED),
             })
         })
         .as_ref()
@@ -149,6 +155,26 @@ fn describe() {
         HISTORY_WRITE_FAILURES,
         "History group commits the store refused (the batch is held and retried)."
     );
+    describe_counter!(
+        CLUSTER_EVENTS,
+        "Cluster events this node read from the stream (its own included)."
+    );
+    describe_counter!(
+        CLUSTER_DROPPED,
+        "Cluster events only local users got: the outbox was full while the bus was down."
+    );
+}
+
+pub fn record_cluster_event() {
+    if let Some(h) = handles() {
+        h.cluster_events.increment(1);
+    }
+}
+
+pub fn record_cluster_dropped() {
+    if let Some(h) = handles() {
+        h.cluster_dropped.increment(1);
+    }
 }
 
 pub fn record_connection_accepted() {

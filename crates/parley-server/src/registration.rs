@@ -171,6 +171,22 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     };
     ctx.session.registered = true;
     tracing::info!(client = ctx.session.id.0, nick = %ctx.session.nick, host = %ctx.session.host, "registered");
+    if let Some(cluster) = &ctx.shared.cluster {
+        let info = ctx
+            .shared
+            .world
+            .lock()
+            .users
+            .get(&ctx.session.id)
+            .map(|user| crate::cluster::apply::user_info(cluster, user));
+        if let Some(user) = info {
+            cluster.publish(
+                ctx.shared,
+                crate::cluster::event::Event::UserUp { user },
+                None,
+            );
+        }
+    }
     welcome(ctx, &source);
     let default_channel = ctx.shared.config.server.default_channel.clone();
     if !default_channel.is_empty() {

@@ -47,6 +47,8 @@ pub struct Shared {
     config_source: Mutex<Option<ConfigSource>>,
     /// Active server bans (KLINE/DLINE), loaded at start and kept in step with the database.
     pub server_bans: Mutex<Vec<ServerBan>>,
+    /// This node's part in a cluster, when `[cluster]` is on.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     next_id: AtomicU64,
     connections: Mutex<ConnectionCounts>,
 }
@@ -104,6 +106,7 @@ impl Shared {
             shutdown,
             config_source: Mutex::new(None),
             server_bans: Mutex::new(Vec::new()),
+            cluster: None,
             next_id: AtomicU64::new(1),
             connections: Mutex::new(ConnectionCounts::default()),
         }

@@ -5,6 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parley_proto::{casefold, numeric, write_line, Message};
 
+use std::sync::Arc;
+
+use crate::cluster::event::{Event, TopicInfo};
 use crate::context::{line, Ctx};
 use crate::state::{Topic, World};
 use crate::store::StateChange;
@@ -197,13 +200,35 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         })
     };
     let bytes = line(Some(&source), "TOPIC", &[&channel.name], Some(&text));
-    for member in channel.snapshot.iter() {
-        let _ = member.push(&bytes);
-    }
+    let announce = match &ctx.shared.cluster {
+        Some(cluster) => {
+            let _ = ctx.outbound.push(&bytes);
+            Some(Event::Topic {
+                uid: cluster.uid_of(id),
+                source: source.clone(),
+                channel: channel.name.clone(),
+                topic: channel.topic.as_ref().map(|t| TopicInfo {
+                    text: t.text.clone(),
+                    set_by: t.set_by.clone(),
+                    set_at_ms: crate::cluster::apply::millis(t.set_at),
+                }),
+            })
+        }
+        None => {
+            for member in channel.snapshot.iter() {
+                let _ = member.push(&bytes);
+            }
+            None
+        }
+    };
     if let Some(record) = channel.record() {
         ctx.shared
             .history
             .persist(StateChange::SaveChannel(Box::new(record)));
+    }
+    drop(world);
+    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
+        cluster.publish(ctx.shared, event, None);
     }
 }
 
@@ -347,6 +372,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .chars()
         .take(kick_len)
         .collect();
+    let mut kicks = Vec::new();
     for target_nick in msg.params[1].split(',').filter(|n| !n.is_empty()) {
         let target = world
             .user_by_nick(target_nick)
@@ -369,8 +395,35 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 &[&shown, &target_nick],
                 Some(&reason),
             );
-            for member in channel.snapshot.iter() {
-                let _ = member.push(&bytes);
+            match &ctx.shared.cluster {
+                Some(cluster) => {
+                    // The kicker, and the target if it is here, now; the rest from the stream.
+                    let _ = ctx.outbound.push(&bytes);
+                    if let Some(target) = world.users.get(&target_id).filter(|u| u.remote.is_none())
+                    {
+                        if !Arc::ptr_eq(&target.outbound, ctx.outbound) {
+                            let _ = target.outbound.push(&bytes);
+                        }
+                    }
+                    let target_uid = world
+                        .users
+                        .get(&target_id)
+                        .and_then(|u| u.remote.clone())
+                        .unwrap_or_else(|| cluster.uid_of(target_id));
+                    kicks.push(Event::Kick {
+                        source: source.clone(),
+                        channel: shown.clone(),
+                        target: target_uid,
+                        target_nick: target_nick.clone(),
+                        reason: reason.clone(),
+                        by: cluster.uid_of(ctx.session.id),
+                    });
+                }
+                None => {
+                    for member in channel.snapshot.iter() {
+                        let _ = member.push(&bytes);
+                    }
+                }
             }
         }
         world.leave_channel(target_id, &key);
@@ -383,6 +436,12 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         if !world.channels.contains_key(&key) {
             break;
+        }
+    }
+    drop(world);
+    if let Some(cluster) = &ctx.shared.cluster {
+        for event in kicks {
+            cluster.publish(ctx.shared, event, None);
         }
     }
 }

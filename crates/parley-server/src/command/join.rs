@@ -4,6 +4,7 @@
 
 use parley_proto::{casefold, numeric, validate, Message};
 
+use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
 use crate::context::{Ctx, FollowUp};
 use crate::history::HistoryRequest;
@@ -141,8 +142,29 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let shown = [channel.name.as_str()];
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    for member in channel.snapshot.iter() {
-        relay.send_to(member);
+    let mut announce = None;
+    match &ctx.shared.cluster {
+        // The joiner sees it now; everyone else in the stream's order.
+        Some(cluster) => {
+            relay.send_to(ctx.outbound);
+            announce = Some((
+                cluster.clone(),
+                Event::Join {
+                    uid: cluster.uid_of(id),
+                    source: source.clone(),
+                    account: account.clone(),
+                    realname: realname.clone(),
+                    channel: channel.name.clone(),
+                    op: status.op,
+                    voice: status.voice,
+                },
+            ));
+        }
+        None => {
+            for member in channel.snapshot.iter() {
+                relay.send_to(member);
+            }
+        }
     }
     if let Some(user) = world.users.get_mut(&id) {
         user.channels.insert(folded.clone());
@@ -155,6 +177,9 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .map(|c| c.name.clone())
         .unwrap_or_default();
     drop(world);
+    if let Some((cluster, event)) = announce {
+        cluster.publish(ctx.shared, event, None);
+    }
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;
     if history.enabled() && replay > 0 && !ctx.session.caps.chathistory {
@@ -206,10 +231,23 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
     };
     let shown = [channel.name.as_str()];
     let relay = Relay::new(&source, account.as_deref(), "PART", &shown, reason);
-    for member in channel.snapshot.iter() {
-        relay.send_to(member);
-    }
+    let Some(cluster) = ctx.shared.cluster.clone() else {
+        for member in channel.snapshot.iter() {
+            relay.send_to(member);
+        }
+        world.leave_channel(id, &folded);
+        return;
+    };
+    relay.send_to(ctx.outbound);
+    let event = Event::Part {
+        uid: cluster.uid_of(id),
+        source,
+        channel: channel.name.clone(),
+        reason: reason.map(str::to_string),
+    };
     world.leave_channel(id, &folded);
+    drop(world);
+    cluster.publish(ctx.shared, event, None);
 }
 
 fn part_all(ctx: &mut Ctx<'_>) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parley_proto::{casefold, numeric, Message};
 use tokio::time::Instant;
 
+use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp};
 use crate::history::{dm_key, party, Delivery};
@@ -109,12 +110,28 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
         .filter(|u| u.registered && u.id != ctx.session.id)
         .map(|u| u.outbound.clone())
         .collect();
-    let relay = Relay::new(&source, account.as_deref(), verb, &[target], Some(text));
-    for recipient in &recipients {
-        relay.send_to(recipient);
-    }
-    if ctx.session.caps.echo_message {
-        relay.send_to(ctx.outbound);
+    if let Some(cluster) = &ctx.shared.cluster {
+        let event = Event::Message {
+            uid: cluster.uid_of(ctx.session.id),
+            msgid: ctx.shared.history.next_msgid(),
+            time_ms: now_ms(),
+            verb: verb.to_string(),
+            source: source.clone(),
+            account: account.clone(),
+            to: target.to_string(),
+            target: Target::Everyone,
+            text: text.to_string(),
+        };
+        let echo = ctx.session.caps.echo_message.then(String::new);
+        cluster.publish(ctx.shared, event, echo);
+    } else {
+        let relay = Relay::new(&source, account.as_deref(), verb, &[target], Some(text));
+        for recipient in &recipients {
+            relay.send_to(recipient);
+        }
+        if ctx.session.caps.echo_message {
+            relay.send_to(ctx.outbound);
+        }
     }
     ctx.shared.history.audit(
         if notice { "global_notice" } else { "broadcast" },
@@ -153,7 +170,22 @@ fn deliver(
     message: StoredMessage,
     recipients: MemberList,
     offline_for: Option<String>,
+    target: Option<Target>,
 ) {
+    let cluster = match (&ctx.shared.cluster, target) {
+        (Some(cluster), Some(target)) => Some(Event::Message {
+            uid: cluster.uid_of(ctx.session.id),
+            msgid: message.msgid.clone(),
+            time_ms: message.time_ms,
+            verb: message.kind.clone(),
+            source: message.source.clone(),
+            account: message.account.clone(),
+            to: message.to.clone(),
+            target,
+            text: message.text.clone(),
+        }),
+        _ => None,
+    };
     let relay = Relay::new(
         &message.source,
         message.account.as_deref(),
@@ -184,6 +216,8 @@ fn deliver(
             sender: ctx.outbound.clone(),
             echo,
             label,
+            via_cluster: cluster.is_some(),
+            cluster,
         })));
 }
 
@@ -236,8 +270,9 @@ fn to_channel(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, n
         user.last_spoke = Instant::now();
     }
     drop(world);
+    let target = Target::Channel(key.clone());
     let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None);
+    deliver(ctx, message, members, None, Some(target));
 }
 
 fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
@@ -249,6 +284,12 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
             r.nick.clone(),
             r.away.clone(),
             party(r.account.as_deref(), &r.nick),
+            r.remote.clone().or_else(|| {
+                ctx.shared
+                    .cluster
+                    .as_ref()
+                    .map(|cluster| cluster.uid_of(r.id))
+            }),
         )
     });
     let Some(user) = world.users.get_mut(&id) else {
@@ -259,7 +300,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
     let account = user.account.clone();
     let me = party(account.as_deref(), &user.nick);
     drop(world);
-    let Some((outbound, nick, away, them)) = recipient else {
+    let Some((outbound, nick, away, them, uid)) = recipient else {
         offline(
             ctx,
             verb,
@@ -281,7 +322,13 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         &nick,
         text,
     );
-    deliver(ctx, message, Arc::new(vec![outbound]), None);
+    deliver(
+        ctx,
+        message,
+        Arc::new(vec![outbound]),
+        None,
+        uid.map(Target::User),
+    );
     if let (Some(away), false) = (away, notice) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }
@@ -314,7 +361,7 @@ fn offline(
     }
     let them = casefold(target);
     let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
-    deliver(ctx, message, MemberList::default(), Some(them));
+    deliver(ctx, message, MemberList::default(), Some(them), None);
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use parley_proto::{casefold, numeric, Message};
 
+use crate::cluster::event::{Event, ModeChange};
 use crate::command::channel::unix_time;
 use crate::context::{line, Ctx};
 use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
@@ -381,6 +382,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
     }
 
+    let mut announce = None;
     if !applied.is_empty() {
         let mut modes = String::new();
         let mut mode_args: Vec<String> = Vec::new();
@@ -399,8 +401,28 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         middle.extend(mode_args.iter().map(String::as_str));
         let bytes = line(Some(&source), "MODE", &middle, None);
         if let Some(channel) = world.channels.get(&key) {
-            for member in channel.snapshot.iter() {
-                let _ = member.push(&bytes);
+            match &ctx.shared.cluster {
+                Some(cluster) => {
+                    let _ = ctx.outbound.push(&bytes);
+                    announce = Some(Event::Mode {
+                        uid: cluster.uid_of(id),
+                        source: source.clone(),
+                        channel: shown.clone(),
+                        changes: applied
+                            .iter()
+                            .map(|a| ModeChange {
+                                adding: a.adding,
+                                mode: a.mode,
+                                arg: a.arg.clone(),
+                            })
+                            .collect(),
+                    });
+                }
+                None => {
+                    for member in channel.snapshot.iter() {
+                        let _ = member.push(&bytes);
+                    }
+                }
             }
             if let Some(record) = channel.record() {
                 ctx.shared
@@ -410,6 +432,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
     }
     drop(world);
+    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
+        cluster.publish(ctx.shared, event, None);
+    }
     for (code, params, text) in replies {
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         ctx.numeric(code, &params, Some(text));

@@ -3,7 +3,9 @@
 
 use parley_proto::{casefold, numeric, validate, Message};
 
-use crate::context::{line, Ctx};
+use crate::cluster::event::Event;
+use crate::cluster::ClaimError;
+use crate::context::{line, Ctx, FollowUp};
 use crate::registration;
 use crate::state::{WhowasEntry, World};
 
@@ -29,16 +31,96 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     let id = ctx.session.id;
     let folded = casefold(wanted);
-    let mut world = ctx.shared.world.lock();
-    if world.nicks.get(&folded).is_some_and(|owner| *owner != id) {
-        drop(world);
-        ctx.numeric(
-            numeric::ERR_NICKNAMEINUSE,
-            &[wanted],
-            Some("Nickname is already in use"),
-        );
+    if ctx
+        .shared
+        .world
+        .lock()
+        .nicks
+        .get(&folded)
+        .is_some_and(|owner| *owner != id)
+    {
+        in_use(ctx, wanted);
         return;
     }
+    if ctx.shared.cluster.is_some() {
+        // Held once in the whole cluster: the connection task claims it, then calls `claimed`.
+        ctx.session
+            .followups
+            .push_back(FollowUp::ClaimNick(wanted.to_string()));
+        return;
+    }
+    take(ctx, wanted);
+}
+
+fn in_use(ctx: &Ctx<'_>, wanted: &str) {
+    ctx.numeric(
+        numeric::ERR_NICKNAMEINUSE,
+        &[wanted],
+        Some("Nickname is already in use"),
+    );
+}
+
+/// The cluster's answer to a nick claim.
+pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) {
+    match result {
+        Ok(()) => {
+            let id = ctx.session.id;
+            let taken_here = ctx
+                .shared
+                .world
+                .lock()
+                .nicks
+                .get(&casefold(wanted))
+                .is_some_and(|owner| *owner != id);
+            let Some(cluster) = ctx.shared.cluster.clone() else {
+                return;
+            };
+            let uid = cluster.uid_of(id);
+            if taken_here {
+                // Someone here still shows it (their QUIT is on its way): not ours after all.
+                cluster.release(&casefold(wanted), &uid);
+                in_use(ctx, wanted);
+                return;
+            }
+            let old = casefold(&ctx.session.nick);
+            let source = ctx
+                .shared
+                .world
+                .lock()
+                .users
+                .get(&id)
+                .filter(|u| u.registered)
+                .map(|u| u.source());
+            take(ctx, wanted);
+            if old != casefold(wanted) {
+                cluster.release(&old, &uid);
+            }
+            if let Some(source) = source {
+                cluster.publish(
+                    ctx.shared,
+                    Event::Nick {
+                        uid,
+                        source,
+                        nick: wanted.to_string(),
+                    },
+                    None,
+                );
+            }
+        }
+        Err(ClaimError::Taken) => in_use(ctx, wanted),
+        Err(ClaimError::Unavailable) => ctx.numeric(
+            numeric::ERR_UNAVAILRESOURCE,
+            &[wanted],
+            Some("Nick is temporarily unavailable (the network cannot confirm it is free); try again"),
+        ),
+    }
+}
+
+/// Make `wanted` this connection's nick, telling everyone who shares a channel.
+fn take(ctx: &mut Ctx<'_>, wanted: &str) {
+    let id = ctx.session.id;
+    let folded = casefold(wanted);
+    let mut world = ctx.shared.world.lock();
     let old_folded = casefold(&ctx.session.nick);
     if world.nicks.get(&old_folded) == Some(&id) {
         world.nicks.remove(&old_folded);
@@ -56,8 +138,11 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             // Keep the old nick findable by WHOWAS, as other servers do.
             world.push_whowas(entry, whowas_limit);
         }
-        for other in world.neighbours(id) {
-            let _ = other.push(bytes);
+        // In a cluster the others hear it from the stream (see `claimed`).
+        if ctx.shared.cluster.is_none() {
+            for other in world.neighbours(id) {
+                let _ = other.push(bytes);
+            }
         }
     }
     let World {

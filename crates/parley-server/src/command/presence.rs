@@ -31,7 +31,15 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let now_away = away.is_some();
     if let Some(user) = ctx.shared.world.lock().users.get_mut(&ctx.session.id) {
-        user.away = away;
+        user.away = away.clone();
+    }
+    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
+        let uid = cluster.uid_of(ctx.session.id);
+        cluster.publish(
+            ctx.shared,
+            crate::cluster::event::Event::Away { uid, away },
+            None,
+        );
     }
     if now_away {
         ctx.numeric(

@@ -39,6 +39,9 @@ pub struct User {
     pub channels: HashSet<String>,
     pub signon: SystemTime,
     pub last_spoke: Instant,
+    /// For a user on another node of the cluster: its cluster-wide id. Such a user's outbound
+    /// buffer accepts nothing; its own node delivers to it.
+    pub remote: Option<String>,
 }
 
 impl User {
@@ -89,6 +92,8 @@ pub struct World {
     pub whowas: VecDeque<WhowasEntry>,
     /// The most users registered at once since start (LUSERS 265/266).
     pub max_registered: usize,
+    /// Users on other cluster nodes: cluster-wide id -> local id.
+    pub remote: HashMap<String, ClientId>,
 }
 
 impl World {

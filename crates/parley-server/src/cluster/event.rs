@@ -1,0 +1,234 @@
+//! What crosses the bus: one [`Envelope`] per change or message, JSON in a JetStream stream.
+//!
+//! Every node reads the stream in its one order, so everything a node delivers from it reaches
+//! its local users in the same order as on every other node. An event says what changed, in
+//! words a replica can apply without the checks the origin already made (the origin decided a
+//! JOIN was allowed; the others only add the member), and carries what the lines users see are
+//! made of, so each node serializes them once for its own users.
+
+use serde::{Deserialize, Serialize};
+
+/// A user anywhere in the cluster: `node~incarnation~connection`. The incarnation changes at
+/// every start, so users of a node's earlier life are never mistaken for its current ones.
+pub type Uid = String;
+
+pub fn uid(node: &str, incarnation: u64, id: u64) -> Uid {
+    format!("{node}~{incarnation:x}~{id}")
+}
+
+/// The node and incarnation a uid belongs to.
+pub fn uid_origin(uid: &str) -> Option<(&str, u64)> {
+    let mut parts = uid.split('~');
+    let node = parts.next()?;
+    let incarnation = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some((node, incarnation))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub node: String,
+    pub incarnation: u64,
+    /// This node's own count of what it published; matches a stream entry to the local work
+    /// (an echo's label) waiting for it.
+    pub eid: u64,
+    pub event: Event,
+}
+
+/// A registered user as other nodes see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserInfo {
+    pub uid: Uid,
+    pub nick: String,
+    pub username: String,
+    pub realname: String,
+    pub host: String,
+    pub account: Option<String>,
+    pub secure: bool,
+    pub away: Option<String>,
+    pub invisible: bool,
+    pub oper: bool,
+    pub signon_ms: i64,
+}
+
+/// A member of a channel in a snapshot: who, and whether `@` and `+`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Membership {
+    pub uid: Uid,
+    pub op: bool,
+    pub voice: bool,
+}
+
+/// A channel's state in a snapshot, for a node that starts while others run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChannelInfo {
+    pub name: String,
+    pub created_ms: i64,
+    pub topic: Option<TopicInfo>,
+    /// The mode changes that rebuild the channel's modes and lists from nothing.
+    pub modes: Vec<ModeChange>,
+    pub members: Vec<Membership>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicInfo {
+    pub text: String,
+    pub set_by: String,
+    pub set_at_ms: i64,
+}
+
+/// One applied channel mode change: `+o nick`, `-k`, `+b mask`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModeChange {
+    pub adding: bool,
+    pub mode: char,
+    pub arg: Option<String>,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Target {
+    /// Casefolded channel name.
+    Channel(String),
+    User(Uid),
+    /// `$*`: every user.
+    Everyone,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    UserUp {
+        user: UserInfo,
+    },
+    /// The user is gone; its channels (casefolded) are named because on its own node it is
+    /// already gone when the stream hands the event back.
+    Quit {
+        uid: Uid,
+        source: String,
+        reason: String,
+        channels: Vec<String>,
+    },
+    Nick {
+        uid: Uid,
+        /// `old!user@host`.
+        source: String,
+        nick: String,
+    },
+    Account {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+    },
+    Away {
+        uid: Uid,
+        away: Option<String>,
+    },
+    Join {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        realname: String,
+        channel: String,
+        op: bool,
+        voice: bool,
+    },
+    Part {
+        uid: Uid,
+        source: String,
+        channel: String,
+        reason: Option<String>,
+    },
+    Kick {
+        source: String,
+        channel: String,
+        target: Uid,
+        target_nick: String,
+        reason: String,
+        /// Who kicked, so their own node does not tell them twice.
+        by: Uid,
+    },
+    Topic {
+        uid: Uid,
+        source: String,
+        channel: String,
+        topic: Option<TopicInfo>,
+    },
+    Mode {
+        uid: Uid,
+        source: String,
+        channel: String,
+        changes: Vec<ModeChange>,
+    },
+    Message {
+        uid: Uid,
+        msgid: String,
+        time_ms: i64,
+        /// `PRIVMSG` or `NOTICE`.
+        verb: String,
+        source: String,
+        account: Option<String>,
+        /// The target as the sender wrote it (a channel's or nick's shown name, or `$*`).
+        to: String,
+        target: Target,
+        text: String,
+    },
+    /// A node stopped renewing its lease: its users are gone.
+    NodeDown {
+        node: String,
+        incarnation: u64,
+    },
+}
+
+/// What a node answers a starting node: its own users, and the channels they are in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub node: String,
+    pub incarnation: u64,
+    pub users: Vec<UserInfo>,
+    pub channels: Vec<ChannelInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_name_their_origin() {
+        let id = uid("n1", 0xabc, 42);
+        assert_eq!(id, "n1~abc~42");
+        assert_eq!(uid_origin(&id), Some(("n1", 0xabc)));
+        assert_eq!(uid_origin("n1"), None);
+        assert_eq!(uid_origin("n1~zz~1"), None);
+    }
+
+    #[test]
+    fn events_survive_the_wire() -> Result<(), serde_json::Error> {
+        let event = Envelope {
+            node: "n1".into(),
+            incarnation: 7,
+            eid: 3,
+            event: Event::Message {
+                uid: uid("n1", 7, 1),
+                msgid: "m1".into(),
+                time_ms: 5,
+                verb: "PRIVMSG".into(),
+                source: "a!a@h".into(),
+                account: None,
+                to: "#Room".into(),
+                target: Target::Channel("#room".into()),
+                text: "hi ~ there".into(),
+            },
+        };
+        let text = serde_json::to_string(&event)?;
+        let back: Envelope = serde_json::from_str(&text)?;
+        assert_eq!(back.eid, 3);
+        match back.event {
+            Event::Message { text, target, .. } => {
+                assert_eq!(text, "hi ~ there");
+                assert_eq!(target, Target::Channel("#room".into()));
+            }
+            other => panic!("wrong event back: {other:?}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,749 @@
+//! Cluster mode: several parleyd nodes that users see as one network.
+//!
+//! Nothing here is a protocol of our own. Live state crosses a NATS server:
+//! - one JetStream stream (`<prefix>_EVENTS`) carries every change and message, and every node
+//!   reads all of it in the stream's one order, so a channel's lines reach every member on every
+//!   node in the same order and each message crosses the bus once per node;
+//! - a JetStream key-value bucket (`<prefix>_nicks`) holds nick claims, so a nick is held once
+//!   in the whole cluster: creating a key either succeeds or finds it taken;
+//! - plain NATS subjects carry heartbeats (a node's lease) and the snapshots a starting node
+//!   asks its peers for.
+//!
+//! Stored things (accounts, history, bans, registered channels) live in the one PostgreSQL
+//! database every node uses; a message is committed there before it is published, so what was
+//! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
+
+pub mod apply;
+pub mod event;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::ClusterConfig;
+use crate::outbound::Outbound;
+use crate::server::Shared;
+use crate::state::ClientId;
+use event::{Envelope, Event, Snapshot, Uid};
+
+/// Events waiting to be published. Past this, a node whose bus is down delivers locally and the
+/// rest of the cluster misses the overflow (docs/cluster.md, "bus down").
+const OUTBOX: usize = 65_536;
+/// Most events published before waiting for their acknowledgements.
+const PUBLISH_BATCH: usize = 512;
+/// How long a starting node collects its peers' snapshots.
+const SYNC_WINDOW: Duration = Duration::from_millis(750);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the NATS server at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js?)")]
+    JetStream {
+        url: String,
+        what: String,
+        reason: String,
+    },
+}
+
+/// Why a nick could not be claimed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    Taken,
+    /// The bus did not answer: nobody can know whether the nick is free.
+    Unavailable,
+}
+
+struct Outgoing {
+    eid: u64,
+    payload: Bytes,
+}
+
+pub struct Cluster {
+    pub node: String,
+    /// Random per start, so this life's users differ from those of the node's last one.
+    pub incarnation: u64,
+    prefix: String,
+    lease: Duration,
+    url: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nicks: kv::Store,
+    /// The one outbound buffer every remote user has here: it accepts nothing, since their own
+    /// node delivers to them.
+    pub sink: Arc<Outbound>,
+    outbox: mpsc::Sender<Outgoing>,
+    outbox_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    next_eid: AtomicU64,
+    /// Own events on their way through the stream, with the echo label a sender waits for
+    /// (`Some("")`: echo without a label). Gone from here once delivered, so an event delivered
+    /// locally while the bus was down is not delivered again when it comes back.
+    pending: Mutex<HashMap<u64, Option<String>>>,
+    /// When each other node (and incarnation) was last heard from.
+    peers: Mutex<HashMap<(String, u64), Instant>>,
+    /// Since when the bus connection is up (None while it is down).
+    connected_since: Arc<Mutex<Option<Instant>>>,
+}
+
+fn subject(prefix: &str, what: &str) -> String {
+    format!("{prefix}.{what}")
+}
+
+/// A nick as a key-value key: the bucket allows only a few characters, so hex.
+fn nick_key(folded: &str) -> String {
+    let mut out = String::with_capacity(2 + folded.len() * 2);
+    out.push_str("n.");
+    for b in folded.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+impl Cluster {
+    /// Connect to NATS and make sure the stream and bucket exist. Fails (naming the URL) when
+    /// NATS or JetStream is not there; a node must not start alone thinking it is a cluster.
+    pub async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
+        let url = config.nats_url.clone();
+        let connected_since = Arc::new(Mutex::new(None));
+        let flag = connected_since.clone();
+        let node = config.node_name.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("parleyd {node}"))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let flag = flag.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("cluster bus connected");
+                            *flag.lock() = Some(Instant::now());
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("cluster bus disconnected; reconnecting");
+                            *flag.lock() = None;
+                        }
+                        other => tracing::debug!(%other, "cluster bus event"),
+                    }
+                }
+            })
+            .connect(url.as_str());
+        let client = tokio::time::timeout(Duration::from_secs(10), client)
+            .await
+            .map_err(|_| ClusterError::Connect {
+                url: url.clone(),
+                reason: "no answer in 10 s".into(),
+            })?
+            .map_err(|e| ClusterError::Connect {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        *connected_since.lock() = Some(Instant::now());
+        let js = jetstream::new(client.clone());
+        let refused = |what: &str, reason: String| ClusterError::JetStream {
+            url: url.clone(),
+            what: what.to_string(),
+            reason,
+        };
+        let prefix = config.prefix.clone();
+        js.get_or_create_stream(stream::Config {
+            name: format!("{prefix}_EVENTS"),
+            subjects: vec![subject(&prefix, "ev")],
+            storage: stream::StorageType::File,
+            // The stream is a log of live traffic, not the history (PostgreSQL has that): an hour
+            // covers any node's catch-up after a bus restart.
+            max_age: Duration::from_secs(3600),
+            max_bytes: 1 << 30,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| refused("the event stream", e.to_string()))?;
+        // The bucket's stream is made by hand, as a key-value bucket's is: the client's own
+        // `create_key_value` first reads the account's limits, in a form nats-server 2.9 (Debian
+        // 12's) does not answer in.
+        let bucket = format!("{prefix}_nicks");
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| refused("the nick bucket", e.to_string()))?;
+        let nicks = js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| refused("the nick bucket", e.to_string()))?;
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| ClusterError::Connect {
+            url: url.clone(),
+            reason: format!("no randomness for the incarnation: {e}"),
+        })?;
+        let incarnation = u64::from_le_bytes(bytes) | 1;
+        let sink = Arc::new(Outbound::new(0));
+        sink.kill();
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
+        Ok(Arc::new(Cluster {
+            node,
+            incarnation,
+            prefix,
+            lease: Duration::from_secs(config.lease_secs),
+            url,
+            client,
+            js,
+            nicks,
+            sink,
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+            next_eid: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            connected_since,
+        }))
+    }
+
+    pub fn uid_of(&self, id: ClientId) -> Uid {
+        event::uid(&self.node, self.incarnation, id.0)
+    }
+
+    /// The local id behind a uid of this node's current life.
+    pub fn local_id(&self, uid: &str) -> Option<ClientId> {
+        let mut parts = uid.rsplitn(2, '~');
+        let id = parts.next()?.parse().ok()?;
+        let (node, incarnation) = event::uid_origin(uid)?;
+        (node == self.node && incarnation == self.incarnation).then_some(ClientId(id))
+    }
+
+    fn connected(&self) -> bool {
+        self.connected_since.lock().is_some()
+            && self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Send an event to every node, this one included. Never waits: the handler has applied the
+    /// change to this node's world already; the stream decides when its lines are delivered.
+    /// While the bus is down (or the outbox is full) this node delivers at once, and the event
+    /// follows to the others when the bus is back.
+    pub fn publish(&self, shared: &Shared, event: Event, echo: Option<String>) {
+        let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);
+        let envelope = Envelope {
+            node: self.node.clone(),
+            incarnation: self.incarnation,
+            eid,
+            event,
+        };
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(err) => {
+                tracing::error!(%err, "cluster event not serializable; delivering locally only");
+                apply::apply(shared, self, envelope, echo);
+                return;
+            }
+        };
+        let up = self.connected();
+        if up {
+            self.pending.lock().insert(eid, echo.clone());
+        }
+        match self.outbox.try_send(Outgoing { eid, payload }) {
+            Ok(()) if up => {}
+            Ok(()) => apply::apply(shared, self, envelope, echo),
+            Err(_) => {
+                self.pending.lock().remove(&eid);
+                crate::metrics::record_cluster_dropped();
+                tracing::warn!("cluster outbox full; this event reaches local users only");
+                apply::apply(shared, self, envelope, echo);
+            }
+        }
+    }
+
+    /// Claim a nick for `uid` across the cluster.
+    pub async fn claim(&self, folded: &str, uid: &str) -> Result<(), ClaimError> {
+        let key = nick_key(folded);
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.nicks.create(&key, Bytes::from(uid.to_string())),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                match self.nicks.get(&key).await {
+                    Ok(Some(holder)) if holder.as_ref() == uid.as_bytes() => Ok(()),
+                    Ok(_) => Err(ClaimError::Taken),
+                    Err(_) => Err(ClaimError::Unavailable),
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "nick claim failed");
+                Err(ClaimError::Unavailable)
+            }
+            Err(_) => Err(ClaimError::Unavailable),
+        }
+    }
+
+    /// Give a nick back, if `uid` still holds it. Runs in the background.
+    pub fn release(self: &Arc<Self>, folded: &str, uid: &str) {
+        if folded.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        let key = nick_key(folded);
+        let uid = uid.to_string();
+        tokio::spawn(async move {
+            this.release_if_held(&key, |holder| holder == uid.as_bytes())
+                .await;
+        });
+    }
+
+    async fn release_if_held(&self, key: &str, held: impl Fn(&[u8]) -> bool) {
+        let entry = match self.nicks.entry(key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%err, "nick release: bucket unreachable; the claim stays");
+                return;
+            }
+        };
+        if entry.operation == kv::Operation::Put && held(&entry.value) {
+            if let Err(err) = self
+                .nicks
+                .delete_expect_revision(key, Some(entry.revision))
+                .await
+            {
+                tracing::debug!(%err, "nick release raced a new claim");
+            }
+        }
+    }
+
+    /// Release every nick held by users of `node` (all its lives when `incarnation` is None,
+    /// or all but `except`).
+    async fn release_node(&self, node: &str, incarnation: Option<u64>, except: Option<u64>) {
+        let Ok(mut keys) = self.nicks.keys().await else {
+            return;
+        };
+        let mut all = Vec::new();
+        while let Some(Ok(key)) = keys.next().await {
+            all.push(key);
+        }
+        for key in all {
+            self.release_if_held(&key, |holder| {
+                let Ok(uid) = std::str::from_utf8(holder) else {
+                    return false;
+                };
+                event::uid_origin(uid).is_some_and(|(n, inc)| {
+                    n == node
+                        && incarnation.is_none_or(|i| i == inc)
+                        && except.is_none_or(|e| e != inc)
+                })
+            })
+            .await;
+        }
+    }
+
+    fn heard(&self, node: &str, incarnation: u64) {
+        if node == self.node && incarnation == self.incarnation {
+            return;
+        }
+        self.peers
+            .lock()
+            .insert((node.to_string(), incarnation), Instant::now());
+    }
+}
+
+/// Join the cluster: learn the network from the other nodes, then follow the stream. Returns
+/// once this node's world holds everyone, so the listeners can open.
+pub async fn join(
+    shared: Arc<Shared>,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Result<(), ClusterError> {
+    let Some(cluster) = shared.cluster.clone() else {
+        return Ok(());
+    };
+    let url = cluster.url.clone();
+    let refused = |what: &str, reason: String| ClusterError::JetStream {
+        url: url.clone(),
+        what: what.to_string(),
+        reason,
+    };
+    // Answer other nodes' snapshot requests from now on.
+    let requests = cluster
+        .client
+        .subscribe(subject(&cluster.prefix, "sync"))
+        .await
+        .map_err(|e| refused("a subscription", e.to_string()))?;
+    tasks.spawn(answer_sync(shared.clone(), requests));
+    let heartbeats = cluster
+        .client
+        .subscribe(subject(&cluster.prefix, "hb"))
+        .await
+        .map_err(|e| refused("a subscription", e.to_string()))?;
+    tasks.spawn(hear_heartbeats(cluster.clone(), heartbeats));
+
+    // Where the stream is now: everything after it is applied on top of the snapshots.
+    let mut events = cluster
+        .js
+        .get_stream(format!("{}_EVENTS", cluster.prefix))
+        .await
+        .map_err(|e| refused("the event stream", e.to_string()))?;
+    let start = events
+        .info()
+        .await
+        .map_err(|e| refused("the stream's state", e.to_string()))?
+        .state
+        .last_sequence
+        + 1;
+
+    // Ask the running nodes for their users and channels.
+    let inbox = cluster.client.new_inbox();
+    let mut replies = cluster
+        .client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| refused("a subscription", e.to_string()))?;
+    cluster
+        .client
+        .publish_with_reply(subject(&cluster.prefix, "sync"), inbox, Bytes::new())
+        .await
+        .map_err(|e| refused("a snapshot request", e.to_string()))?;
+    let deadline = Instant::now() + SYNC_WINDOW;
+    let mut nodes = 0;
+    while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        match serde_json::from_slice::<Snapshot>(&reply.payload) {
+            Ok(snapshot)
+                if snapshot.node == cluster.node && snapshot.incarnation == cluster.incarnation => {
+            }
+            Ok(snapshot) => {
+                cluster.heard(&snapshot.node, snapshot.incarnation);
+                apply::merge_snapshot(&shared, &cluster, &snapshot);
+                nodes += 1;
+            }
+            Err(err) => tracing::warn!(%err, "unreadable snapshot from a peer; skipped"),
+        }
+    }
+    drop(replies);
+    tracing::info!(
+        node = %cluster.node,
+        peers = nodes,
+        users = shared.world.lock().remote.len(),
+        "joined the cluster"
+    );
+
+    // A previous life of this node may have left users and claims behind (a crash): gone now.
+    cluster.publish(
+        &shared,
+        Event::NodeDown {
+            node: cluster.node.clone(),
+            incarnation: 0,
+        },
+        None,
+    );
+    cluster
+        .release_node(&cluster.node, None, Some(cluster.incarnation))
+        .await;
+
+    let Some(outbox) = cluster.outbox_rx.lock().take() else {
+        return Ok(());
+    };
+    tasks.spawn(publish_loop(shared.clone(), outbox));
+    tasks.spawn(follow(shared.clone(), events, start));
+    tasks.spawn(keep_lease(shared.clone()));
+    Ok(())
+}
+
+async fn answer_sync(shared: Arc<Shared>, mut requests: async_nats::Subscriber) {
+    let Some(cluster) = shared.cluster.clone() else {
+        return;
+    };
+    loop {
+        let request = tokio::select! {
+            request = requests.next() => request,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let Some(request) = request else { return };
+        let Some(reply) = request.reply else { continue };
+        let snapshot = apply::snapshot(&cluster, &shared.world.lock());
+        match serde_json::to_vec(&snapshot) {
+            Ok(bytes) => {
+                if let Err(err) = cluster.client.publish(reply, Bytes::from(bytes)).await {
+                    tracing::warn!(%err, "could not answer a snapshot request");
+                }
+            }
+            Err(err) => tracing::error!(%err, "snapshot not serializable"),
+        }
+    }
+}
+
+async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscriber) {
+    while let Some(beat) = beats.next().await {
+        let Ok(text) = std::str::from_utf8(&beat.payload) else {
+            continue;
+        };
+        if let Some((node, incarnation)) = event::uid_origin(&format!("{text}~0")) {
+            cluster.heard(node, incarnation);
+        }
+    }
+}
+
+/// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
+/// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally.
+async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
+    let Some(cluster) = shared.cluster.clone() else {
+        return;
+    };
+    let subject = subject(&cluster.prefix, "ev");
+    let mut retry: VecDeque<Outgoing> = VecDeque::new();
+    loop {
+        if retry.is_empty() {
+            let next = tokio::select! {
+                next = outbox.recv() => next,
+                _ = shared.shutdown.cancelled() => None,
+            };
+            let Some(next) = next else { return };
+            retry.push_back(next);
+        }
+        while retry.len() < PUBLISH_BATCH {
+            match outbox.try_recv() {
+                Ok(next) => retry.push_back(next),
+                Err(_) => break,
+            }
+        }
+        let mut acks = Vec::with_capacity(retry.len());
+        let mut failed = false;
+        for item in retry.iter() {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{}~{:x}~{}", cluster.node, cluster.incarnation, item.eid).as_str(),
+            );
+            match cluster
+                .js
+                .publish_with_headers(subject.clone(), headers, item.payload.clone())
+                .await
+            {
+                Ok(ack) => acks.push(ack),
+                Err(err) => {
+                    tracing::warn!(%err, "publishing to the cluster failed; retrying");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let mut done = 0;
+        for ack in acks {
+            match ack.await {
+                Ok(_) => done += 1,
+                Err(err) => {
+                    tracing::warn!(%err, "the cluster did not acknowledge an event; retrying");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let delivered: Vec<Outgoing> = retry.drain(..done).collect();
+        drop(delivered);
+        if failed {
+            // Whatever is still waiting is delivered here now; the others get it when the bus
+            // takes it.
+            for item in retry.iter() {
+                if let Some(echo) = cluster.pending.lock().remove(&item.eid) {
+                    if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
+                        apply::apply(&shared, &cluster, envelope, echo);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shared.shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Read the stream in order from `start`, applying every event. The ordered consumer re-creates
+/// itself after a bus outage from where it stopped, so nothing is skipped.
+async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
+    let Some(cluster) = shared.cluster.clone() else {
+        return;
+    };
+    let mut next = start;
+    loop {
+        let consumer = events
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ..Default::default()
+            })
+            .await;
+        let messages = match consumer {
+            Ok(consumer) => consumer.messages().await,
+            Err(err) => {
+                tracing::warn!(%err, "cannot follow the cluster stream yet; retrying");
+                if wait_or_stop(&shared, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(%err, "cannot follow the cluster stream yet; retrying");
+                if wait_or_stop(&shared, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = shared.shutdown.cancelled() => return,
+            };
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => {
+                    tracing::warn!(%err, "cluster stream interrupted; resuming");
+                    break;
+                }
+                None => break,
+            };
+            if let Ok(info) = message.info() {
+                next = info.stream_sequence + 1;
+            }
+            let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    tracing::warn!(%err, "unreadable cluster event; skipped");
+                    continue;
+                }
+            };
+            receive(&shared, &cluster, envelope);
+        }
+        if wait_or_stop(&shared, Duration::from_millis(200)).await {
+            return;
+        }
+    }
+}
+
+fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope) {
+    crate::metrics::record_cluster_event();
+    let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
+    if own {
+        // Delivered already (the bus was down when it was sent)? Then nothing is left to do.
+        let Some(echo) = cluster.pending.lock().remove(&envelope.eid) else {
+            return;
+        };
+        apply::apply(shared, cluster, envelope, echo);
+        return;
+    }
+    cluster.heard(&envelope.node, envelope.incarnation);
+    if let Event::NodeDown { node, incarnation } = &envelope.event {
+        cluster
+            .peers
+            .lock()
+            .retain(|(n, inc), _| !(n == node && (*incarnation == 0 || inc == incarnation)));
+    }
+    if let Event::UserUp { user } = &envelope.event {
+        if let Some((node, inc)) = event::uid_origin(&user.uid) {
+            cluster.heard(node, inc);
+        }
+    }
+    apply::apply(shared, cluster, envelope, None);
+}
+
+async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => false,
+        _ = shared.shutdown.cancelled() => true,
+    }
+}
+
+/// Renew this node's lease (a heartbeat) and take nodes whose lease ran out for dead: their users
+/// quit on every node and their nicks are released. Judged only once the bus has been up for a
+/// whole lease, so a bus restart does not make every node look dead to the first one back.
+async fn keep_lease(shared: Arc<Shared>) {
+    let Some(cluster) = shared.cluster.clone() else {
+        return;
+    };
+    let beat = subject(&cluster.prefix, "hb");
+    let me = format!("{}~{:x}", cluster.node, cluster.incarnation);
+    let every = (cluster.lease / 4).max(Duration::from_millis(250));
+    loop {
+        if wait_or_stop(&shared, every).await {
+            return;
+        }
+        if let Err(err) = cluster
+            .client
+            .publish(beat.clone(), Bytes::from(me.clone()))
+            .await
+        {
+            tracing::debug!(%err, "heartbeat not sent");
+            continue;
+        }
+        let stable = cluster
+            .connected_since
+            .lock()
+            .is_some_and(|since| since.elapsed() >= cluster.lease);
+        if !stable {
+            // Nobody can be judged from a fresh connection: refresh everyone's clock.
+            let now = Instant::now();
+            for seen in cluster.peers.lock().values_mut() {
+                *seen = (*seen).max(now - cluster.lease / 2);
+            }
+            continue;
+        }
+        let dead: Vec<(String, u64)> = {
+            let mut peers = cluster.peers.lock();
+            let dead: Vec<(String, u64)> = peers
+                .iter()
+                .filter(|(_, seen)| seen.elapsed() > cluster.lease)
+                .map(|(peer, _)| peer.clone())
+                .collect();
+            for peer in &dead {
+                peers.remove(peer);
+            }
+            dead
+        };
+        for (node, incarnation) in dead {
+            tracing::warn!(%node, "cluster node's lease ran out; its users quit and their nicks are released");
+            cluster.publish(
+                &shared,
+                Event::NodeDown {
+                    node: node.clone(),
+                    incarnation,
+                },
+                None,
+            );
+            cluster.release_node(&node, Some(incarnation), None).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nick_keys_use_only_what_a_bucket_allows() {
+        let key = nick_key("[bob]^{}|");
+        assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        assert_ne!(nick_key("a"), nick_key("b"));
+    }
+}
