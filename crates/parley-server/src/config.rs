@@ -993,7 +993,8 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "cluster",
         "nats_url",
-        "The NATS server, e.g. \"nats://127.0.0.1:4222\".",
+        "The NATS server, e.g. \"nats://127.0.0.1:4222\" (tls:// for TLS). Keep a password\n\
+         out of this file: set PARLEY_CLUSTER__NATS_URL in the environment.",
     ),
     (
         "cluster",
@@ -1073,6 +1074,7 @@ impl Config {
         // The printout goes to terminals and bug reports: never the database password.
         printable.accounts.postgres_url =
             crate::store::postgres::redact_url(&self.accounts.postgres_url);
+        printable.cluster.nats_url = crate::store::postgres::redact_url(&self.cluster.nats_url);
         let values = toml::Table::try_from(&printable)
             .expect("a Config with a UTF-8 data_dir always serializes to a TOML table");
         let defaults = default_table();

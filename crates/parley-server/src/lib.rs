@@ -115,7 +115,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             resolver: resolver.clone(),
             port: tls_addrs.first().map(|a| a.port()).unwrap_or(6697),
         });
-    let scram_secret = accounts::ScramSecret::load_or_create(&config.server.data_dir)?;
+    let cluster = if config.cluster.enabled {
+        Some(cluster::Cluster::connect(&config.cluster).await?)
+    } else {
+        None
+    };
+    let mut scram_secret = accounts::ScramSecret::load_or_create(&config.server.data_dir)?;
+    if let Some(cluster) = &cluster {
+        // Every node must answer an unknown name alike, or comparing nodes would tell it apart.
+        let agreed = cluster
+            .agree(
+                "scram-secret",
+                bytes::Bytes::copy_from_slice(scram_secret.bytes()),
+            )
+            .await?;
+        if let Some(secret) = accounts::ScramSecret::from_bytes(&agreed) {
+            scram_secret = secret;
+        }
+    }
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config)
         .with_scram_secret(scram_secret);
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -130,11 +147,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = store::open_state(&config)?;
     let channels = state.channels()?;
     let server_bans = state.server_bans(relay::now_ms())?;
-    let cluster = if config.cluster.enabled {
-        Some(cluster::Cluster::connect(&config.cluster).await?)
-    } else {
-        None
-    };
     let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
     shared.cluster = cluster;
     let shared = Arc::new(shared);

@@ -49,6 +49,15 @@ impl fmt::Debug for ScramSecret {
 }
 
 impl ScramSecret {
+    /// The secret's bytes, for nodes of a cluster to agree on one (see `cluster::Cluster::agree`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; KEY_LEN]>::try_from(bytes).ok().map(ScramSecret)
+    }
+
     /// A secret for this process only: enough for the admin CLI and unit tests, which answer no
     /// logins across restarts. Should the random source fail, std's randomly keyed hasher (also
     /// seeded by the OS) still gives an unpredictable key.

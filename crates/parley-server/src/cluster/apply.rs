@@ -304,6 +304,42 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 }
             }
         }
+        Event::Kill { uid, reason } => {
+            if let Some(user) = cluster.local_id(&uid).and_then(|id| world.users.get(&id)) {
+                user.outbound.disconnect(&reason);
+            }
+        }
+        Event::ServerBanAdded { ban } => {
+            if own {
+                return;
+            }
+            let victims: Vec<Arc<Outbound>> = world
+                .users
+                .values()
+                .filter(|u| u.registered && u.remote.is_none())
+                .filter(|u| match ban.kind.as_str() {
+                    "dline" => crate::server::dline_covers(&ban.mask, u.ip),
+                    _ => crate::state::mask_matches(&ban.mask, &u.source(), u.account.as_deref()),
+                })
+                .map(|u| u.outbound.clone())
+                .collect();
+            drop(world);
+            for outbound in victims {
+                outbound.disconnect(&format!("Banned: {}", ban.reason));
+            }
+            let mut bans = shared.server_bans.lock();
+            bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
+            bans.push(ban);
+        }
+        Event::ServerBanRemoved { kind, mask } => {
+            if !own {
+                drop(world);
+                shared
+                    .server_bans
+                    .lock()
+                    .retain(|b| !(b.kind == kind && casefold(&b.mask) == casefold(&mask)));
+            }
+        }
         Event::NodeDown { node, incarnation } => {
             if node == cluster.node && incarnation == cluster.incarnation {
                 // Another node took this one for dead and released its users' nicks: they must

@@ -172,6 +172,19 @@ pub enum Event {
         target: Target,
         text: String,
     },
+    /// An operator's KILL of a user on another node: that node closes the connection.
+    Kill {
+        uid: Uid,
+        reason: String,
+    },
+    /// A KLINE or DLINE added (stored by the node that took it): every node enforces it.
+    ServerBanAdded {
+        ban: crate::store::ServerBan,
+    },
+    ServerBanRemoved {
+        kind: String,
+        mask: String,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

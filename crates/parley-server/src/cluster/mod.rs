@@ -111,7 +111,8 @@ impl Cluster {
     /// Connect to NATS and make sure the stream and bucket exist. Fails (naming the URL) when
     /// NATS or JetStream is not there; a node must not start alone thinking it is a cluster.
     pub async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
-        let url = config.nats_url.clone();
+        // Shown in errors and logs without a password.
+        let url = crate::store::postgres::redact_url(&config.nats_url);
         let connected_since = Arc::new(Mutex::new(None));
         let flag = connected_since.clone();
         let node = config.node_name.clone();
@@ -135,7 +136,7 @@ impl Cluster {
                     }
                 }
             })
-            .connect(url.as_str());
+            .connect(config.nats_url.as_str());
         let client = tokio::time::timeout(Duration::from_secs(10), client)
             .await
             .map_err(|_| ClusterError::Connect {
@@ -268,6 +269,27 @@ impl Cluster {
                 tracing::warn!("cluster outbox full; this event reaches local users only");
                 apply::apply(shared, self, envelope, echo);
             }
+        }
+    }
+
+    /// One value for every node: the first node to propose `key` sets it, the rest take it. For
+    /// the SCRAM secret, so every node answers an unknown name with the same fake salt.
+    pub async fn agree(&self, key: &str, proposal: Bytes) -> Result<Bytes, ClusterError> {
+        let key = format!("cfg.{key}");
+        let failed = |reason: String| ClusterError::JetStream {
+            url: self.url.clone(),
+            what: format!("the shared {key}"),
+            reason,
+        };
+        match self.nicks.create(&key, proposal.clone()).await {
+            Ok(_) => Ok(proposal),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => self
+                .nicks
+                .get(&key)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .ok_or_else(|| failed("it vanished while being read".into())),
+            Err(err) => Err(failed(err.to_string())),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use parley_proto::{casefold, numeric, Message};
 
+use crate::cluster::event::Event;
 use crate::context::{line, Ctx};
 use crate::relay::{format_time, now_ms};
 use crate::server::dline_covers;
@@ -108,9 +109,9 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         let world = ctx.shared.world.lock();
         world
             .user_by_nick(target)
-            .map(|u| (u.nick.clone(), u.outbound.clone()))
+            .map(|u| (u.nick.clone(), u.outbound.clone(), u.remote.clone()))
     };
-    let Some((nick, outbound)) = found else {
+    let Some((nick, outbound, remote)) = found else {
         ctx.numeric(
             numeric::ERR_NOSUCHNICK,
             &[target],
@@ -119,7 +120,14 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let by = ctx.session.nick.clone();
-    outbound.disconnect(&format!("Killed ({by} ({reason}))"));
+    let text = format!("Killed ({by} ({reason}))");
+    match (&ctx.shared.cluster, remote) {
+        // On another node: that node closes it, and the QUIT comes back through the stream.
+        (Some(cluster), Some(uid)) => {
+            cluster.publish(ctx.shared, Event::Kill { uid, reason: text }, None)
+        }
+        _ => outbound.disconnect(&text),
+    }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
 }
@@ -185,7 +193,12 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
         bans.retain(|b| !(b.kind == kind && casefold(&b.mask) == casefold(&mask)));
         bans.push(ban.clone());
     }
-    ctx.shared.history.persist(StateChange::AddServerBan(ban));
+    ctx.shared
+        .history
+        .persist(StateChange::AddServerBan(ban.clone()));
+    if let Some(cluster) = &ctx.shared.cluster {
+        cluster.publish(ctx.shared, Event::ServerBanAdded { ban }, None);
+    }
     let expiry = expires_ms
         .map(format_time)
         .unwrap_or_else(|| "never".into());
@@ -243,6 +256,16 @@ fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             ctx.shared
                 .history
                 .persist(StateChange::RemoveServerBan(kind.to_string(), mask.clone()));
+            if let Some(cluster) = &ctx.shared.cluster {
+                cluster.publish(
+                    ctx.shared,
+                    Event::ServerBanRemoved {
+                        kind: kind.to_string(),
+                        mask: mask.clone(),
+                    },
+                    None,
+                );
+            }
             ctx.audit(&format!("un{kind}"), &mask, None);
             notice(
                 ctx,

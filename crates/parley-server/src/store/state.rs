@@ -40,7 +40,7 @@ pub struct ChannelRecord {
 }
 
 /// A server-wide ban: `kline` on a `nick!user@host` mask or `$a:account`, `dline` on an IP or CIDR.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerBan {
     pub kind: String,
     pub mask: String,
