@@ -467,11 +467,30 @@ impl Config {
         self,
         vars: I,
     ) -> Result<Config, ConfigError> {
+        let (config, overridden) = self.apply_env(vars)?;
+        if overridden.is_empty() {
+            return Ok(config);
+        }
+        config.check().map_err(|invalid| ConfigError::Env {
+            var: format!(
+                "{ENV_PREFIX}{}",
+                invalid.key.replace('.', "__").to_ascii_uppercase()
+            ),
+            message: invalid.message,
+        })?;
+        Ok(config)
+    }
+
+    /// The overrides applied, unchecked, with the dotted keys they set.
+    fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        self,
+        vars: I,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut table = toml::Table::try_from(&self).map_err(|e| ConfigError::Env {
             var: String::new(),
             message: e.to_string(),
         })?;
-        let mut any = false;
+        let mut overridden = Vec::new();
         for (var, raw) in vars {
             let Some(name) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -495,12 +514,12 @@ impl Config {
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(raw.clone()));
             if let Some(toml::Value::Table(section_table)) = table.get_mut(&section) {
+                overridden.push(format!("{section}.{key}"));
                 section_table.insert(key, value);
-                any = true;
             }
         }
-        if !any {
-            return Ok(self);
+        if overridden.is_empty() {
+            return Ok((self, overridden));
         }
         let config: Config = table
             .try_into()
@@ -511,24 +530,22 @@ impl Config {
                     e.message().trim()
                 ),
             })?;
-        config.check().map_err(|invalid| ConfigError::Env {
-            var: format!(
-                "{ENV_PREFIX}{}",
-                invalid.key.replace('.', "__").to_ascii_uppercase()
-            ),
-            message: invalid.message,
-        })?;
-        Ok(config)
+        Ok((config, overridden))
     }
 
     /// The configuration the server runs with: the file (or the defaults), then the environment,
     /// then a `--data-dir` given on the command line.
     pub fn effective(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
-        let config = match path {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        // The file and the environment are checked together: a key the file leaves out (a
+        // password kept in the environment) is not an error in the file.
+        let mut config = match path {
+            Some(path) => {
+                let text = read_config(path)?;
+                parse_then(&text, Some(path), |config| config.apply_env(vars))?
+            }
+            None => Config::default().with_env(vars)?,
         };
-        let mut config = config.with_env(std::env::vars())?;
         if let Some(dir) = data_dir {
             config.server.data_dir = dir.to_path_buf();
         }
@@ -1046,12 +1063,7 @@ impl Config {
 
     /// Reads, parses and validates the config file at `path`; errors name the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        // Editors on some systems save a byte-order mark, which TOML does not allow.
-        parse(text.strip_prefix('\u{feff}').unwrap_or(&text), Some(path))
+        parse(&read_config(path)?, Some(path))
     }
 
     /// Checks the rules that types alone cannot express, for a `Config` built in code. Errors carry no
@@ -1629,7 +1641,30 @@ fn default_table() -> toml::Table {
 }
 
 /// Parse, deserialize and validate, turning every failure into an error that names key and line.
+/// A config file's text; editors on some systems save a byte-order mark, which TOML does not allow.
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
+}
+
 fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    parse_then(text, path, |config| Ok((config, Vec::new())))
+}
+
+/// Parse, let `adjust` change the result (environment overrides, naming the keys it set), then
+/// check: an invalid key from the file is reported at its line, one from the environment by
+/// its variable.
+fn parse_then(
+    text: &str,
+    path: Option<&Path>,
+    adjust: impl FnOnce(Config) -> Result<(Config, Vec<String>), ConfigError>,
+) -> Result<Config, ConfigError> {
     let path_buf = path.map(Path::to_path_buf);
     let document = DeTable::parse(text).map_err(|error| {
         let (line, column) = error
@@ -1644,7 +1679,17 @@ fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
     })?;
     let config = Config::deserialize(toml::de::Deserializer::from(document.clone()))
         .map_err(|error| deserialize_error(text, document.get_ref(), &error, path_buf.clone()))?;
+    let (config, overridden) = adjust(config)?;
     config.check().map_err(|invalid| {
+        if overridden.iter().any(|key| key == invalid.key) {
+            return ConfigError::Env {
+                var: format!(
+                    "{ENV_PREFIX}{}",
+                    invalid.key.replace('.', "__").to_ascii_uppercase()
+                ),
+                message: invalid.message,
+            };
+        }
         let segments: Vec<&str> = invalid.key.split('.').collect();
         let line = span_of(document.get_ref(), &segments, invalid.item)
             .map_or(0, |span| line_and_column(text, span.start).0);
@@ -2341,5 +2386,56 @@ mod tests {
             printed.contains("postgres_url = \"postgres://parley@127.0.0.1/parley\""),
             "{printed}"
         );
+    }
+
+    /// The password stays in the environment: the file alone would be invalid, the file and the
+    /// environment together are not, and a bad override is named by its variable.
+    #[test]
+    fn a_file_is_checked_together_with_the_environment() {
+        let text = "[accounts]\nstore = \"postgres\"\n\n[cluster]\nenabled = true\nnode_name = \"n1\"\nnats_url = \"nats://u:secret@127.0.0.1:4222\"\n";
+        let env = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |config: Config| config.apply_env(pairs)
+        };
+        let config = parse_then(
+            text,
+            None,
+            env(&[("PARLEY_ACCOUNTS__POSTGRES_URL", "postgres://p:pw@127.0.0.1/p")]),
+        )
+        .expect("the environment supplies the URL");
+        assert_eq!(config.accounts.postgres_url, "postgres://p:pw@127.0.0.1/p");
+        assert!(!config.to_commented_toml().contains("u:secret"));
+        match parse_then(text, None, env(&[])) {
+            Err(ConfigError::InvalidValue { key, .. }) => assert_eq!(key, "accounts.postgres_url"),
+            other => panic!("expected the missing URL, got {other:?}"),
+        }
+        match parse_then(
+            text,
+            None,
+            env(&[
+                ("PARLEY_ACCOUNTS__POSTGRES_URL", "postgres://p@127.0.0.1/p"),
+                ("PARLEY_CLUSTER__NODE_NAME", "no spaces allowed"),
+            ]),
+        ) {
+            Err(ConfigError::Env { var, .. }) => assert_eq!(var, "PARLEY_CLUSTER__NODE_NAME"),
+            other => panic!("expected the variable named, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cluster_needs_the_shared_store_and_a_node_name() {
+        let (key, _, _) = invalid("[cluster]\nenabled = true\nnode_name = \"n1\"\n");
+        assert_eq!(key, "cluster.enabled");
+        let (key, line, _) = invalid(
+            "[accounts]\nstore = \"postgres\"\npostgres_url = \"postgres://p@h/d\"\n[cluster]\nenabled = true\n",
+        );
+        assert_eq!((key.as_str(), line), ("cluster.node_name", 0));
+        let (key, line, _) = invalid(
+            "[accounts]\nstore = \"postgres\"\npostgres_url = \"postgres://p@h/d\"\n[cluster]\nenabled = true\nnode_name = \"n1\"\nlease_secs = 1\n",
+        );
+        assert_eq!((key.as_str(), line), ("cluster.lease_secs", 7));
     }
 }
