@@ -555,11 +555,14 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
             let bytes = line(Some(&source), "ACCOUNT", &[account], None);
             match &ctx.shared.cluster {
                 Some(cluster) => {
-                    announce = Some(crate::cluster::event::Event::Account {
-                        uid: cluster.uid_of(ctx.session.id),
-                        source: source.clone(),
-                        account: Some(account.to_string()),
-                    })
+                    announce = Some((
+                        std::sync::Arc::new(world.neighbours(ctx.session.id)),
+                        crate::cluster::event::Event::Account {
+                            uid: cluster.uid_of(ctx.session.id),
+                            source: source.clone(),
+                            account: Some(account.to_string()),
+                        },
+                    ))
                 }
                 None => {
                     for other in world.neighbours(ctx.session.id) {
@@ -575,8 +578,15 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         }
         source
     };
-    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
-        cluster.publish(ctx.shared, event, None);
+    if let (Some(cluster), Some((neighbours, event))) = (&ctx.shared.cluster, announce) {
+        cluster.publish_to(
+            ctx.shared,
+            event,
+            crate::cluster::Local {
+                echo: None,
+                recipients: Some(neighbours),
+            },
+        );
     }
     let mask = if ctx.session.nick.is_empty() {
         "*".to_string()

@@ -2403,7 +2403,10 @@ mod tests {
         let config = parse_then(
             text,
             None,
-            env(&[("PARLEY_ACCOUNTS__POSTGRES_URL", "postgres://p:pw@127.0.0.1/p")]),
+            env(&[(
+                "PARLEY_ACCOUNTS__POSTGRES_URL",
+                "postgres://p:pw@127.0.0.1/p",
+            )]),
         )
         .expect("the environment supplies the URL");
         assert_eq!(config.accounts.postgres_url, "postgres://p:pw@127.0.0.1/p");

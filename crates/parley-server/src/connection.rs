@@ -125,6 +125,12 @@ async fn serve_split<S>(
     let mut writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
 
     let reason = read_loop(&shared, &mut session, &outbound, reader).await;
+    // Its last messages go out before its QUIT.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        drain_in_flight(&shared, &mut session, &outbound, 0),
+    )
+    .await;
     finish(&shared, &session, &outbound, &reason);
     if tokio::time::timeout(Duration::from_secs(5), &mut writer_task)
         .await
@@ -209,6 +215,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
                 }
                 corked.hold();
+            }
+            if !session.in_flight.is_empty() && !is_message_line(&pending[start..handled]) {
+                corked.release();
+                let end = drain_in_flight(shared, session, outbound, 0).await;
+                corked.hold();
+                if let Some(end) = end {
+                    return end;
+                }
             }
             handle_line(shared, session, outbound, &pending[start..handled]);
             // Boxed, and only when there is something to wait for: waiting for a login or a
@@ -317,24 +331,91 @@ async fn read_some<R: AsyncRead + Unpin>(
 
 /// Run what the last line's handler left for later, in order: logins, deliveries waiting to be
 /// stored, history reads. Only this connection waits; a kill or shutdown cuts the wait short.
+/// How many of one sender's messages may wait in the history writer at once. One at a time
+/// meant a group commit carried one line per sender and every member got a write per commit;
+/// with a window, a flat-out sender's lines share commits and writes. The writer is one task,
+/// so they still go out in the order sent.
+const IN_FLIGHT: usize = 64;
+
+/// Wait until every message this connection handed on is delivered, so what it does next (a
+/// PART, a QUIT, a history query) comes after them.
+async fn drain_in_flight(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Outbound,
+    keep: usize,
+) -> Option<EndReason> {
+    while session.in_flight.len() > keep {
+        let Some(oldest) = session.in_flight.pop_front() else {
+            break;
+        };
+        tokio::select! {
+            _ = oldest => {}
+            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
+        }
+    }
+    None
+}
+
+/// True for a line whose command is PRIVMSG or NOTICE: only those may pass messages still in
+/// the writer, since they go the same way.
+fn is_message_line(raw: &[u8]) -> bool {
+    let mut rest = raw;
+    for marker in [b'@', b':'] {
+        if rest.first() == Some(&marker) {
+            let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            rest = rest[end..].trim_ascii_start();
+        }
+    }
+    let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let verb = rest[..end].trim_ascii_end();
+    verb.eq_ignore_ascii_case(b"PRIVMSG") || verb.eq_ignore_ascii_case(b"NOTICE")
+}
+
 async fn run_followups(
     shared: &Shared,
     session: &mut Session,
     outbound: &Arc<Outbound>,
 ) -> Option<EndReason> {
     while let Some(followup) = session.followups.pop_front() {
+        if let FollowUp::Deliver(delivery) = &followup {
+            // Unlabeled, on one node: hand it on and go on reading (a label's ACK must follow
+            // the delivery; a cluster publishes after the commit, below).
+            if shared.cluster.is_none()
+                && delivery.label.is_none()
+                && session.labeled.borrow().is_none()
+            {
+                let FollowUp::Deliver(delivery) = followup else {
+                    continue;
+                };
+                if let Some(delivered) = shared.history.enqueue(delivery).await {
+                    session.in_flight.push_back(delivered);
+                }
+                if let Some(end) = drain_in_flight(shared, session, outbound, IN_FLIGHT).await {
+                    return Some(end);
+                }
+                continue;
+            }
+        }
+        if let Some(end) = drain_in_flight(shared, session, outbound, 0).await {
+            return Some(end);
+        }
         let done = async {
             match followup {
                 FollowUp::Auth(pending) => Done::Auth(auth::run(shared, session.ip, pending).await),
                 FollowUp::Deliver(mut delivery) => {
                     let event = delivery.cluster.take();
-                    let echo = delivery
-                        .echo
-                        .then(|| delivery.label.clone().unwrap_or_default());
+                    let local = crate::cluster::Local {
+                        echo: delivery
+                            .echo
+                            .then(|| delivery.label.clone().unwrap_or_default()),
+                        recipients: Some(delivery.recipients.clone()),
+                    };
                     // Stored, then published: the stream delivers it, on this node too.
                     shared.history.submit(delivery).await;
                     if let (Some(cluster), Some(event)) = (&shared.cluster, event) {
-                        cluster.publish(shared, event, echo);
+                        cluster.publish_to(shared, event, local);
                     }
                     Done::Nothing
                 }
@@ -494,12 +575,15 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
             match (&shared.cluster, user.registered) {
                 (Some(cluster), true) => {
                     // The others hear it in the stream's order, like everything else.
-                    announce = Some(crate::cluster::event::Event::Quit {
-                        uid: cluster.uid_of(session.id),
-                        source: user.source(),
-                        reason: quit_text.clone(),
-                        channels: user.channels.iter().cloned().collect(),
-                    });
+                    announce = Some((
+                        Arc::new(world.neighbours(session.id)),
+                        crate::cluster::event::Event::Quit {
+                            uid: cluster.uid_of(session.id),
+                            source: user.source(),
+                            reason: quit_text.clone(),
+                            channels: user.channels.iter().cloned().collect(),
+                        },
+                    ));
                 }
                 (None, true) => {
                     let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
@@ -534,8 +618,15 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
             }
         }
     }
-    if let (Some(cluster), Some(event)) = (&shared.cluster, announce) {
-        cluster.publish(shared, event, None);
+    if let (Some(cluster), Some((neighbours, event))) = (&shared.cluster, announce) {
+        cluster.publish_to(
+            shared,
+            event,
+            crate::cluster::Local {
+                echo: None,
+                recipients: Some(neighbours),
+            },
+        );
     }
     if !outbound.is_killed() {
         let text = match reason {
@@ -556,4 +647,32 @@ fn bad_verb(text: &str) -> &str {
         words.next();
     }
     words.next().unwrap_or("*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_message_line;
+
+    #[test]
+    fn only_privmsg_and_notice_may_pass_messages_in_flight() {
+        for line in [
+            &b"PRIVMSG #a :hi\r\n"[..],
+            b"notice bob :x\r\n",
+            b"@label=1 PRIVMSG #a :hi\r\n",
+            b":me!u@h PRIVMSG #a :hi\r\n",
+            b"@t=1 :me PRIVMSG #a :hi\r\n",
+        ] {
+            assert!(is_message_line(line), "{}", String::from_utf8_lossy(line));
+        }
+        for line in [
+            &b"PART #a\r\n"[..],
+            b"QUIT :bye\r\n",
+            b"PRIVMSGX #a :hi\r\n",
+            b"@label=1 CHATHISTORY LATEST #a * 10\r\n",
+            b"\r\n",
+            b"",
+        ] {
+            assert!(!is_message_line(line), "{}", String::from_utf8_lossy(line));
+        }
+    }
 }

@@ -225,6 +225,9 @@ pub struct Session {
     pub labeled: std::cell::RefCell<Option<Labeled>>,
     /// Set by QUIT (or a fatal error): the connection ends after this line.
     pub quit: Option<String>,
+    /// This connection's messages handed to the history writer and not yet delivered, oldest
+    /// first (see `connection::IN_FLIGHT`).
+    pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// The label of the command being handled and the replies collected for it.
@@ -255,6 +258,7 @@ impl Session {
             last_broadcast: None,
             labeled: Default::default(),
             quit: None,
+            in_flight: Default::default(),
         }
     }
 

@@ -95,6 +95,9 @@ pub enum HistoryRequest {
         key: String,
         shown: String,
         limit: usize,
+        /// When the user joined: only what was said before then, since what came after was
+        /// delivered live (the read may run well after the join on a busy server).
+        before_ms: i64,
     },
 }
 
@@ -183,22 +186,30 @@ impl History {
     }
 
     /// Store (if history is on) and deliver; returns once delivered.
-    pub async fn submit(&self, mut delivery: Box<Delivery>) {
+    pub async fn submit(&self, delivery: Box<Delivery>) {
+        if let Some(delivered) = self.enqueue(delivery).await {
+            let _ = delivered.await;
+        }
+    }
+
+    /// Hand the message to the writer and return at once: the receiver resolves once it is
+    /// stored and delivered (None: delivered already). The one writer keeps every sender's
+    /// messages in order, so a sender may have several on their way (see `connection.rs`).
+    pub async fn enqueue(&self, mut delivery: Box<Delivery>) -> Option<oneshot::Receiver<()>> {
         if !self.config.enabled {
             delivery.stored = None;
             delivery.deliver(&mut HeldWakes::default());
-            return;
+            return None;
         }
         let (done, delivered) = oneshot::channel();
         match self.jobs.send(Job::Deliver(delivery, done)).await {
-            Ok(()) => {
-                let _ = delivered.await;
-            }
+            Ok(()) => Some(delivered),
             // The writer is gone (shutting down): deliver unstored rather than drop.
             Err(mpsc::error::SendError(Job::Deliver(delivery, _))) => {
-                delivery.deliver(&mut HeldWakes::default())
+                delivery.deliver(&mut HeldWakes::default());
+                None
             }
-            Err(_) => {}
+            Err(_) => None,
         }
     }
 
@@ -262,9 +273,16 @@ impl History {
                     HistoryRequest::Query {
                         key, query, limit, ..
                     } => (key.clone(), query.clone(), *limit),
-                    HistoryRequest::Replay { key, limit, .. } => {
-                        (key.clone(), HistoryQuery::Latest(None), *limit)
-                    }
+                    HistoryRequest::Replay {
+                        key,
+                        limit,
+                        before_ms,
+                        ..
+                    } => (
+                        key.clone(),
+                        HistoryQuery::Before(crate::store::Bound::Time(*before_ms)),
+                        *limit,
+                    ),
                     HistoryRequest::Targets { .. } => unreachable!("handled above"),
                 };
                 let result = blocking(move || reader.query(&key, &query, limit)).await;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::event::{
     ChannelInfo, Envelope, Event, ModeChange, Snapshot, Target, TopicInfo, UserInfo,
 };
-use super::Cluster;
+use super::{Cluster, Local};
 use crate::context::line;
 use crate::outbound::Outbound;
 use crate::relay::{escape_tag, wire, with_tag, Relay};
@@ -41,10 +41,14 @@ pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> 
     world.remote.get(uid).copied()
 }
 
-/// Apply one envelope from the stream. `label` is the echo label a local sender is waiting for
-/// (own messages only).
-pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Option<String>) {
+/// Apply one envelope from the stream. `local` is what this node kept of its own event: the
+/// recipients fixed when it happened and the echo a sender waits for.
+pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Option<Local>) {
     let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
+    let Local {
+        echo: label,
+        recipients: captured,
+    } = local.unwrap_or_default();
     let whowas_limit = shared.config.limits.whowas_entries;
     let mut world = shared.world.lock();
     match envelope.event {
@@ -65,7 +69,8 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 }
             }
             let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
-            for member in members_of(&world, &channels) {
+            let recipients = captured.unwrap_or_else(|| Arc::new(members_of(&world, &channels)));
+            for member in recipients.iter() {
                 let _ = member.push(&bytes);
             }
         }
@@ -77,7 +82,8 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 rename(&mut world, id, &nick, whowas_limit);
             }
             let bytes = line(Some(&source), "NICK", &[], Some(&nick));
-            for other in world.neighbours(id) {
+            let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
+            for other in recipients.iter() {
                 let _ = other.push(&bytes);
             }
         }
@@ -100,7 +106,8 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 &[account.as_deref().unwrap_or("*")],
                 None,
             );
-            for other in world.neighbours(id) {
+            let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
+            for other in recipients.iter() {
                 if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
                     let _ = other.push(&bytes);
                 }
@@ -138,7 +145,11 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
             let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
                 .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
             let actor = world.users.get(&id).map(|u| u.outbound.clone());
-            send_except(&relay, &chan.snapshot, actor.as_ref());
+            send_except(
+                &relay,
+                captured.as_ref().unwrap_or(&chan.snapshot),
+                actor.as_ref(),
+            );
         }
         Event::Part {
             uid,
@@ -154,7 +165,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
             }
             if let Some(chan) = world.channels.get(&key) {
                 let relay = Relay::new(&source, None, "PART", &[&chan.name], reason.as_deref());
-                send_except(&relay, &chan.snapshot, None);
+                send_except(&relay, captured.as_ref().unwrap_or(&chan.snapshot), None);
             }
         }
         Event::Kick {
@@ -177,7 +188,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 .map(|u| u.outbound.clone());
             if let Some(chan) = world.channels.get(&key) {
                 // Before the target leaves, so a target on this node sees its own KICK.
-                for member in chan.snapshot.iter() {
+                for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
                     if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
                         let _ = member.push(&bytes);
                     }
@@ -211,7 +222,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
             }
             let text = topic.map(|t| t.text).unwrap_or_default();
             let bytes = line(Some(&source), "TOPIC", &[&chan.name], Some(&text));
-            for member in chan.snapshot.iter() {
+            for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
                 if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
                     let _ = member.push(&bytes);
                 }
@@ -235,7 +246,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 return;
             };
             let bytes = mode_line(&source, &chan.name, &changes);
-            for member in chan.snapshot.iter() {
+            for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
                 if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
                     let _ = member.push(&bytes);
                 }
@@ -263,6 +274,11 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, label: Opti
                 .and_then(|id| world.users.get(&id))
                 .map(|u| u.outbound.clone());
             match &target {
+                _ if captured.is_some() => {
+                    if let Some(recipients) = &captured {
+                        send_except(&relay, recipients, sender.as_ref());
+                    }
+                }
                 Target::Channel(key) => {
                     if let Some(chan) = world.channels.get(key) {
                         send_except(&relay, &chan.snapshot, sender.as_ref());

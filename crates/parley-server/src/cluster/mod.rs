@@ -62,6 +62,17 @@ pub enum ClaimError {
     Unavailable,
 }
 
+/// What this node keeps of its own event until the stream hands it back.
+#[derive(Default)]
+pub struct Local {
+    /// The echo a sender waits for (`Some("")`: echo without a label).
+    pub echo: Option<String>,
+    /// Who on this node gets the event's line: those who should have seen it when it happened
+    /// (a channel's members then), not whoever is there when it comes back. None: work it out
+    /// then, as for another node's event.
+    pub recipients: Option<crate::state::MemberList>,
+}
+
 struct Outgoing {
     eid: u64,
     payload: Bytes,
@@ -86,7 +97,7 @@ pub struct Cluster {
     /// Own events on their way through the stream, with the echo label a sender waits for
     /// (`Some("")`: echo without a label). Gone from here once delivered, so an event delivered
     /// locally while the bus was down is not delivered again when it comes back.
-    pending: Mutex<HashMap<u64, Option<String>>>,
+    pending: Mutex<HashMap<u64, Local>>,
     /// When each other node (and incarnation) was last heard from.
     peers: Mutex<HashMap<(String, u64), Instant>>,
     /// Since when the bus connection is up (None while it is down).
@@ -241,6 +252,18 @@ impl Cluster {
     /// While the bus is down (or the outbox is full) this node delivers at once, and the event
     /// follows to the others when the bus is back.
     pub fn publish(&self, shared: &Shared, event: Event, echo: Option<String>) {
+        self.publish_to(
+            shared,
+            event,
+            Local {
+                echo,
+                recipients: None,
+            },
+        );
+    }
+
+    /// [`Cluster::publish`], with this node's recipients fixed now.
+    pub fn publish_to(&self, shared: &Shared, event: Event, local: Local) {
         let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);
         let envelope = Envelope {
             node: self.node.clone(),
@@ -252,22 +275,25 @@ impl Cluster {
             Ok(bytes) => Bytes::from(bytes),
             Err(err) => {
                 tracing::error!(%err, "cluster event not serializable; delivering locally only");
-                apply::apply(shared, self, envelope, echo);
+                apply::apply(shared, self, envelope, Some(local));
                 return;
             }
         };
-        let up = self.connected();
-        if up {
-            self.pending.lock().insert(eid, echo.clone());
-        }
-        match self.outbox.try_send(Outgoing { eid, payload }) {
-            Ok(()) if up => {}
-            Ok(()) => apply::apply(shared, self, envelope, echo),
-            Err(_) => {
-                self.pending.lock().remove(&eid);
+        if !self.connected() {
+            // Delivered here now; the others get it when the bus takes it.
+            if self.outbox.try_send(Outgoing { eid, payload }).is_err() {
                 crate::metrics::record_cluster_dropped();
                 tracing::warn!("cluster outbox full; this event reaches local users only");
-                apply::apply(shared, self, envelope, echo);
+            }
+            apply::apply(shared, self, envelope, Some(local));
+            return;
+        }
+        self.pending.lock().insert(eid, local);
+        if self.outbox.try_send(Outgoing { eid, payload }).is_err() {
+            crate::metrics::record_cluster_dropped();
+            tracing::warn!("cluster outbox full; this event reaches local users only");
+            if let Some(local) = self.pending.lock().remove(&eid) {
+                apply::apply(shared, self, envelope, Some(local));
             }
         }
     }
@@ -582,9 +608,10 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
             // Whatever is still waiting is delivered here now; the others get it when the bus
             // takes it.
             for item in retry.iter() {
-                if let Some(echo) = cluster.pending.lock().remove(&item.eid) {
+                let local = cluster.pending.lock().remove(&item.eid);
+                if let Some(local) = local {
                     if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
-                        apply::apply(&shared, &cluster, envelope, echo);
+                        apply::apply(&shared, &cluster, envelope, Some(local));
                     }
                 }
             }
@@ -669,10 +696,10 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope) {
     let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
     if own {
         // Delivered already (the bus was down when it was sent)? Then nothing is left to do.
-        let Some(echo) = cluster.pending.lock().remove(&envelope.eid) else {
-            return;
-        };
-        apply::apply(shared, cluster, envelope, echo);
+        let local = cluster.pending.lock().remove(&envelope.eid);
+        if let Some(local) = local {
+            apply::apply(shared, cluster, envelope, Some(local));
+        }
         return;
     }
     cluster.heard(&envelope.node, envelope.incarnation);

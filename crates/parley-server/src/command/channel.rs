@@ -203,16 +203,19 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let announce = match &ctx.shared.cluster {
         Some(cluster) => {
             let _ = ctx.outbound.push(&bytes);
-            Some(Event::Topic {
-                uid: cluster.uid_of(id),
-                source: source.clone(),
-                channel: channel.name.clone(),
-                topic: channel.topic.as_ref().map(|t| TopicInfo {
-                    text: t.text.clone(),
-                    set_by: t.set_by.clone(),
-                    set_at_ms: crate::cluster::apply::millis(t.set_at),
-                }),
-            })
+            Some((
+                channel.snapshot.clone(),
+                Event::Topic {
+                    uid: cluster.uid_of(id),
+                    source: source.clone(),
+                    channel: channel.name.clone(),
+                    topic: channel.topic.as_ref().map(|t| TopicInfo {
+                        text: t.text.clone(),
+                        set_by: t.set_by.clone(),
+                        set_at_ms: crate::cluster::apply::millis(t.set_at),
+                    }),
+                },
+            ))
         }
         None => {
             for member in channel.snapshot.iter() {
@@ -227,8 +230,15 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .persist(StateChange::SaveChannel(Box::new(record)));
     }
     drop(world);
-    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
-        cluster.publish(ctx.shared, event, None);
+    if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
+        cluster.publish_to(
+            ctx.shared,
+            event,
+            crate::cluster::Local {
+                echo: None,
+                recipients: Some(members),
+            },
+        );
     }
 }
 
@@ -410,14 +420,17 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                         .get(&target_id)
                         .and_then(|u| u.remote.clone())
                         .unwrap_or_else(|| cluster.uid_of(target_id));
-                    kicks.push(Event::Kick {
-                        source: source.clone(),
-                        channel: shown.clone(),
-                        target: target_uid,
-                        target_nick: target_nick.clone(),
-                        reason: reason.clone(),
-                        by: cluster.uid_of(ctx.session.id),
-                    });
+                    kicks.push((
+                        None,
+                        Event::Kick {
+                            source: source.clone(),
+                            channel: shown.clone(),
+                            target: target_uid,
+                            target_nick: target_nick.clone(),
+                            reason: reason.clone(),
+                            by: cluster.uid_of(ctx.session.id),
+                        },
+                    ));
                 }
                 None => {
                     for member in channel.snapshot.iter() {
@@ -427,6 +440,15 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             }
         }
         world.leave_channel(target_id, &key);
+        if let Some((members, _)) = kicks.last_mut().filter(|(m, _)| m.is_none()) {
+            *members = Some(
+                world
+                    .channels
+                    .get(&key)
+                    .map(|c| c.snapshot.clone())
+                    .unwrap_or_default(),
+            );
+        }
         ctx.shared.history.audit(
             "kick",
             Some(&ctx.session.nick),
@@ -440,8 +462,15 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     drop(world);
     if let Some(cluster) = &ctx.shared.cluster {
-        for event in kicks {
-            cluster.publish(ctx.shared, event, None);
+        for (members, event) in kicks {
+            cluster.publish_to(
+                ctx.shared,
+                event,
+                crate::cluster::Local {
+                    echo: None,
+                    recipients: members,
+                },
+            );
         }
     }
 }

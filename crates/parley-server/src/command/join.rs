@@ -5,6 +5,7 @@
 use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
+use crate::cluster::Local;
 use crate::command::channel::{send_names, send_topic};
 use crate::context::{Ctx, FollowUp};
 use crate::history::HistoryRequest;
@@ -149,6 +150,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             relay.send_to(ctx.outbound);
             announce = Some((
                 cluster.clone(),
+                channel.snapshot.clone(),
                 Event::Join {
                     uid: cluster.uid_of(id),
                     source: source.clone(),
@@ -177,8 +179,15 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .map(|c| c.name.clone())
         .unwrap_or_default();
     drop(world);
-    if let Some((cluster, event)) = announce {
-        cluster.publish(ctx.shared, event, None);
+    if let Some((cluster, members, event)) = announce {
+        cluster.publish_to(
+            ctx.shared,
+            event,
+            Local {
+                echo: None,
+                recipients: Some(members),
+            },
+        );
     }
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;
@@ -189,6 +198,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 key: folded,
                 shown,
                 limit: replay,
+                before_ms: crate::relay::now_ms(),
             }));
     }
 }
@@ -246,8 +256,16 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
         reason: reason.map(str::to_string),
     };
     world.leave_channel(id, &folded);
+    let remaining = world.channels.get(&folded).map(|c| c.snapshot.clone());
     drop(world);
-    cluster.publish(ctx.shared, event, None);
+    cluster.publish_to(
+        ctx.shared,
+        event,
+        Local {
+            echo: None,
+            recipients: Some(remaining.unwrap_or_default()),
+        },
+    );
 }
 
 fn part_all(ctx: &mut Ctx<'_>) {

@@ -404,19 +404,22 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             match &ctx.shared.cluster {
                 Some(cluster) => {
                     let _ = ctx.outbound.push(&bytes);
-                    announce = Some(Event::Mode {
-                        uid: cluster.uid_of(id),
-                        source: source.clone(),
-                        channel: shown.clone(),
-                        changes: applied
-                            .iter()
-                            .map(|a| ModeChange {
-                                adding: a.adding,
-                                mode: a.mode,
-                                arg: a.arg.clone(),
-                            })
-                            .collect(),
-                    });
+                    announce = Some((
+                        channel.snapshot.clone(),
+                        Event::Mode {
+                            uid: cluster.uid_of(id),
+                            source: source.clone(),
+                            channel: shown.clone(),
+                            changes: applied
+                                .iter()
+                                .map(|a| ModeChange {
+                                    adding: a.adding,
+                                    mode: a.mode,
+                                    arg: a.arg.clone(),
+                                })
+                                .collect(),
+                        },
+                    ));
                 }
                 None => {
                     for member in channel.snapshot.iter() {
@@ -432,8 +435,15 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
     }
     drop(world);
-    if let (Some(cluster), Some(event)) = (&ctx.shared.cluster, announce) {
-        cluster.publish(ctx.shared, event, None);
+    if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
+        cluster.publish_to(
+            ctx.shared,
+            event,
+            crate::cluster::Local {
+                echo: None,
+                recipients: Some(members),
+            },
+        );
     }
     for (code, params, text) in replies {
         let params: Vec<&str> = params.iter().map(String::as_str).collect();

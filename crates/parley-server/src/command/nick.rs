@@ -83,27 +83,31 @@ pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) 
                 return;
             }
             let old = casefold(&ctx.session.nick);
-            let source = ctx
-                .shared
-                .world
-                .lock()
-                .users
-                .get(&id)
-                .filter(|u| u.registered)
-                .map(|u| u.source());
+            let (source, neighbours) = {
+                let world = ctx.shared.world.lock();
+                let source = world
+                    .users
+                    .get(&id)
+                    .filter(|u| u.registered)
+                    .map(|u| u.source());
+                (source, world.neighbours(id))
+            };
             take(ctx, wanted);
             if old != casefold(wanted) {
                 cluster.release(&old, &uid);
             }
             if let Some(source) = source {
-                cluster.publish(
+                cluster.publish_to(
                     ctx.shared,
                     Event::Nick {
                         uid,
                         source,
                         nick: wanted.to_string(),
                     },
-                    None,
+                    crate::cluster::Local {
+                        echo: None,
+                        recipients: Some(std::sync::Arc::new(neighbours)),
+                    },
                 );
             }
         }

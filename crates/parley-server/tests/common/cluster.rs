@@ -1,0 +1,521 @@
+//! Cluster mode for tests: a private `nats-server` with JetStream, and parleyd nodes on it that
+//! share one PostgreSQL database. Nodes run in-process (a `TestServer` each) or as the real
+//! `parleyd` binary, which a test can SIGKILL. Without nats-server or PostgreSQL a cluster test
+//! skips with a line on stderr, unless `PARLEY_REQUIRE_CLUSTER=1` (CI sets it): then it fails.
+//! Lines cross nodes asynchronously, so the helpers here wait with bounds instead of `sync`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parley_server::config::StoreKind;
+use parley_server::Config;
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{free_port, postgres, Client, TestServer, TIMEOUT};
+
+/// How long state may take to reach every node (a NAMES or WHOIS that polls gives up after this).
+pub const CONVERGE: Duration = Duration::from_secs(10);
+
+/// Whether a missing nats-server or PostgreSQL fails the cluster tests instead of skipping them.
+pub fn cluster_required() -> bool {
+    std::env::var("PARLEY_REQUIRE_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+/// `None` after saying why the test skips, or a panic under `PARLEY_REQUIRE_CLUSTER=1`.
+fn skip<T>(why: &str, fix: &str) -> Option<T> {
+    assert!(
+        !cluster_required(),
+        "PARLEY_REQUIRE_CLUSTER=1 but {why}; {fix}"
+    );
+    eprintln!("skipping the cluster test: {why}");
+    None
+}
+
+/// `nats-server` on PATH, or in the sbin directories Debian installs it to (often not on a
+/// user's PATH).
+fn nats_server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A private nats-server with JetStream on a loopback port; SIGKILLed on drop. Its store dir
+/// and log live in a temp dir that outlives `stop`, so `restart` finds the JetStream data again.
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Start one, or `None` (the test skips) when nats-server is not installed.
+    pub async fn start() -> Option<NatsServer> {
+        let Some(binary) = nats_server_binary() else {
+            return skip(
+                "nats-server is not installed",
+                "install it (apt-get install nats-server)",
+            );
+        };
+        let mut nats = NatsServer {
+            binary,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir for nats-server"),
+            child: None,
+        };
+        nats.spawn().await;
+        Some(nats)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything nats-server logged, across restarts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, and wait until the process is gone (its port is closed then).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port with the same store dir, so JetStream data survives.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .expect("open the nats-server log");
+        let child = Command::new(&self.binary)
+            .arg("-js")
+            .arg("-sd")
+            .arg(self.dir.path().join("jetstream"))
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "nats-server on port {} exited with {status}; its log:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server never listened on port {}; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("nats-server's log:\n{}", tail(&self.log()));
+        }
+    }
+}
+
+/// The last lines of a log, enough to see why a test failed.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// A prefix no other cluster of any test process uses.
+fn unique_prefix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Several parleyd nodes as one network: `nodes[i]` runs in-process and is named `n{i+1}`.
+pub struct Cluster {
+    pub nodes: Vec<TestServer>,
+    /// The bus, when the cluster started its own (`None` on a shared one).
+    pub nats: Option<NatsServer>,
+    pub nats_url: String,
+    pub postgres_url: String,
+    pub prefix: String,
+}
+
+impl Cluster {
+    /// `n` in-process nodes on a nats-server of their own; `change(i, config)` adjusts node i's
+    /// config last. `None` (after saying why) when nats-server or PostgreSQL is missing.
+    pub async fn start(n: usize, change: impl Fn(usize, &mut Config)) -> Option<Cluster> {
+        let nats = NatsServer::start().await?;
+        let mut cluster = Self::start_on(&nats.url(), n, change).await?;
+        cluster.nats = Some(nats);
+        Some(cluster)
+    }
+
+    /// Like [`Cluster::start`], on a nats-server the caller keeps (several clusters can share one:
+    /// each gets its own prefix, and its own database).
+    pub async fn start_on(
+        nats_url: &str,
+        n: usize,
+        change: impl Fn(usize, &mut Config),
+    ) -> Option<Cluster> {
+        if postgres::server_suite_on_postgres() {
+            // CI's second pass runs every server test again on PostgreSQL; a cluster is on
+            // PostgreSQL already, so running it twice would prove nothing new.
+            eprintln!(
+                "cluster test skipped in the PARLEY_TEST_STORE=postgres pass (it ran in the first)"
+            );
+            return None;
+        }
+        let prefix = unique_prefix();
+        let Some(postgres_url) = postgres::database_for(&format!("cluster-{prefix}")) else {
+            return skip(
+                "PARLEY_TEST_POSTGRES_URL is not set",
+                "run `export PARLEY_TEST_POSTGRES_URL=$(bash scripts/postgres-test-setup.sh)`",
+            );
+        };
+        let mut cluster = Cluster {
+            nodes: Vec::with_capacity(n),
+            nats: None,
+            nats_url: nats_url.to_owned(),
+            postgres_url,
+            prefix,
+        };
+        for i in 0..n {
+            let node = TestServer::start_with(|config| {
+                cluster.configure(config, &format!("n{}", i + 1));
+                change(i, config);
+            })
+            .await;
+            cluster.nodes.push(node);
+        }
+        Some(cluster)
+    }
+
+    /// The bus this cluster started; panics on a shared one (its owner stops and restarts it).
+    pub fn nats_mut(&mut self) -> &mut NatsServer {
+        self.nats
+            .as_mut()
+            .expect("Cluster::start made the nats-server (start_on's caller owns its own)")
+    }
+
+    /// What every node of this cluster has in common: the bus, the prefix, the database; and no
+    /// default channel, so that joins on one node do not show up everywhere unasked.
+    fn configure(&self, config: &mut Config, node_name: &str) {
+        config.server.default_channel = String::new();
+        config.accounts.store = StoreKind::Postgres;
+        config.accounts.postgres_url = self.postgres_url.clone();
+        config.cluster.enabled = true;
+        config.cluster.nats_url = self.nats_url.clone();
+        config.cluster.node_name = node_name.to_owned();
+        config.cluster.prefix = self.prefix.clone();
+    }
+
+    /// A registered client on node `i`.
+    pub async fn client(&self, i: usize, nick: &str) -> Client {
+        self.nodes[i].client(nick).await
+    }
+
+    /// The node `name` as the real `parleyd` binary (a child process a test can SIGKILL), with
+    /// `PARLEY_SECTION__KEY` overrides in `envs` (e.g. `PARLEY_CLUSTER__LEASE_SECS`).
+    pub async fn spawn_binary(&self, name: &str, envs: &[(&str, &str)]) -> BinaryNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = self.write_binary_config(dir.path(), port, name);
+        let log = std::fs::File::create(dir.path().join("parleyd.log")).expect("create the log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+            .arg("--config")
+            .arg(&config)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start parleyd");
+        let mut node = BinaryNode {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            child: Some(child),
+        };
+        node.wait_listening().await;
+        node
+    }
+
+    /// The whole config of a binary node in the file: `Config::load` checks the file on its own,
+    /// before environment overrides, and rejects `[cluster] enabled` or `store = "postgres"`
+    /// without the database's URL beside them.
+    fn write_binary_config(&self, dir: &Path, port: u16, name: &str) -> PathBuf {
+        let path = dir.join("parley.toml");
+        let text = format!(
+            "[server]\ndata_dir = {data_dir:?}\ndefault_channel = \"\"\n\
+             [listen]\nplain = [\"127.0.0.1:{port}\"]\ntls = []\n\
+             [web]\nlisten = []\n\
+             [accounts]\nrequire_login = false\nstore = \"postgres\"\npostgres_url = {db:?}\n\
+             [flood]\nenabled = false\n\
+             [cluster]\nenabled = true\nnats_url = {nats:?}\nnode_name = {name:?}\nprefix = {prefix:?}\n",
+            data_dir = dir.display().to_string(),
+            db = self.postgres_url,
+            nats = self.nats_url,
+            prefix = self.prefix,
+        );
+        std::fs::write(&path, text).expect("write the node's config");
+        path
+    }
+}
+
+/// A node run as the real `parleyd` binary; SIGKILLed on drop. Its log is `parleyd.log` in its dir.
+pub struct BinaryNode {
+    pub name: String,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
+}
+
+impl BinaryNode {
+    /// A registered client on this node.
+    pub async fn client(&self, nick: &str) -> Client {
+        let mut client = Client::connect(self.addr).await;
+        client.register(nick).await;
+        client
+    }
+
+    /// The node's log so far (RUST_LOG=info).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("parleyd.log")).unwrap_or_default()
+    }
+
+    /// kill -9, and reap it: no clean shutdown, no goodbye on the bus.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("kill -9 parleyd");
+            child.wait().await.expect("reap parleyd");
+        }
+    }
+
+    /// Bounded: joining the bus and the database comes before listening, so allow more than
+    /// `wait_listening` does; a node that exits shows its log.
+    async fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                panic!(
+                    "parleyd node {} exited with {status}; its log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            if TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "parleyd node {} never listened on {}; its log:\n{}",
+                self.name,
+                self.addr,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for BinaryNode {
+    /// A failed test shows what the node logged (the temp dir goes with it).
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("parleyd node {}'s log:\n{}", self.name, tail(&self.log()));
+        }
+    }
+}
+
+/// A registered client on `addr` that negotiated `caps` (space-separated) first.
+pub async fn client_with_caps(addr: SocketAddr, nick: &str, caps: &str) -> Client {
+    let mut client = Client::connect(addr).await;
+    client.nick = nick.to_owned();
+    client.send("CAP LS 302").await;
+    client.send(&format!("CAP REQ :{caps}")).await;
+    let ack = client
+        .expect(|l| l.contains(" CAP ") && (l.contains(" ACK ") || l.contains(" NAK ")))
+        .await;
+    assert!(ack.contains(" ACK "), "{nick}: CAP REQ :{caps} -> {ack}");
+    client.send(&format!("NICK {nick}")).await;
+    client.send(&format!("USER {nick} 0 * :Test {nick}")).await;
+    client.send("CAP END").await;
+    client.expect_numeric("001").await;
+    client.sync().await;
+    client
+}
+
+/// The prefixed nicks (`@alice`, `bob`) of the 353 replies for `channel` among `lines`.
+pub fn names_in(lines: &[String], channel: &str) -> BTreeSet<String> {
+    let list = format!(" {channel} :");
+    lines
+        .iter()
+        .filter(|l| l.split(' ').nth(1) == Some("353"))
+        .filter_map(|l| l.split_once(&list))
+        .flat_map(|(_, names)| names.split(' '))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `nick!~nick@127.0.0.1`: how a test client registered as `nick` appears on every node.
+pub fn source(nick: &str) -> String {
+    format!("{nick}!~{nick}@127.0.0.1")
+}
+
+impl Client {
+    /// The next line within `within`, `None` when none came; panics if the connection closed.
+    pub async fn recv_within(&mut self, within: Duration) -> Option<String> {
+        let mut line = String::new();
+        match tokio::time::timeout(within, self.reader.read_line(&mut line)).await {
+            Err(_) => None,
+            Ok(Ok(0)) => panic!("{}: server closed the connection", self.nick),
+            Ok(Err(e)) => panic!("{}: read error {e}", self.nick),
+            Ok(Ok(_)) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+        }
+    }
+
+    /// Read until a line matches, for at most `within`; returns it and the lines before it.
+    /// Fails with every line seen on timeout or close.
+    pub async fn expect_within(
+        &mut self,
+        within: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> (String, Vec<String>) {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.recv_within(left).await else {
+                panic!(
+                    "{}: expected line never came within {within:?}; saw {seen:#?}",
+                    self.nick
+                );
+            };
+            if matches(&line) {
+                return (line, seen);
+            }
+            seen.push(line);
+        }
+    }
+
+    /// The next line must be `expected` (it may come from another node: waits up to `TIMEOUT`).
+    pub async fn expect_next(&mut self, expected: &str) {
+        let Some(line) = self.recv_within(TIMEOUT).await else {
+            panic!(
+                "{}: expected {expected:?}, got nothing in {TIMEOUT:?}",
+                self.nick
+            );
+        };
+        assert_eq!(line, expected, "{}: the next line", self.nick);
+    }
+
+    /// NAMES `channel` on this client's node, as a set of prefixed nicks (`@alice`, `bob`).
+    pub async fn names(&mut self, channel: &str) -> BTreeSet<String> {
+        self.send(&format!("NAMES {channel}")).await;
+        let lines = self.sync().await;
+        names_in(&lines, channel)
+    }
+
+    /// Poll NAMES until this node lists exactly `expected` in `channel` (bounded by `CONVERGE`).
+    /// Only for a client with nothing else pending: the lines in between are dropped.
+    pub async fn await_names(&mut self, channel: &str, expected: &[&str]) {
+        let expected: BTreeSet<String> = expected.iter().map(|n| n.to_string()).collect();
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let names = self.names(channel).await;
+            if names == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: NAMES {channel} on this node never became {expected:?}; last {names:?}",
+                self.nick
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Poll WHOIS until this node knows `nick` (bounded by `CONVERGE`); returns the 311 line.
+    /// Only for a client with nothing else pending: the lines in between are dropped.
+    pub async fn await_whois(&mut self, nick: &str) -> String {
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            self.send(&format!("WHOIS {nick}")).await;
+            let lines = self.sync().await;
+            if let Some(user) = lines.iter().find(|l| l.contains(" 311 ")) {
+                return user.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: WHOIS {nick} on this node never answered 311; last {lines:?}",
+                self.nick
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// JOIN `channel` once this node lists `before` in it (so the join comes after theirs
+    /// everywhere); checks the JOIN and returns the join burst (NAMES, topic).
+    pub async fn join_after(&mut self, channel: &str, before: &[&str]) -> Vec<String> {
+        self.await_names(channel, before).await;
+        self.send(&format!("JOIN {channel}")).await;
+        let own = format!(":{} JOIN {channel}", source(&self.nick));
+        let (_, mut burst) = self.expect_within(TIMEOUT, |l| l == own).await;
+        let (end, rest) = self.expect_within(TIMEOUT, |l| l.contains(" 366 ")).await;
+        burst.extend(rest);
+        burst.push(end);
+        burst
+    }
+}
