@@ -293,3 +293,31 @@ async fn a_nick_still_registering_cannot_be_messaged() {
         vec![":alice!~alice@127.0.0.1 PRIVMSG pending :hello!".to_string()]
     );
 }
+
+/// A sender's lines may wait in the history writer several at a time; they still arrive in the
+/// order sent, each once, and a PART sent right behind them never overtakes them.
+#[tokio::test]
+async fn a_burst_of_messages_arrives_in_order_before_the_senders_part() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    let mut burst = String::new();
+    for i in 0..300 {
+        burst.push_str(&format!("PRIVMSG #lobby :line {i}\r\n"));
+    }
+    burst.push_str("PART #lobby :done\r\n");
+    alice.send_raw(burst.as_bytes()).await;
+    let mut got = Vec::new();
+    loop {
+        let line = bob.recv().await;
+        if line.contains(" PART ") {
+            assert_eq!(line, ":alice!~alice@127.0.0.1 PART #lobby :done");
+            break;
+        }
+        got.push(line);
+    }
+    let expected: Vec<String> = (0..300)
+        .map(|i| format!(":alice!~alice@127.0.0.1 PRIVMSG #lobby :line {i}"))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(bob.sync().await.is_empty(), "nothing after the PART");
+}
