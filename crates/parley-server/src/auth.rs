@@ -579,14 +579,7 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         source
     };
     if let (Some(cluster), Some((neighbours, event))) = (&ctx.shared.cluster, announce) {
-        cluster.publish_to(
-            ctx.shared,
-            event,
-            crate::cluster::Local {
-                echo: None,
-                recipients: Some(neighbours),
-            },
-        );
+        cluster.announce(ctx.shared, event, neighbours);
     }
     let mask = if ctx.session.nick.is_empty() {
         "*".to_string()

@@ -619,14 +619,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         }
     }
     if let (Some(cluster), Some((neighbours, event))) = (&shared.cluster, announce) {
-        cluster.publish_to(
-            shared,
-            event,
-            crate::cluster::Local {
-                echo: None,
-                recipients: Some(neighbours),
-            },
-        );
+        cluster.announce(shared, event, neighbours);
     }
     if !outbound.is_killed() {
         let text = match reason {

@@ -188,11 +188,11 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                 .map(|u| u.outbound.clone());
             if let Some(chan) = world.channels.get(&key) {
                 // Before the target leaves, so a target on this node sees its own KICK.
-                for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
-                    if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
-                        let _ = member.push(&bytes);
-                    }
-                }
+                push_except(
+                    &bytes,
+                    captured.as_ref().unwrap_or(&chan.snapshot),
+                    actor.as_ref(),
+                );
             }
             if !own {
                 if let Some(id) = resolve(cluster, &world, &target) {
@@ -222,11 +222,11 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             }
             let text = topic.map(|t| t.text).unwrap_or_default();
             let bytes = line(Some(&source), "TOPIC", &[&chan.name], Some(&text));
-            for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
-                if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
-                    let _ = member.push(&bytes);
-                }
-            }
+            push_except(
+                &bytes,
+                captured.as_ref().unwrap_or(&chan.snapshot),
+                actor.as_ref(),
+            );
         }
         Event::Mode {
             uid,
@@ -246,11 +246,11 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                 return;
             };
             let bytes = mode_line(&source, &chan.name, &changes);
-            for member in captured.as_ref().unwrap_or(&chan.snapshot).iter() {
-                if actor.as_ref().is_none_or(|a| !Arc::ptr_eq(a, member)) {
-                    let _ = member.push(&bytes);
-                }
-            }
+            push_except(
+                &bytes,
+                captured.as_ref().unwrap_or(&chan.snapshot),
+                actor.as_ref(),
+            );
         }
         Event::Message {
             uid,
@@ -415,6 +415,14 @@ fn members_of(world: &World, channels: &[String]) -> Vec<Arc<Outbound>> {
         }
     }
     out
+}
+
+fn push_except(bytes: &[u8], members: &[Arc<Outbound>], except: Option<&Arc<Outbound>>) {
+    for member in members {
+        if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
+            let _ = member.push(bytes);
+        }
+    }
 }
 
 fn send_except(relay: &Relay, members: &[Arc<Outbound>], except: Option<&Arc<Outbound>>) {

@@ -262,6 +262,18 @@ impl Cluster {
         );
     }
 
+    /// A change whose line goes, on this node, to `recipients`: those who saw it happen.
+    pub fn announce(&self, shared: &Shared, event: Event, recipients: crate::state::MemberList) {
+        self.publish_to(
+            shared,
+            event,
+            Local {
+                echo: None,
+                recipients: Some(recipients),
+            },
+        );
+    }
+
     /// [`Cluster::publish`], with this node's recipients fixed now.
     pub fn publish_to(&self, shared: &Shared, event: Event, local: Local) {
         let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);

@@ -231,14 +231,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     drop(world);
     if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
-        cluster.publish_to(
-            ctx.shared,
-            event,
-            crate::cluster::Local {
-                echo: None,
-                recipients: Some(members),
-            },
-        );
+        cluster.announce(ctx.shared, event, members);
     }
 }
 

@@ -5,7 +5,6 @@
 use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
-use crate::cluster::Local;
 use crate::command::channel::{send_names, send_topic};
 use crate::context::{Ctx, FollowUp};
 use crate::history::HistoryRequest;
@@ -180,14 +179,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .unwrap_or_default();
     drop(world);
     if let Some((cluster, members, event)) = announce {
-        cluster.publish_to(
-            ctx.shared,
-            event,
-            Local {
-                echo: None,
-                recipients: Some(members),
-            },
-        );
+        cluster.announce(ctx.shared, event, members);
     }
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;
@@ -258,14 +250,7 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
     world.leave_channel(id, &folded);
     let remaining = world.channels.get(&folded).map(|c| c.snapshot.clone());
     drop(world);
-    cluster.publish_to(
-        ctx.shared,
-        event,
-        Local {
-            echo: None,
-            recipients: Some(remaining.unwrap_or_default()),
-        },
-    );
+    cluster.announce(ctx.shared, event, remaining.unwrap_or_default());
 }
 
 fn part_all(ctx: &mut Ctx<'_>) {

@@ -436,14 +436,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     drop(world);
     if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
-        cluster.publish_to(
-            ctx.shared,
-            event,
-            crate::cluster::Local {
-                echo: None,
-                recipients: Some(members),
-            },
-        );
+        cluster.announce(ctx.shared, event, members);
     }
     for (code, params, text) in replies {
         let params: Vec<&str> = params.iter().map(String::as_str).collect();

@@ -97,18 +97,12 @@ pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) 
                 cluster.release(&old, &uid);
             }
             if let Some(source) = source {
-                cluster.publish_to(
-                    ctx.shared,
-                    Event::Nick {
-                        uid,
-                        source,
-                        nick: wanted.to_string(),
-                    },
-                    crate::cluster::Local {
-                        echo: None,
-                        recipients: Some(std::sync::Arc::new(neighbours)),
-                    },
-                );
+                let event = Event::Nick {
+                    uid,
+                    source,
+                    nick: wanted.to_string(),
+                };
+                cluster.announce(ctx.shared, event, std::sync::Arc::new(neighbours));
             }
         }
         Err(ClaimError::Taken) => in_use(ctx, wanted),
