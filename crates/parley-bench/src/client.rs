@@ -32,7 +32,9 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where and how clients connect.
 #[derive(Clone)]
 pub struct Endpoint {
-    pub addr: SocketAddr,
+    /// The server's addresses, one per node of a cluster (or the same one repeated); client
+    /// `index` uses `addrs[index % addrs.len()]`, so clients are spread over them round-robin.
+    pub addrs: Vec<SocketAddr>,
     /// When set, connections use TLS with this config (which pins the server's certificate).
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Local source addresses to spread connections over; empty means "let the kernel choose".
@@ -41,15 +43,35 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn plain(addr: SocketAddr) -> Self {
+        Endpoint::spread(vec![addr])
+    }
+
+    /// Clients spread round-robin over several addresses (a cluster's nodes).
+    pub fn spread(addrs: Vec<SocketAddr>) -> Self {
         Endpoint {
-            addr,
+            addrs,
             tls: None,
             sources: Vec::new(),
         }
     }
 
-    /// Connect client number `index` (which picks its source address round-robin).
+    /// How many addresses the clients are spread over.
+    pub fn nodes(&self) -> usize {
+        self.addrs.len().max(1)
+    }
+
+    /// Which of [`Endpoint::addrs`] client number `index` connects to.
+    pub fn node_of(&self, index: usize) -> usize {
+        index % self.nodes()
+    }
+
+    /// Connect client number `index` (which picks its server address and its source address
+    /// round-robin).
     pub async fn connect(&self, index: usize) -> Result<Conn> {
+        let addr = *self
+            .addrs
+            .get(self.node_of(index))
+            .context("no server address to connect to")?;
         let tcp = match self.sources.get(index % self.sources.len().max(1)) {
             Some(source) => {
                 let socket = TcpSocket::new_v4().context("creating a socket")?;
@@ -57,13 +79,13 @@ impl Endpoint {
                     .bind(SocketAddr::new(*source, 0))
                     .with_context(|| format!("binding the source address {source}"))?;
                 socket
-                    .connect(self.addr)
+                    .connect(addr)
                     .await
-                    .with_context(|| format!("connecting to {} from {source}", self.addr))?
+                    .with_context(|| format!("connecting to {addr} from {source}"))?
             }
-            None => TcpStream::connect(self.addr)
+            None => TcpStream::connect(addr)
                 .await
-                .with_context(|| format!("connecting to {}", self.addr))?,
+                .with_context(|| format!("connecting to {addr}"))?,
         };
         tcp.set_nodelay(true).ok();
         let stream = match &self.tls {
@@ -75,7 +97,7 @@ impl Endpoint {
                 let tls = connector
                     .connect(name, tcp)
                     .await
-                    .with_context(|| format!("TLS handshake with {}", self.addr))?;
+                    .with_context(|| format!("TLS handshake with {addr}"))?;
                 Stream::Tls(Box::new(tls))
             }
         };

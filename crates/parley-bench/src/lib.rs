@@ -7,6 +7,7 @@
 
 pub mod ceiling;
 pub mod client;
+pub mod cluster;
 pub mod payload;
 pub mod report;
 pub mod scenario;

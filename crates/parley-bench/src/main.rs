@@ -1,7 +1,8 @@
-//! `parley-bench`: run one scenario against one IRC server (`run`), the same scenario against
-//! several servers in turn (`compare`: parleyd, ngIRCd, InspIRCd and the ceiling relay, each
-//! started here with a benchmark config), or serve the ceiling relay (`ceiling`). Exits non-zero
-//! when any run lost, repeated or reordered a message, so a fast but wrong server never passes.
+//! `parley-bench`: run one scenario against one IRC server or a cluster's nodes (`run`), the same
+//! scenario against several servers in turn (`compare`: parleyd, ngIRCd, InspIRCd and the ceiling
+//! relay, each started here with a benchmark config), fanout against parleyd clusters of several
+//! sizes (`cluster`), or serve the ceiling relay (`ceiling`). Exits non-zero when any run lost,
+//! repeated or reordered a message, so a fast but wrong server never passes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use parley_bench::client::{pinned_tls_config, raise_fd_limit, Endpoint};
+use parley_bench::cluster;
 use parley_bench::report::{self, Outcome};
 use parley_bench::scenario::connect::ConnectParams;
 use parley_bench::scenario::dm::DmParams;
@@ -53,18 +55,25 @@ struct Cli {
 enum Command {
     /// Run a scenario against a server that is already running.
     Run {
-        /// The server's plain-text address (loopback only).
-        #[arg(long, default_value = "127.0.0.1:6667")]
-        addr: SocketAddr,
-        /// Connect over TLS to this address instead, pinning --fingerprint.
+        /// The server's plain-text address (loopback only). Repeat it, or give several separated
+        /// by commas, to spread the clients over a cluster's nodes round-robin.
+        #[arg(
+            long = "addr",
+            visible_alias = "addrs",
+            value_delimiter = ',',
+            default_value = "127.0.0.1:6667"
+        )]
+        addrs: Vec<SocketAddr>,
+        /// Connect over TLS to this address instead, pinning --fingerprint (one address only).
         #[arg(long, requires = "fingerprint")]
         tls_addr: Option<SocketAddr>,
         /// The server certificate's SHA-256 fingerprint (`parleyd cert show`).
         #[arg(long)]
         fingerprint: Option<String>,
-        /// The server's process id, to read its memory use.
-        #[arg(long)]
-        server_pid: Option<u32>,
+        /// The server's process id, to read its CPU and memory use (repeat it for a cluster's
+        /// nodes: the figures add them up).
+        #[arg(long = "server-pid")]
+        server_pids: Vec<u32>,
         /// An account for SASL PLAIN logins, as NAME:PASSWORD (repeat for more).
         #[arg(long = "account")]
         accounts: Vec<String>,
@@ -95,6 +104,32 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         scenario: Scenario,
+    },
+    /// Start parleyd clusters of each size in turn (a NATS server and N nodes sharing one
+    /// PostgreSQL database), run fanout with the clients spread over the nodes, print a table.
+    Cluster {
+        /// The parleyd binary (default: next to this one).
+        #[arg(long)]
+        parleyd: Option<PathBuf>,
+        /// The PostgreSQL database the nodes share, as a postgres:// URL (default:
+        /// $PARLEY_BENCH_POSTGRES_URL). Each cluster gets a fresh schema in it, dropped after.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Cluster sizes, in order.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        nodes: Vec<usize>,
+        /// The nats-server binary, 2.9 or newer (default: on PATH, else /usr/sbin/nats-server).
+        #[arg(long)]
+        nats_server: Option<PathBuf>,
+        /// Let the nodes log at `info` (their logs are in their temp dirs, shown when one fails
+        /// to start).
+        #[arg(long)]
+        verbose: bool,
+        /// Keep going when a cluster cannot be started or its run fails.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        fanout: FanoutArgs,
     },
     /// Serve the bare ceiling relay until killed.
     Ceiling {
@@ -349,9 +384,11 @@ fn main() -> Result<()> {
     let runtime = runtime.build().context("starting the tokio runtime")?;
     let outcomes = runtime.block_on(run(&cli, limit))?;
     let label = cli.label.clone().unwrap_or_else(|| {
-        scenario_of(&cli.command)
-            .map_or("results", Scenario::name)
-            .to_string()
+        match &cli.command {
+            Command::Cluster { .. } => "cluster",
+            command => scenario_of(command).map_or("results", Scenario::name),
+        }
+        .to_string()
     });
     println!("{}", report::table(&outcomes));
     report::save(&cli.out, &label, &outcomes)?;
@@ -365,7 +402,7 @@ fn main() -> Result<()> {
 fn scenario_of(command: &Command) -> Option<&Scenario> {
     match command {
         Command::Run { scenario, .. } | Command::Compare { scenario, .. } => Some(scenario),
-        Command::Ceiling { .. } => None,
+        Command::Ceiling { .. } | Command::Cluster { .. } => None,
     }
 }
 
@@ -387,23 +424,28 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
     match &cli.command {
         Command::Ceiling { .. } => Ok(Vec::new()),
         Command::Run {
-            addr,
+            addrs,
             tls_addr,
             fingerprint,
-            server_pid,
+            server_pids,
             accounts,
             scenario,
         } => {
-            ensure_loopback(addr.ip())?;
-            let mut endpoint = Endpoint::plain(*addr);
+            for addr in addrs {
+                ensure_loopback(addr.ip())?;
+            }
+            let mut endpoint = Endpoint::spread(addrs.clone());
             if let (Some(tls_addr), Some(fingerprint)) = (tls_addr, fingerprint) {
                 ensure_loopback(tls_addr.ip())?;
-                endpoint.addr = *tls_addr;
+                if addrs.len() > 1 {
+                    bail!("--tls-addr takes one server; several --addr are for plain-text runs");
+                }
+                endpoint.addrs = vec![*tls_addr];
                 endpoint.tls = Some(pinned_tls_config(fingerprint, *tls_addr)?);
             }
             endpoint.sources = sources(cli.sources);
             let mut target = Target::new("server", endpoint);
-            target.server_pid = *server_pid;
+            target.server_pids = server_pids.clone();
             target.progress = progress;
             target.setup_concurrency = cli.setup_concurrency;
             for pair in accounts {
@@ -424,12 +466,7 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
             scenario,
         } => {
             check_fds(scenario, fd_limit)?;
-            let parleyd = match parleyd {
-                Some(path) => path.clone(),
-                None => std::env::current_exe()
-                    .context("finding this binary")?
-                    .with_file_name("parleyd"),
-            };
+            let parleyd = parleyd_path(parleyd.as_ref())?;
             let mut outcomes = Vec::new();
             for kind in kinds {
                 if *tls && *kind != Kind::Parleyd {
@@ -456,6 +493,7 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
                     accounts: scenario.sasl_accounts(),
                     verbose: false,
                     data_dir: data_dir.clone(),
+                    cluster: None,
                 };
                 let server = match servers::start(*kind, &options) {
                     Ok(server) => server,
@@ -467,12 +505,12 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
                 };
                 let mut endpoint = Endpoint::plain(server.addr);
                 if let Some((tls_addr, fingerprint)) = &server.tls {
-                    endpoint.addr = *tls_addr;
+                    endpoint.addrs = vec![*tls_addr];
                     endpoint.tls = Some(pinned_tls_config(fingerprint, *tls_addr)?);
                 }
                 endpoint.sources = sources(cli.sources);
                 let mut target = Target::new(kind.name(), endpoint);
-                target.server_pid = Some(server.pid);
+                target.server_pids = vec![server.pid];
                 target.accounts = server.accounts.clone();
                 target.progress = progress;
                 target.setup_concurrency = if *kind == Kind::Ngircd {
@@ -499,6 +537,74 @@ async fn run(cli: &Cli, fd_limit: u64) -> Result<Vec<Outcome>> {
             }
             Ok(outcomes)
         }
+        Command::Cluster {
+            parleyd,
+            postgres_url,
+            nodes,
+            nats_server,
+            verbose,
+            keep_going,
+            fanout,
+        } => {
+            check_fds(&Scenario::Fanout(fanout.clone()), fd_limit)?;
+            if let Some(bad) = nodes
+                .iter()
+                .find(|&&n| !(1..=MAX_CLUSTER_NODES).contains(&n))
+            {
+                bail!("--nodes {bad}: a cluster here has 1 to {MAX_CLUSTER_NODES} nodes");
+            }
+            let postgres_url = match postgres_url {
+                Some(url) => url.clone(),
+                None => std::env::var(POSTGRES_URL_VAR).map_err(|_| {
+                    anyhow::anyhow!(
+                        "cluster nodes share a PostgreSQL database: pass --postgres-url or set \
+                         {POSTGRES_URL_VAR} (locally: `pg_ctlcluster 15 main start`, then \
+                         postgres://parley_test:parley_test@127.0.0.1:5432/postgres with the role \
+                         scripts/postgres-test-setup.sh makes)"
+                    )
+                })?,
+            };
+            let options = cluster::Options {
+                parleyd: parleyd_path(parleyd.as_ref())?,
+                nats_server: cluster::find_nats_server(nats_server.as_deref())?,
+                postgres_url,
+                verbose: *verbose,
+            };
+            let mut endpoint = Endpoint::spread(Vec::new());
+            endpoint.sources = sources(cli.sources);
+            let mut template = Target::new("cluster", endpoint);
+            template.progress = progress;
+            template.setup_concurrency = cli.setup_concurrency;
+            let params = fanout.params();
+            let mut outcomes = Vec::new();
+            for (run, &count) in nodes.iter().enumerate() {
+                eprintln!("cluster: starting NATS and {count} parleyd node(s)");
+                match cluster::run(&template, count, run, &options, &params).await {
+                    Ok(result) => outcomes.push(Outcome::Cluster(result)),
+                    Err(e) if *keep_going => eprintln!("cluster of {count} failed: {e:#}"),
+                    Err(e) => return Err(e.context(format!("cluster of {count} node(s)"))),
+                }
+                // Let sockets in TIME_WAIT and the last processes exit settle between clusters.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(outcomes)
+        }
+    }
+}
+
+/// The largest cluster `cluster` starts (each node is a process on this machine).
+const MAX_CLUSTER_NODES: usize = 16;
+
+/// Where `cluster` finds the nodes' shared database when --postgres-url is not given.
+const POSTGRES_URL_VAR: &str = "PARLEY_BENCH_POSTGRES_URL";
+
+/// The parleyd binary: the given one, or the one built next to this binary.
+fn parleyd_path(given: Option<&PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()
+            .context("finding this binary")?
+            .with_file_name("parleyd")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Results leave the tool three ways: a table on stdout (each figure with its ratio to parleyd,
-//! the server we care about), a JSON file with everything measured, and an SVG bar chart written
-//! by hand (no plotting crate, so no font or system library is needed to draw it).
+//! the server we care about, or in a cluster run to the smallest cluster), a JSON file with
+//! everything measured, and an SVG bar chart written by hand (no plotting crate, so no font or
+//! system library is needed to draw it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,12 +9,14 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::cluster::ClusterResult;
 use crate::scenario::connect::ConnectResult;
 use crate::scenario::dm::DmResult;
 use crate::scenario::fanout::FanoutResult;
 use crate::scenario::history::HistoryResult;
 use crate::scenario::idle::IdleResult;
 use crate::scenario::joinstorm::JoinstormResult;
+use crate::scenario::Latency;
 
 /// One scenario's result against one target.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +28,7 @@ pub enum Outcome {
     Connect(ConnectResult),
     Joinstorm(JoinstormResult),
     History(HistoryResult),
+    Cluster(ClusterResult),
 }
 
 /// A number in a table: its name, value, unit, and whether more is better.
@@ -53,6 +57,7 @@ impl Outcome {
             Outcome::Connect(r) => &r.target,
             Outcome::Joinstorm(r) => &r.target,
             Outcome::History(r) => &r.target,
+            Outcome::Cluster(r) => &r.target,
         }
     }
 
@@ -64,38 +69,57 @@ impl Outcome {
             Outcome::Connect(r) => r.ok,
             Outcome::Joinstorm(r) => r.ok,
             Outcome::History(r) => r.ok,
+            Outcome::Cluster(r) => r.ok,
         }
     }
 
     pub fn figures(&self) -> Vec<Figure> {
         match self {
-            Outcome::Fanout(r) => vec![
-                fig("deliveries/s", r.deliveries_per_sec, "", true),
-                fig("sends/s", r.sends_per_sec, "", true),
-                fig(
-                    "deliveries per server CPU-s",
-                    r.deliveries_per_server_cpu_sec.unwrap_or(f64::NAN),
-                    "",
-                    true,
-                ),
-                fig(
-                    "server CPU",
-                    r.server_cpu_cores.unwrap_or(f64::NAN),
-                    "cores",
-                    false,
-                ),
-                fig(
-                    "bench CPU",
-                    r.bench_cpu_cores.unwrap_or(f64::NAN),
-                    "cores",
-                    false,
-                ),
-                fig("latency p50", r.latency.p50_ms, "ms", false),
-                fig("latency p99", r.latency.p99_ms, "ms", false),
-                fig("latency p99.9", r.latency.p999_ms, "ms", false),
-                fig("latency max", r.latency.max_ms, "ms", false),
-                fig("missing", r.missing as f64, "", false),
-            ],
+            Outcome::Fanout(r) if r.nodes > 1 => {
+                let mut f = fanout_figures(r);
+                f.extend(node_split_figures(r));
+                f
+            }
+            Outcome::Fanout(r) => fanout_figures(r),
+            Outcome::Cluster(r) => {
+                let f = &r.fanout;
+                let mut figures = vec![
+                    fig("deliveries/s", f.deliveries_per_sec, "", true),
+                    fig("sends/s", f.sends_per_sec, "", true),
+                ];
+                figures.extend(node_split_figures(f));
+                figures.extend([
+                    fig("latency p50", f.latency.p50_ms, "ms", false),
+                    fig("latency p99", f.latency.p99_ms, "ms", false),
+                    fig("latency p99.9", f.latency.p999_ms, "ms", false),
+                    fig(
+                        "server CPU, nodes + NATS",
+                        f.server_cpu_cores.unwrap_or(f64::NAN),
+                        "cores",
+                        false,
+                    ),
+                    fig(
+                        "NATS CPU",
+                        r.nats_cpu_cores.unwrap_or(f64::NAN),
+                        "cores",
+                        false,
+                    ),
+                    fig(
+                        "bench CPU",
+                        f.bench_cpu_cores.unwrap_or(f64::NAN),
+                        "cores",
+                        false,
+                    ),
+                    fig(
+                        "deliveries per server CPU-s",
+                        f.deliveries_per_server_cpu_sec.unwrap_or(f64::NAN),
+                        "",
+                        true,
+                    ),
+                    fig("missing", f.missing as f64, "", false),
+                ]);
+                figures
+            }
             Outcome::Dm(r) => {
                 let mut f = vec![
                     fig("round trips", r.round_trips as f64, "", true),
@@ -172,6 +196,61 @@ impl Outcome {
     }
 }
 
+/// The fanout figures every run shows.
+fn fanout_figures(r: &FanoutResult) -> Vec<Figure> {
+    vec![
+        fig("deliveries/s", r.deliveries_per_sec, "", true),
+        fig("sends/s", r.sends_per_sec, "", true),
+        fig(
+            "deliveries per server CPU-s",
+            r.deliveries_per_server_cpu_sec.unwrap_or(f64::NAN),
+            "",
+            true,
+        ),
+        fig(
+            "server CPU",
+            r.server_cpu_cores.unwrap_or(f64::NAN),
+            "cores",
+            false,
+        ),
+        fig(
+            "bench CPU",
+            r.bench_cpu_cores.unwrap_or(f64::NAN),
+            "cores",
+            false,
+        ),
+        fig("latency p50", r.latency.p50_ms, "ms", false),
+        fig("latency p99", r.latency.p99_ms, "ms", false),
+        fig("latency p99.9", r.latency.p999_ms, "ms", false),
+        fig("latency max", r.latency.max_ms, "ms", false),
+        fig("missing", r.missing as f64, "", false),
+    ]
+}
+
+/// How many deliveries crossed nodes, and the latency on the sender's node and across.
+fn node_split_figures(r: &FanoutResult) -> Vec<Figure> {
+    let (same, cross) = (r.latency_same_node.as_ref(), r.latency_cross_node.as_ref());
+    let ms = |latency: Option<&Latency>, pick: fn(&Latency) -> f64| latency.map_or(f64::NAN, pick);
+    let crossed = cross.map_or(0, |l| l.samples) as f64;
+    let all = r.latency.samples as f64;
+    vec![
+        fig(
+            "cross-node deliveries",
+            if all > 0.0 {
+                100.0 * crossed / all
+            } else {
+                f64::NAN
+            },
+            "%",
+            false,
+        ),
+        fig("p50 same node", ms(same, |l| l.p50_ms), "ms", false),
+        fig("p99 same node", ms(same, |l| l.p99_ms), "ms", false),
+        fig("p50 cross node", ms(cross, |l| l.p50_ms), "ms", false),
+        fig("p99 cross node", ms(cross, |l| l.p99_ms), "ms", false),
+    ]
+}
+
 fn format_value(v: f64) -> String {
     if v.is_nan() {
         "-".into()
@@ -182,12 +261,32 @@ fn format_value(v: f64) -> String {
     }
 }
 
-/// A Markdown table: one row per figure, one column per target, ratios to parleyd.
+/// Which column the ratios are to: parleyd, or in a cluster run the smallest cluster.
+fn reference(outcomes: &[Outcome]) -> Option<usize> {
+    let smallest_cluster = || {
+        outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Outcome::Cluster(r) => Some((r.nodes, i)),
+                _ => None,
+            })
+            .min()
+            .map(|(_, i)| i)
+    };
+    outcomes
+        .iter()
+        .position(|o| o.target() == "parleyd")
+        .or_else(smallest_cluster)
+}
+
+/// A Markdown table: one row per figure, one column per target, ratios to the reference column
+/// (parleyd, or the smallest cluster).
 pub fn table(outcomes: &[Outcome]) -> String {
     let Some(first) = outcomes.first() else {
         return String::new();
     };
-    let reference = outcomes.iter().position(|o| o.target() == "parleyd");
+    let reference = reference(outcomes);
     let mut out = String::new();
     let _ = write!(out, "| figure |");
     for o in outcomes {

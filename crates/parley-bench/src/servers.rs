@@ -3,7 +3,8 @@
 //! InspIRCd from Debian's packages (installed with apt-get when missing), and the ceiling relay
 //! (this same binary). Every config turns off flood control, fake lag, per-address limits,
 //! connection throttling and ident/DNS lookups, and makes send queues large; BENCHMARKS.md lists
-//! each change. A [`ServerProcess`] kills its child when dropped.
+//! each change. A [`ServerProcess`] kills its child when dropped. `cluster` starts its parleyd
+//! nodes here too, with the same config plus the shared store and `[cluster]` (see cluster.rs).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -63,10 +64,35 @@ pub struct Options {
     pub verbose: bool,
     /// parleyd's data dir instead of one in the temp dir, kept after the run (reused history).
     pub data_dir: Option<PathBuf>,
+    /// parleyd as one node of a cluster.
+    pub cluster: Option<ClusterNode>,
+}
+
+/// The environment variable that gives parleyd its `accounts.postgres_url`.
+pub const POSTGRES_URL_VAR: &str = "PARLEY_ACCOUNTS__POSTGRES_URL";
+
+/// The environment a parleyd started here gets beyond ours: a cluster node's database URL.
+fn parleyd_env(options: &Options) -> Vec<(&'static str, String)> {
+    match &options.cluster {
+        Some(node) => vec![(POSTGRES_URL_VAR, node.postgres_url.clone())],
+        None => Vec::new(),
+    }
+}
+
+/// What a parleyd cluster node adds to the benchmark config: the shared PostgreSQL store and the
+/// `[cluster]` section.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub node_name: String,
+    pub nats_url: String,
+    /// Prefix of the JetStream stream and buckets, fresh for each run.
+    pub prefix: String,
+    /// The database every node shares (with its schema chosen in the URL's `options`).
+    pub postgres_url: String,
 }
 
 /// A port nobody listens on right now (bound and released; fine on a quiet loopback).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
     Ok(listener
         .local_addr()
@@ -74,7 +100,7 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn log_file(dir: &Path) -> Result<Stdio> {
+pub(crate) fn log_file(dir: &Path) -> Result<Stdio> {
     let file = std::fs::File::create(dir.join("server.log")).context("creating the server log")?;
     Ok(Stdio::from(file))
 }
@@ -103,7 +129,7 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
             } else {
                 None
             };
-            let config = parleyd_config(dir.path(), addr, tls_port);
+            let config = parleyd_config(dir.path(), addr, tls_port, options.cluster.as_ref());
             let config_path = dir.path().join("parley.toml");
             std::fs::write(&config_path, config).context("writing parley.toml")?;
             if options.accounts > 0 {
@@ -117,6 +143,7 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
                     .arg("--config")
                     .arg(&config_path)
                     .args(data_dir_args(options))
+                    .envs(parleyd_env(options))
                     .args(["users", "import"])
                     .arg(&file)
                     .stdout(Stdio::null())
@@ -132,6 +159,7 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
                 .arg("--config")
                 .arg(&config_path)
                 .args(data_dir_args(options))
+                .envs(parleyd_env(options))
                 .env("RUST_LOG", if options.verbose { "info" } else { "warn" })
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -191,9 +219,18 @@ pub fn start(kind: Kind, options: &Options) -> Result<ServerProcess> {
         child,
         _dir: dir,
     };
-    wait_listening(&mut server, addr)?;
+    // A cluster node joins the bus and the database before it listens: give it longer.
+    let (name, limit) = match &options.cluster {
+        Some(node) if kind == Kind::Parleyd => (
+            format!("parleyd node {}", node.node_name),
+            Duration::from_secs(30),
+        ),
+        _ => (kind.name().to_string(), Duration::from_secs(20)),
+    };
+    let log = server._dir.path().join("server.log");
+    wait_listening(&mut server.child, &name, &log, addr, limit)?;
     if let Some((tls_addr, _)) = server.tls {
-        wait_listening(&mut server, tls_addr)?;
+        wait_listening(&mut server.child, &name, &log, tls_addr, limit)?;
         let data = match &options.data_dir {
             Some(dir) => dir.clone(),
             None => server._dir.path().join("data"),
@@ -223,25 +260,45 @@ pub fn fingerprint_of_pem(pem: &[u8]) -> Result<String> {
     Ok(parley_trust::Fingerprint::of(&cert).to_string())
 }
 
-fn wait_listening(server: &mut ServerProcess, addr: SocketAddr) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Wait (at most `limit`) until `child` accepts connections on `addr`; when it exits or the time
+/// runs out, fail with the end of its log.
+pub(crate) fn wait_listening(
+    child: &mut Child,
+    name: &str,
+    log: &Path,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
     loop {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            let log =
-                std::fs::read_to_string(server._dir.path().join("server.log")).unwrap_or_default();
-            bail!("{} exited at start ({status}):\n{log}", server.kind.name());
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "{name} exited at start ({status}); the end of its log:\n{}",
+                log_tail(log)
+            );
         }
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
         if Instant::now() > deadline {
             bail!(
-                "{} did not listen on {addr} within 20 s",
-                server.kind.name()
+                "{name} did not listen on {addr} within {} s; the end of its log:\n{}",
+                limit.as_secs(),
+                log_tail(log)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The last 40 lines of a log file, or a note that there is nothing to show.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return "(empty)".to_string();
+    }
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn ensure_installed(binary: &str, package: &str) -> Result<()> {
@@ -271,17 +328,42 @@ fn ensure_installed(binary: &str, package: &str) -> Result<()> {
 }
 
 /// parleyd: flood control off, logins not required, no per-address limit, large client limit,
-/// no default channel (so joins are only the scenario's), no web listener, a temp data dir.
-pub fn parleyd_config(dir: &Path, addr: SocketAddr, tls_port: Option<u16>) -> String {
+/// no default channel (so joins are only the scenario's), no web listener, a temp data dir. As a
+/// cluster node it also gets its own server name, accounts and history in the shared PostgreSQL
+/// database, and `[cluster]` pointing at the run's NATS server. The database URL, which may hold a
+/// password, stays out of the file: [`POSTGRES_URL_VAR`] carries it to the node.
+pub fn parleyd_config(
+    dir: &Path,
+    addr: SocketAddr,
+    tls_port: Option<u16>,
+    cluster: Option<&ClusterNode>,
+) -> String {
     let tls = match tls_port {
         Some(port) => format!("[\"127.0.0.1:{port}\"]"),
         None => "[]".to_string(),
     };
+    let (name, store, cluster) = match cluster {
+        None => (
+            "bench.parley.test".to_string(),
+            String::new(),
+            String::new(),
+        ),
+        Some(node) => (
+            format!("{}.bench.parley.test", node.node_name),
+            "store = \"postgres\"\n".to_string(),
+            format!(
+                "\n[cluster]\nenabled = true\nnats_url = {}\nnode_name = {}\nlease_secs = 10\nprefix = {}\n",
+                toml_string(&node.nats_url),
+                toml_string(&node.node_name),
+                toml_string(&node.prefix),
+            ),
+        ),
+    };
     format!(
         r#"[server]
-name = "bench.parley.test"
+name = {name}
 default_channel = ""
-data_dir = "{data}"
+data_dir = {data}
 
 [listen]
 plain = ["{addr}"]
@@ -302,12 +384,29 @@ listen = []
 
 [accounts]
 require_login = false
-
+{store}
 [log]
 level = "warn"
-"#,
-        data = dir.join("data").display(),
+{cluster}"#,
+        name = toml_string(&name),
+        data = toml_string(&dir.join("data").to_string_lossy()),
     )
+}
+
+/// A TOML basic string holding `text` (quotes, backslashes and control characters escaped).
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// ngIRCd: penalties (its flood control) off, no per-address or total connection limits, no

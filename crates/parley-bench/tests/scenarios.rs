@@ -63,6 +63,32 @@ async fn fanout_against_parleyd_loses_nothing() -> anyhow::Result<()> {
     );
     // Each of a channel's 10 members but the sender hears every line of that channel.
     assert_eq!(result.delivered, result.sent * 9);
+    assert_eq!(result.nodes, 1);
+    assert!(result.latency_cross_node.is_none(), "{result:#?}");
+    server.running.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spread_over_two_addresses_loses_nothing_and_splits_latency() -> anyhow::Result<()> {
+    // One parleyd given twice stands in for a two-node cluster: clients alternate between the
+    // "nodes", so each channel has senders and members on both.
+    let (server, target) = parleyd().await?;
+    let addr = target.endpoint.addrs[0];
+    let target = Target::new("parleyd x2", Endpoint::spread(vec![addr, addr]));
+    let result = fanout::run(&target, &small_fanout()).await?;
+    assert!(result.ok, "{result:#?}");
+    assert_eq!(result.missing, 0);
+    assert_eq!(result.delivered, result.sent * 9);
+    assert_eq!(result.nodes, 2);
+    let same = result.latency_same_node.as_ref().map_or(0, |l| l.samples);
+    let cross = result.latency_cross_node.as_ref().map_or(0, |l| l.samples);
+    assert!(same > 0 && cross > 0, "{result:#?}");
+    assert_eq!(
+        same + cross,
+        result.delivered,
+        "every delivery is one or the other"
+    );
     server.running.shutdown();
     Ok(())
 }
@@ -210,5 +236,44 @@ async fn sasl_plain_and_scram_connects_log_in_against_parleyd() -> anyhow::Resul
         "one derivation per account"
     );
     running.shutdown();
+    Ok(())
+}
+
+#[test]
+fn the_cluster_node_config_is_one_parleyd_accepts() -> anyhow::Result<()> {
+    use parley_bench::servers::{parleyd_config, ClusterNode};
+    let dir = tempfile::tempdir()?;
+    let node = ClusterNode {
+        node_name: "n2".into(),
+        nats_url: "nats://127.0.0.1:4333".into(),
+        prefix: "bench_1_0".into(),
+        postgres_url: "postgres://u:p@127.0.0.1/db?options=-csearch_path%3Dparley_bench_1_0".into(),
+    };
+    let addr = "127.0.0.1:7000".parse()?;
+    let text = parleyd_config(dir.path(), addr, None, Some(&node));
+    assert!(
+        !text.contains("u:p"),
+        "the database URL goes in the environment, not the file"
+    );
+    // What parleyd makes of the file with PARLEY_ACCOUNTS__POSTGRES_URL set.
+    let with_url = text.replace(
+        "store = \"postgres\"\n",
+        &format!(
+            "store = \"postgres\"\npostgres_url = {:?}\n",
+            node.postgres_url
+        ),
+    );
+    let config = Config::from_toml_str(&with_url)?;
+    assert!(config.cluster.enabled);
+    assert_eq!(config.cluster.node_name, "n2");
+    assert_eq!(config.cluster.nats_url, node.nats_url);
+    assert_eq!(config.cluster.prefix, "bench_1_0");
+    assert_eq!(config.accounts.postgres_url, node.postgres_url);
+    assert!(config.history.enabled, "cluster runs store history");
+    assert!(!config.flood.enabled);
+    // Without a cluster the same benchmark config as ever.
+    let single = Config::from_toml_str(&parleyd_config(dir.path(), addr, None, None))?;
+    assert!(!single.cluster.enabled);
+    assert_eq!(single.listen.plain, vec!["127.0.0.1:7000".to_string()]);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `dm`: private-message ping-pong between pairs of clients while a background fanout runs, to see
 //! what a busy channel does to the latency of a one-to-one conversation. Each ping carries its
 //! sequence number and send time; the peer echoes the text back, and the round trip is recorded.
+//! Against a cluster the two ends of a pair sit on different nodes (clients go round-robin).
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,10 @@ pub struct DmParams {
 pub struct DmResult {
     pub target: String,
     pub pairs: usize,
+    /// Server addresses the clients were spread over (the nodes of a cluster).
+    pub nodes: usize,
+    /// Pairs whose two ends are connected to different nodes.
+    pub cross_node_pairs: usize,
     pub round_trips: u64,
     pub round_trip: Latency,
     pub out_of_order: u64,
@@ -107,6 +112,12 @@ pub async fn run(target: &Target, p: &DmParams) -> Result<DmResult> {
     Ok(DmResult {
         target: target.name.clone(),
         pairs: p.pairs,
+        nodes: target.endpoint.nodes(),
+        cross_node_pairs: (0..p.pairs)
+            .filter(|pair| {
+                target.endpoint.node_of(pair * 2) != target.endpoint.node_of(pair * 2 + 1)
+            })
+            .count(),
         round_trips: hist.len(),
         round_trip: Latency::of(&hist),
         out_of_order,

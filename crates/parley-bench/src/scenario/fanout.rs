@@ -3,6 +3,9 @@
 //! a sender runs at most `window` lines ahead of one designated non-sending member of its channel,
 //! so the run measures the server's delivery rate instead of how fast a send queue overflows.
 //! Every member checks exactly-once, in-order delivery from every sender of its channel.
+//!
+//! Against a cluster the clients are spread over the nodes round-robin, and each delivery's latency
+//! goes to one of two histograms: the member is on the sender's node, or on another one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_all, cpu_secs, histogram, wait_for, Latency, Target};
+use super::{connect_all, cpu_secs, cpu_used, histogram, wait_for, Latency, Target};
 use crate::client::{LineReader, Stream};
 use crate::payload::{self, OrderCheck};
 
@@ -66,8 +69,22 @@ pub struct FanoutResult {
     pub sends_per_sec: f64,
     pub deliveries_per_sec: f64,
     pub latency: Latency,
-    /// CPU the server used during the run, as a share of one core (1.0 = one core busy).
+    /// Server addresses the clients were spread over, round-robin by client number: the nodes of
+    /// a cluster (1 for a single server).
+    pub nodes: usize,
+    /// Latency of deliveries to members connected to the sender's own node (`None`: there were
+    /// none).
+    pub latency_same_node: Option<Latency>,
+    /// Latency of deliveries that crossed to another node: the cost of a cross-node message
+    /// (`None` with one node).
+    pub latency_cross_node: Option<Latency>,
+    /// CPU the server used during the run, as a share of one core (1.0 = one core busy); with
+    /// several server processes (a cluster's nodes and its NATS server), their sum.
     pub server_cpu_cores: Option<f64>,
+    /// With several server processes: each one's share of [`FanoutResult::server_cpu_cores`], in
+    /// the order the target lists them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_cpu_cores_each: Vec<f64>,
     /// CPU this benchmark process used during the run, as a share of one core.
     pub bench_cpu_cores: Option<f64>,
     /// Deliveries per second of server CPU: how efficient the server is, whatever the bench costs.
@@ -94,7 +111,9 @@ struct Shared {
 struct Received {
     channel: usize,
     own_sender: Option<usize>,
-    hist: Histogram<u64>,
+    /// Latencies of lines from senders on this member's node, and from senders on other nodes.
+    same_node: Histogram<u64>,
+    cross_node: Histogram<u64>,
     check: OrderCheck,
 }
 
@@ -115,6 +134,10 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
     )
     .await?;
     let setup_secs = setup.elapsed().as_secs_f64();
+    // Sender j is member j / C of channel j mod C, which is client number channel * M + member.
+    let sender_nodes: Arc<[usize]> = (0..s)
+        .map(|j| target.endpoint.node_of(j % c * m + j / c))
+        .collect();
 
     let shared = Arc::new(Shared {
         origin: Instant::now(),
@@ -134,7 +157,18 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
         let own_sender = (sender < s).then_some(sender);
         let probe = member == m - 1;
         let shared = shared.clone();
-        receivers.spawn(receive(conn.reader, channel, own_sender, probe, s, shared));
+        let node = Node {
+            this: target.endpoint.node_of(k),
+            of_sender: sender_nodes.clone(),
+        };
+        receivers.spawn(receive(
+            conn.reader,
+            channel,
+            own_sender,
+            probe,
+            node,
+            shared,
+        ));
         match own_sender {
             Some(j) => sender_writers.push((j, channel, conn.writer)),
             None => writers.push(conn.writer),
@@ -142,10 +176,7 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
     }
 
     let bar = target.bar(p.duration.as_secs(), "sending (s)");
-    let (server_cpu_before, bench_cpu_before) = (
-        cpu_secs(target.server_pid).filter(|_| target.server_pid.is_some()),
-        cpu_secs(None),
-    );
+    let (server_cpu_before, bench_cpu_before) = (target.server_cpu_secs(), cpu_secs(None));
     let start = Instant::now();
     let deadline = start + p.duration;
     let mut senders = JoinSet::new();
@@ -185,17 +216,19 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
     })
     .await;
     let elapsed = start.elapsed().as_secs_f64();
-    let server_cpu = server_cpu_before
-        .zip(cpu_secs(target.server_pid))
-        .map(|(b, a)| a - b);
+    let server_cpu_each = cpu_used(server_cpu_before, target.server_cpu_secs());
+    let server_cpu = server_cpu_each
+        .as_ref()
+        .map(|each| each.iter().sum::<f64>());
     let bench_cpu = bench_cpu_before.zip(cpu_secs(None)).map(|(b, a)| a - b);
     shared.stop.cancel();
 
-    let mut hist = histogram();
+    let (mut same_node, mut cross_node) = (histogram(), histogram());
     let (mut missing, mut gaps, mut repeats, mut strangers, mut delivered) = (0, 0, 0, 0, 0);
     while let Some(done) = receivers.join_next().await {
         let r = done.context("a receiver task panicked")?;
-        hist.add(&r.hist).ok();
+        same_node.add(&r.same_node).ok();
+        cross_node.add(&r.cross_node).ok();
         gaps += r.check.gaps;
         repeats += r.check.repeats;
         strangers += r.check.strangers;
@@ -209,6 +242,9 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
     }
     drop(writers);
     drop(writers_back);
+    let mut hist = same_node.clone();
+    hist.add(&cross_node).ok();
+    let latency_of = |h: &Histogram<u64>| (!h.is_empty()).then(|| Latency::of(h));
     let disconnects = shared.disconnected.load(Ordering::Relaxed);
     let ok = drained
         && missing == 0
@@ -229,7 +265,14 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
         sends_per_sec: total_sent as f64 / elapsed,
         deliveries_per_sec: delivered as f64 / elapsed,
         latency: Latency::of(&hist),
+        nodes: target.endpoint.nodes(),
+        latency_same_node: latency_of(&same_node),
+        latency_cross_node: latency_of(&cross_node),
         server_cpu_cores: server_cpu.map(|c| c / elapsed),
+        server_cpu_cores_each: server_cpu_each
+            .filter(|each| each.len() > 1)
+            .map(|each| each.iter().map(|c| c / elapsed).collect())
+            .unwrap_or_default(),
         bench_cpu_cores: bench_cpu.map(|c| c / elapsed),
         deliveries_per_server_cpu_sec: server_cpu
             .filter(|c| *c > 0.0)
@@ -243,16 +286,22 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
     })
 }
 
+/// Which node a member is on, and which node each sender is on.
+struct Node {
+    this: usize,
+    of_sender: Arc<[usize]>,
+}
+
 async fn receive(
     mut reader: LineReader,
     channel: usize,
     own_sender: Option<usize>,
     probe: bool,
-    senders: usize,
+    node: Node,
     shared: Arc<Shared>,
 ) -> Received {
-    let mut hist = histogram();
-    let mut check = OrderCheck::new(senders);
+    let (mut same_node, mut cross_node) = (histogram(), histogram());
+    let mut check = OrderCheck::new(node.of_sender.len());
     let mut unflushed = 0u64;
     let mut now = 0u64;
     loop {
@@ -274,6 +323,15 @@ async fn receive(
             now = shared.origin.elapsed().as_nanos() as u64;
         }
         if let Some(stamp) = payload::parse(line) {
+            let crossed = node
+                .of_sender
+                .get(stamp.sender as usize)
+                .is_some_and(|&n| n != node.this);
+            let hist = if crossed {
+                &mut cross_node
+            } else {
+                &mut same_node
+            };
             hist.saturating_record(now.saturating_sub(stamp.sent_at) / 1000);
             check.record(stamp);
             unflushed += 1;
@@ -295,7 +353,8 @@ async fn receive(
     Received {
         channel,
         own_sender,
-        hist,
+        same_node,
+        cross_node,
         check,
     }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::page::{classify, entry, Cursor, Entry, Line, Oldest, PageError, Walk, MARKER_PREFIX};
-use super::{connect_all, cpu_secs, histogram, quit_all, wait_for, Latency, Target};
+use super::{connect_all, cpu_secs, cpu_used, histogram, quit_all, wait_for, Latency, Target};
 use crate::client::{contains, numeric, strip_tags_and_source, Conn, LineReader, Stream};
 use crate::payload;
 
@@ -208,10 +208,7 @@ pub async fn run(target: &Target, p: &HistoryParams) -> Result<HistoryResult> {
             }
         })
     };
-    let (server_cpu_before, bench_cpu_before) = (
-        cpu_secs(target.server_pid).filter(|_| target.server_pid.is_some()),
-        cpu_secs(None),
-    );
+    let (server_cpu_before, bench_cpu_before) = (target.server_cpu_secs(), cpu_secs(None));
     let start = Instant::now();
     let deadline = start + p.duration;
     let mut tasks = JoinSet::new();
@@ -244,9 +241,8 @@ pub async fn run(target: &Target, p: &HistoryParams) -> Result<HistoryResult> {
         conns.extend(conn);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let server_cpu = server_cpu_before
-        .zip(cpu_secs(target.server_pid))
-        .map(|(b, a)| a - b);
+    let server_cpu =
+        cpu_used(server_cpu_before, target.server_cpu_secs()).map(|each| each.iter().sum::<f64>());
     let bench_cpu = bench_cpu_before.zip(cpu_secs(None)).map(|(b, a)| a - b);
     ticker.abort();
     bar.finish_and_clear();
@@ -604,7 +600,7 @@ async fn fill(
         .collect();
 
     let bar = target.bar(to_fill, "filling history");
-    let server_cpu_before = cpu_secs(target.server_pid).filter(|_| target.server_pid.is_some());
+    let server_cpu_before = target.server_cpu_secs();
     let start = Instant::now();
     let deadline = start + p.fill_timeout;
     let mut tasks = JoinSet::new();
@@ -654,9 +650,8 @@ async fn fill(
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let server_cpu = server_cpu_before
-        .zip(cpu_secs(target.server_pid))
-        .map(|(b, a)| a - b);
+    let server_cpu =
+        cpu_used(server_cpu_before, target.server_cpu_secs()).map(|each| each.iter().sum::<f64>());
     bar.finish_and_clear();
     stop.cancel();
     let mut conns = Vec::new();

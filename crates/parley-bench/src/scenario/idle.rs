@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{connect_all, quit_all, rss_kib, Target};
+use super::{connect_all, quit_all, Target};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleParams {
@@ -31,7 +31,7 @@ pub struct IdleResult {
 }
 
 pub async fn run(target: &Target, p: &IdleParams) -> Result<IdleResult> {
-    let before = target.server_pid.map(rss_kib).transpose()?;
+    let before = target.server_rss_kib()?;
     let start = Instant::now();
     let conns = connect_all(
         target,
@@ -44,7 +44,7 @@ pub async fn run(target: &Target, p: &IdleParams) -> Result<IdleResult> {
     let establish = start.elapsed().as_secs_f64();
     // Let the server finish whatever it does after the welcome before reading its memory.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = target.server_pid.map(rss_kib).transpose()?;
+    let after = target.server_rss_kib()?;
     tokio::time::sleep(p.hold).await;
     let alive = conns.len();
     quit_all(conns).await;

@@ -27,8 +27,9 @@ pub struct Target {
     /// Shown in tables: `parleyd`, `ngircd`, `ceiling`, ...
     pub name: String,
     pub endpoint: Endpoint,
-    /// The server's process, for reading its memory use from /proc.
-    pub server_pid: Option<u32>,
+    /// The server's processes (one parleyd, or a cluster's nodes and its NATS server), for
+    /// reading their CPU time and memory use from /proc.
+    pub server_pids: Vec<u32>,
     /// `account:password` pairs that SASL logins cycle through.
     pub accounts: Vec<(String, String)>,
     /// SASL logins use SCRAM-SHA-256 instead of PLAIN.
@@ -47,7 +48,7 @@ impl Target {
         Target {
             name: name.to_string(),
             endpoint,
-            server_pid: None,
+            server_pids: Vec::new(),
             accounts: Vec::new(),
             scram: false,
             salted_cache: SaltedCache::default(),
@@ -80,6 +81,30 @@ impl Target {
                 password: password.clone(),
             }
         })
+    }
+
+    /// CPU seconds each server process has used so far, in [`Target::server_pids`] order;
+    /// `None` when no process is known or one cannot be read.
+    pub fn server_cpu_secs(&self) -> Option<Vec<f64>> {
+        if self.server_pids.is_empty() {
+            return None;
+        }
+        self.server_pids
+            .iter()
+            .map(|&pid| cpu_secs(Some(pid)))
+            .collect()
+    }
+
+    /// Resident memory of the server's processes together, in KiB; `None` when none is known.
+    pub fn server_rss_kib(&self) -> Result<Option<u64>> {
+        if self.server_pids.is_empty() {
+            return Ok(None);
+        }
+        let mut total = 0;
+        for &pid in &self.server_pids {
+            total += rss_kib(pid)?;
+        }
+        Ok(Some(total))
     }
 
     pub(crate) fn bar(&self, len: u64, what: &str) -> ProgressBar {
@@ -212,6 +237,12 @@ pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// CPU each server process used between two readings of [`Target::server_cpu_secs`].
+pub fn cpu_used(before: Option<Vec<f64>>, after: Option<Vec<f64>>) -> Option<Vec<f64>> {
+    let (before, after) = (before?, after?);
+    (before.len() == after.len()).then(|| after.iter().zip(&before).map(|(a, b)| a - b).collect())
 }
 
 /// Wait until `done` holds or `limit` passes, checking every few milliseconds; returns whether
