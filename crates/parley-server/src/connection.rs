@@ -380,12 +380,8 @@ async fn run_followups(
 ) -> Option<EndReason> {
     while let Some(followup) = session.followups.pop_front() {
         if let FollowUp::Deliver(delivery) = &followup {
-            // Unlabeled, on one node: hand it on and go on reading (a label's ACK must follow
-            // the delivery; a cluster publishes after the commit, below).
-            if shared.cluster.is_none()
-                && delivery.label.is_none()
-                && session.labeled.borrow().is_none()
-            {
+            // Unlabeled: hand it on and go on reading (a label's ACK must follow the delivery).
+            if delivery.label.is_none() && session.labeled.borrow().is_none() {
                 let FollowUp::Deliver(delivery) = followup else {
                     continue;
                 };
@@ -404,19 +400,8 @@ async fn run_followups(
         let done = async {
             match followup {
                 FollowUp::Auth(pending) => Done::Auth(auth::run(shared, session.ip, pending).await),
-                FollowUp::Deliver(mut delivery) => {
-                    let event = delivery.cluster.take();
-                    let local = crate::cluster::Local {
-                        echo: delivery
-                            .echo
-                            .then(|| delivery.label.clone().unwrap_or_default()),
-                        recipients: Some(delivery.recipients.clone()),
-                    };
-                    // Stored, then published: the stream delivers it, on this node too.
+                FollowUp::Deliver(delivery) => {
                     shared.history.submit(delivery).await;
-                    if let (Some(cluster), Some(event)) = (&shared.cluster, event) {
-                        cluster.publish_to(shared, event, local);
-                    }
                     Done::Nothing
                 }
                 FollowUp::History(request) => Done::History(shared.history.fetch(request).await),

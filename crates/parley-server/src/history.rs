@@ -41,20 +41,15 @@ pub struct Delivery {
     pub echo: bool,
     /// The sender's `label` (labeled-response), carried by the echo.
     pub label: Option<String>,
-    /// In a cluster: what to publish once stored. Every node then delivers it from the stream
-    /// (this one included), so `deliver` leaves it alone here.
+    /// In a cluster: what to publish once stored. Every node then delivers it from the stream,
+    /// this one included.
     pub cluster: Option<crate::cluster::event::Event>,
-    /// Set with `cluster`, and kept when the connection takes the event out to publish it.
-    pub via_cluster: bool,
 }
 
 impl Delivery {
     /// Queue the message for everyone; the writers are woken when `held` is dropped, so a
     /// group commit's messages reach each recipient in one write.
     fn deliver(&self, held: &mut HeldWakes) {
-        if self.via_cluster {
-            return;
-        }
         for recipient in self.recipients.iter() {
             if !Arc::ptr_eq(recipient, &self.sender) {
                 self.relay.send_held(recipient, held);
@@ -128,8 +123,14 @@ pub struct WriterHealth {
     pub failing: Option<String>,
 }
 
+/// In a cluster, what becomes of a message once stored: published to every node, this one
+/// included, instead of delivered here (set once the cluster is up; see `lib.rs`).
+pub type Publish =
+    Box<dyn Fn(crate::cluster::event::Event, crate::cluster::Local) + Send + Sync + 'static>;
+
 pub struct History {
     pub config: HistoryConfig,
+    publish: Arc<std::sync::OnceLock<Publish>>,
     jobs: mpsc::Sender<Job>,
     reader: Arc<dyn HistoryStore>,
     health: watch::Receiver<WriterHealth>,
@@ -156,15 +157,20 @@ impl History {
         );
         let digest = Sha256::digest(seed.as_bytes());
         let boot = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+        let publish: Arc<std::sync::OnceLock<Publish>> = Arc::default();
         let history = History {
             config,
+            publish: publish.clone(),
             jobs,
             reader,
             health,
             boot,
             next: AtomicU64::new(1),
         };
-        (history, run_writer(writer, rx, health_tx, shutdown))
+        (
+            history,
+            run_writer(writer, rx, health_tx, shutdown, publish),
+        )
     }
 
     pub fn enabled(&self) -> bool {
@@ -185,6 +191,11 @@ impl History {
         )
     }
 
+    /// Publish stored messages to the cluster instead of delivering them here.
+    pub fn publish_with(&self, publish: Publish) {
+        let _ = self.publish.set(publish);
+    }
+
     /// Store (if history is on) and deliver; returns once delivered.
     pub async fn submit(&self, delivery: Box<Delivery>) {
         if let Some(delivered) = self.enqueue(delivery).await {
@@ -198,15 +209,15 @@ impl History {
     pub async fn enqueue(&self, mut delivery: Box<Delivery>) -> Option<oneshot::Receiver<()>> {
         if !self.config.enabled {
             delivery.stored = None;
-            delivery.deliver(&mut HeldWakes::default());
+            hand_on(&self.publish, &mut delivery, &mut HeldWakes::default());
             return None;
         }
         let (done, delivered) = oneshot::channel();
         match self.jobs.send(Job::Deliver(delivery, done)).await {
             Ok(()) => Some(delivered),
             // The writer is gone (shutting down): deliver unstored rather than drop.
-            Err(mpsc::error::SendError(Job::Deliver(delivery, _))) => {
-                delivery.deliver(&mut HeldWakes::default());
+            Err(mpsc::error::SendError(Job::Deliver(mut delivery, _))) => {
+                hand_on(&self.publish, &mut delivery, &mut HeldWakes::default());
                 None
             }
             Err(_) => None,
@@ -322,6 +333,22 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The history key of a private conversation between two parties.
+/// Deliver a message here, or publish it to the cluster when it is one of the cluster's.
+fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held: &mut HeldWakes) {
+    match (delivery.cluster.take(), publish.get()) {
+        (Some(event), Some(publish)) => publish(
+            event,
+            crate::cluster::Local {
+                echo: delivery
+                    .echo
+                    .then(|| delivery.label.clone().unwrap_or_default()),
+                recipients: Some(delivery.recipients.clone()),
+            },
+        ),
+        _ => delivery.deliver(held),
+    }
+}
+
 pub fn dm_key(a: &str, b: &str) -> String {
     if a <= b {
         format!("dm:{a}|{b}")
@@ -374,6 +401,7 @@ async fn run_writer(
     mut rx: mpsc::Receiver<Job>,
     health: watch::Sender<WriterHealth>,
     shutdown: CancellationToken,
+    publish: Arc<std::sync::OnceLock<Publish>>,
 ) {
     // What could not be written yet: retried before anything newer, so order holds.
     let mut backlog = WriteBatch::default();
@@ -501,9 +529,9 @@ async fn run_writer(
             changed
         });
         let mut held = HeldWakes::default();
-        for job in &jobs {
+        for job in &mut jobs {
             if let Job::Deliver(delivery, _) = job {
-                delivery.deliver(&mut held);
+                hand_on(&publish, delivery, &mut held);
             }
         }
         drop(held);
@@ -630,7 +658,6 @@ mod tests {
             echo: false,
             label: None,
             cluster: None,
-            via_cluster: false,
         })
     }
 

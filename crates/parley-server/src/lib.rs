@@ -150,6 +150,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
     shared.cluster = cluster;
     let shared = Arc::new(shared);
+    if shared.cluster.is_some() {
+        // Stored messages go to the stream, and every node delivers them from there.
+        let weak = Arc::downgrade(&shared);
+        shared.history.publish_with(Box::new(move |event, local| {
+            if let Some(shared) = weak.upgrade() {
+                if let Some(cluster) = &shared.cluster {
+                    cluster.publish_to(&shared, event, local);
+                }
+            }
+        }));
+    }
     {
         let mut world = shared.world.lock();
         for record in &channels {

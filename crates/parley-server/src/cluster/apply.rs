@@ -18,7 +18,7 @@ use super::event::{
 };
 use super::{Cluster, Local};
 use crate::context::line;
-use crate::outbound::Outbound;
+use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, wire, with_tag, Relay};
 use crate::server::{OperClass, Shared};
 use crate::state::{Ban, Channel, ClientId, MemberStatus, Topic, User, WhowasEntry, World};
@@ -43,7 +43,13 @@ pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> 
 
 /// Apply one envelope from the stream. `local` is what this node kept of its own event: the
 /// recipients fixed when it happened and the echo a sender waits for.
-pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Option<Local>) {
+pub fn apply(
+    shared: &Shared,
+    cluster: &Cluster,
+    envelope: Envelope,
+    local: Option<Local>,
+    held: &mut HeldWakes,
+) {
     let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
     let Local {
         echo: label,
@@ -71,7 +77,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
             let recipients = captured.unwrap_or_else(|| Arc::new(members_of(&world, &channels)));
             for member in recipients.iter() {
-                let _ = member.push(&bytes);
+                let _ = member.push_held(&bytes, held);
             }
         }
         Event::Nick { uid, source, nick } => {
@@ -84,7 +90,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             let bytes = line(Some(&source), "NICK", &[], Some(&nick));
             let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
             for other in recipients.iter() {
-                let _ = other.push(&bytes);
+                let _ = other.push_held(&bytes, held);
             }
         }
         Event::Account {
@@ -109,7 +115,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
             for other in recipients.iter() {
                 if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
-                    let _ = other.push(&bytes);
+                    let _ = other.push_held(&bytes, held);
                 }
             }
         }
@@ -146,6 +152,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                 .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
             let actor = world.users.get(&id).map(|u| u.outbound.clone());
             send_except(
+                held,
                 &relay,
                 captured.as_ref().unwrap_or(&chan.snapshot),
                 actor.as_ref(),
@@ -165,7 +172,12 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             }
             if let Some(chan) = world.channels.get(&key) {
                 let relay = Relay::new(&source, None, "PART", &[&chan.name], reason.as_deref());
-                send_except(&relay, captured.as_ref().unwrap_or(&chan.snapshot), None);
+                send_except(
+                    held,
+                    &relay,
+                    captured.as_ref().unwrap_or(&chan.snapshot),
+                    None,
+                );
             }
         }
         Event::Kick {
@@ -189,6 +201,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             if let Some(chan) = world.channels.get(&key) {
                 // Before the target leaves, so a target on this node sees its own KICK.
                 push_except(
+                    held,
                     &bytes,
                     captured.as_ref().unwrap_or(&chan.snapshot),
                     actor.as_ref(),
@@ -223,6 +236,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             let text = topic.map(|t| t.text).unwrap_or_default();
             let bytes = line(Some(&source), "TOPIC", &[&chan.name], Some(&text));
             push_except(
+                held,
                 &bytes,
                 captured.as_ref().unwrap_or(&chan.snapshot),
                 actor.as_ref(),
@@ -247,6 +261,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             };
             let bytes = mode_line(&source, &chan.name, &changes);
             push_except(
+                held,
                 &bytes,
                 captured.as_ref().unwrap_or(&chan.snapshot),
                 actor.as_ref(),
@@ -276,12 +291,12 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
             match &target {
                 _ if captured.is_some() => {
                     if let Some(recipients) = &captured {
-                        send_except(&relay, recipients, sender.as_ref());
+                        send_except(held, &relay, recipients, sender.as_ref());
                     }
                 }
                 Target::Channel(key) => {
                     if let Some(chan) = world.channels.get(key) {
-                        send_except(&relay, &chan.snapshot, sender.as_ref());
+                        send_except(held, &relay, &chan.snapshot, sender.as_ref());
                     }
                 }
                 Target::User(to_uid) => {
@@ -291,7 +306,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                             .as_ref()
                             .is_none_or(|s| !Arc::ptr_eq(s, &user.outbound))
                         {
-                            relay.send_to(&user.outbound);
+                            relay.send_held(&user.outbound, held);
                         }
                     }
                 }
@@ -303,7 +318,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                                 .as_ref()
                                 .is_none_or(|s| !Arc::ptr_eq(s, &user.outbound))
                         {
-                            relay.send_to(&user.outbound);
+                            relay.send_held(&user.outbound, held);
                         }
                     }
                 }
@@ -393,7 +408,7 @@ pub fn apply(shared: &Shared, cluster: &Cluster, envelope: Envelope, local: Opti
                 };
                 let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
                 for other in world.neighbours(id) {
-                    let _ = other.push(&bytes);
+                    let _ = other.push_held(&bytes, held);
                 }
                 remove_user(&mut world, id, whowas_limit);
             }
@@ -417,18 +432,28 @@ fn members_of(world: &World, channels: &[String]) -> Vec<Arc<Outbound>> {
     out
 }
 
-fn push_except(bytes: &[u8], members: &[Arc<Outbound>], except: Option<&Arc<Outbound>>) {
+fn push_except(
+    held: &mut HeldWakes,
+    bytes: &[u8],
+    members: &[Arc<Outbound>],
+    except: Option<&Arc<Outbound>>,
+) {
     for member in members {
         if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
-            let _ = member.push(bytes);
+            let _ = member.push_held(bytes, held);
         }
     }
 }
 
-fn send_except(relay: &Relay, members: &[Arc<Outbound>], except: Option<&Arc<Outbound>>) {
+fn send_except(
+    held: &mut HeldWakes,
+    relay: &Relay,
+    members: &[Arc<Outbound>],
+    except: Option<&Arc<Outbound>>,
+) {
     for member in members {
         if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
-            relay.send_to(member);
+            relay.send_held(member, held);
         }
     }
 }

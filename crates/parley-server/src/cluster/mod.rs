@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
-use crate::outbound::Outbound;
+use crate::outbound::{HeldWakes, Outbound};
 use crate::server::Shared;
 use crate::state::ClientId;
 use event::{Envelope, Event, Snapshot, Uid};
@@ -39,6 +39,8 @@ use event::{Envelope, Event, Snapshot, Uid};
 const OUTBOX: usize = 65_536;
 /// Most events published before waiting for their acknowledgements.
 const PUBLISH_BATCH: usize = 512;
+/// Most stream entries applied before the writers they fed are woken.
+const FOLLOW_BATCH: usize = 256;
 /// How long a starting node collects its peers' snapshots.
 const SYNC_WINDOW: Duration = Duration::from_millis(750);
 
@@ -287,7 +289,13 @@ impl Cluster {
             Ok(bytes) => Bytes::from(bytes),
             Err(err) => {
                 tracing::error!(%err, "cluster event not serializable; delivering locally only");
-                apply::apply(shared, self, envelope, Some(local));
+                apply::apply(
+                    shared,
+                    self,
+                    envelope,
+                    Some(local),
+                    &mut HeldWakes::default(),
+                );
                 return;
             }
         };
@@ -297,7 +305,13 @@ impl Cluster {
                 crate::metrics::record_cluster_dropped();
                 tracing::warn!("cluster outbox full; this event reaches local users only");
             }
-            apply::apply(shared, self, envelope, Some(local));
+            apply::apply(
+                shared,
+                self,
+                envelope,
+                Some(local),
+                &mut HeldWakes::default(),
+            );
             return;
         }
         self.pending.lock().insert(eid, local);
@@ -305,7 +319,13 @@ impl Cluster {
             crate::metrics::record_cluster_dropped();
             tracing::warn!("cluster outbox full; this event reaches local users only");
             if let Some(local) = self.pending.lock().remove(&eid) {
-                apply::apply(shared, self, envelope, Some(local));
+                apply::apply(
+                    shared,
+                    self,
+                    envelope,
+                    Some(local),
+                    &mut HeldWakes::default(),
+                );
             }
         }
     }
@@ -623,7 +643,13 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
                 let local = cluster.pending.lock().remove(&item.eid);
                 if let Some(local) = local {
                     if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
-                        apply::apply(&shared, &cluster, envelope, Some(local));
+                        apply::apply(
+                            &shared,
+                            &cluster,
+                            envelope,
+                            Some(local),
+                            &mut HeldWakes::default(),
+                        );
                     }
                 }
             }
@@ -672,30 +698,36 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                 continue;
             }
         };
-        loop {
-            let message = tokio::select! {
+        'stream: loop {
+            let first = tokio::select! {
                 message = messages.next() => message,
                 _ = shared.shutdown.cancelled() => return,
             };
-            let message = match message {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    tracing::warn!(%err, "cluster stream interrupted; resuming");
-                    break;
+            // Everything already here is applied as one batch, and each local recipient's
+            // writer is woken once for it: one write carries many lines.
+            let mut held = HeldWakes::default();
+            let mut message = first;
+            for _ in 0..FOLLOW_BATCH {
+                let current = match message {
+                    Some(Ok(current)) => current,
+                    Some(Err(err)) => {
+                        tracing::warn!(%err, "cluster stream interrupted; resuming");
+                        break 'stream;
+                    }
+                    None => break 'stream,
+                };
+                if let Ok(info) = current.info() {
+                    next = info.stream_sequence + 1;
                 }
-                None => break,
-            };
-            if let Ok(info) = message.info() {
-                next = info.stream_sequence + 1;
+                match serde_json::from_slice::<Envelope>(&current.payload) {
+                    Ok(envelope) => receive(&shared, &cluster, envelope, &mut held),
+                    Err(err) => tracing::warn!(%err, "unreadable cluster event; skipped"),
+                }
+                match messages.next().now_or_never() {
+                    Some(more) => message = more,
+                    None => break,
+                }
             }
-            let envelope: Envelope = match serde_json::from_slice(&message.payload) {
-                Ok(envelope) => envelope,
-                Err(err) => {
-                    tracing::warn!(%err, "unreadable cluster event; skipped");
-                    continue;
-                }
-            };
-            receive(&shared, &cluster, envelope);
         }
         if wait_or_stop(&shared, Duration::from_millis(200)).await {
             return;
@@ -703,14 +735,14 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
     }
 }
 
-fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope) {
+fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &mut HeldWakes) {
     crate::metrics::record_cluster_event();
     let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
     if own {
         // Delivered already (the bus was down when it was sent)? Then nothing is left to do.
         let local = cluster.pending.lock().remove(&envelope.eid);
         if let Some(local) = local {
-            apply::apply(shared, cluster, envelope, Some(local));
+            apply::apply(shared, cluster, envelope, Some(local), held);
         }
         return;
     }
@@ -726,7 +758,7 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope) {
             cluster.heard(node, inc);
         }
     }
-    apply::apply(shared, cluster, envelope, None);
+    apply::apply(shared, cluster, envelope, None, held);
 }
 
 async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {

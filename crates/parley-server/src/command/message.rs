@@ -216,7 +216,6 @@ fn deliver(
             sender: ctx.outbound.clone(),
             echo,
             label,
-            via_cluster: cluster.is_some(),
             cluster,
         })));
 }
