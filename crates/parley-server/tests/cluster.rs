@@ -673,3 +673,73 @@ async fn nodes_carry_on_after_nats_restarts() {
     })
     .await;
 }
+
+/// Invites and user modes cross nodes too: an INVITE lets a user on another node into a `+i`
+/// channel, and a user's `+i` shows in the other node's counts.
+#[tokio::test]
+async fn invites_and_user_modes_cross_nodes() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    alice.await_whois("bob").await;
+    bob.await_whois("alice").await;
+
+    // +i on node 1; bob on node 2 is refused, then invited, then let in.
+    alice.send("JOIN #club").await;
+    alice.send("MODE #club +i").await;
+    alice.sync().await;
+    // Once node 2 shows the channel +i, bob's JOIN there is refused.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        bob.send("MODE #club").await;
+        let lines = bob.sync().await;
+        let modes = lines
+            .iter()
+            .find(|l| l.contains(" 324 "))
+            .and_then(|l| l.split(' ').nth(4));
+        if modes.is_some_and(|m| m.contains('i')) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never showed +i: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.send("JOIN #club").await;
+    let refused = bob.expect(|l| l.contains(" 473 ")).await;
+    assert!(
+        refused.ends_with(" 473 bob #club :Cannot join channel (+i)"),
+        "{refused}"
+    );
+    alice.send("INVITE bob #club").await;
+    let invite = bob.expect(|l| l.contains(" INVITE ")).await;
+    assert_eq!(invite, ":alice!~alice@127.0.0.1 INVITE bob #club");
+    bob.send("JOIN #club").await;
+    bob.expect(|l| l == ":bob!~bob@127.0.0.1 JOIN #club").await;
+    alice
+        .expect(|l| l == ":bob!~bob@127.0.0.1 JOIN #club")
+        .await;
+
+    // bob turns invisible on node 2; node 1 counts him so.
+    bob.send("MODE bob +i").await;
+    bob.expect(|l| l.ends_with(" MODE bob :+i")).await;
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        alice.send("LUSERS").await;
+        let lines = alice.sync().await;
+        if lines
+            .iter()
+            .any(|l| l.contains(" 251 ") && l.contains(" and 1 invisible "))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 never counted bob invisible: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -335,6 +335,42 @@ pub fn apply(
                 }
             }
         }
+        Event::UserModes {
+            uid,
+            invisible,
+            oper,
+        } => {
+            let Some(id) = world.remote.get(&uid).copied().filter(|_| !own) else {
+                return;
+            };
+            let Some(user) = world.users.get_mut(&id) else {
+                return;
+            };
+            let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
+            user.invisible = invisible;
+            user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
+            let counts = &mut world.counts;
+            counts.invisible =
+                counts.invisible + usize::from(invisible) - usize::from(was_invisible);
+            counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
+        }
+        Event::Invite {
+            source,
+            channel,
+            target,
+            target_nick,
+        } => {
+            let Some(id) = cluster.local_id(&target).filter(|_| !own) else {
+                return;
+            };
+            if let Some(chan) = world.channels.get_mut(&casefold(&channel)) {
+                chan.invited.insert(id);
+            }
+            if let Some(user) = world.users.get(&id) {
+                let bytes = line(Some(&source), "INVITE", &[&target_nick, &channel], None);
+                let _ = user.outbound.push_held(&bytes, held);
+            }
+        }
         Event::Kill { uid, reason } => {
             if let Some(user) = cluster.local_id(&uid).and_then(|id| world.users.get(&id)) {
                 user.outbound.disconnect(&reason);

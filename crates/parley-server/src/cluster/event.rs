@@ -172,6 +172,19 @@ pub enum Event {
         target: Target,
         text: String,
     },
+    /// A user's own modes changed: `+i`, operator status.
+    UserModes {
+        uid: Uid,
+        invisible: bool,
+        oper: bool,
+    },
+    /// An INVITE to a user on another node: that node lets them past `+i` and tells them.
+    Invite {
+        source: String,
+        channel: String,
+        target: Uid,
+        target_nick: String,
+    },
     /// An operator's KILL of a user on another node: that node closes the connection.
     Kill {
         uid: Uid,

@@ -312,10 +312,21 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(source) = world.users.get(&id).map(|u| u.source()) else {
         return;
     };
+    let remote_target = world.users.get(&target_id).and_then(|u| u.remote.clone());
     if let Some(channel) = world.channels.get_mut(&key) {
         channel.invited.insert(target_id);
     }
     drop(world);
+    if let (Some(cluster), Some(target)) = (&ctx.shared.cluster, remote_target) {
+        // Their own node lets them in and tells them.
+        let event = Event::Invite {
+            source: source.clone(),
+            channel: shown.clone(),
+            target,
+            target_nick: target_nick.clone(),
+        };
+        cluster.publish(ctx.shared, event, None);
+    }
     ctx.numeric(numeric::RPL_INVITING, &[&target_nick, &shown], None);
     if let Some(away) = target_away {
         ctx.numeric(numeric::RPL_AWAY, &[&target_nick], Some(&away));

@@ -109,6 +109,15 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !change.is_empty() {
         let nick = ctx.session.nick.clone();
         ctx.send(&line(Some(&source), "MODE", &[&nick], Some(&change)));
+        if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
+            let uid = cluster.uid_of(id);
+            let event = Event::UserModes {
+                uid,
+                invisible,
+                oper,
+            };
+            cluster.publish(ctx.shared, event, None);
+        }
     }
 }
 

@@ -72,6 +72,20 @@ pub fn grant(ctx: &mut Ctx<'_>) -> bool {
     );
     let nick = ctx.session.nick.clone();
     ctx.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
+    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
+        let event = Event::UserModes {
+            uid: cluster.uid_of(ctx.session.id),
+            invisible: ctx
+                .shared
+                .world
+                .lock()
+                .users
+                .get(&ctx.session.id)
+                .is_some_and(|u| u.invisible),
+            oper: true,
+        };
+        cluster.publish(ctx.shared, event, None);
+    }
     ctx.audit("oper_up", &account, Some(class.name()));
     true
 }
