@@ -474,22 +474,14 @@ async fn run_writer(
             }
         }
         merge(&mut backlog, batch);
-        let writer = store.clone();
+        // Written right here: the writer runs on a thread of its own (see `run_on_own_thread`),
+        // so blocking on the database stalls nobody else, and a message costs no hop to a
+        // blocking-pool thread and back before its fan-out.
         let pending = std::mem::take(&mut backlog);
-        let (pending, result) = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let result = writer.write(&pending);
-            let rows = pending.messages.len() + pending.audit.len() + pending.state.len();
-            crate::metrics::record_store_write(started.elapsed(), rows);
-            (pending, result)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            (
-                WriteBatch::default(),
-                Err(StoreError::Backend(format!("history task failed: {e}"))),
-            )
-        });
+        let started = std::time::Instant::now();
+        let result = store.write(&pending);
+        let rows = pending.messages.len() + pending.audit.len() + pending.state.len();
+        crate::metrics::record_store_write(started.elapsed(), rows);
         let failing = result.as_ref().err().map(|err| err.to_string());
         match result {
             Ok(()) => {
@@ -540,6 +532,30 @@ async fn run_writer(
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Run the writer (from [`History::new`]) on a thread of its own with a one-thread runtime, and
+/// return when it ends. Its commits block that thread only. It was a task that sent each commit
+/// to the blocking pool and back: a profile of fan-out 1x1000x5 at 100 msg/s found SQLite under
+/// 1% of the samples and one more context switch per message, and parleyd's p99 there was above
+/// ngIRCd's; on its own thread it was below in every paired run (BENCHMARKS.md, Targets).
+pub async fn run_on_own_thread(writer: impl std::future::Future<Output = ()> + Send + 'static) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .thread_name("history-writer")
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "no runtime for the history writer's thread; running it as a task");
+            writer.await;
+            return;
+        }
+    };
+    let thread = tokio::task::spawn_blocking(move || runtime.block_on(writer));
+    if let Err(err) = thread.await {
+        tracing::error!(%err, "the history writer's thread failed");
     }
 }
 

@@ -175,7 +175,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracing::info!(count = channels.len(), "registered channels loaded");
     }
     let tasks = TaskTracker::new();
-    tasks.spawn(history_writer);
+    tasks.spawn(history::run_on_own_thread(history_writer));
     tasks.spawn(prune_history(shared.clone()));
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(history::notify_operators(shared.clone()));
