@@ -31,6 +31,19 @@ fn untagged(line: &str) -> &str {
     }
 }
 
+/// A new connection to `node` that asks for the nick alice, and is told it is taken.
+async fn refused_alice_on(node: &common::TestServer) -> Client {
+    let mut other = node.connect().await;
+    other.send("NICK alice").await;
+    other.send("USER other 0 * :Test other").await;
+    let refused = other.expect_numeric("433").await;
+    assert!(
+        refused.ends_with(" 433 * alice :Nickname is already in use"),
+        "{refused}"
+    );
+    other
+}
+
 fn join_line(nick: &str, channel: &str) -> String {
     format!(":{} JOIN {channel}", source(nick))
 }
@@ -397,14 +410,7 @@ async fn a_nick_belongs_to_one_user_across_nodes() {
     };
     let _alice = cluster.client(0, "alice").await;
     // Taken on node 1: refused on node 2, before registration and after, in any case.
-    let mut other = cluster.nodes[1].connect().await;
-    other.send("NICK alice").await;
-    other.send("USER other 0 * :Test other").await;
-    let refused = other.expect_numeric("433").await;
-    assert!(
-        refused.ends_with(" 433 * alice :Nickname is already in use"),
-        "{refused}"
-    );
+    let mut other = refused_alice_on(&cluster.nodes[1]).await;
     other.send("NICK ALICE").await;
     let refused = other.expect_numeric("433").await;
     assert!(
@@ -658,14 +664,7 @@ async fn nodes_carry_on_after_nats_restarts() {
     assert_eq!(alice.names("#room").await, set(&["@alice", "bob"]));
     assert_eq!(bob.names("#room").await, set(&["@alice", "bob"]));
     // The nick claims outlived the restart too.
-    let mut other = cluster.nodes[1].connect().await;
-    other.send("NICK alice").await;
-    other.send("USER other 0 * :Test other").await;
-    let refused = other.expect_numeric("433").await;
-    assert!(
-        refused.ends_with(" 433 * alice :Nickname is already in use"),
-        "{refused}"
-    );
+    refused_alice_on(&cluster.nodes[1]).await;
     // And chat goes on as before.
     alice.send("PRIVMSG #room :after the outage").await;
     bob.expect_within(TIMEOUT, |l| {
@@ -691,23 +690,10 @@ async fn invites_and_user_modes_cross_nodes() {
     alice.send("MODE #club +i").await;
     alice.sync().await;
     // Once node 2 shows the channel +i, bob's JOIN there is refused.
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        bob.send("MODE #club").await;
-        let lines = bob.sync().await;
-        let modes = lines
-            .iter()
-            .find(|l| l.contains(" 324 "))
-            .and_then(|l| l.split(' ').nth(4));
-        if modes.is_some_and(|m| m.contains('i')) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 2 never showed +i: {lines:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bob.await_reply("MODE #club", |l| {
+        l.contains(" 324 ") && l.split(' ').nth(4).is_some_and(|m| m.contains('i'))
+    })
+    .await;
     bob.send("JOIN #club").await;
     let refused = bob.expect(|l| l.contains(" 473 ")).await;
     assert!(
@@ -726,20 +712,9 @@ async fn invites_and_user_modes_cross_nodes() {
     // bob turns invisible on node 2; node 1 counts him so.
     bob.send("MODE bob +i").await;
     bob.expect(|l| l.ends_with(" MODE bob :+i")).await;
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        alice.send("LUSERS").await;
-        let lines = alice.sync().await;
-        if lines
-            .iter()
-            .any(|l| l.contains(" 251 ") && l.contains(" and 1 invisible "))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 1 never counted bob invisible: {lines:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    alice
+        .await_reply("LUSERS", |l| {
+            l.contains(" 251 ") && l.contains(" and 1 invisible ")
+        })
+        .await;
 }

@@ -490,16 +490,23 @@ impl Client {
     /// Poll WHOIS until this node knows `nick` (bounded by `CONVERGE`); returns the 311 line.
     /// Only for a client with nothing else pending: the lines in between are dropped.
     pub async fn await_whois(&mut self, nick: &str) -> String {
+        self.await_reply(&format!("WHOIS {nick}"), |l| l.contains(" 311 "))
+            .await
+    }
+
+    /// Send `command` until a reply line matches (bounded by `CONVERGE`); returns that line.
+    /// Only for a client with nothing else pending: the lines in between are dropped.
+    pub async fn await_reply(&mut self, command: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + CONVERGE;
         loop {
-            self.send(&format!("WHOIS {nick}")).await;
+            self.send(command).await;
             let lines = self.sync().await;
-            if let Some(user) = lines.iter().find(|l| l.contains(" 311 ")) {
-                return user.clone();
+            if let Some(found) = lines.iter().find(|l| matches(l)) {
+                return found.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "{}: WHOIS {nick} on this node never answered 311; last {lines:?}",
+                "{}: no reply to {command} on this node matched; last {lines:?}",
                 self.nick
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
