@@ -44,4 +44,11 @@ END
 \$\$;
 SQL
 
+# Each test makes its own database (parley_t_<hash>, tests/common/postgres.rs) and leaves it for
+# a look afterwards; the ones from earlier runs go now, so they do not pile up run after run.
+su postgres -c "psql -p $port -Atq -c \"SELECT datname FROM pg_database WHERE datname LIKE 'parley\\_t\\_%'\"" |
+    while read -r db; do
+        su postgres -c "dropdb -p $port --if-exists --force '$db'" >&2 || true
+    done
+
 echo "postgres://$ROLE:$PASSWORD@127.0.0.1:$port/postgres"
