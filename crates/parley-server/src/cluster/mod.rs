@@ -96,6 +96,8 @@ pub struct Cluster {
     outbox: mpsc::Sender<Outgoing>,
     outbox_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     next_eid: AtomicU64,
+    /// Set while events are being dropped for a full outbox, so that is logged once per run.
+    dropping: std::sync::atomic::AtomicBool,
     /// Own events on their way through the stream, with the echo label a sender waits for
     /// (`Some("")`: echo without a label). Gone from here once delivered, so an event delivered
     /// locally while the bus was down is not delivered again when it comes back.
@@ -226,6 +228,7 @@ impl Cluster {
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             next_eid: AtomicU64::new(1),
+            dropping: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             connected_since,
@@ -301,10 +304,7 @@ impl Cluster {
         };
         if !self.connected() {
             // Delivered here now; the others get it when the bus takes it.
-            if self.outbox.try_send(Outgoing { eid, payload }).is_err() {
-                crate::metrics::record_cluster_dropped();
-                tracing::warn!("cluster outbox full; this event reaches local users only");
-            }
+            self.queue(Outgoing { eid, payload });
             apply::apply(
                 shared,
                 self,
@@ -315,9 +315,7 @@ impl Cluster {
             return;
         }
         self.pending.lock().insert(eid, local);
-        if self.outbox.try_send(Outgoing { eid, payload }).is_err() {
-            crate::metrics::record_cluster_dropped();
-            tracing::warn!("cluster outbox full; this event reaches local users only");
+        if !self.queue(Outgoing { eid, payload }) {
             if let Some(local) = self.pending.lock().remove(&eid) {
                 apply::apply(
                     shared,
@@ -328,6 +326,24 @@ impl Cluster {
                 );
             }
         }
+    }
+
+    /// Hand an event to the publisher; false when the outbox is full (a long bus outage). The
+    /// drop is counted every time but logged once per run of drops, so an outage cannot fill
+    /// the log one line per event.
+    fn queue(&self, outgoing: Outgoing) -> bool {
+        if self.outbox.try_send(outgoing).is_ok() {
+            self.dropping.store(false, Ordering::Relaxed);
+            return true;
+        }
+        crate::metrics::record_cluster_dropped();
+        if !self.dropping.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "cluster outbox full; events reach local users only until the bus takes them again \
+                 (counted in parley_cluster_events_dropped_total)"
+            );
+        }
+        false
     }
 
     /// One value for every node: the first node to propose `key` sets it, the rest take it. For
