@@ -109,8 +109,55 @@ pub enum HistoryAnswer {
 
 enum Job {
     Deliver(Box<Delivery>, oneshot::Sender<()>),
-    Audit(AuditEvent),
     State(StateChange),
+}
+
+/// How long an audit event may wait for the writer's next commit. Every login writes one, and a
+/// commit of its own (with a wake of the writer's thread) cost a SCRAM login more than all its
+/// hashing did; waiting a little lets a burst of logins share one commit. The event is in the
+/// structured log at once either way.
+const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Most audit events waiting for a commit; beyond that they are only in the log.
+const AUDIT_QUEUE: usize = 65_536;
+
+/// Audit events waiting for the writer, which takes them all with whatever it commits next, and
+/// at the latest [`AUDIT_LINGER`] after the first of them arrived.
+#[derive(Default)]
+struct AuditQueue {
+    events: parking_lot::Mutex<Vec<AuditEvent>>,
+    /// Given when the queue stops being empty, so the writer sets its deadline; one wake per
+    /// commit rather than per event.
+    nudge: tokio::sync::Notify,
+}
+
+impl AuditQueue {
+    /// Queue `event`; false when the queue is full and it was dropped.
+    fn push(&self, event: AuditEvent) -> bool {
+        let mut events = self.events.lock();
+        if events.len() >= AUDIT_QUEUE {
+            return false;
+        }
+        let first = events.is_empty();
+        events.push(event);
+        drop(events);
+        if first {
+            self.nudge.notify_one();
+        }
+        true
+    }
+
+    fn take(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.events.lock())
+    }
+}
+
+/// What woke the writer.
+enum Wake {
+    Job(Job),
+    /// Time to commit what waits: a retry after a failed write, or audit events due.
+    Flush,
+    /// The queue is closed and empty: commit what is left and stop.
+    Closed,
 }
 
 /// How the writer is doing, published on every change so a failing database is visible (the
@@ -132,6 +179,7 @@ pub struct History {
     pub config: HistoryConfig,
     publish: Arc<std::sync::OnceLock<Publish>>,
     jobs: mpsc::Sender<Job>,
+    audit: Arc<AuditQueue>,
     reader: Arc<dyn HistoryStore>,
     health: watch::Receiver<WriterHealth>,
     /// Distinguishes this run's msgids from every other run's.
@@ -158,10 +206,12 @@ impl History {
         let digest = Sha256::digest(seed.as_bytes());
         let boot = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
         let publish: Arc<std::sync::OnceLock<Publish>> = Arc::default();
+        let audit = Arc::<AuditQueue>::default();
         let history = History {
             config,
             publish: publish.clone(),
             jobs,
+            audit: audit.clone(),
             reader,
             health,
             boot,
@@ -169,7 +219,7 @@ impl History {
         };
         (
             history,
-            run_writer(writer, rx, health_tx, shutdown, publish),
+            run_writer(writer, rx, audit, health_tx, shutdown, publish),
         )
     }
 
@@ -224,7 +274,8 @@ impl History {
         }
     }
 
-    /// Record an audit event: in the structured log at once, in the database with the next commit.
+    /// Record an audit event: in the structured log at once, in the database with the writer's
+    /// next commit, at most [`AUDIT_LINGER`] later.
     pub fn audit(
         &self,
         action: &str,
@@ -242,7 +293,7 @@ impl History {
             ip: ip.map(str::to_string),
             detail: detail.map(str::to_string),
         };
-        if self.jobs.try_send(Job::Audit(event)).is_err() {
+        if !self.audit.push(event) {
             tracing::error!(action, "audit queue full; this event is only in the log");
         }
     }
@@ -304,6 +355,9 @@ impl History {
 
     /// Messages that waited for `account`, removed from the waiting list.
     pub async fn take_offline(&self, account: String) -> Result<Vec<StoredMessage>, StoreError> {
+        if let Some(Ok(false)) = self.reader.has_offline_now(&account) {
+            return Ok(Vec::new());
+        }
         let reader = self.reader.clone();
         blocking(move || reader.take_offline(&account, 1000)).await
     }
@@ -399,6 +453,7 @@ fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
 async fn run_writer(
     store: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<Job>,
+    audit: Arc<AuditQueue>,
     health: watch::Sender<WriterHealth>,
     shutdown: CancellationToken,
     publish: Arc<std::sync::OnceLock<Publish>>,
@@ -408,13 +463,15 @@ async fn run_writer(
     let mut failing_since: Option<std::time::Instant> = None;
     let mut error_logged = std::time::Instant::now();
     let mut retries_at_shutdown = RETRIES_AT_SHUTDOWN;
+    // When the audit events waiting now must be committed, if nothing else commits first.
+    let mut audit_due: Option<tokio::time::Instant> = None;
     loop {
-        let first = if !backlog.is_empty() && shutdown.is_cancelled() {
+        let wake = if !backlog.is_empty() && shutdown.is_cancelled() {
             // Shutting down with the database refusing writes: drain what is queued (it still
             // gets delivered), retry a few times, then give up and say what is lost.
             rx.close();
             match rx.try_recv() {
-                Ok(job) => Some(job),
+                Ok(job) => Wake::Job(job),
                 Err(_) if retries_at_shutdown == 0 => {
                     tracing::error!(
                         lost = backlog.messages.len(),
@@ -426,39 +483,50 @@ async fn run_writer(
                 Err(_) => {
                     retries_at_shutdown -= 1;
                     tokio::time::sleep(RETRY_EVERY).await;
-                    None
+                    Wake::Flush
                 }
             }
         } else if backlog.is_empty() {
+            let due = audit_due.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
-                job = rx.recv() => job,
+                job = rx.recv() => job.map_or(Wake::Closed, Wake::Job),
+                _ = audit.nudge.notified(), if audit_due.is_none() => {
+                    audit_due = Some(tokio::time::Instant::now() + AUDIT_LINGER);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(due), if audit_due.is_some() => Wake::Flush,
                 _ = shutdown.cancelled() => {
                     // Whatever is already queued still gets stored and delivered.
                     rx.close();
-                    rx.recv().await
+                    rx.recv().await.map_or(Wake::Closed, Wake::Job)
                 }
             }
         } else {
             tokio::select! {
-                job = rx.recv() => job,
-                _ = tokio::time::sleep(RETRY_EVERY) => None,
+                job = rx.recv() => job.map_or(Wake::Closed, Wake::Job),
+                _ = tokio::time::sleep(RETRY_EVERY) => Wake::Flush,
                 _ = shutdown.cancelled() => {
                     rx.close();
-                    rx.recv().await
+                    rx.recv().await.map_or(Wake::Closed, Wake::Job)
                 }
             }
         };
-        if first.is_none() && backlog.is_empty() {
-            return;
-        }
-        let mut jobs: Vec<Job> = first.into_iter().collect();
+        let (mut jobs, closed) = match wake {
+            Wake::Job(job) => (vec![job], false),
+            Wake::Flush => (Vec::new(), false),
+            Wake::Closed => (Vec::new(), true),
+        };
         while !jobs.is_empty() && jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = WriteBatch {
+            audit: audit.take(),
+            ..WriteBatch::default()
+        };
+        audit_due = None;
         for job in &mut jobs {
             match job {
                 Job::Deliver(delivery, _) => {
@@ -469,9 +537,14 @@ async fn run_writer(
                         batch.messages.push(message);
                     }
                 }
-                Job::Audit(event) => batch.audit.push(event.clone()),
                 Job::State(change) => batch.state.push(change.clone()),
             }
+        }
+        if jobs.is_empty() && backlog.is_empty() && batch.is_empty() {
+            if closed {
+                return;
+            }
+            continue;
         }
         merge(&mut backlog, batch);
         // Written right here: the writer runs on a thread of its own (see `run_on_own_thread`),
@@ -611,6 +684,9 @@ mod tests {
     struct Flaky {
         broken: std::sync::atomic::AtomicBool,
         stored: Mutex<Vec<String>>,
+        /// The actions of the audit events stored, and how many commits stored any.
+        audited: Mutex<Vec<String>>,
+        audit_commits: AtomicU64,
     }
 
     impl HistoryStore for Flaky {
@@ -621,6 +697,12 @@ mod tests {
             self.stored
                 .lock()
                 .extend(batch.messages.iter().map(|m| m.text.clone()));
+            if !batch.audit.is_empty() {
+                self.audit_commits.fetch_add(1, Ordering::SeqCst);
+                self.audited
+                    .lock()
+                    .extend(batch.audit.iter().map(|e| e.action.clone()));
+            }
             Ok(())
         }
         fn query(
@@ -742,5 +824,65 @@ mod tests {
             .expect("the writer ends at shutdown")
             .expect("the writer did not panic");
         assert!(store.stored.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn audit_events_share_commits_and_are_stored_within_the_linger() {
+        let store = Arc::new(Flaky::default());
+        let shutdown = CancellationToken::new();
+        let (history, writer) = History::new(
+            HistoryConfig::default(),
+            store.clone(),
+            store.clone(),
+            shutdown.clone(),
+        );
+        let task = tokio::spawn(writer);
+        let started = std::time::Instant::now();
+        for n in 0..500 {
+            history.audit(
+                "login",
+                Some(&format!("a{n}")),
+                None,
+                Some("127.0.0.1"),
+                None,
+            );
+        }
+        let deadline = started + AUDIT_LINGER * 20;
+        while store.audited.lock().len() < 500 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            store.audited.lock().len(),
+            500,
+            "all stored, with nothing else to commit"
+        );
+        let commits = store.audit_commits.load(Ordering::SeqCst);
+        assert!(
+            commits <= 2,
+            "a burst shares its commits, not one each: {commits}"
+        );
+
+        // Stored by the time a message behind it is delivered.
+        history.audit("kick", Some("op"), Some("victim"), None, None);
+        let recipient = Arc::new(Outbound::new(1 << 20));
+        history
+            .submit(delivery(&history, "hello", &recipient))
+            .await;
+        assert_eq!(
+            store.audited.lock().last().map(String::as_str),
+            Some("kick")
+        );
+
+        // Shutdown stores what is still waiting.
+        history.audit("oper_up", Some("root"), None, None, None);
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the writer ends at shutdown")
+            .expect("the writer did not panic");
+        assert_eq!(
+            store.audited.lock().last().map(String::as_str),
+            Some("oper_up")
+        );
     }
 }

@@ -418,3 +418,60 @@ async fn a_stalled_exchange_ends_with_the_registration_timeout() {
         "{rest:?}"
     );
 }
+
+/// Clients such as gamja and goguma send their login without waiting where they can: CAP, NICK,
+/// USER, the mechanism and the first SASL message in one write, and `CAP END` right behind the
+/// last SASL line. The server handles a connection's lines in order, each login step finished
+/// before the next line, so both SCRAM and PLAIN log in and registration waits for the result.
+#[tokio::test]
+async fn a_pipelining_client_logs_in_with_its_steps_sent_together() {
+    let server = strict().await;
+    register(&server, "pip", "pipelined-password").await;
+
+    let mut c = server.connect().await;
+    c.nick = "pip".into();
+    let client = ClientExchange::new("pip", "pipelinednonce").expect("client");
+    c.send_raw(
+        format!(
+            "CAP LS 302\r\nNICK pip\r\nUSER pip 0 * :pip\r\nCAP REQ :sasl\r\n\
+             AUTHENTICATE SCRAM-SHA-256\r\nAUTHENTICATE {}\r\n",
+            b64(&client.client_first())
+        )
+        .as_bytes(),
+    )
+    .await;
+    let line = c
+        .expect(|l| l.starts_with("AUTHENTICATE ") && l != "AUTHENTICATE +")
+        .await;
+    let server_first = unb64(line.strip_prefix("AUTHENTICATE ").expect("server-first"));
+    let (response, reply) = prove(&mut c, &client, &server_first, "pipelined-password").await;
+    let server_final = unb64(reply.strip_prefix("AUTHENTICATE ").expect("server-final"));
+    response
+        .verify_server_final(&server_final)
+        .expect("server signature");
+    c.send_raw(b"AUTHENTICATE +\r\nCAP END\r\n").await;
+    assert!(c.recv().await.contains(" 900 pip "));
+    c.expect_numeric("903").await;
+    assert!(c.recv().await.contains(" 001 pip "), "welcome after 903");
+    c.send("WHOIS pip").await;
+    let whois = c.sync().await;
+    assert!(
+        whois.iter().any(|l| l.contains(" 330 pip pip pip ")),
+        "{whois:?}"
+    );
+
+    // PLAIN in a single write, CAP END included.
+    let mut p = server.connect().await;
+    p.nick = "pip2".into();
+    p.send_raw(
+        format!(
+            "CAP LS 302\r\nNICK pip2\r\nUSER pip2 0 * :pip2\r\nCAP REQ :sasl\r\n\
+             AUTHENTICATE PLAIN\r\nAUTHENTICATE {}\r\nCAP END\r\n",
+            sasl_plain("pip", "pipelined-password")
+        )
+        .as_bytes(),
+    )
+    .await;
+    p.expect_numeric("903").await;
+    assert!(p.recv().await.contains(" 001 pip2 "), "welcome after 903");
+}

@@ -240,11 +240,16 @@ impl Accounts {
         let requested = first.username().to_owned();
         let folded = casefold(&requested);
         self.refuse_if_locked(&requested, &folded, ip)?;
-        let store = Arc::clone(&self.store);
-        let lookup = requested.clone();
-        let record = tokio::task::spawn_blocking(move || store.account(&lookup))
-            .await
-            .map_err(|error| LoginError::Task(error.to_string()))??;
+        let record = match self.store.account_now(&requested) {
+            Some(record) => record?,
+            None => {
+                let store = Arc::clone(&self.store);
+                let lookup = requested.clone();
+                tokio::task::spawn_blocking(move || store.account(&lookup))
+                    .await
+                    .map_err(|error| LoginError::Task(error.to_string()))??
+            }
+        };
         let real = record.and_then(|record| {
             let text = record.scram.as_deref()?;
             match StoredCredential::parse(text) {

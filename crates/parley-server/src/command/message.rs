@@ -347,7 +347,7 @@ fn offline(
 ) {
     let registered = ctx.shared.history.enabled()
         && parley_proto::validate::nick(target, ctx.shared.config.limits.nick_len)
-        && matches!(ctx.shared.accounts.store().account(target), Ok(Some(_)));
+        && matches!(ctx.shared.accounts.is_account_name(target), Ok(true));
     if !registered {
         if !notice {
             ctx.numeric(

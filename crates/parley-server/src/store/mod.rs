@@ -76,6 +76,13 @@ pub trait AccountStore: Send + Sync {
     fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
     /// The account with this name, compared case-insensitively.
     fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// [`AccountStore::account`], answered on the caller's thread when that takes no waiting: an
+    /// embedded database whose connection nobody holds. `None` means "ask on the blocking pool".
+    /// A SCRAM login looks its account up mid-exchange; the hop to a pool thread and back cost
+    /// more than the lookup (BENCHMARKS.md, "connect: SASL SCRAM-SHA-256").
+    fn account_now(&self, _name: &str) -> Option<Result<Option<AccountRecord>, StoreError>> {
+        None
+    }
     /// Replace an account's password hash. Also clears its SCRAM credential, which was derived from
     /// the old password: the account layer stores the new one with [`AccountStore::set_scram`].
     fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;

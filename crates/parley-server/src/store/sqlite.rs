@@ -226,6 +226,21 @@ impl SqliteStore {
     }
 }
 
+/// The account named `name` (casefolded), read through a cached statement: logins and NICK's
+/// account checks run this for every connection.
+fn account_in(connection: &Connection, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT name, password_hash, created_at, locked, scram FROM accounts
+             WHERE name_folded = ?1",
+        )
+        .map_err(backend)?;
+    statement
+        .query_row([casefold(name)], record_from_row)
+        .optional()
+        .map_err(backend)
+}
+
 /// Create the empty database file readable by its owner only, whatever the umask: it holds
 /// password hashes and private messages. SQLite gives its `-wal` and `-shm` files the same mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
@@ -393,18 +408,15 @@ impl AccountStore for SqliteStore {
     }
 
     fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let connection = self.connection.lock();
-        // Cached: NICK checks every nick against the accounts, so this runs per registration.
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT name, password_hash, created_at, locked, scram FROM accounts
-                 WHERE name_folded = ?1",
-            )
-            .map_err(backend)?;
-        statement
-            .query_row([casefold(name)], record_from_row)
-            .optional()
-            .map_err(backend)
+        account_in(&self.connection.lock(), name)
+    }
+
+    /// Only when the connection is free: a lookup by its unique index then reads a few cached
+    /// pages (microseconds; WAL readers never wait for writers), but waiting for the lock could
+    /// mean waiting for a write that waits on another process's lock.
+    fn account_now(&self, name: &str) -> Option<Result<Option<AccountRecord>, StoreError>> {
+        let connection = self.connection.try_lock()?;
+        Some(account_in(&connection, name))
     }
 
     fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
@@ -665,5 +677,26 @@ mod tests {
         let store = SqliteStore::open(&path).expect("an empty file is a new database");
         store.create_account("alice", "h").expect("create");
         assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn lookups_now_answer_only_while_the_connection_is_free() {
+        use crate::store::history::HistoryStore;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store) = open_in(&dir);
+        store
+            .create_account("Carol", "$argon2id$fake")
+            .expect("create");
+        let found = store.account_now("carol").expect("free").expect("read");
+        assert_eq!(found.map(|r| r.name), Some("Carol".to_string()));
+        assert!(matches!(store.account_now("dave"), Some(Ok(None))));
+        assert!(matches!(store.has_offline_now("carol"), Some(Ok(false))));
+        let held = store.connection.lock();
+        assert!(
+            store.account_now("carol").is_none(),
+            "never waits for the lock"
+        );
+        assert!(store.has_offline_now("carol").is_none());
+        drop(held);
     }
 }

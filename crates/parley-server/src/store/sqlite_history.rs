@@ -234,6 +234,21 @@ impl HistoryStore for SqliteStore {
         Ok(rows)
     }
 
+    fn has_offline_now(&self, account: &str) -> Option<Result<bool, StoreError>> {
+        let connection = self.connection().try_lock()?;
+        let mut statement = match connection
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM offline WHERE account = ?1)")
+        {
+            Ok(statement) => statement,
+            Err(error) => return Some(Err(backend(error))),
+        };
+        Some(
+            statement
+                .query_row(params![account], |row| row.get(0))
+                .map_err(backend),
+        )
+    }
+
     fn prune(
         &self,
         older_than_ms: Option<i64>,
