@@ -238,13 +238,29 @@ pub enum Login {
     SaslPlain {
         account: String,
         password: String,
+        pipelined: bool,
     },
     /// SASL SCRAM-SHA-256, with the run's shared [`SaltedCache`].
     SaslScram {
         account: String,
         password: String,
         cache: SaltedCache,
+        pipelined: bool,
     },
+}
+
+/// What a client sends first when it logs in with SASL: CAP negotiation and registration, then
+/// the mechanism. A pipelining client (gamja and goguma do this) also sends its first SASL
+/// message without waiting for the CAP ACK or the server's `AUTHENTICATE +`: the server handles
+/// lines in order, so by then `sasl` is acknowledged and the mechanism chosen.
+fn sasl_opening(nick: &str, mechanism: &str, first: Option<&str>) -> String {
+    let mut text =
+        format!("CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n");
+    if let Some(first) = first {
+        text.push_str(&format!("AUTHENTICATE {mechanism}\r\n"));
+        text.push_str(&sasl_lines(first));
+    }
+    text
 }
 
 /// SCRAM salted passwords by account, salt and rounds, shared by every client of a run. PBKDF2 is
@@ -345,22 +361,37 @@ impl Conn {
                 account,
                 password,
                 cache,
+                pipelined,
             } => {
-                self.scram_login(nick, account, password, cache).await?;
+                self.scram_login(nick, account, password, cache, *pipelined)
+                    .await?;
             }
-            Login::SaslPlain { account, password } => {
-                self.send(&format!(
-                    "CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n"
-                ))
-                .await?;
+            Login::SaslPlain {
+                account,
+                password,
+                pipelined: true,
+            } => {
+                // One write: the whole login and `CAP END`.
+                let mut text =
+                    sasl_opening(nick, "PLAIN", Some(&format!("\0{account}\0{password}")));
+                text.push_str("CAP END\r\n");
+                self.send(&text).await?;
+                self.expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
+                    .await?;
+            }
+            Login::SaslPlain {
+                account,
+                password,
+                pipelined: false,
+            } => {
+                self.send(&sasl_opening(nick, "PLAIN", None)).await?;
                 self.expect("CAP ACK sasl", |l| contains(l, b" ACK "))
                     .await?;
                 self.send("AUTHENTICATE PLAIN\r\n").await?;
                 self.expect("AUTHENTICATE +", |l| l.starts_with(b"AUTHENTICATE +"))
                     .await?;
-                let payload = base64::engine::general_purpose::STANDARD
-                    .encode(format!("\0{account}\0{password}"));
-                self.send(&format!("AUTHENTICATE {payload}\r\n")).await?;
+                self.send(&sasl_lines(&format!("\0{account}\0{password}")))
+                    .await?;
                 self.expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
                     .await?;
                 self.send("CAP END\r\n").await?;
@@ -374,26 +405,40 @@ impl Conn {
         .await
     }
 
-    /// SASL SCRAM-SHA-256 up to 903 and `CAP END`, checking the server's signature.
+    /// SASL SCRAM-SHA-256 up to 903 and `CAP END`, checking the server's signature. Waiting
+    /// for every answer that takes six round trips; pipelined, three: the opening with the
+    /// client's first message, its final message, and `AUTHENTICATE +` with `CAP END` once the
+    /// server's signature checks out.
     async fn scram_login(
         &mut self,
         nick: &str,
         account: &str,
         password: &str,
         cache: &SaltedCache,
+        pipelined: bool,
     ) -> Result<()> {
-        self.send(&format!(
-            "CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP REQ :sasl\r\n"
-        ))
-        .await?;
-        self.expect("CAP ACK sasl", |l| contains(l, b" ACK "))
-            .await?;
-        self.send("AUTHENTICATE SCRAM-SHA-256\r\n").await?;
-        self.expect("AUTHENTICATE +", |l| l.starts_with(b"AUTHENTICATE +"))
-            .await?;
         let nonce = format!("bench{}", NONCES.fetch_add(1, Ordering::Relaxed));
         let exchange = ClientExchange::new(account, &nonce)?;
-        self.send(&sasl_lines(&exchange.client_first())).await?;
+        if pipelined {
+            self.send(&sasl_opening(
+                nick,
+                scram::MECHANISM,
+                Some(&exchange.client_first()),
+            ))
+            .await?;
+        } else {
+            self.send(&sasl_opening(nick, scram::MECHANISM, None))
+                .await?;
+            self.expect("CAP ACK sasl", |l| contains(l, b" ACK "))
+                .await?;
+            self.send(&format!("AUTHENTICATE {}\r\n", scram::MECHANISM))
+                .await?;
+        }
+        self.expect("AUTHENTICATE +", |l| l.starts_with(b"AUTHENTICATE +"))
+            .await?;
+        if !pipelined {
+            self.send(&sasl_lines(&exchange.client_first())).await?;
+        }
         let server_first = self.sasl_payload("the SCRAM challenge").await?;
         let challenge = exchange.server_first(&server_first, scram::MAX_ITERATIONS)?;
         let key = (
@@ -419,6 +464,12 @@ impl Conn {
         self.send(&sasl_lines(response.message())).await?;
         let server_final = self.sasl_payload("the SCRAM signature").await?;
         response.verify_server_final(&server_final)?;
+        if pipelined {
+            self.send("AUTHENTICATE +\r\nCAP END\r\n").await?;
+            return self
+                .expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
+                .await;
+        }
         self.send("AUTHENTICATE +\r\n").await?;
         self.expect("SASL success (903)", |l| numeric(l) == Some(b"903"))
             .await?;

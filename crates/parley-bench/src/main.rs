@@ -176,6 +176,12 @@ enum Scenario {
         /// an untimed warm-up login and cached, as clients do, so this measures the server).
         #[arg(long, conflicts_with = "sasl")]
         scram: bool,
+        /// Send the login's steps without waiting where the protocol lets a client (as gamja and
+        /// goguma do): CAP, NICK, USER, `AUTHENTICATE` and the first SASL message in one write,
+        /// and for SCRAM the final `AUTHENTICATE +` with `CAP END`. Without it each step waits
+        /// for the server's answer, as irssi and WeeChat do.
+        #[arg(long)]
+        pipeline: bool,
         /// Accounts to create for --sasl or --scram when the bench starts parleyd itself.
         #[arg(long, default_value_t = 20)]
         sasl_accounts: usize,
@@ -333,10 +339,12 @@ impl Scenario {
                 concurrency,
                 sasl,
                 scram,
+                pipeline,
                 ..
             } => {
                 let mut target = target.clone();
                 target.scram = *scram;
+                target.pipeline = *pipeline;
                 Outcome::Connect(
                     scenario::connect::run(
                         &target,

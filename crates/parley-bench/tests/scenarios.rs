@@ -235,6 +235,16 @@ async fn sasl_plain_and_scram_connects_log_in_against_parleyd() -> anyhow::Resul
         2,
         "one derivation per account"
     );
+    // As gamja and goguma log in: the steps sent without waiting where the protocol allows.
+    target.pipeline = true;
+    let pipelined = connect::run(&target, &params).await?;
+    assert!(pipelined.ok && pipelined.pipelined, "{pipelined:#?}");
+    target.scram = false;
+    let pipelined = connect::run(&target, &params).await?;
+    assert!(
+        pipelined.ok && pipelined.pipelined && pipelined.login == "SASL PLAIN",
+        "{pipelined:#?}"
+    );
     running.shutdown();
     Ok(())
 }

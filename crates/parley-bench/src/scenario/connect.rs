@@ -38,6 +38,9 @@ pub struct ConnectResult {
     pub ok: bool,
     /// `guest`, `SASL PLAIN` or `SASL SCRAM-SHA-256`.
     pub login: &'static str,
+    /// SASL steps sent without waiting where the protocol allows (`--pipeline`); otherwise each
+    /// waited for the server's answer.
+    pub pipelined: bool,
     /// How the figure was taken, where that matters (SCRAM's cached salted passwords).
     pub note: Option<String>,
 }
@@ -103,6 +106,7 @@ pub async fn run(target: &Target, p: &ConnectParams) -> Result<ConnectResult> {
         first_failure,
         ok: failures == 0,
         login,
+        pipelined: p.sasl && target.pipeline,
         note,
     })
 }

@@ -34,6 +34,9 @@ pub struct Target {
     pub accounts: Vec<(String, String)>,
     /// SASL logins use SCRAM-SHA-256 instead of PLAIN.
     pub scram: bool,
+    /// SASL logins send their steps without waiting where the protocol allows
+    /// ([`Login::pipelined`]).
+    pub pipeline: bool,
     /// SCRAM salted passwords, derived once per account for the whole run.
     pub salted_cache: SaltedCache,
     /// Draw progress bars (off in tests and when stderr is not a terminal).
@@ -51,6 +54,7 @@ impl Target {
             server_pids: Vec::new(),
             accounts: Vec::new(),
             scram: false,
+            pipeline: false,
             salted_cache: SaltedCache::default(),
             progress: false,
             setup_concurrency: SETUP_CONCURRENCY,
@@ -74,11 +78,13 @@ impl Target {
                 account: account.clone(),
                 password: password.clone(),
                 cache: self.salted_cache.clone(),
+                pipelined: self.pipeline,
             }
         } else {
             Login::SaslPlain {
                 account: account.clone(),
                 password: password.clone(),
+                pipelined: self.pipeline,
             }
         })
     }
