@@ -231,10 +231,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let end = if session.followups.is_empty() {
                 None
             } else {
-                corked.release();
-                let end = Box::pin(run_followups(shared, session, outbound)).await;
-                corked.hold();
-                end
+                // Most follow-ups finish at their first poll (a SCRAM step, a login's check
+                // for waiting messages): their replies then leave with the rest, in one write.
+                // Only a follow-up that has to wait lets the replies so far go first.
+                let mut followups = Box::pin(run_followups(shared, session, outbound));
+                match std::future::poll_fn(|cx| Poll::Ready(followups.as_mut().poll(cx))).await {
+                    Poll::Ready(end) => end,
+                    Poll::Pending => {
+                        corked.release();
+                        let end = followups.await;
+                        corked.hold();
+                        end
+                    }
+                }
             };
             send_labeled(session, outbound);
             if let Some(end) = end {

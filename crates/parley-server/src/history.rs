@@ -24,6 +24,8 @@ use crate::store::{
     WriteBatch,
 };
 
+/// Most messages one login takes from those that waited for it.
+const OFFLINE_BATCH: usize = 1000;
 /// Most jobs one group commit takes.
 const MAX_BATCH: usize = 1024;
 /// Jobs waiting for the writer; senders wait (only themselves) when it is full.
@@ -151,6 +153,16 @@ impl AuditQueue {
     }
 }
 
+/// The accounts that messages wait for, when this process is the only one storing them (no
+/// cluster): every login asks whether anything waits, nearly always nothing does, and a query
+/// for that cost more than the rest of a SCRAM login's storage work. `None` (in a cluster, or
+/// before [`History::track_offline`]) means ask the database.
+///
+/// Kept right without a lock around the database: the writer adds an account after the commit
+/// that stored its message, and a login removes it before reading. A message committed
+/// meanwhile is either in that read or puts the account back.
+type Waiting = Arc<parking_lot::Mutex<Option<std::collections::HashSet<String>>>>;
+
 /// What woke the writer.
 enum Wake {
     Job(Job),
@@ -180,6 +192,7 @@ pub struct History {
     publish: Arc<std::sync::OnceLock<Publish>>,
     jobs: mpsc::Sender<Job>,
     audit: Arc<AuditQueue>,
+    waiting: Waiting,
     reader: Arc<dyn HistoryStore>,
     health: watch::Receiver<WriterHealth>,
     /// Distinguishes this run's msgids from every other run's.
@@ -207,11 +220,13 @@ impl History {
         let boot = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
         let publish: Arc<std::sync::OnceLock<Publish>> = Arc::default();
         let audit = Arc::<AuditQueue>::default();
+        let waiting = Waiting::default();
         let history = History {
             config,
             publish: publish.clone(),
             jobs,
             audit: audit.clone(),
+            waiting: waiting.clone(),
             reader,
             health,
             boot,
@@ -219,7 +234,7 @@ impl History {
         };
         (
             history,
-            run_writer(writer, rx, audit, health_tx, shutdown, publish),
+            run_writer(writer, rx, audit, waiting, health_tx, shutdown, publish),
         )
     }
 
@@ -355,11 +370,30 @@ impl History {
 
     /// Messages that waited for `account`, removed from the waiting list.
     pub async fn take_offline(&self, account: String) -> Result<Vec<StoredMessage>, StoreError> {
-        if let Some(Ok(false)) = self.reader.has_offline_now(&account) {
-            return Ok(Vec::new());
+        if let Some(waiting) = self.waiting.lock().as_mut() {
+            if !waiting.remove(&account) {
+                return Ok(Vec::new());
+            }
         }
         let reader = self.reader.clone();
-        blocking(move || reader.take_offline(&account, 1000)).await
+        let folded = account.clone();
+        let result = blocking(move || reader.take_offline(&folded, OFFLINE_BATCH)).await;
+        // More may wait (a full batch), or nothing was taken: ask the database again next time.
+        if !matches!(&result, Ok(rows) if rows.len() < OFFLINE_BATCH) {
+            if let Some(waiting) = self.waiting.lock().as_mut() {
+                waiting.insert(account);
+            }
+        }
+        result
+    }
+
+    /// Answer "does anything wait for this account?" from memory from now on, starting from
+    /// what the store holds. Only for a server that is the one writer of its database, before
+    /// its writer starts; see [`Waiting`].
+    pub fn track_offline(&self) -> Result<(), StoreError> {
+        let accounts = self.reader.offline_accounts()?;
+        *self.waiting.lock() = Some(accounts.into_iter().collect());
+        Ok(())
     }
 
     /// Apply the retention limits once.
@@ -454,6 +488,7 @@ async fn run_writer(
     store: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<Job>,
     audit: Arc<AuditQueue>,
+    waiting: Waiting,
     health: watch::Sender<WriterHealth>,
     shutdown: CancellationToken,
     publish: Arc<std::sync::OnceLock<Publish>>,
@@ -558,6 +593,9 @@ async fn run_writer(
         let failing = result.as_ref().err().map(|err| err.to_string());
         match result {
             Ok(()) => {
+                if let Some(waiting) = waiting.lock().as_mut() {
+                    waiting.extend(pending.offline.iter().map(|(account, _)| account.clone()));
+                }
                 if let Some(since) = failing_since.take() {
                     tracing::warn!(
                         outage_secs = since.elapsed().as_secs(),
@@ -726,6 +764,9 @@ mod tests {
             Ok(Vec::new())
         }
         fn take_offline(&self, _: &str, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn offline_accounts(&self) -> Result<Vec<String>, StoreError> {
             Ok(Vec::new())
         }
         fn prune(&self, _: Option<i64>, _: Option<usize>) -> Result<usize, StoreError> {

@@ -142,6 +142,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store::open_history(&config)?,
         shutdown.clone(),
     );
+    if !config.cluster.enabled {
+        // The only writer of its database: whether messages wait for someone is known here.
+        history.track_offline()?;
+    }
     let account_names = accounts.load_names()?;
     tracing::debug!(count = account_names, "account names loaded");
     let state = store::open_state(&config)?;

@@ -356,6 +356,64 @@ async fn private_history_and_offline_delivery() {
     );
 }
 
+/// Whether anything waits for an account is kept in memory, read from the database at start:
+/// a message left for someone before a restart still reaches them after it, once.
+#[tokio::test]
+async fn offline_messages_wait_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("start");
+    let addr = first.plain_addrs()[0];
+    for (nick, password) in [("carol", "carol-password"), ("dan", "dan-password")] {
+        let mut c = Client::connect(addr).await;
+        c.register(nick).await;
+        c.send(&format!("REGISTER * * {password}")).await;
+        c.expect(|l| l.contains("REGISTER SUCCESS")).await;
+        c.send("QUIT").await;
+        c.expect_closed().await;
+    }
+    let mut carol = Client::connect(addr).await;
+    carol.login_sasl("carol", "carol", "carol-password").await;
+    carol.send("PRIVMSG dan :see you after the restart").await;
+    carol.expect(|l| l.contains("is not online")).await;
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    drop(carol);
+
+    let second = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("restart");
+    let addr = second.plain_addrs()[0];
+    let mut dan = Client::connect(addr).await;
+    let welcome = dan
+        .login_sasl("dan", "dan", "dan-password")
+        .await
+        .join("\n");
+    assert!(
+        welcome.contains("UTC] see you after the restart"),
+        "{welcome}"
+    );
+    // And a message left after the restart is found too, by the memory the writer keeps.
+    dan.send("QUIT").await;
+    dan.expect_closed().await;
+    let mut carol = Client::connect(addr).await;
+    carol.login_sasl("carol", "carol", "carol-password").await;
+    carol.send("PRIVMSG dan :and once more").await;
+    carol.expect(|l| l.contains("is not online")).await;
+    carol.sync().await;
+    let mut dan = Client::connect(addr).await;
+    let welcome = dan
+        .login_sasl("dan", "dan", "dan-password")
+        .await
+        .join("\n");
+    assert!(
+        welcome.contains("UTC] and once more") && !welcome.contains("after the restart"),
+        "{welcome}"
+    );
+    second.shutdown();
+}
+
 #[tokio::test]
 async fn retention_prunes_old_rows() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -403,12 +403,14 @@ fn offline_messages_are_handed_out_once(backend: &Backend) {
             ..WriteBatch::default()
         })
         .expect("write");
+    assert_eq!(store.offline_accounts().expect("accounts"), ["bob"]);
     assert_eq!(
         ids(&store.take_offline("bob", 2).expect("take")),
         ["o1", "o2"]
     );
     assert_eq!(ids(&store.take_offline("bob", 2).expect("take")), ["o3"]);
     assert!(store.take_offline("bob", 2).expect("take").is_empty());
+    assert!(store.offline_accounts().expect("accounts").is_empty());
     assert!(store.take_offline("alice", 2).expect("take").is_empty());
     // Handing out removes the mark, not the history.
     assert_eq!(

@@ -113,12 +113,8 @@ pub trait HistoryStore: Send + Sync {
     fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError>;
     /// Remove and return up to `limit` messages waiting for `account` (casefolded), oldest first.
     fn take_offline(&self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Whether anything waits for `account`, answered on the caller's thread when that takes no
-    /// waiting (see [`super::AccountStore::account_now`]); `None`: ask [`HistoryStore::take_offline`]
-    /// on the blocking pool. Every login asks, and almost always nothing waits.
-    fn has_offline_now(&self, _account: &str) -> Option<Result<bool, StoreError>> {
-        None
-    }
+    /// Every account (casefolded) that messages wait for.
+    fn offline_accounts(&self) -> Result<Vec<String>, StoreError>;
     /// Delete messages older than `older_than_ms` and beyond `max_rows` per conversation.
     fn prune(
         &self,

@@ -792,6 +792,17 @@ impl HistoryStore for PostgresStore {
         })
     }
 
+    fn offline_accounts(&self) -> Result<Vec<String>, StoreError> {
+        self.call_idempotent(move |client| {
+            client
+                .query("SELECT DISTINCT account FROM offline", &[])
+                .map_err(backend)?
+                .iter()
+                .map(|row| row.try_get(0).map_err(backend))
+                .collect()
+        })
+    }
+
     fn prune(
         &self,
         older_than_ms: Option<i64>,

@@ -234,19 +234,17 @@ impl HistoryStore for SqliteStore {
         Ok(rows)
     }
 
-    fn has_offline_now(&self, account: &str) -> Option<Result<bool, StoreError>> {
-        let connection = self.connection().try_lock()?;
-        let mut statement = match connection
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM offline WHERE account = ?1)")
-        {
-            Ok(statement) => statement,
-            Err(error) => return Some(Err(backend(error))),
-        };
-        Some(
-            statement
-                .query_row(params![account], |row| row.get(0))
-                .map_err(backend),
-        )
+    fn offline_accounts(&self) -> Result<Vec<String>, StoreError> {
+        let connection = self.connection().lock();
+        let mut statement = connection
+            .prepare("SELECT DISTINCT account FROM offline")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| row.get(0))
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(backend)?;
+        Ok(rows)
     }
 
     fn prune(
