@@ -130,14 +130,23 @@ struct AuditQueue {
     /// Given when the queue stops being empty, so the writer sets its deadline; one wake per
     /// commit rather than per event.
     nudge: tokio::sync::Notify,
+    /// Set while events are being dropped, so a stuck writer costs one error line, not one
+    /// per event.
+    overflowing: std::sync::atomic::AtomicBool,
 }
 
 impl AuditQueue {
-    /// Queue `event`; false when the queue is full and it was dropped.
-    fn push(&self, event: AuditEvent) -> bool {
+    /// Queue `event`, or drop it when the queue is full (saying so once per run of drops).
+    fn push(&self, event: AuditEvent) {
         let mut events = self.events.lock();
         if events.len() >= AUDIT_QUEUE {
-            return false;
+            if !self.overflowing.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    action = event.action,
+                    "audit queue full; events are only in the log until the writer catches up"
+                );
+            }
+            return;
         }
         let first = events.is_empty();
         events.push(event);
@@ -145,10 +154,10 @@ impl AuditQueue {
         if first {
             self.nudge.notify_one();
         }
-        true
     }
 
     fn take(&self) -> Vec<AuditEvent> {
+        self.overflowing.store(false, Ordering::Relaxed);
         std::mem::take(&mut *self.events.lock())
     }
 }
@@ -308,9 +317,7 @@ impl History {
             ip: ip.map(str::to_string),
             detail: detail.map(str::to_string),
         };
-        if !self.audit.push(event) {
-            tracing::error!(action, "audit queue full; this event is only in the log");
-        }
+        self.audit.push(event);
     }
 
     /// Persist a change to registered channels or server bans with the next commit.
@@ -378,7 +385,7 @@ impl History {
         let reader = self.reader.clone();
         let folded = account.clone();
         let result = blocking(move || reader.take_offline(&folded, OFFLINE_BATCH)).await;
-        // More may wait (a full batch), or nothing was taken: ask the database again next time.
+        // More may wait (a full batch), or the read failed: ask the database again next time.
         if !matches!(&result, Ok(rows) if rows.len() < OFFLINE_BATCH) {
             if let Some(waiting) = self.waiting.lock().as_mut() {
                 waiting.insert(account);
@@ -471,6 +478,14 @@ fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
     backlog.offline.extend(more.offline);
     backlog.audit.extend(more.audit);
     backlog.state.extend(more.state);
+    let excess = backlog.audit.len().saturating_sub(AUDIT_QUEUE);
+    if excess > 0 {
+        backlog.audit.drain(..excess);
+        tracing::error!(
+            lost = excess,
+            "audit backlog full while the database is failing; oldest events are only in the log"
+        );
+    }
     let excess = backlog.messages.len().saturating_sub(MAX_BACKLOG);
     if excess > 0 {
         let dropped: Vec<String> = backlog.messages.drain(..excess).map(|m| m.msgid).collect();

@@ -136,12 +136,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config)
         .with_scram_secret(scram_secret);
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let history_store = store::open_history(&config)?;
+    history_store.defer_checkpoints()?;
     let (history, history_writer) = history::History::new(
         config.history.clone(),
-        store::open_history(&config)?,
+        history_store,
         store::open_history(&config)?,
         shutdown.clone(),
     );
+    let checkpointer = store::open_history(&config)?;
     if !config.cluster.enabled {
         // The only writer of its database: whether messages wait for someone is known here.
         history.track_offline()?;
@@ -181,6 +184,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tasks = TaskTracker::new();
     tasks.spawn(history::run_on_own_thread(history_writer));
     tasks.spawn(prune_history(shared.clone()));
+    tasks.spawn(checkpoint_history(checkpointer, shared.shutdown.clone()));
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(history::notify_operators(shared.clone()));
     metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
@@ -243,6 +247,31 @@ async fn prune_history(shared: Arc<server::Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often the history's write-ahead log is moved into the database (see
+/// [`store::HistoryStore::defer_checkpoints`]). SQLite's own default is every 1000 pages; at a
+/// busy server's few thousand messages a second that is about as often.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Checkpoint the history on a connection of its own, off the writer's path, until shutdown
+/// (when closing the last connection checkpoints once more).
+async fn checkpoint_history(
+    store: Arc<dyn store::HistoryStore>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "history checkpoint failed; retrying"),
+            Err(err) => tracing::error!(%err, "the history checkpoint task stopped unexpectedly"),
         }
     }
 }

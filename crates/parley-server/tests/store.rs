@@ -609,3 +609,43 @@ fn channels_and_server_bans_persist(backend: &Backend) {
         "expired bans are not loaded"
     );
 }
+
+/// The history writer's connection leaves checkpoints to another connection
+/// (`defer_checkpoints`), so no commit waits for one; `checkpoint` from elsewhere then moves the
+/// whole log into the database. SQLite only: PostgreSQL checkpoints by itself.
+#[test]
+fn sqlite_checkpoints_run_off_the_writers_connection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("parley.db");
+    let writer = SqliteStore::open(&path).expect("open");
+    writer.defer_checkpoints().expect("defer");
+    // Each commit of one message writes several pages: well past SQLite's automatic checkpoint
+    // at 1000 pages of log.
+    for i in 0..400 {
+        writer
+            .write(&batch(vec![message("#ck", &format!("ck{i}"), i, "x")]))
+            .expect("write");
+    }
+    let frames = |mode: &str| -> (i64, i64) {
+        rusqlite::Connection::open(&path)
+            .expect("raw")
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                Ok((row.get(1)?, row.get(2)?))
+            })
+            .expect("checkpoint pragma")
+    };
+    let other = SqliteStore::open(&path).expect("open again");
+    other.checkpoint().expect("checkpoint");
+    let (log, done) = frames("PASSIVE");
+    assert!(
+        log > 1000,
+        "no automatic checkpoint restarted the log during the writes: {log} frames"
+    );
+    assert_eq!(log, done, "the checkpoint moved the whole log");
+    assert_eq!(
+        ids(&writer
+            .query("#ck", &HistoryQuery::Latest(None), 2)
+            .expect("query")),
+        ["ck398", "ck399"]
+    );
+}

@@ -234,6 +234,20 @@ impl HistoryStore for SqliteStore {
         Ok(rows)
     }
 
+    fn defer_checkpoints(&self) -> Result<(), StoreError> {
+        self.connection()
+            .lock()
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(backend)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.connection()
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(backend)
+    }
+
     fn offline_accounts(&self) -> Result<Vec<String>, StoreError> {
         let connection = self.connection().lock();
         let mut statement = connection
