@@ -79,7 +79,7 @@ pub trait AccountStore: Send + Sync {
     /// [`AccountStore::account`], answered on the caller's thread when that takes no waiting: an
     /// embedded database whose connection nobody holds. `None` means "ask on the blocking pool".
     /// A SCRAM login looks its account up mid-exchange; the hop to a pool thread and back cost
-    /// more than the lookup (BENCHMARKS.md, "connect: SASL SCRAM-SHA-256").
+    /// more than the lookup (BENCHMARKS.md, "SCRAM logins, before and after").
     fn account_now(&self, _name: &str) -> Option<Result<Option<AccountRecord>, StoreError>> {
         None
     }
