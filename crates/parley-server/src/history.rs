@@ -792,6 +792,24 @@ mod tests {
         }
     }
 
+    /// History on `store` (for both writing and reading), its writer, and the shutdown token.
+    fn over(
+        store: &Arc<Flaky>,
+    ) -> (
+        History,
+        impl std::future::Future<Output = ()>,
+        CancellationToken,
+    ) {
+        let shutdown = CancellationToken::new();
+        let (history, writer) = History::new(
+            HistoryConfig::default(),
+            store.clone(),
+            store.clone(),
+            shutdown.clone(),
+        );
+        (history, writer, shutdown)
+    }
+
     fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<Delivery> {
         let message = StoredMessage {
             msgid: history.next_msgid(),
@@ -819,13 +837,7 @@ mod tests {
     async fn a_failing_database_delays_storing_but_loses_nothing() {
         let store = Arc::new(Flaky::default());
         store.broken.store(true, Ordering::SeqCst);
-        let shutdown = CancellationToken::new();
-        let (history, writer) = History::new(
-            HistoryConfig::default(),
-            store.clone(),
-            store.clone(),
-            shutdown.clone(),
-        );
+        let (history, writer, shutdown) = over(&store);
         let task = tokio::spawn(writer);
         let recipient = Arc::new(Outbound::new(1 << 20));
         for text in ["one", "two"] {
@@ -859,13 +871,7 @@ mod tests {
     async fn shutdown_ends_the_writer_even_while_the_database_fails() {
         let store = Arc::new(Flaky::default());
         store.broken.store(true, Ordering::SeqCst);
-        let shutdown = CancellationToken::new();
-        let (history, writer) = History::new(
-            HistoryConfig::default(),
-            store.clone(),
-            store.clone(),
-            shutdown.clone(),
-        );
+        let (history, writer, shutdown) = over(&store);
         let mut health = history.health();
         let task = tokio::spawn(writer);
         let recipient = Arc::new(Outbound::new(1 << 20));
@@ -885,13 +891,7 @@ mod tests {
     #[tokio::test]
     async fn audit_events_share_commits_and_are_stored_within_the_linger() {
         let store = Arc::new(Flaky::default());
-        let shutdown = CancellationToken::new();
-        let (history, writer) = History::new(
-            HistoryConfig::default(),
-            store.clone(),
-            store.clone(),
-            shutdown.clone(),
-        );
+        let (history, writer, shutdown) = over(&store);
         let task = tokio::spawn(writer);
         let started = std::time::Instant::now();
         for n in 0..500 {
