@@ -144,7 +144,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store::open_history(&config)?,
         shutdown.clone(),
     );
-    let checkpointer = store::open_history(&config)?;
+    // PostgreSQL checkpoints by itself; SQLite's are moved off the writer's path (see below).
+    let checkpointer = match config.accounts.store {
+        config::StoreKind::Sqlite => Some(store::open_history(&config)?),
+        config::StoreKind::Postgres => None,
+    };
     if !config.cluster.enabled {
         // The only writer of its database: whether messages wait for someone is known here.
         history.track_offline()?;
@@ -184,7 +188,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tasks = TaskTracker::new();
     tasks.spawn(history::run_on_own_thread(history_writer));
     tasks.spawn(prune_history(shared.clone()));
-    tasks.spawn(checkpoint_history(checkpointer, shared.shutdown.clone()));
+    if let Some(checkpointer) = checkpointer {
+        tasks.spawn(checkpoint_history(checkpointer, shared.shutdown.clone()));
+    }
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(history::notify_operators(shared.clone()));
     metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
@@ -262,6 +268,8 @@ async fn checkpoint_history(
     store: Arc<dyn store::HistoryStore>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    // Said once per run of failures (a full disk would otherwise log every second).
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
@@ -269,8 +277,12 @@ async fn checkpoint_history(
         }
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(%err, "history checkpoint failed; retrying"),
+            Ok(Ok(())) => failing = false,
+            Ok(Err(err)) if !failing => {
+                failing = true;
+                tracing::warn!(%err, "history checkpoint failed; retrying every second");
+            }
+            Ok(Err(_)) => {}
             Err(err) => tracing::error!(%err, "the history checkpoint task stopped unexpectedly"),
         }
     }
