@@ -19,6 +19,7 @@ mod isupport;
 mod listener;
 mod metrics;
 mod outbound;
+pub mod redact;
 mod registration;
 mod relay;
 mod server;

@@ -191,26 +191,8 @@ impl Connection {
     }
 }
 
-/// `postgres://user:secret@host/db` as `postgres://user@host/db`: URLs go into errors and logs,
-/// passwords never do.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Key-value form ("host=... password=..."): drop the password pair.
-        return url
-            .split_whitespace()
-            .filter(|pair| !pair.starts_with("password="))
-            .collect::<Vec<_>>()
-            .join(" ");
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
+/// Kept here too for the callers that know it as `store::postgres::redact_url`.
+pub use crate::redact::redact_url;
 
 impl PostgresStore {
     /// Connect to the database at `url` (a `postgres://` URL or `key=value` pairs), refuse a
@@ -908,26 +890,5 @@ impl StateStore for PostgresStore {
                 })
                 .collect()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact_url("postgres://parley:s3cret@127.0.0.1:5432/parley"),
-            "postgres://parley@127.0.0.1:5432/parley"
-        );
-        assert_eq!(
-            redact_url("postgresql://parley@localhost/parley"),
-            "postgresql://parley@localhost/parley"
-        );
-        assert_eq!(
-            redact_url("host=127.0.0.1 user=parley password=s3cret dbname=parley"),
-            "host=127.0.0.1 user=parley dbname=parley"
-        );
     }
 }
