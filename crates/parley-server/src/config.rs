@@ -134,8 +134,14 @@ pub struct AccountsConfig {
     pub store: StoreKind,
     /// SQLite database file, relative to `server.data_dir` unless absolute.
     pub database: String,
-    /// The PostgreSQL database when `store = "postgres"` (a `postgres://` URL).
+    /// The PostgreSQL database when `store = "postgres"` (a `postgres://` URL or `key=value`
+    /// pairs); its `sslmode` says how much TLS to demand (see `store/postgres_tls.rs`).
     pub postgres_url: String,
+    /// PEM file of the CA that signs the PostgreSQL server's certificate; empty: the system roots.
+    pub postgres_ca: String,
+    /// PEM client certificate and key for PostgreSQL's `cert` authentication; both or neither.
+    pub postgres_client_cert: String,
+    pub postgres_client_key: String,
     pub min_password_len: usize,
     pub max_password_len: usize,
     /// Accept PASS and SASL PLAIN on plain-text connections from anywhere.
@@ -159,6 +165,9 @@ impl Default for AccountsConfig {
             store: StoreKind::Sqlite,
             database: "parley.db".to_owned(),
             postgres_url: String::new(),
+            postgres_ca: String::new(),
+            postgres_client_cert: String::new(),
+            postgres_client_key: String::new(),
             min_password_len: 8,
             max_password_len: 256,
             allow_plaintext_login: false,
@@ -878,7 +887,27 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "accounts",
         "postgres_url",
         "PostgreSQL database for store = \"postgres\", e.g. \"postgres://parley@127.0.0.1/parley\".\n\
-         Keep a password out of this file: set PARLEY_ACCOUNTS__POSTGRES_URL in the environment.",
+         Keep a password out of this file: set PARLEY_ACCOUNTS__POSTGRES_URL in the environment.\n\
+         TLS: add ?sslmode=disable, prefer, require, verify-ca or verify-full. Without it, a\n\
+         database on this machine (loopback, Unix socket) is reached in clear and any other\n\
+         with verify-full. Every mode but disable checks the certificate's CA (postgres_ca).",
+    ),
+    (
+        "accounts",
+        "postgres_ca",
+        "PEM file of the CA that signed the PostgreSQL server's certificate, e.g.\n\
+         \"/etc/parley/postgres-ca.pem\"; empty: the system's CA certificates.",
+    ),
+    (
+        "accounts",
+        "postgres_client_cert",
+        "PEM certificate parleyd shows PostgreSQL (its `cert` authentication); empty: none.\n\
+         Needs postgres_client_key.",
+    ),
+    (
+        "accounts",
+        "postgres_client_key",
+        "PEM private key of postgres_client_cert.",
     ),
     (
         "accounts",
@@ -1246,12 +1275,19 @@ impl Config {
                         .to_owned(),
                 ));
             }
-            if let Err(error) = accounts.postgres_url.parse::<postgres::Config>() {
+            if let Err(error) = crate::store::postgres_tls::parse_url(&accounts.postgres_url) {
                 return Err(Invalid::new(
                     "accounts.postgres_url",
                     format!("not a PostgreSQL URL: {error}"),
                 ));
             }
+        }
+        if accounts.postgres_client_cert.is_empty() != accounts.postgres_client_key.is_empty() {
+            return Err(Invalid::new(
+                "accounts.postgres_client_cert",
+                "postgres_client_cert and postgres_client_key go together; set both or neither"
+                    .to_owned(),
+            ));
         }
         let cluster = &self.cluster;
         if cluster.enabled {

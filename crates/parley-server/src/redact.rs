@@ -168,7 +168,7 @@ fn is_host_list(text: &str) -> bool {
 }
 
 /// `%xx` escapes decoded (a bad escape stays as it is); for comparing setting names.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

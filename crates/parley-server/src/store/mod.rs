@@ -6,6 +6,7 @@
 
 pub mod history;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod sqlite;
 mod sqlite_history;
 pub mod state;
@@ -111,7 +112,7 @@ pub fn database_path(config: &Config) -> PathBuf {
 pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
-        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
     })
 }
 
@@ -120,7 +121,7 @@ pub fn open_default(config: &Config) -> Result<Arc<dyn AccountStore>, StoreError
 pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
-        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
     })
 }
 
@@ -128,7 +129,7 @@ pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError
 pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
-        StoreKind::Postgres => Arc::new(PostgresStore::open(&config.accounts.postgres_url)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
     })
 }
 
@@ -143,6 +144,15 @@ pub fn backup(config: &Config, dest: &Path) -> Result<(), StoreError> {
             postgres::redact_url(&config.accounts.postgres_url)
         ))),
     }
+}
+
+/// The PostgreSQL store with `[accounts]`'s URL and TLS files: every connection parleyd makes to
+/// PostgreSQL (server, admin CLI) comes through here.
+fn open_postgres(config: &Config) -> Result<PostgresStore, StoreError> {
+    PostgresStore::open_with(
+        &config.accounts.postgres_url,
+        &postgres_tls::TlsFiles::from_config(&config.accounts),
+    )
 }
 
 fn open_sqlite(config: &Config) -> Result<SqliteStore, StoreError> {

@@ -19,12 +19,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parley_proto::casefold;
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::history::{
     page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
+use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
 };
@@ -133,10 +134,10 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// The connection thread's state: the parsed settings, the client if connected, and the
+/// The connection thread's state: the parsed settings and TLS, the client if connected, and the
 /// statements prepared on it (the hot reads: account lookups on NICK, history pages).
 struct Connection {
-    config: postgres::Config,
+    target: Target,
     client: Option<Client>,
     prepared: HashMap<String, Statement>,
 }
@@ -155,8 +156,17 @@ impl Connection {
         }
         let client = match self.client.take() {
             Some(client) => client,
-            None => self.config.connect(NoTls).map_err(|error| {
-                StoreError::Backend(format!("cannot reach PostgreSQL: {}", describe(&error)))
+            None => self.target.connect().map_err(|error| {
+                let mut reason = format!("cannot reach PostgreSQL: {}", describe(&error));
+                if self.target.mode != SslMode::Disable
+                    && (reason.contains("TLS") || reason.contains("certificate"))
+                {
+                    reason.push_str(
+                        "; check sslmode in accounts.postgres_url and the CA in \
+                         accounts.postgres_ca",
+                    );
+                }
+                StoreError::Backend(reason)
             })?,
         };
         Ok(self.client.insert(client))
@@ -195,25 +205,30 @@ impl Connection {
 pub use crate::redact::redact_url;
 
 impl PostgresStore {
-    /// Connect to the database at `url` (a `postgres://` URL or `key=value` pairs), refuse a
-    /// database that is someone else's or has a newer schema, and bring an older schema up to date.
+    /// Connect to the database at `url` (a `postgres://` URL or `key=value` pairs) with the
+    /// default TLS (see [`super::postgres_tls`]; the system roots), as [`Self::open_with`].
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &TlsFiles::default())
+    }
+
+    /// Connect to the database at `url` over TLS as its `sslmode` (or the default) says, checking
+    /// the server against `tls`; refuse a database that is someone else's or has a newer schema,
+    /// and bring an older schema up to date.
+    pub fn open_with(url: &str, tls: &TlsFiles) -> Result<Self, StoreError> {
         let shown = redact_url(url);
         let fail = |reason: String| StoreError::Open {
             path: PathBuf::from(&shown),
             reason,
         };
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|error| fail(format!("accounts.postgres_url is not valid: {error}")))?;
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("parleyd");
+        let mut target = Target::new(url, tls).map_err(|error| fail(error.to_string()))?;
+        target.config.connect_timeout(CONNECT_TIMEOUT);
+        target.config.application_name("parleyd");
         let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("parley-postgres".to_owned())
             .spawn(move || {
                 let mut connection = Connection {
-                    config,
+                    target,
                     client: None,
                     prepared: HashMap::new(),
                 };
