@@ -226,9 +226,15 @@ pub fn parse_url(url: &str) -> Result<(postgres::Config, Option<SslMode>), Strin
     };
     let config = for_crate.parse::<postgres::Config>().map_err(|error| {
         // The crate's Display says only "invalid connection string"; its source names the
-        // option (never the value).
-        match std::error::Error::source(&error) {
-            Some(cause) => cause.to_string(),
+        // option. An unknown option's name is not quoted: with a raw `&` in a `?password=`,
+        // the "name" is a piece of the password.
+        match std::error::Error::source(&error).map(ToString::to_string) {
+            Some(cause) if cause.starts_with("unknown option") => {
+                "it has a setting PostgreSQL's client does not know; check the names, and \
+                 percent-encode `&`, `=`, `@` and `/` in a password (%26, %3D, %40, %2F)"
+                    .to_owned()
+            }
+            Some(cause) => cause,
             None => error.to_string(),
         }
     })?;
@@ -437,6 +443,8 @@ mod tests {
         assert_eq!(config.get_dbname(), Some("d"));
         let error = parse_url("postgres://h/d?sslmode=verify-Secret").expect_err("bad mode");
         assert!(!error.contains("Secret"), "{error}");
+        let error = parse_url("postgres://h/d?password=ab&Cd3f=x").expect_err("raw & in password");
+        assert!(!error.contains("Cd3f"), "{error}");
         let error = parse_url("postgres://h/d?sslrootcert=/ca.pem").expect_err("file in URL");
         assert!(error.contains("accounts.postgres_ca"), "{error}");
         let error = parse_url("host=h password='Unterminated").expect_err("bad kv");
