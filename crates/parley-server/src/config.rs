@@ -2424,6 +2424,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn postgres_tls_settings_are_checked() {
+        let with_url =
+            |url: &str| format!("[accounts]\nstore = \"postgres\"\npostgres_url = \"{url}\"\n");
+        Config::from_toml_str(&with_url("postgres://p@db.example/d?sslmode=verify-full"))
+            .expect("verify-full is a valid sslmode");
+        Config::from_toml_str(&with_url("host=db.example user=p sslmode=verify-ca"))
+            .expect("so is verify-ca, in key=value form");
+        let (key, line, message) = invalid(&with_url("postgres://p@h/d?sslmode=strict"));
+        assert_eq!((key.as_str(), line), ("accounts.postgres_url", 3));
+        assert!(message.contains("verify-full"), "{message}");
+        let (key, _, _) = invalid("[accounts]\npostgres_client_cert = \"/etc/parley/pg.crt\"\n");
+        assert_eq!(key, "accounts.postgres_client_cert");
+    }
+
     /// The password stays in the environment: the file alone would be invalid, the file and the
     /// environment together are not, and a bad override is named by its variable.
     #[test]
