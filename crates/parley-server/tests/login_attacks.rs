@@ -248,6 +248,80 @@ async fn suspended_account_answers_the_same_for_any_password() {
 }
 
 #[tokio::test]
+async fn owner_takes_its_nick_from_an_unregistered_squatter() {
+    let server = TestServer::start().await; // guests allowed
+    create_account(&server, "nina", "nina-password").await;
+    let mut squatter = server.connect().await;
+    squatter.nick = "squatter".into();
+    squatter.send("NICK nina").await;
+    squatter.sync().await;
+
+    // A SASL client asking for its own nick first, as clients do.
+    let mut owner = server.connect().await;
+    owner.nick = "nina".into();
+    owner.send("CAP LS 302").await;
+    owner.send("NICK nina").await;
+    owner.send("USER nina 0 * :Nina").await;
+    owner.send("CAP REQ :sasl").await;
+    owner
+        .expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    owner.send("AUTHENTICATE PLAIN").await;
+    owner.expect(|l| l == "AUTHENTICATE +").await;
+    owner
+        .send(&format!(
+            "AUTHENTICATE {}",
+            sasl_plain("nina", "nina-password")
+        ))
+        .await;
+    outcome(&mut owner, &["903", "904"]).await;
+    owner.send("CAP END").await;
+    let welcome = owner.expect_numeric("001").await;
+    assert!(welcome.contains(" 001 nina "), "{welcome}");
+    owner.sync().await;
+
+    // The squatter was told, and cannot register as nina any more.
+    let told = squatter.expect_numeric("433").await;
+    assert!(told.contains(" nina "), "{told}");
+    squatter.send("USER s 0 * :s").await;
+    let lines = squatter.sync().await;
+    assert!(!lines.iter().any(|l| l.contains(" 001 ")), "{lines:?}");
+    squatter.send("NICK sam").await;
+    squatter.expect_numeric("001").await;
+}
+
+#[tokio::test]
+async fn logged_in_owner_takes_its_nick_with_nick() {
+    let server = TestServer::start().await;
+    create_account(&server, "olga", "olga-password").await;
+    let mut squatter = server.connect().await;
+    squatter.nick = "squatter".into();
+    squatter.send("NICK olga").await;
+    squatter.sync().await;
+
+    let mut owner = server.connect().await;
+    let welcome = owner.login_sasl("olga_", "olga", "olga-password").await;
+    assert!(
+        welcome.iter().any(|l| l.contains(" 001 olga_ ")),
+        "{welcome:?}"
+    );
+    owner.send("NICK olga").await;
+    let renamed = owner.expect(|l| l.contains(" NICK ")).await;
+    assert!(
+        renamed.starts_with(":olga_!") && renamed.ends_with("NICK :olga"),
+        "{renamed}"
+    );
+    squatter.expect_numeric("433").await;
+
+    // A registered guest cannot take it, and a registered user keeps its own nick.
+    let mut guest = server.client("guest").await;
+    guest.send("NICK olga").await;
+    guest.expect_numeric("433").await;
+    owner.send("NICK olga_").await;
+    owner.expect(|l| l.contains(" NICK ")).await;
+}
+
+#[tokio::test]
 async fn pass_and_sasl_secrets_never_reach_the_log() {
     let dir = tempfile::tempdir().expect("temp dir");
     parleyd_cli(

