@@ -153,12 +153,34 @@ impl Outcome {
                     false,
                 ),
             ],
-            Outcome::Connect(r) => vec![
-                fig("registrations/s", r.registrations_per_sec, "", true),
-                fig("register p50", r.latency.p50_ms, "ms", false),
-                fig("register p99", r.latency.p99_ms, "ms", false),
-                fig("failures", r.failures as f64, "", false),
-            ],
+            Outcome::Connect(r) => {
+                let mib = |kib: Option<u64>| kib.map_or(f64::NAN, |k| k as f64 / 1024.0);
+                vec![
+                    fig("registrations/s", r.registrations_per_sec, "", true),
+                    fig("register p50", r.latency.p50_ms, "ms", false),
+                    fig("register p99", r.latency.p99_ms, "ms", false),
+                    fig("failures", r.failures as f64, "", false),
+                    fig(
+                        "server RSS before",
+                        mib(r.server_rss_before_kib),
+                        "MiB",
+                        false,
+                    ),
+                    fig(
+                        "server RSS after",
+                        mib(r.server_rss_after_kib),
+                        "MiB",
+                        false,
+                    ),
+                    fig("server RSS peak", mib(r.server_rss_peak_kib), "MiB", false),
+                    fig(
+                        "server CPU per registration",
+                        r.server_cpu_ms_per_registration.unwrap_or(f64::NAN),
+                        "ms",
+                        false,
+                    ),
+                ]
+            }
             Outcome::Joinstorm(r) => vec![
                 fig("last 366", r.last_names_secs, "s", false),
                 fig("median 366", r.median_names_secs, "s", false),

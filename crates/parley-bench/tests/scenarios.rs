@@ -287,3 +287,51 @@ fn the_cluster_node_config_is_one_parleyd_accepts() -> anyhow::Result<()> {
     assert_eq!(single.listen.plain, vec!["127.0.0.1:7000".to_string()]);
     Ok(())
 }
+
+/// PLAIN logins hash with Argon2id (19 MiB each): the connect run reports what the server's
+/// memory did, which `BENCHMARKS.md` records for 1,000 logins 50 at a time. The server here is in
+/// this process, so its figures are this process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_logins_report_the_servers_memory() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
+    config.metrics.listen = Vec::new();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.flood.enabled = false;
+    config.accounts.scram_iterations = 4096;
+    let store = parley_server::store::open_default(&config)?;
+    parley_server::accounts::Accounts::new(store, &config)
+        .add_account("acct0", "bench-password-0")?;
+    let running = parley_server::start(config).await?;
+    let addr = *running
+        .plain_addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no plain listener"))?;
+    let mut target = Target::new("parleyd", Endpoint::plain(addr));
+    target.accounts = vec![("acct0".into(), "bench-password-0".into())];
+    target.server_pids = vec![std::process::id()];
+    let params = ConnectParams {
+        count: 20,
+        concurrency: 5,
+        sasl: true,
+    };
+    let result = connect::run(&target, &params).await?;
+    assert!(result.ok && result.login == "SASL PLAIN", "{result:#?}");
+    let (Some(before), Some(after), Some(peak)) = (
+        result.server_rss_before_kib,
+        result.server_rss_after_kib,
+        result.server_rss_peak_kib,
+    ) else {
+        panic!("no memory figures: {result:#?}");
+    };
+    assert!(before > 0 && after > 0 && peak >= after, "{result:#?}");
+    assert!(
+        result.server_cpu_ms_per_registration.is_some(),
+        "{result:#?}"
+    );
+    running.shutdown();
+    Ok(())
+}

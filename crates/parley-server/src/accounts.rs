@@ -1,7 +1,13 @@
 //! Accounts as the server and the admin CLI see them: name and password rules, Argon2id hashing,
 //! and logins slowed and locked out against guessing. Hashing is deliberately expensive, so every
-//! hash or verify runs on tokio's blocking pool, never on a worker thread; an unknown name costs
+//! hash or verify runs in the [`hasher`] pool, never on a runtime worker; an unknown name costs
 //! the same verify as a known one, so timing does not tell which names exist.
+//!
+//! A guess counts against the lockout from the moment it is taken up, not when its hash is done:
+//! at most `max_failures` guesses per account and per address are in flight or failed within the
+//! window, however many connections send them at once, and the lock is checked again after the
+//! hash. A name a client sent is logged only when it is an account's: anything else may be a
+//! password typed in the wrong place (`PASS secret:tail` makes `secret` the account name).
 //!
 //! Hashes use the `argon2` crate's defaults: Argon2id, m = 19 MiB, t = 2, p = 1, the parameters
 //! OWASP's password storage cheat sheet recommends, with a fresh 16-byte random salt per hash,
@@ -11,25 +17,24 @@
 //! Each account also keeps a SCRAM-SHA-256 credential for SASL SCRAM logins, which never send the
 //! password: see [`scram`].
 
+mod hasher;
 mod scram;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use parking_lot::{Mutex, RwLock};
 use parley_proto::{casefold, validate};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::store::{AccountRecord, AccountStore, StoreError};
 
+pub use hasher::{HashMemory, HashPool, PoolError};
 pub use scram::{scram_credential, ScramLogin, ScramSecret, SECRET_FILE};
 
 /// First delay after a failed login; it doubles with each further failure up to
@@ -40,6 +45,9 @@ const MAX_DELAY_FACTOR: u32 = 16;
 const MAX_TRACKED: usize = 50_000;
 /// Expired throttle entries are swept after this many recorded failures.
 const PRUNE_EVERY: u32 = 256;
+/// How long a guess waits, at most, before it looks again whether a place against the lockout
+/// has come free. Every guess that ends wakes the waiting ones; this only bounds a missed wake.
+const RECHECK_PENDING: Duration = Duration::from_secs(1);
 
 /// A hash of a password nobody knows, with the default parameters, verified against when the
 /// account does not exist so that the answer takes as long as for a real account.
@@ -151,20 +159,19 @@ impl AccountRules {
 }
 
 /// Hash a password for storage: Argon2id with the crate's (OWASP-recommended) defaults and a fresh
-/// random salt, as a PHC string. Takes tens of milliseconds; call it off the async runtime.
+/// random salt, as a PHC string. Takes tens of milliseconds and allocates its own memory: for the
+/// admin CLI; the server hashes in its [`HashPool`].
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|error| AccountError::Hash(error.to_string()))
+    HashMemory::default()
+        .hash(password)
+        .map_err(AccountError::Hash)
 }
 
-/// Whether `password` matches the PHC string `hash`; the comparison of the outputs is constant
-/// time. An unparseable hash matches nothing.
-fn verify_password(password: &str, hash: &str) -> bool {
-    match Argon2::default().verify_password(password.as_bytes(), hash) {
-        Ok(()) => true,
-        Err(argon2::password_hash::Error::PasswordInvalid) => false,
+/// Whether `password` matches the PHC string `hash`, in `memory`; the comparison of the outputs
+/// is constant time. An unparseable hash matches nothing.
+fn verify_password(memory: &mut HashMemory, password: &str, hash: &str) -> bool {
+    match memory.verify(password, hash) {
+        Ok(matches) => matches,
         Err(error) => {
             tracing::error!(%error, "stored password hash cannot be checked");
             false
@@ -180,9 +187,12 @@ pub struct Accounts {
     throttle: Arc<Mutex<Throttle>>,
     failure_delay: Duration,
     lockout_secs: u64,
-    /// Bounds the hashes in flight: each takes 19 MiB and a core, and a flood of logins must
-    /// queue here rather than fill tokio's blocking pool.
-    hashing: Arc<Semaphore>,
+    /// Every hash and verify runs here: a fixed set of workers, each with one reused Argon2
+    /// memory block, and a bounded queue a flood of logins waits in.
+    hashing: Arc<HashPool>,
+    /// Woken whenever a guess in flight ends, for the guesses waiting for a place (see
+    /// [`Accounts::begin_guess`]).
+    guess_ended: Arc<Notify>,
     /// PBKDF2 rounds for new SCRAM credentials (`accounts.scram_iterations`).
     scram_iterations: u32,
     /// Key for the fake SCRAM credentials of names that have none.
@@ -213,9 +223,8 @@ impl Accounts {
             throttle: Arc::new(Mutex::new(Throttle::new(policy, MAX_TRACKED))),
             failure_delay: DEFAULT_FAILURE_DELAY,
             lockout_secs: config.accounts.lockout_secs,
-            hashing: Arc::new(Semaphore::new(
-                std::thread::available_parallelism().map_or(1, NonZeroUsize::get) * 2,
-            )),
+            hashing: Arc::new(HashPool::per_core()),
+            guess_ended: Arc::new(Notify::new()),
             scram_iterations: config.accounts.scram_iterations,
             scram_secret: Arc::new(ScramSecret::ephemeral()),
             names: Arc::default(),
@@ -252,8 +261,9 @@ impl Accounts {
         self.check_password(password)?;
         let this = self.clone();
         let (name, password) = (name.to_owned(), password.to_owned());
-        let _permit = self.hashing_permit().await;
-        let name = tokio::task::spawn_blocking(move || this.add_account(&name, &password))
+        let name = self
+            .hashing
+            .run(move |memory| this.add_account_in(memory, &name, &password))
             .await
             .map_err(|error| AccountError::Task(error.to_string()))??;
         tracing::info!(account = %name, "account registered");
@@ -265,6 +275,7 @@ impl Accounts {
     /// A name or address locked out after too many failures is refused before any work. Every
     /// failure is counted for the account and the address and answered only after a delay that
     /// doubles with each failure, which makes online guessing slow even before the lockout.
+    /// A suspended account answers every password alike, as a failure: it is no password oracle.
     pub async fn login(
         &self,
         name: &str,
@@ -272,73 +283,164 @@ impl Accounts {
         ip: IpAddr,
     ) -> Result<String, LoginError> {
         let folded = casefold(name);
-        self.refuse_if_locked(name, &folded, ip)?;
+        let guess = self.begin_guess(name, &folded, ip).await?;
 
         let store = Arc::clone(&self.store);
         let (lookup_name, password) = (name.to_owned(), password.to_owned());
         let scram_iterations = self.scram_iterations;
-        let _permit = self.hashing_permit().await;
-        let matched = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let record = store.account(&lookup_name)?;
-            let hash = record
-                .as_ref()
-                .map_or(DUMMY_HASH, |record| record.password_hash.as_str());
-            let matches = verify_password(&password, hash);
-            let record = record.filter(|_| matches);
-            // The password is known right now, and only now: make the account's SCRAM credential
-            // if it has none (an account from before SCRAM) or a weaker one than configured.
-            if let Some(record) = &record {
-                if !record.locked && scram::needs_credential(record, scram_iterations) {
-                    scram::upgrade(&*store, record, &password, scram_iterations);
+        let checked = self
+            .hashing
+            .run(move |memory| -> Result<_, StoreError> {
+                let record = store.account(&lookup_name)?;
+                let hash = record
+                    .as_ref()
+                    .map_or(DUMMY_HASH, |record| record.password_hash.as_str());
+                let matches = verify_password(memory, &password, hash);
+                // The password is known right now, and only now: make the account's SCRAM
+                // credential if it has none (an account from before SCRAM) or a weaker one than
+                // configured.
+                if let Some(record) = record.as_ref().filter(|_| matches) {
+                    if !record.locked && scram::needs_credential(record, scram_iterations) {
+                        scram::upgrade(&*store, record, &password, scram_iterations);
+                    }
                 }
+                Ok((record, matches))
+            })
+            .await
+            .map_err(|error| LoginError::Task(error.to_string()))?;
+        let (record, matches) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                drop(guess); // not a guess: it was never checked
+                return Err(error.into());
             }
-            Ok(record)
-        })
-        .await
-        .map_err(|error| LoginError::Task(error.to_string()))??;
+        };
 
-        match matched {
+        match record {
             Some(record) if record.locked => {
-                tracing::warn!(account = %record.name, %ip, "login refused: account locked by an operator");
-                Err(LoginError::Disabled)
+                tracing::warn!(account = %record.name, %ip, "login refused: account suspended");
+                Err(self
+                    .failed_login(guess, name, ip, LoginError::Disabled)
+                    .await)
             }
-            Some(record) => {
-                self.throttle.lock().succeeded(&folded);
+            Some(record) if matches => {
+                self.succeeded(guess, name, ip)?;
                 self.remember_name(&record.name);
                 tracing::info!(account = %record.name, %ip, "login succeeded");
                 Ok(record.name)
             }
-            None => Err(self.failed_login(name, &folded, ip).await),
+            _ => Err(self
+                .failed_login(guess, name, ip, LoginError::Invalid)
+                .await),
+        }
+    }
+
+    /// Take up a guess against the lockout: refused if the name or the address is locked out,
+    /// and made to wait while the failures and the guesses in flight for either already reach
+    /// `max_failures`, until one of those guesses ends. The guess counts until it ends, so a
+    /// burst of connections cannot have more checked than the lockout allows.
+    async fn begin_guess(
+        &self,
+        name: &str,
+        folded: &str,
+        ip: IpAddr,
+    ) -> Result<PendingGuess, LoginError> {
+        loop {
+            // Made before looking, so an end between the look and the wait still wakes it.
+            let ended = self.guess_ended.notified();
+            let begun = self.throttle.lock().begin(folded, ip, Instant::now());
+            match begun {
+                Ok(()) => {
+                    return Ok(PendingGuess {
+                        throttle: Arc::clone(&self.throttle),
+                        ended: Arc::clone(&self.guess_ended),
+                        folded: folded.to_owned(),
+                        ip,
+                        open: true,
+                    })
+                }
+                Err(Some(wait)) => return Err(self.locked_out(name, ip, wait)),
+                Err(None) => {
+                    let _ = tokio::time::timeout(RECHECK_PENDING, ended).await;
+                }
+            }
+        }
+    }
+
+    /// End a guess whose password was right. The lock is checked once more: the name or the
+    /// address may have been locked out while it was hashed (by SCRAM failures, say), and then
+    /// even the right password is refused.
+    fn succeeded(&self, mut guess: PendingGuess, name: &str, ip: IpAddr) -> Result<(), LoginError> {
+        let wait = self
+            .throttle
+            .lock()
+            .end(&guess.folded, ip, Instant::now(), Ending::Succeeded);
+        guess.open = false;
+        self.guess_ended.notify_waiters();
+        match wait {
+            Some(wait) => Err(self.locked_out(name, ip, wait)),
+            None => Ok(()),
         }
     }
 
     /// Refuse a login for a name or an address locked out after too many failures, before any
     /// work is spent on it.
     fn refuse_if_locked(&self, name: &str, folded: &str, ip: IpAddr) -> Result<(), LoginError> {
-        match self.throttle.lock().locked_for(folded, ip, Instant::now()) {
-            Some(wait) => {
-                let retry_after_secs = whole_seconds(wait);
-                tracing::warn!(account = ?name, %ip, retry_after_secs, "login refused: locked out after failed logins");
-                Err(LoginError::Locked { retry_after_secs })
-            }
+        let locked = self.throttle.lock().locked_for(folded, ip, Instant::now());
+        match locked {
+            Some(wait) => Err(self.locked_out(name, ip, wait)),
             None => Ok(()),
         }
     }
 
+    fn locked_out(&self, name: &str, ip: IpAddr, wait: Duration) -> LoginError {
+        let retry_after_secs = whole_seconds(wait);
+        tracing::warn!(account = %self.loggable(name), %ip, retry_after_secs, "login refused: locked out after failed logins");
+        LoginError::Locked { retry_after_secs }
+    }
+
     /// Count a failed login for the name and the address, then wait the growing delay: the same
-    /// for every mechanism, so none is a faster way to guess.
-    async fn failed_login(&self, name: &str, folded: &str, ip: IpAddr) -> LoginError {
-        let failure = self.throttle.lock().failed(folded, ip, Instant::now());
-        tracing::warn!(account = ?name, %ip, failures = failure.failures, "login failed");
+    /// for every mechanism, so none is a faster way to guess. Returns `error` after the delay.
+    async fn failed_login(
+        &self,
+        mut guess: PendingGuess,
+        name: &str,
+        ip: IpAddr,
+        error: LoginError,
+    ) -> LoginError {
+        let failure = self
+            .throttle
+            .lock()
+            .failed(&guess.folded, ip, Instant::now());
+        guess.open = false;
+        self.guess_ended.notify_waiters();
+        let account = self.loggable(name);
+        tracing::warn!(%account, %ip, failures = failure.failures, "login failed");
         let lockout_secs = self.lockout_secs;
         if failure.account_locked {
-            tracing::warn!(account = ?name, %ip, lockout_secs, "account locked out after repeated failed logins");
+            tracing::warn!(%account, %ip, lockout_secs, "account locked out after repeated failed logins");
         }
         if failure.ip_locked {
             tracing::warn!(%ip, lockout_secs, "address locked out after repeated failed logins");
         }
         tokio::time::sleep(self.delay_after(failure.failures)).await;
-        LoginError::Invalid
+        error
+    }
+
+    /// `name` for a log line, if it is an account's (answered from memory); a placeholder if
+    /// not, since a name that is no account's may be (half) a password.
+    fn loggable<'a>(&self, name: &'a str) -> &'a str {
+        let known = self
+            .names
+            .read()
+            .set
+            .as_ref()
+            .is_some_and(|names| names.contains(&casefold(name)));
+        if known {
+            name
+        } else {
+            "(not an account)"
+        }
     }
 
     /// Whether an account with this name (compared case-insensitively) exists.
@@ -350,11 +452,6 @@ impl Accounts {
             .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
     }
 
-    async fn hashing_permit(&self) -> Option<SemaphorePermit<'_>> {
-        // The semaphore is never closed, so this waits for a permit and never gives `None`.
-        self.hashing.acquire().await.ok()
-    }
-
     fn delay_after(&self, failures: u32) -> Duration {
         let doublings = failures
             .saturating_sub(1)
@@ -363,11 +460,21 @@ impl Accounts {
     }
 
     // The operations below block (they hash and touch the store): they are for the admin CLI,
-    // or for async code through `spawn_blocking`.
+    // or for async code through the hashing pool.
 
     /// Check, hash and create an account, with its SCRAM credential. Returns the name as
     /// registered.
     pub fn add_account(&self, name: &str, password: &str) -> Result<String, AccountError> {
+        self.add_account_in(&mut HashMemory::default(), name, password)
+    }
+
+    /// [`Accounts::add_account`], hashing in `memory`.
+    fn add_account_in(
+        &self,
+        memory: &mut HashMemory,
+        name: &str,
+        password: &str,
+    ) -> Result<String, AccountError> {
         self.check_name(name)?;
         self.check_password(password)?;
         // A taken name is refused before spending a hash on it; the UNIQUE constraint still
@@ -375,7 +482,7 @@ impl Accounts {
         if self.store.account(name)?.is_some() {
             return Err(AccountError::AlreadyExists(name.to_owned()));
         }
-        let hash = hash_password(password)?;
+        let hash = memory.hash(password).map_err(AccountError::Hash)?;
         let scram = self.scram_credential(password)?;
         self.store.create_account(name, &hash)?;
         self.remember_name(name);
@@ -538,11 +645,13 @@ struct LockoutPolicy {
     lockout: Duration,
 }
 
-/// Recent failures of one account or one address.
+/// Recent failures of one account or one address, and its guesses in flight.
 #[derive(Debug, Default)]
 struct Failures {
     /// Failure times within the window, oldest first; never more than `max_failures`.
     recent: VecDeque<Instant>,
+    /// Guesses taken up and not yet ended (see [`PendingGuess`]).
+    pending: u32,
     locked_until: Option<Instant>,
     last_seen: Option<Instant>,
 }
@@ -552,6 +661,18 @@ impl Failures {
         self.locked_until
             .and_then(|until| until.checked_duration_since(now))
             .filter(|wait| !wait.is_zero())
+    }
+
+    /// Failures within the window plus guesses in flight: what the next guess would make.
+    fn counted(&self, now: Instant, policy: &LockoutPolicy) -> u32 {
+        let recent = self
+            .recent
+            .iter()
+            .filter(|&&at| now.saturating_duration_since(at) < policy.window)
+            .count();
+        u32::try_from(recent)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.pending)
     }
 
     /// Count a failure; returns the failures within the window and whether this one locked.
@@ -574,9 +695,11 @@ impl Failures {
         (count, false)
     }
 
-    /// Nothing left worth remembering: not locked and no failure within the window.
+    /// Nothing left worth remembering: not locked, no guess in flight and no failure within the
+    /// window.
     fn expired(&self, now: Instant, policy: &LockoutPolicy) -> bool {
-        self.locked_for(now).is_none()
+        self.pending == 0
+            && self.locked_for(now).is_none()
             && self
                 .recent
                 .back()
@@ -622,7 +745,69 @@ impl Throttle {
         account.max(address)
     }
 
+    /// Take up a guess for the account and the address: `Err(Some(wait))` while either is locked
+    /// out, `Err(None)` while the failures and guesses in flight of either already make
+    /// `max_failures`.
+    fn begin(&mut self, folded: &str, ip: IpAddr, now: Instant) -> Result<(), Option<Duration>> {
+        if let Some(wait) = self.locked_for(folded, ip, now) {
+            return Err(Some(wait));
+        }
+        let policy = self.policy;
+        let full = |failures: Option<&Failures>| {
+            failures.is_some_and(|f| f.counted(now, &policy) >= policy.max_failures)
+        };
+        if full(self.accounts.get(folded)) || full(self.ips.get(&ip)) {
+            return Err(None);
+        }
+        let capacity = self.capacity;
+        for failures in [
+            entry(
+                &mut self.accounts,
+                folded.to_owned(),
+                now,
+                &policy,
+                capacity,
+            ),
+            entry(&mut self.ips, ip, now, &policy, capacity),
+        ] {
+            failures.pending += 1;
+            failures.last_seen = Some(now);
+        }
+        Ok(())
+    }
+
+    /// End a guess that did not fail. A success forgets the account's failures, unless the name
+    /// or the address was locked out meanwhile: then it returns how long the lockout lasts.
+    fn end(&mut self, folded: &str, ip: IpAddr, now: Instant, how: Ending) -> Option<Duration> {
+        self.end_pending(folded, ip);
+        if how == Ending::Cancelled {
+            return None;
+        }
+        let wait = self.locked_for(folded, ip, now);
+        if wait.is_none() {
+            if let Some(failures) = self.accounts.get_mut(folded) {
+                failures.recent.clear();
+                if failures.pending == 0 {
+                    self.accounts.remove(folded);
+                }
+            }
+        }
+        wait
+    }
+
+    fn end_pending(&mut self, folded: &str, ip: IpAddr) {
+        // An entry evicted meanwhile (the maps are bounded) comes back with nothing pending.
+        if let Some(failures) = self.accounts.get_mut(folded) {
+            failures.pending = failures.pending.saturating_sub(1);
+        }
+        if let Some(failures) = self.ips.get_mut(&ip) {
+            failures.pending = failures.pending.saturating_sub(1);
+        }
+    }
+
+    /// End a guess as a failure, and count it.
     fn failed(&mut self, folded: &str, ip: IpAddr, now: Instant) -> FailureOutcome {
+        self.end_pending(folded, ip);
         self.failures_since_prune += 1;
         if self.failures_since_prune >= PRUNE_EVERY {
             self.failures_since_prune = 0;
@@ -647,14 +832,41 @@ impl Throttle {
         }
     }
 
-    fn succeeded(&mut self, folded: &str) {
-        self.accounts.remove(folded);
-    }
-
     fn prune(&mut self, now: Instant) {
         let policy = self.policy;
         self.accounts.retain(|_, f| !f.expired(now, &policy));
         self.ips.retain(|_, f| !f.expired(now, &policy));
+    }
+}
+
+/// How a guess that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Succeeded,
+    /// Never checked to the end (the client went away, the store failed): not a guess after all.
+    Cancelled,
+}
+
+/// A guess taken up against the lockout ([`Accounts::begin_guess`]). Ended as a success or a
+/// failure by the login; dropped unended (a connection closed mid-hash, an error), it gives its
+/// place back, so no path leaks one.
+struct PendingGuess {
+    throttle: Arc<Mutex<Throttle>>,
+    ended: Arc<Notify>,
+    folded: String,
+    ip: IpAddr,
+    /// Still counted as in flight.
+    open: bool,
+}
+
+impl Drop for PendingGuess {
+    fn drop(&mut self) {
+        if self.open {
+            self.throttle
+                .lock()
+                .end(&self.folded, self.ip, Instant::now(), Ending::Cancelled);
+            self.ended.notify_waiters();
+        }
     }
 }
 
@@ -753,10 +965,26 @@ mod tests {
         assert_ne!(first, password);
         assert!(!first.contains(password));
         assert_ne!(first, second, "each hash gets its own salt");
-        assert!(verify_password(password, &first));
-        assert!(verify_password(password, &second));
-        assert!(!verify_password("correct horsE", &first));
-        assert!(!verify_password(password, "not a phc string"));
+        assert!(verify_password(
+            &mut HashMemory::default(),
+            password,
+            &first
+        ));
+        assert!(verify_password(
+            &mut HashMemory::default(),
+            password,
+            &second
+        ));
+        assert!(!verify_password(
+            &mut HashMemory::default(),
+            "correct horsE",
+            &first
+        ));
+        assert!(!verify_password(
+            &mut HashMemory::default(),
+            password,
+            "not a phc string"
+        ));
     }
 
     #[test]
@@ -765,7 +993,7 @@ mod tests {
         let params = |hash: &str| hash.split('$').nth(3).map(str::to_owned);
         assert_eq!(params(DUMMY_HASH), params(&real));
         assert!(argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).is_ok());
-        assert!(!verify_password("", DUMMY_HASH));
+        assert!(!verify_password(&mut HashMemory::default(), "", DUMMY_HASH));
     }
 
     #[tokio::test]
@@ -913,27 +1141,113 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn locked_account_is_disabled_only_with_the_right_password() {
+    async fn a_suspended_account_answers_every_password_alike() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let accounts = accounts(&dir, 5);
+        let accounts = accounts(&dir, 3);
         accounts
             .register("alice", "hunter2hunter2")
             .await
             .expect("register");
         accounts.set_locked("Alice", true).expect("lock");
+        for password in ["hunter2hunter2", "not-the-password"] {
+            let result = accounts.login("alice", password, HOME).await;
+            assert!(matches!(result, Err(LoginError::Disabled)), "{result:?}");
+        }
+        // Each counted as a failure, the right password too: the third locks the name out.
+        accounts.login("alice", "hunter2hunter2", AWAY).await.ok();
         assert!(matches!(
-            accounts.login("alice", "hunter2hunter2", HOME).await,
-            Err(LoginError::Disabled)
-        ));
-        assert!(matches!(
-            accounts.login("alice", "not-the-password", HOME).await,
-            Err(LoginError::Invalid)
+            accounts.login("alice", "hunter2hunter2", AWAY).await,
+            Err(LoginError::Locked { .. })
         ));
         accounts.set_locked("alice", false).expect("unlock");
+        let fresh = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11));
+        assert!(matches!(
+            accounts.login("alice", "hunter2hunter2", fresh).await,
+            Err(LoginError::Locked { .. })
+        ));
+    }
+
+    /// A login dropped while its hash runs (its connection killed) gives its place back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_login_gives_its_place_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 1);
         accounts
-            .login("alice", "hunter2hunter2", HOME)
+            .register("alice", "hunter2hunter2")
             .await
-            .expect("unlocked");
+            .expect("register");
+        for _ in 0..3 {
+            let login = accounts.login("alice", "hunter2hunter2", HOME);
+            // Long enough to take up the guess, too short for the hash.
+            let cut = tokio::time::timeout(Duration::from_micros(10), login).await;
+            assert!(cut.is_err() || cut.is_ok_and(|r| r.is_ok()));
+        }
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            accounts.login("alice", "hunter2hunter2", HOME),
+        )
+        .await
+        .expect("no place was leaked: the login does not wait forever");
+        assert_eq!(result.expect("login"), "alice");
+    }
+
+    /// max_failures guesses in flight at once fill the account's places: the next waits, and is
+    /// refused when they have failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guesses_in_flight_count_against_the_lockout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 3);
+        accounts
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        let guesses: Vec<_> = (0..10u8)
+            .map(|i| {
+                let accounts = accounts.clone();
+                tokio::spawn(async move {
+                    let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i));
+                    accounts.login("alice", &format!("wrong-{i}"), ip).await
+                })
+            })
+            .collect();
+        let mut invalid = 0;
+        for guess in guesses {
+            match guess.await.expect("task") {
+                Err(LoginError::Invalid) => invalid += 1,
+                Err(LoginError::Locked { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(invalid, 3, "only max_failures guesses are checked");
+    }
+
+    #[test]
+    fn throttle_counts_pending_guesses() {
+        let mut throttle = Throttle::new(policy(), 100);
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(throttle.begin("alice", HOME, now), Ok(()));
+        }
+        assert_eq!(
+            throttle.begin("alice", AWAY, now),
+            Err(None),
+            "the account is full"
+        );
+        assert_eq!(
+            throttle.begin("bob", HOME, now),
+            Err(None),
+            "the address is full"
+        );
+        throttle.end("alice", HOME, now, Ending::Cancelled);
+        assert_eq!(throttle.begin("alice", AWAY, now), Ok(()));
+        assert!(!throttle.failed("alice", HOME, now).account_locked);
+        assert!(!throttle.failed("alice", HOME, now).account_locked);
+        assert!(throttle.failed("alice", AWAY, now).account_locked);
+        assert!(throttle
+            .begin("alice", AWAY, now)
+            .is_err_and(|wait| wait.is_some()));
+        assert_eq!(throttle.accounts["alice"].pending, 0);
+        assert_eq!(throttle.ips[&HOME].pending, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -978,7 +1292,11 @@ mod tests {
             .expect("passwd");
         let after = accounts.account("alice").expect("lookup").expect("found");
         assert_ne!(before.password_hash, after.password_hash);
-        assert!(verify_password("second-password", &after.password_hash));
+        assert!(verify_password(
+            &mut HashMemory::default(),
+            "second-password",
+            &after.password_hash
+        ));
         assert!(matches!(
             accounts.set_password("nobody", "second-password"),
             Err(AccountError::NotFound(_))

@@ -520,6 +520,9 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
             ctx.server_line("FAIL", &["REGISTER", code, &requested], Some(&text));
         }
     }
+    if let Some(account) = ctx.session.account.clone() {
+        crate::command::nick::claim_account_nick(ctx, &account);
+    }
     registration::try_complete(ctx);
 }
 

@@ -149,6 +149,7 @@ pub struct AccountsConfig {
     /// Networks (CIDR) from which a plain-text login is accepted anyway: this machine by default.
     pub plaintext_login_from: Vec<String>,
     /// Failed logins (per account or per address) within `failure_window_secs` before a lockout.
+    /// Guesses still being checked count too, so no burst of connections gets more checked.
     pub max_failures: u32,
     pub failure_window_secs: u64,
     pub lockout_secs: u64,
@@ -933,7 +934,8 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "accounts",
         "max_failures",
-        "Failed logins for one account, or from one address, before it is locked out.",
+        "Failed logins for one account, or from one address, before it is locked out;\n\
+         logins still being checked count too (more wait), so a burst gets no more guesses.",
     ),
     (
         "accounts",

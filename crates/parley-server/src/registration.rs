@@ -129,7 +129,12 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     {
         return;
     }
-    if session.account.is_none() && auth::start_pass_login(ctx) {
+    if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {
+        // The nick was taken back by its account's owner; the 433 went out then.
+        ctx.session.nick.clear();
+        return;
+    }
+    if ctx.session.account.is_none() && auth::start_pass_login(ctx) {
         return; // the connection task runs the login, then calls back here
     }
     if ctx.session.account.is_none() && ctx.shared.config.accounts.require_login {
@@ -239,9 +244,7 @@ pub fn nick_allowed(ctx: &Ctx<'_>, nick: &str) -> bool {
         ctx.numeric(
             numeric::ERR_NICKNAMEINUSE,
             &[nick],
-            Some(
-                "Nickname is reserved by a registered account; log in as it or choose another nick",
-            ),
+            Some(crate::command::nick::RESERVED),
         );
     }
     !reserved

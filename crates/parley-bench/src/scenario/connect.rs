@@ -6,6 +6,10 @@
 //! SCRAM's PBKDF2 is the client's work, which real clients cache: the bench derives each
 //! account's salted password once, in an untimed warm-up login per account, and the timed logins
 //! reuse it, so the figure is the server's side (a lookup and a few hashes per login).
+//!
+//! When the server's process is known, the run also reports its resident memory before and
+//! after the logins and at its peak, and its CPU per registration: PLAIN logins hash with
+//! Argon2id (19 MiB each), and what that memory does to the server outlives the run.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +47,14 @@ pub struct ConnectResult {
     pub pipelined: bool,
     /// How the figure was taken, where that matters (SCRAM's cached salted passwords).
     pub note: Option<String>,
+    /// The server's resident memory (VmRSS) before the first connection and after the last
+    /// has closed, and its high-water mark (VmHWM) since it started, in KiB; `None` when the
+    /// server's process is not known.
+    pub server_rss_before_kib: Option<u64>,
+    pub server_rss_after_kib: Option<u64>,
+    pub server_rss_peak_kib: Option<u64>,
+    /// Server CPU (user + system) per registration, in milliseconds.
+    pub server_cpu_ms_per_registration: Option<f64>,
 }
 
 pub async fn run(target: &Target, p: &ConnectParams) -> Result<ConnectResult> {
@@ -61,6 +73,8 @@ pub async fn run(target: &Target, p: &ConnectParams) -> Result<ConnectResult> {
     } else {
         None
     };
+    let rss_before = target.server_rss_kib()?;
+    let cpu_before = target.server_cpu_secs();
     let bar = target.bar(p.count as u64, bar_text);
     let limit = Arc::new(Semaphore::new(p.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -95,6 +109,14 @@ pub async fn run(target: &Target, p: &ConnectParams) -> Result<ConnectResult> {
     }
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
+    let registrations = hist.len();
+    let cpu_ms_per_registration = match (cpu_before, target.server_cpu_secs()) {
+        (Some(before), Some(after)) if registrations > 0 => {
+            let used: f64 = after.iter().sum::<f64>() - before.iter().sum::<f64>();
+            Some(used * 1000.0 / registrations as f64)
+        }
+        _ => None,
+    };
     Ok(ConnectResult {
         target: target.name.clone(),
         params: p.clone(),
@@ -108,6 +130,10 @@ pub async fn run(target: &Target, p: &ConnectParams) -> Result<ConnectResult> {
         login,
         pipelined: p.sasl && target.pipeline,
         note,
+        server_rss_before_kib: rss_before,
+        server_rss_after_kib: target.server_rss_kib()?,
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
+        server_cpu_ms_per_registration: cpu_ms_per_registration,
     })
 }
 

@@ -113,6 +113,19 @@ impl Target {
         Ok(Some(total))
     }
 
+    /// The high-water marks of the server's resident memory, added up, in KiB; `None` when no
+    /// process is known.
+    pub fn server_peak_rss_kib(&self) -> Result<Option<u64>> {
+        if self.server_pids.is_empty() {
+            return Ok(None);
+        }
+        let mut total = 0;
+        for &pid in &self.server_pids {
+            total += peak_rss_kib(pid)?;
+        }
+        Ok(Some(total))
+    }
+
     pub(crate) fn bar(&self, len: u64, what: &str) -> ProgressBar {
         if !self.progress {
             return ProgressBar::hidden();
@@ -220,13 +233,22 @@ impl Latency {
 
 /// Resident memory of a process in KiB, from /proc/<pid>/status (VmRSS).
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The most resident memory a process has had so far, in KiB (VmHWM, its high-water mark).
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status (is the server running?)"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS line in /proc/{pid}/status"))
+        .with_context(|| format!("no {field} line in /proc/{pid}/status"))
 }
 
 /// CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat.

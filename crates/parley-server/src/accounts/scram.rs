@@ -294,22 +294,27 @@ impl Accounts {
             account,
             locked,
         } = login;
-        self.refuse_if_locked(&requested, &folded, ip)?;
+        let guess = self.begin_guess(&requested, &folded, ip).await?;
         match (exchange.finish(client_final), account) {
+            // Suspended: every proof, right or wrong, is the same counted failure.
+            (_, Some(account)) if locked => {
+                tracing::warn!(account = %account, %ip, "login refused: account suspended");
+                Err(self
+                    .failed_login(guess, &requested, ip, LoginError::Disabled)
+                    .await)
+            }
             (Ok(server_final), Some(account)) => {
-                if locked {
-                    tracing::warn!(account = %account, %ip, "login refused: account locked by an operator");
-                    return Err(LoginError::Disabled);
-                }
-                self.throttle.lock().succeeded(&folded);
+                self.succeeded(guess, &requested, ip)?;
                 tracing::info!(account = %account, %ip, mechanism = "SCRAM-SHA-256", "login succeeded");
                 Ok((account, server_final))
             }
             (result, _) => {
                 if let Err(error) = result {
-                    tracing::debug!(account = ?requested, %ip, %error, "SCRAM proof refused");
+                    tracing::debug!(account = %self.loggable(&requested), %ip, %error, "SCRAM proof refused");
                 }
-                Err(self.failed_login(&requested, &folded, ip).await)
+                Err(self
+                    .failed_login(guess, &requested, ip, LoginError::Invalid)
+                    .await)
             }
         }
     }
@@ -519,7 +524,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_locked_account_is_disabled_only_with_the_right_proof() {
+    async fn a_locked_account_answers_every_proof_alike() {
         let dir = tempfile::tempdir().expect("temp dir");
         let accounts = accounts(&dir, 50);
         accounts
@@ -533,7 +538,7 @@ mod tests {
         ));
         assert!(matches!(
             log_in(&accounts, "erin", "not-erins").await,
-            Err(LoginError::Invalid)
+            Err(LoginError::Disabled)
         ));
     }
 

@@ -1,5 +1,9 @@
 //! NICK: claim a nick before registration, or change it after (seen by everyone who shares a
 //! channel). Nicks are unique under ASCII casemapping; a client may change its own nick's case.
+//!
+//! A nick that names an account belongs to whoever is logged in to it: an unregistered
+//! connection holding it (a squatter, or a client that has not logged in yet) loses it to the
+//! owner, with a 433, when the owner asks for it or logs in without a nick, as ergo does.
 
 use parley_proto::{casefold, numeric, validate, Message};
 
@@ -7,7 +11,7 @@ use crate::cluster::event::Event;
 use crate::cluster::ClaimError;
 use crate::context::{line, Ctx, FollowUp};
 use crate::registration;
-use crate::state::{WhowasEntry, World};
+use crate::state::{ClientId, WhowasEntry, World};
 
 pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
@@ -22,25 +26,28 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     }
-    if wanted == ctx.session.nick {
+    let id = ctx.session.id;
+    let folded = casefold(wanted);
+    if wanted == ctx.session.nick && holds(ctx, &folded) {
         return;
     }
     // Before registration the owner may still log in, so the check waits for try_complete.
     if ctx.session.registered && !registration::nick_allowed(ctx, wanted) {
         return;
     }
-    let id = ctx.session.id;
-    let folded = casefold(wanted);
-    if ctx
+    let holder = ctx
         .shared
         .world
         .lock()
         .nicks
         .get(&folded)
-        .is_some_and(|owner| *owner != id)
-    {
-        in_use(ctx, wanted);
-        return;
+        .copied()
+        .filter(|holder| *holder != id);
+    if let Some(holder) = holder {
+        if !(owns(ctx, &folded) && evict_squatter(ctx, holder, wanted)) {
+            in_use(ctx, wanted);
+            return;
+        }
     }
     if ctx.shared.cluster.is_some() {
         // Held once in the whole cluster: the connection task claims it, then calls `claimed`.
@@ -50,6 +57,86 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     }
     take(ctx, wanted);
+}
+
+/// Whether this connection's nick index entry for `folded` is its own. Not so for a nick an
+/// account's owner took back (see [`evict_squatter`]): the session still shows it until then.
+pub fn holds(ctx: &Ctx<'_>, folded: &str) -> bool {
+    ctx.shared.world.lock().nicks.get(folded) == Some(&ctx.session.id)
+}
+
+/// Whether this connection is logged in to the account named `folded`.
+fn owns(ctx: &Ctx<'_>, folded: &str) -> bool {
+    ctx.session
+        .account
+        .as_deref()
+        .is_some_and(|account| casefold(account) == folded)
+}
+
+/// Take `nick` from `holder`, for its account's owner: only from an unregistered connection here
+/// that is not logged in to that account. The holder is told with a 433 and must pick another
+/// nick before it can register (`registration::try_complete` checks). A registered user keeps
+/// the nick it has (renaming it needs its own connection task to agree), and so does a holder on
+/// another node of a cluster. Returns whether the nick is free now.
+fn evict_squatter(ctx: &Ctx<'_>, holder: ClientId, nick: &str) -> bool {
+    let folded = casefold(nick);
+    let outbound = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&holder) else {
+            return false;
+        };
+        let owner_too = user
+            .account
+            .as_deref()
+            .is_some_and(|account| casefold(account) == folded);
+        if user.registered || user.remote.is_some() || owner_too {
+            return false;
+        }
+        user.nick.clear();
+        let outbound = user.outbound.clone();
+        world.nicks.remove(&folded);
+        outbound
+    };
+    let _ = outbound.push(&line(
+        Some(ctx.shared.server_name()),
+        numeric::ERR_NICKNAMEINUSE,
+        &["*", nick],
+        Some(RESERVED),
+    ));
+    if let Some(cluster) = &ctx.shared.cluster {
+        cluster.release(&folded, &cluster.uid_of(holder));
+    }
+    tracing::info!(client = holder.0, account = %nick, "account owner took its nick from an unregistered connection");
+    true
+}
+
+/// What a connection hears when a nick is an account's and it is not logged in to it.
+pub const RESERVED: &str =
+    "Nickname is reserved by a registered account; log in as it or choose another nick";
+
+/// Just logged in, before registration and still without a nick (its NICK was refused, say,
+/// because someone held it): take the account's name as nick, from a squatter if need be.
+pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
+    if ctx.session.registered
+        || !ctx.session.nick.is_empty()
+        || !validate::nick(account, ctx.shared.config.limits.nick_len)
+    {
+        return;
+    }
+    let folded = casefold(account);
+    let holder = ctx.shared.world.lock().nicks.get(&folded).copied();
+    if let Some(holder) = holder {
+        if holder == ctx.session.id || !evict_squatter(ctx, holder, account) {
+            return;
+        }
+    }
+    if ctx.shared.cluster.is_some() {
+        ctx.session
+            .followups
+            .push_back(FollowUp::ClaimNick(account.to_string()));
+        return;
+    }
+    take(ctx, account);
 }
 
 fn in_use(ctx: &Ctx<'_>, wanted: &str) {
