@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::cluster::event::{Event, TopicInfo};
 use crate::context::{line, Ctx};
-use crate::state::{Topic, World};
+use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
 
 /// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
@@ -290,6 +290,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let shown = channel.name.clone();
+    let by_operator = channel.status(id).is_some_and(|s| s.op);
     let refusal = match channel.status(id) {
         None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
         Some(s) if channel.modes.invite_only && !s.op => {
@@ -314,7 +315,13 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let remote_target = world.users.get(&target_id).and_then(|u| u.remote.clone());
     if let Some(channel) = world.channels.get_mut(&key) {
-        channel.invited.insert(target_id);
+        channel.invite(
+            target_id,
+            Invite {
+                by: source.clone(),
+                by_operator,
+            },
+        );
     }
     drop(world);
     if let (Some(cluster), Some(target)) = (&ctx.shared.cluster, remote_target) {
@@ -324,6 +331,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             channel: shown.clone(),
             target,
             target_nick: target_nick.clone(),
+            by_operator,
         };
         cluster.publish(ctx.shared, event, None);
     }

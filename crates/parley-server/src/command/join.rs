@@ -40,8 +40,11 @@ fn refusal(
     if channel.auto_op(account) {
         return None;
     }
-    let invited = channel.invited.contains(&id);
-    if channel.is_banned(source, account) && !invited {
+    let invite = channel.invited.get(&id);
+    let invited = invite.is_some();
+    // Only an operator's invite is an exception to a ban; anyone's opens `+i`.
+    let ban_excepted = invite.is_some_and(|i| i.by_operator);
+    if channel.is_banned(source, account) && !ban_excepted {
         return Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"));
     }
     if channel.modes.invite_only && !invited && !channel.is_invite_exempt(source, account) {
