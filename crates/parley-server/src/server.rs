@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::isupport;
-use crate::state::{ClientId, World};
+use crate::state::{ClientId, MemberStatus, World};
 use crate::store::ServerBan;
 use crate::tls::CertResolver;
 
@@ -39,6 +39,8 @@ pub struct Shared {
     pub created: SystemTime,
     /// The `005` lines' tokens, computed once from the config.
     pub isupport: Vec<String>,
+    /// `server.default_channel`, casefolded (empty when there is none).
+    default_channel: String,
     pub shutdown: CancellationToken,
     /// The reloadable part of the config (see [`crate::config::RELOADABLE`]): read through
     /// [`Shared::live`], replaced whole on reload. `config` keeps what was started with.
@@ -93,7 +95,9 @@ impl Shared {
             .iter()
             .filter_map(|net| net.parse().ok())
             .collect();
+        let default_channel = parley_proto::casefold(&config.server.default_channel);
         Shared {
+            default_channel,
             live: RwLock::new(Arc::new(config.clone())),
             tls,
             accounts,
@@ -172,6 +176,25 @@ impl Shared {
                 .any(|p| p == permission),
             None => false,
         }
+    }
+
+    /// Whether `key` (a casefolded channel name) is the default room every user is put in. It
+    /// belongs to the server: nobody can own it, and joining it first makes nobody its operator.
+    pub fn is_default_channel(&self, key: &str) -> bool {
+        !self.default_channel.is_empty() && self.default_channel == key
+    }
+
+    /// Whether someone with `status` in channel `key` (and operator class `oper`) may do what
+    /// channel operators do there. In the default room server operators with the `channels`
+    /// permission may too, channel status or not: they are the ones who moderate it.
+    pub fn may_moderate(
+        &self,
+        key: &str,
+        status: Option<MemberStatus>,
+        oper: Option<OperClass>,
+    ) -> bool {
+        status.is_some_and(|s| s.op)
+            || (self.is_default_channel(key) && self.oper_can(oper, "channels"))
     }
 
     /// The reason of an active D-line covering `ip`.

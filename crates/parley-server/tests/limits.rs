@@ -137,7 +137,7 @@ async fn slow_reader_is_disconnected_and_others_keep_receiving() {
     sender.send("NAMES #lobby").await;
     let names = sender.sync().await;
     assert!(
-        names.contains(&":parley.local 353 sender = #lobby :@sender reader".to_string()),
+        names.contains(&":parley.local 353 sender = #lobby :sender reader".to_string()),
         "{names:?}"
     );
 }

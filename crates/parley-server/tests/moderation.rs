@@ -511,3 +511,87 @@ async fn suspension_and_moderator_permissions() {
         assert!(trail.contains(action), "{action} missing in\n{trail}");
     }
 }
+
+/// The default room belongs to the server: its first joiner gets no operator status, and
+/// nobody can register it or lock everyone else out of it. Server operators with the
+/// `channels` permission moderate it.
+#[tokio::test]
+async fn the_default_room_cannot_be_taken_over() {
+    let server = TestServer::start_with(opers).await;
+    // The first one in the empty room, logged in so that OWNER could register it to her.
+    let mut mallory = account(server.addr, "mallory").await;
+    let mut bob = server.client("bob").await;
+    mallory.sync().await;
+    mallory.send("NAMES #lobby").await;
+    let names = mallory.sync().await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.ends_with(" 353 mallory = #lobby :mallory bob")),
+        "no operator status for the first joiner: {names:?}"
+    );
+    mallory.send("OWNER #lobby mallory").await;
+    let owner = mallory.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER DEFAULT_CHANNEL #lobby :")),
+        "{owner:?}"
+    );
+    let not_op = ":parley.local 482 mallory #lobby :You're not channel operator";
+    for attempt in [
+        "MODE #lobby +b *!*@*",
+        "MODE #lobby +i",
+        "MODE #lobby +o mallory",
+        "TOPIC #lobby :mallory was here",
+        "KICK #lobby bob",
+    ] {
+        mallory.send(attempt).await;
+        let got = mallory.sync().await;
+        assert_eq!(got, vec![not_op.to_string()], "{attempt}");
+    }
+    mallory.send("OWNER #lobby").await;
+    let owner = mallory.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.ends_with("#lobby is not registered")),
+        "{owner:?}"
+    );
+    // Everyone after still lands in the room.
+    let mut late = server.client("late").await;
+    late.send("NAMES #lobby").await;
+    let names = late.sync().await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.contains(" 353 late = #lobby :") && l.ends_with(" late")),
+        "{names:?}"
+    );
+    // A server operator (an admin: every permission) moderates it without channel status,
+    // and cannot register it either.
+    let mut root = account(server.addr, "root").await;
+    root.send("MODE #lobby +m").await;
+    let moderated = root.sync().await;
+    assert!(
+        moderated.iter().any(|l| l.ends_with(" MODE #lobby +m")),
+        "{moderated:?}"
+    );
+    root.send("KICK #lobby mallory :enough").await;
+    let kicked = root.sync().await;
+    assert!(
+        kicked
+            .iter()
+            .any(|l| l.ends_with(" KICK #lobby mallory :enough")),
+        "{kicked:?}"
+    );
+    root.send("OWNER #lobby root").await;
+    let owner = root.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER DEFAULT_CHANNEL #lobby :")),
+        "{owner:?}"
+    );
+    drop(bob.sync().await);
+}

@@ -169,7 +169,8 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     };
-    if channel.modes.topic_ops_only && !status.op {
+    let oper = world.users.get(&id).and_then(|u| u.oper);
+    if channel.modes.topic_ops_only && !ctx.shared.may_moderate(&key, Some(status), oper) {
         drop(world);
         ctx.numeric(
             numeric::ERR_CHANOPRIVSNEEDED,
@@ -290,10 +291,11 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let shown = channel.name.clone();
-    let by_operator = channel.status(id).is_some_and(|s| s.op);
+    let oper = world.users.get(&id).and_then(|u| u.oper);
+    let by_operator = ctx.shared.may_moderate(&key, channel.status(id), oper);
     let refusal = match channel.status(id) {
         None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
-        Some(s) if channel.modes.invite_only && !s.op => {
+        Some(_) if channel.modes.invite_only && !by_operator => {
             Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
         }
         Some(_) if channel.status(target_id).is_some() => {
@@ -362,6 +364,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let shown = channel.name.clone();
+    let oper = world.users.get(&id).and_then(|u| u.oper);
     match channel.status(id) {
         None => {
             drop(world);
@@ -372,7 +375,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             );
             return;
         }
-        Some(s) if !s.op => {
+        Some(s) if !ctx.shared.may_moderate(&key, Some(s), oper) => {
             drop(world);
             ctx.numeric(
                 numeric::ERR_CHANOPRIVSNEEDED,

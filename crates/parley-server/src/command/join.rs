@@ -35,9 +35,11 @@ fn refusal(
     account: Option<&str>,
     key: Option<&str>,
     members_limit: usize,
+    default_room: bool,
 ) -> Option<(&'static str, &'static str)> {
-    // The owner and remembered operators of a registered channel always get in.
-    if channel.auto_op(account) {
+    // The owner and remembered operators of a registered channel always get in (the default
+    // room has no owner, even one registered before that was refused).
+    if !default_room && channel.auto_op(account) {
         return None;
     }
     let invite = channel.invited.get(&id);
@@ -98,6 +100,10 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let account = user.account.clone();
     let realname = user.realname.clone();
     let outbound = user.outbound.clone();
+    // Nobody becomes the default room's operator by joining it first or owning it: only server
+    // operators who may moderate it get the status.
+    let default_room = ctx.shared.is_default_channel(&folded);
+    let server_op = default_room && ctx.shared.oper_can(user.oper, "channels");
     let status = match world.channels.get(&folded) {
         Some(channel) => {
             if let Some((code, text)) = refusal(
@@ -107,6 +113,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 account.as_deref(),
                 key,
                 limits.members_per_channel,
+                default_room,
             ) {
                 let shown = channel.name.clone();
                 drop(world);
@@ -114,7 +121,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 return;
             }
             MemberStatus {
-                op: channel.auto_op(account.as_deref()),
+                op: server_op || (!default_room && channel.auto_op(account.as_deref())),
                 voice: false,
             }
         }
@@ -122,8 +129,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             let mut channel = Channel::new(name);
             // A channel made by someone logged in belongs to their account and lasts; the
             // default room belongs to the server and nobody owns it.
-            let is_default = casefold(&ctx.shared.config.server.default_channel) == folded;
-            if let (Some(account), false) = (&account, is_default) {
+            if let (Some(account), false) = (&account, default_room) {
                 channel.owner = Some(account.clone());
                 if let Some(record) = channel.record() {
                     ctx.shared
@@ -133,7 +139,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             }
             world.channels.insert(folded.clone(), channel);
             MemberStatus {
-                op: true,
+                op: !default_room || server_op,
                 voice: false,
             }
         }

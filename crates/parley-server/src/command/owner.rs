@@ -41,6 +41,16 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         notice(ctx, &text);
         return;
     };
+    if ctx.shared.is_default_channel(&key) && new_owner != "-" {
+        drop(world);
+        fail(
+            ctx,
+            "DEFAULT_CHANNEL",
+            &shown,
+            &format!("{shown} is the server's default room: nobody can own it (server operators moderate it)"),
+        );
+        return;
+    }
     let is_owner = match (&channel.owner, &me) {
         (Some(owner), Some(me)) => casefold(owner) == casefold(me),
         _ => false,
