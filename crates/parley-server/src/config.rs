@@ -189,6 +189,8 @@ pub struct LimitsConfig {
     pub away_len: usize,
     pub kick_len: usize,
     pub channels_per_user: usize,
+    /// Registered channels one account may own (they outlive their members).
+    pub registered_channels_per_account: usize,
     pub members_per_channel: usize,
     pub targets_per_message: usize,
     pub send_queue_bytes: usize,
@@ -213,6 +215,7 @@ impl Default for LimitsConfig {
             away_len: 200,
             kick_len: 255,
             channels_per_user: 50,
+            registered_channels_per_account: 20,
             members_per_channel: 20_000,
             targets_per_message: 4,
             send_queue_bytes: 262_144,
@@ -783,6 +786,13 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "limits",
         "channels_per_user",
         "Most channels one client can be in at once.",
+    ),
+    (
+        "limits",
+        "registered_channels_per_account",
+        "Most registered channels one account may own. A channel a logged-in user creates\n\
+         past this is still made, but not registered (it vanishes with its last member);\n\
+         OWNER refuses to hand a channel to an account at the limit. 0: users register none.",
     ),
     (
         "limits",

@@ -595,3 +595,74 @@ async fn the_default_room_cannot_be_taken_over() {
     );
     drop(bob.sync().await);
 }
+
+/// Registered channels outlive their members, so one account may own only so many
+/// (`limits.registered_channels_per_account`). Past that a channel it creates is still made,
+/// just not registered, and OWNER will not hand it a channel.
+#[tokio::test]
+async fn registered_channels_per_account_are_capped() {
+    let server = TestServer::start_with(|config| {
+        config.limits.registered_channels_per_account = 2;
+    })
+    .await;
+    let mut alice = account(server.addr, "alice").await;
+    let mut bob = account(server.addr, "bob").await;
+    for name in ["#a1", "#a2"] {
+        alice.send(&format!("JOIN {name}")).await;
+        alice.send(&format!("OWNER {name}")).await;
+        let got = alice.sync().await;
+        assert!(
+            got.iter()
+                .any(|l| l.ends_with(&format!("{name} is registered to alice"))),
+            "{got:?}"
+        );
+    }
+    alice.send("JOIN #a3").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter().any(|l| l == ":alice!~alice@127.0.0.1 JOIN #a3"),
+        "the channel is still made: {got:?}"
+    );
+    assert!(
+        got.iter().any(
+            |l| l.starts_with(":parley.local NOTICE alice :#a3 is not registered")
+                && l.contains("already owns 2")
+        ),
+        "and the user is told why it will not last: {got:?}"
+    );
+    alice.send("OWNER #a3").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter().any(|l| l.ends_with("#a3 is not registered")),
+        "{got:?}"
+    );
+    // Nor can it be registered by hand, or handed to an account at the limit.
+    alice.send("OWNER #a3 alice").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER TOO_MANY_CHANNELS #a3 :")),
+        "{got:?}"
+    );
+    for name in ["#b1", "#b2"] {
+        bob.send(&format!("JOIN {name}")).await;
+    }
+    bob.sync().await;
+    alice.send("OWNER #a1 bob").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER TOO_MANY_CHANNELS #a1 :")),
+        "{got:?}"
+    );
+    // Dropping one makes room again.
+    alice.send("OWNER #a1 -").await;
+    alice.send("JOIN #a4").await;
+    alice.send("OWNER #a4").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.ends_with("#a4 is registered to alice")),
+        "{got:?}"
+    );
+}

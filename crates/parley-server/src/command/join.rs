@@ -104,6 +104,8 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     // operators who may moderate it get the status.
     let default_room = ctx.shared.is_default_channel(&folded);
     let server_op = default_room && ctx.shared.oper_can(user.oper, "channels");
+    // Set when this join made a channel its creator's account may not register (at its limit).
+    let mut unregistered = None;
     let status = match world.channels.get(&folded) {
         Some(channel) => {
             if let Some((code, text)) = refusal(
@@ -129,12 +131,19 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             let mut channel = Channel::new(name);
             // A channel made by someone logged in belongs to their account and lasts; the
             // default room belongs to the server and nobody owns it.
+            // Past its limit of registered channels the channel is still made (joining should
+            // work), but lasts only while it has members, as a guest's would.
             if let (Some(account), false) = (&account, default_room) {
-                channel.owner = Some(account.clone());
-                if let Some(record) = channel.record() {
-                    ctx.shared
-                        .history
-                        .persist(StateChange::SaveChannel(Box::new(record)));
+                let owned = world.channels_owned_by(account);
+                if owned < limits.registered_channels_per_account {
+                    channel.owner = Some(account.clone());
+                    if let Some(record) = channel.record() {
+                        ctx.shared
+                            .history
+                            .persist(StateChange::SaveChannel(Box::new(record)));
+                    }
+                } else {
+                    unregistered = Some((account.clone(), owned));
                 }
             }
             world.channels.insert(folded.clone(), channel);
@@ -189,6 +198,14 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     drop(world);
     if let Some((cluster, members, event)) = announce {
         cluster.announce(ctx.shared, event, members);
+    }
+    if let Some((account, owned)) = unregistered {
+        let text = format!(
+            "{shown} is not registered: your account {account} already owns {owned} channels, \
+             the most one account may own, so it lasts only while it has members \
+             (OWNER <channel> - drops one of yours)"
+        );
+        ctx.server_line("NOTICE", &[&nick], Some(&text));
     }
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;

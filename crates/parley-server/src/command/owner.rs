@@ -101,11 +101,31 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             return;
         }
     };
+    let cap = ctx.shared.config.limits.registered_channels_per_account;
     let record = {
         let mut world = ctx.shared.world.lock();
+        let owned = world.channels_owned_by(&account);
         let Some(channel) = world.channels.get_mut(&key) else {
             return;
         };
+        let already_theirs = channel
+            .owner
+            .as_deref()
+            .is_some_and(|o| casefold(o) == casefold(&account));
+        // A server operator handing a channel over decides past the limit; nobody else does.
+        if owned >= cap && !already_theirs && !ctx.shared.oper_can(oper, "channels") {
+            drop(world);
+            fail(
+                ctx,
+                "TOO_MANY_CHANNELS",
+                &shown,
+                &format!(
+                    "{account} already owns {owned} channels, the most one account may own \
+                     (limits.registered_channels_per_account); drop one with OWNER <channel> -"
+                ),
+            );
+            return;
+        }
         channel.owner = Some(account.clone());
         channel.record()
     };

@@ -148,6 +148,21 @@ impl World {
     }
 
     /// True when `a` and `b` are on at least one common channel.
+    /// How many registered channels `account` owns (for
+    /// `limits.registered_channels_per_account`). A walk over the channels: it is asked only
+    /// when a channel is created or handed over, never per message.
+    pub fn channels_owned_by(&self, account: &str) -> usize {
+        let account = parley_proto::casefold(account);
+        self.channels
+            .values()
+            .filter(|c| {
+                c.owner
+                    .as_deref()
+                    .is_some_and(|o| parley_proto::casefold(o) == account)
+            })
+            .count()
+    }
+
     pub fn share_channel(&self, a: ClientId, b: ClientId) -> bool {
         match (self.users.get(&a), self.users.get(&b)) {
             (Some(ua), Some(ub)) => ua.channels.iter().any(|c| ub.channels.contains(c)),
