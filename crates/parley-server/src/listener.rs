@@ -44,6 +44,7 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let peer = canonical_peer(peer);
                 let _ = stream.set_nodelay(true);
                 match &transport {
                     Transport::Plain => {
@@ -65,6 +66,14 @@ pub async fn accept_loop(
         }
     }
     info!(listener = ?local, "listener closed");
+}
+
+/// The peer as the address it really is: an IPv4 client of a dual-stack (`[::]`) listener
+/// arrives as `::ffff:a.b.c.d`, and would otherwise escape D-lines on its IPv4 address, be
+/// counted apart from its own connections over IPv4, and share one /64 with every IPv4 client.
+/// Done once, at accept, so everything after (limits, bans, WHOIS, logs) sees one address.
+pub fn canonical_peer(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }
 
 /// Finish a TLS handshake (bounded in time), then serve the connection.
@@ -100,4 +109,20 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_ipv4_peers_become_ipv4() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:6697".parse().expect("address");
+        assert_eq!(
+            canonical_peer(mapped),
+            "192.0.2.7:6697".parse().expect("address")
+        );
+        let v6: SocketAddr = "[2001:db8::1]:6697".parse().expect("address");
+        assert_eq!(canonical_peer(v6), v6);
+    }
 }

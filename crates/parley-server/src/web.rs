@@ -123,6 +123,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let peer = crate::listener::canonical_peer(peer);
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer))));

@@ -666,3 +666,32 @@ async fn registered_channels_per_account_are_capped() {
         "{got:?}"
     );
 }
+
+/// A D-line on an IPv4 address holds for clients that reach a dual-stack listener (`[::]`),
+/// where they arrive as `::ffff:a.b.c.d`: connected ones are dropped, new ones refused.
+#[tokio::test]
+async fn dlines_catch_ipv4_clients_of_a_dual_stack_listener() {
+    let server = TestServer::start_with(|c| {
+        opers(c);
+        c.listen.plain = vec!["[::]:0".into()];
+    })
+    .await;
+    let port = server.addr.port();
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let mut root = account(v6, "root").await;
+    let mut victim = Client::connect(v4).await;
+    victim.register("victim").await;
+    root.send("DLINE 127.0.0.0/8 :go away").await;
+    root.sync().await;
+    let last = victim.expect_closed().await;
+    assert!(
+        last.iter().any(|l| l.contains("Banned: go away")),
+        "{last:?}"
+    );
+    let mut again = Client::connect(v4).await;
+    assert_eq!(
+        again.expect_closed().await,
+        ["ERROR :Closing Link: 127.0.0.1 (Banned: go away)"]
+    );
+}
