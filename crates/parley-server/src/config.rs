@@ -195,6 +195,8 @@ pub struct LimitsConfig {
     pub targets_per_message: usize,
     pub send_queue_bytes: usize,
     pub registration_timeout_secs: u64,
+    /// Time a TLS (or HTTPS) client has to finish its handshake.
+    pub handshake_timeout_secs: u64,
     /// Idle time before the server sends a `PING`.
     pub ping_interval_secs: u64,
     /// Time a client has to answer that `PING` before it is disconnected.
@@ -220,6 +222,7 @@ impl Default for LimitsConfig {
             targets_per_message: 4,
             send_queue_bytes: 262_144,
             registration_timeout_secs: 60,
+            handshake_timeout_secs: 10,
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
@@ -817,6 +820,12 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "limits",
+        "handshake_timeout_secs",
+        "Seconds a TLS or HTTPS connection has to finish its TLS handshake before it is\n\
+         dropped (at least 1). It holds one of its address's max_clients_per_ip meanwhile.",
+    ),
+    (
+        "limits",
         "ping_interval_secs",
         "Seconds a client may stay silent before the server sends it a PING.",
     ),
@@ -1357,7 +1366,7 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 17] = [
+        let ranges: [(&'static str, u64, u64, u64); 18] = [
             (
                 "limits.max_clients_per_cidr",
                 as_u64(limits.max_clients_per_cidr),
@@ -1409,6 +1418,12 @@ impl Config {
             (
                 "limits.registration_timeout_secs",
                 limits.registration_timeout_secs,
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.handshake_timeout_secs",
+                limits.handshake_timeout_secs,
                 1,
                 u64::MAX,
             ),

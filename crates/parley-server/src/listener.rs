@@ -1,6 +1,8 @@
 //! Accept loops: one per configured address, each connection served by its own task. Plain and TLS
-//! listeners feed the same [`connection::serve`]; a TLS connection is handed over only after its
-//! handshake completes (bounded in time, so a silent or garbage-speaking peer cannot hold a slot).
+//! listeners feed the same [`connection::serve`]. A connection is admitted (D-lines, then the
+//! per-address and per-network limits) as it is accepted, before a TLS handshake costs anything,
+//! and a TLS connection is handed over only after its handshake completes, bounded by
+//! `limits.handshake_timeout_secs`, so silent or garbage-speaking peers hold few slots, briefly.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,14 +16,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::connection;
-use crate::server::Shared;
+use crate::server::{Admitted, Shared};
 
 /// After an accept error (such as running out of file descriptors) wait before trying again,
 /// rather than spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a listener's connections are carried.
 #[derive(Clone)]
@@ -45,17 +44,34 @@ pub async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let peer = canonical_peer(peer);
+                let admitted = match shared.admit(peer.ip()) {
+                    Ok(admitted) => admitted,
+                    Err(refusal) => {
+                        match &transport {
+                            Transport::Plain => {
+                                tasks.spawn(connection::refuse(stream, peer, refusal));
+                            }
+                            Transport::Tls(_) => {
+                                connection::log_refusal(peer, &refusal);
+                                drop(stream);
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 match &transport {
                     Transport::Plain => {
-                        tasks.spawn(connection::serve(shared.clone(), stream, peer, false));
+                        let serve =
+                            connection::serve(shared.clone(), admitted, stream, peer, false);
+                        tasks.spawn(serve);
                     }
                     Transport::Tls(acceptor) => {
                         let handshake = Box::pin(tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
+                            handshake_timeout(&shared),
                             acceptor.accept(stream),
                         ));
-                        tasks.spawn(serve_tls(shared.clone(), handshake, peer));
+                        tasks.spawn(serve_tls(shared.clone(), admitted, handshake, peer));
                     }
                 }
             }
@@ -66,6 +82,11 @@ pub async fn accept_loop(
         }
     }
     info!(listener = ?local, "listener closed");
+}
+
+/// `limits.handshake_timeout_secs`: how long a TLS (or HTTPS) handshake may take.
+pub fn handshake_timeout(shared: &Shared) -> Duration {
+    Duration::from_secs(shared.config.limits.handshake_timeout_secs)
 }
 
 /// The peer as the address it really is: an IPv4 client of a dual-stack (`[::]`) listener
@@ -85,6 +106,7 @@ pub fn canonical_peer(peer: SocketAddr) -> SocketAddr {
 /// would be carried by every idle TLS connection.
 async fn serve_tls(
     shared: Arc<Shared>,
+    admitted: Admitted,
     handshake: Pin<Box<Timeout<Accept<TcpStream>>>>,
     peer: SocketAddr,
 ) {
@@ -94,7 +116,7 @@ async fn serve_tls(
             Ok(Err(err)) => return debug!(%peer, %err, "TLS handshake failed"),
             Err(_) => return debug!(%peer, "TLS handshake timed out"),
         };
-        connection::serve(shared, tls, peer, true)
+        connection::serve(shared, admitted, tls, peer, true)
     };
     connection.await
 }

@@ -72,11 +72,39 @@ impl OperClass {
 }
 
 /// Why a new connection was turned away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
+    /// A D-line covers the address; its reason.
+    Banned(String),
     ServerFull,
     TooManyFromAddress,
     TooManyFromNetwork,
+}
+
+impl Admission {
+    /// The reason given in the closing `ERROR` line.
+    pub fn reason(&self) -> String {
+        match self {
+            Admission::Banned(reason) => format!("Banned: {reason}"),
+            Admission::ServerFull => "Server is full, try again later".to_owned(),
+            Admission::TooManyFromAddress => "Too many connections from your address".to_owned(),
+            Admission::TooManyFromNetwork => "Too many connections from your network".to_owned(),
+        }
+    }
+}
+
+/// A connection's place in the admission counts (see [`Shared::admit`]), taken at accept and
+/// given back when this is dropped, however the connection ends: a failed or timed-out TLS
+/// handshake, an HTTP connection that never upgrades, or the client's goodbye.
+pub struct Admitted {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared.release(self.ip);
+    }
 }
 
 impl Shared {
@@ -227,8 +255,21 @@ impl Shared {
         &self.config.server.name
     }
 
-    /// Count a new connection from `ip` against the limits; release it with [`Shared::release`].
-    pub fn admit(&self, ip: IpAddr) -> Result<(), Admission> {
+    /// Admit a new connection from `ip`, at accept and before anything is spent on it (a TLS
+    /// handshake above all): a D-lined address is refused, and the rest are counted against
+    /// the per-server, per-address and per-network limits until the [`Admitted`] is dropped.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Admission> {
+        if let Some(reason) = self.dline_for(ip) {
+            return Err(Admission::Banned(reason));
+        }
+        self.count(ip)?;
+        Ok(Admitted {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    fn count(&self, ip: IpAddr) -> Result<(), Admission> {
         let limits = &self.config.limits;
         let mut counts = self.connections.lock();
         if counts.total >= limits.max_clients {
@@ -247,7 +288,7 @@ impl Shared {
         Ok(())
     }
 
-    pub fn release(&self, ip: IpAddr) {
+    fn release(&self, ip: IpAddr) {
         let mut counts = self.connections.lock();
         counts.total = counts.total.saturating_sub(1);
         decrement(&mut counts.per_ip, ip);

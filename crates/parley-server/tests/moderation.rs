@@ -695,3 +695,48 @@ async fn dlines_catch_ipv4_clients_of_a_dual_stack_listener() {
         ["ERROR :Closing Link: 127.0.0.1 (Banned: go away)"]
     );
 }
+
+/// A TLS handshake from `from` to `addr`, trusting the server's generated certificate.
+async fn tls_from(
+    server: &TestServer,
+    addr: std::net::SocketAddr,
+    from: std::net::IpAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    let tcp = socket.connect(addr).await?;
+    let config = common::client_config_trusting(&server.generated_cert_pem());
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
+    tokio::time::timeout(common::TIMEOUT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| std::io::Error::other("TLS handshake timed out"))?
+}
+
+/// A D-lined address is turned away before the TLS handshake, on the TLS port and on the web
+/// (HTTPS) port: it costs the server no handshake and holds no connection.
+#[tokio::test]
+async fn dlined_addresses_get_no_tls_handshake() {
+    let server = TestServer::start_with(|c| {
+        opers(c);
+        common::enable_tls(c);
+        c.web.listen = vec!["127.0.0.1:0".into()];
+    })
+    .await;
+    let mut root = account(server.addr, "root").await;
+    root.send("DLINE 127.0.0.2 :go away").await;
+    root.sync().await;
+    let banned: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    for addr in [server.tls_addr(), server.running.web_addrs()[0]] {
+        assert!(
+            tls_from(&server, addr, banned).await.is_err(),
+            "no handshake for a D-lined address on {addr}"
+        );
+    }
+    let other: std::net::IpAddr = "127.0.0.3".parse().expect("ip");
+    for addr in [server.tls_addr(), server.running.web_addrs()[0]] {
+        tls_from(&server, addr, other)
+            .await
+            .expect("others still get their handshake");
+    }
+}
