@@ -259,6 +259,9 @@ impl Shared {
     /// handshake above all): a D-lined address is refused, and the rest are counted against
     /// the per-server, per-address and per-network limits until the [`Admitted`] is dropped.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Admission> {
+        // The accept loops pass canonical addresses already; one mapped form must never
+        // slip past the counts as a second address.
+        let ip = ip.to_canonical();
         if let Some(reason) = self.dline_for(ip) {
             return Err(Admission::Banned(reason));
         }
@@ -300,12 +303,18 @@ impl Shared {
     }
 }
 
-/// Whether a D-line mask (an address or a CIDR network) covers `ip`.
+/// Whether a D-line mask (an address or a CIDR network) covers `ip`. An IPv4 address is
+/// covered by a mask written in either form (`192.0.2.7` or `::ffff:192.0.2.7`).
 pub fn dline_covers(mask: &str, ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let mapped = match ip {
+        IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+        IpAddr::V6(_) => None,
+    };
     if let Ok(net) = mask.parse::<IpNet>() {
-        return net.contains(&ip);
+        return net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m));
     }
-    mask.parse::<IpAddr>().is_ok_and(|m| m == ip)
+    mask.parse::<IpAddr>().is_ok_and(|m| m.to_canonical() == ip)
 }
 
 /// Open connections, in total, per address and per network, for the admission limits.
@@ -339,4 +348,30 @@ fn network_of(ip: IpAddr) -> IpNet {
 pub struct ConfigSource {
     pub path: Option<std::path::PathBuf>,
     pub data_dir: Option<std::path::PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn dlines_cover_ipv4_in_either_form() {
+        for peer in ["192.0.2.7", "::ffff:192.0.2.7"] {
+            for mask in [
+                "192.0.2.7",
+                "192.0.2.0/24",
+                "::ffff:192.0.2.7",
+                "::ffff:192.0.2.0/120",
+            ] {
+                assert!(dline_covers(mask, ip(peer)), "{mask} covers {peer}");
+            }
+            assert!(!dline_covers("192.0.3.0/24", ip(peer)));
+        }
+        assert!(dline_covers("2001:db8::/32", ip("2001:db8::1")));
+        assert!(!dline_covers("192.0.2.0/24", ip("2001:db8::1")));
+    }
 }
