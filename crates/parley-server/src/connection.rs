@@ -1,4 +1,5 @@
-//! A client's life: admission, the framed reader loop, timeouts, and the goodbye.
+//! A client's life once admitted (at accept, by [`Shared::admit`]): the framed reader loop,
+//! timeouts, and the goodbye.
 //!
 //! The reader enforces the line limit before buffering more (an overlong line is answered with
 //! 417 and skipped up to its newline), handles every complete line in the buffer before reading

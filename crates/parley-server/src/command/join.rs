@@ -1,6 +1,8 @@
 //! JOIN and PART: entering and leaving channels (the "groups"). A channel is created by its first
-//! join, with the creator as operator, and vanishes when its last member leaves. Everyone in the
-//! channel, the mover included, sees the JOIN or PART line, serialized once.
+//! join, with the creator as operator, and vanishes when its last member leaves, unless it is
+//! registered (a logged-in creator's account owns it, up to a limit per account). The default
+//! room is the exception: it belongs to the server, so its first joiner gets no status. Everyone
+//! in the channel, the mover included, sees the JOIN or PART line, serialized once.
 
 use parley_proto::{casefold, numeric, validate, Message};
 

@@ -1,6 +1,7 @@
 //! OWNER: who a registered channel belongs to. The owner (or an operator with the `channels`
 //! permission) can hand it to another account or drop the registration; a channel operator who
-//! is logged in can register an unregistered channel to their own account.
+//! is logged in can register an unregistered channel to their own account. The default room is
+//! nobody's, and no account is handed more than `limits.registered_channels_per_account`.
 
 use parley_proto::{casefold, Message};
 
@@ -47,7 +48,10 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             ctx,
             "DEFAULT_CHANNEL",
             &shown,
-            &format!("{shown} is the server's default room: nobody can own it (server operators moderate it)"),
+            &format!(
+                "{shown} is the server's default room: nobody owns it, \
+                 server operators moderate it"
+            ),
         );
         return;
     }

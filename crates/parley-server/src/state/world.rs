@@ -147,7 +147,6 @@ impl World {
         out
     }
 
-    /// True when `a` and `b` are on at least one common channel.
     /// How many registered channels `account` owns (for
     /// `limits.registered_channels_per_account`). A walk over the channels: it is asked only
     /// when a channel is created or handed over, never per message.
@@ -163,6 +162,7 @@ impl World {
             .count()
     }
 
+    /// True when `a` and `b` are on at least one common channel.
     pub fn share_channel(&self, a: ClientId, b: ClientId) -> bool {
         match (self.users.get(&a), self.users.get(&b)) {
             (Some(ua), Some(ub)) => ua.channels.iter().any(|c| ub.channels.contains(c)),
