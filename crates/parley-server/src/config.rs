@@ -199,10 +199,14 @@ pub struct LimitsConfig {
     pub away_len: usize,
     pub kick_len: usize,
     pub channels_per_user: usize,
+    /// Registered channels one account may own (they outlive their members).
+    pub registered_channels_per_account: usize,
     pub members_per_channel: usize,
     pub targets_per_message: usize,
     pub send_queue_bytes: usize,
     pub registration_timeout_secs: u64,
+    /// Time a TLS (or HTTPS) client has to finish its handshake.
+    pub handshake_timeout_secs: u64,
     /// Idle time before the server sends a `PING`.
     pub ping_interval_secs: u64,
     /// Time a client has to answer that `PING` before it is disconnected.
@@ -223,10 +227,12 @@ impl Default for LimitsConfig {
             away_len: 200,
             kick_len: 255,
             channels_per_user: 50,
+            registered_channels_per_account: 20,
             members_per_channel: 20_000,
             targets_per_message: 4,
             send_queue_bytes: 262_144,
             registration_timeout_secs: 60,
+            handshake_timeout_secs: 10,
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
@@ -796,6 +802,13 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "limits",
+        "registered_channels_per_account",
+        "Most registered channels one account may own. A channel a logged-in user creates\n\
+         past this is still made, but not registered (it vanishes with its last member);\n\
+         OWNER refuses to hand a channel to an account at the limit. 0: users register none.",
+    ),
+    (
+        "limits",
         "members_per_channel",
         "Most members one channel can have (a channel's +l can only lower it).",
     ),
@@ -814,6 +827,12 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "limits",
         "registration_timeout_secs",
         "Seconds a new connection has to finish NICK/USER before it is dropped.",
+    ),
+    (
+        "limits",
+        "handshake_timeout_secs",
+        "Seconds a TLS or HTTPS connection has to finish its TLS handshake before it is\n\
+         dropped (at least 1). It holds one of its address's max_clients_per_ip meanwhile.",
     ),
     (
         "limits",
@@ -1385,7 +1404,7 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 17] = [
+        let ranges: [(&'static str, u64, u64, u64); 18] = [
             (
                 "limits.max_clients_per_cidr",
                 as_u64(limits.max_clients_per_cidr),
@@ -1437,6 +1456,12 @@ impl Config {
             (
                 "limits.registration_timeout_secs",
                 limits.registration_timeout_secs,
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.handshake_timeout_secs",
+                limits.handshake_timeout_secs,
                 1,
                 u64::MAX,
             ),

@@ -1,4 +1,5 @@
-//! A client's life: admission, the framed reader loop, timeouts, and the goodbye.
+//! A client's life once admitted (at accept, by [`Shared::admit`]): the framed reader loop,
+//! timeouts, and the goodbye.
 //!
 //! The reader enforces the line limit before buffering more (an overlong line is answered with
 //! 417 and skipped up to its newline), handles every complete line in the buffer before reading
@@ -32,7 +33,7 @@ use crate::context::{line, Ctx, FollowUp, Labeled, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
 use crate::relay::{escape_tag, with_tag};
-use crate::server::{Admission, Shared};
+use crate::server::{Admission, Admitted, Shared};
 use crate::state::{User, WhowasEntry};
 
 /// Most bytes taken from the socket per read. The space lives on the stack only while the read
@@ -44,8 +45,11 @@ const READ_CHUNK: usize = 4096;
 /// Not an `async fn`: the stream is split before the connection's future is built, so the
 /// future (kept for the connection's whole life) holds two pointers rather than a moved-out
 /// copy of the stream, which for TLS is over a kilobyte.
+/// `admitted` is the connection's place in the limits, taken at accept ([`Shared::admit`]);
+/// it is given back when the connection ends.
 pub fn serve<S>(
     shared: Arc<Shared>,
+    admitted: Admitted,
     stream: S,
     peer: SocketAddr,
     secure: bool,
@@ -54,43 +58,50 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    serve_split(shared, reader, writer, peer, secure)
+    serve_split(shared, admitted, reader, writer, peer, secure)
+}
+
+/// Turn away a plain-text connection that [`Shared::admit`] refused, telling it why in an
+/// `ERROR` line (given a moment, no more). A TLS connection is just closed: it gets no
+/// handshake, so it could not read the line anyway.
+pub async fn refuse<S>(mut stream: S, peer: SocketAddr, refusal: Admission)
+where
+    S: AsyncWrite + Unpin,
+{
+    log_refusal(peer, &refusal);
+    let text = format!(
+        "ERROR :Closing Link: {} ({})\r\n",
+        peer.ip(),
+        refusal.reason()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+pub fn log_refusal(peer: SocketAddr, refusal: &Admission) {
+    match refusal {
+        Admission::Banned(_) => info!(%peer, "connection refused by a D-line"),
+        _ => info!(%peer, reason = %refusal.reason(), "connection refused"),
+    }
 }
 
 async fn serve_split<S>(
     shared: Arc<Shared>,
+    admitted: Admitted,
     reader: ReadHalf<S>,
-    mut writer: WriteHalf<S>,
+    writer: WriteHalf<S>,
     peer: SocketAddr,
     secure: bool,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let ip = peer.ip();
+    // Admission checked D-lines at accept; this catches one set during a TLS handshake.
     if let Some(reason) = shared.dline_for(ip) {
-        info!(%peer, "connection refused by a D-line");
-        let text = format!("ERROR :Closing Link: {ip} (Banned: {reason})\r\n");
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = writer.write_all(text.as_bytes()).await;
-            let _ = writer.shutdown().await;
-        })
-        .await;
-        return;
-    }
-    if let Err(refusal) = shared.admit(ip) {
-        let reason = match refusal {
-            Admission::ServerFull => "Server is full, try again later",
-            Admission::TooManyFromAddress => "Too many connections from your address",
-            Admission::TooManyFromNetwork => "Too many connections from your network",
-        };
-        info!(%peer, reason, "connection refused");
-        let text = format!("ERROR :Closing Link: {} ({reason})\r\n", ip);
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = writer.write_all(text.as_bytes()).await;
-            let _ = writer.shutdown().await;
-        })
-        .await;
-        return;
+        return refuse(writer, peer, Admission::Banned(reason)).await;
     }
     crate::metrics::record_connection_accepted();
     let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
@@ -141,7 +152,7 @@ async fn serve_split<S>(
         outbound.kill();
         let _ = writer_task.await;
     }
-    shared.release(ip);
+    drop(admitted);
     debug!(%peer, client = id.0, reason = %reason.quit_text(), "disconnected");
 }
 

@@ -1,6 +1,8 @@
 //! Accept loops: one per configured address, each connection served by its own task. Plain and TLS
-//! listeners feed the same [`connection::serve`]; a TLS connection is handed over only after its
-//! handshake completes (bounded in time, so a silent or garbage-speaking peer cannot hold a slot).
+//! listeners feed the same [`connection::serve`]. A connection is admitted (D-lines, then the
+//! per-address and per-network limits) as it is accepted, before a TLS handshake costs anything,
+//! and a TLS connection is handed over only after its handshake completes, bounded by
+//! `limits.handshake_timeout_secs`, so silent or garbage-speaking peers hold few slots, briefly.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,14 +16,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::connection;
-use crate::server::Shared;
+use crate::server::{Admitted, Shared};
 
 /// After an accept error (such as running out of file descriptors) wait before trying again,
 /// rather than spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a listener's connections are carried.
 #[derive(Clone)]
@@ -44,17 +43,35 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let peer = canonical_peer(peer);
+                let admitted = match shared.admit(peer.ip()) {
+                    Ok(admitted) => admitted,
+                    Err(refusal) => {
+                        match &transport {
+                            Transport::Plain => {
+                                tasks.spawn(connection::refuse(stream, peer, refusal));
+                            }
+                            Transport::Tls(_) => {
+                                connection::log_refusal(peer, &refusal);
+                                drop(stream);
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 match &transport {
                     Transport::Plain => {
-                        tasks.spawn(connection::serve(shared.clone(), stream, peer, false));
+                        let serve =
+                            connection::serve(shared.clone(), admitted, stream, peer, false);
+                        tasks.spawn(serve);
                     }
                     Transport::Tls(acceptor) => {
                         let handshake = Box::pin(tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
+                            handshake_timeout(&shared),
                             acceptor.accept(stream),
                         ));
-                        tasks.spawn(serve_tls(shared.clone(), handshake, peer));
+                        tasks.spawn(serve_tls(shared.clone(), admitted, handshake, peer));
                     }
                 }
             }
@@ -67,6 +84,19 @@ pub async fn accept_loop(
     info!(listener = ?local, "listener closed");
 }
 
+/// `limits.handshake_timeout_secs`: how long a TLS (or HTTPS) handshake may take.
+pub fn handshake_timeout(shared: &Shared) -> Duration {
+    Duration::from_secs(shared.config.limits.handshake_timeout_secs)
+}
+
+/// The peer as the address it really is: an IPv4 client of a dual-stack (`[::]`) listener
+/// arrives as `::ffff:a.b.c.d`, and would otherwise escape D-lines on its IPv4 address, be
+/// counted apart from its own connections over IPv4, and share one /64 with every IPv4 client.
+/// Done once, at accept, so everything after (limits, bans, WHOIS, logs) sees one address.
+pub fn canonical_peer(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
 /// Finish a TLS handshake (bounded in time), then serve the connection.
 ///
 /// This task lives as long as the connection, and an async fn keeps room for every value it
@@ -76,6 +106,7 @@ pub async fn accept_loop(
 /// would be carried by every idle TLS connection.
 async fn serve_tls(
     shared: Arc<Shared>,
+    admitted: Admitted,
     handshake: Pin<Box<Timeout<Accept<TcpStream>>>>,
     peer: SocketAddr,
 ) {
@@ -85,7 +116,7 @@ async fn serve_tls(
             Ok(Err(err)) => return debug!(%peer, %err, "TLS handshake failed"),
             Err(_) => return debug!(%peer, "TLS handshake timed out"),
         };
-        connection::serve(shared, tls, peer, true)
+        connection::serve(shared, admitted, tls, peer, true)
     };
     connection.await
 }
@@ -100,4 +131,20 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_ipv4_peers_become_ipv4() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:6697".parse().expect("address");
+        assert_eq!(
+            canonical_peer(mapped),
+            "192.0.2.7:6697".parse().expect("address")
+        );
+        let v6: SocketAddr = "[2001:db8::1]:6697".parse().expect("address");
+        assert_eq!(canonical_peer(v6), v6);
+    }
 }

@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::config::{Config, ConfigError};
 use crate::history::History;
 use crate::isupport;
-use crate::state::{ClientId, World};
+use crate::state::{ClientId, MemberStatus, World};
 use crate::store::ServerBan;
 use crate::tls::CertResolver;
 
@@ -39,6 +39,8 @@ pub struct Shared {
     pub created: SystemTime,
     /// The `005` lines' tokens, computed once from the config.
     pub isupport: Vec<String>,
+    /// `server.default_channel`, casefolded (empty when there is none).
+    default_channel: String,
     pub shutdown: CancellationToken,
     /// The reloadable part of the config (see [`crate::config::RELOADABLE`]): read through
     /// [`Shared::live`], replaced whole on reload. `config` keeps what was started with.
@@ -70,11 +72,39 @@ impl OperClass {
 }
 
 /// Why a new connection was turned away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
+    /// A D-line covers the address; its reason.
+    Banned(String),
     ServerFull,
     TooManyFromAddress,
     TooManyFromNetwork,
+}
+
+impl Admission {
+    /// The reason given in the closing `ERROR` line.
+    pub fn reason(&self) -> String {
+        match self {
+            Admission::Banned(reason) => format!("Banned: {reason}"),
+            Admission::ServerFull => "Server is full, try again later".to_owned(),
+            Admission::TooManyFromAddress => "Too many connections from your address".to_owned(),
+            Admission::TooManyFromNetwork => "Too many connections from your network".to_owned(),
+        }
+    }
+}
+
+/// A connection's place in the admission counts (see [`Shared::admit`]), taken at accept and
+/// given back when this is dropped, however the connection ends: a failed or timed-out TLS
+/// handshake, an HTTP connection that never upgrades, or the client's goodbye.
+pub struct Admitted {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared.release(self.ip);
+    }
 }
 
 impl Shared {
@@ -93,7 +123,9 @@ impl Shared {
             .iter()
             .filter_map(|net| net.parse().ok())
             .collect();
+        let default_channel = parley_proto::casefold(&config.server.default_channel);
         Shared {
+            default_channel,
             live: RwLock::new(Arc::new(config.clone())),
             tls,
             accounts,
@@ -174,6 +206,25 @@ impl Shared {
         }
     }
 
+    /// Whether `key` (a casefolded channel name) is the default room every user is put in. It
+    /// belongs to the server: nobody can own it, and joining it first makes nobody its operator.
+    pub fn is_default_channel(&self, key: &str) -> bool {
+        !self.default_channel.is_empty() && self.default_channel == key
+    }
+
+    /// Whether someone with `status` in channel `key` (and operator class `oper`) may do what
+    /// channel operators do there. In the default room server operators with the `channels`
+    /// permission may too, channel status or not: they are the ones who moderate it.
+    pub fn may_moderate(
+        &self,
+        key: &str,
+        status: Option<MemberStatus>,
+        oper: Option<OperClass>,
+    ) -> bool {
+        status.is_some_and(|s| s.op)
+            || (self.is_default_channel(key) && self.oper_can(oper, "channels"))
+    }
+
     /// The reason of an active D-line covering `ip`.
     pub fn dline_for(&self, ip: IpAddr) -> Option<String> {
         let now = crate::relay::now_ms();
@@ -204,8 +255,24 @@ impl Shared {
         &self.config.server.name
     }
 
-    /// Count a new connection from `ip` against the limits; release it with [`Shared::release`].
-    pub fn admit(&self, ip: IpAddr) -> Result<(), Admission> {
+    /// Admit a new connection from `ip`, at accept and before anything is spent on it (a TLS
+    /// handshake above all): a D-lined address is refused, and the rest are counted against
+    /// the per-server, per-address and per-network limits until the [`Admitted`] is dropped.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Admission> {
+        // The accept loops pass canonical addresses already; one mapped form must never
+        // slip past the counts as a second address.
+        let ip = ip.to_canonical();
+        if let Some(reason) = self.dline_for(ip) {
+            return Err(Admission::Banned(reason));
+        }
+        self.count(ip)?;
+        Ok(Admitted {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    fn count(&self, ip: IpAddr) -> Result<(), Admission> {
         let limits = &self.config.limits;
         let mut counts = self.connections.lock();
         if counts.total >= limits.max_clients {
@@ -224,7 +291,7 @@ impl Shared {
         Ok(())
     }
 
-    pub fn release(&self, ip: IpAddr) {
+    fn release(&self, ip: IpAddr) {
         let mut counts = self.connections.lock();
         counts.total = counts.total.saturating_sub(1);
         decrement(&mut counts.per_ip, ip);
@@ -236,12 +303,18 @@ impl Shared {
     }
 }
 
-/// Whether a D-line mask (an address or a CIDR network) covers `ip`.
+/// Whether a D-line mask (an address or a CIDR network) covers `ip`. An IPv4 address is
+/// covered by a mask written in either form (`192.0.2.7` or `::ffff:192.0.2.7`).
 pub fn dline_covers(mask: &str, ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let mapped = match ip {
+        IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+        IpAddr::V6(_) => None,
+    };
     if let Ok(net) = mask.parse::<IpNet>() {
-        return net.contains(&ip);
+        return net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m));
     }
-    mask.parse::<IpAddr>().is_ok_and(|m| m == ip)
+    mask.parse::<IpAddr>().is_ok_and(|m| m.to_canonical() == ip)
 }
 
 /// Open connections, in total, per address and per network, for the admission limits.
@@ -275,4 +348,30 @@ fn network_of(ip: IpAddr) -> IpNet {
 pub struct ConfigSource {
     pub path: Option<std::path::PathBuf>,
     pub data_dir: Option<std::path::PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn dlines_cover_ipv4_in_either_form() {
+        for peer in ["192.0.2.7", "::ffff:192.0.2.7"] {
+            for mask in [
+                "192.0.2.7",
+                "192.0.2.0/24",
+                "::ffff:192.0.2.7",
+                "::ffff:192.0.2.0/120",
+            ] {
+                assert!(dline_covers(mask, ip(peer)), "{mask} covers {peer}");
+            }
+            assert!(!dline_covers("192.0.3.0/24", ip(peer)));
+        }
+        assert!(dline_covers("2001:db8::/32", ip("2001:db8::1")));
+        assert!(!dline_covers("192.0.2.0/24", ip("2001:db8::1")));
+    }
 }

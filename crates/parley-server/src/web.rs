@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use parking_lot::Mutex;
 use parley_proto::MAX_LINE_LEN;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -29,14 +30,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::connection;
-use crate::server::Shared;
+use crate::server::{Admitted, Shared};
 
 /// The WebSocket subprotocols of the IRCv3 WebSocket spec, in our order of preference: binary
 /// carries any byte sequence a TCP client could send; text suits browsers.
 pub const SUBPROTOCOLS: [&str; 2] = ["binary.ircv3.net", "text.ircv3.net"];
 
-/// Longest TLS handshake, and longest wait for a request's headers (idle keep-alive included).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a request's headers (idle keep-alive included). The TLS handshake before
+/// it has `limits.handshake_timeout_secs`.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// After an accept error (such as running out of file descriptors) wait before trying again.
@@ -91,9 +92,14 @@ struct WebState {
     tasks: TaskTracker,
 }
 
-/// The TCP address of the peer behind a request.
-#[derive(Clone, Copy)]
-struct Peer(SocketAddr);
+/// The TCP peer behind a request, and its place in the admission limits: taken at accept,
+/// held by the HTTPS connection, and handed to the WebSocket it upgrades to (so a browser's
+/// IRC connection counts once, as a TCP client's does).
+#[derive(Clone)]
+struct Peer {
+    addr: SocketAddr,
+    admitted: Arc<Mutex<Option<Admitted>>>,
+}
 
 /// Accept HTTPS connections until shutdown; each is served by its own task.
 pub async fn accept_loop(
@@ -123,12 +129,25 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let peer = crate::listener::canonical_peer(peer);
+        // Before the handshake, so a D-lined or over-the-limit address costs none.
+        let admitted = match shared.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                connection::log_refusal(peer, &refusal);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer))));
+        let service = TowerToHyperService::new(router.clone().layer(Extension(Peer {
+            addr: peer,
+            admitted: Arc::new(Mutex::new(Some(admitted))),
+        })));
         let shutdown = shared.shutdown.clone();
+        let handshake_timeout = crate::listener::handshake_timeout(&shared);
         tasks.spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => return debug!(%peer, %err, "web TLS handshake failed"),
                 Err(_) => return debug!(%peer, "web TLS handshake timed out"),
@@ -156,7 +175,10 @@ pub async fn accept_loop(
 /// `GET /ws`: check the origin, pick a subprotocol, and hand the socket to the connection loop.
 async fn websocket(
     State(state): State<WebState>,
-    Extension(Peer(peer)): Extension<Peer>,
+    Extension(Peer {
+        addr: peer,
+        admitted,
+    }): Extension<Peer>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -181,11 +203,25 @@ async fn websocket(
         .selected_protocol()
         .is_some_and(|p| p.as_bytes() == SUBPROTOCOLS[0].as_bytes());
     let WebState { shared, tasks } = state;
+    // The connection's own slot; a second upgrade on one connection (which HTTP/1.1 cannot
+    // really do) would need one of its own.
+    let taken = admitted.lock().take();
+    let admitted = match taken.map_or_else(|| shared.admit(peer.ip()), Ok) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            connection::log_refusal(peer, &refusal);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{}.\n", refusal.reason()),
+            )
+                .into_response();
+        }
+    };
     upgrade
         .on_failed_upgrade(move |err| debug!(%peer, %err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
             // Tracked, so a graceful shutdown waits for WebSocket clients like any other.
-            tasks.spawn(serve_websocket(shared, socket, peer, binary));
+            tasks.spawn(serve_websocket(shared, admitted, socket, peer, binary));
             async {}
         })
 }
@@ -212,11 +248,17 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
 }
 
 /// One WebSocket's life: the connection loop on one end of a pipe, the bridge on the other.
-async fn serve_websocket(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, binary: bool) {
+async fn serve_websocket(
+    shared: Arc<Shared>,
+    admitted: Admitted,
+    socket: WebSocket,
+    peer: SocketAddr,
+    binary: bool,
+) {
     let (server_end, bridge_end) = tokio::io::duplex(PIPE_BYTES);
     debug!(%peer, binary, "WebSocket client connected");
     tokio::join!(
-        connection::serve(shared, server_end, peer, true),
+        connection::serve(shared, admitted, server_end, peer, true),
         bridge(socket, bridge_end, binary),
     );
 }

@@ -733,6 +733,56 @@ async fn invite_errors() {
     );
 }
 
+/// A member may invite on a `-i` channel, but only an operator's invite lets someone past a ban
+/// (as `+I` does): otherwise any member could bring back whoever the operators banned.
+#[tokio::test]
+async fn only_an_operators_invite_overrides_a_ban() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob, mut carol] = server.clients(["alice", "bob", "carol"]).await;
+    join_all("#c", &mut [&mut alice, &mut bob]).await;
+    ask(&mut alice, "MODE #c +b carol").await;
+    bob.sync().await;
+    assert_eq!(
+        ask(&mut bob, "INVITE carol #c").await,
+        lines(&[":parley.local 341 bob carol #c"])
+    );
+    carol.sync().await;
+    assert_eq!(
+        ask(&mut carol, "JOIN #c").await,
+        lines(&[":parley.local 474 carol #c :Cannot join channel (+b)"])
+    );
+    assert_quiet(&mut alice).await;
+    // The operator's invite is the exception a ban allows, once.
+    assert_eq!(
+        ask(&mut alice, "INVITE carol #c").await,
+        lines(&[":parley.local 341 alice carol #c"])
+    );
+    carol.sync().await;
+    let got = ask(&mut carol, "JOIN #c").await;
+    assert_eq!(got[0], ":carol!~carol@127.0.0.1 JOIN #c");
+    ask(&mut carol, "PART #c").await;
+    assert_eq!(
+        ask(&mut carol, "JOIN #c").await,
+        lines(&[":parley.local 474 carol #c :Cannot join channel (+b)"])
+    );
+}
+
+/// An operator who invited and was then deopped did so as an operator; a member's invite
+/// followed by an operator's upgrades it (and the reverse does not downgrade it).
+#[tokio::test]
+async fn a_members_later_invite_does_not_weaken_an_operators() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob, mut carol] = server.clients(["alice", "bob", "carol"]).await;
+    join_all("#c", &mut [&mut alice, &mut bob]).await;
+    ask(&mut alice, "MODE #c +b carol").await;
+    bob.sync().await;
+    ask(&mut alice, "INVITE carol #c").await;
+    ask(&mut bob, "INVITE carol #c").await;
+    carol.sync().await;
+    let got = ask(&mut carol, "JOIN #c").await;
+    assert_eq!(got[0], ":carol!~carol@127.0.0.1 JOIN #c");
+}
+
 #[tokio::test]
 async fn invite_to_an_away_user_says_so() {
     let server = TestServer::start().await;

@@ -718,3 +718,52 @@ async fn invites_and_user_modes_cross_nodes() {
         })
         .await;
 }
+
+/// A member's INVITE crosses nodes as a member's: it does not let a banned user on another node
+/// past the ban; an operator's does.
+#[tokio::test]
+async fn only_an_operators_invite_overrides_a_ban_across_nodes() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut dave = cluster.client(0, "dave").await;
+    let mut carol = cluster.client(1, "carol").await;
+    alice.await_whois("carol").await;
+    dave.await_whois("carol").await;
+    carol.await_whois("alice").await;
+
+    alice.send("JOIN #club").await;
+    alice.send("MODE #club +b carol").await;
+    alice.sync().await;
+    dave.send("JOIN #club").await;
+    dave.expect(|l| l == ":dave!~dave@127.0.0.1 JOIN #club")
+        .await;
+    dave.sync().await;
+    // Node 2 knows of the ban before carol tries.
+    carol
+        .await_reply("MODE #club b", |l| {
+            l.contains(" 367 ") && l.contains("carol!*@*")
+        })
+        .await;
+
+    dave.send("INVITE carol #club").await;
+    dave.expect_numeric("341").await;
+    carol.expect(|l| l.contains(" INVITE carol #club")).await;
+    carol.send("JOIN #club").await;
+    let refused = carol
+        .expect(|l| l.contains(" 474 ") || l.contains(" JOIN "))
+        .await;
+    assert!(
+        refused.ends_with(" 474 carol #club :Cannot join channel (+b)"),
+        "{refused}"
+    );
+
+    alice.send("INVITE carol #club").await;
+    alice.expect_numeric("341").await;
+    carol.expect(|l| l.contains(" INVITE carol #club")).await;
+    carol.send("JOIN #club").await;
+    carol
+        .expect(|l| l == ":carol!~carol@127.0.0.1 JOIN #club")
+        .await;
+}

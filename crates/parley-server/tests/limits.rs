@@ -137,7 +137,7 @@ async fn slow_reader_is_disconnected_and_others_keep_receiving() {
     sender.send("NAMES #lobby").await;
     let names = sender.sync().await;
     assert!(
-        names.contains(&":parley.local 353 sender = #lobby :@sender reader".to_string()),
+        names.contains(&":parley.local 353 sender = #lobby :sender reader".to_string()),
         "{names:?}"
     );
 }
@@ -272,6 +272,51 @@ async fn connections_per_address_are_limited() {
         );
         assert!(attempts < 200, "the slot was never freed");
         tokio::task::yield_now().await;
+    }
+}
+
+/// On a dual-stack listener (`[::]`) IPv4 clients arrive as `::ffff:a.b.c.d`. They are counted
+/// as the IPv4 address they are: one address across an IPv4 and a dual-stack listener, and
+/// by their own /24 rather than all together in the one /64 every mapped address shares.
+#[tokio::test]
+async fn ipv4_clients_of_a_dual_stack_listener_are_counted_as_ipv4() {
+    let server = TestServer::start_with(|c| {
+        c.listen.plain = vec!["[::]:0".into(), "127.0.0.1:0".into()];
+        c.limits.max_clients_per_ip = 1;
+        c.limits.max_clients_per_cidr = 2;
+    })
+    .await;
+    let dual = std::net::SocketAddr::from(([127, 0, 0, 1], server.addr.port()));
+    let v4_only = server.running.plain_addrs()[1];
+    let from = |ip: &str| ip.parse::<std::net::IpAddr>().expect("ip");
+    let mut first = common::connect_from(v4_only, from("127.0.0.1")).await;
+    first.register("first").await;
+    first.send("WHOIS first").await;
+    let whois = first.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.contains(" 311 first first ~first 127.0.0.1 ")),
+        "{whois:?}"
+    );
+    // The same address through the dual-stack listener is the same address.
+    let mut again = common::connect_from(dual, from("127.0.0.1")).await;
+    assert_eq!(
+        again.expect_closed().await,
+        vec!["ERROR :Closing Link: 127.0.0.1 (Too many connections from your address)"]
+    );
+    // Other IPv4 networks are not all one IPv6 /64.
+    for (nick, ip) in [("second", "127.0.1.1"), ("third", "127.0.2.1")] {
+        let mut client = common::connect_from(dual, from(ip)).await;
+        client.register(nick).await;
+        client.send(&format!("WHOIS {nick}")).await;
+        let whois = client.sync().await;
+        assert!(
+            whois
+                .iter()
+                .any(|l| l.contains(&format!(" 311 {nick} {nick} ~{nick} {ip} "))),
+            "{whois:?}"
+        );
     }
 }
 

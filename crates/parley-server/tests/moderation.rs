@@ -511,3 +511,232 @@ async fn suspension_and_moderator_permissions() {
         assert!(trail.contains(action), "{action} missing in\n{trail}");
     }
 }
+
+/// The default room belongs to the server: its first joiner gets no operator status, and
+/// nobody can register it or lock everyone else out of it. Server operators with the
+/// `channels` permission moderate it.
+#[tokio::test]
+async fn the_default_room_cannot_be_taken_over() {
+    let server = TestServer::start_with(opers).await;
+    // The first one in the empty room, logged in so that OWNER could register it to her.
+    let mut mallory = account(server.addr, "mallory").await;
+    let mut bob = server.client("bob").await;
+    mallory.sync().await;
+    mallory.send("NAMES #lobby").await;
+    let names = mallory.sync().await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.ends_with(" 353 mallory = #lobby :mallory bob")),
+        "no operator status for the first joiner: {names:?}"
+    );
+    mallory.send("OWNER #lobby mallory").await;
+    let owner = mallory.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER DEFAULT_CHANNEL #lobby :")),
+        "{owner:?}"
+    );
+    let not_op = ":parley.local 482 mallory #lobby :You're not channel operator";
+    for attempt in [
+        "MODE #lobby +b *!*@*",
+        "MODE #lobby +i",
+        "MODE #lobby +o mallory",
+        "TOPIC #lobby :mallory was here",
+        "KICK #lobby bob",
+    ] {
+        mallory.send(attempt).await;
+        let got = mallory.sync().await;
+        assert_eq!(got, vec![not_op.to_string()], "{attempt}");
+    }
+    mallory.send("OWNER #lobby").await;
+    let owner = mallory.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.ends_with("#lobby is not registered")),
+        "{owner:?}"
+    );
+    // Everyone after still lands in the room.
+    let mut late = server.client("late").await;
+    late.send("NAMES #lobby").await;
+    let names = late.sync().await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.contains(" 353 late = #lobby :") && l.ends_with(" late")),
+        "{names:?}"
+    );
+    // A server operator (an admin: every permission) moderates it without channel status,
+    // and cannot register it either.
+    let mut root = account(server.addr, "root").await;
+    root.send("MODE #lobby +m").await;
+    let moderated = root.sync().await;
+    assert!(
+        moderated.iter().any(|l| l.ends_with(" MODE #lobby +m")),
+        "{moderated:?}"
+    );
+    root.send("KICK #lobby mallory :enough").await;
+    let kicked = root.sync().await;
+    assert!(
+        kicked
+            .iter()
+            .any(|l| l.ends_with(" KICK #lobby mallory :enough")),
+        "{kicked:?}"
+    );
+    root.send("OWNER #lobby root").await;
+    let owner = root.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER DEFAULT_CHANNEL #lobby :")),
+        "{owner:?}"
+    );
+    drop(bob.sync().await);
+}
+
+/// Registered channels outlive their members, so one account may own only so many
+/// (`limits.registered_channels_per_account`). Past that a channel it creates is still made,
+/// just not registered, and OWNER will not hand it a channel.
+#[tokio::test]
+async fn registered_channels_per_account_are_capped() {
+    let server = TestServer::start_with(|config| {
+        config.limits.registered_channels_per_account = 2;
+    })
+    .await;
+    let mut alice = account(server.addr, "alice").await;
+    let mut bob = account(server.addr, "bob").await;
+    for name in ["#a1", "#a2"] {
+        alice.send(&format!("JOIN {name}")).await;
+        alice.send(&format!("OWNER {name}")).await;
+        let got = alice.sync().await;
+        assert!(
+            got.iter()
+                .any(|l| l.ends_with(&format!("{name} is registered to alice"))),
+            "{got:?}"
+        );
+    }
+    alice.send("JOIN #a3").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter().any(|l| l == ":alice!~alice@127.0.0.1 JOIN #a3"),
+        "the channel is still made: {got:?}"
+    );
+    assert!(
+        got.iter().any(
+            |l| l.starts_with(":parley.local NOTICE alice :#a3 is not registered")
+                && l.contains("already owns 2")
+        ),
+        "and the user is told why it will not last: {got:?}"
+    );
+    alice.send("OWNER #a3").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter().any(|l| l.ends_with("#a3 is not registered")),
+        "{got:?}"
+    );
+    // Nor can it be registered by hand, or handed to an account at the limit.
+    alice.send("OWNER #a3 alice").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER TOO_MANY_CHANNELS #a3 :")),
+        "{got:?}"
+    );
+    for name in ["#b1", "#b2"] {
+        bob.send(&format!("JOIN {name}")).await;
+    }
+    bob.sync().await;
+    alice.send("OWNER #a1 bob").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with(":parley.local FAIL OWNER TOO_MANY_CHANNELS #a1 :")),
+        "{got:?}"
+    );
+    // Dropping one makes room again.
+    alice.send("OWNER #a1 -").await;
+    alice.send("JOIN #a4").await;
+    alice.send("OWNER #a4").await;
+    let got = alice.sync().await;
+    assert!(
+        got.iter()
+            .any(|l| l.ends_with("#a4 is registered to alice")),
+        "{got:?}"
+    );
+}
+
+/// A D-line on an IPv4 address holds for clients that reach a dual-stack listener (`[::]`),
+/// where they arrive as `::ffff:a.b.c.d`: connected ones are dropped, new ones refused.
+#[tokio::test]
+async fn dlines_catch_ipv4_clients_of_a_dual_stack_listener() {
+    let server = TestServer::start_with(|c| {
+        opers(c);
+        c.listen.plain = vec!["[::]:0".into()];
+    })
+    .await;
+    let port = server.addr.port();
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let mut root = account(v6, "root").await;
+    let mut victim = Client::connect(v4).await;
+    victim.register("victim").await;
+    root.send("DLINE 127.0.0.0/8 :go away").await;
+    root.sync().await;
+    let last = victim.expect_closed().await;
+    assert!(
+        last.iter().any(|l| l.contains("Banned: go away")),
+        "{last:?}"
+    );
+    let mut again = Client::connect(v4).await;
+    assert_eq!(
+        again.expect_closed().await,
+        ["ERROR :Closing Link: 127.0.0.1 (Banned: go away)"]
+    );
+}
+
+/// A TLS handshake from `from` to `addr`, trusting the server's generated certificate.
+async fn tls_from(
+    server: &TestServer,
+    addr: std::net::SocketAddr,
+    from: std::net::IpAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    let tcp = socket.connect(addr).await?;
+    let config = common::client_config_trusting(&server.generated_cert_pem());
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
+    tokio::time::timeout(common::TIMEOUT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| std::io::Error::other("TLS handshake timed out"))?
+}
+
+/// A D-lined address is turned away before the TLS handshake, on the TLS port and on the web
+/// (HTTPS) port: it costs the server no handshake and holds no connection.
+#[tokio::test]
+async fn dlined_addresses_get_no_tls_handshake() {
+    let server = TestServer::start_with(|c| {
+        opers(c);
+        common::enable_tls(c);
+        c.web.listen = vec!["127.0.0.1:0".into()];
+    })
+    .await;
+    let mut root = account(server.addr, "root").await;
+    root.send("DLINE 127.0.0.2 :go away").await;
+    root.sync().await;
+    let banned: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    for addr in [server.tls_addr(), server.running.web_addrs()[0]] {
+        assert!(
+            tls_from(&server, addr, banned).await.is_err(),
+            "no handshake for a D-lined address on {addr}"
+        );
+    }
+    let other: std::net::IpAddr = "127.0.0.3".parse().expect("ip");
+    for addr in [server.tls_addr(), server.running.web_addrs()[0]] {
+        tls_from(&server, addr, other)
+            .await
+            .expect("others still get their handshake");
+    }
+}

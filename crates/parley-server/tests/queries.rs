@@ -20,7 +20,7 @@ async fn who_channel_lists_members_with_flags() {
     assert_eq!(
         carol.sync().await,
         vec![
-            ":parley.local 352 carol #lobby ~alice 127.0.0.1 parley.local alice H@ :0 Test alice",
+            ":parley.local 352 carol #lobby ~alice 127.0.0.1 parley.local alice H :0 Test alice",
             ":parley.local 352 carol #lobby ~bob 127.0.0.1 parley.local bob G :0 Test bob",
             ":parley.local 352 carol #lobby ~carol 127.0.0.1 parley.local carol H :0 Test carol",
             ":parley.local 315 carol #LOBBY :End of WHO list",
@@ -96,7 +96,7 @@ async fn who_hides_invisible_users_from_strangers() {
     assert_eq!(
         lines,
         vec![
-            ":parley.local 352 bob #lobby ~alice 127.0.0.1 parley.local alice H@ :0 Test alice",
+            ":parley.local 352 bob #lobby ~alice 127.0.0.1 parley.local alice H :0 Test alice",
             ":parley.local 315 bob #lobby :End of WHO list",
         ]
     );
@@ -121,7 +121,7 @@ async fn whois_reports_user_channels_server_idle() {
         lines[0],
         ":parley.local 311 bob alice ~alice 127.0.0.1 * :Test alice"
     );
-    assert_eq!(lines[1], ":parley.local 319 bob alice :@#lobby");
+    assert_eq!(lines[1], ":parley.local 319 bob alice :#lobby");
     assert_eq!(lines[2], ":parley.local 312 bob alice parley.local :Parley");
     let idle: Vec<&str> = lines[3].split(' ').collect();
     assert_eq!(

@@ -42,7 +42,7 @@ async fn welcome_burst_then_motd_then_lobby() {
         .position(|l| l == ":alice!~alice@127.0.0.1 JOIN #lobby")
         .expect("lobby join");
     assert!(motd_end < join, "the lobby join follows the MOTD");
-    assert!(rest.contains(&":parley.local 353 alice = #lobby :@alice".to_string()));
+    assert!(rest.contains(&":parley.local 353 alice = #lobby :alice".to_string()));
 }
 
 #[tokio::test]

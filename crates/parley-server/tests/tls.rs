@@ -253,3 +253,86 @@ async fn garbage_on_either_port_harms_no_one() {
     let mut late = server.connect_tls().await;
     late.register("late").await;
 }
+
+/// Read until the server closes the connection (EOF or reset), failing if it is still open
+/// after `within`; returns how many bytes came first.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    let mut total = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => panic!("the connection is still open after {within:?}"),
+            Ok(Ok(0) | Err(_)) => return total,
+            Ok(Ok(n)) => total += n,
+        }
+    }
+}
+
+/// Wait (bounded) until the server counts `n` connections.
+async fn await_connection_count(server: &TestServer, n: usize) {
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while server.running.connection_count() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server counts {} connections, not {n}",
+            server.running.connection_count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A connection to the TLS port counts against the per-address limit from its accept, not
+/// from the end of its handshake: silent half-open connections past the limit are closed at
+/// once, without a handshake, and cannot starve the address's plain-text slot either.
+#[tokio::test]
+async fn half_open_tls_connections_count_against_the_address_limit() {
+    let server = TestServer::start_with(|c| {
+        enable_tls(c);
+        c.limits.max_clients_per_ip = 3;
+        c.limits.handshake_timeout_secs = 60;
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(
+            tokio::net::TcpStream::connect(server.tls_addr())
+                .await
+                .expect("connect"),
+        );
+    }
+    await_connection_count(&server, 3).await;
+    for _ in 0..3 {
+        let mut extra = tokio::net::TcpStream::connect(server.tls_addr())
+            .await
+            .expect("connect");
+        assert_eq!(closed_within(&mut extra, Duration::from_secs(5)).await, 0);
+    }
+    let mut plain = server.connect().await;
+    assert_eq!(
+        plain.expect_closed().await,
+        vec!["ERROR :Closing Link: 127.0.0.1 (Too many connections from your address)"]
+    );
+    // Giving up a half-open connection frees its slot for a real client.
+    drop(silent.pop());
+    await_connection_count(&server, 2).await;
+    let mut real = server.connect_tls().await;
+    real.register("real").await;
+}
+
+/// A handshake that never finishes is dropped after `limits.handshake_timeout_secs`, on the
+/// TLS port and on the web (HTTPS) port, and its slot is freed.
+#[tokio::test]
+async fn a_handshake_that_never_finishes_is_dropped_in_time() {
+    let server = TestServer::start_with(|c| {
+        enable_tls(c);
+        c.web.listen = vec!["127.0.0.1:0".into()];
+        c.limits.handshake_timeout_secs = 1;
+    })
+    .await;
+    for addr in [server.tls_addr(), server.running.web_addrs()[0]] {
+        let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(closed_within(&mut silent, Duration::from_secs(5)).await, 0);
+    }
+    await_connection_count(&server, 0).await;
+}

@@ -245,3 +245,39 @@ async fn http_get(server: &TestServer, path: &str) -> (String, String) {
     let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
     (head.to_string(), body.to_string())
 }
+
+/// A WebSocket client counts once against `limits.max_clients_per_ip`: the slot its HTTPS
+/// connection took at accept becomes its IRC connection's, and is given back when it leaves.
+#[tokio::test]
+async fn a_websocket_client_counts_once_against_the_address_limit() {
+    let server = TestServer::start_with(|config| {
+        config.web.listen = vec!["127.0.0.1:0".into()];
+        config.limits.max_clients_per_ip = 1;
+    })
+    .await;
+    let (mut ws, _) = ws_connect(&server, None, "").await.expect("the one slot");
+    send(&mut ws, "PING :counted-once").await;
+    let line = expect_line(&mut ws, |l| l.contains("PONG")).await;
+    assert!(line.ends_with(":counted-once"), "{line}");
+    assert_eq!(server.running.connection_count(), 1);
+    // The address is at its limit: a second connection is closed before its handshake.
+    let mut extra = TcpStream::connect(web_addr(&server))
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(TIMEOUT, extra.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    send(&mut ws, "QUIT").await;
+    drop(ws);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while server.running.connection_count() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never given back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ws_connect(&server, None, "").await.expect("the slot again");
+}

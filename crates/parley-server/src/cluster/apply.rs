@@ -21,7 +21,7 @@ use crate::context::line;
 use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, wire, with_tag, Relay};
 use crate::server::{OperClass, Shared};
-use crate::state::{Ban, Channel, ClientId, MemberStatus, Topic, User, WhowasEntry, World};
+use crate::state::{Ban, Channel, ClientId, Invite, MemberStatus, Topic, User, WhowasEntry, World};
 
 pub fn system_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -359,12 +359,19 @@ pub fn apply(
             channel,
             target,
             target_nick,
+            by_operator,
         } => {
             let Some(id) = cluster.local_id(&target).filter(|_| !own) else {
                 return;
             };
             if let Some(chan) = world.channels.get_mut(&casefold(&channel)) {
-                chan.invited.insert(id);
+                chan.invite(
+                    id,
+                    Invite {
+                        by: source.clone(),
+                        by_operator,
+                    },
+                );
             }
             if let Some(user) = world.users.get(&id) {
                 let bytes = line(Some(&source), "INVITE", &[&target_nick, &channel], None);

@@ -178,12 +178,17 @@ pub enum Event {
         invisible: bool,
         oper: bool,
     },
-    /// An INVITE to a user on another node: that node lets them past `+i` and tells them.
+    /// An INVITE to a user on another node: that node lets them past `+i` (and past a ban if
+    /// the inviter was a channel operator) and tells them.
     Invite {
         source: String,
         channel: String,
         target: Uid,
         target_nick: String,
+        /// Absent from older nodes' events: such an invite is taken as a member's, which
+        /// opens `+i` but not a ban.
+        #[serde(default)]
+        by_operator: bool,
     },
     /// An operator's KILL of a user on another node: that node closes the connection.
     Kill {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::cluster::event::{Event, TopicInfo};
 use crate::context::{line, Ctx};
-use crate::state::{Topic, World};
+use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
 
 /// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
@@ -169,7 +169,8 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     };
-    if channel.modes.topic_ops_only && !status.op {
+    let oper = world.users.get(&id).and_then(|u| u.oper);
+    if channel.modes.topic_ops_only && !ctx.shared.may_moderate(&key, Some(status), oper) {
         drop(world);
         ctx.numeric(
             numeric::ERR_CHANOPRIVSNEEDED,
@@ -290,9 +291,11 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let shown = channel.name.clone();
+    let oper = world.users.get(&id).and_then(|u| u.oper);
+    let by_operator = ctx.shared.may_moderate(&key, channel.status(id), oper);
     let refusal = match channel.status(id) {
         None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
-        Some(s) if channel.modes.invite_only && !s.op => {
+        Some(_) if channel.modes.invite_only && !by_operator => {
             Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
         }
         Some(_) if channel.status(target_id).is_some() => {
@@ -314,7 +317,13 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let remote_target = world.users.get(&target_id).and_then(|u| u.remote.clone());
     if let Some(channel) = world.channels.get_mut(&key) {
-        channel.invited.insert(target_id);
+        channel.invite(
+            target_id,
+            Invite {
+                by: source.clone(),
+                by_operator,
+            },
+        );
     }
     drop(world);
     if let (Some(cluster), Some(target)) = (&ctx.shared.cluster, remote_target) {
@@ -324,6 +333,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             channel: shown.clone(),
             target,
             target_nick: target_nick.clone(),
+            by_operator,
         };
         cluster.publish(ctx.shared, event, None);
     }
@@ -354,6 +364,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let shown = channel.name.clone();
+    let oper = world.users.get(&id).and_then(|u| u.oper);
     match channel.status(id) {
         None => {
             drop(world);
@@ -364,7 +375,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             );
             return;
         }
-        Some(s) if !s.op => {
+        Some(s) if !ctx.shared.may_moderate(&key, Some(s), oper) => {
             drop(world);
             ctx.numeric(
                 numeric::ERR_CHANOPRIVSNEEDED,

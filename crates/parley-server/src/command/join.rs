@@ -1,6 +1,8 @@
 //! JOIN and PART: entering and leaving channels (the "groups"). A channel is created by its first
-//! join, with the creator as operator, and vanishes when its last member leaves. Everyone in the
-//! channel, the mover included, sees the JOIN or PART line, serialized once.
+//! join, with the creator as operator, and vanishes when its last member leaves, unless it is
+//! registered (a logged-in creator's account owns it, up to a limit per account). The default
+//! room is the exception: it belongs to the server, so its first joiner gets no status. Everyone
+//! in the channel, the mover included, sees the JOIN or PART line, serialized once.
 
 use parley_proto::{casefold, numeric, validate, Message};
 
@@ -35,13 +37,18 @@ fn refusal(
     account: Option<&str>,
     key: Option<&str>,
     members_limit: usize,
+    default_room: bool,
 ) -> Option<(&'static str, &'static str)> {
-    // The owner and remembered operators of a registered channel always get in.
-    if channel.auto_op(account) {
+    // The owner and remembered operators of a registered channel always get in (the default
+    // room has no owner, even one registered before that was refused).
+    if !default_room && channel.auto_op(account) {
         return None;
     }
-    let invited = channel.invited.contains(&id);
-    if channel.is_banned(source, account) && !invited {
+    let invite = channel.invited.get(&id);
+    let invited = invite.is_some();
+    // Only an operator's invite is an exception to a ban; anyone's opens `+i`.
+    let ban_excepted = invite.is_some_and(|i| i.by_operator);
+    if channel.is_banned(source, account) && !ban_excepted {
         return Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"));
     }
     if channel.modes.invite_only && !invited && !channel.is_invite_exempt(source, account) {
@@ -95,6 +102,12 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     let account = user.account.clone();
     let realname = user.realname.clone();
     let outbound = user.outbound.clone();
+    // Nobody becomes the default room's operator by joining it first or owning it: only server
+    // operators who may moderate it get the status.
+    let default_room = ctx.shared.is_default_channel(&folded);
+    let server_op = default_room && ctx.shared.oper_can(user.oper, "channels");
+    // Set when this join made a channel its creator's account may not register (at its limit).
+    let mut unregistered = None;
     let status = match world.channels.get(&folded) {
         Some(channel) => {
             if let Some((code, text)) = refusal(
@@ -104,6 +117,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 account.as_deref(),
                 key,
                 limits.members_per_channel,
+                default_room,
             ) {
                 let shown = channel.name.clone();
                 drop(world);
@@ -111,7 +125,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 return;
             }
             MemberStatus {
-                op: channel.auto_op(account.as_deref()),
+                op: server_op || (!default_room && channel.auto_op(account.as_deref())),
                 voice: false,
             }
         }
@@ -119,18 +133,24 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             let mut channel = Channel::new(name);
             // A channel made by someone logged in belongs to their account and lasts; the
             // default room belongs to the server and nobody owns it.
-            let is_default = casefold(&ctx.shared.config.server.default_channel) == folded;
-            if let (Some(account), false) = (&account, is_default) {
-                channel.owner = Some(account.clone());
-                if let Some(record) = channel.record() {
-                    ctx.shared
-                        .history
-                        .persist(StateChange::SaveChannel(Box::new(record)));
+            // Past its limit of registered channels the channel is still made (joining should
+            // work), but lasts only while it has members, as a guest's would.
+            if let (Some(account), false) = (&account, default_room) {
+                let owned = world.channels_owned_by(account);
+                if owned < limits.registered_channels_per_account {
+                    channel.owner = Some(account.clone());
+                    if let Some(record) = channel.record() {
+                        ctx.shared
+                            .history
+                            .persist(StateChange::SaveChannel(Box::new(record)));
+                    }
+                } else {
+                    unregistered = Some((account.clone(), owned));
                 }
             }
             world.channels.insert(folded.clone(), channel);
             MemberStatus {
-                op: true,
+                op: !default_room || server_op,
                 voice: false,
             }
         }
@@ -180,6 +200,14 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
     drop(world);
     if let Some((cluster, members, event)) = announce {
         cluster.announce(ctx.shared, event, members);
+    }
+    if let Some((account, owned)) = unregistered {
+        let text = format!(
+            "{shown} is not registered: your account {account} already owns {owned} channels, \
+             the most one account may own, so it lasts only while it has members \
+             (OWNER <channel> - drops one of yours)"
+        );
+        ctx.server_line("NOTICE", &[&nick], Some(&text));
     }
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;

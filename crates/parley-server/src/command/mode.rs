@@ -150,11 +150,11 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.numeric(numeric::RPL_CREATIONTIME, &[&shown, &created], None);
         return;
     };
-    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+    let Some((source, oper)) = world.users.get(&id).map(|u| (u.source(), u.oper)) else {
         return;
     };
     let setter = ctx.session.nick.clone();
-    let is_op = my_status.is_some_and(|s| s.op);
+    let is_op = ctx.shared.may_moderate(&key, my_status, oper);
     let mut args = msg.params.iter().skip(2).copied();
     let mut adding = true;
     let mut applied: Vec<Applied> = Vec::new();

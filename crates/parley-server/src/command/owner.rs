@@ -1,6 +1,7 @@
 //! OWNER: who a registered channel belongs to. The owner (or an operator with the `channels`
 //! permission) can hand it to another account or drop the registration; a channel operator who
-//! is logged in can register an unregistered channel to their own account.
+//! is logged in can register an unregistered channel to their own account. The default room is
+//! nobody's, and no account is handed more than `limits.registered_channels_per_account`.
 
 use parley_proto::{casefold, Message};
 
@@ -41,6 +42,19 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         notice(ctx, &text);
         return;
     };
+    if ctx.shared.is_default_channel(&key) && new_owner != "-" {
+        drop(world);
+        fail(
+            ctx,
+            "DEFAULT_CHANNEL",
+            &shown,
+            &format!(
+                "{shown} is the server's default room: nobody owns it, \
+                 server operators moderate it"
+            ),
+        );
+        return;
+    }
     let is_owner = match (&channel.owner, &me) {
         (Some(owner), Some(me)) => casefold(owner) == casefold(me),
         _ => false,
@@ -91,11 +105,31 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             return;
         }
     };
+    let cap = ctx.shared.config.limits.registered_channels_per_account;
     let record = {
         let mut world = ctx.shared.world.lock();
+        let owned = world.channels_owned_by(&account);
         let Some(channel) = world.channels.get_mut(&key) else {
             return;
         };
+        let already_theirs = channel
+            .owner
+            .as_deref()
+            .is_some_and(|o| casefold(o) == casefold(&account));
+        // A server operator handing a channel over decides past the limit; nobody else does.
+        if owned >= cap && !already_theirs && !ctx.shared.oper_can(oper, "channels") {
+            drop(world);
+            fail(
+                ctx,
+                "TOO_MANY_CHANNELS",
+                &shown,
+                &format!(
+                    "{account} already owns {owned} channels, the most one account may own \
+                     (limits.registered_channels_per_account); drop one with OWNER <channel> -"
+                ),
+            );
+            return;
+        }
         channel.owner = Some(account.clone());
         channel.record()
     };

@@ -5,7 +5,7 @@
 //! The NAMES list members see is kept too, grown by joins, so a join storm does not rebuild it
 //! (a lookup and a format per member) for every joiner.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -89,6 +89,15 @@ pub struct Ban {
     pub set_at: SystemTime,
 }
 
+/// A pending INVITE: who sent it, and whether they were a channel operator when they did. Any
+/// invite opens a `+i` channel, but only an operator's lets its holder past a ban (as `+I` and
+/// `+e` are the operators' to set), so a member cannot bring back someone the operators banned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub by: String,
+    pub by_operator: bool,
+}
+
 /// The list modes a channel keeps, in CHANMODES order.
 pub const LIST_MODES: [char; 4] = ['b', 'e', 'I', 'q'];
 
@@ -113,7 +122,8 @@ pub struct Channel {
     pub members: HashMap<ClientId, MemberStatus>,
     /// Join order, so NAMES lists members the same way every time.
     pub order: Vec<ClientId>,
-    pub invited: HashSet<ClientId>,
+    /// Pending invites, used up by the join they let in.
+    pub invited: HashMap<ClientId, Invite>,
     pub snapshot: MemberList,
     /// The NAMES list as members see it (`@op +voiced plain`, join order, space-separated),
     /// without and with `multi-prefix`: built on first use, appended to by joins, dropped by
@@ -140,7 +150,7 @@ impl Channel {
             op_accounts: Vec::new(),
             members: HashMap::new(),
             order: Vec::new(),
-            invited: HashSet::new(),
+            invited: HashMap::new(),
             snapshot: MemberList::default(),
             names: [None, None],
         }
@@ -210,6 +220,15 @@ impl Channel {
             }
             list
         })
+    }
+
+    /// Record an invite for `id`. A member's invite never weakens an operator's that is
+    /// already pending.
+    pub fn invite(&mut self, id: ClientId, invite: Invite) {
+        let pending = self.invited.entry(id).or_insert_with(|| invite.clone());
+        if invite.by_operator && !pending.by_operator {
+            *pending = invite;
+        }
     }
 
     pub fn status(&self, id: ClientId) -> Option<MemberStatus> {

@@ -7,5 +7,7 @@
 mod channel;
 mod world;
 
-pub use channel::{mask_matches, Ban, Channel, MemberList, MemberStatus, Topic, LIST_MODES};
+pub use channel::{
+    mask_matches, Ban, Channel, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
+};
 pub use world::{ClientId, User, WhowasEntry, World};

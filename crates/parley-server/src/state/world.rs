@@ -147,6 +147,21 @@ impl World {
         out
     }
 
+    /// How many registered channels `account` owns (for
+    /// `limits.registered_channels_per_account`). A walk over the channels: it is asked only
+    /// when a channel is created or handed over, never per message.
+    pub fn channels_owned_by(&self, account: &str) -> usize {
+        let account = parley_proto::casefold(account);
+        self.channels
+            .values()
+            .filter(|c| {
+                c.owner
+                    .as_deref()
+                    .is_some_and(|o| parley_proto::casefold(o) == account)
+            })
+            .count()
+    }
+
     /// True when `a` and `b` are on at least one common channel.
     pub fn share_channel(&self, a: ClientId, b: ClientId) -> bool {
         match (self.users.get(&a), self.users.get(&b)) {
