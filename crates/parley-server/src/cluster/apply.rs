@@ -364,13 +364,17 @@ pub fn apply(
             let Some(id) = cluster.local_id(&target).filter(|_| !own) else {
                 return;
             };
-            if let Some(chan) = world.channels.get_mut(&casefold(&channel)) {
+            let World {
+                users, channels, ..
+            } = &mut *world;
+            if let Some(chan) = channels.get_mut(&casefold(&channel)) {
                 chan.invite(
                     id,
                     Invite {
                         by: source.clone(),
                         by_operator,
                     },
+                    |id| users.contains_key(&id),
                 );
             }
             if let Some(user) = world.users.get(&id) {

@@ -316,13 +316,17 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         return;
     };
     let remote_target = world.users.get(&target_id).and_then(|u| u.remote.clone());
-    if let Some(channel) = world.channels.get_mut(&key) {
+    let World {
+        users, channels, ..
+    } = &mut *world;
+    if let Some(channel) = channels.get_mut(&key) {
         channel.invite(
             target_id,
             Invite {
                 by: source.clone(),
                 by_operator,
             },
+            |id| users.contains_key(&id),
         );
     }
     drop(world);

@@ -98,6 +98,9 @@ pub struct Invite {
     pub by_operator: bool,
 }
 
+/// Pending invites below this many are never swept for users who left (see [`Channel::invite`]).
+const STALE_INVITE_SWEEP_FROM: usize = 64;
+
 /// The list modes a channel keeps, in CHANMODES order.
 pub const LIST_MODES: [char; 4] = ['b', 'e', 'I', 'q'];
 
@@ -223,8 +226,15 @@ impl Channel {
     }
 
     /// Record an invite for `id`. A member's invite never weakens an operator's that is
-    /// already pending.
-    pub fn invite(&mut self, id: ClientId, invite: Invite) {
+    /// already pending. Invites of users who left unused would pile up in a registered channel
+    /// that never empties, so whenever the table reaches a power of two (from 64 on) the ones
+    /// for users no longer `connected` are dropped: the cost is amortized, and the table stays
+    /// no larger than twice the number of users invited who are still here.
+    pub fn invite(&mut self, id: ClientId, invite: Invite, connected: impl Fn(ClientId) -> bool) {
+        let len = self.invited.len();
+        if len >= STALE_INVITE_SWEEP_FROM && len.is_power_of_two() {
+            self.invited.retain(|id, _| connected(*id));
+        }
         let pending = self.invited.entry(id).or_insert_with(|| invite.clone());
         if invite.by_operator && !pending.by_operator {
             *pending = invite;
@@ -422,5 +432,31 @@ mod tests {
         assert!(back.auto_op(Some("owner")));
         assert!(back.auto_op(Some("HELPER")));
         assert!(!back.auto_op(None));
+    }
+
+    #[test]
+    fn invites_of_users_who_left_are_swept() {
+        let mut channel = Channel::new("#room");
+        let invite = || Invite {
+            by: "op!o@h".into(),
+            by_operator: false,
+        };
+        // 10,000 guests invited one after another, each gone before the next arrives: the
+        // table must not keep them all.
+        for n in 0..10_000u64 {
+            channel.invite(ClientId(n), invite(), |id| id == ClientId(n));
+        }
+        assert!(
+            channel.invited.len() <= 2 * STALE_INVITE_SWEEP_FROM,
+            "{} invites kept",
+            channel.invited.len()
+        );
+        assert!(channel.invited.contains_key(&ClientId(9_999)));
+        // Users still connected keep their invites through a sweep.
+        let mut channel = Channel::new("#room");
+        for n in 0..200u64 {
+            channel.invite(ClientId(n), invite(), |_| true);
+        }
+        assert_eq!(channel.invited.len(), 200);
     }
 }
