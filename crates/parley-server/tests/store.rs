@@ -24,7 +24,7 @@ type RawSql = Box<dyn Fn(&str) -> Result<u64, String>>;
 
 /// How to open (and open again) one backend's database, and run raw SQL on it.
 struct Backend {
-    open: Box<dyn Fn() -> Arc<dyn Store>>,
+    open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     raw: RawSql,
     _dir: Option<tempfile::TempDir>,
 }
@@ -98,6 +98,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     accounts_are_case_insensitive_and_unique,
+    fresh_database_opened_by_many_at_once,
     concurrent_creates_have_one_winner,
     update_lock_remove_and_list,
     scram_credentials_are_kept_and_cleared,
@@ -126,6 +127,34 @@ fn accounts_are_case_insensitive_and_unique(backend: &Backend) {
     }
     let record = store.account("mixedcase").expect("lookup").expect("found");
     assert_eq!(record.password_hash, "h1", "the clash did not overwrite");
+}
+
+/// Nodes (or the server and the CLI) opening a new database together: each waits for whoever
+/// migrates first, and all of them end up on the complete schema.
+fn fresh_database_opened_by_many_at_once(backend: &Backend) {
+    const OPENERS: usize = 6;
+    let start = Barrier::new(OPENERS);
+    let open = &backend.open;
+    let stores: Vec<Arc<dyn Store>> = std::thread::scope(|scope| {
+        let openers: Vec<_> = (0..OPENERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    open()
+                })
+            })
+            .collect();
+        openers
+            .into_iter()
+            .map(|opener| opener.join().expect("every opener opens the database"))
+            .collect()
+    });
+    for (index, store) in stores.iter().enumerate() {
+        store
+            .create_account(&format!("opener{index}"), "h")
+            .expect("the schema is complete");
+    }
+    assert_eq!(stores[0].list_accounts().expect("list").len(), OPENERS);
 }
 
 fn concurrent_creates_have_one_winner(backend: &Backend) {

@@ -318,63 +318,87 @@ pub fn describe(error: &postgres::Error) -> String {
     }
 }
 
-/// Migrations, in one transaction per step under an advisory lock. A database that has parleyd's
-/// tables but no version row, or a newer version, is refused and left as it is.
+/// Migrations: the checks and every pending step in one transaction that also sets the version,
+/// under an advisory lock taken first, so nodes starting at once wait for each other and each
+/// finds the schema either untouched or complete. A database that has parleyd's tables but no
+/// version row, or a newer version, is refused and left as it is (the transaction rolls back).
 fn migrate(client: &mut Client) -> Result<(), String> {
     let text = |error: postgres::Error| describe(&error);
-    loop {
-        let mut tx = client.transaction().map_err(text)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(text)?;
-        let has_version_table: bool = tx
-            .query_one("SELECT to_regclass('parley_schema') IS NOT NULL", &[])
+    let mut tx = client.transaction().map_err(text)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(text)?;
+    let has_version_table: bool = tx
+        .query_one("SELECT to_regclass('parley_schema') IS NOT NULL", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(text)?;
+    let version = if has_version_table {
+        match tx
+            .query_opt("SELECT version FROM parley_schema", &[])
+            .map_err(text)?
+        {
+            Some(row) => row.try_get::<_, i32>(0).map_err(text)?,
+            None => 0,
+        }
+    } else {
+        let foreign: bool = tx
+            .query_one("SELECT to_regclass('accounts') IS NOT NULL", &[])
             .and_then(|row| row.try_get(0))
             .map_err(text)?;
-        let version = if has_version_table {
-            match tx
-                .query_opt("SELECT version FROM parley_schema", &[])
-                .map_err(text)?
-            {
-                Some(row) => row.try_get::<_, i32>(0).map_err(text)?,
-                None => 0,
-            }
-        } else {
-            let foreign: bool = tx
-                .query_one("SELECT to_regclass('accounts') IS NOT NULL", &[])
-                .and_then(|row| row.try_get(0))
-                .map_err(text)?;
-            if foreign {
-                return Err(
-                    "the database has an `accounts` table but no parleyd schema \
-                            version; point accounts.postgres_url at another database"
-                        .to_owned(),
-                );
-            }
-            tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
-                .map_err(text)?;
-            tx.execute("INSERT INTO parley_schema (version) VALUES (0)", &[])
-                .map_err(text)?;
-            0
-        };
-        if version > SCHEMA_VERSION {
-            return Err(format!(
-                "its schema version is {version}, newer than this parleyd understands \
-                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
-            ));
+        if foreign {
+            return Err(
+                "the database has an `accounts` table but no parleyd schema \
+                        version; point accounts.postgres_url at another database"
+                    .to_owned(),
+            );
         }
-        let Some(step) = usize::try_from(version)
-            .ok()
-            .and_then(|index| MIGRATIONS.get(index))
-        else {
-            return tx.commit().map_err(text);
-        };
-        tx.batch_execute(step)
-            .map_err(|error| format!("updating its schema failed: {}", describe(&error)))?;
-        tx.execute("UPDATE parley_schema SET version = $1", &[&(version + 1)])
+        tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
             .map_err(text)?;
-        tx.commit().map_err(text)?;
-        tracing::info!(version = version + 1, "PostgreSQL schema updated");
+        tx.execute("INSERT INTO parley_schema (version) VALUES (0)", &[])
+            .map_err(text)?;
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}, newer than this parleyd understands \
+             ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+        ));
     }
+    if version < 0 {
+        return Err(format!(
+            "its schema version {version} is not one parleyd ever wrote; \
+             point accounts.postgres_url at another database"
+        ));
+    }
+    let done = usize::try_from(version).unwrap_or(0);
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        let failed = |error: postgres::Error| {
+            format!(
+                "updating its schema to version {} failed: {}",
+                index + 1,
+                describe(&error)
+            )
+        };
+        tx.batch_execute(step).map_err(failed)?;
+        after_step(&mut tx, index + 1).map_err(failed)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.execute("UPDATE parley_schema SET version = $1", &[&SCHEMA_VERSION])
+            .map_err(text)?;
+    }
+    tx.commit().map_err(text)?;
+    if version < SCHEMA_VERSION {
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "PostgreSQL schema updated"
+        );
+    }
+    Ok(())
+}
+
+/// Data changes that go with a schema step (none yet), run right after its SQL.
+fn after_step(_tx: &mut Transaction<'_>, _reached: usize) -> Result<(), postgres::Error> {
+    Ok(())
 }
 
 fn unix_now() -> i64 {

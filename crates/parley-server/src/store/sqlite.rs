@@ -1,8 +1,10 @@
 //! The embedded store: one SQLite file, opened in WAL mode with a busy timeout so a running server
 //! and the `parleyd users` CLI can share it. The schema is an ordered list of migrations whose count
-//! is kept in `PRAGMA user_version`. A file that is not a SQLite database, fails its integrity check,
-//! belongs to something else or carries a newer schema is refused with a clear error and left
-//! exactly as it was: losing accounts silently is worse than not starting.
+//! is kept in `PRAGMA user_version`; checking the file and running every pending step is one
+//! immediate transaction, so processes opening a new file together (a deploy script starting the
+//! server and `parleyd users add` at once) take turns. A file that is not a SQLite database, fails
+//! its integrity check, belongs to something else or carries a newer schema is refused with a clear
+//! error and left exactly as it was: losing accounts silently is worse than not starting.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -136,30 +138,6 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|error| fail(explain(&error)))?;
 
-        // Read-only checks first: nothing is written until the file is known to be ours.
-        let version: i64 = connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|error| fail(explain(&error)))?;
-        if version > SCHEMA_VERSION {
-            return Err(fail(format!(
-                "its schema version is {version}, newer than this parleyd understands \
-                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
-            )));
-        }
-        if version < 0 {
-            return Err(fail(format!(
-                "its schema version {version} is not one parleyd ever wrote; \
-                 point accounts.database at another file"
-            )));
-        }
-        check_integrity(&connection).map_err(fail)?;
-        if version == 0 && user_table_count(&connection).map_err(|e| fail(explain(&e)))? > 0 {
-            return Err(fail(
-                "it is a SQLite database, but not parleyd's (it has tables and no parleyd \
-                 schema version); point accounts.database at another file"
-                    .to_owned(),
-            ));
-        }
         if connection
             .is_readonly("main")
             .map_err(|error| fail(explain(&error)))?
@@ -169,10 +147,13 @@ impl SqliteStore {
                     .to_owned(),
             ));
         }
+        // Checks and migration in one immediate transaction: a second process opening the same
+        // new file (the server and `parleyd users add` started together) waits for it, then
+        // finds the schema complete; a file that is not ours is refused with nothing written.
+        prepare_schema(&mut connection).map_err(fail)?;
 
-        let journal_mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(|error| fail(explain(&error)))?;
+        // After the schema is known to be ours, so a foreign file is never switched to WAL.
+        let journal_mode = switch_to_wal(&connection).map_err(|error| fail(explain(&error)))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), journal_mode, "the database is not in WAL mode");
         }
@@ -188,9 +169,6 @@ impl SqliteStore {
                 true,
             )
             .map_err(|error| fail(explain(&error)))?;
-        migrate(&mut connection)
-            .map_err(|error| fail(format!("updating its schema failed: {}", explain(&error))))?;
-        check_schema(&connection).map_err(fail)?;
 
         Ok(Self {
             path: path.to_path_buf(),
@@ -256,6 +234,26 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// `PRAGMA journal_mode = WAL`, waiting like any other statement when another opener holds the
+/// file: the switch upgrades a read lock to a write lock, and SQLite answers that with "locked"
+/// at once instead of calling the busy handler (which could deadlock), so the wait is ours.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(error)
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The error plus what to do about it, for the common ways a file turns out not to be usable.
 fn explain(error: &rusqlite::Error) -> String {
     let hint = match error.sqlite_error_code() {
@@ -305,24 +303,68 @@ fn user_table_count(connection: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-/// Run the steps the file has not had yet, each in its own immediate transaction with the version
-/// bump, so two processes opening an old file at once migrate it once.
-fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    loop {
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 =
-            transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        let Some(step) = usize::try_from(version)
-            .ok()
-            .and_then(|index| MIGRATIONS.get(index))
-        else {
-            return Ok(());
-        };
-        transaction.execute_batch(step)?;
-        transaction.pragma_update(None, "user_version", version + 1)?;
-        transaction.commit()?;
-        tracing::info!(version = version + 1, "database schema updated");
+/// Check that the file is parleyd's and bring its schema up to date, all in one immediate
+/// transaction that also sets `user_version`: whoever takes the write lock first migrates, and
+/// every other opener (another process, another connection) waits on the busy timeout and then
+/// sees either the old schema untouched or the new one complete, never a half-made one. On any
+/// refusal the transaction rolls back, leaving the file exactly as it was.
+fn prepare_schema(connection: &mut Connection) -> Result<(), String> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|error| explain(&error))?;
+    let version: i64 = transaction
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|error| explain(&error))?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}, newer than this parleyd understands \
+             ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+        ));
     }
+    if version < 0 {
+        return Err(format!(
+            "its schema version {version} is not one parleyd ever wrote; \
+             point accounts.database at another file"
+        ));
+    }
+    check_integrity(&transaction)?;
+    if version == 0 && user_table_count(&transaction).map_err(|e| explain(&e))? > 0 {
+        return Err(
+            "it is a SQLite database, but not parleyd's (it has tables and no parleyd \
+             schema version); point accounts.database at another file"
+                .to_owned(),
+        );
+    }
+    migrate(&transaction, version)
+        .map_err(|error| format!("updating its schema failed: {}", explain(&error)))?;
+    check_schema(&transaction)?;
+    transaction.commit().map_err(|error| explain(&error))?;
+    if version < SCHEMA_VERSION {
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "database schema updated"
+        );
+    }
+    Ok(())
+}
+
+/// Run the steps after `version`, then record the new version, inside the caller's transaction.
+fn migrate(transaction: &Connection, version: i64) -> rusqlite::Result<()> {
+    let done = usize::try_from(version).unwrap_or(0);
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        transaction.execute_batch(step)?;
+        after_step(transaction, index + 1)?;
+    }
+    if version < SCHEMA_VERSION {
+        transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+/// Data changes that go with a schema step (none yet), run right after its SQL.
+fn after_step(_transaction: &Connection, _reached: usize) -> rusqlite::Result<()> {
+    Ok(())
 }
 
 /// After migrating, the tables this code queries must be there with the columns it names; a file
@@ -534,6 +576,32 @@ mod tests {
         assert_eq!(record.password_hash, "hash-a");
         assert!(!record.locked);
         assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    /// The server, its history connection and `parleyd users add` open a new file at the same
+    /// moment: every one of them must get the schema, none a "locked" or "not parleyd's" error.
+    #[test]
+    fn threads_opening_a_fresh_file_at_once_all_succeed() {
+        const OPENERS: usize = 6;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("parley.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("opener thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            assert_eq!(user_version(&path), SCHEMA_VERSION);
+        }
     }
 
     #[test]
