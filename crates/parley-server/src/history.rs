@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HistoryConfig;
 use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, now_ms, with_tag, Relay};
+pub use crate::store::history::dm_key;
 use crate::store::{
     AuditEvent, HistoryQuery, HistoryStore, StateChange, StoreError, StoredMessage, TargetActivity,
     WriteBatch,
@@ -427,7 +428,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(StoreError::Backend(format!("history task failed: {e}"))))
 }
 
-/// The history key of a private conversation between two parties.
 /// Deliver a message here, or publish it to the cluster when it is one of the cluster's.
 fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held: &mut HeldWakes) {
     match (delivery.cluster.take(), publish.get()) {
@@ -441,14 +441,6 @@ fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held
             },
         ),
         _ => delivery.deliver(held),
-    }
-}
-
-pub fn dm_key(a: &str, b: &str) -> String {
-    if a <= b {
-        format!("dm:{a}|{b}")
-    } else {
-        format!("dm:{b}|{a}")
     }
 }
 

@@ -5,7 +5,10 @@
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
-use parley_proto::casefold;
+use parley_proto::{casefold, validate};
+
+/// The longest nick or account name any configuration allows (`limits.nick_len` is 1 to 64).
+const MAX_NAME_LEN: usize = 64;
 
 use crate::config::Config;
 use crate::history::dm_key;
@@ -18,7 +21,7 @@ pub enum InspectError {
     Store(#[from] StoreError),
     #[error("`{0}` is neither a duration like 2h or 7d nor a time like 2026-11-25T13:00:00Z")]
     BadSince(String),
-    #[error("`{0}` is not a conversation: name a channel (#lobby) or two accounts (alice,bob)")]
+    #[error("`{0}` is not a conversation: name a channel (#lobby) or two accounts (alice,bob; ~nick for a guest)")]
     BadTarget(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -81,8 +84,14 @@ fn export_key(target: &str) -> Result<String, InspectError> {
     if target.starts_with(['#', '&']) {
         return Ok(casefold(target));
     }
+    // Each side a party as history names it: an account, or `~nick` for a guest. Nothing else
+    // is made into a key.
+    let is_party = |name: &str| {
+        let nick = name.strip_prefix('~').unwrap_or(name);
+        validate::nick(nick, MAX_NAME_LEN)
+    };
     match target.split_once(',') {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok(dm_key(&casefold(a), &casefold(b))),
+        Some((a, b)) if is_party(a) && is_party(b) => Ok(dm_key(&casefold(a), &casefold(b))),
         _ => Err(InspectError::BadTarget(target.into())),
     }
 }
@@ -142,7 +151,20 @@ mod tests {
     #[test]
     fn export_targets() {
         assert_eq!(export_key("#Lobby").expect("channel"), "#lobby");
-        assert_eq!(export_key("Bob,alice").expect("pair"), "dm:alice|bob");
+        assert_eq!(
+            export_key("Bob,alice").expect("pair"),
+            dm_key("alice", "bob")
+        );
+        assert_eq!(
+            export_key("alice,~Guest").expect("with a guest"),
+            dm_key("alice", "~guest")
+        );
+        assert_eq!(
+            export_key("alice,bob|x").expect("pair"),
+            dm_key("alice", "bob|x")
+        );
         assert!(export_key("bob").is_err());
+        assert!(export_key("alice,bob,x").is_err());
+        assert!(export_key("alice,bob:x").is_err());
     }
 }

@@ -9,6 +9,7 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
+use parley_server::store::history::dm_key;
 use parley_server::store::{
     AccountStore, AuditEvent, AuditFilter, Bound, ChannelRecord, HistoryQuery, HistoryStore,
     PostgresStore, ServerBan, SqliteStore, StateChange, StateStore, StoreError, StoredMessage,
@@ -378,17 +379,18 @@ fn timestamps_exclude_their_whole_millisecond(backend: &Backend) {
 
 fn targets_and_conversations(backend: &Backend) {
     let store = (backend.open)();
+    let (alice_bob, alice_carol) = (dm_key("alice", "bob"), dm_key("alice", "carol"));
     store
         .write(&batch(vec![
-            message("dm:alice|bob", "d1", 100, "hi bob"),
-            message("dm:alice|carol", "d2", 300, "hi carol"),
-            message("dm:bob|carol", "d3", 200, "hi"),
+            message(&alice_bob, "d1", 100, "hi bob"),
+            message(&alice_carol, "d2", 300, "hi carol"),
+            message(&dm_key("bob", "carol"), "d3", 200, "hi"),
             message("#room", "c1", 50, "channel"),
         ]))
         .expect("write");
     let mut mine = store.conversations_of("alice").expect("conversations");
     mine.sort();
-    assert_eq!(mine, ["dm:alice|bob", "dm:alice|carol"]);
+    assert_eq!(mine, [alice_bob.clone(), alice_carol.clone()]);
     let active = store
         .targets(&mine, 0, 1000, 10)
         .expect("targets")
@@ -397,10 +399,7 @@ fn targets_and_conversations(backend: &Backend) {
         .collect::<Vec<_>>();
     assert_eq!(
         active,
-        [
-            ("dm:alice|carol".to_owned(), 300),
-            ("dm:alice|bob".to_owned(), 100)
-        ]
+        [(alice_carol.clone(), 300), (alice_bob.clone(), 100)]
     );
     // The window is exclusive at both ends, and the limit holds.
     let narrow = store.targets(&mine, 100, 1000, 10).expect("targets");

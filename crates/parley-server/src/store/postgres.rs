@@ -22,7 +22,7 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 use super::history::{
-    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
 use super::state::{
@@ -111,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until derived from a password.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>`; `after_step` rewrites the
+    // rows under the old, ambiguous `dm:<a>|<b>`.
+    "-- data only",
 ];
 
 /// The schema version this build writes and understands.
@@ -396,9 +399,80 @@ fn migrate(client: &mut Client) -> Result<(), String> {
     Ok(())
 }
 
-/// Data changes that go with a schema step (none yet), run right after its SQL.
-fn after_step(_tx: &mut Transaction<'_>, _reached: usize) -> Result<(), postgres::Error> {
+/// Data changes that go with a schema step, run right after its SQL.
+fn after_step(tx: &mut Transaction<'_>, reached: usize) -> Result<(), postgres::Error> {
+    match reached {
+        5 => rekey_private_conversations(tx),
+        _ => Ok(()),
+    }
+}
+
+/// Step 5, as in `sqlite.rs`: each private message under an old `dm:<a>|<b>` key moves to its
+/// unambiguous key, split at its sender; a row that cannot be split keeps its old key (which no
+/// request can name) and loses its parties.
+fn rekey_private_conversations(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    let rows = tx.query(
+        "SELECT id, target, account, source FROM messages WHERE target LIKE 'dm:%'",
+        &[],
+    )?;
+    let update =
+        tx.prepare("UPDATE messages SET target = $2, party_a = $3, party_b = $4 WHERE id = $1")?;
+    let mut unresolved = 0_usize;
+    for row in &rows {
+        let id: i64 = row.try_get(0)?;
+        let target: String = row.try_get(1)?;
+        let account: Option<String> = row.try_get(2)?;
+        let source: String = row.try_get(3)?;
+        let key = rekey_legacy(&target, account.as_deref(), &source);
+        if key.is_none() {
+            unresolved += 1;
+        }
+        let (a, b) = key.as_deref().map_or((None, None), parties);
+        tx.execute(&update, &[&id, &key.as_deref().unwrap_or(&target), &a, &b])?;
+    }
+    if unresolved > 0 {
+        tracing::warn!(
+            unresolved,
+            "private messages whose sender is neither party of their old key were kept \
+             under it, where no client can read them"
+        );
+    }
     Ok(())
+}
+
+/// Give the (empty) database at `url` the schema of an older parleyd: the first `version` steps
+/// only. For tests of migrations; never used to serve.
+#[doc(hidden)]
+pub fn create_at_version(url: &str, version: usize) -> Result<(), StoreError> {
+    let (url, shown) = (url.to_owned(), redact_url(url));
+    let fail = move |reason: String| StoreError::Open {
+        path: PathBuf::from(&shown),
+        reason,
+    };
+    let steps = MIGRATIONS
+        .get(..version)
+        .ok_or_else(|| fail(format!("there is no schema version {version}")))?;
+    // The blocking client starts its own runtime: off any async thread, as in `open`.
+    std::thread::spawn(move || {
+        let mut client = Client::connect(&url, NoTls).map_err(|e| describe(&e))?;
+        let mut tx = client.transaction().map_err(|e| describe(&e))?;
+        tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
+            .map_err(|e| describe(&e))?;
+        for step in steps {
+            tx.batch_execute(step).map_err(|e| describe(&e))?;
+        }
+        let version = i32::try_from(version).map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO parley_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .map_err(|e| describe(&e))?;
+        tx.commit().map_err(|e| describe(&e))
+    })
+    .join()
+    .map_err(|_| "the schema thread panicked".to_owned())
+    .and_then(|result| result)
+    .map_err(fail)
 }
 
 fn unix_now() -> i64 {

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use parley_proto::casefold;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::history::{parties, rekey_legacy};
 use super::{AccountRecord, AccountStore, StoreError};
 
 /// How long a statement waits for another process (the CLI, a second server) to release the file.
@@ -88,6 +89,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until the account layer derives one
     // from a password: accounts made before this step gain it at their next PLAIN/PASS login.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>` (see `history::dm_key`);
+    // the rows under the old, ambiguous `dm:<a>|<b>` are rewritten by `after_step`.
+    "-- data only",
 ];
 
 /// The schema version this build writes and understands.
@@ -362,8 +366,53 @@ fn migrate(transaction: &Connection, version: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Data changes that go with a schema step (none yet), run right after its SQL.
-fn after_step(_transaction: &Connection, _reached: usize) -> rusqlite::Result<()> {
+/// Data changes that go with a schema step, run right after its SQL.
+fn after_step(transaction: &Connection, reached: usize) -> rusqlite::Result<()> {
+    match reached {
+        5 => rekey_private_conversations(transaction),
+        _ => Ok(()),
+    }
+}
+
+/// Step 5: every private message under an old `dm:<a>|<b>` key moves to its unambiguous key,
+/// split at its sender (see `history::rekey_legacy`). A row that cannot be split that way (its
+/// sender is neither end: the file was edited by hand) keeps its old key, which no request can
+/// name any more, and loses its parties, so it is out of CHATHISTORY TARGETS too.
+fn rekey_private_conversations(transaction: &Connection) -> rusqlite::Result<()> {
+    let rows = transaction
+        .prepare("SELECT id, target, account, source FROM messages WHERE target LIKE 'dm:%'")?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut update = transaction
+        .prepare("UPDATE messages SET target = ?2, party_a = ?3, party_b = ?4 WHERE id = ?1")?;
+    let mut unresolved = 0_usize;
+    for (id, target, account, source) in &rows {
+        let key = rekey_legacy(target, account.as_deref(), source);
+        if key.is_none() {
+            unresolved += 1;
+        }
+        let (a, b) = key.as_deref().map_or((None, None), parties);
+        update.execute(rusqlite::params![
+            id,
+            key.as_deref().unwrap_or(target),
+            a,
+            b
+        ])?;
+    }
+    if unresolved > 0 {
+        tracing::warn!(
+            unresolved,
+            "private messages whose sender is neither party of their old key were kept \
+             under it, where no client can read them"
+        );
+    }
     Ok(())
 }
 
@@ -524,6 +573,29 @@ fn found(changed: usize, name: &str) -> Result<(), StoreError> {
     } else {
         Ok(())
     }
+}
+
+/// Create a new database at `path` with the schema of an older parleyd: the first `version`
+/// steps only. For tests of migrations (a file as that version left it); never used to serve.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: usize) -> Result<(), StoreError> {
+    let fail = |error: rusqlite::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: explain(&error),
+    };
+    let steps = MIGRATIONS.get(..version).ok_or_else(|| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: format!("there is no schema version {version}"),
+    })?;
+    let mut connection = Connection::open(path).map_err(fail)?;
+    let transaction = connection.transaction().map_err(fail)?;
+    for step in steps {
+        transaction.execute_batch(step).map_err(fail)?;
+    }
+    transaction
+        .pragma_update(None, "user_version", version as i64)
+        .map_err(fail)?;
+    transaction.commit().map_err(fail)
 }
 
 // The behaviour both backends share (names, concurrency, updates, SCRAM credentials, history,
