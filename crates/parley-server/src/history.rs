@@ -300,20 +300,23 @@ impl History {
     }
 
     /// Record an audit event: in the structured log at once, in the database with the writer's
-    /// next commit, at most [`AUDIT_LINGER`] later.
+    /// next commit, at most [`AUDIT_LINGER`] later. `actor` is who acted (a nick, usually),
+    /// `account` the account they were logged in to.
     pub fn audit(
         &self,
         action: &str,
         actor: Option<&str>,
+        account: Option<&str>,
         target: Option<&str>,
         ip: Option<&str>,
         detail: Option<&str>,
     ) {
-        tracing::info!(target: "audit", action, actor, target, ip, detail, "audit");
+        tracing::info!(target: "audit", action, actor, account, target, ip, detail, "audit");
         let event = AuditEvent {
             time_ms: now_ms(),
             action: action.to_string(),
             actor: actor.map(str::to_string),
+            account: account.map(str::to_string),
             target: target.map(str::to_string),
             ip: ip.map(str::to_string),
             detail: detail.map(str::to_string),
@@ -891,6 +894,7 @@ mod tests {
                 "login",
                 Some(&format!("a{n}")),
                 None,
+                None,
                 Some("127.0.0.1"),
                 None,
             );
@@ -911,7 +915,7 @@ mod tests {
         );
 
         // Stored by the time a message behind it is delivered.
-        history.audit("kick", Some("op"), Some("victim"), None, None);
+        history.audit("kick", Some("op"), None, Some("victim"), None, None);
         let recipient = Arc::new(Outbound::new(1 << 20));
         history
             .submit(delivery(&history, "hello", &recipient))
@@ -922,7 +926,7 @@ mod tests {
         );
 
         // Shutdown stores what is still waiting.
-        history.audit("oper_up", Some("root"), None, None, None);
+        history.audit("oper_up", Some("root"), None, None, None, None);
         shutdown.cancel();
         tokio::time::timeout(std::time::Duration::from_secs(5), task)
             .await

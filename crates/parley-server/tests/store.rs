@@ -499,6 +499,7 @@ fn audit(action: &str, actor: Option<&str>, time_ms: i64) -> AuditEvent {
         time_ms,
         action: action.to_owned(),
         actor: actor.map(str::to_owned),
+        account: None,
         target: Some("#room".to_owned()),
         ip: Some("127.0.0.1".to_owned()),
         detail: None,
@@ -514,6 +515,10 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
                 audit("kick", Some("alice"), 20),
                 audit("login", Some("bob"), 30),
                 audit("server_start", None, 40),
+                AuditEvent {
+                    account: Some("Carol".to_owned()),
+                    ..audit("kick", Some("shadow"), 50)
+                },
             ],
             ..WriteBatch::default()
         })
@@ -526,7 +531,25 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
             .map(|e| (e.action, e.time_ms))
             .collect::<Vec<_>>()
     };
-    assert_eq!(actions(AuditFilter::default()).len(), 4);
+    assert_eq!(actions(AuditFilter::default()).len(), 5);
+    // The actor filter finds an account's actions whatever nick they were done under.
+    assert_eq!(
+        actions(AuditFilter {
+            actor: Some("carol".to_owned()),
+            ..AuditFilter::default()
+        }),
+        [("kick".to_owned(), 50)]
+    );
+    let kick = store
+        .audit(&AuditFilter {
+            since_ms: Some(50),
+            ..AuditFilter::default()
+        })
+        .expect("audit");
+    assert_eq!(
+        (kick[0].actor.as_deref(), kick[0].account.as_deref()),
+        (Some("shadow"), Some("Carol"))
+    );
     assert_eq!(
         actions(AuditFilter {
             actor: Some("ALICE".to_owned()),
@@ -561,7 +584,7 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
     }
     assert_eq!(
         actions(AuditFilter::default()).len(),
-        4,
+        5,
         "the trail is intact"
     );
 }

@@ -49,8 +49,10 @@ pub struct AuditEvent {
     pub time_ms: i64,
     /// What happened: `login`, `login_failed`, `register`, `password_change`, `kick`, `ban`, ...
     pub action: String,
-    /// Who did it (an account or nick), if anyone.
+    /// Who did it: the nick (or `admin-cli`, or for a login the account), if anyone.
     pub actor: Option<String>,
+    /// The account the actor was logged in to, if any: nicks change hands, accounts do not.
+    pub account: Option<String>,
     /// Whom or what it was done to.
     pub target: Option<String>,
     pub ip: Option<String>,

@@ -114,6 +114,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: private conversations are keyed `dm:<length of a>:<a>|<b>`; `after_step` rewrites the
     // rows under the old, ambiguous `dm:<a>|<b>`.
     "-- data only",
+    // 6: the audit trail names the acting account beside the nick it acted under.
+    "ALTER TABLE audit ADD COLUMN account TEXT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -711,14 +713,16 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
     }
     let audit = tx
         .prepare(
-            "INSERT INTO audit (time_ms, action, actor, target, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit (time_ms, action, actor, target, ip, detail, account) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .map_err(backend)?;
     for e in &batch.audit {
         tx.execute(
             &audit,
-            &[&e.time_ms, &e.action, &e.actor, &e.target, &e.ip, &e.detail],
+            &[
+                &e.time_ms, &e.action, &e.actor, &e.target, &e.ip, &e.detail, &e.account,
+            ],
         )
         .map_err(backend)?;
     }
@@ -938,8 +942,9 @@ impl HistoryStore for PostgresStore {
         self.call_idempotent(move |client| {
             client
                 .query(
-                    "SELECT time_ms, action, actor, target, ip, detail FROM audit \
-                     WHERE time_ms >= $1 AND ($2::text IS NULL OR lower(actor) = lower($2)) \
+                    "SELECT time_ms, action, actor, target, ip, detail, account FROM audit \
+                     WHERE time_ms >= $1 AND ($2::text IS NULL OR lower(actor) = lower($2) \
+                     OR lower(account) = lower($2)) \
                      AND ($3::text IS NULL OR action = $3) ORDER BY id LIMIT $4",
                     &[
                         &filter.since_ms.unwrap_or(i64::MIN),
@@ -958,6 +963,7 @@ impl HistoryStore for PostgresStore {
                         target: row.try_get(3).map_err(backend)?,
                         ip: row.try_get(4).map_err(backend)?,
                         detail: row.try_get(5).map_err(backend)?,
+                        account: row.try_get(6).map_err(backend)?,
                     })
                 })
                 .collect()

@@ -92,6 +92,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: private conversations are keyed `dm:<length of a>:<a>|<b>` (see `history::dm_key`);
     // the rows under the old, ambiguous `dm:<a>|<b>` are rewritten by `after_step`.
     "-- data only",
+    // 6: the audit trail names the acting account beside the nick it acted under.
+    "ALTER TABLE audit ADD COLUMN account TEXT;",
 ];
 
 /// The schema version this build writes and understands.
