@@ -122,6 +122,7 @@ fn record_admin_action(config: &Config, action: &str, target: &str) {
         time_ms: crate::relay::now_ms(),
         action: action.to_string(),
         actor: Some("admin-cli".to_string()),
+        account: None,
         target: Some(target.to_string()),
         ip: None,
         detail: None,

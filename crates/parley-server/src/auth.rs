@@ -429,6 +429,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
         AuthOutcome::Login(via, Ok(account)) => ctx.shared.history.audit(
             "login",
             Some(account),
+            Some(account),
             None,
             Some(&ip),
             Some(match via {
@@ -443,15 +444,19 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 "login_failed",
                 None,
                 None,
+                None,
                 Some(&ip),
                 Some(&err.to_string()),
             )
         }
-        AuthOutcome::Register(_, Ok(account)) => {
-            ctx.shared
-                .history
-                .audit("register", Some(account), Some(account), Some(&ip), None)
-        }
+        AuthOutcome::Register(_, Ok(account)) => ctx.shared.history.audit(
+            "register",
+            Some(account),
+            Some(account),
+            Some(account),
+            Some(&ip),
+            None,
+        ),
         AuthOutcome::Register(_, Err(_))
         | AuthOutcome::ScramChallenge(_)
         | AuthOutcome::ScramProved { .. } => {}

@@ -385,17 +385,13 @@ impl Ctx<'_> {
         false
     }
 
-    /// Record an action of this connection's user in the audit trail: the account (or nick)
-    /// as actor, the connection's address as source.
+    /// Record an action of this connection's user in the audit trail: the nick it acted under and
+    /// the account behind it as actor, the connection's address as source.
     pub fn audit(&self, action: &str, target: &str, detail: Option<&str>) {
-        let actor = self
-            .session
-            .account
-            .as_deref()
-            .unwrap_or(&self.session.nick);
         self.shared.history.audit(
             action,
-            Some(actor),
+            Some(&self.session.nick),
+            self.session.account.as_deref(),
             Some(target),
             Some(&self.session.ip.to_string()),
             detail,

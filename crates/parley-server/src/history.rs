@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HistoryConfig;
 use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, now_ms, with_tag, Relay};
+pub use crate::store::history::dm_key;
 use crate::store::{
     AuditEvent, HistoryQuery, HistoryStore, StateChange, StoreError, StoredMessage, TargetActivity,
     WriteBatch,
@@ -299,20 +300,23 @@ impl History {
     }
 
     /// Record an audit event: in the structured log at once, in the database with the writer's
-    /// next commit, at most [`AUDIT_LINGER`] later.
+    /// next commit, at most [`AUDIT_LINGER`] later. `actor` is who acted (a nick, usually),
+    /// `account` the account they were logged in to.
     pub fn audit(
         &self,
         action: &str,
         actor: Option<&str>,
+        account: Option<&str>,
         target: Option<&str>,
         ip: Option<&str>,
         detail: Option<&str>,
     ) {
-        tracing::info!(target: "audit", action, actor, target, ip, detail, "audit");
+        tracing::info!(target: "audit", action, actor, account, target, ip, detail, "audit");
         let event = AuditEvent {
             time_ms: now_ms(),
             action: action.to_string(),
             actor: actor.map(str::to_string),
+            account: account.map(str::to_string),
             target: target.map(str::to_string),
             ip: ip.map(str::to_string),
             detail: detail.map(str::to_string),
@@ -427,7 +431,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(StoreError::Backend(format!("history task failed: {e}"))))
 }
 
-/// The history key of a private conversation between two parties.
 /// Deliver a message here, or publish it to the cluster when it is one of the cluster's.
 fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held: &mut HeldWakes) {
     match (delivery.cluster.take(), publish.get()) {
@@ -441,14 +444,6 @@ fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held
             },
         ),
         _ => delivery.deliver(held),
-    }
-}
-
-pub fn dm_key(a: &str, b: &str) -> String {
-    if a <= b {
-        format!("dm:{a}|{b}")
-    } else {
-        format!("dm:{b}|{a}")
     }
 }
 
@@ -899,6 +894,7 @@ mod tests {
                 "login",
                 Some(&format!("a{n}")),
                 None,
+                None,
                 Some("127.0.0.1"),
                 None,
             );
@@ -919,7 +915,7 @@ mod tests {
         );
 
         // Stored by the time a message behind it is delivered.
-        history.audit("kick", Some("op"), Some("victim"), None, None);
+        history.audit("kick", Some("op"), None, Some("victim"), None, None);
         let recipient = Arc::new(Outbound::new(1 << 20));
         history
             .submit(delivery(&history, "hello", &recipient))
@@ -930,7 +926,7 @@ mod tests {
         );
 
         // Shutdown stores what is still waiting.
-        history.audit("oper_up", Some("root"), None, None, None);
+        history.audit("oper_up", Some("root"), None, None, None, None);
         shutdown.cancel();
         tokio::time::timeout(std::time::Duration::from_secs(5), task)
             .await

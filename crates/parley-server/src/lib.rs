@@ -313,7 +313,7 @@ fn audit_reload(shared: &server::Shared, why: &str, result: &Result<String, tls:
     };
     shared
         .history
-        .audit(action, None, None, None, Some(&detail));
+        .audit(action, None, None, None, None, Some(&detail));
 }
 
 /// Pick up renewed certificate files (for example from an ACME client) without a signal.

@@ -172,8 +172,14 @@ impl Shared {
         if !restart.is_empty() {
             tracing::warn!(keys = %restart.join(", "), "config reloaded; these changes need a restart");
         }
-        self.history
-            .audit("config_reload", None, None, None, Some(&restart.join(", ")));
+        self.history.audit(
+            "config_reload",
+            None,
+            None,
+            None,
+            None,
+            Some(&restart.join(", ")),
+        );
         Ok(restart)
     }
 

@@ -494,9 +494,9 @@ async fn audit_trail_records_who_did_what() {
     inspect::audit(&config, None, None, None, &mut out).expect("audit");
     let trail = String::from_utf8(out).expect("utf-8");
     for expected in [
-        "register       actor=op target=op ip=127.0.0.1",
-        "kick           actor=op target=victim ip=127.0.0.1  #mod: behave",
-        "ban            actor=op target=victim!*@* ip=127.0.0.1  #mod",
+        "register       actor=op account=op target=op ip=127.0.0.1",
+        "kick           actor=op account=op target=victim ip=127.0.0.1  #mod: behave",
+        "ban            actor=op account=op target=victim!*@* ip=127.0.0.1  #mod",
         "login_failed   actor=- target=- ip=127.0.0.1  invalid account name or password",
     ] {
         assert!(trail.contains(expected), "missing {expected:?} in\n{trail}");

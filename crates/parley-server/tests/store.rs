@@ -9,6 +9,7 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
+use parley_server::store::history::dm_key;
 use parley_server::store::{
     AccountStore, AuditEvent, AuditFilter, Bound, ChannelRecord, HistoryQuery, HistoryStore,
     PostgresStore, ServerBan, SqliteStore, StateChange, StateStore, StoreError, StoredMessage,
@@ -24,7 +25,7 @@ type RawSql = Box<dyn Fn(&str) -> Result<u64, String>>;
 
 /// How to open (and open again) one backend's database, and run raw SQL on it.
 struct Backend {
-    open: Box<dyn Fn() -> Arc<dyn Store>>,
+    open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     raw: RawSql,
     _dir: Option<tempfile::TempDir>,
 }
@@ -98,6 +99,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     accounts_are_case_insensitive_and_unique,
+    fresh_database_opened_by_many_at_once,
     concurrent_creates_have_one_winner,
     update_lock_remove_and_list,
     scram_credentials_are_kept_and_cleared,
@@ -126,6 +128,34 @@ fn accounts_are_case_insensitive_and_unique(backend: &Backend) {
     }
     let record = store.account("mixedcase").expect("lookup").expect("found");
     assert_eq!(record.password_hash, "h1", "the clash did not overwrite");
+}
+
+/// Nodes (or the server and the CLI) opening a new database together: each waits for whoever
+/// migrates first, and all of them end up on the complete schema.
+fn fresh_database_opened_by_many_at_once(backend: &Backend) {
+    const OPENERS: usize = 6;
+    let start = Barrier::new(OPENERS);
+    let open = &backend.open;
+    let stores: Vec<Arc<dyn Store>> = std::thread::scope(|scope| {
+        let openers: Vec<_> = (0..OPENERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    open()
+                })
+            })
+            .collect();
+        openers
+            .into_iter()
+            .map(|opener| opener.join().expect("every opener opens the database"))
+            .collect()
+    });
+    for (index, store) in stores.iter().enumerate() {
+        store
+            .create_account(&format!("opener{index}"), "h")
+            .expect("the schema is complete");
+    }
+    assert_eq!(stores[0].list_accounts().expect("list").len(), OPENERS);
 }
 
 fn concurrent_creates_have_one_winner(backend: &Backend) {
@@ -349,17 +379,18 @@ fn timestamps_exclude_their_whole_millisecond(backend: &Backend) {
 
 fn targets_and_conversations(backend: &Backend) {
     let store = (backend.open)();
+    let (alice_bob, alice_carol) = (dm_key("alice", "bob"), dm_key("alice", "carol"));
     store
         .write(&batch(vec![
-            message("dm:alice|bob", "d1", 100, "hi bob"),
-            message("dm:alice|carol", "d2", 300, "hi carol"),
-            message("dm:bob|carol", "d3", 200, "hi"),
+            message(&alice_bob, "d1", 100, "hi bob"),
+            message(&alice_carol, "d2", 300, "hi carol"),
+            message(&dm_key("bob", "carol"), "d3", 200, "hi"),
             message("#room", "c1", 50, "channel"),
         ]))
         .expect("write");
     let mut mine = store.conversations_of("alice").expect("conversations");
     mine.sort();
-    assert_eq!(mine, ["dm:alice|bob", "dm:alice|carol"]);
+    assert_eq!(mine, [alice_bob.clone(), alice_carol.clone()]);
     let active = store
         .targets(&mine, 0, 1000, 10)
         .expect("targets")
@@ -368,10 +399,7 @@ fn targets_and_conversations(backend: &Backend) {
         .collect::<Vec<_>>();
     assert_eq!(
         active,
-        [
-            ("dm:alice|carol".to_owned(), 300),
-            ("dm:alice|bob".to_owned(), 100)
-        ]
+        [(alice_carol.clone(), 300), (alice_bob.clone(), 100)]
     );
     // The window is exclusive at both ends, and the limit holds.
     let narrow = store.targets(&mine, 100, 1000, 10).expect("targets");
@@ -471,6 +499,7 @@ fn audit(action: &str, actor: Option<&str>, time_ms: i64) -> AuditEvent {
         time_ms,
         action: action.to_owned(),
         actor: actor.map(str::to_owned),
+        account: None,
         target: Some("#room".to_owned()),
         ip: Some("127.0.0.1".to_owned()),
         detail: None,
@@ -486,6 +515,10 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
                 audit("kick", Some("alice"), 20),
                 audit("login", Some("bob"), 30),
                 audit("server_start", None, 40),
+                AuditEvent {
+                    account: Some("Carol".to_owned()),
+                    ..audit("kick", Some("shadow"), 50)
+                },
             ],
             ..WriteBatch::default()
         })
@@ -498,7 +531,25 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
             .map(|e| (e.action, e.time_ms))
             .collect::<Vec<_>>()
     };
-    assert_eq!(actions(AuditFilter::default()).len(), 4);
+    assert_eq!(actions(AuditFilter::default()).len(), 5);
+    // The actor filter finds an account's actions whatever nick they were done under.
+    assert_eq!(
+        actions(AuditFilter {
+            actor: Some("carol".to_owned()),
+            ..AuditFilter::default()
+        }),
+        [("kick".to_owned(), 50)]
+    );
+    let kick = store
+        .audit(&AuditFilter {
+            since_ms: Some(50),
+            ..AuditFilter::default()
+        })
+        .expect("audit");
+    assert_eq!(
+        (kick[0].actor.as_deref(), kick[0].account.as_deref()),
+        (Some("shadow"), Some("Carol"))
+    );
     assert_eq!(
         actions(AuditFilter {
             actor: Some("ALICE".to_owned()),
@@ -533,7 +584,7 @@ fn audit_is_filtered_and_append_only(backend: &Backend) {
     }
     assert_eq!(
         actions(AuditFilter::default()).len(),
-        4,
+        5,
         "the trail is intact"
     );
 }

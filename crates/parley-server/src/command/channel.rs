@@ -471,6 +471,7 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.shared.history.audit(
             "kick",
             Some(&ctx.session.nick),
+            ctx.session.account.as_deref(),
             Some(&target_nick),
             Some(&ctx.session.ip.to_string()),
             Some(&format!("{shown}: {reason}")),

@@ -9,6 +9,7 @@ use parley_proto::{casefold, write_line, Message};
 use crate::context::{Ctx, FollowUp};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
 use crate::relay::format_time;
+use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
 
 static BATCH_IDS: AtomicU64 = AtomicU64::new(1);
@@ -101,6 +102,15 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
         return;
     };
+    if !is_history_target(ctx, target) {
+        fail(
+            ctx,
+            "INVALID_TARGET",
+            &[&sub, target],
+            "That is not a channel or a nick",
+        );
+        return;
+    }
     let Some((key, shown)) = conversation(ctx, target) else {
         fail(
             ctx,
@@ -119,6 +129,17 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             query,
             limit,
         }));
+}
+
+/// A channel name or a nick (account names follow the nick rules): the only things that have a
+/// history. Anything else is refused before it can be made into a history key.
+fn is_history_target(ctx: &Ctx<'_>, target: &str) -> bool {
+    let limits = &ctx.shared.config.limits;
+    if target.starts_with(['#', '&']) {
+        parley_proto::validate::channel(target, limits.channel_len)
+    } else {
+        parley_proto::validate::nick(target, limits.nick_len)
+    }
 }
 
 /// The history key of `target` and the name to show, if this client may read it: a channel it is
@@ -325,7 +346,9 @@ pub fn answer(ctx: &mut Ctx<'_>, answer: HistoryAnswer) {
 
 /// The other side of a private conversation key, as a nick-like name.
 fn other_party(key: &str, me: Option<&str>) -> Option<String> {
-    let (a, b) = key.strip_prefix("dm:")?.split_once('|')?;
+    let (Some(a), Some(b)) = parties(key) else {
+        return None;
+    };
     let other = if Some(a) == me { b } else { a };
     Some(other.trim_start_matches('~').to_string())
 }
@@ -383,12 +406,16 @@ mod tests {
     #[test]
     fn other_party_of_a_key() {
         assert_eq!(
-            other_party("dm:alice|bob", Some("alice")),
+            other_party(&dm_key("alice", "bob"), Some("alice")),
             Some("bob".into())
         );
         assert_eq!(
-            other_party("dm:alice|~guest", Some("alice")),
+            other_party(&dm_key("alice", "~guest"), Some("alice")),
             Some("guest".into())
+        );
+        assert_eq!(
+            other_party(&dm_key("x", "alice|bob"), Some("x")),
+            Some("alice|bob".into())
         );
         assert_eq!(other_party("#chan", Some("alice")), None);
     }

@@ -135,7 +135,8 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
     }
     ctx.shared.history.audit(
         if notice { "global_notice" } else { "broadcast" },
-        Some(account.as_deref().unwrap_or(&ctx.session.nick)),
+        Some(&ctx.session.nick),
+        account.as_deref(),
         Some(target),
         Some(&ctx.session.ip.to_string()),
         Some(text),

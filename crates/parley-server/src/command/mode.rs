@@ -304,6 +304,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                         ctx.shared.history.audit(
                             action,
                             Some(&setter),
+                            ctx.session.account.as_deref(),
                             Some(&mask),
                             Some(&ctx.session.ip.to_string()),
                             Some(&shown),

@@ -11,8 +11,8 @@ pub struct StoredMessage {
     pub msgid: String,
     /// Milliseconds since the Unix epoch, sent as the `time` tag.
     pub time_ms: i64,
-    /// The history key: a casefolded channel name, or `dm:<a>|<b>` for a private conversation
-    /// between two parties (casefolded account names, or `~nick` for guests), sorted.
+    /// The history key: a casefolded channel name, or for a private conversation between two
+    /// parties (casefolded account names, or `~nick` for guests) the [`dm_key`] of the two.
     pub target: String,
     /// `PRIVMSG` or `NOTICE`.
     pub kind: String,
@@ -49,8 +49,10 @@ pub struct AuditEvent {
     pub time_ms: i64,
     /// What happened: `login`, `login_failed`, `register`, `password_change`, `kick`, `ban`, ...
     pub action: String,
-    /// Who did it (an account or nick), if anyone.
+    /// Who did it: the nick (or `admin-cli`, or for a login the account), if anyone.
     pub actor: Option<String>,
+    /// The account the actor was logged in to, if any: nicks change hands, accounts do not.
+    pub account: Option<String>,
     /// Whom or what it was done to.
     pub target: Option<String>,
     pub ip: Option<String>,
@@ -237,13 +239,115 @@ pub(super) fn page(
     }
 }
 
-/// The two parties of a private conversation key `dm:<a>|<b>`; none for a channel.
-pub(super) fn parties(target: &str) -> (Option<&str>, Option<&str>) {
-    match target
-        .strip_prefix("dm:")
-        .and_then(|rest| rest.split_once('|'))
-    {
+/// The history key of a private conversation between two parties (casefolded account names, or
+/// `~nick` for guests): `dm:<length of a>:<a>|<b>` with `a <= b`. The length fixes where the
+/// first name ends whatever characters names may hold, so no pair of names, nor any string a
+/// client sends, spells another pair's key. (The old `dm:<a>|<b>` did not: names may contain
+/// `|`, so `alice` + `bob|x` and `alice|bob` + `x` shared one key.)
+pub fn dm_key(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm:{}:{first}|{second}", first.len())
+}
+
+/// The two parties of a private conversation key made by [`dm_key`]; none for a channel.
+pub fn parties(target: &str) -> (Option<&str>, Option<&str>) {
+    let split = || {
+        let (length, names) = target.strip_prefix("dm:")?.split_once(':')?;
+        if length.is_empty() || !length.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let length: usize = length.parse().ok()?;
+        let a = names.get(..length)?;
+        let b = names.get(length..)?.strip_prefix('|')?;
+        Some((a, b))
+    };
+    match split() {
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
+    }
+}
+
+/// The [`dm_key`] of a message stored under the old key `dm:<a>|<b>` (schema 4 and before), or
+/// `None` when the row does not say which split is right. The old key is ambiguous when a name
+/// holds `|`, but each row names one party exactly: its sender, by account (casefolded), or as
+/// `~nick` when the sender was a guest. That party is one end of the old key; the rest is the
+/// other party.
+pub(super) fn rekey_legacy(target: &str, account: Option<&str>, source: &str) -> Option<String> {
+    let old = target.strip_prefix("dm:")?;
+    // Old names never held ':' (nicks cannot), new keys always do: never rewrite a new key.
+    if old.contains(':') {
+        return None;
+    }
+    let sender = match account {
+        Some(account) => parley_proto::casefold(account),
+        None => format!(
+            "~{}",
+            parley_proto::casefold(source.split('!').next().unwrap_or(source))
+        ),
+    };
+    let first = old
+        .strip_prefix(sender.as_str())
+        .and_then(|rest| rest.strip_prefix('|'))
+        .filter(|other| sender.as_str() <= *other);
+    let last = old
+        .strip_suffix(sender.as_str())
+        .and_then(|rest| rest.strip_suffix('|'))
+        .filter(|other| *other <= sender.as_str());
+    let other = first.or(last)?;
+    Some(dm_key(&sender, other))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_parties_unambiguously() {
+        assert_eq!(dm_key("bob", "alice"), "dm:5:alice|bob");
+        assert_eq!(parties("dm:5:alice|bob"), (Some("alice"), Some("bob")));
+        // The pairs the old key confused now differ.
+        assert_ne!(dm_key("alice", "bob|x"), dm_key("alice|bob", "x"));
+        assert_eq!(
+            parties(&dm_key("alice", "bob|x")),
+            (Some("alice"), Some("bob|x"))
+        );
+        assert_eq!(
+            parties(&dm_key("x", "alice|bob")),
+            (Some("alice|bob"), Some("x"))
+        );
+        for not_a_key in [
+            "#chan",
+            "dm:alice|bob",
+            "dm:9:alice|bob",
+            "dm:+5:alice|bob",
+            "dm::|",
+        ] {
+            assert_eq!(parties(not_a_key), (None, None), "{not_a_key}");
+        }
+    }
+
+    #[test]
+    fn old_keys_split_at_their_sender() {
+        let old = "dm:alice|bob|x";
+        assert_eq!(
+            rekey_legacy(old, Some("Alice"), "alice!u@h").as_deref(),
+            Some("dm:5:alice|bob|x")
+        );
+        assert_eq!(
+            rekey_legacy(old, Some("bob|x"), "bob|x!u@h").as_deref(),
+            Some("dm:5:alice|bob|x")
+        );
+        assert_eq!(
+            rekey_legacy("dm:alice|bob|x", Some("x"), "x!u@h").as_deref(),
+            Some("dm:9:alice|bob|x")
+        );
+        assert_eq!(
+            rekey_legacy("dm:alice|~guest", None, "Guest!g@h").as_deref(),
+            Some("dm:5:alice|~guest")
+        );
+        // A sender who is neither end, or a key already new: left alone.
+        assert_eq!(rekey_legacy(old, Some("carol"), "carol!u@h"), None);
+        assert_eq!(rekey_legacy("dm:5:alice|bob", Some("alice"), "a!u@h"), None);
+        assert_eq!(rekey_legacy("#chan", Some("alice"), "a!u@h"), None);
     }
 }

@@ -22,7 +22,7 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::history::{
-    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
 use super::postgres_tls::{SslMode, Target, TlsFiles};
@@ -112,6 +112,11 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until derived from a password.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>`; `after_step` rewrites the
+    // rows under the old, ambiguous `dm:<a>|<b>`.
+    "-- data only",
+    // 6: the audit trail names the acting account beside the nick it acted under.
+    "ALTER TABLE audit ADD COLUMN account TEXT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -315,63 +320,158 @@ pub fn describe(error: &postgres::Error) -> String {
     }
 }
 
-/// Migrations, in one transaction per step under an advisory lock. A database that has parleyd's
-/// tables but no version row, or a newer version, is refused and left as it is.
+/// Migrations: the checks and every pending step in one transaction that also sets the version,
+/// under an advisory lock taken first, so nodes starting at once wait for each other and each
+/// finds the schema either untouched or complete. A database that has parleyd's tables but no
+/// version row, or a newer version, is refused and left as it is (the transaction rolls back).
 fn migrate(client: &mut Client) -> Result<(), String> {
     let text = |error: postgres::Error| describe(&error);
-    loop {
-        let mut tx = client.transaction().map_err(text)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(text)?;
-        let has_version_table: bool = tx
-            .query_one("SELECT to_regclass('parley_schema') IS NOT NULL", &[])
+    let mut tx = client.transaction().map_err(text)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(text)?;
+    let has_version_table: bool = tx
+        .query_one("SELECT to_regclass('parley_schema') IS NOT NULL", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(text)?;
+    let version = if has_version_table {
+        match tx
+            .query_opt("SELECT version FROM parley_schema", &[])
+            .map_err(text)?
+        {
+            Some(row) => row.try_get::<_, i32>(0).map_err(text)?,
+            None => 0,
+        }
+    } else {
+        let foreign: bool = tx
+            .query_one("SELECT to_regclass('accounts') IS NOT NULL", &[])
             .and_then(|row| row.try_get(0))
             .map_err(text)?;
-        let version = if has_version_table {
-            match tx
-                .query_opt("SELECT version FROM parley_schema", &[])
-                .map_err(text)?
-            {
-                Some(row) => row.try_get::<_, i32>(0).map_err(text)?,
-                None => 0,
-            }
-        } else {
-            let foreign: bool = tx
-                .query_one("SELECT to_regclass('accounts') IS NOT NULL", &[])
-                .and_then(|row| row.try_get(0))
-                .map_err(text)?;
-            if foreign {
-                return Err(
-                    "the database has an `accounts` table but no parleyd schema \
-                            version; point accounts.postgres_url at another database"
-                        .to_owned(),
-                );
-            }
-            tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
-                .map_err(text)?;
-            tx.execute("INSERT INTO parley_schema (version) VALUES (0)", &[])
-                .map_err(text)?;
-            0
-        };
-        if version > SCHEMA_VERSION {
-            return Err(format!(
-                "its schema version is {version}, newer than this parleyd understands \
-                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
-            ));
+        if foreign {
+            return Err(
+                "the database has an `accounts` table but no parleyd schema \
+                        version; point accounts.postgres_url at another database"
+                    .to_owned(),
+            );
         }
-        let Some(step) = usize::try_from(version)
-            .ok()
-            .and_then(|index| MIGRATIONS.get(index))
-        else {
-            return tx.commit().map_err(text);
-        };
-        tx.batch_execute(step)
-            .map_err(|error| format!("updating its schema failed: {}", describe(&error)))?;
-        tx.execute("UPDATE parley_schema SET version = $1", &[&(version + 1)])
+        tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
             .map_err(text)?;
-        tx.commit().map_err(text)?;
-        tracing::info!(version = version + 1, "PostgreSQL schema updated");
+        tx.execute("INSERT INTO parley_schema (version) VALUES (0)", &[])
+            .map_err(text)?;
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}, newer than this parleyd understands \
+             ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+        ));
     }
+    if version < 0 {
+        return Err(format!(
+            "its schema version {version} is not one parleyd ever wrote; \
+             point accounts.postgres_url at another database"
+        ));
+    }
+    let done = usize::try_from(version).unwrap_or(0);
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        let failed = |error: postgres::Error| {
+            format!(
+                "updating its schema to version {} failed: {}",
+                index + 1,
+                describe(&error)
+            )
+        };
+        tx.batch_execute(step).map_err(failed)?;
+        after_step(&mut tx, index + 1).map_err(failed)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.execute("UPDATE parley_schema SET version = $1", &[&SCHEMA_VERSION])
+            .map_err(text)?;
+    }
+    tx.commit().map_err(text)?;
+    if version < SCHEMA_VERSION {
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "PostgreSQL schema updated"
+        );
+    }
+    Ok(())
+}
+
+/// Data changes that go with a schema step, run right after its SQL.
+fn after_step(tx: &mut Transaction<'_>, reached: usize) -> Result<(), postgres::Error> {
+    match reached {
+        5 => rekey_private_conversations(tx),
+        _ => Ok(()),
+    }
+}
+
+/// Step 5, as in `sqlite.rs`: each private message under an old `dm:<a>|<b>` key moves to its
+/// unambiguous key, split at its sender; a row that cannot be split keeps its old key (which no
+/// request can name) and loses its parties.
+fn rekey_private_conversations(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    let rows = tx.query(
+        "SELECT id, target, account, source FROM messages WHERE target LIKE 'dm:%'",
+        &[],
+    )?;
+    let update =
+        tx.prepare("UPDATE messages SET target = $2, party_a = $3, party_b = $4 WHERE id = $1")?;
+    let mut unresolved = 0_usize;
+    for row in &rows {
+        let id: i64 = row.try_get(0)?;
+        let target: String = row.try_get(1)?;
+        let account: Option<String> = row.try_get(2)?;
+        let source: String = row.try_get(3)?;
+        let key = rekey_legacy(&target, account.as_deref(), &source);
+        if key.is_none() {
+            unresolved += 1;
+        }
+        let (a, b) = key.as_deref().map_or((None, None), parties);
+        tx.execute(&update, &[&id, &key.as_deref().unwrap_or(&target), &a, &b])?;
+    }
+    if unresolved > 0 {
+        tracing::warn!(
+            unresolved,
+            "private messages whose sender is neither party of their old key were kept \
+             under it, where no client can read them"
+        );
+    }
+    Ok(())
+}
+
+/// Give the (empty) database at `url` the schema of an older parleyd: the first `version` steps
+/// only. For tests of migrations; never used to serve.
+#[doc(hidden)]
+pub fn create_at_version(url: &str, version: usize) -> Result<(), StoreError> {
+    let (url, shown) = (url.to_owned(), redact_url(url));
+    let fail = move |reason: String| StoreError::Open {
+        path: PathBuf::from(&shown),
+        reason,
+    };
+    let steps = MIGRATIONS
+        .get(..version)
+        .ok_or_else(|| fail(format!("there is no schema version {version}")))?;
+    // The blocking client starts its own runtime: off any async thread, as in `open`.
+    std::thread::spawn(move || {
+        let mut client = Client::connect(&url, NoTls).map_err(|e| describe(&e))?;
+        let mut tx = client.transaction().map_err(|e| describe(&e))?;
+        tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
+            .map_err(|e| describe(&e))?;
+        for step in steps {
+            tx.batch_execute(step).map_err(|e| describe(&e))?;
+        }
+        let version = i32::try_from(version).map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO parley_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .map_err(|e| describe(&e))?;
+        tx.commit().map_err(|e| describe(&e))
+    })
+    .join()
+    .map_err(|_| "the schema thread panicked".to_owned())
+    .and_then(|result| result)
+    .map_err(fail)
 }
 
 fn unix_now() -> i64 {
@@ -610,14 +710,16 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
     }
     let audit = tx
         .prepare(
-            "INSERT INTO audit (time_ms, action, actor, target, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit (time_ms, action, actor, target, ip, detail, account) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .map_err(backend)?;
     for e in &batch.audit {
         tx.execute(
             &audit,
-            &[&e.time_ms, &e.action, &e.actor, &e.target, &e.ip, &e.detail],
+            &[
+                &e.time_ms, &e.action, &e.actor, &e.target, &e.ip, &e.detail, &e.account,
+            ],
         )
         .map_err(backend)?;
     }
@@ -837,8 +939,9 @@ impl HistoryStore for PostgresStore {
         self.call_idempotent(move |client| {
             client
                 .query(
-                    "SELECT time_ms, action, actor, target, ip, detail FROM audit \
-                     WHERE time_ms >= $1 AND ($2::text IS NULL OR lower(actor) = lower($2)) \
+                    "SELECT time_ms, action, actor, target, ip, detail, account FROM audit \
+                     WHERE time_ms >= $1 AND ($2::text IS NULL OR lower(actor) = lower($2) \
+                     OR lower(account) = lower($2)) \
                      AND ($3::text IS NULL OR action = $3) ORDER BY id LIMIT $4",
                     &[
                         &filter.since_ms.unwrap_or(i64::MIN),
@@ -857,6 +960,7 @@ impl HistoryStore for PostgresStore {
                         target: row.try_get(3).map_err(backend)?,
                         ip: row.try_get(4).map_err(backend)?,
                         detail: row.try_get(5).map_err(backend)?,
+                        account: row.try_get(6).map_err(backend)?,
                     })
                 })
                 .collect()

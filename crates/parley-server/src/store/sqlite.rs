@@ -1,8 +1,10 @@
 //! The embedded store: one SQLite file, opened in WAL mode with a busy timeout so a running server
 //! and the `parleyd users` CLI can share it. The schema is an ordered list of migrations whose count
-//! is kept in `PRAGMA user_version`. A file that is not a SQLite database, fails its integrity check,
-//! belongs to something else or carries a newer schema is refused with a clear error and left
-//! exactly as it was: losing accounts silently is worse than not starting.
+//! is kept in `PRAGMA user_version`; checking the file and running every pending step is one
+//! immediate transaction, so processes opening a new file together (a deploy script starting the
+//! server and `parleyd users add` at once) take turns. A file that is not a SQLite database, fails
+//! its integrity check, belongs to something else or carries a newer schema is refused with a clear
+//! error and left exactly as it was: losing accounts silently is worse than not starting.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use parking_lot::Mutex;
 use parley_proto::casefold;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::history::{parties, rekey_legacy};
 use super::{AccountRecord, AccountStore, StoreError};
 
 /// How long a statement waits for another process (the CLI, a second server) to release the file.
@@ -86,6 +89,11 @@ const MIGRATIONS: &[&str] = &[
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until the account layer derives one
     // from a password: accounts made before this step gain it at their next PLAIN/PASS login.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>` (see `history::dm_key`);
+    // the rows under the old, ambiguous `dm:<a>|<b>` are rewritten by `after_step`.
+    "-- data only",
+    // 6: the audit trail names the acting account beside the nick it acted under.
+    "ALTER TABLE audit ADD COLUMN account TEXT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -136,30 +144,6 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|error| fail(explain(&error)))?;
 
-        // Read-only checks first: nothing is written until the file is known to be ours.
-        let version: i64 = connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|error| fail(explain(&error)))?;
-        if version > SCHEMA_VERSION {
-            return Err(fail(format!(
-                "its schema version is {version}, newer than this parleyd understands \
-                 ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
-            )));
-        }
-        if version < 0 {
-            return Err(fail(format!(
-                "its schema version {version} is not one parleyd ever wrote; \
-                 point accounts.database at another file"
-            )));
-        }
-        check_integrity(&connection).map_err(fail)?;
-        if version == 0 && user_table_count(&connection).map_err(|e| fail(explain(&e)))? > 0 {
-            return Err(fail(
-                "it is a SQLite database, but not parleyd's (it has tables and no parleyd \
-                 schema version); point accounts.database at another file"
-                    .to_owned(),
-            ));
-        }
         if connection
             .is_readonly("main")
             .map_err(|error| fail(explain(&error)))?
@@ -169,10 +153,13 @@ impl SqliteStore {
                     .to_owned(),
             ));
         }
+        // Checks and migration in one immediate transaction: a second process opening the same
+        // new file (the server and `parleyd users add` started together) waits for it, then
+        // finds the schema complete; a file that is not ours is refused with nothing written.
+        prepare_schema(&mut connection).map_err(fail)?;
 
-        let journal_mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(|error| fail(explain(&error)))?;
+        // After the schema is known to be ours, so a foreign file is never switched to WAL.
+        let journal_mode = switch_to_wal(&connection).map_err(|error| fail(explain(&error)))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), journal_mode, "the database is not in WAL mode");
         }
@@ -188,9 +175,6 @@ impl SqliteStore {
                 true,
             )
             .map_err(|error| fail(explain(&error)))?;
-        migrate(&mut connection)
-            .map_err(|error| fail(format!("updating its schema failed: {}", explain(&error))))?;
-        check_schema(&connection).map_err(fail)?;
 
         Ok(Self {
             path: path.to_path_buf(),
@@ -256,6 +240,26 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// `PRAGMA journal_mode = WAL`, waiting like any other statement when another opener holds the
+/// file: the switch upgrades a read lock to a write lock, and SQLite answers that with "locked"
+/// at once instead of calling the busy handler (which could deadlock), so the wait is ours.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(error)
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The error plus what to do about it, for the common ways a file turns out not to be usable.
 fn explain(error: &rusqlite::Error) -> String {
     let hint = match error.sqlite_error_code() {
@@ -305,24 +309,113 @@ fn user_table_count(connection: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-/// Run the steps the file has not had yet, each in its own immediate transaction with the version
-/// bump, so two processes opening an old file at once migrate it once.
-fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    loop {
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 =
-            transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        let Some(step) = usize::try_from(version)
-            .ok()
-            .and_then(|index| MIGRATIONS.get(index))
-        else {
-            return Ok(());
-        };
-        transaction.execute_batch(step)?;
-        transaction.pragma_update(None, "user_version", version + 1)?;
-        transaction.commit()?;
-        tracing::info!(version = version + 1, "database schema updated");
+/// Check that the file is parleyd's and bring its schema up to date, all in one immediate
+/// transaction that also sets `user_version`: whoever takes the write lock first migrates, and
+/// every other opener (another process, another connection) waits on the busy timeout and then
+/// sees either the old schema untouched or the new one complete, never a half-made one. On any
+/// refusal the transaction rolls back, leaving the file exactly as it was.
+fn prepare_schema(connection: &mut Connection) -> Result<(), String> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|error| explain(&error))?;
+    let version: i64 = transaction
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|error| explain(&error))?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}, newer than this parleyd understands \
+             ({SCHEMA_VERSION}); run a newer parleyd or restore a backup"
+        ));
     }
+    if version < 0 {
+        return Err(format!(
+            "its schema version {version} is not one parleyd ever wrote; \
+             point accounts.database at another file"
+        ));
+    }
+    check_integrity(&transaction)?;
+    if version == 0 && user_table_count(&transaction).map_err(|e| explain(&e))? > 0 {
+        return Err(
+            "it is a SQLite database, but not parleyd's (it has tables and no parleyd \
+             schema version); point accounts.database at another file"
+                .to_owned(),
+        );
+    }
+    migrate(&transaction, version)
+        .map_err(|error| format!("updating its schema failed: {}", explain(&error)))?;
+    check_schema(&transaction)?;
+    transaction.commit().map_err(|error| explain(&error))?;
+    if version < SCHEMA_VERSION {
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "database schema updated"
+        );
+    }
+    Ok(())
+}
+
+/// Run the steps after `version`, then record the new version, inside the caller's transaction.
+fn migrate(transaction: &Connection, version: i64) -> rusqlite::Result<()> {
+    let done = usize::try_from(version).unwrap_or(0);
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        transaction.execute_batch(step)?;
+        after_step(transaction, index + 1)?;
+    }
+    if version < SCHEMA_VERSION {
+        transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+/// Data changes that go with a schema step, run right after its SQL.
+fn after_step(transaction: &Connection, reached: usize) -> rusqlite::Result<()> {
+    match reached {
+        5 => rekey_private_conversations(transaction),
+        _ => Ok(()),
+    }
+}
+
+/// Step 5: every private message under an old `dm:<a>|<b>` key moves to its unambiguous key,
+/// split at its sender (see `history::rekey_legacy`). A row that cannot be split that way (its
+/// sender is neither end: the file was edited by hand) keeps its old key, which no request can
+/// name any more, and loses its parties, so it is out of CHATHISTORY TARGETS too.
+fn rekey_private_conversations(transaction: &Connection) -> rusqlite::Result<()> {
+    let rows = transaction
+        .prepare("SELECT id, target, account, source FROM messages WHERE target LIKE 'dm:%'")?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut update = transaction
+        .prepare("UPDATE messages SET target = ?2, party_a = ?3, party_b = ?4 WHERE id = ?1")?;
+    let mut unresolved = 0_usize;
+    for (id, target, account, source) in &rows {
+        let key = rekey_legacy(target, account.as_deref(), source);
+        if key.is_none() {
+            unresolved += 1;
+        }
+        let (a, b) = key.as_deref().map_or((None, None), parties);
+        update.execute(rusqlite::params![
+            id,
+            key.as_deref().unwrap_or(target),
+            a,
+            b
+        ])?;
+    }
+    if unresolved > 0 {
+        tracing::warn!(
+            unresolved,
+            "private messages whose sender is neither party of their old key were kept \
+             under it, where no client can read them"
+        );
+    }
+    Ok(())
 }
 
 /// After migrating, the tables this code queries must be there with the columns it names; a file
@@ -484,6 +577,29 @@ fn found(changed: usize, name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Create a new database at `path` with the schema of an older parleyd: the first `version`
+/// steps only. For tests of migrations (a file as that version left it); never used to serve.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: usize) -> Result<(), StoreError> {
+    let fail = |error: rusqlite::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: explain(&error),
+    };
+    let steps = MIGRATIONS.get(..version).ok_or_else(|| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: format!("there is no schema version {version}"),
+    })?;
+    let mut connection = Connection::open(path).map_err(fail)?;
+    let transaction = connection.transaction().map_err(fail)?;
+    for step in steps {
+        transaction.execute_batch(step).map_err(fail)?;
+    }
+    transaction
+        .pragma_update(None, "user_version", version as i64)
+        .map_err(fail)?;
+    transaction.commit().map_err(fail)
+}
+
 // The behaviour both backends share (names, concurrency, updates, SCRAM credentials, history,
 // audit, state) is tested once for both in `tests/store.rs`; here only what is the file's own.
 #[cfg(test)]
@@ -534,6 +650,32 @@ mod tests {
         assert_eq!(record.password_hash, "hash-a");
         assert!(!record.locked);
         assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    /// The server, its history connection and `parleyd users add` open a new file at the same
+    /// moment: every one of them must get the schema, none a "locked" or "not parleyd's" error.
+    #[test]
+    fn threads_opening_a_fresh_file_at_once_all_succeed() {
+        const OPENERS: usize = 6;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("parley.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("opener thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            assert_eq!(user_version(&path), SCHEMA_VERSION);
+        }
     }
 
     #[test]

@@ -127,14 +127,14 @@ impl HistoryStore for SqliteStore {
             }
             let mut audit = tx
                 .prepare_cached(
-                    "INSERT INTO audit (time_ms, action, actor, target, ip, detail) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO audit (time_ms, action, actor, target, ip, detail, account) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(backend)?;
             for e in &batch.audit {
                 audit
                     .execute(params![
-                        e.time_ms, e.action, e.actor, e.target, e.ip, e.detail
+                        e.time_ms, e.action, e.actor, e.target, e.ip, e.detail, e.account
                     ])
                     .map_err(backend)?;
             }
@@ -290,8 +290,9 @@ impl HistoryStore for SqliteStore {
         let connection = self.connection().lock();
         let mut statement = connection
             .prepare_cached(
-                "SELECT time_ms, action, actor, target, ip, detail FROM audit \
-                 WHERE time_ms >= ?1 AND (?2 IS NULL OR actor = ?2 COLLATE NOCASE) \
+                "SELECT time_ms, action, actor, target, ip, detail, account FROM audit \
+                 WHERE time_ms >= ?1 AND (?2 IS NULL OR actor = ?2 COLLATE NOCASE \
+                 OR account = ?2 COLLATE NOCASE) \
                  AND (?3 IS NULL OR action = ?3) ORDER BY id LIMIT ?4",
             )
             .map_err(backend)?;
@@ -316,6 +317,7 @@ impl HistoryStore for SqliteStore {
                         target: row.get(3)?,
                         ip: row.get(4)?,
                         detail: row.get(5)?,
+                        account: row.get(6)?,
                     })
                 },
             )
