@@ -451,9 +451,10 @@ pub fn create_at_version(url: &str, version: usize) -> Result<(), StoreError> {
     let steps = MIGRATIONS
         .get(..version)
         .ok_or_else(|| fail(format!("there is no schema version {version}")))?;
+    let target = Target::new(&url, &TlsFiles::default()).map_err(|e| fail(e.to_string()))?;
     // The blocking client starts its own runtime: off any async thread, as in `open`.
     std::thread::spawn(move || {
-        let mut client = Client::connect(&url, NoTls).map_err(|e| describe(&e))?;
+        let mut client = target.connect().map_err(|e| describe(&e))?;
         let mut tx = client.transaction().map_err(|e| describe(&e))?;
         tx.batch_execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
             .map_err(|e| describe(&e))?;
