@@ -121,17 +121,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None
     };
     let mut scram_secret = accounts::ScramSecret::load_or_create(&config.server.data_dir)?;
-    if let Some(cluster) = &cluster {
+    if cluster.is_some() {
         // Every node must answer an unknown name alike, or comparing nodes would tell it apart.
-        let agreed = cluster
-            .agree(
-                "scram-secret",
-                bytes::Bytes::copy_from_slice(scram_secret.bytes()),
-            )
-            .await?;
-        if let Some(secret) = accounts::ScramSecret::from_bytes(&agreed) {
-            scram_secret = secret;
-        }
+        // The shared value lives in the database the nodes share, never on the bus.
+        let database = store::postgres::PostgresStore::open(&config.accounts.postgres_url)?;
+        let agreed = database.shared_secret(accounts::SECRET_FILE, scram_secret.bytes())?;
+        scram_secret = accounts::ScramSecret::from_bytes(&agreed).ok_or_else(|| {
+            StartError::Store(store::StoreError::Backend(format!(
+                "the shared {} in table shared_secrets is not {} bytes; delete that row and restart every node",
+                accounts::SECRET_FILE,
+                scram_secret.bytes().len()
+            )))
+        })?;
     }
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config)
         .with_scram_secret(scram_secret);

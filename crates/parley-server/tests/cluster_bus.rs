@@ -333,3 +333,58 @@ async fn a_node_logs_in_to_the_bus_without_logging_its_password() {
         "the NATS password is in the log:\n{log}"
     );
 }
+
+/// The salt and iterations a node answers SCRAM for `account` with (its nonce differs each time).
+async fn scram_salt(client: &mut Client, account: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    client.send("CAP LS 302").await;
+    client.send("NICK probe").await;
+    client.send("USER probe 0 * :probe").await;
+    client.send("CAP REQ :sasl").await;
+    client
+        .expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    client.send("AUTHENTICATE SCRAM-SHA-256").await;
+    client.expect(|l| l == "AUTHENTICATE +").await;
+    let exchange = parley_proto::scram::ClientExchange::new(account, "fixednonce").unwrap();
+    client
+        .send(&format!(
+            "AUTHENTICATE {}",
+            b64.encode(exchange.client_first())
+        ))
+        .await;
+    let line = client.expect(|l| l.starts_with("AUTHENTICATE ")).await;
+    let first = String::from_utf8(b64.decode(&line["AUTHENTICATE ".len()..]).unwrap()).unwrap();
+    first[first.find(",s=").expect("a salt")..].to_owned()
+}
+
+/// The secret behind SCRAM's fake salts is shared through PostgreSQL, not the bus: the nick
+/// bucket holds no copy anyone on the bus could read, yet both nodes (each with a secret of its
+/// own in its data directory) answer an unknown name with the same salt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scram_secret_stays_off_the_bus() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let admin = cluster.nats.as_ref().expect("own bus").admin().await;
+    let bucket = async_nats::jetstream::new(admin)
+        .get_key_value(format!("{}_nicks", cluster.prefix))
+        .await
+        .expect("the nick bucket");
+    assert_eq!(
+        bucket
+            .get("cfg.scram-secret")
+            .await
+            .expect("read the bucket"),
+        None,
+        "the SCRAM secret is on the bus"
+    );
+    let mut on_n1 = cluster.nodes[0].connect().await;
+    let mut on_n2 = cluster.nodes[1].connect().await;
+    assert_eq!(
+        scram_salt(&mut on_n1, "nobody-here").await,
+        scram_salt(&mut on_n2, "nobody-here").await,
+        "the nodes answer an unknown name with different salts"
+    );
+}

@@ -456,27 +456,6 @@ impl Cluster {
         false
     }
 
-    /// One value for every node: the first node to propose `key` sets it, the rest take it. For
-    /// the SCRAM secret, so every node answers an unknown name with the same fake salt.
-    pub async fn agree(&self, key: &str, proposal: Bytes) -> Result<Bytes, ClusterError> {
-        let key = format!("cfg.{key}");
-        let failed = |reason: String| ClusterError::JetStream {
-            url: self.url.clone(),
-            what: format!("the shared {key}"),
-            reason,
-        };
-        match self.nicks.create(&key, proposal.clone()).await {
-            Ok(_) => Ok(proposal),
-            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .nicks
-                .get(&key)
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .ok_or_else(|| failed("it vanished while being read".into())),
-            Err(err) => Err(failed(err.to_string())),
-        }
-    }
-
     /// Claim a nick for `uid` across the cluster.
     pub async fn claim(&self, folded: &str, uid: &str) -> Result<(), ClaimError> {
         let key = nick_key(folded);

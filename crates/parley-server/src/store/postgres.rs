@@ -111,6 +111,12 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until derived from a password.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
+    // 5: secrets every node of a cluster must share (the SCRAM secret), kept in the database
+    // the nodes already trust rather than on the bus.
+    "CREATE TABLE shared_secrets (
+        name  TEXT  PRIMARY KEY,
+        value BYTEA NOT NULL
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -296,6 +302,27 @@ impl PostgresStore {
         answer
             .recv()
             .map_err(|_| StoreError::Backend("the PostgreSQL connection thread stopped".into()))?
+    }
+}
+
+impl PostgresStore {
+    /// One value of `name` for every node using this database: the first node's `proposal` is
+    /// kept, and every node (that one included) gets what is kept.
+    pub fn shared_secret(&self, name: &str, proposal: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, proposal) = (name.to_owned(), proposal.to_vec());
+        self.call_idempotent(move |client| {
+            client
+                .execute(
+                    "INSERT INTO shared_secrets (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &proposal],
+                )
+                .map_err(backend)?;
+            client
+                .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
+                .and_then(|row| row.try_get(0))
+                .map_err(backend)
+        })
     }
 }
 
