@@ -386,3 +386,32 @@ async fn the_scram_secret_stays_off_the_bus() {
         "the nodes answer an unknown name with different salts"
     );
 }
+
+/// The nodes reach nats-server over TLS, trusting only the configured CA and presenting a
+/// client certificate; a client with the right password but no certificate is turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_reach_the_bus_over_tls_with_client_certificates() {
+    let Some(cluster) = Cluster::start_tls(2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.send("PRIVMSG bob :over tls").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :over tls")
+        .await;
+
+    let tls = cluster.tls.as_ref().expect("a TLS cluster");
+    let without_certificate = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::with_user_and_password("n3".into(), node_password("n3"))
+            .add_root_certificates(tls.ca.clone())
+            .require_tls(true)
+            .connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(without_certificate, Ok(Ok(_))),
+        "nats-server let a client without a certificate in"
+    );
+}

@@ -102,11 +102,12 @@ impl NatsServer {
     /// Start one for the cluster prefix `parley`, or `None` (the test skips) when nats-server
     /// is not installed.
     pub async fn start() -> Option<NatsServer> {
-        Self::start_for("parley").await
+        Self::start_for("parley", None).await
     }
 
-    /// Start one whose users are the nodes of the cluster with `prefix`.
-    pub async fn start_for(prefix: &str) -> Option<NatsServer> {
+    /// Start one whose users are the nodes of the cluster with `prefix`; with `tls`, it takes
+    /// only TLS connections with a client certificate from that CA.
+    pub async fn start_for(prefix: &str, tls: Option<&NatsTls>) -> Option<NatsServer> {
         let Some(binary) = nats_server_binary() else {
             return skip(
                 "nats-server is not installed",
@@ -119,7 +120,10 @@ impl NatsServer {
             dir: tempfile::tempdir().expect("temp dir for nats-server"),
             child: None,
         };
-        let config = documented_config(prefix, &nats.dir.path().join("jetstream"));
+        let mut config = documented_config(prefix, &nats.dir.path().join("jetstream"));
+        if let Some(tls) = tls {
+            config.push_str(&tls.server_block());
+        }
         nats.start_with(config).await
     }
 
@@ -253,12 +257,91 @@ pub struct Cluster {
     pub nats_url: String,
     pub postgres_url: String,
     pub prefix: String,
+    /// The certificates, when the nodes reach the bus over TLS.
+    pub tls: Option<NatsTls>,
+}
+
+/// A test CA and the certificates it signed for TLS to nats-server, as PEM files in a temp dir.
+pub struct NatsTls {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsTls {
+    /// A CA, nats-server's certificate for 127.0.0.1 and one client certificate the nodes share.
+    pub fn generate() -> NatsTls {
+        let dir = tempfile::tempdir().expect("temp dir for certificates");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "parley test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write a PEM file");
+            path
+        };
+        let leaf = |cert_name: &str, key_name: &str, names: &[&str]| {
+            let key = rcgen::KeyPair::generate().expect("leaf key");
+            let params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("leaf params");
+            let cert = params.signed_by(&key, &ca).expect("sign a leaf");
+            (
+                write(cert_name, cert.pem()),
+                write(key_name, key.serialize_pem()),
+            )
+        };
+        let (server_cert, server_key) =
+            leaf("server.pem", "server-key.pem", &["127.0.0.1", "localhost"]);
+        let (client_cert, client_key) = leaf("client.pem", "client-key.pem", &["parley-node"]);
+        let ca_path = write("ca.pem", ca.as_ref().pem());
+        NatsTls {
+            ca: ca_path,
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+            _dir: dir,
+        }
+    }
+
+    /// The nats-server config block that requires TLS and a client certificate from this CA.
+    fn server_block(&self) -> String {
+        format!(
+            "\ntls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\n",
+            self.server_cert.display().to_string(),
+            self.server_key.display().to_string(),
+            self.ca.display().to_string(),
+        )
+    }
 }
 
 impl Cluster {
     /// `n` in-process nodes on a nats-server of their own; `change(i, config)` adjusts node i's
     /// config last. `None` (after saying why) when nats-server or PostgreSQL is missing.
     pub async fn start(n: usize, change: impl Fn(usize, &mut Config)) -> Option<Cluster> {
+        Self::start_maybe_tls(n, None, change).await
+    }
+
+    /// Like [`Cluster::start`], with the nodes reaching nats-server over TLS, each presenting
+    /// a client certificate nats-server verifies.
+    pub async fn start_tls(n: usize) -> Option<Cluster> {
+        Self::start_maybe_tls(n, Some(NatsTls::generate()), |_, _| {}).await
+    }
+
+    async fn start_maybe_tls(
+        n: usize,
+        tls: Option<NatsTls>,
+        change: impl Fn(usize, &mut Config),
+    ) -> Option<Cluster> {
         if postgres::server_suite_on_postgres() {
             // CI's second pass runs every server test again on PostgreSQL; a cluster is on
             // PostgreSQL already, so running it twice would prove nothing new.
@@ -274,13 +357,18 @@ impl Cluster {
                 "run `export PARLEY_TEST_POSTGRES_URL=$(bash scripts/postgres-test-setup.sh)`",
             );
         };
-        let nats = NatsServer::start_for(&prefix).await?;
+        let nats = NatsServer::start_for(&prefix, tls.as_ref()).await?;
+        let nats_url = match tls {
+            Some(_) => nats.url().replace("nats://", "tls://"),
+            None => nats.url(),
+        };
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
-            nats_url: nats.url(),
+            nats_url,
             nats: Some(nats),
             postgres_url,
             prefix,
+            tls,
         };
         for i in 0..n {
             let node = TestServer::start_with(|config| {
@@ -323,6 +411,11 @@ impl Cluster {
         config.cluster.nodes = NODES.map(str::to_owned).to_vec();
         config.cluster.nats_user = node_name.to_owned();
         config.cluster.nats_password = node_password(node_name);
+        if let Some(tls) = &self.tls {
+            config.cluster.nats_tls_ca = tls.ca.display().to_string();
+            config.cluster.nats_tls_cert = tls.client_cert.display().to_string();
+            config.cluster.nats_tls_key = tls.client_key.display().to_string();
+        }
     }
 
     /// A registered client on node `i`.
