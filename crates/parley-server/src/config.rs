@@ -359,7 +359,7 @@ impl Default for WebConfig {
 
 /// `[cluster]`: several parleyd nodes seen by users as one network, sharing live state through
 /// a NATS server (JetStream) and everything stored through one PostgreSQL database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Off by default: one node on its own, as before.
@@ -410,6 +410,31 @@ impl Default for ClusterConfig {
             nats_tls_key: String::new(),
             insecure: false,
         }
+    }
+}
+
+/// By hand, so a debug print of the config never shows the NATS password or token.
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &str| if secret.is_empty() { "" } else { HIDDEN };
+        f.debug_struct("ClusterConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "nats_url",
+                &crate::store::postgres::redact_url(&self.nats_url),
+            )
+            .field("node_name", &self.node_name)
+            .field("lease_secs", &self.lease_secs)
+            .field("prefix", &self.prefix)
+            .field("nodes", &self.nodes)
+            .field("nats_user", &self.nats_user)
+            .field("nats_password", &hidden(&self.nats_password))
+            .field("nats_token", &hidden(&self.nats_token))
+            .field("nats_tls_ca", &self.nats_tls_ca)
+            .field("nats_tls_cert", &self.nats_tls_cert)
+            .field("nats_tls_key", &self.nats_tls_key)
+            .field("insecure", &self.insecure)
+            .finish()
     }
 }
 
@@ -2690,6 +2715,7 @@ mod tests {
             printed.contains("nats_password = \"<hidden>\""),
             "{printed}"
         );
+        assert!(!format!("{config:?}").contains("hunter22"));
         let config = Config::from_toml_str(&format!(
             "{CLUSTER}nats_token = \"s3cret-token\"\nnodes = [\"n1\"]\n"
         ))
