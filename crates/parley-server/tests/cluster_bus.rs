@@ -415,3 +415,44 @@ async fn nodes_reach_the_bus_over_tls_with_client_certificates() {
         "nats-server let a client without a certificate in"
     );
 }
+
+/// A stream made by an older parleyd (every event on `<prefix>.ev`) is widened at start to the
+/// per-node subjects, with the documented permissions, and the nodes then talk as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_event_stream_is_moved_to_per_node_subjects() {
+    use async_nats::jetstream::stream;
+    let Some(mut cluster) = Cluster::start(0, |_, _| {}).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(cluster.nats.as_ref().expect("own bus").admin().await);
+    let name = format!("{}_EVENTS", cluster.prefix);
+    js.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{}.ev", cluster.prefix)],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(3600),
+        max_bytes: 1 << 30,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("the old stream");
+    cluster.add_node().await;
+    cluster.add_node().await;
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.send("PRIVMSG bob :after the upgrade").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :after the upgrade")
+        .await;
+    let info = js
+        .get_stream(&name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(info.subjects, vec![format!("{}.ev.*", cluster.prefix)]);
+}

@@ -381,6 +381,14 @@ impl Cluster {
         Some(cluster)
     }
 
+    /// Start the next in-process node (`n{k}` for the k-th), for a test that prepares the bus
+    /// before any node is there.
+    pub async fn add_node(&mut self) {
+        let name = format!("n{}", self.nodes.len() + 1);
+        let node = TestServer::start_with(|config| self.configure(config, &name)).await;
+        self.nodes.push(node);
+    }
+
     /// The bus this cluster started.
     pub fn nats_mut(&mut self) -> &mut NatsServer {
         self.nats
