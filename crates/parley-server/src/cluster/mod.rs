@@ -46,6 +46,8 @@ const OUTBOX: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
 /// Most stream entries applied before the writers they fed are woken.
 const FOLLOW_BATCH: usize = 256;
+/// Most sender names remembered (and logged) for sending what they may not.
+const REFUSED_NAMES: usize = 64;
 /// How long a starting node collects its peers' snapshots.
 const SYNC_WINDOW: Duration = Duration::from_millis(750);
 
@@ -548,9 +550,15 @@ impl Cluster {
     /// Drop what `node` sent and may not have, counted, and logged once per sending name.
     fn refuse(&self, node: &str, what: &str) {
         crate::metrics::record_cluster_refused();
-        if self.refused.lock().insert(node.to_string()) {
+        let first = {
+            let mut refused = self.refused.lock();
+            // The name comes from the sender: past a few, stop remembering (and logging) them,
+            // so made-up names cannot grow memory or the log.
+            refused.len() < REFUSED_NAMES && refused.insert(node.to_string())
+        };
+        if first {
             tracing::warn!(
-                %node,
+                node = %node.escape_debug(),
                 what,
                 "cluster: dropped what a sender may not send (logged once per sender; counted in \
                  parley_cluster_events_refused_total); check cluster.nodes and the NATS permissions"
