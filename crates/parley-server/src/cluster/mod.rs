@@ -20,6 +20,7 @@
 
 pub mod apply;
 pub mod event;
+mod trust;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,7 @@ use crate::outbound::{HeldWakes, Outbound};
 use crate::server::Shared;
 use crate::state::ClientId;
 use event::{Envelope, Event, Snapshot, Uid};
+use trust::{actor, last_token, uid_node};
 
 /// Events waiting to be published. Past this, a node whose bus is down delivers locally and the
 /// rest of the cluster misses the overflow (docs/cluster.md, "bus down").
@@ -129,41 +131,6 @@ pub struct Cluster {
 
 fn subject(prefix: &str, what: &str) -> String {
     format!("{prefix}.{what}")
-}
-
-/// The last token of a subject: the node that published it, on every subject nodes publish on.
-fn last_token(subject: &str) -> &str {
-    subject.rsplit('.').next().unwrap_or_default()
-}
-
-/// The node whose uid this is (user-level events must come from that node).
-fn uid_node(uid: &str) -> Option<&str> {
-    event::uid_origin(uid).map(|(node, _)| node)
-}
-
-/// The user a user-level event is about, which only that user's node may announce. None for
-/// events one node may send about another's users (an operator's KILL, a KICK, an INVITE), for
-/// bans, and for NodeDown (checked on its own in [`receive`]).
-fn actor(event: &Event) -> Option<&str> {
-    match event {
-        Event::UserUp { user } => Some(&user.uid),
-        Event::Quit { uid, .. }
-        | Event::Nick { uid, .. }
-        | Event::Account { uid, .. }
-        | Event::Away { uid, .. }
-        | Event::Join { uid, .. }
-        | Event::Part { uid, .. }
-        | Event::Topic { uid, .. }
-        | Event::Mode { uid, .. }
-        | Event::Message { uid, .. }
-        | Event::UserModes { uid, .. } => Some(uid),
-        Event::Kick { by, .. } => Some(by),
-        Event::Invite { .. }
-        | Event::Kill { .. }
-        | Event::ServerBanAdded { .. }
-        | Event::ServerBanRemoved { .. }
-        | Event::NodeDown { .. } => None,
-    }
 }
 
 /// The client options for the bus: credentials and TLS from `[cluster]`.
