@@ -456,3 +456,38 @@ async fn an_older_event_stream_is_moved_to_per_node_subjects() {
         .clone();
     assert_eq!(info.subjects, vec![format!("{}.ev.*", cluster.prefix)]);
 }
+
+/// A SCRAM secret an older version left in the nick bucket (readable by anyone on its open bus)
+/// is removed when a node of this version starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scram_secret_left_on_the_bus_is_removed() {
+    use async_nats::jetstream::stream;
+    let Some(mut cluster) = Cluster::start(0, |_, _| {}).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(cluster.nats.as_ref().expect("own bus").admin().await);
+    let bucket = format!("{}_nicks", cluster.prefix);
+    // The bucket as a node makes it (see Cluster::connect).
+    js.create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("the old bucket");
+    let kv = js.get_key_value(&bucket).await.expect("the bucket");
+    kv.put("cfg.scram-secret", Bytes::from(vec![7u8; 32]))
+        .await
+        .expect("the old secret");
+    cluster.add_node().await;
+    let left = kv.get("cfg.scram-secret").await.expect("read the bucket");
+    assert!(left.is_none(), "the old SCRAM secret is still on the bus");
+}

@@ -48,6 +48,8 @@ const OUTBOX: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
 /// Most stream entries applied before the writers they fed are woken.
 const FOLLOW_BATCH: usize = 256;
+/// Where versions before the SCRAM secret moved to PostgreSQL kept it in the nick bucket.
+const OLD_SCRAM_SECRET_KEY: &str = "cfg.scram-secret";
 /// Most sender names remembered (and logged) for sending what they may not.
 const REFUSED_NAMES: usize = 64;
 /// How long a starting node collects its peers' snapshots.
@@ -281,6 +283,15 @@ impl Cluster {
             .get_key_value(bucket)
             .await
             .map_err(|e| refused("the nick bucket", e.to_string()))?;
+        // Earlier versions kept the SCRAM secret here, readable by anyone on the bus: gone.
+        if let Ok(Some(_)) = nicks.get(OLD_SCRAM_SECRET_KEY).await {
+            match nicks.purge(OLD_SCRAM_SECRET_KEY).await {
+                Ok(()) => tracing::info!("removed the old SCRAM secret from the nick bucket"),
+                Err(err) => {
+                    tracing::warn!(%err, "could not remove the old SCRAM secret from the nick bucket; delete key cfg.scram-secret by hand")
+                }
+            }
+        }
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(|e| ClusterError::Connect {
             url: url.clone(),
