@@ -348,11 +348,13 @@ pub fn parleyd_config(
             String::new(),
             String::new(),
         ),
+        // The bench's own nats-server listens on loopback for one run and has no users, so
+        // the nodes say `insecure` (docs/cluster.md has the secured setup).
         Some(node) => (
             format!("{}.bench.parley.test", node.node_name),
             "store = \"postgres\"\n".to_string(),
             format!(
-                "\n[cluster]\nenabled = true\nnats_url = {}\nnode_name = {}\nlease_secs = 10\nprefix = {}\n",
+                "\n[cluster]\nenabled = true\ninsecure = true\nnats_url = {}\nnode_name = {}\nlease_secs = 10\nprefix = {}\n",
                 toml_string(&node.nats_url),
                 toml_string(&node.node_name),
                 toml_string(&node.prefix),

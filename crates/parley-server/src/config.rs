@@ -375,7 +375,7 @@ impl Default for WebConfig {
 
 /// `[cluster]`: several parleyd nodes seen by users as one network, sharing live state through
 /// a NATS server (JetStream) and everything stored through one PostgreSQL database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Off by default: one node on its own, as before.
@@ -390,6 +390,23 @@ pub struct ClusterConfig {
     /// Prefix of the JetStream stream and key-value buckets, so several clusters can share
     /// one NATS server.
     pub prefix: String,
+    /// Every node's name: events, heartbeats and snapshots from any other name are dropped.
+    pub nodes: Vec<String>,
+    /// This node's NATS user (with `nats_password`); each node should have its own, whose
+    /// permissions let it publish only as itself (docs/cluster.md).
+    pub nats_user: String,
+    /// Secret: never printed or logged. Best kept in `PARLEY_CLUSTER__NATS_PASSWORD`.
+    pub nats_password: String,
+    /// A NATS token instead of a user and password. Secret, like `nats_password`.
+    pub nats_token: String,
+    /// PEM CA file that signs the NATS server's certificate; setting it requires TLS to NATS.
+    pub nats_tls_ca: String,
+    /// PEM client certificate (with `nats_tls_key`) this node presents to NATS.
+    pub nats_tls_cert: String,
+    pub nats_tls_key: String,
+    /// Run without NATS credentials or a list of nodes: anyone who reaches NATS can read and
+    /// forge every event. Only for a private test network.
+    pub insecure: bool,
 }
 
 impl Default for ClusterConfig {
@@ -400,7 +417,40 @@ impl Default for ClusterConfig {
             node_name: String::new(),
             lease_secs: 10,
             prefix: "parley".to_owned(),
+            nodes: Vec::new(),
+            nats_user: String::new(),
+            nats_password: String::new(),
+            nats_token: String::new(),
+            nats_tls_ca: String::new(),
+            nats_tls_cert: String::new(),
+            nats_tls_key: String::new(),
+            insecure: false,
         }
+    }
+}
+
+/// By hand, so a debug print of the config never shows the NATS password or token.
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &str| if secret.is_empty() { "" } else { HIDDEN };
+        f.debug_struct("ClusterConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "nats_url",
+                &crate::store::postgres::redact_url(&self.nats_url),
+            )
+            .field("node_name", &self.node_name)
+            .field("lease_secs", &self.lease_secs)
+            .field("prefix", &self.prefix)
+            .field("nodes", &self.nodes)
+            .field("nats_user", &self.nats_user)
+            .field("nats_password", &hidden(&self.nats_password))
+            .field("nats_token", &hidden(&self.nats_token))
+            .field("nats_tls_ca", &self.nats_tls_ca)
+            .field("nats_tls_cert", &self.nats_tls_cert)
+            .field("nats_tls_key", &self.nats_tls_key)
+            .field("insecure", &self.insecure)
+            .finish()
     }
 }
 
@@ -471,6 +521,9 @@ pub const RELOADABLE: &[(&str, &str)] = &[
     ("operators", "broadcast"),
     ("operators", "broadcast_interval_secs"),
 ];
+
+/// What `--print-config` shows instead of a NATS password or token that is set.
+pub const HIDDEN: &str = "<hidden>";
 
 /// Prefix of the environment variables that override config keys: `PARLEY_SECTION__KEY=value`.
 pub const ENV_PREFIX: &str = "PARLEY_";
@@ -1080,12 +1133,163 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "Prefix of the JetStream stream and buckets, so clusters can share a NATS server.",
     ),
     (
+        "cluster",
+        "nodes",
+        "Every node's name, this one's included, e.g. [\"n1\", \"n2\"]. Events, heartbeats\n\
+         and snapshots from any other name are dropped. Required unless insecure = true.",
+    ),
+    (
+        "cluster",
+        "nats_user",
+        "This node's own NATS user; its permissions in nats-server let it publish only\n\
+         as this node (docs/cluster.md has the nats-server config).",
+    ),
+    (
+        "cluster",
+        "nats_password",
+        "The NATS user's password. Keep it out of this file: set\n\
+         PARLEY_CLUSTER__NATS_PASSWORD in the environment. Never printed.",
+    ),
+    (
+        "cluster",
+        "nats_token",
+        "A NATS token instead of nats_user and nats_password (PARLEY_CLUSTER__NATS_TOKEN).\n\
+         Never printed.",
+    ),
+    (
+        "cluster",
+        "nats_tls_ca",
+        "PEM file of the CA that signed the NATS server's certificate; set, it makes TLS\n\
+         to NATS required.",
+    ),
+    (
+        "cluster",
+        "nats_tls_cert",
+        "PEM client certificate this node presents to NATS (with nats_tls_key); nats-server\n\
+         can map it to the node's user (verify_and_map).",
+    ),
+    (
+        "cluster",
+        "nats_tls_key",
+        "PEM private key of nats_tls_cert.",
+    ),
+    (
+        "cluster",
+        "insecure",
+        "Run without NATS credentials and without a list of nodes. Anyone who reaches the\n\
+         NATS server then reads every private message and can forge any event: only for a\n\
+         private test network.",
+    ),
+    (
         "log",
         "level",
         "One of trace, debug, info, warn, error, off; or tracing filter directives\n\
          such as \"info,parley_server=debug\".",
     ),
 ];
+
+/// How a node proves itself to NATS, and whom it listens to: credentials and the node list are
+/// required unless `insecure` says the bus is a private test network.
+fn check_nats_access(
+    cluster: &ClusterConfig,
+    name_ok: impl Fn(&str) -> bool,
+) -> Result<(), Invalid> {
+    let authority = cluster
+        .nats_url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or_default());
+    if authority.contains('@') {
+        return Err(Invalid::new(
+            "cluster.nats_url",
+            "the NATS client does not use credentials written in the URL; remove them and set \
+             cluster.nats_user with PARLEY_CLUSTER__NATS_PASSWORD (or PARLEY_CLUSTER__NATS_TOKEN)"
+                .to_owned(),
+        ));
+    }
+    if cluster.nats_user.is_empty() != cluster.nats_password.is_empty() {
+        let missing = if cluster.nats_user.is_empty() {
+            "cluster.nats_user"
+        } else {
+            "cluster.nats_password"
+        };
+        return Err(Invalid::new(
+            missing,
+            "set both cluster.nats_user and cluster.nats_password (or neither)".to_owned(),
+        ));
+    }
+    if !cluster.nats_user.is_empty() && !cluster.nats_token.is_empty() {
+        return Err(Invalid::new(
+            "cluster.nats_token",
+            "set either a token or cluster.nats_user and cluster.nats_password, not both"
+                .to_owned(),
+        ));
+    }
+    if cluster.nats_tls_cert.is_empty() != cluster.nats_tls_key.is_empty() {
+        let missing = if cluster.nats_tls_cert.is_empty() {
+            "cluster.nats_tls_cert"
+        } else {
+            "cluster.nats_tls_key"
+        };
+        return Err(Invalid::new(
+            missing,
+            "a client certificate needs both cluster.nats_tls_cert and cluster.nats_tls_key"
+                .to_owned(),
+        ));
+    }
+    for (key, path) in [
+        ("cluster.nats_tls_ca", &cluster.nats_tls_ca),
+        ("cluster.nats_tls_cert", &cluster.nats_tls_cert),
+        ("cluster.nats_tls_key", &cluster.nats_tls_key),
+    ] {
+        if !path.is_empty() && !Path::new(path).is_file() {
+            return Err(Invalid::new(
+                key,
+                format!("{path:?} is not a readable file; give the path of a PEM file"),
+            ));
+        }
+    }
+    if let Some(at) = cluster.nodes.iter().position(|n| !name_ok(n)) {
+        return Err(Invalid {
+            key: "cluster.nodes",
+            item: Some(at),
+            message: "a node name is 1 to 32 letters, digits, - or _".to_owned(),
+        });
+    }
+    if cluster.insecure {
+        return Ok(());
+    }
+    let authenticated = !cluster.nats_user.is_empty()
+        || !cluster.nats_token.is_empty()
+        || !cluster.nats_tls_cert.is_empty();
+    if !authenticated {
+        return Err(Invalid::new(
+            "cluster.nats_user",
+            "a cluster node must log in to NATS, or anyone who reaches it reads every private \
+             message and forges any event: set cluster.nats_user and \
+             PARLEY_CLUSTER__NATS_PASSWORD (or nats_token, or nats_tls_cert and nats_tls_key), \
+             or cluster.insecure = true on a private test network (docs/cluster.md)"
+                .to_owned(),
+        ));
+    }
+    if cluster.nodes.is_empty() {
+        return Err(Invalid::new(
+            "cluster.nodes",
+            "list every node's name, e.g. [\"n1\", \"n2\"], so events from no other name are \
+             accepted (or set cluster.insecure = true on a private test network)"
+                .to_owned(),
+        ));
+    }
+    if !cluster.nodes.contains(&cluster.node_name) {
+        return Err(Invalid::new(
+            "cluster.nodes",
+            format!(
+                "it does not name this node ({:?}); list every node, this one included",
+                cluster.node_name
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// A validation failure before it is given a file and line: the dotted key, which element of a list
 /// (if the key is a list), and what is wrong.
@@ -1137,6 +1341,14 @@ impl Config {
         printable.accounts.postgres_url =
             crate::store::postgres::redact_url(&self.accounts.postgres_url);
         printable.cluster.nats_url = crate::store::postgres::redact_url(&self.cluster.nats_url);
+        for secret in [
+            &mut printable.cluster.nats_password,
+            &mut printable.cluster.nats_token,
+        ] {
+            if !secret.is_empty() {
+                *secret = HIDDEN.to_owned();
+            }
+        }
         let values = toml::Table::try_from(&printable)
             .expect("a Config with a UTF-8 data_dir always serializes to a TOML table");
         let defaults = default_table();
@@ -1351,6 +1563,7 @@ impl Config {
                     format!("{} is out of range; use 2 to 3600", cluster.lease_secs),
                 ));
             }
+            check_nats_access(cluster, name_ok)?;
         }
         if accounts.min_password_len == 0 || accounts.min_password_len > accounts.max_password_len {
             return Err(Invalid::new(
@@ -2470,7 +2683,7 @@ mod tests {
     /// environment together are not, and a bad override is named by its variable.
     #[test]
     fn a_file_is_checked_together_with_the_environment() {
-        let text = "[accounts]\nstore = \"postgres\"\n\n[cluster]\nenabled = true\nnode_name = \"n1\"\nnats_url = \"nats://u:secret@127.0.0.1:4222\"\n";
+        let text = "[accounts]\nstore = \"postgres\"\n\n[cluster]\nenabled = true\nnode_name = \"n1\"\nnodes = [\"n1\"]\nnats_user = \"n1\"\n";
         let env = |pairs: &[(&str, &str)]| {
             let pairs: Vec<(String, String)> = pairs
                 .iter()
@@ -2481,14 +2694,18 @@ mod tests {
         let config = parse_then(
             text,
             None,
-            env(&[(
-                "PARLEY_ACCOUNTS__POSTGRES_URL",
-                "postgres://p:pw@127.0.0.1/p",
-            )]),
+            env(&[
+                (
+                    "PARLEY_ACCOUNTS__POSTGRES_URL",
+                    "postgres://p:pw@127.0.0.1/p",
+                ),
+                ("PARLEY_CLUSTER__NATS_PASSWORD", "nats-secret"),
+            ]),
         )
-        .expect("the environment supplies the URL");
+        .expect("the environment supplies the URL and the NATS password");
         assert_eq!(config.accounts.postgres_url, "postgres://p:pw@127.0.0.1/p");
-        assert!(!config.to_commented_toml().contains("u:secret"));
+        assert_eq!(config.cluster.nats_password, "nats-secret");
+        assert!(!config.to_commented_toml().contains("nats-secret"));
         match parse_then(text, None, env(&[])) {
             Err(ConfigError::InvalidValue { key, .. }) => assert_eq!(key, "accounts.postgres_url"),
             other => panic!("expected the missing URL, got {other:?}"),
@@ -2498,6 +2715,7 @@ mod tests {
             None,
             env(&[
                 ("PARLEY_ACCOUNTS__POSTGRES_URL", "postgres://p@127.0.0.1/p"),
+                ("PARLEY_CLUSTER__NATS_PASSWORD", "nats-secret"),
                 ("PARLEY_CLUSTER__NODE_NAME", "no spaces allowed"),
             ]),
         ) {
@@ -2518,5 +2736,68 @@ mod tests {
             "[accounts]\nstore = \"postgres\"\npostgres_url = \"postgres://p@h/d\"\n[cluster]\nenabled = true\nnode_name = \"n1\"\nlease_secs = 1\n",
         );
         assert_eq!((key.as_str(), line), ("cluster.lease_secs", 7));
+    }
+
+    const CLUSTER: &str = "[accounts]\nstore = \"postgres\"\npostgres_url = \"postgres://p@h/d\"\n[cluster]\nenabled = true\nnode_name = \"n1\"\n";
+
+    #[test]
+    fn a_cluster_needs_nats_credentials_and_its_nodes_unless_insecure() {
+        let (key, _, message) = invalid(CLUSTER);
+        assert_eq!(key, "cluster.nats_user");
+        assert!(message.contains("cluster.insecure"), "{message}");
+        let (key, _, _) = invalid(&format!("{CLUSTER}nats_token = \"t\"\n"));
+        assert_eq!(key, "cluster.nodes");
+        let (key, _, message) =
+            invalid(&format!("{CLUSTER}nats_token = \"t\"\nnodes = [\"n2\"]\n"));
+        assert_eq!(key, "cluster.nodes");
+        assert!(message.contains("\"n1\""), "{message}");
+        let (key, _, _) = invalid(&format!("{CLUSTER}nats_user = \"n1\"\nnodes = [\"n1\"]\n"));
+        assert_eq!(key, "cluster.nats_password");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}nats_user = \"n1\"\nnats_password = \"p\"\nnats_token = \"t\"\nnodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_token");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}nats_token = \"t\"\nnodes = [\"n1\"]\nnats_tls_cert = \"/etc/hostname\"\n"
+        ));
+        assert_eq!(key, "cluster.nats_tls_key");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}nats_token = \"t\"\nnodes = [\"n1\"]\nnats_tls_ca = \"/no/such/ca.pem\"\n"
+        ));
+        assert_eq!(key, "cluster.nats_tls_ca");
+        let (key, _, message) = invalid(&format!(
+            "{CLUSTER}insecure = true\nnats_url = \"nats://u:pw@127.0.0.1:4222\"\n"
+        ));
+        assert_eq!(key, "cluster.nats_url");
+        assert!(
+            message.contains("PARLEY_CLUSTER__NATS_PASSWORD"),
+            "{message}"
+        );
+        Config::from_toml_str(&format!("{CLUSTER}insecure = true\n"))
+            .expect("insecure is explicit");
+        Config::from_toml_str(&format!(
+            "{CLUSTER}nats_token = \"t\"\nnodes = [\"n1\", \"n2\"]\n"
+        ))
+        .expect("a token and the nodes");
+    }
+
+    #[test]
+    fn nats_secrets_are_never_printed() {
+        let config = Config::from_toml_str(&format!(
+            "{CLUSTER}nats_user = \"n1\"\nnats_password = \"hunter22\"\nnodes = [\"n1\"]\n"
+        ))
+        .expect("valid");
+        let printed = config.to_commented_toml();
+        assert!(!printed.contains("hunter22"), "{printed}");
+        assert!(
+            printed.contains("nats_password = \"<hidden>\""),
+            "{printed}"
+        );
+        assert!(!format!("{config:?}").contains("hunter22"));
+        let config = Config::from_toml_str(&format!(
+            "{CLUSTER}nats_token = \"s3cret-token\"\nnodes = [\"n1\"]\n"
+        ))
+        .expect("valid");
+        assert!(!config.to_commented_toml().contains("s3cret-token"));
     }
 }

@@ -81,6 +81,30 @@ fn parse_addrs(texts: &[String]) -> Result<Vec<SocketAddr>, StartError> {
         .collect()
 }
 
+/// The SCRAM secret of a cluster: every node must answer an unknown name alike, or comparing
+/// nodes would tell it apart. It lives in the database the nodes share, never on the bus; the
+/// first node's proposal is kept. The proposal is fresh rather than the node's own file, which
+/// earlier versions published on the bus where anyone could read it.
+fn shared_scram_secret(config: &Config) -> Result<accounts::ScramSecret, StartError> {
+    let fail = |reason: String| StartError::Store(store::StoreError::Backend(reason));
+    let mut proposal = [0u8; parley_proto::scram::KEY_LEN];
+    getrandom::fill(&mut proposal).map_err(|e| {
+        fail(format!(
+            "no OS random source for the shared SCRAM secret: {e}"
+        ))
+    })?;
+    let database = store::postgres::PostgresStore::open(&config.accounts.postgres_url)?;
+    let agreed = database.shared_secret(accounts::SECRET_FILE, &proposal)?;
+    accounts::ScramSecret::from_bytes(&agreed).ok_or_else(|| {
+        fail(format!(
+            "the shared {} in table shared_secrets is not {} bytes; delete that row and \
+             restart every node",
+            accounts::SECRET_FILE,
+            parley_proto::scram::KEY_LEN
+        ))
+    })
+}
+
 /// Bind the configured listeners and start serving on the current tokio runtime.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let plain = listener::bind_all(&parse_addrs(&config.listen.plain)?).await?;
@@ -121,19 +145,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         None
     };
-    let mut scram_secret = accounts::ScramSecret::load_or_create(&config.server.data_dir)?;
-    if let Some(cluster) = &cluster {
-        // Every node must answer an unknown name alike, or comparing nodes would tell it apart.
-        let agreed = cluster
-            .agree(
-                "scram-secret",
-                bytes::Bytes::copy_from_slice(scram_secret.bytes()),
-            )
-            .await?;
-        if let Some(secret) = accounts::ScramSecret::from_bytes(&agreed) {
-            scram_secret = secret;
-        }
-    }
+    let scram_secret = if cluster.is_some() {
+        shared_scram_secret(&config)?
+    } else {
+        accounts::ScramSecret::load_or_create(&config.server.data_dir)?
+    };
     let accounts = accounts::Accounts::new(store::open_default(&config)?, &config)
         .with_scram_secret(scram_secret);
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -33,6 +33,7 @@ pub const HISTORY_HELD: &str = "parley_history_held";
 pub const HISTORY_WRITE_FAILURES: &str = "parley_history_write_failures_total";
 pub const CLUSTER_EVENTS: &str = "parley_cluster_events_total";
 pub const CLUSTER_DROPPED: &str = "parley_cluster_events_dropped_total";
+pub const CLUSTER_REFUSED: &str = "parley_cluster_events_refused_total";
 
 /// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
 const STORE_WRITE_BUCKETS: &[f64] = &[
@@ -68,6 +69,7 @@ struct Handles {
     history_write_failures: Counter,
     cluster_events: Counter,
     cluster_dropped: Counter,
+    cluster_refused: Counter,
 }
 
 static HANDLES: OnceLock<Result<Handles, String>> = OnceLock::new();
@@ -115,6 +117,7 @@ fn install() -> Result<&'static Handles, MetricsError> {
                 history_write_failures: metrics::counter!(HISTORY_WRITE_FAILURES),
                 cluster_events: metrics::counter!(CLUSTER_EVENTS),
                 cluster_dropped: metrics::counter!(CLUSTER_DROPPED),
+                cluster_refused: metrics::counter!(CLUSTER_REFUSED),
             })
         })
         .as_ref()
@@ -163,6 +166,11 @@ fn describe() {
         CLUSTER_DROPPED,
         "Cluster events only local users got: the outbox was full while the bus was down."
     );
+    describe_counter!(
+        CLUSTER_REFUSED,
+        "Cluster events, heartbeats and snapshots dropped: from a node not in cluster.nodes, \
+         in another node's name, or about another node's users."
+    );
 }
 
 pub fn record_cluster_event() {
@@ -174,6 +182,12 @@ pub fn record_cluster_event() {
 pub fn record_cluster_dropped() {
     if let Some(h) = handles() {
         h.cluster_dropped.increment(1);
+    }
+}
+
+pub fn record_cluster_refused() {
+    if let Some(h) = handles() {
+        h.cluster_refused.increment(1);
     }
 }
 

@@ -74,7 +74,7 @@ async fn nats_harness_starts_stops_and_restarts_with_its_data() {
         "JetStream is on: {info}"
     );
 
-    let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect"));
+    let js = jetstream::new(nats.admin().await);
     js.create_stream(jetstream::stream::Config {
         name: "harness".into(),
         subjects: vec!["harness.>".into()],
@@ -99,7 +99,7 @@ async fn nats_harness_starts_stops_and_restarts_with_its_data() {
     nats.restart().await;
     let info = nats_greeting(nats.port()).await;
     assert!(info.starts_with("INFO "), "{info}");
-    let js = jetstream::new(async_nats::connect(nats.url()).await.expect("reconnect"));
+    let js = jetstream::new(nats.admin().await);
     let mut stream = js
         .get_stream("harness")
         .await

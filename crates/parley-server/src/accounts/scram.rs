@@ -49,7 +49,7 @@ impl fmt::Debug for ScramSecret {
 }
 
 impl ScramSecret {
-    /// The secret's bytes, for nodes of a cluster to agree on one (see `cluster::Cluster::agree`).
+    /// The secret's bytes, for nodes of a cluster to agree on one (the `shared_secrets` table).
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }

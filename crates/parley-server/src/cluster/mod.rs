@@ -9,14 +9,20 @@
 //! - plain NATS subjects carry heartbeats (a node's lease) and the snapshots a starting node
 //!   asks its peers for.
 //!
+//! Every subject a node publishes on ends in its own name (`<prefix>.ev.<node>`,
+//! `<prefix>.hb.<node>`, `<prefix>.snap.<asker>.<node>`), so nats-server permissions can let each
+//! node speak only as itself; what arrives is checked against its subject and the configured
+//! `nodes`, and a user-level event must be about a user of the node that sent it.
+//!
 //! Stored things (accounts, history, bans, registered channels) live in the one PostgreSQL
 //! database every node uses; a message is committed there before it is published, so what was
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
 pub mod apply;
 pub mod event;
+mod trust;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +39,7 @@ use crate::outbound::{HeldWakes, Outbound};
 use crate::server::Shared;
 use crate::state::ClientId;
 use event::{Envelope, Event, Snapshot, Uid};
+use trust::{actor, last_token, uid_node};
 
 /// Events waiting to be published. Past this, a node whose bus is down delivers locally and the
 /// rest of the cluster misses the overflow (docs/cluster.md, "bus down").
@@ -41,6 +48,10 @@ const OUTBOX: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
 /// Most stream entries applied before the writers they fed are woken.
 const FOLLOW_BATCH: usize = 256;
+/// Where versions before the SCRAM secret moved to PostgreSQL kept it in the nick bucket.
+const OLD_SCRAM_SECRET_KEY: &str = "cfg.scram-secret";
+/// Most sender names remembered (and logged) for sending what they may not.
+const REFUSED_NAMES: usize = 64;
 /// How long a starting node collects its peers' snapshots.
 const SYNC_WINDOW: Duration = Duration::from_millis(750);
 
@@ -48,7 +59,9 @@ const SYNC_WINDOW: Duration = Duration::from_millis(750);
 pub enum ClusterError {
     #[error("cannot reach the NATS server at {url}: {reason}")]
     Connect { url: String, reason: String },
-    #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js?)")]
+    #[error("cannot use the NATS settings: {0}")]
+    Settings(String),
+    #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js, and do this node's NATS permissions allow it? see docs/cluster.md)")]
     JetStream {
         url: String,
         what: String,
@@ -104,12 +117,59 @@ pub struct Cluster {
     pending: Mutex<HashMap<u64, Local>>,
     /// When each other node (and incarnation) was last heard from.
     peers: Mutex<HashMap<(String, u64), Instant>>,
+    /// The configured node names; empty only in insecure mode, where any name is taken.
+    nodes: HashSet<String>,
+    /// Names already warned about for sending what they may not, so a flood logs once each.
+    refused: Mutex<HashSet<String>>,
     /// Since when the bus connection is up (None while it is down).
     connected_since: Arc<Mutex<Option<Instant>>>,
+    /// When this node last was (or stopped being) cut off from the others: its bus connection
+    /// dropped, or its own heartbeats stopped coming back for a lease. Only then may another
+    /// node's word that this node is down be true.
+    outage: Arc<Mutex<Option<Instant>>>,
+    /// When this node last heard its own heartbeat come back from the bus.
+    own_beat: Mutex<Option<Instant>>,
 }
 
 fn subject(prefix: &str, what: &str) -> String {
     format!("{prefix}.{what}")
+}
+
+/// The client options for the bus: credentials and TLS from `[cluster]`.
+fn connect_options(config: &ClusterConfig) -> Result<async_nats::ConnectOptions, ClusterError> {
+    let mut options = async_nats::ConnectOptions::new();
+    if !config.nats_user.is_empty() {
+        options = options.user_and_password(config.nats_user.clone(), config.nats_password.clone());
+    }
+    if !config.nats_token.is_empty() {
+        options = options.token(config.nats_token.clone());
+    }
+    let readable = |key: &str, path: &str| {
+        if std::path::Path::new(path).is_file() {
+            Ok(std::path::PathBuf::from(path))
+        } else {
+            Err(ClusterError::Settings(format!(
+                "cluster.{key}: {path:?} is not a readable file"
+            )))
+        }
+    };
+    if !config.nats_tls_ca.is_empty() {
+        options = options
+            .add_root_certificates(readable("nats_tls_ca", &config.nats_tls_ca)?)
+            .require_tls(true);
+    }
+    if !config.nats_tls_cert.is_empty() {
+        options = options
+            .add_client_certificate(
+                readable("nats_tls_cert", &config.nats_tls_cert)?,
+                readable("nats_tls_key", &config.nats_tls_key)?,
+            )
+            .require_tls(true);
+    }
+    if config.nats_url.starts_with("tls://") {
+        options = options.require_tls(true);
+    }
+    Ok(options)
 }
 
 /// A nick as a key-value key: the bucket allows only a few characters, so hex.
@@ -130,22 +190,36 @@ impl Cluster {
         let url = crate::store::postgres::redact_url(&config.nats_url);
         let connected_since = Arc::new(Mutex::new(None));
         let flag = connected_since.clone();
+        let outage: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let cut_off = outage.clone();
         let node = config.node_name.clone();
-        let client = async_nats::ConnectOptions::new()
+        if config.insecure {
+            tracing::warn!(
+                "cluster.insecure is set: whoever reaches the NATS server reads every private \
+                 message and can forge any event; use it only on a private test network"
+            );
+        }
+        let client = connect_options(config)?
             .name(format!("parleyd {node}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .event_callback(move |event| {
                 let flag = flag.clone();
+                let cut_off = cut_off.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             tracing::info!("cluster bus connected");
                             *flag.lock() = Some(Instant::now());
+                            let mut outage = cut_off.lock();
+                            if outage.is_some() {
+                                *outage = Some(Instant::now());
+                            }
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("cluster bus disconnected; reconnecting");
                             *flag.lock() = None;
+                            *cut_off.lock() = Some(Instant::now());
                         }
                         other => tracing::debug!(%other, "cluster bus event"),
                     }
@@ -172,7 +246,7 @@ impl Cluster {
         let prefix = config.prefix.clone();
         js.get_or_create_stream(stream::Config {
             name: format!("{prefix}_EVENTS"),
-            subjects: vec![subject(&prefix, "ev")],
+            subjects: vec![subject(&prefix, "ev.*")],
             storage: stream::StorageType::File,
             // The stream is a log of live traffic, not the history (PostgreSQL has that): an hour
             // covers any node's catch-up after a bus restart.
@@ -183,6 +257,9 @@ impl Cluster {
         })
         .await
         .map_err(|e| refused("the event stream", e.to_string()))?;
+        upgrade_event_subjects(&js, &prefix)
+            .await
+            .map_err(|e| refused("the event stream's new subjects", e))?;
         // The bucket's stream is made by hand, as a key-value bucket's is: the client's own
         // `create_key_value` first reads the account's limits, in a form nats-server 2.9 (Debian
         // 12's) does not answer in.
@@ -206,6 +283,15 @@ impl Cluster {
             .get_key_value(bucket)
             .await
             .map_err(|e| refused("the nick bucket", e.to_string()))?;
+        // Earlier versions kept the SCRAM secret here, readable by anyone on the bus: gone.
+        if let Ok(Some(_)) = nicks.get(OLD_SCRAM_SECRET_KEY).await {
+            match nicks.purge(OLD_SCRAM_SECRET_KEY).await {
+                Ok(()) => tracing::info!("removed the old SCRAM secret from the nick bucket"),
+                Err(err) => {
+                    tracing::warn!(%err, "could not remove the old SCRAM secret from the nick bucket; delete key cfg.scram-secret by hand")
+                }
+            }
+        }
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(|e| ClusterError::Connect {
             url: url.clone(),
@@ -231,7 +317,11 @@ impl Cluster {
             dropping: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
+            nodes: config.nodes.iter().cloned().collect(),
+            refused: Mutex::new(HashSet::new()),
             connected_since,
+            outage,
+            own_beat: Mutex::new(None),
         }))
     }
 
@@ -346,27 +436,6 @@ impl Cluster {
         false
     }
 
-    /// One value for every node: the first node to propose `key` sets it, the rest take it. For
-    /// the SCRAM secret, so every node answers an unknown name with the same fake salt.
-    pub async fn agree(&self, key: &str, proposal: Bytes) -> Result<Bytes, ClusterError> {
-        let key = format!("cfg.{key}");
-        let failed = |reason: String| ClusterError::JetStream {
-            url: self.url.clone(),
-            what: format!("the shared {key}"),
-            reason,
-        };
-        match self.nicks.create(&key, proposal.clone()).await {
-            Ok(_) => Ok(proposal),
-            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .nicks
-                .get(&key)
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .ok_or_else(|| failed("it vanished while being read".into())),
-            Err(err) => Err(failed(err.to_string())),
-        }
-    }
-
     /// Claim a nick for `uid` across the cluster.
     pub async fn claim(&self, folded: &str, uid: &str) -> Result<(), ClaimError> {
         let key = nick_key(folded);
@@ -451,6 +520,30 @@ impl Cluster {
         }
     }
 
+    /// Whether `node` may be heard at all: one of the configured nodes (any name when insecure).
+    fn known(&self, node: &str) -> bool {
+        self.nodes.is_empty() || self.nodes.contains(node)
+    }
+
+    /// Drop what `node` sent and may not have, counted, and logged once per sending name.
+    fn refuse(&self, node: &str, what: &str) {
+        crate::metrics::record_cluster_refused();
+        let first = {
+            let mut refused = self.refused.lock();
+            // The name comes from the sender: past a few, stop remembering (and logging) them,
+            // so made-up names cannot grow memory or the log.
+            refused.len() < REFUSED_NAMES && refused.insert(node.to_string())
+        };
+        if first {
+            tracing::warn!(
+                node = %node.escape_debug(),
+                what,
+                "cluster: dropped what a sender may not send (logged once per sender; counted in \
+                 parley_cluster_events_refused_total); check cluster.nodes and the NATS permissions"
+            );
+        }
+    }
+
     fn heard(&self, node: &str, incarnation: u64) {
         if node == self.node && incarnation == self.incarnation {
             return;
@@ -459,6 +552,29 @@ impl Cluster {
             .lock()
             .insert((node.to_string(), incarnation), Instant::now());
     }
+}
+
+/// A stream made by an older parleyd took every event on `<prefix>.ev`; events now go to
+/// `<prefix>.ev.<node>`, so the stream is widened to those (nodes of one cluster upgrade
+/// together: an old node's events would no longer be taken).
+async fn upgrade_event_subjects(js: &jetstream::Context, prefix: &str) -> Result<(), String> {
+    let wanted = vec![subject(prefix, "ev.*")];
+    let mut stream = js
+        .get_stream(format!("{prefix}_EVENTS"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut config = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .config
+        .clone();
+    if config.subjects == wanted {
+        return Ok(());
+    }
+    config.subjects = wanted;
+    js.update_stream(config).await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Join the cluster: learn the network from the other nodes, then follow the stream. Returns
@@ -479,13 +595,13 @@ pub async fn join(
     // Answer other nodes' snapshot requests from now on.
     let requests = cluster
         .client
-        .subscribe(subject(&cluster.prefix, "sync"))
+        .subscribe(subject(&cluster.prefix, "sync.*"))
         .await
         .map_err(|e| refused("a subscription", e.to_string()))?;
     tasks.spawn(answer_sync(shared.clone(), requests));
     let heartbeats = cluster
         .client
-        .subscribe(subject(&cluster.prefix, "hb"))
+        .subscribe(subject(&cluster.prefix, "hb.*"))
         .await
         .map_err(|e| refused("a subscription", e.to_string()))?;
     tasks.spawn(hear_heartbeats(cluster.clone(), heartbeats));
@@ -504,16 +620,22 @@ pub async fn join(
         .last_sequence
         + 1;
 
-    // Ask the running nodes for their users and channels.
-    let inbox = cluster.client.new_inbox();
+    // Ask the running nodes for their users and channels. Each answers on a subject that ends
+    // in its own name, which its NATS permissions let only it publish on.
     let mut replies = cluster
         .client
-        .subscribe(inbox.clone())
+        .subscribe(subject(
+            &cluster.prefix,
+            &format!("snap.{}.*", cluster.node),
+        ))
         .await
         .map_err(|e| refused("a subscription", e.to_string()))?;
     cluster
         .client
-        .publish_with_reply(subject(&cluster.prefix, "sync"), inbox, Bytes::new())
+        .publish(
+            subject(&cluster.prefix, &format!("sync.{}", cluster.node)),
+            Bytes::new(),
+        )
         .await
         .map_err(|e| refused("a snapshot request", e.to_string()))?;
     let deadline = Instant::now() + SYNC_WINDOW;
@@ -523,7 +645,22 @@ pub async fn join(
             Ok(snapshot)
                 if snapshot.node == cluster.node && snapshot.incarnation == cluster.incarnation => {
             }
-            Ok(snapshot) => {
+            Ok(snapshot)
+                if snapshot.node != last_token(&reply.subject)
+                    || !cluster.known(&snapshot.node) =>
+            {
+                cluster.refuse(last_token(&reply.subject), "a snapshot in another's name");
+            }
+            Ok(mut snapshot) => {
+                // A node tells only of its own users.
+                let own = |uid: &str| uid_node(uid) == Some(snapshot.node.as_str());
+                let node = snapshot.node.clone();
+                snapshot
+                    .users
+                    .retain(|user| uid_node(&user.uid) == Some(node.as_str()));
+                for channel in &mut snapshot.channels {
+                    channel.members.retain(|member| own(&member.uid));
+                }
                 cluster.heard(&snapshot.node, snapshot.incarnation);
                 apply::merge_snapshot(&shared, &cluster, &snapshot);
                 nodes += 1;
@@ -571,7 +708,11 @@ async fn answer_sync(shared: Arc<Shared>, mut requests: async_nats::Subscriber) 
             _ = shared.shutdown.cancelled() => return,
         };
         let Some(request) = request else { return };
-        let Some(reply) = request.reply else { continue };
+        let asker = last_token(&request.subject);
+        if asker == cluster.node || !cluster.known(asker) {
+            continue;
+        }
+        let reply = subject(&cluster.prefix, &format!("snap.{asker}.{}", cluster.node));
         let snapshot = apply::snapshot(&cluster, &shared.world.lock());
         match serde_json::to_vec(&snapshot) {
             Ok(bytes) => {
@@ -590,6 +731,19 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
             continue;
         };
         if let Some((node, incarnation)) = event::uid_origin(&format!("{text}~0")) {
+            // A heartbeat keeps alive only the node whose subject it came on.
+            if node != last_token(&beat.subject) || !cluster.known(node) {
+                cluster.refuse(last_token(&beat.subject), "a heartbeat in another's name");
+                continue;
+            }
+            if node == cluster.node && incarnation == cluster.incarnation {
+                let now = Instant::now();
+                let last = cluster.own_beat.lock().replace(now);
+                if last.is_some_and(|last| now - last > cluster.lease) {
+                    // This node fell silent for a lease: the others may have given it up.
+                    *cluster.outage.lock() = Some(now);
+                }
+            }
             cluster.heard(node, incarnation);
         }
     }
@@ -601,7 +755,7 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
     let Some(cluster) = shared.cluster.clone() else {
         return;
     };
-    let subject = subject(&cluster.prefix, "ev");
+    let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
     let mut retry: VecDeque<Outgoing> = VecDeque::new();
     loop {
         if retry.is_empty() {
@@ -736,6 +890,9 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                     next = info.stream_sequence + 1;
                 }
                 match serde_json::from_slice::<Envelope>(&current.payload) {
+                    Ok(envelope) if envelope.node != last_token(&current.subject) => {
+                        cluster.refuse(last_token(&current.subject), "an event in another's name")
+                    }
                     Ok(envelope) => receive(&shared, &cluster, envelope, &mut held),
                     Err(err) => tracing::warn!(%err, "unreadable cluster event; skipped"),
                 }
@@ -761,6 +918,42 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             apply::apply(shared, cluster, envelope, Some(local), held);
         }
         return;
+    }
+    if !cluster.known(&envelope.node) {
+        cluster.refuse(&envelope.node, "an event from a node not in cluster.nodes");
+        return;
+    }
+    if actor(&envelope.event).is_some_and(|uid| uid_node(uid) != Some(envelope.node.as_str())) {
+        cluster.refuse(&envelope.node, "an event about another node's user");
+        return;
+    }
+    if let Event::NodeDown { node, incarnation } = &envelope.event {
+        // A node may say that it restarted (all its earlier lives are gone); another node's
+        // word that it died is taken only once this node has stopped hearing its heartbeats
+        // too (or, said of this node, once it was cut off), so nobody can disconnect a live
+        // node's users by saying it is down.
+        let alive = if *node == envelope.node {
+            false
+        } else if *incarnation == 0 {
+            true
+        } else if *node == cluster.node {
+            // Said of this node: true only if it was cut off lately (its events of the outage
+            // are read just after it), as a partition's other side decides.
+            !cluster
+                .outage
+                .lock()
+                .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10))
+        } else {
+            cluster
+                .peers
+                .lock()
+                .get(&(node.clone(), *incarnation))
+                .is_some_and(|seen| seen.elapsed() <= cluster.lease)
+        };
+        if alive {
+            cluster.refuse(&envelope.node, "a NodeDown for a node still heard from");
+            return;
+        }
     }
     cluster.heard(&envelope.node, envelope.incarnation);
     if let Event::NodeDown { node, incarnation } = &envelope.event {
@@ -791,7 +984,7 @@ async fn keep_lease(shared: Arc<Shared>) {
     let Some(cluster) = shared.cluster.clone() else {
         return;
     };
-    let beat = subject(&cluster.prefix, "hb");
+    let beat = subject(&cluster.prefix, &format!("hb.{}", cluster.node));
     let me = format!("{}~{:x}", cluster.node, cluster.incarnation);
     let every = (cluster.lease / 4).max(Duration::from_millis(250));
     loop {

@@ -117,6 +117,12 @@ const MIGRATIONS: &[&str] = &[
     "-- data only",
     // 6: the audit trail names the acting account beside the nick it acted under.
     "ALTER TABLE audit ADD COLUMN account TEXT;",
+    // 7: secrets every node of a cluster must share (the SCRAM secret), kept in the database
+    // the nodes already trust rather than on the bus.
+    "CREATE TABLE shared_secrets (
+        name  TEXT  PRIMARY KEY,
+        value BYTEA NOT NULL
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -298,6 +304,27 @@ impl PostgresStore {
         answer
             .recv()
             .map_err(|_| StoreError::Backend("the PostgreSQL connection thread stopped".into()))?
+    }
+}
+
+impl PostgresStore {
+    /// One value of `name` for every node using this database: the first node's `proposal` is
+    /// kept, and every node (that one included) gets what is kept.
+    pub fn shared_secret(&self, name: &str, proposal: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, proposal) = (name.to_owned(), proposal.to_vec());
+        self.call_idempotent(move |client| {
+            client
+                .execute(
+                    "INSERT INTO shared_secrets (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &proposal],
+                )
+                .map_err(backend)?;
+            client
+                .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
+                .and_then(|row| row.try_get(0))
+                .map_err(backend)
+        })
     }
 }
 

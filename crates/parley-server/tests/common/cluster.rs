@@ -3,6 +3,8 @@
 //! `parleyd` binary, which a test can SIGKILL. Without nats-server or PostgreSQL a cluster test
 //! skips with a line on stderr, unless `PARLEY_REQUIRE_CLUSTER=1` (CI sets it): then it fails.
 //! Lines cross nodes asynchronously, so the helpers here wait with bounds instead of `sync`.
+//! nats-server runs with the config docs/cluster.md gives operators (one user per node, each
+//! allowed to publish only as itself), so every cluster test exercises those permissions.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -47,6 +49,46 @@ fn nats_server_binary() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The NATS password of node `name` in the tests (nats-server reads it from `N1_PASSWORD`...).
+pub fn node_password(name: &str) -> String {
+    format!("test-{name}-secret-{}", std::process::id())
+}
+
+/// The nodes the documented nats-server config has a user for.
+pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// A user with every permission, for tests that poke at the bus themselves.
+pub const ADMIN: (&str, &str) = ("harness", "harness-admin-password");
+
+/// The nats-server config of docs/cluster.md, for the cluster named by `prefix` instead of
+/// `parley`, its JetStream data in `store`, with the test's admin user added.
+fn documented_config(prefix: &str, store: &Path) -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/cluster.md"
+    ))
+    .expect("read docs/cluster.md");
+    let start = doc
+        .find("```conf\n")
+        .expect("docs/cluster.md has the nats-server config in a ```conf block")
+        + "```conf\n".len();
+    let end = start + doc[start..].find("```").expect("the ```conf block ends");
+    let config = doc[start..end]
+        .replace("parley.", &format!("{prefix}."))
+        .replace("parley_", &format!("{prefix}_"))
+        .replace("/var/tmp/parley-nats", &store.display().to_string());
+    let users = "  users = [\n";
+    assert!(config.contains(users), "the documented config lists users");
+    config.replacen(
+        users,
+        &format!(
+            "{users}    {{ user: {}, password: {} }}\n",
+            ADMIN.0, ADMIN.1
+        ),
+        1,
+    )
+}
+
 /// A private nats-server with JetStream on a loopback port; SIGKILLed on drop. Its store dir
 /// and log live in a temp dir that outlives `stop`, so `restart` finds the JetStream data again.
 pub struct NatsServer {
@@ -57,22 +99,51 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Start one, or `None` (the test skips) when nats-server is not installed.
+    /// Start one for the cluster prefix `parley`, or `None` (the test skips) when nats-server
+    /// is not installed.
     pub async fn start() -> Option<NatsServer> {
+        Self::start_for("parley", None).await
+    }
+
+    /// Start one whose users are the nodes of the cluster with `prefix`; with `tls`, it takes
+    /// only TLS connections with a client certificate from that CA.
+    pub async fn start_for(prefix: &str, tls: Option<&NatsTls>) -> Option<NatsServer> {
         let Some(binary) = nats_server_binary() else {
             return skip(
                 "nats-server is not installed",
                 "install it (apt-get install nats-server)",
             );
         };
-        let mut nats = NatsServer {
+        let nats = NatsServer {
             binary,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir for nats-server"),
             child: None,
         };
-        nats.spawn().await;
-        Some(nats)
+        let mut config = documented_config(prefix, &nats.dir.path().join("jetstream"));
+        if let Some(tls) = tls {
+            config.push_str(&tls.server_block());
+        }
+        nats.start_with(config).await
+    }
+
+    /// Start one with this config text (the command line sets the port and the store dir).
+    async fn start_with(mut self, config: String) -> Option<NatsServer> {
+        std::fs::write(self.config_path(), config).expect("write the nats-server config");
+        self.spawn().await;
+        Some(self)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nats.conf")
+    }
+
+    /// A client with every permission on this server.
+    pub async fn admin(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::with_user_and_password(ADMIN.0.into(), ADMIN.1.into())
+            .connect(self.url())
+            .await
+            .expect("the admin user connects")
     }
 
     pub fn url(&self) -> String {
@@ -109,9 +180,10 @@ impl NatsServer {
             .open(self.dir.path().join("nats.log"))
             .expect("open the nats-server log");
         let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(self.config_path())
+            .envs(NODES.map(|n| (format!("{}_PASSWORD", n.to_uppercase()), node_password(n))))
             .arg("-js")
-            .arg("-sd")
-            .arg(self.dir.path().join("jetstream"))
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -150,8 +222,13 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+        let log = self.log();
         if std::thread::panicking() {
-            eprintln!("nats-server's log:\n{}", tail(&self.log()));
+            eprintln!("nats-server's log:\n{}", tail(&log));
+        }
+        // A call the documented permissions forgot shows here (run with --nocapture).
+        for line in log.lines().filter(|l| l.contains("Violation")) {
+            eprintln!("nats-server refused: {line}");
         }
     }
 }
@@ -175,28 +252,94 @@ fn unique_prefix() -> String {
 /// Several parleyd nodes as one network: `nodes[i]` runs in-process and is named `n{i+1}`.
 pub struct Cluster {
     pub nodes: Vec<TestServer>,
-    /// The bus, when the cluster started its own (`None` on a shared one).
+    /// The bus this cluster started (an Option so a test can take it).
     pub nats: Option<NatsServer>,
     pub nats_url: String,
     pub postgres_url: String,
     pub prefix: String,
+    /// The certificates, when the nodes reach the bus over TLS.
+    pub tls: Option<NatsTls>,
+}
+
+/// A test CA and the certificates it signed for TLS to nats-server, as PEM files in a temp dir.
+pub struct NatsTls {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsTls {
+    /// A CA, nats-server's certificate for 127.0.0.1 and one client certificate the nodes share.
+    pub fn generate() -> NatsTls {
+        let dir = tempfile::tempdir().expect("temp dir for certificates");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "parley test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write a PEM file");
+            path
+        };
+        let leaf = |cert_name: &str, key_name: &str, names: &[&str]| {
+            let key = rcgen::KeyPair::generate().expect("leaf key");
+            let params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("leaf params");
+            let cert = params.signed_by(&key, &ca).expect("sign a leaf");
+            (
+                write(cert_name, cert.pem()),
+                write(key_name, key.serialize_pem()),
+            )
+        };
+        let (server_cert, server_key) =
+            leaf("server.pem", "server-key.pem", &["127.0.0.1", "localhost"]);
+        let (client_cert, client_key) = leaf("client.pem", "client-key.pem", &["parley-node"]);
+        let ca_path = write("ca.pem", ca.as_ref().pem());
+        NatsTls {
+            ca: ca_path,
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+            _dir: dir,
+        }
+    }
+
+    /// The nats-server config block that requires TLS and a client certificate from this CA.
+    fn server_block(&self) -> String {
+        format!(
+            "\ntls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\n",
+            self.server_cert.display().to_string(),
+            self.server_key.display().to_string(),
+            self.ca.display().to_string(),
+        )
+    }
 }
 
 impl Cluster {
     /// `n` in-process nodes on a nats-server of their own; `change(i, config)` adjusts node i's
     /// config last. `None` (after saying why) when nats-server or PostgreSQL is missing.
     pub async fn start(n: usize, change: impl Fn(usize, &mut Config)) -> Option<Cluster> {
-        let nats = NatsServer::start().await?;
-        let mut cluster = Self::start_on(&nats.url(), n, change).await?;
-        cluster.nats = Some(nats);
-        Some(cluster)
+        Self::start_maybe_tls(n, None, change).await
     }
 
-    /// Like [`Cluster::start`], on a nats-server the caller keeps (several clusters can share one:
-    /// each gets its own prefix, and its own database).
-    pub async fn start_on(
-        nats_url: &str,
+    /// Like [`Cluster::start`], with the nodes reaching nats-server over TLS, each presenting
+    /// a client certificate nats-server verifies.
+    pub async fn start_tls(n: usize) -> Option<Cluster> {
+        Self::start_maybe_tls(n, Some(NatsTls::generate()), |_, _| {}).await
+    }
+
+    async fn start_maybe_tls(
         n: usize,
+        tls: Option<NatsTls>,
         change: impl Fn(usize, &mut Config),
     ) -> Option<Cluster> {
         if postgres::server_suite_on_postgres() {
@@ -214,12 +357,18 @@ impl Cluster {
                 "run `export PARLEY_TEST_POSTGRES_URL=$(bash scripts/postgres-test-setup.sh)`",
             );
         };
+        let nats = NatsServer::start_for(&prefix, tls.as_ref()).await?;
+        let nats_url = match tls {
+            Some(_) => nats.url().replace("nats://", "tls://"),
+            None => nats.url(),
+        };
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
-            nats: None,
-            nats_url: nats_url.to_owned(),
+            nats_url,
+            nats: Some(nats),
             postgres_url,
             prefix,
+            tls,
         };
         for i in 0..n {
             let node = TestServer::start_with(|config| {
@@ -232,11 +381,29 @@ impl Cluster {
         Some(cluster)
     }
 
-    /// The bus this cluster started; panics on a shared one (its owner stops and restarts it).
+    /// Start the next in-process node (`n{k}` for the k-th), for a test that prepares the bus
+    /// before any node is there.
+    pub async fn add_node(&mut self) {
+        let name = format!("n{}", self.nodes.len() + 1);
+        let node = TestServer::start_with(|config| self.configure(config, &name)).await;
+        self.nodes.push(node);
+    }
+
+    /// The bus this cluster started.
     pub fn nats_mut(&mut self) -> &mut NatsServer {
         self.nats
             .as_mut()
-            .expect("Cluster::start made the nats-server (start_on's caller owns its own)")
+            .expect("Cluster::start made the nats-server")
+    }
+
+    /// A client logged in to the bus as node `name` (with that node's permissions).
+    pub async fn nats_as(
+        &self,
+        name: &str,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::ConnectOptions::with_user_and_password(name.into(), node_password(name))
+            .connect(self.nats_url.as_str())
+            .await
     }
 
     /// What every node of this cluster has in common: the bus, the prefix, the database; and no
@@ -249,6 +416,14 @@ impl Cluster {
         config.cluster.nats_url = self.nats_url.clone();
         config.cluster.node_name = node_name.to_owned();
         config.cluster.prefix = self.prefix.clone();
+        config.cluster.nodes = NODES.map(str::to_owned).to_vec();
+        config.cluster.nats_user = node_name.to_owned();
+        config.cluster.nats_password = node_password(node_name);
+        if let Some(tls) = &self.tls {
+            config.cluster.nats_tls_ca = tls.ca.display().to_string();
+            config.cluster.nats_tls_cert = tls.client_cert.display().to_string();
+            config.cluster.nats_tls_key = tls.client_key.display().to_string();
+        }
     }
 
     /// A registered client on node `i`.
@@ -266,6 +441,7 @@ impl Cluster {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
             .arg("--config")
             .arg(&config)
+            .env("PARLEY_CLUSTER__NATS_PASSWORD", node_password(name))
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -295,7 +471,9 @@ impl Cluster {
              [web]\nlisten = []\n\
              [accounts]\nrequire_login = false\nstore = \"postgres\"\npostgres_url = {db:?}\n\
              [flood]\nenabled = false\n\
-             [cluster]\nenabled = true\nnats_url = {nats:?}\nnode_name = {name:?}\nprefix = {prefix:?}\n",
+             [cluster]\nenabled = true\nnats_url = {nats:?}\nnode_name = {name:?}\nprefix = {prefix:?}\n\
+             nats_user = {name:?}\nnodes = {nodes:?}\n",
+            nodes = NODES,
             data_dir = dir.display().to_string(),
             db = self.postgres_url,
             nats = self.nats_url,
