@@ -89,6 +89,8 @@ async fn an_outsider_on_the_bus_can_neither_read_nor_forge_events() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
+    alice.await_whois("bob").await;
     alice.send("PRIVMSG bob :the secret plan").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :the secret plan")
         .await;
@@ -176,6 +178,7 @@ async fn a_node_cannot_speak_for_another_node_or_its_users() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    alice.await_whois("bob").await;
     let seen = drain(&mut events, Duration::from_millis(300)).await;
     let uid = uid_of(&seen, "alice").expect("alice's UserUp crossed the bus");
     let (_, incarnation) = uid.split_once('~').unwrap();
@@ -397,6 +400,8 @@ async fn nodes_reach_the_bus_over_tls_with_client_certificates() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
+    alice.await_whois("bob").await;
     alice.send("PRIVMSG bob :over tls").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :over tls")
         .await;
@@ -442,6 +447,8 @@ async fn an_older_event_stream_is_moved_to_per_node_subjects() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
+    alice.await_whois("bob").await;
     alice.send("PRIVMSG bob :after the upgrade").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :after the upgrade")
         .await;
