@@ -254,7 +254,10 @@ fn cluster_config_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf
     std::fs::write(
         &path,
         format!(
-            "[server]\ndata_dir = {:?}\n[accounts]\nstore = \"postgres\"\n\
+            // Listeners on free ports: a node that gets far enough to listen must not collide
+            // with anything else on the machine.
+            "[server]\ndata_dir = {:?}\n[listen]\nplain = [\"127.0.0.1:0\"]\ntls = []\n\
+             [web]\nlisten = []\n[accounts]\nstore = \"postgres\"\n\
              postgres_url = \"postgres://parley@127.0.0.1/parley\"\n\
              [cluster]\nenabled = true\nnode_name = \"n1\"\n{extra}",
             dir.display().to_string()
@@ -653,5 +656,51 @@ async fn nkey_and_creds_settings_are_checked_and_the_seed_hidden() {
     assert!(
         stderr.contains("cluster.nats_creds_file") && stderr.contains("nowhere.creds"),
         "{stderr}"
+    );
+}
+
+/// nats-server in operator mode (accounts and users as JWTs, as `nsc` manages them): each node
+/// logs in with its own `.creds` file and the nodes talk across; a file that is no `.creds`
+/// file stops a node at start, naming the key and the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_log_in_to_the_bus_with_creds_files() {
+    let Some(cluster) = Cluster::start_creds(2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.send("PRIVMSG bob :signed in by creds").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by creds")
+        .await;
+
+    let outsider = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new().connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(outsider, Ok(Ok(_))),
+        "nats-server in operator mode let a client without credentials in"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("n1.creds");
+    write_secret(&creds, "-----BEGIN NATS USER JWT-----\nnot a jwt\n");
+    let config = cluster_config_file(
+        dir.path(),
+        &format!(
+            "nats_url = {:?}\nprefix = {:?}\nnodes = [\"n1\"]\nnats_creds_file = {:?}\n",
+            cluster.nats_url,
+            cluster.prefix,
+            creds.display().to_string()
+        ),
+    );
+    let printed = parleyd_fails(&config, &[], &[]).await;
+    assert!(
+        printed.contains("cluster.nats_creds_file")
+            && printed.contains(&creds.display().to_string())
+            && printed.contains("is not a NATS .creds file"),
+        "{printed}"
     );
 }

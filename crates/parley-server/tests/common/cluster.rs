@@ -92,9 +92,31 @@ fn documented_config(prefix: &str, store: &Path) -> String {
 /// Each node's NATS user nkey, for a cluster whose nodes log in with nkeys instead of passwords:
 /// the seeds in files only their owner may read, as an operator would keep them.
 pub struct NodeKeys {
-    /// (node name, public key `U...`, seed file).
+    /// (node name, public key `U...`, seed file, or `.creds` file in operator mode).
     pub keys: Vec<(String, String, PathBuf)>,
+    /// In operator mode: the nats-server config lines that trust the operator and preload the
+    /// account; the files above are then `.creds` files.
+    operator: Option<String>,
     _dir: tempfile::TempDir,
+}
+
+/// A NATS JWT: `claims` signed by `issuer` (the format nsc writes; nats-server checks the
+/// signature and the issuer chain).
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{name}-{}", std::process::id()),
+        "iat": 1_700_000_000u64,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let signature = issuer.sign(body.as_bytes()).expect("sign a JWT");
+    format!("{body}.{}", b64.encode(signature))
 }
 
 impl NodeKeys {
@@ -110,7 +132,83 @@ impl NodeKeys {
                 (name.to_string(), pair.public_key(), path)
             })
             .collect();
-        NodeKeys { keys, _dir: dir }
+        NodeKeys {
+            keys,
+            operator: None,
+            _dir: dir,
+        }
+    }
+
+    /// nats-server in operator mode: an operator, one account with JetStream, and a user per
+    /// node whose `.creds` file (user JWT and seed) the node logs in with. The users may
+    /// publish and subscribe anywhere: the per-node permissions are those of the documented
+    /// config, which nats-server enforces the same way for every kind of user.
+    pub fn generate_creds() -> NodeKeys {
+        let dir = tempfile::tempdir().expect("temp dir for creds");
+        let operator = nkeys::KeyPair::new(nkeys::KeyPairType::Operator);
+        let account = nkeys::KeyPair::new_account();
+        // JetStream needs a system account in operator mode.
+        let system = nkeys::KeyPair::new_account();
+        let system_jwt = jwt(
+            &operator,
+            &system.public_key(),
+            "SYS",
+            serde_json::json!({"type": "account", "version": 2}),
+        );
+        let operator_jwt = jwt(
+            &operator,
+            &operator.public_key(),
+            "test-operator",
+            serde_json::json!({"type": "operator", "version": 2}),
+        );
+        let account_jwt = jwt(
+            &operator,
+            &account.public_key(),
+            "parley",
+            serde_json::json!({"type": "account", "version": 2, "limits": {
+                "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1,
+                "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}}),
+        );
+        let keys = NODES
+            .iter()
+            .map(|name| {
+                let user = nkeys::KeyPair::new_user();
+                let user_jwt = jwt(
+                    &account,
+                    &user.public_key(),
+                    name,
+                    serde_json::json!({"type": "user", "version": 2,
+                        "subs": -1, "data": -1, "payload": -1}),
+                );
+                let path = dir.path().join(format!("{name}.creds"));
+                write_secret(
+                    &path,
+                    &format!(
+                        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+                         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                        user.seed().expect("a new key has a seed")
+                    ),
+                );
+                (name.to_string(), user.public_key(), path)
+            })
+            .collect();
+        let operator = format!(
+            "operator: {operator_jwt}\nsystem_account: {system}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {account}: {account_jwt}\n  {system}: {system_jwt}\n}}\n",
+            account = account.public_key(),
+            system = system.public_key(),
+        );
+        NodeKeys {
+            keys,
+            operator: Some(operator),
+            _dir: dir,
+        }
+    }
+
+    /// Whether the files are `.creds` files (operator mode), not seeds.
+    pub fn creds(&self) -> bool {
+        self.operator.is_some()
     }
 
     /// Node `name`'s seed file.
@@ -126,6 +224,14 @@ impl NodeKeys {
     /// The documented nats-server config with each node's password user turned into its nkey
     /// user, permissions unchanged (docs/cluster.md says to do just that).
     fn apply(&self, config: &str) -> String {
+        if let Some(operator) = &self.operator {
+            // Operator mode has no config users: only the bus and its store from the doc.
+            let store = config
+                .lines()
+                .find(|l| l.starts_with("jetstream"))
+                .expect("the documented config enables JetStream");
+            return format!("{store}\n{operator}");
+        }
         let mut config = config.to_owned();
         for (name, public, _) in &self.keys {
             let password_user =
@@ -409,6 +515,12 @@ impl Cluster {
         Self::start_maybe_tls(n, None, Some(NodeKeys::generate()), |_, _| {}).await
     }
 
+    /// Like [`Cluster::start`], with nats-server in operator (JWT) mode and each node logging in
+    /// with its own `.creds` file.
+    pub async fn start_creds(n: usize) -> Option<Cluster> {
+        Self::start_maybe_tls(n, None, Some(NodeKeys::generate_creds()), |_, _| {}).await
+    }
+
     /// Like [`Cluster::start`], with the nodes reaching nats-server over TLS, each presenting
     /// a client certificate nats-server verifies.
     pub async fn start_tls(n: usize) -> Option<Cluster> {
@@ -498,6 +610,9 @@ impl Cluster {
         config.cluster.prefix = self.prefix.clone();
         config.cluster.nodes = NODES.map(str::to_owned).to_vec();
         match &self.nkeys {
+            Some(nkeys) if nkeys.creds() => {
+                config.cluster.nats_creds_file = nkeys.seed_file(node_name).display().to_string();
+            }
             Some(nkeys) => {
                 config.cluster.nats_nkey_seed_file =
                     nkeys.seed_file(node_name).display().to_string();
