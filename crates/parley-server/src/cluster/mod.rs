@@ -224,11 +224,16 @@ impl Cluster {
                         async_nats::Event::ClientError(async_nats::ClientError::Other(why))
                             if why.contains("authorization") || why.contains("signing") =>
                         {
-                            tracing::warn!(reason = %why, "the cluster bus refused this node's login");
-                            *refusal.lock() = Some(why);
+                            // Once, not at every retry of the client.
+                            let mut refusal = refusal.lock();
+                            if refusal.is_none() {
+                                tracing::warn!(reason = %why, "the cluster bus refused this node's login");
+                            }
+                            *refusal = Some(why);
                         }
                         async_nats::Event::Connected => {
                             tracing::info!("cluster bus connected");
+                            *refusal.lock() = None;
                             *flag.lock() = Some(Instant::now());
                             let mut outage = cut_off.lock();
                             if outage.is_some() {
