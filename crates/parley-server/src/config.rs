@@ -2860,6 +2860,39 @@ mod tests {
     }
 
     #[test]
+    fn an_nkey_or_creds_file_is_one_login_among_the_others() {
+        // /etc/hostname stands for a readable seed or .creds file; parleyd reads it at start.
+        let seed = "nats_nkey_seed_file = \"/etc/hostname\"\n";
+        let creds = "nats_creds_file = \"/etc/hostname\"\n";
+        for login in [seed, creds, "nats_nkey_seed = \"SU\"\n"] {
+            Config::from_toml_str(&format!("{CLUSTER}{login}nodes = [\"n1\"]\n"))
+                .expect("an nkey or .creds login counts as credentials");
+        }
+        let (key, _, message) = invalid(&format!("{CLUSTER}{seed}{creds}nodes = [\"n1\"]\n"));
+        assert_eq!(key, "cluster.nats_creds_file");
+        assert!(message.contains("cluster.nats_nkey_seed_file"), "{message}");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}nats_token = \"t\"\n{seed}nodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_nkey_seed_file");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}{seed}nats_nkey_seed = \"SU\"\nnodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_nkey_seed");
+        let (key, _, message) = invalid(&format!(
+            "{CLUSTER}nats_creds_file = \"/no/such/node.creds\"\nnodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_creds_file");
+        assert!(message.contains("/no/such/node.creds"), "{message}");
+        // Debug never shows the seed.
+        let config = ClusterConfig {
+            nats_nkey_seed: "SUsecret-seed".to_owned(),
+            ..ClusterConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("SUsecret"));
+    }
+
+    #[test]
     fn nats_secrets_are_never_printed() {
         let config = Config::from_toml_str(&format!(
             "{CLUSTER}nats_user = \"n1\"\nnats_password = \"hunter22\"\nnodes = [\"n1\"]\n"
