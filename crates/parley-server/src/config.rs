@@ -399,6 +399,14 @@ pub struct ClusterConfig {
     pub nats_password: String,
     /// A NATS token instead of a user and password. Secret, like `nats_password`.
     pub nats_token: String,
+    /// A file holding this node's NATS user nkey seed (`SU...`), for nats-server's
+    /// `{ nkey: U... }` users: the node proves it holds the seed by signing a nonce, and the
+    /// seed stays out of this config.
+    pub nats_nkey_seed_file: String,
+    /// The seed itself, for `PARLEY_CLUSTER__NATS_NKEY_SEED`. Secret, like `nats_password`.
+    pub nats_nkey_seed: String,
+    /// A NATS `.creds` file (user JWT and nkey seed), for nats-server in operator mode.
+    pub nats_creds_file: String,
     /// PEM CA file that signs the NATS server's certificate; setting it requires TLS to NATS.
     pub nats_tls_ca: String,
     /// PEM client certificate (with `nats_tls_key`) this node presents to NATS.
@@ -421,6 +429,9 @@ impl Default for ClusterConfig {
             nats_user: String::new(),
             nats_password: String::new(),
             nats_token: String::new(),
+            nats_nkey_seed_file: String::new(),
+            nats_nkey_seed: String::new(),
+            nats_creds_file: String::new(),
             nats_tls_ca: String::new(),
             nats_tls_cert: String::new(),
             nats_tls_key: String::new(),
@@ -429,7 +440,7 @@ impl Default for ClusterConfig {
     }
 }
 
-/// By hand, so a debug print of the config never shows the NATS password or token.
+/// By hand, so a debug print of the config never shows the NATS password, token or seed.
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |secret: &str| if secret.is_empty() { "" } else { HIDDEN };
@@ -446,6 +457,9 @@ impl std::fmt::Debug for ClusterConfig {
             .field("nats_user", &self.nats_user)
             .field("nats_password", &hidden(&self.nats_password))
             .field("nats_token", &hidden(&self.nats_token))
+            .field("nats_nkey_seed_file", &self.nats_nkey_seed_file)
+            .field("nats_nkey_seed", &hidden(&self.nats_nkey_seed))
+            .field("nats_creds_file", &self.nats_creds_file)
             .field("nats_tls_ca", &self.nats_tls_ca)
             .field("nats_tls_cert", &self.nats_tls_cert)
             .field("nats_tls_key", &self.nats_tls_key)
@@ -1158,6 +1172,25 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "cluster",
+        "nats_nkey_seed_file",
+        "A file holding this node's NATS user nkey seed (SU...), instead of a user and\n\
+         password: nats-server lists the node as { nkey: U... } (docs/cluster.md). Keep the\n\
+         file readable by parleyd's user only.",
+    ),
+    (
+        "cluster",
+        "nats_nkey_seed",
+        "The nkey seed itself instead of nats_nkey_seed_file; keep it out of this file:\n\
+         set PARLEY_CLUSTER__NATS_NKEY_SEED in the environment. Never printed.",
+    ),
+    (
+        "cluster",
+        "nats_creds_file",
+        "A NATS .creds file (user JWT and nkey seed) for nats-server in operator mode,\n\
+         instead of the other logins. Keep it readable by parleyd's user only.",
+    ),
+    (
+        "cluster",
         "nats_tls_ca",
         "PEM file of the CA that signed the NATS server's certificate; set, it makes TLS\n\
          to NATS required.",
@@ -1217,11 +1250,38 @@ fn check_nats_access(
             "set both cluster.nats_user and cluster.nats_password (or neither)".to_owned(),
         ));
     }
-    if !cluster.nats_user.is_empty() && !cluster.nats_token.is_empty() {
+    if !cluster.nats_nkey_seed.is_empty() && !cluster.nats_nkey_seed_file.is_empty() {
         return Err(Invalid::new(
-            "cluster.nats_token",
-            "set either a token or cluster.nats_user and cluster.nats_password, not both"
+            "cluster.nats_nkey_seed",
+            "set the nkey seed either in a file (cluster.nats_nkey_seed_file) or in \
+             PARLEY_CLUSTER__NATS_NKEY_SEED, not both"
                 .to_owned(),
+        ));
+    }
+    // One login: nats-server would take only one of them, and which one is not obvious.
+    let logins: Vec<&str> = [
+        ("cluster.nats_user", !cluster.nats_user.is_empty()),
+        ("cluster.nats_token", !cluster.nats_token.is_empty()),
+        (
+            "cluster.nats_nkey_seed_file",
+            !cluster.nats_nkey_seed_file.is_empty() || !cluster.nats_nkey_seed.is_empty(),
+        ),
+        (
+            "cluster.nats_creds_file",
+            !cluster.nats_creds_file.is_empty(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    if let [_, second, ..] = logins[..] {
+        return Err(Invalid::new(
+            second,
+            format!(
+                "set one NATS login, not several: {} are all set; keep one (user and \
+                 password, token, nkey seed, or .creds file)",
+                logins.join(", ")
+            ),
         ));
     }
     if cluster.nats_tls_cert.is_empty() != cluster.nats_tls_key.is_empty() {
@@ -1248,6 +1308,25 @@ fn check_nats_access(
             ));
         }
     }
+    for (key, path, what) in [
+        (
+            "cluster.nats_nkey_seed_file",
+            &cluster.nats_nkey_seed_file,
+            "a file holding the node's nkey seed (SU...)",
+        ),
+        (
+            "cluster.nats_creds_file",
+            &cluster.nats_creds_file,
+            "a NATS .creds file",
+        ),
+    ] {
+        if !path.is_empty() && !Path::new(path).is_file() {
+            return Err(Invalid::new(
+                key,
+                format!("{path:?} is not a readable file; give the path of {what}"),
+            ));
+        }
+    }
     if let Some(at) = cluster.nodes.iter().position(|n| !name_ok(n)) {
         return Err(Invalid {
             key: "cluster.nodes",
@@ -1258,16 +1337,14 @@ fn check_nats_access(
     if cluster.insecure {
         return Ok(());
     }
-    let authenticated = !cluster.nats_user.is_empty()
-        || !cluster.nats_token.is_empty()
-        || !cluster.nats_tls_cert.is_empty();
+    let authenticated = !logins.is_empty() || !cluster.nats_tls_cert.is_empty();
     if !authenticated {
         return Err(Invalid::new(
             "cluster.nats_user",
             "a cluster node must log in to NATS, or anyone who reaches it reads every private \
              message and forges any event: set cluster.nats_user and \
-             PARLEY_CLUSTER__NATS_PASSWORD (or nats_token, or nats_tls_cert and nats_tls_key), \
-             or cluster.insecure = true on a private test network (docs/cluster.md)"
+             PARLEY_CLUSTER__NATS_PASSWORD (or nats_token, nats_nkey_seed_file, \
+             nats_creds_file, or nats_tls_cert and nats_tls_key), or cluster.insecure = true on a private test network (docs/cluster.md)"
                 .to_owned(),
         ));
     }
@@ -1344,6 +1421,7 @@ impl Config {
         for secret in [
             &mut printable.cluster.nats_password,
             &mut printable.cluster.nats_token,
+            &mut printable.cluster.nats_nkey_seed,
         ] {
             if !secret.is_empty() {
                 *secret = HIDDEN.to_owned();
@@ -2779,6 +2857,39 @@ mod tests {
             "{CLUSTER}nats_token = \"t\"\nnodes = [\"n1\", \"n2\"]\n"
         ))
         .expect("a token and the nodes");
+    }
+
+    #[test]
+    fn an_nkey_or_creds_file_is_one_login_among_the_others() {
+        // /etc/hostname stands for a readable seed or .creds file; parleyd reads it at start.
+        let seed = "nats_nkey_seed_file = \"/etc/hostname\"\n";
+        let creds = "nats_creds_file = \"/etc/hostname\"\n";
+        for login in [seed, creds, "nats_nkey_seed = \"SU\"\n"] {
+            Config::from_toml_str(&format!("{CLUSTER}{login}nodes = [\"n1\"]\n"))
+                .expect("an nkey or .creds login counts as credentials");
+        }
+        let (key, _, message) = invalid(&format!("{CLUSTER}{seed}{creds}nodes = [\"n1\"]\n"));
+        assert_eq!(key, "cluster.nats_creds_file");
+        assert!(message.contains("cluster.nats_nkey_seed_file"), "{message}");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}nats_token = \"t\"\n{seed}nodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_nkey_seed_file");
+        let (key, _, _) = invalid(&format!(
+            "{CLUSTER}{seed}nats_nkey_seed = \"SU\"\nnodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_nkey_seed");
+        let (key, _, message) = invalid(&format!(
+            "{CLUSTER}nats_creds_file = \"/no/such/node.creds\"\nnodes = [\"n1\"]\n"
+        ));
+        assert_eq!(key, "cluster.nats_creds_file");
+        assert!(message.contains("/no/such/node.creds"), "{message}");
+        // Debug never shows the seed.
+        let config = ClusterConfig {
+            nats_nkey_seed: "SUsecret-seed".to_owned(),
+            ..ClusterConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("SUsecret"));
     }
 
     #[test]

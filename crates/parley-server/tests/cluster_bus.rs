@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::cluster::{node_password, Cluster};
+use common::cluster::{node_password, write_secret, Cluster};
 use common::Client;
 use futures_util::StreamExt;
 
@@ -257,7 +257,10 @@ fn cluster_config_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf
     std::fs::write(
         &path,
         format!(
-            "[server]\ndata_dir = {:?}\n[accounts]\nstore = \"postgres\"\n\
+            // Listeners on free ports: a node that gets far enough to listen must not collide
+            // with anything else on the machine.
+            "[server]\ndata_dir = {:?}\n[listen]\nplain = [\"127.0.0.1:0\"]\ntls = []\n\
+             [web]\nlisten = []\n[accounts]\nstore = \"postgres\"\n\
              postgres_url = \"postgres://parley@127.0.0.1/parley\"\n\
              [cluster]\nenabled = true\nnode_name = \"n1\"\n{extra}",
             dir.display().to_string()
@@ -497,4 +500,214 @@ async fn a_scram_secret_left_on_the_bus_is_removed() {
     cluster.add_node().await;
     let left = kv.get("cfg.scram-secret").await.expect("read the bucket");
     assert!(left.is_none(), "the old SCRAM secret is still on the bus");
+}
+
+/// The nodes log in with nkeys (a seed file each, listed in nats-server as `{ nkey: U... }`
+/// with the same per-node permissions) and talk across nodes; a key nats-server does not list
+/// gets nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_log_in_to_the_bus_with_nkeys() {
+    let Some(cluster) = Cluster::start_nkeys(2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.send("PRIVMSG bob :signed in by nkey").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by nkey")
+        .await;
+
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new()
+            .nkey(stranger)
+            .connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "nats-server let an unlisted nkey in"
+    );
+}
+
+/// What parleyd prints when run with `config` and `envs`, and whether it exited in time (20 s)
+/// with a failure.
+async fn parleyd_fails(config: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> String {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .envs(envs.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("parleyd gave up within 20 s")
+        .expect("run parleyd");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "parleyd started: {printed}");
+    printed
+}
+
+/// A node whose seed nats-server does not know is refused at start, with an error that says its
+/// login was refused and names the keys to check; a file that holds no seed is refused before
+/// the bus is tried, naming the key and the path. Neither error shows the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_with_a_wrong_or_malformed_nkey_seed_is_refused_clearly() {
+    let Some(cluster) = Cluster::start_nkeys(0).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed_file = dir.path().join("n1.nk");
+    let wrong = nkeys::KeyPair::new_user().seed().unwrap();
+    write_secret(&seed_file, &wrong);
+    let config = cluster_config_file(
+        dir.path(),
+        &format!(
+            "nats_url = {:?}\nprefix = {:?}\nnodes = [\"n1\", \"n2\"]\nnats_nkey_seed_file = {:?}\n",
+            cluster.nats_url,
+            cluster.prefix,
+            seed_file.display().to_string()
+        ),
+    );
+    let printed = parleyd_fails(&config, &[], &[]).await;
+    assert!(
+        printed.contains("refused this node's login") && printed.contains("nats_nkey_seed_file"),
+        "{printed}"
+    );
+    assert!(!printed.contains(&wrong), "the seed was printed: {printed}");
+
+    write_secret(&seed_file, "SUnot-a-seed-at-all");
+    let printed = parleyd_fails(&config, &[], &[]).await;
+    assert!(
+        printed.contains("cluster.nats_nkey_seed_file")
+            && printed.contains(&seed_file.display().to_string())
+            && printed.contains("does not hold a NATS user nkey seed"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("SUnot-a-seed"),
+        "the seed was printed: {printed}"
+    );
+}
+
+/// The nkey and .creds keys count as a login, only one login may be set (the error names the
+/// keys), a seed in the environment is hidden by --print-config, and a missing file is named.
+#[tokio::test]
+async fn nkey_and_creds_settings_are_checked_and_the_seed_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_file = dir.path().join("n1.nk");
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    write_secret(&seed_file, &seed);
+    let run = |extra: &str, envs: &[(&str, &str)], args: &[&str]| {
+        let config = cluster_config_file(dir.path(), &format!("nodes = [\"n1\"]\n{extra}"));
+        std::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .envs(envs.iter().copied())
+            .output()
+            .expect("run parleyd")
+    };
+    let seed_key = format!(
+        "nats_nkey_seed_file = {:?}\n",
+        seed_file.display().to_string()
+    );
+
+    let ok = run(&seed_key, &[], &["--print-config"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let two = run(
+        &format!("nats_user = \"n1\"\n{seed_key}"),
+        &[("PARLEY_CLUSTER__NATS_PASSWORD", "pw")],
+        &["--print-config"],
+    );
+    let stderr = String::from_utf8_lossy(&two.stderr);
+    assert!(!two.status.success(), "two logins were accepted");
+    assert!(
+        stderr.contains("cluster.nats_user") && stderr.contains("cluster.nats_nkey_seed_file"),
+        "{stderr}"
+    );
+
+    let printed = run(
+        "",
+        &[("PARLEY_CLUSTER__NATS_NKEY_SEED", &seed)],
+        &["--print-config"],
+    );
+    let stdout = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert!(!stdout.contains(&seed), "--print-config shows the seed");
+    assert!(stdout.contains("nats_nkey_seed = \"<hidden>\""), "{stdout}");
+
+    let missing = dir.path().join("nowhere.creds");
+    let gone = run(
+        &format!("nats_creds_file = {:?}\n", missing.display().to_string()),
+        &[],
+        &["--print-config"],
+    );
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(!gone.status.success(), "a missing .creds file was accepted");
+    assert!(
+        stderr.contains("cluster.nats_creds_file") && stderr.contains("nowhere.creds"),
+        "{stderr}"
+    );
+}
+
+/// nats-server in operator mode (accounts and users as JWTs, as `nsc` manages them): each node
+/// logs in with its own `.creds` file and the nodes talk across; a file that is no `.creds`
+/// file stops a node at start, naming the key and the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_log_in_to_the_bus_with_creds_files() {
+    let Some(cluster) = Cluster::start_creds(2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.send("PRIVMSG bob :signed in by creds").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by creds")
+        .await;
+
+    let outsider = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new().connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(outsider, Ok(Ok(_))),
+        "nats-server in operator mode let a client without credentials in"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("n1.creds");
+    write_secret(&creds, "-----BEGIN NATS USER JWT-----\nnot a jwt\n");
+    let config = cluster_config_file(
+        dir.path(),
+        &format!(
+            "nats_url = {:?}\nprefix = {:?}\nnodes = [\"n1\"]\nnats_creds_file = {:?}\n",
+            cluster.nats_url,
+            cluster.prefix,
+            creds.display().to_string()
+        ),
+    );
+    let printed = parleyd_fails(&config, &[], &[]).await;
+    assert!(
+        printed.contains("cluster.nats_creds_file")
+            && printed.contains(&creds.display().to_string())
+            && printed.contains("is not a NATS .creds file"),
+        "{printed}"
+    );
 }

@@ -20,6 +20,7 @@
 
 pub mod apply;
 pub mod event;
+mod login;
 mod trust;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -61,6 +62,12 @@ pub enum ClusterError {
     Connect { url: String, reason: String },
     #[error("cannot use the NATS settings: {0}")]
     Settings(String),
+    #[error(
+        "the NATS server at {url} refused this node's login ({reason}): check the node's NATS \
+             credentials in [cluster] (nats_user and nats_password, nats_token, \
+             nats_nkey_seed_file, nats_creds_file) against nats-server's users (docs/cluster.md)"
+    )]
+    Login { url: String, reason: String },
     #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js, and do this node's NATS permissions allow it? see docs/cluster.md)")]
     JetStream {
         url: String,
@@ -144,6 +151,7 @@ fn connect_options(config: &ClusterConfig) -> Result<async_nats::ConnectOptions,
     if !config.nats_token.is_empty() {
         options = options.token(config.nats_token.clone());
     }
+    options = login::apply(config, options)?;
     let readable = |key: &str, path: &str| {
         if std::path::Path::new(path).is_file() {
             Ok(std::path::PathBuf::from(path))
@@ -192,6 +200,10 @@ impl Cluster {
         let flag = connected_since.clone();
         let outage: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
         let cut_off = outage.clone();
+        // Why the bus turned the node away, while it is still trying its first connection: with
+        // retry_on_initial_connect, a refused login shows only here, not as an error.
+        let login_refused: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let refusal = login_refused.clone();
         let node = config.node_name.clone();
         if config.insecure {
             tracing::warn!(
@@ -206,10 +218,22 @@ impl Cluster {
             .event_callback(move |event| {
                 let flag = flag.clone();
                 let cut_off = cut_off.clone();
+                let refusal = refusal.clone();
                 async move {
                     match event {
+                        async_nats::Event::ClientError(async_nats::ClientError::Other(why))
+                            if why.contains("authorization") || why.contains("signing") =>
+                        {
+                            // Once, not at every retry of the client.
+                            let mut refusal = refusal.lock();
+                            if refusal.is_none() {
+                                tracing::warn!(reason = %why, "the cluster bus refused this node's login");
+                            }
+                            *refusal = Some(why);
+                        }
                         async_nats::Event::Connected => {
                             tracing::info!("cluster bus connected");
+                            *refusal.lock() = None;
                             *flag.lock() = Some(Instant::now());
                             let mut outage = cut_off.lock();
                             if outage.is_some() {
@@ -238,10 +262,19 @@ impl Cluster {
             })?;
         *connected_since.lock() = Some(Instant::now());
         let js = jetstream::new(client.clone());
-        let refused = |what: &str, reason: String| ClusterError::JetStream {
-            url: url.clone(),
-            what: what.to_string(),
-            reason,
+        let refused = |what: &str, reason: String| match login_refused.lock().clone() {
+            // Not connected yet because the login failed: say that, not what it prevented.
+            Some(why) if client.connection_state() != async_nats::connection::State::Connected => {
+                ClusterError::Login {
+                    url: url.clone(),
+                    reason: why,
+                }
+            }
+            _ => ClusterError::JetStream {
+                url: url.clone(),
+                what: what.to_string(),
+                reason,
+            },
         };
         let prefix = config.prefix.clone();
         js.get_or_create_stream(stream::Config {

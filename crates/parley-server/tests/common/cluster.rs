@@ -89,6 +89,171 @@ fn documented_config(prefix: &str, store: &Path) -> String {
     )
 }
 
+/// Each node's NATS user nkey, for a cluster whose nodes log in with nkeys instead of passwords:
+/// the seeds in files only their owner may read, as an operator would keep them.
+pub struct NodeKeys {
+    /// (node name, public key `U...`, seed file, or `.creds` file in operator mode).
+    pub keys: Vec<(String, String, PathBuf)>,
+    /// In operator mode: the nats-server config lines that trust the operator and preload the
+    /// account; the files above are then `.creds` files.
+    operator: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// A NATS JWT: `claims` signed by `issuer` (the format nsc writes; nats-server checks the
+/// signature and the issuer chain).
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{name}-{}", std::process::id()),
+        "iat": 1_700_000_000u64,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let signature = issuer.sign(body.as_bytes()).expect("sign a JWT");
+    format!("{body}.{}", b64.encode(signature))
+}
+
+impl NodeKeys {
+    /// A fresh user nkey for each of `NODES`.
+    pub fn generate() -> NodeKeys {
+        let dir = tempfile::tempdir().expect("temp dir for seeds");
+        let keys = NODES
+            .iter()
+            .map(|name| {
+                let pair = nkeys::KeyPair::new_user();
+                let path = dir.path().join(format!("{name}.nk"));
+                write_secret(&path, &pair.seed().expect("a new key has a seed"));
+                (name.to_string(), pair.public_key(), path)
+            })
+            .collect();
+        NodeKeys {
+            keys,
+            operator: None,
+            _dir: dir,
+        }
+    }
+
+    /// nats-server in operator mode: an operator, one account with JetStream, and a user per
+    /// node whose `.creds` file (user JWT and seed) the node logs in with. The users may
+    /// publish and subscribe anywhere: the per-node permissions are those of the documented
+    /// config, which nats-server enforces the same way for every kind of user.
+    pub fn generate_creds() -> NodeKeys {
+        let dir = tempfile::tempdir().expect("temp dir for creds");
+        let operator = nkeys::KeyPair::new(nkeys::KeyPairType::Operator);
+        let account = nkeys::KeyPair::new_account();
+        // JetStream needs a system account in operator mode.
+        let system = nkeys::KeyPair::new_account();
+        let system_jwt = jwt(
+            &operator,
+            &system.public_key(),
+            "SYS",
+            serde_json::json!({"type": "account", "version": 2}),
+        );
+        let operator_jwt = jwt(
+            &operator,
+            &operator.public_key(),
+            "test-operator",
+            serde_json::json!({"type": "operator", "version": 2}),
+        );
+        let account_jwt = jwt(
+            &operator,
+            &account.public_key(),
+            "parley",
+            serde_json::json!({"type": "account", "version": 2, "limits": {
+                "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1,
+                "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}}),
+        );
+        let keys = NODES
+            .iter()
+            .map(|name| {
+                let user = nkeys::KeyPair::new_user();
+                let user_jwt = jwt(
+                    &account,
+                    &user.public_key(),
+                    name,
+                    serde_json::json!({"type": "user", "version": 2,
+                        "subs": -1, "data": -1, "payload": -1}),
+                );
+                let path = dir.path().join(format!("{name}.creds"));
+                write_secret(
+                    &path,
+                    &format!(
+                        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+                         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                        user.seed().expect("a new key has a seed")
+                    ),
+                );
+                (name.to_string(), user.public_key(), path)
+            })
+            .collect();
+        let operator = format!(
+            "operator: {operator_jwt}\nsystem_account: {system}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {account}: {account_jwt}\n  {system}: {system_jwt}\n}}\n",
+            account = account.public_key(),
+            system = system.public_key(),
+        );
+        NodeKeys {
+            keys,
+            operator: Some(operator),
+            _dir: dir,
+        }
+    }
+
+    /// Whether the files are `.creds` files (operator mode), not seeds.
+    pub fn creds(&self) -> bool {
+        self.operator.is_some()
+    }
+
+    /// Node `name`'s seed file.
+    pub fn seed_file(&self, name: &str) -> &Path {
+        &self
+            .keys
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .expect("a node of NODES")
+            .2
+    }
+
+    /// The documented nats-server config with each node's password user turned into its nkey
+    /// user, permissions unchanged (docs/cluster.md says to do just that).
+    fn apply(&self, config: &str) -> String {
+        if let Some(operator) = &self.operator {
+            // Operator mode has no config users: only the bus and its store from the doc.
+            let store = config
+                .lines()
+                .find(|l| l.starts_with("jetstream"))
+                .expect("the documented config enables JetStream");
+            return format!("{store}\n{operator}");
+        }
+        let mut config = config.to_owned();
+        for (name, public, _) in &self.keys {
+            let password_user =
+                format!("user: {name}, password: ${}_PASSWORD,", name.to_uppercase());
+            assert!(
+                config.contains(&password_user),
+                "the documented config has {password_user:?}"
+            );
+            config = config.replace(&password_user, &format!("nkey: {public},"));
+        }
+        config
+    }
+}
+
+/// A file only its owner may read, holding `secret`.
+pub fn write_secret(path: &Path, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, secret).expect("write a secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 600 a secret file");
+}
+
 /// A private nats-server with JetStream on a loopback port; SIGKILLed on drop. Its store dir
 /// and log live in a temp dir that outlives `stop`, so `restart` finds the JetStream data again.
 pub struct NatsServer {
@@ -108,6 +273,15 @@ impl NatsServer {
     /// Start one whose users are the nodes of the cluster with `prefix`; with `tls`, it takes
     /// only TLS connections with a client certificate from that CA.
     pub async fn start_for(prefix: &str, tls: Option<&NatsTls>) -> Option<NatsServer> {
+        Self::start_login(prefix, tls, None).await
+    }
+
+    /// Like [`NatsServer::start_for`], the nodes' users identified by `nkeys` if given.
+    pub async fn start_login(
+        prefix: &str,
+        tls: Option<&NatsTls>,
+        nkeys: Option<&NodeKeys>,
+    ) -> Option<NatsServer> {
         let Some(binary) = nats_server_binary() else {
             return skip(
                 "nats-server is not installed",
@@ -121,6 +295,9 @@ impl NatsServer {
             child: None,
         };
         let mut config = documented_config(prefix, &nats.dir.path().join("jetstream"));
+        if let Some(nkeys) = nkeys {
+            config = nkeys.apply(&config);
+        }
         if let Some(tls) = tls {
             config.push_str(&tls.server_block());
         }
@@ -259,6 +436,8 @@ pub struct Cluster {
     pub prefix: String,
     /// The certificates, when the nodes reach the bus over TLS.
     pub tls: Option<NatsTls>,
+    /// The nodes' nkeys, when they log in with those instead of passwords.
+    pub nkeys: Option<NodeKeys>,
 }
 
 /// A test CA and the certificates it signed for TLS to nats-server, as PEM files in a temp dir.
@@ -328,18 +507,30 @@ impl Cluster {
     /// `n` in-process nodes on a nats-server of their own; `change(i, config)` adjusts node i's
     /// config last. `None` (after saying why) when nats-server or PostgreSQL is missing.
     pub async fn start(n: usize, change: impl Fn(usize, &mut Config)) -> Option<Cluster> {
-        Self::start_maybe_tls(n, None, change).await
+        Self::start_maybe_tls(n, None, None, change).await
+    }
+
+    /// Like [`Cluster::start`], with each node logging in with its own nkey (a seed file).
+    pub async fn start_nkeys(n: usize) -> Option<Cluster> {
+        Self::start_maybe_tls(n, None, Some(NodeKeys::generate()), |_, _| {}).await
+    }
+
+    /// Like [`Cluster::start`], with nats-server in operator (JWT) mode and each node logging in
+    /// with its own `.creds` file.
+    pub async fn start_creds(n: usize) -> Option<Cluster> {
+        Self::start_maybe_tls(n, None, Some(NodeKeys::generate_creds()), |_, _| {}).await
     }
 
     /// Like [`Cluster::start`], with the nodes reaching nats-server over TLS, each presenting
     /// a client certificate nats-server verifies.
     pub async fn start_tls(n: usize) -> Option<Cluster> {
-        Self::start_maybe_tls(n, Some(NatsTls::generate()), |_, _| {}).await
+        Self::start_maybe_tls(n, Some(NatsTls::generate()), None, |_, _| {}).await
     }
 
     async fn start_maybe_tls(
         n: usize,
         tls: Option<NatsTls>,
+        nkeys: Option<NodeKeys>,
         change: impl Fn(usize, &mut Config),
     ) -> Option<Cluster> {
         if postgres::server_suite_on_postgres() {
@@ -357,7 +548,7 @@ impl Cluster {
                 "run `export PARLEY_TEST_POSTGRES_URL=$(bash scripts/postgres-test-setup.sh)`",
             );
         };
-        let nats = NatsServer::start_for(&prefix, tls.as_ref()).await?;
+        let nats = NatsServer::start_login(&prefix, tls.as_ref(), nkeys.as_ref()).await?;
         let nats_url = match tls {
             Some(_) => nats.url().replace("nats://", "tls://"),
             None => nats.url(),
@@ -369,6 +560,7 @@ impl Cluster {
             postgres_url,
             prefix,
             tls,
+            nkeys,
         };
         for i in 0..n {
             let node = TestServer::start_with(|config| {
@@ -417,8 +609,19 @@ impl Cluster {
         config.cluster.node_name = node_name.to_owned();
         config.cluster.prefix = self.prefix.clone();
         config.cluster.nodes = NODES.map(str::to_owned).to_vec();
-        config.cluster.nats_user = node_name.to_owned();
-        config.cluster.nats_password = node_password(node_name);
+        match &self.nkeys {
+            Some(nkeys) if nkeys.creds() => {
+                config.cluster.nats_creds_file = nkeys.seed_file(node_name).display().to_string();
+            }
+            Some(nkeys) => {
+                config.cluster.nats_nkey_seed_file =
+                    nkeys.seed_file(node_name).display().to_string();
+            }
+            None => {
+                config.cluster.nats_user = node_name.to_owned();
+                config.cluster.nats_password = node_password(node_name);
+            }
+        }
         if let Some(tls) = &self.tls {
             config.cluster.nats_tls_ca = tls.ca.display().to_string();
             config.cluster.nats_tls_cert = tls.client_cert.display().to_string();
