@@ -513,6 +513,7 @@ async fn nodes_log_in_to_the_bus_with_nkeys() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    alice.await_whois("bob").await;
     alice.send("PRIVMSG bob :signed in by nkey").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by nkey")
         .await;
@@ -677,6 +678,7 @@ async fn nodes_log_in_to_the_bus_with_creds_files() {
     let mut alice = cluster.client(0, "alice").await;
     let mut bob = cluster.client(1, "bob").await;
     bob.await_whois("alice").await;
+    alice.await_whois("bob").await;
     alice.send("PRIVMSG bob :signed in by creds").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by creds")
         .await;
