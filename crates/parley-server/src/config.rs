@@ -123,7 +123,7 @@ pub enum StoreKind {
 }
 
 /// `[accounts]`: logging in, registering, and keeping guessers out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountsConfig {
     /// Connections must log in before they may chat.
@@ -437,6 +437,33 @@ impl Default for ClusterConfig {
             nats_tls_key: String::new(),
             insecure: false,
         }
+    }
+}
+
+/// By hand, so a debug print of the config never shows the database password in `postgres_url`.
+impl std::fmt::Debug for AccountsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountsConfig")
+            .field("require_login", &self.require_login)
+            .field("registration", &self.registration)
+            .field("store", &self.store)
+            .field("database", &self.database)
+            .field(
+                "postgres_url",
+                &crate::store::postgres::redact_url(&self.postgres_url),
+            )
+            .field("postgres_ca", &self.postgres_ca)
+            .field("postgres_client_cert", &self.postgres_client_cert)
+            .field("postgres_client_key", &self.postgres_client_key)
+            .field("min_password_len", &self.min_password_len)
+            .field("max_password_len", &self.max_password_len)
+            .field("allow_plaintext_login", &self.allow_plaintext_login)
+            .field("plaintext_login_from", &self.plaintext_login_from)
+            .field("max_failures", &self.max_failures)
+            .field("failure_window_secs", &self.failure_window_secs)
+            .field("lockout_secs", &self.lockout_secs)
+            .field("scram_iterations", &self.scram_iterations)
+            .finish()
     }
 }
 
@@ -2890,6 +2917,15 @@ mod tests {
             ..ClusterConfig::default()
         };
         assert!(!format!("{config:?}").contains("SUsecret"));
+    }
+
+    #[test]
+    fn a_debug_print_of_the_config_hides_the_database_password() {
+        let mut config = Config::default();
+        config.accounts.postgres_url = "postgres://parley:Db-Pa55/w0rd@db.example:5432/p".into();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("Pa55"), "{printed}");
+        assert!(printed.contains("db.example"), "{printed}");
     }
 
     #[test]
