@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{connect_from, enable_tls, sasl_plain, Client, TestServer};
-use tokio::io::AsyncWriteExt;
 
 /// A server that requires logins, as the defaults do.
 async fn strict() -> TestServer {
@@ -465,45 +463,10 @@ async fn plaintext_passwords_from_elsewhere_are_refused() {
     );
 }
 
-/// Run `parleyd` with a config file pointing at `dir`, feeding `stdin`; returns (success, stdout, stderr).
-async fn parleyd(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let config = dir.join("parley.toml");
-    std::fs::write(
-        &config,
-        format!("[server]\ndata_dir = {:?}\n", dir.display().to_string()),
-    )
-    .expect("write config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .envs(common::store_env(dir))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run parleyd");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("parleyd finishes")
-        .expect("parleyd output");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn admin_cli_adds_imports_and_locks_accounts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (ok, out, err) = parleyd(
+    let (ok, out, err) = common::admin_cli(
         dir.path(),
         &["users", "add", "Mallory", "--password-stdin"],
         "mallory-password\n",
@@ -516,7 +479,7 @@ async fn admin_cli_adds_imports_and_locks_accounts() {
         "# team\nnina:nina-password\noscar,oscar-password\nbroken line\nmallory:again-password\nnina:dup-password\npat:short\n",
     )
     .expect("write users file");
-    let (ok, out, err) = parleyd(
+    let (ok, out, err) = common::admin_cli(
         dir.path(),
         &["users", "import", file.to_str().expect("utf-8")],
         "",
@@ -527,13 +490,13 @@ async fn admin_cli_adds_imports_and_locks_accounts() {
     assert!(report.contains("users.txt:4"), "{report}");
     assert!(report.contains("users.txt:7"), "{report}");
     assert!(report.contains("added 2"), "{report}");
-    let (ok, out, _) = parleyd(dir.path(), &["users", "list"], "").await;
+    let (ok, out, _) = common::admin_cli(dir.path(), &["users", "list"], "").await;
     assert!(ok);
     for name in ["Mallory", "nina", "oscar"] {
         assert!(out.contains(name), "{out}");
     }
     assert!(!out.contains("pat"), "{out}");
-    let (ok, _, err) = parleyd(dir.path(), &["users", "lock", "oscar"], "").await;
+    let (ok, _, err) = common::admin_cli(dir.path(), &["users", "lock", "oscar"], "").await;
     assert!(ok, "{err}");
 
     let mut config = common::test_config(&dir);

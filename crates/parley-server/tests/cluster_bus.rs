@@ -86,14 +86,7 @@ async fn an_outsider_on_the_bus_can_neither_read_nor_forge_events() {
         Err(_) => None,
     };
 
-    let mut alice = cluster.client(0, "alice").await;
-    let mut bob = cluster.client(1, "bob").await;
-    bob.await_whois("alice").await;
-    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
-    alice.await_whois("bob").await;
-    alice.send("PRIVMSG bob :the secret plan").await;
-    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :the secret plan")
-        .await;
+    let (mut alice, mut bob) = cluster.alice_and_bob_talk("the secret plan").await;
 
     let seen = match sub.as_mut() {
         Some(sub) => drain(sub, Duration::from_millis(500)).await,
@@ -400,14 +393,7 @@ async fn nodes_reach_the_bus_over_tls_with_client_certificates() {
     let Some(cluster) = Cluster::start_tls(2).await else {
         return;
     };
-    let mut alice = cluster.client(0, "alice").await;
-    let mut bob = cluster.client(1, "bob").await;
-    bob.await_whois("alice").await;
-    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
-    alice.await_whois("bob").await;
-    alice.send("PRIVMSG bob :over tls").await;
-    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :over tls")
-        .await;
+    let _alice_and_bob = cluster.alice_and_bob_talk("over tls").await;
 
     let tls = cluster.tls.as_ref().expect("a TLS cluster");
     let without_certificate = tokio::time::timeout(
@@ -447,14 +433,7 @@ async fn an_older_event_stream_is_moved_to_per_node_subjects() {
     .expect("the old stream");
     cluster.add_node().await;
     cluster.add_node().await;
-    let mut alice = cluster.client(0, "alice").await;
-    let mut bob = cluster.client(1, "bob").await;
-    bob.await_whois("alice").await;
-    // The sender's node must know bob too, or alice gets 401 and bob waits for nothing.
-    alice.await_whois("bob").await;
-    alice.send("PRIVMSG bob :after the upgrade").await;
-    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :after the upgrade")
-        .await;
+    let _alice_and_bob = cluster.alice_and_bob_talk("after the upgrade").await;
     let info = js
         .get_stream(&name)
         .await
@@ -510,13 +489,7 @@ async fn nodes_log_in_to_the_bus_with_nkeys() {
     let Some(cluster) = Cluster::start_nkeys(2).await else {
         return;
     };
-    let mut alice = cluster.client(0, "alice").await;
-    let mut bob = cluster.client(1, "bob").await;
-    bob.await_whois("alice").await;
-    alice.await_whois("bob").await;
-    alice.send("PRIVMSG bob :signed in by nkey").await;
-    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by nkey")
-        .await;
+    let _alice_and_bob = cluster.alice_and_bob_talk("signed in by nkey").await;
 
     let stranger = nkeys::KeyPair::new_user().seed().unwrap();
     let refused = tokio::time::timeout(
@@ -675,13 +648,7 @@ async fn nodes_log_in_to_the_bus_with_creds_files() {
     let Some(cluster) = Cluster::start_creds(2).await else {
         return;
     };
-    let mut alice = cluster.client(0, "alice").await;
-    let mut bob = cluster.client(1, "bob").await;
-    bob.await_whois("alice").await;
-    alice.await_whois("bob").await;
-    alice.send("PRIVMSG bob :signed in by creds").await;
-    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :signed in by creds")
-        .await;
+    let _alice_and_bob = cluster.alice_and_bob_talk("signed in by creds").await;
 
     let outsider = tokio::time::timeout(
         Duration::from_secs(5),

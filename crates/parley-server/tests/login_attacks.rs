@@ -7,10 +7,8 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{free_port, sasl_plain, wait_listening, write_binary_config, Client, TestServer};
-use tokio::io::AsyncWriteExt;
 
 const MAX_FAILURES: u32 = 5;
 /// Connections in a burst, all from 127.0.0.1: well past `MAX_FAILURES`.
@@ -168,36 +166,10 @@ async fn parallel_right_logins_from_one_address_all_succeed() {
     }
 }
 
-/// Run `parleyd` with `args` on the data dir `dir` (the admin CLI), feeding `stdin`.
+/// Run the admin CLI, which must succeed.
 async fn parleyd_cli(dir: &std::path::Path, args: &[&str], stdin: &str) {
-    let config = dir.join("cli.toml");
-    std::fs::write(
-        &config,
-        format!("[server]\ndata_dir = {:?}\n", dir.display().to_string()),
-    )
-    .expect("write config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .envs(common::store_env(dir))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run parleyd");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).await.expect("stdin");
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("parleyd finishes")
-        .expect("parleyd output");
-    assert!(
-        out.status.success(),
-        "parleyd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, err) = common::admin_cli(dir, args, stdin).await;
+    assert!(ok, "parleyd {args:?}: {err}");
 }
 
 /// One SASL PLAIN attempt on a fresh connection; the reply, without the server prefix.

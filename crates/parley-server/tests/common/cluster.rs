@@ -634,6 +634,20 @@ impl Cluster {
         self.nodes[i].client(nick).await
     }
 
+    /// alice on the first node and bob on the second, each known on the other's node (both
+    /// ways: until alice's node knows bob, her PRIVMSG to him gets 401), and `text` sent from
+    /// alice to bob across the bus and seen arriving.
+    pub async fn alice_and_bob_talk(&self, text: &str) -> (Client, Client) {
+        let mut alice = self.client(0, "alice").await;
+        let mut bob = self.client(1, "bob").await;
+        bob.await_whois("alice").await;
+        alice.await_whois("bob").await;
+        alice.send(&format!("PRIVMSG bob :{text}")).await;
+        bob.expect_next(&format!(":alice!~alice@127.0.0.1 PRIVMSG bob :{text}"))
+            .await;
+        (alice, bob)
+    }
+
     /// The node `name` as the real `parleyd` binary (a child process a test can SIGKILL), with
     /// `PARLEY_SECTION__KEY` overrides in `envs` (e.g. `PARLEY_CLUSTER__LEASE_SECS`).
     pub async fn spawn_binary(&self, name: &str, envs: &[(&str, &str)]) -> BinaryNode {

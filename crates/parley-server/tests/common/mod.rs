@@ -474,3 +474,43 @@ pub async fn scrape(addr: SocketAddr) -> String {
     assert_eq!(status, 200, "{body}");
     body
 }
+
+/// Run the admin CLI (`parleyd ARGS`) with a config file pointing at `dir` and the test store,
+/// feeding `stdin`; returns (success, stdout, stderr).
+pub async fn admin_cli(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    let config = dir.join("parley.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = {:?}\n", dir.display().to_string()),
+    )
+    .expect("write config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .envs(store_env(dir))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run parleyd");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("parleyd finishes")
+        .expect("parleyd output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
