@@ -1,0 +1,249 @@
+//! The README's "Connect with a client" recipes, run as written with the real clients people
+//! have: irssi (driven in a detached tmux session, since it needs a terminal) and WeeChat 3.x
+//! (`weechat-headless`). Each recipe is read from README.md itself, so the README cannot drift
+//! from what works: only the placeholders (`<password>`, `<fingerprint>`) and the port are
+//! filled in. The server is the real one, over TLS on a loopback port, with logins required.
+//!
+//! A missing client program skips its test with a line on stderr, unless
+//! `PARLEY_REQUIRE_CLIENTS=1` (CI sets it and installs irssi, weechat-headless and tmux).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{enable_tls, Client, TestServer};
+
+const README: &str = include_str!("../../../README.md");
+const ALICE_PASSWORD: &str = "alice-recipe-pass";
+const BOB_PASSWORD: &str = "bob-recipe-pass";
+
+/// `Some(path)` of an installed program, or `None` after saying why the test skips (a panic
+/// under `PARLEY_REQUIRE_CLIENTS=1`).
+fn program(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        let why = format!("`{name}` is not installed (apt-get install {name})");
+        let required = std::env::var("PARLEY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
+        assert!(!required, "PARLEY_REQUIRE_CLIENTS=1 but {why}");
+        eprintln!("skipping: {why}");
+    }
+    found
+}
+
+/// The lines of the first fenced code block after the README line starting with `heading`.
+fn recipe(heading: &str) -> Vec<String> {
+    let mut lines = README.lines().skip_while(|l| !l.starts_with(heading));
+    assert!(
+        lines.next().is_some(),
+        "README has no line starting {heading:?}"
+    );
+    let mut lines = lines.skip_while(|l| !l.starts_with("```")).skip(1);
+    let block: Vec<String> = lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("```"))
+        .map(str::to_owned)
+        .collect();
+    assert!(!block.is_empty(), "README's {heading:?} recipe is empty");
+    block
+}
+
+/// A recipe line with the placeholders and the TLS port filled in.
+fn fill(line: &str, fingerprint: &str, port: u16) -> String {
+    line.replace("<password>", ALICE_PASSWORD)
+        .replace("<fingerprint>", fingerprint)
+        .replace("127.0.0.1 6697", &format!("127.0.0.1 {port}"))
+        .replace("127.0.0.1/6697", &format!("127.0.0.1/{port}"))
+}
+
+/// Register `account` with REGISTER before connection registration, then leave.
+async fn create_account(server: &TestServer, account: &str, password: &str) {
+    let mut c = server.connect().await;
+    c.nick = account.to_string();
+    c.send("CAP LS 302").await;
+    c.send(&format!("NICK {account}")).await;
+    c.send(&format!("USER {account} 0 * :{account}")).await;
+    c.send(&format!("REGISTER * * {password}")).await;
+    c.expect(|l| l.contains("REGISTER SUCCESS")).await;
+    c.send("QUIT").await;
+    c.expect_closed().await;
+}
+
+/// A server over TLS that requires logins, with the accounts alice and bob; bob is logged in and
+/// sits in the default room, watching for alice.
+async fn server_and_bob() -> (TestServer, Client) {
+    let server = TestServer::start_with(|c| {
+        enable_tls(c);
+        c.accounts.require_login = true;
+    })
+    .await;
+    create_account(&server, "alice", ALICE_PASSWORD).await;
+    create_account(&server, "bob", BOB_PASSWORD).await;
+    let mut bob = server.connect().await;
+    bob.login_sasl("bob", "bob", BOB_PASSWORD).await;
+    bob.sync().await;
+    (server, bob)
+}
+
+/// The generated certificate's SHA-256 fingerprint, as `parleyd cert show` prints it.
+fn fingerprint(server: &TestServer) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let pem = server.generated_cert_pem();
+    let cert = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .expect("a certificate")
+        .expect("PEM certificate");
+    parley_server::tls::fingerprint(&cert)
+}
+
+/// alice arrived in #lobby, logged in as alice, over TLS: bob sees her join, and WHOIS says so.
+async fn bob_sees_alice_logged_in_over_tls(bob: &mut Client) {
+    bob.expect(|l| l.starts_with(":alice!") && l.contains(" JOIN #lobby"))
+        .await;
+    bob.send("WHOIS alice").await;
+    let mut account = false;
+    let mut tls = false;
+    loop {
+        let line = bob.recv().await;
+        account |= line.contains(" 330 bob alice alice ");
+        tls |= line.contains(" 671 bob alice ");
+        if line.contains(" 318 ") {
+            break;
+        }
+    }
+    assert!(account, "WHOIS alice shows no account alice (330)");
+    assert!(tls, "WHOIS alice shows no TLS connection (671)");
+}
+
+#[tokio::test]
+async fn weechat_3_recipe_logs_in_over_tls_and_joins_the_lobby() {
+    let Some(weechat) = program("weechat-headless") else {
+        return;
+    };
+    let (server, mut bob) = server_and_bob().await;
+    let fingerprint = fingerprint(&server).replace(':', "").to_lowercase();
+    let port = server.tls_addr().port();
+    let commands: Vec<String> = recipe("WeeChat 3.x")
+        .iter()
+        .map(|l| fill(l, &fingerprint, port))
+        .collect();
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut child = tokio::process::Command::new(weechat)
+        .arg("--dir")
+        .arg(home.path())
+        .arg("--run-command")
+        .arg(commands.join(";"))
+        .env("HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weechat-headless");
+    bob_sees_alice_logged_in_over_tls(&mut bob).await;
+    child.kill().await.expect("stop weechat");
+}
+
+/// A detached tmux session on its own socket, killed when dropped.
+struct Tmux {
+    program: std::path::PathBuf,
+    socket: std::path::PathBuf,
+}
+
+impl Tmux {
+    fn start(tmux: &Path, dir: &Path, command: &str) -> Tmux {
+        let socket = dir.join("tmux.sock");
+        let status = std::process::Command::new(tmux)
+            .arg("-S")
+            .arg(&socket)
+            .args(["new-session", "-d", "-x", "150", "-y", "40", command])
+            .env("HOME", dir)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("start tmux");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux {
+            program: tmux.to_path_buf(),
+            socket,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(&self.program)
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Type a line and press Enter.
+    fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-l", line]);
+        self.run(&["send-keys", "Enter"]);
+    }
+
+    /// Wait (bounded) until the screen shows `text`.
+    async fn wait_for(&self, text: &str) {
+        for _ in 0..100 {
+            if self.run(&["capture-pane", "-p"]).contains(text) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the screen never showed {text:?}:\n{}",
+            self.run(&["capture-pane", "-p"])
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[tokio::test]
+async fn irssi_recipe_logs_in_over_tls_joins_the_lobby_and_messages_bob() {
+    let (Some(tmux), Some(irssi)) = (program("tmux"), program("irssi")) else {
+        return;
+    };
+    let (server, mut bob) = server_and_bob().await;
+    let fingerprint = fingerprint(&server);
+    let port = server.tls_addr().port();
+    let home = tempfile::tempdir().expect("temp dir");
+    let irssi_home = home.path().join("irssi");
+    std::fs::create_dir(&irssi_home).expect("irssi home");
+    let session = Tmux::start(
+        &tmux,
+        home.path(),
+        &format!("{} --home={}", irssi.display(), irssi_home.display()),
+    );
+    session.wait_for("Irssi v").await;
+    let mut typed = Vec::new();
+    for line in recipe("irssi 1.4") {
+        let line = fill(&line, &fingerprint, port);
+        session.type_line(&line);
+        typed.push(line.clone());
+        if line.starts_with("/connect") {
+            bob_sees_alice_logged_in_over_tls(&mut bob).await;
+        }
+    }
+    assert!(
+        typed.iter().any(|l| l.starts_with("/msg bob ")),
+        "the irssi recipe sends bob a message: {typed:?}"
+    );
+    let message = bob
+        .expect(|l| l.starts_with(":alice!") && l.contains(" PRIVMSG bob :"))
+        .await;
+    assert!(message.ends_with(":hello"), "{message}");
+}
