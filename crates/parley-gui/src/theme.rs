@@ -2,9 +2,10 @@
 //! meets WCAG 2.x AA contrast (4.5:1) against the background it is drawn on, and the nick
 //! palettes. egui's defaults fade secondary text with transparency and use pure red for errors,
 //! which falls below 4.5:1 in the light theme (and the red also in the dark one), so each colour
-//! here is opaque and chosen per theme; the tests below check every pair with the WCAG formula.
+//! here is opaque and chosen per theme, and buttons and text fields get an outline (3:1, as WCAG
+//! asks of UI components); the tests below check every pair with the WCAG formula.
 
-use eframe::egui::{Color32, Visuals};
+use eframe::egui::{Color32, Stroke, Visuals};
 
 /// Nick colours on the light background: dark, saturated hues. The same order of hues as the
 /// dark palette and the web client's, so a person keeps a similar colour across themes.
@@ -52,6 +53,7 @@ pub fn visuals(dark: bool) -> Visuals {
         v.hyperlink_color = Color32::from_rgb(0x64, 0xb5, 0xf6);
         v.error_fg_color = Color32::from_rgb(0xff, 0x6b, 0x6b);
         v.warn_fg_color = Color32::from_rgb(0xff, 0xab, 0x40);
+        v.widgets.inactive.bg_stroke = Stroke::new(1.0, Color32::from_gray(112));
     } else {
         v.widgets.noninteractive.fg_stroke.color = Color32::from_gray(30);
         v.weak_text_color = Some(Color32::from_gray(96));
@@ -60,6 +62,7 @@ pub fn visuals(dark: bool) -> Visuals {
         v.warn_fg_color = Color32::from_rgb(0x9a, 0x4a, 0x00);
         // Button text: egui's grey 60 passes, black reads better next to the darker body text.
         v.widgets.inactive.fg_stroke.color = Color32::from_gray(20);
+        v.widgets.inactive.bg_stroke = Stroke::new(1.0, Color32::from_gray(128));
     }
     v
 }
@@ -220,9 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn health_dots_meet_the_3_to_1_of_ui_components() {
+    fn health_dots_and_field_borders_meet_the_3_to_1_of_ui_components() {
         for dark in [false, true] {
             let v = visuals(dark);
+            // Buttons' and text fields' outlines: their fills alone barely differ from the panel.
+            let border = v.widgets.inactive.bg_stroke.color;
+            let ratio = contrast_ratio(border, v.panel_fill);
+            assert!(ratio >= 3.0, "dark={dark} border {border:?}: {ratio:.2}");
             for colour in health_colours(dark) {
                 let ratio = contrast_ratio(colour, v.panel_fill);
                 assert!(ratio >= 3.0, "dark={dark} {colour:?}: {ratio:.2}");
