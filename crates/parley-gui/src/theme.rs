@@ -49,7 +49,9 @@ pub fn visuals(dark: bool) -> Visuals {
     };
     if dark {
         v.widgets.noninteractive.fg_stroke.color = Color32::from_gray(205);
-        v.weak_text_color = Some(Color32::from_gray(160));
+        v.weak_text_color = Some(Color32::from_gray(170));
+        // egui's selection blue is too light under grey text (a left group, when selected).
+        v.selection.bg_fill = Color32::from_rgb(0x18, 0x3a, 0x4f);
         v.hyperlink_color = Color32::from_rgb(0x64, 0xb5, 0xf6);
         v.error_fg_color = Color32::from_rgb(0xff, 0x6b, 0x6b);
         v.warn_fg_color = Color32::from_rgb(0xff, 0xab, 0x40);
@@ -57,6 +59,7 @@ pub fn visuals(dark: bool) -> Visuals {
     } else {
         v.widgets.noninteractive.fg_stroke.color = Color32::from_gray(30);
         v.weak_text_color = Some(Color32::from_gray(96));
+        v.selection.bg_fill = Color32::from_rgb(0xcf, 0xe8, 0xfc);
         v.hyperlink_color = Color32::from_rgb(0x0b, 0x5c, 0xad);
         v.error_fg_color = Color32::from_rgb(0xc6, 0x28, 0x28);
         v.warn_fg_color = Color32::from_rgb(0x9a, 0x4a, 0x00);
@@ -165,11 +168,13 @@ pub fn text_pairs(dark: bool) -> Vec<(String, Color32, Color32)> {
             state.weak_bg_fill,
         ));
     }
-    pairs.push((
-        "selected entry".into(),
-        v.selection.stroke.color,
-        v.selection.bg_fill,
-    ));
+    for (name, fg) in [
+        ("selected entry", v.selection.stroke.color),
+        ("selected text", v.text_color()),
+        ("selected left group", v.weak_text_color()),
+    ] {
+        pairs.push((name.into(), fg, v.selection.bg_fill));
+    }
     pairs.push(("mentioning line".into(), v.text_color(), highlight_bg(dark)));
     let palette = if dark { &DARK_NICKS } else { &LIGHT_NICKS };
     for (i, nick) in palette.iter().enumerate() {
