@@ -22,6 +22,7 @@ use crate::connection::{Connection, Connector};
 use crate::model::{self, Alert, Health, Row, RowStyle, ScrollKeeper};
 use crate::notify::Notifier;
 use crate::settings::{clamp_font_size, Settings, Theme, MAX_FONT_SIZE, MIN_FONT_SIZE};
+use crate::theme;
 
 /// How long an in-app notification stays up.
 const TOAST_TIME: Duration = Duration::from_secs(6);
@@ -389,6 +390,8 @@ impl App {
         }
         self.applied_style = Some(wanted);
         ctx.set_theme(self.settings.theme.preference());
+        ctx.set_visuals_of(egui::Theme::Light, theme::visuals(false));
+        ctx.set_visuals_of(egui::Theme::Dark, theme::visuals(true));
         ctx.all_styles_mut(|style| {
             for (text_style, font) in style.text_styles.iter_mut() {
                 font.size = match text_style {
@@ -636,9 +639,10 @@ impl App {
         let (health, text) = model::status_text(&connection.state(), &server, self.form.tls);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
+                let [good, waiting] = theme::health_colours(ui.visuals().dark_mode);
                 let colour = match health {
-                    Health::Good => Color32::from_rgb(0x2e, 0xa0, 0x43),
-                    Health::Waiting => Color32::from_rgb(0xd2, 0x99, 0x22),
+                    Health::Good => good,
+                    Health::Waiting => waiting,
                     Health::Bad => ui.visuals().error_fg_color,
                 };
                 let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
@@ -1161,15 +1165,10 @@ impl App {
     }
 }
 
-/// A nick's colour, readable on the current theme's background.
-pub fn nick_colour(ui: &Ui, nick: &str) -> Color32 {
-    let hue = model::nick_hue(nick) / 360.0;
-    let (saturation, value) = if ui.visuals().dark_mode {
-        (0.55, 0.95)
-    } else {
-        (0.85, 0.62)
-    };
-    egui::ecolor::Hsva::new(hue, saturation, value, 1.0).into()
+/// A person's colour from the current theme's palette; `key` is their account, or their nick
+/// when the account is unknown (see `theme::nick_colour`).
+pub fn nick_colour(ui: &Ui, key: &str) -> Color32 {
+    theme::nick_colour(ui.visuals().dark_mode, key)
 }
 
 /// Draws one row of the message area; returns where it landed.
@@ -1208,7 +1207,7 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
             let nick_fmt = format(&body, nick_colour(ui, &nick_text));
             let mut text_fmt = format(&body, normal);
             if *highlight {
-                text_fmt.background = visuals.selection.bg_fill.gamma_multiply(0.5);
+                text_fmt.background = theme::highlight_bg(visuals.dark_mode);
             }
             match (style, nick) {
                 (RowStyle::Message, Some(nick)) => {

@@ -2,7 +2,8 @@
 //! without a display: `app` draws (egui), `model` computes what is shown from
 //! `parley_client::State`, `composer` is the input's Tab completion and history, `connection`
 //! links the two to a live client or an offline stand-in, `settings` and `notify` are the user's
-//! preferences and desktop notifications. All chat logic stays in `parley-client`.
+//! preferences and desktop notifications, `theme` the two looks and their contrast. All chat
+//! logic stays in `parley-client`.
 
 pub mod app;
 pub mod composer;
@@ -10,5 +11,6 @@ pub mod connection;
 pub mod model;
 pub mod notify;
 pub mod settings;
+pub mod theme;
 
 pub use app::{App, LoginForm, Options, Phase};

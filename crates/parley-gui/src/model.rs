@@ -215,45 +215,94 @@ pub fn status_text(state: &State, server: &str, tls: bool) -> (Health, String) {
     }
 }
 
-/// Library and server messages turned into words a person acts on.
+/// Library and server messages turned into words a person acts on: a known reason becomes one
+/// sentence of advice, followed by the underlying words only when they add something. The
+/// library's own advice ("(check the account name and password)") is dropped from those words,
+/// so a refused password is said once, not three times as issue 22 saw.
 pub fn plain_error(reason: &str) -> String {
+    let detail = error_detail(reason);
     let lower = reason.to_ascii_lowercase();
-    let advice = if lower.contains("connection refused") {
-        Some("Nothing answers at that address and port: check the server name and port, and that the server is running.")
+    // A lockout is its own advice: the password may well be right, so saying "not accepted"
+    // would send the person hunting for a typo.
+    if lower.contains("too many") {
+        return sentence(detail);
+    }
+    let (advice, restates) = if lower.contains("connection refused") {
+        ("Nothing answers at that address and port: check the server name and port, and that the server is running.", false)
     } else if lower.contains("timed out") {
-        Some("The server did not answer in time: check the address and your network.")
+        (
+            "The server did not answer in time: check the address and your network.",
+            false,
+        )
     } else if lower.contains("failed to lookup")
         || lower.contains("name or service not known")
         || lower.contains("no address")
     {
-        Some("That server name does not exist: check its spelling.")
+        (
+            "That server name does not exist: check its spelling.",
+            false,
+        )
     } else if lower.contains("sasl") || lower.contains("password") || lower.contains("login") {
-        Some("The username or password was not accepted.")
+        let generic = [
+            "authentication failed",
+            "password",
+            "credentials",
+            "not accepted",
+        ];
+        let detail = detail.to_ascii_lowercase();
+        (
+            "The username or password was not accepted.",
+            generic.iter().any(|g| detail.contains(g)),
+        )
     } else if lower.contains("already exists") || lower.contains("account_exists") {
-        Some("That username is taken: pick another, or log in instead.")
+        (
+            "That username is taken: pick another, or log in instead.",
+            false,
+        )
     } else {
-        None
+        return detail.to_string();
     };
-    match advice {
-        Some(advice) => format!("{advice} ({reason})"),
-        None => reason.to_string(),
+    if restates || detail.is_empty() {
+        advice.to_string()
+    } else {
+        format!("{advice} ({detail})")
     }
+}
+
+/// The words under a library error, without its "login failed:" frame and its parenthesised
+/// advice, which `plain_error` says in its own words.
+fn error_detail(reason: &str) -> &str {
+    let mut detail = reason.trim();
+    if let Some(rest) = detail
+        .get(..13)
+        .filter(|p| p.eq_ignore_ascii_case("login failed:"))
+        .and_then(|_| detail.get(13..))
+    {
+        detail = rest.trim_start();
+    }
+    if let Some(at) = detail.find(" (check ") {
+        detail = detail[..at].trim_end();
+    }
+    detail
+}
+
+/// `text` as a sentence: a capital first letter and a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 /// Multi-line input: each non-empty line is sent on its own (IRC carries one line per message).
 pub fn input_lines(text: &str) -> Vec<&str> {
     text.lines().filter(|l| !l.trim().is_empty()).collect()
-}
-
-/// A nick's colour as a hue in degrees: the same nick (any case) always gets the same one.
-pub fn nick_hue(nick: &str) -> f32 {
-    let hash = nick
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-    (hash % 360) as f32
 }
 
 /// Keeps the message view still when lines come or go above what is on screen (older history
@@ -499,20 +548,27 @@ mod tests {
     fn errors_in_plain_words() {
         let text = plain_error("cannot connect to h:1: Connection refused (os error 111)");
         assert!(text.starts_with("Nothing answers"), "{text}");
-        let text = plain_error("login failed: SASL authentication failed");
-        assert!(text.contains("username or password"), "{text}");
+        // The library's words for a refused password (parley-client's state.rs): said once.
+        let text = plain_error(
+            "login failed: SASL authentication failed (check the account name and password)",
+        );
+        assert_eq!(text, "The username or password was not accepted.");
+        // Words that add something stay, once, without the library's advice.
+        let text =
+            plain_error("login failed: Account suspended (check the account name and password)");
+        assert_eq!(
+            text,
+            "The username or password was not accepted. (Account suspended)"
+        );
+        // A lockout is not a typo: its own words, not "not accepted".
+        let text = plain_error("login failed: too many failed logins, try again in 15 minutes");
+        assert_eq!(text, "Too many failed logins, try again in 15 minutes.");
         assert_eq!(plain_error("something else"), "something else");
     }
 
     #[test]
-    fn multi_line_input_and_nick_hues() {
+    fn multi_line_input() {
         assert_eq!(input_lines("one\n\n two\n"), ["one", " two"]);
-        assert_eq!(nick_hue("Bob"), nick_hue("bob"));
-        let hues: std::collections::HashSet<u32> = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|n| nick_hue(n) as u32)
-            .collect();
-        assert!(hues.len() > 1);
     }
 
     fn numbered_lines(range: std::ops::Range<u32>) -> VecDeque<Line> {

@@ -80,6 +80,18 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
     ),
+    // index.html links the SVG; /favicon.ico answers too, for browsers and tools that ask for it
+    // by name, so no console shows a 404.
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("../web/favicon.svg"),
+    ),
+    (
+        "/favicon.ico",
+        "image/svg+xml",
+        include_str!("../web/favicon.svg"),
+    ),
 ];
 
 /// Scripts, styles and sockets only from this server; no framing by other sites.
@@ -424,7 +436,10 @@ mod tests {
     fn assets_are_built_in() {
         for (path, content_type, body) in ASSETS {
             assert!(!body.is_empty(), "{path}");
-            assert!(content_type.contains("charset=utf-8"), "{path}");
+            assert!(
+                content_type.contains("charset=utf-8") || content_type.starts_with("image/"),
+                "{path}"
+            );
         }
     }
 }

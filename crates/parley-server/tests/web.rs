@@ -209,6 +209,9 @@ async fn web_client_files_are_served() {
         ("/app.js", "text/javascript; charset=utf-8", "import"),
         ("/irc.js", "text/javascript; charset=utf-8", "export"),
         ("/style.css", "text/css; charset=utf-8", "{"),
+        // The icon index.html links, and the name browsers ask for without a link.
+        ("/favicon.svg", "image/svg+xml", "<svg"),
+        ("/favicon.ico", "image/svg+xml", "<svg"),
     ] {
         let (head, body) = http_get(&server, path).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");

@@ -180,6 +180,18 @@ function render() {
       $('input').focus();
     });
     li.append(button);
+    if (buffer.kind === 'channel' && buffer.joined) {
+      // Leaving: the server's PART takes the group off the list (irc.js, on_PART).
+      const leave = el('button', 'leave', '\u00d7');
+      leave.type = 'button';
+      leave.title = `Leave ${buffer.name}`;
+      leave.setAttribute('aria-label', `Leave ${buffer.name}`);
+      leave.addEventListener('click', () => {
+        send(state.act({ type: 'part', channel: buffer.name, reason: null }));
+        redraw();
+      });
+      li.append(leave);
+    }
     return li;
   }));
 
@@ -203,11 +215,13 @@ function render() {
     const time = el('time', '', clock(line.time));
     time.dateTime = new Date(line.time).toISOString();
     li.append(time);
-    if (line.kind === 'msg' || line.kind === 'notice') {
-      li.append(el('span', 'nick', line.kind === 'notice' ? `-${line.nick}-` : `<${line.nick}>`));
+    const nickClass = () => `nick nick-c${state.colourOf(line.nick, line.account)}`;
+    if (line.kind === 'msg' || (line.kind === 'notice' && line.nick)) {
+      li.append(el('span', nickClass(), line.kind === 'notice' ? `-${line.nick}-` : `<${line.nick}>`));
       li.append(el('span', 'text', line.text));
     } else if (line.kind === 'action') {
-      li.append(el('span', 'text', `* ${line.nick} ${line.text}`));
+      li.append(el('span', nickClass(), `* ${line.nick}`));
+      li.append(el('span', 'text', line.text));
     } else {
       li.append(el('span', 'text', line.text));
     }
@@ -223,7 +237,7 @@ function render() {
   $('members').hidden = active.kind !== 'channel';
   $('member-count').textContent = isChannel(active.name) ? `${members.length} members` : '';
   $('member-list').replaceChildren(...members.map(([nick, prefix]) => {
-    const li = el('li', '', `${prefix ? prefix[0] : ''}${nick}`);
+    const li = el('li', `nick-c${state.colourOf(nick)}`, `${prefix ? prefix[0] : ''}${nick}`);
     li.addEventListener('click', () => {
       $('input').value = `/msg ${nick} `;
       $('input').focus();

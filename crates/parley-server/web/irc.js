@@ -5,9 +5,16 @@
 export const HISTORY_BATCH = 50;
 export const MAX_LINES_PER_BUFFER = 2000;
 const WANTED_CAPS = [
-  'batch', 'draft/chathistory', 'echo-message', 'message-tags', 'multi-prefix',
-  'sasl', 'server-time', 'userhost-in-names', 'draft/account-registration',
+  'account-notify', 'account-tag', 'batch', 'draft/chathistory', 'echo-message', 'extended-join',
+  'message-tags', 'multi-prefix', 'sasl', 'server-time', 'userhost-in-names',
+  'draft/account-registration',
 ];
+/** How many nick colours style.css defines (.nick-c0 ... .nick-c11), as parley-gui's palettes. */
+export const NICK_COLOURS = 12;
+/** WHOIS replies (RFC 2812 and modern.ircdocs.horse): shown where /whois was asked. */
+const WHOIS_NUMERICS = new Set([
+  '276', '301', '307', '311', '312', '313', '317', '318', '319', '320', '330', '338', '378', '379', '671',
+]);
 
 // --- Lines -----------------------------------------------------------------------------------
 
@@ -78,6 +85,31 @@ export function nickOf(source) {
 /** RFC 1459 case folding, as the server's CASEMAPPING. */
 export function casefold(name) {
   return name.toLowerCase().replace(/[[\]\\~]/g, (c) => ({ '[': '{', ']': '}', '\\': '|', '~': '^' })[c]);
+}
+
+/** Case folding under an ISUPPORT CASEMAPPING value: 'ascii' folds only A-Z (parleyd's). */
+export function casefoldAs(mapping, name) {
+  if (mapping === 'ascii') return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return casefold(name);
+}
+
+/** FNV-1a, 32 bits, over the UTF-8 bytes of `text`. */
+export function fnv1a32(text) {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+/**
+ * The colour (index into the palette) of a person: the rule all Parley clients share, the
+ * FNV-1a hash of their casefolded account name, or of their nick for guests, so a person keeps
+ * their colour across nick changes and clients.
+ */
+export function nickColour(key, mapping = 'ascii') {
+  return fnv1a32(casefoldAs(mapping, key || '')) % NICK_COLOURS;
 }
 
 export const isChannel = (name) => /^[#&]/.test(name);
@@ -258,7 +290,34 @@ export class ChatState {
     this.batches = new Map();
     this.pendingCreates = [];
     this.pendingFocus = null;
+    // Who is logged in as whom, keyed by casefolded nick: from account-tag, extended-join,
+    // account-notify and WHOIS; a nick not in it is a guest or not yet known.
+    this.accounts = new Map();
+    this.casemapping = 'rfc1459';
+    // /whois asked: casefolded nick -> the buffer key its answer goes to.
+    this.whoisAsked = new Map();
+    // The server's greeting (001 and the MOTD), repeated in the first conversation opened.
+    this.welcome = [];
+    this.welcomeShown = false;
     this.changed = 0;
+  }
+
+  // Accounts and colours
+
+  /** The account `nick` is logged in as, or null (a guest, or not known yet). */
+  accountOf(nick) { return this.accounts.get(casefold(nick)) || null; }
+
+  setAccount(nick, account) {
+    if (!nick) return;
+    if (account && account !== '*') this.accounts.set(casefold(nick), account);
+    else this.accounts.delete(casefold(nick));
+    this.changed++;
+  }
+
+  /** The palette index of a person: by account when known, by nick for guests. */
+  colourOf(nick, account = undefined) {
+    const known = account === undefined ? this.accountOf(nick) : account;
+    return nickColour(known || nick, this.casemapping);
   }
 
   // Buffers
@@ -304,7 +363,7 @@ export class ChatState {
     while (i > 0 && buffer.lines[i - 1].time > line.time) i--;
     buffer.lines.splice(i, 0, line);
     if (buffer.lines.length > MAX_LINES_PER_BUFFER) buffer.lines.shift();
-    if (buffer.key !== this.active && !line.own && !line.history && line.kind !== 'event') {
+    if (buffer.key !== this.active && !line.own && !line.history && !line.seen && line.kind !== 'event') {
       buffer.unread++;
       if (buffer.kind === 'query' || (this.nick && line.text && line.text.toLowerCase().includes(this.nick.toLowerCase()))) {
         buffer.mention = true;
@@ -316,6 +375,17 @@ export class ChatState {
   info(text, kind = 'event', bufferName = null) {
     const buffer = bufferName ? this.find(bufferName) || this.buffers.get(SERVER) : this.buffers.get(SERVER);
     this.addLine(buffer, { time: Date.now(), nick: '', text, kind });
+  }
+
+  /**
+   * Words from the server for whoever reads (the welcome, server notices, broadcasts): in the
+   * server buffer, and in the conversation in view too, so they are not missed.
+   */
+  announce(line) {
+    const inView = this.active !== SERVER;
+    // Read where it is in view: no unread count for its copy in the server buffer.
+    this.addLine(this.buffers.get(SERVER), inView ? { ...line, seen: true } : line);
+    if (inView) this.addLine(this.activeBuffer(), { ...line, msgid: null });
   }
 
   /** An error goes to the server buffer and, when that is not in view, to the active one too. */
@@ -360,6 +430,7 @@ export class ChatState {
       this.batches.get(batchId).lines.push(msg);
       return [];
     }
+    if (WHOIS_NUMERICS.has(msg.command)) return this.whoisReply(msg);
     const handler = this[`on_${msg.command}`];
     if (handler) return handler.call(this, msg) || [];
     if (/^[45]\d\d$/.test(msg.command)) {
@@ -409,7 +480,12 @@ export class ChatState {
     return ['AUTHENTICATE ' + base64(`${nick}\0${nick}\0${password}`)];
   }
 
-  on_900(msg) { this.account = msg.params[2]; this.info(msg.params[3] || 'Logged in'); return []; }
+  on_900(msg) {
+    this.account = msg.params[2];
+    this.setAccount(this.nick, this.account);
+    this.info(msg.params[3] || 'Logged in');
+    return [];
+  }
   on_903() { return this.phase === 'connecting' ? ['CAP END'] : []; }
   on_904(msg) { return [...this.fail(msg.params[1] || 'Login failed: wrong username or password'), 'QUIT']; }
   on_902(msg) { return this.on_904(msg); }
@@ -434,8 +510,77 @@ export class ChatState {
   on_001(msg) {
     this.nick = msg.params[0];
     this.phase = 'registered';
-    this.info(msg.params[1] || 'Welcome');
+    this.greet(msg.params[1] || 'Welcome');
     return [];
+  }
+
+  /** A line of the server's welcome: shown now, and kept for the first conversation opened. */
+  greet(text) {
+    const line = { time: Date.now(), nick: '', text, kind: 'notice' };
+    if (!this.welcomeShown && this.welcome.length < 100) this.welcome.push(line);
+    this.announce(line);
+  }
+
+  on_372(msg) { this.greet((msg.params[1] || '').replace(/^- ?/, '')); return []; }
+  on_375() { return []; }
+  on_376() { return []; }
+
+  on_005(msg) {
+    for (const token of msg.params.slice(1, -1)) {
+      const [name, value] = token.split('=');
+      if (name === 'CASEMAPPING' && value) this.casemapping = value;
+    }
+    this.info(msg.params.slice(1).join(' '));
+    return [];
+  }
+
+  on_ACCOUNT(msg) { this.setAccount(nickOf(msg.source), msg.params[0]); return []; }
+
+  /** A WHOIS reply, in the conversation where /whois was asked (the server buffer otherwise). */
+  whoisReply(msg) {
+    const [, nick = '', ...rest] = msg.params;
+    const folded = casefold(nick);
+    const key = this.whoisAsked.get(folded);
+    const buffer = (key && this.buffers.get(key)) || this.buffers.get(SERVER);
+    const last = rest[rest.length - 1] || '';
+    let text;
+    switch (msg.command) {
+      case '311': text = `${nick} is ${rest[0]}@${rest[1]} (${last})`; break;
+      case '312': text = `${nick} is on ${rest[0]} (${last})`; break;
+      case '317': text = `${nick} has been idle ${duration(Number(rest[0]))}`; break;
+      case '319': text = `${nick} is in ${last}`; break;
+      case '330':
+        text = `${nick} is logged in as ${rest[0]}`;
+        this.setAccount(nick, rest[0]);
+        break;
+      case '301': text = `${nick} is away: ${last}`; break;
+      case '318': text = `End of WHOIS for ${nick}`; this.whoisAsked.delete(folded); break;
+      default: text = `${nick} ${last}`;
+    }
+    if (msg.command === '301' && !key) return this.handleAway(msg);
+    this.addLine(buffer, { time: timeOf(msg.tags), nick: '', text, kind: 'event' });
+    return [];
+  }
+
+  handleAway(msg) {
+    const buffer = this.find(msg.params[1]) || this.buffers.get(SERVER);
+    this.addLine(buffer, { time: timeOf(msg.tags), nick: '', text: `${msg.params[1]} is away: ${msg.params[2] || ''}`, kind: 'event' });
+    return [];
+  }
+
+  /** 401/402 for a nick being looked up belong with its WHOIS answer. */
+  on_401(msg) {
+    const key = this.whoisAsked.get(casefold(msg.params[1] || ''));
+    if (!key || !this.buffers.get(key)) { this.error_(msg.params.slice(1).join(' ')); return []; }
+    this.addLine(this.buffers.get(key), { time: Date.now(), nick: '', text: `${msg.params[1]}: ${msg.params[2] || 'no such nick'}`, kind: 'error' });
+    return [];
+  }
+
+  on_402(msg) { return this.on_401(msg); }
+
+  /** The channels this connection is in, for rejoining after a reconnect (a left one is not). */
+  joinedChannels() {
+    return [...this.buffers.values()].filter((b) => b.kind === 'channel' && b.joined).map((b) => b.name);
   }
 
   on_433(msg) {
@@ -457,6 +602,8 @@ export class ChatState {
   on_JOIN(msg) {
     const nick = nickOf(msg.source);
     const channel = msg.params[0];
+    // extended-join: JOIN <channel> <account> :<realname>, '*' for no account.
+    if (msg.params.length >= 3) this.setAccount(nick, msg.params[1]);
     const buffer = this.buffer(channel, 'channel');
     if (this.isMe(nick)) {
       buffer.members.clear();
@@ -465,6 +612,12 @@ export class ChatState {
       if (focus || this.active === SERVER) {
         this.pendingFocus = null;
         this.setActive(channel);
+        // The first conversation after logging in also shows the server's welcome.
+        if (!this.welcomeShown) {
+          this.welcomeShown = true;
+          for (const line of this.welcome) this.addLine(buffer, { ...line });
+          this.welcome = [];
+        }
       }
       this.changed++;
       if (this.caps.has('draft/chathistory') && !buffer.lines.some((l) => l.msgid)) {
@@ -492,8 +645,24 @@ export class ChatState {
 
   on_PART(msg) {
     const nick = nickOf(msg.source);
+    if (this.isMe(nick)) {
+      this.leave(msg.params[0]);
+      return [];
+    }
     this.removeMember(msg.params[0], nick, `${nick} left ${msg.params[0]}${msg.params[1] ? ` (${msg.params[1]})` : ''}`);
     return [];
+  }
+
+  /** We left a channel: it leaves the list (a kick keeps it, so the reason can be read). */
+  leave(channel) {
+    const key = this.key(channel);
+    if (!this.buffers.has(key)) return;
+    this.buffers.delete(key);
+    if (this.active === key) {
+      const next = this.bufferList().find((b) => b.kind === 'channel');
+      this.active = next ? next.key : SERVER;
+    }
+    this.changed++;
   }
 
   on_KICK(msg) {
@@ -504,6 +673,7 @@ export class ChatState {
 
   on_QUIT(msg) {
     const nick = nickOf(msg.source);
+    this.accounts.delete(casefold(nick));
     for (const buffer of this.buffers.values()) {
       const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(nick));
       if (member !== undefined) {
@@ -518,6 +688,9 @@ export class ChatState {
     const old = nickOf(msg.source);
     const nick = msg.params[0];
     if (this.isMe(old)) this.nick = nick;
+    const account = this.accountOf(old);
+    this.accounts.delete(casefold(old));
+    if (account) this.accounts.set(casefold(nick), account);
     for (const buffer of this.buffers.values()) {
       const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(old));
       if (member !== undefined) {
@@ -607,9 +780,13 @@ export class ChatState {
     } else if (text.startsWith('\u0001')) {
       return null; // other CTCP
     }
+    // account-tag names the sender's account on each message; live ones also update the map.
+    const tagged = 'account' in msg.tags ? msg.tags.account : undefined;
+    if (tagged !== undefined && !history && from) this.setAccount(from, tagged);
     return {
       time: timeOf(msg.tags), nick: from, text, kind, msgid: msg.tags.msgid || null,
       own: this.isMe(from), history,
+      account: tagged !== undefined ? tagged || null : this.accountOf(from),
     };
   }
 
@@ -629,8 +806,12 @@ export class ChatState {
     if (msg.params.length < 2) return [];
     const line = this.messageLine(msg, history);
     if (!line) return [];
+    const buffer = this.targetBuffer(msg);
+    // Broadcasts and the server's own notices are for whoever reads: shown where they look too.
+    const fromServer = buffer.kind === 'server' && this.phase === 'registered' && !history;
     if (msg.params[0].startsWith('$')) line.text = `[broadcast] ${line.text}`;
-    this.addLine(this.targetBuffer(msg), line);
+    if (fromServer) this.announce(line);
+    else this.addLine(buffer, line);
     return [];
   }
 
@@ -740,6 +921,7 @@ export class ChatState {
         return [action.topic ? ircLine('TOPIC', channel, action.topic) : ircLine('TOPIC', channel)];
       }
       case 'whois':
+        this.whoisAsked.set(casefold(action.nick), this.active);
         return [ircLine('WHOIS', action.nick)];
       case 'away':
         return [action.message ? ircLine('AWAY', action.message) : 'AWAY'];
@@ -812,6 +994,15 @@ export function serialize(msg) {
     : '';
   const source = msg.source ? `:${msg.source} ` : '';
   return prefix + source + ircLine(msg.command, ...msg.params);
+}
+
+/** Seconds as a short human duration: 45s, 12m, 3h 5m, 2d 4h. */
+export function duration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d ${Math.floor((seconds % 86400) / 3600)}h`;
 }
 
 /** The time of a line as HH:MM, in the browser's time zone. */

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
+import { nickColour } from '../irc.js';
 
 const PARLEYD = process.env.PARLEYD;
 const ARTIFACTS = process.env.ARTIFACTS || 'web-test-artifacts';
@@ -105,6 +106,8 @@ before(async () => {
     '[listen]', `plain = ["127.0.0.1:${ircPort}"]`, 'tls = []',
     '[web]', `listen = ["127.0.0.1:${webPort}"]`,
     '[flood]', 'enabled = false',
+    // Anyone may /broadcast here, so the TCP user can send one to the browser.
+    '[operators]', 'broadcast = "everyone"', 'broadcast_interval_secs = 0',
     '[log]', 'level = "info"',
     '',
   ].join('\n'));
@@ -142,6 +145,10 @@ async function openPage(viewport = { width: 1100, height: 700 }) {
   page.setDefaultTimeout(WAIT);
   const errors = [];
   page.on('pageerror', (err) => errors.push(String(err)));
+  // A 404 (a missing favicon, say) shows in the browser's console: none allowed.
+  page.on('response', (response) => {
+    if (response.status() >= 400) errors.push(`${response.status()} ${response.url()}`);
+  });
   await page.goto(webUrl);
   return { page, errors };
 }
@@ -268,6 +275,65 @@ test('log in with an existing account, load history on scroll, phone-sized scree
   await say(page, '/exit');
   await bob.expect((l) => /:alice!\S+ QUIT/.test(l), "alice's quit");
   assert.deepEqual(errors, [], 'no script errors');
+  bob.close();
+  await page.context().close();
+});
+
+test('welcome, broadcast and /whois in the conversation in view; leaving a group; colours by account; favicon', async () => {
+  const { page, errors } = await openPage();
+  // The favicon: linked from the page and served by parleyd, also under the name browsers guess.
+  assert.equal(await page.getAttribute('link[rel="icon"]', 'href'), 'favicon.svg');
+  for (const path of ['favicon.svg', 'favicon.ico']) {
+    const response = await page.request.get(webUrl + path);
+    assert.equal(response.status(), 200, path);
+    assert.match(response.headers()['content-type'], /^image\/svg\+xml/, path);
+    assert.match(await response.text(), /<svg/, path);
+  }
+
+  await login(page, 'alice');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#lobby');
+  // The server's welcome (its MOTD) shows in #lobby, where the user lands, not only in the server buffer.
+  await messageWith(page, 'a small and friendly IRC server').first().waitFor();
+
+  // bob logs in as the account bob but uses another nick: his colour follows the account.
+  const bob = new IrcClient(ircPort);
+  bob.send(`PASS bob:${PASSWORD}`);
+  bob.send('NICK bobby');
+  bob.send('USER bob 0 * :Bob Terminal');
+  await bob.expect((l) => / 001 bobby /.test(l), 'the welcome');
+  await bob.expect((l) => / 366 bobby #lobby /.test(l), 'the default channel');
+  bob.send('PRIVMSG #lobby :colour check');
+  const nick = messageWith(page, 'colour check').locator('.nick');
+  await nick.waitFor();
+  assert.notEqual(nickColour('bob'), nickColour('bobby'), 'a nick whose own colour differs');
+  assert.match(await nick.getAttribute('class'), new RegExp(`\\bnick-c${nickColour('bob')}\\b`));
+
+  // A broadcast shows in the conversation in view.
+  bob.send('PRIVMSG $* :maintenance at noon');
+  await messageWith(page, '[broadcast] maintenance at noon').waitFor();
+  assert.equal(await page.textContent('#buffer-title'), '#lobby');
+
+  // /whois: the answer is in #lobby, where it was asked.
+  await say(page, '/whois bobby');
+  await messageWith(page, 'bobby is logged in as bob').waitFor();
+  await messageWith(page, 'End of WHOIS for bobby').waitFor();
+  assert.equal(await page.textContent('#buffer-title'), '#lobby');
+  await shot(page, '06-welcome-whois-light.png');
+
+  // Leaving a group takes it off the list: with /part, and with the list's leave button.
+  await say(page, '/join_group parted');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#parted');
+  await say(page, '/part');
+  await page.locator('#buffer-list button[data-buffer="#parted"]').waitFor({ state: 'detached' });
+  await say(page, '/join_group clicked');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#clicked');
+  await page.click('#buffer-list button[aria-label="Leave #clicked"]');
+  await page.locator('#buffer-list button[data-buffer="#clicked"]').waitFor({ state: 'detached' });
+  assert.deepEqual(await page.evaluate(() => window.parley.state.joinedChannels()), ['#lobby'],
+    'left groups are not among those a reconnect would rejoin');
+  await page.click('#toggle-theme');
+  await shot(page, '07-after-leaving-dark.png');
+  assert.deepEqual(errors, [], 'no script errors, no 404s');
   bob.close();
   await page.context().close();
 });

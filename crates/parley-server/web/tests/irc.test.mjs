@@ -1,8 +1,10 @@
 // Unit tests of the web client's pure logic (irc.js): parsing, state, command mapping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import {
   parseLine, ircLine, parseInput, InputError, ChatState, casefold, splitText, serialize, base64,
+  fnv1a32, nickColour, NICK_COLOURS,
 } from '../irc.js';
 
 test('parses tags, source, command and params', () => {
@@ -48,6 +50,8 @@ function registered(caps = ['echo-message', 'draft/chathistory', 'batch', 'serve
   s.start({ nick: 'alice', password: 'pw', register: false });
   caps.forEach((c) => s.caps.add(c));
   s.handle(':srv 001 alice :Welcome');
+  // The welcome's copy in the first channel has its own test; the others count only their lines.
+  s.welcomeShown = true;
   return s;
 }
 
@@ -177,4 +181,164 @@ test('long text is split at spaces under the byte limit', () => {
   assert.ok(pieces.length > 1);
   for (const p of pieces) assert.ok(new TextEncoder().encode(p).length <= 400);
   assert.equal(pieces.join(' '), 'word '.repeat(200).trim());
+});
+
+test('asks for the account caps parleyd offers', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: 'pw', register: false });
+  // parleyd's CAP LS (crates/parley-server/src/context.rs, SUPPORTED_CAPS).
+  const [req] = s.handle(':srv CAP * LS :account-notify account-tag batch cap-notify draft/chathistory '
+    + 'echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 server-time userhost-in-names');
+  for (const cap of ['account-notify', 'account-tag', 'extended-join']) assert.ok(req.split(/[ :]/).includes(cap), req);
+});
+
+test('nick colours: FNV-1a of the casefolded account, the nick for guests', () => {
+  // FNV-1a 32-bit test vectors; parley-gui's theme.rs tests the same values.
+  assert.equal(fnv1a32(''), 0x811c9dc5);
+  assert.equal(fnv1a32('a'), 0xe40c292c);
+  assert.equal(fnv1a32('foobar'), 0xbf9cf968);
+  assert.equal(fnv1a32('alice'), 0x872213e7);
+  assert.equal(nickColour('ALICE'), 0x872213e7 % NICK_COLOURS);
+  assert.equal(nickColour('Alice'), nickColour('alice'));
+
+  const s = registered();
+  s.handle(':srv 005 alice CASEMAPPING=ascii CHANTYPES=# :are supported by this server');
+  assert.equal(s.casemapping, 'ascii');
+  s.handle(':alice!a@h JOIN #lobby');
+  // extended-join names the account ('*' for a guest).
+  s.handle(':Bob!b@h JOIN #lobby bob :Bob Terminal');
+  s.handle(':guest1!g@h JOIN #lobby * :A guest');
+  assert.equal(s.accountOf('bob'), 'bob');
+  assert.equal(s.accountOf('guest1'), null);
+  assert.equal(s.colourOf('Bob'), nickColour('bob'));
+  assert.equal(s.colourOf('guest1'), nickColour('guest1'));
+  // A nick change keeps the colour: it follows the account.
+  s.handle(':Bob!b@h NICK :robert');
+  assert.equal(s.accountOf('robert'), 'bob');
+  assert.equal(s.colourOf('robert'), nickColour('bob'));
+  // account-tag on a message, and each line keeps the account it was sent with.
+  s.handle('@account=carol :carol!c@h PRIVMSG #lobby :hi');
+  assert.equal(s.accountOf('carol'), 'carol');
+  assert.equal(s.find('#lobby').lines.at(-1).account, 'carol');
+  // account-notify: logging out makes them a guest again; QUIT forgets them.
+  s.handle(':carol!c@h ACCOUNT *');
+  assert.equal(s.accountOf('carol'), null);
+  s.handle(':dave!d@h ACCOUNT dave');
+  assert.equal(s.accountOf('dave'), 'dave');
+  s.handle(':dave!d@h QUIT :bye');
+  assert.equal(s.accountOf('dave'), null);
+  // WHOIS's 330 tells too.
+  s.handle(':srv 330 alice erin erin_acct :is logged in as');
+  assert.equal(s.accountOf('erin'), 'erin_acct');
+});
+
+test('/whois answers in the conversation where it was asked', () => {
+  const s = registered();
+  s.handle(':alice!a@h JOIN #lobby');
+  assert.deepEqual(s.act(parseInput('/whois bob')), ['WHOIS bob']);
+  const server = s.buffers.get('*server*');
+  const before = server.lines.length;
+  for (const line of [
+    ':srv 311 alice bob b host * :Bob Terminal',
+    ':srv 319 alice bob :#lobby',
+    ':srv 312 alice bob parley.local :Parley',
+    ':srv 330 alice bob bob :is logged in as',
+    ':srv 317 alice bob 125 1700000000 :seconds idle, signon time',
+    ':srv 318 alice bob :End of /WHOIS list',
+  ]) s.handle(line);
+  const texts = s.find('#lobby').lines.map((l) => l.text);
+  assert.deepEqual(texts, [
+    'bob is b@host (Bob Terminal)', 'bob is in #lobby', 'bob is on parley.local (Parley)',
+    'bob is logged in as bob', 'bob has been idle 2m', 'End of WHOIS for bob',
+  ]);
+  assert.equal(server.lines.length, before, 'not in the server buffer');
+  // An unknown nick: the error goes there too.
+  s.act(parseInput('/whois nobody'));
+  s.handle(':srv 401 alice nobody :No such nick/channel');
+  s.handle(':srv 318 alice nobody :End of /WHOIS list');
+  assert.match(s.find('#lobby').lines.at(-2).text, /^nobody: No such nick/);
+});
+
+test('a left group leaves the list and is not rejoined; a kick keeps it to read', () => {
+  const s = registered();
+  s.handle(':alice!a@h JOIN #lobby');
+  s.handle(':alice!a@h JOIN #club');
+  assert.deepEqual(s.joinedChannels().sort(), ['#club', '#lobby']);
+  assert.equal(s.activeBuffer().name, '#lobby');
+  s.setActive('#club');
+  assert.deepEqual(s.act(parseInput('/part')), ['PART #club']);
+  s.handle(':alice!a@h PART #club');
+  assert.equal(s.find('#club'), undefined);
+  assert.ok(!s.bufferList().some((b) => b.name === '#club'));
+  assert.deepEqual(s.joinedChannels(), ['#lobby'], 'a reconnect rejoins only these');
+  assert.equal(s.activeBuffer().name, '#lobby', 'the view moves to another group');
+  s.handle(':op!o@h KICK #lobby alice :behave');
+  assert.ok(s.find('#lobby'), 'a kick keeps the buffer');
+  assert.deepEqual(s.joinedChannels(), []);
+});
+
+test('the welcome and broadcasts show in the current conversation as well', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: '', register: false });
+  s.handle(':srv CAP * LS :server-time');
+  s.handle(':srv CAP * ACK :server-time');
+  s.handle(':srv 001 alice :Welcome to the Parley IRC Network alice!a@h');
+  s.handle(':srv 375 alice :- srv Message of the day -');
+  s.handle(':srv 372 alice :- Everyone meets in #lobby');
+  s.handle(':srv 376 alice :End of /MOTD command.');
+  s.handle(':alice!a@h JOIN #lobby');
+  const lobby = s.find('#lobby');
+  assert.deepEqual(lobby.lines.map((l) => l.text),
+    ['Welcome to the Parley IRC Network alice!a@h', 'Everyone meets in #lobby']);
+  const server = s.buffers.get('*server*');
+  assert.ok(server.lines.some((l) => l.text === 'Everyone meets in #lobby'), 'and in the server buffer');
+  // A broadcast and a server notice while in #lobby: there, and in the server buffer unread-free.
+  s.handle(':op!o@h PRIVMSG $* :maintenance at noon');
+  s.handle(':srv.example NOTICE alice :server restarting soon');
+  assert.deepEqual(lobby.lines.slice(-2).map((l) => l.text), ['[broadcast] maintenance at noon', 'server restarting soon']);
+  assert.deepEqual(server.lines.slice(-2).map((l) => l.text), ['[broadcast] maintenance at noon', 'server restarting soon']);
+  assert.equal(server.unread, 0, 'read where it was shown');
+  // A second channel joined later does not repeat the welcome.
+  s.handle(':alice!a@h JOIN #club');
+  assert.equal(s.find('#club').lines.length, 0);
+});
+
+// WCAG 2.x contrast, for the colours style.css gives text in both themes.
+function luminance(hex) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+    .map((c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function contrast(a, b) {
+  const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
+  return (x + 0.05) / (y + 0.05);
+}
+function themeVars(css, selector) {
+  const start = css.indexOf(selector + ' {');
+  const block = css.slice(start, css.indexOf('}', start));
+  return Object.fromEntries([...block.matchAll(/--([\w-]+):\s*(#[0-9a-fA-F]{6})/g)].map((m) => [m[1], m[2]]));
+}
+
+test('style.css: every text colour meets WCAG AA (4.5:1) in both themes', () => {
+  assert.equal(contrast('#000000', '#ffffff').toFixed(2), '21.00');
+  assert.equal(contrast('#767676', '#ffffff').toFixed(2), '4.54');
+  const css = readFileSync(new URL('../style.css', import.meta.url), 'utf8');
+  const light = themeVars(css, ':root');
+  const themes = { light, dark: { ...light, ...themeVars(css, ':root[data-theme="dark"]') } };
+  const failures = [];
+  for (const [name, v] of Object.entries(themes)) {
+    const pairs = [];
+    for (const bg of ['bg', 'panel', 'own']) {
+      for (const fg of ['text', 'muted', 'error']) pairs.push([fg, bg]);
+    }
+    for (let i = 0; i < NICK_COLOURS; i++) pairs.push([`nick-${i}`, 'bg'], [`nick-${i}`, 'own'], [`nick-${i}`, 'panel']);
+    pairs.push(['accent-text', 'accent'], ['accent-text', 'badge'], ['accent-text', 'mention']);
+    for (const [fg, bg] of pairs) {
+      assert.ok(v[fg] && v[bg], `${name}: --${fg} and --${bg} are defined`);
+      const ratio = contrast(v[fg], v[bg]);
+      if (ratio < 4.5) failures.push(`${name}: --${fg} ${v[fg]} on --${bg} ${v[bg]} is ${ratio.toFixed(2)}:1`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  for (let i = 0; i < NICK_COLOURS; i++) assert.ok(css.includes(`.nick-c${i} {`), `.nick-c${i} is styled`);
 });
