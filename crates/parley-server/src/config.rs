@@ -801,7 +801,8 @@ const SECTION_DOCS: &[(&str, &str)] = &[
         "tls",
         "TLS: the certificate the TLS listeners present. With cert and key left empty, a\n\
          self-signed certificate is generated in the data directory on first start and reused;\n\
-         its SHA-256 fingerprint is logged at start and printed by `parleyd cert show`.",
+         its SHA-256 fingerprint is logged at start and printed by `parleyd cert show`.\n\
+         With acme_domain set, parleyd gets a certificate from an ACME CA (Let's Encrypt) instead.",
     ),
     (
         "accounts",
@@ -1004,7 +1005,8 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
          port 80 (acme_http_listen) must reach parleyd for the HTTP-01 challenge. Replaces\n\
          cert and key (leave those empty). Until the first certificate arrives the self-signed\n\
          one is served; it is kept in server.data_dir/acme/ and renewed without a restart\n\
-         (docs/deploy.md, \"Automatic certificates\").",
+         (docs/deploy.md, \"Automatic certificates\"). Setting it agrees to the CA's terms\n\
+         of service (for Let's Encrypt, its Subscriber Agreement).",
     ),
     (
         "tls",
