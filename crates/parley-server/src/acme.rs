@@ -152,10 +152,14 @@ async fn keep_fresh(shared: Arc<Shared>, resolver: Arc<CertResolver>, challenges
                 retry_delay(failures)
             }
             _ => {
-                let attempt =
-                    tokio::time::timeout(ATTEMPT_TIMEOUT, order(config, &challenges, &resolver))
-                        .await
-                        .unwrap_or(Err(AcmeError::Timeout));
+                let attempt = tokio::select! {
+                    attempt = tokio::time::timeout(
+                        ATTEMPT_TIMEOUT,
+                        order(config, &challenges, &resolver),
+                    ) => attempt.unwrap_or(Err(AcmeError::Timeout)),
+                    // An order in flight is abandoned at shutdown; the CA forgets it.
+                    _ = shared.shutdown.cancelled() => return,
+                };
                 // A token must not outlive its order: the next one gets new ones.
                 challenges.0.write().clear();
                 match attempt {
@@ -259,10 +263,19 @@ async fn order(
     let domain = tls_config.acme_domain.trim_end_matches('.').to_owned();
     let account = account(config).await?;
     let identifiers = [Identifier::Dns(domain.clone())];
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(client_error("creating the order"))?;
+    let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+        Ok(order) => order,
+        Err(err) => {
+            if is_unknown_account(&err) {
+                // The CA no longer knows the cached account (a reset test CA, a deactivated
+                // account): forget it, so the next attempt registers a new one.
+                let path = account_path(config);
+                warn!(path = %path.display(), "ACME: the CA does not know the cached account; a new one is made on the next attempt");
+                let _ = fs::remove_file(&path);
+            }
+            return Err(client_error("creating the order")(err));
+        }
+    };
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
         let mut authorization = authorization.map_err(client_error("reading the authorization"))?;
@@ -307,6 +320,12 @@ async fn order(
         .await
         .map_err(client_error("fetching the certificate"))?;
     install(resolver, &chain_pem, &key_pem)
+}
+
+/// RFC 8555 §6.7: the problem a CA answers for a request signed by an account it does not have.
+fn is_unknown_account(err: &instant_acme::Error) -> bool {
+    matches!(err, instant_acme::Error::Api(problem)
+        if problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist"))
 }
 
 /// What the CA said about the failed challenge (the useful part of an invalid order).

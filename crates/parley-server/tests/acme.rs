@@ -384,3 +384,47 @@ async fn a_short_lived_certificate_is_renewed_without_a_restart() {
     );
     parleyd.stop().await;
 }
+
+/// A challenge the CA cannot reach: the failure is logged with the CA's reason, the self-signed
+/// certificate stays in service, and the next attempt waits (no tight loop against the CA).
+#[tokio::test]
+async fn a_failed_challenge_is_logged_and_retried_later_not_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Pebble checks a port nobody listens on; parleyd answers on another one.
+    let Some(pebble) = Pebble::start(dir.path(), free_port(), None).await else {
+        return;
+    };
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config_path = write_config(dir.path(), &pebble, free_port(), tls_addr, None);
+    let parleyd = Parleyd::start(&config_path, dir.path().join("parleyd.log"));
+    let deadline = Instant::now() + ISSUE_WITHIN;
+    while !parleyd.log().contains("getting a certificate failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no failure logged:\n{}\npebble:\n{}",
+            parleyd.log(),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = parleyd.log();
+    assert!(log.contains("retry_in_secs=300"), "{log}");
+    assert!(
+        log.to_lowercase().contains("connection refused"),
+        "the CA's reason is in the log: {log}"
+    );
+    // Still served: the self-signed stand-in.
+    let stand_in = std::fs::read(dir.path().join("data/tls/cert.pem")).expect("stand-in");
+    let tls = tls_connect(tls_addr, client_config_trusting(&stand_in))
+        .await
+        .expect("the self-signed certificate is still served");
+    drop(tls);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        pebble.log().matches("POST /order-plz").count(),
+        1,
+        "one order, then a wait:\n{}",
+        pebble.log()
+    );
+    parleyd.stop().await;
+}

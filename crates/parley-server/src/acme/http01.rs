@@ -5,9 +5,12 @@
 //! One request per connection, a bounded head, a short timeout and a cap on connections in
 //! flight: the listener faces the whole internet on port 80 and must cost next to nothing.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -28,6 +31,47 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Connections served at once; more are closed at accept.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// Connections served at once from one address, so one slow client cannot take every slot
+/// from the CA's validators (which come from several addresses).
+const MAX_IN_FLIGHT_PER_IP: usize = 4;
+
+/// Connections in flight per address; an entry leaves with its last connection.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's place in [`PerAddress`], given back on drop.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut table = self.0.lock();
+        let count = table.entry(ip).or_insert(0);
+        if *count >= MAX_IN_FLIGHT_PER_IP {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut table = self.table.0.lock();
+        if let Some(count) = table.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                table.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serve `listener` until shutdown. `redirect` is the https origin everything else goes to
 /// (`None`: there is no web listener, so other paths get 404).
 pub async fn serve(
@@ -39,6 +83,7 @@ pub async fn serve(
 ) {
     let local = listener.local_addr().ok();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let per_address = Arc::new(PerAddress::default());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -52,6 +97,10 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(slot) = per_address.take(crate::listener::canonical_peer(peer).ip()) else {
+            debug!(%peer, "ACME HTTP listener: too many connections from this address; closed");
+            continue;
+        };
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             debug!(%peer, "ACME HTTP listener busy; connection closed");
             continue;
@@ -64,7 +113,7 @@ pub async fn serve(
             if let Ok(Err(err)) = answered {
                 debug!(%peer, %err, "ACME HTTP request failed");
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
     info!(listener = ?local, "ACME HTTP listener closed");
@@ -153,6 +202,23 @@ mod tests {
             .write()
             .insert("tok-EN_1".to_owned(), "tok-EN_1.thumb".to_owned());
         challenges
+    }
+
+    #[test]
+    fn one_address_gets_a_few_slots_and_gives_them_back() {
+        let table = Arc::new(PerAddress::default());
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        let slots: Vec<_> = (0..MAX_IN_FLIGHT_PER_IP)
+            .map(|_| table.take(ip).expect("a slot"))
+            .collect();
+        assert!(table.take(ip).is_none(), "one more is refused");
+        assert!(
+            table.take([192, 0, 2, 2].into()).is_some(),
+            "others still get in"
+        );
+        drop(slots);
+        assert!(table.take(ip).is_some());
+        assert_eq!(table.0.lock().len(), 0, "no entry outlives its connections");
     }
 
     #[test]
