@@ -130,6 +130,8 @@ async fn keep_fresh(shared: Arc<Shared>, resolver: Arc<CertResolver>, challenges
     let cert_path = resolver.paths().cert.clone();
     let mut failures: u32 = 0;
     let mut just_issued = false;
+    // Certificates in a row that were due for renewal as they arrived.
+    let mut due_on_arrival: u32 = 0;
     match validity(&cert_path, domain) {
         Some(_) => {
             info!(%domain, cert = %cert_path.display(), "ACME: using the cached certificate")
@@ -143,13 +145,21 @@ async fn keep_fresh(shared: Arc<Shared>, resolver: Arc<CertResolver>, challenges
     }
     loop {
         let wait = match until_renewal(&cert_path, domain, renew_before) {
-            Some(wait) if !wait.is_zero() => wait.min(RECHECK_EVERY),
-            _ if failures == 0 && just_issued => {
+            Some(wait) if !wait.is_zero() => {
+                due_on_arrival = 0;
+                wait.min(RECHECK_EVERY)
+            }
+            _ if just_issued => {
                 // A certificate due the moment it arrives (a wrong clock, an odd CA) must not
-                // turn into an order a second: wait as after a failure.
-                failures = 1;
-                warn!(%domain, "ACME: the new certificate is already due for renewal; is the clock right?");
-                retry_delay(failures)
+                // turn into an order a second: back off as after failures.
+                due_on_arrival = due_on_arrival.saturating_add(1);
+                let delay = retry_delay(due_on_arrival);
+                warn!(
+                    %domain,
+                    retry_in_secs = delay.as_secs(),
+                    "ACME: the new certificate is already due for renewal; is the clock right?"
+                );
+                delay
             }
             _ => {
                 let attempt = tokio::select! {
