@@ -91,7 +91,22 @@ pub struct TlsConfig {
     pub sts: bool,
     /// How long clients should remember to use TLS (the `duration` of the policy).
     pub sts_duration_secs: u64,
+    /// A DNS name to get a certificate for from an ACME CA (Let's Encrypt); empty turns ACME off.
+    pub acme_domain: String,
+    /// The ACME CA's directory URL.
+    pub acme_directory: String,
+    /// Contact address given to the CA for expiry and policy mail; optional.
+    pub acme_email: String,
+    /// Extra PEM CA certificates trusted for the ACME server's own HTTPS (pebble, a private CA).
+    pub acme_ca: String,
+    /// Plain-HTTP listeners answering the HTTP-01 challenge (port 80 for a real CA).
+    pub acme_http_listen: Vec<String>,
+    /// Renew when the certificate has fewer than this many days left.
+    pub acme_renew_days: u64,
 }
+
+/// Let's Encrypt's production ACME directory, the default `tls.acme_directory`.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Default for TlsConfig {
     fn default() -> Self {
@@ -100,6 +115,12 @@ impl Default for TlsConfig {
             key: String::new(),
             sts: true,
             sts_duration_secs: 2_592_000,
+            acme_domain: String::new(),
+            acme_directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
+            acme_email: String::new(),
+            acme_ca: String::new(),
+            acme_http_listen: vec!["0.0.0.0:80".to_owned()],
+            acme_renew_days: 30,
         }
     }
 }
@@ -780,7 +801,8 @@ const SECTION_DOCS: &[(&str, &str)] = &[
         "tls",
         "TLS: the certificate the TLS listeners present. With cert and key left empty, a\n\
          self-signed certificate is generated in the data directory on first start and reused;\n\
-         its SHA-256 fingerprint is logged at start and printed by `parleyd cert show`.",
+         its SHA-256 fingerprint is logged at start and printed by `parleyd cert show`.\n\
+         With acme_domain set, parleyd gets a certificate from an ACME CA (Let's Encrypt) instead.",
     ),
     (
         "accounts",
@@ -974,6 +996,47 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "tls",
         "sts_duration_secs",
         "How long clients remember to use TLS; 0 asks them to forget the policy.",
+    ),
+    (
+        "tls",
+        "acme_domain",
+        "Get a certificate for this DNS name automatically from an ACME CA (Let's Encrypt),\n\
+         e.g. \"chat.example.org\"; \"\" turns this off. The name must resolve to this server and\n\
+         port 80 (acme_http_listen) must reach parleyd for the HTTP-01 challenge. Replaces\n\
+         cert and key (leave those empty). Until the first certificate arrives the self-signed\n\
+         one is served; it is kept in server.data_dir/acme/ and renewed without a restart\n\
+         (docs/deploy.md, \"Automatic certificates\"). Setting it agrees to the CA's terms\n\
+         of service (for Let's Encrypt, its Subscriber Agreement).",
+    ),
+    (
+        "tls",
+        "acme_directory",
+        "The ACME CA's directory URL (https). Let's Encrypt's staging directory,\n\
+         https://acme-staging-v02.api.letsencrypt.org/directory, is for trying things out.",
+    ),
+    (
+        "tls",
+        "acme_email",
+        "Contact address the CA may write to about expiry or policy; \"\" gives none.",
+    ),
+    (
+        "tls",
+        "acme_ca",
+        "PEM file of extra CA certificates to trust for the ACME server's own HTTPS (a\n\
+         private ACME CA, or pebble in tests); \"\" trusts the system's CAs only.",
+    ),
+    (
+        "tls",
+        "acme_http_listen",
+        "Plain-HTTP listeners for the ACME HTTP-01 challenge, each an ip:port; used only with\n\
+         acme_domain. The CA connects to port 80; add \"[::]:80\" for IPv6. They answer\n\
+         /.well-known/acme-challenge/ and redirect everything else to https.",
+    ),
+    (
+        "tls",
+        "acme_renew_days",
+        "Renew the certificate when fewer than this many days are left (1 to 365; Let's\n\
+         Encrypt's certificates last 90 days).",
     ),
     (
         "accounts",
@@ -1247,6 +1310,93 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
          such as \"info,parley_server=debug\".",
     ),
 ];
+
+/// `[tls] acme_*`: a name a CA will sign, a CA to ask over HTTPS, and a way for it to reach us.
+fn check_acme(config: &Config) -> Result<(), Invalid> {
+    let tls = &config.tls;
+    if tls.acme_domain.is_empty() {
+        return Ok(());
+    }
+    if !tls.cert.is_empty() || !tls.key.is_empty() {
+        return Err(Invalid::new(
+            "tls.acme_domain",
+            "tls.acme_domain gets a certificate automatically, so it conflicts with tls.cert and tls.key; \
+             set either acme_domain or cert and key, not both"
+                .to_owned(),
+        ));
+    }
+    let domain = &tls.acme_domain;
+    let is_ip = domain.parse::<std::net::IpAddr>().is_ok();
+    if is_ip
+        || domain.contains('*')
+        || rustls::pki_types::DnsName::try_from(domain.as_str()).is_err()
+    {
+        return Err(Invalid::new(
+            "tls.acme_domain",
+            format!(
+                "{domain:?} is not a DNS name a CA can check over HTTP-01; use a host name like \"chat.example.org\" (no IP address, no wildcard)"
+            ),
+        ));
+    }
+    if !tls.acme_directory.starts_with("https://") || tls.acme_directory.len() <= "https://".len() {
+        return Err(Invalid::new(
+            "tls.acme_directory",
+            format!(
+                "{:?} is not an https:// URL; ACME servers are reached over HTTPS, like \"{LETS_ENCRYPT_DIRECTORY}\"",
+                tls.acme_directory
+            ),
+        ));
+    }
+    let email = &tls.acme_email;
+    if !email.is_empty() {
+        let well_formed = email.split('@').count() == 2
+            && !email.starts_with('@')
+            && !email.ends_with('@')
+            && !email
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '>'));
+        if !well_formed {
+            return Err(Invalid::new(
+                "tls.acme_email",
+                format!("{email:?} is not an email address; use one like \"admin@example.org\", or \"\" for none"),
+            ));
+        }
+    }
+    if !tls.acme_ca.is_empty() && !Path::new(&tls.acme_ca).is_file() {
+        return Err(Invalid::new(
+            "tls.acme_ca",
+            format!(
+                "{:?} is not a readable file; give the path of a PEM file of CA certificates, or \"\"",
+                tls.acme_ca
+            ),
+        ));
+    }
+    if tls.acme_http_listen.is_empty() {
+        return Err(Invalid::new(
+            "tls.acme_http_listen",
+            "ACME needs a plain-HTTP listener for the HTTP-01 challenge; add \"0.0.0.0:80\""
+                .to_owned(),
+        ));
+    }
+    for (index, address) in tls.acme_http_listen.iter().enumerate() {
+        if address.parse::<SocketAddr>().is_err() {
+            return Err(Invalid {
+                key: "tls.acme_http_listen",
+                item: Some(index),
+                message: format!(
+                    "{address:?} is not an address like 0.0.0.0:80 or [::]:80 (an IP and a port, no host names)"
+                ),
+            });
+        }
+    }
+    if config.listen.tls.is_empty() && config.web.listen.is_empty() {
+        return Err(Invalid::new(
+            "tls.acme_domain",
+            "listen.tls and web.listen are both empty, so no listener would use the certificate; add a TLS or web listener, or set acme_domain = \"\"".to_owned(),
+        ));
+    }
+    Ok(())
+}
 
 /// How a node proves itself to NATS, and whom it listens to: credentials and the node list are
 /// required unless `insecure` says the bus is a private test network.
@@ -1598,6 +1748,7 @@ impl Config {
                 "tls.cert and tls.key go together; set both, or leave both empty for a generated certificate".to_owned(),
             ));
         }
+        check_acme(self)?;
         let accounts = &self.accounts;
         if accounts.database.is_empty() {
             return Err(Invalid::new(
@@ -1804,7 +1955,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 9] = [
+        let others: [(&'static str, u64, u64, u64); 10] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -1854,6 +2005,7 @@ impl Config {
                 0,
                 TEN_YEARS_SECS,
             ),
+            ("tls.acme_renew_days", self.tls.acme_renew_days, 1, 365),
         ];
         let broadcast = [(
             "operators.broadcast_interval_secs",
@@ -2508,6 +2660,43 @@ mod tests {
         assert_eq!(key, "limits.registration_timeout_secs");
         let (key, _, _) = invalid("[limits]\nmax_clients = 18446744073709551615\n");
         assert_eq!(key, "limits.max_clients");
+    }
+
+    #[test]
+    fn acme_settings_are_checked() {
+        let config = Config::from_toml_str("[tls]\nacme_domain = \"chat.example.org\"\n")
+            .expect("a domain alone is enough");
+        assert_eq!(config.tls.acme_directory, LETS_ENCRYPT_DIRECTORY);
+        assert_eq!(config.tls.acme_http_listen, ["0.0.0.0:80"]);
+        let (key, line, message) = invalid(
+            "[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\nacme_domain = \"chat.example.org\"\n",
+        );
+        assert_eq!((key.as_str(), line), ("tls.acme_domain", 4));
+        assert!(
+            message.contains("tls.cert") && message.contains("tls.key"),
+            "{message}"
+        );
+        for bad in ["*.example.org", "10.0.0.1", "chat example.org", "-"] {
+            let (key, _, message) = invalid(&format!("[tls]\nacme_domain = {bad:?}\n"));
+            assert_eq!(key, "tls.acme_domain", "{bad}: {message}");
+        }
+        let acme = "[tls]\nacme_domain = \"chat.example.org\"\n";
+        let (key, line, _) = invalid(&format!("{acme}acme_directory = \"http://ca/dir\"\n"));
+        assert_eq!((key.as_str(), line), ("tls.acme_directory", 3));
+        let (key, _, _) = invalid(&format!("{acme}acme_email = \"not an email\"\n"));
+        assert_eq!(key, "tls.acme_email");
+        let (key, _, message) = invalid(&format!("{acme}acme_ca = \"/no/such/ca.pem\"\n"));
+        assert_eq!(key, "tls.acme_ca", "{message}");
+        let (key, _, _) = invalid(&format!("{acme}acme_http_listen = []\n"));
+        assert_eq!(key, "tls.acme_http_listen");
+        let (key, line, _) = invalid(&format!("{acme}acme_http_listen = [\"localhost:80\"]\n"));
+        assert_eq!((key.as_str(), line), ("tls.acme_http_listen", 3));
+        let (key, _, _) = invalid(&format!("{acme}acme_renew_days = 0\n"));
+        assert_eq!(key, "tls.acme_renew_days");
+        let (key, _, _) = invalid(&format!("[listen]\ntls = []\n[web]\nlisten = []\n{acme}"));
+        assert_eq!(key, "tls.acme_domain");
+        // Off, the other keys are not looked at.
+        Config::from_toml_str("[tls]\nacme_directory = \"nonsense\"\n").expect("unused");
     }
 
     #[test]

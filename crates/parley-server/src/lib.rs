@@ -5,6 +5,7 @@
 //! one file per command family, `state/` the in-memory world, `outbound` the bounded send buffers.
 
 pub mod accounts;
+mod acme;
 pub mod admin;
 mod auth;
 mod cluster;
@@ -119,6 +120,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .iter()
         .map(|l| l.local_addr())
         .collect::<Result<Vec<_>, _>>()?;
+    // The HTTP-01 listeners exist only with ACME; bound now, so a taken port 80 fails the start.
+    let acme_http_listeners = if config.tls.acme_domain.is_empty() {
+        Vec::new()
+    } else {
+        listener::bind_all(&parse_addrs(&config.tls.acme_http_listen)?).await?
+    };
     let resolver = if tls_listeners.is_empty() && web_listeners.is_empty() {
         None
     } else {
@@ -227,7 +234,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let acceptor = tokio_rustls::TlsAcceptor::from(resolver.server_config()?);
         tracing::info!(
             fingerprint = %resolver.fingerprint(),
-            cert = %resolver.paths().cert.display(),
+            cert = %resolver.paths().current().cert.display(),
             "TLS certificate SHA-256 fingerprint"
         );
         for l in tls_listeners {
@@ -245,6 +252,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 acceptor.clone(),
                 tasks.clone(),
             ));
+        }
+        if !shared.config.tls.acme_domain.is_empty() {
+            acme::start(
+                shared.clone(),
+                resolver.clone(),
+                acme_http_listeners,
+                web_addrs.first().map(|a| a.port()),
+                &tasks,
+            );
         }
         tasks.spawn(watch_certificate(shared.clone(), resolver));
     }

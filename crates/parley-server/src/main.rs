@@ -93,7 +93,12 @@ fn main() -> anyhow::Result<()> {
         let config = Config::effective(path.map(PathBuf::as_path), args.data_dir.as_deref())?;
         // A configured certificate is checked as a start would; a generated one is made at start.
         let certs = parley_server::tls::CertPaths::from_config(&config);
-        if !certs.generated {
+        if !config.tls.acme_domain.is_empty() {
+            println!(
+                "tls.acme_domain: {} (certificate from {})",
+                config.tls.acme_domain, config.tls.acme_directory
+            );
+        } else if !certs.generated {
             let fingerprint = parley_server::tls::check(&certs)
                 .with_context(|| "tls.cert / tls.key cannot be used".to_owned())?;
             println!("tls.cert: ok, SHA-256 {fingerprint}");
@@ -165,8 +170,25 @@ fn main() -> anyhow::Result<()> {
 fn cert_show(config: &Config) -> anyhow::Result<()> {
     let paths = CertPaths::from_config(config);
     let resolver = CertResolver::open(paths.clone(), &config.server.name)?;
-    println!("certificate: {}", paths.cert.display());
-    println!("SHA-256 fingerprint: {}", resolver.fingerprint());
+    let fingerprint = resolver.fingerprint();
+    println!("certificate: {}", paths.current().cert.display());
+    if !config.tls.acme_domain.is_empty() {
+        if paths.cert.exists() {
+            println!("issued by the ACME CA for {}", config.tls.acme_domain);
+        } else {
+            println!(
+                "self-signed stand-in, served until the ACME certificate for {} arrives",
+                config.tls.acme_domain
+            );
+        }
+    }
+    // Firefox's certificate viewer (and openssl, and the Parley clients) show the first form,
+    // Chromium's the second: same digest, so a user can compare either with the browser.
+    println!("SHA-256 fingerprint: {fingerprint}");
+    println!(
+        "  as Chromium shows it: {}",
+        parley_server::tls::fingerprint_spaced(&fingerprint)
+    );
     Ok(())
 }
 

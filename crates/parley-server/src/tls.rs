@@ -2,8 +2,10 @@
 //! or generated once (self-signed) into the data directory, and swapped in place on reload.
 //!
 //! One rustls `ServerConfig` serves every connection; its certificate resolver holds the current
-//! certificate behind a lock, so a reload (SIGHUP, or the files changing) takes effect for the next
-//! handshake without touching open connections. A new file that fails to load leaves the old one.
+//! certificate behind a lock, so a reload (SIGHUP, the files changing, or a certificate arriving
+//! from ACME) takes effect for the next handshake without touching open connections. A new file
+//! that fails to load leaves the old one. With `tls.acme_domain`, the pair lives in the ACME cache
+//! and, until the first one is issued, the generated self-signed pair is served in its place.
 
 use std::fmt;
 use std::fs;
@@ -45,6 +47,12 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The same SHA-256 as [`fingerprint`] in the form Chromium's certificate viewer shows it,
+/// `AB CD ...` (Firefox shows the `AB:CD:...` form).
+pub fn fingerprint_spaced(fingerprint: &str) -> String {
+    fingerprint.replace(':', " ")
+}
+
 /// SHA-256 of a certificate's DER, as `AB:CD:...` (the form `openssl x509 -fingerprint -sha256` shows).
 pub fn fingerprint(der: &[u8]) -> String {
     let digest = Sha256::digest(der);
@@ -65,25 +73,58 @@ pub struct CertPaths {
     pub key: PathBuf,
     /// True when the pair is ours to generate (no `tls.cert`/`tls.key` configured).
     pub generated: bool,
+    /// With ACME: the generated pair served until the CA's certificate is in `cert`/`key`.
+    pub interim: Option<Box<CertPaths>>,
 }
 
 impl CertPaths {
     pub fn from_config(config: &Config) -> CertPaths {
-        if config.tls.cert.is_empty() {
+        let generated = || {
             let dir = config.server.data_dir.join("tls");
             CertPaths {
                 cert: dir.join("cert.pem"),
                 key: dir.join("key.pem"),
                 generated: true,
+                interim: None,
             }
+        };
+        if !config.tls.acme_domain.is_empty() {
+            let dir = acme_dir(config);
+            CertPaths {
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+                generated: false,
+                interim: Some(Box::new(generated())),
+            }
+        } else if config.tls.cert.is_empty() {
+            generated()
         } else {
             CertPaths {
                 cert: PathBuf::from(&config.tls.cert),
                 key: PathBuf::from(&config.tls.key),
                 generated: false,
+                interim: None,
             }
         }
     }
+
+    /// The pair in force now: the ACME one once it exists, else the interim one.
+    pub fn current(&self) -> &CertPaths {
+        match &self.interim {
+            Some(interim) if !self.cert.exists() => interim,
+            _ => self,
+        }
+    }
+}
+
+/// Where the ACME certificate and key for `tls.acme_domain` are cached: one directory per name,
+/// so changing the name never serves the old name's certificate.
+pub fn acme_dir(config: &Config) -> PathBuf {
+    config
+        .server
+        .data_dir
+        .join("acme")
+        .join(config.tls.acme_domain.trim_end_matches('.'))
 }
 
 /// A loaded certificate with what we show about it.
@@ -118,10 +159,11 @@ impl CertResolver {
     /// Load the configured pair, generating a self-signed one first if none is configured and none
     /// was generated before.
     pub fn open(paths: CertPaths, server_name: &str) -> Result<CertResolver, TlsError> {
-        if paths.generated && !paths.cert.exists() {
-            generate_self_signed(&paths, server_name)?;
+        let current = paths.current();
+        if current.generated && !current.cert.exists() {
+            generate_self_signed(current, server_name)?;
         }
-        let loaded = load(&paths)?;
+        let loaded = load(current)?;
         Ok(CertResolver {
             paths,
             current: RwLock::new(loaded),
@@ -138,7 +180,7 @@ impl CertResolver {
 
     /// Re-read the files; on failure the old certificate stays in use. Returns the fingerprint in force.
     pub fn reload(&self) -> Result<String, TlsError> {
-        let loaded = load(&self.paths)?;
+        let loaded = load(self.paths.current())?;
         let fingerprint = loaded.fingerprint.clone();
         *self.current.write() = loaded;
         Ok(fingerprint)
@@ -146,7 +188,7 @@ impl CertResolver {
 
     /// Reload only if the certificate file's modification time changed since the last load.
     pub fn reload_if_changed(&self) -> Option<Result<String, TlsError>> {
-        let modified = modified(&self.paths.cert);
+        let modified = modified(&self.paths.current().cert);
         if modified.is_none() || modified == self.current.read().modified {
             return None;
         }
@@ -252,7 +294,7 @@ fn generate_self_signed(paths: &CertPaths, server_name: &str) -> Result<(), TlsE
 }
 
 /// Write a file only its owner can read (the private key).
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -317,11 +359,13 @@ mod tests {
             cert: dir.path().join("a.pem"),
             key: dir.path().join("a.key"),
             generated: true,
+            interim: None,
         };
         let b = CertPaths {
             cert: dir.path().join("b.pem"),
             key: dir.path().join("b.key"),
             generated: true,
+            interim: None,
         };
         generate_self_signed(&a, "a").expect("a");
         generate_self_signed(&b, "b").expect("b");
@@ -329,6 +373,7 @@ mod tests {
             cert: a.cert.clone(),
             key: b.key.clone(),
             generated: false,
+            interim: None,
         };
         let err = CertResolver::open(crossed, "x").expect_err("crossed pair");
         assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");

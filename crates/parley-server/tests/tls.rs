@@ -336,3 +336,28 @@ async fn a_handshake_that_never_finishes_is_dropped_in_time() {
     }
     await_connection_count(&server, 0).await;
 }
+
+/// `parleyd cert show` prints the fingerprint in both forms browsers show: colon-separated
+/// uppercase (Firefox, openssl, the Parley clients) and space-separated (Chromium), both the
+/// SHA-256 of the certificate file's DER, so a user can compare it with the browser's viewer.
+#[tokio::test]
+async fn cert_show_prints_the_fingerprint_as_browsers_show_it() {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, stdout, stderr) = common::admin_cli(dir.path(), &["cert", "show"], "").await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let pem = std::fs::read(dir.path().join("tls/cert.pem")).expect("the generated certificate");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).expect("PEM");
+    let digest = sha2::Sha256::digest(&der);
+    let firefox: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    let chromium = firefox.join(" ");
+    assert!(
+        stdout.contains(&format!("SHA-256 fingerprint: {}\n", firefox.join(":"))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("as Chromium shows it: {chromium}\n")),
+        "{stdout}"
+    );
+}
