@@ -348,16 +348,16 @@ fn list(accounts: &Accounts, out: &mut dyn Write) -> Result<(), AdminError> {
         .max("NAME".len());
     say(
         out,
-        format_args!("{:<width$}  {:<20}  LOCKED", "NAME", "CREATED"),
+        format_args!("{:<width$}  {:<20}  DISABLED", "NAME", "CREATED"),
     )?;
     for record in &records {
         let created =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(record.created_at).unwrap_or(0));
-        let locked = if record.locked { "yes" } else { "no" };
+        let disabled = if record.locked { "yes" } else { "no" };
         say(
             out,
             format_args!(
-                "{:<width$}  {:<20}  {locked}",
+                "{:<width$}  {:<20}  {disabled}",
                 record.name,
                 humantime::format_rfc3339_seconds(created).to_string()
             ),
@@ -817,7 +817,7 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(
-            lines[0].starts_with("NAME") && lines[0].ends_with("LOCKED"),
+            lines[0].starts_with("NAME") && lines[0].ends_with("DISABLED"),
             "{out}"
         );
         assert!(

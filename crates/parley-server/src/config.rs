@@ -2556,6 +2556,9 @@ mod tests {
         assert_eq!((key.as_str(), line), ("accounts.plaintext_login_from", 2));
         let (key, line, _) = invalid("[accounts]\nmax_failures = 0\n");
         assert_eq!((key.as_str(), line), ("accounts.max_failures", 2));
+        let (key, line, message) = invalid("[accounts]\naddress_max_accounts = 1\n");
+        assert_eq!((key.as_str(), line), ("accounts.address_max_accounts", 2));
+        assert!(message.contains("one account's typos"), "{message}");
         let (key, line, message) = invalid("\n[accounts]\nregistration = \"maybe\"\n");
         assert_eq!((key.as_str(), line), ("accounts.registration", 3));
         assert!(message.contains("maybe"), "{message}");
