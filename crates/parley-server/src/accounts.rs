@@ -4,10 +4,13 @@
 //! the same verify as a known one, so timing does not tell which names exist.
 //!
 //! A guess counts against the lockout from the moment it is taken up, not when its hash is done:
-//! at most `max_failures` guesses per account and per address are in flight or failed within the
-//! window, however many connections send them at once, and the lock is checked again after the
-//! hash. A name a client sent is logged only when it is an account's: anything else may be a
-//! password typed in the wrong place (`PASS secret:tail` makes `secret` the account name).
+//! at most `max_failures` guesses per account, and guesses naming at most `address_max_accounts`
+//! accounts per address, are in flight or failed within the window, however many connections
+//! send them at once, and the lock is checked again after the hash (see [`lockout`]: one user's
+//! typos never lock out the address, and loopback never is). Lockouts live in memory; an admin
+//! lifts one by stamping the store, which a server consults when it meets a lockout. A name a
+//! client sent is logged only when it is an account's: anything else may be a password typed in
+//! the wrong place (`PASS secret:tail` makes `secret` the account name).
 //!
 //! Hashes use the `argon2` crate's defaults: Argon2id, m = 19 MiB, t = 2, p = 1, the parameters
 //! OWASP's password storage cheat sheet recommends, with a fresh 16-byte random salt per hash,
