@@ -4,10 +4,13 @@
 //! the same verify as a known one, so timing does not tell which names exist.
 //!
 //! A guess counts against the lockout from the moment it is taken up, not when its hash is done:
-//! at most `max_failures` guesses per account and per address are in flight or failed within the
-//! window, however many connections send them at once, and the lock is checked again after the
-//! hash. A name a client sent is logged only when it is an account's: anything else may be a
-//! password typed in the wrong place (`PASS secret:tail` makes `secret` the account name).
+//! at most `max_failures` guesses per account, and guesses naming at most `address_max_accounts`
+//! accounts per address, are in flight or failed within the window, however many connections
+//! send them at once, and the lock is checked again after the hash (see [`lockout`]: one user's
+//! typos never lock out the address, and loopback never is). Lockouts live in memory; an admin
+//! lifts one by stamping the store, which a server consults when it meets a lockout. A name a
+//! client sent is logged only when it is an account's: anything else may be a password typed in
+//! the wrong place (`PASS secret:tail` makes `secret` the account name).
 //!
 //! Hashes use the `argon2` crate's defaults: Argon2id, m = 19 MiB, t = 2, p = 1, the parameters
 //! OWASP's password storage cheat sheet recommends, with a fresh 16-byte random salt per hash,
@@ -18,11 +21,11 @@
 //! password: see [`scram`].
 
 mod hasher;
+mod lockout;
 mod scram;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,9 +35,12 @@ use parley_proto::{casefold, validate};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::store::{AccountRecord, AccountStore, StoreError};
+use crate::store::{AccountRecord, AccountStore, LockoutTarget, StoreError};
+
+use lockout::{Ending, Locked, LockoutPolicy, Refusal, Throttle};
 
 pub use hasher::{HashMemory, HashPool, PoolError};
+pub use lockout::AddressKey;
 pub use scram::{scram_credential, ScramLogin, ScramSecret, SECRET_FILE};
 
 /// First delay after a failed login; it doubles with each further failure up to
@@ -43,8 +49,6 @@ const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY_FACTOR: u32 = 16;
 /// Most accounts and, separately, most addresses whose failures are remembered at once.
 const MAX_TRACKED: usize = 50_000;
-/// Expired throttle entries are swept after this many recorded failures.
-const PRUNE_EVERY: u32 = 256;
 /// How long a guess waits, at most, before it looks again whether a place against the lockout
 /// has come free. Every guess that ends wakes the waiting ones; this only bounds a missed wake.
 const RECHECK_PENDING: Duration = Duration::from_secs(1);
@@ -214,6 +218,7 @@ impl Accounts {
     pub fn new(store: Arc<dyn AccountStore>, config: &Config) -> Self {
         let policy = LockoutPolicy {
             max_failures: config.accounts.max_failures.max(1),
+            address_max_accounts: config.accounts.address_max_accounts.max(2),
             window: Duration::from_secs(config.accounts.failure_window_secs),
             lockout: Duration::from_secs(config.accounts.lockout_secs),
         };
@@ -324,7 +329,7 @@ impl Accounts {
                     .await)
             }
             Some(record) if matches => {
-                self.succeeded(guess, name, ip)?;
+                self.succeeded(guess, name, ip).await?;
                 self.remember_name(&record.name);
                 tracing::info!(account = %record.name, %ip, "login succeeded");
                 Ok(record.name)
@@ -335,16 +340,18 @@ impl Accounts {
         }
     }
 
-    /// Take up a guess against the lockout: refused if the name or the address is locked out,
-    /// and made to wait while the failures and the guesses in flight for either already reach
-    /// `max_failures`, until one of those guesses ends. The guess counts until it ends, so a
-    /// burst of connections cannot have more checked than the lockout allows.
+    /// Take up a guess against the lockout: refused if the name or the address is locked out
+    /// (and no admin has lifted it since), and made to wait while the account's failures and
+    /// guesses in flight already reach `max_failures`, or the address's name
+    /// `address_max_accounts` other accounts, until one of those guesses ends. The guess counts
+    /// until it ends, so a burst of connections cannot have more checked than the lockout allows.
     async fn begin_guess(
         &self,
         name: &str,
         folded: &str,
         ip: IpAddr,
     ) -> Result<PendingGuess, LoginError> {
+        let mut asked_store = false;
         loop {
             // Made before looking, so an end between the look and the wait still wakes it.
             let ended = self.guess_ended.notified();
@@ -359,8 +366,14 @@ impl Accounts {
                         open: true,
                     })
                 }
-                Err(Some(wait)) => return Err(self.locked_out(name, ip, wait)),
-                Err(None) => {
+                Err(Refusal::Locked(locked)) => {
+                    if !asked_store && self.lift_if_unlocked(folded, ip, &locked).await {
+                        asked_store = true;
+                        continue;
+                    }
+                    return Err(self.locked_out(name, ip, locked.wait));
+                }
+                Err(Refusal::Full) => {
                     let _ = tokio::time::timeout(RECHECK_PENDING, ended).await;
                 }
             }
@@ -370,27 +383,94 @@ impl Accounts {
     /// End a guess whose password was right. The lock is checked once more: the name or the
     /// address may have been locked out while it was hashed (by SCRAM failures, say), and then
     /// even the right password is refused.
-    fn succeeded(&self, mut guess: PendingGuess, name: &str, ip: IpAddr) -> Result<(), LoginError> {
-        let wait = self
+    async fn succeeded(
+        &self,
+        mut guess: PendingGuess,
+        name: &str,
+        ip: IpAddr,
+    ) -> Result<(), LoginError> {
+        let locked = self
             .throttle
             .lock()
             .end(&guess.folded, ip, Instant::now(), Ending::Succeeded);
         guess.open = false;
         self.guess_ended.notify_waiters();
-        match wait {
-            Some(wait) => Err(self.locked_out(name, ip, wait)),
-            None => Ok(()),
+        let Some(locked) = locked else {
+            return Ok(());
+        };
+        if self.lift_if_unlocked(&guess.folded, ip, &locked).await {
+            let mut throttle = self.throttle.lock();
+            if throttle.locked(&guess.folded, ip, Instant::now()).is_none() {
+                throttle.forget(&guess.folded, ip);
+                return Ok(());
+            }
         }
+        Err(self.locked_out(name, ip, locked.wait))
     }
 
-    /// Refuse a login for a name or an address locked out after too many failures, before any
-    /// work is spent on it.
-    fn refuse_if_locked(&self, name: &str, folded: &str, ip: IpAddr) -> Result<(), LoginError> {
-        let locked = self.throttle.lock().locked_for(folded, ip, Instant::now());
-        match locked {
-            Some(wait) => Err(self.locked_out(name, ip, wait)),
-            None => Ok(()),
+    /// Refuse a login for a name or an address locked out after too many failures (and not
+    /// lifted by an admin since), before any work is spent on it.
+    async fn refuse_if_locked(
+        &self,
+        name: &str,
+        folded: &str,
+        ip: IpAddr,
+    ) -> Result<(), LoginError> {
+        let locked = self.throttle.lock().locked(folded, ip, Instant::now());
+        let Some(locked) = locked else {
+            return Ok(());
+        };
+        if self.lift_if_unlocked(folded, ip, &locked).await {
+            let still = self.throttle.lock().locked(folded, ip, Instant::now());
+            match still {
+                Some(locked) => return Err(self.locked_out(name, ip, locked.wait)),
+                None => return Ok(()),
+            }
         }
+        Err(self.locked_out(name, ip, locked.wait))
+    }
+
+    /// Ask the store whether an admin lifted these lockouts since they began (`parleyd users
+    /// unlock`, run in another process, maybe for another node), and drop those lifted. Only a
+    /// refused login comes here, and a point lookup costs far less than the hash every login
+    /// that is not refused pays. A store that cannot answer leaves the lock in place. Returns
+    /// whether any was lifted.
+    async fn lift_if_unlocked(&self, folded: &str, ip: IpAddr, locked: &Locked) -> bool {
+        let account = locked
+            .account_since_ms
+            .map(|_| LockoutTarget::Account(folded.to_owned()));
+        let address = locked
+            .address
+            .map(|(key, _)| (key, LockoutTarget::Address(key.to_string())));
+        let store = Arc::clone(&self.store);
+        let stamps = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let account = match account {
+                Some(target) => store.lockout_lifted_at(&target)?,
+                None => None,
+            };
+            let address = match address {
+                Some((key, target)) => store.lockout_lifted_at(&target)?.map(|at| (key, at)),
+                None => None,
+            };
+            Ok((account, address))
+        })
+        .await;
+        let (account, address) = match stamps {
+            Ok(Ok(stamps)) => stamps,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot ask the store whether a lockout was lifted; it stays");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the lockout lookup task failed; the lockout stays");
+                return false;
+            }
+        };
+        let lifted = self.throttle.lock().lift(folded, account, address);
+        if lifted {
+            tracing::info!(account = %self.loggable(folded), %ip, "lockout lifted by an admin");
+        }
+        lifted
     }
 
     fn locked_out(&self, name: &str, ip: IpAddr, wait: Duration) -> LoginError {
@@ -408,10 +488,10 @@ impl Accounts {
         ip: IpAddr,
         error: LoginError,
     ) -> LoginError {
-        let failure = self
-            .throttle
-            .lock()
-            .failed(&guess.folded, ip, Instant::now());
+        let failure =
+            self.throttle
+                .lock()
+                .failed(&guess.folded, ip, Instant::now(), crate::relay::now_ms());
         guess.open = false;
         self.guess_ended.notify_waiters();
         let account = self.loggable(name);
@@ -420,8 +500,8 @@ impl Accounts {
         if failure.account_locked {
             tracing::warn!(%account, %ip, lockout_secs, "account locked out after repeated failed logins");
         }
-        if failure.ip_locked {
-            tracing::warn!(%ip, lockout_secs, "address locked out after repeated failed logins");
+        if let Some(address) = failure.address_locked {
+            tracing::warn!(%ip, %address, lockout_secs, "address locked out after failed logins naming several accounts");
         }
         tokio::time::sleep(self.delay_after(failure.failures)).await;
         error
@@ -534,9 +614,15 @@ impl Accounts {
         Ok(())
     }
 
-    /// Lock (refuse every login, right password or not) or unlock an account.
+    /// Disable (refuse every login, right password or not) or enable an account.
     pub fn set_locked(&self, name: &str, locked: bool) -> Result<(), AccountError> {
         Ok(self.store.set_locked(name, locked)?)
+    }
+
+    /// Lift `target`'s lockout after failed logins, as of now, for every server using this store
+    /// (they keep lockouts in memory and consult the stamp when they meet one).
+    pub fn lift_lockout(&self, target: &LockoutTarget) -> Result<(), AccountError> {
+        Ok(self.store.lift_lockout(target, crate::relay::now_ms())?)
     }
 
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, AccountError> {
@@ -638,215 +724,6 @@ fn whole_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LockoutPolicy {
-    max_failures: u32,
-    window: Duration,
-    lockout: Duration,
-}
-
-/// Recent failures of one account or one address, and its guesses in flight.
-#[derive(Debug, Default)]
-struct Failures {
-    /// Failure times within the window, oldest first; never more than `max_failures`.
-    recent: VecDeque<Instant>,
-    /// Guesses taken up and not yet ended (see [`PendingGuess`]).
-    pending: u32,
-    locked_until: Option<Instant>,
-    last_seen: Option<Instant>,
-}
-
-impl Failures {
-    fn locked_for(&self, now: Instant) -> Option<Duration> {
-        self.locked_until
-            .and_then(|until| until.checked_duration_since(now))
-            .filter(|wait| !wait.is_zero())
-    }
-
-    /// Failures within the window plus guesses in flight: what the next guess would make.
-    fn counted(&self, now: Instant, policy: &LockoutPolicy) -> u32 {
-        let recent = self
-            .recent
-            .iter()
-            .filter(|&&at| now.saturating_duration_since(at) < policy.window)
-            .count();
-        u32::try_from(recent)
-            .unwrap_or(u32::MAX)
-            .saturating_add(self.pending)
-    }
-
-    /// Count a failure; returns the failures within the window and whether this one locked.
-    fn record(&mut self, now: Instant, policy: &LockoutPolicy) -> (u32, bool) {
-        self.last_seen = Some(now);
-        while self
-            .recent
-            .front()
-            .is_some_and(|&at| now.saturating_duration_since(at) >= policy.window)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(now);
-        let count = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
-        if count >= policy.max_failures {
-            self.recent.clear();
-            self.locked_until = Some(now + policy.lockout);
-            return (count, true);
-        }
-        (count, false)
-    }
-
-    /// Nothing left worth remembering: not locked, no guess in flight and no failure within the
-    /// window.
-    fn expired(&self, now: Instant, policy: &LockoutPolicy) -> bool {
-        self.pending == 0
-            && self.locked_for(now).is_none()
-            && self
-                .recent
-                .back()
-                .is_none_or(|&at| now.saturating_duration_since(at) >= policy.window)
-    }
-}
-
-/// The outcome of recording one failed login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FailureOutcome {
-    /// The larger of the account's and the address's failures within the window.
-    failures: u32,
-    account_locked: bool,
-    ip_locked: bool,
-}
-
-/// Failed-login memory, per casefolded account name and per address. Bounded: expired entries are
-/// swept regularly, and when a map is full the entry seen longest ago makes room.
-#[derive(Debug)]
-struct Throttle {
-    policy: LockoutPolicy,
-    capacity: usize,
-    accounts: HashMap<String, Failures>,
-    ips: HashMap<IpAddr, Failures>,
-    failures_since_prune: u32,
-}
-
-impl Throttle {
-    fn new(policy: LockoutPolicy, capacity: usize) -> Self {
-        Self {
-            policy,
-            capacity: capacity.max(1),
-            accounts: HashMap::new(),
-            ips: HashMap::new(),
-            failures_since_prune: 0,
-        }
-    }
-
-    /// How long the account or the address is still locked out, whichever is longer.
-    fn locked_for(&self, folded: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let account = self.accounts.get(folded).and_then(|f| f.locked_for(now));
-        let address = self.ips.get(&ip).and_then(|f| f.locked_for(now));
-        account.max(address)
-    }
-
-    /// Take up a guess for the account and the address: `Err(Some(wait))` while either is locked
-    /// out, `Err(None)` while the failures and guesses in flight of either already make
-    /// `max_failures`.
-    fn begin(&mut self, folded: &str, ip: IpAddr, now: Instant) -> Result<(), Option<Duration>> {
-        if let Some(wait) = self.locked_for(folded, ip, now) {
-            return Err(Some(wait));
-        }
-        let policy = self.policy;
-        let full = |failures: Option<&Failures>| {
-            failures.is_some_and(|f| f.counted(now, &policy) >= policy.max_failures)
-        };
-        if full(self.accounts.get(folded)) || full(self.ips.get(&ip)) {
-            return Err(None);
-        }
-        let capacity = self.capacity;
-        for failures in [
-            entry(
-                &mut self.accounts,
-                folded.to_owned(),
-                now,
-                &policy,
-                capacity,
-            ),
-            entry(&mut self.ips, ip, now, &policy, capacity),
-        ] {
-            failures.pending += 1;
-            failures.last_seen = Some(now);
-        }
-        Ok(())
-    }
-
-    /// End a guess that did not fail. A success forgets the account's failures, unless the name
-    /// or the address was locked out meanwhile: then it returns how long the lockout lasts.
-    fn end(&mut self, folded: &str, ip: IpAddr, now: Instant, how: Ending) -> Option<Duration> {
-        self.end_pending(folded, ip);
-        if how == Ending::Cancelled {
-            return None;
-        }
-        let wait = self.locked_for(folded, ip, now);
-        if wait.is_none() {
-            if let Some(failures) = self.accounts.get_mut(folded) {
-                failures.recent.clear();
-                if failures.pending == 0 {
-                    self.accounts.remove(folded);
-                }
-            }
-        }
-        wait
-    }
-
-    fn end_pending(&mut self, folded: &str, ip: IpAddr) {
-        // An entry evicted meanwhile (the maps are bounded) comes back with nothing pending.
-        if let Some(failures) = self.accounts.get_mut(folded) {
-            failures.pending = failures.pending.saturating_sub(1);
-        }
-        if let Some(failures) = self.ips.get_mut(&ip) {
-            failures.pending = failures.pending.saturating_sub(1);
-        }
-    }
-
-    /// End a guess as a failure, and count it.
-    fn failed(&mut self, folded: &str, ip: IpAddr, now: Instant) -> FailureOutcome {
-        self.end_pending(folded, ip);
-        self.failures_since_prune += 1;
-        if self.failures_since_prune >= PRUNE_EVERY {
-            self.failures_since_prune = 0;
-            self.prune(now);
-        }
-        let policy = self.policy;
-        let capacity = self.capacity;
-        let (account_failures, account_locked) = entry(
-            &mut self.accounts,
-            folded.to_owned(),
-            now,
-            &policy,
-            capacity,
-        )
-        .record(now, &policy);
-        let (ip_failures, ip_locked) =
-            entry(&mut self.ips, ip, now, &policy, capacity).record(now, &policy);
-        FailureOutcome {
-            failures: account_failures.max(ip_failures),
-            account_locked,
-            ip_locked,
-        }
-    }
-
-    fn prune(&mut self, now: Instant) {
-        let policy = self.policy;
-        self.accounts.retain(|_, f| !f.expired(now, &policy));
-        self.ips.retain(|_, f| !f.expired(now, &policy));
-    }
-}
-
-/// How a guess that did not fail ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    Succeeded,
-    /// Never checked to the end (the client went away, the store failed): not a guess after all.
-    Cancelled,
-}
-
 /// A guess taken up against the lockout ([`Accounts::begin_guess`]). Ended as a success or a
 /// failure by the login; dropped unended (a connection closed mid-hash, an error), it gives its
 /// place back, so no path leaks one.
@@ -870,29 +747,6 @@ impl Drop for PendingGuess {
     }
 }
 
-/// The entry for `key`, making room first when the map is full.
-fn entry<'a, K: Hash + Eq + Clone>(
-    map: &'a mut HashMap<K, Failures>,
-    key: K,
-    now: Instant,
-    policy: &LockoutPolicy,
-    capacity: usize,
-) -> &'a mut Failures {
-    if !map.contains_key(&key) && map.len() >= capacity {
-        map.retain(|_, f| !f.expired(now, policy));
-        if map.len() >= capacity {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, f)| f.last_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                map.remove(&oldest);
-            }
-        }
-    }
-    map.entry(key).or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -905,6 +759,7 @@ mod tests {
     fn config(max_failures: u32) -> Config {
         let mut config = Config::default();
         config.accounts.max_failures = max_failures;
+        config.accounts.address_max_accounts = 3;
         config.accounts.min_password_len = 8;
         config.accounts.max_password_len = 32;
         config.limits.nick_len = 12;
@@ -1167,6 +1022,100 @@ mod tests {
         ));
     }
 
+    /// `parleyd users unlock` (another process: here another handle on the same file) stamps the
+    /// store; the running server's lockouts from before the stamp end at the next login, those
+    /// after it stay.
+    #[tokio::test]
+    async fn an_unlock_in_the_store_lifts_the_running_lockouts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = accounts(&dir, 3);
+        let admin = accounts(&dir, 3);
+        server
+            .register("alice", "hunter2hunter2")
+            .await
+            .expect("register");
+        for _ in 0..3 {
+            server.login("alice", "wrong-password", HOME).await.ok();
+        }
+        for name in ["xavier", "yolanda", "zed"] {
+            server.login(name, "guess-guess", AWAY).await.ok();
+        }
+        let fresh = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+        for ip in [fresh, AWAY] {
+            assert!(matches!(
+                server.login("alice", "hunter2hunter2", ip).await,
+                Err(LoginError::Locked { .. })
+            ));
+        }
+
+        admin
+            .lift_lockout(&LockoutTarget::Account("alice".to_owned()))
+            .expect("unlock alice");
+        assert_eq!(
+            server
+                .login("Alice", "hunter2hunter2", fresh)
+                .await
+                .expect("the account's lockout is lifted"),
+            "alice"
+        );
+        assert!(
+            matches!(
+                server.login("alice", "hunter2hunter2", AWAY).await,
+                Err(LoginError::Locked { .. })
+            ),
+            "the address is still locked"
+        );
+        let away = AddressKey::of(AWAY).expect("not loopback").to_string();
+        admin
+            .lift_lockout(&LockoutTarget::Address(away))
+            .expect("unlock the address");
+        assert_eq!(
+            server
+                .login("alice", "hunter2hunter2", AWAY)
+                .await
+                .expect("the address's lockout is lifted"),
+            "alice"
+        );
+
+        // A lockout that begins after the stamp is not lifted by it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for _ in 0..3 {
+            server.login("alice", "wrong-password", HOME).await.ok();
+        }
+        assert!(matches!(
+            server.login("alice", "hunter2hunter2", fresh).await,
+            Err(LoginError::Locked { .. })
+        ));
+    }
+
+    /// From loopback, however many accounts fail, only each account is locked out.
+    #[tokio::test]
+    async fn loopback_is_never_locked_as_an_address() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let accounts = accounts(&dir, 3);
+        accounts
+            .register("bob", "bobbobbobbob")
+            .await
+            .expect("register");
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for name in [
+            "alice", "alice", "alice", "xavier", "yolanda", "zed", "quinn",
+        ] {
+            accounts.login(name, "guess-guess", loopback).await.ok();
+        }
+        assert!(matches!(
+            accounts.login("alice", "guess-guess", loopback).await,
+            Err(LoginError::Locked { .. })
+        ));
+        assert_eq!(
+            accounts
+                .login("bob", "bobbobbobbob", loopback)
+                .await
+                .expect("loopback is not locked"),
+            "bob"
+        );
+    }
+
     /// A login dropped while its hash runs (its connection killed) gives its place back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_login_gives_its_place_back() {
@@ -1219,35 +1168,6 @@ mod tests {
             }
         }
         assert_eq!(invalid, 3, "only max_failures guesses are checked");
-    }
-
-    #[test]
-    fn throttle_counts_pending_guesses() {
-        let mut throttle = Throttle::new(policy(), 100);
-        let now = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(throttle.begin("alice", HOME, now), Ok(()));
-        }
-        assert_eq!(
-            throttle.begin("alice", AWAY, now),
-            Err(None),
-            "the account is full"
-        );
-        assert_eq!(
-            throttle.begin("bob", HOME, now),
-            Err(None),
-            "the address is full"
-        );
-        throttle.end("alice", HOME, now, Ending::Cancelled);
-        assert_eq!(throttle.begin("alice", AWAY, now), Ok(()));
-        assert!(!throttle.failed("alice", HOME, now).account_locked);
-        assert!(!throttle.failed("alice", HOME, now).account_locked);
-        assert!(throttle.failed("alice", AWAY, now).account_locked);
-        assert!(throttle
-            .begin("alice", AWAY, now)
-            .is_err_and(|wait| wait.is_some()));
-        assert_eq!(throttle.accounts["alice"].pending, 0);
-        assert_eq!(throttle.ips[&HOME].pending, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1321,62 +1241,6 @@ mod tests {
             .map(|n| accounts.delay_after(n).as_millis())
             .collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000]);
-    }
-
-    fn policy() -> LockoutPolicy {
-        LockoutPolicy {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            lockout: Duration::from_secs(300),
-        }
-    }
-
-    #[test]
-    fn throttle_window_slides_and_lockout_expires() {
-        let mut throttle = Throttle::new(policy(), 100);
-        let start = Instant::now();
-        throttle.failed("alice", HOME, start);
-        throttle.failed("alice", AWAY, start + Duration::from_secs(30));
-        // The first failure has left the window: two recent, no lockout.
-        let outcome = throttle.failed("alice", HOME, start + Duration::from_secs(61));
-        assert_eq!(outcome.failures, 2);
-        assert!(!outcome.account_locked);
-        assert!(throttle
-            .locked_for("alice", HOME, start + Duration::from_secs(61))
-            .is_none());
-
-        let at = start + Duration::from_secs(62);
-        let outcome = throttle.failed("alice", AWAY, at);
-        assert!(outcome.account_locked && !outcome.ip_locked, "{outcome:?}");
-        assert_eq!(
-            throttle.locked_for("alice", HOME, at + Duration::from_secs(100)),
-            Some(Duration::from_secs(200))
-        );
-        assert!(throttle
-            .locked_for("alice", HOME, at + Duration::from_secs(300))
-            .is_none());
-    }
-
-    #[test]
-    fn throttle_forgets_expired_entries_and_stays_bounded() {
-        let mut throttle = Throttle::new(policy(), 10);
-        let start = Instant::now();
-        for i in 0..25u8 {
-            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
-            throttle.failed(
-                &format!("user{i}"),
-                ip,
-                start + Duration::from_millis(u64::from(i)),
-            );
-        }
-        let (accounts, ips) = (throttle.accounts.len(), throttle.ips.len());
-        assert!(accounts <= 10 && ips <= 10, "{accounts} {ips}");
-        // The newest entries survive eviction.
-        assert!(throttle.accounts.contains_key("user24"));
-        assert!(!throttle.accounts.contains_key("user0"));
-
-        throttle.prune(start + Duration::from_secs(120));
-        assert!(throttle.accounts.is_empty() && throttle.ips.is_empty());
     }
 
     #[test]

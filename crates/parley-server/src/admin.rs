@@ -6,15 +6,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, Write};
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use parley_proto::casefold;
 
-use crate::accounts::{hash_password, AccountError, AccountRules, Accounts};
+use crate::accounts::{hash_password, AccountError, AccountRules, Accounts, AddressKey};
 use crate::config::Config;
-use crate::store::{self, StoreError};
+use crate::store::{self, LockoutTarget, StoreError};
 
 /// The `parleyd users` subcommands.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -35,12 +36,28 @@ pub enum UsersCommand {
     },
     /// Delete an account.
     Remove { name: String },
-    /// List every account with its creation time and whether it is locked.
+    /// List every account with its creation time and whether it is disabled (`users lock`).
     List,
-    /// Refuse every login to an account until it is unlocked.
+    /// Disable an account: every login to it is refused, right password or not, on every
+    /// running server, until `users unlock`.
     Lock { name: String },
-    /// Allow logins to a locked account again.
-    Unlock { name: String },
+    /// Let an account log in again, at once, on every running server: enable it if it was
+    /// disabled (`users lock`) and lift its lockout after failed logins. With --address, lift
+    /// an address's lockout instead.
+    #[command(
+        after_help = "A lockout after failed logins lives in the running server's memory and \
+                      ends by itself after accounts.lockout_secs; this stamps the database, and \
+                      every server using it drops the lockout at the next login attempt. An \
+                      IPv6 address is locked out with its whole /64, and so is unlocked."
+    )]
+    Unlock {
+        /// The account to let in again.
+        #[arg(required_unless_present = "address", conflicts_with = "address")]
+        name: Option<String>,
+        /// Lift the lockout of this address (an IPv6 address: its /64) instead of an account's.
+        #[arg(long, value_name = "IP")]
+        address: Option<IpAddr>,
+    },
     /// Add accounts from a file of `name:password` (or `name,password`) lines. The password is
     /// everything after the first separator, spaces included; blank lines and lines starting with
     /// `#` are skipped. Existing accounts are never overwritten.
@@ -105,7 +122,13 @@ pub fn run_users_command_with(
         UsersCommand::Passwd { name, .. } => Some(("password_change", name.clone())),
         UsersCommand::Remove { name } => Some(("account_remove", name.clone())),
         UsersCommand::Lock { name } => Some(("account_lock", name.clone())),
-        UsersCommand::Unlock { name } => Some(("account_unlock", name.clone())),
+        UsersCommand::Unlock {
+            name: Some(name), ..
+        } => Some(("account_unlock", name.clone())),
+        UsersCommand::Unlock {
+            address: Some(ip), ..
+        } => Some(("address_unlock", ip.to_string())),
+        UsersCommand::Unlock { .. } => None,
         UsersCommand::Import { file } => Some(("account_import", file.display().to_string())),
         UsersCommand::List => None,
     };
@@ -175,16 +198,27 @@ fn run(
         }
         UsersCommand::List => list(accounts, out),
         UsersCommand::Lock { name } => {
-            accounts.set_locked(&name, true)?;
+            let record = accounts
+                .account(&name)?
+                .ok_or_else(|| AccountError::NotFound(name.clone()))?;
+            accounts.set_locked(&record.name, true)?;
             say(
                 out,
-                format_args!("locked account {name}; logins are refused until it is unlocked"),
+                format_args!(
+                    "locked account {0}: it is disabled, and every login to it is refused, right \
+                     password or not, until `parleyd users unlock {0}`",
+                    record.name
+                ),
             )
         }
-        UsersCommand::Unlock { name } => {
-            accounts.set_locked(&name, false)?;
-            say(out, format_args!("unlocked account {name}"))
-        }
+        UsersCommand::Unlock {
+            name: Some(name), ..
+        } => unlock_account(accounts, &name, out),
+        UsersCommand::Unlock {
+            address: Some(ip), ..
+        } => unlock_address(accounts, ip, out),
+        // clap requires one of the two.
+        UsersCommand::Unlock { .. } => Ok(()),
         UsersCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).map_err(|source| AdminError::ReadFile {
                 path: file.clone(),
@@ -200,6 +234,69 @@ fn run(
             }
             Ok(())
         }
+    }
+}
+
+/// Enable the account if it was disabled, and stamp its failed-login lockout as lifted, which
+/// every running server honours at the account's next login.
+fn unlock_account(accounts: &Accounts, name: &str, out: &mut dyn Write) -> Result<(), AdminError> {
+    let record = accounts
+        .account(name)?
+        .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
+    if record.locked {
+        accounts.set_locked(&record.name, false)?;
+    }
+    accounts.lift_lockout(&LockoutTarget::Account(casefold(&record.name)))?;
+    let name = &record.name;
+    if record.locked {
+        say(
+            out,
+            format_args!(
+                "unlocked {name}: the account was disabled (`parleyd users lock`) and is enabled \
+                 again, and any lockout after failed logins is lifted; the running server lets \
+                 {name} log in again"
+            ),
+        )
+    } else {
+        say(
+            out,
+            format_args!(
+                "unlocked {name}: the account was not disabled; any lockout after failed logins \
+                 is lifted, so the running server lets {name} log in again"
+            ),
+        )
+    }
+}
+
+/// Stamp an address's failed-login lockout as lifted (an IPv6 address's /64, as it is locked).
+fn unlock_address(accounts: &Accounts, ip: IpAddr, out: &mut dyn Write) -> Result<(), AdminError> {
+    let Some(key) = AddressKey::of(ip) else {
+        return say(
+            out,
+            format_args!(
+                "{ip} is a loopback address, which is never locked out as an address (only the \
+                 accounts tried from it are, each on its own); nothing to do"
+            ),
+        );
+    };
+    accounts.lift_lockout(&LockoutTarget::Address(key.to_string()))?;
+    if key.is_network() {
+        say(
+            out,
+            format_args!(
+                "unlocked {key} (an IPv6 address is locked out with its whole /64): any lockout \
+                 after failed logins is lifted, so the running server accepts logins from {ip} \
+                 again"
+            ),
+        )
+    } else {
+        say(
+            out,
+            format_args!(
+                "unlocked {key}: any lockout after failed logins is lifted, so the running \
+                 server accepts logins from it again"
+            ),
+        )
     }
 }
 
@@ -251,16 +348,16 @@ fn list(accounts: &Accounts, out: &mut dyn Write) -> Result<(), AdminError> {
         .max("NAME".len());
     say(
         out,
-        format_args!("{:<width$}  {:<20}  LOCKED", "NAME", "CREATED"),
+        format_args!("{:<width$}  {:<20}  DISABLED", "NAME", "CREATED"),
     )?;
     for record in &records {
         let created =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(record.created_at).unwrap_or(0));
-        let locked = if record.locked { "yes" } else { "no" };
+        let disabled = if record.locked { "yes" } else { "no" };
         say(
             out,
             format_args!(
-                "{:<width$}  {:<20}  {locked}",
+                "{:<width$}  {:<20}  {disabled}",
                 record.name,
                 humantime::format_rfc3339_seconds(created).to_string()
             ),
@@ -710,14 +807,17 @@ mod tests {
             "",
         );
         result.expect("lock");
-        assert!(out.starts_with("locked account alice"), "{out}");
+        assert!(
+            out.starts_with("locked account Alice: it is disabled"),
+            "{out}"
+        );
 
         let (result, out) = run(&config, UsersCommand::List, "");
         result.expect("list");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(
-            lines[0].starts_with("NAME") && lines[0].ends_with("LOCKED"),
+            lines[0].starts_with("NAME") && lines[0].ends_with("DISABLED"),
             "{out}"
         );
         assert!(
@@ -735,14 +835,17 @@ mod tests {
         assert!(record.locked);
         assert!(record.password_hash.starts_with("$argon2id$"));
 
-        let (result, _) = run(
-            &config,
-            UsersCommand::Unlock {
-                name: "alice".to_owned(),
-            },
-            "",
-        );
+        let unlock = |name: &str| UsersCommand::Unlock {
+            name: Some(name.to_owned()),
+            address: None,
+        };
+        let (result, out) = run(&config, unlock("alice"), "");
         result.expect("unlock");
+        assert!(
+            out.starts_with("unlocked Alice: the account was disabled")
+                && out.ends_with("the running server lets Alice log in again\n"),
+            "{out}"
+        );
         assert!(
             !accounts
                 .account("alice")
@@ -750,6 +853,47 @@ mod tests {
                 .expect("found")
                 .locked
         );
+        let target = LockoutTarget::Account("alice".to_owned());
+        let first = accounts
+            .store()
+            .lockout_lifted_at(&target)
+            .expect("lookup")
+            .expect("a lift stamp for the running server");
+        let (result, out) = run(&config, unlock("ALICE"), "");
+        result.expect("unlock again");
+        assert!(
+            out.starts_with("unlocked Alice: the account was not disabled; any lockout"),
+            "{out}"
+        );
+        let second = accounts.store().lockout_lifted_at(&target).expect("lookup");
+        assert!(second >= Some(first), "{second:?} {first}");
+        let (result, _) = run(&config, unlock("nobody"), "");
+        assert!(
+            matches!(result, Err(AdminError::Account(AccountError::NotFound(_)))),
+            "{result:?}"
+        );
+
+        let address = |ip: &str| UsersCommand::Unlock {
+            name: None,
+            address: Some(ip.parse().expect("an address")),
+        };
+        let (result, out) = run(&config, address("203.0.113.9"), "");
+        result.expect("unlock an address");
+        assert!(out.starts_with("unlocked 203.0.113.9: "), "{out}");
+        let (result, out) = run(&config, address("2001:db8:1:2::77"), "");
+        result.expect("unlock an IPv6 address");
+        assert!(
+            out.starts_with("unlocked 2001:db8:1:2::/64 (an IPv6"),
+            "{out}"
+        );
+        for stored in ["203.0.113.9", "2001:db8:1:2::/64"] {
+            let target = LockoutTarget::Address(stored.to_owned());
+            let stamp = accounts.store().lockout_lifted_at(&target).expect("lookup");
+            assert!(stamp.is_some(), "{stored}");
+        }
+        let (result, out) = run(&config, address("::ffff:127.0.0.1"), "");
+        result.expect("loopback");
+        assert!(out.contains("never locked out"), "{out}");
 
         let (result, out) = run(
             &config,

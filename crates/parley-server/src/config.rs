@@ -169,10 +169,16 @@ pub struct AccountsConfig {
     pub allow_plaintext_login: bool,
     /// Networks (CIDR) from which a plain-text login is accepted anyway: this machine by default.
     pub plaintext_login_from: Vec<String>,
-    /// Failed logins (per account or per address) within `failure_window_secs` before a lockout.
-    /// Guesses still being checked count too, so no burst of connections gets more checked.
+    /// Failed logins for one account within `failure_window_secs` before it is locked out, from
+    /// wherever they come. Guesses still being checked count too, so no burst of connections
+    /// gets more checked.
     pub max_failures: u32,
+    /// Different account names an address's failed logins (within the window) must name before
+    /// the address is locked out: a spray, not one user's typos. An IPv6 address counts as its
+    /// /64; loopback is never locked out as an address.
+    pub address_max_accounts: u32,
     pub failure_window_secs: u64,
+    /// How long a locked-out account or address waits (`parleyd users unlock` ends it sooner).
     pub lockout_secs: u64,
     /// PBKDF2 rounds of new SCRAM-SHA-256 credentials. Each client login pays them (unless the
     /// client caches its salted password) and so does whoever steals the database, per guess.
@@ -194,9 +200,18 @@ impl Default for AccountsConfig {
             max_password_len: 256,
             allow_plaintext_login: false,
             plaintext_login_from: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            // Five failures in ten minutes, then five minutes out: a user who mistypes a few
+            // times is back soon (or at once, with `parleyd users unlock`), and anyone can lock
+            // an account out by guessing at it, so a long lockout is a weapon against its owner.
+            // A guesser still gets at most five tries per five minutes per account, each slower
+            // than the last (ergo allows three a minute); a spray across accounts is held by
+            // the address limit below.
             max_failures: 5,
+            // Five, not fewer: people behind one address (a household, an office NAT) each
+            // mistyping once must not lock each other out; a success takes its name off again.
+            address_max_accounts: 5,
             failure_window_secs: 600,
-            lockout_secs: 900,
+            lockout_secs: 300,
             // OWASP's figure for PBKDF2-HMAC-SHA256 (2023), the one it rates as strong as the
             // Argon2id parameters used for the password hash: a stolen database must not be
             // cheaper to guess through its SCRAM column than through its hashes.
@@ -481,6 +496,7 @@ impl std::fmt::Debug for AccountsConfig {
             .field("allow_plaintext_login", &self.allow_plaintext_login)
             .field("plaintext_login_from", &self.plaintext_login_from)
             .field("max_failures", &self.max_failures)
+            .field("address_max_accounts", &self.address_max_accounts)
             .field("failure_window_secs", &self.failure_window_secs)
             .field("lockout_secs", &self.lockout_secs)
             .field("scram_iterations", &self.scram_iterations)
@@ -1110,8 +1126,17 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "accounts",
         "max_failures",
-        "Failed logins for one account, or from one address, before it is locked out;\n\
-         logins still being checked count too (more wait), so a burst gets no more guesses.",
+        "Failed logins for one account within failure_window_secs, from anywhere, before it is\n\
+         locked out; logins still being checked count too (more wait), so a burst gets no\n\
+         more guesses. Each failure is also answered later than the last (0.25 s up to 4 s).",
+    ),
+    (
+        "accounts",
+        "address_max_accounts",
+        "Different account names one address's failed logins must name within\n\
+         failure_window_secs before the address is locked out: a spray, never one user's\n\
+         typos. An IPv6 address counts as its whole /64; loopback (this machine, a local\n\
+         reverse proxy) is never locked out as an address, only per account.",
     ),
     (
         "accounts",
@@ -1121,7 +1146,9 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "accounts",
         "lockout_secs",
-        "Seconds a locked-out account or address must wait.",
+        "Seconds a locked-out account or address must wait. Short on purpose: anyone can lock\n\
+         an account out by guessing, so a long lockout mostly hurts its owner. An admin ends\n\
+         one at once, on every running node: parleyd users unlock NAME (or --address IP).",
     ),
     (
         "accounts",
@@ -1869,6 +1896,15 @@ impl Config {
             return Err(Invalid::new(
                 "accounts.max_failures",
                 "0 would lock everyone out; use at least 1".to_owned(),
+            ));
+        }
+        if accounts.address_max_accounts < 2 {
+            return Err(Invalid::new(
+                "accounts.address_max_accounts",
+                format!(
+                    "{} would lock an address out for one account's typos; use at least 2",
+                    accounts.address_max_accounts
+                ),
             ));
         }
 
@@ -2709,6 +2745,9 @@ mod tests {
         assert_eq!((key.as_str(), line), ("accounts.plaintext_login_from", 2));
         let (key, line, _) = invalid("[accounts]\nmax_failures = 0\n");
         assert_eq!((key.as_str(), line), ("accounts.max_failures", 2));
+        let (key, line, message) = invalid("[accounts]\naddress_max_accounts = 1\n");
+        assert_eq!((key.as_str(), line), ("accounts.address_max_accounts", 2));
+        assert!(message.contains("one account's typos"), "{message}");
         let (key, line, message) = invalid("\n[accounts]\nregistration = \"maybe\"\n");
         assert_eq!((key.as_str(), line), ("accounts.registration", 3));
         assert!(message.contains("maybe"), "{message}");

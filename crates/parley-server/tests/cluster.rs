@@ -767,3 +767,74 @@ async fn only_an_operators_invite_overrides_a_ban_across_nodes() {
         .expect(|l| l == ":carol!~carol@127.0.0.1 JOIN #club")
         .await;
 }
+
+/// One SASL PLAIN login on a fresh connection to `node`: the 903/904 line.
+async fn sasl_outcome(node: &common::TestServer, account: &str, password: &str) -> String {
+    let mut c = node.connect().await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.recv().await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        common::sasl_plain(account, password)
+    ))
+    .await;
+    c.expect(|l| l.contains(" 903 ") || l.contains(" 904 "))
+        .await
+}
+
+/// Each node keeps its own lockouts after failed logins in memory; one `parleyd users unlock`
+/// against the shared database ends them on every node, with no restart and no message on the
+/// bus.
+#[tokio::test]
+async fn users_unlock_reaches_every_node() {
+    let Some(cluster) = Cluster::start(2, |_, config| {
+        config.accounts.require_login = true;
+        config.accounts.max_failures = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut owner = cluster.nodes[0].connect().await;
+    owner.send("NICK dora").await;
+    owner.send("REGISTER * * dora-password").await;
+    owner.expect(|l| l.contains("REGISTER SUCCESS")).await;
+    drop(owner);
+    for node in &cluster.nodes {
+        for i in 0..2 {
+            let answer = sasl_outcome(node, "dora", &format!("typo-{i}")).await;
+            assert!(answer.contains(" 904 "), "{answer}");
+        }
+        let answer = sasl_outcome(node, "dora", "dora-password").await;
+        assert!(answer.contains("Too many failed logins"), "{answer}");
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("parley.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = {:?}\n[accounts]\nstore = \"postgres\"\npostgres_url = {:?}\n",
+            dir.path().display().to_string(),
+            cluster.postgres_url
+        ),
+    )
+    .expect("write config");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "unlock", "dora"])
+        .output()
+        .await
+        .expect("run parleyd users unlock");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let answer = sasl_outcome(node, "dora", "dora-password").await;
+        assert!(answer.contains(" 903 "), "node {i}: {answer}");
+    }
+}

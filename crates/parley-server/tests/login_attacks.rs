@@ -1,6 +1,8 @@
 //! Attacks on logins against the real server (issue 21): a parallel burst of PLAIN or PASS guesses
 //! against the lockout, a suspended account as a password oracle, a squatter on an account's
-//! nick, and secrets from a PASS line in the log.
+//! nick, and secrets from a PASS line in the log. And the lockout's fairness (issue 22): one
+//! user's typos on this machine lock nobody else out, and `parleyd users unlock` ends a lockout
+//! in the running server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -336,8 +338,8 @@ async fn pass_and_sasl_secrets_never_reach_the_log() {
     outcome(&mut c, &["464", "900"]).await;
     let answer = sasl_answer(addr, "Pl41nS3cret", "Pl41nTail").await;
     assert!(answer.contains(" 904 "), "{answer}");
-    // The address is locked out now (max_failures = 3): refusals are logged too.
-    for _ in 0..2 {
+    // The name is locked out after three (max_failures = 3): refusals are logged too.
+    for _ in 0..4 {
         sasl_answer(addr, "L0ck0utS3cret", "whatever-1").await;
     }
     child.start_kill().expect("stop parleyd");
@@ -360,4 +362,151 @@ async fn pass_and_sasl_secrets_never_reach_the_log() {
     ] {
         assert!(!log.contains(secret), "`{secret}` is in the log:\n{log}");
     }
+}
+
+/// A server whose address lock would trip at two names: every test below would lock 127.0.0.1
+/// if loopback were locked as an address.
+async fn fairness_server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.accounts.require_login = true;
+        c.accounts.max_failures = 3;
+        c.accounts.address_max_accounts = 2;
+    })
+    .await
+}
+
+/// One user's typos past the account's limit, and failures naming other accounts too, all from
+/// 127.0.0.1: only the accounts are locked out, so another user on this machine logs in, with
+/// SASL PLAIN and with PASS.
+#[tokio::test]
+async fn one_users_typos_on_this_machine_leave_the_others_in() {
+    let server = fairness_server().await;
+    create_account(&server, "ann", "ann-password").await;
+    create_account(&server, "ben", "ben-password").await;
+    for i in 0..3 {
+        let answer = if i % 2 == 0 {
+            sasl_answer(server.addr, "ann", &format!("ann-typo-{i}")).await
+        } else {
+            pass_answer(server.addr, "ann", &format!("ann-typo-{i}")).await
+        };
+        assert!(answer.ends_with(INVALID), "typo {i}: {answer}");
+    }
+    let answer = sasl_answer(server.addr, "ann", "ann-password").await;
+    assert!(answer.contains(LOCKED), "ann is locked out: {answer}");
+    for name in ["xavier", "yolanda", "zed"] {
+        let answer = sasl_answer(server.addr, name, "a-guess-a-guess").await;
+        assert!(answer.ends_with(INVALID), "{name}: {answer}");
+    }
+
+    let answer = pass_answer(server.addr, "ann", "ann-password").await;
+    assert!(answer.contains(LOCKED), "ann is still locked out: {answer}");
+    let answer = sasl_answer(server.addr, "ben", "ben-password").await;
+    assert!(
+        answer.contains(" 903 "),
+        "SASL PLAIN from 127.0.0.1: {answer}"
+    );
+    // Last: a PASS login that succeeds keeps pass_answer's nick.
+    let answer = pass_answer(server.addr, "ben", "ben-password").await;
+    assert!(answer.contains(" 900 "), "PASS from 127.0.0.1: {answer}");
+}
+
+/// `parleyd users unlock NAME`, run while the server runs, ends a lockout after failed logins
+/// (and a disable) at once; a lockout that begins after it holds as before.
+#[tokio::test]
+async fn users_unlock_lifts_the_lockout_in_the_running_server() {
+    let server = fairness_server().await;
+    create_account(&server, "cleo", "cleo-password").await;
+    let dir = server.dir.path();
+    for i in 0..3 {
+        let answer = sasl_answer(server.addr, "cleo", &format!("cleo-typo-{i}")).await;
+        assert!(answer.ends_with(INVALID), "{answer}");
+    }
+    for answer in [
+        sasl_answer(server.addr, "cleo", "cleo-password").await,
+        pass_answer(server.addr, "cleo", "cleo-password").await,
+    ] {
+        assert!(answer.contains(LOCKED), "locked out: {answer}");
+    }
+
+    let (ok, out, err) = common::admin_cli(dir, &["users", "unlock", "cleo"], "").await;
+    assert!(ok, "parleyd users unlock: {err}");
+    assert!(
+        out.contains(
+            "unlocked cleo: the account was not disabled; any lockout after failed logins is \
+             lifted, so the running server lets cleo log in again"
+        ),
+        "{out}"
+    );
+    let answer = sasl_answer(server.addr, "cleo", "cleo-password").await;
+    assert!(answer.contains(" 903 "), "right after the unlock: {answer}");
+
+    // Disabled and locked out at once: one unlock ends both.
+    parleyd_cli(dir, &["users", "lock", "cleo"], "").await;
+    for i in 0..3 {
+        sasl_answer(server.addr, "cleo", &format!("cleo-typo-{i}")).await;
+    }
+    let answer = pass_answer(server.addr, "cleo", "cleo-password").await;
+    assert!(answer.contains(LOCKED), "locked out again: {answer}");
+    let (ok, out, err) = common::admin_cli(dir, &["users", "unlock", "CLEO"], "").await;
+    assert!(ok, "parleyd users unlock: {err}");
+    assert!(
+        out.contains(
+            "unlocked cleo: the account was disabled (`parleyd users lock`) and is enabled again"
+        ),
+        "{out}"
+    );
+    let answer = pass_answer(server.addr, "cleo", "cleo-password").await;
+    assert!(
+        answer.contains(" 900 "),
+        "PASS right after the unlock: {answer}"
+    );
+}
+
+/// `parleyd users unlock --address`: the real binary records the address (an IPv6 address as its
+/// /64), says that loopback is never locked, and wants a name or an address. That the running
+/// server honours the stamp is tested in `accounts.rs`: a test cannot connect from elsewhere.
+#[tokio::test]
+async fn users_unlock_address_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = common::admin_cli(
+        dir.path(),
+        &["users", "unlock", "--address", "2001:db8:7:8::42"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(
+            "unlocked 2001:db8:7:8::/64 (an IPv6 address is locked out with its whole /64)"
+        ),
+        "{out}"
+    );
+    let (ok, out, err) = common::admin_cli(
+        dir.path(),
+        &["users", "unlock", "--address", "203.0.113.5"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("unlocked 203.0.113.5: "), "{out}");
+    let (ok, out, err) = common::admin_cli(
+        dir.path(),
+        &["users", "unlock", "--address", "127.0.0.1"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("never locked out as an address"), "{out}");
+    let (ok, _, err) = common::admin_cli(dir.path(), &["users", "unlock"], "").await;
+    assert!(
+        !ok && err.contains("required arguments were not provided"),
+        "{err}"
+    );
+    let (ok, _, err) = common::admin_cli(
+        dir.path(),
+        &["users", "unlock", "cleo", "--address", "203.0.113.5"],
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
 }

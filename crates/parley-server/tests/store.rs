@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use parley_server::store::history::dm_key;
 use parley_server::store::{
     AccountStore, AuditEvent, AuditFilter, Bound, ChannelRecord, HistoryQuery, HistoryStore,
-    PostgresStore, ServerBan, SqliteStore, StateChange, StateStore, StoreError, StoredMessage,
-    WriteBatch,
+    LockoutTarget, PostgresStore, ServerBan, SqliteStore, StateChange, StateStore, StoreError,
+    StoredMessage, WriteBatch,
 };
 
 /// A store of any backend: all three traits on one handle.
@@ -27,6 +27,9 @@ type RawSql = Box<dyn Fn(&str) -> Result<u64, String>>;
 struct Backend {
     open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     raw: RawSql,
+    /// Create the database with the schema of the last release before `lockout_lifts` (SQLite
+    /// version 6, PostgreSQL version 7), as an upgrade finds it.
+    create_before_lockout_lifts: Box<dyn Fn()>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -35,7 +38,11 @@ impl Backend {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("parley.db");
         let raw_path = path.clone();
+        let old_path = path.clone();
         Backend {
+            create_before_lockout_lifts: Box::new(move || {
+                parley_server::store::sqlite::create_at_version(&old_path, 6).expect("old schema")
+            }),
             open: Box::new(move || Arc::new(SqliteStore::open(&path).expect("open SQLite"))),
             raw: Box::new(move |sql| {
                 rusqlite::Connection::open(&raw_path)
@@ -62,7 +69,11 @@ impl Backend {
         .join()
         .expect("reset thread");
         let raw_url = url.clone();
+        let old_url = url.clone();
         Some(Backend {
+            create_before_lockout_lifts: Box::new(move || {
+                parley_server::store::postgres::create_at_version(&old_url, 7).expect("old schema")
+            }),
             open: Box::new(move || Arc::new(PostgresStore::open(&url).expect("open PostgreSQL"))),
             raw: Box::new(move |sql| {
                 let (url, sql) = (raw_url.clone(), sql.to_owned());
@@ -112,7 +123,55 @@ on_both_backends!(
     a_batch_is_all_or_nothing,
     audit_is_filtered_and_append_only,
     channels_and_server_bans_persist,
+    lockout_lifts_are_kept_per_target,
+    lockout_lifts_work_after_an_upgrade,
 );
+
+/// `parleyd users unlock` stamps; a running server reads them. One stamp per kind and key, the
+/// latest kept.
+fn lockout_lifts_are_kept_per_target(backend: &Backend) {
+    let store = (backend.open)();
+    let alice = LockoutTarget::Account("alice".to_owned());
+    let address = LockoutTarget::Address("alice".to_owned());
+    assert_eq!(store.lockout_lifted_at(&alice).expect("lookup"), None);
+    store.lift_lockout(&alice, 1_000).expect("lift");
+    assert_eq!(
+        store.lockout_lifted_at(&alice).expect("lookup"),
+        Some(1_000)
+    );
+    assert_eq!(
+        store.lockout_lifted_at(&address).expect("lookup"),
+        None,
+        "an address is not an account"
+    );
+    store.lift_lockout(&alice, 2_000).expect("lift again");
+    let v6 = LockoutTarget::Address("2001:db8:1:2::/64".to_owned());
+    store.lift_lockout(&v6, 3_000).expect("lift an address");
+    let store = (backend.open)();
+    assert_eq!(
+        store.lockout_lifted_at(&alice).expect("lookup"),
+        Some(2_000)
+    );
+    assert_eq!(store.lockout_lifted_at(&v6).expect("lookup"), Some(3_000));
+}
+
+/// A database from before the stamps gains their table, and keeps its accounts.
+fn lockout_lifts_work_after_an_upgrade(backend: &Backend) {
+    (backend.create_before_lockout_lifts)();
+    (backend.raw)(
+        "INSERT INTO accounts (name, name_folded, password_hash, created_at, locked) \
+         VALUES ('Old', 'old', 'h', 1, FALSE)",
+    )
+    .expect("an account from before");
+    let store = (backend.open)();
+    assert_eq!(
+        store.account("old").expect("lookup").expect("kept").name,
+        "Old"
+    );
+    let old = LockoutTarget::Account("old".to_owned());
+    store.lift_lockout(&old, 5).expect("lift");
+    assert_eq!(store.lockout_lifted_at(&old).expect("lookup"), Some(5));
+}
 
 fn accounts_are_case_insensitive_and_unique(backend: &Backend) {
     let store = (backend.open)();

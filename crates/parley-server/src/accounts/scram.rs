@@ -239,7 +239,7 @@ impl Accounts {
     ) -> Result<ScramLogin, LoginError> {
         let requested = first.username().to_owned();
         let folded = casefold(&requested);
-        self.refuse_if_locked(&requested, &folded, ip)?;
+        self.refuse_if_locked(&requested, &folded, ip).await?;
         let record = match self.store.account_now(&requested) {
             Some(record) => record?,
             None => {
@@ -304,7 +304,7 @@ impl Accounts {
                     .await)
             }
             (Ok(server_final), Some(account)) => {
-                self.succeeded(guess, &requested, ip)?;
+                self.succeeded(guess, &requested, ip).await?;
                 tracing::info!(account = %account, %ip, mechanism = "SCRAM-SHA-256", "login succeeded");
                 Ok((account, server_final))
             }

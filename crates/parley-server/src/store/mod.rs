@@ -94,6 +94,39 @@ pub trait AccountStore: Send + Sync {
     fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError>;
     /// Every account, ordered by casefolded name.
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Record that an admin lifted `target`'s lockout after failed logins at `at_ms` (ms since
+    /// the Unix epoch). A running server keeps lockouts in memory; it asks
+    /// [`AccountStore::lockout_lifted_at`] when it finds one, and drops a lock older than this.
+    fn lift_lockout(&self, target: &LockoutTarget, at_ms: i64) -> Result<(), StoreError>;
+    /// When an admin last lifted `target`'s lockout, if ever.
+    fn lockout_lifted_at(&self, target: &LockoutTarget) -> Result<Option<i64>, StoreError>;
+}
+
+/// What a lockout after failed logins holds: an account name or an address. Kept in the store
+/// only as the time an admin lifted it (`parleyd users unlock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockoutTarget {
+    /// A casefolded account name (any name a client tried: it need not be an account's).
+    Account(String),
+    /// An address as the lockout keys it: `203.0.113.9`, or an IPv6 /64 as `2001:db8:1:2::/64`.
+    Address(String),
+}
+
+impl LockoutTarget {
+    /// The `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Account(_) => "account",
+            Self::Address(_) => "address",
+        }
+    }
+
+    /// The `key` column.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Account(key) | Self::Address(key) => key,
+        }
+    }
 }
 
 /// The database file `config` names: `accounts.database` under `server.data_dir` unless absolute.

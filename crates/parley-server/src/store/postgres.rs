@@ -29,7 +29,7 @@ use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
 };
-use super::{AccountRecord, AccountStore, StoreError};
+use super::{AccountRecord, AccountStore, LockoutTarget, StoreError};
 
 /// How long opening a connection may take before the call fails (the database is down or
 /// unreachable); the next call tries again.
@@ -122,6 +122,15 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE shared_secrets (
         name  TEXT  PRIMARY KEY,
         value BYTEA NOT NULL
+    );",
+    // 8: when an admin last lifted the lockout after failed logins of an account name or an
+    // address (`parleyd users unlock`): each node keeps its lockouts in memory, and drops one
+    // older than this stamp when it meets it, so one unlock reaches every node.
+    "CREATE TABLE lockout_lifts (
+        kind         TEXT   NOT NULL CHECK (kind IN ('account', 'address')),
+        key          TEXT   NOT NULL,
+        lifted_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (kind, key)
     );",
 ];
 
@@ -635,6 +644,34 @@ impl AccountStore for PostgresStore {
                 .iter()
                 .map(record_from_row)
                 .collect()
+        })
+    }
+
+    fn lift_lockout(&self, target: &LockoutTarget, at_ms: i64) -> Result<(), StoreError> {
+        let target = target.clone();
+        self.call_idempotent(move |client| {
+            client
+                .execute(
+                    "INSERT INTO lockout_lifts (kind, key, lifted_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (kind, key) DO UPDATE SET lifted_at_ms = excluded.lifted_at_ms",
+                    &[&target.kind(), &target.key(), &at_ms],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn lockout_lifted_at(&self, target: &LockoutTarget) -> Result<Option<i64>, StoreError> {
+        let target = target.clone();
+        self.call_idempotent(move |client| {
+            client
+                .query_opt(
+                    "SELECT lifted_at_ms FROM lockout_lifts WHERE kind = $1 AND key = $2",
+                    &[&target.kind(), &target.key()],
+                )
+                .map_err(backend)?
+                .map(|row| row.try_get(0).map_err(backend))
+                .transpose()
         })
     }
 }

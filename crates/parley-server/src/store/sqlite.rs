@@ -15,7 +15,7 @@ use parley_proto::casefold;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::history::{parties, rekey_legacy};
-use super::{AccountRecord, AccountStore, StoreError};
+use super::{AccountRecord, AccountStore, LockoutTarget, StoreError};
 
 /// How long a statement waits for another process (the CLI, a second server) to release the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +94,15 @@ const MIGRATIONS: &[&str] = &[
     "-- data only",
     // 6: the audit trail names the acting account beside the nick it acted under.
     "ALTER TABLE audit ADD COLUMN account TEXT;",
+    // 7: when an admin last lifted the lockout after failed logins of an account name or an
+    // address (`parleyd users unlock`): the lockouts live in the server's memory, and a running
+    // server drops one older than this stamp when it meets it.
+    "CREATE TABLE lockout_lifts (
+        kind         TEXT    NOT NULL CHECK (kind IN ('account', 'address')),
+        key          TEXT    NOT NULL,
+        lifted_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -566,6 +575,30 @@ impl AccountStore for SqliteStore {
             .map_err(backend)?;
         let rows = statement.query_map([], record_from_row).map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn lift_lockout(&self, target: &LockoutTarget, at_ms: i64) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        connection
+            .execute(
+                "INSERT INTO lockout_lifts (kind, key, lifted_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, key) DO UPDATE SET lifted_at_ms = excluded.lifted_at_ms",
+                rusqlite::params![target.kind(), target.key(), at_ms],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn lockout_lifted_at(&self, target: &LockoutTarget) -> Result<Option<i64>, StoreError> {
+        let connection = self.connection.lock();
+        connection
+            .query_row(
+                "SELECT lifted_at_ms FROM lockout_lifts WHERE kind = ?1 AND key = ?2",
+                rusqlite::params![target.kind(), target.key()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
     }
 }
 
