@@ -2468,6 +2468,22 @@ mod tests {
     }
 
     #[test]
+    fn web_sessions_have_sane_bounds() {
+        let config =
+            Config::from_toml_str("[web]\nsession_days = 7\nmax_sessions = 3\n").expect("valid");
+        assert_eq!((config.web.session_days, config.web.max_sessions), (7, 3));
+        assert_eq!(Config::default().web.session_days, 30);
+        for (text, wanted) in [
+            ("[web]\nsession_days = 0\n", "web.session_days"),
+            ("[web]\nsession_days = 100000\n", "web.session_days"),
+            ("[web]\nmax_sessions = 0\n", "web.max_sessions"),
+        ] {
+            let (key, line, _) = invalid(text);
+            assert_eq!((key.as_str(), line), (wanted, 2), "{text}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_name_the_variable() {
         let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
             pairs
