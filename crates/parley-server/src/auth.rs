@@ -489,6 +489,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     let outcome = match outcome {
         AuthOutcome::Token(Ok((account, token_hash))) => {
             ctx.session.login_session = Some(token_hash);
+            ctx.session.token_login = true;
             AuthOutcome::Login(LoginVia::Token, Ok(account))
         }
         AuthOutcome::Token(Err(err)) => AuthOutcome::Login(LoginVia::Token, Err(err)),

@@ -233,6 +233,8 @@ pub struct Session {
     /// The SHA-256 of the login session token this connection logged in with or was last
     /// issued (`SESSION REVOKE` ends that one); never the token itself.
     pub login_session: Option<String>,
+    /// Logged in with a session token (which may not mint more: see `command::session`).
+    pub token_login: bool,
     /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
     pub sasl: Option<crate::auth::SaslState>,
     /// `PASS` given before registration, tried at registration time.
@@ -274,6 +276,7 @@ impl Session {
             caps: Caps::default(),
             account: None,
             login_session: None,
+            token_login: false,
             sasl: None,
             pass: None,
             followups: Default::default(),

@@ -50,6 +50,16 @@ async fn new_token(c: &mut Client, label: &str) -> String {
     params[3].to_string()
 }
 
+/// A token from a new password login of `account` (one session per connection).
+async fn token_for(server: &TestServer, account: &str, password: &str, label: &str) -> String {
+    static CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut c = server.connect().await;
+    c.login_sasl(&format!("{account}_{n}"), account, password)
+        .await;
+    new_token(&mut c, label).await
+}
+
 fn bearer_payload(authzid: &str, token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{authzid}\0{TOKEN_TYPE}\0{token}"))
 }
@@ -114,8 +124,15 @@ async fn a_token_logs_in_in_place_of_the_password() {
         "{reply}"
     );
 
-    // Two tokens are never alike.
-    assert_ne!(new_token(&mut alice, "again").await, token);
+    // One session per connection: neither the password login nor the token login mints more
+    // (a stolen token cannot make itself a spare); another password login gets another token.
+    for c in [&mut alice, &mut web] {
+        c.send("SESSION NEW :again").await;
+        let fail = c.expect(|l| l.contains(" FAIL ")).await;
+        assert!(fail.contains("FAIL SESSION ALREADY_IN_SESSION"), "{fail}");
+    }
+    let other = token_for(&server, "alice", "alice-password", "again").await;
+    assert_ne!(other, token);
 }
 
 #[tokio::test]
@@ -165,7 +182,7 @@ async fn session_revoke_ends_this_session_only_and_revoke_star_ends_all() {
     let server = server_with(|_| {}).await;
     let mut alice = register_new(&server, "alice", "alice-password").await;
     let first = new_token(&mut alice, "laptop").await;
-    let second = new_token(&mut alice, "phone").await;
+    let second = token_for(&server, "alice", "alice-password", "phone").await;
 
     // A connection logged in with the first token logs out: that token ends, the other lives.
     let (mut web, reply) = token_login(server.addr, "alice", &first).await;
@@ -210,7 +227,8 @@ async fn guests_get_no_session_and_bad_subcommands_fail() {
 
 #[tokio::test]
 async fn the_admin_cli_lists_and_ends_sessions_and_a_password_change_or_lock_ends_them() {
-    let server = server_with(|_| {}).await;
+    // Each ended session refused below counts as a failed login; that is not what this tests.
+    let server = server_with(|c| c.accounts.max_failures = 100).await;
     let dir = server.dir.path();
     let mut alice = register_new(&server, "alice", "alice-password").await;
     let token = new_token(&mut alice, "Chromium on Debian").await;
@@ -227,7 +245,7 @@ async fn the_admin_cli_lists_and_ends_sessions_and_a_password_change_or_lock_end
     let (_, reply) = token_login(server.addr, "alice", &token).await;
     refused_as_ended(&reply);
 
-    let token = new_token(&mut alice, "x").await;
+    let token = token_for(&server, "alice", "alice-password", "x").await;
     let (ok, out, err) = common::admin_cli(
         dir,
         &["users", "passwd", "alice", "--password-stdin"],
@@ -238,7 +256,7 @@ async fn the_admin_cli_lists_and_ends_sessions_and_a_password_change_or_lock_end
     let (_, reply) = token_login(server.addr, "alice", &token).await;
     refused_as_ended(&reply);
 
-    let token = new_token(&mut alice, "y").await;
+    let token = token_for(&server, "alice", "a-new-password", "y").await;
     let (ok, out, err) = common::admin_cli(dir, &["users", "lock", "alice"], "").await;
     assert!(ok, "{out}\n{err}");
     let (_, reply) = token_login(server.addr, "alice", &token).await;
@@ -254,8 +272,8 @@ async fn the_oldest_session_is_evicted_past_max_sessions() {
     let server = server_with(|c| c.web.max_sessions = 2).await;
     let mut alice = register_new(&server, "alice", "alice-password").await;
     let first = new_token(&mut alice, "1").await;
-    let second = new_token(&mut alice, "2").await;
-    let third = new_token(&mut alice, "3").await;
+    let second = token_for(&server, "alice", "alice-password", "2").await;
+    let third = token_for(&server, "alice", "alice-password", "3").await;
     let (_, reply) = token_login(server.addr, "alice", &first).await;
     refused_as_ended(&reply);
     for token in [second, third] {

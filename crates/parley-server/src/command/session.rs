@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Errors are standard replies: `FAIL SESSION <code> :<text>` with `ACCOUNT_REQUIRED`,
-//! `INSECURE`, `NO_SESSION`, `UNKNOWN_COMMAND` or `TEMPORARILY_UNAVAILABLE`. A token is sent
+//! `INSECURE`, `ALREADY_IN_SESSION` (one session per connection, so a stolen token cannot
+//! mint fresh ones), `NO_SESSION`, `UNKNOWN_COMMAND` or `TEMPORARILY_UNAVAILABLE`. A token is sent
 //! once, only over a connection a password may cross, and never logged; only its hash is kept.
 
 use parley_proto::Message;
@@ -45,6 +46,17 @@ pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     ctx,
                     "INSECURE",
                     "Session tokens are only given over an encrypted connection; reconnect with TLS",
+                );
+                return;
+            }
+            // One session per connection: a connection that logged in with a token cannot mint
+            // more, so whoever stole a token is shut out by that session's /logout, and a
+            // password login asks once.
+            if ctx.session.token_login || ctx.session.login_session.is_some() {
+                fail(
+                    ctx,
+                    "ALREADY_IN_SESSION",
+                    "This connection already has a login session; log in with a password for another",
                 );
                 return;
             }
