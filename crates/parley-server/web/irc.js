@@ -715,13 +715,12 @@ export class ChatState {
     return ['AUTHENTICATE ' + base64(`${account || ''}\0${SESSION_TOKEN_TYPE}\0${token}`)];
   }
 
+  /** A refused token: forgotten, unless the refusal passes (a lockout, the server unable to check). */
   tokenRefused(msg) {
-    this.sessionEnded = true;
     const reason = msg.params[1] || '';
-    const text = /too many failed logins/i.test(reason)
-      ? reason
-      : 'Your session ended; log in again.';
-    return [...this.fail(text), 'QUIT'];
+    const passing = /too many failed|unavailable|try again/i.test(reason);
+    if (!passing) this.sessionEnded = true;
+    return [...this.fail(passing ? reason : 'Your session ended; log in again.'), 'QUIT'];
   }
 
   /** After the welcome: ask for a session after a password login, or reopen the saved view. */

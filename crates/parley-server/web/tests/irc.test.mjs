@@ -235,6 +235,16 @@ test('login session: a refused token ends it with a message, once', () => {
   assert.equal(s.phase, 'failed');
   assert.equal(s.sessionEnded, true);
   assert.equal(s.error, 'Your session ended; log in again.');
+
+  // A lockout is no end of the session: the token is kept for later, the reason shown.
+  const locked = new ChatState();
+  locked.start({ nick: 'alice', account: 'alice', token: 'good' });
+  locked.handle(':srv CAP * LS :sasl=PLAIN,IRCV3BEARER');
+  locked.handle(':srv CAP * ACK :sasl');
+  locked.handle('AUTHENTICATE +');
+  locked.handle(':srv 904 * :Too many failed logins; try again in 600 seconds');
+  assert.equal(locked.sessionEnded, false);
+  assert.equal(locked.error, 'Too many failed logins; try again in 600 seconds');
 });
 
 test('/logout revokes the session on the server, then quits', () => {
