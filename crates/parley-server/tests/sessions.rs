@@ -345,6 +345,21 @@ async fn an_expired_token_is_refused_and_forgotten() {
         .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
         .expect("count");
     assert_eq!(left, 0, "the expired session is deleted");
+
+    // One nobody tries again goes when the account makes its next session.
+    token_for(&server, "alice", "alice-password", "y").await;
+    database(&server)
+        .execute("UPDATE sessions SET expires_at = 1", [])
+        .expect("age the session");
+    token_for(&server, "alice", "alice-password", "z").await;
+    let labels: Vec<String> = database(&server)
+        .prepare("SELECT label FROM sessions")
+        .expect("prepare")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("labels");
+    assert_eq!(labels, ["z"]);
 }
 
 #[tokio::test]

@@ -114,8 +114,8 @@ pub trait AccountStore: Send + Sync {
     // its sessions in the same call ([`AccountStore::set_password`],
     // [`AccountStore::set_locked`], [`AccountStore::remove_account`]), so no caller can forget to.
 
-    /// Store a new session under the SHA-256 (hex) of its token, then drop the account's least
-    /// recently used sessions beyond `keep`. Fails with [`StoreError::NotFound`] when the account
+    /// Store a new session under the SHA-256 (hex) of its token, then drop the account's expired
+    /// sessions and its least recently used ones beyond `keep`. Fails with [`StoreError::NotFound`] when the account
     /// is gone.
     fn create_session(
         &self,

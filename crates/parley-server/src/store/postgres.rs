@@ -689,10 +689,10 @@ impl AccountStore for PostgresStore {
                 .map_err(backend)?;
             found(inserted, &account)?;
             tx.execute(
-                "DELETE FROM sessions WHERE account_folded = $1 AND id NOT IN ( \
+                "DELETE FROM sessions WHERE account_folded = $1 AND (expires_at <= $3 OR id NOT IN ( \
                      SELECT id FROM sessions WHERE account_folded = $1 \
-                     ORDER BY last_used_at DESC, id DESC LIMIT $2)",
-                &[&folded, &keep],
+                     ORDER BY last_used_at DESC, id DESC LIMIT $2))",
+                &[&folded, &keep, &now],
             )
             .map_err(backend)?;
             tx.commit().map_err(backend)

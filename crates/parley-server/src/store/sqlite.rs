@@ -617,10 +617,10 @@ impl AccountStore for SqliteStore {
         found(inserted.map_err(backend)?, account)?;
         transaction
             .execute(
-                "DELETE FROM sessions WHERE account_folded = ?1 AND id NOT IN (
+                "DELETE FROM sessions WHERE account_folded = ?1 AND (expires_at <= ?3 OR id NOT IN (
                      SELECT id FROM sessions WHERE account_folded = ?1
-                     ORDER BY last_used_at DESC, id DESC LIMIT ?2)",
-                rusqlite::params![folded, i64::try_from(keep).unwrap_or(i64::MAX)],
+                     ORDER BY last_used_at DESC, id DESC LIMIT ?2))",
+                rusqlite::params![folded, i64::try_from(keep).unwrap_or(i64::MAX), now],
             )
             .map_err(backend)?;
         transaction.commit().map_err(backend)
