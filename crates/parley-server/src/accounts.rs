@@ -18,11 +18,13 @@
 //! parameters from the stored string, so raising them later keeps old hashes working.
 //!
 //! Each account also keeps a SCRAM-SHA-256 credential for SASL SCRAM logins, which never send the
-//! password: see [`scram`].
+//! password: see [`scram`]. Login sessions (tokens that stand in for the password) are in
+//! [`sessions`].
 
 mod hasher;
 mod lockout;
 mod scram;
+mod sessions;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -42,6 +44,7 @@ use lockout::{Ending, Locked, LockoutPolicy, Refusal, Throttle};
 pub use hasher::{HashMemory, HashPool, PoolError};
 pub use lockout::AddressKey;
 pub use scram::{scram_credential, ScramLogin, ScramSecret, SECRET_FILE};
+pub use sessions::{token_hash, IssuedSession, TOKEN_TYPE};
 
 /// First delay after a failed login; it doubles with each further failure up to
 /// [`MAX_DELAY_FACTOR`] times this.
@@ -108,6 +111,8 @@ pub enum LoginError {
     Locked { retry_after_secs: u64 },
     #[error("this account is disabled; ask a server operator")]
     Disabled,
+    #[error("your session ended (logged out, expired or revoked); log in with your password")]
+    SessionEnded,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the login task stopped unexpectedly: {0}")]
@@ -203,6 +208,10 @@ pub struct Accounts {
     scram_secret: Arc<ScramSecret>,
     /// Every account's name, once [`Accounts::load_names`] has run (see there).
     names: Arc<RwLock<AccountNames>>,
+    /// How long a login session lasts unused (`web.session_days`), in seconds.
+    session_secs: i64,
+    /// Most sessions an account keeps (`web.max_sessions`).
+    max_sessions: usize,
 }
 
 impl fmt::Debug for Accounts {
@@ -233,6 +242,9 @@ impl Accounts {
             scram_iterations: config.accounts.scram_iterations,
             scram_secret: Arc::new(ScramSecret::ephemeral()),
             names: Arc::default(),
+            session_secs: i64::try_from(config.web.session_days.saturating_mul(86_400))
+                .unwrap_or(i64::MAX),
+            max_sessions: config.web.max_sessions.max(1),
         }
     }
 

@@ -27,19 +27,19 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Set a new password for an account.
+    /// Set a new password for an account (this also ends its login sessions).
     Passwd {
         name: String,
         /// Read the password as one line from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Delete an account.
+    /// Delete an account (and its login sessions).
     Remove { name: String },
     /// List every account with its creation time and whether it is disabled (`users lock`).
     List,
     /// Disable an account: every login to it is refused, right password or not, on every
-    /// running server, until `users unlock`.
+    /// running server, until `users unlock` (this also ends its login sessions).
     Lock { name: String },
     /// Let an account log in again, at once, on every running server: enable it if it was
     /// disabled (`users lock`) and lift its lockout after failed logins. With --address, lift
@@ -62,6 +62,10 @@ pub enum UsersCommand {
     /// everything after the first separator, spaces included; blank lines and lines starting with
     /// `#` are skipped. Existing accounts are never overwritten.
     Import { file: PathBuf },
+    /// List an account's login sessions (browsers that stay logged in), most recently used first.
+    Sessions { name: String },
+    /// End every login session of an account: its browsers must log in with the password again.
+    Logout { name: String },
 }
 
 /// Why a `parleyd users` command failed.
@@ -130,7 +134,8 @@ pub fn run_users_command_with(
         } => Some(("address_unlock", ip.to_string())),
         UsersCommand::Unlock { .. } => None,
         UsersCommand::Import { file } => Some(("account_import", file.display().to_string())),
-        UsersCommand::List => None,
+        UsersCommand::Logout { name } => Some(("sessions_revoke", name.clone())),
+        UsersCommand::List | UsersCommand::Sessions { .. } => None,
     };
     let result = run(command, &accounts, input, out);
     if let (Some((action, target)), Ok(())) = (audited, &result) {
@@ -219,6 +224,21 @@ fn run(
         } => unlock_address(accounts, ip, out),
         // clap requires one of the two.
         UsersCommand::Unlock { .. } => Ok(()),
+        UsersCommand::Sessions { name } => sessions(accounts, &name, out),
+        UsersCommand::Logout { name } => {
+            let record = accounts
+                .account(&name)?
+                .ok_or_else(|| AccountError::NotFound(name.clone()))?;
+            let ended = accounts.store().revoke_sessions(&record.name)?;
+            say(
+                out,
+                format_args!(
+                    "ended {ended} login {} of {}; its browsers must log in with the password again",
+                    plural(ended, "session", "sessions"),
+                    record.name
+                ),
+            )
+        }
         UsersCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).map_err(|source| AdminError::ReadFile {
                 path: file.clone(),
@@ -333,6 +353,50 @@ fn read_password(
         return Err(AdminError::PasswordMismatch);
     }
     Ok(password)
+}
+
+/// `users sessions NAME`: when each session began, was last used and ends, and its label.
+fn sessions(accounts: &Accounts, name: &str, out: &mut dyn Write) -> Result<(), AdminError> {
+    let record = accounts
+        .account(name)?
+        .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
+    let sessions = accounts.store().sessions(&record.name)?;
+    if sessions.is_empty() {
+        return say(out, format_args!("{} has no login sessions", record.name));
+    }
+    let time = |secs: i64| {
+        let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        humantime::format_rfc3339_seconds(at).to_string()
+    };
+    say(
+        out,
+        format_args!(
+            "{:<20}  {:<20}  {:<20}  LABEL",
+            "CREATED", "LAST USED", "EXPIRES"
+        ),
+    )?;
+    for session in &sessions {
+        say(
+            out,
+            format_args!(
+                "{:<20}  {:<20}  {:<20}  {}",
+                time(session.created_at),
+                time(session.last_used_at),
+                time(session.expires_at),
+                session.label
+            ),
+        )?;
+    }
+    say(
+        out,
+        format_args!(
+            "{} login {} of {}; `parleyd users logout {}` ends them all",
+            sessions.len(),
+            plural(sessions.len(), "session", "sessions"),
+            record.name,
+            record.name
+        ),
+    )
 }
 
 fn list(accounts: &Accounts, out: &mut dyn Write) -> Result<(), AdminError> {

@@ -9,6 +9,12 @@
 //! (at the cost of `accounts.scram_iterations` PBKDF2 rounds per guess), and with no channel
 //! binding an active attacker can take over the session after the login, as with any plain-text
 //! connection. The `sts` policy keeps pointing such clients at TLS.
+//!
+//! `IRCV3BEARER` (the IRCv3 work-in-progress bearer-token mechanism: `authzid NUL type NUL
+//! token`) logs in with a login session's token of type `parley.chat/session` (see
+//! `accounts::sessions` and `command::session`): the web client's way to stay logged in across a
+//! reload without keeping the password. A token is as good as a password while it lives, so it
+//! is refused on plain text from elsewhere exactly as PLAIN is.
 
 use std::net::IpAddr;
 
@@ -28,12 +34,16 @@ const SASL_CHUNK: usize = 400;
 /// message (whose nonces a client chooses).
 const SASL_MAX: usize = 2048;
 /// The mechanisms offered, in `CAP LS 302` (`sasl=`) and in 908 (RPL_SASLMECHS).
-pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
+pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256,IRCV3BEARER";
+/// The bearer-token mechanism's name.
+const BEARER: &str = "IRCV3BEARER";
 
 /// A SASL exchange in progress on one connection.
 pub enum SaslState {
     /// PLAIN: the payload so far.
     Plain(String),
+    /// IRCV3BEARER: the payload so far.
+    Bearer(String),
     /// SCRAM-SHA-256, before the client's first message: that message so far.
     ScramFirst(String),
     /// The server's first message went out: the client's final message so far.
@@ -58,6 +68,10 @@ pub enum AuthOutcome {
         account: String,
         server_final: String,
     },
+    /// IRCV3BEARER: the account and the session's token hash, or why not.
+    Token(Result<(String, String), LoginError>),
+    /// `SESSION NEW` / `SESSION REVOKE` came back from the store.
+    Session(crate::command::session::Outcome),
 }
 
 /// Run the slow part of a login or registration.
@@ -93,11 +107,20 @@ pub async fn run(shared: &Shared, ip: IpAddr, pending: PendingAuth) -> AuthOutco
             },
             Err(err) => AuthOutcome::Login(LoginVia::Scram, Err(err)),
         },
+        PendingAuth::TokenLogin { authzid, token } => AuthOutcome::Token(
+            shared
+                .accounts
+                .session_login(authzid.as_deref(), &token, ip)
+                .await,
+        ),
+        pending @ (PendingAuth::SessionNew { .. } | PendingAuth::SessionRevoke { .. }) => {
+            AuthOutcome::Session(crate::command::session::run(shared, pending).await)
+        }
     }
 }
 
 /// Whether this connection may send a password: over TLS, from a trusted network, or by config.
-fn password_allowed_here(ctx: &Ctx<'_>) -> bool {
+pub(crate) fn password_allowed_here(ctx: &Ctx<'_>) -> bool {
     ctx.session.secure
         || ctx.shared.live().accounts.allow_plaintext_login
         || ctx
@@ -145,6 +168,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let buffer = match ctx.session.sasl.as_mut() {
         Some(
             SaslState::Plain(buffer)
+            | SaslState::Bearer(buffer)
             | SaslState::ScramFirst(buffer)
             | SaslState::ScramFinal {
                 payload: buffer, ..
@@ -169,6 +193,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     match ctx.session.sasl.take() {
         Some(SaslState::Plain(payload)) => plain(ctx, &payload),
+        Some(SaslState::Bearer(payload)) => bearer(ctx, &payload),
         Some(SaslState::ScramFirst(payload)) => scram_first(ctx, &payload),
         Some(SaslState::ScramFinal { payload, login }) => scram_final(ctx, &payload, login),
         Some(SaslState::ScramProved { .. }) | None => {}
@@ -181,6 +206,8 @@ fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) {
         SaslState::Plain(String::new())
     } else if mechanism.eq_ignore_ascii_case(scram::MECHANISM) {
         SaslState::ScramFirst(String::new())
+    } else if mechanism.eq_ignore_ascii_case(BEARER) {
+        SaslState::Bearer(String::new())
     } else {
         ctx.numeric(
             numeric::RPL_SASLMECHS,
@@ -282,6 +309,40 @@ fn plain(ctx: &mut Ctx<'_>, payload: &str) {
             password,
             via: LoginVia::Sasl,
         }));
+}
+
+/// IRCV3BEARER's one message: a session token, refused on plain text from elsewhere as a
+/// password is (whoever reads it can log in with it).
+fn bearer(ctx: &mut Ctx<'_>, payload: &str) {
+    let Some((authzid, token)) = decode_bearer(payload) else {
+        sasl_failed(ctx);
+        return;
+    };
+    if !password_allowed_here(ctx) {
+        ctx.server_line(
+            "NOTICE",
+            &[ctx.session.nick_or_star()],
+            Some(INSECURE_REFUSAL),
+        );
+        tracing::warn!(ip = %ctx.session.ip, "plain-text token login refused");
+        sasl_failed(ctx);
+        return;
+    }
+    ctx.session
+        .followups
+        .push_back(FollowUp::Auth(PendingAuth::TokenLogin { authzid, token }));
+}
+
+/// `[authzid] \0 token_type \0 token`, base64-encoded; only our session type is known.
+fn decode_bearer(payload: &str) -> Option<(Option<String>, String)> {
+    let text = decode_text(payload)?;
+    let mut parts = text.split('\0');
+    let (authzid, kind, token) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || kind != crate::accounts::TOKEN_TYPE || token.is_empty() {
+        return None;
+    }
+    let authzid = (!authzid.is_empty()).then(|| authzid.to_owned());
+    Some((authzid, token.to_owned()))
 }
 
 /// `authzid \0 authcid \0 password`, base64-encoded; an authzid other than the authcid is refused.
@@ -424,6 +485,17 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
 
 /// Report the outcome of a pending login or registration, then carry on with registration.
 pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
+    // A token login is reported as any other login, once the connection knows its session.
+    let outcome = match outcome {
+        AuthOutcome::Token(Ok((account, token_hash))) => {
+            ctx.session.login_session = Some(token_hash);
+            ctx.session.token_login = true;
+            AuthOutcome::Login(LoginVia::Token, Ok(account))
+        }
+        AuthOutcome::Token(Err(err)) => AuthOutcome::Login(LoginVia::Token, Err(err)),
+        AuthOutcome::Session(outcome) => return crate::command::session::finish(ctx, outcome),
+        other => other,
+    };
     let ip = ctx.session.ip.to_string();
     match &outcome {
         AuthOutcome::Login(via, Ok(account)) => ctx.shared.history.audit(
@@ -436,6 +508,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 LoginVia::Sasl => "sasl",
                 LoginVia::Pass => "pass",
                 LoginVia::Scram => "scram",
+                LoginVia::Token => "session token",
             }),
         ),
         AuthOutcome::Login(_, Err(err)) => {
@@ -459,7 +532,9 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
         ),
         AuthOutcome::Register(_, Err(_))
         | AuthOutcome::ScramChallenge(_)
-        | AuthOutcome::ScramProved { .. } => {}
+        | AuthOutcome::ScramProved { .. }
+        | AuthOutcome::Token(_)
+        | AuthOutcome::Session(_) => {}
     }
     match outcome {
         AuthOutcome::ScramChallenge(login) => {
@@ -496,7 +571,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
                 other => capitalized(&other.to_string()),
             };
             match via {
-                LoginVia::Sasl | LoginVia::Scram => {
+                LoginVia::Sasl | LoginVia::Scram | LoginVia::Token => {
                     ctx.numeric(numeric::ERR_SASLFAIL, &[], Some(&text))
                 }
                 LoginVia::Pass => ctx.numeric(numeric::ERR_PASSWDMISMATCH, &[], Some(&text)),
@@ -510,6 +585,8 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
             );
             logged_in(ctx, &account);
         }
+        // Turned into logins or answered above.
+        AuthOutcome::Token(_) | AuthOutcome::Session(_) => {}
         AuthOutcome::Register(requested, Err(err)) => {
             let code = match &err {
                 AccountError::AlreadyExists(_) => "ACCOUNT_EXISTS",

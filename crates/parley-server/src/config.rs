@@ -398,6 +398,11 @@ pub struct WebConfig {
     pub listen: Vec<String>,
     /// Web origins, besides the server's own, whose pages may open a WebSocket; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Days a login session (the web client's "stay logged in" token) lasts unused; each use
+    /// starts the days again.
+    pub session_days: u64,
+    /// Most live sessions one account keeps; a new one beyond this ends the least recently used.
+    pub max_sessions: usize,
 }
 
 impl Default for WebConfig {
@@ -405,6 +410,8 @@ impl Default for WebConfig {
         Self {
             listen: vec!["0.0.0.0:8443".to_owned()],
             allowed_origins: Vec::new(),
+            session_days: 30,
+            max_sessions: 10,
         }
     }
 }
@@ -1237,6 +1244,19 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
          the server's own origin is always allowed, and \"*\" allows any page.",
     ),
     (
+        "web",
+        "session_days",
+        "Days a login session (the web client staying logged in across reloads) lasts\n\
+         unused; each use starts them again. /logout, a password change, a lock or\n\
+         `parleyd users logout NAME` end sessions sooner.",
+    ),
+    (
+        "web",
+        "max_sessions",
+        "Most login sessions (browsers staying logged in) one account keeps; a new one\n\
+         beyond this ends the least recently used.",
+    ),
+    (
         "cluster",
         "enabled",
         "Join a cluster; needs accounts.store = \"postgres\" and a NATS server with JetStream.",
@@ -1991,7 +2011,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 10] = [
+        let others: [(&'static str, u64, u64, u64); 11] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -2029,6 +2049,8 @@ impl Config {
                 0,
                 TEN_YEARS_SECS,
             ),
+            ("web.session_days", self.web.session_days, 1, 3650),
+            ("web.max_sessions", as_u64(self.web.max_sessions), 1, 1000),
             (
                 "accounts.scram_iterations",
                 u64::from(self.accounts.scram_iterations),
@@ -2631,6 +2653,22 @@ mod tests {
         assert!(message.contains("https://chat.example.org"), "{message}");
         let (key, _, _) = invalid("[web]\nallowed_origins = [\"https://a.example/path\"]\n");
         assert_eq!(key, "web.allowed_origins");
+    }
+
+    #[test]
+    fn web_sessions_have_sane_bounds() {
+        let config =
+            Config::from_toml_str("[web]\nsession_days = 7\nmax_sessions = 3\n").expect("valid");
+        assert_eq!((config.web.session_days, config.web.max_sessions), (7, 3));
+        assert_eq!(Config::default().web.session_days, 30);
+        for (text, wanted) in [
+            ("[web]\nsession_days = 0\n", "web.session_days"),
+            ("[web]\nsession_days = 100000\n", "web.session_days"),
+            ("[web]\nmax_sessions = 0\n", "web.max_sessions"),
+        ] {
+            let (key, line, _) = invalid(text);
+            assert_eq!((key.as_str(), line), (wanted, 2), "{text}");
+        }
     }
 
     #[test]

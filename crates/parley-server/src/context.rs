@@ -184,6 +184,23 @@ pub enum PendingAuth {
         login: Box<crate::accounts::ScramLogin>,
         client_final: String,
     },
+    /// SASL IRCV3BEARER with a login session's token (see `accounts::sessions`).
+    TokenLogin {
+        authzid: Option<String>,
+        token: String,
+    },
+    /// `SESSION NEW`: issue a login session for the account this connection is logged in to.
+    SessionNew {
+        account: String,
+        label: String,
+    },
+    /// `SESSION REVOKE`: end this connection's session, or with `all` every session of the
+    /// account.
+    SessionRevoke {
+        account: String,
+        token_hash: Option<String>,
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +210,8 @@ pub enum LoginVia {
     Pass,
     /// SASL SCRAM-SHA-256.
     Scram,
+    /// SASL IRCV3BEARER with a login session's token.
+    Token,
 }
 
 /// This connection's own state, kept by its task; the world holds what others need to see.
@@ -211,6 +230,11 @@ pub struct Session {
     pub caps: Caps,
     /// The account this connection is logged in to.
     pub account: Option<String>,
+    /// The SHA-256 of the login session token this connection logged in with or was last
+    /// issued (`SESSION REVOKE` ends that one); never the token itself.
+    pub login_session: Option<String>,
+    /// Logged in with a session token (which may not mint more: see `command::session`).
+    pub token_login: bool,
     /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
     pub sasl: Option<crate::auth::SaslState>,
     /// `PASS` given before registration, tried at registration time.
@@ -251,6 +275,8 @@ impl Session {
             cap_negotiating: false,
             caps: Caps::default(),
             account: None,
+            login_session: None,
+            token_login: false,
             sasl: None,
             pass: None,
             followups: Default::default(),

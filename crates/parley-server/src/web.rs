@@ -5,6 +5,18 @@
 //! pipe and handed to the same [`connection::serve`] as TCP clients, so every limit (line length
 //! and 417, flood control, send queue, per-address caps, timeouts) applies unchanged. The browser
 //! origin is checked before upgrading, since any web page can ask a browser to open a WebSocket.
+//!
+//! Staying logged in: after a password login the web client asks for a login session over IRC
+//! (`SESSION NEW`, see `command::session`) and keeps the token, never the password, in
+//! `localStorage` under the server's address; a reload logs in with it through SASL
+//! `IRCV3BEARER`, and `/logout` revokes it. We chose a token over IRC rather than an HttpOnly
+//! cookie on this listener: a cookie would keep the token away from page scripts, but it would
+//! also log in any WebSocket the browser opens here, turning every origin-check mistake into a
+//! login (cross-site WebSocket hijacking), and it would serve only this client, where a SASL
+//! mechanism serves any IRC client. The cost is that a script injected into the page could read
+//! the token, so the page allows only its own scripts (the Content-Security-Policy below), and
+//! a token is revocable, expires unused (`web.session_days`) and is stored on the server only
+//! as a SHA-256 hash.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

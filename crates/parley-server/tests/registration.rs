@@ -56,7 +56,7 @@ async fn cap_negotiation_holds_registration_until_end() {
         ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
          draft/account-registration=before-connect,custom-account-name draft/chathistory \
          echo-message extended-join labeled-response message-tags multi-prefix \
-         sasl=PLAIN,SCRAM-SHA-256 server-time \
+         sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time \
          userhost-in-names"
     );
     c.send("NICK bob").await;

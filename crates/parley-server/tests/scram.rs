@@ -274,7 +274,7 @@ async fn aborts_and_protocol_errors() {
     c.send("AUTHENTICATE SCRAM-SHA-1").await;
     assert_eq!(
         c.recv().await,
-        ":parley.local 908 * PLAIN,SCRAM-SHA-256 :are available SASL mechanisms"
+        ":parley.local 908 * PLAIN,SCRAM-SHA-256,IRCV3BEARER :are available SASL mechanisms"
     );
     assert_eq!(
         c.recv().await,

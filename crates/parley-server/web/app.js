@@ -9,6 +9,7 @@ let socket = null;
 let register = false;
 let drawn = -1;
 let scheduled = false;
+let socketUrl = null;
 
 // Theme: the system's choice until the user picks one.
 const savedTheme = localStorage.getItem('parley-theme');
@@ -45,7 +46,8 @@ $('login-form').addEventListener('submit', (event) => {
   localStorage.setItem('parley-nick', nick);
   if (url !== defaultUrl) localStorage.setItem('parley-server', url);
   else localStorage.removeItem('parley-server');
-  connect(url, { nick, password, register });
+  clearSession(url);
+  connect(url, { nick, password, register, remember: $('remember').checked, label: sessionLabel() });
 });
 
 function showLoginError(text) {
@@ -60,6 +62,7 @@ function send(lines) {
 }
 
 function connect(url, login) {
+  socketUrl = url;
   showLoginError('');
   $('connect').disabled = true;
   state = new ChatState();
@@ -78,6 +81,7 @@ function connect(url, login) {
     const text = typeof event.data === 'string' ? event.data : '';
     const wasRegistered = state.phase === 'registered';
     send(state.handle(text));
+    syncSession(url);
     if (!wasRegistered && state.phase === 'registered') {
       $('password').value = '';
       $('login').hidden = true;
@@ -95,7 +99,9 @@ function connect(url, login) {
     socket = null;
     state.disconnected('Disconnected from the server');
     $('connect').disabled = false;
-    if (state.phase !== 'failed' && $('chat').hidden) {
+    if (state.loggedOut) {
+      showLoggedOut();
+    } else if (state.phase !== 'failed' && $('chat').hidden) {
       showLoginError('Could not reach the server (check the address, or open it once to accept its certificate).');
     }
     redraw();
@@ -109,6 +115,13 @@ $('input-form').addEventListener('submit', (event) => {
   if (!input.value.trim()) return;
   try {
     const action = parseInput(input.value);
+    if (action.type === 'logout' && state.phase !== 'registered') {
+      // Not connected: nothing to tell the server, but this page still forgets the session.
+      clearSession(socketUrl);
+      input.value = '';
+      showLoggedOut();
+      return;
+    }
     send(state.act(action));
     if (action.type === 'quit') {
       socket && socket.close();
@@ -232,6 +245,7 @@ function render() {
   else if (!sameBuffer || atBottom) box.scrollTop = box.scrollHeight;
   renderedBuffer = active.key;
   renderedFirst = first;
+  saveView();
 
   const members = [...active.members.entries()].sort(([a, pa], [b, pb]) => rank(pa) - rank(pb) || a.localeCompare(b));
   $('members').hidden = active.kind !== 'channel';
@@ -261,6 +275,75 @@ function unreadTotal() {
   let total = 0;
   for (const b of state.buffers.values()) total += b.unread;
   return total;
+}
+
+// Login sessions. After a password login the server gives this page a session token (irc.js:
+// afterWelcome), kept in localStorage under the server's address with the account and the
+// conversations open; a reload logs in with the token and reopens them. The password is never
+// stored. /logout ends the session on the server and here; a token the server refuses is
+// forgotten and the login form says why, so a reload cannot loop.
+
+const sessionKey = (url) => `parley-session:${url}`;
+
+function loadSession(url) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(sessionKey(url)) || 'null');
+    return saved && typeof saved.token === 'string' && typeof saved.account === 'string' ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+function clearSession(url) {
+  if (url) localStorage.removeItem(sessionKey(url));
+}
+
+/** Keep what the server just said about the session: a new token, or the end of it. */
+function syncSession(url) {
+  if (state.loggedOut || state.sessionEnded) {
+    clearSession(url);
+  } else if (state.sessionToken && state.account) {
+    const saved = loadSession(url);
+    if (!saved || saved.token !== state.sessionToken) {
+      localStorage.setItem(sessionKey(url), JSON.stringify({
+        account: state.account, nick: state.nick, token: state.sessionToken, view: state.view(),
+      }));
+    }
+  }
+  if (state.loggedOut) showLoggedOut();
+}
+
+/** Remember the conversations in view, for the next reload. */
+function saveView() {
+  const saved = socketUrl && state.phase === 'registered' && loadSession(socketUrl);
+  if (!saved || saved.token !== state.sessionToken) return;
+  localStorage.setItem(sessionKey(socketUrl), JSON.stringify({ ...saved, nick: state.nick, view: state.view() }));
+}
+
+function showLoggedOut() {
+  $('chat').hidden = true;
+  $('login').hidden = false;
+  $('connect').disabled = false;
+  showLoginError('You are logged out.');
+}
+
+/** A name for this browser in the account's list of sessions (`parleyd users sessions`). */
+function sessionLabel() {
+  const ua = navigator.userAgent || '';
+  const browser = (ua.match(/(Firefox|Edg|OPR|Chrome|Safari)\//) || [])[1] || 'a browser';
+  const system = (ua.match(/(Windows|Android|iPhone|iPad|Mac OS X|Linux)/) || [])[1] || 'an unknown system';
+  return `Web: ${browser === 'Edg' ? 'Edge' : browser} on ${system}`;
+}
+
+// A saved session logs in at once, in place of the form.
+{
+  const url = $('server-url').value.trim() || defaultUrl;
+  const saved = loadSession(url);
+  if (saved) {
+    connect(url, {
+      nick: saved.nick || saved.account, account: saved.account, token: saved.token, resume: saved.view,
+    });
+  }
 }
 
 // For the browser tests and for debugging in the console.

@@ -3,6 +3,8 @@
 // the same short commands, the same buffers, unread counts and history loading.
 
 export const HISTORY_BATCH = 50;
+/** The IRCV3BEARER token type of Parley's login sessions. */
+export const SESSION_TOKEN_TYPE = 'parley.chat/session';
 export const MAX_LINES_PER_BUFFER = 2000;
 const WANTED_CAPS = [
   'account-notify', 'account-tag', 'batch', 'draft/chathistory', 'echo-message', 'extended-join',
@@ -135,6 +137,7 @@ export const COMMANDS = [
   ['whois', '/whois <nick>', 'who is that?'],
   ['away', '/away [message]', 'set away; without a message: back'],
   ['quit', '/quit [reason]', 'disconnect'],
+  ['logout', '/logout', 'log out: end this browser\'s session and forget it'],
   ['exit', '/exit', 'disconnect'],
   ['help', '/help', 'this list'],
   ['broadcast', '/broadcast <text>', 'message everyone on the server (if allowed)'],
@@ -240,6 +243,7 @@ export function parseInput(line) {
     case 'away': return { type: 'away', message: rest || null };
     case 'quit': return { type: 'quit', reason: rest || null };
     case 'exit': return { type: 'quit', reason: null };
+    case 'logout': return { type: 'logout' };
     case 'help': case 'h': case '?': return { type: 'help' };
     case 'broadcast': case 'wall': return { type: 'broadcast', text: text('/broadcast <text>') };
     case 'create_group': return { type: 'create_group', channel: groupName(rest, '/create_group <name>') };
@@ -300,6 +304,11 @@ export class ChatState {
     this.welcome = [];
     this.welcomeShown = false;
     this.changed = 0;
+    // Login session (see "Login sessions" below).
+    this.sessionToken = null;
+    this.sessionEnded = false;
+    this.loggingOut = false;
+    this.loggedOut = false;
   }
 
   // Accounts and colours
@@ -469,6 +478,7 @@ export class ChatState {
   /** After CAP: log in with SASL PLAIN, or REGISTER, or go straight on. */
   authenticate() {
     const { register, password } = this.login;
+    if (this.login.token) return this.authenticateWithToken();
     if (register) return [ircLine('REGISTER', this.login.nick, '*', password)];
     if (password && this.caps.has('sasl')) return ['AUTHENTICATE PLAIN'];
     return ['CAP END'];
@@ -476,6 +486,7 @@ export class ChatState {
 
   on_AUTHENTICATE(msg) {
     if (msg.params[0] !== '+') return [];
+    if (this.login.token) return this.tokenResponse();
     const { nick, password } = this.login;
     return ['AUTHENTICATE ' + base64(`${nick}\0${nick}\0${password}`)];
   }
@@ -487,7 +498,10 @@ export class ChatState {
     return [];
   }
   on_903() { return this.phase === 'connecting' ? ['CAP END'] : []; }
-  on_904(msg) { return [...this.fail(msg.params[1] || 'Login failed: wrong username or password'), 'QUIT']; }
+  on_904(msg) {
+    if (this.login.token) return this.tokenRefused(msg);
+    return [...this.fail(msg.params[1] || 'Login failed: wrong username or password'), 'QUIT'];
+  }
   on_902(msg) { return this.on_904(msg); }
   on_905(msg) { return this.on_904(msg); }
 
@@ -502,6 +516,7 @@ export class ChatState {
 
   on_FAIL(msg) {
     const text = msg.params[msg.params.length - 1];
+    if (msg.params[0] === 'SESSION') return this.sessionFailed(text);
     if (msg.params[0] === 'REGISTER' && this.phase === 'connecting') return [...this.fail(text), 'QUIT'];
     this.error_(text);
     return [];
@@ -511,7 +526,7 @@ export class ChatState {
     this.nick = msg.params[0];
     this.phase = 'registered';
     this.greet(msg.params[1] || 'Welcome');
-    return [];
+    return this.afterWelcome();
   }
 
   /** A line of the server's welcome: shown now, and kept for the first conversation opened. */
@@ -860,6 +875,108 @@ export class ChatState {
     return [ircLine('CHATHISTORY', 'BEFORE', buffer.name, reference, String(HISTORY_BATCH))];
   }
 
+  // Login sessions: the web client stays logged in across a reload with a token from the server
+  // (SESSION NEW, after a password login), never with the password. The page keeps the token;
+  // a login with it is SASL IRCV3BEARER. A refused token ends the session here too: the page
+  // forgets it and shows the login form, so a reload never loops.
+
+  /** Whether the server logs in with our session tokens. */
+  offersSessions() {
+    return (this.available.get('sasl') || '').split(',').includes('IRCV3BEARER');
+  }
+
+  authenticateWithToken() {
+    if (this.caps.has('sasl') && this.offersSessions()) return ['AUTHENTICATE IRCV3BEARER'];
+    this.sessionEnded = true;
+    return [...this.fail('This server no longer keeps you logged in; log in again.'), 'QUIT'];
+  }
+
+  tokenResponse() {
+    const { account, token } = this.login;
+    return ['AUTHENTICATE ' + base64(`${account || ''}\0${SESSION_TOKEN_TYPE}\0${token}`)];
+  }
+
+  /** A refused token: forgotten, unless the refusal passes (a lockout, the server unable to check). */
+  tokenRefused(msg) {
+    const reason = msg.params[1] || '';
+    const passing = /too many failed|unavailable|try again/i.test(reason);
+    if (!passing) this.sessionEnded = true;
+    return [...this.fail(passing ? reason : 'Your session ended; log in again.'), 'QUIT'];
+  }
+
+  /** After the welcome: ask for a session after a password login, or reopen the saved view. */
+  afterWelcome() {
+    const out = [];
+    if (this.login.token) this.sessionToken = this.login.token;
+    else if (this.login.remember && this.account && this.offersSessions()) {
+      out.push(ircLine('SESSION', 'NEW', this.login.label || 'web client'));
+    }
+    const view = this.login.resume;
+    if (view) {
+      for (const channel of view.channels || []) {
+        if (!isChannel(channel)) continue;
+        if (view.active && casefold(view.active) === casefold(channel)) this.pendingFocus = channel;
+        out.push(ircLine('JOIN', channel));
+      }
+      for (const nick of view.queries || []) {
+        if (!nick || isChannel(nick) || /[\s,]/.test(nick)) continue;
+        this.buffer(nick, 'query');
+        if (this.caps.has('draft/chathistory')) {
+          this.find(nick).historyLoading = true;
+          out.push(ircLine('CHATHISTORY', 'LATEST', nick, '*', String(HISTORY_BATCH)));
+        }
+      }
+      // The one in view first, so the default channel's join does not take the view meanwhile.
+      if (view.active && this.pendingFocus) this.buffer(view.active, 'channel');
+      if (view.active && this.find(view.active)) this.setActive(view.active);
+    }
+    return out;
+  }
+
+  /** What to reopen after a reload: joined channels, open private conversations, the one in view. */
+  view() {
+    const channels = [];
+    const queries = [];
+    for (const b of this.buffers.values()) {
+      if (b.kind === 'channel' && b.joined) channels.push(b.name);
+      else if (b.kind === 'query') queries.push(b.name);
+    }
+    const active = this.activeBuffer();
+    return { channels, queries, active: active && active.kind !== 'server' ? active.name : null };
+  }
+
+  on_SESSION(msg) {
+    const sub = (msg.params[0] || '').toUpperCase();
+    if (sub === 'NEW' && msg.params[1]) {
+      this.sessionToken = msg.params[1];
+      this.changed++;
+    } else if (sub === 'REVOKED' && this.loggingOut) {
+      return this.loggedOut_();
+    }
+    return [];
+  }
+
+  sessionFailed(text) {
+    this.error_(text);
+    // Logging out goes on here even when the server could not end the session: this page
+    // forgets the token all the same.
+    return this.loggingOut ? this.loggedOut_() : [];
+  }
+
+  logout() {
+    this.loggingOut = true;
+    if (this.sessionToken) return [ircLine('SESSION', 'REVOKE')];
+    return this.loggedOut_();
+  }
+
+  loggedOut_() {
+    this.loggingOut = false;
+    this.loggedOut = true;
+    this.sessionToken = null;
+    this.changed++;
+    return [ircLine('QUIT', 'Logged out')];
+  }
+
   // What the user asked for
 
   /** Turn an action (from parseInput) into lines; throws InputError when it cannot be done. */
@@ -927,6 +1044,8 @@ export class ChatState {
         return [action.message ? ircLine('AWAY', action.message) : 'AWAY'];
       case 'quit':
         return [ircLine('QUIT', action.reason || 'Leaving')];
+      case 'logout':
+        return this.logout();
       case 'broadcast':
         return this.say('$*', action.text);
       case 'help':

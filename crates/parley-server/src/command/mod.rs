@@ -13,6 +13,7 @@ pub mod oper;
 pub mod owner;
 pub mod presence;
 pub mod query;
+pub mod session;
 
 use parley_proto::{numeric, Message};
 
@@ -68,6 +69,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "WHOWAS" => query::whowas(ctx, msg),
         "ISON" => query::ison(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
+        "SESSION" => session::session(ctx, msg),
         "LUSERS" => info::lusers(ctx),
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),

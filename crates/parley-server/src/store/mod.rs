@@ -56,6 +56,21 @@ impl fmt::Debug for AccountRecord {
     }
 }
 
+/// A login session of the web client (or any client using `SESSION NEW`): a bearer token that
+/// stands in for the password. Only the token's SHA-256 is stored, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The account as registered (its spelling).
+    pub account: String,
+    /// What the client said it is (a browser's user agent, say), to tell sessions apart in a list.
+    pub label: String,
+    /// Seconds since the Unix epoch, as are the two below.
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// After this the token is refused; each use pushes it `web.session_days` ahead.
+    pub expires_at: i64,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,6 +115,33 @@ pub trait AccountStore: Send + Sync {
     fn lift_lockout(&self, target: &LockoutTarget, at_ms: i64) -> Result<(), StoreError>;
     /// When an admin last lifted `target`'s lockout, if ever.
     fn lockout_lifted_at(&self, target: &LockoutTarget) -> Result<Option<i64>, StoreError>;
+
+    // Login sessions. Changing an account's password, locking it or removing it revokes all of
+    // its sessions in the same call ([`AccountStore::set_password`],
+    // [`AccountStore::set_locked`], [`AccountStore::remove_account`]), so no caller can forget to.
+
+    /// Store a new session under the SHA-256 (hex) of its token, then drop the account's expired
+    /// sessions and its least recently used ones beyond `keep`. Fails with [`StoreError::NotFound`] when the account
+    /// is gone.
+    fn create_session(
+        &self,
+        account: &str,
+        token_hash: &str,
+        label: &str,
+        now: i64,
+        expires_at: i64,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// The session whose token hashes to `token_hash`, expired or not (the caller decides).
+    fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Record a use of a session and move its expiry.
+    fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError>;
+    /// Revoke one session; whether there was one.
+    fn revoke_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Revoke every session of an account; how many there were.
+    fn revoke_sessions(&self, account: &str) -> Result<usize, StoreError>;
+    /// An account's sessions, most recently used first.
+    fn sessions(&self, account: &str) -> Result<Vec<SessionRecord>, StoreError>;
 }
 
 /// What a lockout after failed logins holds: an account name or an address. Kept in the store

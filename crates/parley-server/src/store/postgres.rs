@@ -29,7 +29,7 @@ use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
 };
-use super::{AccountRecord, AccountStore, LockoutTarget, StoreError};
+use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
 /// How long opening a connection may take before the call fails (the database is down or
 /// unreachable); the next call tries again.
@@ -132,6 +132,17 @@ const MIGRATIONS: &[&str] = &[
         lifted_at_ms BIGINT NOT NULL,
         PRIMARY KEY (kind, key)
     );",
+    // 9: login sessions (web client tokens), only the token's SHA-256 kept; as in `sqlite.rs`.
+    "CREATE TABLE sessions (
+        id             BIGSERIAL PRIMARY KEY,
+        token_hash     TEXT   NOT NULL UNIQUE,
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        label          TEXT   NOT NULL,
+        created_at     BIGINT NOT NULL,
+        last_used_at   BIGINT NOT NULL,
+        expires_at     BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_by_account ON sessions (account_folded, last_used_at);",
 ];
 
 /// The schema version this build writes and understands.
@@ -589,6 +600,13 @@ impl AccountStore for PostgresStore {
                     &[&casefold(&name), &hash],
                 )
                 .map_err(backend)?;
+            // The old password's sessions end with it.
+            client
+                .execute(
+                    "DELETE FROM sessions WHERE account_folded = $1",
+                    &[&casefold(&name)],
+                )
+                .map_err(backend)?;
             found(changed, &name)
         })
     }
@@ -628,6 +646,14 @@ impl AccountStore for PostgresStore {
                     &[&casefold(&name), &locked],
                 )
                 .map_err(backend)?;
+            if locked {
+                client
+                    .execute(
+                        "DELETE FROM sessions WHERE account_folded = $1",
+                        &[&casefold(&name)],
+                    )
+                    .map_err(backend)?;
+            }
             found(changed, &name)
         })
     }
@@ -674,6 +700,117 @@ impl AccountStore for PostgresStore {
                 .transpose()
         })
     }
+    fn create_session(
+        &self,
+        account: &str,
+        token_hash: &str,
+        label: &str,
+        now: i64,
+        expires_at: i64,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let (account, token_hash, label) =
+            (account.to_owned(), token_hash.to_owned(), label.to_owned());
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.call(move |client| {
+            let folded = casefold(&account);
+            let mut tx = client.transaction().map_err(backend)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO sessions \
+                         (token_hash, account_folded, label, created_at, last_used_at, expires_at) \
+                     SELECT $1, name_folded, $3, $4, $4, $5 FROM accounts WHERE name_folded = $2",
+                    &[&token_hash, &folded, &label, &now, &expires_at],
+                )
+                .map_err(backend)?;
+            found(inserted, &account)?;
+            tx.execute(
+                "DELETE FROM sessions WHERE account_folded = $1 AND (expires_at <= $3 OR id NOT IN ( \
+                     SELECT id FROM sessions WHERE account_folded = $1 \
+                     ORDER BY last_used_at DESC, id DESC LIMIT $2))",
+                &[&folded, &keep, &now],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.call_idempotent(move |client| {
+            client
+                .query_opt(
+                    "SELECT a.name, s.label, s.created_at, s.last_used_at, s.expires_at \
+                     FROM sessions s JOIN accounts a ON a.name_folded = s.account_folded \
+                     WHERE s.token_hash = $1",
+                    &[&token_hash],
+                )
+                .map_err(backend)?
+                .as_ref()
+                .map(session_from_row)
+                .transpose()
+        })
+    }
+
+    fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.call_idempotent(move |client| {
+            client
+                .execute(
+                    "UPDATE sessions SET last_used_at = $2, expires_at = $3 WHERE token_hash = $1",
+                    &[&token_hash, &now, &expires_at],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn revoke_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+                .map_err(backend)?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn revoke_sessions(&self, account: &str) -> Result<usize, StoreError> {
+        let folded = casefold(account);
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute("DELETE FROM sessions WHERE account_folded = $1", &[&folded])
+                .map_err(backend)?;
+            Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn sessions(&self, account: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let folded = casefold(account);
+        self.call_idempotent(move |client| {
+            client
+                .query(
+                    "SELECT a.name, s.label, s.created_at, s.last_used_at, s.expires_at \
+                     FROM sessions s JOIN accounts a ON a.name_folded = s.account_folded \
+                     WHERE s.account_folded = $1 ORDER BY s.last_used_at DESC, s.id DESC",
+                    &[&folded],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(session_from_row)
+                .collect()
+        })
+    }
+}
+
+fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        account: row.try_get(0).map_err(backend)?,
+        label: row.try_get(1).map_err(backend)?,
+        created_at: row.try_get(2).map_err(backend)?,
+        last_used_at: row.try_get(3).map_err(backend)?,
+        expires_at: row.try_get(4).map_err(backend)?,
+    })
 }
 
 const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";

@@ -15,7 +15,7 @@ use parley_proto::casefold;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::history::{parties, rekey_legacy};
-use super::{AccountRecord, AccountStore, LockoutTarget, StoreError};
+use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
 /// How long a statement waits for another process (the CLI, a second server) to release the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,6 +103,18 @@ const MIGRATIONS: &[&str] = &[
         lifted_at_ms INTEGER NOT NULL,
         PRIMARY KEY (kind, key)
     ) STRICT;",
+    // 8: login sessions (web client tokens). Only the token's SHA-256 is kept, so a copy of this
+    // file logs no one in; the foreign key removes an account's sessions with the account.
+    "CREATE TABLE sessions (
+        id             INTEGER PRIMARY KEY,
+        token_hash     TEXT    NOT NULL UNIQUE,
+        account_folded TEXT    NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        label          TEXT    NOT NULL,
+        created_at     INTEGER NOT NULL,
+        last_used_at   INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_by_account ON sessions (account_folded, last_used_at);",
 ];
 
 /// The schema version this build writes and understands.
@@ -529,6 +541,14 @@ impl AccountStore for SqliteStore {
                 rusqlite::params![casefold(name), password_hash],
             )
             .map_err(backend)?;
+        // The old password's sessions end with it (a changed password is how a user takes an
+        // account back).
+        connection
+            .execute(
+                "DELETE FROM sessions WHERE account_folded = ?1",
+                [casefold(name)],
+            )
+            .map_err(backend)?;
         found(changed, name)
     }
 
@@ -562,6 +582,14 @@ impl AccountStore for SqliteStore {
                 rusqlite::params![casefold(name), locked],
             )
             .map_err(backend)?;
+        if locked {
+            connection
+                .execute(
+                    "DELETE FROM sessions WHERE account_folded = ?1",
+                    [casefold(name)],
+                )
+                .map_err(backend)?;
+        }
         found(changed, name)
     }
 
@@ -600,6 +628,104 @@ impl AccountStore for SqliteStore {
             .optional()
             .map_err(backend)
     }
+    fn create_session(
+        &self,
+        account: &str,
+        token_hash: &str,
+        label: &str,
+        now: i64,
+        expires_at: i64,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        let folded = casefold(account);
+        let inserted = transaction.execute(
+            "INSERT INTO sessions
+                 (token_hash, account_folded, label, created_at, last_used_at, expires_at)
+             SELECT ?1, name_folded, ?3, ?4, ?4, ?5 FROM accounts WHERE name_folded = ?2",
+            rusqlite::params![token_hash, folded, label, now, expires_at],
+        );
+        found(inserted.map_err(backend)?, account)?;
+        transaction
+            .execute(
+                "DELETE FROM sessions WHERE account_folded = ?1 AND (expires_at <= ?3 OR id NOT IN (
+                     SELECT id FROM sessions WHERE account_folded = ?1
+                     ORDER BY last_used_at DESC, id DESC LIMIT ?2))",
+                rusqlite::params![folded, i64::try_from(keep).unwrap_or(i64::MAX), now],
+            )
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)
+    }
+
+    fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.connection
+            .lock()
+            .query_row(
+                "SELECT a.name, s.label, s.created_at, s.last_used_at, s.expires_at
+                 FROM sessions s JOIN accounts a ON a.name_folded = s.account_folded
+                 WHERE s.token_hash = ?1",
+                [token_hash],
+                session_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+        self.connection
+            .lock()
+            .execute(
+                "UPDATE sessions SET last_used_at = ?2, expires_at = ?3 WHERE token_hash = ?1",
+                rusqlite::params![token_hash, now, expires_at],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn revoke_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .lock()
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+            .map_err(backend)?;
+        Ok(changed > 0)
+    }
+
+    fn revoke_sessions(&self, account: &str) -> Result<usize, StoreError> {
+        self.connection
+            .lock()
+            .execute(
+                "DELETE FROM sessions WHERE account_folded = ?1",
+                [casefold(account)],
+            )
+            .map_err(backend)
+    }
+
+    fn sessions(&self, account: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT a.name, s.label, s.created_at, s.last_used_at, s.expires_at
+                 FROM sessions s JOIN accounts a ON a.name_folded = s.account_folded
+                 WHERE s.account_folded = ?1 ORDER BY s.last_used_at DESC, s.id DESC",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([casefold(account)], session_from_row)
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+}
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        account: row.get(0)?,
+        label: row.get(1)?,
+        created_at: row.get(2)?,
+        last_used_at: row.get(3)?,
+        expires_at: row.get(4)?,
+    })
 }
 
 fn found(changed: usize, name: &str) -> Result<(), StoreError> {

@@ -337,3 +337,56 @@ test('welcome, broadcast and /whois in the conversation in view; leaving a group
   bob.close();
   await page.context().close();
 });
+
+test('stays logged in across a reload with a session token, and /logout ends it', async () => {
+  const { page, errors } = await openPage();
+  await login(page, 'carol', { register: true });
+  await say(page, '/join_group sessions');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#sessions');
+  await page.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith('parley-session:')));
+  await say(page, 'before the reload');
+  await messageWith(page, 'before the reload').waitFor();
+  const savedView = () => page.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('parley-session:'));
+    return key && JSON.parse(localStorage.getItem(key)).view;
+  });
+  await page.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith('parley-session:')
+    && JSON.parse(localStorage.getItem(k)).view.active === '#sessions'));
+
+  await page.reload();
+  await page.waitForSelector('#chat:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('buffer-title').textContent === '#sessions')
+    .catch(async (err) => {
+      const seen = await page.evaluate(() => [...window.parley.state.buffers.values()]
+        .map((b) => `${b.name}: ${b.lines.map((l) => l.text).join(' | ')}`).join('\n'));
+      throw new Error(`${err.message}\nsaved view: ${JSON.stringify(await savedView())}\n${seen}`);
+    });
+  assert.equal(await page.evaluate(() => window.parley.state.account), 'carol');
+  await messageWith(page, 'before the reload').waitFor();
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  assert.ok(!stored.includes(PASSWORD), 'the password is in browser storage');
+  const key = await page.evaluate(() => Object.keys(localStorage).find((k) => k.startsWith('parley-session:')));
+  const token = await page.evaluate((k) => JSON.parse(localStorage.getItem(k)).token, key);
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  await shot(page, '06-after-reload.png');
+
+  await say(page, '/logout');
+  await page.waitForSelector('#login:not([hidden])');
+  assert.match(await page.locator('#login-error').innerText(), /logged out/);
+  assert.equal(await page.evaluate((k) => localStorage.getItem(k), key), null, 'the session is forgotten');
+  await page.reload();
+  await page.waitForLoadState('load');
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('#login').isVisible(), true, 'the login form after a reload');
+  assert.equal(await page.evaluate(() => window.parley.state.phase), 'disconnected');
+
+  // The revoked token, put back by hand, is refused once with a message; no loop.
+  await page.evaluate(([k, t]) => localStorage.setItem(k, JSON.stringify({ account: 'carol', token: t })), [key, token]);
+  await page.reload();
+  await page.locator('#login-error:not([hidden])').waitFor();
+  assert.equal(await page.locator('#login-error').innerText(), 'Your session ended; log in again.');
+  assert.equal(await page.evaluate((k) => localStorage.getItem(k), key), null);
+  assert.equal(await page.locator('#login').isVisible(), true);
+  assert.deepEqual(errors, [], 'no script errors');
+  await page.context().close();
+});

@@ -342,3 +342,90 @@ test('style.css: every text colour meets WCAG AA (4.5:1) in both themes', () => 
   assert.deepEqual(failures, []);
   for (let i = 0; i < NICK_COLOURS; i++) assert.ok(css.includes(`.nick-c${i} {`), `.nick-c${i} is styled`);
 });
+
+test('login session: asked for after a password login, kept, never with the password', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: 's3cret', register: false, remember: true, label: 'Web: Chrome on Linux' });
+  s.handle(':srv CAP * LS :sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time');
+  s.handle(':srv CAP * ACK :sasl server-time');
+  s.handle('AUTHENTICATE +');
+  s.handle(':srv 900 alice alice!a@h alice :You are now logged in as alice');
+  s.handle(':srv 903 alice :SASL authentication successful');
+  assert.deepEqual(s.handle(':srv 001 alice :Welcome'), ['SESSION NEW :Web: Chrome on Linux']);
+  assert.equal(s.sessionToken, null);
+  s.handle(':srv SESSION NEW tok123 1900000000');
+  assert.equal(s.sessionToken, 'tok123');
+
+  // Without "stay logged in", or from a server without sessions, nothing is asked for.
+  const once = new ChatState();
+  once.start({ nick: 'alice', password: 's3cret', register: false, remember: false });
+  once.handle(':srv CAP * LS :sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER');
+  once.handle(':srv 900 alice alice!a@h alice :logged in');
+  assert.deepEqual(once.handle(':srv 001 alice :Welcome'), []);
+  const old = new ChatState();
+  old.start({ nick: 'alice', password: 's3cret', register: false, remember: true });
+  old.handle(':srv CAP * LS :sasl=PLAIN');
+  old.handle(':srv 900 alice alice!a@h alice :logged in');
+  assert.deepEqual(old.handle(':srv 001 alice :Welcome'), []);
+});
+
+test('login session: a reload logs in with the token and reopens the conversations', () => {
+  const s = new ChatState();
+  s.start({
+    nick: 'alice', account: 'alice', token: 'tok123',
+    resume: { channels: ['#club', '#lobby'], queries: ['bob'], active: '#club' },
+  });
+  s.handle(':srv CAP * LS :sasl=PLAIN,IRCV3BEARER draft/chathistory batch');
+  assert.deepEqual(s.handle(':srv CAP * ACK :sasl draft/chathistory batch'), ['AUTHENTICATE IRCV3BEARER']);
+  assert.deepEqual(s.handle('AUTHENTICATE +'), ['AUTHENTICATE ' + base64('alice\0parley.chat/session\0tok123')]);
+  s.handle(':srv 900 alice alice!a@h alice :logged in');
+  assert.deepEqual(s.handle(':srv 903 alice :ok'), ['CAP END']);
+  assert.deepEqual(s.handle(':srv 001 alice :Welcome'),
+    ['JOIN #club', 'JOIN #lobby', 'CHATHISTORY LATEST bob * 50']);
+  assert.equal(s.sessionToken, 'tok123');
+  s.handle(':alice!a@h JOIN #club');
+  assert.equal(s.activeBuffer().name, '#club');
+  assert.deepEqual(s.view(), { channels: ['#club'], queries: ['bob'], active: '#club' });
+});
+
+test('login session: a refused token ends it with a message, once', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', account: 'alice', token: 'old' });
+  s.handle(':srv CAP * LS :sasl=PLAIN,IRCV3BEARER');
+  s.handle(':srv CAP * ACK :sasl');
+  s.handle('AUTHENTICATE +');
+  const out = s.handle(':srv 904 * :Your session ended (logged out, expired or revoked); log in with your password');
+  assert.deepEqual(out, ['QUIT']);
+  assert.equal(s.phase, 'failed');
+  assert.equal(s.sessionEnded, true);
+  assert.equal(s.error, 'Your session ended; log in again.');
+
+  // A lockout is no end of the session: the token is kept for later, the reason shown.
+  const locked = new ChatState();
+  locked.start({ nick: 'alice', account: 'alice', token: 'good' });
+  locked.handle(':srv CAP * LS :sasl=PLAIN,IRCV3BEARER');
+  locked.handle(':srv CAP * ACK :sasl');
+  locked.handle('AUTHENTICATE +');
+  locked.handle(':srv 904 * :Too many failed logins; try again in 600 seconds');
+  assert.equal(locked.sessionEnded, false);
+  assert.equal(locked.error, 'Too many failed logins; try again in 600 seconds');
+});
+
+test('/logout revokes the session on the server, then quits', () => {
+  assert.deepEqual(parseInput('/logout'), { type: 'logout' });
+  const s = registered();
+  s.sessionToken = 'tok123';
+  assert.deepEqual(s.act({ type: 'logout' }), ['SESSION REVOKE']);
+  assert.equal(s.loggedOut, false);
+  assert.deepEqual(s.handle(':srv SESSION REVOKED 1 :This login session ended'), ['QUIT :Logged out']);
+  assert.equal(s.loggedOut, true);
+  assert.equal(s.sessionToken, null);
+  // Without a session (or when the server cannot revoke it) the page still logs out.
+  const plain = registered();
+  assert.deepEqual(plain.act({ type: 'logout' }), ['QUIT :Logged out']);
+  const failing = registered();
+  failing.sessionToken = 'tok';
+  failing.act({ type: 'logout' });
+  assert.deepEqual(failing.handle(':srv FAIL SESSION TEMPORARILY_UNAVAILABLE :try later'), ['QUIT :Logged out']);
+  assert.equal(failing.loggedOut, true);
+});
