@@ -431,6 +431,80 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     })
 }
 
+/// What a client says when the server refused an account name and password.
+pub const LOGIN_REFUSED: &str = "The username or password was not accepted.";
+const LOCKED_OUT: &str = "Too many failed logins";
+const SERVER_REFUSED_LOGIN: &str = "The server refused the login";
+
+/// The server's words for a refused login (904, 464) as one sentence a person acts on: the
+/// server's reason is kept only where it says more than "wrong name or password".
+pub fn login_refusal(server_text: &str) -> String {
+    if let Some(wait) = lockout_wait(server_text) {
+        return match wait {
+            Some(secs) if secs < 60 => {
+                format!("{LOCKED_OUT}; try again in {secs} second{}.", plural(secs))
+            }
+            Some(secs) => {
+                let minutes = secs.div_ceil(60);
+                format!(
+                    "{LOCKED_OUT}; try again in {minutes} minute{}.",
+                    plural(minutes)
+                )
+            }
+            None => format!("{LOCKED_OUT}; try again later."),
+        };
+    }
+    let lower = server_text.trim().to_ascii_lowercase();
+    let says_nothing_more = lower.is_empty()
+        || lower.contains("invalid account name or password")
+        || lower.contains("password incorrect")
+        || lower.starts_with("sasl authentication failed");
+    if says_nothing_more {
+        LOGIN_REFUSED.to_string()
+    } else {
+        format!("{SERVER_REFUSED_LOGIN}: {}", server_text.trim())
+    }
+}
+
+/// Whether `reason` is already one of [`login_refusal`]'s sentences (a UI adds no advice).
+pub fn is_login_refusal(reason: &str) -> bool {
+    [LOGIN_REFUSED, LOCKED_OUT, SERVER_REFUSED_LOGIN]
+        .iter()
+        .any(|p| reason.starts_with(p))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A lockout refusal ("too many failed logins; try again in N seconds", any case): `Some` with
+/// the seconds to wait when the server said them.
+fn lockout_wait(server_text: &str) -> Option<Option<u64>> {
+    let lower = server_text.to_ascii_lowercase();
+    if !lower.contains("too many failed logins") {
+        return None;
+    }
+    let Some(after) = lower.split("try again in").nth(1) else {
+        return Some(None);
+    };
+    let Some(number) = after.split_whitespace().next() else {
+        return Some(None);
+    };
+    let secs = number.parse::<u64>().ok();
+    let unit = after.split_whitespace().nth(1).unwrap_or("seconds");
+    Some(secs.map(|n| {
+        if unit.starts_with("minute") {
+            n.saturating_mul(60)
+        } else {
+            n
+        }
+    }))
+}
+
 /// The timestamp format of the `time` tag and of CHATHISTORY: ISO 8601 UTC with milliseconds.
 pub fn iso_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -988,23 +1062,20 @@ impl State {
         Some(salted)
     }
 
-    /// After a failed SCRAM login, try PLAIN once: an account made before the server had SCRAM
-    /// has no SCRAM credential until its first PLAIN login. Returns whether it did.
+    /// When SCRAM could not be tried (the server refused the mechanism, or this client aborted a
+    /// challenge it will not answer), try PLAIN once. Returns whether it did.
     fn fall_back_to_plain(&mut self, out: &mut Vec<String>) -> bool {
         let Some(negotiation) = self.negotiation.as_mut() else {
             return false;
         };
-        let scram_step = matches!(
+        // Only while no password was tried: the server refused the mechanism itself, or this
+        // client stopped the exchange. After a proof, a 904 is the server judging the password;
+        // PLAIN with the same password would count the same typo twice towards the lockout.
+        let password_untried = matches!(
             negotiation.sasl,
-            Some(
-                SaslStep::ScramStart
-                    | SaslStep::ScramChallenge { .. }
-                    | SaslStep::ScramVerify { .. }
-                    | SaslStep::ScramDone
-                    | SaslStep::ScramAborted
-            )
+            Some(SaslStep::ScramStart | SaslStep::ScramAborted)
         );
-        if !scram_step || negotiation.scram_fell_back {
+        if !password_untried || negotiation.scram_fell_back {
             return false;
         }
         negotiation.scram_fell_back = true;
@@ -1402,12 +1473,13 @@ impl State {
             }
             numeric::RPL_SASLSUCCESS => self.end_cap(out),
             numeric::ERR_SASLFAIL | numeric::ERR_SASLTOOLONG | numeric::ERR_NICKLOCKED => {
-                if code == numeric::ERR_SASLFAIL && self.fall_back_to_plain(out) {
+                if code == numeric::ERR_SASLFAIL
+                    && lockout_wait(&text).is_none()
+                    && self.fall_back_to_plain(out)
+                {
                     return;
                 }
-                self.fail(format!(
-                    "login failed: {text} (check the account name and password)"
-                ));
+                self.fail(login_refusal(&text));
                 out.push(irc_line("QUIT", &[], None));
             }
             numeric::ERR_SASLABORTED | numeric::ERR_SASLALREADY => {
@@ -1419,8 +1491,9 @@ impl State {
                     self.end_cap(out);
                 }
             }
-            numeric::ERR_PASSWDMISMATCH | numeric::ERR_YOUREBANNEDCREEP => {
-                self.fail(format!("the server refused the login: {text}"));
+            numeric::ERR_PASSWDMISMATCH => self.fail(login_refusal(&text)),
+            numeric::ERR_YOUREBANNEDCREEP => {
+                self.fail(format!("The server refused the connection: {text}"));
             }
             numeric::ERR_NICKNAMEINUSE | numeric::ERR_ERRONEUSNICKNAME
                 if self.connection == ConnectionState::Registering =>
@@ -2165,19 +2238,74 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_scram_login_tries_plain_once() {
+    fn a_refused_scram_password_is_not_tried_again_with_plain() {
         let mut s = scram_login_state("not-pencil");
         let mut server = ScramServer::new("pencil");
         let first = feed(&mut s, &["AUTHENTICATE +"]);
         let proof = feed(&mut s, &[&server.answer(&first[0])]);
         let refusal = server.answer(&proof[0]);
-        assert_eq!(feed(&mut s, &[&refusal]), ["AUTHENTICATE PLAIN"]);
-        let plain = feed(&mut s, &["AUTHENTICATE +"]);
-        let payload = base64::engine::general_purpose::STANDARD.encode("alice\0alice\0not-pencil");
-        assert_eq!(plain, [format!("AUTHENTICATE {payload}")]);
-        let out = feed(&mut s, &[":srv 904 me :Invalid account name or password"]);
-        assert_eq!(out, ["QUIT"]);
-        assert!(s.take_fatal().is_some_and(|r| r.contains("login failed")));
+        // One typo is one failed login: no PLAIN retry with the same password.
+        assert_eq!(feed(&mut s, &[&refusal]), ["QUIT"]);
+        assert_eq!(s.take_fatal().as_deref(), Some(LOGIN_REFUSED));
+    }
+
+    #[test]
+    fn a_server_refusing_the_scram_mechanism_gets_plain() {
+        let mut s = scram_login_state("pencil");
+        let out = feed(
+            &mut s,
+            &[
+                ":srv 908 me PLAIN :are available SASL mechanisms",
+                ":srv 904 me :SASL authentication failed",
+            ],
+        );
+        assert_eq!(out, ["AUTHENTICATE PLAIN"]);
+    }
+
+    #[test]
+    fn a_lockout_is_said_as_such_and_not_retried() {
+        let mut s = scram_login_state("pencil");
+        let out = feed(
+            &mut s,
+            &[":srv 904 me :Too many failed logins; try again in 900 seconds"],
+        );
+        assert_eq!(out, ["QUIT"], "no PLAIN retry against a lockout");
+        assert_eq!(
+            s.take_fatal().as_deref(),
+            Some("Too many failed logins; try again in 15 minutes.")
+        );
+        for (server, said) in [
+            (
+                "too many failed logins; try again in 61 seconds",
+                "try again in 2 minutes.",
+            ),
+            (
+                "TOO MANY FAILED LOGINS; TRY AGAIN IN 45 SECONDS",
+                "try again in 45 seconds.",
+            ),
+            (
+                "too many failed logins; try again in 1 seconds",
+                "try again in 1 second.",
+            ),
+            ("Too many failed logins", "try again later."),
+            (
+                "Too many failed logins; try again in a while",
+                "try again later.",
+            ),
+        ] {
+            let message = login_refusal(server);
+            assert!(message.starts_with("Too many failed logins; "), "{message}");
+            assert!(message.ends_with(said), "{server:?} -> {message}");
+            assert!(is_login_refusal(&message));
+        }
+        assert_eq!(
+            login_refusal("Invalid account name or password"),
+            LOGIN_REFUSED
+        );
+        assert_eq!(
+            login_refusal("This account is disabled; ask a server operator"),
+            "The server refused the login: This account is disabled; ask a server operator"
+        );
     }
 
     #[test]
@@ -2294,7 +2422,7 @@ mod tests {
         let out = feed(&mut s, &[":srv 904 me :SASL authentication failed"]);
         assert_eq!(out, ["QUIT"]);
         let reason = s.take_fatal().expect("a refused login stops reconnecting");
-        assert!(reason.contains("login failed"), "{reason}");
+        assert_eq!(reason, LOGIN_REFUSED);
         assert!(matches!(s.connection(), ConnectionState::Failed(_)));
     }
 

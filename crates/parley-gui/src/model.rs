@@ -217,6 +217,10 @@ pub fn status_text(state: &State, server: &str, tls: bool) -> (Health, String) {
 
 /// Library and server messages turned into words a person acts on.
 pub fn plain_error(reason: &str) -> String {
+    if parley_client::is_login_refusal(reason) {
+        // Already the sentence to show; advice on top would say it twice.
+        return reason.to_string();
+    }
     let lower = reason.to_ascii_lowercase();
     let advice = if lower.contains("connection refused") {
         Some("Nothing answers at that address and port: check the server name and port, and that the server is running.")
@@ -501,6 +505,18 @@ mod tests {
         assert!(text.starts_with("Nothing answers"), "{text}");
         let text = plain_error("login failed: SASL authentication failed");
         assert!(text.contains("username or password"), "{text}");
+        // The client library's own sentence is shown once, without advice around it.
+        let refused = parley_client::login_refusal("Invalid account name or password");
+        assert_eq!(
+            plain_error(&refused),
+            "The username or password was not accepted."
+        );
+        let locked =
+            parley_client::login_refusal("too many failed logins; try again in 900 seconds");
+        assert_eq!(
+            plain_error(&locked),
+            "Too many failed logins; try again in 15 minutes."
+        );
         assert_eq!(plain_error("something else"), "something else");
     }
 

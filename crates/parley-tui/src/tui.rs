@@ -148,7 +148,7 @@ async fn chat(
                 Some(Event::Closed { reason: Some(reason) }) => {
                     // A refused login goes back to the form; other failures stay on screen.
                     closed = true;
-                    if question.is_none() && client.state().account().is_none() && reason.contains("login") {
+                    if question.is_none() && client.state().account().is_none() && parley_client::is_login_refusal(&reason) {
                         return Ok(Outcome::Form(reason));
                     }
                 }
