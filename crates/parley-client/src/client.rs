@@ -180,6 +180,9 @@ impl Client {
         for channel in &config.autojoin {
             state.want_channel(channel);
         }
+        if let Some(last) = config.autojoin.last() {
+            state.focus_when_joined(last);
+        }
         let state = Arc::new(Mutex::new(state));
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);

@@ -248,6 +248,8 @@ struct Negotiation {
     waiting: bool,
     ended: bool,
     nick_attempts: u32,
+    /// The nick sent with NICK at the start, before any 433 added underscores.
+    asked_nick: String,
     /// Where the SASL login stands, once one started.
     sasl: Option<SaslStep>,
     /// SCRAM was tried and failed, and PLAIN is (or was) the second try.
@@ -647,6 +649,12 @@ impl State {
         self.push(active, line);
     }
 
+    /// Focuses `channel` once the server confirms the join (the last `--join` channel, say),
+    /// whatever other channel the server joins meanwhile.
+    pub fn focus_when_joined(&mut self, channel: &str) {
+        self.pending_focus = Some(channel.to_string());
+    }
+
     /// Channels to join on (re)connect: `autojoin` adds to those the user was in.
     pub fn want_channel(&mut self, channel: &str) {
         let index = self.buffer_index(channel, BufferKind::Channel);
@@ -683,6 +691,7 @@ impl State {
             waiting: false,
             ended: false,
             nick_attempts: 0,
+            asked_nick: self.nick.clone(),
             sasl: None,
             scram_fell_back: false,
         });
@@ -1236,13 +1245,17 @@ impl State {
             buffer.rejoin = true;
             buffer.members.clear();
             let name = buffer.name.clone();
-            let focus = self
+            // The channel the user asked for wins; a join the server made (its default
+            // channel) takes the focus only from the server buffer and only when the user is not
+            // waiting for another channel, so typed text never lands in a channel not chosen.
+            let asked = self
                 .pending_focus
                 .as_deref()
-                .is_some_and(|f| casefold(f) == casefold(&name))
-                || self.active == 0;
-            if focus {
+                .is_some_and(|f| casefold(f) == casefold(&name));
+            if asked {
                 self.pending_focus = None;
+                self.set_active(index);
+            } else if self.active == 0 && self.pending_focus.is_none() {
                 self.set_active(index);
             }
             if self.history_cap().is_some() {
@@ -1439,11 +1452,25 @@ impl State {
                 if let Some(nick) = msg.param(0) {
                     self.nick = nick.to_string();
                 }
+                let asked = self.negotiation.as_ref().map(|n| n.asked_nick.clone());
                 self.server_name = msg.source.map(str::to_string);
                 self.negotiation = None;
                 self.connection = ConnectionState::Connected;
                 self.last_error = None;
                 self.push_server(LineKind::Info, text, ctx.time);
+                if let Some(asked) = asked.filter(|a| !self.is_me(a)) {
+                    // Most often the account is online on another device, which keeps the nick.
+                    let text = format!(
+                        "connected as {} because {asked} is in use (by another of your devices, \
+                         if you are logged in elsewhere); /nick {asked} takes it once it is free",
+                        self.nick
+                    );
+                    let active = self.active;
+                    self.push(active, ctx.line(LineKind::Info, None, text.clone()));
+                    if active != 0 {
+                        self.push_server(LineKind::Info, text, ctx.time);
+                    }
+                }
                 for buffer in &self.buffers {
                     if buffer.kind == BufferKind::Channel && buffer.rejoin && !buffer.joined {
                         out.push(irc_line("JOIN", &[&buffer.name], None));
@@ -2518,6 +2545,44 @@ mod tests {
         assert_eq!(out, ["NICK me_"]);
         feed(&mut s, &[":srv 001 me_ :Welcome"]);
         assert_eq!(s.nick(), "me_");
+        assert!(
+            s.buffers()[0]
+                .lines
+                .iter()
+                .any(|l| l.text.starts_with("connected as me_ because me is in use")),
+            "the user is told why the nick differs"
+        );
+    }
+
+    #[test]
+    fn the_channel_asked_for_keeps_the_focus_over_a_default_channel() {
+        // The server joins everyone to #lobby right after the welcome; the user asked for #club.
+        let mut s = connected("");
+        s.act(Action::Join {
+            channel: "#club".into(),
+            key: None,
+        })
+        .expect("join");
+        feed(&mut s, &[":me!u@h JOIN #lobby"]);
+        assert_eq!(
+            s.active().name,
+            SERVER_BUFFER,
+            "#lobby does not take the focus"
+        );
+        feed(&mut s, &[":me!u@h JOIN #club"]);
+        assert_eq!(s.active().name, "#club");
+        let out = s.act(Action::Say("hello club".into())).expect("say");
+        assert_eq!(out, ["PRIVMSG #club :hello club"]);
+
+        // --join: the last channel named is focused once joined, whatever came first.
+        let mut s = state();
+        s.want_channel("#club");
+        s.focus_when_joined("#club");
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv 001 me :Welcome", ":me!u@h JOIN #lobby"]);
+        assert!(out.contains(&"JOIN #club".to_string()), "{out:?}");
+        feed(&mut s, &[":me!u@h JOIN #club"]);
+        assert_eq!(s.active().name, "#club");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Line mode (`--plain`), like the classic terminal chat clients: every input line from standard
 //! input is typed input, every received line is printed as `HH:MM [buffer] <nick> text`. Input
 //! waits for the connection, and after a /join for the channel, so a piped script just works.
+//!
+//! Text goes to the last target the user named (the channel of the last /join or --join, the
+//! nick of the last /msg or /query), never to whatever the server happened to join last; when
+//! that target changes, or was never named, a `-> target` line says where text now goes.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chrono::Local;
 use parley_client::{
-    casefold, Action, Client, ClientError, ConnectionState, Event, Line, LineKind,
+    casefold, input, Action, Client, ClientError, ConnectionState, Event, Line, LineKind,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -18,6 +22,97 @@ use crate::{client_config, remember, Choice, Common};
 
 /// How long input waits for a join (or the connection) before it goes on anyway.
 const WAIT_FOR_JOIN: Duration = Duration::from_secs(10);
+
+/// Where typed text goes in line mode (see the module docs).
+#[derive(Debug, Default)]
+pub struct Target {
+    /// Named by the user: a channel joined or asked for, a nick written to.
+    named: Option<String>,
+    /// The target the last `-> target` line announced.
+    announced: Option<String>,
+}
+
+impl Target {
+    pub fn new(join: &[String]) -> Target {
+        Target {
+            named: join.last().cloned(),
+            announced: None,
+        }
+    }
+
+    /// Notes the target an action names, and points text actions (and /part, /topic... without
+    /// a channel) at the current target. Returns the action to send, and a `-> target` line to
+    /// print when text now goes somewhere new.
+    pub fn route(&mut self, action: Action, shown: &str) -> (Action, Option<String>) {
+        let action = match action {
+            Action::Join { ref channel, .. }
+            | Action::JoinGroup(ref channel)
+            | Action::CreateGroup(ref channel) => {
+                self.named = Some(channel.clone());
+                return (action, None);
+            }
+            Action::Msg { ref target, .. }
+            | Action::GroupMsg {
+                group: ref target, ..
+            } => {
+                self.named = Some(target.clone());
+                return (action, None);
+            }
+            Action::Query { ref nick, .. } => {
+                self.named = Some(nick.clone());
+                return (action, None);
+            }
+            Action::Part {
+                channel: Some(ref channel),
+                ..
+            }
+            | Action::LeaveGroup(ref channel) => {
+                if self
+                    .named
+                    .as_deref()
+                    .is_some_and(|n| casefold(n) == casefold(channel))
+                {
+                    self.named = None;
+                }
+                return (action, None);
+            }
+            Action::Part {
+                channel: None,
+                reason,
+            } => {
+                let channel = self.current(shown).filter(|t| input::is_channel(t));
+                if channel.is_some() {
+                    self.named = None;
+                }
+                Action::Part { channel, reason }
+            }
+            Action::Say(text) => match self.current(shown) {
+                Some(target) => Action::Msg { target, text },
+                None => Action::Say(text),
+            },
+            other => return (other, None),
+        };
+        let target = match &action {
+            Action::Msg { target, .. } => Some(target.clone()),
+            _ => None,
+        };
+        let note = match target {
+            Some(target) if self.announced.as_deref() != Some(target.as_str()) => {
+                self.announced = Some(target.clone());
+                Some(format!("-> {target}"))
+            }
+            _ => None,
+        };
+        (action, note)
+    }
+
+    /// The named target, else the conversation on screen (not the server buffer).
+    fn current(&self, shown: &str) -> Option<String> {
+        self.named
+            .clone()
+            .or_else(|| (shown != parley_client::SERVER_BUFFER).then(|| shown.to_string()))
+    }
+}
 
 pub fn format_line(buffer: &str, line: &Line) -> String {
     let time = line.time.with_timezone(&Local).format("%H:%M");
@@ -67,6 +162,9 @@ pub async fn run(
     });
 
     let mut stdin_open = true;
+    let mut target = Target::new(&common.join);
+    // Outlives one client: lines piped before a certificate was trusted go to the next one.
+    let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     loop {
         let config = client_config(&choice, &common)?;
         let policy = match &config.transport {
@@ -75,7 +173,6 @@ pub async fn run(
         };
         let (client, mut events) = Client::start(config)?;
         client.state().record_new_lines(true);
-        let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut waiting: Option<(String, Instant)> = None;
         let mut quitting: Option<Instant> = None;
         let mut retry = false;
@@ -85,13 +182,20 @@ pub async fn run(
                 event = events.recv() => match event {
                     Some(Event::Changed) => {}
                     Some(Event::UntrustedCertificate { server, fingerprint, message }) => {
-                        eprintln!("parley: {message}");
+                        // The refusal, fingerprint included, is a line of the server buffer: print
+                        // it there once (it may be out already), not again on standard error.
+                        let said = client.state().buffers()[0].lines.iter().any(|l| l.text == message);
+                        if said {
+                            print_new(&client);
+                        } else {
+                            eprintln!("parley: {message}");
+                        }
                         if !common.trust {
                             bail!("not connected: the certificate is not trusted (use --trust to accept it, --fingerprint or --ca)");
                         }
                         let policy = policy.clone().context("a certificate question without TLS")?;
                         policy.remember(&server, fingerprint)?;
-                        eprintln!("parley: trusting {fingerprint} for {server} (stored in known_servers)");
+                        eprintln!("parley: trusting this certificate for {server} (stored in known_servers)");
                         retry = true;
                     }
                     Some(Event::Closed { reason }) => {
@@ -116,8 +220,8 @@ pub async fn run(
             // Feed input once connected, pausing after a join until the channel is there.
             let connected = *client.state().connection() == ConnectionState::Connected;
             if let Some((name, deadline)) = &waiting {
-                let active = casefold(&client.state().active().name);
-                if active == casefold(name) || Instant::now() > *deadline {
+                let joined = client.state().buffer(name).is_some_and(|b| b.joined);
+                if joined || Instant::now() > *deadline {
                     waiting = None;
                 }
             }
@@ -127,6 +231,13 @@ pub async fn run(
                 };
                 match parley_client::input::parse(&line) {
                     Ok(action) => {
+                        let shown = client.state().active().name.clone();
+                        let (action, note) = target.route(action, &shown);
+                        if let Some(note) = note {
+                            // What came before the note is printed before it.
+                            print_new(&client);
+                            println!("{note}");
+                        }
                         let wait_for = match &action {
                             Action::Join { channel, .. }
                             | Action::JoinGroup(channel)
@@ -173,9 +284,6 @@ pub async fn run(
 
 fn print_new(client: &Client) {
     let lines = client.state().take_new_lines();
-    if lines.is_empty() {
-        return;
-    }
     let mut out = std::io::stdout().lock();
     for (buffer, line) in lines {
         let _ = writeln!(out, "{}", format_line(&buffer, &line));
