@@ -437,6 +437,10 @@ pub fn mentions(text: &str, nick: &str) -> bool {
 pub const LOGIN_REFUSED: &str = "The username or password was not accepted.";
 const LOCKED_OUT: &str = "Too many failed logins";
 const SERVER_REFUSED_LOGIN: &str = "The server refused the login";
+/// What a guest is told by a server that requires an account.
+pub const ACCOUNT_REQUIRED: &str = "This server needs an account";
+/// The informational capability of servers that let no one in without logging in.
+const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
 
 /// The server's words for a refused login (904, 464) as one sentence a person acts on: the
 /// server's reason is kept only where it says more than "wrong name or password".
@@ -468,11 +472,17 @@ pub fn login_refusal(server_text: &str) -> String {
     }
 }
 
-/// Whether `reason` is already one of [`login_refusal`]'s sentences (a UI adds no advice).
+/// Whether `reason` is already one of [`login_refusal`]'s sentences, or the refusal of a guest
+/// by a server that requires an account (a UI adds no advice, and goes back to its login form).
 pub fn is_login_refusal(reason: &str) -> bool {
-    [LOGIN_REFUSED, LOCKED_OUT, SERVER_REFUSED_LOGIN]
-        .iter()
-        .any(|p| reason.starts_with(p))
+    [
+        LOGIN_REFUSED,
+        LOCKED_OUT,
+        SERVER_REFUSED_LOGIN,
+        ACCOUNT_REQUIRED,
+    ]
+    .iter()
+    .any(|p| reason.starts_with(p))
 }
 
 fn plural(n: u64) -> &'static str {
@@ -844,6 +854,14 @@ impl State {
                 if more {
                     return;
                 }
+                let guest = negotiation.auth == Auth::Guest;
+                if guest && negotiation.offered.contains_key(ACCOUNT_REQUIRED_CAP) {
+                    self.guest_refused(out);
+                    return;
+                }
+                let Some(negotiation) = self.negotiation.as_mut() else {
+                    return;
+                };
                 let wanted: Vec<&str> = WANTED_CAPS
                     .iter()
                     .copied()
@@ -934,6 +952,22 @@ impl State {
             }
             Auth::Guest => self.end_cap(out),
         }
+    }
+
+    /// The server lets no one in without an account: say so once, with what to do, and stop
+    /// (no retry loop, no waiting for the registration timeout).
+    fn guest_refused(&mut self, out: &mut Vec<String>) {
+        let can_register = self
+            .negotiation
+            .as_ref()
+            .is_some_and(|n| n.offered.contains_key("draft/account-registration"));
+        let advice = if can_register {
+            "create one with a username and password (register a new account), or log in"
+        } else {
+            "ask its admin for one, then log in with it"
+        };
+        self.fail(format!("{ACCOUNT_REQUIRED}: {advice}."));
+        out.push(irc_line("QUIT", &[], None));
     }
 
     fn end_cap(&mut self, out: &mut Vec<String>) {
@@ -1124,6 +1158,11 @@ impl State {
         let code = msg.param(1).unwrap_or("");
         let text = msg.params.last().copied().unwrap_or("");
         let registering = self.negotiation.as_ref().is_some_and(|n| !n.ended);
+        let before_welcome = self.negotiation.is_some();
+        if kind == "FAIL" && code == "ACCOUNT_REQUIRED" && before_welcome {
+            self.guest_refused(out);
+            return;
+        }
         if kind == "FAIL" && command == "REGISTER" && registering {
             let account = msg.param(2).unwrap_or("");
             self.fail(format!(
@@ -2535,6 +2574,46 @@ mod tests {
             .take_fatal()
             .expect("fatal")
             .contains("does not offer account registration"));
+    }
+
+    #[test]
+    fn a_guest_is_told_at_once_that_the_server_needs_an_account() {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        let out = feed(
+            &mut s,
+            &[":srv CAP * LS :sasl soju.im/account-required draft/account-registration"],
+        );
+        assert_eq!(out, ["QUIT"], "no CAP END, no waiting for a timeout");
+        let reason = s.take_fatal().expect("no retry loop");
+        assert!(reason.starts_with(ACCOUNT_REQUIRED), "{reason}");
+        assert!(reason.contains("register"), "{reason}");
+        assert!(is_login_refusal(&reason));
+
+        // A server without the capability says it with FAIL * ACCOUNT_REQUIRED.
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        assert_eq!(feed(&mut s, &[":srv CAP * LS :sasl"]), ["CAP REQ :sasl"]);
+        feed(&mut s, &[":srv CAP * ACK :sasl"]);
+        let out = feed(
+            &mut s,
+            &[":srv FAIL * ACCOUNT_REQUIRED :This server requires an account"],
+        );
+        assert_eq!(out, ["QUIT"]);
+        let reason = s.take_fatal().expect("fatal");
+        assert!(reason.contains("ask its admin"), "{reason}");
+
+        // With a password the capability changes nothing.
+        let mut s = state();
+        s.on_connected(
+            false,
+            Auth::Login {
+                account: "alice".into(),
+                password: "pw".into(),
+            },
+        );
+        let out = feed(&mut s, &[":srv CAP * LS :sasl soju.im/account-required"]);
+        assert_eq!(out, ["CAP REQ :sasl"]);
     }
 
     #[test]

@@ -453,3 +453,24 @@ async fn reconnects_and_rejoins_after_a_server_restart() {
     assert_eq!(gus.state().account(), Some("gus"));
     second.shutdown();
 }
+
+/// A guest on a server that requires accounts hears it at once, in one sentence, and the client
+/// stops: no screen of raw server text, no reconnect loop until the registration timeout.
+#[tokio::test]
+async fn a_guest_is_told_the_server_needs_an_account() {
+    let server = Server::start(&[]).await;
+    let started = Instant::now();
+    let reason = closed_reason(plain_config(server.plain_port(), "visitor", Auth::Guest)).await;
+    assert!(
+        reason.starts_with(parley_client::ACCOUNT_REQUIRED),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("register"),
+        "open registration is offered: {reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no waiting for a timeout"
+    );
+}

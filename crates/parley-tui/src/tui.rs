@@ -97,6 +97,9 @@ async fn main_loop(
                 Outcome::Exit(message) => return Ok(message),
                 Outcome::Reconnect => {}
                 Outcome::Form(error) => {
+                    if error.starts_with(parley_client::ACCOUNT_REQUIRED) {
+                        form.guests_refused_by = Some(chosen.server.clone());
+                    }
                     form.error = Some(error);
                     continue 'form;
                 }

@@ -309,7 +309,11 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm) {
             Style::default().fg(Color::DarkGray),
         ),
         Line::styled(
-            "  Enter: connect   Esc: quit   (empty password: guest)",
+            if form.guests_possible() {
+                "  Enter: connect   Esc: quit   (empty password: guest, if the server allows)"
+            } else {
+                "  Enter: connect   Esc: quit   (this server needs an account)"
+            },
             Style::default().fg(Color::DarkGray),
         ),
     ];
