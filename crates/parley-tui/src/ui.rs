@@ -339,7 +339,12 @@ pub fn draw_trust(frame: &mut Frame, message: &str) {
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" unknown certificate ");
-    let mut lines: Vec<Line> = message.lines().map(|l| Line::raw(l.to_string())).collect();
+    let inner = usize::from(area.width.saturating_sub(2));
+    let mut lines: Vec<Line> = message
+        .lines()
+        .flat_map(|l| fingerprint_rows(l, inner))
+        .map(Line::raw)
+        .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Trust this certificate and remember it in known_servers? [y/n]",
@@ -351,6 +356,32 @@ pub fn draw_trust(frame: &mut Frame, message: &str) {
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// A fingerprint line (`AB:CD:...`) too wide for `width` split between byte pairs, each row
+/// keeping the line's indent, so no byte is cut in two; any other line is returned as it is (the
+/// paragraph wraps words).
+fn fingerprint_rows(line: &str, width: usize) -> Vec<String> {
+    let text = line.trim_start();
+    let indent = &line[..line.len() - text.len()];
+    let is_fingerprint = text.len() > 2
+        && text.contains(':')
+        && text.chars().all(|c| c == ':' || c.is_ascii_hexdigit());
+    if !is_fingerprint || line.chars().count() <= width {
+        return vec![line.to_string()];
+    }
+    // Each byte takes "AB:" (3 columns), the colon kept at the end of a row to show it goes on.
+    let per_row = (width.saturating_sub(indent.len()) / 3).max(1);
+    let bytes: Vec<&str> = text.split(':').collect();
+    let rows = bytes.chunks(per_row).count();
+    bytes
+        .chunks(per_row)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let colon = if i + 1 < rows { ":" } else { "" };
+            format!("{indent}{}{colon}", chunk.join(":"))
+        })
+        .collect()
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -486,6 +517,40 @@ mod tests {
         assert!(text.contains("Server: localhost:6697"), "{text}");
         assert!(text.contains("Password: ******"), "{text}");
         assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn the_trust_dialog_breaks_a_fingerprint_only_between_bytes() {
+        let fingerprint = (0..32)
+            .map(|i| format!("{:02X}", i * 7 % 256))
+            .collect::<Vec<_>>()
+            .join(":");
+        let message = format!(
+            "the certificate of localhost:6697 is not trusted: it is not signed by a trusted \
+             certificate authority.\nIts SHA-256 fingerprint is\n    {fingerprint}"
+        );
+        for width in [120u16, 92, 80, 60, 40] {
+            let mut terminal = Terminal::new(TestBackend::new(width, 30)).expect("test terminal");
+            terminal.draw(|f| draw_trust(f, &message)).expect("draws");
+            let rows = screen(&terminal);
+            // Every row holding part of the fingerprint holds whole bytes, and together they
+            // spell it out in order.
+            let parts: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.trim_matches(|c: char| c == '│' || c.is_whitespace())
+                        .to_string()
+                })
+                .filter(|r| !r.is_empty() && r.chars().all(|c| c == ':' || c.is_ascii_hexdigit()))
+                .collect();
+            for part in &parts {
+                assert!(
+                    part.trim_end_matches(':').split(':').all(|b| b.len() == 2),
+                    "a byte was cut at width {width}: {rows:#?}"
+                );
+            }
+            assert_eq!(parts.concat(), fingerprint, "width {width}: {rows:#?}");
+        }
     }
 
     #[test]

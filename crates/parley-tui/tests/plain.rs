@@ -47,9 +47,15 @@ async fn logged_in(port: u16, name: &str) -> (Client, tokio::sync::mpsc::Receive
 
 /// Runs `parley --plain` with `input` after the password on standard input; returns its output.
 async fn run_plain(port: u16, extra: &[&str], input: &str) -> String {
+    let mut args = vec!["--no-tls"];
+    args.extend_from_slice(extra);
+    run_parley(port, &args, input).await
+}
+
+async fn run_parley(port: u16, extra: &[&str], input: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["--plain", "--password-stdin", "--no-tls", "--user", "dave"])
+        .args(["--plain", "--password-stdin", "--user", "dave"])
         .args(["--server", &format!("127.0.0.1:{port}")])
         .args(extra)
         .env("PARLEY_CONFIG_DIR", dir.path())
@@ -135,5 +141,50 @@ async fn plain_text_goes_to_the_channel_joined_last() {
     .await;
     assert!(!said_in(&bob.state(), "#lobby", "hello again"), "{output}");
     assert!(output.contains("-> #club"), "{output}");
+    server.shutdown();
+}
+
+/// `--trust` prints the certificate's fingerprint once (it used to come twice, then a third
+/// time in the "trusting" line), and the lines piped before the trust reach the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusting_a_certificate_prints_its_fingerprint_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = parley_server::Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = vec!["127.0.0.1:0".into()];
+    config.web.listen = Vec::new();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.flood.enabled = false;
+    let store = parley_server::store::open_default(&config).expect("store");
+    let accounts = parley_server::accounts::Accounts::new(store, &config);
+    for name in ["dave", "bob"] {
+        accounts
+            .add_account(name, &format!("{name}-password"))
+            .expect("account");
+    }
+    let server = parley_server::start(config).await.expect("server starts");
+    let fingerprint = server.tls_fingerprint().expect("a TLS certificate");
+    let (bob, mut bob_events) = logged_in(server.plain_addrs()[0].port(), "bob").await;
+
+    let tls_port = server.tls_addrs()[0].port();
+    let output = run_parley(
+        tls_port,
+        &["--tls", "--trust"],
+        "/join #lobby\nhello over TLS\n",
+    )
+    .await;
+    assert_eq!(
+        output.matches(&fingerprint).count(),
+        1,
+        "the fingerprint is printed once: {output}"
+    );
+    assert!(output.contains("trusting this certificate"), "{output}");
+    until(
+        &bob,
+        &mut bob_events,
+        "the line typed before the trust",
+        |s| said_in(s, "#lobby", "hello over TLS"),
+    )
+    .await;
     server.shutdown();
 }
