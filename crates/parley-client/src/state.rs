@@ -324,6 +324,12 @@ pub struct State {
     new_lines: Vec<(String, Line)>,
     record_new_lines: bool,
     scram_cache: Option<ScramCache>,
+    /// Accounts of the nicks seen, casefolded nick -> account, learnt from `account-tag`,
+    /// `extended-join`, `account-notify` and WHOIS (330); a nick missing here is a guest or
+    /// not known yet.
+    accounts: HashMap<String, String>,
+    /// Buffers where each pending /whois was typed, by casefolded nick, oldest first.
+    whois_asked: VecDeque<(String, String)>,
 }
 
 impl fmt::Debug for State {
@@ -430,6 +436,20 @@ pub fn mentions(text: &str, nick: &str) -> bool {
         let before = text[..at].chars().next_back();
         let after = text[at + nick.len()..].chars().next();
         !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// The colour of a name among `palette_len` colours, the same in every Parley client: FNV-1a
+/// (32-bit) of the casefolded name's bytes, modulo the palette's length. Give it
+/// [`State::colour_key`] (the account, else the nick).
+pub fn colour_index(name: &str, palette_len: usize) -> usize {
+    colour_hash(name) as usize % palette_len.max(1)
+}
+
+/// FNV-1a (32-bit) of the casefolded name: [`colour_index`] before the modulo.
+pub fn colour_hash(name: &str) -> u32 {
+    casefold(name).bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
 }
 
@@ -549,7 +569,20 @@ impl State {
             last_error: None,
             new_lines: Vec::new(),
             record_new_lines: false,
+            accounts: HashMap::new(),
+            whois_asked: VecDeque::new(),
         }
+    }
+
+    /// The account `nick` is logged in to, when the server said so.
+    pub fn account_of(&self, nick: &str) -> Option<&str> {
+        self.accounts.get(&casefold(nick)).map(String::as_str)
+    }
+
+    /// What a nick's colour is made from: its account, so one person keeps one colour across
+    /// nicks and devices, else (guests) the nick. See [`colour_index`].
+    pub fn colour_key<'a>(&'a self, nick: &'a str) -> &'a str {
+        self.account_of(nick).unwrap_or(nick)
     }
 
     // ---- what a UI reads ----
@@ -767,6 +800,11 @@ impl State {
         let source = msg.source.map(UserHost::parse);
         let from = source.map(|s| s.nick.to_string());
         let command = msg.command.to_ascii_uppercase();
+        if let (Some(nick), Some(account)) = (&from, msg.tags.get("account")) {
+            if history_target.is_none() {
+                self.accounts.insert(casefold(nick), account.into_owned());
+            }
+        }
         let mut out = Vec::new();
         match command.as_str() {
             "PING" => out.push(irc_line("PONG", &[], msg.param(0))),
@@ -824,7 +862,19 @@ impl State {
                 let text = msg.param(0).unwrap_or("closing the connection").to_string();
                 self.push_server(LineKind::Error, format!("server: {text}"), time);
             }
-            "ACCOUNT" | "CHGHOST" | "TAGMSG" | "SETNAME" => {}
+            "ACCOUNT" => {
+                // account-notify: `*` is a logout.
+                if let (Some(nick), Some(account)) = (&from, msg.param(0)) {
+                    self.learn_account(nick, Some(account));
+                }
+            }
+            "WALLOPS" => {
+                let who = from.clone().unwrap_or_default();
+                let text = format!("wallops from {who}: {}", msg.param(0).unwrap_or(""));
+                let line = ctx.line(LineKind::Notice, from.clone(), text);
+                self.push_server_and_mirror(line);
+            }
+            "CHGHOST" | "TAGMSG" | "SETNAME" => {}
             _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
                 self.on_numeric(&command, msg, &ctx, &mut out)
             }
@@ -1264,7 +1314,12 @@ impl State {
         if target.starts_with('$') && kind != LineKind::Info {
             line.text = format!("[broadcast] {}", line.text);
         }
-        self.add_line(index, line);
+        let for_everyone = index == 0 && !own && (target.starts_with('$') || from_server);
+        if for_everyone && self.connection == ConnectionState::Connected {
+            self.push_server_and_mirror(line);
+        } else {
+            self.add_line(index, line);
+        }
     }
 
     fn on_join(
@@ -1305,6 +1360,9 @@ impl State {
                 ));
             }
         }
+        if self.has_cap("extended-join") {
+            self.learn_account(nick, msg.param(1));
+        }
         let buffer = &mut self.buffers[index];
         buffer.members.insert(
             casefold(nick),
@@ -1330,19 +1388,19 @@ impl State {
             return;
         };
         let reason = msg.param(1).map(|r| format!(" ({r})")).unwrap_or_default();
-        let text = format!("{nick} left {}{reason}", self.buffers[index].name);
+        let name = self.buffers[index].name.clone();
+        if self.is_me(nick) {
+            // Leaving is a choice: the channel leaves the list and is not rejoined.
+            self.remove_buffer(index);
+            self.push_server(LineKind::Part, format!("you left {name}{reason}"), ctx.time);
+            return;
+        }
+        let text = format!("{nick} left {name}{reason}");
         self.push(
             index,
             ctx.line(LineKind::Part, Some(nick.to_string()), text),
         );
-        let buffer = &mut self.buffers[index];
-        if self.nick.eq_ignore_ascii_case(nick) {
-            buffer.joined = false;
-            buffer.rejoin = false;
-            buffer.members.clear();
-        } else {
-            buffer.members.remove(&casefold(nick));
-        }
+        self.buffers[index].members.remove(&casefold(nick));
     }
 
     fn on_kick(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
@@ -1378,6 +1436,7 @@ impl State {
             return;
         };
         let key = casefold(nick);
+        self.accounts.remove(&key);
         let reason = msg.param(0).map(|r| format!(" ({r})")).unwrap_or_default();
         for index in 0..self.buffers.len() {
             let buffer = &mut self.buffers[index];
@@ -1406,6 +1465,10 @@ impl State {
             self.wanted_nick = new.to_string();
         }
         let (old_key, new_key) = (casefold(old), casefold(new));
+        match self.accounts.remove(&old_key) {
+            Some(account) => self.accounts.insert(new_key.clone(), account),
+            None => self.accounts.remove(&new_key),
+        };
         let text = if me {
             format!("you are now known as {new}")
         } else {
@@ -1496,7 +1559,7 @@ impl State {
                 self.negotiation = None;
                 self.connection = ConnectionState::Connected;
                 self.last_error = None;
-                self.push_server(LineKind::Info, text, ctx.time);
+                self.push_server_and_mirror(ctx.line(LineKind::Info, None, text));
                 if let Some(asked) = asked.filter(|a| !self.is_me(a)) {
                     // Most often the account is online on another device, which keeps the nick.
                     let text = format!(
@@ -1668,8 +1731,17 @@ impl State {
             }
             numeric::RPL_WHOISUSER => {
                 let line = format!("{} is {}@{} ({text})", arg(1), arg(2), arg(3));
-                let active = self.active;
-                self.push(active, ctx.line(LineKind::Info, None, line));
+                let index = self.whois_buffer(arg(1), false);
+                self.push(index, ctx.line(LineKind::Info, None, line));
+            }
+            "312" | "313" | "317" | "318" | "319" | "320" | "330" | "338" | "378" | "379"
+            | "671" | "276" => {
+                if code == "330" {
+                    self.learn_account(arg(1), Some(arg(2)));
+                }
+                let details = msg.params[1..].join(" ");
+                let index = self.whois_buffer(arg(1), code == "318");
+                self.push(index, ctx.line(LineKind::Info, None, details));
             }
             numeric::RPL_CREATIONTIME
             | numeric::RPL_TOPICWHOTIME
@@ -1681,29 +1753,7 @@ impl State {
             }
             _ if matches!(
                 code,
-                "311"
-                    | "312"
-                    | "313"
-                    | "317"
-                    | "318"
-                    | "319"
-                    | "320"
-                    | "330"
-                    | "338"
-                    | "378"
-                    | "379"
-                    | "671"
-                    | "276"
-                    | "314"
-                    | "369"
-                    | "352"
-                    | "341"
-                    | "324"
-                    | "221"
-                    | "302"
-                    | "303"
-                    | "391"
-                    | "351"
+                "314" | "369" | "352" | "341" | "324" | "221" | "302" | "303" | "391" | "351"
             ) =>
             {
                 let details = msg.params[1..].join(" ");
@@ -1744,7 +1794,12 @@ impl State {
             self.push(active, line);
             return;
         }
-        let index = subject.and_then(|s| self.find(s)).unwrap_or(self.active);
+        let whois = code == numeric::ERR_NOSUCHNICK
+            && subject.is_some_and(|s| self.whois_asked.iter().any(|(n, _)| *n == casefold(s)));
+        let index = match subject {
+            Some(nick) if whois => self.whois_buffer(nick, true),
+            _ => subject.and_then(|s| self.find(s)).unwrap_or(self.active),
+        };
         let detail = match subject {
             Some(subject) => format!("{subject}: {text}"),
             None => text.to_string(),
@@ -1883,7 +1938,15 @@ impl State {
                 };
                 out.push(irc_line("INVITE", &[&nick, &channel], None));
             }
-            Action::Whois(nick) => out.push(irc_line("WHOIS", &[&nick], None)),
+            Action::Whois(nick) => {
+                let asked_in = self.active().name.clone();
+                self.whois_asked.push_back((casefold(&nick), asked_in));
+                // A server that never answers must not make the list grow without bound.
+                if self.whois_asked.len() > 16 {
+                    self.whois_asked.pop_front();
+                }
+                out.push(irc_line("WHOIS", &[&nick], None));
+            }
             Action::Away(Some(message)) => out.push(irc_line("AWAY", &[], Some(&message))),
             Action::Away(None) => out.push(irc_line("AWAY", &[], None)),
             Action::Quit(reason) => out.push(irc_line(
@@ -1937,8 +2000,7 @@ impl State {
                 if buffer.kind == BufferKind::Channel && buffer.joined {
                     out.push(irc_line("PART", &[&buffer.name], None));
                 }
-                self.buffers.remove(index);
-                self.set_active(index.saturating_sub(1).min(self.buffers.len() - 1));
+                self.remove_buffer(index);
             }
             Action::Help(topic) => self.help(topic.as_deref()),
             Action::Raw(line) => out.push(line),
@@ -2046,6 +2108,20 @@ impl State {
         self.buffers.iter().position(|b| casefold(&b.name) == key)
     }
 
+    /// Drops a buffer (never the server's), keeping the focus on the same buffer, or on the
+    /// one before it when it was the one dropped.
+    fn remove_buffer(&mut self, index: usize) {
+        if index == 0 || index >= self.buffers.len() {
+            return;
+        }
+        self.buffers.remove(index);
+        if self.active == index {
+            self.set_active(index - 1);
+        } else if self.active > index {
+            self.active -= 1;
+        }
+    }
+
     /// The buffer with this name, created if missing.
     fn buffer_index(&mut self, name: &str, kind: BufferKind) -> usize {
         if let Some(index) = self.find(name) {
@@ -2053,6 +2129,42 @@ impl State {
         }
         self.buffers.push(Buffer::new(name, kind));
         self.buffers.len() - 1
+    }
+
+    /// Where a WHOIS reply about `nick` goes: the buffer the /whois was typed in (while it
+    /// still exists), else the one on screen. `end` (318) closes that question.
+    fn whois_buffer(&mut self, nick: &str, end: bool) -> usize {
+        let key = casefold(nick);
+        let at = self.whois_asked.iter().position(|(n, _)| *n == key);
+        let asked_in = match (at, end) {
+            (Some(at), true) => self.whois_asked.remove(at).map(|(_, b)| b),
+            (Some(at), false) => self.whois_asked.get(at).map(|(_, b)| b.clone()),
+            (None, _) => None,
+        };
+        asked_in
+            .and_then(|name| self.find(&name))
+            .unwrap_or(self.active)
+    }
+
+    /// Records (or forgets, for `None` or `*`) the account of a nick.
+    fn learn_account(&mut self, nick: &str, account: Option<&str>) {
+        match account.filter(|a| !a.is_empty() && *a != "*") {
+            Some(account) => self.accounts.insert(casefold(nick), account.to_string()),
+            None => self.accounts.remove(&casefold(nick)),
+        };
+    }
+
+    /// A line for the server buffer that the user should see wherever they are (the welcome,
+    /// a broadcast, WALLOPS, a server notice): also shown in the conversation on screen. Only
+    /// the server buffer's copy counts as unread and goes to the line mode's output.
+    fn push_server_and_mirror(&mut self, line: Line) {
+        let active = self.active;
+        self.add_line(0, line.clone());
+        if active != 0 {
+            if let Some(buffer) = self.buffers.get_mut(active) {
+                buffer.push(line);
+            }
+        }
     }
 
     fn push_server(&mut self, kind: LineKind, text: String, time: DateTime<Utc>) {
@@ -2574,6 +2686,158 @@ mod tests {
             .take_fatal()
             .expect("fatal")
             .contains("does not offer account registration"));
+    }
+
+    #[test]
+    fn whois_answers_where_it_was_asked() {
+        fn texts(s: &State, name: &str) -> Vec<String> {
+            s.buffer(name)
+                .expect("buffer")
+                .lines
+                .iter()
+                .map(|l| l.text.clone())
+                .collect()
+        }
+        let mut s = connected("");
+        feed(&mut s, &[":me!u@h JOIN #a", ":me!u@h JOIN #b"]);
+        s.set_active_by_name("#a");
+        assert_eq!(
+            s.act(Action::Whois("Bob".into())).expect("whois"),
+            ["WHOIS Bob"]
+        );
+        s.set_active_by_name("#b");
+        feed(
+            &mut s,
+            &[
+                ":srv 311 me bob ~bob host * :Bob",
+                ":srv 330 me bob bobby :is logged in as",
+                ":srv 318 me bob :End of /WHOIS list",
+            ],
+        );
+        assert!(
+            texts(&s, "#a")
+                .iter()
+                .any(|t| t.starts_with("bob is ~bob@host")),
+            "{:?}",
+            texts(&s, "#a")
+        );
+        assert!(texts(&s, "#a").iter().any(|t| t.contains("End of /WHOIS")));
+        assert!(!texts(&s, "#b").iter().any(|t| t.contains("bob")));
+        assert_eq!(s.account_of("BOB"), Some("bobby"));
+        // An unknown nick's refusal goes there too.
+        s.set_active_by_name("#a");
+        s.act(Action::Whois("ghost".into())).expect("whois");
+        s.set_active_by_name("#b");
+        feed(&mut s, &[":srv 401 me ghost :No such nick/channel"]);
+        assert!(texts(&s, "#a")
+            .iter()
+            .any(|t| t.contains("ghost: No such nick")));
+    }
+
+    #[test]
+    fn welcome_and_broadcasts_show_in_the_conversation_too() {
+        let mut s = connected("");
+        feed(&mut s, &[":me!u@h JOIN #a"]);
+        s.set_active_by_name("#a");
+        feed(
+            &mut s,
+            &[
+                ":op!o@h PRIVMSG $* :maintenance at noon",
+                ":parley.local NOTICE me :the server restarts soon",
+                ":op!o@h WALLOPS :ops meeting",
+            ],
+        );
+        let server: Vec<&str> = s.buffers()[0]
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        let here: Vec<&str> = s
+            .buffer("#a")
+            .expect("#a")
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        for text in [
+            "[broadcast] maintenance at noon",
+            "the server restarts soon",
+        ] {
+            assert!(server.contains(&text), "{server:?}");
+            assert!(here.contains(&text), "{here:?}");
+        }
+        assert!(here.iter().any(|t| t.contains("ops meeting")), "{here:?}");
+        // A reconnect's welcome lands where the user is.
+        s.on_disconnected("gone");
+        s.on_connected(false, Auth::Guest);
+        feed(&mut s, &[":srv 001 me :Welcome back to Parley"]);
+        assert!(s
+            .buffer("#a")
+            .expect("#a")
+            .lines
+            .iter()
+            .any(|l| l.text == "Welcome back to Parley"));
+    }
+
+    #[test]
+    fn a_left_channel_leaves_the_list_and_is_not_rejoined() {
+        let mut s = connected("");
+        feed(
+            &mut s,
+            &[":me!u@h JOIN #a", ":me!u@h JOIN #b", ":me!u@h JOIN #c"],
+        );
+        s.set_active_by_name("#c");
+        feed(&mut s, &[":me!u@h PART #b :bye"]);
+        assert!(s.buffer("#b").is_none());
+        assert_eq!(s.active().name, "#c", "the focus stays where it was");
+        feed(&mut s, &[":me!u@h PART #c"]);
+        assert_eq!(s.active().name, "#a");
+        assert!(s.buffers()[0]
+            .lines
+            .iter()
+            .any(|l| l.text == "you left #b (bye)"));
+        s.on_disconnected("gone");
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv 001 me :Welcome"]);
+        assert!(out.contains(&"JOIN #a".to_string()), "{out:?}");
+        assert!(
+            !out.iter().any(|l| l.contains("#b") || l.contains("#c")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn colours_follow_the_account() {
+        assert_eq!(colour_hash("a"), 0xe40c_292c, "FNV-1a 32-bit");
+        assert_eq!(colour_hash("Alice"), colour_hash("alice"), "casefolded");
+        let mut s = connected("account-tag extended-join account-notify");
+        feed(
+            &mut s,
+            &[
+                ":alice!u@h JOIN #a alice :Alice",
+                ":guest!u@h JOIN #a * :Guest",
+                "@account=alice :alice_phone!u@h PRIVMSG #a :from my phone",
+            ],
+        );
+        assert_eq!(s.colour_key("alice"), "alice");
+        assert_eq!(
+            s.colour_key("alice_phone"),
+            "alice",
+            "another device, one colour"
+        );
+        assert_eq!(s.colour_key("guest"), "guest", "guests by nick");
+        feed(&mut s, &[":guest!u@h ACCOUNT gina"]);
+        assert_eq!(s.colour_key("guest"), "gina");
+        feed(&mut s, &[":guest!u@h NICK gina_"]);
+        assert_eq!(s.colour_key("gina_"), "gina");
+        feed(&mut s, &[":gina_!u@h ACCOUNT *", ":alice!u@h QUIT :bye"]);
+        assert_eq!(s.colour_key("gina_"), "gina_");
+        assert_eq!(s.colour_key("alice"), "alice");
+        assert_eq!(s.account_of("alice"), None);
+        assert_eq!(
+            colour_index(s.colour_key("alice_phone"), 12),
+            colour_index("ALICE", 12)
+        );
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub enum Row {
     Line {
         time: String,
         nick: Option<String>,
+        /// What the nick's colour comes from: its account when known, else the nick
+        /// (`State::colour_key`); `rows` fills in the nick, the window the account.
+        colour_key: Option<String>,
         text: String,
         style: RowStyle,
         highlight: bool,
@@ -146,6 +149,7 @@ where
         out.push(Row::Line {
             time: local.format("%H:%M").to_string(),
             nick: line.from.clone(),
+            colour_key: line.from.clone(),
             text: line.text.clone(),
             style: style_of(line.kind),
             highlight: line.highlight && !line.own,
@@ -249,15 +253,10 @@ pub fn input_lines(text: &str) -> Vec<&str> {
     text.lines().filter(|l| !l.trim().is_empty()).collect()
 }
 
-/// A nick's colour as a hue in degrees: the same nick (any case) always gets the same one.
-pub fn nick_hue(nick: &str) -> f32 {
-    let hash = nick
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-    (hash % 360) as f32
+/// A colour key's hue in degrees: the same account (or guest nick), in any case, always gets the
+/// same one; the hash is the one every Parley client uses (`parley_client::colour_hash`).
+pub fn nick_hue(colour_key: &str) -> f32 {
+    (parley_client::colour_hash(colour_key) % 360) as f32
 }
 
 /// Keeps the message view still when lines come or go above what is on screen (older history

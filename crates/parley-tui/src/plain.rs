@@ -166,13 +166,13 @@ pub async fn run(
     // Outlives one client: lines piped before a certificate was trusted go to the next one.
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     loop {
-        let config = client_config(&choice, &common)?;
+        let mut config = client_config(&choice, &common)?;
+        config.record_new_lines = true;
         let policy = match &config.transport {
             parley_client::Transport::Tls(policy) => Some(policy.clone()),
             parley_client::Transport::Plain => None,
         };
         let (client, mut events) = Client::start(config)?;
-        client.state().record_new_lines(true);
         let mut waiting: Option<(String, Instant)> = None;
         let mut quitting: Option<Instant> = None;
         let mut retry = false;
@@ -181,15 +181,10 @@ pub async fn run(
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Event::Changed) => {}
-                    Some(Event::UntrustedCertificate { server, fingerprint, message }) => {
+                    Some(Event::UntrustedCertificate { server, fingerprint, .. }) => {
                         // The refusal, fingerprint included, is a line of the server buffer: print
                         // it there once (it may be out already), not again on standard error.
-                        let said = client.state().buffers()[0].lines.iter().any(|l| l.text == message);
-                        if said {
-                            print_new(&client);
-                        } else {
-                            eprintln!("parley: {message}");
-                        }
+                        print_new(&client);
                         if !common.trust {
                             bail!("not connected: the certificate is not trusted (use --trust to accept it, --fingerprint or --ca)");
                         }

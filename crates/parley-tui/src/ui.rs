@@ -5,46 +5,24 @@
 use chrono::Local;
 use parley_client::{BufferKind, ConnectionState, Line as ChatLine, LineKind, State};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::theme::Theme;
 use crate::view::{Field, StartForm, View};
-
-const NICK_COLOURS: [Color; 12] = [
-    Color::Red,
-    Color::Green,
-    Color::Yellow,
-    Color::Blue,
-    Color::Magenta,
-    Color::Cyan,
-    Color::LightRed,
-    Color::LightGreen,
-    Color::LightYellow,
-    Color::LightBlue,
-    Color::LightMagenta,
-    Color::LightCyan,
-];
-
-/// The same nick always gets the same colour (FNV-1a of the lowercased nick).
-pub fn nick_colour(nick: &str) -> Color {
-    let hash = nick
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-    NICK_COLOURS[hash as usize % NICK_COLOURS.len()]
-}
 
 /// Facts about the connection the status bar shows that the chat state does not know.
 pub struct StatusInfo<'a> {
     pub server: &'a str,
     pub tls: bool,
+    pub theme: &'a Theme,
 }
 
 pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &StatusInfo<'_>) {
+    let theme = info.theme;
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
@@ -62,15 +40,15 @@ pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &Statu
             Constraint::Length(18),
         ])
         .split(rows[1]);
-    draw_topic(frame, rows[0], state);
-    draw_buffers(frame, columns[0], state);
-    draw_messages(frame, columns[1], state, view);
-    draw_members(frame, columns[2], state);
+    draw_topic(frame, rows[0], state, theme);
+    draw_buffers(frame, columns[0], state, theme);
+    draw_messages(frame, columns[1], state, view, theme);
+    draw_members(frame, columns[2], state, theme);
     draw_status(frame, rows[2], state, info);
-    draw_input(frame, rows[3], state, view);
+    draw_input(frame, rows[3], state, view, theme);
 }
 
-fn draw_topic(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_topic(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let buffer = state.active();
     let text = match (&buffer.kind, &buffer.topic) {
         (BufferKind::Channel, Some(topic)) => format!(" {}: {topic}", buffer.name),
@@ -78,11 +56,10 @@ fn draw_topic(frame: &mut Frame, area: Rect, state: &State) {
         (BufferKind::Query, _) => format!(" private conversation with {}", buffer.name),
         (BufferKind::Server, _) => format!(" {}", state.server_name().unwrap_or("server messages")),
     };
-    let style = Style::default().bg(Color::Blue).fg(Color::White);
-    frame.render_widget(Paragraph::new(text).style(style), area);
+    frame.render_widget(Paragraph::new(text).style(theme.topic), area);
 }
 
-fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_buffers(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let lines: Vec<Line> = state
         .buffers()
         .iter()
@@ -95,11 +72,11 @@ fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
             };
             let mut style = Style::default();
             if b.mentions > 0 {
-                style = style.fg(Color::Red).add_modifier(Modifier::BOLD);
+                style = style.fg(theme.error).add_modifier(Modifier::BOLD);
             } else if b.unread > 0 {
-                style = style.fg(Color::Yellow);
+                style = style.fg(theme.unread);
             } else if b.kind == BufferKind::Channel && !b.joined {
-                style = style.fg(Color::DarkGray);
+                style = style.fg(theme.dim);
             }
             if i == state.active_index() {
                 style = style.add_modifier(Modifier::REVERSED);
@@ -114,19 +91,19 @@ fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn line_spans(line: &ChatLine) -> Vec<Span<'static>> {
+fn line_spans(line: &ChatLine, state: &State, theme: &Theme) -> Vec<Span<'static>> {
     let time = line.time.with_timezone(&Local).format("%H:%M").to_string();
     let mut spans = vec![Span::styled(
         format!("{time} "),
-        Style::default().fg(Color::DarkGray),
+        Style::default().fg(theme.dim),
     )];
     let from = line.from.clone().unwrap_or_default();
     let nick_style = Style::default()
-        .fg(nick_colour(&from))
+        .fg(theme.nick(state.colour_key(&from)))
         .add_modifier(Modifier::BOLD);
     let mut text_style = Style::default();
     if line.highlight {
-        text_style = text_style.fg(Color::Red).add_modifier(Modifier::BOLD);
+        text_style = text_style.fg(theme.error).add_modifier(Modifier::BOLD);
     }
     match line.kind {
         LineKind::Message => {
@@ -143,12 +120,12 @@ fn line_spans(line: &ChatLine) -> Vec<Span<'static>> {
         }
         LineKind::Error => spans.push(Span::styled(
             format!("!! {}", line.text),
-            Style::default().fg(Color::Red),
+            Style::default().fg(theme.error),
         )),
         LineKind::Info => spans.push(Span::raw(line.text.clone())),
         _ => spans.push(Span::styled(
             format!("-- {}", line.text),
-            Style::default().fg(Color::DarkGray),
+            Style::default().fg(theme.dim),
         )),
     }
     spans
@@ -183,13 +160,13 @@ fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
     rows.into_iter().map(Line::from).collect()
 }
 
-fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View) {
+fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View, theme: &Theme) {
     let height = area.height as usize;
     let rows: Vec<Line> = state
         .active()
         .lines
         .iter()
-        .flat_map(|l| wrap(line_spans(l), area.width as usize))
+        .flat_map(|l| wrap(line_spans(l, state, theme), area.width as usize))
         .collect();
     let max_scroll = rows.len().saturating_sub(height);
     view.scroll = view.scroll.min(max_scroll);
@@ -201,7 +178,7 @@ fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View) 
     frame.render_widget(Paragraph::new(visible), area);
 }
 
-fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_members(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let buffer = state.active();
     let mut lines = Vec::new();
     if buffer.kind == BufferKind::Channel {
@@ -210,7 +187,7 @@ fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
             Style::default().add_modifier(Modifier::BOLD),
         )));
         for member in buffer.sorted_members(state.prefix_order()) {
-            let mut style = Style::default().fg(nick_colour(&member.nick));
+            let mut style = Style::default().fg(theme.nick(state.colour_key(&member.nick)));
             if member.away {
                 style = style.add_modifier(Modifier::DIM);
             }
@@ -229,10 +206,11 @@ fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
 
 fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'_>) {
     let connection = state.connection();
+    let theme = info.theme;
     let colour = match connection {
-        ConnectionState::Connected => Color::Green,
-        ConnectionState::Failed(_) => Color::Red,
-        _ => Color::Yellow,
+        ConnectionState::Connected => theme.good,
+        ConnectionState::Failed(_) => theme.error,
+        _ => theme.waiting,
     };
     let security = if info.tls { "TLS" } else { "plain" };
     let account = match state.account() {
@@ -248,13 +226,10 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'
             state.nick()
         )),
     ];
-    frame.render_widget(
-        Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::DarkGray)),
-        area,
-    );
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar), area);
 }
 
-fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
+fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View, theme: &Theme) {
     let prompt = format!("[{}] ", state.active().name);
     let prompt_width = prompt.chars().count();
     let available = (area.width as usize)
@@ -263,7 +238,7 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let skip = view.cursor.saturating_sub(available);
     let shown: String = view.input.chars().skip(skip).take(available).collect();
     let line = Line::from(vec![
-        Span::styled(prompt, Style::default().fg(Color::Cyan)),
+        Span::styled(prompt, Style::default().fg(theme.prompt)),
         Span::raw(shown),
     ]);
     frame.render_widget(Paragraph::new(line), area);
@@ -271,7 +246,8 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
 }
 
-pub fn draw_start(frame: &mut Frame, form: &StartForm) {
+pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let area = centered(frame.area(), 60, 14);
     frame.render_widget(Clear, area);
     let block = Block::default()
@@ -306,7 +282,7 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm) {
         Line::raw(""),
         Line::styled(
             "  Tab/Up/Down: next field   Left/Right: log in or register",
-            Style::default().fg(Color::DarkGray),
+            Style::default().fg(theme.dim),
         ),
         Line::styled(
             if form.guests_possible() {
@@ -314,26 +290,28 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm) {
             } else {
                 "  Enter: connect   Esc: quit   (this server needs an account)"
             },
-            Style::default().fg(Color::DarkGray),
+            Style::default().fg(theme.dim),
         ),
     ];
     if let Some(error) = &form.error {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             format!("  {error}"),
-            Style::default().fg(Color::Red),
+            Style::default().fg(theme.error),
         ));
     }
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
+            .style(theme.base())
             .wrap(Wrap { trim: false }),
         area,
     );
 }
 
 /// The certificate question: the refusal (with the fingerprint) and "store it? y/n".
-pub fn draw_trust(frame: &mut Frame, message: &str) {
+pub fn draw_trust(frame: &mut Frame, message: &str, theme: &Theme) {
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let area = centered(frame.area(), 90, 18);
     frame.render_widget(Clear, area);
     let block = Block::default()
@@ -353,6 +331,7 @@ pub fn draw_trust(frame: &mut Frame, message: &str) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
+            .style(theme.base())
             .wrap(Wrap { trim: false }),
         area,
     );
@@ -446,9 +425,11 @@ mod tests {
         let state = sample_state();
         let mut view = View::default();
         let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+        let theme = Theme::default();
         let info = StatusInfo {
             server: "localhost:6697",
             tls: true,
+            theme: &theme,
         };
         terminal
             .draw(|frame| draw_main(frame, &state, &mut view, &info))
@@ -482,9 +463,11 @@ mod tests {
         }
         let mut view = View::default();
         let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test terminal");
+        let theme = Theme::default();
         let info = StatusInfo {
             server: "s",
             tls: false,
+            theme: &theme,
         };
         terminal
             .draw(|f| draw_main(f, &state, &mut view, &info))
@@ -512,7 +495,9 @@ mod tests {
         let mut form = StartForm::new("localhost:6697".into(), "alice".into(), false);
         form.password = "secret".into();
         let mut terminal = Terminal::new(TestBackend::new(80, 20)).expect("test terminal");
-        terminal.draw(|f| draw_start(f, &form)).expect("draws");
+        terminal
+            .draw(|f| draw_start(f, &form, &Theme::default()))
+            .expect("draws");
         let text = screen(&terminal).join("\n");
         assert!(text.contains("Server: localhost:6697"), "{text}");
         assert!(text.contains("Password: ******"), "{text}");
@@ -531,7 +516,9 @@ mod tests {
         );
         for width in [120u16, 92, 80, 60, 40] {
             let mut terminal = Terminal::new(TestBackend::new(width, 30)).expect("test terminal");
-            terminal.draw(|f| draw_trust(f, &message)).expect("draws");
+            terminal
+                .draw(|f| draw_trust(f, &message, &Theme::default()))
+                .expect("draws");
             let rows = screen(&terminal);
             // Every row holding part of the fingerprint holds whole bytes, and together they
             // spell it out in order.
@@ -554,12 +541,55 @@ mod tests {
     }
 
     #[test]
-    fn nick_colours_are_stable() {
-        assert_eq!(nick_colour("Bob"), nick_colour("bob"));
-        let distinct: std::collections::HashSet<_> = ["a", "b", "c", "d", "e", "f"]
+    fn nicks_are_coloured_by_account_in_both_themes() {
+        use crate::theme::ThemeName;
+        use ratatui::style::Color;
+        let mut state = sample_state();
+        for line in [
+            ":parley.local CAP alice ACK :account-tag extended-join",
+            ":bob_laptop!u@h JOIN #rust bob :Bob",
+            "@account=bob :bob!~bob@127.0.0.1 PRIVMSG #rust :one person",
+        ] {
+            state.handle_line(line);
+        }
+        for name in [ThemeName::Dark, ThemeName::Light] {
+            let theme = Theme::new(name);
+            let colour = theme.nick(state.colour_key("bob_laptop"));
+            assert_eq!(colour, theme.nick(state.colour_key("bob")), "{name:?}");
+            assert_eq!(colour, theme.nick("BOB"));
+            let mut view = View::default();
+            let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+            let info = StatusInfo {
+                server: "s",
+                tls: true,
+                theme: &theme,
+            };
+            terminal
+                .draw(|f| draw_main(f, &state, &mut view, &info))
+                .expect("draws");
+            let buffer = terminal.backend().buffer();
+            let row = screen(&terminal)
+                .iter()
+                .position(|r| r.contains("<bob> one person"))
+                .expect("the line is shown");
+            let column = screen(&terminal)[row].find("<bob>").expect("nick");
+            let cell = &buffer[(column as u16, row as u16)];
+            assert_eq!(
+                cell.fg, colour,
+                "{name:?}: the nick has its account's colour"
+            );
+            assert_eq!(
+                buffer[(50u16, 5u16)].bg,
+                theme.background,
+                "{name:?}: painted"
+            );
+        }
+        let dark = Theme::new(ThemeName::Dark);
+        let light = Theme::new(ThemeName::Light);
+        assert_ne!(dark.background, light.background);
+        assert!(light
+            .nicks
             .iter()
-            .map(|n| format!("{:?}", nick_colour(n)))
-            .collect();
-        assert!(distinct.len() > 1);
+            .all(|c| !matches!(c, Color::Yellow | Color::LightYellow)));
     }
 }
