@@ -285,10 +285,14 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
             Style::default().fg(theme.dim),
         ),
         Line::styled(
+            "  Enter: connect   Esc: quit",
+            Style::default().fg(theme.dim),
+        ),
+        Line::styled(
             if form.guests_possible() {
-                "  Enter: connect   Esc: quit   (empty password: guest, if the server allows)"
+                "  Empty password: guest, where the server allows guests"
             } else {
-                "  Enter: connect   Esc: quit   (this server needs an account)"
+                "  This server needs an account: log in or register"
             },
             Style::default().fg(theme.dim),
         ),
