@@ -698,6 +698,11 @@ impl State {
         self.pending_focus = Some(channel.to_string());
     }
 
+    /// The channel a join was asked for and neither confirmed nor refused yet.
+    pub fn awaiting_join(&self) -> Option<&str> {
+        self.pending_focus.as_deref()
+    }
+
     /// Channels to join on (re)connect: `autojoin` adds to those the user was in.
     pub fn want_channel(&mut self, channel: &str) {
         let index = self.buffer_index(channel, BufferKind::Channel);
@@ -1793,6 +1798,15 @@ impl State {
             line.highlight = true;
             self.push(active, line);
             return;
+        }
+        let refused_join = subject.is_some_and(|s| {
+            self.pending_focus
+                .as_deref()
+                .is_some_and(|f| casefold(f) == casefold(s))
+        });
+        if refused_join {
+            // The channel asked for will not come: a later join may take the focus again.
+            self.pending_focus = None;
         }
         let whois = code == numeric::ERR_NOSUCHNICK
             && subject.is_some_and(|s| self.whois_asked.iter().any(|(n, _)| *n == casefold(s)));
@@ -2916,6 +2930,17 @@ mod tests {
         assert_eq!(s.active().name, "#club");
         let out = s.act(Action::Say("hello club".into())).expect("say");
         assert_eq!(out, ["PRIVMSG #club :hello club"]);
+
+        // A refused join does not hold the focus back for good.
+        let mut s = connected("");
+        s.act(Action::Join {
+            channel: "#closed".into(),
+            key: None,
+        })
+        .expect("join");
+        feed(&mut s, &[":srv 473 me #closed :Cannot join channel (+i)"]);
+        feed(&mut s, &[":me!u@h JOIN #lobby"]);
+        assert_eq!(s.active().name, "#lobby");
 
         // --join: the last channel named is focused once joined, whatever came first.
         let mut s = state();

@@ -173,7 +173,9 @@ pub async fn run(
             parley_client::Transport::Plain => None,
         };
         let (client, mut events) = Client::start(config)?;
-        let mut waiting: Option<(String, Instant)> = None;
+        // The channel input waits for, until when, and whether the join was sent (a
+        // /create_group sends it only after its LIST check).
+        let mut waiting: Option<(String, Instant, bool)> = None;
         let mut quitting: Option<Instant> = None;
         let mut retry = false;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -214,9 +216,16 @@ pub async fn run(
             print_new(&client);
             // Feed input once connected, pausing after a join until the channel is there.
             let connected = *client.state().connection() == ConnectionState::Connected;
-            if let Some((name, deadline)) = &waiting {
-                let joined = client.state().buffer(name).is_some_and(|b| b.joined);
-                if joined || Instant::now() > *deadline {
+            if let Some((name, deadline, sent)) = &waiting {
+                let state = client.state();
+                // Joined, or refused (the state stopped waiting for it): go on either way.
+                let settled = state.buffer(name).is_some_and(|b| b.joined)
+                    || (*sent
+                        && state
+                            .awaiting_join()
+                            .is_none_or(|c| casefold(c) != casefold(name)));
+                drop(state);
+                if settled || Instant::now() > *deadline {
                     waiting = None;
                 }
             }
@@ -234,9 +243,10 @@ pub async fn run(
                             println!("{note}");
                         }
                         let wait_for = match &action {
-                            Action::Join { channel, .. }
-                            | Action::JoinGroup(channel)
-                            | Action::CreateGroup(channel) => Some(channel.clone()),
+                            Action::Join { channel, .. } | Action::JoinGroup(channel) => {
+                                Some((channel.clone(), true))
+                            }
+                            Action::CreateGroup(channel) => Some((channel.clone(), false)),
                             _ => None,
                         };
                         let quit = matches!(action, Action::Quit(_));
@@ -248,8 +258,8 @@ pub async fn run(
                         if quit {
                             quitting = Some(Instant::now() + Duration::from_secs(5));
                         }
-                        if let Some(name) = wait_for {
-                            waiting = Some((name, Instant::now() + WAIT_FOR_JOIN));
+                        if let Some((name, sent)) = wait_for {
+                            waiting = Some((name, Instant::now() + WAIT_FOR_JOIN, sent));
                         }
                     }
                     Err(parley_client::InputError::Empty) => {}
