@@ -295,3 +295,71 @@ fn print_new(client: &Client) {
     }
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(text: &str) -> Action {
+        Action::Say(text.into())
+    }
+
+    #[test]
+    fn text_follows_the_last_named_target_and_says_so_once() {
+        let mut target = Target::new(&[]);
+        // Nothing named yet: the conversation on screen, announced.
+        let (action, note) = target.route(say("hi"), "#lobby");
+        assert!(matches!(action, Action::Msg { ref target, .. } if target == "#lobby"));
+        assert_eq!(note.as_deref(), Some("-> #lobby"));
+        let (_, note) = target.route(say("again"), "#lobby");
+        assert_eq!(note, None, "said once per change");
+
+        let join = Action::Join {
+            channel: "#club".into(),
+            key: None,
+        };
+        target.route(join, "#lobby");
+        // The server focused something else meanwhile: text still goes to #club.
+        let (action, note) = target.route(say("hello club"), "#lobby");
+        assert!(matches!(action, Action::Msg { ref target, .. } if target == "#club"));
+        assert_eq!(note.as_deref(), Some("-> #club"));
+
+        target.route(
+            Action::Query {
+                nick: "bob".into(),
+                text: None,
+            },
+            "#club",
+        );
+        let (action, _) = target.route(say("psst"), "#club");
+        assert!(matches!(action, Action::Msg { ref target, .. } if target == "bob"));
+
+        // /part without a channel parts the target, not what happens to be on screen.
+        target.route(Action::JoinGroup("#team".into()), "bob");
+        let (action, _) = target.route(
+            Action::Part {
+                channel: None,
+                reason: None,
+            },
+            "#lobby",
+        );
+        assert!(matches!(action, Action::Part { channel: Some(ref c), .. } if c == "#team"));
+        let (action, _) = target.route(say("back"), "#lobby");
+        assert!(matches!(action, Action::Msg { ref target, .. } if target == "#lobby"));
+    }
+
+    #[test]
+    fn join_on_the_command_line_is_the_first_target() {
+        let mut target = Target::new(&["#a".into(), "#club".into()]);
+        let (action, note) = target.route(say("hi"), "server");
+        assert!(matches!(action, Action::Msg { ref target, .. } if target == "#club"));
+        assert_eq!(note.as_deref(), Some("-> #club"));
+        let mut target = Target::new(&[]);
+        let (action, note) = target.route(say("hi"), parley_client::SERVER_BUFFER);
+        assert!(
+            matches!(action, Action::Say(_)),
+            "the state explains there is no target"
+        );
+        assert_eq!(note, None);
+    }
+}
