@@ -1560,6 +1560,11 @@ impl State {
                     self.nick = nick.to_string();
                 }
                 let asked = self.negotiation.as_ref().map(|n| n.asked_nick.clone());
+                if let Some(account) = self.account.clone() {
+                    // Our own lines and member entry get our account's colour from the start.
+                    let nick = self.nick.clone();
+                    self.learn_account(&nick, Some(&account));
+                }
                 self.server_name = msg.source.map(str::to_string);
                 self.negotiation = None;
                 self.connection = ConnectionState::Connected;
@@ -2848,6 +2853,17 @@ mod tests {
         assert_eq!(s.colour_key("gina_"), "gina_");
         assert_eq!(s.colour_key("alice"), "alice");
         assert_eq!(s.account_of("alice"), None);
+
+        let mut own = State::new("me_", "Me");
+        own.on_connected(false, Auth::Guest);
+        feed(
+            &mut own,
+            &[
+                ":srv 900 me_ me_!u@h mine :You are now logged in as mine",
+                ":srv 001 me_ :Welcome",
+            ],
+        );
+        assert_eq!(own.colour_key("me_"), "mine", "the own nick too");
         assert_eq!(
             colour_index(s.colour_key("alice_phone"), 12),
             colour_index("ALICE", 12)
