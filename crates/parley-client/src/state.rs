@@ -330,6 +330,9 @@ pub struct State {
     accounts: HashMap<String, String>,
     /// Buffers where each pending /whois was typed, by casefolded nick, oldest first.
     whois_asked: VecDeque<(String, String)>,
+    /// The account's own nick, held by another connection (another device) when we came in:
+    /// taken back as soon as that one quits or changes nick.
+    reclaim_nick: Option<String>,
 }
 
 impl fmt::Debug for State {
@@ -571,6 +574,7 @@ impl State {
             record_new_lines: false,
             accounts: HashMap::new(),
             whois_asked: VecDeque::new(),
+            reclaim_nick: None,
         }
     }
 
@@ -822,8 +826,24 @@ impl State {
             "JOIN" => self.on_join(msg, from.as_deref(), &ctx, &mut out),
             "PART" => self.on_part(msg, from.as_deref(), &ctx),
             "KICK" => self.on_kick(msg, from.as_deref(), &ctx),
-            "QUIT" => self.on_quit(msg, from.as_deref(), &ctx),
-            "NICK" => self.on_nick(msg, from.as_deref(), &ctx),
+            "QUIT" | "NICK" => {
+                if command == "QUIT" {
+                    self.on_quit(msg, from.as_deref(), &ctx);
+                } else {
+                    self.on_nick(msg, from.as_deref(), &ctx);
+                }
+                let freed = from
+                    .as_deref()
+                    .zip(self.reclaim_nick.as_deref())
+                    .is_some_and(|(gone, wanted)| {
+                        casefold(gone) == casefold(wanted) && !self.is_me(wanted)
+                    });
+                if freed {
+                    if let Some(wanted) = self.reclaim_nick.take() {
+                        out.push(irc_line("NICK", &[&wanted], None));
+                    }
+                }
+            }
             "TOPIC" => {
                 if let (Some(channel), Some(topic)) = (msg.param(0), msg.param(1)) {
                     let who = from.clone().unwrap_or_default();
@@ -1570,13 +1590,28 @@ impl State {
                 self.connection = ConnectionState::Connected;
                 self.last_error = None;
                 self.push_server_and_mirror(ctx.line(LineKind::Info, None, text));
+                self.reclaim_nick = asked.clone().filter(|a| {
+                    !self.is_me(a)
+                        && self
+                            .account
+                            .as_deref()
+                            .is_some_and(|account| casefold(account) == casefold(a))
+                });
                 if let Some(asked) = asked.filter(|a| !self.is_me(a)) {
                     // Most often the account is online on another device, which keeps the nick.
-                    let text = format!(
-                        "connected as {} because {asked} is in use (by another of your devices, \
-                         if you are logged in elsewhere); /nick {asked} takes it once it is free",
-                        self.nick
-                    );
+                    let text = if self.reclaim_nick.is_some() {
+                        format!(
+                            "connected as {} because {asked} is in use by another of your \
+                             devices; {asked} is taken back as soon as that one leaves",
+                            self.nick
+                        )
+                    } else {
+                        format!(
+                            "connected as {} because {asked} is in use; /nick {asked} takes it \
+                             once it is free",
+                            self.nick
+                        )
+                    };
                     let active = self.active;
                     self.push(active, ctx.line(LineKind::Info, None, text.clone()));
                     if active != 0 {
@@ -2925,6 +2960,27 @@ mod tests {
                 .any(|l| l.text.starts_with("connected as me_ because me is in use")),
             "the user is told why the nick differs"
         );
+        // A guest's nick is not chased.
+        assert!(feed(&mut s, &[":me!u@h QUIT :bye"]).is_empty());
+    }
+
+    #[test]
+    fn a_second_device_takes_the_accounts_nick_back_when_it_is_free() {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        feed(&mut s, &[":srv 433 * me :Nickname is already in use"]);
+        feed(
+            &mut s,
+            &[
+                ":srv 900 me_ me_!u@h me :You are now logged in as me",
+                ":srv 001 me_ :Welcome",
+            ],
+        );
+        assert!(feed(&mut s, &[":other!u@h QUIT :bye"]).is_empty());
+        assert_eq!(feed(&mut s, &[":me!u@h QUIT :phone off"]), ["NICK me"]);
+        feed(&mut s, &[":me_!u@h NICK me"]);
+        assert_eq!(s.nick(), "me");
+        assert!(feed(&mut s, &[":x!u@h NICK me_"]).is_empty(), "asked once");
     }
 
     #[test]

@@ -474,3 +474,41 @@ async fn a_guest_is_told_the_server_needs_an_account() {
         "no waiting for a timeout"
     );
 }
+
+/// A second device gets `dave_` while the first holds `dave`, is told why, and takes `dave`
+/// back as soon as the first device leaves.
+#[tokio::test]
+async fn a_second_device_gets_the_nick_back_when_the_first_leaves() {
+    let server = Server::start(&[("dave", "dave-password")]).await;
+    let (first, mut first_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    let (second, mut second_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    assert_eq!(second.state().nick(), "dave_");
+    assert!(dump(&second)
+        .iter()
+        .any(|l| l.contains("because dave is in use by another of your devices")));
+    until(&second, &mut second_events, "both in #lobby", |s| {
+        s.buffer("#lobby")
+            .is_some_and(|b| b.members.contains_key("dave"))
+    })
+    .await;
+    first.quit(None).await;
+    while let Some(event) = first_events.recv().await {
+        if matches!(event, Event::Closed { .. }) {
+            break;
+        }
+    }
+    until(&second, &mut second_events, "the nick taken back", |s| {
+        s.nick() == "dave"
+    })
+    .await;
+}
