@@ -99,6 +99,9 @@ pub struct ClientConfig {
     pub ping_after: Duration,
     /// ...and give the connection up if nothing arrives this long after it.
     pub ping_timeout: Duration,
+    /// Record every new line for `State::take_new_lines` from the start (the line mode), so
+    /// not even a line from the first moments of the connection is missed.
+    pub record_new_lines: bool,
 }
 
 impl ClientConfig {
@@ -116,6 +119,7 @@ impl ClientConfig {
             reconnect: Backoff::default(),
             ping_after: Duration::from_secs(90),
             ping_timeout: Duration::from_secs(60),
+            record_new_lines: false,
         }
     }
 }
@@ -177,8 +181,12 @@ impl Client {
             return Err(ClientError::PlainToRemote { host: config.host });
         }
         let mut state = State::new(&config.nick, &config.realname);
+        state.record_new_lines(config.record_new_lines);
         for channel in &config.autojoin {
             state.want_channel(channel);
+        }
+        if let Some(last) = config.autojoin.last() {
+            state.focus_when_joined(last);
         }
         let state = Arc::new(Mutex::new(state));
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);

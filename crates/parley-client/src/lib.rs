@@ -16,6 +16,7 @@ pub use input::{Action, InputError};
 pub use parley_proto::casefold;
 pub use parley_trust::{Fingerprint, TrustError, TrustPolicy};
 pub use state::{
-    iso_time, mentions, Auth, Buffer, BufferKind, ConnectionState, Line, LineKind, Member, State,
-    HISTORY_BATCH, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
+    colour_hash, colour_index, is_login_refusal, iso_time, login_refusal, mentions, Auth, Buffer,
+    BufferKind, ConnectionState, Line, LineKind, Member, State, ACCOUNT_REQUIRED, HISTORY_BATCH,
+    LOGIN_REFUSED, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
 };

@@ -248,6 +248,8 @@ struct Negotiation {
     waiting: bool,
     ended: bool,
     nick_attempts: u32,
+    /// The nick sent with NICK at the start, before any 433 added underscores.
+    asked_nick: String,
     /// Where the SASL login stands, once one started.
     sasl: Option<SaslStep>,
     /// SCRAM was tried and failed, and PLAIN is (or was) the second try.
@@ -322,6 +324,15 @@ pub struct State {
     new_lines: Vec<(String, Line)>,
     record_new_lines: bool,
     scram_cache: Option<ScramCache>,
+    /// Accounts of the nicks seen, casefolded nick -> account, learnt from `account-tag`,
+    /// `extended-join`, `account-notify` and WHOIS (330); a nick missing here is a guest or
+    /// not known yet.
+    accounts: HashMap<String, String>,
+    /// Buffers where each pending /whois was typed, by casefolded nick, oldest first.
+    whois_asked: VecDeque<(String, String)>,
+    /// The account's own nick, held by another connection (another device) when we came in:
+    /// taken back as soon as that one quits or changes nick.
+    reclaim_nick: Option<String>,
 }
 
 impl fmt::Debug for State {
@@ -431,6 +442,104 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     })
 }
 
+/// The colour of a name among `palette_len` colours, the same in every Parley client: FNV-1a
+/// (32-bit) of the casefolded name's bytes, modulo the palette's length. Give it
+/// [`State::colour_key`] (the account, else the nick).
+pub fn colour_index(name: &str, palette_len: usize) -> usize {
+    colour_hash(name) as usize % palette_len.max(1)
+}
+
+/// FNV-1a (32-bit) of the casefolded name: [`colour_index`] before the modulo.
+pub fn colour_hash(name: &str) -> u32 {
+    casefold(name).bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// What a client says when the server refused an account name and password.
+pub const LOGIN_REFUSED: &str = "The username or password was not accepted.";
+const LOCKED_OUT: &str = "Too many failed logins";
+const SERVER_REFUSED_LOGIN: &str = "The server refused the login";
+/// What a guest is told by a server that requires an account.
+pub const ACCOUNT_REQUIRED: &str = "This server needs an account";
+/// The informational capability of servers that let no one in without logging in.
+const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
+
+/// The server's words for a refused login (904, 464) as one sentence a person acts on: the
+/// server's reason is kept only where it says more than "wrong name or password".
+pub fn login_refusal(server_text: &str) -> String {
+    if let Some(wait) = lockout_wait(server_text) {
+        return match wait {
+            Some(secs) if secs < 60 => {
+                format!("{LOCKED_OUT}; try again in {secs} second{}.", plural(secs))
+            }
+            Some(secs) => {
+                let minutes = secs.div_ceil(60);
+                format!(
+                    "{LOCKED_OUT}; try again in {minutes} minute{}.",
+                    plural(minutes)
+                )
+            }
+            None => format!("{LOCKED_OUT}; try again later."),
+        };
+    }
+    let lower = server_text.trim().to_ascii_lowercase();
+    let says_nothing_more = lower.is_empty()
+        || lower.contains("invalid account name or password")
+        || lower.contains("password incorrect")
+        || lower.starts_with("sasl authentication failed");
+    if says_nothing_more {
+        LOGIN_REFUSED.to_string()
+    } else {
+        format!("{SERVER_REFUSED_LOGIN}: {}", server_text.trim())
+    }
+}
+
+/// Whether `reason` is already one of [`login_refusal`]'s sentences, or the refusal of a guest
+/// by a server that requires an account (a UI adds no advice, and goes back to its login form).
+pub fn is_login_refusal(reason: &str) -> bool {
+    [
+        LOGIN_REFUSED,
+        LOCKED_OUT,
+        SERVER_REFUSED_LOGIN,
+        ACCOUNT_REQUIRED,
+    ]
+    .iter()
+    .any(|p| reason.starts_with(p))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A lockout refusal ("too many failed logins; try again in N seconds", any case): `Some` with
+/// the seconds to wait when the server said them.
+fn lockout_wait(server_text: &str) -> Option<Option<u64>> {
+    let lower = server_text.to_ascii_lowercase();
+    if !lower.contains("too many failed logins") {
+        return None;
+    }
+    let Some(after) = lower.split("try again in").nth(1) else {
+        return Some(None);
+    };
+    let Some(number) = after.split_whitespace().next() else {
+        return Some(None);
+    };
+    let secs = number.parse::<u64>().ok();
+    let unit = after.split_whitespace().nth(1).unwrap_or("seconds");
+    Some(secs.map(|n| {
+        if unit.starts_with("minute") {
+            n.saturating_mul(60)
+        } else {
+            n
+        }
+    }))
+}
+
 /// The timestamp format of the `time` tag and of CHATHISTORY: ISO 8601 UTC with milliseconds.
 pub fn iso_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -463,7 +572,21 @@ impl State {
             last_error: None,
             new_lines: Vec::new(),
             record_new_lines: false,
+            accounts: HashMap::new(),
+            whois_asked: VecDeque::new(),
+            reclaim_nick: None,
         }
+    }
+
+    /// The account `nick` is logged in to, when the server said so.
+    pub fn account_of(&self, nick: &str) -> Option<&str> {
+        self.accounts.get(&casefold(nick)).map(String::as_str)
+    }
+
+    /// What a nick's colour is made from: its account, so one person keeps one colour across
+    /// nicks and devices, else (guests) the nick. See [`colour_index`].
+    pub fn colour_key<'a>(&'a self, nick: &'a str) -> &'a str {
+        self.account_of(nick).unwrap_or(nick)
     }
 
     // ---- what a UI reads ----
@@ -573,6 +696,17 @@ impl State {
         self.push(active, line);
     }
 
+    /// Focuses `channel` once the server confirms the join (the last `--join` channel, say),
+    /// whatever other channel the server joins meanwhile.
+    pub fn focus_when_joined(&mut self, channel: &str) {
+        self.pending_focus = Some(channel.to_string());
+    }
+
+    /// The channel a join was asked for and neither confirmed nor refused yet.
+    pub fn awaiting_join(&self) -> Option<&str> {
+        self.pending_focus.as_deref()
+    }
+
     /// Channels to join on (re)connect: `autojoin` adds to those the user was in.
     pub fn want_channel(&mut self, channel: &str) {
         let index = self.buffer_index(channel, BufferKind::Channel);
@@ -609,6 +743,7 @@ impl State {
             waiting: false,
             ended: false,
             nick_attempts: 0,
+            asked_nick: self.nick.clone(),
             sasl: None,
             scram_fell_back: false,
         });
@@ -674,6 +809,11 @@ impl State {
         let source = msg.source.map(UserHost::parse);
         let from = source.map(|s| s.nick.to_string());
         let command = msg.command.to_ascii_uppercase();
+        if let (Some(nick), Some(account)) = (&from, msg.tags.get("account")) {
+            if history_target.is_none() {
+                self.accounts.insert(casefold(nick), account.into_owned());
+            }
+        }
         let mut out = Vec::new();
         match command.as_str() {
             "PING" => out.push(irc_line("PONG", &[], msg.param(0))),
@@ -686,8 +826,24 @@ impl State {
             "JOIN" => self.on_join(msg, from.as_deref(), &ctx, &mut out),
             "PART" => self.on_part(msg, from.as_deref(), &ctx),
             "KICK" => self.on_kick(msg, from.as_deref(), &ctx),
-            "QUIT" => self.on_quit(msg, from.as_deref(), &ctx),
-            "NICK" => self.on_nick(msg, from.as_deref(), &ctx),
+            "QUIT" | "NICK" => {
+                if command == "QUIT" {
+                    self.on_quit(msg, from.as_deref(), &ctx);
+                } else {
+                    self.on_nick(msg, from.as_deref(), &ctx);
+                }
+                let freed = from
+                    .as_deref()
+                    .zip(self.reclaim_nick.as_deref())
+                    .is_some_and(|(gone, wanted)| {
+                        casefold(gone) == casefold(wanted) && !self.is_me(wanted)
+                    });
+                if freed {
+                    if let Some(wanted) = self.reclaim_nick.take() {
+                        out.push(irc_line("NICK", &[&wanted], None));
+                    }
+                }
+            }
             "TOPIC" => {
                 if let (Some(channel), Some(topic)) = (msg.param(0), msg.param(1)) {
                     let who = from.clone().unwrap_or_default();
@@ -731,7 +887,19 @@ impl State {
                 let text = msg.param(0).unwrap_or("closing the connection").to_string();
                 self.push_server(LineKind::Error, format!("server: {text}"), time);
             }
-            "ACCOUNT" | "CHGHOST" | "TAGMSG" | "SETNAME" => {}
+            "ACCOUNT" => {
+                // account-notify: `*` is a logout.
+                if let (Some(nick), Some(account)) = (&from, msg.param(0)) {
+                    self.learn_account(nick, Some(account));
+                }
+            }
+            "WALLOPS" => {
+                let who = from.clone().unwrap_or_default();
+                let text = format!("wallops from {who}: {}", msg.param(0).unwrap_or(""));
+                let line = ctx.line(LineKind::Notice, from.clone(), text);
+                self.push_server_and_mirror(line);
+            }
+            "CHGHOST" | "TAGMSG" | "SETNAME" => {}
             _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
                 self.on_numeric(&command, msg, &ctx, &mut out)
             }
@@ -761,6 +929,14 @@ impl State {
                 if more {
                     return;
                 }
+                let guest = negotiation.auth == Auth::Guest;
+                if guest && negotiation.offered.contains_key(ACCOUNT_REQUIRED_CAP) {
+                    self.guest_refused(out);
+                    return;
+                }
+                let Some(negotiation) = self.negotiation.as_mut() else {
+                    return;
+                };
                 let wanted: Vec<&str> = WANTED_CAPS
                     .iter()
                     .copied()
@@ -851,6 +1027,22 @@ impl State {
             }
             Auth::Guest => self.end_cap(out),
         }
+    }
+
+    /// The server lets no one in without an account: say so once, with what to do, and stop
+    /// (no retry loop, no waiting for the registration timeout).
+    fn guest_refused(&mut self, out: &mut Vec<String>) {
+        let can_register = self
+            .negotiation
+            .as_ref()
+            .is_some_and(|n| n.offered.contains_key("draft/account-registration"));
+        let advice = if can_register {
+            "create one with a username and password (register a new account), or log in"
+        } else {
+            "ask its admin for one, then log in with it"
+        };
+        self.fail(format!("{ACCOUNT_REQUIRED}: {advice}."));
+        out.push(irc_line("QUIT", &[], None));
     }
 
     fn end_cap(&mut self, out: &mut Vec<String>) {
@@ -988,23 +1180,20 @@ impl State {
         Some(salted)
     }
 
-    /// After a failed SCRAM login, try PLAIN once: an account made before the server had SCRAM
-    /// has no SCRAM credential until its first PLAIN login. Returns whether it did.
+    /// When SCRAM could not be tried (the server refused the mechanism, or this client aborted a
+    /// challenge it will not answer), try PLAIN once. Returns whether it did.
     fn fall_back_to_plain(&mut self, out: &mut Vec<String>) -> bool {
         let Some(negotiation) = self.negotiation.as_mut() else {
             return false;
         };
-        let scram_step = matches!(
+        // Only while no password was tried: the server refused the mechanism itself, or this
+        // client stopped the exchange. After a proof, a 904 is the server judging the password;
+        // PLAIN with the same password would count the same typo twice towards the lockout.
+        let password_untried = matches!(
             negotiation.sasl,
-            Some(
-                SaslStep::ScramStart
-                    | SaslStep::ScramChallenge { .. }
-                    | SaslStep::ScramVerify { .. }
-                    | SaslStep::ScramDone
-                    | SaslStep::ScramAborted
-            )
+            Some(SaslStep::ScramStart | SaslStep::ScramAborted)
         );
-        if !scram_step || negotiation.scram_fell_back {
+        if !password_untried || negotiation.scram_fell_back {
             return false;
         }
         negotiation.scram_fell_back = true;
@@ -1044,6 +1233,11 @@ impl State {
         let code = msg.param(1).unwrap_or("");
         let text = msg.params.last().copied().unwrap_or("");
         let registering = self.negotiation.as_ref().is_some_and(|n| !n.ended);
+        let before_welcome = self.negotiation.is_some();
+        if kind == "FAIL" && code == "ACCOUNT_REQUIRED" && before_welcome {
+            self.guest_refused(out);
+            return;
+        }
         if kind == "FAIL" && command == "REGISTER" && registering {
             let account = msg.param(2).unwrap_or("");
             self.fail(format!(
@@ -1145,7 +1339,12 @@ impl State {
         if target.starts_with('$') && kind != LineKind::Info {
             line.text = format!("[broadcast] {}", line.text);
         }
-        self.add_line(index, line);
+        let for_everyone = index == 0 && !own && (target.starts_with('$') || from_server);
+        if for_everyone && self.connection == ConnectionState::Connected {
+            self.push_server_and_mirror(line);
+        } else {
+            self.add_line(index, line);
+        }
     }
 
     fn on_join(
@@ -1165,13 +1364,17 @@ impl State {
             buffer.rejoin = true;
             buffer.members.clear();
             let name = buffer.name.clone();
-            let focus = self
+            // The channel the user asked for wins; a join the server made (its default
+            // channel) takes the focus only from the server buffer and only when the user is not
+            // waiting for another channel, so typed text never lands in a channel not chosen.
+            let asked = self
                 .pending_focus
                 .as_deref()
-                .is_some_and(|f| casefold(f) == casefold(&name))
-                || self.active == 0;
-            if focus {
+                .is_some_and(|f| casefold(f) == casefold(&name));
+            if asked {
                 self.pending_focus = None;
+                self.set_active(index);
+            } else if self.active == 0 && self.pending_focus.is_none() {
                 self.set_active(index);
             }
             if self.history_cap().is_some() {
@@ -1181,6 +1384,9 @@ impl State {
                     None,
                 ));
             }
+        }
+        if self.has_cap("extended-join") {
+            self.learn_account(nick, msg.param(1));
         }
         let buffer = &mut self.buffers[index];
         buffer.members.insert(
@@ -1207,19 +1413,19 @@ impl State {
             return;
         };
         let reason = msg.param(1).map(|r| format!(" ({r})")).unwrap_or_default();
-        let text = format!("{nick} left {}{reason}", self.buffers[index].name);
+        let name = self.buffers[index].name.clone();
+        if self.is_me(nick) {
+            // Leaving is a choice: the channel leaves the list and is not rejoined.
+            self.remove_buffer(index);
+            self.push_server(LineKind::Part, format!("you left {name}{reason}"), ctx.time);
+            return;
+        }
+        let text = format!("{nick} left {name}{reason}");
         self.push(
             index,
             ctx.line(LineKind::Part, Some(nick.to_string()), text),
         );
-        let buffer = &mut self.buffers[index];
-        if self.nick.eq_ignore_ascii_case(nick) {
-            buffer.joined = false;
-            buffer.rejoin = false;
-            buffer.members.clear();
-        } else {
-            buffer.members.remove(&casefold(nick));
-        }
+        self.buffers[index].members.remove(&casefold(nick));
     }
 
     fn on_kick(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
@@ -1255,6 +1461,7 @@ impl State {
             return;
         };
         let key = casefold(nick);
+        self.accounts.remove(&key);
         let reason = msg.param(0).map(|r| format!(" ({r})")).unwrap_or_default();
         for index in 0..self.buffers.len() {
             let buffer = &mut self.buffers[index];
@@ -1283,6 +1490,10 @@ impl State {
             self.wanted_nick = new.to_string();
         }
         let (old_key, new_key) = (casefold(old), casefold(new));
+        match self.accounts.remove(&old_key) {
+            Some(account) => self.accounts.insert(new_key.clone(), account),
+            None => self.accounts.remove(&new_key),
+        };
         let text = if me {
             format!("you are now known as {new}")
         } else {
@@ -1368,11 +1579,45 @@ impl State {
                 if let Some(nick) = msg.param(0) {
                     self.nick = nick.to_string();
                 }
+                let asked = self.negotiation.as_ref().map(|n| n.asked_nick.clone());
+                if let Some(account) = self.account.clone() {
+                    // Our own lines and member entry get our account's colour from the start.
+                    let nick = self.nick.clone();
+                    self.learn_account(&nick, Some(&account));
+                }
                 self.server_name = msg.source.map(str::to_string);
                 self.negotiation = None;
                 self.connection = ConnectionState::Connected;
                 self.last_error = None;
-                self.push_server(LineKind::Info, text, ctx.time);
+                self.push_server_and_mirror(ctx.line(LineKind::Info, None, text));
+                self.reclaim_nick = asked.clone().filter(|a| {
+                    !self.is_me(a)
+                        && self
+                            .account
+                            .as_deref()
+                            .is_some_and(|account| casefold(account) == casefold(a))
+                });
+                if let Some(asked) = asked.filter(|a| !self.is_me(a)) {
+                    // Most often the account is online on another device, which keeps the nick.
+                    let text = if self.reclaim_nick.is_some() {
+                        format!(
+                            "connected as {} because {asked} is in use by another of your \
+                             devices; {asked} is taken back as soon as that one leaves",
+                            self.nick
+                        )
+                    } else {
+                        format!(
+                            "connected as {} because {asked} is in use; /nick {asked} takes it \
+                             once it is free",
+                            self.nick
+                        )
+                    };
+                    let active = self.active;
+                    self.push(active, ctx.line(LineKind::Info, None, text.clone()));
+                    if active != 0 {
+                        self.push_server(LineKind::Info, text, ctx.time);
+                    }
+                }
                 for buffer in &self.buffers {
                     if buffer.kind == BufferKind::Channel && buffer.rejoin && !buffer.joined {
                         out.push(irc_line("JOIN", &[&buffer.name], None));
@@ -1402,12 +1647,13 @@ impl State {
             }
             numeric::RPL_SASLSUCCESS => self.end_cap(out),
             numeric::ERR_SASLFAIL | numeric::ERR_SASLTOOLONG | numeric::ERR_NICKLOCKED => {
-                if code == numeric::ERR_SASLFAIL && self.fall_back_to_plain(out) {
+                if code == numeric::ERR_SASLFAIL
+                    && lockout_wait(&text).is_none()
+                    && self.fall_back_to_plain(out)
+                {
                     return;
                 }
-                self.fail(format!(
-                    "login failed: {text} (check the account name and password)"
-                ));
+                self.fail(login_refusal(&text));
                 out.push(irc_line("QUIT", &[], None));
             }
             numeric::ERR_SASLABORTED | numeric::ERR_SASLALREADY => {
@@ -1419,8 +1665,9 @@ impl State {
                     self.end_cap(out);
                 }
             }
-            numeric::ERR_PASSWDMISMATCH | numeric::ERR_YOUREBANNEDCREEP => {
-                self.fail(format!("the server refused the login: {text}"));
+            numeric::ERR_PASSWDMISMATCH => self.fail(login_refusal(&text)),
+            numeric::ERR_YOUREBANNEDCREEP => {
+                self.fail(format!("The server refused the connection: {text}"));
             }
             numeric::ERR_NICKNAMEINUSE | numeric::ERR_ERRONEUSNICKNAME
                 if self.connection == ConnectionState::Registering =>
@@ -1529,8 +1776,17 @@ impl State {
             }
             numeric::RPL_WHOISUSER => {
                 let line = format!("{} is {}@{} ({text})", arg(1), arg(2), arg(3));
-                let active = self.active;
-                self.push(active, ctx.line(LineKind::Info, None, line));
+                let index = self.whois_buffer(arg(1), false);
+                self.push(index, ctx.line(LineKind::Info, None, line));
+            }
+            "312" | "313" | "317" | "318" | "319" | "320" | "330" | "338" | "378" | "379"
+            | "671" | "276" => {
+                if code == "330" {
+                    self.learn_account(arg(1), Some(arg(2)));
+                }
+                let details = msg.params[1..].join(" ");
+                let index = self.whois_buffer(arg(1), code == "318");
+                self.push(index, ctx.line(LineKind::Info, None, details));
             }
             numeric::RPL_CREATIONTIME
             | numeric::RPL_TOPICWHOTIME
@@ -1542,29 +1798,7 @@ impl State {
             }
             _ if matches!(
                 code,
-                "311"
-                    | "312"
-                    | "313"
-                    | "317"
-                    | "318"
-                    | "319"
-                    | "320"
-                    | "330"
-                    | "338"
-                    | "378"
-                    | "379"
-                    | "671"
-                    | "276"
-                    | "314"
-                    | "369"
-                    | "352"
-                    | "341"
-                    | "324"
-                    | "221"
-                    | "302"
-                    | "303"
-                    | "391"
-                    | "351"
+                "314" | "369" | "352" | "341" | "324" | "221" | "302" | "303" | "391" | "351"
             ) =>
             {
                 let details = msg.params[1..].join(" ");
@@ -1605,7 +1839,21 @@ impl State {
             self.push(active, line);
             return;
         }
-        let index = subject.and_then(|s| self.find(s)).unwrap_or(self.active);
+        let refused_join = subject.is_some_and(|s| {
+            self.pending_focus
+                .as_deref()
+                .is_some_and(|f| casefold(f) == casefold(s))
+        });
+        if refused_join {
+            // The channel asked for will not come: a later join may take the focus again.
+            self.pending_focus = None;
+        }
+        let whois = code == numeric::ERR_NOSUCHNICK
+            && subject.is_some_and(|s| self.whois_asked.iter().any(|(n, _)| *n == casefold(s)));
+        let index = match subject {
+            Some(nick) if whois => self.whois_buffer(nick, true),
+            _ => subject.and_then(|s| self.find(s)).unwrap_or(self.active),
+        };
         let detail = match subject {
             Some(subject) => format!("{subject}: {text}"),
             None => text.to_string(),
@@ -1744,7 +1992,15 @@ impl State {
                 };
                 out.push(irc_line("INVITE", &[&nick, &channel], None));
             }
-            Action::Whois(nick) => out.push(irc_line("WHOIS", &[&nick], None)),
+            Action::Whois(nick) => {
+                let asked_in = self.active().name.clone();
+                self.whois_asked.push_back((casefold(&nick), asked_in));
+                // A server that never answers must not make the list grow without bound.
+                if self.whois_asked.len() > 16 {
+                    self.whois_asked.pop_front();
+                }
+                out.push(irc_line("WHOIS", &[&nick], None));
+            }
             Action::Away(Some(message)) => out.push(irc_line("AWAY", &[], Some(&message))),
             Action::Away(None) => out.push(irc_line("AWAY", &[], None)),
             Action::Quit(reason) => out.push(irc_line(
@@ -1798,8 +2054,7 @@ impl State {
                 if buffer.kind == BufferKind::Channel && buffer.joined {
                     out.push(irc_line("PART", &[&buffer.name], None));
                 }
-                self.buffers.remove(index);
-                self.set_active(index.saturating_sub(1).min(self.buffers.len() - 1));
+                self.remove_buffer(index);
             }
             Action::Help(topic) => self.help(topic.as_deref()),
             Action::Raw(line) => out.push(line),
@@ -1907,6 +2162,20 @@ impl State {
         self.buffers.iter().position(|b| casefold(&b.name) == key)
     }
 
+    /// Drops a buffer (never the server's), keeping the focus on the same buffer, or on the
+    /// one before it when it was the one dropped.
+    fn remove_buffer(&mut self, index: usize) {
+        if index == 0 || index >= self.buffers.len() {
+            return;
+        }
+        self.buffers.remove(index);
+        if self.active == index {
+            self.set_active(index - 1);
+        } else if self.active > index {
+            self.active -= 1;
+        }
+    }
+
     /// The buffer with this name, created if missing.
     fn buffer_index(&mut self, name: &str, kind: BufferKind) -> usize {
         if let Some(index) = self.find(name) {
@@ -1914,6 +2183,42 @@ impl State {
         }
         self.buffers.push(Buffer::new(name, kind));
         self.buffers.len() - 1
+    }
+
+    /// Where a WHOIS reply about `nick` goes: the buffer the /whois was typed in (while it
+    /// still exists), else the one on screen. `end` (318) closes that question.
+    fn whois_buffer(&mut self, nick: &str, end: bool) -> usize {
+        let key = casefold(nick);
+        let at = self.whois_asked.iter().position(|(n, _)| *n == key);
+        let asked_in = match (at, end) {
+            (Some(at), true) => self.whois_asked.remove(at).map(|(_, b)| b),
+            (Some(at), false) => self.whois_asked.get(at).map(|(_, b)| b.clone()),
+            (None, _) => None,
+        };
+        asked_in
+            .and_then(|name| self.find(&name))
+            .unwrap_or(self.active)
+    }
+
+    /// Records (or forgets, for `None` or `*`) the account of a nick.
+    fn learn_account(&mut self, nick: &str, account: Option<&str>) {
+        match account.filter(|a| !a.is_empty() && *a != "*") {
+            Some(account) => self.accounts.insert(casefold(nick), account.to_string()),
+            None => self.accounts.remove(&casefold(nick)),
+        };
+    }
+
+    /// A line for the server buffer that the user should see wherever they are (the welcome,
+    /// a broadcast, WALLOPS, a server notice): also shown in the conversation on screen. Only
+    /// the server buffer's copy counts as unread and goes to the line mode's output.
+    fn push_server_and_mirror(&mut self, line: Line) {
+        let active = self.active;
+        self.add_line(0, line.clone());
+        if active != 0 {
+            if let Some(buffer) = self.buffers.get_mut(active) {
+                buffer.push(line);
+            }
+        }
     }
 
     fn push_server(&mut self, kind: LineKind, text: String, time: DateTime<Utc>) {
@@ -2165,19 +2470,74 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_scram_login_tries_plain_once() {
+    fn a_refused_scram_password_is_not_tried_again_with_plain() {
         let mut s = scram_login_state("not-pencil");
         let mut server = ScramServer::new("pencil");
         let first = feed(&mut s, &["AUTHENTICATE +"]);
         let proof = feed(&mut s, &[&server.answer(&first[0])]);
         let refusal = server.answer(&proof[0]);
-        assert_eq!(feed(&mut s, &[&refusal]), ["AUTHENTICATE PLAIN"]);
-        let plain = feed(&mut s, &["AUTHENTICATE +"]);
-        let payload = base64::engine::general_purpose::STANDARD.encode("alice\0alice\0not-pencil");
-        assert_eq!(plain, [format!("AUTHENTICATE {payload}")]);
-        let out = feed(&mut s, &[":srv 904 me :Invalid account name or password"]);
-        assert_eq!(out, ["QUIT"]);
-        assert!(s.take_fatal().is_some_and(|r| r.contains("login failed")));
+        // One typo is one failed login: no PLAIN retry with the same password.
+        assert_eq!(feed(&mut s, &[&refusal]), ["QUIT"]);
+        assert_eq!(s.take_fatal().as_deref(), Some(LOGIN_REFUSED));
+    }
+
+    #[test]
+    fn a_server_refusing_the_scram_mechanism_gets_plain() {
+        let mut s = scram_login_state("pencil");
+        let out = feed(
+            &mut s,
+            &[
+                ":srv 908 me PLAIN :are available SASL mechanisms",
+                ":srv 904 me :SASL authentication failed",
+            ],
+        );
+        assert_eq!(out, ["AUTHENTICATE PLAIN"]);
+    }
+
+    #[test]
+    fn a_lockout_is_said_as_such_and_not_retried() {
+        let mut s = scram_login_state("pencil");
+        let out = feed(
+            &mut s,
+            &[":srv 904 me :Too many failed logins; try again in 900 seconds"],
+        );
+        assert_eq!(out, ["QUIT"], "no PLAIN retry against a lockout");
+        assert_eq!(
+            s.take_fatal().as_deref(),
+            Some("Too many failed logins; try again in 15 minutes.")
+        );
+        for (server, said) in [
+            (
+                "too many failed logins; try again in 61 seconds",
+                "try again in 2 minutes.",
+            ),
+            (
+                "TOO MANY FAILED LOGINS; TRY AGAIN IN 45 SECONDS",
+                "try again in 45 seconds.",
+            ),
+            (
+                "too many failed logins; try again in 1 seconds",
+                "try again in 1 second.",
+            ),
+            ("Too many failed logins", "try again later."),
+            (
+                "Too many failed logins; try again in a while",
+                "try again later.",
+            ),
+        ] {
+            let message = login_refusal(server);
+            assert!(message.starts_with("Too many failed logins; "), "{message}");
+            assert!(message.ends_with(said), "{server:?} -> {message}");
+            assert!(is_login_refusal(&message));
+        }
+        assert_eq!(
+            login_refusal("Invalid account name or password"),
+            LOGIN_REFUSED
+        );
+        assert_eq!(
+            login_refusal("This account is disabled; ask a server operator"),
+            "The server refused the login: This account is disabled; ask a server operator"
+        );
     }
 
     #[test]
@@ -2294,7 +2654,7 @@ mod tests {
         let out = feed(&mut s, &[":srv 904 me :SASL authentication failed"]);
         assert_eq!(out, ["QUIT"]);
         let reason = s.take_fatal().expect("a refused login stops reconnecting");
-        assert!(reason.contains("login failed"), "{reason}");
+        assert_eq!(reason, LOGIN_REFUSED);
         assert!(matches!(s.connection(), ConnectionState::Failed(_)));
     }
 
@@ -2383,6 +2743,209 @@ mod tests {
     }
 
     #[test]
+    fn whois_answers_where_it_was_asked() {
+        fn texts(s: &State, name: &str) -> Vec<String> {
+            s.buffer(name)
+                .expect("buffer")
+                .lines
+                .iter()
+                .map(|l| l.text.clone())
+                .collect()
+        }
+        let mut s = connected("");
+        feed(&mut s, &[":me!u@h JOIN #a", ":me!u@h JOIN #b"]);
+        s.set_active_by_name("#a");
+        assert_eq!(
+            s.act(Action::Whois("Bob".into())).expect("whois"),
+            ["WHOIS Bob"]
+        );
+        s.set_active_by_name("#b");
+        feed(
+            &mut s,
+            &[
+                ":srv 311 me bob ~bob host * :Bob",
+                ":srv 330 me bob bobby :is logged in as",
+                ":srv 318 me bob :End of /WHOIS list",
+            ],
+        );
+        assert!(
+            texts(&s, "#a")
+                .iter()
+                .any(|t| t.starts_with("bob is ~bob@host")),
+            "{:?}",
+            texts(&s, "#a")
+        );
+        assert!(texts(&s, "#a").iter().any(|t| t.contains("End of /WHOIS")));
+        assert!(!texts(&s, "#b").iter().any(|t| t.contains("bob")));
+        assert_eq!(s.account_of("BOB"), Some("bobby"));
+        // An unknown nick's refusal goes there too.
+        s.set_active_by_name("#a");
+        s.act(Action::Whois("ghost".into())).expect("whois");
+        s.set_active_by_name("#b");
+        feed(&mut s, &[":srv 401 me ghost :No such nick/channel"]);
+        assert!(texts(&s, "#a")
+            .iter()
+            .any(|t| t.contains("ghost: No such nick")));
+    }
+
+    #[test]
+    fn welcome_and_broadcasts_show_in_the_conversation_too() {
+        let mut s = connected("");
+        feed(&mut s, &[":me!u@h JOIN #a"]);
+        s.set_active_by_name("#a");
+        feed(
+            &mut s,
+            &[
+                ":op!o@h PRIVMSG $* :maintenance at noon",
+                ":parley.local NOTICE me :the server restarts soon",
+                ":op!o@h WALLOPS :ops meeting",
+            ],
+        );
+        let server: Vec<&str> = s.buffers()[0]
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        let here: Vec<&str> = s
+            .buffer("#a")
+            .expect("#a")
+            .lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        for text in [
+            "[broadcast] maintenance at noon",
+            "the server restarts soon",
+        ] {
+            assert!(server.contains(&text), "{server:?}");
+            assert!(here.contains(&text), "{here:?}");
+        }
+        assert!(here.iter().any(|t| t.contains("ops meeting")), "{here:?}");
+        // A reconnect's welcome lands where the user is.
+        s.on_disconnected("gone");
+        s.on_connected(false, Auth::Guest);
+        feed(&mut s, &[":srv 001 me :Welcome back to Parley"]);
+        assert!(s
+            .buffer("#a")
+            .expect("#a")
+            .lines
+            .iter()
+            .any(|l| l.text == "Welcome back to Parley"));
+    }
+
+    #[test]
+    fn a_left_channel_leaves_the_list_and_is_not_rejoined() {
+        let mut s = connected("");
+        feed(
+            &mut s,
+            &[":me!u@h JOIN #a", ":me!u@h JOIN #b", ":me!u@h JOIN #c"],
+        );
+        s.set_active_by_name("#c");
+        feed(&mut s, &[":me!u@h PART #b :bye"]);
+        assert!(s.buffer("#b").is_none());
+        assert_eq!(s.active().name, "#c", "the focus stays where it was");
+        feed(&mut s, &[":me!u@h PART #c"]);
+        assert_eq!(s.active().name, "#a");
+        assert!(s.buffers()[0]
+            .lines
+            .iter()
+            .any(|l| l.text == "you left #b (bye)"));
+        s.on_disconnected("gone");
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv 001 me :Welcome"]);
+        assert!(out.contains(&"JOIN #a".to_string()), "{out:?}");
+        assert!(
+            !out.iter().any(|l| l.contains("#b") || l.contains("#c")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn colours_follow_the_account() {
+        assert_eq!(colour_hash("a"), 0xe40c_292c, "FNV-1a 32-bit");
+        assert_eq!(colour_hash("Alice"), colour_hash("alice"), "casefolded");
+        let mut s = connected("account-tag extended-join account-notify");
+        feed(
+            &mut s,
+            &[
+                ":alice!u@h JOIN #a alice :Alice",
+                ":guest!u@h JOIN #a * :Guest",
+                "@account=alice :alice_phone!u@h PRIVMSG #a :from my phone",
+            ],
+        );
+        assert_eq!(s.colour_key("alice"), "alice");
+        assert_eq!(
+            s.colour_key("alice_phone"),
+            "alice",
+            "another device, one colour"
+        );
+        assert_eq!(s.colour_key("guest"), "guest", "guests by nick");
+        feed(&mut s, &[":guest!u@h ACCOUNT gina"]);
+        assert_eq!(s.colour_key("guest"), "gina");
+        feed(&mut s, &[":guest!u@h NICK gina_"]);
+        assert_eq!(s.colour_key("gina_"), "gina");
+        feed(&mut s, &[":gina_!u@h ACCOUNT *", ":alice!u@h QUIT :bye"]);
+        assert_eq!(s.colour_key("gina_"), "gina_");
+        assert_eq!(s.colour_key("alice"), "alice");
+        assert_eq!(s.account_of("alice"), None);
+
+        let mut own = State::new("me_", "Me");
+        own.on_connected(false, Auth::Guest);
+        feed(
+            &mut own,
+            &[
+                ":srv 900 me_ me_!u@h mine :You are now logged in as mine",
+                ":srv 001 me_ :Welcome",
+            ],
+        );
+        assert_eq!(own.colour_key("me_"), "mine", "the own nick too");
+        assert_eq!(
+            colour_index(s.colour_key("alice_phone"), 12),
+            colour_index("ALICE", 12)
+        );
+    }
+
+    #[test]
+    fn a_guest_is_told_at_once_that_the_server_needs_an_account() {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        let out = feed(
+            &mut s,
+            &[":srv CAP * LS :sasl soju.im/account-required draft/account-registration"],
+        );
+        assert_eq!(out, ["QUIT"], "no CAP END, no waiting for a timeout");
+        let reason = s.take_fatal().expect("no retry loop");
+        assert!(reason.starts_with(ACCOUNT_REQUIRED), "{reason}");
+        assert!(reason.contains("register"), "{reason}");
+        assert!(is_login_refusal(&reason));
+
+        // A server without the capability says it with FAIL * ACCOUNT_REQUIRED.
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        assert_eq!(feed(&mut s, &[":srv CAP * LS :sasl"]), ["CAP REQ :sasl"]);
+        feed(&mut s, &[":srv CAP * ACK :sasl"]);
+        let out = feed(
+            &mut s,
+            &[":srv FAIL * ACCOUNT_REQUIRED :This server requires an account"],
+        );
+        assert_eq!(out, ["QUIT"]);
+        let reason = s.take_fatal().expect("fatal");
+        assert!(reason.contains("ask its admin"), "{reason}");
+
+        // With a password the capability changes nothing.
+        let mut s = state();
+        s.on_connected(
+            false,
+            Auth::Login {
+                account: "alice".into(),
+                password: "pw".into(),
+            },
+        );
+        let out = feed(&mut s, &[":srv CAP * LS :sasl soju.im/account-required"]);
+        assert_eq!(out, ["CAP REQ :sasl"]);
+    }
+
+    #[test]
     fn nick_in_use_during_registration_retries() {
         let mut s = state();
         s.on_connected(false, Auth::Guest);
@@ -2390,6 +2953,76 @@ mod tests {
         assert_eq!(out, ["NICK me_"]);
         feed(&mut s, &[":srv 001 me_ :Welcome"]);
         assert_eq!(s.nick(), "me_");
+        assert!(
+            s.buffers()[0]
+                .lines
+                .iter()
+                .any(|l| l.text.starts_with("connected as me_ because me is in use")),
+            "the user is told why the nick differs"
+        );
+        // A guest's nick is not chased.
+        assert!(feed(&mut s, &[":me!u@h QUIT :bye"]).is_empty());
+    }
+
+    #[test]
+    fn a_second_device_takes_the_accounts_nick_back_when_it_is_free() {
+        let mut s = state();
+        s.on_connected(false, Auth::Guest);
+        feed(&mut s, &[":srv 433 * me :Nickname is already in use"]);
+        feed(
+            &mut s,
+            &[
+                ":srv 900 me_ me_!u@h me :You are now logged in as me",
+                ":srv 001 me_ :Welcome",
+            ],
+        );
+        assert!(feed(&mut s, &[":other!u@h QUIT :bye"]).is_empty());
+        assert_eq!(feed(&mut s, &[":me!u@h QUIT :phone off"]), ["NICK me"]);
+        feed(&mut s, &[":me_!u@h NICK me"]);
+        assert_eq!(s.nick(), "me");
+        assert!(feed(&mut s, &[":x!u@h NICK me_"]).is_empty(), "asked once");
+    }
+
+    #[test]
+    fn the_channel_asked_for_keeps_the_focus_over_a_default_channel() {
+        // The server joins everyone to #lobby right after the welcome; the user asked for #club.
+        let mut s = connected("");
+        s.act(Action::Join {
+            channel: "#club".into(),
+            key: None,
+        })
+        .expect("join");
+        feed(&mut s, &[":me!u@h JOIN #lobby"]);
+        assert_eq!(
+            s.active().name,
+            SERVER_BUFFER,
+            "#lobby does not take the focus"
+        );
+        feed(&mut s, &[":me!u@h JOIN #club"]);
+        assert_eq!(s.active().name, "#club");
+        let out = s.act(Action::Say("hello club".into())).expect("say");
+        assert_eq!(out, ["PRIVMSG #club :hello club"]);
+
+        // A refused join does not hold the focus back for good.
+        let mut s = connected("");
+        s.act(Action::Join {
+            channel: "#closed".into(),
+            key: None,
+        })
+        .expect("join");
+        feed(&mut s, &[":srv 473 me #closed :Cannot join channel (+i)"]);
+        feed(&mut s, &[":me!u@h JOIN #lobby"]);
+        assert_eq!(s.active().name, "#lobby");
+
+        // --join: the last channel named is focused once joined, whatever came first.
+        let mut s = state();
+        s.want_channel("#club");
+        s.focus_when_joined("#club");
+        s.on_connected(false, Auth::Guest);
+        let out = feed(&mut s, &[":srv 001 me :Welcome", ":me!u@h JOIN #lobby"]);
+        assert!(out.contains(&"JOIN #club".to_string()), "{out:?}");
+        feed(&mut s, &[":me!u@h JOIN #club"]);
+        assert_eq!(s.active().name, "#club");
     }
 
     #[test]

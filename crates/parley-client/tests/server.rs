@@ -42,8 +42,13 @@ struct Server {
 
 impl Server {
     async fn start(accounts: &[(&str, &str)]) -> Server {
+        Server::start_with(accounts, |_| {}).await
+    }
+
+    async fn start_with(accounts: &[(&str, &str)], change: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = test_config(&dir);
+        let mut config = test_config(&dir);
+        change(&mut config);
         for (name, password) in accounts {
             add_account(&config, name, password);
         }
@@ -279,7 +284,46 @@ async fn register_then_wrong_password_is_refused_for_good() {
 
     let wrong = login("carol", "wrong-password");
     let reason = closed_reason(plain_config(server.plain_port(), "carol", wrong)).await;
-    assert!(reason.contains("login failed"), "{reason}");
+    assert_eq!(reason, parley_client::LOGIN_REFUSED);
+}
+
+/// A typo is one failed login, not two (SCRAM, then PLAIN with the same password): with two
+/// failures allowed, one typo leaves the account open for the right password.
+#[tokio::test]
+async fn a_wrong_password_counts_once() {
+    let server = Server::start_with(&[("hal", "hal-password")], |config| {
+        config.accounts.max_failures = 2;
+    })
+    .await;
+    let wrong = login("hal", "hal-passwort");
+    let reason = closed_reason(plain_config(server.plain_port(), "hal", wrong)).await;
+    assert_eq!(reason, parley_client::LOGIN_REFUSED);
+    let (hal, _events) = connected(plain_config(
+        server.plain_port(),
+        "hal",
+        login("hal", "hal-password"),
+    ))
+    .await;
+    assert_eq!(hal.state().account(), Some("hal"));
+}
+
+/// Locked out, the client says so and when to try again, instead of "check the password".
+#[tokio::test]
+async fn a_lockout_is_reported_with_the_wait() {
+    let server = Server::start_with(&[("ian", "ian-password")], |config| {
+        config.accounts.max_failures = 1;
+        config.accounts.lockout_secs = 600;
+    })
+    .await;
+    let wrong = login("ian", "not-ians");
+    let reason = closed_reason(plain_config(server.plain_port(), "ian", wrong)).await;
+    assert_eq!(reason, parley_client::LOGIN_REFUSED);
+    let right = login("ian", "ian-password");
+    let reason = closed_reason(plain_config(server.plain_port(), "ian", right)).await;
+    assert_eq!(
+        reason, "Too many failed logins; try again in 10 minutes.",
+        "{reason}"
+    );
 }
 
 async fn closed_reason(config: ClientConfig) -> String {
@@ -408,4 +452,63 @@ async fn reconnects_and_rejoins_after_a_server_restart() {
     .await;
     assert_eq!(gus.state().account(), Some("gus"));
     second.shutdown();
+}
+
+/// A guest on a server that requires accounts hears it at once, in one sentence, and the client
+/// stops: no screen of raw server text, no reconnect loop until the registration timeout.
+#[tokio::test]
+async fn a_guest_is_told_the_server_needs_an_account() {
+    let server = Server::start(&[]).await;
+    let started = Instant::now();
+    let reason = closed_reason(plain_config(server.plain_port(), "visitor", Auth::Guest)).await;
+    assert!(
+        reason.starts_with(parley_client::ACCOUNT_REQUIRED),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("register"),
+        "open registration is offered: {reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no waiting for a timeout"
+    );
+}
+
+/// A second device gets `dave_` while the first holds `dave`, is told why, and takes `dave`
+/// back as soon as the first device leaves.
+#[tokio::test]
+async fn a_second_device_gets_the_nick_back_when_the_first_leaves() {
+    let server = Server::start(&[("dave", "dave-password")]).await;
+    let (first, mut first_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    let (second, mut second_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    assert_eq!(second.state().nick(), "dave_");
+    assert!(dump(&second)
+        .iter()
+        .any(|l| l.contains("because dave is in use by another of your devices")));
+    until(&second, &mut second_events, "both in #lobby", |s| {
+        s.buffer("#lobby")
+            .is_some_and(|b| b.members.contains_key("dave"))
+    })
+    .await;
+    first.quit(None).await;
+    while let Some(event) = first_events.recv().await {
+        if matches!(event, Event::Closed { .. }) {
+            break;
+        }
+    }
+    until(&second, &mut second_events, "the nick taken back", |s| {
+        s.nick() == "dave"
+    })
+    .await;
 }

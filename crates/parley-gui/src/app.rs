@@ -739,7 +739,7 @@ impl App {
     }
 
     fn members(&mut self, ui: &mut Ui, connection: &dyn Connection) {
-        let members: Vec<(String, String, bool)> = {
+        let members: Vec<(String, String, bool, String)> = {
             let state = connection.state();
             let buffer = state.active();
             if buffer.kind != BufferKind::Channel {
@@ -748,7 +748,10 @@ impl App {
             buffer
                 .sorted_members(state.prefix_order())
                 .into_iter()
-                .map(|m| (m.nick.clone(), m.prefixes.clone(), m.away))
+                .map(|m| {
+                    let key = state.colour_key(&m.nick).to_string();
+                    (m.nick.clone(), m.prefixes.clone(), m.away, key)
+                })
                 .collect()
         };
         let own = connection.state().nick().to_string();
@@ -763,14 +766,14 @@ impl App {
                         .weak(),
                 );
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    for (nick, prefixes, away) in &members {
+                    for (nick, prefixes, away, colour_key) in &members {
                         let prefix = prefixes
                             .chars()
                             .next()
                             .map(String::from)
                             .unwrap_or_default();
-                        let mut text =
-                            RichText::new(format!("{prefix}{nick}")).color(nick_colour(ui, nick));
+                        let mut text = RichText::new(format!("{prefix}{nick}"))
+                            .color(nick_colour(ui, colour_key));
                         if *away {
                             text = text.italics().weak();
                         }
@@ -943,23 +946,43 @@ impl App {
 
     fn messages(&mut self, ui: &mut Ui, connection: &dyn Connection) {
         // A copy, so the lines measured below are the ones drawn even while more arrive.
-        let (name, kind, lines, can_load) = {
+        let (name, kind, lines, can_load, colour_keys) = {
             let state = connection.state();
             let buffer = state.active();
             let can_load = buffer.kind != BufferKind::Server
                 && (state.has_cap("draft/chathistory") || state.has_cap("chathistory"));
+            let colour_keys: std::collections::HashMap<String, String> = buffer
+                .lines
+                .iter()
+                .filter_map(|l| l.from.as_deref())
+                .map(|nick| (nick.to_string(), state.colour_key(nick).to_string()))
+                .collect();
             (
                 buffer.name.clone(),
                 buffer.kind,
                 buffer.lines.clone(),
                 can_load,
+                colour_keys,
             )
         };
         let line_count = lines.len();
-        let rows = match &self.options.utc_offset {
+        let mut rows = match &self.options.utc_offset {
             Some(offset) => model::rows(&lines, offset),
             None => model::rows(&lines, &chrono::Local),
         };
+        // Colours follow the account, as in the other Parley clients.
+        for row in &mut rows {
+            if let Row::Line {
+                nick: Some(nick),
+                colour_key,
+                ..
+            } = row
+            {
+                if let Some(key) = colour_keys.get(nick.as_str()) {
+                    *colour_key = Some(key.clone());
+                }
+            }
+        }
         let pending = self
             .pending_scroll
             .take()
@@ -1185,6 +1208,7 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
         Row::Line {
             time,
             nick,
+            colour_key,
             text,
             style,
             highlight,
@@ -1203,8 +1227,11 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
             };
             let mut job = LayoutJob::default();
             job.append(&format!("{time}  "), 0.0, format(&small, weak));
-            let nick_text = nick.clone().unwrap_or_default();
-            let nick_fmt = format(&body, nick_colour(ui, &nick_text));
+            let colour_key = colour_key
+                .as_deref()
+                .or(nick.as_deref())
+                .unwrap_or_default();
+            let nick_fmt = format(&body, nick_colour(ui, colour_key));
             let mut text_fmt = format(&body, normal);
             if *highlight {
                 text_fmt.background = theme::highlight_bg(visuals.dark_mode);

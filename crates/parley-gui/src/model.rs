@@ -78,6 +78,9 @@ pub enum Row {
     Line {
         time: String,
         nick: Option<String>,
+        /// What the nick's colour comes from: its account when known, else the nick
+        /// (`State::colour_key`); `rows` fills in the nick, the window the account.
+        colour_key: Option<String>,
         text: String,
         style: RowStyle,
         highlight: bool,
@@ -146,6 +149,7 @@ where
         out.push(Row::Line {
             time: local.format("%H:%M").to_string(),
             nick: line.from.clone(),
+            colour_key: line.from.clone(),
             text: line.text.clone(),
             style: style_of(line.kind),
             highlight: line.highlight && !line.own,
@@ -220,6 +224,10 @@ pub fn status_text(state: &State, server: &str, tls: bool) -> (Health, String) {
 /// library's own advice ("(check the account name and password)") is dropped from those words,
 /// so a refused password is said once, not three times as issue 22 saw.
 pub fn plain_error(reason: &str) -> String {
+    if parley_client::is_login_refusal(reason) {
+        // Already the sentence to show; advice on top would say it twice.
+        return reason.to_string();
+    }
     let detail = error_detail(reason);
     let lower = reason.to_ascii_lowercase();
     // A lockout is its own advice: the password may well be right, so saying "not accepted"
@@ -563,6 +571,20 @@ mod tests {
         // A lockout is not a typo: its own words, not "not accepted".
         let text = plain_error("login failed: too many failed logins, try again in 15 minutes");
         assert_eq!(text, "Too many failed logins, try again in 15 minutes.");
+        let text = plain_error("login failed: SASL authentication failed");
+        assert!(text.contains("username or password"), "{text}");
+        // The client library's own sentence is shown once, without advice around it.
+        let refused = parley_client::login_refusal("Invalid account name or password");
+        assert_eq!(
+            plain_error(&refused),
+            "The username or password was not accepted."
+        );
+        let locked =
+            parley_client::login_refusal("too many failed logins; try again in 900 seconds");
+        assert_eq!(
+            plain_error(&locked),
+            "Too many failed logins; try again in 15 minutes."
+        );
         assert_eq!(plain_error("something else"), "something else");
     }
 

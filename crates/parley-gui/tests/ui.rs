@@ -137,14 +137,13 @@ fn login_errors_are_plain_words_in_the_dialog() {
     s.harness.run_steps(3);
     s.harness.get_by_label("Logging in…");
     s.server.events.lock().push_back(Event::Closed {
-        // parley-client's words for a refused password, advice included.
-        reason: Some(
-            "login failed: SASL authentication failed (check the account name and password)".into(),
-        ),
+        reason: Some(parley_client::login_refusal(
+            "Invalid account name or password",
+        )),
     });
     s.harness.run();
     assert!(matches!(s.harness.state().phase, Phase::Login));
-    // Said once: the whole label is the one sentence.
+    // Said once: not followed by the same thing in parentheses.
     s.harness
         .get_by_label("The username or password was not accepted.");
 }

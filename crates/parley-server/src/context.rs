@@ -33,6 +33,9 @@ pub const SUPPORTED_CAPS: &[&str] = &[
 /// is registered, and the account name may differ from the nick.
 const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
+/// Advertised when `accounts.require_login` is on; the matching refusal is
+/// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
+pub const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
 
 /// The `CAP LS` list for this connection; values (after `=`) only for `CAP LS 302` clients.
 pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) -> String {
@@ -50,6 +53,11 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         } else {
             ACCOUNT_REGISTRATION.to_string()
         });
+    }
+    if shared.config.accounts.require_login {
+        // Informational (soju.im/account-required): a client learns before CAP END that it
+        // must log in, so it can say so instead of waiting as a guest. Never requestable.
+        caps.push(ACCOUNT_REQUIRED_CAP.to_string());
     }
     if let (Some(tls), true) = (&shared.tls, shared.config.tls.sts) {
         // IRCv3 sts: a plain-text connection learns the TLS port to upgrade to; a secure one

@@ -208,6 +208,12 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
 
 /// The notice a connection gets when it must log in before it can finish registering.
 fn tell_how_to_log_in(ctx: &Ctx<'_>) {
+    // The machine-readable refusal first (soju.im/account-required), then the words for people.
+    ctx.server_line(
+        "FAIL",
+        &["*", "ACCOUNT_REQUIRED"],
+        Some("This server requires an account; log in or register"),
+    );
     let mut lines = vec![
         "This server requires an account. Log in with SASL (SCRAM-SHA-256 or PLAIN), or send PASS <account>:<password>.",
     ];

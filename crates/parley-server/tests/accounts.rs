@@ -45,11 +45,35 @@ async fn login_is_required_and_explained() {
         "{notices}"
     );
     assert!(notices.contains("REGISTER * * <password>"), "{notices}");
+    assert!(
+        lines.iter().any(|l| l
+            == ":parley.local FAIL * ACCOUNT_REQUIRED :This server requires an account; log in or register"),
+        "a client can tell the refusal by its code: {lines:?}"
+    );
     c.send("JOIN #x").await;
     assert_eq!(
         c.recv().await,
         ":parley.local 451 guest :You have not registered"
     );
+}
+
+/// soju.im/account-required: advertised exactly when logins are required, and never granted.
+#[tokio::test]
+async fn account_required_is_advertised_when_logins_are_required() {
+    let server = strict().await;
+    let mut c = server.connect().await;
+    c.send("CAP LS 302").await;
+    let ls = c.recv().await;
+    assert!(ls.contains("soju.im/account-required"), "{ls}");
+    c.send("CAP REQ soju.im/account-required").await;
+    let nak = c.recv().await;
+    assert!(nak.contains(" NAK "), "{nak}");
+
+    let open = TestServer::start().await;
+    let mut c = open.connect().await;
+    c.send("CAP LS 302").await;
+    let ls = c.recv().await;
+    assert!(!ls.contains("account-required"), "{ls}");
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ pub enum TrustError {
         "the certificate of {server} is not trusted: {reason}.\n\
          Its SHA-256 fingerprint is\n    {fingerprint}\n\
          If you trust it (compare the fingerprint with one the server's operator published), \
-         pin it with --fingerprint {fingerprint}, or pass the server's certificate or its CA with \
+         pin it with --fingerprint followed by that fingerprint, or pass the server's certificate \
+         or its CA with \
          --ca <file>{}",
         known_servers_hint(.known_servers)
     )]

@@ -4,6 +4,7 @@
 
 mod plain;
 mod settings;
+mod theme;
 mod tui;
 mod ui;
 mod view;
@@ -15,6 +16,7 @@ use clap::Parser;
 use parley_client::{input, Auth, ClientConfig, Fingerprint, Transport, TrustPolicy};
 
 use crate::settings::{config_dir, known_servers_path, Settings};
+use crate::theme::{Theme, ThemeName};
 
 /// Parley terminal client: chat on a Parley (or any IRC) server.
 ///
@@ -58,6 +60,9 @@ struct Args {
     /// Join this channel after connecting; may be repeated.
     #[arg(long, value_name = "CHANNEL")]
     join: Vec<String>,
+    /// Colours of the full-screen client for a dark or a light terminal; remembered.
+    #[arg(long, value_enum, value_name = "THEME")]
+    theme: Option<ThemeName>,
 }
 
 const AFTER_HELP: &str = "\
@@ -166,10 +171,17 @@ pub fn client_config(choice: &Choice, common: &Common) -> anyhow::Result<ClientC
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = config_dir();
-    let settings = match &dir {
+    let mut settings = match &dir {
         Some(dir) => Settings::load(dir)?,
         None => Settings::default(),
     };
+    if let (Some(theme), Some(dir)) = (args.theme, &dir) {
+        if settings.theme != Some(theme) {
+            settings.theme = Some(theme);
+            settings.save(dir)?;
+        }
+    }
+    let theme = Theme::new(args.theme.or(settings.theme).unwrap_or_default());
     let tls = if args.no_tls {
         false
     } else if args.tls {
@@ -214,17 +226,20 @@ fn main() -> anyhow::Result<()> {
             register: args.register,
             tls,
         };
-        runtime.block_on(tui::run(choice, common, dir))
+        runtime.block_on(tui::run(choice, common, dir, theme))
     }
 }
 
 /// Remembers the server and username (never the password).
 pub fn remember(dir: Option<&std::path::Path>, choice: &Choice) {
     if let Some(dir) = dir {
+        // The theme is kept as it is; a broken file is replaced (the start said so already).
+        let theme = Settings::load(dir).ok().and_then(|s| s.theme);
         let settings = Settings {
             server: Some(choice.server.clone()),
             user: Some(choice.user.clone()),
             tls: Some(choice.tls),
+            theme,
         };
         if let Err(error) = settings.save(dir) {
             eprintln!("parley: could not save settings: {error:#}");
@@ -264,6 +279,7 @@ mod tests {
             "--register",
             "--password-stdin",
             "--plain",
+            "--theme",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

@@ -1,5 +1,5 @@
-//! What `parley` remembers between runs: the last server and username, in `config.toml` in the
-//! user's config directory, next to the `known_servers` file. Never the password: it is typed
+//! What `parley` remembers between runs: the last server and username and the colour theme, in
+//! `config.toml` in the user's config directory, next to the `known_servers` file. Never the password: it is typed
 //! (or piped with --password-stdin) every time.
 
 use std::path::Path;
@@ -7,12 +7,16 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::theme::ThemeName;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Settings {
     pub server: Option<String>,
     pub user: Option<String>,
     pub tls: Option<bool>,
+    /// `dark` or `light`; set with `--theme`, kept until the next `--theme`.
+    pub theme: Option<ThemeName>,
 }
 
 /// Shared with the desktop client, so both use the same `known_servers`.
@@ -57,11 +61,13 @@ mod tests {
             server: Some("chat.example:6697".into()),
             user: Some("alice".into()),
             tls: Some(true),
+            theme: Some(ThemeName::Light),
         };
         settings.save(dir.path()).expect("saved");
         assert_eq!(Settings::load(dir.path()).expect("loaded"), settings);
         let text = std::fs::read_to_string(dir.path().join("config.toml")).expect("file");
         assert!(!text.contains("password"));
+        assert!(text.contains("theme = \"light\""), "{text}");
         std::fs::write(dir.path().join("config.toml"), "server = [").expect("write");
         let error = format!("{:#}", Settings::load(dir.path()).expect_err("broken"));
         assert!(error.contains("config.toml"), "{error}");

@@ -11,11 +11,17 @@ use parley_client::{Action, Client, ClientError, Event, Fingerprint, LineKind, T
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
+use crate::theme::Theme;
 use crate::ui::{draw_main, draw_start, draw_trust, StatusInfo};
 use crate::view::{FormRequest, Request, StartForm, View};
 use crate::{client_config, remember, Choice, Common};
 
-pub async fn run(choice: Choice, common: Common, dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    choice: Choice,
+    common: Common,
+    dir: Option<PathBuf>,
+    theme: Theme,
+) -> anyhow::Result<()> {
     let (keys_tx, keys) = mpsc::channel(64);
     std::thread::spawn(move || loop {
         match crossterm::event::read() {
@@ -34,7 +40,7 @@ pub async fn run(choice: Choice, common: Common, dir: Option<PathBuf>) -> anyhow
         }
     });
     let mut terminal = ratatui::init();
-    let result = main_loop(&mut terminal, keys, choice, common, dir).await;
+    let result = main_loop(&mut terminal, keys, choice, common, dir, &theme).await;
     ratatui::restore();
     match result {
         Ok(Some(goodbye)) => {
@@ -60,12 +66,13 @@ async fn main_loop(
     choice: Choice,
     common: Common,
     dir: Option<PathBuf>,
+    theme: &Theme,
 ) -> anyhow::Result<Option<String>> {
     let mut form = StartForm::new(choice.server.clone(), choice.user.clone(), choice.register);
     'form: loop {
         loop {
             terminal
-                .draw(|f| draw_start(f, &form))
+                .draw(|f| draw_start(f, &form, theme))
                 .context("cannot draw")?;
             match keys.recv().await {
                 None => return Ok(None),
@@ -93,10 +100,13 @@ async fn main_loop(
                     continue 'form;
                 }
             };
-            match chat(terminal, &mut keys, config, &chosen).await? {
+            match chat(terminal, &mut keys, config, &chosen, theme).await? {
                 Outcome::Exit(message) => return Ok(message),
                 Outcome::Reconnect => {}
                 Outcome::Form(error) => {
+                    if error.starts_with(parley_client::ACCOUNT_REQUIRED) {
+                        form.guests_refused_by = Some(chosen.server.clone());
+                    }
                     form.error = Some(error);
                     continue 'form;
                 }
@@ -110,6 +120,7 @@ async fn chat(
     keys: &mut mpsc::Receiver<Option<KeyEvent>>,
     config: parley_client::ClientConfig,
     choice: &Choice,
+    theme: &Theme,
 ) -> anyhow::Result<Outcome> {
     let policy = match &config.transport {
         Transport::Tls(policy) => Some(policy.clone()),
@@ -127,12 +138,13 @@ async fn chat(
     loop {
         terminal
             .draw(|frame| match &question {
-                Some((_, _, message)) => draw_trust(frame, message),
+                Some((_, _, message)) => draw_trust(frame, message, theme),
                 None => {
                     let state = client.state();
                     let info = StatusInfo {
                         server: &info_server,
                         tls: choice.tls,
+                        theme,
                     };
                     draw_main(frame, &state, &mut view, &info);
                 }
@@ -148,7 +160,7 @@ async fn chat(
                 Some(Event::Closed { reason: Some(reason) }) => {
                     // A refused login goes back to the form; other failures stay on screen.
                     closed = true;
-                    if question.is_none() && client.state().account().is_none() && reason.contains("login") {
+                    if question.is_none() && client.state().account().is_none() && parley_client::is_login_refusal(&reason) {
                         return Ok(Outcome::Form(reason));
                     }
                 }

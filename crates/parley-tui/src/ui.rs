@@ -5,46 +5,24 @@
 use chrono::Local;
 use parley_client::{BufferKind, ConnectionState, Line as ChatLine, LineKind, State};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::theme::Theme;
 use crate::view::{Field, StartForm, View};
-
-const NICK_COLOURS: [Color; 12] = [
-    Color::Red,
-    Color::Green,
-    Color::Yellow,
-    Color::Blue,
-    Color::Magenta,
-    Color::Cyan,
-    Color::LightRed,
-    Color::LightGreen,
-    Color::LightYellow,
-    Color::LightBlue,
-    Color::LightMagenta,
-    Color::LightCyan,
-];
-
-/// The same nick always gets the same colour (FNV-1a of the lowercased nick).
-pub fn nick_colour(nick: &str) -> Color {
-    let hash = nick
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-    NICK_COLOURS[hash as usize % NICK_COLOURS.len()]
-}
 
 /// Facts about the connection the status bar shows that the chat state does not know.
 pub struct StatusInfo<'a> {
     pub server: &'a str,
     pub tls: bool,
+    pub theme: &'a Theme,
 }
 
 pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &StatusInfo<'_>) {
+    let theme = info.theme;
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
@@ -62,15 +40,15 @@ pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &Statu
             Constraint::Length(18),
         ])
         .split(rows[1]);
-    draw_topic(frame, rows[0], state);
-    draw_buffers(frame, columns[0], state);
-    draw_messages(frame, columns[1], state, view);
-    draw_members(frame, columns[2], state);
+    draw_topic(frame, rows[0], state, theme);
+    draw_buffers(frame, columns[0], state, theme);
+    draw_messages(frame, columns[1], state, view, theme);
+    draw_members(frame, columns[2], state, theme);
     draw_status(frame, rows[2], state, info);
-    draw_input(frame, rows[3], state, view);
+    draw_input(frame, rows[3], state, view, theme);
 }
 
-fn draw_topic(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_topic(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let buffer = state.active();
     let text = match (&buffer.kind, &buffer.topic) {
         (BufferKind::Channel, Some(topic)) => format!(" {}: {topic}", buffer.name),
@@ -78,11 +56,10 @@ fn draw_topic(frame: &mut Frame, area: Rect, state: &State) {
         (BufferKind::Query, _) => format!(" private conversation with {}", buffer.name),
         (BufferKind::Server, _) => format!(" {}", state.server_name().unwrap_or("server messages")),
     };
-    let style = Style::default().bg(Color::Blue).fg(Color::White);
-    frame.render_widget(Paragraph::new(text).style(style), area);
+    frame.render_widget(Paragraph::new(text).style(theme.topic), area);
 }
 
-fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_buffers(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let lines: Vec<Line> = state
         .buffers()
         .iter()
@@ -95,11 +72,11 @@ fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
             };
             let mut style = Style::default();
             if b.mentions > 0 {
-                style = style.fg(Color::Red).add_modifier(Modifier::BOLD);
+                style = style.fg(theme.error).add_modifier(Modifier::BOLD);
             } else if b.unread > 0 {
-                style = style.fg(Color::Yellow);
+                style = style.fg(theme.unread);
             } else if b.kind == BufferKind::Channel && !b.joined {
-                style = style.fg(Color::DarkGray);
+                style = style.fg(theme.dim);
             }
             if i == state.active_index() {
                 style = style.add_modifier(Modifier::REVERSED);
@@ -114,19 +91,19 @@ fn draw_buffers(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn line_spans(line: &ChatLine) -> Vec<Span<'static>> {
+fn line_spans(line: &ChatLine, state: &State, theme: &Theme) -> Vec<Span<'static>> {
     let time = line.time.with_timezone(&Local).format("%H:%M").to_string();
     let mut spans = vec![Span::styled(
         format!("{time} "),
-        Style::default().fg(Color::DarkGray),
+        Style::default().fg(theme.dim),
     )];
     let from = line.from.clone().unwrap_or_default();
     let nick_style = Style::default()
-        .fg(nick_colour(&from))
+        .fg(theme.nick(state.colour_key(&from)))
         .add_modifier(Modifier::BOLD);
     let mut text_style = Style::default();
     if line.highlight {
-        text_style = text_style.fg(Color::Red).add_modifier(Modifier::BOLD);
+        text_style = text_style.fg(theme.error).add_modifier(Modifier::BOLD);
     }
     match line.kind {
         LineKind::Message => {
@@ -143,12 +120,12 @@ fn line_spans(line: &ChatLine) -> Vec<Span<'static>> {
         }
         LineKind::Error => spans.push(Span::styled(
             format!("!! {}", line.text),
-            Style::default().fg(Color::Red),
+            Style::default().fg(theme.error),
         )),
         LineKind::Info => spans.push(Span::raw(line.text.clone())),
         _ => spans.push(Span::styled(
             format!("-- {}", line.text),
-            Style::default().fg(Color::DarkGray),
+            Style::default().fg(theme.dim),
         )),
     }
     spans
@@ -183,13 +160,13 @@ fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
     rows.into_iter().map(Line::from).collect()
 }
 
-fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View) {
+fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View, theme: &Theme) {
     let height = area.height as usize;
     let rows: Vec<Line> = state
         .active()
         .lines
         .iter()
-        .flat_map(|l| wrap(line_spans(l), area.width as usize))
+        .flat_map(|l| wrap(line_spans(l, state, theme), area.width as usize))
         .collect();
     let max_scroll = rows.len().saturating_sub(height);
     view.scroll = view.scroll.min(max_scroll);
@@ -201,7 +178,7 @@ fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View) 
     frame.render_widget(Paragraph::new(visible), area);
 }
 
-fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
+fn draw_members(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let buffer = state.active();
     let mut lines = Vec::new();
     if buffer.kind == BufferKind::Channel {
@@ -210,7 +187,7 @@ fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
             Style::default().add_modifier(Modifier::BOLD),
         )));
         for member in buffer.sorted_members(state.prefix_order()) {
-            let mut style = Style::default().fg(nick_colour(&member.nick));
+            let mut style = Style::default().fg(theme.nick(state.colour_key(&member.nick)));
             if member.away {
                 style = style.add_modifier(Modifier::DIM);
             }
@@ -229,10 +206,11 @@ fn draw_members(frame: &mut Frame, area: Rect, state: &State) {
 
 fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'_>) {
     let connection = state.connection();
+    let theme = info.theme;
     let colour = match connection {
-        ConnectionState::Connected => Color::Green,
-        ConnectionState::Failed(_) => Color::Red,
-        _ => Color::Yellow,
+        ConnectionState::Connected => theme.good,
+        ConnectionState::Failed(_) => theme.error,
+        _ => theme.waiting,
     };
     let security = if info.tls { "TLS" } else { "plain" };
     let account = match state.account() {
@@ -248,13 +226,10 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'
             state.nick()
         )),
     ];
-    frame.render_widget(
-        Paragraph::new(Line::from(spans)).style(Style::default().bg(Color::DarkGray)),
-        area,
-    );
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar), area);
 }
 
-fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
+fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View, theme: &Theme) {
     let prompt = format!("[{}] ", state.active().name);
     let prompt_width = prompt.chars().count();
     let available = (area.width as usize)
@@ -263,7 +238,7 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let skip = view.cursor.saturating_sub(available);
     let shown: String = view.input.chars().skip(skip).take(available).collect();
     let line = Line::from(vec![
-        Span::styled(prompt, Style::default().fg(Color::Cyan)),
+        Span::styled(prompt, Style::default().fg(theme.prompt)),
         Span::raw(shown),
     ]);
     frame.render_widget(Paragraph::new(line), area);
@@ -271,7 +246,8 @@ fn draw_input(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
 }
 
-pub fn draw_start(frame: &mut Frame, form: &StartForm) {
+pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let area = centered(frame.area(), 60, 14);
     frame.render_widget(Clear, area);
     let block = Block::default()
@@ -306,36 +282,51 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm) {
         Line::raw(""),
         Line::styled(
             "  Tab/Up/Down: next field   Left/Right: log in or register",
-            Style::default().fg(Color::DarkGray),
+            Style::default().fg(theme.dim),
         ),
         Line::styled(
-            "  Enter: connect   Esc: quit   (empty password: guest)",
-            Style::default().fg(Color::DarkGray),
+            "  Enter: connect   Esc: quit",
+            Style::default().fg(theme.dim),
+        ),
+        Line::styled(
+            if form.guests_possible() {
+                "  Empty password: guest, where the server allows guests"
+            } else {
+                "  This server needs an account: log in or register"
+            },
+            Style::default().fg(theme.dim),
         ),
     ];
     if let Some(error) = &form.error {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             format!("  {error}"),
-            Style::default().fg(Color::Red),
+            Style::default().fg(theme.error),
         ));
     }
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
+            .style(theme.base())
             .wrap(Wrap { trim: false }),
         area,
     );
 }
 
 /// The certificate question: the refusal (with the fingerprint) and "store it? y/n".
-pub fn draw_trust(frame: &mut Frame, message: &str) {
+pub fn draw_trust(frame: &mut Frame, message: &str, theme: &Theme) {
+    frame.render_widget(Block::default().style(theme.base()), frame.area());
     let area = centered(frame.area(), 90, 18);
     frame.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" unknown certificate ");
-    let mut lines: Vec<Line> = message.lines().map(|l| Line::raw(l.to_string())).collect();
+    let inner = usize::from(area.width.saturating_sub(2));
+    let mut lines: Vec<Line> = message
+        .lines()
+        .flat_map(|l| fingerprint_rows(l, inner))
+        .map(Line::raw)
+        .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Trust this certificate and remember it in known_servers? [y/n]",
@@ -344,9 +335,36 @@ pub fn draw_trust(frame: &mut Frame, message: &str) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
+            .style(theme.base())
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// A fingerprint line (`AB:CD:...`) too wide for `width` split between byte pairs, each row
+/// keeping the line's indent, so no byte is cut in two; any other line is returned as it is (the
+/// paragraph wraps words).
+fn fingerprint_rows(line: &str, width: usize) -> Vec<String> {
+    let text = line.trim_start();
+    let indent = &line[..line.len() - text.len()];
+    let is_fingerprint = text.len() > 2
+        && text.contains(':')
+        && text.chars().all(|c| c == ':' || c.is_ascii_hexdigit());
+    if !is_fingerprint || line.chars().count() <= width {
+        return vec![line.to_string()];
+    }
+    // Each byte takes "AB:" (3 columns), the colon kept at the end of a row to show it goes on.
+    let per_row = (width.saturating_sub(indent.len()) / 3).max(1);
+    let bytes: Vec<&str> = text.split(':').collect();
+    let rows = bytes.chunks(per_row).count();
+    bytes
+        .chunks(per_row)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let colon = if i + 1 < rows { ":" } else { "" };
+            format!("{indent}{}{colon}", chunk.join(":"))
+        })
+        .collect()
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -411,9 +429,11 @@ mod tests {
         let state = sample_state();
         let mut view = View::default();
         let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+        let theme = Theme::default();
         let info = StatusInfo {
             server: "localhost:6697",
             tls: true,
+            theme: &theme,
         };
         terminal
             .draw(|frame| draw_main(frame, &state, &mut view, &info))
@@ -447,9 +467,11 @@ mod tests {
         }
         let mut view = View::default();
         let mut terminal = Terminal::new(TestBackend::new(80, 12)).expect("test terminal");
+        let theme = Theme::default();
         let info = StatusInfo {
             server: "s",
             tls: false,
+            theme: &theme,
         };
         terminal
             .draw(|f| draw_main(f, &state, &mut view, &info))
@@ -477,7 +499,9 @@ mod tests {
         let mut form = StartForm::new("localhost:6697".into(), "alice".into(), false);
         form.password = "secret".into();
         let mut terminal = Terminal::new(TestBackend::new(80, 20)).expect("test terminal");
-        terminal.draw(|f| draw_start(f, &form)).expect("draws");
+        terminal
+            .draw(|f| draw_start(f, &form, &Theme::default()))
+            .expect("draws");
         let text = screen(&terminal).join("\n");
         assert!(text.contains("Server: localhost:6697"), "{text}");
         assert!(text.contains("Password: ******"), "{text}");
@@ -485,12 +509,91 @@ mod tests {
     }
 
     #[test]
-    fn nick_colours_are_stable() {
-        assert_eq!(nick_colour("Bob"), nick_colour("bob"));
-        let distinct: std::collections::HashSet<_> = ["a", "b", "c", "d", "e", "f"]
+    fn the_trust_dialog_breaks_a_fingerprint_only_between_bytes() {
+        let fingerprint = (0..32)
+            .map(|i| format!("{:02X}", i * 7 % 256))
+            .collect::<Vec<_>>()
+            .join(":");
+        let message = format!(
+            "the certificate of localhost:6697 is not trusted: it is not signed by a trusted \
+             certificate authority.\nIts SHA-256 fingerprint is\n    {fingerprint}"
+        );
+        for width in [120u16, 92, 80, 60, 40] {
+            let mut terminal = Terminal::new(TestBackend::new(width, 30)).expect("test terminal");
+            terminal
+                .draw(|f| draw_trust(f, &message, &Theme::default()))
+                .expect("draws");
+            let rows = screen(&terminal);
+            // Every row holding part of the fingerprint holds whole bytes, and together they
+            // spell it out in order.
+            let parts: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.trim_matches(|c: char| c == '│' || c.is_whitespace())
+                        .to_string()
+                })
+                .filter(|r| !r.is_empty() && r.chars().all(|c| c == ':' || c.is_ascii_hexdigit()))
+                .collect();
+            for part in &parts {
+                assert!(
+                    part.trim_end_matches(':').split(':').all(|b| b.len() == 2),
+                    "a byte was cut at width {width}: {rows:#?}"
+                );
+            }
+            assert_eq!(parts.concat(), fingerprint, "width {width}: {rows:#?}");
+        }
+    }
+
+    #[test]
+    fn nicks_are_coloured_by_account_in_both_themes() {
+        use crate::theme::ThemeName;
+        use ratatui::style::Color;
+        let mut state = sample_state();
+        for line in [
+            ":parley.local CAP alice ACK :account-tag extended-join",
+            ":bob_laptop!u@h JOIN #rust bob :Bob",
+            "@account=bob :bob!~bob@127.0.0.1 PRIVMSG #rust :one person",
+        ] {
+            state.handle_line(line);
+        }
+        for name in [ThemeName::Dark, ThemeName::Light] {
+            let theme = Theme::new(name);
+            let colour = theme.nick(state.colour_key("bob_laptop"));
+            assert_eq!(colour, theme.nick(state.colour_key("bob")), "{name:?}");
+            assert_eq!(colour, theme.nick("BOB"));
+            let mut view = View::default();
+            let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+            let info = StatusInfo {
+                server: "s",
+                tls: true,
+                theme: &theme,
+            };
+            terminal
+                .draw(|f| draw_main(f, &state, &mut view, &info))
+                .expect("draws");
+            let buffer = terminal.backend().buffer();
+            let row = screen(&terminal)
+                .iter()
+                .position(|r| r.contains("<bob> one person"))
+                .expect("the line is shown");
+            let column = screen(&terminal)[row].find("<bob>").expect("nick");
+            let cell = &buffer[(column as u16, row as u16)];
+            assert_eq!(
+                cell.fg, colour,
+                "{name:?}: the nick has its account's colour"
+            );
+            assert_eq!(
+                buffer[(50u16, 5u16)].bg,
+                theme.background,
+                "{name:?}: painted"
+            );
+        }
+        let dark = Theme::new(ThemeName::Dark);
+        let light = Theme::new(ThemeName::Light);
+        assert_ne!(dark.background, light.background);
+        assert!(light
+            .nicks
             .iter()
-            .map(|n| format!("{:?}", nick_colour(n)))
-            .collect();
-        assert!(distinct.len() > 1);
+            .all(|c| !matches!(c, Color::Yellow | Color::LightYellow)));
     }
 }

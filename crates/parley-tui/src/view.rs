@@ -241,6 +241,9 @@ pub struct StartForm {
     pub password: String,
     pub focus: Field,
     pub error: Option<String>,
+    /// The server (as typed) that refused a guest: it needs an account, so an empty password
+    /// is no longer offered as "guest" for it.
+    pub guests_refused_by: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -266,7 +269,13 @@ impl StartForm {
             password: String::new(),
             focus,
             error: None,
+            guests_refused_by: None,
         }
+    }
+
+    /// Whether an empty password may still mean "guest" for the server in the form.
+    pub fn guests_possible(&self) -> bool {
+        self.guests_refused_by.as_deref() != Some(self.server.trim())
     }
 
     pub fn handle_key(&mut self, key: KeyEvent) -> FormRequest {
@@ -288,6 +297,13 @@ impl StartForm {
                     self.focus = Field::User;
                 } else if self.register && self.password.is_empty() {
                     self.error = Some("choose a password for the new account".into());
+                    self.focus = Field::Password;
+                } else if self.password.is_empty() && !self.guests_possible() {
+                    self.error = Some(
+                        "this server needs an account: enter your password, or choose \
+                         'register new account'"
+                            .into(),
+                    );
                     self.focus = Field::Password;
                 } else {
                     return FormRequest::Submit;
@@ -383,6 +399,21 @@ mod tests {
         typed(&mut view, &mut state, "x #ru");
         view.handle_key(key(KeyCode::Tab), &mut state);
         assert_eq!(view.input, "/create_group x #rust ");
+    }
+
+    #[test]
+    fn no_guest_login_is_offered_where_the_server_refused_one() {
+        let mut form = StartForm::new("chat.example:6697".into(), "ann".into(), false);
+        assert!(form.guests_possible());
+        assert_eq!(form.handle_key(key(KeyCode::Enter)), FormRequest::Submit);
+        form.guests_refused_by = Some("chat.example:6697".into());
+        assert_eq!(form.handle_key(key(KeyCode::Enter)), FormRequest::None);
+        assert!(form
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("needs an account")));
+        form.handle_key(key(KeyCode::Char('x')));
+        assert_eq!(form.handle_key(key(KeyCode::Enter)), FormRequest::Submit);
     }
 
     #[test]
