@@ -104,14 +104,10 @@ pub fn nick_colour(dark: bool, key: &str) -> Color32 {
     palette[palette_index(key, palette.len())]
 }
 
-/// The shared rule: FNV-1a 32-bit of the casefolded key, modulo the palette's length.
+/// The shared rule ([`parley_client::colour_hash`]: FNV-1a 32-bit of the casefolded key),
+/// modulo the palette's length.
 pub fn palette_index(key: &str, len: usize) -> usize {
-    let hash = parley_client::casefold(key)
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-    hash as usize % len.max(1)
+    parley_client::colour_hash(key) as usize % len.max(1)
 }
 
 /// WCAG 2.x contrast ratio of two opaque colours, from 1 (same) to 21 (black on white).

@@ -2011,7 +2011,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 11] = [
+        let others: [(&'static str, u64, u64, u64); 12] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",

@@ -159,7 +159,7 @@ impl Accounts {
                 .failed_login(guess, &named, ip, LoginError::Disabled)
                 .await);
         }
-        self.succeeded(guess, &named, ip)?;
+        self.succeeded(guess, &named, ip).await?;
         let (store, touched, expires_at) = (
             Arc::clone(&self.store),
             hash.clone(),
