@@ -42,7 +42,9 @@ pub struct ServerConfig {
     pub motd: String,
     /// Channel new clients are joined to after registration; empty turns that off.
     pub default_channel: String,
-    /// Where persistent state lives, relative to the working directory unless absolute.
+    /// Where persistent state lives. Defaults to the platform's data directory
+    /// ([`crate::data_dir::platform_default`]); a relative path in a config file is taken from
+    /// the file's directory (see [`Config::effective`]).
     pub data_dir: PathBuf,
 }
 
@@ -55,7 +57,7 @@ impl Default for ServerConfig {
                    Everyone meets in #lobby: say hello there, and be kind.\n"
                 .to_owned(),
             default_channel: "#lobby".to_owned(),
-            data_dir: PathBuf::from("parley"),
+            data_dir: crate::data_dir::platform_default(),
         }
     }
 }
@@ -645,8 +647,18 @@ impl Config {
 
     /// The configuration the server runs with: the file (or the defaults), then the environment,
     /// then a `--data-dir` given on the command line.
+    ///
+    /// `server.data_dir` comes out absolute. A relative one from the file is taken from the
+    /// file's directory, not the working directory: the file is what says where the data is, and
+    /// `parleyd --config /etc/parley/parley.toml users add` must find the server's data from any
+    /// directory. One from `--data-dir` or `PARLEY_SERVER__DATA_DIR` is taken from the working
+    /// directory, as paths typed on a command line are.
     pub fn effective(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let vars: Vec<(String, String)> = std::env::vars().collect();
+        let env_sets_data_dir = vars.iter().any(|(var, _)| {
+            var.strip_prefix(ENV_PREFIX)
+                .is_some_and(|name| name.eq_ignore_ascii_case("SERVER__DATA_DIR"))
+        });
         // The file and the environment are checked together: a key the file leaves out (a
         // password kept in the environment) is not an error in the file.
         let mut config = match path {
@@ -658,7 +670,13 @@ impl Config {
         };
         if let Some(dir) = data_dir {
             config.server.data_dir = dir.to_path_buf();
+        } else if let (Some(file), false) = (path, env_sets_data_dir) {
+            if config.server.data_dir.is_relative() {
+                let base = file.parent().unwrap_or(Path::new(""));
+                config.server.data_dir = base.join(&config.server.data_dir);
+            }
         }
+        config.server.data_dir = crate::data_dir::absolute(&config.server.data_dir);
         Ok(config)
     }
 
@@ -846,8 +864,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "server",
         "data_dir",
-        "Directory for the server's persistent data.\n\
-         A relative path is taken from the directory parleyd starts in.",
+        "Directory for the server's persistent data: the SQLite database, the generated TLS\n\
+         certificate, the SCRAM secret. A relative path is taken from this file's directory.\n\
+         Left out, it is the platform's data directory: $STATE_DIRECTORY under systemd\n\
+         (StateDirectory=), else $XDG_DATA_HOME/parley (~/.local/share/parley) of the user\n\
+         running parleyd, so every parleyd command finds the same data wherever it starts.",
     ),
     (
         "listen",

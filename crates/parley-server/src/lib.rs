@@ -12,6 +12,7 @@ mod command;
 pub mod config;
 mod connection;
 mod context;
+pub mod data_dir;
 mod flood;
 mod history;
 pub mod inspect;
