@@ -452,6 +452,20 @@ impl Accounts {
             .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
     }
 
+    /// Whether the database makes this account a server admin ([`AccountRecord::admin`]); false
+    /// for an account that does not exist (any more).
+    pub async fn is_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let store = Arc::clone(&self.store);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            store
+                .account(&name)
+                .map(|record| record.is_some_and(|r| r.admin))
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
+    }
+
     fn delay_after(&self, failures: u32) -> Duration {
         let doublings = failures
             .saturating_sub(1)
@@ -537,6 +551,11 @@ impl Accounts {
     /// Lock (refuse every login, right password or not) or unlock an account.
     pub fn set_locked(&self, name: &str, locked: bool) -> Result<(), AccountError> {
         Ok(self.store.set_locked(name, locked)?)
+    }
+
+    /// Make an account a server admin, or no longer one (see [`AccountRecord::admin`]).
+    pub fn set_admin(&self, name: &str, admin: bool) -> Result<(), AccountError> {
+        Ok(self.store.set_admin(name, admin)?)
     }
 
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, AccountError> {

@@ -441,6 +441,14 @@ async fn run_followups(
                     };
                     Done::Nick(nick, result)
                 }
+                FollowUp::OperCheck { account, asked } => {
+                    let admin = shared.accounts.is_admin(&account).await;
+                    Done::Oper {
+                        account,
+                        asked,
+                        admin,
+                    }
+                }
             }
         };
         let done = tokio::select! {
@@ -459,6 +467,11 @@ async fn run_followups(
             Done::History(answer) => chathistory::answer(&mut ctx, answer),
             Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
             Done::Nick(nick, result) => crate::command::nick::claimed(&mut ctx, &nick, result),
+            Done::Oper {
+                account,
+                asked,
+                admin,
+            } => crate::command::oper::checked(&mut ctx, &account, asked, admin),
         }
     }
     None
@@ -470,6 +483,11 @@ enum Done {
     History(crate::history::HistoryAnswer),
     Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
     Nick(String, Result<(), crate::cluster::ClaimError>),
+    Oper {
+        account: String,
+        asked: bool,
+        admin: Result<bool, crate::store::StoreError>,
+    },
 }
 
 /// Send a labeled command's replies under its label: one line tagged, several in a

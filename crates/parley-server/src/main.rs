@@ -42,7 +42,7 @@ enum Command {
         /// The file to check; defaults to --config.
         file: Option<PathBuf>,
     },
-    /// Manage accounts: add, passwd, remove, list, lock, unlock, import.
+    /// Manage accounts: add, passwd, remove, list, lock, unlock, admin, import.
     Users {
         #[command(subcommand)]
         action: UsersCommand,
