@@ -453,17 +453,22 @@ impl Accounts {
     }
 
     /// Whether the database makes this account a server admin ([`AccountRecord::admin`]); false
-    /// for an account that does not exist (any more).
+    /// for an account that does not exist (any more). Asked at every login, so answered on this
+    /// thread when the store can do that without waiting, as a SCRAM login's lookup is.
     pub async fn is_admin(&self, name: &str) -> Result<bool, StoreError> {
-        let store = Arc::clone(&self.store);
-        let name = name.to_owned();
-        tokio::task::spawn_blocking(move || {
-            store
-                .account(&name)
-                .map(|record| record.is_some_and(|r| r.admin))
-        })
-        .await
-        .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
+        let record = match self.store.account_now(name) {
+            Some(record) => record?,
+            None => {
+                let store = Arc::clone(&self.store);
+                let name = name.to_owned();
+                tokio::task::spawn_blocking(move || store.account(&name))
+                    .await
+                    .map_err(|error| {
+                        StoreError::Backend(format!("lookup task failed: {error}"))
+                    })??
+            }
+        };
+        Ok(record.is_some_and(|record| record.admin))
     }
 
     fn delay_after(&self, failures: u32) -> Duration {
