@@ -723,6 +723,45 @@ async fn the_default_room_takes_its_modes_from_the_config_every_time_it_is_made(
     );
 }
 
+/// A default room registered while it was an ordinary channel (another default, or an older
+/// parleyd) comes back with the config's modes, not the stored `+i` that would turn every new
+/// user's automatic join away.
+#[tokio::test]
+async fn a_stored_record_cannot_take_the_config_s_modes_from_the_default_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = common::test_config(&dir);
+    config.server.default_channel = String::new();
+    let first = parley_server::start(config).await.expect("start");
+    let mut alice = account(first.plain_addrs()[0], "alice").await;
+    alice.send("JOIN #lobby").await;
+    alice.send("OWNER #lobby").await;
+    alice.send("MODE #lobby +i").await;
+    let owned = alice.sync().await;
+    assert!(
+        owned
+            .iter()
+            .any(|l| l.ends_with("#lobby is registered to alice")),
+        "{owned:?}"
+    );
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    drop(alice);
+
+    let mut config = common::test_config(&dir);
+    config.server.default_channel_modes = "+nt".into();
+    let second = parley_server::start(config).await.expect("restart");
+    let mut bob = Client::connect(second.plain_addrs()[0]).await;
+    bob.register("bob").await;
+    bob.send("MODE #lobby").await;
+    let modes = bob.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l == ":parley.local 324 bob #lobby +nt"),
+        "{modes:?}"
+    );
+}
+
 /// Registered channels outlive their members, so one account may own only so many
 /// (`limits.registered_channels_per_account`). Past that a channel it creates is still made,
 /// just not registered, and OWNER will not hand it a channel.
