@@ -544,6 +544,25 @@ impl Accounts {
             .map_err(|error| StoreError::Backend(format!("lookup task failed: {error}")))?
     }
 
+    /// Whether the database makes this account a server admin ([`AccountRecord::admin`]); false
+    /// for an account that does not exist (any more). Asked at every login, so answered on this
+    /// thread when the store can do that without waiting, as a SCRAM login's lookup is.
+    pub async fn is_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let record = match self.store.account_now(name) {
+            Some(record) => record?,
+            None => {
+                let store = Arc::clone(&self.store);
+                let name = name.to_owned();
+                tokio::task::spawn_blocking(move || store.account(&name))
+                    .await
+                    .map_err(|error| {
+                        StoreError::Backend(format!("lookup task failed: {error}"))
+                    })??
+            }
+        };
+        Ok(record.is_some_and(|record| record.admin))
+    }
+
     fn delay_after(&self, failures: u32) -> Duration {
         let doublings = failures
             .saturating_sub(1)
@@ -635,6 +654,11 @@ impl Accounts {
     /// (they keep lockouts in memory and consult the stamp when they meet one).
     pub fn lift_lockout(&self, target: &LockoutTarget) -> Result<(), AccountError> {
         Ok(self.store.lift_lockout(target, crate::relay::now_ms())?)
+    }
+
+    /// Make an account a server admin, or no longer one (see [`AccountRecord::admin`]).
+    pub fn set_admin(&self, name: &str, admin: bool) -> Result<(), AccountError> {
+        Ok(self.store.set_admin(name, admin)?)
     }
 
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, AccountError> {

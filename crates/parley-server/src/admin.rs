@@ -26,6 +26,19 @@ pub enum UsersCommand {
         /// Read the password as one line from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Make the account a server admin: when it logs in it gets every operator permission
+        /// ([operators] admins would give), with no config entry: /broadcast, KILL, K-lines and
+        /// D-lines, SUSPEND, WALLOPS, moderating the default channel. Undo with `users admin NAME off`.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Make an account a server admin (on) or no longer one (off), as `users add --admin` does.
+    /// Takes effect at its next login (or OPER); an operator already logged in keeps the status
+    /// until they disconnect.
+    Admin {
+        name: String,
+        #[arg(value_enum)]
+        state: Switch,
     },
     /// Set a new password for an account (this also ends its login sessions).
     Passwd {
@@ -68,6 +81,13 @@ pub enum UsersCommand {
     Logout { name: String },
 }
 
+/// `on` or `off`, for `users admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// Why a `parleyd users` command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -87,6 +107,11 @@ pub enum AdminError {
     NoPassword,
     #[error("the two passwords differ; nothing was changed")]
     PasswordMismatch,
+    #[error(
+        "added account {name}, but could not make it an admin ({error}); run \
+         `parleyd users admin {name} on`"
+    )]
+    AdminNotSet { name: String, error: AccountError },
     #[error("cannot write output: {0}")]
     Output(io::Error),
     #[error(
@@ -122,7 +147,18 @@ pub fn run_users_command_with(
     let accounts = Accounts::new(store::open_default(config)?, config);
     // What changes accounts goes to the audit trail as the admin's own action.
     let audited = match &command {
+        UsersCommand::Add {
+            name, admin: true, ..
+        } => Some(("account_add_admin", name.clone())),
         UsersCommand::Add { name, .. } => Some(("account_add", name.clone())),
+        UsersCommand::Admin {
+            name,
+            state: Switch::On,
+        } => Some(("account_admin_on", name.clone())),
+        UsersCommand::Admin {
+            name,
+            state: Switch::Off,
+        } => Some(("account_admin_off", name.clone())),
         UsersCommand::Passwd { name, .. } => Some(("password_change", name.clone())),
         UsersCommand::Remove { name } => Some(("account_remove", name.clone())),
         UsersCommand::Lock { name } => Some(("account_lock", name.clone())),
@@ -174,6 +210,7 @@ fn run(
         UsersCommand::Add {
             name,
             password_stdin,
+            admin,
         } => {
             accounts.check_name(&name)?;
             if accounts.account(&name)?.is_some() {
@@ -181,7 +218,49 @@ fn run(
             }
             let password = read_password(accounts, &name, password_stdin, input)?;
             let name = accounts.add_account(&name, &password)?;
-            say(out, format_args!("added account {name}"))
+            if !admin {
+                return say(out, format_args!("added account {name}"));
+            }
+            accounts
+                .set_admin(&name, true)
+                .map_err(|error| AdminError::AdminNotSet {
+                    name: name.clone(),
+                    error,
+                })?;
+            say(
+                out,
+                format_args!(
+                    "added account {name}, a server admin: it gets every operator permission \
+                     when it logs in"
+                ),
+            )
+        }
+        UsersCommand::Admin { name, state } => {
+            let record = accounts
+                .account(&name)?
+                .ok_or_else(|| AccountError::NotFound(name.clone()))?;
+            let on = state == Switch::On;
+            accounts.set_admin(&record.name, on)?;
+            if on {
+                say(
+                    out,
+                    format_args!(
+                        "{} is a server admin: it gets every operator permission at its next \
+                         login",
+                        record.name
+                    ),
+                )
+            } else {
+                say(
+                    out,
+                    format_args!(
+                        "{} is no longer a server admin by the database (an [operators] entry \
+                         in the config still counts); a session logged in now keeps its status \
+                         until it disconnects",
+                        record.name
+                    ),
+                )
+            }
         }
         UsersCommand::Passwd {
             name,
@@ -412,16 +491,17 @@ fn list(accounts: &Accounts, out: &mut dyn Write) -> Result<(), AdminError> {
         .max("NAME".len());
     say(
         out,
-        format_args!("{:<width$}  {:<20}  DISABLED", "NAME", "CREATED"),
+        format_args!("{:<width$}  {:<20}  DISABLED  ADMIN", "NAME", "CREATED"),
     )?;
     for record in &records {
         let created =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(record.created_at).unwrap_or(0));
         let disabled = if record.locked { "yes" } else { "no" };
+        let admin = if record.admin { "yes" } else { "no" };
         say(
             out,
             format_args!(
-                "{:<width$}  {:<20}  {disabled}",
+                "{:<width$}  {:<20}  {disabled:<8}  {admin}",
                 record.name,
                 humantime::format_rfc3339_seconds(created).to_string()
             ),
@@ -829,6 +909,7 @@ mod tests {
         let add = |name: &str| UsersCommand::Add {
             name: name.to_owned(),
             password_stdin: true,
+            admin: false,
         };
 
         let (result, out) = run(&config, add("Alice"), "first-password\n");
@@ -881,11 +962,11 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(
-            lines[0].starts_with("NAME") && lines[0].ends_with("DISABLED"),
+            lines[0].starts_with("NAME") && lines[0].ends_with("DISABLED  ADMIN"),
             "{out}"
         );
         assert!(
-            lines[1].starts_with("Alice ") && lines[1].ends_with("  yes"),
+            lines[1].starts_with("Alice ") && lines[1].ends_with("  yes     no"),
             "{out}"
         );
         assert!(

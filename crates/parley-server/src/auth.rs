@@ -625,7 +625,7 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
             .followups
             .push_back(FollowUp::Offline(casefold(account)));
         if ctx.shared.live().operators.auto_oper {
-            crate::command::oper::grant(ctx);
+            crate::command::oper::grant(ctx, false);
         }
     }
     let mut announce = None;

@@ -42,7 +42,14 @@ pub struct ServerConfig {
     pub motd: String,
     /// Channel new clients are joined to after registration; empty turns that off.
     pub default_channel: String,
-    /// Where persistent state lives, relative to the working directory unless absolute.
+    /// The default room's modes whenever it is made (at start, after a restart, after it
+    /// emptied), like `"+nt"`: see [`parse_room_modes`].
+    pub default_channel_modes: String,
+    /// The default room's topic whenever it is made; empty for none.
+    pub default_channel_topic: String,
+    /// Where persistent state lives. Defaults to the platform's data directory
+    /// ([`crate::data_dir::platform_default`]); a relative path in a config file is taken from
+    /// the file's directory (see [`Config::effective`]).
     pub data_dir: PathBuf,
 }
 
@@ -55,7 +62,9 @@ impl Default for ServerConfig {
                    Everyone meets in #lobby: say hello there, and be kind.\n"
                 .to_owned(),
             default_channel: "#lobby".to_owned(),
-            data_dir: PathBuf::from("parley"),
+            default_channel_modes: "+nt".to_owned(),
+            default_channel_topic: String::new(),
+            data_dir: crate::data_dir::platform_default(),
         }
     }
 }
@@ -689,8 +698,18 @@ impl Config {
 
     /// The configuration the server runs with: the file (or the defaults), then the environment,
     /// then a `--data-dir` given on the command line.
+    ///
+    /// `server.data_dir` comes out absolute. A relative one from the file is taken from the
+    /// file's directory, not the working directory: the file is what says where the data is, and
+    /// `parleyd --config /etc/parley/parley.toml users add` must find the server's data from any
+    /// directory. One from `--data-dir` or `PARLEY_SERVER__DATA_DIR` is taken from the working
+    /// directory, as paths typed on a command line are.
     pub fn effective(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let vars: Vec<(String, String)> = std::env::vars().collect();
+        let env_sets_data_dir = vars.iter().any(|(var, _)| {
+            var.strip_prefix(ENV_PREFIX)
+                .is_some_and(|name| name.eq_ignore_ascii_case("SERVER__DATA_DIR"))
+        });
         // The file and the environment are checked together: a key the file leaves out (a
         // password kept in the environment) is not an error in the file.
         let mut config = match path {
@@ -702,7 +721,13 @@ impl Config {
         };
         if let Some(dir) = data_dir {
             config.server.data_dir = dir.to_path_buf();
+        } else if let (Some(file), false) = (path, env_sets_data_dir) {
+            if config.server.data_dir.is_relative() {
+                let base = file.parent().unwrap_or(Path::new(""));
+                config.server.data_dir = base.join(&config.server.data_dir);
+            }
         }
+        config.server.data_dir = crate::data_dir::absolute(&config.server.data_dir);
         Ok(config)
     }
 
@@ -890,9 +915,27 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "server",
+        "default_channel_modes",
+        "The default channel's modes, set whenever it is made (at start, after every restart,\n\
+         after it emptied): m (moderated), n (no messages from outside), t (only operators set\n\
+         the topic), l N (at most N members), e.g. \"+nt\" or \"+mntl 500\". i and k are\n\
+         refused: every new user is joined without an invite or key. Nobody gets channel\n\
+         operator status there by arriving first; only server operators with the \"channels\"\n\
+         permission moderate it and may change these modes until it is made again.",
+    ),
+    (
+        "server",
+        "default_channel_topic",
+        "The default channel's topic whenever it is made; \"\" for none.",
+    ),
+    (
+        "server",
         "data_dir",
-        "Directory for the server's persistent data.\n\
-         A relative path is taken from the directory parleyd starts in.",
+        "Directory for the server's persistent data: the SQLite database, the generated TLS\n\
+         certificate, the SCRAM secret. A relative path is taken from this file's directory.\n\
+         Left out, it is the platform's data directory: $STATE_DIRECTORY under systemd\n\
+         (StateDirectory=), else $XDG_DATA_HOME/parley (~/.local/share/parley) of the user\n\
+         running parleyd, so every parleyd command finds the same data wherever it starts.",
     ),
     (
         "listen",
@@ -1592,6 +1635,69 @@ fn check_nats_access(
     Ok(())
 }
 
+/// The default room's modes, as `server.default_channel_modes` gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomModes {
+    pub moderated: bool,
+    pub no_external: bool,
+    pub topic_ops_only: bool,
+    pub limit: Option<usize>,
+}
+
+/// Read a `server.default_channel_modes` value: `+` (optional) and flags from `m`, `n`, `t`,
+/// `l`, then `l`'s member limit, like `"+ntl 200"`. The error says what to write instead.
+pub fn parse_room_modes(text: &str) -> Result<RoomModes, String> {
+    let mut words = text.split_whitespace();
+    let flags = words.next().unwrap_or("");
+    let mut modes = RoomModes::default();
+    let mut wants_limit = false;
+    for (index, c) in flags.chars().enumerate() {
+        match c {
+            '+' if index == 0 => {}
+            'm' => modes.moderated = true,
+            'n' => modes.no_external = true,
+            't' => modes.topic_ops_only = true,
+            'l' => wants_limit = true,
+            'i' | 'k' => {
+                return Err(format!(
+                    "+{c} would refuse every new user's automatic join (they come without an \
+                     invite or key); leave it out, e.g. \"+nt\""
+                ))
+            }
+            '-' => {
+                return Err(format!(
+                    "{text:?} takes modes away; list only the modes the room has, like \"+nt\""
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{other:?} is not a mode the default channel can have; use m (moderated), \
+                     n (no messages from outside), t (only operators set the topic) and \
+                     l N (member limit), like \"+ntl 200\""
+                ))
+            }
+        }
+    }
+    if wants_limit {
+        let limit = words
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                "+l needs a member limit (a number above 0) after the flags, like \"+ntl 200\""
+                    .to_owned()
+            })?;
+        modes.limit = Some(limit);
+    }
+    if let Some(extra) = words.next() {
+        return Err(format!(
+            "{extra:?} follows the modes but none of them takes it; only l takes a number, \
+             like \"+ntl 200\""
+        ));
+    }
+    Ok(modes)
+}
+
 /// A validation failure before it is given a file and line: the dotted key, which element of a list
 /// (if the key is a list), and what is wrong.
 struct Invalid {
@@ -1730,6 +1836,19 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Err(message) = parse_room_modes(&server.default_channel_modes) {
+            return Err(Invalid::new("server.default_channel_modes", message));
+        }
+        if let Some(c) = server
+            .default_channel_topic
+            .chars()
+            .find(|c| c.is_control())
+        {
+            return Err(Invalid::new(
+                "server.default_channel_topic",
+                format!("it contains the control character {c:?}; a topic is one line of text"),
+            ));
         }
         if server.data_dir.as_os_str().is_empty() {
             return Err(Invalid::new(
@@ -2104,6 +2223,16 @@ impl Config {
             }
         }
 
+        if server.default_channel_topic.len() > limits.topic_len {
+            return Err(Invalid::new(
+                "server.default_channel_topic",
+                format!(
+                    "it is {} bytes, longer than limits.topic_len ({}); shorten it or raise the limit",
+                    server.default_channel_topic.len(),
+                    limits.topic_len
+                ),
+            ));
+        }
         // Checked after the limits so that a bad channel_len is reported as itself.
         if server.default_channel.len() > limits.channel_len {
             return Err(Invalid::new(
@@ -2861,6 +2990,53 @@ mod tests {
             invalid("[server]\ndefault_channel = \"#lobby\"\n[limits]\nchannel_len = 4\n");
         assert_eq!((key.as_str(), line), ("server.default_channel", 2));
         assert!(message.contains("limits.channel_len"), "{message}");
+    }
+
+    #[test]
+    fn default_channel_modes_and_topic_rules() {
+        assert_eq!(
+            parse_room_modes("+nt"),
+            Ok(RoomModes {
+                no_external: true,
+                topic_ops_only: true,
+                ..RoomModes::default()
+            })
+        );
+        assert_eq!(
+            parse_room_modes("mntl 200"),
+            Ok(RoomModes {
+                moderated: true,
+                no_external: true,
+                topic_ops_only: true,
+                limit: Some(200),
+            })
+        );
+        assert_eq!(parse_room_modes(""), Ok(RoomModes::default()));
+        assert_eq!(parse_room_modes("+"), Ok(RoomModes::default()));
+        for (bad, says) in [
+            ("+int", "+i would refuse"),
+            ("+k secret", "+k would refuse"),
+            ("+n-t", "takes modes away"),
+            ("+nx", "'x' is not a mode"),
+            ("+ntl", "+l needs a member limit"),
+            ("+ntl 0", "+l needs a member limit"),
+            ("+nt 5", "\"5\" follows the modes"),
+        ] {
+            let text = format!("[server]\nname = \"a\"\ndefault_channel_modes = {bad:?}\n");
+            let (key, line, message) = invalid(&text);
+            assert_eq!(
+                (key.as_str(), line),
+                ("server.default_channel_modes", 3),
+                "{bad:?}"
+            );
+            assert!(message.contains(says), "{bad:?}: {message}");
+        }
+        let (key, line, _) = invalid("[server]\ndefault_channel_topic = \"a\\nb\"\n");
+        assert_eq!((key.as_str(), line), ("server.default_channel_topic", 2));
+        let (key, line, message) =
+            invalid("[server]\ndefault_channel_topic = \"hello\"\n[limits]\ntopic_len = 3\n");
+        assert_eq!((key.as_str(), line), ("server.default_channel_topic", 2));
+        assert!(message.contains("limits.topic_len"), "{message}");
     }
 
     #[test]

@@ -159,10 +159,12 @@ async fn serve_split<S>(
 /// Why a connection ended, which decides the QUIT others see and the ERROR the client gets.
 enum EndReason {
     Quit(String),
+    /// The client went away without QUIT: its socket closed or was reset, or a write to it
+    /// failed. Others see "Connection closed", however the socket ended; "Killed" is only
+    /// ever an operator's KILL, which arrives as [`EndReason::Disconnected`].
     Closed,
     ReadError,
     SendQueueExceeded,
-    Killed,
     /// Closed by the server with a reason (KILL, a ban, a suspension).
     Disconnected(String),
     PingTimeout(u64),
@@ -178,7 +180,6 @@ impl EndReason {
             EndReason::Closed => "Connection closed".into(),
             EndReason::ReadError => "Read error".into(),
             EndReason::SendQueueExceeded => "SendQ exceeded".into(),
-            EndReason::Killed => "Killed".into(),
             EndReason::Disconnected(reason) => reason.clone(),
             EndReason::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
             EndReason::RegistrationTimeout => "Registration timed out".into(),
@@ -288,6 +289,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     last_input = Instant::now();
                     ping_sent = None;
                 }
+                Err(err) if peer_went_away(&err) => return EndReason::Closed,
                 Err(_) => return EndReason::ReadError,
             },
             _ = outbound.killed() => return killed_reason(outbound),
@@ -439,6 +441,14 @@ async fn run_followups(
                     };
                     Done::Nick(nick, result)
                 }
+                FollowUp::OperCheck { account, asked } => {
+                    let admin = shared.accounts.is_admin(&account).await;
+                    Done::Oper {
+                        account,
+                        asked,
+                        admin,
+                    }
+                }
             }
         };
         let done = tokio::select! {
@@ -457,6 +467,11 @@ async fn run_followups(
             Done::History(answer) => chathistory::answer(&mut ctx, answer),
             Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
             Done::Nick(nick, result) => crate::command::nick::claimed(&mut ctx, &nick, result),
+            Done::Oper {
+                account,
+                asked,
+                admin,
+            } => crate::command::oper::checked(&mut ctx, &account, asked, admin),
         }
     }
     None
@@ -468,6 +483,11 @@ enum Done {
     History(crate::history::HistoryAnswer),
     Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
     Nick(String, Result<(), crate::cluster::ClaimError>),
+    Oper {
+        account: String,
+        asked: bool,
+        admin: Result<bool, crate::store::StoreError>,
+    },
 }
 
 /// Send a labeled command's replies under its label: one line tagged, several in a
@@ -499,13 +519,27 @@ fn send_labeled(session: &mut Session, outbound: &Outbound) {
     }
 }
 
+/// A read error that only means the peer is gone: a reset, or (over TLS) a socket closed
+/// without the close_notify that clients which are killed or lose their network never send.
+fn peer_went_away(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Why the writer side ended the connection. With no overflow and no reason of the server's,
+/// the writer stopped because writing to the socket failed: the peer is gone.
 fn killed_reason(outbound: &Outbound) -> EndReason {
     if outbound.send_queue_exceeded() {
         EndReason::SendQueueExceeded
     } else if let Some(reason) = outbound.disconnect_reason() {
         EndReason::Disconnected(reason)
     } else {
-        EndReason::Killed
+        EndReason::Closed
     }
 }
 

@@ -168,6 +168,13 @@ pub enum FollowUp {
     Offline(String),
     /// Claim a nick across the cluster before taking it.
     ClaimNick(String),
+    /// Ask the database whether this account is a server admin (`parleyd users add --admin`),
+    /// then make the connection an operator if it is; `asked` when OPER asked, so a refusal is
+    /// answered.
+    OperCheck {
+        account: String,
+        asked: bool,
+    },
 }
 
 /// A login or registration waiting for the slow part (password hashing) to finish; the

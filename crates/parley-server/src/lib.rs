@@ -13,6 +13,7 @@ mod command;
 pub mod config;
 mod connection;
 mod context;
+pub mod data_dir;
 mod flood;
 mod history;
 pub mod inspect;
@@ -199,10 +200,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     {
         let mut world = shared.world.lock();
         for record in &channels {
-            world.channels.insert(
-                parley_proto::casefold(&record.name),
-                state::Channel::from_record(record),
-            );
+            let key = parley_proto::casefold(&record.name);
+            let mut channel = state::Channel::from_record(record);
+            // The default room registered before it became the server's: the config decides
+            // its modes, not what was stored.
+            if shared.is_default_channel(&key) {
+                shared.set_default_room(&mut channel);
+            }
+            world.channels.insert(key, channel);
         }
     }
     *shared.server_bans.lock() = server_bans;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use parley_server::admin::{run_users_command, UsersCommand};
+use parley_server::config::StoreKind;
+use parley_server::data_dir;
 use parley_server::inspect::{self, ExportFormat};
 use parley_server::tls::{CertPaths, CertResolver};
 use parley_server::Config;
@@ -22,7 +24,8 @@ struct Args {
     /// TOML config file; without one the embedded defaults are used.
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
-    /// Where persistent data lives (overrides server.data_dir).
+    /// Where persistent data lives (overrides server.data_dir; default: $STATE_DIRECTORY under
+    /// systemd, else ~/.local/share/parley). Every command prints the one it uses.
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Print the effective config, with comments, and exit.
@@ -39,7 +42,7 @@ enum Command {
         /// The file to check; defaults to --config.
         file: Option<PathBuf>,
     },
-    /// Manage accounts: add, passwd, remove, list, lock, unlock, import.
+    /// Manage accounts: add, passwd, remove, list, lock, unlock, admin, import.
     Users {
         #[command(subcommand)]
         action: UsersCommand,
@@ -82,7 +85,8 @@ enum HistoryAction {
 
 #[derive(Subcommand, Debug)]
 enum CertAction {
-    /// Print the certificate's path and SHA-256 fingerprint (generating it first if needed).
+    /// Print the certificate's path and SHA-256 fingerprint (generating it first if the data
+    /// directory has none yet; a missing data directory is an error, not a new certificate).
     Show,
 }
 
@@ -108,6 +112,15 @@ fn main() -> anyhow::Result<()> {
             path.map(|p| p.display().to_string())
                 .unwrap_or_else(|| "built-in defaults".into())
         );
+        let dir = &config.server.data_dir;
+        if dir.is_dir() {
+            println!("data directory: {}", dir.display());
+        } else {
+            println!(
+                "data directory: {} (not there yet; parleyd creates it at start)",
+                dir.display()
+            );
+        }
         return Ok(());
     }
     let config = Config::effective(args.config.as_deref(), args.data_dir.as_deref())?;
@@ -115,15 +128,28 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_commented_toml());
         return Ok(());
     }
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .context("log.level is not a valid log filter")?;
+    // rustls warns about what clients do wrong (irssi sends an IP address as the TLS server
+    // name on every connection by address), which the operator can neither fix nor use; its
+    // errors stay, and a filter that names rustls itself (or RUST_LOG) decides for itself.
+    if std::env::var_os("RUST_LOG").is_none() && !config.log.level.contains("rustls") {
+        filter = filter.add_directive(
+            "rustls=error"
+                .parse()
+                .context("the built-in rustls log filter")?,
+        );
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    if let Some(command) = &args.command {
+        announce_data_dir(&config, command)?;
+    }
     match args.command {
         Some(Command::Cert {
             action: CertAction::Show,
@@ -167,10 +193,26 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Whether the certificate is parleyd's own, kept in the data directory: the generated one, or
+/// the ACME one (with its generated stand-in).
+fn certificate_in_data_dir(config: &Config) -> bool {
+    let paths = CertPaths::from_config(config);
+    paths.generated || paths.interim.is_some()
+}
+
 fn cert_show(config: &Config) -> anyhow::Result<()> {
     let paths = CertPaths::from_config(config);
+    let generating = {
+        let current = paths.current();
+        current.generated && !current.cert.exists()
+    };
     let resolver = CertResolver::open(paths.clone(), &config.server.name)?;
     let fingerprint = resolver.fingerprint();
+    if generating {
+        println!(
+            "generated a new self-signed certificate; the server presents it from its next start"
+        );
+    }
     println!("certificate: {}", paths.current().cert.display());
     if !config.tls.acme_domain.is_empty() {
         if paths.cert.exists() {
@@ -198,6 +240,18 @@ async fn serve(
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let name = config.server.name.clone();
+    let dir = config.server.data_dir.clone();
+    let created = data_dir::create(&dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; choose another with server.data_dir or --data-dir",
+            dir.display()
+        )
+    })?;
+    if created {
+        info!(data_dir = %dir.display(), "created new data directory");
+    } else {
+        info!(data_dir = %dir.display(), "data directory");
+    }
     let running = parley_server::start(config).await?;
     running.set_config_source(path, data_dir);
     for addr in running.plain_addrs() {
@@ -216,6 +270,81 @@ async fn serve(
         info!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// What an admin command does with a data directory that is not there.
+enum Missing {
+    /// Make it, and say so: a command that starts a new install (`users add`).
+    Create,
+    /// Refuse, saying what there is nothing of and how a new one is made: the command only
+    /// reads or changes what exists.
+    Refuse(&'static str, &'static str),
+    /// The command does not use it (PostgreSQL accounts, a configured certificate).
+    Unused,
+}
+
+/// Say which data directory an admin command works on, and never let one appear unannounced:
+/// per [`Missing`], make it and say so, or refuse naming the path and how to choose another.
+/// Commands whose output is data to redirect (`history export`, `audit`) say it on stderr.
+fn announce_data_dir(config: &Config, command: &Command) -> anyhow::Result<()> {
+    let dir = &config.server.data_dir;
+    let database_inside = config.accounts.store == StoreKind::Sqlite
+        && std::path::Path::new(&config.accounts.database).is_relative();
+    let store = |what: &'static str| {
+        if database_inside {
+            Missing::Refuse(what, "`parleyd users add NAME` starts a new one there")
+        } else {
+            Missing::Unused
+        }
+    };
+    let (missing, to_stderr) = match command {
+        Command::Users { action } => match action {
+            UsersCommand::Add { .. } | UsersCommand::Import { .. } if database_inside => {
+                (Missing::Create, false)
+            }
+            UsersCommand::Add { .. } | UsersCommand::Import { .. } => (Missing::Unused, false),
+            _ => (store("no accounts database"), false),
+        },
+        Command::Cert { .. } if certificate_in_data_dir(config) => {
+            let start = "start parleyd once to make a new one there";
+            (Missing::Refuse("no certificate yet", start), false)
+        }
+        Command::Cert { .. } => (Missing::Unused, false),
+        Command::Backup { .. } => (store("no database to back up"), false),
+        Command::Audit { .. } => (store("no audit trail"), true),
+        Command::History { .. } => (store("no stored history"), true),
+        Command::CheckConfig { .. } => return Ok(()),
+    };
+    let say = |line: String| {
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    say(format!("data directory: {}", dir.display()));
+    if dir.is_dir() {
+        return Ok(());
+    }
+    match missing {
+        Missing::Create => {
+            data_dir::create(dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}; choose another with server.data_dir \
+                     in the --config file, or --data-dir DIR",
+                    dir.display()
+                )
+            })?;
+            say(format!("created new data directory {}", dir.display()));
+            Ok(())
+        }
+        Missing::Refuse(nothing, start) => anyhow::bail!(
+            "no data directory at {}, so {nothing}. If the server keeps its data elsewhere, point \
+             at it with --config FILE (its server.data_dir) or --data-dir DIR; {start}.",
+            dir.display()
+        ),
+        Missing::Unused => Ok(()),
+    }
 }
 
 /// Serve signals until one asks us to stop: SIGHUP reloads the certificate, SIGINT/SIGTERM stop.

@@ -201,7 +201,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         let account = casefold(account);
         ctx.session.followups.push_back(FollowUp::Offline(account));
         if ctx.shared.live().operators.auto_oper {
-            oper::grant(ctx);
+            oper::grant(ctx, false);
         }
     }
 }

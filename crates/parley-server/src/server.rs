@@ -12,10 +12,10 @@ use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
-use crate::config::{Config, ConfigError};
+use crate::config::{parse_room_modes, Config, ConfigError, RoomModes};
 use crate::history::History;
 use crate::isupport;
-use crate::state::{ClientId, MemberStatus, World};
+use crate::state::{Channel, ChannelModes, ClientId, MemberStatus, Topic, World};
 use crate::store::ServerBan;
 use crate::tls::CertResolver;
 
@@ -209,6 +209,43 @@ impl Shared {
                 .iter()
                 .any(|p| p == permission),
             None => false,
+        }
+    }
+
+    /// A channel about to be made by a first join. The default room gets the config's modes
+    /// and topic (`server.default_channel_modes`, `server.default_channel_topic`) each time it
+    /// is made, so neither a restart nor its emptying loses them; others get the usual `+nt`.
+    pub fn new_channel(&self, name: &str) -> Channel {
+        let mut channel = Channel::new(name);
+        if self.is_default_channel(&parley_proto::casefold(name)) {
+            self.set_default_room(&mut channel);
+        }
+        channel
+    }
+
+    /// Give `channel` (the default room) the config's modes and, if one is set, its topic.
+    pub fn set_default_room(&self, channel: &mut Channel) {
+        let server = &self.config.server;
+        // Validated with the config; should it still not parse, the room gets the usual +nt.
+        let modes = parse_room_modes(&server.default_channel_modes).unwrap_or(RoomModes {
+            no_external: true,
+            topic_ops_only: true,
+            ..RoomModes::default()
+        });
+        channel.modes = ChannelModes {
+            moderated: modes.moderated,
+            no_external: modes.no_external,
+            topic_ops_only: modes.topic_ops_only,
+            invite_only: false,
+            key: None,
+            limit: modes.limit,
+        };
+        if !server.default_channel_topic.is_empty() {
+            channel.topic = Some(Topic {
+                text: server.default_channel_topic.clone(),
+                set_by: server.name.clone(),
+                set_at: channel.created,
+            });
         }
     }
 

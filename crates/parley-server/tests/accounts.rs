@@ -549,3 +549,101 @@ async fn admin_cli_adds_imports_and_locks_accounts() {
     );
     running.shutdown();
 }
+
+/// `parleyd users add NAME --admin` makes a server admin without an `[operators]` entry: it is
+/// an operator from its login (381, +o) and may /broadcast; other accounts get 481 and 491.
+/// `users admin NAME on|off` changes it, for the next login or OPER. Done while the server
+/// runs, as a new install would.
+#[tokio::test]
+async fn an_admin_made_by_the_cli_is_an_operator_without_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let running = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("start");
+    let addr = running.plain_addrs()[0];
+    let (ok, out, err) = common::admin_cli(
+        dir.path(),
+        &["users", "add", "boss", "--admin", "--password-stdin"],
+        "boss-password\n",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("added account boss, a server admin"), "{out}");
+    let (ok, out, err) = common::admin_cli(
+        dir.path(),
+        &["users", "add", "pleb", "--password-stdin"],
+        "pleb-password\n",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+
+    let mut listener = Client::connect(addr).await;
+    listener.register("listener").await;
+    let mut boss = Client::connect(addr).await;
+    let welcome = boss.login_sasl("boss", "boss", "boss-password").await;
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l == ":parley.local 381 boss :You are now an IRC operator (admin)"),
+        "{welcome:?}"
+    );
+    assert!(
+        welcome.iter().any(|l| l.ends_with(" MODE boss :+ow")),
+        "{welcome:?}"
+    );
+    boss.send("PRIVMSG $* :maintenance at noon").await;
+    let sent = boss.sync().await;
+    assert!(!sent.iter().any(|l| l.contains(" 481 ")), "{sent:?}");
+    listener
+        .expect(|l| l == ":boss!~boss@127.0.0.1 PRIVMSG $* :maintenance at noon")
+        .await;
+
+    let mut pleb = Client::connect(addr).await;
+    let welcome = pleb.login_sasl("pleb", "pleb", "pleb-password").await;
+    assert!(!welcome.iter().any(|l| l.contains(" 381 ")), "{welcome:?}");
+    pleb.send("PRIVMSG $* :me too").await;
+    assert_eq!(
+        pleb.sync().await,
+        vec![
+            ":parley.local 481 pleb :Permission Denied - only server operators may message everyone"
+                .to_string()
+        ]
+    );
+    pleb.send("OPER").await;
+    assert_eq!(
+        pleb.sync().await,
+        vec![":parley.local 491 pleb :Your account is not a server operator".to_string()]
+    );
+
+    // Switched by the CLI: pleb becomes one at OPER; boss is one no more at the next login.
+    let (ok, out, err) = common::admin_cli(dir.path(), &["users", "admin", "pleb", "on"], "").await;
+    assert!(ok, "{out}\n{err}");
+    pleb.send("OPER").await;
+    let oper = pleb.sync().await;
+    assert!(
+        oper.iter()
+            .any(|l| l == ":parley.local 381 pleb :You are now an IRC operator (admin)"),
+        "{oper:?}"
+    );
+    let (ok, out, err) =
+        common::admin_cli(dir.path(), &["users", "admin", "boss", "off"], "").await;
+    assert!(ok, "{out}\n{err}");
+    boss.send("QUIT").await;
+    boss.expect_closed().await;
+    let mut boss = Client::connect(addr).await;
+    let welcome = boss.login_sasl("boss", "boss", "boss-password").await;
+    assert!(!welcome.iter().any(|l| l.contains(" 381 ")), "{welcome:?}");
+    let (ok, out, _) = common::admin_cli(dir.path(), &["users", "list"], "").await;
+    assert!(ok);
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .split_whitespace()
+            .last()
+            .map(str::to_owned)
+    };
+    assert_eq!(row("boss").as_deref(), Some("no"), "{out}");
+    assert_eq!(row("pleb").as_deref(), Some("yes"), "{out}");
+    running.shutdown();
+}

@@ -468,6 +468,9 @@ async fn audit_trail_records_who_did_what() {
     op.send("REGISTER * * op-password").await;
     op.expect(|l| l.contains("REGISTER SUCCESS")).await;
     op.send("JOIN #mod").await;
+    // op made #mod (and is its operator) before victim comes: a login's follow-ups (offline
+    // messages, the admin check) may hold op's JOIN back while victim registers.
+    op.sync().await;
     let mut victim = Client::connect(addr).await;
     victim.register("victim").await;
     victim.send("JOIN #mod").await;

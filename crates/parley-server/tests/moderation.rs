@@ -596,6 +596,172 @@ async fn the_default_room_cannot_be_taken_over() {
     drop(bob.sync().await);
 }
 
+/// The default room's modes and topic come from the config, every time it is made: at the
+/// first join, after it emptied, after a restart. Members cannot change them, not even one a
+/// server operator made a channel operator there; a server operator with `channels` can, until
+/// the room is made again.
+#[tokio::test]
+async fn the_default_room_takes_its_modes_from_the_config_every_time_it_is_made() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = || {
+        let mut config = common::test_config(&dir);
+        config.operators.moderators = vec!["mod".into()];
+        config.operators.moderator_permissions = vec!["channels".into()];
+        config.server.default_channel_modes = "+mntl 50".into();
+        config.server.default_channel_topic = "Be kind, say hello".into();
+        config
+    };
+    let running = parley_server::start(config()).await.expect("start");
+    let addr = running.plain_addrs()[0];
+
+    let mut bob = Client::connect(addr).await;
+    bob.nick = "bob".into();
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :bob").await;
+    let welcome = bob.sync().await;
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l == ":parley.local 332 bob #lobby :Be kind, say hello"),
+        "the configured topic: {welcome:?}"
+    );
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l.ends_with(" 353 bob = #lobby :bob")),
+        "the first joiner gets no operator status: {welcome:?}"
+    );
+    bob.send("MODE #lobby").await;
+    let modes = bob.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l == ":parley.local 324 bob #lobby +mntl 50"),
+        "{modes:?}"
+    );
+    bob.send("MODE #lobby +i").await;
+    assert_eq!(
+        bob.sync().await,
+        vec![":parley.local 482 bob #lobby :You're not channel operator".to_string()]
+    );
+
+    // A moderator with the channels permission: may make bob a channel operator there, but
+    // the room's own modes stay the server operators' to change.
+    let mut moderator = account(addr, "mod").await;
+    moderator.send("MODE #lobby +o bob").await;
+    moderator.sync().await;
+    bob.sync().await;
+    for attempt in [
+        "MODE #lobby +i",
+        "MODE #lobby -m",
+        "MODE #lobby +k sesame",
+        "MODE #lobby -l",
+    ] {
+        bob.send(attempt).await;
+        assert_eq!(
+            bob.sync().await,
+            vec![
+                ":parley.local 482 bob #lobby :Only server operators may change the default \
+                 channel's modes"
+                    .to_string()
+            ],
+            "{attempt}"
+        );
+    }
+    moderator.send("MODE #lobby +i-m").await;
+    let changed = moderator.sync().await;
+    assert!(
+        changed.iter().any(|l| l.ends_with(" MODE #lobby +i-m")),
+        "{changed:?}"
+    );
+    moderator.send("MODE #lobby").await;
+    assert!(moderator
+        .sync()
+        .await
+        .iter()
+        .any(|l| l.ends_with(" 324 mod #lobby +intl 50")));
+
+    // Emptied, it is made again as the config says: the next user gets in despite the +i.
+    // (Each leaves the room before the server's goodbye, so once both are closed it is empty.)
+    for mut gone in [bob, moderator] {
+        gone.send("QUIT").await;
+        gone.expect_closed().await;
+    }
+    let mut carol = Client::connect(addr).await;
+    carol.register("carol").await;
+    carol.send("MODE #lobby").await;
+    let modes = carol.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l == ":parley.local 324 carol #lobby +mntl 50"),
+        "{modes:?}"
+    );
+
+    // And after a restart.
+    running.shutdown();
+    assert!(running.wait(Duration::from_secs(5)).await);
+    drop(carol);
+    let running = parley_server::start(config()).await.expect("restart");
+    let mut dave = Client::connect(running.plain_addrs()[0]).await;
+    dave.register("dave").await;
+    dave.send("MODE #lobby").await;
+    let modes = dave.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l == ":parley.local 324 dave #lobby +mntl 50"),
+        "{modes:?}"
+    );
+    dave.send("TOPIC #lobby").await;
+    let topic = dave.sync().await;
+    assert!(
+        topic
+            .iter()
+            .any(|l| l == ":parley.local 332 dave #lobby :Be kind, say hello"),
+        "{topic:?}"
+    );
+}
+
+/// A default room registered while it was an ordinary channel (another default, or an older
+/// parleyd) comes back with the config's modes, not the stored `+i` that would turn every new
+/// user's automatic join away.
+#[tokio::test]
+async fn a_stored_record_cannot_take_the_config_s_modes_from_the_default_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = common::test_config(&dir);
+    config.server.default_channel = String::new();
+    let first = parley_server::start(config).await.expect("start");
+    let mut alice = account(first.plain_addrs()[0], "alice").await;
+    alice.send("JOIN #lobby").await;
+    alice.send("OWNER #lobby").await;
+    alice.send("MODE #lobby +i").await;
+    let owned = alice.sync().await;
+    assert!(
+        owned
+            .iter()
+            .any(|l| l.ends_with("#lobby is registered to alice")),
+        "{owned:?}"
+    );
+    first.shutdown();
+    assert!(first.wait(Duration::from_secs(5)).await);
+    drop(alice);
+
+    let mut config = common::test_config(&dir);
+    config.server.default_channel_modes = "+nt".into();
+    let second = parley_server::start(config).await.expect("restart");
+    let mut bob = Client::connect(second.plain_addrs()[0]).await;
+    bob.register("bob").await;
+    bob.send("MODE #lobby").await;
+    let modes = bob.sync().await;
+    assert!(
+        modes
+            .iter()
+            .any(|l| l == ":parley.local 324 bob #lobby +nt"),
+        "{modes:?}"
+    );
+}
+
 /// Registered channels outlive their members, so one account may own only so many
 /// (`limits.registered_channels_per_account`). Past that a channel it creates is still made,
 /// just not registered, and OWNER will not hand it a channel.

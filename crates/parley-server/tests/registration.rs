@@ -173,6 +173,43 @@ async fn quit_tells_channel_members_and_closes() {
         .await;
 }
 
+/// A client that goes away without QUIT (the window closed, the laptop slept, a reset) is shown
+/// to the others as "Connection closed", however the socket ended: a FIN, a reset, or a TLS
+/// session cut without its close_notify. "Killed" is for an operator's KILL alone.
+#[tokio::test]
+async fn a_dropped_socket_quits_with_connection_closed() {
+    let server = TestServer::start_with(common::enable_tls).await;
+    let mut alice = server.client("alice").await;
+
+    // A plain close (FIN).
+    let bob = server.client("bob").await;
+    alice.sync().await;
+    drop(bob);
+    alice
+        .expect(|l| l == ":bob!~bob@127.0.0.1 QUIT :Connection closed")
+        .await;
+
+    // A reset: linger 0 makes the close an RST, as when a client dies with unread input.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.set_zero_linger().unwrap();
+    let mut carol = common::Client::over(Box::new(stream));
+    carol.register("carol").await;
+    alice.sync().await;
+    drop(carol);
+    alice
+        .expect(|l| l == ":carol!~carol@127.0.0.1 QUIT :Connection closed")
+        .await;
+
+    // TLS cut without close_notify, as a killed client leaves it.
+    let mut dave = server.connect_tls().await;
+    dave.register("dave").await;
+    alice.sync().await;
+    drop(dave);
+    alice
+        .expect(|l| l == ":dave!~dave@127.0.0.1 QUIT :Connection closed")
+        .await;
+}
+
 #[tokio::test]
 async fn ping_pong_and_unknown_command() {
     let server = TestServer::start().await;

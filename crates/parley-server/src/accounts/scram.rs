@@ -578,6 +578,7 @@ mod tests {
             created_at: 0,
             locked: false,
             scram,
+            admin: false,
         };
         let made = scram_credential("password", 5000)
             .expect("credential")

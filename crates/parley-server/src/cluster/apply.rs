@@ -142,6 +142,11 @@ pub fn apply(
             };
             let key = casefold(&channel);
             if !own {
+                // Made here as its origin made it: the default room with the config's modes.
+                if !world.channels.contains_key(&key) {
+                    let made = shared.new_channel(&channel);
+                    world.channels.insert(key.clone(), made);
+                }
                 join(&mut world, id, &channel, MemberStatus { op, voice });
             }
             let Some(chan) = world.channels.get(&key) else {

@@ -130,7 +130,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
             }
         }
         None => {
-            let mut channel = Channel::new(name);
+            let mut channel = ctx.shared.new_channel(name);
             // A channel made by someone logged in belongs to their account and lasts; the
             // default room belongs to the server and nobody owns it.
             // Past its limit of registered channels the channel is still made (joining should

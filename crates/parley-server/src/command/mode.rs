@@ -155,6 +155,11 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let setter = ctx.session.nick.clone();
     let is_op = ctx.shared.may_moderate(&key, my_status, oper);
+    // The default room's own modes come from the config: only the server operators who
+    // moderate it change them, not a member someone made a channel operator there.
+    let room_modes_locked =
+        ctx.shared.is_default_channel(&key) && !ctx.shared.oper_can(oper, "channels");
+    let mut room_denied = false;
     let mut args = msg.params.iter().skip(2).copied();
     let mut adding = true;
     let mut applied: Vec<Applied> = Vec::new();
@@ -210,6 +215,10 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
         if !is_op {
             denied = true;
+            continue;
+        }
+        if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 't' | 'k' | 'l') {
+            room_denied = true;
             continue;
         }
         match c {
@@ -457,6 +466,12 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             numeric::ERR_CHANOPRIVSNEEDED,
             &[&shown],
             Some("You're not channel operator"),
+        );
+    } else if room_denied {
+        ctx.numeric(
+            numeric::ERR_CHANOPRIVSNEEDED,
+            &[&shown],
+            Some("Only server operators may change the default channel's modes"),
         );
     }
 }

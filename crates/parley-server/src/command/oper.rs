@@ -1,16 +1,18 @@
 //! Server operators: OPER (or automatic at login), KILL, server bans (KLINE by mask or account,
 //! DLINE by address or network, with reason and expiry, persisted), STATS k/d, account SUSPEND,
-//! WALLOPS. Operators are accounts named in `[operators]`; each command checks the permission it
-//! needs and answers 481 without it. Every action goes to the audit trail.
+//! WALLOPS. Operators are accounts named in `[operators]`, or made admins in the database by the
+//! admin CLI (`parleyd users add --admin`), so a new install has an admin without editing the
+//! config; each command checks the permission it needs and answers 481 without it. Every action
+//! goes to the audit trail.
 
 use std::time::Duration;
 
 use parley_proto::{casefold, numeric, Message};
 
 use crate::cluster::event::Event;
-use crate::context::{line, Ctx};
+use crate::context::{line, Ctx, FollowUp};
 use crate::relay::{format_time, now_ms};
-use crate::server::dline_covers;
+use crate::server::{dline_covers, OperClass};
 use crate::state::mask_matches;
 use crate::store::{ServerBan, StateChange};
 
@@ -43,21 +45,62 @@ fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
 }
 
-/// Make this connection an operator if its account is one. Returns whether it is now.
-pub fn grant(ctx: &mut Ctx<'_>) -> bool {
+/// Make this connection an operator if its account is one: at once for a config admin, after
+/// asking the database ([`FollowUp::OperCheck`]) otherwise, since the database may make a
+/// moderator or a plain account an admin. `asked` when OPER asked, so "no" gets its 491.
+pub fn grant(ctx: &mut Ctx<'_>, asked: bool) {
     let Some(account) = ctx.session.account.clone() else {
-        return false;
+        return;
     };
-    let Some(class) = ctx.shared.oper_class(&account) else {
-        return false;
+    match ctx.shared.oper_class(&account) {
+        Some(OperClass::Admin) => grant_class(ctx, &account, OperClass::Admin),
+        _ => ctx
+            .session
+            .followups
+            .push_back(FollowUp::OperCheck { account, asked }),
+    }
+}
+
+/// The database's answer for [`grant`]: the higher of its word and the config's.
+pub fn checked(
+    ctx: &mut Ctx<'_>,
+    account: &str,
+    asked: bool,
+    admin: Result<bool, crate::store::StoreError>,
+) {
+    // Logged out or into another account meanwhile: the answer is about someone else.
+    if ctx.session.account.as_deref() != Some(account) {
+        return;
+    }
+    let admin = admin.unwrap_or_else(|error| {
+        tracing::warn!(%account, %error, "cannot read whether the account is an admin");
+        false
+    });
+    let class = if admin {
+        Some(OperClass::Admin)
+    } else {
+        ctx.shared.oper_class(account)
     };
+    match class {
+        Some(class) => grant_class(ctx, account, class),
+        None if asked => ctx.numeric(
+            numeric::ERR_NOOPERHOST,
+            &[],
+            Some("Your account is not a server operator"),
+        ),
+        None => {}
+    }
+}
+
+/// Give this connection operator status of `class` (nothing if it has some already).
+fn grant_class(ctx: &mut Ctx<'_>, account: &str, class: OperClass) {
     let source = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&ctx.session.id) else {
-            return false;
+            return;
         };
         if user.oper.is_some() {
-            return true;
+            return;
         }
         user.oper = Some(class);
         user.wallops = true;
@@ -86,8 +129,7 @@ pub fn grant(ctx: &mut Ctx<'_>) -> bool {
         };
         cluster.publish(ctx.shared, event, None);
     }
-    ctx.audit("oper_up", &account, Some(class.name()));
-    true
+    ctx.audit("oper_up", account, Some(class.name()));
 }
 
 /// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;
@@ -101,12 +143,21 @@ pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
         );
         return;
     }
-    if !grant(ctx) {
-        ctx.numeric(
-            numeric::ERR_NOOPERHOST,
+    let already = ctx
+        .shared
+        .world
+        .lock()
+        .users
+        .get(&ctx.session.id)
+        .and_then(|u| u.oper);
+    match already {
+        // Said again, as a server answers a second OPER.
+        Some(class) => ctx.numeric(
+            numeric::RPL_YOUREOPER,
             &[],
-            Some("Your account is not a server operator"),
-        );
+            Some(&format!("You are now an IRC operator ({})", class.name())),
+        ),
+        None => grant(ctx, true),
     }
 }
 

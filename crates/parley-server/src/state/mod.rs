@@ -8,6 +8,6 @@ mod channel;
 mod world;
 
 pub use channel::{
-    mask_matches, Ban, Channel, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
+    mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
 };
 pub use world::{ClientId, User, WhowasEntry, World};

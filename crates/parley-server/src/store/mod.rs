@@ -41,6 +41,9 @@ pub struct AccountRecord {
     /// until the account layer derives it from a password it was given (registration, a password
     /// change, or the first PLAIN/PASS login of an account made before SCRAM existed).
     pub scram: Option<String>,
+    /// A server admin by the database's word (`parleyd users add --admin`, `users admin`), as
+    /// if named in `[operators] admins`. Only the admin CLI sets it.
+    pub admin: bool,
 }
 
 // Hand-written so the hash never lands in a log line through `{:?}`.
@@ -107,6 +110,8 @@ pub trait AccountStore: Send + Sync {
     fn remove_account(&self, name: &str) -> Result<(), StoreError>;
     /// Lock (refuse logins to) or unlock an account.
     fn set_locked(&self, name: &str, locked: bool) -> Result<(), StoreError>;
+    /// Make an account a server admin, or no longer one ([`AccountRecord::admin`]).
+    fn set_admin(&self, name: &str, admin: bool) -> Result<(), StoreError>;
     /// Every account, ordered by casefolded name.
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
     /// Record that an admin lifted `target`'s lockout after failed logins at `at_ms` (ms since
@@ -280,6 +285,7 @@ mod tests {
             created_at: 0,
             locked: false,
             scram: Some("SCRAM-SHA-256$4096:c2FsdA==$secret-keys".to_owned()),
+            admin: false,
         };
         let text = format!("{record:?}");
         assert!(text.contains("alice"), "{text}");

@@ -143,6 +143,9 @@ const MIGRATIONS: &[&str] = &[
         expires_at     BIGINT NOT NULL
     );
     CREATE INDEX sessions_by_account ON sessions (account_folded, last_used_at);",
+    // 10: server admins by the database's word, set only by the admin CLI (`users add --admin`,
+    // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
+    "ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;",
 ];
 
 /// The schema version this build writes and understands.
@@ -546,6 +549,7 @@ fn record_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
         created_at: row.try_get(2).map_err(backend)?,
         locked: row.try_get(3).map_err(backend)?,
         scram: row.try_get(4).map_err(backend)?,
+        admin: row.try_get(5).map_err(backend)?,
     })
 }
 
@@ -574,7 +578,7 @@ impl AccountStore for PostgresStore {
         let folded = casefold(name);
         let lookup = move |connection: &mut Connection| {
             let statement = connection.prepare(
-                "SELECT name, password_hash, created_at, locked, scram FROM accounts \
+                "SELECT name, password_hash, created_at, locked, scram, admin FROM accounts \
                  WHERE name_folded = $1",
             )?;
             connection
@@ -658,11 +662,24 @@ impl AccountStore for PostgresStore {
         })
     }
 
+    fn set_admin(&self, name: &str, admin: bool) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.call_idempotent(move |client| {
+            let changed = client
+                .execute(
+                    "UPDATE accounts SET admin = $2 WHERE name_folded = $1",
+                    &[&casefold(&name), &admin],
+                )
+                .map_err(backend)?;
+            found(changed, &name)
+        })
+    }
+
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.call_idempotent(|client| {
             client
                 .query(
-                    "SELECT name, password_hash, created_at, locked, scram FROM accounts \
+                    "SELECT name, password_hash, created_at, locked, scram, admin FROM accounts \
                      ORDER BY name_folded",
                     &[],
                 )

@@ -115,6 +115,9 @@ const MIGRATIONS: &[&str] = &[
         expires_at     INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX sessions_by_account ON sessions (account_folded, last_used_at);",
+    // 9: server admins by the database's word, set only by the admin CLI (`users add --admin`,
+    // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
+    "ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));",
 ];
 
 /// The schema version this build writes and understands.
@@ -236,7 +239,7 @@ impl SqliteStore {
 fn account_in(connection: &Connection, name: &str) -> Result<Option<AccountRecord>, StoreError> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT name, password_hash, created_at, locked, scram FROM accounts
+            "SELECT name, password_hash, created_at, locked, scram, admin FROM accounts
              WHERE name_folded = ?1",
         )
         .map_err(backend)?;
@@ -499,6 +502,7 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
         created_at: row.get(2)?,
         locked: row.get(3)?,
         scram: row.get(4)?,
+        admin: row.get(5)?,
     })
 }
 
@@ -593,11 +597,22 @@ impl AccountStore for SqliteStore {
         found(changed, name)
     }
 
+    fn set_admin(&self, name: &str, admin: bool) -> Result<(), StoreError> {
+        let connection = self.connection.lock();
+        let changed = connection
+            .execute(
+                "UPDATE accounts SET admin = ?2 WHERE name_folded = ?1",
+                rusqlite::params![casefold(name), admin],
+            )
+            .map_err(backend)?;
+        found(changed, name)
+    }
+
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         let connection = self.connection.lock();
         let mut statement = connection
             .prepare(
-                "SELECT name, password_hash, created_at, locked, scram FROM accounts
+                "SELECT name, password_hash, created_at, locked, scram, admin FROM accounts
                  ORDER BY name_folded",
             )
             .map_err(backend)?;
