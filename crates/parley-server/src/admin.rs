@@ -966,7 +966,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            lines[1].starts_with("Alice ") && lines[1].ends_with("  yes     no"),
+            lines[1].starts_with("Alice ") && lines[1].ends_with("  yes       no"),
             "{out}"
         );
         assert!(

@@ -475,6 +475,10 @@ async fn users_unlock_address_from_the_command_line() {
     )
     .await;
     assert!(ok, "{err}");
+    // Every admin command first says which data directory it used.
+    let out = out
+        .strip_prefix(&format!("data directory: {}\n", dir.path().display()))
+        .unwrap_or(&out);
     assert!(
         out.starts_with(
             "unlocked 2001:db8:7:8::/64 (an IPv6 address is locked out with its whole /64)"
@@ -488,6 +492,9 @@ async fn users_unlock_address_from_the_command_line() {
     )
     .await;
     assert!(ok, "{err}");
+    let out = out
+        .strip_prefix(&format!("data directory: {}\n", dir.path().display()))
+        .unwrap_or(&out);
     assert!(out.starts_with("unlocked 203.0.113.5: "), "{out}");
     let (ok, out, err) = common::admin_cli(
         dir.path(),
