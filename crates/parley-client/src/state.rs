@@ -449,6 +449,48 @@ pub fn colour_index(name: &str, palette_len: usize) -> usize {
     colour_hash(name) as usize % palette_len.max(1)
 }
 
+/// A WHOIS reply in words: `params` are the reply's parameters after our own nick, the subject
+/// first. The replies whose trailing text reads on after the nick ("is an IRC operator", "is using
+/// a secure connection") are the nick and that text; the others put their fields into a sentence,
+/// so `330 alice alice :is logged in as` reads "alice is logged in as alice".
+fn whois_line(code: &str, params: &[&str]) -> String {
+    let field = |i: usize| params.get(i).copied().unwrap_or("");
+    let nick = field(0);
+    match code {
+        "312" => format!("{nick} is connected to {} ({})", field(1), field(2)),
+        "317" => {
+            let idle = field(1).parse::<u64>().map(idle_words);
+            let signon = field(2)
+                .parse::<i64>()
+                .ok()
+                .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0))
+                .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string());
+            match (idle, signon) {
+                (Ok(idle), Some(signon)) => {
+                    format!("{nick} has been idle {idle}, signed on {signon}")
+                }
+                (Ok(idle), None) => format!("{nick} has been idle {idle}"),
+                _ => params.join(" "),
+            }
+        }
+        "318" => format!("End of WHOIS for {nick}"),
+        "319" => format!("{nick} is on {}", field(1)),
+        "330" if params.len() >= 3 => format!("{nick} is logged in as {}", field(1)),
+        _ => params.join(" "),
+    }
+}
+
+/// An idle time as a person says it: "42s", "5m 3s", "2h 10m", "3d 4h".
+fn idle_words(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 /// FNV-1a (32-bit) of the casefolded name: [`colour_index`] before the modulo.
 pub fn colour_hash(name: &str) -> u32 {
     casefold(name).bytes().fold(0x811c_9dc5u32, |h, b| {
@@ -1784,7 +1826,7 @@ impl State {
                 if code == "330" {
                     self.learn_account(arg(1), Some(arg(2)));
                 }
-                let details = msg.params[1..].join(" ");
+                let details = whois_line(code, &msg.params[1..]);
                 let index = self.whois_buffer(arg(1), code == "318");
                 self.push(index, ctx.line(LineKind::Info, None, details));
             }
@@ -2743,6 +2785,32 @@ mod tests {
     }
 
     #[test]
+    fn whois_replies_read_as_sentences() {
+        let params = |s: &'static str| s.split(' ').collect::<Vec<_>>();
+        assert_eq!(
+            whois_line("312", &params("alice parley.local Parley")),
+            "alice is connected to parley.local (Parley)"
+        );
+        assert_eq!(
+            whois_line("317", &params("alice 303 1796519920 seconds")),
+            "alice has been idle 5m 3s, signed on 2026-12-06 01:18 UTC"
+        );
+        assert_eq!(
+            whois_line("319", &["alice", "#lobby @#club"]),
+            "alice is on #lobby @#club"
+        );
+        assert_eq!(
+            whois_line("671", &params("alice is using a secure connection")),
+            "alice is using a secure connection"
+        );
+        // A malformed reply is shown as it came, not dropped.
+        assert_eq!(whois_line("317", &params("alice soon")), "alice soon");
+        assert_eq!(idle_words(0), "0s");
+        assert_eq!(idle_words(7_800), "2h 10m");
+        assert_eq!(idle_words(273_600), "3d 4h");
+    }
+
+    #[test]
     fn whois_answers_where_it_was_asked() {
         fn texts(s: &State, name: &str) -> Vec<String> {
             s.buffer(name)
@@ -2775,7 +2843,8 @@ mod tests {
             "{:?}",
             texts(&s, "#a")
         );
-        assert!(texts(&s, "#a").iter().any(|t| t.contains("End of /WHOIS")));
+        assert!(texts(&s, "#a").contains(&"bob is logged in as bobby".to_string()));
+        assert!(texts(&s, "#a").contains(&"End of WHOIS for bob".to_string()));
         assert!(!texts(&s, "#b").iter().any(|t| t.contains("bob")));
         assert_eq!(s.account_of("BOB"), Some("bobby"));
         // An unknown nick's refusal goes there too.
