@@ -7,7 +7,7 @@ use parley_client::{BufferKind, ConnectionState, Line as ChatLine, LineKind, Sta
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::theme::Theme;
@@ -250,8 +250,10 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
     frame.render_widget(Block::default().style(theme.base()), frame.area());
     let area = centered(frame.area(), 60, 14);
     frame.render_widget(Clear, area);
+    // Left padding, so a wrapped error line starts under the text, not at the border.
     let block = Block::default()
         .borders(Borders::ALL)
+        .padding(Padding::new(2, 0, 0, 0))
         .title(" parley - connect ");
     let field = |label: &str, value: String, focused: bool| {
         let style = if focused {
@@ -260,7 +262,7 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
             Style::default()
         };
         Line::from(vec![
-            Span::raw(format!("{label:>10}: ")),
+            Span::raw(format!("{label:>8}: ")),
             Span::styled(format!("{value:<30}"), style),
         ])
     };
@@ -281,26 +283,26 @@ pub fn draw_start(frame: &mut Frame, form: &StartForm, theme: &Theme) {
         ),
         Line::raw(""),
         Line::styled(
-            "  Tab/Up/Down: next field   Left/Right: log in or register",
+            "Tab/Up/Down: next field   Left/Right: log in or register",
             Style::default().fg(theme.dim),
         ),
-        Line::styled(
-            "  Enter: connect   Esc: quit",
-            Style::default().fg(theme.dim),
-        ),
-        Line::styled(
-            if form.guests_possible() {
-                "  Empty password: guest, where the server allows guests"
-            } else {
-                "  This server needs an account: log in or register"
-            },
-            Style::default().fg(theme.dim),
-        ),
+        Line::styled("Enter: connect   Esc: quit", Style::default().fg(theme.dim)),
     ];
+    // The server's refusal of a guest already says it needs an account: no second hint then.
+    let hint = if form.guests_possible() {
+        Some("Empty password: guest, where the server allows guests")
+    } else if form.error.is_none() {
+        Some("This server needs an account: log in or register")
+    } else {
+        None
+    };
+    if let Some(hint) = hint {
+        lines.push(Line::styled(hint, Style::default().fg(theme.dim)));
+    }
     if let Some(error) = &form.error {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            format!("  {error}"),
+            error.clone(),
             Style::default().fg(theme.error),
         ));
     }
