@@ -117,6 +117,29 @@ export function nickColour(key, mapping = 'ascii') {
 export const isChannel = (name) => /^[#&]/.test(name);
 
 /** UTF-8 safe base64, for SASL PLAIN (btoa alone only takes Latin-1). */
+/**
+ * The server's words for a refused login (904, 464) as one sentence, as the other Parley clients
+ * say it: a lockout says how long in minutes ("try again in 5 minutes"), a wrong password says
+ * so once, and anything else is the server's own reason.
+ */
+export function loginRefusal(serverText) {
+  const text = (serverText || '').trim();
+  const locked = /too many failed logins/i.test(text);
+  if (locked) {
+    const seconds = Number((/try again in (\d+) seconds?/i.exec(text) || [])[1]);
+    if (!Number.isFinite(seconds)) return 'Too many failed logins; try again later.';
+    if (seconds < 60) return `Too many failed logins; try again in ${seconds} second${seconds === 1 ? '' : 's'}.`;
+    const minutes = Math.ceil(seconds / 60);
+    return `Too many failed logins; try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
+  }
+  const lower = text.toLowerCase();
+  if (!lower || lower.includes('invalid account name or password') || lower.includes('password incorrect')
+      || lower.startsWith('sasl authentication failed')) {
+    return 'The username or password was not accepted.';
+  }
+  return `The server refused the login: ${text}`;
+}
+
 export function base64(text) {
   const bytes = new TextEncoder().encode(text);
   let binary = '';
@@ -500,7 +523,7 @@ export class ChatState {
   on_903() { return this.phase === 'connecting' ? ['CAP END'] : []; }
   on_904(msg) {
     if (this.login.token) return this.tokenRefused(msg);
-    return [...this.fail(msg.params[1] || 'Login failed: wrong username or password'), 'QUIT'];
+    return [...this.fail(loginRefusal(msg.params[1])), 'QUIT'];
   }
   on_902(msg) { return this.on_904(msg); }
   on_905(msg) { return this.on_904(msg); }
@@ -901,7 +924,7 @@ export class ChatState {
     const reason = msg.params[1] || '';
     const passing = /too many failed|unavailable|try again/i.test(reason);
     if (!passing) this.sessionEnded = true;
-    return [...this.fail(passing ? reason : 'Your session ended; log in again.'), 'QUIT'];
+    return [...this.fail(passing ? loginRefusal(reason) : 'Your session ended; log in again.'), 'QUIT'];
   }
 
   /** After the welcome: ask for a session after a password login, or reopen the saved view. */

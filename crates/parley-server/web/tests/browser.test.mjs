@@ -248,6 +248,8 @@ test('log in with an existing account, load history on scroll, phone-sized scree
   await wrong.fill('#password', 'not the password');
   await wrong.click('#connect');
   await wrong.locator('#login-error:not([hidden])').waitFor();
+  // Said once, in the words the other clients use.
+  assert.equal(await wrong.locator('#login-error').innerText(), 'The username or password was not accepted.');
   await wrong.context().close();
 
   const { page, errors } = await openPage({ width: 390, height: 760 });

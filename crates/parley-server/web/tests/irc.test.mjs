@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   parseLine, ircLine, parseInput, InputError, ChatState, casefold, splitText, serialize, base64,
-  fnv1a32, nickColour, NICK_COLOURS,
+  fnv1a32, nickColour, NICK_COLOURS, loginRefusal,
 } from '../irc.js';
 
 test('parses tags, source, command and params', () => {
@@ -76,7 +76,7 @@ test('a wrong password fails the login with the server text', () => {
   s.handle(':srv CAP * ACK :sasl');
   assert.deepEqual(s.handle(':srv 904 alice :SASL authentication failed'), ['QUIT']);
   assert.equal(s.phase, 'failed');
-  assert.match(s.error, /failed/);
+  assert.equal(s.error, 'The username or password was not accepted.');
 });
 
 test('register: REGISTER before CAP END', () => {
@@ -408,7 +408,7 @@ test('login session: a refused token ends it with a message, once', () => {
   locked.handle('AUTHENTICATE +');
   locked.handle(':srv 904 * :Too many failed logins; try again in 600 seconds');
   assert.equal(locked.sessionEnded, false);
-  assert.equal(locked.error, 'Too many failed logins; try again in 600 seconds');
+  assert.equal(locked.error, 'Too many failed logins; try again in 10 minutes.');
 });
 
 test('/logout revokes the session on the server, then quits', () => {
@@ -428,4 +428,22 @@ test('/logout revokes the session on the server, then quits', () => {
   failing.act({ type: 'logout' });
   assert.deepEqual(failing.handle(':srv FAIL SESSION TEMPORARILY_UNAVAILABLE :try later'), ['QUIT :Logged out']);
   assert.equal(failing.loggedOut, true);
+});
+
+test('a refused login is said once, and a lockout in minutes, as the other clients say it', () => {
+  assert.equal(loginRefusal('Invalid account name or password'), 'The username or password was not accepted.');
+  assert.equal(loginRefusal(''), 'The username or password was not accepted.');
+  assert.equal(loginRefusal('Too many failed logins; try again in 299 seconds'),
+    'Too many failed logins; try again in 5 minutes.');
+  assert.equal(loginRefusal('too many failed logins; try again in 1 seconds'),
+    'Too many failed logins; try again in 1 second.');
+  assert.equal(loginRefusal('Too many failed logins'), 'Too many failed logins; try again later.');
+  assert.equal(loginRefusal('This account is disabled; ask a server operator'),
+    'The server refused the login: This account is disabled; ask a server operator');
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: 'typo', register: false });
+  s.handle(':srv CAP * LS :sasl');
+  s.handle(':srv AUTHENTICATE +');
+  s.handle(':srv 904 alice :Too many failed logins; try again in 120 seconds');
+  assert.equal(s.error, 'Too many failed logins; try again in 2 minutes.');
 });
