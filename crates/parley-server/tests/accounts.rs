@@ -15,22 +15,6 @@ async fn strict() -> TestServer {
     TestServer::start_with(|c| c.accounts.require_login = true).await
 }
 
-/// Register `account` with REGISTER before connection registration and finish it.
-async fn register_new(server: &TestServer, account: &str, password: &str) -> Client {
-    let mut c = server.connect().await;
-    c.nick = account.to_string();
-    // CAP LS holds registration until CAP END, so REGISTER lands first even for guests.
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {account}")).await;
-    c.send(&format!("USER {account} 0 * :{account}")).await;
-    c.send(&format!("REGISTER * * {password}")).await;
-    c.expect(|l| l.contains("REGISTER SUCCESS")).await;
-    c.send("CAP END").await;
-    c.expect_numeric("001").await;
-    c.sync().await;
-    c
-}
-
 #[tokio::test]
 async fn login_is_required_and_explained() {
     let server = strict().await;
@@ -136,7 +120,7 @@ async fn register_then_restart_then_log_in_again() {
 #[tokio::test]
 async fn wrong_passwords_are_refused() {
     let server = strict().await;
-    drop(register_new(&server, "bob", "bob-password").await);
+    drop(server.register_new("bob", "bob-password").await);
 
     let mut sasl = server.connect().await;
     sasl.send("NICK bob2").await;
@@ -211,7 +195,7 @@ async fn sasl_protocol_errors() {
     }
     assert_eq!(c.recv().await, ":parley.local 905 * :SASL message too long");
 
-    let mut logged = register_new(&server, "carol", "carol-password").await;
+    let mut logged = server.register_new("carol", "carol-password").await;
     logged.send("AUTHENTICATE PLAIN").await;
     assert_eq!(
         logged.recv().await,
@@ -227,7 +211,7 @@ async fn sasl_protocol_errors() {
 #[tokio::test]
 async fn register_refusals_use_standard_replies() {
     let server = strict().await;
-    drop(register_new(&server, "dave", "dave-password").await);
+    drop(server.register_new("dave", "dave-password").await);
     let mut c = server.connect().await;
     c.send("REGISTER * * whatever-password").await;
     assert_eq!(
@@ -310,7 +294,7 @@ async fn repeated_failures_lock_the_account() {
         c.accounts.max_failures = 2;
     })
     .await;
-    drop(register_new(&server, "gina", "gina-password").await);
+    drop(server.register_new("gina", "gina-password").await);
     let mut c = server.connect().await;
     c.send("NICK gina_").await;
     for _ in 0..2 {
@@ -341,7 +325,7 @@ async fn repeated_failures_lock_the_account() {
 #[tokio::test]
 async fn guests_chat_but_cannot_take_an_account_nick() {
     let server = TestServer::start().await; // require_login = false in tests
-    let mut owner = register_new(&server, "henry", "henry-password").await;
+    let mut owner = server.register_new("henry", "henry-password").await;
     owner.send("QUIT").await;
     owner.expect_closed().await;
     let mut guest = server.connect().await;
@@ -437,7 +421,7 @@ async fn plaintext_passwords_from_elsewhere_are_refused() {
         c.accounts.plaintext_login_from = vec!["127.0.0.1/32".into()];
     })
     .await;
-    drop(register_new(&server, "kim", "kim-password").await);
+    drop(server.register_new("kim", "kim-password").await);
     let remote: std::net::IpAddr = "127.0.0.2".parse().expect("address");
 
     let mut c = connect_from(server.addr, remote).await;

@@ -63,19 +63,6 @@ fn fill(line: &str, fingerprint: &str, port: u16) -> String {
         .replace("127.0.0.1/6697", &format!("127.0.0.1/{port}"))
 }
 
-/// Register `account` with REGISTER before connection registration, then leave.
-async fn create_account(server: &TestServer, account: &str, password: &str) {
-    let mut c = server.connect().await;
-    c.nick = account.to_string();
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {account}")).await;
-    c.send(&format!("USER {account} 0 * :{account}")).await;
-    c.send(&format!("REGISTER * * {password}")).await;
-    c.expect(|l| l.contains("REGISTER SUCCESS")).await;
-    c.send("QUIT").await;
-    c.expect_closed().await;
-}
-
 /// A server over TLS that requires logins, with the accounts alice and bob; bob is logged in and
 /// sits in the default room, watching for alice.
 async fn server_and_bob() -> (TestServer, Client) {
@@ -84,8 +71,8 @@ async fn server_and_bob() -> (TestServer, Client) {
         c.accounts.require_login = true;
     })
     .await;
-    create_account(&server, "alice", ALICE_PASSWORD).await;
-    create_account(&server, "bob", BOB_PASSWORD).await;
+    server.create_account("alice", ALICE_PASSWORD).await;
+    server.create_account("bob", BOB_PASSWORD).await;
     let mut bob = server.connect().await;
     bob.login_sasl("bob", "bob", BOB_PASSWORD).await;
     bob.sync().await;

@@ -26,19 +26,6 @@ async fn lockout_server() -> TestServer {
     .await
 }
 
-/// Register `account` with REGISTER before connection registration, then leave.
-async fn create_account(server: &TestServer, account: &str, password: &str) {
-    let mut c = server.connect().await;
-    c.nick = account.to_string();
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {account}")).await;
-    c.send(&format!("USER {account} 0 * :{account}")).await;
-    c.send(&format!("REGISTER * * {password}")).await;
-    c.expect(|l| l.contains("REGISTER SUCCESS")).await;
-    c.send("QUIT").await;
-    c.expect_closed().await;
-}
-
 /// Send `lines` after a PING in one write, and wait for the PONG. The server answers the PING
 /// only once it has handled every line of that read, so on return the login those lines started
 /// has been counted, or is waiting on the hash.
@@ -74,7 +61,7 @@ fn assert_burst_held(wrong: &[String], right: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_plain_burst_gets_at_most_max_failures_guesses() {
     let server = lockout_server().await;
-    create_account(&server, "ivy", "ivy-password").await;
+    server.create_account("ivy", "ivy-password").await;
     let mut clients = Vec::new();
     for i in 0..BURST {
         let mut c = server.connect().await;
@@ -114,7 +101,7 @@ async fn parallel_plain_burst_gets_at_most_max_failures_guesses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_pass_burst_gets_at_most_max_failures_guesses() {
     let server = lockout_server().await;
-    create_account(&server, "jade", "jade-password").await;
+    server.create_account("jade", "jade-password").await;
     let mut clients = Vec::new();
     for i in 0..BURST {
         let mut c = server.connect().await;
@@ -143,7 +130,7 @@ async fn parallel_pass_burst_gets_at_most_max_failures_guesses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_right_logins_from_one_address_all_succeed() {
     let server = lockout_server().await;
-    create_account(&server, "kit", "kit-password").await;
+    server.create_account("kit", "kit-password").await;
     let mut clients = Vec::new();
     for i in 0..3 * MAX_FAILURES as usize {
         let mut c = server.connect().await;
@@ -224,7 +211,7 @@ async fn suspended_account_answers_the_same_for_any_password() {
 #[tokio::test]
 async fn owner_takes_its_nick_from_an_unregistered_squatter() {
     let server = TestServer::start().await; // guests allowed
-    create_account(&server, "nina", "nina-password").await;
+    server.create_account("nina", "nina-password").await;
     let mut squatter = server.connect().await;
     squatter.nick = "squatter".into();
     squatter.send("NICK nina").await;
@@ -267,7 +254,7 @@ async fn owner_takes_its_nick_from_an_unregistered_squatter() {
 #[tokio::test]
 async fn logged_in_owner_takes_its_nick_with_nick() {
     let server = TestServer::start().await;
-    create_account(&server, "olga", "olga-password").await;
+    server.create_account("olga", "olga-password").await;
     let mut squatter = server.connect().await;
     squatter.nick = "squatter".into();
     squatter.send("NICK olga").await;
@@ -381,8 +368,8 @@ async fn fairness_server() -> TestServer {
 #[tokio::test]
 async fn one_users_typos_on_this_machine_leave_the_others_in() {
     let server = fairness_server().await;
-    create_account(&server, "ann", "ann-password").await;
-    create_account(&server, "ben", "ben-password").await;
+    server.create_account("ann", "ann-password").await;
+    server.create_account("ben", "ben-password").await;
     for i in 0..3 {
         let answer = if i % 2 == 0 {
             sasl_answer(server.addr, "ann", &format!("ann-typo-{i}")).await
@@ -415,7 +402,7 @@ async fn one_users_typos_on_this_machine_leave_the_others_in() {
 #[tokio::test]
 async fn users_unlock_lifts_the_lockout_in_the_running_server() {
     let server = fairness_server().await;
-    create_account(&server, "cleo", "cleo-password").await;
+    server.create_account("cleo", "cleo-password").await;
     let dir = server.dir.path();
     for i in 0..3 {
         let answer = sasl_answer(server.addr, "cleo", &format!("cleo-typo-{i}")).await;
@@ -475,10 +462,7 @@ async fn users_unlock_address_from_the_command_line() {
     )
     .await;
     assert!(ok, "{err}");
-    // Every admin command first says which data directory it used.
-    let out = out
-        .strip_prefix(&format!("data directory: {}\n", dir.path().display()))
-        .unwrap_or(&out);
+    let out = common::after_data_dir_line(&out, dir.path());
     assert!(
         out.starts_with(
             "unlocked 2001:db8:7:8::/64 (an IPv6 address is locked out with its whole /64)"
@@ -492,9 +476,7 @@ async fn users_unlock_address_from_the_command_line() {
     )
     .await;
     assert!(ok, "{err}");
-    let out = out
-        .strip_prefix(&format!("data directory: {}\n", dir.path().display()))
-        .unwrap_or(&out);
+    let out = common::after_data_dir_line(&out, dir.path());
     assert!(out.starts_with("unlocked 203.0.113.5: "), "{out}");
     let (ok, out, err) = common::admin_cli(
         dir.path(),

@@ -23,21 +23,6 @@ async fn server_with(change: impl FnOnce(&mut parley_server::Config)) -> TestSer
     .await
 }
 
-/// Register `account` with REGISTER and finish connection registration.
-async fn register_new(server: &TestServer, account: &str, password: &str) -> Client {
-    let mut c = server.connect().await;
-    c.nick = account.to_string();
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {account}")).await;
-    c.send(&format!("USER {account} 0 * :{account}")).await;
-    c.send(&format!("REGISTER * * {password}")).await;
-    c.expect(|l| l.contains("REGISTER SUCCESS")).await;
-    c.send("CAP END").await;
-    c.expect_numeric("001").await;
-    c.sync().await;
-    c
-}
-
 /// `SESSION NEW`, returning the token.
 async fn new_token(c: &mut Client, label: &str) -> String {
     c.send(&format!("SESSION NEW :{label}")).await;
@@ -98,7 +83,7 @@ fn refused_as_ended(reply: &str) {
 #[tokio::test]
 async fn a_token_logs_in_in_place_of_the_password() {
     let server = server_with(|_| {}).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "Firefox on Linux").await;
     assert_eq!(token.len(), 43, "32 random bytes in base64url: {token}");
 
@@ -138,7 +123,7 @@ async fn a_token_logs_in_in_place_of_the_password() {
 #[tokio::test]
 async fn wrong_tokens_and_other_token_types_are_refused() {
     let server = server_with(|_| {}).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "x").await;
 
     let (_, reply) = token_login(server.addr, "alice", "not-a-token-at-all").await;
@@ -165,8 +150,8 @@ async fn wrong_tokens_and_other_token_types_are_refused() {
 #[tokio::test]
 async fn a_token_is_not_usable_for_another_account() {
     let server = server_with(|_| {}).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
-    drop(register_new(&server, "bob", "bob-password").await);
+    let mut alice = server.register_new("alice", "alice-password").await;
+    drop(server.register_new("bob", "bob-password").await);
     let token = new_token(&mut alice, "x").await;
 
     let (_, reply) = token_login(server.addr, "bob", &token).await;
@@ -180,7 +165,7 @@ async fn a_token_is_not_usable_for_another_account() {
 #[tokio::test]
 async fn session_revoke_ends_this_session_only_and_revoke_star_ends_all() {
     let server = server_with(|_| {}).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let first = new_token(&mut alice, "laptop").await;
     let second = token_for(&server, "alice", "alice-password", "phone").await;
 
@@ -216,7 +201,7 @@ async fn guests_get_no_session_and_bad_subcommands_fail() {
     guest.send("SESSION NEW").await;
     let fail = guest.expect(|l| l.contains(" FAIL ")).await;
     assert!(fail.contains("FAIL SESSION ACCOUNT_REQUIRED"), "{fail}");
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     alice.send("SESSION STEAL").await;
     let fail = alice.expect(|l| l.contains(" FAIL ")).await;
     assert!(
@@ -230,7 +215,7 @@ async fn the_admin_cli_lists_and_ends_sessions_and_a_password_change_or_lock_end
     // Each ended session refused below counts as a failed login; that is not what this tests.
     let server = server_with(|c| c.accounts.max_failures = 100).await;
     let dir = server.dir.path();
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "Chromium on Debian").await;
 
     let (ok, out, err) = common::admin_cli(dir, &["users", "sessions", "alice"], "").await;
@@ -270,7 +255,7 @@ async fn the_admin_cli_lists_and_ends_sessions_and_a_password_change_or_lock_end
 #[tokio::test]
 async fn the_oldest_session_is_evicted_past_max_sessions() {
     let server = server_with(|c| c.web.max_sessions = 2).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let first = new_token(&mut alice, "1").await;
     let second = token_for(&server, "alice", "alice-password", "2").await;
     let third = token_for(&server, "alice", "alice-password", "3").await;
@@ -289,7 +274,7 @@ async fn failed_token_logins_count_against_the_lockout() {
         c.accounts.lockout_secs = 600;
     })
     .await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "x").await;
     for _ in 0..2 {
         let (_, reply) = token_login(server.addr, "alice", "guessed-token").await;
@@ -307,7 +292,7 @@ async fn tokens_are_neither_given_nor_taken_on_plain_text_from_elsewhere() {
     // As for passwords: only 127.0.0.1 is "this machine", so 127.0.0.2 plays a remote client.
     let server =
         server_with(|c| c.accounts.plaintext_login_from = vec!["127.0.0.1/32".into()]).await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "x").await;
     let remote: std::net::IpAddr = "127.0.0.2".parse().expect("address");
     let mut c = connect_from(server.addr, remote).await;
@@ -334,7 +319,7 @@ fn database(server: &TestServer) -> rusqlite::Connection {
 #[tokio::test]
 async fn an_expired_token_is_refused_and_forgotten() {
     let server = sqlite_server().await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "x").await;
     database(&server)
         .execute("UPDATE sessions SET expires_at = 1", [])
@@ -365,7 +350,7 @@ async fn an_expired_token_is_refused_and_forgotten() {
 #[tokio::test]
 async fn the_database_keeps_only_the_tokens_hash() {
     let server = sqlite_server().await;
-    let mut alice = register_new(&server, "alice", "alice-password").await;
+    let mut alice = server.register_new("alice", "alice-password").await;
     let token = new_token(&mut alice, "Firefox").await;
     let (_, reply) = token_login(server.addr, "alice", &token).await;
     assert!(reply.contains(" 900 "), "{reply}");

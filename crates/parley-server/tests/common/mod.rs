@@ -223,6 +223,37 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Register `account` with REGISTER before connection registration (CAP LS holds
+    /// registration until CAP END, so REGISTER lands first even where guests are refused), then
+    /// finish registration: the client is logged in.
+    pub async fn register_new(&self, account: &str, password: &str) -> Client {
+        let mut c = self.register_only(account, password).await;
+        c.send("CAP END").await;
+        c.expect_numeric("001").await;
+        c.sync().await;
+        c
+    }
+
+    /// Register `account` with REGISTER before connection registration, then leave.
+    pub async fn create_account(&self, account: &str, password: &str) {
+        let mut c = self.register_only(account, password).await;
+        c.send("QUIT").await;
+        c.expect_closed().await;
+    }
+
+    async fn register_only(&self, account: &str, password: &str) -> Client {
+        let mut c = self.connect().await;
+        c.nick = account.to_string();
+        c.send("CAP LS 302").await;
+        c.send(&format!("NICK {account}")).await;
+        c.send(&format!("USER {account} 0 * :{account}")).await;
+        c.send(&format!("REGISTER * * {password}")).await;
+        c.expect(|l| l.contains("REGISTER SUCCESS")).await;
+        c
+    }
+}
+
 /// Turn on a TLS listener on an ephemeral loopback port (the certificate is generated into the
 /// server's temp data dir on start).
 pub fn enable_tls(config: &mut Config) {
@@ -473,6 +504,13 @@ pub async fn scrape(addr: SocketAddr) -> String {
     let (status, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// An admin command's output after its first line, which names the data directory it used
+/// (every admin command prints one), when that is `dir`.
+pub fn after_data_dir_line<'a>(out: &'a str, dir: &std::path::Path) -> &'a str {
+    out.strip_prefix(&format!("data directory: {}\n", dir.display()))
+        .unwrap_or(out)
 }
 
 /// Run the admin CLI (`parleyd ARGS`) with a config file pointing at `dir` and the test store,
