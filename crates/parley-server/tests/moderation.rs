@@ -507,8 +507,25 @@ async fn suspension_and_moderator_permissions() {
     let mut out = Vec::new();
     parley_server::inspect::audit(&config, None, Some("root"), None, &mut out).expect("audit");
     let trail = String::from_utf8(out).expect("utf-8");
-    for action in ["oper_up", "suspend", "unsuspend"] {
-        assert!(trail.contains(action), "{action} missing in\n{trail}");
+    // The action is its own column: "suspend" must not be found inside "unsuspend".
+    let actions: Vec<(&str, &str)> = trail
+        .lines()
+        .filter_map(|line| {
+            // `<time>  <action>  actor=… target=…`; the time is one RFC 3339 word.
+            let action = line.split_whitespace().nth(1)?;
+            let target = line.split_whitespace().find(|w| w.starts_with("target="))?;
+            Some((action, target))
+        })
+        .collect();
+    for (action, target) in [
+        ("oper_up", "target=root"),
+        ("suspend", "target=troll"),
+        ("unsuspend", "target=troll"),
+    ] {
+        assert!(
+            actions.contains(&(action, target)),
+            "{action} {target} missing in\n{trail}"
+        );
     }
 }
 
