@@ -159,6 +159,12 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         .kline_for(&source, ctx.session.account.as_deref())
     {
         tracing::info!(%source, "registration refused by a K-line");
+        // The spec's answer to a banned registration, before the ERROR that closes the link.
+        ctx.numeric(
+            numeric::ERR_YOUREBANNEDCREEP,
+            &[],
+            Some(&format!("You are banned from this server: {reason}")),
+        );
         ctx.outbound.disconnect(&format!("Banned: {reason}"));
         return;
     }

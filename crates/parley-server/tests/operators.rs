@@ -129,7 +129,10 @@ async fn klines_on_every_mask_form_and_unkline() {
         );
         assert_eq!(
             refused(server.addr, here, nick).await,
-            Some(vec!["ERROR :Closing Link: (Banned: go away)".to_string()]),
+            Some(vec![
+                format!(":parley.local 465 {nick} :You are banned from this server: go away"),
+                "ERROR :Closing Link: (Banned: go away)".to_string()
+            ]),
             "{given} holds at registration"
         );
     }
@@ -181,7 +184,10 @@ async fn klines_on_every_mask_form_and_unkline() {
     elsewhere.send("CAP END").await;
     assert_eq!(
         elsewhere.expect_closed().await,
-        ["ERROR :Closing Link: (Banned: no spam)"]
+        [
+            ":parley.local 465 spammer :You are banned from this server: no spam",
+            "ERROR :Closing Link: (Banned: no spam)"
+        ]
     );
 
     // Nobody else was touched.
@@ -301,7 +307,10 @@ async fn klines_and_dlines_with_a_duration_expire() {
     );
     assert_eq!(
         refused(server.addr, ip("127.0.0.1"), "brief").await,
-        Some(vec!["ERROR :Closing Link: (Banned: cool off)".to_string()])
+        Some(vec![
+            ":parley.local 465 brief :You are banned from this server: cool off".to_string(),
+            "ERROR :Closing Link: (Banned: cool off)".to_string()
+        ])
     );
     assert_eq!(
         refused(server.addr, ip("127.0.0.5"), "five").await,
