@@ -292,8 +292,8 @@ async fn dline_on_a_network_and_undline() {
 async fn klines_and_dlines_with_a_duration_expire() {
     let server = TestServer::start_with(opers_apart).await;
     let mut root = account(server.addr, "root").await;
-    root.send("KLINE 2s brief :cool off").await;
-    root.send("DLINE 2s 127.0.0.5 :cool off").await;
+    root.send("KLINE 3s brief :cool off").await;
+    root.send("DLINE 3s 127.0.0.5 :cool off").await;
     let added = root.sync().await;
     assert_eq!(added.len(), 2, "{added:?}");
     assert!(
@@ -320,7 +320,7 @@ async fn klines_and_dlines_with_a_duration_expire() {
     );
 
     // Poll, bounded, rather than sleep past the expiry.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         root.send("STATS k").await;
         root.send("STATS d").await;
@@ -333,7 +333,8 @@ async fn klines_and_dlines_with_a_duration_expire() {
         {
             break;
         }
-        assert_eq!(stats.len(), 4, "{stats:?}");
+        // One may expire a moment before the other.
+        assert!(stats.len() <= 4, "{stats:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
             "the bans never expired: {stats:?}"
@@ -429,6 +430,15 @@ async fn login_works_again_right_after_unsuspend() {
         ":parley.local 904 * :This account is disabled; ask a server operator"
     );
 
+    // An account that does not exist is said to be one, not "suspended".
+    root.send("SUSPEND nobody").await;
+    assert_eq!(
+        root.sync().await,
+        [notice(
+            "root",
+            "Cannot change nobody: there is no account named `nobody`"
+        )]
+    );
     root.send("UNSUSPEND troll").await;
     assert_eq!(root.sync().await, [notice("root", "Unsuspended troll")]);
     let mut back = Client::connect(server.addr).await;
@@ -560,6 +570,33 @@ async fn owner_errors_line_by_line() {
     assert_eq!(
         root.sync().await,
         [notice("root", "#lobby is not registered")]
+    );
+
+    // A moderator without the `channels` permission is nobody here; an admin may hand the
+    // channel over without being in it.
+    let mut moderator = account(server.addr, "mod").await;
+    root.sync().await;
+    alice.sync().await;
+    moderator.send("OWNER #shop mod").await;
+    assert_eq!(
+        moderator.sync().await,
+        [
+            ":parley.local FAIL OWNER NOT_OWNER #shop :Only the channel's owner (or a \
+          server operator) can do that"
+        ]
+    );
+    root.send("OWNER #shop BOB").await;
+    assert_eq!(
+        root.sync().await,
+        [notice("root", "#shop is now registered to bob")]
+    );
+    alice.send("OWNER #shop alice").await;
+    assert_eq!(
+        alice.sync().await,
+        [
+            ":parley.local FAIL OWNER NOT_OWNER #shop :Only the channel's owner (or a \
+          server operator) can do that"
+        ]
     );
 }
 
