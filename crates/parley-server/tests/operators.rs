@@ -207,6 +207,18 @@ async fn klines_on_every_mask_form_and_unkline() {
             "{given}"
         );
     }
+    // A duration with no mask is too few parameters, not a ban on a nick called "1h".
+    for attempt in ["KLINE", "KLINE 1h", "UNKLINE", "DLINE 1h", "UNDLINE"] {
+        root.send(attempt).await;
+        let verb = attempt.split(' ').next().unwrap_or_default();
+        assert_eq!(
+            root.sync().await,
+            [format!(
+                ":parley.local 461 root {verb} :Not enough parameters"
+            )],
+            "{attempt}"
+        );
+    }
     root.send("UNKLINE pest").await;
     assert_eq!(root.sync().await, [notice("root", "No KLINE matches pest")]);
     root.send("STATS k").await;
