@@ -94,14 +94,24 @@ async fn fanout_spread_over_two_addresses_loses_nothing_and_splits_latency() -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fixed_rate_fanout_sends_about_the_asked_rate() -> anyhow::Result<()> {
+async fn fixed_rate_fanout_never_sends_faster_than_asked_and_loses_nothing() -> anyhow::Result<()> {
     let (server, target) = parleyd().await?;
     let mut params = small_fanout();
     params.rate = Some(200.0);
     params.duration = Duration::from_secs(1);
     let result = fanout::run(&target, &params).await?;
     assert!(result.ok, "{result:#?}");
-    assert!((150..=250).contains(&result.sent), "sent {}", result.sent);
+    assert_eq!(result.missing, 0, "{result:#?}");
+    assert_eq!(result.delivered, result.sent * 9, "{result:#?}");
+    // Pacing is a ceiling, whatever the machine's speed: each sender ticks every
+    // senders / rate = 20 ms (never catching up after a stall), so in 1 s it sends at most 50
+    // lines, 200 in all. A slow machine sends fewer, which is not this test's business: how close
+    // a run gets to the asked rate is for `parley-bench` runs to report.
+    assert!(
+        result.sent > 0 && result.sent <= 200,
+        "sent {} at 200/s for 1 s",
+        result.sent
+    );
     server.running.shutdown();
     Ok(())
 }

@@ -419,6 +419,8 @@ async fn a_failed_challenge_is_logged_and_retried_later_not_at_once() {
         .await
         .expect("the self-signed certificate is still served");
     drop(tls);
+    // Part of the scenario: a negative check ("no second order yet") needs time in which a
+    // retry could have come, had the 300 s backoff been ignored. Nothing marks "did not retry".
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         pebble.log().matches("POST /order-plz").count(),

@@ -107,6 +107,8 @@ async fn an_outsider_on_the_bus_can_neither_read_nor_forge_events() {
     }
 
     // Nothing forged took effect: alice is still here and not logged in, bob heard no forgery.
+    // Part of the scenario: a negative check needs a moment in which a forgery could have acted
+    // (the line below crosses the bus after them, but no signal says "ignored").
     tokio::time::sleep(Duration::from_millis(500)).await;
     alice.send("PRIVMSG bob :still here").await;
     bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG bob :still here")
@@ -225,6 +227,7 @@ async fn a_node_cannot_speak_for_another_node_or_its_users() {
         .await;
     impostor.flush().await.unwrap();
 
+    // Part of the scenario, as above: time in which a forgery could have acted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     nothing_forged_took_effect(&mut alice, &mut bob, "still alice").await;
     // n1 saw no forgery either: alice is not logged in there and bob is still bob.

@@ -29,6 +29,52 @@ fn write_config(dir: &Path, plain: u16, tls: u16, motd: &str) -> std::path::Path
     path
 }
 
+/// parleyd with its log (info and up) read line by line, so a test can wait for what the server
+/// says it did instead of sleeping and hoping it has.
+struct Logged {
+    child: tokio::process::Child,
+    log: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Logged {
+    fn spawn(config: &Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start parleyd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, log) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            // Read to the end even once nobody listens, so a full pipe never blocks parleyd.
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    /// The next log line containing `needle` (earlier ones are passed over). The bound only keeps
+    /// a server that never says it from hanging the test.
+    async fn next_log(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, self.log.recv()).await {
+                Ok(Some(line)) if line.contains(needle) => return line,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("parleyd's log ended before it said {needle:?}"),
+                Err(_) => panic!("parleyd did not log {needle:?} within 30 s"),
+            }
+        }
+    }
+}
+
 fn hangup(child: &tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
@@ -53,7 +99,7 @@ async fn sighup_reloads_motd_and_certificate_without_dropping_anyone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (plain, tls) = (free_port(), free_port());
     let config = write_config(dir.path(), plain, tls, "first words");
-    let child = spawn_parleyd(&config, &[]);
+    let mut server = Logged::spawn(&config);
     wait_listening(plain).await;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], plain));
     let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls));
@@ -86,7 +132,7 @@ async fn sighup_reloads_motd_and_certificate_without_dropping_anyone() {
     std::fs::write(dir.path().join("tls/cert.pem"), cert.pem()).expect("write cert");
     std::fs::write(dir.path().join("tls/key.pem"), key.serialize_pem()).expect("write key");
     write_config(dir.path(), plain, tls, "second words");
-    hangup(&child);
+    hangup(&server.child);
 
     let mut a = chatter.await.expect("chatter");
     let mut seen = 0;
@@ -96,16 +142,13 @@ async fn sighup_reloads_motd_and_certificate_without_dropping_anyone() {
             seen += 1;
         }
     }
-    // The reload is asynchronous to us: poll the MOTD, bounded.
-    let mut motd = Vec::new();
-    for _ in 0..50 {
-        motd = motd_of(&mut a).await;
-        if motd == [":parley.local 372 alpha :- second words"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(motd, [":parley.local 372 alpha :- second words"]);
+    // The reload is asynchronous to us: the server logs when it is done (or refused).
+    let said = server.next_log("SIGHUP: configuration").await;
+    assert!(said.contains("SIGHUP: configuration reloaded"), "{said}");
+    assert_eq!(
+        motd_of(&mut a).await,
+        [":parley.local 372 alpha :- second words"]
+    );
     b.send("PING still").await;
     b.expect(|l| l.ends_with("PONG parley.local :still")).await;
     let renewed = tls_connect(tls_addr, client_config_trusting(cert.pem().as_bytes()))
@@ -120,8 +163,13 @@ async fn sighup_reloads_motd_and_certificate_without_dropping_anyone() {
 
     // A broken config is refused; the old one stays in force and nobody notices.
     std::fs::write(&config, "[limits]\nnick_len = \"long\"\n").expect("break config");
-    hangup(&child);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    hangup(&server.child);
+    let said = server.next_log("SIGHUP: configuration").await;
+    assert!(
+        said.contains("SIGHUP: configuration NOT reloaded; the old one stays in force")
+            && said.contains("limits.nick_len"),
+        "{said}"
+    );
     assert_eq!(
         motd_of(&mut a).await,
         [":parley.local 372 alpha :- second words"]

@@ -546,20 +546,25 @@ fn fingerprint_matches_openssl() {
     assert!(ours
         .chars()
         .all(|c| c == ':' || c.is_ascii_digit() || c.is_ascii_uppercase()));
-    let output = std::process::Command::new("openssl")
+    // A missing openssl fails the test rather than passing it unchecked: the comparison with
+    // openssl is the point of it (CI installs openssl; `apt-get install openssl` here).
+    let out = std::process::Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(&path)
-        .output();
-    match output {
-        Ok(out) if out.status.success() => {
-            let line = String::from_utf8(out.stdout).expect("openssl prints ASCII");
-            let (_, theirs) = line.trim().split_once('=').expect("openssl format");
-            assert_eq!(theirs, ours);
-            assert_eq!(
-                Fingerprint::parse(&line).expect("parses openssl's line"),
-                cert.fingerprint()
-            );
-        }
-        _ => eprintln!("openssl not available; compared the format only"),
-    }
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run openssl ({err}); install it: apt-get install openssl")
+        });
+    assert!(
+        out.status.success(),
+        "openssl x509 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).expect("openssl prints ASCII");
+    let (_, theirs) = line.trim().split_once('=').expect("openssl format");
+    assert_eq!(theirs, ours);
+    assert_eq!(
+        Fingerprint::parse(&line).expect("parses openssl's line"),
+        cert.fingerprint()
+    );
 }

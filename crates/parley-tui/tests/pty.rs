@@ -12,6 +12,9 @@ use parley_client::{Auth, Client, ClientConfig, ConnectionState, Event, State, T
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
+/// The pseudo-terminal's size.
+const ROWS: u16 = 30;
+const COLS: u16 = 110;
 
 async fn until(
     client: &Client,
@@ -28,6 +31,83 @@ async fn until(
             Ok(Some(_)) => {}
             other => panic!("{what}: gave up waiting ({other:?})"),
         }
+    }
+}
+
+/// The screen that `bytes` draw on a `rows` x `cols` terminal, one string per row. Only what the
+/// terminal backend uses to place text matters here: cursor positioning (`CSI row;col H`) and
+/// printable characters; colours, modes and other escapes are skipped. Raw bytes cannot answer
+/// "what does the screen show": the backend redraws only the cells that changed, so a word on
+/// screen need not appear in one piece in the output.
+fn screen(bytes: &[u8], rows: usize, cols: usize) -> Vec<String> {
+    let mut grid = vec![vec![' '; cols]; rows];
+    let (mut row, mut col) = (0usize, 0usize);
+    let text = String::from_utf8_lossy(bytes);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    let mut params = String::new();
+                    let mut last = None;
+                    for p in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&p) {
+                            last = Some(p);
+                            break;
+                        }
+                        params.push(p);
+                    }
+                    match last {
+                        Some('H' | 'f') => {
+                            let mut at = params.split(';').map(|n| n.parse::<usize>().unwrap_or(1));
+                            row = at.next().unwrap_or(1).saturating_sub(1);
+                            col = at.next().unwrap_or(1).saturating_sub(1);
+                        }
+                        Some('J') if params == "2" => {
+                            grid.iter_mut().for_each(|r| r.fill(' '));
+                        }
+                        _ => {}
+                    }
+                }
+                // OSC: up to BEL or ST.
+                Some(']') => {
+                    while let Some(p) = chars.next() {
+                        if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => col = 0,
+            '\n' => row += 1,
+            c if !c.is_control() => {
+                if let Some(cell) = grid.get_mut(row).and_then(|r| r.get_mut(col)) {
+                    *cell = c;
+                }
+                col += 1;
+            }
+            _ => {}
+        }
+    }
+    grid.into_iter().map(|r| r.into_iter().collect()).collect()
+}
+
+/// Wait (bounded) until a row of the terminal's screen contains `needle`.
+fn wait_for_screen(output: &Mutex<Vec<u8>>, needle: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let shown = screen(&output.lock().unwrap(), ROWS as usize, COLS as usize);
+        if shown.iter().any(|row| row.contains(needle)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never appeared on the screen:\n{}",
+            shown.join("\n")
+        );
+        // Polls the screen the reader thread fills; the terminal gives no other signal.
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -78,8 +158,8 @@ async fn the_terminal_client_logs_in_and_sends_a_message() {
     let config_dir = dir.path().join("client-config");
     let pty = native_pty_system()
         .openpty(PtySize {
-            rows: 30,
-            cols: 110,
+            rows: ROWS,
+            cols: COLS,
             pixel_width: 0,
             pixel_height: 0,
         })
@@ -125,8 +205,13 @@ async fn the_terminal_client_logs_in_and_sends_a_message() {
     })
     .await;
 
-    // The join reached bob; give alice's screen a moment to take the channel's focus.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // What alice types goes to the buffer in focus: wait until her prompt names the channel.
+    tokio::task::spawn_blocking({
+        let output = output.clone();
+        move || wait_for_screen(&output, "[#lobby] ")
+    })
+    .await
+    .expect("#lobby in focus");
     keyboard
         .write_all(b"hello from the terminal\r")
         .expect("type a message");
