@@ -822,7 +822,8 @@ impl Client {
     }
 
     /// Read until a line matches, for at most `within`; returns it and the lines before it.
-    /// Fails with every line seen on timeout or close.
+    /// Fails with every line seen on timeout, on close, or on an error reply before the match
+    /// (as [`Client::expect`]).
     pub async fn expect_within(
         &mut self,
         within: Duration,
@@ -842,6 +843,12 @@ impl Client {
                 return (line, seen);
             }
             seen.push(line);
+            if seen.last().is_some_and(|l| super::is_error_reply(l)) {
+                panic!(
+                    "{}: an error reply came before the expected line; saw {seen:#?}",
+                    self.nick
+                );
+            }
         }
     }
 
