@@ -9,7 +9,7 @@
 mod common;
 
 use base64::Engine;
-use common::{connect_from, Client, TestServer};
+use common::{command_of, connect_from, Client, TestServer};
 use parley_server::config::StoreKind;
 
 const TOKEN_TYPE: &str = "parley.chat/session";
@@ -54,7 +54,7 @@ async fn token_login(addr: std::net::SocketAddr, authzid: &str, token: &str) -> 
     let mut c = Client::connect(addr).await;
     token_login_on(&mut c, authzid, token).await;
     let reply = c
-        .expect(|l| l.contains(" 900 ") || l.contains(" 904 "))
+        .expect(|l| command_of(l) == "900" || command_of(l) == "904")
         .await;
     (c, reply)
 }

@@ -404,7 +404,7 @@ impl Client {
         assert_eq!(self.recv().await, "AUTHENTICATE +");
         self.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))
             .await;
-        let mut seen = vec![self.expect(|l| l.contains(" 900 ")).await];
+        let mut seen = vec![self.expect(|l| command_of(l) == "900").await];
         seen.push(self.expect_numeric("903").await);
         self.send("CAP END").await;
         seen.push(self.expect_numeric("001").await);
