@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{command_of, is_error_reply, TestServer};
+use common::{command_of, is_error_reply, with_command, TestServer};
 
 #[test]
 fn the_command_is_the_word_after_tags_and_source() {
@@ -22,6 +22,13 @@ fn the_command_is_the_word_after_tags_and_source() {
     assert_eq!(command_of("ERROR :Closing link"), "ERROR");
     assert_eq!(command_of("AUTHENTICATE +"), "AUTHENTICATE");
     assert_eq!(command_of(""), "");
+
+    let lines = [
+        "@batch=h1 :w!~w@h PRIVMSG #c :a".to_string(),
+        ":w!~w@h PRIVMSG #c :b".to_string(),
+        ":w!~w@h NOTICE #c :PRIVMSG".to_string(),
+    ];
+    assert_eq!(with_command(&lines, "PRIVMSG").len(), 2, "{lines:?}");
 }
 
 #[test]

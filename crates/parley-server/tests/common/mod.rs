@@ -247,12 +247,9 @@ pub fn is_error_reply(line: &str) -> bool {
     }
 }
 
-/// Lines whose command (after the source) is `command`.
+/// Lines whose command (after any tags and source) is `command`.
 pub fn with_command<'a>(lines: &'a [String], command: &str) -> Vec<&'a String> {
-    lines
-        .iter()
-        .filter(|l| l.split(' ').nth(1) == Some(command))
-        .collect()
+    lines.iter().filter(|l| command_of(l) == command).collect()
 }
 
 impl TestServer {
