@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use common::cluster::{client_with_caps, names_in, source, Cluster, NatsServer, CONVERGE};
-use common::{command_of, Client, TIMEOUT};
+use common::{command_of, is_error_reply, Client, TIMEOUT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -111,7 +111,8 @@ async fn nats_harness_starts_stops_and_restarts_with_its_data() {
 // ---------------------------------------------------------------------------------------------
 // Messages
 
-/// Every `PRIVMSG #room` line (tags stripped) until `ends` lines ending in `-done` came.
+/// Every `PRIVMSG #room` line (tags stripped) until `ends` lines ending in `-done` came; fails
+/// on an error reply on the way (a refused send would otherwise just be a line missing).
 async fn room_lines_until_done(client: &mut Client, ends: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut done = 0;
@@ -122,6 +123,11 @@ async fn room_lines_until_done(client: &mut Client, ends: usize) -> Vec<String> 
                 client.nick
             );
         };
+        assert!(
+            !is_error_reply(&line),
+            "{}: an error reply among the room lines: {line}; got {lines:#?}",
+            client.nick
+        );
         let line = untagged(&line).to_owned();
         if line.contains(" PRIVMSG #room :") {
             if line.ends_with("-done") {
@@ -496,6 +502,7 @@ async fn a_nick_belongs_to_one_user_across_nodes() {
         after.push(line);
     }
     assert!(nick_lines(&after).is_empty(), "{after:?}");
+    assert!(!after.iter().any(|l| is_error_reply(l)), "{after:?}");
 
     // One user per nick on every node: NAMES and WHOIS agree everywhere.
     let current = [racers[0].nick.clone(), racers[1].nick.clone()];
