@@ -228,13 +228,21 @@ async fn history_survives_a_restart() {
     reader.expect_numeric("366").await;
     reader.send("CHATHISTORY LATEST #keep * 10").await;
     let lines = reader.sync().await;
-    let texts: Vec<&String> = with_command(&lines, "PRIVMSG");
-    assert_eq!(texts.len(), 0, "batched lines start with a tag: {lines:?}");
-    let kept: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("PRIVMSG #keep :kept"))
-        .collect();
+    let batch = with_command(&lines, "BATCH")
+        .first()
+        .and_then(|l| l.split(' ').nth(2))
+        .and_then(|reference| reference.strip_prefix('+'))
+        .map(|reference| format!("@batch={reference} "))
+        .unwrap_or_else(|| panic!("no BATCH opened: {lines:?}"));
+    let kept = with_command(&lines, "PRIVMSG");
     assert_eq!(kept.len(), 3, "{lines:?}");
+    for (i, line) in kept.iter().enumerate() {
+        assert!(line.starts_with(&batch), "not in the batch: {lines:?}");
+        assert!(
+            line.ends_with(&format!(" PRIVMSG #keep :kept {i}")),
+            "{lines:?}"
+        );
+    }
     second.shutdown();
 }
 

@@ -10,7 +10,9 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{free_port, sasl_plain, wait_listening, write_binary_config, Client, TestServer};
+use common::{
+    command_of, free_port, sasl_plain, wait_listening, write_binary_config, Client, TestServer,
+};
 
 const MAX_FAILURES: u32 = 5;
 /// Connections in a burst, all from 127.0.0.1: well past `MAX_FAILURES`.
@@ -36,10 +38,9 @@ async fn send_then_pong(c: &mut Client, token: &str, lines: &str) {
         .await;
 }
 
-/// The first line with one of `codes` (as ` 904 `), the reply a login came to.
+/// The first numeric reply with one of `codes` (as `904`), the reply a login came to.
 async fn outcome(c: &mut Client, codes: &[&str]) -> String {
-    c.expect(|l| codes.iter().any(|code| l.contains(&format!(" {code} "))))
-        .await
+    c.expect(|l| codes.contains(&command_of(l))).await
 }
 
 /// At most MAX_FAILURES guesses of a burst are checked; all later ones, and the right password
@@ -224,6 +225,9 @@ async fn owner_takes_its_nick_from_an_unregistered_squatter() {
     owner.send("NICK nina").await;
     owner.send("USER nina 0 * :Nina").await;
     owner.send("CAP REQ :sasl").await;
+    // Before the login the squatter holds the nick, and the owner is told so.
+    let taken = owner.expect_numeric("433").await;
+    assert!(taken.contains(" 433 * nina "), "{taken}");
     owner
         .expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
         .await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{with_command, TestServer};
+use common::{command_of, with_command, TestServer};
 
 #[tokio::test]
 async fn channel_message_reaches_every_other_member_without_echo() {
@@ -280,7 +280,7 @@ async fn a_nick_still_registering_cannot_be_messaged() {
     );
     // Once registered it can.
     pending.send("USER pending 0 * :Pending").await;
-    pending.expect(|l| l.contains(" 376 ")).await;
+    pending.expect(|l| command_of(l) == "376").await;
     pending.sync().await;
     assert_eq!(
         alice.sync().await,

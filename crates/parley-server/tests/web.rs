@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{client_config_trusting, tls_connect, TestServer, TIMEOUT};
+use common::{client_config_trusting, is_error_reply, tls_connect, TestServer, TIMEOUT};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -86,6 +86,7 @@ async fn next_line(ws: &mut Ws) -> (String, bool) {
     }
 }
 
+/// Read until a line matches; fails on an error reply before it, as `Client::expect` does.
 async fn expect_line(ws: &mut Ws, matches: impl Fn(&str) -> bool) -> String {
     let mut seen = Vec::new();
     loop {
@@ -95,6 +96,10 @@ async fn expect_line(ws: &mut Ws, matches: impl Fn(&str) -> bool) -> String {
             return line;
         }
         seen.push(line);
+        assert!(
+            !seen.last().is_some_and(|l| is_error_reply(l)),
+            "an error reply came before the expected line; saw {seen:#?}"
+        );
         assert!(seen.len() < 200, "expected line never came; saw {seen:#?}");
     }
 }

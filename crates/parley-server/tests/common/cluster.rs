@@ -19,7 +19,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{free_port, postgres, Client, TestServer, TIMEOUT};
+use super::{command_of, free_port, postgres, Client, TestServer, TIMEOUT};
 
 /// How long state may take to reach every node (a NAMES or WHOIS that polls gives up after this).
 pub const CONVERGE: Duration = Duration::from_secs(10);
@@ -822,7 +822,8 @@ impl Client {
     }
 
     /// Read until a line matches, for at most `within`; returns it and the lines before it.
-    /// Fails with every line seen on timeout or close.
+    /// Fails with every line seen on timeout, on close, or on an error reply before the match
+    /// (as [`Client::expect`]).
     pub async fn expect_within(
         &mut self,
         within: Duration,
@@ -842,6 +843,12 @@ impl Client {
                 return (line, seen);
             }
             seen.push(line);
+            if seen.last().is_some_and(|l| super::is_error_reply(l)) {
+                panic!(
+                    "{}: an error reply came before the expected line; saw {seen:#?}",
+                    self.nick
+                );
+            }
         }
     }
 
@@ -885,7 +892,7 @@ impl Client {
     /// Poll WHOIS until this node knows `nick` (bounded by `CONVERGE`); returns the 311 line.
     /// Only for a client with nothing else pending: the lines in between are dropped.
     pub async fn await_whois(&mut self, nick: &str) -> String {
-        self.await_reply(&format!("WHOIS {nick}"), |l| l.contains(" 311 "))
+        self.await_reply(&format!("WHOIS {nick}"), |l| command_of(l) == "311")
             .await
     }
 
@@ -915,7 +922,9 @@ impl Client {
         self.send(&format!("JOIN {channel}")).await;
         let own = format!(":{} JOIN {channel}", source(&self.nick));
         let (_, mut burst) = self.expect_within(TIMEOUT, |l| l == own).await;
-        let (end, rest) = self.expect_within(TIMEOUT, |l| l.contains(" 366 ")).await;
+        let (end, rest) = self
+            .expect_within(TIMEOUT, |l| command_of(l) == "366")
+            .await;
         burst.extend(rest);
         burst.push(end);
         burst

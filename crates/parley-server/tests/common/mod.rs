@@ -111,8 +111,9 @@ impl Client {
         self.nick = nick.to_string();
         self.send(&format!("NICK {nick}")).await;
         self.send(&format!("USER {nick} 0 * :Test {nick}")).await;
-        self.expect(|l| l.contains(" 001 ")).await;
-        self.expect(|l| l.contains(" 376 ") || l.contains(" 422 "))
+        self.expect_numeric("001").await;
+        // 422 (no MOTD) is the other way a welcome ends; the matcher names it, so it is no error.
+        self.expect(|l| matches!(command_of(l), "376" | "422"))
             .await;
         self.sync().await;
     }
@@ -145,8 +146,20 @@ impl Client {
         }
     }
 
-    /// Read until a line matches, returning it; fails with every line seen on timeout or close.
+    /// Read until a line matches, returning it. Fails with every line seen on timeout, on close,
+    /// or when an [error reply](is_error_reply) comes first that the matcher does not match: a
+    /// test waiting for a success must not walk past the error that says it failed.
     pub async fn expect(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        self.read_until(matches, true).await
+    }
+
+    /// Like [`Client::expect`], but walks past error replies too. Only for a test whose error
+    /// lines on the way are expected and asserted elsewhere (say why at the call).
+    pub async fn expect_skipping_errors(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        self.read_until(matches, false).await
+    }
+
+    async fn read_until(&mut self, matches: impl Fn(&str) -> bool, strict: bool) -> String {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
@@ -163,13 +176,19 @@ impl Client {
                 return line;
             }
             seen.push(line);
+            if strict && seen.last().is_some_and(|l| is_error_reply(l)) {
+                panic!(
+                    "{}: an error reply came before the expected line; saw {seen:#?}",
+                    self.nick
+                );
+            }
         }
     }
 
-    /// Read until a numeric reply with this code addressed to us.
+    /// Read until a numeric reply with this code: a line whose command is `code` (not a line
+    /// that merely contains it, such as a PRIVMSG saying " 403 "). Strict as [`Client::expect`].
     pub async fn expect_numeric(&mut self, code: &str) -> String {
-        let needle = format!(" {code} ");
-        self.expect(|l| l.contains(&needle)).await
+        self.expect(|l| command_of(l) == code).await
     }
 
     /// Everything the server sends before answering a fresh PING: all replies to what was sent
@@ -197,12 +216,40 @@ impl Client {
     }
 }
 
-/// Lines whose command (after the source) is `command`.
+/// The command of a wire line: its first word after the optional `@tags` and `:source`
+/// (a numeric's three digits, or `PRIVMSG`, `FAIL` ...); "" for a line with none.
+pub fn command_of(line: &str) -> &str {
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let mut word = words.next();
+    if word.is_some_and(|w| w.starts_with('@')) {
+        word = words.next();
+    }
+    if word.is_some_and(|w| w.starts_with(':')) {
+        word = words.next();
+    }
+    word.unwrap_or("")
+}
+
+/// Whether a line is an error reply: a numeric from 400 to 599 (the error numerics of
+/// modern.ircdocs.horse, all sent to the client they answer), a standard reply `FAIL`
+/// (ircv3.net/specs/extensions/standard-replies), or `ERROR` (the server closing the link).
+/// `WARN` and `NOTE` are not errors.
+pub fn is_error_reply(line: &str) -> bool {
+    let command = command_of(line);
+    match command {
+        "FAIL" | "ERROR" => true,
+        _ => {
+            command.len() == 3
+                && command
+                    .parse::<u16>()
+                    .is_ok_and(|code| (400..=599).contains(&code))
+        }
+    }
+}
+
+/// Lines whose command (after any tags and source) is `command`.
 pub fn with_command<'a>(lines: &'a [String], command: &str) -> Vec<&'a String> {
-    lines
-        .iter()
-        .filter(|l| l.split(' ').nth(1) == Some(command))
-        .collect()
+    lines.iter().filter(|l| command_of(l) == command).collect()
 }
 
 impl TestServer {
@@ -354,7 +401,7 @@ impl Client {
         assert_eq!(self.recv().await, "AUTHENTICATE +");
         self.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))
             .await;
-        let mut seen = vec![self.expect(|l| l.contains(" 900 ")).await];
+        let mut seen = vec![self.expect(|l| command_of(l) == "900").await];
         seen.push(self.expect_numeric("903").await);
         self.send("CAP END").await;
         seen.push(self.expect_numeric("001").await);
