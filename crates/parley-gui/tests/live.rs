@@ -4,6 +4,12 @@
 //! socket, SASL). A second, raw IRC client on the same server checks what goes over the wire
 //! both ways, so a change on either side of the protocol (server or client library) that breaks
 //! the desktop client fails here and not only for a person at the keyboard.
+//!
+//! The second test starts the real `parley-gui` binary under Xvfb (a window drawn with Mesa's
+//! software OpenGL) with `--password-file`, and the raw client sees it log in and join. It needs
+//! `apt-get install xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0` (as `.ci/run` does); without
+//! `xvfb-run` it is skipped with a message, unless `PARLEY_REQUIRE_XVFB=1` (set in CI) makes that
+//! a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -118,7 +124,16 @@ impl Raw {
     /// Reads until a line satisfies `wanted`, answering PINGs; fails at once on a line that is
     /// an error reply (a numeric 400-599, or FAIL), so an error cannot be skipped on the way.
     fn expect(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
+        self.expect_within(STEP, what, wanted)
+    }
+
+    fn expect_within(
+        &mut self,
+        bound: Duration,
+        what: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + bound;
         let mut buf = String::new();
         loop {
             assert!(
@@ -161,6 +176,22 @@ impl Raw {
             }
         }
     }
+}
+
+/// Registers `nick` as a new account with REGISTER and waits until it is in #lobby.
+fn raw_member(port: u16, nick: &str) -> Raw {
+    let mut raw = Raw::connect(port);
+    raw.send("CAP LS 302");
+    raw.send(&format!("NICK {nick}"));
+    raw.send(&format!("USER {nick} 0 * :{nick}"));
+    raw.send(&format!("REGISTER * * {nick}-secret-pass"));
+    raw.expect("REGISTER SUCCESS", |l| l.contains(" REGISTER SUCCESS "));
+    raw.send("CAP END");
+    raw.expect("the welcome (001)", |l| l.split(' ').nth(1) == Some("001"));
+    raw.expect("the end of #lobby's NAMES (366)", |l| {
+        l.split(' ').nth(1) == Some("366") && l.contains(" #lobby ")
+    });
+    raw
 }
 
 /// A numeric reply from 400 to 599, or a standard-replies FAIL, as the second word.
@@ -232,17 +263,7 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     let port = server.port();
 
     // bob: a raw IRC client that creates its account with REGISTER and is put in #lobby.
-    let mut bob = Raw::connect(port);
-    bob.send("CAP LS 302");
-    bob.send("NICK bob");
-    bob.send("USER bob 0 * :Bob");
-    bob.send("REGISTER * * bob-secret-pass");
-    bob.expect("REGISTER SUCCESS", |l| l.contains(" REGISTER SUCCESS "));
-    bob.send("CAP END");
-    bob.expect("the welcome (001)", |l| l.split(' ').nth(1) == Some("001"));
-    bob.expect("the end of #lobby's NAMES (366)", |l| {
-        l.split(' ').nth(1) == Some("366") && l.contains(" #lobby ")
-    });
+    let mut bob = raw_member(port, "bob");
 
     // The window, with the binary's connection code; wake is for eframe's repaint, and the test
     // steps frames itself.
@@ -338,4 +359,91 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     bob.send("QUIT");
     drop(harness);
     drop(server);
+}
+
+/// The `parley-gui` binary under `xvfb-run`, in its own process group so that the window and
+/// the X server go together when the test ends (even by a panic).
+struct Window {
+    child: std::process::Child,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_binary_logs_in_under_xvfb() {
+    let found = std::process::Command::new("xvfb-run")
+        .arg("--help")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("PARLEY_REQUIRE_XVFB").is_none(),
+            "xvfb-run is missing: apt-get install xvfb libgl1-mesa-dri libegl1 libxkbcommon-x11-0"
+        );
+        eprintln!("skipped: xvfb-run is missing (apt-get install xvfb libgl1-mesa-dri libegl1)");
+        return;
+    }
+    let server = Server::start(&[("carol", "carol-secret-pass")]);
+    let port = server.port();
+    let mut bob = raw_member(port, "bob");
+
+    let home = tempfile::tempdir().expect("temp dir");
+    let password_file = home.path().join("password");
+    std::fs::write(&password_file, "carol-secret-pass\n").expect("write the password file");
+    let log = std::fs::File::create(home.path().join("gui.log")).expect("log file");
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new("xvfb-run")
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            env!("CARGO_BIN_EXE_parley-gui"),
+        ])
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--no-tls",
+        ])
+        .args(["--user", "carol", "--password-file"])
+        .arg(&password_file)
+        // Its settings and known servers go to the temp dir, not the user's.
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start xvfb-run");
+    let window = Window { child };
+
+    // Starting X and software OpenGL takes longer than a protocol step on a loaded machine.
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bob.expect_within(3 * STEP, "carol (the GUI) joining #lobby", |l| {
+            l.starts_with(":carol!") && l.contains(" JOIN #lobby")
+        })
+    }));
+    if joined.is_err() {
+        drop(window);
+        let log = std::fs::read_to_string(home.path().join("gui.log")).unwrap_or_default();
+        panic!("parley-gui did not log in; its output:\n{log}");
+    }
+    drop(window);
+    // Closing the window ends the session: the server tells bob.
+    bob.expect("carol quitting", |l| {
+        l.starts_with(":carol!") && l.contains(" QUIT")
+    });
 }
