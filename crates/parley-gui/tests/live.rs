@@ -317,7 +317,8 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     harness.get_by_label_contains(&format!(
         "Connected to 127.0.0.1:{port} (not encrypted) as alice"
     ));
-    // bob sees alice arrive, as the account she logged in with.
+    // The status bar says "as alice" only after the server confirmed the login (900); bob sees
+    // her arrive.
     bob.expect("alice joining #lobby", |l| {
         l.starts_with(":alice!") && l.contains(" JOIN #lobby")
     });
