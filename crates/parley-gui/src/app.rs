@@ -231,6 +231,12 @@ impl App {
         }
     }
 
+    /// The chat state of the current connection, if there is one (for tests and tools that look
+    /// at what the window draws from); hold it only briefly, the connection updates it.
+    pub fn connection_state(&self) -> Option<parking_lot::MutexGuard<'_, parley_client::State>> {
+        self.connection.as_ref().map(|c| c.state())
+    }
+
     /// Starts logging in (or registering) with what the form holds.
     pub fn submit_login(&mut self, register: bool) {
         match self.form.client_config(register, &self.options) {

@@ -7,6 +7,7 @@
 //! lavapipe crashed when held to 128-bit vectors, as on CPUs without AVX2). After a deliberate
 //! change of the look, `UPDATE_SNAPSHOTS=1 cargo test -p parley-gui --test ui` rewrites them;
 //! look at the new images before checking them in.
+//! `live.rs` runs the same window (and the binary) against the real server.
 
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
