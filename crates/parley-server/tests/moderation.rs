@@ -12,31 +12,6 @@ use common::{connect_from, Client, TestServer};
 use parley_server::config::BroadcastPolicy;
 use parley_server::Config;
 
-/// Register (or log in to) `nick` as an account of the same name, holding registration with CAP.
-async fn account(addr: std::net::SocketAddr, nick: &str) -> Client {
-    let mut c = Client::connect(addr).await;
-    c.nick = nick.to_string();
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    c.send(&format!("REGISTER * * {nick}-password")).await;
-    let reply = c.expect(|l| l.contains("REGISTER ")).await;
-    if reply.contains("ACCOUNT_EXISTS") {
-        c.send("AUTHENTICATE PLAIN").await;
-        c.expect(|l| l == "AUTHENTICATE +").await;
-        c.send(&format!(
-            "AUTHENTICATE {}",
-            common::sasl_plain(nick, &format!("{nick}-password"))
-        ))
-        .await;
-        c.expect_numeric("903").await;
-    }
-    c.send("CAP END").await;
-    c.expect_numeric("001").await;
-    c.sync().await;
-    c
-}
-
 fn opers(config: &mut Config) {
     config.operators.admins = vec!["root".into()];
     config.operators.moderators = vec!["mod".into()];
@@ -49,8 +24,8 @@ async fn registered_channels_survive_a_restart() {
         .await
         .expect("start");
     let addr = first.plain_addrs()[0];
-    let mut alice = account(addr, "alice").await;
-    let mut carol = account(addr, "carol").await;
+    let mut alice = common::account(addr, "alice").await;
+    let mut carol = common::account(addr, "carol").await;
     alice.send("JOIN #club").await;
     alice.send("TOPIC #club :members only").await;
     alice.send("MODE #club +ik-t+l secret 10").await;
@@ -97,7 +72,7 @@ async fn registered_channels_survive_a_restart() {
             .any(|l| l.contains(" 322 looker #club 0 :members only")),
         "an empty registered channel still exists: {list:?}"
     );
-    let mut alice = account(addr, "alice").await;
+    let mut alice = common::account(addr, "alice").await;
     alice.send("JOIN #club secret").await;
     let joined = alice.sync().await;
     assert!(
@@ -136,7 +111,7 @@ async fn registered_channels_survive_a_restart() {
             .any(|l| l.contains(" 348 alice #club $a:carol alice ")),
         "{excepts:?}"
     );
-    let mut carol = account(addr, "carol").await;
+    let mut carol = common::account(addr, "carol").await;
     carol.send("JOIN #club secret").await;
     let joined = carol.sync().await;
     assert!(
@@ -151,8 +126,8 @@ async fn registered_channels_survive_a_restart() {
 #[tokio::test]
 async fn owner_hands_over_and_drops_channels() {
     let server = TestServer::start().await;
-    let mut alice = account(server.addr, "alice").await;
-    let mut bob = account(server.addr, "bob").await;
+    let mut alice = common::account(server.addr, "alice").await;
+    let mut bob = common::account(server.addr, "bob").await;
     alice.send("JOIN #shop").await;
     alice.sync().await;
     bob.send("JOIN #shop").await;
@@ -202,8 +177,8 @@ async fn owner_hands_over_and_drops_channels() {
 #[tokio::test]
 async fn extbans_exceptions_invex_and_quiets() {
     let server = TestServer::start().await;
-    let mut op = account(server.addr, "op").await;
-    let mut mallory = account(server.addr, "mallory").await;
+    let mut op = common::account(server.addr, "op").await;
+    let mut mallory = common::account(server.addr, "mallory").await;
     let mut guest = server.client("guest").await;
     op.send("JOIN #mod").await;
     op.send("MODE #mod +b $a:mallory").await;
@@ -277,7 +252,7 @@ async fn extbans_exceptions_invex_and_quiets() {
 #[tokio::test]
 async fn operators_kill_and_announce() {
     let server = TestServer::start_with(opers).await;
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     let mut victim = server.client("victim").await;
     let mut watcher = server.client("watcher").await;
     root.send("WHOIS root").await;
@@ -379,8 +354,8 @@ async fn klines_and_dlines_are_enforced_and_persisted() {
     };
     let first = parley_server::start(config()).await.expect("start");
     let addr = first.plain_addrs()[0];
-    let mut root = account(addr, "root").await;
-    let mut spammer = account(addr, "spammer").await;
+    let mut root = common::account(addr, "root").await;
+    let mut spammer = common::account(addr, "spammer").await;
     root.send("KLINE 1h $a:spammer :no spam").await;
     let reply = root.sync().await;
     assert!(
@@ -438,7 +413,7 @@ async fn klines_and_dlines_are_enforced_and_persisted() {
         refused,
         ["ERROR :Closing Link: 127.0.0.2 (Banned: bad neighbourhood)"]
     );
-    let mut root = account(addr, "root").await;
+    let mut root = common::account(addr, "root").await;
     root.send("UNDLINE 127.0.0.2").await;
     assert!(root
         .sync()
@@ -457,9 +432,9 @@ async fn suspension_and_moderator_permissions() {
     opers(&mut config);
     let running = parley_server::start(config.clone()).await.expect("start");
     let addr = running.plain_addrs()[0];
-    let mut moderator = account(addr, "mod").await;
-    let mut root = account(addr, "root").await;
-    let mut troll = account(addr, "troll").await;
+    let mut moderator = common::account(addr, "mod").await;
+    let mut root = common::account(addr, "root").await;
+    let mut troll = common::account(addr, "troll").await;
     moderator.send("DLINE 10.0.0.0/8 :no").await;
     assert!(
         moderator
@@ -536,7 +511,7 @@ async fn suspension_and_moderator_permissions() {
 async fn the_default_room_cannot_be_taken_over() {
     let server = TestServer::start_with(opers).await;
     // The first one in the empty room, logged in so that OWNER could register it to her.
-    let mut mallory = account(server.addr, "mallory").await;
+    let mut mallory = common::account(server.addr, "mallory").await;
     let mut bob = server.client("bob").await;
     mallory.sync().await;
     mallory.send("NAMES #lobby").await;
@@ -587,7 +562,7 @@ async fn the_default_room_cannot_be_taken_over() {
     );
     // A server operator (an admin: every permission) moderates it without channel status,
     // and cannot register it either.
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     root.send("MODE #lobby +m").await;
     let moderated = root.sync().await;
     assert!(
@@ -664,7 +639,7 @@ async fn the_default_room_takes_its_modes_from_the_config_every_time_it_is_made(
 
     // A moderator with the channels permission: may make bob a channel operator there, but
     // the room's own modes stay the server operators' to change.
-    let mut moderator = account(addr, "mod").await;
+    let mut moderator = common::account(addr, "mod").await;
     moderator.send("MODE #lobby +o bob").await;
     moderator.sync().await;
     bob.sync().await;
@@ -749,7 +724,7 @@ async fn a_stored_record_cannot_take_the_config_s_modes_from_the_default_room() 
     let mut config = common::test_config(&dir);
     config.server.default_channel = String::new();
     let first = parley_server::start(config).await.expect("start");
-    let mut alice = account(first.plain_addrs()[0], "alice").await;
+    let mut alice = common::account(first.plain_addrs()[0], "alice").await;
     alice.send("JOIN #lobby").await;
     alice.send("OWNER #lobby").await;
     alice.send("MODE #lobby +i").await;
@@ -788,8 +763,8 @@ async fn registered_channels_per_account_are_capped() {
         config.limits.registered_channels_per_account = 2;
     })
     .await;
-    let mut alice = account(server.addr, "alice").await;
-    let mut bob = account(server.addr, "bob").await;
+    let mut alice = common::account(server.addr, "alice").await;
+    let mut bob = common::account(server.addr, "bob").await;
     for name in ["#a1", "#a2"] {
         alice.send(&format!("JOIN {name}")).await;
         alice.send(&format!("OWNER {name}")).await;
@@ -862,7 +837,7 @@ async fn dlines_catch_ipv4_clients_of_a_dual_stack_listener() {
     let port = server.addr.port();
     let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
-    let mut root = account(v6, "root").await;
+    let mut root = common::account(v6, "root").await;
     let mut victim = Client::connect(v4).await;
     victim.register("victim").await;
     root.send("DLINE 127.0.0.0/8 :go away").await;
@@ -906,7 +881,7 @@ async fn dlined_addresses_get_no_tls_handshake() {
         c.web.listen = vec!["127.0.0.1:0".into()];
     })
     .await;
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     root.send("DLINE 127.0.0.2 :go away").await;
     root.sync().await;
     let banned: std::net::IpAddr = "127.0.0.2".parse().expect("ip");

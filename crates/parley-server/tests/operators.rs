@@ -16,31 +16,6 @@ use parley_server::Config;
 
 const DENIED: &str = "Permission Denied - You do not have the required operator privileges";
 
-/// Register (or log in to) `nick` as an account of the same name, holding registration with CAP.
-async fn account(addr: std::net::SocketAddr, nick: &str) -> Client {
-    let mut c = Client::connect(addr).await;
-    c.nick = nick.to_string();
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    c.send(&format!("REGISTER * * {nick}-password")).await;
-    let reply = c.expect(|l| l.contains("REGISTER ")).await;
-    if reply.contains("ACCOUNT_EXISTS") {
-        c.send("AUTHENTICATE PLAIN").await;
-        c.expect(|l| l == "AUTHENTICATE +").await;
-        c.send(&format!(
-            "AUTHENTICATE {}",
-            common::sasl_plain(nick, &format!("{nick}-password"))
-        ))
-        .await;
-        c.expect_numeric("903").await;
-    }
-    c.send("CAP END").await;
-    c.expect_numeric("001").await;
-    c.sync().await;
-    c
-}
-
 fn opers(config: &mut Config) {
     config.operators.admins = vec!["root".into()];
     config.operators.moderators = vec!["mod".into()];
@@ -103,7 +78,7 @@ async fn refused(addr: std::net::SocketAddr, from: IpAddr, nick: &str) -> Option
 #[tokio::test]
 async fn klines_on_every_mask_form_and_unkline() {
     let server = TestServer::start_with(opers_apart).await;
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     let mut bystander = server.client("bystander").await;
     let here = ip("127.0.0.1");
 
@@ -153,7 +128,7 @@ async fn klines_on_every_mask_form_and_unkline() {
     );
 
     // An account mask covers the account's logins, wherever they come from.
-    let mut spammer = account(server.addr, "spammer").await;
+    let mut spammer = common::account(server.addr, "spammer").await;
     root.send("KLINE $a:spammer :no spam").await;
     assert_eq!(
         root.sync().await,
@@ -229,7 +204,7 @@ async fn klines_on_every_mask_form_and_unkline() {
     for nick in ["pest", "lurker", "troll"] {
         assert_eq!(refused(server.addr, here, nick).await, None, "{nick}");
     }
-    let mut back = account(server.addr, "spammer").await;
+    let mut back = common::account(server.addr, "spammer").await;
     back.send("JOIN #back").await;
     assert!(back.sync().await.iter().any(|l| l.ends_with(" JOIN #back")));
 }
@@ -239,7 +214,7 @@ async fn klines_on_every_mask_form_and_unkline() {
 #[tokio::test]
 async fn dline_on_a_network_and_undline() {
     let server = TestServer::start_with(opers_apart).await;
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     let mut inside = connect_from(server.addr, ip("127.0.0.3")).await;
     inside.register("inside").await;
     let mut outside = connect_from(server.addr, ip("127.0.0.4")).await;
@@ -303,7 +278,7 @@ async fn dline_on_a_network_and_undline() {
 #[tokio::test]
 async fn klines_and_dlines_with_a_duration_expire() {
     let server = TestServer::start_with(opers_apart).await;
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     root.send("KLINE 3s brief :cool off").await;
     root.send("DLINE 3s 127.0.0.5 :cool off").await;
     let added = root.sync().await;
@@ -366,9 +341,9 @@ async fn a_moderator_may_do_only_what_it_was_given() {
         c.operators.moderator_permissions = vec!["kill".into()];
     })
     .await;
-    let mut root = account(server.addr, "root").await;
-    let mut moderator = account(server.addr, "mod").await;
-    let mut troll = account(server.addr, "troll").await;
+    let mut root = common::account(server.addr, "root").await;
+    let mut moderator = common::account(server.addr, "mod").await;
+    let mut troll = common::account(server.addr, "troll").await;
     let mut victim = server.client("victim").await;
 
     let denied = format!(":parley.local 481 mod :{DENIED}");
@@ -426,8 +401,8 @@ async fn a_moderator_may_do_only_what_it_was_given() {
 #[tokio::test]
 async fn login_works_again_right_after_unsuspend() {
     let server = TestServer::start_with(opers_apart).await;
-    let mut root = account(server.addr, "root").await;
-    let mut troll = account(server.addr, "troll").await;
+    let mut root = common::account(server.addr, "root").await;
+    let mut troll = common::account(server.addr, "troll").await;
     root.send("SUSPEND troll :repeated abuse").await;
     assert_eq!(
         root.sync().await,
@@ -469,8 +444,8 @@ async fn login_works_again_right_after_unsuspend() {
 #[tokio::test]
 async fn owner_errors_line_by_line() {
     let server = TestServer::start_with(opers).await;
-    let mut alice = account(server.addr, "alice").await;
-    let mut bob = account(server.addr, "bob").await;
+    let mut alice = common::account(server.addr, "alice").await;
+    let mut bob = common::account(server.addr, "bob").await;
     let mut guest = server.client("guest").await;
     // Past the others' JOINs to the default room.
     alice.sync().await;
@@ -569,7 +544,7 @@ async fn owner_errors_line_by_line() {
             ]
         );
     }
-    let mut root = account(server.addr, "root").await;
+    let mut root = common::account(server.addr, "root").await;
     root.send("OWNER #LOBBY root").await;
     assert_eq!(
         root.sync().await,
@@ -586,7 +561,7 @@ async fn owner_errors_line_by_line() {
 
     // A moderator without the `channels` permission is nobody here; an admin may hand the
     // channel over without being in it.
-    let mut moderator = account(server.addr, "mod").await;
+    let mut moderator = common::account(server.addr, "mod").await;
     root.sync().await;
     alice.sync().await;
     moderator.send("OWNER #shop mod").await;

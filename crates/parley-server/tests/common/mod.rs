@@ -301,6 +301,32 @@ impl TestServer {
     }
 }
 
+/// Register (or log in to) `nick` as an account of the same name with the password
+/// `<nick>-password`, holding registration with CAP until then; returns the registered client.
+pub async fn account(addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send(&format!("REGISTER * * {nick}-password")).await;
+    let reply = c.expect(|l| l.contains("REGISTER ")).await;
+    if reply.contains("ACCOUNT_EXISTS") {
+        c.send("AUTHENTICATE PLAIN").await;
+        c.expect(|l| l == "AUTHENTICATE +").await;
+        c.send(&format!(
+            "AUTHENTICATE {}",
+            sasl_plain(nick, &format!("{nick}-password"))
+        ))
+        .await;
+        c.expect_numeric("903").await;
+    }
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    c
+}
+
 /// Turn on a TLS listener on an ephemeral loopback port (the certificate is generated into the
 /// server's temp data dir on start).
 pub fn enable_tls(config: &mut Config) {
