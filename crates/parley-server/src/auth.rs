@@ -292,14 +292,7 @@ fn plain(ctx: &mut Ctx<'_>, payload: &str) {
         sasl_failed(ctx);
         return;
     };
-    if !password_allowed_here(ctx) {
-        ctx.server_line(
-            "NOTICE",
-            &[ctx.session.nick_or_star()],
-            Some(INSECURE_REFUSAL),
-        );
-        tracing::warn!(ip = %ctx.session.ip, "plain-text SASL login refused");
-        sasl_failed(ctx);
+    if refused_on_plain_text(ctx, "plain-text SASL login refused") {
         return;
     }
     ctx.session
@@ -318,19 +311,28 @@ fn bearer(ctx: &mut Ctx<'_>, payload: &str) {
         sasl_failed(ctx);
         return;
     };
-    if !password_allowed_here(ctx) {
-        ctx.server_line(
-            "NOTICE",
-            &[ctx.session.nick_or_star()],
-            Some(INSECURE_REFUSAL),
-        );
-        tracing::warn!(ip = %ctx.session.ip, "plain-text token login refused");
-        sasl_failed(ctx);
+    if refused_on_plain_text(ctx, "plain-text token login refused") {
         return;
     }
     ctx.session
         .followups
         .push_back(FollowUp::Auth(PendingAuth::TokenLogin { authzid, token }));
+}
+
+/// A secret (a password or a session token) sent in clear from another machine: say why, fail
+/// the SASL exchange and return true. Whoever reads the line could log in with it.
+fn refused_on_plain_text(ctx: &mut Ctx<'_>, log: &'static str) -> bool {
+    if password_allowed_here(ctx) {
+        return false;
+    }
+    ctx.server_line(
+        "NOTICE",
+        &[ctx.session.nick_or_star()],
+        Some(INSECURE_REFUSAL),
+    );
+    tracing::warn!(ip = %ctx.session.ip, "{log}");
+    sasl_failed(ctx);
+    true
 }
 
 /// `[authzid] \0 token_type \0 token`, base64-encoded; only our session type is known.
