@@ -2,9 +2,11 @@
 //!
 //! Senders append already-serialized lines under a short lock and wake the writer only when the
 //! buffer goes from empty to non-empty; the writer then takes everything that piled up and writes it
-//! with one syscall. This is the measured fast path (see STYLE.md): wakes and syscalls per delivery
-//! are the cost of a chat server, not copying bytes. The buffer is bounded by the send queue limit;
-//! a client that lets it overflow is disconnected, never waited for.
+//! with one syscall. So a busy recipient costs one wake and one write per batch, not per line:
+//! wakes and syscalls per delivery are the cost of a chat server, not copying bytes (the `ceiling`
+//! relay in parley-bench is built the same way; BENCHMARKS.md has the figures). The buffer is
+//! bounded by the send queue limit; a client that lets it overflow is disconnected, never waited
+//! for.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
