@@ -20,6 +20,7 @@ pub mod inspect;
 mod isupport;
 mod listener;
 mod metrics;
+mod metrics_http;
 mod outbound;
 pub mod redact;
 mod registration;
@@ -222,7 +223,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(history::notify_operators(shared.clone()));
-    metrics::serve(shared.clone(), metrics_listeners, &tasks)?;
+    metrics_http::serve(shared.clone(), metrics_listeners, &tasks)?;
     // A cluster node learns the network before it lets anyone in.
     cluster::join(shared.clone(), &tasks).await?;
     let mut plain_addrs = Vec::new();

@@ -1,22 +1,20 @@
-//! Operational figures for Prometheus: the metric names, a `record_*` call for each event, and the
-//! small HTTP listener that serves `/metrics` and `/healthz` when `[metrics] listen` is set.
+//! Operational figures for Prometheus: the metric names, the process-wide recorder, and a
+//! `record_*` call for each event. Serving them over HTTP is `metrics_http`'s job, above the core:
+//! this module imports nothing of the crate, so the bottom layers (outbound, history, the
+//! connection loop) can count without reaching up into the server.
 //!
 //! The `metrics` facade's recorder is process-wide, so the handles are registered once when the
 //! first server turns metrics on and cached here: with metrics off a `record_*` call is one atomic
 //! load, with them on one atomic add. Counts that the world already knows (connections, users,
-//! channels) are read from it at scrape time instead of being kept in step by hand.
+//! channels, held history) are not kept in step by hand: whoever renders samples them into a
+//! [`Sampled`] at scrape time.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
-
-use crate::server::Shared;
+use tokio_util::sync::CancellationToken;
 
 pub const CONNECTIONS: &str = "parley_connections";
 pub const REGISTERED_USERS: &str = "parley_registered_users";
@@ -46,10 +44,9 @@ const BATCH_SIZE_BUCKETS: &[f64] = &[
 
 /// How often the recorder's histogram samples are folded in when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Longest a scraper may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request head read; a scrape is one short line and a few headers.
-const MAX_REQUEST: usize = 8192;
+
+/// The media type of [`render`]'s output: the Prometheus text exposition format, version 0.0.4.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The registered handles, set once the recorder is installed.
 struct Handles {
@@ -83,7 +80,7 @@ fn handles() -> Option<&'static Handles> {
 pub struct MetricsError(String);
 
 /// Install the Prometheus recorder for this process (once; later calls reuse it).
-fn install() -> Result<&'static Handles, MetricsError> {
+pub fn install() -> Result<(), MetricsError> {
     HANDLES
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
@@ -121,6 +118,7 @@ fn install() -> Result<&'static Handles, MetricsError> {
             })
         })
         .as_ref()
+        .map(|_| ())
         .map_err(|err| MetricsError(err.clone()))
 }
 
@@ -240,126 +238,80 @@ pub fn record_history_write_failure() {
     }
 }
 
-/// Install the recorder and serve `/metrics` and `/healthz` on `listeners` until shutdown.
-pub fn serve(
-    shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
-    tasks: &TaskTracker,
-) -> Result<(), MetricsError> {
-    if listeners.is_empty() {
-        return Ok(());
-    }
-    let handles = install()?;
-    let upkeep_shared = shared.clone();
-    tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(UPKEEP_INTERVAL) => handles.prometheus.run_upkeep(),
-                _ = upkeep_shared.shutdown.cancelled() => return,
-            }
-        }
-    });
-    for listener in listeners {
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, "serving metrics (/metrics, /healthz)");
-        }
-        tasks.spawn(accept_loop(shared.clone(), listener, tasks.clone()));
-    }
-    Ok(())
+/// The figures the world knows, sampled by the caller when it renders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sampled {
+    pub connections: usize,
+    pub registered_users: usize,
+    pub channels: usize,
+    pub history_held: usize,
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shared.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let shared = shared.clone();
-                tasks.spawn(async move {
-                    if let Err(err) = answer(&shared, stream).await {
-                        debug!(%peer, %err, "metrics request failed");
-                    }
-                });
-            }
-            Err(err) => {
-                warn!(%err, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Read one request head, answer it, and close: scrapers open a connection per scrape anyway.
-async fn answer(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    match read {
-        Ok(result) => result?,
-        Err(_) => return Ok(()),
-    }
-    let request_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let request_line = String::from_utf8_lossy(request_line);
-    let mut words = request_line.split_whitespace();
-    let method = words.next().unwrap_or_default();
-    let path = words.next().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default();
-    let (status, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", render(shared)),
-        ("GET" | "HEAD", "/healthz") => ("200 OK", "ok\n".to_owned()),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "not found; try /metrics or /healthz\n".to_owned(),
-        ),
-        _ => ("405 Method Not Allowed", "use GET\n".to_owned()),
-    };
-    let content_type = if path == "/metrics" && status.starts_with("200") {
-        "text/plain; version=0.0.4; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
-    }
-    tokio::time::timeout(REQUEST_TIMEOUT, async {
-        stream.write_all(&response).await?;
-        stream.shutdown().await
-    })
-    .await
-    .unwrap_or(Ok(()))
-}
-
-/// Sample the world's counts into the gauges, then render everything in Prometheus text format.
-fn render(shared: &Shared) -> String {
+/// Set the sampled gauges, then render every figure in the Prometheus text format
+/// ([`TEXT_FORMAT`]); empty until [`install`] has run.
+pub fn render(sampled: Sampled) -> String {
     let Some(h) = handles() else {
         return String::new();
     };
-    let (registered, channels) = {
-        let world = shared.world.lock();
-        let registered = world.users.values().filter(|u| u.registered).count();
-        (registered, world.channels.len())
-    };
-    h.connections.set(shared.connection_count() as f64);
-    h.registered_users.set(registered as f64);
-    h.channels.set(channels as f64);
-    h.history_held
-        .set(shared.history.health().borrow().held as f64);
+    h.connections.set(sampled.connections as f64);
+    h.registered_users.set(sampled.registered_users as f64);
+    h.channels.set(sampled.channels as f64);
+    h.history_held.set(sampled.history_held as f64);
     h.prometheus.render()
+}
+
+/// Fold the histogram samples in every few seconds until `shutdown`, so they do not pile up in
+/// memory between scrapes. Returns at once when the recorder is not installed.
+pub async fn upkeep(shutdown: CancellationToken) {
+    let Some(h) = handles() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(UPKEEP_INTERVAL) => h.prometheus.run_upkeep(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    // The only test in this binary that installs the recorder: it is process-wide.
+    #[test]
+    fn render_shows_the_sampled_gauges_and_the_recorded_events() {
+        install().expect("the recorder installs");
+        install().expect("a second install reuses the first");
+        record_line_received();
+        record_sent(b"PING a\r\nPING b\r\n");
+        record_store_write(Duration::from_millis(2), 3);
+        let text = render(Sampled {
+            connections: 3,
+            registered_users: 2,
+            channels: 1,
+            history_held: 7,
+        });
+        assert_eq!(sample(&text, CONNECTIONS), Some(3.0), "{text}");
+        assert_eq!(sample(&text, REGISTERED_USERS), Some(2.0), "{text}");
+        assert_eq!(sample(&text, CHANNELS), Some(1.0), "{text}");
+        assert_eq!(sample(&text, HISTORY_HELD), Some(7.0), "{text}");
+        assert!(sample(&text, LINES_RECEIVED) >= Some(1.0), "{text}");
+        assert!(sample(&text, LINES_SENT) >= Some(2.0), "{text}");
+        assert!(sample(&text, BYTES_SENT) >= Some(16.0), "{text}");
+        assert!(
+            text.contains(&format!("{STORE_WRITE_SECONDS}_bucket{{le=\"0.0025\"}}")),
+            "the configured buckets: {text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {LOGIN_FAILURES} counter")),
+            "described before anything was counted: {text}"
+        );
+    }
 }
