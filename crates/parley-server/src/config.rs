@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+pub mod postgres_url;
+mod redact;
+
+pub use redact::redact_url;
+
 /// The whole server configuration, one field per TOML section.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -500,10 +505,7 @@ impl std::fmt::Debug for AccountsConfig {
             .field("registration", &self.registration)
             .field("store", &self.store)
             .field("database", &self.database)
-            .field(
-                "postgres_url",
-                &crate::store::postgres::redact_url(&self.postgres_url),
-            )
+            .field("postgres_url", &redact_url(&self.postgres_url))
             .field("postgres_ca", &self.postgres_ca)
             .field("postgres_client_cert", &self.postgres_client_cert)
             .field("postgres_client_key", &self.postgres_client_key)
@@ -526,10 +528,7 @@ impl std::fmt::Debug for ClusterConfig {
         let hidden = |secret: &str| if secret.is_empty() { "" } else { HIDDEN };
         f.debug_struct("ClusterConfig")
             .field("enabled", &self.enabled)
-            .field(
-                "nats_url",
-                &crate::store::postgres::redact_url(&self.nats_url),
-            )
+            .field("nats_url", &redact_url(&self.nats_url))
             .field("node_name", &self.node_name)
             .field("lease_secs", &self.lease_secs)
             .field("prefix", &self.prefix)
@@ -1745,9 +1744,8 @@ impl Config {
         // Only a Config built in code can hold a non-UTF-8 path, and TOML cannot spell one.
         printable.server.data_dir = PathBuf::from(self.server.data_dir.to_string_lossy().as_ref());
         // The printout goes to terminals and bug reports: never the database password.
-        printable.accounts.postgres_url =
-            crate::store::postgres::redact_url(&self.accounts.postgres_url);
-        printable.cluster.nats_url = crate::store::postgres::redact_url(&self.cluster.nats_url);
+        printable.accounts.postgres_url = redact_url(&self.accounts.postgres_url);
+        printable.cluster.nats_url = redact_url(&self.cluster.nats_url);
         for secret in [
             &mut printable.cluster.nats_password,
             &mut printable.cluster.nats_token,
@@ -1930,7 +1928,7 @@ impl Config {
                         .to_owned(),
                 ));
             }
-            if let Err(error) = crate::store::postgres_tls::parse_url(&accounts.postgres_url) {
+            if let Err(error) = postgres_url::parse_url(&accounts.postgres_url) {
                 return Err(Invalid::new(
                     "accounts.postgres_url",
                     format!("not a PostgreSQL URL: {error}"),

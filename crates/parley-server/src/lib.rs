@@ -21,7 +21,6 @@ mod isupport;
 mod listener;
 mod metrics;
 mod outbound;
-pub mod redact;
 mod registration;
 mod relay;
 mod server;
