@@ -112,4 +112,34 @@ mod tests {
         .expect("valid");
         assert!(!config.to_commented_toml().contains("s3cret-token"));
     }
+
+    #[test]
+    fn every_secret_is_hidden_from_both_prints_and_an_unset_one_stays_empty() {
+        let mut config = Config::default();
+        config.accounts.postgres_url = "postgres://parley:pg-secret@db.example/p".into();
+        config.cluster.nats_url = "nats://nats-token@nats.example:4222".into();
+        config.cluster.nats_password = "nats-password".into();
+        config.cluster.nats_token = "nats-token".into();
+        config.cluster.nats_nkey_seed = "SUnkey-seed".into();
+        for printed in [config.to_commented_toml(), format!("{config:?}")] {
+            for secret in ["pg-secret", "nats-token", "nats-password", "SUnkey-seed"] {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+        }
+        let printable = config.without_secrets();
+        assert_eq!(
+            printable.accounts.postgres_url,
+            "postgres://parley@db.example/p"
+        );
+        assert_eq!(printable.cluster.nats_url, "nats://nats.example:4222");
+        for shown in [
+            &printable.cluster.nats_password,
+            &printable.cluster.nats_token,
+            &printable.cluster.nats_nkey_seed,
+        ] {
+            assert_eq!(shown, HIDDEN);
+        }
+        // An unset secret is shown as unset, not as one that is hidden.
+        assert_eq!(Config::default().without_secrets(), Config::default());
+    }
 }
