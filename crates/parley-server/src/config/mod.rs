@@ -6,9 +6,10 @@
 //!
 //! How the pieces fit: each section's struct and defaults live in a file of their own (`server.rs`,
 //! `limits.rs`, `tls.rs`, `accounts.rs`, `history.rs`, `operators.rs`, `web.rs`, `cluster.rs`).
-//! Loading goes load -> env -> check: `load.rs` parses the file into a spanned document, `env.rs`
-//! lays the `PARLEY_SECTION__KEY` overrides over it, and `check.rs` applies the rules types cannot
-//! express; a failure is traced back to its key's line, or to its variable. The server builds
+//! Loading goes load -> env -> check: `load.rs` parses the file into a spanned document and a
+//! `Config`, `env.rs` lays the `PARLEY_SECTION__KEY` overrides over that `Config`, and `check.rs`
+//! applies the rules types cannot express; a failure is traced back through the document to its
+//! key's line, or to its variable. The server builds
 //! [`Config::effective`] at start and again on a live reload (SIGHUP or REHASH), where `reload.rs`
 //! says which changed keys apply at once and which wait for a restart. `docs.rs` holds a comment
 //! for every key and writes the commented config (`--print-config`); `secrets.rs` and `redact.rs`
