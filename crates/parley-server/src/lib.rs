@@ -22,7 +22,6 @@ mod listener;
 mod metrics;
 mod metrics_http;
 mod outbound;
-pub mod redact;
 mod registration;
 mod relay;
 mod server;

@@ -236,7 +236,7 @@ impl Connection {
 }
 
 /// Kept here too for the callers that know it as `store::postgres::redact_url`.
-pub use crate::redact::redact_url;
+pub use crate::config::redact_url;
 
 impl PostgresStore {
     /// Connect to the database at `url` (a `postgres://` URL or `key=value` pairs) with the

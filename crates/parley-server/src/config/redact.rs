@@ -6,6 +6,9 @@
 //! or `key=value` settings on a list of non-secret names. Anything else (a password, a token, a
 //! setting this list does not know, input that does not parse) is left out, whole if need be, so
 //! a password with `/`, `@`, `?`, `#` or quotes in it cannot slip through a split.
+//!
+//! It lives in the config module because these strings are config values: the modules above (the
+//! store, the cluster, the printout) all use it, and config imports none of them.
 
 /// Shown in place of a connection string that does not parse.
 const UNREADABLE: &str = "(hidden: not a URL or key=value list)";
