@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
+use parley_proto::sasl;
 use parley_proto::scram::{self, ClientExchange, ClientResponse, SaltedPassword};
 use parley_proto::{casefold, numeric, write_line, Message, UserHost};
 
@@ -29,8 +30,6 @@ pub const HISTORY_BATCH: usize = 50;
 /// Longest chat text put in one PRIVMSG; longer text is split, leaving room for the source
 /// prefix the server adds within the 512-byte line limit.
 const MAX_TEXT_BYTES: usize = 400;
-/// SASL payloads travel in base64 chunks of this size; a shorter one (or `+`) ends a payload.
-const SASL_CHUNK: usize = 400;
 /// Longest SASL payload accepted from a server (base64), far above any SCRAM message.
 const MAX_SASL_PAYLOAD: usize = 8192;
 
@@ -348,33 +347,18 @@ impl fmt::Debug for State {
 
 /// Send `text` as a SASL payload: base64 in 400-byte chunks, and `+` after a full last chunk.
 fn push_sasl_payload(out: &mut Vec<String>, text: &str) {
-    let payload = base64::engine::general_purpose::STANDARD.encode(text);
-    let mut rest = payload.as_str();
-    loop {
-        let (chunk, tail) = rest.split_at(rest.len().min(SASL_CHUNK));
-        out.push(irc_line(
-            "AUTHENTICATE",
-            &[if chunk.is_empty() { "+" } else { chunk }],
-            None,
-        ));
-        if chunk.len() < SASL_CHUNK {
-            return;
-        }
-        rest = tail;
+    for chunk in sasl::encode(text.as_bytes()) {
+        out.push(irc_line("AUTHENTICATE", &[&chunk], None));
     }
 }
 
 /// Add one `AUTHENTICATE` chunk from the server to `buffer`. `None` while more chunks follow;
 /// then the payload as text, or `Some(None)` when it is not base64 UTF-8 or is too long.
 fn collect_sasl_chunk(buffer: &mut String, chunk: &str) -> Option<Option<String>> {
-    if chunk != "+" {
-        buffer.push_str(chunk);
-    }
-    if buffer.len() > MAX_SASL_PAYLOAD {
-        return Some(None);
-    }
-    if chunk.len() == SASL_CHUNK {
-        return None;
+    match sasl::push_chunk(buffer, chunk, MAX_SASL_PAYLOAD) {
+        Err(sasl::TooLong { .. }) => return Some(None),
+        Ok(sasl::Progress::Partial) => return None,
+        Ok(sasl::Progress::Complete) => {}
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(std::mem::take(buffer))
@@ -2334,6 +2318,7 @@ impl Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parley_proto::sasl::CHUNK_LEN as SASL_CHUNK;
 
     fn state() -> State {
         State::new("me", "Me")
