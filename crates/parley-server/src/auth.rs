@@ -19,7 +19,7 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use parley_proto::{casefold, numeric, sasl, scram, Message};
+use parley_proto::{casefold, numeric, scram, Message};
 
 use crate::accounts::{AccountError, LoginError, ScramLogin};
 use crate::config::RegistrationPolicy;
@@ -178,14 +178,14 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             return;
         }
     };
-    match sasl::push_chunk(buffer, arg, SASL_MAX) {
-        Err(sasl::TooLong { .. }) => {
+    match parley_proto::sasl::push_chunk(buffer, arg, SASL_MAX) {
+        Err(parley_proto::sasl::TooLong { .. }) => {
             ctx.session.sasl = None;
             ctx.numeric(numeric::ERR_SASLTOOLONG, &[], Some("SASL message too long"));
             return;
         }
-        Ok(sasl::Progress::Partial) => return, // more chunks follow
-        Ok(sasl::Progress::Complete) => {}
+        Ok(parley_proto::sasl::Progress::Partial) => return, // more chunks follow
+        Ok(parley_proto::sasl::Progress::Complete) => {}
     }
     match ctx.session.sasl.take() {
         Some(SaslState::Plain(payload)) => plain(ctx, &payload),
@@ -227,7 +227,7 @@ fn decode_text(payload: &str) -> Option<String> {
 
 /// Send a payload as SASL does: base64 in 400-byte chunks, and `+` after a full last chunk.
 fn send_payload(ctx: &Ctx<'_>, text: &str) {
-    for chunk in sasl::encode(text.as_bytes()) {
+    for chunk in parley_proto::sasl::encode(text.as_bytes()) {
         ctx.send(&line(None, "AUTHENTICATE", &[&chunk], None));
     }
 }
