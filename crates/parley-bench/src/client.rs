@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use base64::Engine;
+use parley_proto::sasl;
 use parley_proto::scram::{self, ClientExchange, SaltedPassword};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -274,18 +275,10 @@ static NONCES: AtomicU64 = AtomicU64::new(0);
 
 /// `text` as SASL sends it: base64 `AUTHENTICATE` lines of 400 characters, `+` after a full one.
 fn sasl_lines(text: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-    let mut lines = String::new();
-    let mut rest = encoded.as_str();
-    loop {
-        let (chunk, tail) = rest.split_at(rest.len().min(400));
-        let chunk = if chunk.is_empty() { "+" } else { chunk };
-        lines.push_str(&format!("AUTHENTICATE {chunk}\r\n"));
-        if chunk.len() < 400 {
-            return lines;
-        }
-        rest = tail;
-    }
+    sasl::encode(text.as_bytes())
+        .iter()
+        .map(|chunk| format!("AUTHENTICATE {chunk}\r\n"))
+        .collect()
 }
 
 impl Conn {
@@ -479,20 +472,19 @@ impl Conn {
     /// The server's next SASL payload (`AUTHENTICATE <base64>`, maybe in 400-character chunks),
     /// decoded.
     async fn sasl_payload(&mut self, what: &str) -> Result<String> {
-        let mut encoded = Vec::new();
+        let mut encoded = String::new();
         loop {
             let line = self
                 .expect_line(what, |l| l.starts_with(b"AUTHENTICATE "))
                 .await?;
-            let chunk = &line[b"AUTHENTICATE ".len()..];
-            if chunk != b"+" {
-                encoded.extend_from_slice(chunk);
-            }
-            if encoded.len() > 8192 {
-                bail!("{what}: the server's SASL payload is over 8 KiB");
-            }
-            if chunk.len() < 400 {
-                break;
+            let chunk = std::str::from_utf8(&line[b"AUTHENTICATE ".len()..])
+                .with_context(|| format!("{what}: not base64"))?;
+            match sasl::push_chunk(&mut encoded, chunk, 8192) {
+                Err(sasl::TooLong { .. }) => {
+                    bail!("{what}: the server's SASL payload is over 8 KiB")
+                }
+                Ok(sasl::Progress::Partial) => {}
+                Ok(sasl::Progress::Complete) => break,
             }
         }
         let bytes = base64::engine::general_purpose::STANDARD

@@ -259,6 +259,59 @@ async fn sasl_plain_and_scram_connects_log_in_against_parleyd() -> anyhow::Resul
     Ok(())
 }
 
+/// SASL payloads at the chunking edges, sent by the bench's client (through
+/// `parley_proto::sasl`) and reassembled by parleyd: `\0acct0\0` and a password make exactly
+/// 300 bytes (one full 400-character chunk, then `+`), 401 bytes (a full chunk and a short one)
+/// and 600 bytes (two full chunks, then `+`). A login that went wrong at either end is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_plain_payloads_of_full_chunks_log_in_against_parleyd() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.listen.plain = vec!["127.0.0.1:0".into()];
+    config.listen.tls = Vec::new();
+    config.web.listen = Vec::new();
+    config.metrics.listen = Vec::new();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.flood.enabled = false;
+    config.accounts.max_password_len = 1024;
+    let prefix = "\0acct0\0".len();
+    let accounts: Vec<(String, String)> = [300, 401, 600]
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| (format!("acct{i}"), "p".repeat(payload - prefix)))
+        .collect();
+    let store = parley_server::store::open_default(&config)?;
+    let layer = parley_server::accounts::Accounts::new(store, &config);
+    for (name, password) in &accounts {
+        layer.add_account(name, password)?;
+    }
+    let running = parley_server::start(config).await?;
+    let addr = *running
+        .plain_addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no plain listener"))?;
+    let mut target = Target::new("parleyd", Endpoint::plain(addr));
+    target.accounts = accounts;
+    let params = ConnectParams {
+        count: 3,
+        concurrency: 1,
+        sasl: true,
+    };
+    let stepwise = connect::run(&target, &params).await?;
+    assert!(
+        stepwise.ok && stepwise.login == "SASL PLAIN",
+        "{stepwise:#?}"
+    );
+    target.pipeline = true;
+    let pipelined = connect::run(&target, &params).await?;
+    assert!(
+        pipelined.ok && pipelined.pipelined && pipelined.login == "SASL PLAIN",
+        "{pipelined:#?}"
+    );
+    running.shutdown();
+    Ok(())
+}
+
 #[test]
 fn the_cluster_node_config_is_one_parleyd_accepts() -> anyhow::Result<()> {
     use parley_bench::servers::{parleyd_config, ClusterNode};

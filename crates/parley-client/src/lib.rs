@@ -1,8 +1,21 @@
-//! Parley's client library, shared by the terminal client, the GUI and the bench tool, and free
-//! of any UI: [`Client`] runs one connection on tokio (TLS through `parley-trust`, CAP, SASL
-//! PLAIN or REGISTER, PING, reconnect with backoff and rejoin) and reports [`Event`]s; the chat
-//! itself lives in [`State`], a synchronous model a UI renders; [`input::parse`] turns typed
-//! text into [`Action`]s. Only the connection task does I/O, so the logic is tested without one.
+//! Parley's client library, shared by the terminal client (`parley-tui`) and the desktop client
+//! (`parley-gui`), and free of any UI. Only [`Client`] does I/O, so the rest is tested without a
+//! socket. The pieces, from what a person types to the wire and back:
+//!
+//! - [`input`]: typed text -> an [`Action`], a pure parser, so every front end accepts the same
+//!   commands and gives the same messages for mistakes.
+//! - [`State`] (`state/`): the chat as a UI renders it, pure and synchronous. It applies the
+//!   server's lines and the user's actions and answers with the lines to send: `state/mod.rs`
+//!   holds the model (buffers, lines, members), `state/negotiation.rs` CAP and the login until
+//!   the welcome (SASL SCRAM-SHA-256, else PLAIN, else PASS; or REGISTER),
+//!   `state/incoming.rs` what the server sends, `state/actions.rs` what the user does.
+//! - [`Client`] (`client.rs`): one tokio task owns the socket (TLS through `parley-trust`),
+//!   feeds each line to the shared `State`, writes its answers, PINGs an idle line and
+//!   reconnects with backoff (the state then rejoins); the UI holds the handle and receives
+//!   [`Event`]s.
+//! - [`paths`]: where the clients keep their settings and the shared `known_servers` file.
+//!
+//! The IRC line itself (parsing, SASL chunking, SCRAM) comes from `parley-proto`.
 
 mod client;
 pub mod input;

@@ -556,7 +556,8 @@ mod tests {
     fn errors_in_plain_words() {
         let text = plain_error("cannot connect to h:1: Connection refused (os error 111)");
         assert!(text.starts_with("Nothing answers"), "{text}");
-        // The library's words for a refused password (parley-client's state.rs): said once.
+        // The library's words for a refused password (parley-client's state/negotiation.rs):
+        // said once.
         let text = plain_error(
             "login failed: SASL authentication failed (check the account name and password)",
         );

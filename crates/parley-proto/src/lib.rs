@@ -7,6 +7,7 @@ mod casemap;
 mod error;
 mod message;
 pub mod numeric;
+pub mod sasl;
 pub mod scram;
 mod tags;
 mod userhost;

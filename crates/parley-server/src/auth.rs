@@ -28,8 +28,6 @@ use crate::registration;
 use crate::relay::wire;
 use crate::server::Shared;
 
-/// SASL payloads arrive in chunks of this size; a shorter chunk (or `+`) ends the payload.
-const SASL_CHUNK: usize = 400;
 /// Longest SASL payload accepted (base64), well above any sane name and password or SCRAM
 /// message (whose nonces a client chooses).
 const SASL_MAX: usize = 2048;
@@ -180,16 +178,14 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             return;
         }
     };
-    if arg != "+" {
-        buffer.push_str(arg);
-    }
-    if buffer.len() > SASL_MAX {
-        ctx.session.sasl = None;
-        ctx.numeric(numeric::ERR_SASLTOOLONG, &[], Some("SASL message too long"));
-        return;
-    }
-    if arg.len() == SASL_CHUNK {
-        return; // more chunks follow
+    match parley_proto::sasl::push_chunk(buffer, arg, SASL_MAX) {
+        Err(parley_proto::sasl::TooLong { .. }) => {
+            ctx.session.sasl = None;
+            ctx.numeric(numeric::ERR_SASLTOOLONG, &[], Some("SASL message too long"));
+            return;
+        }
+        Ok(parley_proto::sasl::Progress::Partial) => return, // more chunks follow
+        Ok(parley_proto::sasl::Progress::Complete) => {}
     }
     match ctx.session.sasl.take() {
         Some(SaslState::Plain(payload)) => plain(ctx, &payload),
@@ -231,16 +227,8 @@ fn decode_text(payload: &str) -> Option<String> {
 
 /// Send a payload as SASL does: base64 in 400-byte chunks, and `+` after a full last chunk.
 fn send_payload(ctx: &Ctx<'_>, text: &str) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-    let mut rest = encoded.as_str();
-    loop {
-        let (chunk, tail) = rest.split_at(rest.len().min(SASL_CHUNK));
-        let shown = if chunk.is_empty() { "+" } else { chunk };
-        ctx.send(&line(None, "AUTHENTICATE", &[shown], None));
-        if chunk.len() < SASL_CHUNK {
-            return;
-        }
-        rest = tail;
+    for chunk in parley_proto::sasl::encode(text.as_bytes()) {
+        ctx.send(&line(None, "AUTHENTICATE", &[&chunk], None));
     }
 }
 
