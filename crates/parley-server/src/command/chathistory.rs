@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parley_proto::{casefold, write_line, Message};
 
+use crate::clock::format_time;
 use crate::context::{Ctx, FollowUp};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
-use crate::relay::format_time;
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
 

@@ -2,6 +2,7 @@
 //! file; every handler is synchronous (it takes the world lock briefly and queues bytes), so no
 //! handler can make a connection wait on another.
 
+pub mod auth;
 pub mod channel;
 pub mod chathistory;
 pub mod info;
@@ -13,13 +14,12 @@ pub mod oper;
 pub mod owner;
 pub mod presence;
 pub mod query;
+pub mod registration;
 pub mod session;
 
 use parley_proto::{numeric, Message};
 
-use crate::auth;
 use crate::context::Ctx;
-use crate::registration;
 
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let verb = msg.command.to_ascii_uppercase();
@@ -43,15 +43,15 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "PRIVMSG" => message::privmsg(ctx, msg, false),
         "NOTICE" => message::privmsg(ctx, msg, true),
         "JOIN" => join::join(ctx, msg),
-        "PART" => join::part(ctx, msg),
-        "TOPIC" => channel::topic(ctx, msg),
+        "PART" => join::part(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
+        "TOPIC" => channel::topic(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "NAMES" => channel::names(ctx, msg),
         "LIST" => channel::list(ctx, msg),
-        "INVITE" => channel::invite(ctx, msg),
-        "KICK" => channel::kick(ctx, msg),
-        "MODE" => mode::mode(ctx, msg),
+        "INVITE" => channel::invite(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
+        "KICK" => channel::kick(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
+        "MODE" => mode::mode(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
-        "OWNER" => owner::owner(ctx, msg),
+        "OWNER" => owner::owner(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
         "KLINE" => oper::kline(ctx, msg),

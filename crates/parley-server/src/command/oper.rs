@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use parley_proto::{casefold, numeric, Message};
 
+use crate::clock::{format_time, now_ms};
 use crate::cluster::event::Event;
-use crate::context::{line, Ctx, FollowUp};
-use crate::relay::{format_time, now_ms};
-use crate::server::{dline_covers, OperClass};
+use crate::context::Ctx;
+use crate::relay::line;
+use crate::server::dline_covers;
 use crate::state::mask_matches;
+use crate::state::OperClass;
 use crate::store::{ServerBan, StateChange};
 
 fn no_privileges(ctx: &Ctx<'_>) {
@@ -45,23 +47,7 @@ fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
 }
 
-/// Make this connection an operator if its account is one: at once for a config admin, after
-/// asking the database ([`FollowUp::OperCheck`]) otherwise, since the database may make a
-/// moderator or a plain account an admin. `asked` when OPER asked, so "no" gets its 491.
-pub fn grant(ctx: &mut Ctx<'_>, asked: bool) {
-    let Some(account) = ctx.session.account.clone() else {
-        return;
-    };
-    match ctx.shared.oper_class(&account) {
-        Some(OperClass::Admin) => grant_class(ctx, &account, OperClass::Admin),
-        _ => ctx
-            .session
-            .followups
-            .push_back(FollowUp::OperCheck { account, asked }),
-    }
-}
-
-/// The database's answer for [`grant`]: the higher of its word and the config's.
+/// The database's answer for [`Ctx::grant_oper`]: the higher of its word and the config's.
 pub fn checked(
     ctx: &mut Ctx<'_>,
     account: &str,
@@ -82,7 +68,7 @@ pub fn checked(
         ctx.shared.oper_class(account)
     };
     match class {
-        Some(class) => grant_class(ctx, account, class),
+        Some(class) => ctx.grant_oper_class(account, class),
         None if asked => ctx.numeric(
             numeric::ERR_NOOPERHOST,
             &[],
@@ -90,46 +76,6 @@ pub fn checked(
         ),
         None => {}
     }
-}
-
-/// Give this connection operator status of `class` (nothing if it has some already).
-fn grant_class(ctx: &mut Ctx<'_>, account: &str, class: OperClass) {
-    let source = {
-        let mut world = ctx.shared.world.lock();
-        let Some(user) = world.users.get_mut(&ctx.session.id) else {
-            return;
-        };
-        if user.oper.is_some() {
-            return;
-        }
-        user.oper = Some(class);
-        user.wallops = true;
-        let source = user.source();
-        world.counts.opers += 1;
-        source
-    };
-    ctx.numeric(
-        numeric::RPL_YOUREOPER,
-        &[],
-        Some(&format!("You are now an IRC operator ({})", class.name())),
-    );
-    let nick = ctx.session.nick.clone();
-    ctx.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
-    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
-        let event = Event::UserModes {
-            uid: cluster.uid_of(ctx.session.id),
-            invisible: ctx
-                .shared
-                .world
-                .lock()
-                .users
-                .get(&ctx.session.id)
-                .is_some_and(|u| u.invisible),
-            oper: true,
-        };
-        cluster.publish(ctx.shared, event, None);
-    }
-    ctx.audit("oper_up", account, Some(class.name()));
 }
 
 /// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;
@@ -157,7 +103,7 @@ pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
             &[],
             Some(&format!("You are now an IRC operator ({})", class.name())),
         ),
-        None => grant(ctx, true),
+        None => ctx.grant_oper(true),
     }
 }
 
@@ -186,12 +132,10 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let by = ctx.session.nick.clone();
     let text = format!("Killed ({by} ({reason}))");
-    match (&ctx.shared.cluster, remote) {
+    match remote {
         // On another node: that node closes it, and the QUIT comes back through the stream.
-        (Some(cluster), Some(uid)) => {
-            cluster.publish(ctx.shared, Event::Kill { uid, reason: text }, None)
-        }
-        _ => outbound.disconnect(&text),
+        Some(uid) => ctx.replicate(|_| Some(Event::Kill { uid, reason: text })),
+        None => outbound.disconnect(&text),
     }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
@@ -261,9 +205,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
     ctx.shared
         .history
         .persist(StateChange::AddServerBan(ban.clone()));
-    if let Some(cluster) = &ctx.shared.cluster {
-        cluster.publish(ctx.shared, Event::ServerBanAdded { ban }, None);
-    }
+    ctx.replicate(|_| Some(Event::ServerBanAdded { ban }));
     let expiry = expires_ms
         .map(format_time)
         .unwrap_or_else(|| "never".into());
@@ -321,16 +263,12 @@ fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             ctx.shared
                 .history
                 .persist(StateChange::RemoveServerBan(kind.to_string(), mask.clone()));
-            if let Some(cluster) = &ctx.shared.cluster {
-                cluster.publish(
-                    ctx.shared,
-                    Event::ServerBanRemoved {
-                        kind: kind.to_string(),
-                        mask: mask.clone(),
-                    },
-                    None,
-                );
-            }
+            ctx.replicate(|_| {
+                Some(Event::ServerBanRemoved {
+                    kind: kind.to_string(),
+                    mask: mask.clone(),
+                })
+            });
             ctx.audit(&format!("un{kind}"), &mask, None);
             notice(
                 ctx,
@@ -406,20 +344,34 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     );
 }
 
-/// `SUSPEND account [:reason]`: refuse its logins and close its connections; `UNSUSPEND`.
+/// `SUSPEND account [:reason]`: refuse its logins and close its connections; `UNSUSPEND`. The
+/// store is written on the blocking pool; the rest follows its answer.
 pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
     if !ctx.need_params(msg, 1) || !require(ctx, "suspend") {
         return;
     }
-    let account = msg.params[0];
-    if let Err(err) = ctx.shared.accounts.store().set_locked(account, suspended) {
-        notice(ctx, &format!("Cannot change {account}: {err}"));
-        return;
-    }
+    let account = msg.params[0].to_string();
     let reason = msg
         .param(1)
         .filter(|r| !r.is_empty())
-        .unwrap_or("Account suspended");
+        .unwrap_or("Account suspended")
+        .to_string();
+    let store = ctx.shared.accounts.store().clone();
+    let name = account.clone();
+    ctx.then_blocking(
+        move || store.set_locked(&name, suspended),
+        move |ctx, stored| {
+            if let Err(err) = stored {
+                notice(ctx, &format!("Cannot change {account}: {err}"));
+                return;
+            }
+            suspended_now(ctx, &account, suspended, &reason);
+        },
+    );
+}
+
+/// The rest of [`suspend`], once the store has it.
+fn suspended_now(ctx: &mut Ctx<'_>, account: &str, suspended: bool, reason: &str) {
     let mut closed = 0;
     if suspended {
         let folded = casefold(account);

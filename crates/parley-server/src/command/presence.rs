@@ -33,13 +33,13 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if let Some(user) = ctx.shared.world.lock().users.get_mut(&ctx.session.id) {
         user.away = away.clone();
     }
-    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
-        let uid = cluster.uid_of(ctx.session.id);
-        cluster.publish(
-            ctx.shared,
-            crate::cluster::event::Event::Away { uid, away },
-            None,
-        );
+    if ctx.session.registered {
+        ctx.replicate(|cluster| {
+            Some(crate::cluster::event::Event::Away {
+                uid: cluster.uid_of(ctx.session.id),
+                away,
+            })
+        });
     }
     if now_away {
         ctx.numeric(

@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use parley_proto::{casefold, numeric, wildcard_match, Message};
 
+use crate::clock::httpdate_like;
 use crate::command::channel::unix_time;
 use crate::context::Ctx;
-use crate::registration::httpdate_like;
 use crate::state::{MemberStatus, User, World};
 
 /// Most rows one WHO answers, so a `WHO *` cannot flood the asker's send queue.

@@ -41,7 +41,7 @@ pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     match sub.as_str() {
         "NEW" => {
-            if !crate::auth::password_allowed_here(ctx) {
+            if !crate::command::auth::password_allowed_here(ctx) {
                 fail(
                     ctx,
                     "INSECURE",
