@@ -135,7 +135,6 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         if world.channels.contains_key(&key) {
             send_names(ctx, &mut world, &key);
         } else {
-            drop(world);
             ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));
         }
     }

@@ -14,19 +14,20 @@ use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
 use crate::store::StateChange;
 
-pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `JOIN <channel>[,<channel>...] [<key>[,<key>...]]`, or `JOIN 0` to leave every channel;
+/// each channel answers on its own.
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     if msg.params[0] == "0" {
         part_all(ctx);
-        return;
+        return Ok(());
     }
     let mut keys = msg.param(1).unwrap_or("").split(',');
     for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
         let key = keys.next().filter(|k| !k.is_empty());
-        join_one(ctx, name, key);
+        join_one(ctx, name, key).unwrap_or_else(|reply| ctx.reply(&reply));
     }
+    Ok(())
 }
 
 /// Why a join was refused, with the numeric and text to send.
@@ -73,29 +74,27 @@ fn refusal(
     None
 }
 
-pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
+/// Join one channel (making it if need be), with `key` for `+k`; a refusal is the spec's numeric.
+pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), Reply> {
     let limits = &ctx.shared.config.limits;
     if !validate::channel(name, limits.channel_len) {
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
+        return Err(Reply::no_such_channel(name));
     }
     let id = ctx.session.id;
     let folded = casefold(name);
     let mut world = ctx.shared.world.lock();
     let Some(user) = world.users.get(&id) else {
-        return;
+        return Ok(());
     };
     if user.channels.contains(&folded) {
-        return;
+        return Ok(());
     }
     if user.channels.len() >= limits.channels_per_user {
-        drop(world);
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_TOOMANYCHANNELS,
             &[name],
-            Some("You have joined too many channels"),
-        );
-        return;
+            "You have joined too many channels",
+        ));
     }
     let source = user.source();
     let nick = user.nick.clone();
@@ -119,10 +118,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 limits.members_per_channel,
                 default_room,
             ) {
-                let shown = channel.name.clone();
-                drop(world);
-                ctx.numeric(code, &[&shown], Some(text));
-                return;
+                return Err(Reply::new(code, &[&channel.name], text));
             }
             MemberStatus {
                 op: server_op || (!default_room && channel.auto_op(account.as_deref())),
@@ -156,7 +152,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         }
     };
     let Some(channel) = world.channels.get_mut(&folded) else {
-        return;
+        return Ok(());
     };
     channel.add_member(id, &nick, status, outbound);
     let shown = [channel.name.as_str()];
@@ -206,6 +202,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 before_ms: crate::clock::now_ms(),
             }));
     }
+    Ok(())
 }
 
 /// `PART <channel>[,<channel>...] [<reason>]`: each channel answers on its own.

@@ -42,7 +42,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
         "PRIVMSG" => message::privmsg(ctx, msg, false),
         "NOTICE" => message::privmsg(ctx, msg, true),
-        "JOIN" => join::join(ctx, msg),
+        "JOIN" => join::join(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "PART" => join::part(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "TOPIC" => channel::topic(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "NAMES" => channel::names(ctx, msg),

@@ -104,7 +104,6 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     };
     let world = ctx.shared.world.lock();
     let Some(user) = world.user_by_nick(target) else {
-        drop(world);
         ctx.numeric(
             numeric::ERR_NOSUCHNICK,
             &[target],

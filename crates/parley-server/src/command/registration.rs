@@ -188,7 +188,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     welcome(ctx, &source);
     let default_channel = ctx.shared.config.server.default_channel.clone();
     if !default_channel.is_empty() {
-        join::join_one(ctx, &default_channel, None);
+        join::join_one(ctx, &default_channel, None).unwrap_or_else(|reply| ctx.reply(&reply));
     }
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
