@@ -616,6 +616,15 @@ impl Reply {
         )
     }
 
+    /// 481 ERR_NOPRIVILEGES.
+    pub fn no_privileges() -> Self {
+        Reply::new(
+            numeric::ERR_NOPRIVILEGES,
+            &[],
+            "Permission Denied - You do not have the required operator privileges",
+        )
+    }
+
     /// 482 ERR_CHANOPRIVSNEEDED.
     pub fn chanop_needed(channel: &str) -> Self {
         Reply::new(
@@ -889,6 +898,22 @@ impl Ctx<'_> {
             Ok(())
         } else {
             Err(Reply::need_more_params(msg.command))
+        }
+    }
+
+    /// 481 unless this user is a server operator holding `permission`.
+    pub fn require_oper(&self, permission: &str) -> Result<(), Reply> {
+        let class = self
+            .shared
+            .world
+            .lock()
+            .users
+            .get(&self.session.id)
+            .and_then(|u| u.oper);
+        if self.shared.oper_can(class, permission) {
+            Ok(())
+        } else {
+            Err(Reply::no_privileges())
         }
     }
 
