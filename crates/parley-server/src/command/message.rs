@@ -21,34 +21,36 @@ use crate::relay::Relay;
 use crate::state::MemberList;
 use crate::store::StoredMessage;
 
-pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
+/// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
+/// never answered with an error (RFC 2812 3.3.2): its refusals are dropped by the dispatcher
+/// and by each target below.
+pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(), Reply> {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
-        if !notice {
-            ctx.numeric(
-                numeric::ERR_NORECIPIENT,
-                &[],
-                Some(&format!("No recipient given ({verb})")),
-            );
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NORECIPIENT,
+            &[],
+            if notice {
+                "No recipient given (NOTICE)"
+            } else {
+                "No recipient given (PRIVMSG)"
+            },
+        ));
     };
     let Some(text) = msg.param(1).filter(|t| !t.is_empty()) else {
-        if !notice {
-            ctx.numeric(numeric::ERR_NOTEXTTOSEND, &[], Some("No text to send"));
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NOTEXTTOSEND,
+            &[],
+            "No text to send",
+        ));
     };
     let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
     if targets.len() > ctx.shared.config.limits.targets_per_message {
-        if !notice {
-            ctx.numeric(
-                numeric::ERR_TOOMANYTARGETS,
-                &[targets[0]],
-                Some("Too many targets"),
-            );
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_TOOMANYTARGETS,
+            &[targets[0]],
+            "Too many targets",
+        ));
     }
     for target in targets {
         if target.starts_with('$') {
@@ -62,6 +64,7 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
             to_nick(ctx, verb, target, text, notice);
         }
     }
+    Ok(())
 }
 
 /// `PRIVMSG $*` (the `/broadcast` of the clients) and `NOTICE $*` (an operator's global notice):

@@ -25,7 +25,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let verb = msg.command.to_ascii_uppercase();
     match verb.as_str() {
         "CAP" => registration::cap(ctx, msg),
-        "NICK" => nick::nick(ctx, msg),
+        "NICK" => nick::nick(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "USER" => registration::user(ctx, msg),
         "PASS" => auth::pass(ctx, msg),
         "AUTHENTICATE" => auth::authenticate(ctx, msg),
@@ -40,8 +40,11 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 Some("You have not registered"),
             );
         }
-        "PRIVMSG" => message::privmsg(ctx, msg, false),
-        "NOTICE" => message::privmsg(ctx, msg, true),
+        "PRIVMSG" => message::privmsg(ctx, msg, false).unwrap_or_else(|reply| ctx.reply(&reply)),
+        "NOTICE" => {
+            // Never answered with an error (RFC 2812 3.3.2).
+            let _ = message::privmsg(ctx, msg, true);
+        }
         "JOIN" => join::join(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "PART" => join::part(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),
         "TOPIC" => channel::topic(ctx, msg).unwrap_or_else(|reply| ctx.reply(&reply)),

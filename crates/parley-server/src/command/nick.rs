@@ -10,31 +10,35 @@ use parley_proto::{casefold, numeric, validate, Message};
 use crate::cluster::event::Event;
 use crate::cluster::ClaimError;
 use crate::command::registration;
-use crate::context::{Announced, Ctx, FollowUp, Line};
+use crate::context::{Announced, Ctx, FollowUp, Line, Reply};
 use crate::relay::line;
 use crate::state::{ClientId, WhowasEntry, World};
 
-pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `NICK <nick>`: take a valid, free nick (an account's own nick only when logged in to it; in
+/// a cluster once claimed network-wide).
+pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
-        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NONICKNAMEGIVEN,
+            &[],
+            "No nickname given",
+        ));
     };
     if !validate::nick(wanted, ctx.shared.config.limits.nick_len) {
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_ERRONEUSNICKNAME,
             &[wanted],
-            Some("Erroneous nickname"),
-        );
-        return;
+            "Erroneous nickname",
+        ));
     }
     let id = ctx.session.id;
     let folded = casefold(wanted);
     if wanted == ctx.session.nick && holds(ctx, &folded) {
-        return;
+        return Ok(());
     }
     // Before registration the owner may still log in, so the check waits for try_complete.
     if ctx.session.registered && !registration::nick_allowed(ctx, wanted) {
-        return;
+        return Ok(());
     }
     let holder = ctx
         .shared
@@ -46,8 +50,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .filter(|holder| *holder != id);
     if let Some(holder) = holder {
         if !(owns(ctx, &folded) && evict_squatter(ctx, holder, wanted)) {
-            in_use(ctx, wanted);
-            return;
+            return Err(nick_in_use(wanted));
         }
     }
     if ctx.announcer().claims_nicks() {
@@ -55,9 +58,10 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.session
             .followups
             .push_back(FollowUp::ClaimNick(wanted.to_string()));
-        return;
+        return Ok(());
     }
     take(ctx, wanted);
+    Ok(())
 }
 
 /// Whether this connection's nick index entry for `folded` is its own. Not so for a nick an
@@ -138,12 +142,17 @@ pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
     take(ctx, account);
 }
 
-fn in_use(ctx: &Ctx<'_>, wanted: &str) {
-    ctx.numeric(
+/// 433 ERR_NICKNAMEINUSE.
+fn nick_in_use(wanted: &str) -> Reply {
+    Reply::new(
         numeric::ERR_NICKNAMEINUSE,
         &[wanted],
-        Some("Nickname is already in use"),
-    );
+        "Nickname is already in use",
+    )
+}
+
+fn in_use(ctx: &Ctx<'_>, wanted: &str) {
+    ctx.reply(&nick_in_use(wanted));
 }
 
 /// The cluster's answer to a nick claim.
