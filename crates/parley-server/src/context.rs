@@ -393,8 +393,10 @@ impl Line<'_> {
 #[derive(Default)]
 pub struct Announced {
     events: Vec<(Arc<Cluster>, Event, Local)>,
-    /// In a cluster, the acting user's buffer: it got the line at once.
+    /// In a cluster, the acting user's buffer.
     actor: Option<Arc<Outbound>>,
+    /// In a cluster, the acting user was among the members and got the line at once.
+    actor_told: bool,
 }
 
 impl Announced {
@@ -405,6 +407,14 @@ impl Announced {
             if !Arc::ptr_eq(actor, who) {
                 line.send_now(std::slice::from_ref(who));
             }
+        }
+    }
+
+    /// In a cluster, the acting user gets the line at once even if it was not among those it
+    /// was announced to (see its one use, channel MODE); without a cluster nothing happens.
+    pub fn tell_actor(&self, line: Line<'_>) {
+        if let (Some(actor), false) = (&self.actor, self.actor_told) {
+            line.send_now(std::slice::from_ref(actor));
         }
     }
 
@@ -421,6 +431,7 @@ impl Announced {
     pub fn and(mut self, other: Announced) -> Self {
         self.events.extend(other.events);
         self.actor = self.actor.or(other.actor);
+        self.actor_told |= other.actor_told;
         self
     }
 }
@@ -452,7 +463,8 @@ impl Announcer<'_> {
             line.send_now(members);
             return Announced::default();
         };
-        if members.iter().any(|m| Arc::ptr_eq(m, self.actor)) {
+        let actor_told = members.iter().any(|m| Arc::ptr_eq(m, self.actor));
+        if actor_told {
             line.send_now(std::slice::from_ref(self.actor));
         }
         let local = Local {
@@ -462,6 +474,7 @@ impl Announcer<'_> {
         Announced {
             events: vec![(cluster.clone(), event(cluster), local)],
             actor: Some(self.actor.clone()),
+            actor_told,
         }
     }
 

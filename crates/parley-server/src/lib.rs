@@ -40,6 +40,11 @@
 //!    same `fanout` functions).
 //! 7. `outbound.rs`: each append wakes the member's writer only when its buffer was empty, and
 //!    `run_writer` sends whatever piled up in one write.
+//!
+//! Events that are not stored (JOIN, PART, KICK, MODE, NICK, QUIT ...) take the same road from
+//! step 4 on, without the history: the handler calls `Ctx::announce` (`context.rs`
+//! `Announcer`), which queues the line through `fanout` at once or, in a cluster, publishes the
+//! event for every node to deliver from the stream. No handler asks which.
 
 pub mod accounts;
 mod acme;

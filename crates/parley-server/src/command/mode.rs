@@ -431,6 +431,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             .collect(),
                     }
                 });
+                // As before this seam: in a cluster the setter sees its change at once even when
+                // not a member (a server operator in the default room); alone, only members do.
+                announced.tell_actor(Line::Bytes(&bytes));
                 if let Some(record) = channel.record() {
                     ctx.shared
                         .history
