@@ -601,6 +601,11 @@ impl Reply {
         )
     }
 
+    /// 431 ERR_NONICKNAMEGIVEN.
+    pub fn no_nickname_given() -> Self {
+        Reply::new(numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given")
+    }
+
     /// 401 ERR_NOSUCHNICK.
     pub fn no_such_nick(nick: &str) -> Self {
         Reply::new(numeric::ERR_NOSUCHNICK, &[nick], "No such nick/channel")
@@ -988,6 +993,35 @@ mod tests {
                 "No such nick/channel"
             ))
         );
+    }
+
+    /// What was queued for `out`, read the way its connection's writer reads it.
+    async fn taken(out: &Outbound) -> Vec<u8> {
+        out.close_with(b"");
+        let mut sink = Vec::new();
+        crate::outbound::run_writer(out, &mut sink).await;
+        sink
+    }
+
+    #[tokio::test]
+    async fn a_line_for_a_cap_reaches_only_those_who_have_it() {
+        let with = Arc::new(Outbound::new(1 << 16));
+        with.set_wire_caps(wire::ACCOUNT_NOTIFY);
+        let without = Arc::new(Outbound::new(1 << 16));
+        Line::ForCap(b":a ACCOUNT x\r\n", wire::ACCOUNT_NOTIFY)
+            .send_now(&[with.clone(), without.clone()]);
+        assert_eq!(taken(&with).await, b":a ACCOUNT x\r\n");
+        assert!(taken(&without).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_cluster_nothing_is_left_to_publish_or_to_tell_the_actor() {
+        let actor = Arc::new(Outbound::new(1 << 16));
+        let announced = Announced::default().then_to(Arc::new(vec![actor.clone()]));
+        announced.tell_actor(Line::Bytes(b"x\r\n"));
+        announced.also_now(Line::Bytes(b"y\r\n"), Some(&actor));
+        assert!(announced.events.is_empty());
+        assert!(taken(&actor).await.is_empty());
     }
 
     #[test]

@@ -109,22 +109,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             query::who(ctx, msg);
             Ok(())
         }
-        "WHOIS" => {
-            query::whois(ctx, msg);
-            Ok(())
-        }
-        "WHOWAS" => {
-            query::whowas(ctx, msg);
-            Ok(())
-        }
-        "ISON" => {
-            query::ison(ctx, msg);
-            Ok(())
-        }
-        "USERHOST" => {
-            query::userhost(ctx, msg);
-            Ok(())
-        }
+        "WHOIS" => query::whois(ctx, msg),
+        "WHOWAS" => query::whowas(ctx, msg),
+        "ISON" => query::ison(ctx, msg),
+        "USERHOST" => query::userhost(ctx, msg),
         "SESSION" => {
             session::session(ctx, msg);
             Ok(())

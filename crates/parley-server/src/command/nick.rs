@@ -18,11 +18,7 @@ use crate::state::{ClientId, WhowasEntry, World};
 /// a cluster once claimed network-wide).
 pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
-        return Err(Reply::new(
-            numeric::ERR_NONICKNAMEGIVEN,
-            &[],
-            "No nickname given",
-        ));
+        return Err(Reply::no_nickname_given());
     };
     if !validate::nick(wanted, ctx.shared.config.limits.nick_len) {
         return Err(Reply::new(
