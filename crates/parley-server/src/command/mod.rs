@@ -85,10 +85,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
-        "CHATHISTORY" => {
-            chathistory::chathistory(ctx, msg);
-            Ok(())
-        }
+        "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
