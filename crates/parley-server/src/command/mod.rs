@@ -51,10 +51,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             auth::register(ctx, msg);
             Ok(())
         }
-        "PING" => {
-            presence::ping(ctx, msg);
-            Ok(())
-        }
+        "PING" => presence::ping(ctx, msg),
         "PONG" => Ok(()),
         "QUIT" => {
             presence::quit(ctx, msg);
@@ -110,10 +107,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "WHOWAS" => query::whowas(ctx, msg),
         "ISON" => query::ison(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
-        "SESSION" => {
-            session::session(ctx, msg);
-            Ok(())
-        }
+        "SESSION" => session::session(ctx, msg),
         "LUSERS" => {
             info::lusers(ctx);
             Ok(())

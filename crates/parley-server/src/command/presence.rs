@@ -2,15 +2,20 @@
 
 use parley_proto::{numeric, Message};
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Reply};
 
-pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `PING <token>`: answered with `PONG <server> :<token>` (409 without a token).
+pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(token) = msg.param(0) else {
-        ctx.numeric(numeric::ERR_NOORIGIN, &[], Some("No origin specified"));
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NOORIGIN,
+            &[],
+            "No origin specified",
+        ));
     };
     let name = ctx.shared.server_name();
     ctx.server_line("PONG", &[name], Some(token));
+    Ok(())
 }
 
 pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
