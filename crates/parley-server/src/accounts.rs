@@ -503,7 +503,7 @@ impl Accounts {
         let failure =
             self.throttle
                 .lock()
-                .failed(&guess.folded, ip, Instant::now(), crate::relay::now_ms());
+                .failed(&guess.folded, ip, Instant::now(), crate::clock::now_ms());
         guess.open = false;
         self.guess_ended.notify_waiters();
         let account = self.loggable(name);
@@ -653,7 +653,7 @@ impl Accounts {
     /// Lift `target`'s lockout after failed logins, as of now, for every server using this store
     /// (they keep lockouts in memory and consult the stamp when they meet one).
     pub fn lift_lockout(&self, target: &LockoutTarget) -> Result<(), AccountError> {
-        Ok(self.store.lift_lockout(target, crate::relay::now_ms())?)
+        Ok(self.store.lift_lockout(target, crate::clock::now_ms())?)
     }
 
     /// Make an account a server admin, or no longer one (see [`AccountRecord::admin`]).

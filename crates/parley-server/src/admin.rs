@@ -183,7 +183,7 @@ pub fn run_users_command_with(
 /// Append an admin action to the audit trail; failing to is reported, not fatal.
 fn record_admin_action(config: &Config, action: &str, target: &str) {
     let event = store::AuditEvent {
-        time_ms: crate::relay::now_ms(),
+        time_ms: crate::clock::now_ms(),
         action: action.to_string(),
         actor: Some("admin-cli".to_string()),
         account: None,

@@ -26,13 +26,14 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHa
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info};
 
-use crate::auth;
+use crate::cluster::event::Event;
 use crate::command;
+use crate::command::auth;
 use crate::command::chathistory;
-use crate::context::{line, Ctx, FollowUp, Labeled, Session};
+use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, Line, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
-use crate::relay::{escape_tag, with_tag};
+use crate::relay::{escape_tag, line, with_tag};
 use crate::server::{Admission, Admitted, Shared};
 use crate::state::{User, WhowasEntry};
 
@@ -351,8 +352,6 @@ async fn read_some<R: AsyncRead + Unpin>(
     .await
 }
 
-/// Run what the last line's handler left for later, in order: logins, deliveries waiting to be
-/// stored, history reads. Only this connection waits; a kill or shutdown cuts the wait short.
 /// How many of one sender's messages may wait in the history writer at once. One at a time
 /// meant a group commit carried one line per sender and every member got a write per commit;
 /// with a window, a flat-out sender's lines share commits and writes. The writer is one task,
@@ -395,6 +394,11 @@ fn is_message_line(raw: &[u8]) -> bool {
     verb.eq_ignore_ascii_case(b"PRIVMSG") || verb.eq_ignore_ascii_case(b"NOTICE")
 }
 
+/// Run what the last line's handler left for later, in order: logins, deliveries to be stored,
+/// history reads, nick claims, operator checks. An unlabeled message is only handed to the
+/// history writer, and reading goes on with up to [`IN_FLIGHT`] of them on their way; anything
+/// else first waits for those to be delivered, so it comes after them. Only this connection
+/// waits; a kill or shutdown cuts the wait short.
 async fn run_followups(
     shared: &Shared,
     session: &mut Session,
@@ -431,16 +435,22 @@ async fn run_followups(
                     Done::Offline(shared.history.take_offline(account).await)
                 }
                 FollowUp::ClaimNick(nick) => {
-                    let result = match &shared.cluster {
-                        Some(cluster) => {
-                            cluster
-                                .claim(&parley_proto::casefold(&nick), &cluster.uid_of(session.id))
-                                .await
-                        }
-                        None => Ok(()),
+                    let announcer = Announcer {
+                        shared,
+                        actor: outbound,
                     };
+                    let result = announcer
+                        .claim_nick(&parley_proto::casefold(&nick), session.id)
+                        .await;
                     Done::Nick(nick, result)
                 }
+                FollowUp::Blocking(work) => match tokio::task::spawn_blocking(work).await {
+                    Ok(then) => Done::Then(then),
+                    Err(err) => {
+                        tracing::error!(%err, "a blocking store call failed");
+                        Done::Nothing
+                    }
+                },
                 FollowUp::OperCheck { account, asked } => {
                     let admin = shared.accounts.is_admin(&account).await;
                     Done::Oper {
@@ -463,6 +473,7 @@ async fn run_followups(
         };
         match done {
             Done::Nothing => {}
+            Done::Then(then) => then(&mut ctx),
             Done::Auth(outcome) => auth::finish(&mut ctx, outcome),
             Done::History(answer) => chathistory::answer(&mut ctx, answer),
             Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
@@ -478,6 +489,8 @@ async fn run_followups(
 }
 
 enum Done {
+    /// A handler's second half, with the blocking call's answer inside.
+    Then(crate::context::Continuation),
     Nothing,
     Auth(auth::AuthOutcome),
     History(crate::history::HistoryAnswer),
@@ -607,37 +620,27 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
 /// Take the user out of the world, tell the people who could see it, and say goodbye.
 fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: &EndReason) {
     let quit_text = reason.quit_text();
-    let mut announce = None;
+    let announcer = Announcer {
+        shared,
+        actor: outbound,
+    };
+    let mut announced = Announced::default();
     {
         let mut world = shared.world.lock();
         if let Some(user) = world.users.get(&session.id) {
-            match (&shared.cluster, user.registered) {
-                (Some(cluster), true) => {
-                    // The others hear it in the stream's order, like everything else.
-                    announce = Some((
-                        Arc::new(world.neighbours(session.id)),
-                        crate::cluster::event::Event::Quit {
-                            uid: cluster.uid_of(session.id),
-                            source: user.source(),
-                            reason: quit_text.clone(),
-                            channels: user.channels.iter().cloned().collect(),
-                        },
-                    ));
-                }
-                (None, true) => {
-                    let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
-                    for other in world.neighbours(session.id) {
-                        let _ = other.push(&bytes);
-                    }
-                }
-                _ => {}
+            if user.registered {
+                // In a cluster the others hear it in the stream's order, like everything else.
+                let bytes = line(Some(&user.source()), "QUIT", &[], Some(&quit_text));
+                let neighbours = Arc::new(world.neighbours(session.id));
+                announced =
+                    announcer.announce(Line::Bytes(&bytes), &neighbours, |cluster| Event::Quit {
+                        uid: cluster.uid_of(session.id),
+                        source: user.source(),
+                        reason: quit_text.clone(),
+                        channels: user.channels.iter().cloned().collect(),
+                    });
             }
-            if let Some(cluster) = &shared.cluster {
-                cluster.release(
-                    &parley_proto::casefold(&user.nick),
-                    &cluster.uid_of(session.id),
-                );
-            }
+            announcer.release_nick(&parley_proto::casefold(&user.nick), session.id);
         }
         let channels: Vec<String> = world
             .users
@@ -657,9 +660,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
             }
         }
     }
-    if let (Some(cluster), Some((neighbours, event))) = (&shared.cluster, announce) {
-        cluster.announce(shared, event, neighbours);
-    }
+    announcer.publish(announced);
     if !outbound.is_killed() {
         let text = match reason {
             EndReason::Shutdown => "Server shutting down".to_string(),

@@ -4,13 +4,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use parley_proto::write_line;
+use parley_proto::{casefold, numeric};
 
+use crate::cluster::event::{Event, Uid};
+use crate::cluster::{ClaimError, Cluster};
 use crate::config::RegistrationPolicy;
+use crate::fanout::{self, Local, Publish};
+use crate::isupport;
 use crate::outbound::Outbound;
-use crate::relay::wire;
+use crate::relay::{line, wire, Relay};
 use crate::server::Shared;
-use crate::state::ClientId;
+use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User, World};
 
 /// Capabilities a client may request, in the order `CAP LS` shows them.
 pub const SUPPORTED_CAPS: &[&str] = &[
@@ -43,7 +47,7 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .iter()
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
-            ("sasl", true) => format!("sasl={}", crate::auth::SASL_MECHANISMS),
+            ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
             (c, _) => c.to_string(),
         })
         .collect();
@@ -70,6 +74,28 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
     }
     caps.sort();
     caps.join(" ")
+}
+
+/// The mechanisms offered, in `CAP LS 302` (`sasl=`) and in 908 (RPL_SASLMECHS).
+pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256,IRCV3BEARER";
+
+/// A SASL exchange in progress on one connection.
+pub enum SaslState {
+    /// PLAIN: the payload so far.
+    Plain(String),
+    /// IRCV3BEARER: the payload so far.
+    Bearer(String),
+    /// SCRAM-SHA-256, before the client's first message: that message so far.
+    ScramFirst(String),
+    /// The server's first message went out: the client's final message so far.
+    ScramFinal {
+        payload: String,
+        login: Box<crate::accounts::ScramLogin>,
+    },
+    /// The proof checked out and the server's final message went out. IRC has no "success with
+    /// data", so as RFC 4422 section 5 says the client answers it with an empty response (`+`),
+    /// and only then is it logged in (900, 903).
+    ScramProved { account: String },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -162,12 +188,15 @@ impl Caps {
 pub enum FollowUp {
     Auth(PendingAuth),
     /// Boxed: a delivery carries its serialized variants, far bigger than the other cases.
-    Deliver(Box<crate::history::Delivery>),
+    Deliver(Box<crate::fanout::Delivery>),
     History(crate::history::HistoryRequest),
     /// Deliver the private messages that arrived while this account was offline.
     Offline(String),
     /// Claim a nick across the cluster before taking it.
     ClaimNick(String),
+    /// A blocking call for the blocking pool, and what to do with its answer (see
+    /// [`Ctx::then_blocking`]).
+    Blocking(Box<dyn FnOnce() -> Continuation + Send>),
     /// Ask the database whether this account is a server admin (`parleyd users add --admin`),
     /// then make the connection an operator if it is; `asked` when OPER asked, so a refusal is
     /// answered.
@@ -177,8 +206,11 @@ pub enum FollowUp {
     },
 }
 
+/// What a connection does with a blocking call's answer: a handler's second half.
+pub type Continuation = Box<dyn for<'c, 'd> FnOnce(&'c mut Ctx<'d>) + Send>;
+
 /// A login or registration waiting for the slow part (password hashing) to finish; the
-/// connection task runs it after the handler returns and then calls back into [`crate::auth`].
+/// connection task runs it after the handler returns and then calls back into `command::auth`.
 #[derive(Debug)]
 pub enum PendingAuth {
     Login {
@@ -251,7 +283,7 @@ pub struct Session {
     /// Logged in with a session token (which may not mint more: see `command::session`).
     pub token_login: bool,
     /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
-    pub sasl: Option<crate::auth::SaslState>,
+    pub sasl: Option<SaslState>,
     /// `PASS` given before registration, tried at registration time.
     pub pass: Option<String>,
     pub followups: std::collections::VecDeque<FollowUp>,
@@ -328,43 +360,326 @@ pub fn host_for(ip: IpAddr) -> String {
     }
 }
 
+/// An event's line as [`Ctx::announce`] takes it: the same bytes for everyone, or a relay that
+/// serializes once per wire variant (JOIN's `extended-join`, `account-tag` ...).
+#[derive(Clone, Copy)]
+pub enum Line<'a> {
+    Bytes(&'a [u8]),
+    Relay(&'a Relay),
+    /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
+    /// go only to `account-notify` clients).
+    ForCap(&'a [u8], u8),
+}
+
+impl Line<'_> {
+    /// Queue it for each of `members` now (each writer woken on its own).
+    pub fn send_now(self, members: &[Arc<Outbound>]) {
+        match self {
+            Line::Bytes(bytes) => fanout::send_now(bytes, members),
+            Line::ForCap(bytes, bit) => fanout::send_now_to_cap(bytes, members, bit),
+            Line::Relay(relay) => {
+                for member in members {
+                    relay.send_to(member);
+                }
+            }
+        }
+    }
+}
+
+/// What [`Ctx::announce`] leaves for the cluster: the event, to publish with [`Ctx::publish`]
+/// once the world lock is let go (publishing may apply it here, which takes that lock). Empty
+/// without a cluster, where everyone got the line already.
+#[must_use = "publish it with Ctx::publish once the world lock is let go"]
+#[derive(Default)]
+pub struct Announced {
+    events: Vec<(Arc<Cluster>, Event, Local)>,
+    /// In a cluster, the acting user's buffer.
+    actor: Option<Arc<Outbound>>,
+    /// In a cluster, the acting user was among the members and got the line at once.
+    actor_told: bool,
+}
+
+impl Announced {
+    /// In a cluster, `who` (when given) gets the line at once too, as the acting user did (a
+    /// KICK's target on this node); without one everybody has it already.
+    pub fn also_now(&self, line: Line<'_>, who: Option<&Arc<Outbound>>) {
+        if let (Some(actor), Some(who)) = (&self.actor, who) {
+            if !Arc::ptr_eq(actor, who) {
+                line.send_now(std::slice::from_ref(who));
+            }
+        }
+    }
+
+    /// In a cluster, the acting user gets the line at once even if it was not among those it
+    /// was announced to (see its one use, channel MODE); without a cluster nothing happens.
+    pub fn tell_actor(&self, line: Line<'_>) {
+        if let (Some(actor), false) = (&self.actor, self.actor_told) {
+            line.send_now(std::slice::from_ref(actor));
+        }
+    }
+
+    /// In a cluster: who on this node gets the line when the stream brings it back, when that
+    /// is not those it was announced to (after a PART or KICK, the members who remain).
+    pub fn then_to(mut self, recipients: MemberList) -> Self {
+        if let Some((_, _, local)) = self.events.last_mut() {
+            local.recipients = Some(recipients);
+        }
+        self
+    }
+
+    /// Another announcement's event, published after this one's.
+    pub fn and(mut self, other: Announced) -> Self {
+        self.events.extend(other.events);
+        self.actor = self.actor.or(other.actor);
+        self.actor_told |= other.actor_told;
+        self
+    }
+}
+
+/// The one way an event leaves a handler or a connection for the users who must see it, here
+/// and on the other nodes: callers never ask whether there is a cluster. Without one, lines go
+/// straight into the recipients' buffers through [`fanout`]; in a cluster the event is published
+/// and every node, this one included, delivers it from the stream with the same `fanout` code
+/// (`cluster::apply`).
+pub struct Announcer<'a> {
+    pub shared: &'a Shared,
+    /// The buffer of the user who acted.
+    pub actor: &'a Arc<Outbound>,
+}
+
+impl Announcer<'_> {
+    /// Announce an event to `members`: the one way a change reaches others. Without a cluster
+    /// they all get `line` now, in the order the world lock gives. In a cluster the acting user
+    /// (if among `members`) gets it now and the rest, on every node, when the stream brings back
+    /// the `event` (made only then), in the stream's one order. Hand the result to
+    /// [`Announcer::publish`] once the world lock is let go.
+    pub fn announce(
+        &self,
+        line: Line<'_>,
+        members: &MemberList,
+        event: impl FnOnce(&Cluster) -> Event,
+    ) -> Announced {
+        let Some(cluster) = crate::cluster::of(self.shared) else {
+            line.send_now(members);
+            return Announced::default();
+        };
+        let actor_told = members.iter().any(|m| Arc::ptr_eq(m, self.actor));
+        if actor_told {
+            line.send_now(std::slice::from_ref(self.actor));
+        }
+        let local = Local {
+            echo: None,
+            recipients: Some(members.clone()),
+        };
+        Announced {
+            events: vec![(cluster.clone(), event(cluster), local)],
+            actor: Some(self.actor.clone()),
+            actor_told,
+        }
+    }
+
+    /// Tell the other nodes of a change they must mirror that has no line of its own here (user
+    /// modes, a user coming up, an invite for their user): nothing without a cluster, or when
+    /// `event` makes none. Publishes at once, so call it without the world lock.
+    pub fn replicate(&self, event: impl FnOnce(&Cluster) -> Option<Event>) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            if let Some(event) = event(cluster) {
+                cluster.publish(self.shared, event, None);
+            }
+        }
+    }
+
+    /// In a cluster, how to publish a stored message once the history writer has it (see
+    /// [`crate::fanout::Delivery::publish`]); `None` delivers it here.
+    pub fn publisher(&self, event: impl FnOnce(&Cluster) -> Event) -> Option<Publish> {
+        crate::cluster::of(self.shared).map(|cluster| cluster.publisher(event(cluster)))
+    }
+
+    /// Publish what [`Announcer::announce`] left for the cluster. Call it after letting go of
+    /// the world lock (publishing may deliver here at once, which takes it).
+    pub fn publish(&self, announced: Announced) {
+        for (cluster, event, local) in announced.events {
+            cluster.publish_to(self.shared, event, local);
+        }
+    }
+
+    /// Announce a message that is not stored (a broadcast to everyone) to `members`, never the
+    /// sender: without a cluster they get it now, and the sender its echo if `echo`; in a
+    /// cluster all of it, the echo too, comes from the stream on every node alike.
+    pub fn announce_message(
+        &self,
+        relay: &Relay,
+        members: &[Arc<Outbound>],
+        echo: bool,
+        event: impl FnOnce(&Cluster) -> Event,
+    ) {
+        match crate::cluster::of(self.shared) {
+            Some(cluster) => cluster.publish(self.shared, event(cluster), echo.then(String::new)),
+            None => {
+                Line::Relay(relay).send_now(members);
+                if echo {
+                    relay.send_to(self.actor);
+                }
+            }
+        }
+    }
+
+    /// The name a user of this node has across the cluster; none without one.
+    pub fn uid(&self, id: ClientId) -> Option<Uid> {
+        crate::cluster::of(self.shared).map(|cluster| cluster.uid_of(id))
+    }
+
+    /// Whether a nick must be claimed across the network before it is taken: in a cluster a nick
+    /// is held once, network-wide, and the claim is a follow-up the connection runs
+    /// ([`Announcer::claim_nick`]).
+    pub fn claims_nicks(&self) -> bool {
+        crate::cluster::of(self.shared).is_some()
+    }
+
+    /// Claim a nick (casefolded) for user `id` across the cluster before taking it; always
+    /// granted without one.
+    pub async fn claim_nick(&self, folded: &str, id: ClientId) -> Result<(), ClaimError> {
+        match crate::cluster::of(self.shared) {
+            Some(cluster) => cluster.claim(folded, &cluster.uid_of(id)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Give a nick (casefolded) that user `id` held back to the cluster.
+    pub fn release_nick(&self, folded: &str, id: ClientId) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            cluster.release(folded, &cluster.uid_of(id));
+        }
+    }
+}
+
+/// A handler's refusal: the error it ends with. Handlers return `Err(Reply)` (mostly through `?`
+/// on the lookups below) and the dispatcher sends it, after the handler has let go of every
+/// lock; the numerics' words live here, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// An error numeric: its code, the parameters after the client's nick, and its text.
+    Numeric {
+        code: &'static str,
+        params: Vec<String>,
+        text: &'static str,
+    },
+    /// An IRCv3 standard reply: `FAIL <command> <code> <context...> :<text>`.
+    Fail {
+        command: &'static str,
+        code: &'static str,
+        context: Vec<String>,
+        text: String,
+    },
+}
+
+impl Reply {
+    pub fn new(code: &'static str, params: &[&str], text: &'static str) -> Self {
+        Reply::Numeric {
+            code,
+            params: params.iter().map(|p| p.to_string()).collect(),
+            text,
+        }
+    }
+
+    /// A `FAIL` standard reply.
+    pub fn fail(command: &'static str, code: &'static str, context: &[&str], text: &str) -> Self {
+        Reply::Fail {
+            command,
+            code,
+            context: context.iter().map(|p| p.to_string()).collect(),
+            text: text.to_string(),
+        }
+    }
+
+    /// 461 ERR_NEEDMOREPARAMS.
+    pub fn need_more_params(command: &str) -> Self {
+        Reply::new(
+            numeric::ERR_NEEDMOREPARAMS,
+            &[&command.to_ascii_uppercase()],
+            "Not enough parameters",
+        )
+    }
+
+    /// 431 ERR_NONICKNAMEGIVEN.
+    pub fn no_nickname_given() -> Self {
+        Reply::new(numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given")
+    }
+
+    /// 401 ERR_NOSUCHNICK.
+    pub fn no_such_nick(nick: &str) -> Self {
+        Reply::new(numeric::ERR_NOSUCHNICK, &[nick], "No such nick/channel")
+    }
+
+    /// 403 ERR_NOSUCHCHANNEL.
+    pub fn no_such_channel(name: &str) -> Self {
+        Reply::new(numeric::ERR_NOSUCHCHANNEL, &[name], "No such channel")
+    }
+
+    /// 441 ERR_USERNOTINCHANNEL.
+    pub fn not_in_channel(nick: &str, channel: &str) -> Self {
+        Reply::new(
+            numeric::ERR_USERNOTINCHANNEL,
+            &[nick, channel],
+            "They aren't on that channel",
+        )
+    }
+
+    /// 442 ERR_NOTONCHANNEL.
+    pub fn not_on_channel(channel: &str) -> Self {
+        Reply::new(
+            numeric::ERR_NOTONCHANNEL,
+            &[channel],
+            "You're not on that channel",
+        )
+    }
+
+    /// 481 ERR_NOPRIVILEGES.
+    pub fn no_privileges() -> Self {
+        Reply::new(
+            numeric::ERR_NOPRIVILEGES,
+            &[],
+            "Permission Denied - You do not have the required operator privileges",
+        )
+    }
+
+    /// 482 ERR_CHANOPRIVSNEEDED.
+    pub fn chanop_needed(channel: &str) -> Self {
+        Reply::new(
+            numeric::ERR_CHANOPRIVSNEEDED,
+            &[channel],
+            "You're not channel operator",
+        )
+    }
+}
+
+/// Lookups that answer with the spec's numeric when what a client named is not there.
+pub trait Lookup {
+    /// The channel `name` names, with its casefolded key (403 if there is none).
+    fn channel_named(&self, name: &str) -> Result<(String, &Channel), Reply>;
+    /// The user with this nick (401 if there is none).
+    fn user_named(&self, nick: &str) -> Result<&User, Reply>;
+}
+
+impl Lookup for World {
+    fn channel_named(&self, name: &str) -> Result<(String, &Channel), Reply> {
+        let key = casefold(name);
+        match self.channels.get(&key) {
+            Some(channel) => Ok((key, channel)),
+            None => Err(Reply::no_such_channel(name)),
+        }
+    }
+
+    fn user_named(&self, nick: &str) -> Result<&User, Reply> {
+        self.user_by_nick(nick)
+            .ok_or_else(|| Reply::no_such_nick(nick))
+    }
+}
+
 pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub session: &'a mut Session,
     pub outbound: &'a Arc<Outbound>,
-}
-
-/// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,
-/// an unknown channel); one that would break the line (empty, a space, a leading ':') is sent as
-/// `*` instead, so a client can never inject parameters into a reply.
-pub fn line(
-    source: Option<&str>,
-    command: &str,
-    middle: &[&str],
-    trailing: Option<&str>,
-) -> Vec<u8> {
-    // Sized up front: growing the line as it is written cost more than writing it.
-    let size = source.map_or(0, |s| s.len() + 2)
-        + command.len()
-        + middle.iter().map(|p| p.len() + 1).sum::<usize>()
-        + trailing.map_or(0, |t| t.len() + 2)
-        + 2;
-    let mut out = Vec::with_capacity(size);
-    let breaks_line = |p: &&str| {
-        p.is_empty()
-            || p.starts_with(':')
-            || p.bytes().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0))
-    };
-    if middle.iter().any(breaks_line) {
-        let safe: Vec<&str> = middle
-            .iter()
-            .map(|p| if breaks_line(p) { "*" } else { *p })
-            .collect();
-        write_line(&mut out, &[], source, command, &safe, trailing);
-    } else {
-        write_line(&mut out, &[], source, command, middle, trailing);
-    }
-    out
 }
 
 impl Ctx<'_> {
@@ -439,6 +754,206 @@ impl Ctx<'_> {
         );
     }
 
+    /// The `RPL_ISUPPORT` (005) lines: the tokens computed at start, [`isupport::PER_LINE`] a
+    /// line.
+    pub fn send_isupport(&self) {
+        for chunk in self.shared.isupport.chunks(isupport::PER_LINE) {
+            let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            self.numeric(
+                parley_proto::numeric::RPL_ISUPPORT,
+                &tokens,
+                Some("are supported by this server"),
+            );
+        }
+    }
+
+    /// Make this connection an operator if its account is one: at once for a config admin, after
+    /// asking the database ([`FollowUp::OperCheck`]) otherwise, since the database may make a
+    /// moderator or a plain account an admin. `asked` when OPER asked, so "no" gets its 491.
+    pub fn grant_oper(&mut self, asked: bool) {
+        let Some(account) = self.session.account.clone() else {
+            return;
+        };
+        match self.shared.oper_class(&account) {
+            Some(OperClass::Admin) => self.grant_oper_class(&account, OperClass::Admin),
+            _ => self
+                .session
+                .followups
+                .push_back(FollowUp::OperCheck { account, asked }),
+        }
+    }
+
+    /// Give this connection operator status of `class` (nothing if it has some already).
+    pub fn grant_oper_class(&mut self, account: &str, class: OperClass) {
+        let source = {
+            let mut world = self.shared.world.lock();
+            let Some(user) = world.users.get_mut(&self.session.id) else {
+                return;
+            };
+            if user.oper.is_some() {
+                return;
+            }
+            user.oper = Some(class);
+            user.wallops = true;
+            let source = user.source();
+            world.counts.opers += 1;
+            source
+        };
+        self.numeric(
+            parley_proto::numeric::RPL_YOUREOPER,
+            &[],
+            Some(&format!("You are now an IRC operator ({})", class.name())),
+        );
+        let nick = self.session.nick.clone();
+        self.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
+        if self.session.registered {
+            self.replicate(|cluster| {
+                Some(Event::UserModes {
+                    uid: cluster.uid_of(self.session.id),
+                    invisible: self
+                        .shared
+                        .world
+                        .lock()
+                        .users
+                        .get(&self.session.id)
+                        .is_some_and(|u| u.invisible),
+                    oper: true,
+                })
+            });
+        }
+        self.audit("oper_up", account, Some(class.name()));
+    }
+
+    /// The way out for this connection's events (see [`Announcer`]).
+    pub fn announcer(&self) -> Announcer<'_> {
+        Announcer {
+            shared: self.shared,
+            actor: self.outbound,
+        }
+    }
+
+    /// [`Announcer::announce`] for this connection's user.
+    pub fn announce(
+        &self,
+        line: Line<'_>,
+        members: &MemberList,
+        event: impl FnOnce(&Cluster) -> Event,
+    ) -> Announced {
+        self.announcer().announce(line, members, event)
+    }
+
+    /// [`Announcer::replicate`].
+    pub fn replicate(&self, event: impl FnOnce(&Cluster) -> Option<Event>) {
+        self.announcer().replicate(event)
+    }
+
+    /// [`Announcer::publisher`].
+    pub fn publisher(&self, event: impl FnOnce(&Cluster) -> Event) -> Option<Publish> {
+        self.announcer().publisher(event)
+    }
+
+    /// [`Announcer::publish`].
+    pub fn publish(&self, announced: Announced) {
+        self.announcer().publish(announced)
+    }
+
+    /// [`Announcer::announce_message`], echoed to this user if it asked for `echo-message`.
+    pub fn announce_message(
+        &self,
+        relay: &Relay,
+        members: &[Arc<Outbound>],
+        event: impl FnOnce(&Cluster) -> Event,
+    ) {
+        let echo = self.session.caps.echo_message;
+        self.announcer()
+            .announce_message(relay, members, echo, event)
+    }
+
+    /// [`Announcer::uid`] of a user of this node.
+    pub fn cluster_uid(&self, id: ClientId) -> Option<Uid> {
+        self.announcer().uid(id)
+    }
+
+    /// Send a handler's refusal.
+    pub fn reply(&self, reply: &Reply) {
+        match reply {
+            Reply::Numeric { code, params, text } => {
+                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                self.numeric(code, &params, Some(text));
+            }
+            Reply::Fail {
+                command,
+                code,
+                context,
+                text,
+            } => {
+                let mut middle = vec![*command, *code];
+                middle.extend(context.iter().map(String::as_str));
+                self.server_line("FAIL", &middle, Some(text));
+            }
+        }
+    }
+
+    /// Run `work` (a store call, which blocks) on the blocking pool, off this runtime's worker
+    /// threads, and then `then` with its answer, back on this connection in order with its
+    /// other follow-ups. The connection runs it without knowing what it is.
+    pub fn then_blocking<R: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> R + Send + 'static,
+        then: impl FnOnce(&mut Ctx<'_>, R) + Send + 'static,
+    ) {
+        self.session
+            .followups
+            .push_back(FollowUp::Blocking(Box::new(move || {
+                let answer = work();
+                Box::new(move |ctx: &mut Ctx<'_>| then(ctx, answer)) as Continuation
+            })));
+    }
+
+    /// 461 unless `msg` has at least `n` parameters.
+    pub fn require_params(&self, msg: &parley_proto::Message<'_>, n: usize) -> Result<(), Reply> {
+        if msg.params.len() >= n {
+            Ok(())
+        } else {
+            Err(Reply::need_more_params(msg.command))
+        }
+    }
+
+    /// 481 unless this user is a server operator holding `permission`.
+    pub fn require_oper(&self, permission: &str) -> Result<(), Reply> {
+        let class = self
+            .shared
+            .world
+            .lock()
+            .users
+            .get(&self.session.id)
+            .and_then(|u| u.oper);
+        if self.shared.oper_can(class, permission) {
+            Ok(())
+        } else {
+            Err(Reply::no_privileges())
+        }
+    }
+
+    /// This user's status in `channel` (442 if not a member).
+    pub fn require_member(&self, channel: &Channel) -> Result<MemberStatus, Reply> {
+        channel
+            .status(self.session.id)
+            .ok_or_else(|| Reply::not_on_channel(&channel.name))
+    }
+
+    /// 442 unless this user is in `channel` (`key` its casefolded name), 482 unless they may
+    /// do what its operators do there (see `Shared::may_moderate`).
+    pub fn require_op(&self, world: &World, key: &str, channel: &Channel) -> Result<(), Reply> {
+        let status = self.require_member(channel)?;
+        let oper = world.users.get(&self.session.id).and_then(|u| u.oper);
+        if self.shared.may_moderate(key, Some(status), oper) {
+            Ok(())
+        } else {
+            Err(Reply::chanop_needed(&channel.name))
+        }
+    }
+
     /// A line from the server itself (NOTICE, PONG, CAP ...).
     pub fn server_line(&self, command: &str, middle: &[&str], trailing: Option<&str>) {
         self.send(&line(
@@ -447,5 +962,77 @@ impl Ctx<'_> {
             middle,
             trailing,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_answer_with_the_spec_numerics() {
+        let mut world = World::default();
+        world
+            .channels
+            .insert(casefold("#Rust"), Channel::new("#Rust"));
+        let (key, channel) = world.channel_named("#RUST").expect("found casefolded");
+        assert_eq!((key.as_str(), channel.name.as_str()), ("#rust", "#Rust"));
+        assert_eq!(
+            world.channel_named("#nope").err(),
+            Some(Reply::new(
+                numeric::ERR_NOSUCHCHANNEL,
+                &["#nope"],
+                "No such channel"
+            ))
+        );
+        assert_eq!(
+            world.user_named("ghost").err(),
+            Some(Reply::new(
+                numeric::ERR_NOSUCHNICK,
+                &["ghost"],
+                "No such nick/channel"
+            ))
+        );
+    }
+
+    /// What was queued for `out`, read the way its connection's writer reads it.
+    async fn taken(out: &Outbound) -> Vec<u8> {
+        out.close_with(b"");
+        let mut sink = Vec::new();
+        crate::outbound::run_writer(out, &mut sink).await;
+        sink
+    }
+
+    #[tokio::test]
+    async fn a_line_for_a_cap_reaches_only_those_who_have_it() {
+        let with = Arc::new(Outbound::new(1 << 16));
+        with.set_wire_caps(wire::ACCOUNT_NOTIFY);
+        let without = Arc::new(Outbound::new(1 << 16));
+        Line::ForCap(b":a ACCOUNT x\r\n", wire::ACCOUNT_NOTIFY)
+            .send_now(&[with.clone(), without.clone()]);
+        assert_eq!(taken(&with).await, b":a ACCOUNT x\r\n");
+        assert!(taken(&without).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_cluster_nothing_is_left_to_publish_or_to_tell_the_actor() {
+        let actor = Arc::new(Outbound::new(1 << 16));
+        let announced = Announced::default().then_to(Arc::new(vec![actor.clone()]));
+        announced.tell_actor(Line::Bytes(b"x\r\n"));
+        announced.also_now(Line::Bytes(b"y\r\n"), Some(&actor));
+        assert!(announced.events.is_empty());
+        assert!(taken(&actor).await.is_empty());
+    }
+
+    #[test]
+    fn need_more_params_names_the_command_in_capitals() {
+        assert_eq!(
+            Reply::need_more_params("kick"),
+            Reply::new(
+                numeric::ERR_NEEDMOREPARAMS,
+                &["KICK"],
+                "Not enough parameters"
+            )
+        );
     }
 }

@@ -1,13 +1,15 @@
 //! History: storing every channel and private message before anyone receives it, reading it back
 //! for CHATHISTORY, replay on join and offline delivery, and the audit trail.
 //!
-//! One writer task owns the writes. Connections hand it a [`Delivery`] (the stored form of the
-//! message plus its serialized relay and recipients) and wait; the writer takes everything that
-//! queued up, commits it in one transaction (group commit), and only then delivers each message
-//! and releases its sender. So a message anyone has received is already in the database, and the
-//! disk is paid once per batch, not once per message. Per-sender order holds because a sender
-//! waits for its message before its next line is read; everyone sees one global order because a
-//! single task delivers.
+//! One writer owns the writes, on a thread of its own (see [`run_on_own_thread`]). Connections
+//! hand it an [`Outgoing`] message (its stored form plus whatever delivers it: the fan-out's
+//! `Delivery`) and go on reading; the writer takes everything that queued up, commits it in one
+//! transaction (group commit), and only then hands each message on and tells its sender. So a
+//! message anyone has received is already in the database, and the disk is paid once per batch,
+//! not once per message. Per-sender order holds because one writer takes messages in the order
+//! they were queued, and a sender waits for its own (up to `connection::IN_FLIGHT` of them at
+//! once) before anything that must come after them, such as a PART or a labeled reply;
+//! everyone sees one global order because that single writer hands them on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::config::HistoryConfig;
-use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::{escape_tag, now_ms, with_tag, Relay};
+use crate::outbound::HeldWakes;
+/// The key of a private conversation: its format belongs to the store (see
+/// `store::history::dm_key`), and handlers reach it here with the rest of history.
 pub use crate::store::history::dm_key;
 use crate::store::{
     AuditEvent, HistoryQuery, HistoryStore, StateChange, StoreError, StoredMessage, TargetActivity,
@@ -32,43 +36,15 @@ const MAX_BATCH: usize = 1024;
 /// Jobs waiting for the writer; senders wait (only themselves) when it is full.
 const QUEUE: usize = 8192;
 
-/// A message on its way: stored first, then delivered.
-pub struct Delivery {
-    pub stored: Option<StoredMessage>,
-    /// Casefolded account to hand this private message to at its next login.
-    pub offline_for: Option<String>,
-    pub relay: Relay,
-    pub recipients: crate::state::MemberList,
-    pub sender: Arc<Outbound>,
-    /// The sender asked for its own messages back (`echo-message`).
-    pub echo: bool,
-    /// The sender's `label` (labeled-response), carried by the echo.
-    pub label: Option<String>,
-    /// In a cluster: what to publish once stored. Every node then delivers it from the stream,
-    /// this one included.
-    pub cluster: Option<crate::cluster::event::Event>,
-}
-
-impl Delivery {
-    /// Queue the message for everyone; the writers are woken when `held` is dropped, so a
-    /// group commit's messages reach each recipient in one write.
-    fn deliver(&self, held: &mut HeldWakes) {
-        for recipient in self.recipients.iter() {
-            if !Arc::ptr_eq(recipient, &self.sender) {
-                self.relay.send_held(recipient, held);
-            }
-        }
-        if self.echo {
-            let bytes = self.relay.bytes_for(self.sender.wire_caps());
-            let _ = match &self.label {
-                Some(label) => self.sender.push_held(
-                    &with_tag(bytes, &format!("label={}", escape_tag(label))),
-                    held,
-                ),
-                None => self.sender.push_held(bytes, held),
-            };
-        }
-    }
+/// A message on its way through the writer: stored first, then handed on. The fan-out above
+/// implements it (`fanout::Delivery`); the writer only needs these two steps, in this order.
+pub trait Outgoing: Send {
+    /// The stored form of the message (taken once; `None` when it is not kept), and the
+    /// casefolded account it waits for when its recipient is offline.
+    fn take_stored(&mut self) -> Option<(StoredMessage, Option<String>)>;
+    /// Deliver it, or hand it to whatever delivers it; wake-ups are left to `held`, so a group
+    /// commit's messages reach each recipient in one write.
+    fn hand_on(&mut self, held: &mut HeldWakes);
 }
 
 /// What a connection asked to read.
@@ -111,7 +87,7 @@ pub enum HistoryAnswer {
 }
 
 enum Job {
-    Deliver(Box<Delivery>, oneshot::Sender<()>),
+    Deliver(Box<dyn Outgoing>, oneshot::Sender<()>),
     State(StateChange),
 }
 
@@ -192,14 +168,8 @@ pub struct WriterHealth {
     pub failing: Option<String>,
 }
 
-/// In a cluster, what becomes of a message once stored: published to every node, this one
-/// included, instead of delivered here (set once the cluster is up; see `lib.rs`).
-pub type Publish =
-    Box<dyn Fn(crate::cluster::event::Event, crate::cluster::Local) + Send + Sync + 'static>;
-
 pub struct History {
     pub config: HistoryConfig,
-    publish: Arc<std::sync::OnceLock<Publish>>,
     jobs: mpsc::Sender<Job>,
     audit: Arc<AuditQueue>,
     waiting: Waiting,
@@ -228,12 +198,10 @@ impl History {
         );
         let digest = Sha256::digest(seed.as_bytes());
         let boot = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
-        let publish: Arc<std::sync::OnceLock<Publish>> = Arc::default();
         let audit = Arc::<AuditQueue>::default();
         let waiting = Waiting::default();
         let history = History {
             config,
-            publish: publish.clone(),
             jobs,
             audit: audit.clone(),
             waiting: waiting.clone(),
@@ -244,7 +212,7 @@ impl History {
         };
         (
             history,
-            run_writer(writer, rx, audit, waiting, health_tx, shutdown, publish),
+            run_writer(writer, rx, audit, waiting, health_tx, shutdown),
         )
     }
 
@@ -266,13 +234,8 @@ impl History {
         )
     }
 
-    /// Publish stored messages to the cluster instead of delivering them here.
-    pub fn publish_with(&self, publish: Publish) {
-        let _ = self.publish.set(publish);
-    }
-
     /// Store (if history is on) and deliver; returns once delivered.
-    pub async fn submit(&self, delivery: Box<Delivery>) {
+    pub async fn submit(&self, delivery: Box<dyn Outgoing>) {
         if let Some(delivered) = self.enqueue(delivery).await {
             let _ = delivered.await;
         }
@@ -281,10 +244,10 @@ impl History {
     /// Hand the message to the writer and return at once: the receiver resolves once it is
     /// stored and delivered (None: delivered already). The one writer keeps every sender's
     /// messages in order, so a sender may have several on their way (see `connection.rs`).
-    pub async fn enqueue(&self, mut delivery: Box<Delivery>) -> Option<oneshot::Receiver<()>> {
+    pub async fn enqueue(&self, mut delivery: Box<dyn Outgoing>) -> Option<oneshot::Receiver<()>> {
         if !self.config.enabled {
-            delivery.stored = None;
-            hand_on(&self.publish, &mut delivery, &mut HeldWakes::default());
+            let _ = delivery.take_stored();
+            delivery.hand_on(&mut HeldWakes::default());
             return None;
         }
         let (done, delivered) = oneshot::channel();
@@ -292,7 +255,7 @@ impl History {
             Ok(()) => Some(delivered),
             // The writer is gone (shutting down): deliver unstored rather than drop.
             Err(mpsc::error::SendError(Job::Deliver(mut delivery, _))) => {
-                hand_on(&self.publish, &mut delivery, &mut HeldWakes::default());
+                delivery.hand_on(&mut HeldWakes::default());
                 None
             }
             Err(_) => None,
@@ -431,22 +394,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(StoreError::Backend(format!("history task failed: {e}"))))
 }
 
-/// Deliver a message here, or publish it to the cluster when it is one of the cluster's.
-fn hand_on(publish: &std::sync::OnceLock<Publish>, delivery: &mut Delivery, held: &mut HeldWakes) {
-    match (delivery.cluster.take(), publish.get()) {
-        (Some(event), Some(publish)) => publish(
-            event,
-            crate::cluster::Local {
-                echo: delivery
-                    .echo
-                    .then(|| delivery.label.clone().unwrap_or_default()),
-                recipients: Some(delivery.recipients.clone()),
-            },
-        ),
-        _ => delivery.deliver(held),
-    }
-}
-
 /// Who someone is in private history: their account, or `~nick` for a guest.
 pub fn party(account: Option<&str>, nick: &str) -> String {
     match account {
@@ -501,7 +448,6 @@ async fn run_writer(
     waiting: Waiting,
     health: watch::Sender<WriterHealth>,
     shutdown: CancellationToken,
-    publish: Arc<std::sync::OnceLock<Publish>>,
 ) {
     // What could not be written yet: retried before anything newer, so order holds.
     let mut backlog = WriteBatch::default();
@@ -575,8 +521,8 @@ async fn run_writer(
         for job in &mut jobs {
             match job {
                 Job::Deliver(delivery, _) => {
-                    if let Some(message) = delivery.stored.take() {
-                        if let Some(account) = delivery.offline_for.take() {
+                    if let Some((message, offline_for)) = delivery.take_stored() {
+                        if let Some(account) = offline_for {
                             batch.offline.push((account, message.msgid.clone()));
                         }
                         batch.messages.push(message);
@@ -644,7 +590,7 @@ async fn run_writer(
         let mut held = HeldWakes::default();
         for job in &mut jobs {
             if let Job::Deliver(delivery, _) = job {
-                hand_on(&publish, delivery, &mut held);
+                delivery.hand_on(&mut held);
             }
         }
         drop(held);
@@ -680,50 +626,10 @@ pub async fn run_on_own_thread(writer: impl std::future::Future<Output = ()> + S
     }
 }
 
-/// Tell the server operators online when the database starts refusing history writes and when
-/// it takes them again: chat carries on as if nothing happened, so an error log nobody reads
-/// would let an outage (and the memory it holds) go unnoticed until the backlog overflows.
-pub async fn notify_operators(shared: Arc<crate::server::Shared>) {
-    let mut health = shared.history.health();
-    let mut was_failing = false;
-    loop {
-        tokio::select! {
-            changed = health.changed() => if changed.is_err() { return },
-            _ = shared.shutdown.cancelled() => return,
-        }
-        let now = health.borrow_and_update().clone();
-        let text = match (&now.failing, was_failing) {
-            (Some(err), false) => format!(
-                "*** History database refuses writes ({}); chat goes on and messages are held \
-                 in memory ({} so far) until it recovers",
-                err.replace(['\r', '\n'], " "),
-                now.held
-            ),
-            (None, true) => {
-                "*** History database writes again; every held message is stored".to_owned()
-            }
-            _ => continue,
-        };
-        was_failing = now.failing.is_some();
-        let operators: Vec<(String, Arc<Outbound>)> = shared
-            .world
-            .lock()
-            .users
-            .values()
-            .filter(|u| u.registered && u.oper.is_some())
-            .map(|u| (u.nick.clone(), u.outbound.clone()))
-            .collect();
-        for (nick, outbound) in operators {
-            let notice =
-                crate::context::line(Some(shared.server_name()), "NOTICE", &[&nick], Some(&text));
-            let _ = outbound.push(&notice);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::Outbound;
     use crate::store::{AuditFilter, TargetActivity};
     use parking_lot::Mutex;
 
@@ -819,7 +725,24 @@ mod tests {
         (history, writer, shutdown)
     }
 
-    fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<Delivery> {
+    /// A message for the writer that, once handed on, queues its text for `to` (the fan-out's
+    /// own delivery is tested in `fanout`).
+    struct Message {
+        stored: Option<StoredMessage>,
+        to: Arc<Outbound>,
+    }
+
+    impl Outgoing for Message {
+        fn take_stored(&mut self) -> Option<(StoredMessage, Option<String>)> {
+            self.stored.take().map(|message| (message, None))
+        }
+
+        fn hand_on(&mut self, held: &mut HeldWakes) {
+            let _ = self.to.push_held(b"PRIVMSG #t :delivered\r\n", held);
+        }
+    }
+
+    fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<dyn Outgoing> {
         let message = StoredMessage {
             msgid: history.next_msgid(),
             time_ms: now_ms(),
@@ -830,15 +753,9 @@ mod tests {
             to: "#t".into(),
             text: text.into(),
         };
-        Box::new(Delivery {
-            relay: Relay::new("a!b@c", None, "PRIVMSG", &["#t"], Some(text)),
+        Box::new(Message {
             stored: Some(message),
-            offline_for: None,
-            recipients: Arc::from(vec![to.clone()]),
-            sender: Arc::new(Outbound::new(1 << 20)),
-            echo: false,
-            label: None,
-            cluster: None,
+            to: to.clone(),
         })
     }
 

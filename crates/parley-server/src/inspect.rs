@@ -15,9 +15,9 @@ use parley_proto::{casefold, validate};
 /// The longest nick or account name any configuration allows (`limits.nick_len` is 1 to 64).
 const MAX_NAME_LEN: usize = 64;
 
+use crate::clock::{format_time, now_ms};
 use crate::config::Config;
 use crate::history::dm_key;
-use crate::relay::{format_time, now_ms};
 use crate::store::{self, AuditFilter, HistoryQuery, StoreError};
 
 #[derive(Debug, thiserror::Error)]

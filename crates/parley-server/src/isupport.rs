@@ -12,6 +12,9 @@ pub const MODES_PER_COMMAND: usize = 6;
 /// Entries in one channel's ban list (MAXLIST).
 pub const MAX_BANS: usize = 100;
 
+/// ISUPPORT tokens per 005 line, as the spec suggests, to stay under the line limit.
+pub const PER_LINE: usize = 13;
+
 pub fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
     let mut tokens = vec![

@@ -1,19 +1,62 @@
 //! Parley's server as a library: `parleyd` is a thin binary over [`start`], and the integration
 //! tests start the very same server on loopback ports.
 //!
-//! Layout: `listener` accepts, `connection` frames and times a client's life, `command/` holds
-//! one file per command family, `state/` the in-memory world, `outbound` the bounded send buffers.
+//! # Layers
+//!
+//! The top-level modules form a stack: each uses only modules of its own layer or below, and
+//! none use each other in a circle (`tests/layering.rs` checks both, with this same table).
+//! Bottom to top:
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | facts and persistence | `clock`, `config`, `data_dir`, `flood`, `isupport`, `metrics`, `store`, `tls` | time, settings, the databases, counters; no client in sight |
+//! | bytes and the world | `outbound`, `relay`, `state` | a client's bounded send buffer, a line serialized once per wire variant, the in-memory users and channels |
+//! | durable things | `history`, `accounts` | storing messages before delivery (the writer), logins |
+//! | the shared state | `server` | `Shared`: config, world lock, accounts, history, bans, counts |
+//! | delivery | `fanout` | the one place lines go out to many buffers |
+//! | the cluster | `cluster` | the bus: publishes this node's events, applies everyone's with `fanout` |
+//! | what a handler gets | `context` | `Ctx`: the session, replies, and the way out for events |
+//! | handlers | `command` | one file per command family, registration and SASL included |
+//! | sockets and tasks | `connection`, `listener`, `web`, `metrics_http`, `acme`, `admin`, `inspect` | a client's life, accept loops, the web client, /metrics, certificates, the CLI's tools |
+//!
+//! `lib.rs` (this file) wires them: it opens the stores, makes the shared state and the
+//! cluster, and starts the tasks.
+//!
+//! # A channel PRIVMSG, from socket to sockets
+//!
+//! 1. `listener.rs` `accept_loop` admits the TCP (or TLS) connection and hands it to
+//!    `connection.rs` `serve`, one task per client.
+//! 2. `connection.rs` `read_loop` frames lines (the length limit holds before anything is
+//!    allocated) and `handle_line` parses each into a `parley_proto::Message` and builds the
+//!    `Ctx` (`context.rs`).
+//! 3. `command/mod.rs` `dispatch` matches the verb: `PRIVMSG` goes to `command/message.rs`.
+//! 4. `command/message.rs` `privmsg` -> `to_channel` checks the channel's modes under the world
+//!    lock, takes its member snapshot, and leaves a `fanout::Delivery` (the message serialized
+//!    lazily, once per variant, by `relay.rs`) as a follow-up for the connection.
+//! 5. `connection.rs` `run_followups` hands it to `history.rs` (`History::enqueue`); the history
+//!    writer commits a batch of messages in one transaction and then hands each on.
+//! 6. `fanout.rs` `Delivery::deliver` appends the bytes to every member's buffer (in a cluster
+//!    the message is published instead, and `cluster/apply.rs` delivers it on every node with the
+//!    same `fanout` functions).
+//! 7. `outbound.rs`: each append wakes the member's writer only when its buffer was empty, and
+//!    `run_writer` sends whatever piled up in one write.
+//!
+//! Events that are not stored (JOIN, PART, KICK, MODE, NICK, QUIT ...) take the same road from
+//! step 4 on, without the history: the handler calls `Ctx::announce` (`context.rs`
+//! `Announcer`), which queues the line through `fanout` at once or, in a cluster, publishes the
+//! event for every node to deliver from the stream. No handler asks which.
 
 pub mod accounts;
 mod acme;
 pub mod admin;
-mod auth;
+mod clock;
 mod cluster;
 mod command;
 pub mod config;
 mod connection;
 mod context;
 pub mod data_dir;
+mod fanout;
 mod flood;
 mod history;
 pub mod inspect;
@@ -22,7 +65,6 @@ mod listener;
 mod metrics;
 mod metrics_http;
 mod outbound;
-mod registration;
 mod relay;
 mod server;
 mod state;
@@ -182,21 +224,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tracing::debug!(count = account_names, "account names loaded");
     let state = store::open_state(&config)?;
     let channels = state.channels()?;
-    let server_bans = state.server_bans(relay::now_ms())?;
+    let server_bans = state.server_bans(clock::now_ms())?;
     let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
-    shared.cluster = cluster;
+    shared.cluster = cluster.map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>);
     let shared = Arc::new(shared);
-    if shared.cluster.is_some() {
-        // Stored messages go to the stream, and every node delivers them from there.
-        let weak = Arc::downgrade(&shared);
-        shared.history.publish_with(Box::new(move |event, local| {
-            if let Some(shared) = weak.upgrade() {
-                if let Some(cluster) = &shared.cluster {
-                    cluster.publish_to(&shared, event, local);
-                }
-            }
-        }));
-    }
     {
         let mut world = shared.world.lock();
         for record in &channels {
@@ -221,7 +252,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.spawn(checkpoint_history(checkpointer, shared.shutdown.clone()));
     }
     tasks.spawn(refresh_account_names(shared.clone()));
-    tasks.spawn(history::notify_operators(shared.clone()));
+    tasks.spawn(notify_operators(shared.clone()));
     metrics_http::serve(shared.clone(), metrics_listeners, &tasks)?;
     // A cluster node learns the network before it lets anyone in.
     cluster::join(shared.clone(), &tasks).await?;
@@ -339,6 +370,47 @@ async fn refresh_account_names(shared: Arc<server::Shared>) {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::error!(%err, "re-reading the account names failed"),
             Err(err) => tracing::error!(%err, "the account names task stopped unexpectedly"),
+        }
+    }
+}
+
+/// Tell the server operators online when the database starts refusing history writes and when
+/// it takes them again: chat carries on as if nothing happened, so an error log nobody reads
+/// would let an outage (and the memory it holds) go unnoticed until the backlog overflows.
+async fn notify_operators(shared: Arc<server::Shared>) {
+    let mut health = shared.history.health();
+    let mut was_failing = false;
+    loop {
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let now = health.borrow_and_update().clone();
+        let text = match (&now.failing, was_failing) {
+            (Some(err), false) => format!(
+                "*** History database refuses writes ({}); chat goes on and messages are held \
+                 in memory ({} so far) until it recovers",
+                err.replace(['\r', '\n'], " "),
+                now.held
+            ),
+            (None, true) => {
+                "*** History database writes again; every held message is stored".to_owned()
+            }
+            _ => continue,
+        };
+        was_failing = now.failing.is_some();
+        let operators: Vec<(String, Arc<outbound::Outbound>)> = shared
+            .world
+            .lock()
+            .users
+            .values()
+            .filter(|u| u.registered && u.oper.is_some())
+            .map(|u| (u.nick.clone(), u.outbound.clone()))
+            .collect();
+        for (nick, outbound) in operators {
+            let notice =
+                crate::relay::line(Some(shared.server_name()), "NOTICE", &[&nick], Some(&text));
+            let _ = outbound.push(&notice);
         }
     }
 }

@@ -6,12 +6,12 @@
 //! the history writer until its message is stored.
 
 use std::cell::OnceCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parley_proto::write_line;
 
 use std::sync::Arc;
 
+use crate::clock::{format_time, now_ms};
 use crate::outbound::{HeldWakes, Outbound};
 
 /// Bits of [`Outbound::wire_caps`].
@@ -26,17 +26,37 @@ pub mod wire {
     pub const ECHO_MESSAGE: u8 = 32;
 }
 
-/// `server-time` format: RFC 3339 UTC with milliseconds.
-pub fn format_time(time_ms: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(time_ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,
+/// an unknown channel); one that would break the line (empty, a space, a leading ':') is sent as
+/// `*` instead, so a client can never inject parameters into a reply.
+pub fn line(
+    source: Option<&str>,
+    command: &str,
+    middle: &[&str],
+    trailing: Option<&str>,
+) -> Vec<u8> {
+    // Sized up front: growing the line as it is written cost more than writing it.
+    let size = source.map_or(0, |s| s.len() + 2)
+        + command.len()
+        + middle.iter().map(|p| p.len() + 1).sum::<usize>()
+        + trailing.map_or(0, |t| t.len() + 2)
+        + 2;
+    let mut out = Vec::with_capacity(size);
+    let breaks_line = |p: &&str| {
+        p.is_empty()
+            || p.starts_with(':')
+            || p.bytes().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0))
+    };
+    if middle.iter().any(breaks_line) {
+        let safe: Vec<&str> = middle
+            .iter()
+            .map(|p| if breaks_line(p) { "*" } else { *p })
+            .collect();
+        write_line(&mut out, &[], source, command, &safe, trailing);
+    } else {
+        write_line(&mut out, &[], source, command, middle, trailing);
+    }
+    out
 }
 
 /// A tag value escaped for the wire.

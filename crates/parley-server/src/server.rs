@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::config::{parse_room_modes, Config, ConfigError, RoomModes};
 use crate::history::History;
 use crate::isupport;
-use crate::state::{Channel, ChannelModes, ClientId, MemberStatus, Topic, World};
+use crate::state::{Channel, ChannelModes, ClientId, MemberStatus, OperClass, Topic, World};
 use crate::store::ServerBan;
 use crate::tls::CertResolver;
 
@@ -49,26 +49,12 @@ pub struct Shared {
     config_source: Mutex<Option<ConfigSource>>,
     /// Active server bans (KLINE/DLINE), loaded at start and kept in step with the database.
     pub server_bans: Mutex<Vec<ServerBan>>,
-    /// This node's part in a cluster, when `[cluster]` is on.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// This node's part in a cluster, when `[cluster]` is on. Held without its type because the
+    /// cluster is built on this shared state (it applies other nodes' events to the world), so
+    /// this layer cannot name it; `cluster::of` gives it back typed.
+    pub cluster: Option<Box<dyn std::any::Any + Send + Sync>>,
     next_id: AtomicU64,
     connections: Mutex<ConnectionCounts>,
-}
-
-/// A server operator's class: admins may do everything, moderators what the config allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperClass {
-    Admin,
-    Moderator,
-}
-
-impl OperClass {
-    pub fn name(self) -> &'static str {
-        match self {
-            OperClass::Admin => "admin",
-            OperClass::Moderator => "moderator",
-        }
-    }
 }
 
 /// Why a new connection was turned away.
@@ -270,7 +256,7 @@ impl Shared {
 
     /// The reason of an active D-line covering `ip`.
     pub fn dline_for(&self, ip: IpAddr) -> Option<String> {
-        let now = crate::relay::now_ms();
+        let now = crate::clock::now_ms();
         self.server_bans
             .lock()
             .iter()
@@ -281,7 +267,7 @@ impl Shared {
 
     /// The reason of an active K-line matching this user.
     pub fn kline_for(&self, source: &str, account: Option<&str>) -> Option<String> {
-        let now = crate::relay::now_ms();
+        let now = crate::clock::now_ms();
         self.server_bans
             .lock()
             .iter()

@@ -8,30 +8,25 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use parley_proto::casefold;
 use tokio::time::Instant;
 
 use super::event::{
-    ChannelInfo, Envelope, Event, ModeChange, Snapshot, Target, TopicInfo, UserInfo,
+    ChannelInfo, Envelope, Event, ModeChange, Snapshot, Target, TopicInfo, Uid, UserInfo,
 };
-use super::{Cluster, Local};
-use crate::context::line;
+use super::Cluster;
+use crate::clock::{millis, system_time};
+use crate::fanout::{send_except, send_line, send_line_except, send_line_to_caps, Local};
 use crate::outbound::{HeldWakes, Outbound};
+use crate::relay::line;
 use crate::relay::{escape_tag, wire, with_tag, Relay};
-use crate::server::{OperClass, Shared};
-use crate::state::{Ban, Channel, ClientId, Invite, MemberStatus, Topic, User, WhowasEntry, World};
-
-pub fn system_time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-pub fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use crate::server::Shared;
+use crate::state::{
+    Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
+    World,
+};
 
 /// The local id of a user anywhere in the cluster, if this node knows them.
 pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> {
@@ -39,6 +34,24 @@ pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> 
         return world.users.contains_key(&local).then_some(local);
     }
     world.remote.get(uid).copied()
+}
+
+/// The world under its lock, as each event's function gets it (some let it go early).
+type WorldGuard<'a> = parking_lot::MutexGuard<'a, World>;
+
+/// One envelope being applied: what each event's function needs besides the event's fields.
+struct Step<'a> {
+    shared: &'a Shared,
+    cluster: &'a Cluster,
+    /// The event is this node's own: its handler changed the world already, so only its lines
+    /// are left to deliver.
+    own: bool,
+    /// For an own event, who on this node gets its line (fixed when it happened).
+    captured: Option<MemberList>,
+    /// For an own message, the echo its sender waits for (`Some("")`: without a label).
+    label: Option<String>,
+    whowas_limit: usize,
+    held: &'a mut HeldWakes,
 }
 
 /// Apply one envelope from the stream. `local` is what this node kept of its own event: the
@@ -55,79 +68,31 @@ pub fn apply(
         echo: label,
         recipients: captured,
     } = local.unwrap_or_default();
-    let whowas_limit = shared.config.limits.whowas_entries;
-    let mut world = shared.world.lock();
+    let mut step = Step {
+        shared,
+        cluster,
+        own,
+        captured,
+        label,
+        whowas_limit: shared.config.limits.whowas_entries,
+        held,
+    };
+    let world = shared.world.lock();
     match envelope.event {
-        Event::UserUp { user } => {
-            if !own {
-                add_remote_user(shared, cluster, &mut world, &user);
-            }
-        }
+        Event::UserUp { user } => user_up(&mut step, world, user),
         Event::Quit {
             uid,
             source,
             reason,
             channels,
-        } => {
-            if !own {
-                if let Some(id) = world.remote.get(&uid).copied() {
-                    remove_user(&mut world, id, whowas_limit);
-                }
-            }
-            let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
-            let recipients = captured.unwrap_or_else(|| Arc::new(members_of(&world, &channels)));
-            for member in recipients.iter() {
-                let _ = member.push_held(&bytes, held);
-            }
-        }
-        Event::Nick { uid, source, nick } => {
-            let Some(id) = resolve(cluster, &world, &uid) else {
-                return;
-            };
-            if !own {
-                rename(&mut world, id, &nick, whowas_limit);
-            }
-            let bytes = line(Some(&source), "NICK", &[], Some(&nick));
-            let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
-            for other in recipients.iter() {
-                let _ = other.push_held(&bytes, held);
-            }
-        }
+        } => quit(&mut step, world, uid, source, reason, channels),
+        Event::Nick { uid, source, nick } => nick_changed(&mut step, world, uid, source, nick),
         Event::Account {
             uid,
             source,
             account,
-        } => {
-            let Some(id) = resolve(cluster, &world, &uid) else {
-                return;
-            };
-            if !own {
-                if let Some(user) = world.users.get_mut(&id) {
-                    user.account = account.clone();
-                }
-            }
-            let bytes = line(
-                Some(&source),
-                "ACCOUNT",
-                &[account.as_deref().unwrap_or("*")],
-                None,
-            );
-            let recipients = captured.unwrap_or_else(|| Arc::new(world.neighbours(id)));
-            for other in recipients.iter() {
-                if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
-                    let _ = other.push_held(&bytes, held);
-                }
-            }
-        }
-        Event::Away { uid, away } => {
-            if !own {
-                if let Some(user) =
-                    resolve(cluster, &world, &uid).and_then(|id| world.users.get_mut(&id))
-                {
-                    user.away = away;
-                }
-            }
-        }
+        } => account_changed(&mut step, world, uid, source, account),
+        Event::Away { uid, away } => away_changed(&mut step, world, uid, away),
         Event::Join {
             uid,
             source,
@@ -136,55 +101,15 @@ pub fn apply(
             channel,
             op,
             voice,
-        } => {
-            let Some(id) = resolve(cluster, &world, &uid) else {
-                return;
-            };
-            let key = casefold(&channel);
-            if !own {
-                // Made here as its origin made it: the default room with the config's modes.
-                if !world.channels.contains_key(&key) {
-                    let made = shared.new_channel(&channel);
-                    world.channels.insert(key.clone(), made);
-                }
-                join(&mut world, id, &channel, MemberStatus { op, voice });
-            }
-            let Some(chan) = world.channels.get(&key) else {
-                return;
-            };
-            let shown = [chan.name.as_str()];
-            let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-                .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-            let actor = world.users.get(&id).map(|u| u.outbound.clone());
-            send_except(
-                held,
-                &relay,
-                captured.as_ref().unwrap_or(&chan.snapshot),
-                actor.as_ref(),
-            );
-        }
+        } => joined(
+            &mut step, world, uid, source, account, realname, channel, op, voice,
+        ),
         Event::Part {
             uid,
             source,
             channel,
             reason,
-        } => {
-            let key = casefold(&channel);
-            if !own {
-                if let Some(id) = world.remote.get(&uid).copied() {
-                    world.leave_channel(id, &key);
-                }
-            }
-            if let Some(chan) = world.channels.get(&key) {
-                let relay = Relay::new(&source, None, "PART", &[&chan.name], reason.as_deref());
-                send_except(
-                    held,
-                    &relay,
-                    captured.as_ref().unwrap_or(&chan.snapshot),
-                    None,
-                );
-            }
-        }
+        } => part(&mut step, world, uid, source, channel, reason),
         Event::Kick {
             source,
             channel,
@@ -192,86 +117,28 @@ pub fn apply(
             target_nick,
             reason,
             by,
-        } => {
-            let key = casefold(&channel);
-            let bytes = line(
-                Some(&source),
-                "KICK",
-                &[&channel, &target_nick],
-                Some(&reason),
-            );
-            let actor = resolve(cluster, &world, &by)
-                .and_then(|id| world.users.get(&id))
-                .map(|u| u.outbound.clone());
-            if let Some(chan) = world.channels.get(&key) {
-                // Before the target leaves, so a target on this node sees its own KICK.
-                push_except(
-                    held,
-                    &bytes,
-                    captured.as_ref().unwrap_or(&chan.snapshot),
-                    actor.as_ref(),
-                );
-            }
-            if !own {
-                if let Some(id) = resolve(cluster, &world, &target) {
-                    world.leave_channel(id, &key);
-                }
-            }
-        }
+        } => kick(
+            &mut step,
+            world,
+            source,
+            channel,
+            target,
+            target_nick,
+            reason,
+            by,
+        ),
         Event::Topic {
             uid,
             source,
             channel,
             topic,
-        } => {
-            let key = casefold(&channel);
-            let actor = resolve(cluster, &world, &uid)
-                .and_then(|id| world.users.get(&id))
-                .map(|u| u.outbound.clone());
-            let Some(chan) = world.channels.get_mut(&key) else {
-                return;
-            };
-            if !own {
-                chan.topic = topic.as_ref().map(|t| Topic {
-                    text: t.text.clone(),
-                    set_by: t.set_by.clone(),
-                    set_at: system_time(t.set_at_ms),
-                });
-            }
-            let text = topic.map(|t| t.text).unwrap_or_default();
-            let bytes = line(Some(&source), "TOPIC", &[&chan.name], Some(&text));
-            push_except(
-                held,
-                &bytes,
-                captured.as_ref().unwrap_or(&chan.snapshot),
-                actor.as_ref(),
-            );
-        }
+        } => topic_changed(&mut step, world, uid, source, channel, topic),
         Event::Mode {
             uid,
             source,
             channel,
             changes,
-        } => {
-            let key = casefold(&channel);
-            let actor = resolve(cluster, &world, &uid)
-                .and_then(|id| world.users.get(&id))
-                .map(|u| u.outbound.clone());
-            if !own {
-                let setter = source.split('!').next().unwrap_or(&source).to_string();
-                apply_modes(&mut world, &key, &changes, &setter);
-            }
-            let Some(chan) = world.channels.get(&key) else {
-                return;
-            };
-            let bytes = mode_line(&source, &chan.name, &changes);
-            push_except(
-                held,
-                &bytes,
-                captured.as_ref().unwrap_or(&chan.snapshot),
-                actor.as_ref(),
-            );
-        }
+        } => mode(&mut step, world, uid, source, channel, changes),
         Event::Message {
             uid,
             msgid,
@@ -282,189 +149,512 @@ pub fn apply(
             to,
             target,
             text,
-        } => {
-            let verb: &'static str = if verb == "NOTICE" {
-                "NOTICE"
-            } else {
-                "PRIVMSG"
-            };
-            let relay = Relay::new(&source, account.as_deref(), verb, &[&to], Some(&text))
-                .with_identity(&msgid, time_ms);
-            let sender = resolve(cluster, &world, &uid)
-                .and_then(|id| world.users.get(&id))
-                .map(|u| u.outbound.clone());
-            match &target {
-                _ if captured.is_some() => {
-                    if let Some(recipients) = &captured {
-                        send_except(held, &relay, recipients, sender.as_ref());
-                    }
-                }
-                Target::Channel(key) => {
-                    if let Some(chan) = world.channels.get(key) {
-                        send_except(held, &relay, &chan.snapshot, sender.as_ref());
-                    }
-                }
-                Target::User(to_uid) => {
-                    if let Some(user) = cluster.local_id(to_uid).and_then(|id| world.users.get(&id))
-                    {
-                        if sender
-                            .as_ref()
-                            .is_none_or(|s| !Arc::ptr_eq(s, &user.outbound))
-                        {
-                            relay.send_held(&user.outbound, held);
-                        }
-                    }
-                }
-                Target::Everyone => {
-                    for user in world.users.values() {
-                        if user.registered
-                            && user.remote.is_none()
-                            && sender
-                                .as_ref()
-                                .is_none_or(|s| !Arc::ptr_eq(s, &user.outbound))
-                        {
-                            relay.send_held(&user.outbound, held);
-                        }
-                    }
-                }
-            }
-            if let (true, Some(sender)) = (own, &sender) {
-                if let Some(label) = label {
-                    let bytes = relay.bytes_for(sender.wire_caps());
-                    let _ = match label.as_str() {
-                        "" => sender.push(bytes),
-                        label => {
-                            sender.push(&with_tag(bytes, &format!("label={}", escape_tag(label))))
-                        }
-                    };
-                }
-            }
-        }
+        } => message(
+            &mut step, world, uid, msgid, time_ms, verb, source, account, to, target, text,
+        ),
         Event::UserModes {
             uid,
             invisible,
             oper,
-        } => {
-            let Some(id) = world.remote.get(&uid).copied().filter(|_| !own) else {
-                return;
-            };
-            let Some(user) = world.users.get_mut(&id) else {
-                return;
-            };
-            let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
-            user.invisible = invisible;
-            user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
-            let counts = &mut world.counts;
-            counts.invisible =
-                counts.invisible + usize::from(invisible) - usize::from(was_invisible);
-            counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
-        }
+        } => user_modes(&mut step, world, uid, invisible, oper),
         Event::Invite {
             source,
             channel,
             target,
             target_nick,
             by_operator,
-        } => {
-            let Some(id) = cluster.local_id(&target).filter(|_| !own) else {
-                return;
+        } => invite(
+            &mut step,
+            world,
+            source,
+            channel,
+            target,
+            target_nick,
+            by_operator,
+        ),
+        Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
+        Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
+        Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
+    }
+}
+
+/// `UserUp`: a user registered on another node: it enters the replica.
+fn user_up(step: &mut Step<'_>, mut world: WorldGuard<'_>, user: UserInfo) {
+    if !step.own {
+        add_remote_user(step.shared, step.cluster, &mut world, &user);
+    }
+}
+
+/// `Quit`: a user left the network: gone from the replica, and its QUIT to those who shared a channel
+/// with it.
+fn quit(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    reason: String,
+    channels: Vec<String>,
+) {
+    if !step.own {
+        if let Some(id) = world.remote.get(&uid).copied() {
+            remove_user(&mut world, id, step.whowas_limit);
+        }
+    }
+    let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| Arc::new(members_of(&world, &channels)));
+    send_line(step.held, &bytes, &recipients);
+}
+
+/// `Nick`: a nick change, to the user's neighbours.
+fn nick_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    nick: String,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        rename(&mut world, id, &nick, step.whowas_limit);
+    }
+    let bytes = line(Some(&source), "NICK", &[], Some(&nick));
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| Arc::new(world.neighbours(id)));
+    send_line(step.held, &bytes, &recipients);
+}
+
+/// `Account`: a login or logout, to the neighbours with `account-notify`.
+fn account_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    account: Option<String>,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        if let Some(user) = world.users.get_mut(&id) {
+            user.account = account.clone();
+        }
+    }
+    let bytes = line(
+        Some(&source),
+        "ACCOUNT",
+        &[account.as_deref().unwrap_or("*")],
+        None,
+    );
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| Arc::new(world.neighbours(id)));
+    send_line_to_caps(step.held, &bytes, &recipients, wire::ACCOUNT_NOTIFY);
+}
+
+/// `Away`: an away status set or cleared (no line: AWAY replies carry it).
+fn away_changed(step: &mut Step<'_>, mut world: WorldGuard<'_>, uid: Uid, away: Option<String>) {
+    if !step.own {
+        if let Some(user) =
+            resolve(step.cluster, &world, &uid).and_then(|id| world.users.get_mut(&id))
+        {
+            user.away = away;
+        }
+    }
+}
+
+/// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).
+// The event's own fields, one parameter each, as the stream carries them.
+#[allow(clippy::too_many_arguments)]
+fn joined(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    account: Option<String>,
+    realname: String,
+    channel: String,
+    op: bool,
+    voice: bool,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    let key = casefold(&channel);
+    if !step.own {
+        // Made here as its origin made it: the default room with the config's modes.
+        if !world.channels.contains_key(&key) {
+            let made = step.shared.new_channel(&channel);
+            world.channels.insert(key.clone(), made);
+        }
+        join(&mut world, id, &channel, MemberStatus { op, voice });
+    }
+    let Some(chan) = world.channels.get(&key) else {
+        return;
+    };
+    let shown = [chan.name.as_str()];
+    let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
+        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
+    let actor = world.users.get(&id).map(|u| u.outbound.clone());
+    send_except(
+        step.held,
+        &relay,
+        step.captured.as_ref().unwrap_or(&chan.snapshot),
+        actor.as_ref(),
+    );
+}
+
+/// `Part`: a member left a channel: to those who remain.
+fn part(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    channel: String,
+    reason: Option<String>,
+) {
+    let key = casefold(&channel);
+    if !step.own {
+        if let Some(id) = world.remote.get(&uid).copied() {
+            world.leave_channel(id, &key);
+        }
+    }
+    if let Some(chan) = world.channels.get(&key) {
+        let relay = Relay::new(&source, None, "PART", &[&chan.name], reason.as_deref());
+        send_except(
+            step.held,
+            &relay,
+            step.captured.as_ref().unwrap_or(&chan.snapshot),
+            None,
+        );
+    }
+}
+
+/// `Kick`: a member was kicked: to the channel before the target leaves it, so a target here sees its
+/// own KICK; the kicker saw it at once.
+// The event's own fields, one parameter each, as the stream carries them.
+#[allow(clippy::too_many_arguments)]
+fn kick(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    source: String,
+    channel: String,
+    target: Uid,
+    target_nick: String,
+    reason: String,
+    by: Uid,
+) {
+    let key = casefold(&channel);
+    let bytes = line(
+        Some(&source),
+        "KICK",
+        &[&channel, &target_nick],
+        Some(&reason),
+    );
+    let actor = resolve(step.cluster, &world, &by)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    if let Some(chan) = world.channels.get(&key) {
+        // Before the target leaves, so a target on this node sees its step.own KICK.
+        send_line_except(
+            step.held,
+            &bytes,
+            step.captured.as_ref().unwrap_or(&chan.snapshot),
+            actor.as_ref(),
+        );
+    }
+    if !step.own {
+        if let Some(id) = resolve(step.cluster, &world, &target) {
+            world.leave_channel(id, &key);
+        }
+    }
+}
+
+/// `Topic`: a topic set or cleared, to the channel but the setter.
+fn topic_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    channel: String,
+    topic: Option<TopicInfo>,
+) {
+    let key = casefold(&channel);
+    let actor = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let Some(chan) = world.channels.get_mut(&key) else {
+        return;
+    };
+    if !step.own {
+        chan.topic = topic.as_ref().map(|t| Topic {
+            text: t.text.clone(),
+            set_by: t.set_by.clone(),
+            set_at: system_time(t.set_at_ms),
+        });
+    }
+    let text = topic.map(|t| t.text).unwrap_or_default();
+    let bytes = line(Some(&source), "TOPIC", &[&chan.name], Some(&text));
+    send_line_except(
+        step.held,
+        &bytes,
+        step.captured.as_ref().unwrap_or(&chan.snapshot),
+        actor.as_ref(),
+    );
+}
+
+/// `Mode`: Channel modes changed, to the channel but the setter.
+fn mode(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    channel: String,
+    changes: Vec<ModeChange>,
+) {
+    let key = casefold(&channel);
+    let actor = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    if !step.own {
+        let setter = source.split('!').next().unwrap_or(&source).to_string();
+        apply_modes(&mut world, &key, &changes, &setter);
+    }
+    let Some(chan) = world.channels.get(&key) else {
+        return;
+    };
+    let bytes = mode_line(&source, &chan.name, &changes);
+    send_line_except(
+        step.held,
+        &bytes,
+        step.captured.as_ref().unwrap_or(&chan.snapshot),
+        actor.as_ref(),
+    );
+}
+
+/// `Message`: a PRIVMSG or NOTICE, to its channel, user or everyone, and the echo its sender waits for.
+// The event's own fields, one parameter each, as the stream carries them.
+#[allow(clippy::too_many_arguments)]
+fn message(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    msgid: String,
+    time_ms: i64,
+    verb: String,
+    source: String,
+    account: Option<String>,
+    to: String,
+    target: Target,
+    text: String,
+) {
+    let verb: &'static str = if verb == "NOTICE" {
+        "NOTICE"
+    } else {
+        "PRIVMSG"
+    };
+    let relay = Relay::new(&source, account.as_deref(), verb, &[&to], Some(&text))
+        .with_identity(&msgid, time_ms);
+    let sender = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    match &target {
+        _ if step.captured.is_some() => {
+            if let Some(recipients) = &step.captured {
+                send_except(step.held, &relay, recipients, sender.as_ref());
+            }
+        }
+        Target::Channel(key) => {
+            if let Some(chan) = world.channels.get(key) {
+                send_except(step.held, &relay, &chan.snapshot, sender.as_ref());
+            }
+        }
+        Target::User(to_uid) => {
+            if let Some(user) = step
+                .cluster
+                .local_id(to_uid)
+                .and_then(|id| world.users.get(&id))
+            {
+                if sender
+                    .as_ref()
+                    .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
+                {
+                    relay.send_held(&user.outbound, step.held);
+                }
+            }
+        }
+        Target::Everyone => {
+            for user in world.users.values() {
+                if user.registered
+                    && user.remote.is_none()
+                    && sender
+                        .as_ref()
+                        .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
+                {
+                    relay.send_held(&user.outbound, step.held);
+                }
+            }
+        }
+    }
+    if let (true, Some(sender)) = (step.own, &sender) {
+        if let Some(label) = step.label.take() {
+            let bytes = relay.bytes_for(sender.wire_caps());
+            let _ = match label.as_str() {
+                "" => sender.push(bytes),
+                label => sender.push(&with_tag(bytes, &format!("label={}", escape_tag(label)))),
             };
-            let World {
-                users, channels, ..
-            } = &mut *world;
-            if let Some(chan) = channels.get_mut(&casefold(&channel)) {
-                chan.invite(
-                    id,
-                    Invite {
-                        by: source.clone(),
-                        by_operator,
-                    },
-                    |id| users.contains_key(&id),
-                );
-            }
-            if let Some(user) = world.users.get(&id) {
-                let bytes = line(Some(&source), "INVITE", &[&target_nick, &channel], None);
-                let _ = user.outbound.push_held(&bytes, held);
-            }
         }
-        Event::Kill { uid, reason } => {
-            if let Some(user) = cluster.local_id(&uid).and_then(|id| world.users.get(&id)) {
-                user.outbound.disconnect(&reason);
-            }
+    }
+}
+
+/// `UserModes`: a remote user's own modes (`+i`, operator) changed.
+fn user_modes(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    invisible: bool,
+    oper: bool,
+) {
+    let Some(id) = world.remote.get(&uid).copied().filter(|_| !step.own) else {
+        return;
+    };
+    let Some(user) = world.users.get_mut(&id) else {
+        return;
+    };
+    let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
+    user.invisible = invisible;
+    user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
+    let counts = &mut world.counts;
+    counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
+    counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
+}
+
+/// `Invite`: an invite for a user of this node: let them in, and tell them.
+fn invite(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    source: String,
+    channel: String,
+    target: Uid,
+    target_nick: String,
+    by_operator: bool,
+) {
+    let Some(id) = step.cluster.local_id(&target).filter(|_| !step.own) else {
+        return;
+    };
+    let World {
+        users, channels, ..
+    } = &mut *world;
+    if let Some(chan) = channels.get_mut(&casefold(&channel)) {
+        chan.invite(
+            id,
+            Invite {
+                by: source.clone(),
+                by_operator,
+            },
+            |id| users.contains_key(&id),
+        );
+    }
+    if let Some(user) = world.users.get(&id) {
+        let bytes = line(Some(&source), "INVITE", &[&target_nick, &channel], None);
+        let _ = user.outbound.push_held(&bytes, step.held);
+    }
+}
+
+/// `Kill`: an operator's KILL of a user of this node.
+fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
+    if let Some(user) = step
+        .cluster
+        .local_id(&uid)
+        .and_then(|id| world.users.get(&id))
+    {
+        user.outbound.disconnect(&reason);
+    }
+}
+
+/// `ServerBanAdded`: a KLINE or DLINE: enforced here too, on the users it covers.
+fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::store::ServerBan) {
+    if step.own {
+        return;
+    }
+    let victims: Vec<Arc<Outbound>> = world
+        .users
+        .values()
+        .filter(|u| u.registered && u.remote.is_none())
+        .filter(|u| match ban.kind.as_str() {
+            "dline" => crate::server::dline_covers(&ban.mask, u.ip),
+            _ => crate::state::mask_matches(&ban.mask, &u.source(), u.account.as_deref()),
+        })
+        .map(|u| u.outbound.clone())
+        .collect();
+    drop(world);
+    for outbound in victims {
+        outbound.disconnect(&format!("Banned: {}", ban.reason));
+    }
+    let mut bans = step.shared.server_bans.lock();
+    bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
+    bans.push(ban);
+}
+
+/// `ServerBanRemoved`: a KLINE or DLINE lifted.
+fn server_ban_removed(step: &mut Step<'_>, world: WorldGuard<'_>, kind: String, mask: String) {
+    if !step.own {
+        drop(world);
+        step.shared
+            .server_bans
+            .lock()
+            .retain(|b| !(b.kind == kind && casefold(&b.mask) == casefold(&mask)));
+    }
+}
+
+/// `NodeDown`: a node died (or restarted): its users quit; said of this node, its users must reconnect.
+fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incarnation: u64) {
+    if node == step.cluster.node && incarnation == step.cluster.incarnation {
+        // Another node took this one for dead and released its users' nicks: they must
+        // connect again rather than chat under names others may now hold.
+        let locals: Vec<Arc<Outbound>> = world
+            .users
+            .values()
+            .filter(|u| u.remote.is_none())
+            .map(|u| u.outbound.clone())
+            .collect();
+        drop(world);
+        tracing::error!(
+            users = locals.len(),
+            "the step.cluster took this node for dead (it lost contact for longer than the lease); disconnecting its users"
+        );
+        for outbound in locals {
+            outbound.disconnect("This server lost contact with the rest of the network");
         }
-        Event::ServerBanAdded { ban } => {
-            if own {
-                return;
-            }
-            let victims: Vec<Arc<Outbound>> = world
-                .users
-                .values()
-                .filter(|u| u.registered && u.remote.is_none())
-                .filter(|u| match ban.kind.as_str() {
-                    "dline" => crate::server::dline_covers(&ban.mask, u.ip),
-                    _ => crate::state::mask_matches(&ban.mask, &u.source(), u.account.as_deref()),
-                })
-                .map(|u| u.outbound.clone())
-                .collect();
-            drop(world);
-            for outbound in victims {
-                outbound.disconnect(&format!("Banned: {}", ban.reason));
-            }
-            let mut bans = shared.server_bans.lock();
-            bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
-            bans.push(ban);
+        return;
+    }
+    let gone: Vec<(String, ClientId)> = world
+        .remote
+        .iter()
+        .filter(|(uid, _)| {
+            super::event::uid_origin(uid)
+                .is_some_and(|(n, inc)| n == node && (incarnation == 0 || inc == incarnation))
+        })
+        .map(|(uid, id)| (uid.clone(), *id))
+        .collect();
+    let reason = format!("{node} lost");
+    for (_, id) in gone {
+        let Some(user) = world.users.get(&id) else {
+            continue;
+        };
+        let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
+        for other in world.neighbours(id) {
+            let _ = other.push_held(&bytes, step.held);
         }
-        Event::ServerBanRemoved { kind, mask } => {
-            if !own {
-                drop(world);
-                shared
-                    .server_bans
-                    .lock()
-                    .retain(|b| !(b.kind == kind && casefold(&b.mask) == casefold(&mask)));
-            }
-        }
-        Event::NodeDown { node, incarnation } => {
-            if node == cluster.node && incarnation == cluster.incarnation {
-                // Another node took this one for dead and released its users' nicks: they must
-                // connect again rather than chat under names others may now hold.
-                let locals: Vec<Arc<Outbound>> = world
-                    .users
-                    .values()
-                    .filter(|u| u.remote.is_none())
-                    .map(|u| u.outbound.clone())
-                    .collect();
-                drop(world);
-                tracing::error!(
-                    users = locals.len(),
-                    "the cluster took this node for dead (it lost contact for longer than the lease); disconnecting its users"
-                );
-                for outbound in locals {
-                    outbound.disconnect("This server lost contact with the rest of the network");
-                }
-                return;
-            }
-            let gone: Vec<(String, ClientId)> = world
-                .remote
-                .iter()
-                .filter(|(uid, _)| {
-                    super::event::uid_origin(uid).is_some_and(|(n, inc)| {
-                        n == node && (incarnation == 0 || inc == incarnation)
-                    })
-                })
-                .map(|(uid, id)| (uid.clone(), *id))
-                .collect();
-            let reason = format!("{node} lost");
-            for (_, id) in gone {
-                let Some(user) = world.users.get(&id) else {
-                    continue;
-                };
-                let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
-                for other in world.neighbours(id) {
-                    let _ = other.push_held(&bytes, held);
-                }
-                remove_user(&mut world, id, whowas_limit);
-            }
-        }
+        remove_user(&mut world, id, step.whowas_limit);
     }
 }
 
@@ -482,32 +672,6 @@ fn members_of(world: &World, channels: &[String]) -> Vec<Arc<Outbound>> {
         }
     }
     out
-}
-
-fn push_except(
-    held: &mut HeldWakes,
-    bytes: &[u8],
-    members: &[Arc<Outbound>],
-    except: Option<&Arc<Outbound>>,
-) {
-    for member in members {
-        if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
-            let _ = member.push_held(bytes, held);
-        }
-    }
-}
-
-fn send_except(
-    held: &mut HeldWakes,
-    relay: &Relay,
-    members: &[Arc<Outbound>],
-    except: Option<&Arc<Outbound>>,
-) {
-    for member in members {
-        if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
-            relay.send_held(member, held);
-        }
-    }
 }
 
 pub fn mode_line(source: &str, channel: &str, changes: &[ModeChange]) -> Vec<u8> {

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
+use crate::fanout::Local;
 use crate::outbound::{HeldWakes, Outbound};
 use crate::server::Shared;
 use crate::state::ClientId;
@@ -84,17 +85,6 @@ pub enum ClaimError {
     Unavailable,
 }
 
-/// What this node keeps of its own event until the stream hands it back.
-#[derive(Default)]
-pub struct Local {
-    /// The echo a sender waits for (`Some("")`: echo without a label).
-    pub echo: Option<String>,
-    /// Who on this node gets the event's line: those who should have seen it when it happened
-    /// (a channel's members then), not whoever is there when it comes back. None: work it out
-    /// then, as for another node's event.
-    pub recipients: Option<crate::state::MemberList>,
-}
-
 struct Outgoing {
     eid: u64,
     payload: Bytes,
@@ -136,6 +126,16 @@ pub struct Cluster {
     outage: Arc<Mutex<Option<Instant>>>,
     /// When this node last heard its own heartbeat come back from the bus.
     own_beat: Mutex<Option<Instant>>,
+    /// The server this node serves, set by [`join`]: a stored message is published from the
+    /// history writer, which holds no reference to it.
+    server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+}
+
+/// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
+/// type (the cluster sits above the shared state, applying events to its world); this gives it
+/// back typed.
+pub fn of(shared: &Shared) -> Option<&Arc<Cluster>> {
+    shared.cluster.as_ref()?.downcast_ref::<Arc<Cluster>>()
 }
 
 fn subject(prefix: &str, what: &str) -> String {
@@ -355,6 +355,7 @@ impl Cluster {
             connected_since,
             outage,
             own_beat: Mutex::new(None),
+            server: std::sync::OnceLock::new(),
         }))
     }
 
@@ -390,16 +391,15 @@ impl Cluster {
         );
     }
 
-    /// A change whose line goes, on this node, to `recipients`: those who saw it happen.
-    pub fn announce(&self, shared: &Shared, event: Event, recipients: crate::state::MemberList) {
-        self.publish_to(
-            shared,
-            event,
-            Local {
-                echo: None,
-                recipients: Some(recipients),
-            },
-        );
+    /// How to publish a stored message once the history writer has committed it (see
+    /// [`crate::fanout::Delivery::publish`]).
+    pub fn publisher(self: &Arc<Self>, event: Event) -> crate::fanout::Publish {
+        let cluster = self.clone();
+        Box::new(move |local| {
+            if let Some(shared) = cluster.server.get().and_then(std::sync::Weak::upgrade) {
+                cluster.publish_to(&shared, event, local);
+            }
+        })
     }
 
     /// [`Cluster::publish`], with this node's recipients fixed now.
@@ -616,9 +616,10 @@ pub async fn join(
     shared: Arc<Shared>,
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<(), ClusterError> {
-    let Some(cluster) = shared.cluster.clone() else {
+    let Some(cluster) = of(&shared).cloned() else {
         return Ok(());
     };
+    let _ = cluster.server.set(Arc::downgrade(&shared));
     let url = cluster.url.clone();
     let refused = |what: &str, reason: String| ClusterError::JetStream {
         url: url.clone(),
@@ -732,7 +733,7 @@ pub async fn join(
 }
 
 async fn answer_sync(shared: Arc<Shared>, mut requests: async_nats::Subscriber) {
-    let Some(cluster) = shared.cluster.clone() else {
+    let Some(cluster) = of(&shared).cloned() else {
         return;
     };
     loop {
@@ -785,7 +786,7 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
 /// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
 /// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally.
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
-    let Some(cluster) = shared.cluster.clone() else {
+    let Some(cluster) = of(&shared).cloned() else {
         return;
     };
     let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
@@ -867,7 +868,7 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
 /// Read the stream in order from `start`, applying every event. The ordered consumer re-creates
 /// itself after a bus outage from where it stopped, so nothing is skipped.
 async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
-    let Some(cluster) = shared.cluster.clone() else {
+    let Some(cluster) = of(&shared).cloned() else {
         return;
     };
     let mut next = start;
@@ -1014,7 +1015,7 @@ async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
 /// quit on every node and their nicks are released. Judged only once the bus has been up for a
 /// whole lease, so a bus restart does not make every node look dead to the first one back.
 async fn keep_lease(shared: Arc<Shared>) {
-    let Some(cluster) = shared.cluster.clone() else {
+    let Some(cluster) = of(&shared).cloned() else {
         return;
     };
     let beat = subject(&cluster.prefix, &format!("hb.{}", cluster.node));

@@ -5,10 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parley_proto::{casefold, numeric, write_line, Message};
 
-use std::sync::Arc;
-
 use crate::cluster::event::{Event, TopicInfo};
-use crate::context::{line, Ctx};
+use crate::context::{Announced, Ctx, Line, Lookup, Reply};
+use crate::relay::line;
 use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
 
@@ -136,104 +135,69 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         if world.channels.contains_key(&key) {
             send_names(ctx, &mut world, &key);
         } else {
-            drop(world);
             ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));
         }
     }
 }
 
-pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
-    let name = msg.params[0];
-    let key = casefold(name);
-    let id = ctx.session.id;
-    let mut world = ctx.shared.world.lock();
-    let Some(channel) = world.channels.get(&key) else {
-        drop(world);
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
-    };
-    let Some(new_topic) = msg.param(1) else {
-        send_topic(ctx, &world, &key, true);
-        return;
-    };
-    let shown = channel.name.clone();
-    let Some(status) = channel.status(id) else {
-        drop(world);
-        ctx.numeric(
-            numeric::ERR_NOTONCHANNEL,
-            &[&shown],
-            Some("You're not on that channel"),
-        );
-        return;
-    };
-    let oper = world.users.get(&id).and_then(|u| u.oper);
-    if channel.modes.topic_ops_only && !ctx.shared.may_moderate(&key, Some(status), oper) {
-        drop(world);
-        ctx.numeric(
-            numeric::ERR_CHANOPRIVSNEEDED,
-            &[&shown],
-            Some("You're not channel operator"),
-        );
-        return;
-    }
-    let Some(user) = world.users.get(&id) else {
-        return;
-    };
-    let source = user.source();
-    let nick = user.nick.clone();
-    let text: String = new_topic
-        .chars()
-        .take(ctx.shared.config.limits.topic_len)
-        .collect();
-    let Some(channel) = world.channels.get_mut(&key) else {
-        return;
-    };
-    channel.topic = if text.is_empty() {
-        None
-    } else {
-        Some(Topic {
-            text: text.clone(),
-            set_by: nick,
-            set_at: SystemTime::now(),
-        })
-    };
-    let bytes = line(Some(&source), "TOPIC", &[&channel.name], Some(&text));
-    let announce = match &ctx.shared.cluster {
-        Some(cluster) => {
-            let _ = ctx.outbound.push(&bytes);
-            Some((
-                channel.snapshot.clone(),
-                Event::Topic {
-                    uid: cluster.uid_of(id),
-                    source: source.clone(),
-                    channel: channel.name.clone(),
-                    topic: channel.topic.as_ref().map(|t| TopicInfo {
-                        text: t.text.clone(),
-                        set_by: t.set_by.clone(),
-                        set_at_ms: crate::cluster::apply::millis(t.set_at),
-                    }),
-                },
-            ))
+/// `TOPIC <channel> [<topic>]`: show the topic, or set it (an empty topic clears it). Setting
+/// needs membership, and operator status under `+t`.
+pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
+    let announced = {
+        let mut world = ctx.shared.world.lock();
+        let (key, channel) = world.channel_named(msg.params[0])?;
+        let Some(new_topic) = msg.param(1) else {
+            send_topic(ctx, &world, &key, true);
+            return Ok(());
+        };
+        if channel.modes.topic_ops_only {
+            ctx.require_op(&world, &key, channel)?;
+        } else {
+            ctx.require_member(channel)?;
         }
-        None => {
-            for member in channel.snapshot.iter() {
-                let _ = member.push(&bytes);
-            }
+        let Some(user) = world.users.get(&ctx.session.id) else {
+            return Ok(());
+        };
+        let (source, nick) = (user.source(), user.nick.clone());
+        let text: String = new_topic
+            .chars()
+            .take(ctx.shared.config.limits.topic_len)
+            .collect();
+        let Some(channel) = world.channels.get_mut(&key) else {
+            return Ok(());
+        };
+        channel.topic = if text.is_empty() {
             None
+        } else {
+            Some(Topic {
+                text: text.clone(),
+                set_by: nick,
+                set_at: SystemTime::now(),
+            })
+        };
+        let bytes = line(Some(&source), "TOPIC", &[&channel.name], Some(&text));
+        let announced = ctx.announce(Line::Bytes(&bytes), &channel.snapshot, |cluster| {
+            Event::Topic {
+                uid: cluster.uid_of(ctx.session.id),
+                source: source.clone(),
+                channel: channel.name.clone(),
+                topic: channel.topic.as_ref().map(|t| TopicInfo {
+                    text: t.text.clone(),
+                    set_by: t.set_by.clone(),
+                    set_at_ms: crate::clock::millis(t.set_at),
+                }),
+            }
+        });
+        if let Some(record) = channel.record() {
+            ctx.shared
+                .history
+                .persist(StateChange::SaveChannel(Box::new(record)));
         }
+        announced
     };
-    if let Some(record) = channel.record() {
-        ctx.shared
-            .history
-            .persist(StateChange::SaveChannel(Box::new(record)));
-    }
-    drop(world);
-    if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
-        cluster.announce(ctx.shared, event, members);
-    }
+    ctx.publish(announced);
+    Ok(())
 }
 
 pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -265,232 +229,139 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     ctx.numeric(numeric::RPL_LISTEND, &[], Some("End of /LIST"));
 }
 
-pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 2) {
-        return;
-    }
-    let (target_nick, name) = (msg.params[0], msg.params[1]);
+/// `INVITE <nick> <channel>`: a member may invite (an operator under `+i`); the invite lets
+/// the user past `+i`, and past a ban when an operator gave it.
+pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 2)?;
     let id = ctx.session.id;
-    let key = casefold(name);
-    let mut world = ctx.shared.world.lock();
-    let Some(target) = world.user_by_nick(target_nick) else {
-        drop(world);
-        ctx.numeric(
-            numeric::ERR_NOSUCHNICK,
-            &[target_nick],
-            Some("No such nick/channel"),
-        );
-        return;
-    };
-    let (target_id, target_nick, target_out) =
-        (target.id, target.nick.clone(), target.outbound.clone());
-    let target_away = target.away.clone();
-    let Some(channel) = world.channels.get(&key) else {
-        drop(world);
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
-    };
-    let shown = channel.name.clone();
-    let oper = world.users.get(&id).and_then(|u| u.oper);
-    let by_operator = ctx.shared.may_moderate(&key, channel.status(id), oper);
-    let refusal = match channel.status(id) {
-        None => Some((numeric::ERR_NOTONCHANNEL, "You're not on that channel")),
-        Some(_) if channel.modes.invite_only && !by_operator => {
-            Some((numeric::ERR_CHANOPRIVSNEEDED, "You're not channel operator"))
+    let remote = {
+        let mut world = ctx.shared.world.lock();
+        let target = world.user_named(msg.params[0])?;
+        let (target_id, target_nick, target_out) =
+            (target.id, target.nick.clone(), target.outbound.clone());
+        let target_away = target.away.clone();
+        let remote_target = target.remote.clone();
+        let (key, channel) = world.channel_named(msg.params[1])?;
+        let shown = channel.name.clone();
+        let oper = world.users.get(&id).and_then(|u| u.oper);
+        let by_operator = ctx.shared.may_moderate(&key, channel.status(id), oper);
+        match channel.status(id) {
+            None => return Err(Reply::not_on_channel(&shown)),
+            Some(_) if channel.modes.invite_only && !by_operator => {
+                return Err(Reply::chanop_needed(&shown))
+            }
+            Some(_) if channel.status(target_id).is_some() => {
+                return Err(Reply::new(
+                    numeric::ERR_USERONCHANNEL,
+                    &[&target_nick, &shown],
+                    "is already on channel",
+                ))
+            }
+            Some(_) => {}
         }
-        Some(_) if channel.status(target_id).is_some() => {
-            Some((numeric::ERR_USERONCHANNEL, "is already on channel"))
-        }
-        Some(_) => None,
-    };
-    if let Some((code, text)) = refusal {
-        drop(world);
-        if code == numeric::ERR_USERONCHANNEL {
-            ctx.numeric(code, &[&target_nick, &shown], Some(text));
-        } else {
-            ctx.numeric(code, &[&shown], Some(text));
-        }
-        return;
-    }
-    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
-        return;
-    };
-    let remote_target = world.users.get(&target_id).and_then(|u| u.remote.clone());
-    let World {
-        users, channels, ..
-    } = &mut *world;
-    if let Some(channel) = channels.get_mut(&key) {
-        channel.invite(
-            target_id,
-            Invite {
-                by: source.clone(),
-                by_operator,
-            },
-            |id| users.contains_key(&id),
-        );
-    }
-    drop(world);
-    if let (Some(cluster), Some(target)) = (&ctx.shared.cluster, remote_target) {
-        // Their own node lets them in and tells them.
-        let event = Event::Invite {
-            source: source.clone(),
-            channel: shown.clone(),
-            target,
-            target_nick: target_nick.clone(),
-            by_operator,
+        let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+            return Ok(());
         };
-        cluster.publish(ctx.shared, event, None);
+        let World {
+            users, channels, ..
+        } = &mut *world;
+        if let Some(channel) = channels.get_mut(&key) {
+            channel.invite(
+                target_id,
+                Invite {
+                    by: source.clone(),
+                    by_operator,
+                },
+                |id| users.contains_key(&id),
+            );
+        }
+        ctx.numeric(numeric::RPL_INVITING, &[&target_nick, &shown], None);
+        if let Some(away) = target_away {
+            ctx.numeric(numeric::RPL_AWAY, &[&target_nick], Some(&away));
+        }
+        let _ = target_out.push(&line(
+            Some(&source),
+            "INVITE",
+            &[&target_nick, &shown],
+            None,
+        ));
+        remote_target.map(|target| Event::Invite {
+            source,
+            channel: shown,
+            target,
+            target_nick,
+            by_operator,
+        })
+    };
+    if let Some(event) = remote {
+        // Their own node lets them in and tells them.
+        ctx.replicate(|_| Some(event));
     }
-    ctx.numeric(numeric::RPL_INVITING, &[&target_nick, &shown], None);
-    if let Some(away) = target_away {
-        ctx.numeric(numeric::RPL_AWAY, &[&target_nick], Some(&away));
-    }
-    let _ = target_out.push(&line(
-        Some(&source),
-        "INVITE",
-        &[&target_nick, &shown],
-        None,
-    ));
+    Ok(())
 }
 
-pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 2) {
-        return;
-    }
-    let name = msg.params[0];
-    let key = casefold(name);
-    let id = ctx.session.id;
+/// `KICK <channel> <nick>[,<nick>...] [<reason>]`: an operator of the channel removes members.
+pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 2)?;
     let kick_len = ctx.shared.config.limits.kick_len;
-    let mut world = ctx.shared.world.lock();
-    let Some(channel) = world.channels.get(&key) else {
-        drop(world);
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
-    };
-    let shown = channel.name.clone();
-    let oper = world.users.get(&id).and_then(|u| u.oper);
-    match channel.status(id) {
-        None => {
-            drop(world);
-            ctx.numeric(
-                numeric::ERR_NOTONCHANNEL,
-                &[&shown],
-                Some("You're not on that channel"),
-            );
-            return;
-        }
-        Some(s) if !ctx.shared.may_moderate(&key, Some(s), oper) => {
-            drop(world);
-            ctx.numeric(
-                numeric::ERR_CHANOPRIVSNEEDED,
-                &[&shown],
-                Some("You're not channel operator"),
-            );
-            return;
-        }
-        Some(_) => {}
-    }
-    let Some(source) = world.users.get(&id).map(|u| u.source()) else {
-        return;
-    };
-    let default_reason = ctx.session.nick.clone();
-    let reason: String = msg
-        .param(2)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(&default_reason)
-        .chars()
-        .take(kick_len)
-        .collect();
-    let mut kicks = Vec::new();
-    for target_nick in msg.params[1].split(',').filter(|n| !n.is_empty()) {
-        let target = world
-            .user_by_nick(target_nick)
-            .map(|u| (u.id, u.nick.clone()));
-        let on_channel = target
-            .as_ref()
-            .and_then(|(tid, _)| world.channels.get(&key).and_then(|c| c.status(*tid)));
-        let (Some((target_id, target_nick)), Some(_)) = (target, on_channel) else {
-            ctx.numeric(
-                numeric::ERR_USERNOTINCHANNEL,
-                &[target_nick, &shown],
-                Some("They aren't on that channel"),
-            );
-            continue;
+    let mut announced = Announced::default();
+    {
+        let mut world = ctx.shared.world.lock();
+        let (key, channel) = world.channel_named(msg.params[0])?;
+        ctx.require_op(&world, &key, channel)?;
+        let shown = channel.name.clone();
+        let Some(source) = world.users.get(&ctx.session.id).map(|u| u.source()) else {
+            return Ok(());
         };
-        if let Some(channel) = world.channels.get(&key) {
+        let reason: String = msg
+            .param(2)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&ctx.session.nick)
+            .chars()
+            .take(kick_len)
+            .collect();
+        for wanted in msg.params[1].split(',').filter(|n| !n.is_empty()) {
+            let Some(channel) = world.channels.get(&key) else {
+                break;
+            };
+            let target = world
+                .user_by_nick(wanted)
+                .filter(|u| channel.status(u.id).is_some());
+            let Some(target) = target else {
+                ctx.reply(&Reply::not_in_channel(wanted, &shown));
+                continue;
+            };
+            let (target_id, target_nick) = (target.id, target.nick.clone());
             let bytes = line(
                 Some(&source),
                 "KICK",
                 &[&shown, &target_nick],
                 Some(&reason),
             );
-            match &ctx.shared.cluster {
-                Some(cluster) => {
-                    // The kicker, and the target if it is here, now; the rest from the stream.
-                    let _ = ctx.outbound.push(&bytes);
-                    if let Some(target) = world.users.get(&target_id).filter(|u| u.remote.is_none())
-                    {
-                        if !Arc::ptr_eq(&target.outbound, ctx.outbound) {
-                            let _ = target.outbound.push(&bytes);
-                        }
-                    }
-                    let target_uid = world
-                        .users
-                        .get(&target_id)
-                        .and_then(|u| u.remote.clone())
-                        .unwrap_or_else(|| cluster.uid_of(target_id));
-                    kicks.push((
-                        None,
-                        Event::Kick {
-                            source: source.clone(),
-                            channel: shown.clone(),
-                            target: target_uid,
-                            target_nick: target_nick.clone(),
-                            reason: reason.clone(),
-                            by: cluster.uid_of(ctx.session.id),
-                        },
-                    ));
+            let kicked = ctx.announce(Line::Bytes(&bytes), &channel.snapshot, |cluster| {
+                Event::Kick {
+                    source: source.clone(),
+                    channel: shown.clone(),
+                    target: target
+                        .remote
+                        .clone()
+                        .unwrap_or_else(|| cluster.uid_of(target_id)),
+                    target_nick: target_nick.clone(),
+                    reason: reason.clone(),
+                    by: cluster.uid_of(ctx.session.id),
                 }
-                None => {
-                    for member in channel.snapshot.iter() {
-                        let _ = member.push(&bytes);
-                    }
-                }
-            }
-        }
-        world.leave_channel(target_id, &key);
-        if let Some((members, _)) = kicks.last_mut().filter(|(m, _)| m.is_none()) {
-            *members = Some(
-                world
-                    .channels
-                    .get(&key)
-                    .map(|c| c.snapshot.clone())
-                    .unwrap_or_default(),
+            });
+            // A target here sees its own KICK at once too; the others from the stream.
+            kicked.also_now(
+                Line::Bytes(&bytes),
+                target.remote.is_none().then_some(&target.outbound),
             );
-        }
-        ctx.shared.history.audit(
-            "kick",
-            Some(&ctx.session.nick),
-            ctx.session.account.as_deref(),
-            Some(&target_nick),
-            Some(&ctx.session.ip.to_string()),
-            Some(&format!("{shown}: {reason}")),
-        );
-        if !world.channels.contains_key(&key) {
-            break;
+            world.leave_channel(target_id, &key);
+            let remaining = world.channels.get(&key).map(|c| c.snapshot.clone());
+            announced = announced.and(kicked.then_to(remaining.unwrap_or_default()));
+            ctx.audit("kick", &target_nick, Some(&format!("{shown}: {reason}")));
         }
     }
-    drop(world);
-    if let Some(cluster) = &ctx.shared.cluster {
-        for (members, event) in kicks {
-            cluster.publish_to(
-                ctx.shared,
-                event,
-                crate::cluster::Local {
-                    echo: None,
-                    recipients: members,
-                },
-            );
-        }
-    }
+    ctx.publish(announced);
+    Ok(())
 }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parley_proto::{casefold, write_line, Message};
 
-use crate::context::{Ctx, FollowUp};
+use crate::clock::format_time;
+use crate::context::{Ctx, FollowUp, Reply};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
-use crate::relay::format_time;
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
 
@@ -31,36 +31,44 @@ fn parse_bound(text: &str) -> Option<Bound> {
     (!msgid.is_empty()).then(|| Bound::MsgId(msgid.to_string()))
 }
 
-pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `CHATHISTORY <subcommand> ...` (IRCv3 draft/chathistory): its refusals are `FAIL
+/// CHATHISTORY` standard replies; the read itself is a follow-up.
+pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(sub) = msg.param(0).map(str::to_ascii_uppercase) else {
-        fail(ctx, "NEED_MORE_PARAMS", &["*"], "Missing subcommand");
-        return;
+        return Err(Reply::fail(
+            "CHATHISTORY",
+            "NEED_MORE_PARAMS",
+            &["*"],
+            "Missing subcommand",
+        ));
     };
     if !ctx.shared.history.enabled() {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "MESSAGE_ERROR",
             &[&sub],
             "History is turned off on this server",
-        );
-        return;
+        ));
     }
     let needed = match sub.as_str() {
         "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 4,
         "BETWEEN" => 5,
         _ => {
-            fail(
-                ctx,
+            return Err(Reply::fail(
+                "CHATHISTORY",
                 "UNKNOWN_COMMAND",
                 &[&sub],
                 "Unknown CHATHISTORY subcommand",
-            );
-            return;
+            ));
         }
     };
     if msg.params.len() < needed {
-        fail(ctx, "NEED_MORE_PARAMS", &[&sub], "Missing parameters");
-        return;
+        return Err(Reply::fail(
+            "CHATHISTORY",
+            "NEED_MORE_PARAMS",
+            &[&sub],
+            "Missing parameters",
+        ));
     }
     let max = ctx.shared.history.config.max_request;
     let Some(limit) = msg.params[needed - 1]
@@ -68,18 +76,16 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .ok()
         .filter(|l| *l > 0)
     else {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "INVALID_PARAMS",
             &[&sub, msg.params[needed - 1]],
             "Invalid limit",
-        );
-        return;
+        ));
     };
     let limit = limit.min(max);
     if sub == "TARGETS" {
-        targets(ctx, msg.params[1], msg.params[2], limit);
-        return;
+        return targets(ctx, msg.params[1], msg.params[2], limit);
     }
     let target = msg.params[1];
     let bound = |i: usize| parse_bound(msg.params[i]);
@@ -94,31 +100,28 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .map(|(a, b)| HistoryQuery::Between(a, b)),
     };
     let Some(query) = query else {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "INVALID_PARAMS",
             &[&sub, target],
             "Invalid message reference; use timestamp=... or msgid=...",
-        );
-        return;
+        ));
     };
     if !is_history_target(ctx, target) {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "INVALID_TARGET",
             &[&sub, target],
             "That is not a channel or a nick",
-        );
-        return;
+        ));
     }
     let Some((key, shown)) = conversation(ctx, target) else {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "INVALID_TARGET",
             &[&sub, target],
             "You cannot see the history of that target",
-        );
-        return;
+        ));
     };
     ctx.session
         .followups
@@ -129,6 +132,7 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             query,
             limit,
         }));
+    Ok(())
 }
 
 /// A channel name or a nick (account names follow the nick rules): the only things that have a
@@ -160,15 +164,14 @@ fn conversation(ctx: &Ctx<'_>, target: &str) -> Option<(String, String)> {
     Some((dm_key(&casefold(me), &other), target.to_string()))
 }
 
-fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) {
+fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) -> Result<(), Reply> {
     let (Some(Bound::Time(a)), Some(Bound::Time(b))) = (parse_bound(from), parse_bound(to)) else {
-        fail(
-            ctx,
+        return Err(Reply::fail(
+            "CHATHISTORY",
             "INVALID_PARAMS",
             &["TARGETS", from],
             "TARGETS takes two timestamp= bounds",
-        );
-        return;
+        ));
     };
     let (from_ms, to_ms) = (a.min(b), a.max(b));
     let mut keys: Vec<(String, String)> = {
@@ -196,6 +199,7 @@ fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) {
             to_ms,
             limit,
         }));
+    Ok(())
 }
 
 /// One stored message as this client should see it, inside `batch` if given. Clients without

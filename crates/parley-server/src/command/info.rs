@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use parley_proto::numeric;
 
+use crate::clock::httpdate_like;
 use crate::context::Ctx;
-use crate::registration::{httpdate_like, send_isupport};
 use crate::server::VERSION;
 
 pub fn lusers(ctx: &mut Ctx<'_>) {
@@ -71,7 +71,7 @@ pub fn version(ctx: &mut Ctx<'_>) {
         &[VERSION, name],
         Some("Parley chat server"),
     );
-    send_isupport(ctx);
+    ctx.send_isupport();
 }
 
 pub fn time(ctx: &mut Ctx<'_>) {

@@ -8,25 +8,26 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
-use crate::context::{Ctx, FollowUp};
+use crate::context::{Ctx, FollowUp, Line, Lookup, Reply};
 use crate::history::HistoryRequest;
 use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
 use crate::store::StateChange;
 
-pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `JOIN <channel>[,<channel>...] [<key>[,<key>...]]`, or `JOIN 0` to leave every channel;
+/// each channel answers on its own.
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     if msg.params[0] == "0" {
         part_all(ctx);
-        return;
+        return Ok(());
     }
     let mut keys = msg.param(1).unwrap_or("").split(',');
     for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
         let key = keys.next().filter(|k| !k.is_empty());
-        join_one(ctx, name, key);
+        join_one(ctx, name, key).unwrap_or_else(|reply| ctx.reply(&reply));
     }
+    Ok(())
 }
 
 /// Why a join was refused, with the numeric and text to send.
@@ -73,29 +74,27 @@ fn refusal(
     None
 }
 
-pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
+/// Join one channel (making it if need be), with `key` for `+k`; a refusal is the spec's numeric.
+pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), Reply> {
     let limits = &ctx.shared.config.limits;
     if !validate::channel(name, limits.channel_len) {
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
+        return Err(Reply::no_such_channel(name));
     }
     let id = ctx.session.id;
     let folded = casefold(name);
     let mut world = ctx.shared.world.lock();
     let Some(user) = world.users.get(&id) else {
-        return;
+        return Ok(());
     };
     if user.channels.contains(&folded) {
-        return;
+        return Ok(());
     }
     if user.channels.len() >= limits.channels_per_user {
-        drop(world);
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_TOOMANYCHANNELS,
             &[name],
-            Some("You have joined too many channels"),
-        );
-        return;
+            "You have joined too many channels",
+        ));
     }
     let source = user.source();
     let nick = user.nick.clone();
@@ -119,10 +118,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 limits.members_per_channel,
                 default_room,
             ) {
-                let shown = channel.name.clone();
-                drop(world);
-                ctx.numeric(code, &[&shown], Some(text));
-                return;
+                return Err(Reply::new(code, &[&channel.name], text));
             }
             MemberStatus {
                 op: server_op || (!default_room && channel.auto_op(account.as_deref())),
@@ -156,37 +152,24 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         }
     };
     let Some(channel) = world.channels.get_mut(&folded) else {
-        return;
+        return Ok(());
     };
     channel.add_member(id, &nick, status, outbound);
     let shown = [channel.name.as_str()];
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    let mut announce = None;
-    match &ctx.shared.cluster {
-        // The joiner sees it now; everyone else in the stream's order.
-        Some(cluster) => {
-            relay.send_to(ctx.outbound);
-            announce = Some((
-                cluster.clone(),
-                channel.snapshot.clone(),
-                Event::Join {
-                    uid: cluster.uid_of(id),
-                    source: source.clone(),
-                    account: account.clone(),
-                    realname: realname.clone(),
-                    channel: channel.name.clone(),
-                    op: status.op,
-                    voice: status.voice,
-                },
-            ));
+    // The joiner sees it now; in a cluster everyone else in the stream's order.
+    let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
+        Event::Join {
+            uid: cluster.uid_of(id),
+            source: source.clone(),
+            account: account.clone(),
+            realname: realname.clone(),
+            channel: channel.name.clone(),
+            op: status.op,
+            voice: status.voice,
         }
-        None => {
-            for member in channel.snapshot.iter() {
-                relay.send_to(member);
-            }
-        }
-    }
+    });
     if let Some(user) = world.users.get_mut(&id) {
         user.channels.insert(folded.clone());
     }
@@ -198,9 +181,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
         .map(|c| c.name.clone())
         .unwrap_or_default();
     drop(world);
-    if let Some((cluster, members, event)) = announce {
-        cluster.announce(ctx.shared, event, members);
-    }
+    ctx.publish(announced);
     if let Some((account, owned)) = unregistered {
         let text = format!(
             "{shown} is not registered: your account {account} already owns {owned} channels, \
@@ -218,67 +199,51 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) {
                 key: folded,
                 shown,
                 limit: replay,
-                before_ms: crate::relay::now_ms(),
+                before_ms: crate::clock::now_ms(),
             }));
     }
+    Ok(())
 }
 
-pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `PART <channel>[,<channel>...] [<reason>]`: each channel answers on its own.
+pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let reason = msg.param(1).filter(|r| !r.is_empty());
     for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
-        part_one(ctx, name, reason);
+        part_one(ctx, name, reason).unwrap_or_else(|reply| ctx.reply(&reply));
     }
+    Ok(())
 }
 
-fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) {
+fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: Option<&str>) -> Result<(), Reply> {
     let id = ctx.session.id;
-    let folded = casefold(name);
-    let mut world = ctx.shared.world.lock();
-    let Some(channel) = world.channels.get(&folded) else {
-        drop(world);
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
-    };
-    if channel.status(id).is_none() {
-        let shown = channel.name.clone();
-        drop(world);
-        ctx.numeric(
-            numeric::ERR_NOTONCHANNEL,
-            &[&shown],
-            Some("You're not on that channel"),
-        );
-        return;
-    }
-    let Some((source, account)) = world
-        .users
-        .get(&id)
-        .map(|u| (u.source(), u.account.clone()))
-    else {
-        return;
-    };
-    let shown = [channel.name.as_str()];
-    let relay = Relay::new(&source, account.as_deref(), "PART", &shown, reason);
-    let Some(cluster) = ctx.shared.cluster.clone() else {
-        for member in channel.snapshot.iter() {
-            relay.send_to(member);
-        }
+    let announced = {
+        let mut world = ctx.shared.world.lock();
+        let (folded, channel) = world.channel_named(name)?;
+        ctx.require_member(channel)?;
+        let Some((source, account)) = world
+            .users
+            .get(&id)
+            .map(|u| (u.source(), u.account.clone()))
+        else {
+            return Ok(());
+        };
+        let shown = [channel.name.as_str()];
+        let relay = Relay::new(&source, account.as_deref(), "PART", &shown, reason);
+        let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
+            Event::Part {
+                uid: cluster.uid_of(id),
+                source: source.clone(),
+                channel: channel.name.clone(),
+                reason: reason.map(str::to_string),
+            }
+        });
         world.leave_channel(id, &folded);
-        return;
+        let remaining = world.channels.get(&folded).map(|c| c.snapshot.clone());
+        announced.then_to(remaining.unwrap_or_default())
     };
-    relay.send_to(ctx.outbound);
-    let event = Event::Part {
-        uid: cluster.uid_of(id),
-        source,
-        channel: channel.name.clone(),
-        reason: reason.map(str::to_string),
-    };
-    world.leave_channel(id, &folded);
-    let remaining = world.channels.get(&folded).map(|c| c.snapshot.clone());
-    drop(world);
-    cluster.announce(ctx.shared, event, remaining.unwrap_or_default());
+    ctx.publish(announced);
+    Ok(())
 }
 
 fn part_all(ctx: &mut Ctx<'_>) {
@@ -293,6 +258,6 @@ fn part_all(ctx: &mut Ctx<'_>) {
             .collect()
     };
     for name in names {
-        part_one(ctx, &name, Some("Left all channels"));
+        part_one(ctx, &name, Some("Left all channels")).unwrap_or_else(|reply| ctx.reply(&reply));
     }
 }

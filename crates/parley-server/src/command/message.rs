@@ -10,53 +10,61 @@ use std::sync::Arc;
 use parley_proto::{casefold, numeric, Message};
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
-use crate::context::{Ctx, FollowUp};
-use crate::history::{dm_key, party, Delivery};
+use crate::context::{Ctx, FollowUp, Lookup, Reply};
+use crate::fanout::Delivery;
+use crate::history::{dm_key, party};
 use crate::outbound::Outbound;
-use crate::relay::{now_ms, Relay};
+use crate::relay::Relay;
 use crate::state::MemberList;
 use crate::store::StoredMessage;
 
-pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) {
+/// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
+/// never answered with an error (RFC 2812 3.3.2): its refusals are dropped by the dispatcher
+/// and by each target below.
+pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(), Reply> {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
-        if !notice {
-            ctx.numeric(
-                numeric::ERR_NORECIPIENT,
-                &[],
-                Some(&format!("No recipient given ({verb})")),
-            );
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NORECIPIENT,
+            &[],
+            if notice {
+                "No recipient given (NOTICE)"
+            } else {
+                "No recipient given (PRIVMSG)"
+            },
+        ));
     };
     let Some(text) = msg.param(1).filter(|t| !t.is_empty()) else {
-        if !notice {
-            ctx.numeric(numeric::ERR_NOTEXTTOSEND, &[], Some("No text to send"));
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NOTEXTTOSEND,
+            &[],
+            "No text to send",
+        ));
     };
     let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
     if targets.len() > ctx.shared.config.limits.targets_per_message {
-        if !notice {
-            ctx.numeric(
-                numeric::ERR_TOOMANYTARGETS,
-                &[targets[0]],
-                Some("Too many targets"),
-            );
-        }
-        return;
+        return Err(Reply::new(
+            numeric::ERR_TOOMANYTARGETS,
+            &[targets[0]],
+            "Too many targets",
+        ));
     }
     for target in targets {
         if target.starts_with('$') {
             broadcast(ctx, verb, target, text, notice);
         } else if target.starts_with(['#', '&']) {
-            to_channel(ctx, verb, target, text, notice);
+            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+            if let (Err(reply), false) = (to_channel(ctx, verb, target, text), notice) {
+                ctx.reply(&reply);
+            }
         } else {
             to_nick(ctx, verb, target, text, notice);
         }
     }
+    Ok(())
 }
 
 /// `PRIVMSG $*` (the `/broadcast` of the clients) and `NOTICE $*` (an operator's global notice):
@@ -110,29 +118,18 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
         .filter(|u| u.registered && u.id != ctx.session.id)
         .map(|u| u.outbound.clone())
         .collect();
-    if let Some(cluster) = &ctx.shared.cluster {
-        let event = Event::Message {
-            uid: cluster.uid_of(ctx.session.id),
-            msgid: ctx.shared.history.next_msgid(),
-            time_ms: now_ms(),
-            verb: verb.to_string(),
-            source: source.clone(),
-            account: account.clone(),
-            to: target.to_string(),
-            target: Target::Everyone,
-            text: text.to_string(),
-        };
-        let echo = ctx.session.caps.echo_message.then(String::new);
-        cluster.publish(ctx.shared, event, echo);
-    } else {
-        let relay = Relay::new(&source, account.as_deref(), verb, &[target], Some(text));
-        for recipient in &recipients {
-            relay.send_to(recipient);
-        }
-        if ctx.session.caps.echo_message {
-            relay.send_to(ctx.outbound);
-        }
-    }
+    let relay = Relay::new(&source, account.as_deref(), verb, &[target], Some(text));
+    ctx.announce_message(&relay, &recipients, |cluster| Event::Message {
+        uid: cluster.uid_of(ctx.session.id),
+        msgid: ctx.shared.history.next_msgid(),
+        time_ms: now_ms(),
+        verb: verb.to_string(),
+        source: source.clone(),
+        account: account.clone(),
+        to: target.to_string(),
+        target: Target::Everyone,
+        text: text.to_string(),
+    });
     ctx.shared.history.audit(
         if notice { "global_notice" } else { "broadcast" },
         Some(&ctx.session.nick),
@@ -173,8 +170,8 @@ fn deliver(
     offline_for: Option<String>,
     target: Option<Target>,
 ) {
-    let cluster = match (&ctx.shared.cluster, target) {
-        (Some(cluster), Some(target)) => Some(Event::Message {
+    let publish = target.and_then(|target| {
+        ctx.publisher(|cluster| Event::Message {
             uid: cluster.uid_of(ctx.session.id),
             msgid: message.msgid.clone(),
             time_ms: message.time_ms,
@@ -184,9 +181,8 @@ fn deliver(
             to: message.to.clone(),
             target,
             text: message.text.clone(),
-        }),
-        _ => None,
-    };
+        })
+    });
     let relay = Relay::new(
         &message.source,
         message.account.as_deref(),
@@ -217,62 +213,60 @@ fn deliver(
             sender: ctx.outbound.clone(),
             echo,
             label,
-            cluster,
+            publish,
         })));
 }
 
-fn to_channel(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
+/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
+/// or a quiet stops them; voice and operator status lift the last three.
+fn to_channel(
+    ctx: &mut Ctx<'_>,
+    verb: &'static str,
+    target: &str,
+    text: &str,
+) -> Result<(), Reply> {
     let id = ctx.session.id;
-    let key = casefold(target);
-    let mut world = ctx.shared.world.lock();
-    let Some((source, account)) = world
-        .users
-        .get(&id)
-        .map(|u| (u.source(), u.account.clone()))
-    else {
-        return;
-    };
-    let Some(channel) = world.channels.get(&key) else {
-        drop(world);
-        if !notice {
-            ctx.numeric(
-                numeric::ERR_NOSUCHCHANNEL,
-                &[target],
-                Some("No such channel"),
-            );
+    let (key, source, account, shown, members) = {
+        let mut world = ctx.shared.world.lock();
+        let Some((source, account)) = world
+            .users
+            .get(&id)
+            .map(|u| (u.source(), u.account.clone()))
+        else {
+            return Ok(());
+        };
+        let (key, channel) = world.channel_named(target)?;
+        let status = channel.status(id);
+        let privileged = status.is_some_and(|s| s.op || s.voice);
+        let refusal = if status.is_none() && channel.modes.no_external {
+            Some("Cannot send to channel (+n)")
+        } else if channel.modes.moderated && !privileged {
+            Some("Cannot send to channel (+m)")
+        } else if !privileged && channel.is_banned(&source, account.as_deref()) {
+            Some("Cannot send to channel (+b)")
+        } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
+            Some("Cannot send to channel (+q)")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return Err(Reply::new(
+                numeric::ERR_CANNOTSENDTOCHAN,
+                &[&channel.name],
+                reason,
+            ));
         }
-        return;
-    };
-    let status = channel.status(id);
-    let privileged = status.is_some_and(|s| s.op || s.voice);
-    let refusal = if status.is_none() && channel.modes.no_external {
-        Some("Cannot send to channel (+n)")
-    } else if channel.modes.moderated && !privileged {
-        Some("Cannot send to channel (+m)")
-    } else if !privileged && channel.is_banned(&source, account.as_deref()) {
-        Some("Cannot send to channel (+b)")
-    } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
-        Some("Cannot send to channel (+q)")
-    } else {
-        None
-    };
-    if let Some(reason) = refusal {
         let shown = channel.name.clone();
-        drop(world);
-        if !notice {
-            ctx.numeric(numeric::ERR_CANNOTSENDTOCHAN, &[&shown], Some(reason));
+        let members = channel.snapshot.clone();
+        if let Some(user) = world.users.get_mut(&id) {
+            user.last_spoke = Instant::now();
         }
-        return;
-    }
-    let shown = channel.name.clone();
-    let members = channel.snapshot.clone();
-    if let Some(user) = world.users.get_mut(&id) {
-        user.last_spoke = Instant::now();
-    }
-    drop(world);
+        (key, source, account, shown, members)
+    };
     let target = Target::Channel(key.clone());
     let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
     deliver(ctx, message, members, None, Some(target));
+    Ok(())
 }
 
 fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
@@ -284,12 +278,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
             r.nick.clone(),
             r.away.clone(),
             party(r.account.as_deref(), &r.nick),
-            r.remote.clone().or_else(|| {
-                ctx.shared
-                    .cluster
-                    .as_ref()
-                    .map(|cluster| cluster.uid_of(r.id))
-            }),
+            r.remote.clone().or_else(|| ctx.cluster_uid(r.id)),
         )
     });
     let Some(user) = world.users.get_mut(&id) else {

@@ -8,97 +8,93 @@ use parley_proto::{casefold, numeric, Message};
 
 use crate::cluster::event::{Event, ModeChange};
 use crate::command::channel::unix_time;
-use crate::context::{line, Ctx};
+use crate::context::{Announced, Ctx, Line, Lookup, Reply};
 use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
+use crate::relay::line;
 use crate::state::{Ban, LIST_MODES};
 use crate::store::StateChange;
 
 /// Longest channel key accepted, as common ircds do.
 const MAX_KEY_LEN: usize = 23;
 
-pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     if msg.params[0].starts_with(['#', '&']) {
-        channel_mode(ctx, msg);
+        channel_mode(ctx, msg)
     } else {
-        user_mode(ctx, msg);
+        user_mode(ctx, msg)
     }
 }
 
-fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `MODE <own nick> [<modes>]`: show or change `+i`, `+w`, and drop `+o`.
+fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let target = msg.params[0];
     if casefold(target) != casefold(&ctx.session.nick) {
         let exists = ctx.shared.world.lock().user_by_nick(target).is_some();
-        if exists {
-            ctx.numeric(
+        return Err(if exists {
+            Reply::new(
                 numeric::ERR_USERSDONTMATCH,
                 &[],
-                Some("Cant change mode for other users"),
-            );
+                "Cant change mode for other users",
+            )
         } else {
-            ctx.numeric(
-                numeric::ERR_NOSUCHNICK,
-                &[target],
-                Some("No such nick/channel"),
-            );
-        }
-        return;
+            Reply::no_such_nick(target)
+        });
     }
     let id = ctx.session.id;
-    let mut world = ctx.shared.world.lock();
-    let Some(user) = world.users.get_mut(&id) else {
-        return;
-    };
-    let Some(modes) = msg.param(1) else {
-        let mut current = String::from("+");
-        for (on, c) in [
-            (user.invisible, 'i'),
-            (user.oper.is_some(), 'o'),
-            (user.wallops, 'w'),
-        ] {
-            if on {
-                current.push(c);
+    let (source, invisible, oper, unknown, change) = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(modes) = msg.param(1) else {
+            let mut current = String::from("+");
+            for (on, c) in [
+                (user.invisible, 'i'),
+                (user.oper.is_some(), 'o'),
+                (user.wallops, 'w'),
+            ] {
+                if on {
+                    current.push(c);
+                }
+            }
+            ctx.numeric(numeric::RPL_UMODEIS, &[&current], None);
+            return Ok(());
+        };
+        let mut adding = true;
+        let mut unknown = false;
+        let mut change = String::new();
+        let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
+        for c in modes.chars() {
+            match c {
+                '+' => adding = true,
+                '-' => adding = false,
+                'i' if user.invisible != adding => {
+                    user.invisible = adding;
+                    change.push(if adding { '+' } else { '-' });
+                    change.push('i');
+                }
+                'w' if user.wallops != adding => {
+                    user.wallops = adding;
+                    change.push(if adding { '+' } else { '-' });
+                    change.push('w');
+                }
+                // Operator status is dropped with -o, and only gained through OPER or login.
+                'o' if !adding && user.oper.is_some() => {
+                    user.oper = None;
+                    change.push_str("-o");
+                }
+                'i' | 'w' | 'o' => {}
+                _ => unknown = true,
             }
         }
-        drop(world);
-        ctx.numeric(numeric::RPL_UMODEIS, &[&current], None);
-        return;
+        let source = user.source();
+        let (invisible, oper) = (user.invisible, user.oper.is_some());
+        let counts = &mut world.counts;
+        counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
+        counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
+        (source, invisible, oper, unknown, change)
     };
-    let mut adding = true;
-    let mut unknown = false;
-    let mut change = String::new();
-    let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
-    for c in modes.chars() {
-        match c {
-            '+' => adding = true,
-            '-' => adding = false,
-            'i' if user.invisible != adding => {
-                user.invisible = adding;
-                change.push(if adding { '+' } else { '-' });
-                change.push('i');
-            }
-            'w' if user.wallops != adding => {
-                user.wallops = adding;
-                change.push(if adding { '+' } else { '-' });
-                change.push('w');
-            }
-            // Operator status is dropped with -o, and only gained through OPER or login.
-            'o' if !adding && user.oper.is_some() => {
-                user.oper = None;
-                change.push_str("-o");
-            }
-            'i' | 'w' | 'o' => {}
-            _ => unknown = true,
-        }
-    }
-    let source = user.source();
-    let (invisible, oper) = (user.invisible, user.oper.is_some());
-    let counts = &mut world.counts;
-    counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
-    counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
-    drop(world);
     if unknown {
         ctx.numeric(
             numeric::ERR_UMODEUNKNOWNFLAG,
@@ -109,16 +105,17 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !change.is_empty() {
         let nick = ctx.session.nick.clone();
         ctx.send(&line(Some(&source), "MODE", &[&nick], Some(&change)));
-        if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
-            let uid = cluster.uid_of(id);
-            let event = Event::UserModes {
-                uid,
-                invisible,
-                oper,
-            };
-            cluster.publish(ctx.shared, event, None);
+        if ctx.session.registered {
+            ctx.replicate(|cluster| {
+                Some(Event::UserModes {
+                    uid: cluster.uid_of(id),
+                    invisible,
+                    oper,
+                })
+            });
         }
     }
+    Ok(())
 }
 
 /// One applied change, for the announcement.
@@ -128,335 +125,325 @@ struct Applied {
     arg: Option<String>,
 }
 
-fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    let name = msg.params[0];
-    let key = casefold(name);
+/// `MODE <channel> [<modes> [<args>...]]`: show the channel's modes, list a list mode, or change
+/// them (operators only, at most `MODES_PER_COMMAND` with an argument).
+fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let id = ctx.session.id;
-    let mut world = ctx.shared.world.lock();
-    let Some(channel) = world.channels.get(&key) else {
-        drop(world);
-        ctx.numeric(numeric::ERR_NOSUCHCHANNEL, &[name], Some("No such channel"));
-        return;
-    };
-    let shown = channel.name.clone();
-    let my_status = channel.status(id);
-    let Some(modestring) = msg.param(1) else {
-        let described = channel.modes.describe(my_status.is_some());
-        let created = unix_time(channel.created);
-        drop(world);
-        let mut params: Vec<&str> = vec![&shown];
-        params.extend(described.iter().map(String::as_str));
-        ctx.numeric(numeric::RPL_CHANNELMODEIS, &params, None);
-        ctx.numeric(numeric::RPL_CREATIONTIME, &[&shown, &created], None);
-        return;
-    };
-    let Some((source, oper)) = world.users.get(&id).map(|u| (u.source(), u.oper)) else {
-        return;
-    };
-    let setter = ctx.session.nick.clone();
-    let is_op = ctx.shared.may_moderate(&key, my_status, oper);
-    // The default room's own modes come from the config: only the server operators who
-    // moderate it change them, not a member someone made a channel operator there.
-    let room_modes_locked =
-        ctx.shared.is_default_channel(&key) && !ctx.shared.oper_can(oper, "channels");
-    let mut room_denied = false;
-    let mut args = msg.params.iter().skip(2).copied();
-    let mut adding = true;
-    let mut applied: Vec<Applied> = Vec::new();
-    let mut param_modes = 0usize;
-    let mut denied = false;
-    let mut replies: Vec<(&'static str, Vec<String>, &'static str)> = Vec::new();
-
-    for c in modestring.chars() {
-        match c {
-            '+' => {
-                adding = true;
-                continue;
-            }
-            '-' => {
-                adding = false;
-                continue;
-            }
-            _ => {}
-        }
-        let takes_arg = match c {
-            'o' | 'v' | 'b' | 'e' | 'I' | 'q' => true,
-            'k' => true,
-            'l' => adding,
-            'i' | 'm' | 'n' | 't' => false,
-            other => {
-                replies.push((
-                    numeric::ERR_UNKNOWNMODE,
-                    vec![other.to_string()],
-                    "is unknown mode char to me",
-                ));
-                continue;
-            }
+    let (announced, replies, denied, room_denied, shown) = {
+        let mut world = ctx.shared.world.lock();
+        let (key, channel) = world.channel_named(msg.params[0])?;
+        let shown = channel.name.clone();
+        let my_status = channel.status(id);
+        let Some(modestring) = msg.param(1) else {
+            let described = channel.modes.describe(my_status.is_some());
+            let created = unix_time(channel.created);
+            let mut params: Vec<&str> = vec![&shown];
+            params.extend(described.iter().map(String::as_str));
+            ctx.numeric(numeric::RPL_CHANNELMODEIS, &params, None);
+            ctx.numeric(numeric::RPL_CREATIONTIME, &[&shown, &created], None);
+            return Ok(());
         };
-        let arg = if takes_arg { args.next() } else { None };
-        if takes_arg {
-            param_modes += 1;
-            if param_modes > MODES_PER_COMMAND {
-                break;
+        let Some((source, oper)) = world.users.get(&id).map(|u| (u.source(), u.oper)) else {
+            return Ok(());
+        };
+        let setter = ctx.session.nick.clone();
+        let is_op = ctx.shared.may_moderate(&key, my_status, oper);
+        // The default room's own modes come from the config: only the server operators who
+        // moderate it change them, not a member someone made a channel operator there.
+        let room_modes_locked =
+            ctx.shared.is_default_channel(&key) && !ctx.shared.oper_can(oper, "channels");
+        let mut room_denied = false;
+        let mut args = msg.params.iter().skip(2).copied();
+        let mut adding = true;
+        let mut applied: Vec<Applied> = Vec::new();
+        let mut param_modes = 0usize;
+        let mut denied = false;
+        let mut replies: Vec<(&'static str, Vec<String>, &'static str)> = Vec::new();
+
+        for c in modestring.chars() {
+            match c {
+                '+' => {
+                    adding = true;
+                    continue;
+                }
+                '-' => {
+                    adding = false;
+                    continue;
+                }
+                _ => {}
             }
-        }
-        // A bare list mode shows the list; anyone may look.
-        if LIST_MODES.contains(&c) && arg.is_none() {
-            let Some(channel) = world.channels.get(&key) else {
-                break;
+            let takes_arg = match c {
+                'o' | 'v' | 'b' | 'e' | 'I' | 'q' => true,
+                'k' => true,
+                'l' => adding,
+                'i' | 'm' | 'n' | 't' => false,
+                other => {
+                    replies.push((
+                        numeric::ERR_UNKNOWNMODE,
+                        vec![other.to_string()],
+                        "is unknown mode char to me",
+                    ));
+                    continue;
+                }
             };
-            send_list(
-                ctx,
-                &shown,
-                c,
-                channel.list(c).map(Vec::as_slice).unwrap_or(&[]),
-            );
-            continue;
-        }
-        if !is_op {
-            denied = true;
-            continue;
-        }
-        if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 't' | 'k' | 'l') {
-            room_denied = true;
-            continue;
-        }
-        match c {
-            'o' | 'v' => {
-                let Some(nick) = arg else { continue };
-                let Some(target) = world
-                    .user_by_nick(nick)
-                    .map(|u| (u.id, u.nick.clone(), u.account.clone()))
-                else {
-                    replies.push((
-                        numeric::ERR_NOSUCHNICK,
-                        vec![nick.to_string()],
-                        "No such nick/channel",
-                    ));
-                    continue;
-                };
-                let Some(channel) = world.channels.get_mut(&key) else {
+            let arg = if takes_arg { args.next() } else { None };
+            if takes_arg {
+                param_modes += 1;
+                if param_modes > MODES_PER_COMMAND {
                     break;
-                };
-                let Some(status) = channel.members.get_mut(&target.0) else {
-                    replies.push((
-                        numeric::ERR_USERNOTINCHANNEL,
-                        vec![target.1, shown.clone()],
-                        "They aren't on that channel",
-                    ));
-                    continue;
-                };
-                let flag = if c == 'o' {
-                    &mut status.op
-                } else {
-                    &mut status.voice
-                };
-                if *flag != adding {
-                    *flag = adding;
-                    channel.names_changed();
-                    // In a registered channel, +o on a logged-in user is remembered for them.
-                    if let (Some(account), true) = (&target.2, c == 'o' && channel.is_registered())
-                    {
-                        let account = casefold(account);
-                        channel.op_accounts.retain(|a| *a != account);
-                        if adding {
-                            channel.op_accounts.push(account);
-                        }
-                    }
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: Some(target.1),
-                    });
                 }
             }
-            'b' | 'e' | 'I' | 'q' => {
-                // The mask travels as a middle parameter, so one that could not be one is dropped.
-                let Some(mask) = arg.filter(|m| valid_mask(m)).map(normalize_mask) else {
-                    continue;
-                };
-                let Some(list) = world.channels.get_mut(&key).and_then(|ch| ch.list_mut(c)) else {
+            // A bare list mode shows the list; anyone may look.
+            if LIST_MODES.contains(&c) && arg.is_none() {
+                let Some(channel) = world.channels.get(&key) else {
                     break;
                 };
-                let existing = list
-                    .iter()
-                    .position(|b| casefold(&b.mask) == casefold(&mask));
-                let audit_action = match (c, adding) {
-                    ('b', true) => Some("ban"),
-                    ('b', false) => Some("unban"),
-                    ('q', true) => Some("quiet"),
-                    ('q', false) => Some("unquiet"),
-                    _ => None,
-                };
-                let changed = match (adding, existing) {
-                    (true, None) if list.len() >= MAX_BANS => {
-                        replies.push((
-                            numeric::ERR_BANLISTFULL,
-                            vec![shown.clone(), c.to_string()],
-                            "Channel list is full",
-                        ));
-                        None
-                    }
-                    (true, None) => {
-                        list.push(Ban {
-                            mask: mask.clone(),
-                            set_by: setter.clone(),
-                            set_at: SystemTime::now(),
-                        });
-                        Some(mask)
-                    }
-                    (false, Some(pos)) => Some(list.remove(pos).mask),
-                    _ => None,
-                };
-                if let Some(mask) = changed {
-                    if let Some(action) = audit_action {
-                        ctx.shared.history.audit(
-                            action,
-                            Some(&setter),
-                            ctx.session.account.as_deref(),
-                            Some(&mask),
-                            Some(&ctx.session.ip.to_string()),
-                            Some(&shown),
-                        );
-                    }
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: Some(mask),
-                    });
-                }
+                send_list(
+                    ctx,
+                    &shown,
+                    c,
+                    channel.list(c).map(Vec::as_slice).unwrap_or(&[]),
+                );
+                continue;
             }
-            'k' => {
-                let Some(channel) = world.channels.get_mut(&key) else {
-                    break;
-                };
-                if adding {
-                    let Some(k) = arg.filter(|k| valid_key(k)) else {
-                        replies.push((
-                            numeric::ERR_INVALIDKEY,
-                            vec![shown.clone()],
-                            "Key is not well-formed",
-                        ));
-                        continue;
-                    };
-                    channel.modes.key = Some(k.to_string());
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: Some(k.to_string()),
-                    });
-                } else if channel.modes.key.take().is_some() {
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: Some("*".into()),
-                    });
-                }
+            if !is_op {
+                denied = true;
+                continue;
             }
-            'l' => {
-                let Some(channel) = world.channels.get_mut(&key) else {
-                    break;
-                };
-                if adding {
-                    let Some(limit) = arg.and_then(|a| a.parse::<usize>().ok()).filter(|l| *l > 0)
+            if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 't' | 'k' | 'l') {
+                room_denied = true;
+                continue;
+            }
+            match c {
+                'o' | 'v' => {
+                    let Some(nick) = arg else { continue };
+                    let Some(target) = world
+                        .user_by_nick(nick)
+                        .map(|u| (u.id, u.nick.clone(), u.account.clone()))
                     else {
+                        replies.push((
+                            numeric::ERR_NOSUCHNICK,
+                            vec![nick.to_string()],
+                            "No such nick/channel",
+                        ));
                         continue;
                     };
-                    if channel.modes.limit != Some(limit) {
-                        channel.modes.limit = Some(limit);
+                    let Some(channel) = world.channels.get_mut(&key) else {
+                        break;
+                    };
+                    let Some(status) = channel.members.get_mut(&target.0) else {
+                        replies.push((
+                            numeric::ERR_USERNOTINCHANNEL,
+                            vec![target.1, shown.clone()],
+                            "They aren't on that channel",
+                        ));
+                        continue;
+                    };
+                    let flag = if c == 'o' {
+                        &mut status.op
+                    } else {
+                        &mut status.voice
+                    };
+                    if *flag != adding {
+                        *flag = adding;
+                        channel.names_changed();
+                        // In a registered channel, +o on a logged-in user is remembered for them.
+                        if let (Some(account), true) =
+                            (&target.2, c == 'o' && channel.is_registered())
+                        {
+                            let account = casefold(account);
+                            channel.op_accounts.retain(|a| *a != account);
+                            if adding {
+                                channel.op_accounts.push(account);
+                            }
+                        }
                         applied.push(Applied {
                             adding,
                             mode: c,
-                            arg: Some(limit.to_string()),
+                            arg: Some(target.1),
                         });
                     }
-                } else if channel.modes.limit.take().is_some() {
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: None,
-                    });
                 }
-            }
-            'i' | 'm' | 'n' | 't' => {
-                let Some(channel) = world.channels.get_mut(&key) else {
-                    break;
-                };
-                let flag = match c {
-                    'i' => &mut channel.modes.invite_only,
-                    'm' => &mut channel.modes.moderated,
-                    'n' => &mut channel.modes.no_external,
-                    _ => &mut channel.modes.topic_ops_only,
-                };
-                if *flag != adding {
-                    *flag = adding;
-                    applied.push(Applied {
-                        adding,
-                        mode: c,
-                        arg: None,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-
-    let mut announce = None;
-    if !applied.is_empty() {
-        let mut modes = String::new();
-        let mut mode_args: Vec<String> = Vec::new();
-        let mut sign = None;
-        for change in &applied {
-            if sign != Some(change.adding) {
-                modes.push(if change.adding { '+' } else { '-' });
-                sign = Some(change.adding);
-            }
-            modes.push(change.mode);
-            if let Some(arg) = &change.arg {
-                mode_args.push(arg.clone());
-            }
-        }
-        let mut middle: Vec<&str> = vec![&shown, &modes];
-        middle.extend(mode_args.iter().map(String::as_str));
-        let bytes = line(Some(&source), "MODE", &middle, None);
-        if let Some(channel) = world.channels.get(&key) {
-            match &ctx.shared.cluster {
-                Some(cluster) => {
-                    let _ = ctx.outbound.push(&bytes);
-                    announce = Some((
-                        channel.snapshot.clone(),
-                        Event::Mode {
-                            uid: cluster.uid_of(id),
-                            source: source.clone(),
-                            channel: shown.clone(),
-                            changes: applied
-                                .iter()
-                                .map(|a| ModeChange {
-                                    adding: a.adding,
-                                    mode: a.mode,
-                                    arg: a.arg.clone(),
-                                })
-                                .collect(),
-                        },
-                    ));
-                }
-                None => {
-                    for member in channel.snapshot.iter() {
-                        let _ = member.push(&bytes);
+                'b' | 'e' | 'I' | 'q' => {
+                    // The mask travels as a middle parameter, so one that could not be one is dropped.
+                    let Some(mask) = arg.filter(|m| valid_mask(m)).map(normalize_mask) else {
+                        continue;
+                    };
+                    let Some(list) = world.channels.get_mut(&key).and_then(|ch| ch.list_mut(c))
+                    else {
+                        break;
+                    };
+                    let existing = list
+                        .iter()
+                        .position(|b| casefold(&b.mask) == casefold(&mask));
+                    let audit_action = match (c, adding) {
+                        ('b', true) => Some("ban"),
+                        ('b', false) => Some("unban"),
+                        ('q', true) => Some("quiet"),
+                        ('q', false) => Some("unquiet"),
+                        _ => None,
+                    };
+                    let changed = match (adding, existing) {
+                        (true, None) if list.len() >= MAX_BANS => {
+                            replies.push((
+                                numeric::ERR_BANLISTFULL,
+                                vec![shown.clone(), c.to_string()],
+                                "Channel list is full",
+                            ));
+                            None
+                        }
+                        (true, None) => {
+                            list.push(Ban {
+                                mask: mask.clone(),
+                                set_by: setter.clone(),
+                                set_at: SystemTime::now(),
+                            });
+                            Some(mask)
+                        }
+                        (false, Some(pos)) => Some(list.remove(pos).mask),
+                        _ => None,
+                    };
+                    if let Some(mask) = changed {
+                        if let Some(action) = audit_action {
+                            ctx.shared.history.audit(
+                                action,
+                                Some(&setter),
+                                ctx.session.account.as_deref(),
+                                Some(&mask),
+                                Some(&ctx.session.ip.to_string()),
+                                Some(&shown),
+                            );
+                        }
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some(mask),
+                        });
                     }
                 }
-            }
-            if let Some(record) = channel.record() {
-                ctx.shared
-                    .history
-                    .persist(StateChange::SaveChannel(Box::new(record)));
+                'k' => {
+                    let Some(channel) = world.channels.get_mut(&key) else {
+                        break;
+                    };
+                    if adding {
+                        let Some(k) = arg.filter(|k| valid_key(k)) else {
+                            replies.push((
+                                numeric::ERR_INVALIDKEY,
+                                vec![shown.clone()],
+                                "Key is not well-formed",
+                            ));
+                            continue;
+                        };
+                        channel.modes.key = Some(k.to_string());
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some(k.to_string()),
+                        });
+                    } else if channel.modes.key.take().is_some() {
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: Some("*".into()),
+                        });
+                    }
+                }
+                'l' => {
+                    let Some(channel) = world.channels.get_mut(&key) else {
+                        break;
+                    };
+                    if adding {
+                        let Some(limit) =
+                            arg.and_then(|a| a.parse::<usize>().ok()).filter(|l| *l > 0)
+                        else {
+                            continue;
+                        };
+                        if channel.modes.limit != Some(limit) {
+                            channel.modes.limit = Some(limit);
+                            applied.push(Applied {
+                                adding,
+                                mode: c,
+                                arg: Some(limit.to_string()),
+                            });
+                        }
+                    } else if channel.modes.limit.take().is_some() {
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: None,
+                        });
+                    }
+                }
+                'i' | 'm' | 'n' | 't' => {
+                    let Some(channel) = world.channels.get_mut(&key) else {
+                        break;
+                    };
+                    let flag = match c {
+                        'i' => &mut channel.modes.invite_only,
+                        'm' => &mut channel.modes.moderated,
+                        'n' => &mut channel.modes.no_external,
+                        _ => &mut channel.modes.topic_ops_only,
+                    };
+                    if *flag != adding {
+                        *flag = adding;
+                        applied.push(Applied {
+                            adding,
+                            mode: c,
+                            arg: None,
+                        });
+                    }
+                }
+                _ => {}
             }
         }
-    }
-    drop(world);
-    if let (Some(cluster), Some((members, event))) = (&ctx.shared.cluster, announce) {
-        cluster.announce(ctx.shared, event, members);
-    }
+
+        let mut announced = Announced::default();
+        if !applied.is_empty() {
+            let mut modes = String::new();
+            let mut mode_args: Vec<String> = Vec::new();
+            let mut sign = None;
+            for change in &applied {
+                if sign != Some(change.adding) {
+                    modes.push(if change.adding { '+' } else { '-' });
+                    sign = Some(change.adding);
+                }
+                modes.push(change.mode);
+                if let Some(arg) = &change.arg {
+                    mode_args.push(arg.clone());
+                }
+            }
+            let mut middle: Vec<&str> = vec![&shown, &modes];
+            middle.extend(mode_args.iter().map(String::as_str));
+            let bytes = line(Some(&source), "MODE", &middle, None);
+            if let Some(channel) = world.channels.get(&key) {
+                announced = ctx.announce(Line::Bytes(&bytes), &channel.snapshot, |cluster| {
+                    Event::Mode {
+                        uid: cluster.uid_of(id),
+                        source: source.clone(),
+                        channel: shown.clone(),
+                        changes: applied
+                            .iter()
+                            .map(|a| ModeChange {
+                                adding: a.adding,
+                                mode: a.mode,
+                                arg: a.arg.clone(),
+                            })
+                            .collect(),
+                    }
+                });
+                // As before this seam: in a cluster the setter sees its change at once even when
+                // not a member (a server operator in the default room); alone, only members do.
+                announced.tell_actor(Line::Bytes(&bytes));
+                if let Some(record) = channel.record() {
+                    ctx.shared
+                        .history
+                        .persist(StateChange::SaveChannel(Box::new(record)));
+                }
+            }
+        }
+        (announced, replies, denied, room_denied, shown)
+    };
+    ctx.publish(announced);
     for (code, params, text) in replies {
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         ctx.numeric(code, &params, Some(text));
@@ -474,6 +461,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             Some("Only server operators may change the default channel's modes"),
         );
     }
+    Ok(())
 }
 
 /// The RPL_*LIST lines of one list mode and its end line.

@@ -9,31 +9,32 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::cluster::ClaimError;
-use crate::context::{line, Ctx, FollowUp};
-use crate::registration;
+use crate::command::registration;
+use crate::context::{Announced, Ctx, FollowUp, Line, Reply};
+use crate::relay::line;
 use crate::state::{ClientId, WhowasEntry, World};
 
-pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `NICK <nick>`: take a valid, free nick (an account's own nick only when logged in to it; in
+/// a cluster once claimed network-wide).
+pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(wanted) = msg.param(0).filter(|n| !n.is_empty()) else {
-        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
-        return;
+        return Err(Reply::no_nickname_given());
     };
     if !validate::nick(wanted, ctx.shared.config.limits.nick_len) {
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_ERRONEUSNICKNAME,
             &[wanted],
-            Some("Erroneous nickname"),
-        );
-        return;
+            "Erroneous nickname",
+        ));
     }
     let id = ctx.session.id;
     let folded = casefold(wanted);
     if wanted == ctx.session.nick && holds(ctx, &folded) {
-        return;
+        return Ok(());
     }
     // Before registration the owner may still log in, so the check waits for try_complete.
     if ctx.session.registered && !registration::nick_allowed(ctx, wanted) {
-        return;
+        return Ok(());
     }
     let holder = ctx
         .shared
@@ -45,18 +46,18 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .filter(|holder| *holder != id);
     if let Some(holder) = holder {
         if !(owns(ctx, &folded) && evict_squatter(ctx, holder, wanted)) {
-            in_use(ctx, wanted);
-            return;
+            return Err(nick_in_use(wanted));
         }
     }
-    if ctx.shared.cluster.is_some() {
+    if ctx.announcer().claims_nicks() {
         // Held once in the whole cluster: the connection task claims it, then calls `claimed`.
         ctx.session
             .followups
             .push_back(FollowUp::ClaimNick(wanted.to_string()));
-        return;
+        return Ok(());
     }
     take(ctx, wanted);
+    Ok(())
 }
 
 /// Whether this connection's nick index entry for `folded` is its own. Not so for a nick an
@@ -103,9 +104,7 @@ fn evict_squatter(ctx: &Ctx<'_>, holder: ClientId, nick: &str) -> bool {
         &["*", nick],
         Some(RESERVED),
     ));
-    if let Some(cluster) = &ctx.shared.cluster {
-        cluster.release(&folded, &cluster.uid_of(holder));
-    }
+    ctx.announcer().release_nick(&folded, holder);
     tracing::info!(client = holder.0, account = %nick, "account owner took its nick from an unregistered connection");
     true
 }
@@ -130,7 +129,7 @@ pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
             return;
         }
     }
-    if ctx.shared.cluster.is_some() {
+    if ctx.announcer().claims_nicks() {
         ctx.session
             .followups
             .push_back(FollowUp::ClaimNick(account.to_string()));
@@ -139,12 +138,17 @@ pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
     take(ctx, account);
 }
 
-fn in_use(ctx: &Ctx<'_>, wanted: &str) {
-    ctx.numeric(
+/// 433 ERR_NICKNAMEINUSE.
+fn nick_in_use(wanted: &str) -> Reply {
+    Reply::new(
         numeric::ERR_NICKNAMEINUSE,
         &[wanted],
-        Some("Nickname is already in use"),
-    );
+        "Nickname is already in use",
+    )
+}
+
+fn in_use(ctx: &Ctx<'_>, wanted: &str) {
+    ctx.reply(&nick_in_use(wanted));
 }
 
 /// The cluster's answer to a nick claim.
@@ -159,37 +163,16 @@ pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) 
                 .nicks
                 .get(&casefold(wanted))
                 .is_some_and(|owner| *owner != id);
-            let Some(cluster) = ctx.shared.cluster.clone() else {
-                return;
-            };
-            let uid = cluster.uid_of(id);
             if taken_here {
                 // Someone here still shows it (their QUIT is on its way): not ours after all.
-                cluster.release(&casefold(wanted), &uid);
+                ctx.announcer().release_nick(&casefold(wanted), id);
                 in_use(ctx, wanted);
                 return;
             }
             let old = casefold(&ctx.session.nick);
-            let (source, neighbours) = {
-                let world = ctx.shared.world.lock();
-                let source = world
-                    .users
-                    .get(&id)
-                    .filter(|u| u.registered)
-                    .map(|u| u.source());
-                (source, world.neighbours(id))
-            };
             take(ctx, wanted);
             if old != casefold(wanted) {
-                cluster.release(&old, &uid);
-            }
-            if let Some(source) = source {
-                let event = Event::Nick {
-                    uid,
-                    source,
-                    nick: wanted.to_string(),
-                };
-                cluster.announce(ctx.shared, event, std::sync::Arc::new(neighbours));
+                ctx.announcer().release_nick(&old, id);
             }
         }
         Err(ClaimError::Taken) => in_use(ctx, wanted),
@@ -213,22 +196,26 @@ fn take(ctx: &mut Ctx<'_>, wanted: &str) {
     world.nicks.insert(folded, id);
     let whowas_limit = ctx.shared.config.limits.whowas_entries;
     let mut announce = None;
+    let mut announced = Announced::default();
     if let Some(user) = world.users.get(&id) {
         if user.registered {
-            announce = Some(line(Some(&user.source()), "NICK", &[], Some(wanted)));
+            announce = Some((
+                user.source(),
+                line(Some(&user.source()), "NICK", &[], Some(wanted)),
+            ));
         }
     }
-    if let Some(bytes) = &announce {
+    if let Some((source, bytes)) = &announce {
         if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
             // Keep the old nick findable by WHOWAS, as other servers do.
             world.push_whowas(entry, whowas_limit);
         }
-        // In a cluster the others hear it from the stream (see `claimed`).
-        if ctx.shared.cluster.is_none() {
-            for other in world.neighbours(id) {
-                let _ = other.push(bytes);
-            }
-        }
+        let neighbours = std::sync::Arc::new(world.neighbours(id));
+        announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
+            uid: cluster.uid_of(id),
+            source: source.clone(),
+            nick: wanted.to_string(),
+        });
     }
     let World {
         users, channels, ..
@@ -242,9 +229,10 @@ fn take(ctx: &mut Ctx<'_>, wanted: &str) {
         }
     }
     drop(world);
-    if let Some(bytes) = &announce {
+    if let Some((_, bytes)) = &announce {
         ctx.send(bytes);
     }
+    ctx.publish(announced);
     ctx.session.nick = wanted.to_string();
     registration::try_complete(ctx);
 }

@@ -9,59 +9,20 @@ use std::time::Duration;
 
 use parley_proto::{casefold, numeric, Message};
 
+use crate::clock::{format_time, now_ms};
 use crate::cluster::event::Event;
-use crate::context::{line, Ctx, FollowUp};
-use crate::relay::{format_time, now_ms};
-use crate::server::{dline_covers, OperClass};
+use crate::context::{Ctx, Reply};
+use crate::relay::line;
+use crate::server::dline_covers;
 use crate::state::mask_matches;
+use crate::state::OperClass;
 use crate::store::{ServerBan, StateChange};
-
-fn no_privileges(ctx: &Ctx<'_>) {
-    ctx.numeric(
-        numeric::ERR_NOPRIVILEGES,
-        &[],
-        Some("Permission Denied - You do not have the required operator privileges"),
-    );
-}
-
-/// The operator status of this connection, if it holds `permission`; otherwise answers 481.
-fn require(ctx: &Ctx<'_>, permission: &str) -> bool {
-    let class = ctx
-        .shared
-        .world
-        .lock()
-        .users
-        .get(&ctx.session.id)
-        .and_then(|u| u.oper);
-    if ctx.shared.oper_can(class, permission) {
-        true
-    } else {
-        no_privileges(ctx);
-        false
-    }
-}
 
 fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
 }
 
-/// Make this connection an operator if its account is one: at once for a config admin, after
-/// asking the database ([`FollowUp::OperCheck`]) otherwise, since the database may make a
-/// moderator or a plain account an admin. `asked` when OPER asked, so "no" gets its 491.
-pub fn grant(ctx: &mut Ctx<'_>, asked: bool) {
-    let Some(account) = ctx.session.account.clone() else {
-        return;
-    };
-    match ctx.shared.oper_class(&account) {
-        Some(OperClass::Admin) => grant_class(ctx, &account, OperClass::Admin),
-        _ => ctx
-            .session
-            .followups
-            .push_back(FollowUp::OperCheck { account, asked }),
-    }
-}
-
-/// The database's answer for [`grant`]: the higher of its word and the config's.
+/// The database's answer for [`Ctx::grant_oper`]: the higher of its word and the config's.
 pub fn checked(
     ctx: &mut Ctx<'_>,
     account: &str,
@@ -82,7 +43,7 @@ pub fn checked(
         ctx.shared.oper_class(account)
     };
     match class {
-        Some(class) => grant_class(ctx, account, class),
+        Some(class) => ctx.grant_oper_class(account, class),
         None if asked => ctx.numeric(
             numeric::ERR_NOOPERHOST,
             &[],
@@ -92,56 +53,15 @@ pub fn checked(
     }
 }
 
-/// Give this connection operator status of `class` (nothing if it has some already).
-fn grant_class(ctx: &mut Ctx<'_>, account: &str, class: OperClass) {
-    let source = {
-        let mut world = ctx.shared.world.lock();
-        let Some(user) = world.users.get_mut(&ctx.session.id) else {
-            return;
-        };
-        if user.oper.is_some() {
-            return;
-        }
-        user.oper = Some(class);
-        user.wallops = true;
-        let source = user.source();
-        world.counts.opers += 1;
-        source
-    };
-    ctx.numeric(
-        numeric::RPL_YOUREOPER,
-        &[],
-        Some(&format!("You are now an IRC operator ({})", class.name())),
-    );
-    let nick = ctx.session.nick.clone();
-    ctx.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
-    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
-        let event = Event::UserModes {
-            uid: cluster.uid_of(ctx.session.id),
-            invisible: ctx
-                .shared
-                .world
-                .lock()
-                .users
-                .get(&ctx.session.id)
-                .is_some_and(|u| u.invisible),
-            oper: true,
-        };
-        cluster.publish(ctx.shared, event, None);
-    }
-    ctx.audit("oper_up", account, Some(class.name()));
-}
-
 /// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;
 /// the parameters are accepted for clients that always send them.
-pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
+pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
     if ctx.session.account.is_none() {
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_NOOPERHOST,
             &[],
-            Some("Log in to an operator account first"),
-        );
-        return;
+            "Log in to an operator account first",
+        ));
     }
     let already = ctx
         .shared
@@ -157,14 +77,14 @@ pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
             &[],
             Some(&format!("You are now an IRC operator ({})", class.name())),
         ),
-        None => grant(ctx, true),
+        None => ctx.grant_oper(true),
     }
+    Ok(())
 }
 
-pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) || !require(ctx, "kill") {
-        return;
-    }
+pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
+    ctx.require_oper("kill")?;
     let target = msg.params[0];
     let reason = msg
         .param(1)
@@ -177,24 +97,18 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .map(|u| (u.nick.clone(), u.outbound.clone(), u.remote.clone()))
     };
     let Some((nick, outbound, remote)) = found else {
-        ctx.numeric(
-            numeric::ERR_NOSUCHNICK,
-            &[target],
-            Some("No such nick/channel"),
-        );
-        return;
+        return Err(Reply::no_such_nick(target));
     };
     let by = ctx.session.nick.clone();
     let text = format!("Killed ({by} ({reason}))");
-    match (&ctx.shared.cluster, remote) {
+    match remote {
         // On another node: that node closes it, and the QUIT comes back through the stream.
-        (Some(cluster), Some(uid)) => {
-            cluster.publish(ctx.shared, Event::Kill { uid, reason: text }, None)
-        }
-        _ => outbound.disconnect(&text),
+        Some(uid) => ctx.replicate(|_| Some(Event::Kill { uid, reason: text })),
+        None => outbound.disconnect(&text),
     }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
+    Ok(())
 }
 
 /// `[duration] mask [:reason]`: a leading `1h`/`7d`/`30m` is a duration, else it never expires.
@@ -211,18 +125,12 @@ fn ban_params<'a>(msg: &'a Message<'a>) -> Option<(Option<Duration>, &'a str, &'
     Some((duration, mask, reason))
 }
 
-fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
+fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) -> Result<(), Reply> {
     let permission = kind;
-    if !ctx.need_params(msg, 1) || !require(ctx, permission) {
-        return;
-    }
+    ctx.require_params(msg, 1)?;
+    ctx.require_oper(permission)?;
     let Some((duration, raw_mask, reason)) = ban_params(msg) else {
-        ctx.numeric(
-            numeric::ERR_NEEDMOREPARAMS,
-            &[&kind.to_ascii_uppercase()],
-            Some("Not enough parameters"),
-        );
-        return;
+        return Err(Reply::need_more_params(kind));
     };
     let mask = if kind == "dline" {
         let valid = raw_mask.parse::<ipnet::IpNet>().is_ok()
@@ -232,7 +140,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
                 ctx,
                 &format!("{raw_mask} is not an address or network (like 10.0.0.0/8)"),
             );
-            return;
+            return Ok(());
         }
         raw_mask.to_string()
     } else if raw_mask.starts_with('$') || raw_mask.contains('!') {
@@ -261,9 +169,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
     ctx.shared
         .history
         .persist(StateChange::AddServerBan(ban.clone()));
-    if let Some(cluster) = &ctx.shared.cluster {
-        cluster.publish(ctx.shared, Event::ServerBanAdded { ban }, None);
-    }
+    ctx.replicate(|_| Some(Event::ServerBanAdded { ban }));
     let expiry = expires_ms
         .map(format_time)
         .unwrap_or_else(|| "never".into());
@@ -293,12 +199,12 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             victims.len()
         ),
     );
+    Ok(())
 }
 
-fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
-    if !ctx.need_params(msg, 1) || !require(ctx, kind) {
-        return;
-    }
+fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
+    ctx.require_oper(kind)?;
     let wanted = casefold(msg.params[0]);
     let removed = {
         let mut bans = ctx.shared.server_bans.lock();
@@ -321,16 +227,12 @@ fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             ctx.shared
                 .history
                 .persist(StateChange::RemoveServerBan(kind.to_string(), mask.clone()));
-            if let Some(cluster) = &ctx.shared.cluster {
-                cluster.publish(
-                    ctx.shared,
-                    Event::ServerBanRemoved {
-                        kind: kind.to_string(),
-                        mask: mask.clone(),
-                    },
-                    None,
-                );
-            }
+            ctx.replicate(|_| {
+                Some(Event::ServerBanRemoved {
+                    kind: kind.to_string(),
+                    mask: mask.clone(),
+                })
+            });
             ctx.audit(&format!("un{kind}"), &mask, None);
             notice(
                 ctx,
@@ -342,26 +244,27 @@ fn remove_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) {
             &format!("No {} matches {}", kind.to_ascii_uppercase(), msg.params[0]),
         ),
     }
+    Ok(())
 }
 
-pub fn kline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    add_ban(ctx, msg, "kline");
+pub fn kline(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    add_ban(ctx, msg, "kline")
 }
 
-pub fn unkline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    remove_ban(ctx, msg, "kline");
+pub fn unkline(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    remove_ban(ctx, msg, "kline")
 }
 
-pub fn dline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    add_ban(ctx, msg, "dline");
+pub fn dline(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    add_ban(ctx, msg, "dline")
 }
 
-pub fn undline(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    remove_ban(ctx, msg, "dline");
+pub fn undline(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    remove_ban(ctx, msg, "dline")
 }
 
 /// `STATS k` (K-lines) and `STATS d` (D-lines), for operators.
-pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let query = msg.param(0).unwrap_or("").to_ascii_lowercase();
     let kind = match query.as_str() {
         "k" => "kline",
@@ -372,12 +275,10 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 &[&query],
                 Some("End of /STATS report"),
             );
-            return;
+            return Ok(());
         }
     };
-    if !require(ctx, kind) {
-        return;
-    }
+    ctx.require_oper(kind)?;
     let now = now_ms();
     let bans: Vec<ServerBan> = ctx
         .shared
@@ -404,22 +305,37 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         &[&query],
         Some("End of /STATS report"),
     );
+    Ok(())
 }
 
-/// `SUSPEND account [:reason]`: refuse its logins and close its connections; `UNSUSPEND`.
-pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
-    if !ctx.need_params(msg, 1) || !require(ctx, "suspend") {
-        return;
-    }
-    let account = msg.params[0];
-    if let Err(err) = ctx.shared.accounts.store().set_locked(account, suspended) {
-        notice(ctx, &format!("Cannot change {account}: {err}"));
-        return;
-    }
+/// `SUSPEND account [:reason]`: refuse its logins and close its connections; `UNSUSPEND`. The
+/// store is written on the blocking pool; the rest follows its answer.
+pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
+    ctx.require_oper("suspend")?;
+    let account = msg.params[0].to_string();
     let reason = msg
         .param(1)
         .filter(|r| !r.is_empty())
-        .unwrap_or("Account suspended");
+        .unwrap_or("Account suspended")
+        .to_string();
+    let store = ctx.shared.accounts.store().clone();
+    let name = account.clone();
+    ctx.then_blocking(
+        move || store.set_locked(&name, suspended),
+        move |ctx, stored| {
+            if let Err(err) = stored {
+                notice(ctx, &format!("Cannot change {account}: {err}"));
+                return;
+            }
+            suspended_now(ctx, &account, suspended, &reason);
+        },
+    );
+    Ok(())
+}
+
+/// The rest of [`suspend`], once the store has it.
+fn suspended_now(ctx: &mut Ctx<'_>, account: &str, suspended: bool, reason: &str) {
     let mut closed = 0;
     if suspended {
         let folded = casefold(account);
@@ -453,10 +369,8 @@ pub fn suspend(ctx: &mut Ctx<'_>, msg: &Message<'_>, suspended: bool) {
 }
 
 /// `REHASH`: re-read the config file and certificate, as SIGHUP does.
-pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
-    if !require(ctx, "rehash") {
-        return;
-    }
+pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_oper("rehash")?;
     ctx.numeric(numeric::RPL_REHASHING, &["parleyd"], Some("Rehashing"));
     match ctx.shared.reload() {
         Ok(restart) if restart.is_empty() => notice(ctx, "Configuration reloaded"),
@@ -473,17 +387,17 @@ pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) {
         ),
     }
     ctx.audit("rehash", "config", None);
+    Ok(())
 }
 
 /// `WALLOPS :text` to everyone with user mode `+w`.
-pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) || !require(ctx, "wallops") {
-        return;
-    }
+pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
+    ctx.require_oper("wallops")?;
     let (source, recipients) = {
         let world = ctx.shared.world.lock();
         let Some(me) = world.users.get(&ctx.session.id) else {
-            return;
+            return Ok(());
         };
         let recipients: Vec<_> = world
             .users
@@ -498,6 +412,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         let _ = recipient.push(&bytes);
     }
     ctx.audit("wallops", "*", Some(msg.params[0]));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,15 +2,20 @@
 
 use parley_proto::{numeric, Message};
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Reply};
 
-pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `PING <token>`: answered with `PONG <server> :<token>` (409 without a token).
+pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(token) = msg.param(0) else {
-        ctx.numeric(numeric::ERR_NOORIGIN, &[], Some("No origin specified"));
-        return;
+        return Err(Reply::new(
+            numeric::ERR_NOORIGIN,
+            &[],
+            "No origin specified",
+        ));
     };
     let name = ctx.shared.server_name();
     ctx.server_line("PONG", &[name], Some(token));
+    Ok(())
 }
 
 pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
@@ -33,13 +38,13 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if let Some(user) = ctx.shared.world.lock().users.get_mut(&ctx.session.id) {
         user.away = away.clone();
     }
-    if let (Some(cluster), true) = (&ctx.shared.cluster, ctx.session.registered) {
-        let uid = cluster.uid_of(ctx.session.id);
-        cluster.publish(
-            ctx.shared,
-            crate::cluster::event::Event::Away { uid, away },
-            None,
-        );
+    if ctx.session.registered {
+        ctx.replicate(|cluster| {
+            Some(crate::cluster::event::Event::Away {
+                uid: cluster.uid_of(ctx.session.id),
+                away,
+            })
+        });
     }
     if now_away {
         ctx.numeric(

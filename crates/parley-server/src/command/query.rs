@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use parley_proto::{casefold, numeric, wildcard_match, Message};
 
+use crate::clock::httpdate_like;
 use crate::command::channel::unix_time;
-use crate::context::Ctx;
-use crate::registration::httpdate_like;
+use crate::context::{Ctx, Reply};
 use crate::state::{MemberStatus, User, World};
 
 /// Most rows one WHO answers, so a `WHO *` cannot flood the asker's send queue.
@@ -91,7 +91,8 @@ fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str) {
     }
 }
 
-pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `WHOIS [<server>] <nick>`: who a user is (311, 319, 312, 301, 313, 330, 671, 317, 318).
+pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     // `WHOIS server nick` is allowed; the nick is always the last parameter.
     let Some(target) = msg
         .params
@@ -99,12 +100,10 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         .and_then(|p| p.split(',').next())
         .filter(|n| !n.is_empty())
     else {
-        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
-        return;
+        return Err(Reply::no_nickname_given());
     };
     let world = ctx.shared.world.lock();
     let Some(user) = world.user_by_nick(target) else {
-        drop(world);
         ctx.numeric(
             numeric::ERR_NOSUCHNICK,
             &[target],
@@ -115,7 +114,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             &[target],
             Some("End of /WHOIS list"),
         );
-        return;
+        return Ok(());
     };
     let nick = user.nick.as_str();
     ctx.numeric(
@@ -175,12 +174,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         Some("seconds idle, signon time"),
     );
     ctx.numeric(numeric::RPL_ENDOFWHOIS, &[nick], Some("End of /WHOIS list"));
+    Ok(())
 }
 
-pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `WHOWAS <nick> [<count>]`: who used a nick lately.
+pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(target) = msg.param(0).filter(|n| !n.is_empty()) else {
-        ctx.numeric(numeric::ERR_NONICKNAMEGIVEN, &[], Some("No nickname given"));
-        return;
+        return Err(Reply::no_nickname_given());
     };
     let wanted = msg
         .param(1)
@@ -228,12 +228,12 @@ pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         );
     }
     ctx.numeric(numeric::RPL_ENDOFWHOWAS, &[target], Some("End of WHOWAS"));
+    Ok(())
 }
 
-pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `ISON <nick>...`: which of these nicks are online.
+pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let online: Vec<String> = {
         let world = ctx.shared.world.lock();
         msg.params
@@ -245,12 +245,12 @@ pub fn ison(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .collect()
     };
     ctx.numeric(numeric::RPL_ISON, &[], Some(&online.join(" ")));
+    Ok(())
 }
 
-pub fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `USERHOST <nick>...`: up to five users' `nick=+user@host`.
+pub fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let replies: Vec<String> = {
         let world = ctx.shared.world.lock();
         msg.params
@@ -266,4 +266,5 @@ pub fn userhost(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             .collect()
     };
     ctx.numeric(numeric::RPL_USERHOST, &[], Some(&replies.join(" ")));
+    Ok(())
 }

@@ -17,7 +17,7 @@
 use parley_proto::Message;
 
 use crate::accounts::{token_hash, IssuedSession};
-use crate::context::{Ctx, FollowUp, PendingAuth};
+use crate::context::{Ctx, FollowUp, PendingAuth, Reply};
 use crate::server::Shared;
 use crate::store::StoreError;
 
@@ -30,35 +30,29 @@ pub enum Outcome {
     },
 }
 
-pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `SESSION NEW [:label]`, `SESSION REVOKE [*]`: login sessions of the account this connection
+/// is logged in to; refusals are `FAIL SESSION` standard replies.
+pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let sub = msg.params[0].to_ascii_uppercase();
     let Some(account) = ctx.session.account.clone() else {
-        fail(ctx, "ACCOUNT_REQUIRED", "Log in to an account first");
-        return;
+        return Err(Reply::fail(
+            "SESSION",
+            "ACCOUNT_REQUIRED",
+            &[],
+            "Log in to an account first",
+        ));
     };
     match sub.as_str() {
         "NEW" => {
-            if !crate::auth::password_allowed_here(ctx) {
-                fail(
-                    ctx,
-                    "INSECURE",
-                    "Session tokens are only given over an encrypted connection; reconnect with TLS",
-                );
-                return;
+            if !crate::command::auth::password_allowed_here(ctx) {
+                return Err(Reply::fail("SESSION", "INSECURE", &[], "Session tokens are only given over an encrypted connection; reconnect with TLS"));
             }
             // One session per connection: a connection that logged in with a token cannot mint
             // more, so whoever stole a token is shut out by that session's /logout, and a
             // password login asks once.
             if ctx.session.token_login || ctx.session.login_session.is_some() {
-                fail(
-                    ctx,
-                    "ALREADY_IN_SESSION",
-                    "This connection already has a login session; log in with a password for another",
-                );
-                return;
+                return Err(Reply::fail("SESSION", "ALREADY_IN_SESSION", &[], "This connection already has a login session; log in with a password for another"));
             }
             let label = msg.param(1).unwrap_or("").to_owned();
             ctx.session
@@ -69,12 +63,12 @@ pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let all = msg.param(1) == Some("*");
             let token_hash = ctx.session.login_session.clone();
             if !all && token_hash.is_none() {
-                fail(
-                    ctx,
+                return Err(Reply::fail(
+                    "SESSION",
                     "NO_SESSION",
+                    &[],
                     "This connection has no login session; SESSION REVOKE * ends them all",
-                );
-                return;
+                ));
             }
             ctx.session
                 .followups
@@ -84,12 +78,16 @@ pub fn session(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                     all,
                 }));
         }
-        _ => ctx.server_line(
-            "FAIL",
-            &["SESSION", "UNKNOWN_COMMAND", &sub],
-            Some("Use SESSION NEW [:label], SESSION REVOKE or SESSION REVOKE *"),
-        ),
+        _ => {
+            return Err(Reply::fail(
+                "SESSION",
+                "UNKNOWN_COMMAND",
+                &[&sub],
+                "Use SESSION NEW [:label], SESSION REVOKE or SESSION REVOKE *",
+            ))
+        }
     }
+    Ok(())
 }
 
 /// The store's part, in the connection task.

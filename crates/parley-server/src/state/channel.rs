@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::clock::{millis, system_time};
+
 use super::world::{ClientId, User};
 use crate::outbound::Outbound;
 use crate::store::{ChannelRecord, ListEntry, StoredTopic};
@@ -337,13 +339,13 @@ impl Channel {
     /// A registered channel as it was stored, with no members yet.
     pub fn from_record(record: &ChannelRecord) -> Channel {
         let mut channel = Channel::new(&record.name);
-        channel.created = from_millis(record.created_ms);
+        channel.created = system_time(record.created_ms);
         channel.owner = Some(record.owner.clone());
         channel.op_accounts = record.operators.clone();
         channel.topic = record.topic.as_ref().map(|t| Topic {
             text: t.text.clone(),
             set_by: t.set_by.clone(),
-            set_at: from_millis(t.set_at_ms),
+            set_at: system_time(t.set_at_ms),
         });
         channel.modes = ChannelModes {
             invite_only: record.flags.contains('i'),
@@ -358,7 +360,7 @@ impl Channel {
                 list.push(Ban {
                     mask: entry.mask.clone(),
                     set_by: entry.set_by.clone(),
-                    set_at: from_millis(entry.set_at_ms),
+                    set_at: system_time(entry.set_at_ms),
                 });
             }
         }
@@ -381,16 +383,6 @@ pub fn mask_matches(mask: &str, source: &str, account: Option<&str>) -> bool {
 
 fn any_matches(list: &[Ban], source: &str, account: Option<&str>) -> bool {
     list.iter().any(|b| mask_matches(&b.mask, source, account))
-}
-
-fn millis(at: SystemTime) -> i64 {
-    at.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn from_millis(ms: i64) -> SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 #[cfg(test)]

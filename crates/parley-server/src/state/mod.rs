@@ -1,6 +1,6 @@
 //! The in-memory world: connected users, the nick index, channels and the WHOWAS log.
 //!
-//! All of it sits behind one short-held lock in [`crate::server::Shared`]; handlers take it, decide,
+//! All of it sits behind one short-held lock in the server's shared state; handlers take it, decide,
 //! serialize once, and push bytes to recipients' outbound buffers without ever awaiting under it.
 //! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
 
@@ -10,4 +10,4 @@ mod world;
 pub use channel::{
     mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
 };
-pub use world::{ClientId, User, WhowasEntry, World};
+pub use world::{ClientId, OperClass, User, WhowasEntry, World};

@@ -30,7 +30,7 @@ pub struct User {
     pub secure: bool,
     pub ip: std::net::IpAddr,
     /// Server operator status (user mode `+o`).
-    pub oper: Option<crate::server::OperClass>,
+    pub oper: Option<OperClass>,
     /// Receives WALLOPS (user mode `+w`).
     pub wallops: bool,
     pub invisible: bool,
@@ -191,6 +191,21 @@ impl World {
         }
         if let Some(user) = self.users.get_mut(&id) {
             user.channels.remove(key);
+        }
+    }
+}
+/// A server operator's class: admins may do everything, moderators what the config allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperClass {
+    Admin,
+    Moderator,
+}
+
+impl OperClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            OperClass::Admin => "admin",
+            OperClass::Moderator => "moderator",
         }
     }
 }

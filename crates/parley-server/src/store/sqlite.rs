@@ -89,7 +89,7 @@ const MIGRATIONS: &[&str] = &[
     // 4: the SCRAM-SHA-256 credential (RFC 5803 form), NULL until the account layer derives one
     // from a password: accounts made before this step gain it at their next PLAIN/PASS login.
     "ALTER TABLE accounts ADD COLUMN scram TEXT;",
-    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>` (see `history::dm_key`);
+    // 5: private conversations are keyed `dm:<length of a>:<a>|<b>` (see `store::history::dm_key`);
     // the rows under the old, ambiguous `dm:<a>|<b>` are rewritten by `after_step`.
     "-- data only",
     // 6: the audit trail names the acting account beside the nick it acted under.

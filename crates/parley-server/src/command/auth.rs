@@ -22,38 +22,20 @@ use base64::Engine;
 use parley_proto::{casefold, numeric, scram, Message};
 
 use crate::accounts::{AccountError, LoginError, ScramLogin};
+use crate::cluster::event::Event;
+use crate::command::registration;
 use crate::config::RegistrationPolicy;
-use crate::context::{line, Ctx, FollowUp, LoginVia, PendingAuth};
-use crate::registration;
-use crate::relay::wire;
+use crate::context::{
+    Announced, Ctx, FollowUp, Line, LoginVia, PendingAuth, SaslState, SASL_MECHANISMS,
+};
+use crate::relay::{line, wire};
 use crate::server::Shared;
 
 /// Longest SASL payload accepted (base64), well above any sane name and password or SCRAM
 /// message (whose nonces a client chooses).
 const SASL_MAX: usize = 2048;
-/// The mechanisms offered, in `CAP LS 302` (`sasl=`) and in 908 (RPL_SASLMECHS).
-pub const SASL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256,IRCV3BEARER";
 /// The bearer-token mechanism's name.
 const BEARER: &str = "IRCV3BEARER";
-
-/// A SASL exchange in progress on one connection.
-pub enum SaslState {
-    /// PLAIN: the payload so far.
-    Plain(String),
-    /// IRCV3BEARER: the payload so far.
-    Bearer(String),
-    /// SCRAM-SHA-256, before the client's first message: that message so far.
-    ScramFirst(String),
-    /// The server's first message went out: the client's final message so far.
-    ScramFinal {
-        payload: String,
-        login: Box<ScramLogin>,
-    },
-    /// The proof checked out and the server's final message went out. IRC has no "success with
-    /// data", so as RFC 4422 section 5 says the client answers it with an empty response (`+`),
-    /// and only then is it logged in (900, 903).
-    ScramProved { account: String },
-}
 
 /// What a pending login or registration came to.
 pub enum AuthOutcome {
@@ -615,10 +597,10 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
             .followups
             .push_back(FollowUp::Offline(casefold(account)));
         if ctx.shared.live().operators.auto_oper {
-            crate::command::oper::grant(ctx, false);
+            ctx.grant_oper(false);
         }
     }
-    let mut announce = None;
+    let mut announced = Announced::default();
     let source = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&ctx.session.id) else {
@@ -628,34 +610,20 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         let source = user.source();
         if user.registered {
             let bytes = line(Some(&source), "ACCOUNT", &[account], None);
-            match &ctx.shared.cluster {
-                Some(cluster) => {
-                    announce = Some((
-                        std::sync::Arc::new(world.neighbours(ctx.session.id)),
-                        crate::cluster::event::Event::Account {
-                            uid: cluster.uid_of(ctx.session.id),
-                            source: source.clone(),
-                            account: Some(account.to_string()),
-                        },
-                    ))
-                }
-                None => {
-                    for other in world.neighbours(ctx.session.id) {
-                        if other.wire_caps() & wire::ACCOUNT_NOTIFY != 0 {
-                            let _ = other.push(&bytes);
-                        }
-                    }
-                }
-            }
+            let neighbours = std::sync::Arc::new(world.neighbours(ctx.session.id));
+            let notify = Line::ForCap(&bytes, wire::ACCOUNT_NOTIFY);
+            announced = ctx.announce(notify, &neighbours, |cluster| Event::Account {
+                uid: cluster.uid_of(ctx.session.id),
+                source: source.clone(),
+                account: Some(account.to_string()),
+            });
             if ctx.session.caps.account_notify {
                 ctx.send(&bytes);
             }
         }
         source
     };
-    if let (Some(cluster), Some((neighbours, event))) = (&ctx.shared.cluster, announce) {
-        cluster.announce(ctx.shared, event, neighbours);
-    }
+    ctx.publish(announced);
     let mask = if ctx.session.nick.is_empty() {
         "*".to_string()
     } else {

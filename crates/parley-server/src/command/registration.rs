@@ -6,15 +6,11 @@
 
 use parley_proto::{casefold, numeric, Message};
 
-use crate::auth;
-use crate::command::{info, join, oper};
+use crate::command::{auth, info, join};
 use crate::config::RegistrationPolicy;
 use crate::context::{advertised_caps, Ctx, FollowUp};
 use crate::isupport;
 use crate::server::VERSION;
-
-/// ISUPPORT tokens per 005 line, as the spec suggests, to stay under the line limit.
-const ISUPPORT_PER_LINE: usize = 13;
 
 pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     if !ctx.need_params(msg, 1) {
@@ -182,32 +178,23 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     };
     ctx.session.registered = true;
     tracing::info!(client = ctx.session.id.0, nick = %ctx.session.nick, host = %ctx.session.host, "registered");
-    if let Some(cluster) = &ctx.shared.cluster {
-        let info = ctx
-            .shared
-            .world
-            .lock()
-            .users
-            .get(&ctx.session.id)
-            .map(|user| crate::cluster::apply::user_info(cluster, user));
-        if let Some(user) = info {
-            cluster.publish(
-                ctx.shared,
-                crate::cluster::event::Event::UserUp { user },
-                None,
-            );
-        }
-    }
+    ctx.replicate(|cluster| {
+        let world = ctx.shared.world.lock();
+        let user = world.users.get(&ctx.session.id)?;
+        Some(crate::cluster::event::Event::UserUp {
+            user: crate::cluster::apply::user_info(cluster, user),
+        })
+    });
     welcome(ctx, &source);
     let default_channel = ctx.shared.config.server.default_channel.clone();
     if !default_channel.is_empty() {
-        join::join_one(ctx, &default_channel, None);
+        join::join_one(ctx, &default_channel, None).unwrap_or_else(|reply| ctx.reply(&reply));
     }
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
         ctx.session.followups.push_back(FollowUp::Offline(account));
         if ctx.shared.live().operators.auto_oper {
-            oper::grant(ctx, false);
+            ctx.grant_oper(false);
         }
     }
 }
@@ -283,7 +270,7 @@ fn welcome(ctx: &mut Ctx<'_>, source: &str) {
         &[],
         Some(&format!(
             "This server was created {}",
-            httpdate_like(shared.created)
+            crate::clock::httpdate_like(shared.created)
         )),
     );
     ctx.numeric(
@@ -297,23 +284,7 @@ fn welcome(ctx: &mut Ctx<'_>, source: &str) {
         ],
         None,
     );
-    send_isupport(ctx);
+    ctx.send_isupport();
     info::lusers(ctx);
     info::motd(ctx);
-}
-
-pub fn send_isupport(ctx: &Ctx<'_>) {
-    for chunk in ctx.shared.isupport.chunks(ISUPPORT_PER_LINE) {
-        let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        ctx.numeric(
-            numeric::RPL_ISUPPORT,
-            &tokens,
-            Some("are supported by this server"),
-        );
-    }
-}
-
-/// A human-readable UTC time for 003 and TIME.
-pub fn httpdate_like(at: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
 }

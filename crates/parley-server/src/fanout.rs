@@ -1,0 +1,235 @@
+//! Delivery: one event's lines into many recipients' outbound buffers. Every line a user sees
+//! because of someone else (a channel message, a JOIN, a QUIT ...) leaves through here, whether
+//! this node's handler caused it or the cluster's stream brought it (`cluster::apply` uses the
+//! same functions), so there is one delivery path to read and to measure.
+//!
+//! The hot path: a [`Relay`] serializes at most once per wire variant; each recipient gets those
+//! bytes appended to its bounded buffer under that buffer's short lock; its writer is woken only
+//! when the buffer goes from empty to non-empty, and with [`HeldWakes`] only once per batch. No
+//! allocation and no lock here is per recipient beyond that append.
+
+use std::sync::Arc;
+
+use crate::history::Outgoing;
+use crate::outbound::{HeldWakes, Outbound};
+use crate::relay::{escape_tag, with_tag, Relay};
+use crate::state::MemberList;
+use crate::store::StoredMessage;
+
+/// What this node keeps of its own event while the cluster carries it: who here gets its line
+/// and the echo its sender waits for.
+#[derive(Default)]
+pub struct Local {
+    /// The echo a sender waits for (`Some("")`: echo without a label).
+    pub echo: Option<String>,
+    /// Who on this node gets the event's line: those who should have seen it when it happened
+    /// (a channel's members then), not whoever is there when it comes back. None: work it out
+    /// then, as for another node's event.
+    pub recipients: Option<MemberList>,
+}
+
+/// In a cluster, what becomes of a stored message: published to every node (this one included,
+/// which then delivers it from the stream with the same functions as here) instead of delivered.
+pub type Publish = Box<dyn FnOnce(Local) + Send>;
+
+/// A message on its way: stored first (by the history writer), then delivered.
+pub struct Delivery {
+    pub stored: Option<StoredMessage>,
+    /// Casefolded account to hand this private message to at its next login.
+    pub offline_for: Option<String>,
+    pub relay: Relay,
+    pub recipients: MemberList,
+    pub sender: Arc<Outbound>,
+    /// The sender asked for its own messages back (`echo-message`).
+    pub echo: bool,
+    /// The sender's `label` (labeled-response), carried by the echo.
+    pub label: Option<String>,
+    /// In a cluster: how to publish it once stored; `None` delivers it here.
+    pub publish: Option<Publish>,
+}
+
+impl Delivery {
+    /// Queue the message for everyone but the sender, and the sender's echo (with its label) if
+    /// it asked; the writers are woken when `held` is dropped.
+    pub fn deliver(&self, held: &mut HeldWakes) {
+        send_except(held, &self.relay, &self.recipients, Some(&self.sender));
+        if self.echo {
+            let bytes = self.relay.bytes_for(self.sender.wire_caps());
+            let _ = match &self.label {
+                Some(label) => self.sender.push_held(
+                    &with_tag(bytes, &format!("label={}", escape_tag(label))),
+                    held,
+                ),
+                None => self.sender.push_held(bytes, held),
+            };
+        }
+    }
+}
+
+impl Outgoing for Delivery {
+    fn take_stored(&mut self) -> Option<(StoredMessage, Option<String>)> {
+        let stored = self.stored.take()?;
+        Some((stored, self.offline_for.take()))
+    }
+
+    fn hand_on(&mut self, held: &mut HeldWakes) {
+        match self.publish.take() {
+            Some(publish) => publish(Local {
+                echo: self.echo.then(|| self.label.clone().unwrap_or_default()),
+                recipients: Some(self.recipients.clone()),
+            }),
+            None => self.deliver(held),
+        }
+    }
+}
+
+/// Queue `relay` for every member but `except` (the one who acted, who got its line already).
+pub fn send_except(
+    held: &mut HeldWakes,
+    relay: &Relay,
+    members: &[Arc<Outbound>],
+    except: Option<&Arc<Outbound>>,
+) {
+    for member in members {
+        if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
+            relay.send_held(member, held);
+        }
+    }
+}
+
+/// Queue one line for each of `members` at once, each writer woken on its own: a handler's
+/// delivery, which is not part of a batch.
+pub fn send_now(bytes: &[u8], members: &[Arc<Outbound>]) {
+    for member in members {
+        let _ = member.push(bytes);
+    }
+}
+
+/// Queue one line at once for those of `members` whose wire capabilities include `bit`.
+pub fn send_now_to_cap(bytes: &[u8], members: &[Arc<Outbound>], bit: u8) {
+    for member in members {
+        if member.wire_caps() & bit != 0 {
+            let _ = member.push(bytes);
+        }
+    }
+}
+
+/// Queue one line, the same bytes for everyone, for every member but `except`.
+pub fn send_line_except(
+    held: &mut HeldWakes,
+    bytes: &[u8],
+    members: &[Arc<Outbound>],
+    except: Option<&Arc<Outbound>>,
+) {
+    for member in members {
+        if except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
+            let _ = member.push_held(bytes, held);
+        }
+    }
+}
+
+/// Queue one line, the same bytes for everyone, for each of `members`.
+pub fn send_line(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outbound>]) {
+    for member in members {
+        let _ = member.push_held(bytes, held);
+    }
+}
+
+/// Queue one line for those of `members` whose wire capabilities include `bit`
+/// (`relay::wire::ACCOUNT_NOTIFY`, say).
+pub fn send_line_to_caps(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outbound>], bit: u8) {
+    for member in members {
+        if member.wire_caps() & bit != 0 {
+            let _ = member.push_held(bytes, held);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::wire;
+
+    fn outbound(caps: u8) -> Arc<Outbound> {
+        let out = Arc::new(Outbound::new(1 << 16));
+        out.set_wire_caps(caps);
+        out
+    }
+
+    /// What was queued for `out`, read the way its connection's writer reads it.
+    async fn taken(out: &Outbound) -> Vec<u8> {
+        out.close_with(b"");
+        let mut sink = Vec::new();
+        crate::outbound::run_writer(out, &mut sink).await;
+        sink
+    }
+
+    fn delivery(sender: &Arc<Outbound>, others: &[Arc<Outbound>], echo: bool) -> Delivery {
+        let mut recipients = others.to_vec();
+        recipients.push(sender.clone());
+        Delivery {
+            stored: None,
+            offline_for: None,
+            relay: Relay::new("a!b@c", None, "PRIVMSG", &["#t"], Some("hi")),
+            recipients: Arc::from(recipients),
+            sender: sender.clone(),
+            echo,
+            label: Some("L1".into()),
+            publish: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn everyone_but_the_sender_gets_the_line_and_the_echo_carries_the_label() {
+        let sender = outbound(0);
+        let other = outbound(0);
+        let mut held = HeldWakes::default();
+        delivery(&sender, std::slice::from_ref(&other), true).deliver(&mut held);
+        drop(held);
+        assert_eq!(taken(&other).await, b":a!b@c PRIVMSG #t :hi\r\n");
+        assert_eq!(taken(&sender).await, b"@label=L1 :a!b@c PRIVMSG #t :hi\r\n");
+    }
+
+    #[tokio::test]
+    async fn no_echo_unless_asked() {
+        let sender = outbound(0);
+        let mut held = HeldWakes::default();
+        delivery(&sender, &[], false).deliver(&mut held);
+        drop(held);
+        assert!(taken(&sender).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_published_message_is_not_delivered_here() {
+        let sender = outbound(0);
+        let other = outbound(0);
+        let mut message = delivery(&sender, std::slice::from_ref(&other), true);
+        let seen = Arc::new(parking_lot::Mutex::new(None));
+        let record = seen.clone();
+        message.publish = Some(Box::new(move |local: Local| {
+            *record.lock() = Some((local.echo, local.recipients.map(|r| r.len())));
+        }));
+        message.hand_on(&mut HeldWakes::default());
+        assert!(
+            taken(&other).await.is_empty(),
+            "the stream delivers it, not this call"
+        );
+        assert_eq!(*seen.lock(), Some((Some("L1".to_string()), Some(2))));
+    }
+
+    #[tokio::test]
+    async fn a_caps_filtered_line_reaches_only_those_with_the_cap() {
+        let with = outbound(wire::ACCOUNT_NOTIFY);
+        let without = outbound(0);
+        let mut held = HeldWakes::default();
+        send_line_to_caps(
+            &mut held,
+            b":a ACCOUNT x\r\n",
+            &[with.clone(), without.clone()],
+            wire::ACCOUNT_NOTIFY,
+        );
+        drop(held);
+        assert_eq!(taken(&with).await, b":a ACCOUNT x\r\n");
+        assert!(taken(&without).await.is_empty());
+    }
+}
