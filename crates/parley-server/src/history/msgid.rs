@@ -30,3 +30,31 @@ impl History {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::testing::{over, Flaky};
+
+    #[test]
+    fn msgids_share_this_runs_prefix_and_increase() {
+        let store = Arc::new(Flaky::default());
+        let (history, _writer, _shutdown) = over(&store);
+        let ids: Vec<String> = (0..3).map(|_| history.next_msgid()).collect();
+        assert_eq!(
+            ids[0].len(),
+            18,
+            "10 hex digits of prefix, 8 of counter: {ids:?}"
+        );
+        assert!(ids.iter().all(|id| id.starts_with(&history.boot)));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "increasing: {ids:?}");
+    }
+
+    #[test]
+    fn the_prefix_is_ten_hex_digits() {
+        let first = super::boot_prefix();
+        assert_eq!(first.len(), 10);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}
