@@ -33,7 +33,7 @@
 //! 4. `command/message.rs` `privmsg` -> `to_channel` checks the channel's modes under the world
 //!    lock, takes its member snapshot, and leaves a `fanout::Delivery` (the message serialized
 //!    lazily, once per variant, by `relay.rs`) as a follow-up for the connection.
-//! 5. `connection.rs` `run_followups` hands it to `history.rs` (`History::enqueue`); the history
+//! 5. `connection.rs` `run_followups` hands it to `history/writer.rs` (`History::enqueue`); the history
 //!    writer commits a batch of messages in one transaction and then hands each on.
 //! 6. `fanout.rs` `Delivery::deliver` appends the bytes to every member's buffer (in a cluster
 //!    the message is published instead, and `cluster/apply.rs` delivers it on every node with the

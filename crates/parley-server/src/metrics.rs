@@ -37,7 +37,7 @@ pub const CLUSTER_REFUSED: &str = "parley_cluster_events_refused_total";
 const STORE_WRITE_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
-/// Bucket bounds for jobs per group commit (at most 1024, see `history::MAX_BATCH`).
+/// Bucket bounds for jobs per group commit (at most 1024, see `history::writer::MAX_BATCH`).
 const BATCH_SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
