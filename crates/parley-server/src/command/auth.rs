@@ -593,9 +593,7 @@ fn capitalized(text: &str) -> String {
 fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
     ctx.session.account = Some(account.to_string());
     if ctx.session.registered {
-        ctx.session
-            .followups
-            .push_back(FollowUp::Offline(casefold(account)));
+        crate::command::chathistory::offline(ctx, casefold(account));
         if ctx.shared.live().operators.auto_oper {
             ctx.grant_oper(false);
         }

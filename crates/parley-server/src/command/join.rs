@@ -8,7 +8,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
-use crate::context::{Ctx, FollowUp, Line, Lookup, Reply};
+use crate::context::{Ctx, Line, Lookup, Reply};
 use crate::history::HistoryRequest;
 use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
@@ -193,14 +193,13 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;
     if history.enabled() && replay > 0 && !ctx.session.caps.chathistory {
-        ctx.session
-            .followups
-            .push_back(FollowUp::History(HistoryRequest::Replay {
-                key: folded,
-                shown,
-                limit: replay,
-                before_ms: crate::clock::now_ms(),
-            }));
+        let replay = HistoryRequest::Replay {
+            key: folded,
+            shown,
+            limit: replay,
+            before_ms: crate::clock::now_ms(),
+        };
+        crate::command::chathistory::read(ctx, replay);
     }
     Ok(())
 }

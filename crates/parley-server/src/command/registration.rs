@@ -6,7 +6,7 @@
 
 use parley_proto::{casefold, numeric, Message};
 
-use crate::command::{auth, info, join};
+use crate::command::{auth, chathistory, info, join};
 use crate::config::RegistrationPolicy;
 use crate::context::{advertised_caps, Ctx, FollowUp};
 use crate::isupport;
@@ -192,7 +192,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     }
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
-        ctx.session.followups.push_back(FollowUp::Offline(account));
+        chathistory::offline(ctx, account);
         if ctx.shared.live().operators.auto_oper {
             ctx.grant_oper(false);
         }
