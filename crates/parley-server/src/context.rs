@@ -610,6 +610,15 @@ impl Reply {
         )
     }
 
+    /// 462 ERR_ALREADYREGISTERED.
+    pub fn already_registered() -> Self {
+        Reply::new(
+            numeric::ERR_ALREADYREGISTERED,
+            &[],
+            "You may not reregister",
+        )
+    }
+
     /// 431 ERR_NONICKNAMEGIVEN.
     pub fn no_nickname_given() -> Self {
         Reply::new(numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given")
@@ -735,19 +744,6 @@ impl Ctx<'_> {
             params,
             trailing,
         ));
-    }
-
-    /// ERR_NEEDMOREPARAMS when `msg` has fewer than `n` params; returns whether it has enough.
-    pub fn need_params(&self, msg: &parley_proto::Message<'_>, n: usize) -> bool {
-        if msg.params.len() >= n {
-            return true;
-        }
-        self.numeric(
-            parley_proto::numeric::ERR_NEEDMOREPARAMS,
-            &[&msg.command.to_ascii_uppercase()],
-            Some("Not enough parameters"),
-        );
-        false
     }
 
     /// Record an action of this connection's user in the audit trail: the nick it acted under and
