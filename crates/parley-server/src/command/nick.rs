@@ -194,47 +194,51 @@ fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) {
 fn take(ctx: &mut Ctx<'_>, wanted: &str) {
     let id = ctx.session.id;
     let folded = casefold(wanted);
-    let mut world = ctx.shared.world.lock();
-    let old_folded = casefold(&ctx.session.nick);
-    if world.nicks.get(&old_folded) == Some(&id) {
-        world.nicks.remove(&old_folded);
-    }
-    world.nicks.insert(folded, id);
-    let whowas_limit = ctx.shared.config.limits.whowas_entries;
-    let mut announce = None;
-    let mut announced = Announced::default();
-    if let Some(user) = world.users.get(&id) {
-        if user.registered {
-            announce = Some((
-                user.source(),
-                line(Some(&user.source()), "NICK", &[], Some(wanted)),
-            ));
+    // The lock is let go before the user's own NICK line and the publishing (which may apply
+    // the event here, taking it again).
+    let (announce, announced) = {
+        let mut world = ctx.shared.world.lock();
+        let old_folded = casefold(&ctx.session.nick);
+        if world.nicks.get(&old_folded) == Some(&id) {
+            world.nicks.remove(&old_folded);
         }
-    }
-    if let Some((source, bytes)) = &announce {
-        if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
-            // Keep the old nick findable by WHOWAS, as other servers do.
-            world.push_whowas(entry, whowas_limit);
-        }
-        let neighbours = std::sync::Arc::new(world.neighbours(id));
-        announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
-            uid: cluster.uid_of(id),
-            source: source.clone(),
-            nick: wanted.to_string(),
-        });
-    }
-    let World {
-        users, channels, ..
-    } = &mut *world;
-    if let Some(user) = users.get_mut(&id) {
-        user.nick = wanted.to_string();
-        for key in &user.channels {
-            if let Some(channel) = channels.get_mut(key) {
-                channel.names_changed();
+        world.nicks.insert(folded, id);
+        let whowas_limit = ctx.shared.config.limits.whowas_entries;
+        let mut announce = None;
+        let mut announced = Announced::default();
+        if let Some(user) = world.users.get(&id) {
+            if user.registered {
+                announce = Some((
+                    user.source(),
+                    line(Some(&user.source()), "NICK", &[], Some(wanted)),
+                ));
             }
         }
-    }
-    drop(world);
+        if let Some((source, bytes)) = &announce {
+            if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
+                // Keep the old nick findable by WHOWAS, as other servers do.
+                world.push_whowas(entry, whowas_limit);
+            }
+            let neighbours = std::sync::Arc::new(world.neighbours(id));
+            announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
+                uid: cluster.uid_of(id),
+                source: source.clone(),
+                nick: wanted.to_string(),
+            });
+        }
+        let World {
+            users, channels, ..
+        } = &mut *world;
+        if let Some(user) = users.get_mut(&id) {
+            user.nick = wanted.to_string();
+            for key in &user.channels {
+                if let Some(channel) = channels.get_mut(key) {
+                    channel.names_changed();
+                }
+            }
+        }
+        (announce, announced)
+    };
     if let Some((_, bytes)) = &announce {
         ctx.send(bytes);
     }
