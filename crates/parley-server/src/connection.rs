@@ -29,7 +29,6 @@ use tracing::{debug, info};
 use crate::cluster::event::Event;
 use crate::command;
 use crate::command::auth;
-use crate::command::chathistory;
 use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, Line, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
@@ -395,10 +394,11 @@ fn is_message_line(raw: &[u8]) -> bool {
 }
 
 /// Run what the last line's handler left for later, in order: logins, deliveries to be stored,
-/// history reads, nick claims, operator checks. An unlabeled message is only handed to the
-/// history writer, and reading goes on with up to [`IN_FLIGHT`] of them on their way; anything
-/// else first waits for those to be delivered, so it comes after them. Only this connection
-/// waits; a kill or shutdown cuts the wait short.
+/// and the handlers' waiting steps (store reads, blocking calls, nick claims), whose second half
+/// runs here once the answer is in, without this loop knowing what they ask. An unlabeled
+/// message is only handed to the history writer, and reading goes on with up to [`IN_FLIGHT`]
+/// of them on their way; anything else first waits for those to be delivered, so it comes
+/// after them. Only this connection waits; a kill or shutdown cuts the wait short.
 async fn run_followups(
     shared: &Shared,
     session: &mut Session,
@@ -430,35 +430,13 @@ async fn run_followups(
                     shared.history.submit(delivery).await;
                     Done::Nothing
                 }
-                FollowUp::History(request) => Done::History(shared.history.fetch(request).await),
-                FollowUp::Offline(account) => {
-                    Done::Offline(shared.history.take_offline(account).await)
-                }
-                FollowUp::ClaimNick(nick) => {
-                    let announcer = Announcer {
+                FollowUp::Then(step) => Done::Then(
+                    step(Announcer {
                         shared,
                         actor: outbound,
-                    };
-                    let result = announcer
-                        .claim_nick(&parley_proto::casefold(&nick), session.id)
-                        .await;
-                    Done::Nick(nick, result)
-                }
-                FollowUp::Blocking(work) => match tokio::task::spawn_blocking(work).await {
-                    Ok(then) => Done::Then(then),
-                    Err(err) => {
-                        tracing::error!(%err, "a blocking store call failed");
-                        Done::Nothing
-                    }
-                },
-                FollowUp::OperCheck { account, asked } => {
-                    let admin = shared.accounts.is_admin(&account).await;
-                    Done::Oper {
-                        account,
-                        asked,
-                        admin,
-                    }
-                }
+                    })
+                    .await,
+                ),
             }
         };
         let done = tokio::select! {
@@ -475,32 +453,16 @@ async fn run_followups(
             Done::Nothing => {}
             Done::Then(then) => then(&mut ctx),
             Done::Auth(outcome) => auth::finish(&mut ctx, outcome),
-            Done::History(answer) => chathistory::answer(&mut ctx, answer),
-            Done::Offline(result) => chathistory::deliver_offline(&mut ctx, result),
-            Done::Nick(nick, result) => crate::command::nick::claimed(&mut ctx, &nick, result),
-            Done::Oper {
-                account,
-                asked,
-                admin,
-            } => crate::command::oper::checked(&mut ctx, &account, asked, admin),
         }
     }
     None
 }
 
 enum Done {
-    /// A handler's second half, with the blocking call's answer inside.
+    /// A handler's second half, with the waiting step's answer inside.
     Then(crate::context::Continuation),
     Nothing,
     Auth(auth::AuthOutcome),
-    History(crate::history::HistoryAnswer),
-    Offline(Result<Vec<crate::store::StoredMessage>, crate::store::StoreError>),
-    Nick(String, Result<(), crate::cluster::ClaimError>),
-    Oper {
-        account: String,
-        asked: bool,
-        admin: Result<bool, crate::store::StoreError>,
-    },
 }
 
 /// Send a labeled command's replies under its label: one line tagged, several in a

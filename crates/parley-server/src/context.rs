@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use parley_proto::{casefold, numeric};
 
+use futures_util::future::BoxFuture;
+
 use crate::cluster::event::{Event, Uid};
 use crate::cluster::{ClaimError, Cluster};
 use crate::config::RegistrationPolicy;
@@ -183,31 +185,38 @@ impl Caps {
     }
 }
 
-/// Work a handler leaves for the connection task because it must wait: password hashing, a message
-/// waiting to be stored before it is delivered, a history read. Run in order after the line.
+/// Work a handler leaves for the connection task because it must wait, run in order after the
+/// line. Two kinds have their own path and the rest is one opaque [`Step`], so the connection
+/// runs store reads, blocking calls and nick claims without knowing which subsystem they ask.
 pub enum FollowUp {
+    /// A login or registration. Its own variant, not a [`Step`]: registration must not finish
+    /// while one is pending (`registration::try_complete` looks for it in the queue), and its
+    /// outcome goes to `command::auth` whichever way it was asked (SASL, PASS, REGISTER,
+    /// SESSION).
     Auth(PendingAuth),
-    /// Boxed: a delivery carries its serialized variants, far bigger than the other cases.
+    /// A message to store before it is delivered: the hot path, which the connection may leave
+    /// in flight while it reads on (no boxed step per message). Boxed: a delivery carries its
+    /// serialized variants, far bigger than the other cases.
     Deliver(Box<crate::fanout::Delivery>),
-    History(crate::history::HistoryRequest),
-    /// Deliver the private messages that arrived while this account was offline.
-    Offline(String),
-    /// Claim a nick across the cluster before taking it.
-    ClaimNick(String),
-    /// A blocking call for the blocking pool, and what to do with its answer (see
-    /// [`Ctx::then_blocking`]).
-    Blocking(Box<dyn FnOnce() -> Continuation + Send>),
-    /// Ask the database whether this account is a server admin (`parleyd users add --admin`),
-    /// then make the connection an operator if it is; `asked` when OPER asked, so a refusal is
-    /// answered.
-    OperCheck {
-        account: String,
-        asked: bool,
-    },
+    /// Anything else that waits (see [`Ctx::then_async`] and [`Ctx::then_blocking`]).
+    Then(Step),
 }
 
-/// What a connection does with a blocking call's answer: a handler's second half.
+/// A handler's waiting step: given this connection's [`Announcer`] (the shared state and its
+/// buffer), a future whose answer is the handler's second half.
+pub type Step = Box<dyn for<'s> FnOnce(Announcer<'s>) -> BoxFuture<'s, Continuation> + Send>;
+
+/// What a connection does with a waiting step's answer: a handler's second half.
 pub type Continuation = Box<dyn for<'c, 'd> FnOnce(&'c mut Ctx<'d>) + Send>;
+
+/// Pins down a closure's signature as a [`Step`]'s, which closure inference cannot do by itself
+/// for a future that borrows its argument.
+fn step<F>(step: F) -> F
+where
+    F: for<'s> FnOnce(Announcer<'s>) -> BoxFuture<'s, Continuation> + Send + 'static,
+{
+    step
+}
 
 /// A login or registration waiting for the slow part (password hashing) to finish; the
 /// connection task runs it after the handler returns and then calls back into `command::auth`.
@@ -601,6 +610,15 @@ impl Reply {
         )
     }
 
+    /// 462 ERR_ALREADYREGISTERED.
+    pub fn already_registered() -> Self {
+        Reply::new(
+            numeric::ERR_ALREADYREGISTERED,
+            &[],
+            "You may not reregister",
+        )
+    }
+
     /// 431 ERR_NONICKNAMEGIVEN.
     pub fn no_nickname_given() -> Self {
         Reply::new(numeric::ERR_NONICKNAMEGIVEN, &[], "No nickname given")
@@ -728,19 +746,6 @@ impl Ctx<'_> {
         ));
     }
 
-    /// ERR_NEEDMOREPARAMS when `msg` has fewer than `n` params; returns whether it has enough.
-    pub fn need_params(&self, msg: &parley_proto::Message<'_>, n: usize) -> bool {
-        if msg.params.len() >= n {
-            return true;
-        }
-        self.numeric(
-            parley_proto::numeric::ERR_NEEDMOREPARAMS,
-            &[&msg.command.to_ascii_uppercase()],
-            Some("Not enough parameters"),
-        );
-        false
-    }
-
     /// Record an action of this connection's user in the audit trail: the nick it acted under and
     /// the account behind it as actor, the connection's address as source.
     pub fn audit(&self, action: &str, target: &str, detail: Option<&str>) {
@@ -768,18 +773,52 @@ impl Ctx<'_> {
     }
 
     /// Make this connection an operator if its account is one: at once for a config admin, after
-    /// asking the database ([`FollowUp::OperCheck`]) otherwise, since the database may make a
-    /// moderator or a plain account an admin. `asked` when OPER asked, so "no" gets its 491.
+    /// asking the database otherwise, since the database may make a moderator or a plain account
+    /// an admin (`parleyd users add --admin`). `asked` when OPER asked, so "no" gets its 491.
     pub fn grant_oper(&mut self, asked: bool) {
         let Some(account) = self.session.account.clone() else {
             return;
         };
         match self.shared.oper_class(&account) {
             Some(OperClass::Admin) => self.grant_oper_class(&account, OperClass::Admin),
-            _ => self
-                .session
-                .followups
-                .push_back(FollowUp::OperCheck { account, asked }),
+            _ => {
+                let asking = account.clone();
+                self.then_async(
+                    move |on| Box::pin(async move { on.shared.accounts.is_admin(&asking).await }),
+                    move |ctx, admin| ctx.oper_checked(&account, asked, admin),
+                )
+            }
+        }
+    }
+
+    /// The database's answer for [`Ctx::grant_oper`]: the higher of its word and the config's.
+    fn oper_checked(
+        &mut self,
+        account: &str,
+        asked: bool,
+        admin: Result<bool, crate::store::StoreError>,
+    ) {
+        // Logged out or into another account meanwhile: the answer is about someone else.
+        if self.session.account.as_deref() != Some(account) {
+            return;
+        }
+        let admin = admin.unwrap_or_else(|error| {
+            tracing::warn!(%account, %error, "cannot read whether the account is an admin");
+            false
+        });
+        let class = if admin {
+            Some(OperClass::Admin)
+        } else {
+            self.shared.oper_class(account)
+        };
+        match class {
+            Some(class) => self.grant_oper_class(account, class),
+            None if asked => self.numeric(
+                numeric::ERR_NOOPERHOST,
+                &[],
+                Some("Your account is not a server operator"),
+            ),
+            None => {}
         }
     }
 
@@ -902,12 +941,33 @@ impl Ctx<'_> {
         work: impl FnOnce() -> R + Send + 'static,
         then: impl FnOnce(&mut Ctx<'_>, R) + Send + 'static,
     ) {
+        self.then_async(
+            |_| Box::pin(tokio::task::spawn_blocking(work)),
+            |ctx, answer| match answer {
+                Ok(answer) => then(ctx, answer),
+                Err(err) => tracing::error!(%err, "a blocking store call failed"),
+            },
+        );
+    }
+
+    /// Await `work` (a history read, a nick claim across the cluster: anything that waits
+    /// without blocking a thread) and then run `then` with its answer, back on this connection
+    /// in order with its other follow-ups. `work` gets the shared state and this connection's
+    /// buffer through an [`Announcer`]; the connection runs it without knowing what it is.
+    pub fn then_async<R: Send + 'static>(
+        &mut self,
+        work: impl for<'s> FnOnce(Announcer<'s>) -> BoxFuture<'s, R> + Send + 'static,
+        then: impl FnOnce(&mut Ctx<'_>, R) + Send + 'static,
+    ) {
+        let waiting = step(move |on| {
+            Box::pin(async move {
+                let answer = work(on).await;
+                Box::new(move |ctx: &mut Ctx<'_>| then(ctx, answer)) as Continuation
+            })
+        });
         self.session
             .followups
-            .push_back(FollowUp::Blocking(Box::new(move || {
-                let answer = work();
-                Box::new(move |ctx: &mut Ctx<'_>| then(ctx, answer)) as Continuation
-            })));
+            .push_back(FollowUp::Then(Box::new(waiting)));
     }
 
     /// 461 unless `msg` has at least `n` parameters.

@@ -669,3 +669,40 @@ async fn labeled_responses() {
     plain.send("@label=x PING y").await;
     assert_eq!(plain.recv().await, ":parley.local PONG parley.local :y");
 }
+
+/// A client's lines are answered in the order sent, whatever each waits for: a message being
+/// stored, a history read (an async step) and an account lookup on the blocking pool, sent in
+/// one write, come back in that order and before the PING sent after them.
+#[tokio::test]
+async fn waiting_steps_sent_in_one_write_are_answered_in_order() {
+    let server = TestServer::start().await;
+    let mut alice = account(&server, "alice", TAGGING).await;
+    alice.send("JOIN #mine").await;
+    alice.sync().await;
+    alice
+        .send_raw(
+            b"PRIVMSG #mine :before\r\nCHATHISTORY LATEST #mine * 5\r\n\
+              OWNER #mine nobody\r\nPING :last\r\n",
+        )
+        .await;
+    let mut lines = Vec::new();
+    while lines
+        .last()
+        .is_none_or(|l: &String| !l.ends_with(" PONG parley.local :last"))
+    {
+        lines.push(alice.recv().await);
+    }
+    let commands: Vec<&str> = lines.iter().map(|l| common::command_of(l)).collect();
+    assert_eq!(
+        commands,
+        ["PRIVMSG", "BATCH", "PRIVMSG", "BATCH", "FAIL", "PONG"],
+        "{lines:?}"
+    );
+    assert!(lines[0].ends_with(" PRIVMSG #mine :before"), "{lines:?}");
+    assert!(lines[1].ends_with(" chathistory #mine"), "{lines:?}");
+    assert!(lines[2].ends_with(" PRIVMSG #mine :before"), "{lines:?}");
+    assert_eq!(
+        lines[4],
+        ":parley.local FAIL OWNER NO_SUCH_ACCOUNT #mine :There is no account named nobody"
+    );
+}

@@ -26,7 +26,7 @@ use crate::cluster::event::Event;
 use crate::command::registration;
 use crate::config::RegistrationPolicy;
 use crate::context::{
-    Announced, Ctx, FollowUp, Line, LoginVia, PendingAuth, SaslState, SASL_MECHANISMS,
+    Announced, Ctx, FollowUp, Line, LoginVia, PendingAuth, Reply, SaslState, SASL_MECHANISMS,
 };
 use crate::relay::{line, wire};
 use crate::server::Shared;
@@ -113,37 +113,34 @@ pub(crate) fn password_allowed_here(ctx: &Ctx<'_>) -> bool {
 const INSECURE_REFUSAL: &str = "Passwords are not accepted over an unencrypted connection from \
      another machine; reconnect with TLS (port 6697)";
 
-pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `AUTHENTICATE <mechanism>`, then the payload in chunks (IRCv3 SASL 3.2): start an
+/// exchange, collect a message, and hand each complete one to its mechanism.
+pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let arg = msg.params[0];
     if ctx.session.account.is_some() {
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_SASLALREADY,
             &[],
-            Some("You have already authenticated using SASL"),
-        );
-        return;
+            "You have already authenticated using SASL",
+        ));
     }
     if arg == "*" {
         ctx.session.sasl = None;
-        ctx.numeric(
+        return Err(Reply::new(
             numeric::ERR_SASLABORTED,
             &[],
-            Some("SASL authentication aborted"),
-        );
-        return;
+            "SASL authentication aborted",
+        ));
     }
     if let Some(SaslState::ScramProved { .. }) = &ctx.session.sasl {
         if let Some(SaslState::ScramProved { account }) = ctx.session.sasl.take() {
-            if arg == "+" {
-                finish(ctx, AuthOutcome::Login(LoginVia::Scram, Ok(account)));
-            } else {
-                sasl_failed(ctx);
+            if arg != "+" {
+                return Err(sasl_failed());
             }
+            finish(ctx, AuthOutcome::Login(LoginVia::Scram, Ok(account)));
         }
-        return;
+        return Ok(());
     }
     let buffer = match ctx.session.sasl.as_mut() {
         Some(
@@ -154,19 +151,19 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 payload: buffer, ..
             },
         ) => buffer,
-        Some(SaslState::ScramProved { .. }) => return, // answered above
-        None => {
-            start_mechanism(ctx, arg);
-            return;
-        }
+        Some(SaslState::ScramProved { .. }) => return Ok(()), // answered above
+        None => return start_mechanism(ctx, arg),
     };
     match parley_proto::sasl::push_chunk(buffer, arg, SASL_MAX) {
         Err(parley_proto::sasl::TooLong { .. }) => {
             ctx.session.sasl = None;
-            ctx.numeric(numeric::ERR_SASLTOOLONG, &[], Some("SASL message too long"));
-            return;
+            return Err(Reply::new(
+                numeric::ERR_SASLTOOLONG,
+                &[],
+                "SASL message too long",
+            ));
         }
-        Ok(parley_proto::sasl::Progress::Partial) => return, // more chunks follow
+        Ok(parley_proto::sasl::Progress::Partial) => return Ok(()), // more chunks follow
         Ok(parley_proto::sasl::Progress::Complete) => {}
     }
     match ctx.session.sasl.take() {
@@ -174,12 +171,12 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         Some(SaslState::Bearer(payload)) => bearer(ctx, &payload),
         Some(SaslState::ScramFirst(payload)) => scram_first(ctx, &payload),
         Some(SaslState::ScramFinal { payload, login }) => scram_final(ctx, &payload, login),
-        Some(SaslState::ScramProved { .. }) | None => {}
+        Some(SaslState::ScramProved { .. }) | None => Ok(()),
     }
 }
 
 /// `AUTHENTICATE <mechanism>`: begin an exchange, or list the mechanisms there are.
-fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) {
+fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) -> Result<(), Reply> {
     let state = if mechanism.eq_ignore_ascii_case("PLAIN") {
         SaslState::Plain(String::new())
     } else if mechanism.eq_ignore_ascii_case(scram::MECHANISM) {
@@ -192,11 +189,11 @@ fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) {
             &[SASL_MECHANISMS],
             Some("are available SASL mechanisms"),
         );
-        sasl_failed(ctx);
-        return;
+        return Err(sasl_failed());
     };
     ctx.session.sasl = Some(state);
     ctx.send(&line(None, "AUTHENTICATE", &["+"], None));
+    Ok(())
 }
 
 /// A base64 payload as UTF-8 text (`+` alone is the empty payload).
@@ -215,38 +212,33 @@ fn send_payload(ctx: &Ctx<'_>, text: &str) {
 }
 
 /// SCRAM's client-first message: parse it here, look the account up in the connection task.
-fn scram_first(ctx: &mut Ctx<'_>, payload: &str) {
+fn scram_first(ctx: &mut Ctx<'_>, payload: &str) -> Result<(), Reply> {
     let first = match decode_text(payload).map(|text| scram::ClientFirst::parse(&text)) {
         Some(Ok(first)) => first,
         Some(Err(error)) => {
             tracing::debug!(ip = %ctx.session.ip, %error, "SCRAM client-first refused");
-            sasl_failed(ctx);
-            return;
+            return Err(sasl_failed());
         }
-        None => {
-            sasl_failed(ctx);
-            return;
-        }
+        None => return Err(sasl_failed()),
     };
     // As for PLAIN: acting as another account than the one proven is not supported.
     if first
         .authzid()
         .is_some_and(|authzid| casefold(authzid) != casefold(first.username()))
     {
-        sasl_failed(ctx);
-        return;
+        return Err(sasl_failed());
     }
     ctx.session
         .followups
         .push_back(FollowUp::Auth(PendingAuth::ScramStart { first }));
+    Ok(())
 }
 
 /// SCRAM's client-final message: the proof is checked in the connection task, where a failure
 /// can wait out its delay.
-fn scram_final(ctx: &mut Ctx<'_>, payload: &str, login: Box<ScramLogin>) {
+fn scram_final(ctx: &mut Ctx<'_>, payload: &str, login: Box<ScramLogin>) -> Result<(), Reply> {
     let Some(client_final) = decode_text(payload) else {
-        sasl_failed(ctx);
-        return;
+        return Err(sasl_failed());
     };
     ctx.session
         .followups
@@ -254,17 +246,15 @@ fn scram_final(ctx: &mut Ctx<'_>, payload: &str, login: Box<ScramLogin>) {
             login,
             client_final,
         }));
+    Ok(())
 }
 
 /// PLAIN's one message: name and password, refused on plain text from elsewhere.
-fn plain(ctx: &mut Ctx<'_>, payload: &str) {
+fn plain(ctx: &mut Ctx<'_>, payload: &str) -> Result<(), Reply> {
     let Some((account, password)) = decode_plain(payload) else {
-        sasl_failed(ctx);
-        return;
+        return Err(sasl_failed());
     };
-    if refused_on_plain_text(ctx, "plain-text SASL login refused") {
-        return;
-    }
+    secret_allowed_here(ctx, "plain-text SASL login refused")?;
     ctx.session
         .followups
         .push_back(FollowUp::Auth(PendingAuth::Login {
@@ -272,28 +262,27 @@ fn plain(ctx: &mut Ctx<'_>, payload: &str) {
             password,
             via: LoginVia::Sasl,
         }));
+    Ok(())
 }
 
 /// IRCV3BEARER's one message: a session token, refused on plain text from elsewhere as a
 /// password is (whoever reads it can log in with it).
-fn bearer(ctx: &mut Ctx<'_>, payload: &str) {
+fn bearer(ctx: &mut Ctx<'_>, payload: &str) -> Result<(), Reply> {
     let Some((authzid, token)) = decode_bearer(payload) else {
-        sasl_failed(ctx);
-        return;
+        return Err(sasl_failed());
     };
-    if refused_on_plain_text(ctx, "plain-text token login refused") {
-        return;
-    }
+    secret_allowed_here(ctx, "plain-text token login refused")?;
     ctx.session
         .followups
         .push_back(FollowUp::Auth(PendingAuth::TokenLogin { authzid, token }));
+    Ok(())
 }
 
-/// A secret (a password or a session token) sent in clear from another machine: say why, fail
-/// the SASL exchange and return true. Whoever reads the line could log in with it.
-fn refused_on_plain_text(ctx: &mut Ctx<'_>, log: &'static str) -> bool {
+/// 904, after a notice saying why, for a secret (a password or a session token) sent in clear
+/// from another machine: whoever reads the line could log in with it.
+fn secret_allowed_here(ctx: &Ctx<'_>, log: &'static str) -> Result<(), Reply> {
     if password_allowed_here(ctx) {
-        return false;
+        return Ok(());
     }
     ctx.server_line(
         "NOTICE",
@@ -301,8 +290,7 @@ fn refused_on_plain_text(ctx: &mut Ctx<'_>, log: &'static str) -> bool {
         Some(INSECURE_REFUSAL),
     );
     tracing::warn!(ip = %ctx.session.ip, "{log}");
-    sasl_failed(ctx);
-    true
+    Err(sasl_failed())
 }
 
 /// `[authzid] \0 token_type \0 token`, base64-encoded; only our session type is known.
@@ -334,27 +322,17 @@ fn decode_plain(payload: &str) -> Option<(String, String)> {
     Some((authcid.to_string(), password.to_string()))
 }
 
-fn sasl_failed(ctx: &Ctx<'_>) {
-    ctx.numeric(
-        numeric::ERR_SASLFAIL,
-        &[],
-        Some("SASL authentication failed"),
-    );
+/// 904 ERR_SASLFAIL.
+fn sasl_failed() -> Reply {
+    Reply::new(numeric::ERR_SASLFAIL, &[], "SASL authentication failed")
 }
 
 /// `PASS account:password` (or `PASS password`, with the nick as the account) before registration.
-pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     if ctx.session.registered {
-        ctx.numeric(
-            numeric::ERR_ALREADYREGISTERED,
-            &[],
-            Some("You may not reregister"),
-        );
-        return;
+        return Err(Reply::already_registered());
     }
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+    ctx.require_params(msg, 1)?;
     if !password_allowed_here(ctx) {
         ctx.server_line(
             "NOTICE",
@@ -362,10 +340,14 @@ pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             Some(INSECURE_REFUSAL),
         );
         tracing::warn!(ip = %ctx.session.ip, "plain-text PASS login refused");
-        ctx.numeric(numeric::ERR_PASSWDMISMATCH, &[], Some("Password refused"));
-        return;
+        return Err(Reply::new(
+            numeric::ERR_PASSWDMISMATCH,
+            &[],
+            "Password refused",
+        ));
     }
     ctx.session.pass = Some(msg.params[0].to_string());
+    Ok(())
 }
 
 /// Turn a stored PASS into a pending login, once the nick is known. Returns whether it did.
@@ -390,69 +372,59 @@ pub fn start_pass_login(ctx: &mut Ctx<'_>) -> bool {
 }
 
 /// `REGISTER <account|*> <email|*> <password>` (IRCv3 draft/account-registration).
-pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 3) {
-        return;
-    }
+pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 3)?;
     let (requested, password) = (msg.params[0], msg.params[2]);
-    let fail = |ctx: &Ctx<'_>, code: &str, account: &str, text: &str| {
-        ctx.server_line("FAIL", &["REGISTER", code, account], Some(text));
+    let fail = |code: &'static str, account: &str, text: &str| {
+        Reply::fail("REGISTER", code, &[account], text)
     };
     if ctx.shared.live().accounts.registration == RegistrationPolicy::Closed {
         let shown = match (requested, ctx.session.nick.as_str()) {
             ("*", nick) if !nick.is_empty() => nick,
             _ => requested,
         };
-        fail(
-            ctx,
+        return Err(fail(
             "DISALLOWED",
             shown,
             "Registration is closed on this server; ask an administrator for an account",
-        );
-        return;
+        ));
     }
     if let Some(account) = &ctx.session.account {
-        let account = account.clone();
-        fail(
-            ctx,
+        return Err(fail(
             "ALREADY_AUTHENTICATED",
-            &account,
+            account,
             "You are already logged in",
-        );
-        return;
+        ));
     }
-    let account = if requested == "*" {
-        if ctx.session.nick.is_empty() {
-            fail(
-                ctx,
+    let account = match requested {
+        "*" if ctx.session.nick.is_empty() => {
+            return Err(fail(
                 "NEED_NICK",
                 "*",
                 "Send NICK first, or name the account",
-            );
-            return;
+            ))
         }
-        ctx.session.nick.clone()
-    } else {
-        requested.to_string()
+        "*" => ctx.session.nick.clone(),
+        named => named.to_string(),
     };
     if !password_allowed_here(ctx) {
-        fail(ctx, "DISALLOWED", &account, INSECURE_REFUSAL);
-        return;
+        return Err(fail("DISALLOWED", &account, INSECURE_REFUSAL));
     }
-    if let Err(err) = ctx.shared.accounts.check_name(&account) {
-        fail(ctx, "BAD_ACCOUNT_NAME", &account, &err.to_string());
-        return;
-    }
-    if let Err(err) = ctx.shared.accounts.check_password(password) {
-        fail(ctx, "WEAK_PASSWORD", &account, &err.to_string());
-        return;
-    }
+    ctx.shared
+        .accounts
+        .check_name(&account)
+        .map_err(|err| fail("BAD_ACCOUNT_NAME", &account, &err.to_string()))?;
+    ctx.shared
+        .accounts
+        .check_password(password)
+        .map_err(|err| fail("WEAK_PASSWORD", &account, &err.to_string()))?;
     ctx.session
         .followups
         .push_back(FollowUp::Auth(PendingAuth::Register {
             account,
             password: password.to_string(),
         }));
+    Ok(())
 }
 
 /// Report the outcome of a pending login or registration, then carry on with registration.
@@ -593,9 +565,7 @@ fn capitalized(text: &str) -> String {
 fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
     ctx.session.account = Some(account.to_string());
     if ctx.session.registered {
-        ctx.session
-            .followups
-            .push_back(FollowUp::Offline(casefold(account)));
+        crate::command::chathistory::offline(ctx, casefold(account));
         if ctx.shared.live().operators.auto_oper {
             ctx.grant_oper(false);
         }

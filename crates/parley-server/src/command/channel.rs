@@ -124,10 +124,12 @@ fn names_chunks(mut names: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `NAMES [<channel>[,<channel>...]]`: each channel's members (353, 366); a channel that is
+/// not there ends its list at once, as without a name.
+pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let Some(list) = msg.param(0).filter(|p| !p.is_empty()) else {
         ctx.numeric(numeric::RPL_ENDOFNAMES, &["*"], Some("End of /NAMES list"));
-        return;
+        return Ok(());
     };
     for name in list.split(',').filter(|n| !n.is_empty()) {
         let key = casefold(name);
@@ -138,6 +140,7 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));
         }
     }
+    Ok(())
 }
 
 /// `TOPIC <channel> [<topic>]`: show the topic, or set it (an empty topic clears it). Setting
@@ -200,7 +203,9 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `LIST [<channel>[,<channel>...]]`: channels with their member counts and topics (321, 322,
+/// 323), sorted by name.
+pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let wanted: Option<Vec<String>> = msg
         .param(0)
         .filter(|p| !p.is_empty())
@@ -227,6 +232,7 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         ctx.numeric(numeric::RPL_LIST, &[&name, &count], Some(&topic));
     }
     ctx.numeric(numeric::RPL_LISTEND, &[], Some("End of /LIST"));
+    Ok(())
 }
 
 /// `INVITE <nick> <channel>`: a member may invite (an operator under `+i`); the invite lets

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parley_proto::{casefold, write_line, Message};
 
 use crate::clock::format_time;
-use crate::context::{Ctx, FollowUp, Reply};
+use crate::context::{Ctx, Reply};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
@@ -123,15 +123,16 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "You cannot see the history of that target",
         ));
     };
-    ctx.session
-        .followups
-        .push_back(FollowUp::History(HistoryRequest::Query {
+    read(
+        ctx,
+        HistoryRequest::Query {
             subcommand: sub,
             key,
             shown,
             query,
             limit,
-        }));
+        },
+    );
     Ok(())
 }
 
@@ -191,14 +192,15 @@ fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) -> Result<(), 
         // Private conversations are found in the connection task (a database read).
         keys.push((format!("@dm:{}", casefold(account)), String::new()));
     }
-    ctx.session
-        .followups
-        .push_back(FollowUp::History(HistoryRequest::Targets {
+    read(
+        ctx,
+        HistoryRequest::Targets {
             keys,
             from_ms,
             to_ms,
             limit,
-        }));
+        },
+    );
     Ok(())
 }
 
@@ -357,8 +359,23 @@ fn other_party(key: &str, me: Option<&str>) -> Option<String> {
     Some(other.trim_start_matches('~').to_string())
 }
 
+/// Read the history `request` asks for, in order with this connection's other lines, and
+/// [`answer`] with it.
+pub fn read(ctx: &mut Ctx<'_>, request: HistoryRequest) {
+    ctx.then_async(move |on| Box::pin(on.shared.history.fetch(request)), answer);
+}
+
+/// Hand over the private messages that arrived while `account` (casefolded) was offline, in
+/// order with this connection's other lines.
+pub fn offline(ctx: &mut Ctx<'_>, account: String) {
+    ctx.then_async(
+        move |on| Box::pin(on.shared.history.take_offline(account)),
+        deliver_offline,
+    );
+}
+
 /// Hand over private messages that arrived while this account was away.
-pub fn deliver_offline(
+fn deliver_offline(
     ctx: &mut Ctx<'_>,
     result: Result<Vec<StoredMessage>, crate::store::StoreError>,
 ) {

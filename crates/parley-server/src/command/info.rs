@@ -5,10 +5,11 @@ use std::time::SystemTime;
 use parley_proto::numeric;
 
 use crate::clock::httpdate_like;
-use crate::context::Ctx;
+use crate::context::{Ctx, Reply};
 use crate::server::VERSION;
 
-pub fn lusers(ctx: &mut Ctx<'_>) {
+/// `LUSERS`: how many users, operators, unknown connections and channels (251-255, 265, 266).
+pub fn lusers(ctx: &mut Ctx<'_>) -> Result<(), Reply> {
     // Unknown connections are those still registering, counted from the world rather than from the
     // open sockets: a user who has left may keep its socket a while for the final ERROR.
     let (users, invisible, unknown, channels, max, opers) = {
@@ -62,9 +63,11 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
         &[&users, &max],
         Some(&format!("Current global users {users}, max {max}")),
     );
+    Ok(())
 }
 
-pub fn version(ctx: &mut Ctx<'_>) {
+/// `VERSION`: 351, then the ISUPPORT tokens.
+pub fn version(ctx: &mut Ctx<'_>) -> Result<(), Reply> {
     let name = ctx.shared.server_name();
     ctx.numeric(
         numeric::RPL_VERSION,
@@ -72,23 +75,26 @@ pub fn version(ctx: &mut Ctx<'_>) {
         Some("Parley chat server"),
     );
     ctx.send_isupport();
+    Ok(())
 }
 
-pub fn time(ctx: &mut Ctx<'_>) {
+/// `TIME`: the server's local time (391).
+pub fn time(ctx: &mut Ctx<'_>) -> Result<(), Reply> {
     let name = ctx.shared.server_name();
     ctx.numeric(
         numeric::RPL_TIME,
         &[name],
         Some(&httpdate_like(SystemTime::now())),
     );
+    Ok(())
 }
 
-pub fn motd(ctx: &mut Ctx<'_>) {
+/// `MOTD`: the configured message of the day (375, 372..., 376), or 422 without one.
+pub fn motd(ctx: &mut Ctx<'_>) -> Result<(), Reply> {
     let live = ctx.shared.live();
     let motd = &live.server.motd;
     if motd.trim().is_empty() {
-        ctx.numeric(numeric::ERR_NOMOTD, &[], Some("MOTD File is missing"));
-        return;
+        return Err(Reply::new(numeric::ERR_NOMOTD, &[], "MOTD File is missing"));
     }
     let name = ctx.shared.server_name();
     ctx.numeric(
@@ -105,4 +111,5 @@ pub fn motd(ctx: &mut Ctx<'_>) {
         ctx.numeric(numeric::RPL_MOTD, &[], Some(&format!("- {}", &text[..cut])));
     }
     ctx.numeric(numeric::RPL_ENDOFMOTD, &[], Some("End of /MOTD command."));
+    Ok(())
 }

@@ -8,7 +8,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
-use crate::context::{Ctx, FollowUp, Line, Lookup, Reply};
+use crate::context::{Ctx, Line, Lookup, Reply};
 use crate::history::HistoryRequest;
 use crate::relay::Relay;
 use crate::state::{Channel, MemberStatus};
@@ -82,105 +82,109 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
     }
     let id = ctx.session.id;
     let folded = casefold(name);
-    let mut world = ctx.shared.world.lock();
-    let Some(user) = world.users.get(&id) else {
-        return Ok(());
-    };
-    if user.channels.contains(&folded) {
-        return Ok(());
-    }
-    if user.channels.len() >= limits.channels_per_user {
-        return Err(Reply::new(
-            numeric::ERR_TOOMANYCHANNELS,
-            &[name],
-            "You have joined too many channels",
-        ));
-    }
-    let source = user.source();
-    let nick = user.nick.clone();
-    let account = user.account.clone();
-    let realname = user.realname.clone();
-    let outbound = user.outbound.clone();
-    // Nobody becomes the default room's operator by joining it first or owning it: only server
-    // operators who may moderate it get the status.
-    let default_room = ctx.shared.is_default_channel(&folded);
-    let server_op = default_room && ctx.shared.oper_can(user.oper, "channels");
-    // Set when this join made a channel its creator's account may not register (at its limit).
-    let mut unregistered = None;
-    let status = match world.channels.get(&folded) {
-        Some(channel) => {
-            if let Some((code, text)) = refusal(
-                channel,
-                id,
-                &source,
-                account.as_deref(),
-                key,
-                limits.members_per_channel,
-                default_room,
-            ) {
-                return Err(Reply::new(code, &[&channel.name], text));
-            }
-            MemberStatus {
-                op: server_op || (!default_room && channel.auto_op(account.as_deref())),
-                voice: false,
-            }
+    // The world lock is held for the checks and the change, and let go before publishing (which
+    // may apply the event here, taking it again).
+    let (announced, shown, unregistered, nick) = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get(&id) else {
+            return Ok(());
+        };
+        if user.channels.contains(&folded) {
+            return Ok(());
         }
-        None => {
-            let mut channel = ctx.shared.new_channel(name);
-            // A channel made by someone logged in belongs to their account and lasts; the
-            // default room belongs to the server and nobody owns it.
-            // Past its limit of registered channels the channel is still made (joining should
-            // work), but lasts only while it has members, as a guest's would.
-            if let (Some(account), false) = (&account, default_room) {
-                let owned = world.channels_owned_by(account);
-                if owned < limits.registered_channels_per_account {
-                    channel.owner = Some(account.clone());
-                    if let Some(record) = channel.record() {
-                        ctx.shared
-                            .history
-                            .persist(StateChange::SaveChannel(Box::new(record)));
-                    }
-                } else {
-                    unregistered = Some((account.clone(), owned));
+        if user.channels.len() >= limits.channels_per_user {
+            return Err(Reply::new(
+                numeric::ERR_TOOMANYCHANNELS,
+                &[name],
+                "You have joined too many channels",
+            ));
+        }
+        let source = user.source();
+        let nick = user.nick.clone();
+        let account = user.account.clone();
+        let realname = user.realname.clone();
+        let outbound = user.outbound.clone();
+        // Nobody becomes the default room's operator by joining it first or owning it: only server
+        // operators who may moderate it get the status.
+        let default_room = ctx.shared.is_default_channel(&folded);
+        let server_op = default_room && ctx.shared.oper_can(user.oper, "channels");
+        // Set when this join made a channel its creator's account may not register (at its limit).
+        let mut unregistered = None;
+        let status = match world.channels.get(&folded) {
+            Some(channel) => {
+                if let Some((code, text)) = refusal(
+                    channel,
+                    id,
+                    &source,
+                    account.as_deref(),
+                    key,
+                    limits.members_per_channel,
+                    default_room,
+                ) {
+                    return Err(Reply::new(code, &[&channel.name], text));
+                }
+                MemberStatus {
+                    op: server_op || (!default_room && channel.auto_op(account.as_deref())),
+                    voice: false,
                 }
             }
-            world.channels.insert(folded.clone(), channel);
-            MemberStatus {
-                op: !default_room || server_op,
-                voice: false,
+            None => {
+                let mut channel = ctx.shared.new_channel(name);
+                // A channel made by someone logged in belongs to their account and lasts; the
+                // default room belongs to the server and nobody owns it.
+                // Past its limit of registered channels the channel is still made (joining should
+                // work), but lasts only while it has members, as a guest's would.
+                if let (Some(account), false) = (&account, default_room) {
+                    let owned = world.channels_owned_by(account);
+                    if owned < limits.registered_channels_per_account {
+                        channel.owner = Some(account.clone());
+                        if let Some(record) = channel.record() {
+                            ctx.shared
+                                .history
+                                .persist(StateChange::SaveChannel(Box::new(record)));
+                        }
+                    } else {
+                        unregistered = Some((account.clone(), owned));
+                    }
+                }
+                world.channels.insert(folded.clone(), channel);
+                MemberStatus {
+                    op: !default_room || server_op,
+                    voice: false,
+                }
             }
+        };
+        let Some(channel) = world.channels.get_mut(&folded) else {
+            return Ok(());
+        };
+        channel.add_member(id, &nick, status, outbound);
+        let shown = [channel.name.as_str()];
+        let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
+            .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
+        // The joiner sees it now; in a cluster everyone else in the stream's order.
+        let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
+            Event::Join {
+                uid: cluster.uid_of(id),
+                source: source.clone(),
+                account: account.clone(),
+                realname: realname.clone(),
+                channel: channel.name.clone(),
+                op: status.op,
+                voice: status.voice,
+            }
+        });
+        if let Some(user) = world.users.get_mut(&id) {
+            user.channels.insert(folded.clone());
         }
+        send_topic(ctx, &world, &folded, false);
+        send_names(ctx, &mut world, &folded);
+        let shown = world
+            .channels
+            .get(&folded)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        (announced, shown, unregistered, nick)
     };
-    let Some(channel) = world.channels.get_mut(&folded) else {
-        return Ok(());
-    };
-    channel.add_member(id, &nick, status, outbound);
-    let shown = [channel.name.as_str()];
-    let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    // The joiner sees it now; in a cluster everyone else in the stream's order.
-    let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
-        Event::Join {
-            uid: cluster.uid_of(id),
-            source: source.clone(),
-            account: account.clone(),
-            realname: realname.clone(),
-            channel: channel.name.clone(),
-            op: status.op,
-            voice: status.voice,
-        }
-    });
-    if let Some(user) = world.users.get_mut(&id) {
-        user.channels.insert(folded.clone());
-    }
-    send_topic(ctx, &world, &folded, false);
-    send_names(ctx, &mut world, &folded);
-    let shown = world
-        .channels
-        .get(&folded)
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
-    drop(world);
     ctx.publish(announced);
     if let Some((account, owned)) = unregistered {
         let text = format!(
@@ -193,14 +197,13 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
     let history = &ctx.shared.history;
     let replay = history.config.replay_on_join;
     if history.enabled() && replay > 0 && !ctx.session.caps.chathistory {
-        ctx.session
-            .followups
-            .push_back(FollowUp::History(HistoryRequest::Replay {
-                key: folded,
-                shown,
-                limit: replay,
-                before_ms: crate::clock::now_ms(),
-            }));
+        let replay = HistoryRequest::Replay {
+            key: folded,
+            shown,
+            limit: replay,
+            before_ms: crate::clock::now_ms(),
+        };
+        crate::command::chathistory::read(ctx, replay);
     }
     Ok(())
 }

@@ -271,24 +271,24 @@ fn to_channel(
 
 fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
     let id = ctx.session.id;
-    let mut world = ctx.shared.world.lock();
-    let recipient = world.user_by_nick(target).map(|r| {
-        (
-            r.outbound.clone(),
-            r.nick.clone(),
-            r.away.clone(),
-            party(r.account.as_deref(), &r.nick),
-            r.remote.clone().or_else(|| ctx.cluster_uid(r.id)),
-        )
-    });
-    let Some(user) = world.users.get_mut(&id) else {
-        return;
+    let (recipient, source, account, me) = {
+        let mut world = ctx.shared.world.lock();
+        let recipient = world.user_by_nick(target).map(|r| {
+            (
+                r.outbound.clone(),
+                r.nick.clone(),
+                r.away.clone(),
+                party(r.account.as_deref(), &r.nick),
+                r.remote.clone().or_else(|| ctx.cluster_uid(r.id)),
+            )
+        });
+        let Some(user) = world.users.get_mut(&id) else {
+            return;
+        };
+        user.last_spoke = Instant::now();
+        let me = party(user.account.as_deref(), &user.nick);
+        (recipient, user.source(), user.account.clone(), me)
     };
-    user.last_spoke = Instant::now();
-    let source = user.source();
-    let account = user.account.clone();
-    let me = party(account.as_deref(), &user.nick);
-    drop(world);
     let Some((outbound, nick, away, them, uid)) = recipient else {
         offline(
             ctx,

@@ -5,8 +5,9 @@
 //!
 //! Handlers return `Result<(), Reply>`: the error numerics come from the lookups in `context`
 //! (`channel_named` 403, `user_named` 401, `require_member` 442, `require_op` 482,
-//! `require_params` 461, `require_oper` 481) and are sent here. The handlers called in a block
-//! below still answer by themselves (not converted yet).
+//! `require_params` 461, `require_oper` 481) and are sent here, once, after every lock the
+//! handler held is let go. What must wait is left on the context (`then_async`,
+//! `then_blocking`) and answered by the connection in order.
 
 pub mod auth;
 pub mod channel;
@@ -30,33 +31,15 @@ use crate::context::{Ctx, Reply};
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     let verb = msg.command.to_ascii_uppercase();
     let answered = match verb.as_str() {
-        "CAP" => {
-            registration::cap(ctx, msg);
-            Ok(())
-        }
+        "CAP" => registration::cap(ctx, msg),
         "NICK" => nick::nick(ctx, msg),
-        "USER" => {
-            registration::user(ctx, msg);
-            Ok(())
-        }
-        "PASS" => {
-            auth::pass(ctx, msg);
-            Ok(())
-        }
-        "AUTHENTICATE" => {
-            auth::authenticate(ctx, msg);
-            Ok(())
-        }
-        "REGISTER" => {
-            auth::register(ctx, msg);
-            Ok(())
-        }
+        "USER" => registration::user(ctx, msg),
+        "PASS" => auth::pass(ctx, msg),
+        "AUTHENTICATE" => auth::authenticate(ctx, msg),
+        "REGISTER" => auth::register(ctx, msg),
         "PING" => presence::ping(ctx, msg),
         "PONG" => Ok(()),
-        "QUIT" => {
-            presence::quit(ctx, msg);
-            Ok(())
-        }
+        "QUIT" => presence::quit(ctx, msg),
         _ if !ctx.session.registered => Err(Reply::new(
             numeric::ERR_NOTREGISTERED,
             &[],
@@ -71,14 +54,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "JOIN" => join::join(ctx, msg),
         "PART" => join::part(ctx, msg),
         "TOPIC" => channel::topic(ctx, msg),
-        "NAMES" => {
-            channel::names(ctx, msg);
-            Ok(())
-        }
-        "LIST" => {
-            channel::list(ctx, msg);
-            Ok(())
-        }
+        "NAMES" => channel::names(ctx, msg),
+        "LIST" => channel::list(ctx, msg),
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
@@ -95,35 +72,17 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "UNSUSPEND" => oper::suspend(ctx, msg, false),
         "WALLOPS" => oper::wallops(ctx, msg),
         "REHASH" => oper::rehash(ctx, msg),
-        "AWAY" => {
-            presence::away(ctx, msg);
-            Ok(())
-        }
-        "WHO" => {
-            query::who(ctx, msg);
-            Ok(())
-        }
+        "AWAY" => presence::away(ctx, msg),
+        "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),
         "WHOWAS" => query::whowas(ctx, msg),
         "ISON" => query::ison(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
         "SESSION" => session::session(ctx, msg),
-        "LUSERS" => {
-            info::lusers(ctx);
-            Ok(())
-        }
-        "VERSION" => {
-            info::version(ctx);
-            Ok(())
-        }
-        "TIME" => {
-            info::time(ctx);
-            Ok(())
-        }
-        "MOTD" => {
-            info::motd(ctx);
-            Ok(())
-        }
+        "LUSERS" => info::lusers(ctx),
+        "VERSION" => info::version(ctx),
+        "TIME" => info::time(ctx),
+        "MOTD" => info::motd(ctx),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],

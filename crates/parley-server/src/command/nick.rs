@@ -10,7 +10,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 use crate::cluster::event::Event;
 use crate::cluster::ClaimError;
 use crate::command::registration;
-use crate::context::{Announced, Ctx, FollowUp, Line, Reply};
+use crate::context::{Announced, Ctx, Line, Reply};
 use crate::relay::line;
 use crate::state::{ClientId, WhowasEntry, World};
 
@@ -50,10 +50,8 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         }
     }
     if ctx.announcer().claims_nicks() {
-        // Held once in the whole cluster: the connection task claims it, then calls `claimed`.
-        ctx.session
-            .followups
-            .push_back(FollowUp::ClaimNick(wanted.to_string()));
+        // Held once in the whole cluster: claimed first, then taken in `claimed`.
+        claim(ctx, wanted);
         return Ok(());
     }
     take(ctx, wanted);
@@ -130,9 +128,7 @@ pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
         }
     }
     if ctx.announcer().claims_nicks() {
-        ctx.session
-            .followups
-            .push_back(FollowUp::ClaimNick(account.to_string()));
+        claim(ctx, account);
         return;
     }
     take(ctx, account);
@@ -151,8 +147,18 @@ fn in_use(ctx: &Ctx<'_>, wanted: &str) {
     ctx.reply(&nick_in_use(wanted));
 }
 
+/// Claim `wanted` across the cluster, in order with this connection's other lines, then see
+/// [`claimed`] with the answer.
+fn claim(ctx: &mut Ctx<'_>, wanted: &str) {
+    let (folded, wanted, id) = (casefold(wanted), wanted.to_string(), ctx.session.id);
+    ctx.then_async(
+        move |on| Box::pin(async move { on.claim_nick(&folded, id).await }),
+        move |ctx, result| claimed(ctx, &wanted, result),
+    );
+}
+
 /// The cluster's answer to a nick claim.
-pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) {
+fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) {
     match result {
         Ok(()) => {
             let id = ctx.session.id;
@@ -188,47 +194,51 @@ pub fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) 
 fn take(ctx: &mut Ctx<'_>, wanted: &str) {
     let id = ctx.session.id;
     let folded = casefold(wanted);
-    let mut world = ctx.shared.world.lock();
-    let old_folded = casefold(&ctx.session.nick);
-    if world.nicks.get(&old_folded) == Some(&id) {
-        world.nicks.remove(&old_folded);
-    }
-    world.nicks.insert(folded, id);
-    let whowas_limit = ctx.shared.config.limits.whowas_entries;
-    let mut announce = None;
-    let mut announced = Announced::default();
-    if let Some(user) = world.users.get(&id) {
-        if user.registered {
-            announce = Some((
-                user.source(),
-                line(Some(&user.source()), "NICK", &[], Some(wanted)),
-            ));
+    // The lock is let go before the user's own NICK line and the publishing (which may apply
+    // the event here, taking it again).
+    let (announce, announced) = {
+        let mut world = ctx.shared.world.lock();
+        let old_folded = casefold(&ctx.session.nick);
+        if world.nicks.get(&old_folded) == Some(&id) {
+            world.nicks.remove(&old_folded);
         }
-    }
-    if let Some((source, bytes)) = &announce {
-        if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
-            // Keep the old nick findable by WHOWAS, as other servers do.
-            world.push_whowas(entry, whowas_limit);
-        }
-        let neighbours = std::sync::Arc::new(world.neighbours(id));
-        announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
-            uid: cluster.uid_of(id),
-            source: source.clone(),
-            nick: wanted.to_string(),
-        });
-    }
-    let World {
-        users, channels, ..
-    } = &mut *world;
-    if let Some(user) = users.get_mut(&id) {
-        user.nick = wanted.to_string();
-        for key in &user.channels {
-            if let Some(channel) = channels.get_mut(key) {
-                channel.names_changed();
+        world.nicks.insert(folded, id);
+        let whowas_limit = ctx.shared.config.limits.whowas_entries;
+        let mut announce = None;
+        let mut announced = Announced::default();
+        if let Some(user) = world.users.get(&id) {
+            if user.registered {
+                announce = Some((
+                    user.source(),
+                    line(Some(&user.source()), "NICK", &[], Some(wanted)),
+                ));
             }
         }
-    }
-    drop(world);
+        if let Some((source, bytes)) = &announce {
+            if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
+                // Keep the old nick findable by WHOWAS, as other servers do.
+                world.push_whowas(entry, whowas_limit);
+            }
+            let neighbours = std::sync::Arc::new(world.neighbours(id));
+            announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
+                uid: cluster.uid_of(id),
+                source: source.clone(),
+                nick: wanted.to_string(),
+            });
+        }
+        let World {
+            users, channels, ..
+        } = &mut *world;
+        if let Some(user) = users.get_mut(&id) {
+            user.nick = wanted.to_string();
+            for key in &user.channels {
+                if let Some(channel) = channels.get_mut(key) {
+                    channel.names_changed();
+                }
+            }
+        }
+        (announce, announced)
+    };
     if let Some((_, bytes)) = &announce {
         ctx.send(bytes);
     }

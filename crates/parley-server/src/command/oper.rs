@@ -15,42 +15,10 @@ use crate::context::{Ctx, Reply};
 use crate::relay::line;
 use crate::server::dline_covers;
 use crate::state::mask_matches;
-use crate::state::OperClass;
 use crate::store::{ServerBan, StateChange};
 
 fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
-}
-
-/// The database's answer for [`Ctx::grant_oper`]: the higher of its word and the config's.
-pub fn checked(
-    ctx: &mut Ctx<'_>,
-    account: &str,
-    asked: bool,
-    admin: Result<bool, crate::store::StoreError>,
-) {
-    // Logged out or into another account meanwhile: the answer is about someone else.
-    if ctx.session.account.as_deref() != Some(account) {
-        return;
-    }
-    let admin = admin.unwrap_or_else(|error| {
-        tracing::warn!(%account, %error, "cannot read whether the account is an admin");
-        false
-    });
-    let class = if admin {
-        Some(OperClass::Admin)
-    } else {
-        ctx.shared.oper_class(account)
-    };
-    match class {
-        Some(class) => ctx.grant_oper_class(account, class),
-        None if asked => ctx.numeric(
-            numeric::ERR_NOOPERHOST,
-            &[],
-            Some("Your account is not a server operator"),
-        ),
-        None => {}
-    }
 }
 
 /// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;

@@ -18,12 +18,15 @@ pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `QUIT [<reason>]`: the connection ends after this line (see `connection.rs`).
+pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let reason: String = msg.param(0).unwrap_or("").chars().take(300).collect();
     ctx.session.quit = Some(reason);
+    Ok(())
 }
 
-pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `AWAY [<text>]`: set (306) or clear (305) the away message others see.
+pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let text = msg.param(0).unwrap_or("");
     let away = if text.is_empty() {
         None
@@ -59,4 +62,5 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             Some("You are no longer marked as being away"),
         );
     }
+    Ok(())
 }

@@ -39,7 +39,9 @@ fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatu
     );
 }
 
-pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `WHO [<mask>]`: a channel's members, a nick, or the users matching a mask (352, 315);
+/// invisible users only to those who share a channel with them.
+pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*");
     let me = ctx.session.id;
     {
@@ -68,6 +70,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         }
     }
     ctx.numeric(numeric::RPL_ENDOFWHO, &[mask], Some("End of WHO list"));
+    Ok(())
 }
 
 fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str) {

@@ -6,16 +6,16 @@
 
 use parley_proto::{casefold, numeric, Message};
 
-use crate::command::{auth, info, join};
+use crate::command::{auth, chathistory, info, join};
 use crate::config::RegistrationPolicy;
-use crate::context::{advertised_caps, Ctx, FollowUp};
+use crate::context::{advertised_caps, Ctx, FollowUp, Reply};
 use crate::isupport;
 use crate::server::VERSION;
 
-pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    if !ctx.need_params(msg, 1) {
-        return;
-    }
+/// `CAP LS|LIST|REQ|END` (IRCv3 capability negotiation): while it is open, registration
+/// waits for `CAP END`.
+pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    ctx.require_params(msg, 1)?;
     let sub = msg.params[0].to_ascii_uppercase();
     let nick = ctx.session.nick_or_star().to_string();
     match sub.as_str() {
@@ -66,26 +66,23 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
                 try_complete(ctx);
             }
         }
-        _ => ctx.numeric(
-            numeric::ERR_INVALIDCAPCMD,
-            &[msg.params[0]],
-            Some("Invalid CAP command"),
-        ),
+        _ => {
+            return Err(Reply::new(
+                numeric::ERR_INVALIDCAPCMD,
+                &[msg.params[0]],
+                "Invalid CAP command",
+            ))
+        }
     }
+    Ok(())
 }
 
-pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+/// `USER <username> <mode> <unused> <realname>`: once, before registration.
+pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     if ctx.session.registered || ctx.session.got_user {
-        ctx.numeric(
-            numeric::ERR_ALREADYREGISTERED,
-            &[],
-            Some("You may not reregister"),
-        );
-        return;
+        return Err(Reply::already_registered());
     }
-    if !ctx.need_params(msg, 4) {
-        return;
-    }
+    ctx.require_params(msg, 4)?;
     let max = ctx.shared.config.limits.user_len;
     // No ident lookup is done, so the username is marked with '~' as ircds do for unverified ones.
     let mut username: String = String::from("~");
@@ -108,6 +105,7 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
     }
     ctx.session.got_user = true;
     try_complete(ctx);
+    Ok(())
 }
 
 /// Finish registration if everything it needs is in.
@@ -192,7 +190,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     }
     if let Some(account) = &ctx.session.account {
         let account = casefold(account);
-        ctx.session.followups.push_back(FollowUp::Offline(account));
+        chathistory::offline(ctx, account);
         if ctx.shared.live().operators.auto_oper {
             ctx.grant_oper(false);
         }
@@ -285,6 +283,7 @@ fn welcome(ctx: &mut Ctx<'_>, source: &str) {
         None,
     );
     ctx.send_isupport();
-    info::lusers(ctx);
-    info::motd(ctx);
+    // The burst goes on past a refusal (422 without a MOTD): sent here, not returned.
+    info::lusers(ctx).unwrap_or_else(|reply| ctx.reply(&reply));
+    info::motd(ctx).unwrap_or_else(|reply| ctx.reply(&reply));
 }
