@@ -33,8 +33,8 @@
 //! 4. `command/message.rs` `privmsg` -> `to_channel` checks the channel's modes under the world
 //!    lock, takes its member snapshot, and leaves a `fanout::Delivery` (the message serialized
 //!    lazily, once per variant, by `relay.rs`) as a follow-up for the connection.
-//! 5. `connection.rs` `run_followups` hands it to `history/writer.rs` (`History::enqueue`); the history
-//!    writer commits a batch of messages in one transaction and then hands each on.
+//! 5. `connection.rs` `run_followups` hands it to `history/writer.rs` (`History::enqueue`); the
+//!    history writer commits a batch of messages in one transaction and then hands each on.
 //! 6. `fanout.rs` `Delivery::deliver` appends the bytes to every member's buffer (in a cluster
 //!    the message is published instead, and `cluster/apply.rs` delivers it on every node with the
 //!    same `fanout` functions).
@@ -45,6 +45,12 @@
 //! step 4 on, without the history: the handler calls `Ctx::announce` (`context.rs`
 //! `Announcer`), which queues the line through `fanout` at once or, in a cluster, publishes the
 //! event for every node to deliver from the stream. No handler asks which.
+//!
+//! A handler that must wait (a store lookup, a history read, a cluster nick claim) does not
+//! block: it leaves a step with `Ctx::then_async` or `Ctx::then_blocking` and the second half as
+//! a continuation; `run_followups` runs the steps in order, after the client's messages still in
+//! flight, without knowing what they do. A handler's refusal is a `Reply` (`context.rs`) that
+//! `dispatch` sends once, after the handler's locks are gone.
 
 pub mod accounts;
 mod acme;
