@@ -651,9 +651,7 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
             continue;
         };
         let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
-        for other in world.neighbours(id) {
-            let _ = other.push_held(&bytes, step.held);
-        }
+        send_line(step.held, &bytes, &world.neighbours(id));
         remove_user(&mut world, id, step.whowas_limit);
     }
 }
