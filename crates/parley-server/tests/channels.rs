@@ -1370,4 +1370,16 @@ async fn join_two_keyed_channels_pairs_keys_in_order() {
         vec![":bob!~bob@127.0.0.1 JOIN #a", ":bob!~bob@127.0.0.1 JOIN #b"]
     );
     assert!(!got.iter().any(|l| common::is_error_reply(l)), "{got:?}");
+    // Pairing is by position, so an empty item in the channel list still takes its key's place
+    // (ergo pairs the same way): #b is third, so it gets the third key.
+    let [mut carol] = server.clients(["carol"]).await;
+    let got = ask(&mut carol, "JOIN #a,,#b key1,skipped,key2").await;
+    assert_eq!(
+        with_command(&got, "JOIN"),
+        vec![
+            ":carol!~carol@127.0.0.1 JOIN #a",
+            ":carol!~carol@127.0.0.1 JOIN #b"
+        ]
+    );
+    assert!(!got.iter().any(|l| common::is_error_reply(l)), "{got:?}");
 }
