@@ -1244,3 +1244,142 @@ async fn user_mode_refusals() {
         lines(&[":parley.local 461 alice MODE :Not enough parameters"])
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lists of targets (issue 24, item 5)
+
+/// modern.ircdocs.horse, NAMES message: "The channel names are evaluated one-by-one. For each
+/// channel that exists and they are able to see the users in, the server returns one of more
+/// `RPL_NAMREPLY` numerics containing the users joined to the channel and a single
+/// `RPL_ENDOFNAMES` numeric. If the channel name is invalid or the channel does not exist, one
+/// `RPL_ENDOFNAMES` numeric containing the given channel name should be returned. [...] Users with
+/// the invisible user mode set are not shown in channel responses unless the requesting client is
+/// also joined to that channel."
+#[tokio::test]
+async fn names_of_a_list_answers_each_channel_in_turn() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob, mut carol, mut dave] =
+        server.clients(["alice", "bob", "carol", "dave"]).await;
+    join_all("#a", &mut [&mut alice]).await;
+    ask(&mut dave, "MODE dave +i").await;
+    join_all("#b", &mut [&mut bob, &mut dave]).await;
+
+    // carol is on neither: invisible dave is left out of #b, #nope and the invalid name end at once.
+    assert_eq!(
+        ask(&mut carol, "NAMES #a,#nope,inv@lid,#B").await,
+        lines(&[
+            ":parley.local 353 carol = #a :@alice",
+            ":parley.local 366 carol #a :End of /NAMES list",
+            ":parley.local 366 carol #nope :End of /NAMES list",
+            ":parley.local 366 carol inv@lid :End of /NAMES list",
+            ":parley.local 353 carol = #b :@bob",
+            ":parley.local 366 carol #b :End of /NAMES list",
+        ])
+    );
+    // dave is on #b, so he sees himself there; #a's answer follows in the order asked.
+    assert_eq!(
+        ask(&mut dave, "NAMES #b,#a").await,
+        lines(&[
+            ":parley.local 353 dave = #b :@bob dave",
+            ":parley.local 366 dave #b :End of /NAMES list",
+            ":parley.local 353 dave = #a :@alice",
+            ":parley.local 366 dave #a :End of /NAMES list",
+        ])
+    );
+}
+
+/// modern.ircdocs.horse, KICK message: "The server MUST NOT send KICK messages with multiple
+/// users to clients." Each target gets its own KICK line with the given comment, seen by every
+/// member (the kicked ones included), and both are gone afterwards.
+#[tokio::test]
+async fn kick_of_a_list_sends_one_line_per_target_to_every_member() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob, mut carol, mut dave] =
+        server.clients(["alice", "bob", "carol", "dave"]).await;
+    join_all("#c", &mut [&mut alice, &mut bob, &mut carol, &mut dave]).await;
+    let kicks = lines(&[
+        ":alice!~alice@127.0.0.1 KICK #c bob :out you go",
+        ":alice!~alice@127.0.0.1 KICK #c carol :out you go",
+    ]);
+    assert_eq!(
+        ask(&mut alice, "KICK #c bob,carol :out you go").await,
+        kicks
+    );
+    assert_eq!(dave.sync().await, kicks);
+    // bob left with the first line, so he hears only his own; carol was still there for bob's.
+    assert_eq!(bob.sync().await, kicks[..1].to_vec());
+    assert_eq!(carol.sync().await, kicks);
+    assert_eq!(
+        with_command(&ask(&mut dave, "NAMES #c").await, "353"),
+        vec![":parley.local 353 dave = #c :@alice dave"]
+    );
+    // "If no comment is given, the server SHOULD use a default message instead": for each target.
+    join_all("#c", &mut [&mut bob, &mut carol]).await;
+    alice.sync().await;
+    assert_eq!(
+        ask(&mut alice, "KICK #c bob,carol").await,
+        lines(&[
+            ":alice!~alice@127.0.0.1 KICK #c bob :alice",
+            ":alice!~alice@127.0.0.1 KICK #c carol :alice",
+        ])
+    );
+}
+
+/// modern.ircdocs.horse, JOIN message: "Servers MUST process the parameters of this command as
+/// lists on incoming commands from clients". An invalid name in the list is answered with
+/// ERR_NOSUCHCHANNEL (403) and the rest are still joined: the spec's JOIN lists 403 and not
+/// ERR_BADCHANMASK (476, deprecated there even for KICK), and ergo answers 403 the same way.
+#[tokio::test]
+async fn join_list_with_an_invalid_name_joins_the_valid_ones() {
+    let server = TestServer::start().await;
+    let [mut alice] = server.clients(["alice"]).await;
+    assert_eq!(
+        ask(&mut alice, "JOIN #valid,inv@lid,#also").await,
+        lines(&[
+            ":alice!~alice@127.0.0.1 JOIN #valid",
+            ":parley.local 353 alice = #valid :@alice",
+            ":parley.local 366 alice #valid :End of /NAMES list",
+            ":parley.local 403 alice inv@lid :No such channel",
+            ":alice!~alice@127.0.0.1 JOIN #also",
+            ":parley.local 353 alice = #also :@alice",
+            ":parley.local 366 alice #also :End of /NAMES list",
+        ])
+    );
+}
+
+/// modern.ircdocs.horse, JOIN message: "with the first `<key>` being used for the first
+/// `<channel>`, the second `<key>` being used for the second `<channel>`, etc." Keys given in the
+/// wrong order open neither channel; in the right order both.
+#[tokio::test]
+async fn join_two_keyed_channels_pairs_keys_in_order() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    ask(&mut alice, "JOIN #a,#b").await;
+    ask(&mut alice, "MODE #a +k key1").await;
+    ask(&mut alice, "MODE #b +k key2").await;
+    assert_eq!(
+        ask(&mut bob, "JOIN #a,#b key2,key1").await,
+        lines(&[
+            ":parley.local 475 bob #a :Cannot join channel (+k)",
+            ":parley.local 475 bob #b :Cannot join channel (+k)",
+        ])
+    );
+    let got = ask(&mut bob, "JOIN #a,#b key1,key2").await;
+    assert_eq!(
+        with_command(&got, "JOIN"),
+        vec![":bob!~bob@127.0.0.1 JOIN #a", ":bob!~bob@127.0.0.1 JOIN #b"]
+    );
+    assert!(!got.iter().any(|l| common::is_error_reply(l)), "{got:?}");
+    // Pairing is by position, so an empty item in the channel list still takes its key's place
+    // (ergo pairs the same way): #b is third, so it gets the third key.
+    let [mut carol] = server.clients(["carol"]).await;
+    let got = ask(&mut carol, "JOIN #a,,#b key1,skipped,key2").await;
+    assert_eq!(
+        with_command(&got, "JOIN"),
+        vec![
+            ":carol!~carol@127.0.0.1 JOIN #a",
+            ":carol!~carol@127.0.0.1 JOIN #b"
+        ]
+    );
+    assert!(!got.iter().any(|l| common::is_error_reply(l)), "{got:?}");
+}

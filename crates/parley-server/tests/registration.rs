@@ -230,3 +230,42 @@ async fn ping_pong_and_unknown_command() {
         ":parley.local 421 pinger FROBNICATE :Unknown command"
     );
 }
+
+/// modern.ircdocs.horse, USER message: "The minimum length of `<username>` is 1, ie. it MUST NOT
+/// be empty. If it is empty, the server SHOULD reject the command with ERR_NEEDMOREPARAMS (even if
+/// an empty parameter is provided)". The realname is held to the same rule, as ergo and irctest's
+/// testEmptyRealname do (`USER username * * :` gets 461): a USER that names nobody is no USER,
+/// so registration waits for a real one.
+#[tokio::test]
+async fn user_with_an_empty_realname_gets_461_and_does_not_register() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("NICK foo").await;
+    c.send("USER u 0 * :").await;
+    assert_eq!(
+        c.sync().await,
+        vec![":parley.local 461 foo USER :Not enough parameters".to_string()]
+    );
+    // Refused, not counted: a proper USER afterwards still registers (no 462).
+    c.send("USER u 0 * :Foo Bar").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 001 foo :Welcome to the Parley IRC Network foo!~u@127.0.0.1"
+    );
+}
+
+/// The same before NICK: the 461 goes to `*` and nothing is remembered of the refused USER.
+#[tokio::test]
+async fn user_with_an_empty_realname_before_nick_gets_461() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.send("USER u 0 * :").await;
+    assert_eq!(
+        c.sync().await,
+        vec![":parley.local 461 * USER :Not enough parameters".to_string()]
+    );
+    c.send("NICK foo").await;
+    assert_eq!(c.sync().await, Vec::<String>::new());
+    c.send("USER u 0 * :Foo").await;
+    c.expect_numeric("001").await;
+}

@@ -22,9 +22,14 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         part_all(ctx);
         return Ok(());
     }
+    // Keys pair with channels by position, an empty item included ("JOIN #a,,#b k1,,k2" gives
+    // #b k2), and one refusal does not stop the rest of the list.
     let mut keys = msg.param(1).unwrap_or("").split(',');
-    for name in msg.params[0].split(',').filter(|n| !n.is_empty()) {
+    for name in msg.params[0].split(',') {
         let key = keys.next().filter(|k| !k.is_empty());
+        if name.is_empty() {
+            continue;
+        }
         join_one(ctx, name, key).unwrap_or_else(|reply| ctx.reply(&reply));
     }
     Ok(())

@@ -83,6 +83,12 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         return Err(Reply::already_registered());
     }
     ctx.require_params(msg, 4)?;
+    // An empty username or realname counts as missing (modern.ircdocs.horse: "If it is empty, the
+    // server SHOULD reject the command with ERR_NEEDMOREPARAMS"), and the USER is not kept, so a
+    // proper one may follow.
+    if msg.params[0].is_empty() || msg.params[3].is_empty() {
+        return Err(Reply::need_more_params("USER"));
+    }
     let max = ctx.shared.config.limits.user_len;
     // No ident lookup is done, so the username is marked with '~' as ircds do for unverified ones.
     let mut username: String = String::from("~");
