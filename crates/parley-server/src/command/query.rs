@@ -47,7 +47,12 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     {
         let world = ctx.shared.world.lock();
         if mask.starts_with(['#', '&']) {
-            if let Some(channel) = world.channels.get(&casefold(mask)) {
+            let sees_secret = ctx.sees_secret_channels(&world);
+            if let Some(channel) = world
+                .channels
+                .get(&casefold(mask))
+                .filter(|c| !c.hidden_from(me, sees_secret))
+            {
                 let is_member = channel.status(me).is_some();
                 for id in channel.order.iter().take(MAX_WHO_ROWS) {
                     let Some(user) = world.users.get(id) else {
@@ -125,10 +130,12 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         &[nick, &user.username, &user.host, "*"],
         Some(&user.realname),
     );
+    let sees_secret = ctx.sees_secret_channels(&world);
     let mut channels: Vec<String> = user
         .channels
         .iter()
         .filter_map(|key| world.channels.get(key))
+        .filter(|c| !c.hidden_from(ctx.session.id, sees_secret))
         .map(|c| {
             let prefix = c
                 .status(user.id)
