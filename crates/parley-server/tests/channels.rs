@@ -1431,3 +1431,29 @@ async fn secret_mode_set_by_operators_and_shown() {
         ":parley.local 324 bob #c +nt"
     );
 }
+
+/// RFC 2811, Private and Secret Channels: "When a channel is "secret", in addition to the
+/// restriction above, the server will act as if the channel does not exist for queries like the
+/// TOPIC, LIST, NAMES commands." A non-member asking a secret channel's TOPIC gets 442, as from
+/// ergo, and never the topic text; a member still reads it.
+#[tokio::test]
+async fn secret_channel_topic_hidden_from_non_members() {
+    let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;
+    let [mut alice, mut carol] = server.clients(["alice", "carol"]).await;
+    ask(&mut alice, "JOIN #c").await;
+    ask(&mut alice, "TOPIC #c :the plan").await;
+    ask(&mut alice, "MODE #c +s").await;
+    assert_eq!(
+        ask(&mut carol, "TOPIC #c").await,
+        lines(&[":parley.local 442 carol #c :You're not on that channel"])
+    );
+    assert_eq!(
+        ask(&mut alice, "TOPIC #c").await[0],
+        ":parley.local 332 alice #c :the plan"
+    );
+    ask(&mut alice, "MODE #c -s").await;
+    assert_eq!(
+        ask(&mut carol, "TOPIC #c").await[0],
+        ":parley.local 332 carol #c :the plan"
+    );
+}

@@ -149,14 +149,18 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `TOPIC <channel> [<topic>]`: show the topic, or set it (an empty topic clears it). Setting
-/// needs membership, and operator status under `+t`.
+/// `TOPIC <channel> [<topic>]`: show the topic (a secret channel's only to its members), or
+/// set it (an empty topic clears it). Setting needs membership, and operator status under `+t`.
 pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.require_params(msg, 1)?;
     let announced = {
         let mut world = ctx.shared.world.lock();
         let (key, channel) = world.channel_named(msg.params[0])?;
         let Some(new_topic) = msg.param(1) else {
+            // A secret channel's topic is for its members (and operators who may look).
+            if channel.hidden_from(ctx.session.id, ctx.sees_secret_channels(&world)) {
+                return Err(Reply::not_on_channel(&channel.name));
+            }
             send_topic(ctx, &world, &key, true);
             return Ok(());
         };
