@@ -859,7 +859,7 @@ async fn users_unlock_reaches_every_node() {
 /// mode "+s")").
 #[tokio::test]
 async fn secret_channels_are_hidden_on_every_node() {
-    let Some(cluster) =
+    let Some(mut cluster) =
         Cluster::start(2, |_, config| config.server.default_channel = String::new()).await
     else {
         return;
@@ -904,4 +904,18 @@ async fn secret_channels_are_hidden_on_every_node() {
     bob.send("JOIN #hid").await;
     let joined = bob.expect(|l| command_of(l) == "353").await;
     assert!(joined.ends_with(" 353 bob @ #hid :@alice bob"), "{joined}");
+
+    // A node that starts later learns the channel from the others' snapshot, +s included.
+    cluster.add_node().await;
+    let mut dave = cluster.client(2, "dave").await;
+    dave.await_reply("MODE #hid", |l| {
+        l.contains(" 324 ") && l.split(' ').nth(4).is_some_and(|m| m.contains('s'))
+    })
+    .await;
+    dave.send("LIST").await;
+    let got = dave.sync().await;
+    assert!(
+        !got.iter().any(|l| l.contains("#hid")),
+        "LIST on the late node: {got:?}"
+    );
 }
