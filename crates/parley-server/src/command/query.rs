@@ -1,5 +1,7 @@
 //! Looking people up: WHO, WHOIS, WHOWAS, ISON, USERHOST. Invisible users (`+i`) show up in mask
 //! searches only to those who share a channel with them; an exact nick is always answered.
+//! Secret channels (`+s`) are not there for non-members: WHO of one is an empty list, and
+//! WHOIS leaves it out of 319.
 
 use std::time::SystemTime;
 
