@@ -995,6 +995,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether this user sees secret (`+s`) channels it is not in: an operator with the
+    /// `channels` permission (ergo's opers do too), whose job includes finding abuse there.
+    pub fn sees_secret_channels(&self, world: &World) -> bool {
+        let oper = world.users.get(&self.session.id).and_then(|u| u.oper);
+        self.shared.oper_can(oper, "channels")
+    }
+
     /// This user's status in `channel` (442 if not a member).
     pub fn require_member(&self, channel: &Channel) -> Result<MemberStatus, Reply> {
         channel

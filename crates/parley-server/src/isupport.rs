@@ -4,7 +4,7 @@
 use crate::config::Config;
 
 /// Channel modes, for 004 and CHANMODES: lists, always-param, param-when-set, flags.
-pub const CHANNEL_MODES: &str = "beIiklmnoqtv";
+pub const CHANNEL_MODES: &str = "beIiklmnoqstv";
 pub const CHANNEL_MODES_WITH_PARAM: &str = "beIklovq";
 pub const USER_MODES: &str = "iow";
 /// How many parameterised mode changes one MODE command may carry.
@@ -21,7 +21,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         format!("AWAYLEN={}", l.away_len),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#&:{}", l.channels_per_user),
-        "CHANMODES=beIq,k,l,imnt".into(),
+        "CHANMODES=beIq,k,l,imnst".into(),
         "EXCEPTS=e".into(),
         "EXTBAN=$,a".into(),
         "INVEX=I".into(),

@@ -223,6 +223,8 @@ impl Shared {
             no_external: modes.no_external,
             topic_ops_only: modes.topic_ops_only,
             invite_only: false,
+            // The room everyone is put in is public by nature; the config cannot make it secret.
+            secret: false,
             key: None,
             limit: modes.limit,
         };

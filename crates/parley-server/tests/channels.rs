@@ -1383,3 +1383,77 @@ async fn join_two_keyed_channels_pairs_keys_in_order() {
     );
     assert!(!got.iter().any(|l| common::is_error_reply(l)), "{got:?}");
 }
+
+/// modern.ircdocs.horse, Secret channel mode: "This mode is standard, and the mode letter used
+/// for it is "+s"." A channel operator sets and unsets it, everyone in the channel sees the
+/// change, MODE #chan (324) shows it, ISUPPORT lists it among CHANMODES' flags and 004 among
+/// the channel modes; a member who is not an operator gets 482.
+#[tokio::test]
+async fn secret_mode_set_by_operators_and_shown() {
+    let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;
+    let mut probe = server.connect().await;
+    probe.send("NICK probe").await;
+    probe.send("USER probe 0 * :Probe").await;
+    let burst = probe.sync().await.join("\n");
+    assert!(burst.contains("CHANMODES=beIq,k,l,imnst"), "{burst}");
+    assert!(
+        burst.contains(" 004 probe parley.local ") && burst.contains(" beIiklmnoqstv"),
+        "{burst}"
+    );
+
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    ask(&mut alice, "JOIN #c").await;
+    ask(&mut bob, "JOIN #c").await;
+    alice.sync().await;
+    assert_eq!(
+        ask(&mut alice, "MODE #c +s").await,
+        vec![format!(":{} MODE #c +s", source("alice"))]
+    );
+    assert_eq!(
+        bob.sync().await,
+        vec![format!(":{} MODE #c +s", source("alice"))]
+    );
+    assert_eq!(
+        ask(&mut bob, "MODE #c").await[0],
+        ":parley.local 324 bob #c +nst"
+    );
+    assert_eq!(
+        ask(&mut bob, "MODE #c -s").await,
+        lines(&[":parley.local 482 bob #c :You're not channel operator"])
+    );
+    assert_eq!(
+        ask(&mut alice, "MODE #c -s").await,
+        vec![format!(":{} MODE #c -s", source("alice"))]
+    );
+    bob.sync().await;
+    assert_eq!(
+        ask(&mut bob, "MODE #c").await[0],
+        ":parley.local 324 bob #c +nt"
+    );
+}
+
+/// RFC 2811, Private and Secret Channels: "When a channel is "secret", in addition to the
+/// restriction above, the server will act as if the channel does not exist for queries like the
+/// TOPIC, LIST, NAMES commands." A non-member asking a secret channel's TOPIC gets 442, as from
+/// ergo, and never the topic text; a member still reads it.
+#[tokio::test]
+async fn secret_channel_topic_hidden_from_non_members() {
+    let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;
+    let [mut alice, mut carol] = server.clients(["alice", "carol"]).await;
+    ask(&mut alice, "JOIN #c").await;
+    ask(&mut alice, "TOPIC #c :the plan").await;
+    ask(&mut alice, "MODE #c +s").await;
+    assert_eq!(
+        ask(&mut carol, "TOPIC #c").await,
+        lines(&[":parley.local 442 carol #c :You're not on that channel"])
+    );
+    assert_eq!(
+        ask(&mut alice, "TOPIC #c").await[0],
+        ":parley.local 332 alice #c :the plan"
+    );
+    ask(&mut alice, "MODE #c -s").await;
+    assert_eq!(
+        ask(&mut carol, "TOPIC #c").await[0],
+        ":parley.local 332 carol #c :the plan"
+    );
+}

@@ -852,3 +852,70 @@ async fn users_unlock_reaches_every_node() {
         assert!(answer.contains(" 903 "), "node {i}: {answer}");
     }
 }
+
+/// A secret channel is secret on every node: once `+s` reaches the other node, a non-member
+/// there finds it in neither LIST, NAMES, WHOIS nor WHO, while a member there sees it with `@`
+/// in 353 (modern.ircdocs.horse, RPL_NAMREPLY: "("@", 0x40): Secret channel (secret channel
+/// mode "+s")").
+#[tokio::test]
+async fn secret_channels_are_hidden_on_every_node() {
+    let Some(mut cluster) =
+        Cluster::start(2, |_, config| config.server.default_channel = String::new()).await
+    else {
+        return;
+    };
+    let mut alice = cluster.client(0, "alice").await;
+    let mut carol = cluster.client(1, "carol").await;
+    let mut bob = cluster.client(1, "bob").await;
+    carol.await_whois("alice").await;
+    alice.send("JOIN #hid").await;
+    alice.send("MODE #hid +s").await;
+    alice.sync().await;
+    bob.await_reply("MODE #hid", |l| {
+        l.contains(" 324 ") && l.split(' ').nth(4).is_some_and(|m| m.contains('s'))
+    })
+    .await;
+
+    carol.send("LIST").await;
+    let got = carol.sync().await;
+    assert!(
+        !got.iter().any(|l| l.contains("#hid")),
+        "LIST on the other node: {got:?}"
+    );
+    carol.send("NAMES #hid").await;
+    let got = carol.sync().await;
+    assert!(
+        got.len() == 1 && got[0].ends_with(" 366 carol #hid :End of /NAMES list"),
+        "NAMES on the other node: {got:?}"
+    );
+    carol.send("WHOIS alice").await;
+    let got = carol.sync().await;
+    assert!(
+        !got.iter().any(|l| command_of(l) == "319"),
+        "WHOIS on the other node: {got:?}"
+    );
+    carol.send("WHO #hid").await;
+    let got = carol.sync().await;
+    assert!(
+        !got.iter().any(|l| command_of(l) == "352"),
+        "WHO on the other node: {got:?}"
+    );
+
+    bob.send("JOIN #hid").await;
+    let joined = bob.expect(|l| command_of(l) == "353").await;
+    assert!(joined.ends_with(" 353 bob @ #hid :@alice bob"), "{joined}");
+
+    // A node that starts later learns the channel from the others' snapshot, +s included.
+    cluster.add_node().await;
+    let mut dave = cluster.client(2, "dave").await;
+    dave.await_reply("MODE #hid", |l| {
+        l.contains(" 324 ") && l.split(' ').nth(4).is_some_and(|m| m.contains('s'))
+    })
+    .await;
+    dave.send("LIST").await;
+    let got = dave.sync().await;
+    assert!(
+        !got.iter().any(|l| l.contains("#hid")),
+        "LIST on the late node: {got:?}"
+    );
+}

@@ -463,3 +463,148 @@ async fn queries_ignore_connections_still_registering() {
     let lines = alice.sync().await;
     assert_eq!(with_command(&lines, "352").len(), 1, "{lines:?}");
 }
+
+/// modern.ircdocs.horse, Secret channel mode: "A channel that is set to secret will not show up
+/// in responses to the LIST or NAMES command unless the client sending the command is joined to
+/// the channel. Likewise, secret channels will not show up in the RPL_WHOISCHANNELS (319)
+/// numeric unless the user the numeric is being sent to is joined to that channel." WHO of a
+/// secret channel answers a non-member with 315 alone, as ergo does. Members see everything.
+#[tokio::test]
+async fn secret_channel_hidden_from_non_members() {
+    let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;
+    let [mut alice, mut bob, mut carol] = server.clients(["alice", "bob", "carol"]).await;
+    alice.send("JOIN #hid,#open").await;
+    alice.sync().await;
+    alice.send("MODE #hid +s").await;
+    alice.sync().await;
+    bob.send("JOIN #hid").await;
+    bob.sync().await;
+    alice.sync().await;
+
+    carol.send("LIST").await;
+    assert_eq!(
+        carol.sync().await,
+        vec![
+            ":parley.local 321 carol Channel :Users  Name",
+            ":parley.local 322 carol #open 1 :",
+            ":parley.local 323 carol :End of /LIST",
+        ]
+    );
+    carol.send("LIST #hid").await;
+    assert_eq!(
+        carol.sync().await,
+        vec![
+            ":parley.local 321 carol Channel :Users  Name",
+            ":parley.local 323 carol :End of /LIST",
+        ]
+    );
+    carol.send("NAMES #hid").await;
+    assert_eq!(
+        carol.sync().await,
+        vec![":parley.local 366 carol #hid :End of /NAMES list"]
+    );
+    carol.send("WHOIS alice").await;
+    let whois = carol.sync().await;
+    assert_eq!(
+        with_command(&whois, "319"),
+        vec![":parley.local 319 carol alice :@#open"],
+        "{whois:?}"
+    );
+    carol.send("WHOIS bob").await;
+    let whois = carol.sync().await;
+    assert!(with_command(&whois, "319").is_empty(), "{whois:?}");
+    carol.send("WHO #hid").await;
+    assert_eq!(
+        carol.sync().await,
+        vec![":parley.local 315 carol #hid :End of WHO list"]
+    );
+
+    // A member sees it everywhere, with `@` for a secret channel in 353.
+    bob.send("LIST").await;
+    assert_eq!(
+        with_command(&bob.sync().await, "322"),
+        vec![
+            ":parley.local 322 bob #hid 2 :",
+            ":parley.local 322 bob #open 1 :"
+        ]
+    );
+    bob.send("NAMES #hid").await;
+    assert_eq!(
+        bob.sync().await,
+        vec![
+            ":parley.local 353 bob @ #hid :@alice bob",
+            ":parley.local 366 bob #hid :End of /NAMES list",
+        ]
+    );
+    bob.send("WHOIS alice").await;
+    assert_eq!(
+        with_command(&bob.sync().await, "319"),
+        vec![":parley.local 319 bob alice :@#hid @#open"]
+    );
+    bob.send("WHO #hid").await;
+    assert_eq!(with_command(&bob.sync().await, "352").len(), 2);
+
+    // Once -s, everyone sees it again.
+    alice.send("MODE #hid -s").await;
+    alice.sync().await;
+    bob.sync().await;
+    carol.send("LIST #hid").await;
+    assert_eq!(
+        with_command(&carol.sync().await, "322"),
+        vec![":parley.local 322 carol #hid 2 :"]
+    );
+    carol.send("NAMES #hid").await;
+    assert_eq!(
+        carol.sync().await,
+        vec![
+            ":parley.local 353 carol = #hid :@alice bob",
+            ":parley.local 366 carol #hid :End of /NAMES list",
+        ]
+    );
+}
+
+/// A server operator allowed to manage channels (permission `channels`; admins have every
+/// permission) sees secret channels in LIST, NAMES, WHOIS and WHO, as ergo's opers do: it is
+/// the operator's job to find abuse hidden there. Other operators are as blind as anyone.
+#[tokio::test]
+async fn secret_channel_visible_to_operators_with_channels_permission() {
+    let server = TestServer::start_with(|c| {
+        c.server.default_channel = String::new();
+        c.operators.admins = vec!["root".into()];
+        c.operators.moderators = vec!["mod".into()];
+    })
+    .await;
+    let [mut alice] = server.clients(["alice"]).await;
+    alice.send("JOIN #hid").await;
+    alice.sync().await;
+    alice.send("MODE #hid +s").await;
+    alice.sync().await;
+
+    let mut root = common::account(server.addr, "root").await;
+    root.send("LIST").await;
+    assert_eq!(
+        with_command(&root.sync().await, "322"),
+        vec![":parley.local 322 root #hid 1 :"]
+    );
+    root.send("NAMES #hid").await;
+    assert_eq!(
+        root.sync().await,
+        vec![
+            ":parley.local 353 root @ #hid :@alice",
+            ":parley.local 366 root #hid :End of /NAMES list",
+        ]
+    );
+    root.send("WHOIS alice").await;
+    assert_eq!(
+        with_command(&root.sync().await, "319"),
+        vec![":parley.local 319 root alice :@#hid"]
+    );
+    root.send("WHO #hid").await;
+    assert_eq!(with_command(&root.sync().await, "352").len(), 1);
+
+    let mut moderator = common::account(server.addr, "mod").await;
+    moderator.send("LIST").await;
+    assert!(with_command(&moderator.sync().await, "322").is_empty());
+    moderator.send("WHOIS alice").await;
+    assert!(with_command(&moderator.sync().await, "319").is_empty());
+}

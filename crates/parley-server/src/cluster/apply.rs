@@ -864,6 +864,7 @@ pub fn apply_modes(world: &mut World, key: &str, changes: &[ModeChange], setter:
             'i' => channel.modes.invite_only = change.adding,
             'm' => channel.modes.moderated = change.adding,
             'n' => channel.modes.no_external = change.adding,
+            's' => channel.modes.secret = change.adding,
             't' => channel.modes.topic_ops_only = change.adding,
             _ => {}
         }
@@ -940,6 +941,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
         ('i', modes.invite_only),
         ('m', modes.moderated),
         ('n', modes.no_external),
+        ('s', modes.secret),
         ('t', modes.topic_ops_only),
     ]
     .into_iter()

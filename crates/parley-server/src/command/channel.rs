@@ -57,6 +57,7 @@ pub fn send_names(ctx: &Ctx<'_>, world: &mut World, key: &str) {
     let is_member = channel.status(ctx.session.id).is_some();
     let caps = ctx.session.caps;
     let shown = channel.name.clone();
+    let symbol = channel.names_symbol();
     let built;
     let names = if is_member && !caps.userhost_in_names {
         channel.member_names(users, caps.multi_prefix)
@@ -86,7 +87,7 @@ pub fn send_names(ctx: &Ctx<'_>, world: &mut World, key: &str) {
     let nick = ctx.session.nick_or_star();
     let mut out = Vec::with_capacity(names.len() + (names.len() / NAMES_LINE_BUDGET + 2) * 80);
     for chunk in names_chunks(names) {
-        let middle = [nick, "=", shown.as_str()];
+        let middle = [nick, symbol, shown.as_str()];
         write_line(
             &mut out,
             &[],
@@ -134,7 +135,12 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     for name in list.split(',').filter(|n| !n.is_empty()) {
         let key = casefold(name);
         let mut world = ctx.shared.world.lock();
-        if world.channels.contains_key(&key) {
+        let sees_secret = ctx.sees_secret_channels(&world);
+        let shown = world
+            .channels
+            .get(&key)
+            .is_some_and(|c| !c.hidden_from(ctx.session.id, sees_secret));
+        if shown {
             send_names(ctx, &mut world, &key);
         } else {
             ctx.numeric(numeric::RPL_ENDOFNAMES, &[name], Some("End of /NAMES list"));
@@ -143,14 +149,18 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `TOPIC <channel> [<topic>]`: show the topic, or set it (an empty topic clears it). Setting
-/// needs membership, and operator status under `+t`.
+/// `TOPIC <channel> [<topic>]`: show the topic (a secret channel's only to its members), or
+/// set it (an empty topic clears it). Setting needs membership, and operator status under `+t`.
 pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.require_params(msg, 1)?;
     let announced = {
         let mut world = ctx.shared.world.lock();
         let (key, channel) = world.channel_named(msg.params[0])?;
         let Some(new_topic) = msg.param(1) else {
+            // A secret channel's topic is for its members (and operators who may look).
+            if channel.hidden_from(ctx.session.id, ctx.sees_secret_channels(&world)) {
+                return Err(Reply::not_on_channel(&channel.name));
+            }
             send_topic(ctx, &world, &key, true);
             return Ok(());
         };
@@ -213,10 +223,12 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.numeric(numeric::RPL_LISTSTART, &["Channel"], Some("Users  Name"));
     let rows: Vec<(String, String, String)> = {
         let world = ctx.shared.world.lock();
+        let sees_secret = ctx.sees_secret_channels(&world);
         let mut rows: Vec<_> = world
             .channels
             .iter()
             .filter(|(key, _)| wanted.as_ref().is_none_or(|w| w.contains(key)))
+            .filter(|(_, c)| !c.hidden_from(ctx.session.id, sees_secret))
             .map(|(_, c)| {
                 (
                     c.name.clone(),

@@ -176,7 +176,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 'o' | 'v' | 'b' | 'e' | 'I' | 'q' => true,
                 'k' => true,
                 'l' => adding,
-                'i' | 'm' | 'n' | 't' => false,
+                'i' | 'm' | 'n' | 's' | 't' => false,
                 other => {
                     replies.push((
                         numeric::ERR_UNKNOWNMODE,
@@ -210,7 +210,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 denied = true;
                 continue;
             }
-            if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 't' | 'k' | 'l') {
+            if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 's' | 't' | 'k' | 'l') {
                 room_denied = true;
                 continue;
             }
@@ -374,7 +374,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                         });
                     }
                 }
-                'i' | 'm' | 'n' | 't' => {
+                'i' | 'm' | 'n' | 's' | 't' => {
                     let Some(channel) = world.channels.get_mut(&key) else {
                         break;
                     };
@@ -382,6 +382,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                         'i' => &mut channel.modes.invite_only,
                         'm' => &mut channel.modes.moderated,
                         'n' => &mut channel.modes.no_external,
+                        's' => &mut channel.modes.secret,
                         _ => &mut channel.modes.topic_ops_only,
                     };
                     if *flag != adding {

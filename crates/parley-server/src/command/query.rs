@@ -1,5 +1,7 @@
 //! Looking people up: WHO, WHOIS, WHOWAS, ISON, USERHOST. Invisible users (`+i`) show up in mask
 //! searches only to those who share a channel with them; an exact nick is always answered.
+//! Secret channels (`+s`) are not there for non-members: WHO of one is an empty list, and
+//! WHOIS leaves it out of 319.
 
 use std::time::SystemTime;
 
@@ -47,7 +49,12 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     {
         let world = ctx.shared.world.lock();
         if mask.starts_with(['#', '&']) {
-            if let Some(channel) = world.channels.get(&casefold(mask)) {
+            let sees_secret = ctx.sees_secret_channels(&world);
+            if let Some(channel) = world
+                .channels
+                .get(&casefold(mask))
+                .filter(|c| !c.hidden_from(me, sees_secret))
+            {
                 let is_member = channel.status(me).is_some();
                 for id in channel.order.iter().take(MAX_WHO_ROWS) {
                     let Some(user) = world.users.get(id) else {
@@ -125,10 +132,12 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         &[nick, &user.username, &user.host, "*"],
         Some(&user.realname),
     );
+    let sees_secret = ctx.sees_secret_channels(&world);
     let mut channels: Vec<String> = user
         .channels
         .iter()
         .filter_map(|key| world.channels.get(key))
+        .filter(|c| !c.hidden_from(ctx.session.id, sees_secret))
         .map(|c| {
             let prefix = c
                 .status(user.id)

@@ -44,6 +44,8 @@ pub struct ChannelModes {
     pub no_external: bool,
     pub topic_ops_only: bool,
     pub invite_only: bool,
+    /// `+s`: hidden from LIST, NAMES, WHOIS and WHO for non-members (see [`Channel::hidden_from`]).
+    pub secret: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -57,6 +59,7 @@ impl ChannelModes {
             (self.invite_only, 'i'),
             (self.moderated, 'm'),
             (self.no_external, 'n'),
+            (self.secret, 's'),
             (self.topic_ops_only, 't'),
         ] {
             if on {
@@ -247,6 +250,22 @@ impl Channel {
         self.members.get(&id).copied()
     }
 
+    /// Whether LIST, NAMES, WHOIS and WHO act for `id` as if this channel were not there: it is
+    /// secret (`+s`) and `id` not a member. `sees_secret` is for those allowed to look anyway
+    /// (operators with the `channels` permission, see `Ctx::sees_secret_channels`).
+    pub fn hidden_from(&self, id: ClientId, sees_secret: bool) -> bool {
+        self.modes.secret && !sees_secret && !self.members.contains_key(&id)
+    }
+
+    /// The RPL_NAMREPLY symbol: `@` for a secret channel, `=` for a public one.
+    pub fn names_symbol(&self) -> &'static str {
+        if self.modes.secret {
+            "@"
+        } else {
+            "="
+        }
+    }
+
     /// Whether `source` (`nick!user@host`, logged in as `account`) is banned: a ban matches and
     /// no exception does.
     pub fn is_banned(&self, source: &str, account: Option<&str>) -> bool {
@@ -302,6 +321,7 @@ impl Channel {
             (self.modes.invite_only, 'i'),
             (self.modes.moderated, 'm'),
             (self.modes.no_external, 'n'),
+            (self.modes.secret, 's'),
             (self.modes.topic_ops_only, 't'),
         ] {
             if on {
@@ -351,6 +371,7 @@ impl Channel {
             invite_only: record.flags.contains('i'),
             moderated: record.flags.contains('m'),
             no_external: record.flags.contains('n'),
+            secret: record.flags.contains('s'),
             topic_ops_only: record.flags.contains('t'),
             key: record.key.clone(),
             limit: record.limit,
@@ -417,9 +438,12 @@ mod tests {
         channel.owner = Some("Owner".into());
         channel.op_accounts.push("helper".into());
         channel.modes.invite_only = true;
+        channel.modes.secret = true;
         channel.modes.key = Some("k".into());
         let record = channel.record().expect("registered");
+        assert_eq!(record.flags, "inst");
         let back = Channel::from_record(&record);
+        assert!(back.modes.secret, "a registered channel stays secret");
         assert_eq!(back.record(), Some(record));
         assert!(back.auto_op(Some("owner")));
         assert!(back.auto_op(Some("HELPER")));
