@@ -467,8 +467,10 @@ async fn queries_ignore_connections_still_registering() {
 /// modern.ircdocs.horse, Secret channel mode: "A channel that is set to secret will not show up
 /// in responses to the LIST or NAMES command unless the client sending the command is joined to
 /// the channel. Likewise, secret channels will not show up in the RPL_WHOISCHANNELS (319)
-/// numeric unless the user the numeric is being sent to is joined to that channel." WHO of a
-/// secret channel answers a non-member with 315 alone, as ergo does. Members see everything.
+/// numeric unless the user the numeric is being sent to is joined to that channel." RFC 2811
+/// (4.2.6) says the same: the server acts as if a secret channel does not exist for TOPIC, LIST
+/// and NAMES, MODE excepted. WHO of a secret channel answers a non-member with 315 alone, as
+/// ergo does. Members see everything.
 #[tokio::test]
 async fn secret_channel_hidden_from_non_members() {
     let server = TestServer::start_with(|c| c.server.default_channel = String::new()).await;

@@ -429,7 +429,7 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "operators",
         "moderator_permissions",
         "What moderators may do, from: kill, kline, dline, suspend, wallops, notice,\n\
-         broadcast, channels (act as owner of any registered channel).",
+         broadcast, channels (act as owner of any registered channel, see secret channels).",
     ),
     (
         "operators",
