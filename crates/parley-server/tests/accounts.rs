@@ -631,3 +631,39 @@ async fn an_admin_made_by_the_cli_is_an_operator_without_config() {
     assert_eq!(row("pleb").as_deref(), Some("yes"), "{out}");
     running.shutdown();
 }
+
+// draft/account-registration: "ACCOUNT_EXISTS: the account name is already registered", sent as
+// `FAIL REGISTER ACCOUNT_EXISTS <account> :<message>`, whether or not NICK came first.
+#[tokio::test]
+async fn register_before_nick_naming_an_existing_account_is_account_exists() {
+    let server = strict().await;
+    server.create_account("frank", "frank-password").await;
+    let mut c = server.connect().await;
+    c.send("REGISTER frank * another-password").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local FAIL REGISTER ACCOUNT_EXISTS frank :The account name `frank` is already taken"
+    );
+    // The connection is still usable: a new name registers.
+    c.send("REGISTER frankie * another-password").await;
+    c.expect(|l| l.contains("REGISTER SUCCESS frankie")).await;
+}
+
+// account-tag: "the server MUST add this tag to ... messages sent by a user who is logged in",
+// INVITE included, for recipients that enabled `account-tag`.
+#[tokio::test]
+async fn invite_carries_the_inviters_account_tag() {
+    let server = strict().await;
+    let mut alice = common::account(server.addr, "alice").await;
+    let mut bob = common::account(server.addr, "bob").await;
+    bob.send("CAP REQ account-tag").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    alice.send("JOIN #tagged").await;
+    alice.expect(|l| l.contains(" 366 ")).await;
+    alice.send("INVITE bob #tagged").await;
+    alice.expect_numeric("341").await;
+    assert_eq!(
+        bob.recv().await,
+        "@account=alice :alice!~alice@127.0.0.1 INVITE bob #tagged"
+    );
+}
