@@ -63,6 +63,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         "END" => {
             if !ctx.session.registered {
                 ctx.session.cap_negotiating = false;
+                auth::abort_on_registration(ctx);
                 try_complete(ctx);
             }
         }
