@@ -305,6 +305,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             target,
             target_nick,
             by_operator,
+            account,
         })
     };
     if let Some(event) = remote {
