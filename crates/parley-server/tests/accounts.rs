@@ -747,3 +747,22 @@ async fn an_endless_sasl_payload_gets_one_905() {
     .await;
     c.expect_numeric("903").await;
 }
+
+// sasl-3.1 again, for a client that never opened CAP: its NICK and USER complete registration,
+// so the exchange it left waiting is aborted (906) rather than holding the connection until the
+// registration timeout.
+#[tokio::test]
+async fn nick_and_user_during_sasl_abort_it_and_register_a_guest() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.nick = "ida".into();
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    c.send("NICK ida").await;
+    c.send("USER ida 0 * :Ida").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 906 ida :SASL authentication aborted"
+    );
+    c.expect_numeric("001").await;
+}

@@ -189,19 +189,23 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     }
 }
 
-/// Registration completed (`CAP END`) in the middle of an exchange. sasl-3.1: "If the client
-/// completes registration (with CAP END, NICK, USER and any other necessary messages) while the
-/// SASL authentication attempt is in progress, the server SHOULD abort it and send a 906
-/// numeric, then register the client without authentication." A login already being checked
-/// is not in the way: it finishes before the `CAP END` is read.
+/// Registration completed (`CAP END`, or NICK and USER without CAP) in the middle of an
+/// exchange. sasl-3.1: "If the client completes registration (with CAP END, NICK, USER and any
+/// other necessary messages) while the SASL authentication attempt is in progress, the server
+/// SHOULD abort it and send a 906 numeric, then register the client without authentication."
+/// A login already being checked is not in the way: it finishes before the next line is read.
+/// The leftover chunks of an overlong message are still dropped after registration.
 pub fn abort_on_registration(ctx: &mut Ctx<'_>) {
-    match ctx.session.sasl.take() {
+    match ctx.session.sasl {
         None | Some(SaslState::Overlong) => {}
-        Some(_) => ctx.numeric(
-            numeric::ERR_SASLABORTED,
-            &[],
-            Some("SASL authentication aborted"),
-        ),
+        Some(_) => {
+            ctx.session.sasl = None;
+            ctx.numeric(
+                numeric::ERR_SASLABORTED,
+                &[],
+                Some("SASL authentication aborted"),
+            );
+        }
     }
 }
 
@@ -585,6 +589,9 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     }
     if let Some(account) = ctx.session.account.clone() {
         crate::command::nick::claim_account_nick(ctx, &account);
+    }
+    if ctx.session.sasl.is_some() {
+        return; // a SCRAM exchange goes on: the client answers first
     }
     registration::try_complete(ctx);
 }
