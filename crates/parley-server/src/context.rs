@@ -98,6 +98,10 @@ pub enum SaslState {
     /// data", so as RFC 4422 section 5 says the client answers it with an empty response (`+`),
     /// and only then is it logged in (900, 903).
     ScramProved { account: String },
+    /// A message went past its limit and got one 905: the rest of its chunks (sent before the
+    /// client could read the 905) are dropped until its last, shorter one, so one attempt gets
+    /// one answer rather than a 904 per leftover chunk.
+    Overlong,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -631,3 +631,138 @@ async fn an_admin_made_by_the_cli_is_an_operator_without_config() {
     assert_eq!(row("pleb").as_deref(), Some("yes"), "{out}");
     running.shutdown();
 }
+
+// draft/account-registration: "ACCOUNT_EXISTS: the account name is already registered", sent as
+// `FAIL REGISTER ACCOUNT_EXISTS <account> :<message>`, whether or not NICK came first.
+#[tokio::test]
+async fn register_before_nick_naming_an_existing_account_is_account_exists() {
+    let server = strict().await;
+    server.create_account("frank", "frank-password").await;
+    let mut c = server.connect().await;
+    c.send("REGISTER frank * another-password").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local FAIL REGISTER ACCOUNT_EXISTS frank :The account name `frank` is already taken"
+    );
+    // The connection is still usable: a new name registers.
+    c.send("REGISTER frankie * another-password").await;
+    c.expect(|l| l.contains("REGISTER SUCCESS frankie")).await;
+}
+
+// account-tag: "the server MUST add this tag to ... messages sent by a user who is logged in",
+// INVITE included, for recipients that enabled `account-tag`.
+#[tokio::test]
+async fn invite_carries_the_inviters_account_tag() {
+    let server = strict().await;
+    let mut alice = common::account(server.addr, "alice").await;
+    let mut bob = common::account(server.addr, "bob").await;
+    bob.send("CAP REQ account-tag").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    alice.send("JOIN #tagged").await;
+    alice.expect(|l| l.contains(" 366 ")).await;
+    alice.send("INVITE bob #tagged").await;
+    alice.expect_numeric("341").await;
+    assert_eq!(
+        bob.recv().await,
+        "@account=alice :alice!~alice@127.0.0.1 INVITE bob #tagged"
+    );
+}
+
+// sasl-3.1: "If the client completes registration (with CAP END, NICK, USER and any other
+// necessary messages) while the SASL authentication attempt is in progress, the server SHOULD
+// abort it and send a 906 numeric, then register the client without authentication."
+#[tokio::test]
+async fn cap_end_during_sasl_aborts_it_and_registers_a_guest() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.nick = "gina".into();
+    c.send("CAP LS 302").await;
+    c.expect(|l| l.contains(" CAP * LS ")).await;
+    c.send("CAP REQ sasl").await;
+    c.expect(|l| l.contains(" ACK ")).await;
+    c.send("NICK gina").await;
+    c.send("USER gina 0 * :Gina").await;
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    c.send("CAP END").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 906 gina :SASL authentication aborted"
+    );
+    c.expect_numeric("001").await;
+    c.send("WHOIS gina").await;
+    let lines = c.sync().await;
+    assert!(!lines.iter().any(|l| l.contains(" 330 ")), "{lines:?}");
+}
+
+// sasl-3.1, ERR_SASLTOOLONG: "Sent when the SASL message is too long". One attempt gets one 905;
+// the rest of its 400-byte chunks are ignored until the last (shorter) one, and `AUTHENTICATE *`
+// aborts: "the server MUST abort the exchange and send a 906".
+#[tokio::test]
+async fn an_endless_sasl_payload_gets_one_905() {
+    let server = strict().await;
+    server.create_account("hank", "hank-password").await;
+    let mut c = server.connect().await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ sasl").await;
+    c.expect(|l| l.contains(" ACK ")).await;
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    for _ in 0..20 {
+        c.send(&format!("AUTHENTICATE {}", "A".repeat(400))).await;
+    }
+    c.send("AUTHENTICATE AAAA").await;
+    let lines = c.sync().await;
+    assert_eq!(
+        lines,
+        [":parley.local 905 * :SASL message too long"],
+        "one 905, the rest ignored"
+    );
+    // Starting over works once the overlong message ended.
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    for _ in 0..8 {
+        c.send(&format!("AUTHENTICATE {}", "A".repeat(400))).await;
+    }
+    assert_eq!(c.recv().await, ":parley.local 905 * :SASL message too long");
+    c.send("AUTHENTICATE *").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 906 * :SASL authentication aborted"
+    );
+    // A client may also start over without ending the overlong message: a mechanism name is
+    // never the last chunk of a base64 payload.
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    for _ in 0..8 {
+        c.send(&format!("AUTHENTICATE {}", "A".repeat(400))).await;
+    }
+    assert_eq!(c.recv().await, ":parley.local 905 * :SASL message too long");
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        sasl_plain("hank", "hank-password")
+    ))
+    .await;
+    c.expect_numeric("903").await;
+}
+
+// sasl-3.1 again, for a client that never opened CAP: its NICK and USER complete registration,
+// so the exchange it left waiting is aborted (906) rather than holding the connection until the
+// registration timeout.
+#[tokio::test]
+async fn nick_and_user_during_sasl_abort_it_and_register_a_guest() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    c.nick = "ida".into();
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await, "AUTHENTICATE +");
+    c.send("NICK ida").await;
+    c.send("USER ida 0 * :Ida").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local 906 ida :SASL authentication aborted"
+    );
+    c.expect_numeric("001").await;
+}

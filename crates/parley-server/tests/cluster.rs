@@ -919,3 +919,25 @@ async fn secret_channels_are_hidden_on_every_node() {
         "LIST on the late node: {got:?}"
     );
 }
+
+/// account-tag: "the server MUST add this tag to ... messages sent by a user who is logged in";
+/// an INVITE from a logged-in user on another node carries the `account` tag too.
+#[tokio::test]
+async fn an_invite_across_nodes_carries_the_account_tag() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = common::account(cluster.nodes[0].addr, "alice").await;
+    let mut bob = common::account(cluster.nodes[1].addr, "bob").await;
+    bob.send("CAP REQ account-tag").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    alice.await_whois("bob").await;
+    alice.send("JOIN #tagged").await;
+    alice.expect(|l| l.contains(" 366 ")).await;
+    alice.send("INVITE bob #tagged").await;
+    let invite = bob.expect(|l| l.contains(" INVITE ")).await;
+    assert_eq!(
+        invite,
+        "@account=alice :alice!~alice@127.0.0.1 INVITE bob #tagged"
+    );
+}

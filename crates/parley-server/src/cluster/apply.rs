@@ -163,10 +163,12 @@ pub fn apply(
             target,
             target_nick,
             by_operator,
+            account,
         } => invite(
             &mut step,
             world,
             source,
+            account,
             channel,
             target,
             target_nick,
@@ -538,10 +540,12 @@ fn user_modes(
 }
 
 /// `Invite`: an invite for a user of this node: let them in, and tell them.
+#[allow(clippy::too_many_arguments)]
 fn invite(
     step: &mut Step<'_>,
     mut world: WorldGuard<'_>,
     source: String,
+    account: Option<String>,
     channel: String,
     target: Uid,
     target_nick: String,
@@ -564,8 +568,15 @@ fn invite(
         );
     }
     if let Some(user) = world.users.get(&id) {
-        let bytes = line(Some(&source), "INVITE", &[&target_nick, &channel], None);
-        let _ = user.outbound.push_held(&bytes, step.held);
+        // Tagged as on the inviter's own node (account-tag, server-time).
+        Relay::new(
+            &source,
+            account.as_deref(),
+            "INVITE",
+            &[&target_nick, &channel],
+            None,
+        )
+        .send_held(&user.outbound, step.held);
     }
 }
 

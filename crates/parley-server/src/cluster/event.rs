@@ -189,6 +189,10 @@ pub enum Event {
         /// opens `+i` but not a ban.
         #[serde(default)]
         by_operator: bool,
+        /// The inviter's account, for the `account` tag (account-tag); absent from older
+        /// nodes' events, whose invites then arrive untagged.
+        #[serde(default)]
+        account: Option<String>,
     },
     /// An operator's KILL of a user on another node: that node closes the connection.
     Kill {

@@ -133,6 +133,18 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "SASL authentication aborted",
         ));
     }
+    if let Some(SaslState::Overlong) = &ctx.session.sasl {
+        if arg.len() >= parley_proto::sasl::CHUNK_LEN {
+            return Ok(());
+        }
+        // Its last chunk, or a new attempt: a mechanism name is never a last chunk of base64
+        // (none is a multiple of 4 characters from the base64 alphabet).
+        ctx.session.sasl = None;
+        if is_mechanism(arg) {
+            return start_mechanism(ctx, arg);
+        }
+        return Ok(());
+    }
     if let Some(SaslState::ScramProved { .. }) = &ctx.session.sasl {
         if let Some(SaslState::ScramProved { account }) = ctx.session.sasl.take() {
             if arg != "+" {
@@ -151,12 +163,14 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 payload: buffer, ..
             },
         ) => buffer,
-        Some(SaslState::ScramProved { .. }) => return Ok(()), // answered above
+        Some(SaslState::ScramProved { .. } | SaslState::Overlong) => return Ok(()), // answered above
         None => return start_mechanism(ctx, arg),
     };
     match parley_proto::sasl::push_chunk(buffer, arg, SASL_MAX) {
         Err(parley_proto::sasl::TooLong { .. }) => {
-            ctx.session.sasl = None;
+            // A full chunk means more of this message follows: drop it as it comes.
+            ctx.session.sasl =
+                (arg.len() >= parley_proto::sasl::CHUNK_LEN).then_some(SaslState::Overlong);
             return Err(Reply::new(
                 numeric::ERR_SASLTOOLONG,
                 &[],
@@ -171,8 +185,35 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         Some(SaslState::Bearer(payload)) => bearer(ctx, &payload),
         Some(SaslState::ScramFirst(payload)) => scram_first(ctx, &payload),
         Some(SaslState::ScramFinal { payload, login }) => scram_final(ctx, &payload, login),
-        Some(SaslState::ScramProved { .. }) | None => Ok(()),
+        Some(SaslState::ScramProved { .. } | SaslState::Overlong) | None => Ok(()),
     }
+}
+
+/// Registration completed (`CAP END`, or NICK and USER without CAP) in the middle of an
+/// exchange. sasl-3.1: "If the client completes registration (with CAP END, NICK, USER and any
+/// other necessary messages) while the SASL authentication attempt is in progress, the server
+/// SHOULD abort it and send a 906 numeric, then register the client without authentication."
+/// A login already being checked is not in the way: it finishes before the next line is read.
+/// The leftover chunks of an overlong message are still dropped after registration.
+pub fn abort_on_registration(ctx: &mut Ctx<'_>) {
+    match ctx.session.sasl {
+        None | Some(SaslState::Overlong) => {}
+        Some(_) => {
+            ctx.session.sasl = None;
+            ctx.numeric(
+                numeric::ERR_SASLABORTED,
+                &[],
+                Some("SASL authentication aborted"),
+            );
+        }
+    }
+}
+
+/// Whether `name` is one of the mechanisms offered.
+fn is_mechanism(name: &str) -> bool {
+    ["PLAIN", scram::MECHANISM, BEARER]
+        .iter()
+        .any(|mechanism| name.eq_ignore_ascii_case(mechanism))
 }
 
 /// `AUTHENTICATE <mechanism>`: begin an exchange, or list the mechanisms there are.
@@ -548,6 +589,9 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     }
     if let Some(account) = ctx.session.account.clone() {
         crate::command::nick::claim_account_nick(ctx, &account);
+    }
+    if ctx.session.sasl.is_some() {
+        return; // a SCRAM exchange goes on: the client answers first
     }
     registration::try_complete(ctx);
 }

@@ -7,7 +7,7 @@ use parley_proto::{casefold, numeric, write_line, Message};
 
 use crate::cluster::event::{Event, TopicInfo};
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
-use crate::relay::line;
+use crate::relay::{line, Relay};
 use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
 
@@ -277,7 +277,11 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             }
             Some(_) => {}
         }
-        let Some(source) = world.users.get(&id).map(|u| u.source()) else {
+        let Some((source, account)) = world
+            .users
+            .get(&id)
+            .map(|u| (u.source(), u.account.clone()))
+        else {
             return Ok(());
         };
         let World {
@@ -297,18 +301,23 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         if let Some(away) = target_away {
             ctx.numeric(numeric::RPL_AWAY, &[&target_nick], Some(&away));
         }
-        let _ = target_out.push(&line(
-            Some(&source),
+        // As a relay, so the invited user gets `account` (account-tag) and `time`
+        // (server-time) as on any other message from this user.
+        Relay::new(
+            &source,
+            account.as_deref(),
             "INVITE",
             &[&target_nick, &shown],
             None,
-        ));
+        )
+        .send_to(&target_out);
         remote_target.map(|target| Event::Invite {
             source,
             channel: shown,
             target,
             target_nick,
             by_operator,
+            account,
         })
     };
     if let Some(event) = remote {

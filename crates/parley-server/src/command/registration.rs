@@ -2,7 +2,8 @@
 //! completes registration (001-005, LUSERS, MOTD, then the default room).
 //!
 //! Registration completes when a nick and USER are both in and no `CAP` negotiation is open,
-//! whichever of those comes last triggers it.
+//! whichever of those comes last triggers it. A login being checked holds it; a SASL exchange
+//! waiting on the client does not (sasl-3.1 has it aborted with 906).
 
 use parley_proto::{casefold, numeric, Message};
 
@@ -125,10 +126,10 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
             .followups
             .iter()
             .any(|f| matches!(f, FollowUp::Auth(_)))
-        || session.sasl.is_some()
     {
         return;
     }
+    auth::abort_on_registration(ctx);
     if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {
         // The nick was taken back by its account's owner; the 433 went out then.
         ctx.session.nick.clear();
