@@ -983,15 +983,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// This connection's server-operator class, read from `world` (a caller holding the world
+    /// lock passes it in), `None` if it is no operator.
+    pub fn oper_class_in(&self, world: &World) -> Option<OperClass> {
+        world.users.get(&self.session.id).and_then(|u| u.oper)
+    }
+
     /// 481 unless this user is a server operator holding `permission`.
     pub fn require_oper(&self, permission: &str) -> Result<(), Reply> {
-        let class = self
-            .shared
-            .world
-            .lock()
-            .users
-            .get(&self.session.id)
-            .and_then(|u| u.oper);
+        let class = self.oper_class_in(&self.shared.world.lock());
         if self.shared.oper_can(class, permission) {
             Ok(())
         } else {
@@ -1002,8 +1002,7 @@ impl Ctx<'_> {
     /// Whether this user sees secret (`+s`) channels it is not in: an operator with the
     /// `channels` permission (ergo's opers do too), whose job includes finding abuse there.
     pub fn sees_secret_channels(&self, world: &World) -> bool {
-        let oper = world.users.get(&self.session.id).and_then(|u| u.oper);
-        self.shared.oper_can(oper, "channels")
+        self.shared.oper_can(self.oper_class_in(world), "channels")
     }
 
     /// This user's status in `channel` (442 if not a member).
@@ -1017,8 +1016,10 @@ impl Ctx<'_> {
     /// do what its operators do there (see `Shared::may_moderate`).
     pub fn require_op(&self, world: &World, key: &str, channel: &Channel) -> Result<(), Reply> {
         let status = self.require_member(channel)?;
-        let oper = world.users.get(&self.session.id).and_then(|u| u.oper);
-        if self.shared.may_moderate(key, Some(status), oper) {
+        if self
+            .shared
+            .may_moderate(key, Some(status), self.oper_class_in(world))
+        {
             Ok(())
         } else {
             Err(Reply::chanop_needed(&channel.name))

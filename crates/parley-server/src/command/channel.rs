@@ -261,7 +261,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let remote_target = target.remote.clone();
         let (key, channel) = world.channel_named(msg.params[1])?;
         let shown = channel.name.clone();
-        let oper = world.users.get(&id).and_then(|u| u.oper);
+        let oper = ctx.oper_class_in(&world);
         let by_operator = ctx.shared.may_moderate(&key, channel.status(id), oper);
         match channel.status(id) {
             None => return Err(Reply::not_on_channel(&shown)),

@@ -31,13 +31,7 @@ pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
             "Log in to an operator account first",
         ));
     }
-    let already = ctx
-        .shared
-        .world
-        .lock()
-        .users
-        .get(&ctx.session.id)
-        .and_then(|u| u.oper);
+    let already = ctx.oper_class_in(&ctx.shared.world.lock());
     match already {
         // Said again, as a server answers a second OPER.
         Some(class) => ctx.numeric(

@@ -27,7 +27,7 @@ pub fn owner(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let me = ctx.session.account.clone();
     let (shown, oper, dropped) = {
         let mut world = ctx.shared.world.lock();
-        let oper = world.users.get(&ctx.session.id).and_then(|u| u.oper);
+        let oper = ctx.oper_class_in(&world);
         let Some(channel) = world.channels.get_mut(&key) else {
             return Err(fail("NO_SUCH_CHANNEL", name, "No such channel"));
         };
