@@ -1,12 +1,16 @@
 //! The stock IRC clients people run, driven against the real server: irssi inside a detached
 //! tmux session (it needs a terminal; we type with `send-keys` and read the screen with
-//! `capture-pane`). Every wait polls with a deadline, so a loaded machine slows a test down
-//! instead of failing it.
+//! `capture-pane`), and `weechat-headless` (which draws nothing: we type through its FIFO plugin
+//! and read what it shows through its logger plugin's per-buffer files). Every wait polls with a
+//! deadline, so a loaded machine slows a test down instead of failing it.
 //!
 //! A missing program skips its test with a line on stderr, unless `PARLEY_REQUIRE_CLIENTS=1`
 //! (CI sets it and installs irssi, weechat-headless and tmux).
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use super::TestServer;
@@ -158,5 +162,118 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.run(&["kill-server"]);
+    }
+}
+
+/// `weechat-headless` in a temp home, typed at through its FIFO plugin and read through its
+/// logger plugin; killed when dropped.
+pub struct WeeChat {
+    _child: tokio::process::Child,
+    fifo_path: PathBuf,
+    fifo: Option<File>,
+    logs: PathBuf,
+}
+
+impl WeeChat {
+    /// Start WeeChat in `home` running `commands` (joined with `;`) after its own setup of the
+    /// FIFO (`<home>/fifo`) and of logs flushed at once (`<home>/logs`).
+    pub fn start(weechat: &Path, home: &Path, commands: &[String]) -> WeeChat {
+        let fifo_path = home.join("fifo");
+        let logs = home.join("logs");
+        let mut run = vec![
+            format!("/set fifo.file.path {}", fifo_path.display()),
+            "/set fifo.file.enabled on".to_owned(),
+            format!("/set logger.file.path {}", logs.display()),
+            "/set logger.file.flush_delay 0".to_owned(),
+        ];
+        run.extend(commands.iter().cloned());
+        let child = tokio::process::Command::new(weechat)
+            .arg("--dir")
+            .arg(home)
+            .arg("--run-command")
+            .arg(run.join(";"))
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start weechat-headless");
+        WeeChat {
+            _child: child,
+            fifo_path,
+            fifo: None,
+            logs,
+        }
+    }
+
+    /// Run `command` (`/join #room`, or text to say) in `buffer` (`irc.server.parley`,
+    /// `irc.parley.#room`), as the FIFO plugin's `buffer *command` line.
+    pub async fn command(&mut self, buffer: &str, command: &str) {
+        let line = format!("{buffer} *{command}\n");
+        let fifo = self.fifo().await;
+        fifo.write_all(line.as_bytes())
+            .and_then(|()| fifo.flush())
+            .unwrap_or_else(|e| panic!("write {line:?} to WeeChat's FIFO: {e}"));
+    }
+
+    /// The FIFO, opened once WeeChat has made it (kept open: every close is an EOF WeeChat has
+    /// to reopen after).
+    async fn fifo(&mut self) -> &mut File {
+        use std::os::unix::fs::FileTypeExt;
+        if self.fifo.is_none() {
+            let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
+            while !std::fs::metadata(&self.fifo_path).is_ok_and(|m| m.file_type().is_fifo()) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "WeeChat made no FIFO at {} within {CLIENT_TIMEOUT:?}",
+                    self.fifo_path.display()
+                );
+                tokio::time::sleep(POLL).await;
+            }
+            // WeeChat holds the FIFO open for reading, so opening it to write does not block.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.fifo_path)
+                .expect("open WeeChat's FIFO");
+            self.fifo = Some(file);
+        }
+        self.fifo.as_mut().expect("opened above")
+    }
+
+    /// The lines logged so far for `buffer` (`irc.server.parley`, `irc.parley.#room`), each
+    /// `date time<TAB>prefix<TAB>message`; none before the buffer's log file exists.
+    pub fn log(&self, buffer: &str) -> Vec<String> {
+        let path = self.logs.join(format!("{buffer}.weechatlog"));
+        std::fs::read_to_string(path)
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Wait (bounded) until `buffer`'s log has a line whose prefix and message (the time cut
+    /// off, joined by a tab) satisfy `matches`; returns that `prefix<TAB>message`.
+    pub async fn wait_for_log(
+        &self,
+        buffer: &str,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            let log = self.log(buffer);
+            let found = log
+                .iter()
+                .map(|l| l.split_once('\t').map_or(l.as_str(), |(_, rest)| rest))
+                .find(|l| matches(l));
+            if let Some(line) = found {
+                return line.to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "WeeChat's {buffer} log never showed {what} within {CLIENT_TIMEOUT:?}:\n{}",
+                log.join("\n")
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
