@@ -73,12 +73,26 @@ async fn bob_sees_alice_join_room(bob: &mut Client) -> String {
 
 /// A line of irssi's screen without its `HH:MM ` time stamp.
 fn without_time(line: &str) -> &str {
-    let stamped = line.len() > 6 && line.as_bytes()[2] == b':' && line.as_bytes()[5] == b' ';
-    if stamped {
-        &line[6..]
-    } else {
-        line
+    match line.as_bytes() {
+        [h1, h2, b':', m1, m2, b' ', ..] if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) => {
+            &line[6..]
+        }
+        _ => line,
     }
+}
+
+/// Wait (bounded) until irssi's screen shows `line` (after its time stamp), exactly.
+async fn irssi_shows(irssi: &Tmux, line: &str) {
+    irssi
+        .wait_for_line(&format!("{line:?}"), |l| without_time(l) == line)
+        .await;
+}
+
+/// Wait (bounded) until WeeChat's log of `buffer` has `line` (`prefix<TAB>message`), exactly.
+async fn weechat_logs(weechat: &WeeChat, buffer: &str, line: &str) {
+    weechat
+        .wait_for_log(buffer, &format!("{line:?}"), |l| l == line)
+        .await;
 }
 
 /// bob sees alice leave #room.
@@ -144,19 +158,13 @@ async fn irssi_session_logs_in_chats_whois_notify_and_replays_history_on_rejoin(
     assert_eq!(said, format!("{source} PRIVMSG #room :hello from alice"));
 
     bob.send("PRIVMSG #room :hello from bob").await;
-    let heard = alice
-        .wait_for_line("bob's line", |l| l.ends_with("hello from bob"))
-        .await;
-    assert_eq!(without_time(&heard), "<@bob> hello from bob");
+    irssi_shows(&alice, "<@bob> hello from bob").await;
 
     // irssi prints WHOIS replies and notify lines in its status window (window 1): go there.
     alice.type_line("/window 1");
     // RPL_WHOISACCOUNT (330), as irssi renders it.
     alice.type_line("/whois bob");
-    let account = alice
-        .wait_for_line("bob's account in /whois", |l| l.contains(" account "))
-        .await;
-    assert_eq!(without_time(&account), "-!-  account  : bob");
+    irssi_shows(&alice, "-!-  account  : bob").await;
 
     // /notify polls ISON (see above); RFC 2812 4.9: "For each nickname in the list that is
     // present, the server adds that to its reply string." alice first leaves #lobby, where
@@ -168,15 +176,11 @@ async fn irssi_session_logs_in_chats_whois_notify_and_replays_history_on_rejoin(
     alice.type_line("/notify carol");
     let mut carol = server.connect().await;
     carol.login_sasl("carol", "carol", CAROL_PASSWORD).await;
-    let notify = alice
-        .wait_for_line("the notify line for carol", |l| {
-            l.contains("carol") && l.contains("has joined to parley")
-        })
-        .await;
-    assert_eq!(
-        without_time(&notify),
-        "-!- Irssi: carol [~carol@127.0.0.1] [Test carol] has joined to parley"
-    );
+    irssi_shows(
+        &alice,
+        "-!- Irssi: carol [~carol@127.0.0.1] [Test carol] has joined to parley",
+    )
+    .await;
 
     // History on rejoin: irssi has no draft/chathistory, so the server replays the channel's
     // recent lines on JOIN (`history.replay_on_join`).
@@ -186,12 +190,7 @@ async fn irssi_session_logs_in_chats_whois_notify_and_replays_history_on_rejoin(
     bob.sync().await;
     alice.type_line("/join #room");
     bob_sees_alice_join_room(&mut bob).await;
-    let replayed = alice
-        .wait_for_line("the replayed line", |l| {
-            l.contains("bob") && l.ends_with("said while alice was away")
-        })
-        .await;
-    assert_eq!(without_time(&replayed), "<@bob> said while alice was away");
+    irssi_shows(&alice, "<@bob> said while alice was away").await;
 }
 
 /// WeeChat started with the README's 3.x recipe (SASL PLAIN over TLS, the certificate pinned)
@@ -249,19 +248,11 @@ async fn weechat_session_logs_in_chats_whois_and_replays_history_on_rejoin() {
     assert_eq!(said, format!("{source} PRIVMSG #room :hello from alice"));
 
     bob.send("PRIVMSG #room :hello from bob").await;
-    let heard = alice
-        .wait_for_log(ROOM_BUFFER, "bob's line", |l| l.ends_with("hello from bob"))
-        .await;
-    assert_eq!(heard, "@bob\thello from bob");
+    weechat_logs(&alice, ROOM_BUFFER, "@bob\thello from bob").await;
 
     // RPL_WHOISACCOUNT (330), as WeeChat renders it in the server buffer.
     alice.command(SERVER_BUFFER, "/whois bob").await;
-    let account = alice
-        .wait_for_log(SERVER_BUFFER, "bob's account in /whois", |l| {
-            l.contains("[bob]") && l.contains("logged in as")
-        })
-        .await;
-    assert_eq!(account, "--\t[bob] is logged in as bob");
+    weechat_logs(&alice, SERVER_BUFFER, "--\t[bob] is logged in as bob").await;
 
     // History on rejoin: WeeChat 3.8 has no draft/chathistory, so the server replays the
     // channel's recent lines on JOIN (`history.replay_on_join`).
@@ -271,12 +262,7 @@ async fn weechat_session_logs_in_chats_whois_and_replays_history_on_rejoin() {
     bob.sync().await;
     alice.command(SERVER_BUFFER, "/join #room").await;
     bob_sees_alice_join_room(&mut bob).await;
-    let replayed = alice
-        .wait_for_log(ROOM_BUFFER, "the replayed line", |l| {
-            l.ends_with("said while alice was away")
-        })
-        .await;
-    assert_eq!(replayed, "@bob\tsaid while alice was away");
+    weechat_logs(&alice, ROOM_BUFFER, "@bob\tsaid while alice was away").await;
 }
 
 /// ircv3.net/specs/extensions/monitor: "Currently, ISON requests by clients use a large amount
@@ -300,22 +286,15 @@ async fn weechat_notify_uses_monitor() {
         .await;
     // WeeChat checks a new entry at once (MONITOR + carol, or one ISON): carol is offline, and
     // only after WeeChat knows that does she connect, so the next line is a change of state.
-    alice
-        .wait_for_log(SERVER_BUFFER, "carol offline", |l| {
-            l.contains("notify: carol") && l.ends_with("is offline")
-        })
-        .await;
+    weechat_logs(&alice, SERVER_BUFFER, "--\tnotify: carol is offline").await;
     let mut carol = server.connect().await;
     carol.login_sasl("carol", "carol", CAROL_PASSWORD).await;
     // How WeeChat 3.8 renders 730 was checked by hand against a stand-in server that answers
     // MONITOR: "notify: carol is offline", then "notify: carol (~carol@127.0.0.1) has connected".
-    let connected = alice
-        .wait_for_log(SERVER_BUFFER, "carol connected", |l| {
-            l.contains("notify: carol") && l.ends_with("has connected")
-        })
-        .await;
-    assert_eq!(
-        connected,
-        "--\tnotify: carol (~carol@127.0.0.1) has connected"
-    );
+    weechat_logs(
+        &alice,
+        SERVER_BUFFER,
+        "--\tnotify: carol (~carol@127.0.0.1) has connected",
+    )
+    .await;
 }

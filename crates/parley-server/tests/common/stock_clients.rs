@@ -231,8 +231,10 @@ impl WeeChat {
                 );
                 tokio::time::sleep(POLL).await;
             }
-            // WeeChat holds the FIFO open for reading, so opening it to write does not block.
+            // Opened for reading too: on Linux that never blocks, where a write-only open would
+            // wait forever for a reader if WeeChat had died (we never read from it ourselves).
             let file = std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .open(&self.fifo_path)
                 .expect("open WeeChat's FIFO");
@@ -241,13 +243,14 @@ impl WeeChat {
         self.fifo.as_mut().expect("opened above")
     }
 
-    /// The lines logged so far for `buffer` (`irc.server.parley`, `irc.parley.#room`), each
-    /// `date time<TAB>prefix<TAB>message`; none before the buffer's log file exists.
+    /// The whole lines logged so far for `buffer` (`irc.server.parley`, `irc.parley.#room`),
+    /// each `date time<TAB>prefix<TAB>message`; none before the buffer's log file exists. A
+    /// last line still being written (no newline yet) is left for the next look.
     pub fn log(&self, buffer: &str) -> Vec<String> {
         let path = self.logs.join(format!("{buffer}.weechatlog"));
-        std::fs::read_to_string(path)
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole.lines().map(str::to_owned).collect()
     }
 
     /// Wait (bounded) until `buffer`'s log has a line whose prefix and message (the time cut
