@@ -212,8 +212,8 @@ async fn weechat_logged_in(
     );
     let alice = WeeChat::start(&weechat, home, &commands);
     bob_sees_alice_logged_in(bob).await;
-    // Commands typed before the welcome's end are refused ("must be executed on connected
-    // server"), and /notify's first check waits for the ISUPPORT tokens: wait for the MOTD's end.
+    // WeeChat refuses /join before it counts the server as connected (at the welcome), and
+    // /notify's first check needs the ISUPPORT tokens (MONITOR=): wait for the MOTD's end.
     alice
         .wait_for_log(SERVER_BUFFER, "the end of the welcome", |l| {
             l.ends_with("End of /MOTD command.")
