@@ -11,56 +11,23 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
+use common::stock_clients::{self, fingerprint, program, Tmux};
 use common::{enable_tls, Client, TestServer};
 
 const README: &str = include_str!("../../../README.md");
 const ALICE_PASSWORD: &str = "alice-recipe-pass";
 const BOB_PASSWORD: &str = "bob-recipe-pass";
 
-/// `Some(path)` of an installed program, or `None` after saying why the test skips (a panic
-/// under `PARLEY_REQUIRE_CLIENTS=1`).
-fn program(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        let why = format!("`{name}` is not installed (apt-get install {name})");
-        let required = std::env::var("PARLEY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
-        assert!(!required, "PARLEY_REQUIRE_CLIENTS=1 but {why}");
-        eprintln!("skipping: {why}");
-    }
-    found
-}
-
-/// The lines of the first fenced code block after the README line starting with `heading`.
+/// The README's recipe after the line starting with `heading`.
 fn recipe(heading: &str) -> Vec<String> {
-    let mut lines = README.lines().skip_while(|l| !l.starts_with(heading));
-    assert!(
-        lines.next().is_some(),
-        "README has no line starting {heading:?}"
-    );
-    let mut lines = lines.skip_while(|l| !l.starts_with("```")).skip(1);
-    let block: Vec<String> = lines
-        .by_ref()
-        .take_while(|l| !l.starts_with("```"))
-        .map(str::to_owned)
-        .collect();
-    assert!(!block.is_empty(), "README's {heading:?} recipe is empty");
-    block
+    stock_clients::recipe(README, heading)
 }
 
-/// A recipe line with the placeholders and the TLS port filled in.
+/// A recipe line with alice's password, the fingerprint and the TLS port filled in.
 fn fill(line: &str, fingerprint: &str, port: u16) -> String {
-    line.replace("<password>", ALICE_PASSWORD)
-        .replace("<fingerprint>", fingerprint)
-        .replace("127.0.0.1 6697", &format!("127.0.0.1 {port}"))
-        .replace("127.0.0.1/6697", &format!("127.0.0.1/{port}"))
+    stock_clients::fill(line, ALICE_PASSWORD, fingerprint, port)
 }
 
 /// A server over TLS that requires logins, with the accounts alice and bob; bob is logged in and
@@ -77,17 +44,6 @@ async fn server_and_bob() -> (TestServer, Client) {
     bob.login_sasl("bob", "bob", BOB_PASSWORD).await;
     bob.sync().await;
     (server, bob)
-}
-
-/// The generated certificate's SHA-256 fingerprint, as `parleyd cert show` prints it.
-fn fingerprint(server: &TestServer) -> String {
-    use rustls::pki_types::pem::PemObject;
-    let pem = server.generated_cert_pem();
-    let cert = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
-        .next()
-        .expect("a certificate")
-        .expect("PEM certificate");
-    parley_server::tls::fingerprint(&cert)
 }
 
 /// alice arrived in #lobby, logged in as alice, over TLS: bob sees her join, and WHOIS says so.
@@ -115,7 +71,7 @@ async fn weechat_3_recipe_logs_in_over_tls_and_joins_the_lobby() {
         return;
     };
     let (server, mut bob) = server_and_bob().await;
-    let fingerprint = fingerprint(&server).replace(':', "").to_lowercase();
+    let fingerprint = stock_clients::weechat_fingerprint(&server);
     let port = server.tls_addr().port();
     let commands: Vec<String> = recipe("WeeChat 3.x")
         .iter()
@@ -136,67 +92,6 @@ async fn weechat_3_recipe_logs_in_over_tls_and_joins_the_lobby() {
         .expect("start weechat-headless");
     bob_sees_alice_logged_in_over_tls(&mut bob).await;
     child.kill().await.expect("stop weechat");
-}
-
-/// A detached tmux session on its own socket, killed when dropped.
-struct Tmux {
-    program: std::path::PathBuf,
-    socket: std::path::PathBuf,
-}
-
-impl Tmux {
-    fn start(tmux: &Path, dir: &Path, command: &str) -> Tmux {
-        let socket = dir.join("tmux.sock");
-        let status = std::process::Command::new(tmux)
-            .arg("-S")
-            .arg(&socket)
-            .args(["new-session", "-d", "-x", "150", "-y", "40", command])
-            .env("HOME", dir)
-            .env("TERM", "xterm-256color")
-            .status()
-            .expect("start tmux");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux {
-            program: tmux.to_path_buf(),
-            socket,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(&self.program)
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Type a line and press Enter.
-    fn type_line(&self, line: &str) {
-        self.run(&["send-keys", "-l", line]);
-        self.run(&["send-keys", "Enter"]);
-    }
-
-    /// Wait (bounded) until the screen shows `text`.
-    async fn wait_for(&self, text: &str) {
-        for _ in 0..100 {
-            if self.run(&["capture-pane", "-p"]).contains(text) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "the screen never showed {text:?}:\n{}",
-            self.run(&["capture-pane", "-p"])
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
 }
 
 #[tokio::test]
