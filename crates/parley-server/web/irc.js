@@ -1156,8 +1156,9 @@ export class ChatState {
    * The text input changed (app.js calls this on every edit): `typing=active` while there is
    * text that is not a /command, `done` when it is cleared; other conversations the user typed
    * in are done. Returns the lines due now; tick() sends the rest (paused, throttled ones).
+   * `edited` false: only the conversation in view changed (nothing typed there yet).
    */
-  typingInput(text, now = this.clock()) {
+  typingInput(text, now = this.clock(), edited = true) {
     const buffer = this.activeBuffer();
     const here = buffer && buffer.kind !== 'server' ? buffer.key : null;
     for (const [key, entry] of this.typingOut) if (key !== here) entry.want = 'done';
@@ -1165,8 +1166,8 @@ export class ChatState {
       // "while the user is making updates to the text-input field and the text is not a
       // "/slash command"" (`//` starts a line that begins with a slash: a message).
       const composing = text.trim() !== '' && (!text.startsWith('/') || text.startsWith('//'));
-      let entry = this.typingOut.get(here);
-      if (!entry && composing) {
+      let entry = edited ? this.typingOut.get(here) : null;
+      if (!entry && composing && edited) {
         entry = { name: buffer.name, sent: 'done', sentAt: -Infinity, want: 'done', lastInput: now };
         this.typingOut.set(here, entry);
       }
