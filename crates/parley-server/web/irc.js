@@ -869,6 +869,14 @@ export class ChatState {
   }
 
   on_433(msg) {
+    // Logging in to an account whose nick another session of it holds (the laptop and the
+    // phone): this one takes the nick with a '_' more, as other clients do, so both stay in
+    // (and share read markers). A guest is told the nick is taken.
+    const loggingIn = !this.login.register && (this.login.password || this.login.token);
+    if (this.phase === 'connecting' && loggingIn && this.nick.length < this.login.nick.length + 3) {
+      this.nick += '_';
+      return [ircLine('NICK', this.nick)];
+    }
     if (this.phase === 'connecting') return [...this.fail(`The nick ${msg.params[1]} is in use`), 'QUIT'];
     this.error_(`The nick ${msg.params[1]} is in use`);
     return [];

@@ -745,3 +745,21 @@ test('read markers: MARKREAD when read, badges cleared by the markers of other s
   assert.deepEqual(plain.tick(Date.now() + 5000), []);
   assert.deepEqual(plain.act(parseInput('/query bob')), ['CHATHISTORY LATEST bob * 50']);
 });
+
+test('a second session of an account takes its nick with a _ more; a guest is told it is taken', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: 'pw', register: false });
+  s.handle(':srv CAP * LS :sasl');
+  assert.deepEqual(s.handle(':srv 433 * alice :Nickname is already in use'), ['NICK alice_']);
+  assert.deepEqual(s.handle(':srv 433 * alice_ :Nickname is already in use'), ['NICK alice__']);
+  assert.deepEqual(s.handle(':srv CAP * ACK :sasl'), ['AUTHENTICATE PLAIN']);
+  // The login is still the account's: SASL PLAIN names alice.
+  assert.deepEqual(s.handle('AUTHENTICATE +'), ['AUTHENTICATE ' + base64('alice\0alice\0pw')]);
+  assert.deepEqual(s.handle(':srv 433 * alice__ :Nickname is already in use'), ['NICK alice___']);
+  assert.deepEqual(s.handle(':srv 433 * alice___ :Nickname is already in use'), ['QUIT']);
+  assert.equal(s.error, 'The nick alice___ is in use');
+  const guest = new ChatState();
+  guest.start({ nick: 'bob', password: '', register: false });
+  assert.deepEqual(guest.handle(':srv 433 * bob :Nickname is already in use'), ['QUIT']);
+  assert.equal(guest.error, 'The nick bob is in use');
+});
