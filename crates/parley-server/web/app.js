@@ -17,6 +17,7 @@ let socketUrl = null;
 let replyingTo = null;
 let selected = null;
 let pickerFor = null;
+let hovered = null;
 
 // Theme: the system's choice until the user picks one.
 const savedTheme = localStorage.getItem('parley-theme');
@@ -319,8 +320,16 @@ function render() {
       const reactions = state.reactionsOf(active, line.msgid);
       if (reactions.length) li.append(reactionList(line.msgid, reactions, tagging));
       if (tagging && line.kind !== 'event' && line.kind !== 'error') {
-        li.append(messageActions(line));
+        // The buttons are made when first wanted (hover, or a tap), not for every line drawn;
+        // the line under the mouse keeps them across a redraw.
         if (selected === line.msgid || pickerFor === line.msgid) li.classList.add('selected');
+        if (selected === line.msgid || pickerFor === line.msgid || hovered === line.msgid) {
+          li.append(messageActions(line));
+        }
+        li.addEventListener('mouseover', () => {
+          hovered = line.msgid;
+          if (!li.querySelector('.actions')) li.append(messageActions(line));
+        });
         li.addEventListener('click', (event) => {
           if (event.target.closest('button')) return;
           selected = selected === line.msgid ? null : line.msgid;
@@ -372,7 +381,7 @@ function quote(buffer, msgid) {
   const q = el('div', 'quote');
   q.append(el('span', 'quote-mark', '\u21aa '));
   if (parent) {
-    q.append(el('span', `nick nick-c${state.colourOf(parent.nick, parent.account)}`, parent.nick));
+    q.append(el('span', `nick nick-c${state.colourOf(parent.nick, parent.account)}`, parent.nick), ' ');
     q.append(el('span', 'quote-text', short(parent.text)));
     q.title = 'Show the message this answers';
     q.addEventListener('click', () => {

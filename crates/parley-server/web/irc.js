@@ -868,6 +868,21 @@ export class ChatState {
     return [...this.buffers.values()].filter((b) => b.kind === 'channel' && b.joined).map((b) => b.name);
   }
 
+  /**
+   * 421 for TAGMSG: a server that offers message-tags without TAGMSG (the spec requires it).
+   * Typing notices and reactions stop quietly instead of an error at every keystroke.
+   */
+  on_421(msg) {
+    if ((msg.params[1] || '').toUpperCase() === 'TAGMSG') {
+      this.noTagmsg = true;
+      this.typingOut.clear();
+      this.changed++;
+      return [];
+    }
+    this.error_(msg.params.slice(1).join(' '));
+    return [];
+  }
+
   on_433(msg) {
     // Logging in to an account whose nick another session of it holds (the laptop and the
     // phone): this one takes the nick with a '_' more, as other clients do, so both stay in
@@ -1196,7 +1211,7 @@ export class ChatState {
   }
 
   flushTyping(now) {
-    if (!this.caps.has('message-tags') || this.phase !== 'registered') {
+    if (!this.caps.has('message-tags') || this.phase !== 'registered' || this.noTagmsg) {
       this.typingOut.clear();
       return [];
     }
@@ -1272,7 +1287,8 @@ export class ChatState {
 
   /** Whether this conversation can carry replies and reactions (and typing). */
   canTag(buffer = this.activeBuffer()) {
-    return !!buffer && buffer.kind !== 'server' && this.caps.has('message-tags') && this.phase === 'registered';
+    return !!buffer && buffer.kind !== 'server' && this.caps.has('message-tags') && this.phase === 'registered'
+      && !this.noTagmsg;
   }
 
   on_NOTICE(msg, history = false) { return this.on_PRIVMSG(msg, history); }

@@ -495,6 +495,20 @@ test('typing: active while typing, at most every 3 s, paused when idle, done on 
   assert.deepEqual(s.typingInput('hi there', 80000), []);
 });
 
+test('typing and reactions stop quietly on a server that offers message-tags but answers 421 to TAGMSG', () => {
+  const s = registered(TAG_CAPS);
+  let clock = 0;
+  s.clock = () => clock;
+  s.handle(':alice!a@h JOIN #lobby');
+  assert.deepEqual(s.typingInput('hi', 1000), ['@+typing=active TAGMSG #lobby']);
+  s.handle(':srv 421 alice TAGMSG :Unknown command');
+  assert.equal(s.find('#lobby').lines.filter((l) => l.kind === 'error').length, 0, 'no error shown');
+  assert.deepEqual(s.typingInput('hi there', 9000), []);
+  assert.equal(s.canTag(), false, 'no Reply/React buttons');
+  s.handle(':srv 421 alice FROB :Unknown command');
+  assert.match(s.find('#lobby').lines.at(-1).text, /FROB Unknown command/);
+});
+
 test('typing: nothing without message-tags, nothing with /typing off', () => {
   const s = registered();
   s.handle(':alice!a@h JOIN #lobby');
