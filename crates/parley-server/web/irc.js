@@ -457,7 +457,12 @@ export class ChatState {
     this.monitor([buffer.name]);
     // read-marker: "except for user targets where they have to request the initial read
     // timestamp by sending a `MARKREAD` client get command".
-    if (this.caps.has('draft/read-marker')) this.outgoing.push(ircLine('MARKREAD', buffer.name));
+    if (this.readMarkers_()) this.outgoing.push(ircLine('MARKREAD', buffer.name));
+  }
+
+  /** Read markers are kept per account: a guest has none, and a FAIL MARKREAD ends them here. */
+  readMarkers_() {
+    return this.caps.has('draft/read-marker') && !!this.account && !this.noReadMarker;
   }
 
   /** Lines that arose inside changes (MONITOR, MARKREAD), for the caller to send. */
@@ -490,7 +495,7 @@ export class ChatState {
 
   /** The conversation is read up to its newest message: remember to say so (MARKREAD). */
   markRead(buffer) {
-    if (!buffer || !this.visible || buffer.kind === 'server' || !this.caps.has('draft/read-marker')) return;
+    if (!buffer || !this.visible || buffer.kind === 'server' || !this.readMarkers_()) return;
     // "The timestamp MUST correspond to a previous message `time` tag."
     let last = null;
     for (let i = buffer.lines.length - 1; i >= 0 && !last; i--) {
@@ -780,6 +785,12 @@ export class ChatState {
   on_FAIL(msg) {
     const text = msg.params[msg.params.length - 1];
     if (msg.params[0] === 'SESSION') return this.sessionFailed(text);
+    if (msg.params[0] === 'MARKREAD') {
+      // Read markers are a convenience: when the server cannot keep them, stop asking quietly.
+      this.noReadMarker = true;
+      for (const buffer of this.buffers.values()) buffer.readPending = null;
+      return [];
+    }
     if (msg.params[0] === 'REGISTER' && this.phase === 'connecting') return [...this.fail(text), 'QUIT'];
     this.error_(text);
     return [];

@@ -696,6 +696,7 @@ test('MONITOR: the private conversations, online and offline from 730/731', () =
 test('read markers: MARKREAD when read, badges cleared by the markers of other sessions', () => {
   const caps = [...TAG_CAPS, 'draft/read-marker'];
   const s = registered(caps);
+  s.account = 'alice';
   s.handle(':alice!a@h JOIN #lobby');
   s.handle(':alice!a@h JOIN #club');
   s.setActive('#lobby');
@@ -743,6 +744,7 @@ test('read markers: MARKREAD when read, badges cleared by the markers of other s
 
   // History missed while away counts as unread after the marker, not before it.
   const t = registered(caps);
+  t.account = 'alice';
   t.handle(':alice!a@h JOIN #lobby');
   t.handle(':alice!a@h JOIN #club');
   t.setActive('#lobby');
@@ -751,6 +753,22 @@ test('read markers: MARKREAD when read, badges cleared by the markers of other s
   for (const sec of [1, 2, 3, 4]) t.handle(`@batch=h;time=2024-01-01T10:00:0${sec}.000Z;msgid=h${sec} :bob!b@h PRIVMSG #club :h${sec}`);
   t.handle(':srv BATCH -h');
   assert.equal(t.find('#club').unread, 2);
+
+  // A guest keeps no read markers; a FAIL MARKREAD stops them quietly.
+  const guest = registered(caps);
+  guest.account = null;
+  guest.handle(':alice!a@h JOIN #lobby');
+  guest.handle('@time=2024-01-01T10:00:04.000Z;msgid=x :bob!b@h PRIVMSG #lobby :hi');
+  assert.deepEqual(guest.tick(Date.now() + 5000), []);
+  const failing = registered(caps);
+  failing.account = 'alice';
+  failing.handle(':alice!a@h JOIN #lobby');
+  assert.deepEqual(failing.handle('@time=2024-01-01T10:00:04.000Z;msgid=x :bob!b@h PRIVMSG #lobby :hi'),
+    ['MARKREAD #lobby timestamp=2024-01-01T10:00:04.000Z'], 'read as it arrives in view');
+  failing.handle(':srv FAIL MARKREAD INTERNAL_ERROR #lobby :The read timestamp could not be set');
+  assert.equal(failing.find('#lobby').lines.filter((l) => l.kind === 'error').length, 0);
+  failing.handle('@time=2024-01-01T10:00:05.000Z;msgid=y :bob!b@h PRIVMSG #lobby :hi again');
+  assert.deepEqual(failing.tick(Date.now() + 10000), []);
 
   // Without the cap: no MARKREAD, and history is never unread.
   const plain = registered(TAG_CAPS);
