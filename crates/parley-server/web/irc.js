@@ -9,8 +9,10 @@ export const MAX_LINES_PER_BUFFER = 2000;
 const WANTED_CAPS = [
   'account-notify', 'account-tag', 'batch', 'draft/chathistory', 'echo-message', 'extended-join',
   'message-tags', 'multi-prefix', 'sasl', 'server-time', 'userhost-in-names',
-  'draft/account-registration', 'draft/read-marker',
+  'draft/account-registration', 'draft/read-marker', 'labeled-response',
 ];
+/** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
+export const TYPING_REFUSED_MS = 60000;
 /** How many nick colours style.css defines (.nick-c0 ... .nick-c11), as parley-gui's palettes. */
 export const NICK_COLOURS = 12;
 
@@ -409,6 +411,12 @@ export class ChatState {
     // Typing notifications we send, per casefolded target: {name, sent, sentAt, want, lastInput}.
     this.typingOut = new Map();
     this.sendTyping = true;
+    // labeled-response: the label of each typing notice in flight -> its casefolded target, so
+    // a refusal (a 401 for someone offline, a 404 in a moderated channel) is not shown as an
+    // error at every keystroke; and the targets that refused, until when.
+    this.typingLabels = new Map();
+    this.typingRefused = new Map();
+    this.labelSeq = 0;
     // MONITOR (ISUPPORT): null when the server has no MONITOR, else its limit (Infinity: none).
     this.monitorLimit = null;
     this.monitored = new Set();
@@ -702,6 +710,7 @@ export class ChatState {
   handleLine(raw) {
     const msg = parseLine(raw);
     if (!msg) return [];
+    if (msg.tags.label && msg.command !== 'BATCH' && this.typingLabels.has(msg.tags.label) && this.typingAnswer(msg)) return [];
     const batchId = msg.tags.batch;
     if (batchId && this.batches.has(batchId) && msg.command !== 'BATCH') {
       this.batches.get(batchId).lines.push(msg);
@@ -1213,6 +1222,20 @@ export class ChatState {
     return this.flushTyping(now);
   }
 
+  /**
+   * The answer to a labeled typing notice: an error means the target takes none for a while
+   * (swallowed: the user did not ask for it); anything else (the echo, ACK) is handled as usual.
+   */
+  typingAnswer(msg) {
+    const key = this.typingLabels.get(msg.tags.label);
+    this.typingLabels.delete(msg.tags.label);
+    if (msg.command !== 'FAIL' && !/^[45]\d\d$/.test(msg.command)) return false;
+    this.typingRefused.set(key, this.clock() + TYPING_REFUSED_MS);
+    const entry = this.typingOut.get(key);
+    if (entry) entry.sent = 'done';
+    return true;
+  }
+
   /** The message was sent to `target`: typing there is done. */
   typingSent(target, now = this.clock()) {
     const entry = this.typingOut.get(this.key(target));
@@ -1238,12 +1261,27 @@ export class ChatState {
       }
       // "not sent within 3 seconds of another one for a given target": tick() sends it later.
       if (now - entry.sentAt < TYPING_THROTTLE_MS) continue;
+      // Someone MONITOR says is offline, or a target that just refused one: nobody to tell.
+      const buffer = this.buffers.get(key);
+      if ((buffer && buffer.online === false) || (this.typingRefused.get(key) || 0) > now) {
+        if (want === 'done') this.typingOut.delete(key);
+        continue;
+      }
       if (want !== 'active' && entry.sent === 'done') {
         // Never said we were typing here: nothing to take back.
         if (want === 'done') this.typingOut.delete(key);
         continue;
       }
-      out.push(withTags({ '+typing': want }, ircLine('TAGMSG', entry.name)));
+      const tags = { '+typing': want };
+      if (this.caps.has('labeled-response')) {
+        const label = `typing-${++this.labelSeq}`;
+        this.typingLabels.set(label, key);
+        // Answers never come for a line lost with its connection: keep the map small.
+        if (this.typingLabels.size > 64) this.typingLabels.delete(this.typingLabels.keys().next().value);
+        out.push(withTags({ label, ...tags }, ircLine('TAGMSG', entry.name)));
+      } else {
+        out.push(withTags(tags, ircLine('TAGMSG', entry.name)));
+      }
       entry.sent = want;
       entry.sentAt = now;
       if (want === 'done') this.typingOut.delete(key);
@@ -1309,12 +1347,21 @@ export class ChatState {
   on_BATCH(msg) {
     const ref = msg.params[0];
     if (ref.startsWith('+')) {
-      this.batches.set(ref.slice(1), { type: msg.params[1], target: msg.params[2], lines: [] });
+      this.batches.set(ref.slice(1), { type: msg.params[1], target: msg.params[2], lines: [], label: msg.tags.label });
       return [];
     }
     const batch = this.batches.get(ref.slice(1));
     this.batches.delete(ref.slice(1));
     if (!batch) return [];
+    if (batch.label && this.typingLabels.has(batch.label)) {
+      // Several lines answering a typing notice: refused if any of them is an error.
+      const refused = batch.lines.some((l) => l.command === 'FAIL' || /^[45]\d\d$/.test(l.command));
+      if (refused) {
+        this.typingAnswer({ command: 'FAIL', tags: { label: batch.label } });
+        return [];
+      }
+      this.typingLabels.delete(batch.label);
+    }
     if (batch.type !== 'chathistory') {
       for (const inner of batch.lines) this.handle(serialize(inner));
       return [];

@@ -509,6 +509,39 @@ test('typing and reactions stop quietly on a server that offers message-tags but
   assert.match(s.find('#lobby').lines.at(-1).text, /FROB Unknown command/);
 });
 
+test('typing: no notices to someone offline; a refused one (labeled) is not an error and pauses them', () => {
+  const s = registered([...TAG_CAPS, 'labeled-response']);
+  let clock = 0;
+  s.clock = () => clock;
+  s.handle(':srv 005 alice MONITOR=100 :are supported');
+  s.act(parseInput('/query bob'));
+  s.handle(':srv 731 alice :bob');
+  assert.deepEqual(s.typingInput('hi', 1000), [], 'MONITOR says bob is offline');
+  s.handle(':srv 730 alice :bob!b@h');
+  // labeled-response: "the server MUST include the same label tag in the response".
+  assert.deepEqual(s.typingInput('hi b', 2000), ['@label=typing-1;+typing=active TAGMSG bob']);
+  s.handle('@label=typing-1 :srv 401 alice bob :No such nick/channel');
+  assert.equal(s.find('bob').lines.filter((l) => l.kind === 'error').length, 0, 'not shown');
+  clock = 10000;
+  assert.deepEqual(s.typingInput('hi bo', 10000), [], 'a refusing target is left alone for a while');
+  assert.deepEqual(s.typingInput('hi bob', 62000), ['@label=typing-2;+typing=active TAGMSG bob']);
+  // An echo or ACK under the label is no refusal; errors of the user's own lines still show.
+  s.handle('@label=typing-2 :srv ACK');
+  assert.deepEqual(s.typingInput('hi bob!', 65000), ['@label=typing-3;+typing=active TAGMSG bob']);
+  s.handle(':alice!a@h JOIN #quiet');
+  s.handle(':srv 404 alice #quiet :Cannot send to channel');
+  assert.match(s.buffers.get('*server*').lines.at(-1).text, /Cannot send to channel/);
+  // A refusal in a labeled-response batch too.
+  clock = 70000;
+  s.setActive('#quiet');
+  assert.deepEqual(s.typingInput('x', 70000), ['@label=typing-4;+typing=done TAGMSG bob', '@label=typing-5;+typing=active TAGMSG #quiet']);
+  s.handle('@label=typing-5 :srv BATCH +b1 labeled-response');
+  s.handle('@batch=b1 :srv 404 alice #quiet :Cannot send to channel (+m)');
+  s.handle(':srv BATCH -b1');
+  assert.ok(![...s.buffers.values()].some((b) => b.lines.some((l) => /\+m/.test(l.text))));
+  assert.deepEqual(s.typingInput('xy', 80000), []);
+});
+
 test('typing: nothing without message-tags, nothing with /typing off', () => {
   const s = registered();
   s.handle(':alice!a@h JOIN #lobby');
