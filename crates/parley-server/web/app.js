@@ -401,7 +401,8 @@ function quote(buffer, msgid) {
 function reactionList(msgid, reactions, tagging) {
   const box = el('div', 'reactions');
   for (const r of reactions) {
-    const chip = el('button', r.own ? 'reaction own' : 'reaction', `${r.value} ${r.count}`);
+    const chip = el('button', r.own ? 'reaction own' : 'reaction');
+    chip.append(el('span', 'emoji', r.value), ` ${r.count}`);
     chip.type = 'button';
     chip.title = `${r.nicks.join(', ')} reacted with ${r.value}`;
     chip.setAttribute('aria-label', `${r.value}: ${r.count} (${r.nicks.join(', ')})`);
@@ -443,7 +444,7 @@ function messageActions(line) {
   if (pickerFor === line.msgid) {
     const picker = el('span', 'picker');
     for (const value of REACTIONS) {
-      const choice = el('button', 'action', value);
+      const choice = el('button', 'action emoji', value);
       choice.type = 'button';
       choice.setAttribute('aria-label', `React with ${value}`);
       choice.addEventListener('click', () => react(line.msgid, value));
