@@ -14,7 +14,7 @@ use crate::config::RegistrationPolicy;
 use crate::fanout::{self, Local, Publish};
 use crate::isupport;
 use crate::outbound::Outbound;
-use crate::relay::{line, wire, Relay};
+use crate::relay::{line, notify, wire, Relay};
 use crate::server::Shared;
 use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User, World};
 
@@ -22,16 +22,20 @@ use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User,
 pub const SUPPORTED_CAPS: &[&str] = &[
     "account-notify",
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
     "draft/chathistory",
     "echo-message",
     "extended-join",
+    "extended-monitor",
+    "invite-notify",
     "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
     "server-time",
+    "setname",
     "userhost-in-names",
 ];
 
@@ -120,6 +124,10 @@ pub struct Caps {
     pub server_time: bool,
     pub userhost_in_names: bool,
     pub account_registration: bool,
+    pub away_notify: bool,
+    pub extended_monitor: bool,
+    pub invite_notify: bool,
+    pub setname: bool,
 }
 
 impl Caps {
@@ -139,6 +147,10 @@ impl Caps {
             "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
+            "away-notify" => &mut self.away_notify,
+            "extended-monitor" => &mut self.extended_monitor,
+            "invite-notify" => &mut self.invite_notify,
+            "setname" => &mut self.setname,
             _ => return None,
         })
     }
@@ -184,6 +196,24 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        bits
+    }
+
+    /// The notifications this client asked for ([`notify`] bits), read by senders choosing
+    /// who gets a line.
+    pub fn notify_bits(&self) -> u8 {
+        let mut bits = 0;
+        for (on, bit) in [
+            (self.away_notify, notify::AWAY_NOTIFY),
+            (self.setname, notify::SETNAME),
+            (self.invite_notify, notify::INVITE_NOTIFY),
+            (self.extended_monitor, notify::EXTENDED_MONITOR),
+            (self.account_notify, notify::ACCOUNT_NOTIFY),
+        ] {
+            if on {
+                bits |= bit;
+            }
         }
         bits
     }
@@ -382,6 +412,9 @@ pub enum Line<'a> {
     /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
     /// go only to `account-notify` clients).
     ForCap(&'a [u8], u8),
+    /// The same bytes, only for those who asked for the notification (a [`notify`] bit: AWAY
+    /// lines go only to `away-notify` clients).
+    ForNotify(&'a [u8], u8),
 }
 
 impl Line<'_> {
@@ -390,6 +423,7 @@ impl Line<'_> {
         match self {
             Line::Bytes(bytes) => fanout::send_now(bytes, members),
             Line::ForCap(bytes, bit) => fanout::send_now_to_cap(bytes, members, bit),
+            Line::ForNotify(bytes, bit) => fanout::send_now_to_notify(bytes, members, bit, None),
             Line::Relay(relay) => {
                 for member in members {
                     relay.send_to(member);

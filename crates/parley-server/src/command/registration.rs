@@ -56,6 +56,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             if all_known && !requested.trim().is_empty() {
                 ctx.session.caps = caps;
                 ctx.outbound.set_wire_caps(caps.wire_bits());
+                ctx.outbound.set_notify_caps(caps.notify_bits());
                 ctx.server_line("CAP", &[&nick, "ACK"], Some(requested));
             } else {
                 ctx.server_line("CAP", &[&nick, "NAK"], Some(requested));
@@ -102,7 +103,10 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     if username.len() == 1 {
         username.push('u');
     }
-    let realname: String = msg.params[3].chars().take(128).collect();
+    let realname: String = msg.params[3]
+        .chars()
+        .take(ctx.shared.config.limits.realname_len)
+        .collect();
     {
         let mut world = ctx.shared.world.lock();
         if let Some(user) = world.users.get_mut(&ctx.session.id) {
@@ -179,6 +183,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         world.counts.registered += usize::from(newly);
         let count = world.registered_count();
         world.max_registered = world.max_registered.max(count);
+        if newly {
+            world.monitor_online(ctx.shared.server_name(), &ctx.session.nick, &source);
+        }
         source
     };
     ctx.session.registered = true;
