@@ -41,7 +41,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
 /// is registered, and the account name may differ from the nick.
-const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
+const ACCOUNT_REGISTRATION: &str = crate::server::ACCOUNT_REGISTRATION_CAP;
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
 /// Advertised when `accounts.require_login` is on; the matching refusal is
 /// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
@@ -210,6 +210,7 @@ impl Caps {
             (self.invite_notify, notify::INVITE_NOTIFY),
             (self.extended_monitor, notify::EXTENDED_MONITOR),
             (self.account_notify, notify::ACCOUNT_NOTIFY),
+            (self.cap_notify, notify::CAP_NOTIFY),
         ] {
             if on {
                 bits |= bit;
@@ -317,6 +318,8 @@ pub struct Session {
     pub registered: bool,
     /// Between `CAP LS`/`CAP REQ` and `CAP END` registration waits.
     pub cap_negotiating: bool,
+    /// Negotiated with `CAP LS 302` (or newer): `cap-notify` is on and stays on.
+    pub cap_302: bool,
     pub caps: Caps,
     /// The account this connection is logged in to.
     pub account: Option<String>,
@@ -363,6 +366,7 @@ impl Session {
             got_user: false,
             registered: false,
             cap_negotiating: false,
+            cap_302: false,
             caps: Caps::default(),
             account: None,
             login_session: None,

@@ -35,6 +35,8 @@ pub mod notify {
     pub const EXTENDED_MONITOR: u8 = 8;
     /// `account-notify`, for `extended-monitor`'s ACCOUNT lines to watchers.
     pub const ACCOUNT_NOTIFY: u8 = 16;
+    /// `cap-notify`: told of capabilities that come and go (CAP NEW / CAP DEL).
+    pub const CAP_NOTIFY: u8 = 32;
 }
 
 /// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,

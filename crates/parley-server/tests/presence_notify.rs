@@ -307,3 +307,65 @@ async fn notifications_cross_the_cluster() {
         .await;
     assert!(whois.ends_with(" * :Remote Bob"), "{whois}");
 }
+
+#[tokio::test]
+async fn cap_notify_tells_of_registration_opening_and_closing_on_reload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = common::test_config(&dir);
+    config.server.default_channel = String::new();
+    let path = dir.path().join("parley.toml");
+    let write = |registration: &str| {
+        let text = format!(
+            "[server]\ndefault_channel = \"\"\n[accounts]\nrequire_login = false\n\
+             registration = \"{registration}\"\n"
+        );
+        std::fs::write(&path, text).expect("write the config");
+    };
+    let running = parley_server::start(config).await.expect("start");
+    running.set_config_source(Some(path.clone()), Some(dir.path().to_path_buf()));
+    let addr = running.plain_addrs()[0];
+    // "The cap-notify capability MUST be implicitly enabled if the client requests CAP LS with
+    // a version of 302 or newer"
+    let mut modern = client_with_caps(addr, "modern", "server-time").await;
+    let mut old = Client::connect(addr).await;
+    old.register("old").await;
+    // "When enabled, the server MUST notify clients about all new capabilities and about
+    // existing capabilities that are no longer available" -- `CAP <nick> DEL :<extension 1>`
+    write("closed");
+    running.reload().expect("reload");
+    assert_eq!(
+        modern.sync().await,
+        [":parley.local CAP modern DEL :draft/account-registration"]
+    );
+    write("open");
+    running.reload().expect("reload");
+    assert_eq!(
+        modern.sync().await,
+        [":parley.local CAP modern NEW :draft/account-registration"]
+    );
+    // A client that never asked for cap-notify hears nothing.
+    assert_eq!(old.sync().await, Vec::<String>::new());
+    // "Further, the cap-notify capability MAY NOT be disabled if the client requests CAP LS
+    // with a version of 302 or newer."
+    modern.send("CAP REQ :-cap-notify").await;
+    assert_eq!(
+        modern.sync().await,
+        [":parley.local CAP modern NAK :-cap-notify"]
+    );
+    // "Clients that do not support CAP LS version 302 MAY request the cap-notify capability
+    // explicitly. Such clients MAY disable the capability at any time."
+    old.send("CAP REQ :cap-notify").await;
+    old.sync().await;
+    write("closed");
+    running.reload().expect("reload");
+    assert_eq!(
+        old.sync().await,
+        [":parley.local CAP old DEL :draft/account-registration"]
+    );
+    old.send("CAP REQ :-cap-notify").await;
+    assert_eq!(old.sync().await, [":parley.local CAP old ACK :-cap-notify"]);
+    write("open");
+    running.reload().expect("reload");
+    assert_eq!(old.sync().await, Vec::<String>::new());
+    running.shutdown();
+}

@@ -32,6 +32,8 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             if v302 {
                 // 302 clients get cap-notify implicitly.
                 ctx.session.caps.cap_notify = true;
+                ctx.session.cap_302 = true;
+                ctx.outbound.set_notify_caps(ctx.session.caps.notify_bits());
             }
             let caps = advertised_caps(ctx.shared, ctx.session, v302);
             ctx.server_line("CAP", &[&nick, "LS"], Some(&caps));
@@ -46,11 +48,17 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             }
             let requested = msg.param(1).unwrap_or("");
             let mut caps = ctx.session.caps;
+            let cap_302 = ctx.session.cap_302;
             let all_known = requested.split(' ').filter(|c| !c.is_empty()).all(|c| {
                 let (name, on) = match c.strip_prefix('-') {
                     Some(name) => (name, false),
                     None => (c, true),
                 };
+                // cap-notify: "the cap-notify capability MAY NOT be disabled if the client
+                // requests CAP LS with a version of 302 or newer", so asking to is refused.
+                if name == "cap-notify" && cap_302 && !on {
+                    return false;
+                }
                 caps.set(name, on)
             });
             if all_known && !requested.trim().is_empty() {
