@@ -311,3 +311,51 @@ async fn users_on_other_nodes_are_monitored_too() {
         .expect_within(CONVERGE, |l| l == ":parley.local 731 * :robert")
         .await;
 }
+
+#[tokio::test]
+async fn bad_modifiers_and_missing_targets_are_errors() {
+    let server = server().await;
+    let mut alice = server.client("alice").await;
+    // "Each use of the MONITOR command takes a special modifier": without one, 461; with an
+    // unknown one, an error naming it (ergo's 400 ERR_UNKNOWNERROR).
+    alice.send("MONITOR").await;
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 461 alice MONITOR :Not enough parameters"]
+    );
+    alice.send("MONITOR +").await;
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 461 alice MONITOR :Not enough parameters"]
+    );
+    alice.send("MONITOR X bob").await;
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 400 alice MONITOR X :Unknown MONITOR modifier (use +, -, C, L or S)"]
+    );
+}
+
+#[tokio::test]
+async fn a_limit_of_zero_turns_monitor_off() {
+    let server = TestServer::start_with(|config| {
+        config.server.default_channel = String::new();
+        config.limits.monitor = 0;
+    })
+    .await;
+    let mut c = server.connect().await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :Alice").await;
+    c.expect_numeric("001").await;
+    let welcome = c.sync().await;
+    // Not advertised ("Support of this specification is indicated by the MONITOR token"), and
+    // not answered as if it were.
+    assert!(
+        !welcome.iter().any(|l| l.contains(" MONITOR")),
+        "{welcome:?}"
+    );
+    c.send("MONITOR + bob").await;
+    assert_eq!(
+        c.sync().await,
+        [":parley.local 421 alice MONITOR :Unknown command"]
+    );
+}
