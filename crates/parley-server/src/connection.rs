@@ -612,6 +612,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         for key in channels {
             world.leave_channel(session.id, &key);
         }
+        world.monitors.clear(session.id);
         if let Some(user) = world.remove_user(session.id) {
             let folded = parley_proto::casefold(&user.nick);
             if world.nicks.get(&folded) == Some(&session.id) {
@@ -619,6 +620,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
             }
             if user.registered {
                 world.push_whowas(WhowasEntry::of(&user), shared.config.limits.whowas_entries);
+                world.monitor_offline(shared.server_name(), &user.nick);
             }
         }
     }

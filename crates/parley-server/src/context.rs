@@ -14,7 +14,7 @@ use crate::config::RegistrationPolicy;
 use crate::fanout::{self, Local, Publish};
 use crate::isupport;
 use crate::outbound::Outbound;
-use crate::relay::{line, wire, Relay};
+use crate::relay::{line, notify, wire, Relay};
 use crate::server::Shared;
 use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User, World};
 
@@ -22,22 +22,26 @@ use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User,
 pub const SUPPORTED_CAPS: &[&str] = &[
     "account-notify",
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
     "draft/chathistory",
     "echo-message",
     "extended-join",
+    "extended-monitor",
+    "invite-notify",
     "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
     "server-time",
+    "setname",
     "userhost-in-names",
 ];
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
 /// is registered, and the account name may differ from the nick.
-const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
+const ACCOUNT_REGISTRATION: &str = crate::server::ACCOUNT_REGISTRATION_CAP;
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
 /// Advertised when `accounts.require_login` is on; the matching refusal is
 /// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
@@ -120,6 +124,10 @@ pub struct Caps {
     pub server_time: bool,
     pub userhost_in_names: bool,
     pub account_registration: bool,
+    pub away_notify: bool,
+    pub extended_monitor: bool,
+    pub invite_notify: bool,
+    pub setname: bool,
 }
 
 impl Caps {
@@ -139,6 +147,10 @@ impl Caps {
             "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
+            "away-notify" => &mut self.away_notify,
+            "extended-monitor" => &mut self.extended_monitor,
+            "invite-notify" => &mut self.invite_notify,
+            "setname" => &mut self.setname,
             _ => return None,
         })
     }
@@ -184,6 +196,25 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        bits
+    }
+
+    /// The notifications this client asked for ([`notify`] bits), read by senders choosing
+    /// who gets a line.
+    pub fn notify_bits(&self) -> u8 {
+        let mut bits = 0;
+        for (on, bit) in [
+            (self.away_notify, notify::AWAY_NOTIFY),
+            (self.setname, notify::SETNAME),
+            (self.invite_notify, notify::INVITE_NOTIFY),
+            (self.extended_monitor, notify::EXTENDED_MONITOR),
+            (self.account_notify, notify::ACCOUNT_NOTIFY),
+            (self.cap_notify, notify::CAP_NOTIFY),
+        ] {
+            if on {
+                bits |= bit;
+            }
         }
         bits
     }
@@ -287,6 +318,8 @@ pub struct Session {
     pub registered: bool,
     /// Between `CAP LS`/`CAP REQ` and `CAP END` registration waits.
     pub cap_negotiating: bool,
+    /// Negotiated with `CAP LS 302` (or newer): `cap-notify` is on and stays on.
+    pub cap_302: bool,
     pub caps: Caps,
     /// The account this connection is logged in to.
     pub account: Option<String>,
@@ -333,6 +366,7 @@ impl Session {
             got_user: false,
             registered: false,
             cap_negotiating: false,
+            cap_302: false,
             caps: Caps::default(),
             account: None,
             login_session: None,
@@ -382,6 +416,9 @@ pub enum Line<'a> {
     /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
     /// go only to `account-notify` clients).
     ForCap(&'a [u8], u8),
+    /// The same bytes, only for those who asked for the notification (a [`notify`] bit: AWAY
+    /// lines go only to `away-notify` clients).
+    ForNotify(&'a [u8], u8),
 }
 
 impl Line<'_> {
@@ -390,6 +427,7 @@ impl Line<'_> {
         match self {
             Line::Bytes(bytes) => fanout::send_now(bytes, members),
             Line::ForCap(bytes, bit) => fanout::send_now_to_cap(bytes, members, bit),
+            Line::ForNotify(bytes, bit) => fanout::send_now_to_notify(bytes, members, bit, None),
             Line::Relay(relay) => {
                 for member in members {
                     relay.send_to(member);

@@ -114,6 +114,36 @@ pub fn send_now_to_cap(bytes: &[u8], members: &[Arc<Outbound>], bit: u8) {
     }
 }
 
+/// Queue one line at once for those of `members` who asked for the notification `bit`
+/// ([`crate::relay::notify`]: AWAY, SETNAME, INVITE lines), but not `except`.
+pub fn send_now_to_notify(
+    bytes: &[u8],
+    members: &[Arc<Outbound>],
+    bit: u8,
+    except: Option<&Arc<Outbound>>,
+) {
+    for member in members {
+        if member.notify_caps() & bit != 0 && except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
+            let _ = member.push(bytes);
+        }
+    }
+}
+
+/// [`send_now_to_notify`] within a batch of wakes (the cluster's stream).
+pub fn send_line_to_notify(
+    held: &mut HeldWakes,
+    bytes: &[u8],
+    members: &[Arc<Outbound>],
+    bit: u8,
+    except: Option<&Arc<Outbound>>,
+) {
+    for member in members {
+        if member.notify_caps() & bit != 0 && except.is_none_or(|e| !Arc::ptr_eq(e, member)) {
+            let _ = member.push_held(bytes, held);
+        }
+    }
+}
+
 /// Queue one line, the same bytes for everyone, for every member but `except`.
 pub fn send_line_except(
     held: &mut HeldWakes,

@@ -32,6 +32,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         format!("MAXLIST=beIq:{MAX_BANS}"),
         format!("MAXTARGETS={}", l.targets_per_message),
         format!("MODES={MODES_PER_COMMAND}"),
+        format!("NAMELEN={}", l.realname_len),
         format!("NETWORK={}", config.server.network),
         format!("NICKLEN={}", l.nick_len),
         "PREFIX=(ov)@+".into(),
@@ -45,6 +46,9 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "MSGREFTYPES=timestamp,msgid".into(),
         format!("USERLEN={}", l.user_len),
     ];
+    if l.monitor > 0 {
+        tokens.push(format!("MONITOR={}", l.monitor));
+    }
     tokens.sort();
     tokens
 }

@@ -53,6 +53,8 @@ pub struct Outbound {
     /// The negotiated capabilities that change which bytes this client must get
     /// ([`crate::relay::wire`] bits), read by senders choosing a serialized variant.
     wire_caps: AtomicU8,
+    /// The notifications this client asked for ([`crate::relay::notify`] bits).
+    notify_caps: AtomicU8,
 }
 
 impl Outbound {
@@ -69,6 +71,7 @@ impl Outbound {
             overflowed: AtomicBool::new(false),
             reason: Mutex::new(None),
             wire_caps: AtomicU8::new(0),
+            notify_caps: AtomicU8::new(0),
         }
     }
 
@@ -78,6 +81,14 @@ impl Outbound {
 
     pub fn set_wire_caps(&self, bits: u8) {
         self.wire_caps.store(bits, Ordering::Relaxed);
+    }
+
+    pub fn notify_caps(&self) -> u8 {
+        self.notify_caps.load(Ordering::Relaxed)
+    }
+
+    pub fn set_notify_caps(&self, bits: u8) {
+        self.notify_caps.store(bits, Ordering::Relaxed);
     }
 
     /// Append one or more complete lines. Never blocks on the network.

@@ -26,6 +26,19 @@ pub mod wire {
     pub const ECHO_MESSAGE: u8 = 32;
 }
 
+/// Bits of [`Outbound::notify_caps`]: the notifications a client asked for, which decide who
+/// gets a line at all (never which bytes), so they are kept apart from the [`wire`] variants.
+pub mod notify {
+    pub const AWAY_NOTIFY: u8 = 1;
+    pub const SETNAME: u8 = 2;
+    pub const INVITE_NOTIFY: u8 = 4;
+    pub const EXTENDED_MONITOR: u8 = 8;
+    /// `account-notify`, for `extended-monitor`'s ACCOUNT lines to watchers.
+    pub const ACCOUNT_NOTIFY: u8 = 16;
+    /// `cap-notify`: told of capabilities that come and go (CAP NEW / CAP DEL).
+    pub const CAP_NOTIFY: u8 = 32;
+}
+
 /// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,
 /// an unknown channel); one that would break the line (empty, a space, a leading ':') is sent as
 /// `*` instead, so a client can never inject parameters into a reply.

@@ -53,10 +53,10 @@ async fn cap_negotiation_holds_registration_until_end() {
     let ls = c.recv().await;
     assert_eq!(
         ls,
-        ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
+        ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify \
          draft/account-registration=before-connect,custom-account-name draft/chathistory \
-         echo-message extended-join labeled-response message-tags multi-prefix \
-         sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time \
+         echo-message extended-join extended-monitor invite-notify labeled-response \
+         message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time setname \
          userhost-in-names"
     );
     c.send("NICK bob").await;

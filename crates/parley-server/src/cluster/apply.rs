@@ -18,10 +18,12 @@ use super::event::{
 };
 use super::Cluster;
 use crate::clock::{millis, system_time};
-use crate::fanout::{send_except, send_line, send_line_except, send_line_to_caps, Local};
+use crate::fanout::{
+    send_except, send_line, send_line_except, send_line_to_caps, send_line_to_notify, Local,
+};
 use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::line;
-use crate::relay::{escape_tag, wire, with_tag, Relay};
+use crate::relay::{escape_tag, notify, wire, with_tag, Relay};
 use crate::server::Shared;
 use crate::state::{
     Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
@@ -93,6 +95,11 @@ pub fn apply(
             account,
         } => account_changed(&mut step, world, uid, source, account),
         Event::Away { uid, away } => away_changed(&mut step, world, uid, away),
+        Event::Realname {
+            uid,
+            source,
+            realname,
+        } => realname_changed(&mut step, world, uid, source, realname),
         Event::Join {
             uid,
             source,
@@ -200,7 +207,7 @@ fn quit(
 ) {
     if !step.own {
         if let Some(id) = world.remote.get(&uid).copied() {
-            remove_user(&mut world, id, step.whowas_limit);
+            remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
         }
     }
     let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
@@ -223,7 +230,13 @@ fn nick_changed(
         return;
     };
     if !step.own {
-        rename(&mut world, id, &nick, step.whowas_limit);
+        rename(
+            &mut world,
+            id,
+            &nick,
+            step.whowas_limit,
+            step.shared.server_name(),
+        );
     }
     let bytes = line(Some(&source), "NICK", &[], Some(&nick));
     let recipients = step
@@ -258,19 +271,53 @@ fn account_changed(
     let recipients = step
         .captured
         .take()
-        .unwrap_or_else(|| Arc::new(world.neighbours(id)));
+        .unwrap_or_else(|| world.notify_recipients(id, notify::ACCOUNT_NOTIFY));
     send_line_to_caps(step.held, &bytes, &recipients, wire::ACCOUNT_NOTIFY);
 }
 
-/// `Away`: an away status set or cleared (no line: AWAY replies carry it).
+/// `Away`: an away status set or cleared: the AWAY line to the neighbours (and, with
+/// extended-monitor, the watchers) with `away-notify`.
 fn away_changed(step: &mut Step<'_>, mut world: WorldGuard<'_>, uid: Uid, away: Option<String>) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    let Some(user) = world.users.get_mut(&id) else {
+        return;
+    };
     if !step.own {
-        if let Some(user) =
-            resolve(step.cluster, &world, &uid).and_then(|id| world.users.get_mut(&id))
-        {
-            user.away = away;
+        user.away = away.clone();
+    }
+    let bytes = line(Some(&user.source()), "AWAY", &[], away.as_deref());
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::AWAY_NOTIFY));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::AWAY_NOTIFY, None);
+}
+
+/// `Realname`: a SETNAME, to the neighbours (and, with extended-monitor, the watchers) with
+/// `setname`.
+fn realname_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    realname: String,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        if let Some(user) = world.users.get_mut(&id) {
+            user.realname = realname.clone();
         }
     }
+    let bytes = line(Some(&source), "SETNAME", &[], Some(&realname));
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::SETNAME));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::SETNAME, None);
 }
 
 /// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).
@@ -306,12 +353,19 @@ fn joined(
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
     let actor = world.users.get(&id).map(|u| u.outbound.clone());
-    send_except(
-        step.held,
-        &relay,
-        step.captured.as_ref().unwrap_or(&chan.snapshot),
-        actor.as_ref(),
-    );
+    let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
+    send_except(step.held, &relay, members, actor.as_ref());
+    // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
+    if let Some(away) = world.users.get(&id).and_then(|u| u.away.as_deref()) {
+        let bytes = line(Some(&source), "AWAY", &[], Some(away));
+        send_line_to_notify(
+            step.held,
+            &bytes,
+            members,
+            notify::AWAY_NOTIFY,
+            actor.as_ref(),
+        );
+    }
 }
 
 /// `Part`: a member left a channel: to those who remain.
@@ -551,13 +605,31 @@ fn invite(
     target_nick: String,
     by_operator: bool,
 ) {
-    let Some(id) = step.cluster.local_id(&target).filter(|_| !step.own) else {
+    if step.own {
+        return;
+    }
+    // Tagged as on the inviter's own node (account-tag, server-time).
+    let relay = Relay::new(
+        &source,
+        account.as_deref(),
+        "INVITE",
+        &[&target_nick, &channel],
+        None,
+    );
+    let key = casefold(&channel);
+    let target_id = resolve(step.cluster, &world, &target);
+    // invite-notify: this node's operators of the channel who asked.
+    let except: Vec<ClientId> = target_id.into_iter().collect();
+    for op in world.invite_notified(&key, &except) {
+        relay.send_held(&op, step.held);
+    }
+    let Some(id) = step.cluster.local_id(&target) else {
         return;
     };
     let World {
         users, channels, ..
     } = &mut *world;
-    if let Some(chan) = channels.get_mut(&casefold(&channel)) {
+    if let Some(chan) = channels.get_mut(&key) {
         chan.invite(
             id,
             Invite {
@@ -568,15 +640,7 @@ fn invite(
         );
     }
     if let Some(user) = world.users.get(&id) {
-        // Tagged as on the inviter's own node (account-tag, server-time).
-        Relay::new(
-            &source,
-            account.as_deref(),
-            "INVITE",
-            &[&target_nick, &channel],
-            None,
-        )
-        .send_held(&user.outbound, step.held);
+        relay.send_held(&user.outbound, step.held);
     }
 }
 
@@ -663,7 +727,7 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
         };
         let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
         send_line(step.held, &bytes, &world.neighbours(id));
-        remove_user(&mut world, id, step.whowas_limit);
+        remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
     }
 }
 
@@ -743,13 +807,16 @@ pub fn add_remote_user(
     // The claim in the bus's key-value bucket decided who holds the nick; a stale entry here
     // (a user whose QUIT is still on its way) gives way.
     world.nicks.insert(casefold(&info.nick), id);
+    let source = user.source();
     world.users.insert(id, user);
     world.remote.insert(info.uid.clone(), id);
+    world.monitor_online(shared.server_name(), &info.nick, &source);
     Some(id)
 }
 
-/// A user leaves the replica: out of its channels, its nick free, remembered by WHOWAS.
-pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize) {
+/// A user leaves the replica: out of its channels, its nick free, remembered by WHOWAS, and
+/// those who MONITOR it told (`server` is this node's name, their numerics' source).
+pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize, server: &str) {
     let channels: Vec<String> = world
         .users
         .get(&id)
@@ -768,11 +835,12 @@ pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize) {
         }
         if user.registered {
             world.push_whowas(WhowasEntry::of(&user), whowas_limit);
+            world.monitor_offline(server, &user.nick);
         }
     }
 }
 
-fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize) {
+fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize, server: &str) {
     let Some(old) = world.users.get(&id).map(|u| u.nick.clone()) else {
         return;
     };
@@ -794,6 +862,9 @@ fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize) {
                 channel.names_changed();
             }
         }
+    }
+    if let Some(source) = world.users.get(&id).map(|u| u.source()) {
+        world.monitor_renamed(server, &old, nick, &source);
     }
 }
 

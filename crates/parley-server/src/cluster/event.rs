@@ -123,6 +123,12 @@ pub enum Event {
         uid: Uid,
         away: Option<String>,
     },
+    /// SETNAME: the user's new realname.
+    Realname {
+        uid: Uid,
+        source: String,
+        realname: String,
+    },
     Join {
         uid: Uid,
         source: String,

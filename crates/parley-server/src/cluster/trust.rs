@@ -26,6 +26,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Nick { uid, .. }
         | Event::Account { uid, .. }
         | Event::Away { uid, .. }
+        | Event::Realname { uid, .. }
         | Event::Join { uid, .. }
         | Event::Part { uid, .. }
         | Event::Topic { uid, .. }

@@ -28,7 +28,7 @@ use crate::config::RegistrationPolicy;
 use crate::context::{
     Announced, Ctx, FollowUp, Line, LoginVia, PendingAuth, Reply, SaslState, SASL_MECHANISMS,
 };
-use crate::relay::{line, wire};
+use crate::relay::{line, notify, wire};
 use crate::server::Shared;
 
 /// Longest SASL payload accepted (base64), well above any sane name and password or SCRAM
@@ -624,9 +624,11 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         let source = user.source();
         if user.registered {
             let bytes = line(Some(&source), "ACCOUNT", &[account], None);
-            let neighbours = std::sync::Arc::new(world.neighbours(ctx.session.id));
-            let notify = Line::ForCap(&bytes, wire::ACCOUNT_NOTIFY);
-            announced = ctx.announce(notify, &neighbours, |cluster| Event::Account {
+            // extended-monitor: "If account-notify is also enabled, the client will get
+            // ACCOUNT notifications for monitored nicks."
+            let neighbours = world.notify_recipients(ctx.session.id, notify::ACCOUNT_NOTIFY);
+            let to_notified = Line::ForCap(&bytes, wire::ACCOUNT_NOTIFY);
+            announced = ctx.announce(to_notified, &neighbours, |cluster| Event::Account {
                 uid: cluster.uid_of(ctx.session.id),
                 source: source.clone(),
                 account: Some(account.to_string()),

@@ -303,18 +303,25 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         }
         // As a relay, so the invited user gets `account` (account-tag) and `time`
         // (server-time) as on any other message from this user.
-        Relay::new(
+        let relay = Relay::new(
             &source,
             account.as_deref(),
             "INVITE",
             &[&target_nick, &shown],
             None,
-        )
-        .send_to(&target_out);
-        remote_target.map(|target| Event::Invite {
+        );
+        relay.send_to(&target_out);
+        // invite-notify: the channel's operators who asked see it too ("a server may choose to
+        // only send the message to clients having channel op"); on other nodes theirs do when
+        // the event comes (`cluster::apply`).
+        for op in world.invite_notified(&key, &[id, target_id]) {
+            relay.send_to(&op);
+        }
+        let cluster = ctx.cluster_uid(id).is_some();
+        (remote_target.is_some() || cluster).then(|| Event::Invite {
             source,
             channel: shown,
-            target,
+            target: remote_target.unwrap_or_else(|| ctx.cluster_uid(target_id).unwrap_or_default()),
             target_nick,
             by_operator,
             account,

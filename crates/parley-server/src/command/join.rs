@@ -8,9 +8,11 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
+use crate::command::presence::away_line;
 use crate::context::{Ctx, Line, Lookup, Reply};
+use crate::fanout;
 use crate::history::HistoryRequest;
-use crate::relay::Relay;
+use crate::relay::{notify, Relay};
 use crate::state::{Channel, MemberStatus};
 use crate::store::StateChange;
 
@@ -180,6 +182,22 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         });
         if let Some(user) = world.users.get_mut(&id) {
             user.channels.insert(folded.clone());
+        }
+        // away-notify: an away joiner's AWAY follows its JOIN ("as well as when a user joins and
+        // has an away message set"); in a cluster every node sends it after the JOIN it
+        // delivers from the stream (`cluster::apply`).
+        let away = world.users.get(&id).and_then(|u| u.away.clone());
+        if let (Some(away), None) = (away, ctx.cluster_uid(id)) {
+            if let Some(channel) = world.channels.get(&folded) {
+                let bytes = away_line(&source, Some(&away));
+                let members = &channel.snapshot;
+                fanout::send_now_to_notify(
+                    &bytes,
+                    members,
+                    notify::AWAY_NOTIFY,
+                    Some(ctx.outbound),
+                );
+            }
         }
         send_topic(ctx, &world, &folded, false);
         send_names(ctx, &mut world, &folded);

@@ -16,6 +16,7 @@ pub mod info;
 pub mod join;
 pub mod message;
 pub mod mode;
+pub mod monitor;
 pub mod nick;
 pub mod oper;
 pub mod owner;
@@ -23,6 +24,7 @@ pub mod presence;
 pub mod query;
 pub mod registration;
 pub mod session;
+pub mod setname;
 
 use parley_proto::{numeric, Message};
 
@@ -77,8 +79,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "WHOIS" => query::whois(ctx, msg),
         "WHOWAS" => query::whowas(ctx, msg),
         "ISON" => query::ison(ctx, msg),
+        "MONITOR" => monitor::monitor(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
         "SESSION" => session::session(ctx, msg),
+        "SETNAME" => setname::setname(ctx, msg),
         "LUSERS" => info::lusers(ctx),
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),

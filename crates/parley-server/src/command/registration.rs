@@ -32,6 +32,8 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             if v302 {
                 // 302 clients get cap-notify implicitly.
                 ctx.session.caps.cap_notify = true;
+                ctx.session.cap_302 = true;
+                ctx.outbound.set_notify_caps(ctx.session.caps.notify_bits());
             }
             let caps = advertised_caps(ctx.shared, ctx.session, v302);
             ctx.server_line("CAP", &[&nick, "LS"], Some(&caps));
@@ -46,16 +48,23 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             }
             let requested = msg.param(1).unwrap_or("");
             let mut caps = ctx.session.caps;
+            let cap_302 = ctx.session.cap_302;
             let all_known = requested.split(' ').filter(|c| !c.is_empty()).all(|c| {
                 let (name, on) = match c.strip_prefix('-') {
                     Some(name) => (name, false),
                     None => (c, true),
                 };
+                // cap-notify: "the cap-notify capability MAY NOT be disabled if the client
+                // requests CAP LS with a version of 302 or newer", so asking to is refused.
+                if name == "cap-notify" && cap_302 && !on {
+                    return false;
+                }
                 caps.set(name, on)
             });
             if all_known && !requested.trim().is_empty() {
                 ctx.session.caps = caps;
                 ctx.outbound.set_wire_caps(caps.wire_bits());
+                ctx.outbound.set_notify_caps(caps.notify_bits());
                 ctx.server_line("CAP", &[&nick, "ACK"], Some(requested));
             } else {
                 ctx.server_line("CAP", &[&nick, "NAK"], Some(requested));
@@ -102,7 +111,10 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     if username.len() == 1 {
         username.push('u');
     }
-    let realname: String = msg.params[3].chars().take(128).collect();
+    let realname: String = msg.params[3]
+        .chars()
+        .take(ctx.shared.config.limits.realname_len)
+        .collect();
     {
         let mut world = ctx.shared.world.lock();
         if let Some(user) = world.users.get_mut(&ctx.session.id) {
@@ -179,6 +191,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         world.counts.registered += usize::from(newly);
         let count = world.registered_count();
         world.max_registered = world.max_registered.max(count);
+        if newly {
+            world.monitor_online(ctx.shared.server_name(), &ctx.session.nick, &source);
+        }
         source
     };
     ctx.session.registered = true;

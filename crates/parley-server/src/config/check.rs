@@ -299,7 +299,7 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 18] = [
+        let ranges: [(&'static str, u64, u64, u64); 20] = [
             (
                 "limits.max_clients_per_cidr",
                 as_u64(limits.max_clients_per_cidr),
@@ -378,6 +378,8 @@ impl Config {
                 0,
                 u64::MAX,
             ),
+            ("limits.monitor", as_u64(limits.monitor), 0, 100_000),
+            ("limits.realname_len", as_u64(limits.realname_len), 1, 390),
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.

@@ -209,6 +209,17 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "whowas_entries",
         "How many departed nicknames WHOWAS remembers; 0 turns WHOWAS off.",
     ),
+    (
+        "limits",
+        "monitor",
+        "How many nicknames one client may MONITOR (be told when they come and go);\n\
+         0 turns MONITOR off.",
+    ),
+    (
+        "limits",
+        "realname_len",
+        "Longest realname (USER, SETNAME), 1 to 390.",
+    ),
     ("flood", "enabled", "Whether flood protection is on."),
     (
         "flood",

@@ -31,6 +31,10 @@ pub struct LimitsConfig {
     /// Time a client has to answer that `PING` before it is disconnected.
     pub ping_timeout_secs: u64,
     pub whowas_entries: usize,
+    /// Nicks one client may MONITOR at once (ISUPPORT `MONITOR=`).
+    pub monitor: usize,
+    /// Longest realname, in USER and SETNAME (ISUPPORT `NAMELEN=`).
+    pub realname_len: usize,
 }
 
 impl Default for LimitsConfig {
@@ -55,6 +59,8 @@ impl Default for LimitsConfig {
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
+            monitor: 100,
+            realname_len: 128,
         }
     }
 }

@@ -5,9 +5,11 @@
 //! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
 
 mod channel;
+mod monitor;
 mod world;
 
 pub use channel::{
     mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
 };
+pub use monitor::{chunked, Monitors};
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};

@@ -94,6 +94,8 @@ pub struct World {
     pub max_registered: usize,
     /// Users on other cluster nodes: cluster-wide id -> local id.
     pub remote: HashMap<String, ClientId>,
+    /// Who MONITORs which nick (see `monitor.rs`).
+    pub monitors: super::Monitors,
 }
 
 impl World {
@@ -179,6 +181,23 @@ impl World {
             self.whowas.pop_front();
         }
         self.whowas.push_back(entry);
+    }
+
+    /// The buffers of this node's operators of channel `key` who asked for `invite-notify`,
+    /// but not `except` (the inviter and the invited, who hear of it anyway).
+    pub fn invite_notified(&self, key: &str, except: &[ClientId]) -> Vec<Arc<Outbound>> {
+        let Some(channel) = self.channels.get(key) else {
+            return Vec::new();
+        };
+        channel
+            .members
+            .iter()
+            .filter(|(id, status)| status.op && !except.contains(id))
+            .filter_map(|(id, _)| self.users.get(id))
+            .filter(|u| u.remote.is_none())
+            .filter(|u| u.outbound.notify_caps() & crate::relay::notify::INVITE_NOTIFY != 0)
+            .map(|u| u.outbound.clone())
+            .collect()
     }
 
     /// Remove `id` from one channel, dropping the channel when it empties.
