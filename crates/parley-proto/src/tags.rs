@@ -68,6 +68,35 @@ impl<'a> Tags<'a> {
         })
     }
 
+    /// The client-only (`+`-prefixed) tags, still escaped, as one section to relay verbatim
+    /// (`+a=1;+example.com/b`): every other tag dropped, a key sent twice kept once with its
+    /// later value (the spec's "disregard all but the final occurrence"), an empty value
+    /// written as a bare key (the spec makes `foo=` equal to `foo`). Empty when there are none.
+    pub fn client_only(&self) -> String {
+        let items: Vec<(&str, &str)> = raw_items(self.0)
+            .filter(|(key, _)| key.starts_with('+'))
+            .collect();
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let mut kept: Vec<(&str, &str)> = items
+            .into_iter()
+            .rev()
+            .filter(|(key, _)| seen.insert(*key))
+            .collect();
+        kept.reverse();
+        let mut out = String::new();
+        for (key, value) in kept {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            out.push_str(key);
+            if !value.is_empty() {
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+        out
+    }
+
     /// The value of `key`, unescaped; when a key is sent twice the later one wins, as the spec says.
     pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
         raw_items(self.0)
@@ -194,6 +223,14 @@ mod tests {
         for bad in ["=v", "+", "a_b", "/x", "v/", "+/x", "k!=1", "a.b"] {
             assert_eq!(Tags::parse(bad), Err(ParseError::InvalidTagKey), "{bad}");
         }
+    }
+
+    #[test]
+    fn client_only_keeps_the_last_of_each_plus_tag_verbatim() {
+        let tags = Tags::parse("label=1;+a=x\\sy;+example.com/b;msgid=z;+a=2;+c=").expect("valid");
+        assert_eq!(tags.client_only(), "+example.com/b;+a=2;+c");
+        assert_eq!(Tags::parse("a=1;b").expect("valid").client_only(), "");
+        assert_eq!(Tags::default().client_only(), "");
     }
 
     #[test]

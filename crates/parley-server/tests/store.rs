@@ -336,6 +336,7 @@ fn message(target: &str, msgid: &str, time_ms: i64, text: &str) -> StoredMessage
         account: Some("alice".to_owned()),
         to: target.to_owned(),
         text: text.to_owned(),
+        tags: String::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use parley_proto::{casefold, write_line, Message};
 use crate::clock::format_time;
 use crate::context::{Ctx, Reply};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
+use crate::relay::append_client_tags;
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
 
@@ -245,6 +246,10 @@ pub fn render(
         &[&m.to],
         Some(&text),
     );
+    if caps.message_tags && !m.tags.is_empty() {
+        // As relayed at the time: the client-only tags after the server's.
+        return append_client_tags(out, &m.tags);
+    }
     out
 }
 

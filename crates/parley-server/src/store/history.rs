@@ -23,6 +23,9 @@ pub struct StoredMessage {
     /// The target as it went over the wire: the channel name or the recipient's nick.
     pub to: String,
     pub text: String,
+    /// The sender's client-only tags (IRCv3 message-tags), escaped as relayed (`+a=1;+b`);
+    /// empty when it sent none.
+    pub tags: String,
 }
 
 /// A point in a conversation, as CHATHISTORY names it.

@@ -146,6 +146,9 @@ const MIGRATIONS: &[&str] = &[
     // 10: server admins by the database's word, set only by the admin CLI (`users add --admin`,
     // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
     "ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 11: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
+    // relayed, so CHATHISTORY returns them; empty for messages stored before.
+    "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes and understands.
@@ -830,7 +833,8 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+const MESSAGE_COLUMNS: &str =
+    "msgid, time_ms, target, kind, source, account, recipient, text, tags";
 
 fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
@@ -842,6 +846,7 @@ fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
         account: row.try_get(5).map_err(backend)?,
         to: row.try_get(6).map_err(backend)?,
         text: row.try_get(7).map_err(backend)?,
+        tags: row.try_get(8).map_err(backend)?,
     })
 }
 
@@ -905,7 +910,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
     let insert = tx
         .prepare(
             "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
-             text, party_a, party_b) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .map_err(backend)?;
     for m in &batch.messages {
@@ -914,7 +919,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
             &insert,
             &[
                 &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to, &m.text,
-                &a, &b,
+                &a, &b, &m.tags,
             ],
         )
         .map_err(backend)?;

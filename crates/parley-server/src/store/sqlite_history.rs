@@ -15,7 +15,8 @@ use super::state::{
 };
 use super::StoreError;
 
-const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+const MESSAGE_COLUMNS: &str =
+    "msgid, time_ms, target, kind, source, account, recipient, text, tags";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
@@ -27,6 +28,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         account: row.get(5)?,
         to: row.get(6)?,
         text: row.get(7)?,
+        tags: row.get(8)?,
     })
 }
 
@@ -103,8 +105,8 @@ impl HistoryStore for SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (msgid, time_ms, target, kind, source, account, \
-                     recipient, text, party_a, party_b) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     recipient, text, party_a, party_b, tags) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(backend)?;
             for m in &batch.messages {
@@ -112,7 +114,7 @@ impl HistoryStore for SqliteStore {
                 insert
                     .execute(params![
                         m.msgid, m.time_ms, m.target, m.kind, m.source, m.account, m.to, m.text, a,
-                        b
+                        b, m.tags
                     ])
                     .map_err(backend)?;
             }
