@@ -175,7 +175,8 @@ fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) -> Result<(), 
             "TARGETS takes two timestamp= bounds",
         ));
     };
-    let (from_ms, to_ms) = (a.min(b), a.max(b));
+    // The order matters: `limit` counts from the first bound (see `HistoryStore::targets`).
+    let (from_ms, to_ms) = (a, b);
     let mut keys: Vec<(String, String)> = {
         let world = ctx.shared.world.lock();
         world

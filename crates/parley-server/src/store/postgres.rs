@@ -22,8 +22,8 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::history::{
-    page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
-    StoredMessage, TargetActivity, WriteBatch,
+    in_window, page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery,
+    HistoryStore, Pages, StoredMessage, TargetActivity, WriteBatch,
 };
 use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
@@ -1047,24 +1047,28 @@ impl HistoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let targets = targets.to_vec();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call_idempotent(move |client| {
-            client
+            let latest = client
                 .query(
-                    "SELECT target, MAX(time_ms) AS latest FROM messages \
-                     WHERE target = ANY($1) AND time_ms > $2 AND time_ms < $3 \
-                     GROUP BY target ORDER BY latest DESC LIMIT $4",
-                    &[&targets, &from_ms, &to_ms, &limit],
+                    "SELECT t, (SELECT MAX(time_ms) FROM messages WHERE target = t) \
+                     FROM unnest($1::text[]) AS t",
+                    &[&targets],
                 )
                 .map_err(backend)?
                 .iter()
-                .map(|row| {
-                    Ok(TargetActivity {
-                        target: row.try_get(0).map_err(backend)?,
-                        latest_ms: row.try_get(1).map_err(backend)?,
-                    })
+                .filter_map(|row| {
+                    let latest_ms: Option<i64> = match row.try_get(1) {
+                        Ok(time) => time,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    let target = match row.try_get(0) {
+                        Ok(target) => target,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    latest_ms.map(|latest_ms| Ok(TargetActivity { target, latest_ms }))
                 })
-                .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(in_window(latest, from_ms, to_ms, limit))
         })
     }
 

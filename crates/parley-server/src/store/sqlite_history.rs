@@ -3,10 +3,10 @@
 //! `synchronous = NORMAL` is in the operating system's hands once `COMMIT` returns: a crash of
 //! the server process after that loses nothing (a power loss may lose the last commits).
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::history::{
-    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    in_window, page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
 use super::sqlite::{backend, SqliteStore};
@@ -168,28 +168,22 @@ impl HistoryStore for SqliteStore {
             return Ok(Vec::new());
         }
         let connection = self.connection().lock();
-        let placeholders = vec!["?"; targets.len()].join(", ");
-        let sql = format!(
-            "SELECT target, MAX(time_ms) AS latest FROM messages WHERE target IN ({placeholders}) \
-             AND time_ms > ? AND time_ms < ? GROUP BY target ORDER BY latest DESC LIMIT ?"
-        );
-        let mut statement = connection.prepare(&sql).map_err(backend)?;
-        let mut args: Vec<rusqlite::types::Value> =
-            targets.iter().map(|t| t.clone().into()).collect();
-        args.push(from_ms.into());
-        args.push(to_ms.into());
-        args.push((limit as i64).into());
-        let rows = statement
-            .query_map(params_from_iter(args), |row| {
-                Ok(TargetActivity {
-                    target: row.get(0)?,
-                    latest_ms: row.get(1)?,
-                })
-            })
-            .map_err(backend)?
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let mut statement = connection
+            .prepare_cached("SELECT MAX(time_ms) FROM messages WHERE target = ?1")
             .map_err(backend)?;
-        Ok(rows)
+        let mut latest = Vec::with_capacity(targets.len());
+        for target in targets {
+            let time: Option<i64> = statement
+                .query_row(params![target], |row| row.get(0))
+                .map_err(backend)?;
+            if let Some(latest_ms) = time {
+                latest.push(TargetActivity {
+                    target: target.clone(),
+                    latest_ms,
+                });
+            }
+        }
+        Ok(in_window(latest, from_ms, to_ms, limit))
     }
 
     fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError> {
