@@ -371,4 +371,14 @@ async fn client_tags_and_tagmsg_cross_the_cluster() {
         carl.expect(|l| l.contains(" PRIVMSG ")).await,
         format!(":{ALICE} PRIVMSG carl :hi")
     );
+    // A message to oneself through the bus: delivered, and echoed (echo-message), alike.
+    alice.sync().await;
+    alice
+        .send("@+draft/react=x PRIVMSG alice :note to self")
+        .await;
+    let first = alice.expect(|l| l.contains(" PRIVMSG alice ")).await;
+    let second = alice.expect(|l| l.contains(" PRIVMSG alice ")).await;
+    let msgid = tag(&first, "msgid").expect("msgid");
+    let expected = format!("@msgid={msgid};+draft/react=x :{ALICE} PRIVMSG alice :note to self");
+    assert_eq!((first.as_str(), second.as_str()), (&*expected, &*expected));
 }
