@@ -70,6 +70,17 @@ async fn client_only_tags_reach_message_tags_clients_and_no_one_else() {
         notice,
         format!("@msgid={msgid};+draft/react=x :{ALICE} NOTICE bob :psst")
     );
+
+    // "Implementations MUST treat tag key names as opaque identifiers and MUST NOT perform any
+    // validation that would reject the message if an invalid tag key name is used." The
+    // message goes through; the odd key is not passed on to clients that may be strict.
+    alice.send("@+a_b=1;+ok=2;a!b PRIVMSG bob :odd keys").await;
+    let odd = bob.expect(|l| l.contains(" PRIVMSG bob ")).await;
+    let msgid = tag(&odd, "msgid").expect("msgid");
+    assert_eq!(
+        odd,
+        format!("@msgid={msgid};+ok=2 :{ALICE} PRIVMSG bob :odd keys")
+    );
 }
 
 #[tokio::test]
