@@ -378,8 +378,8 @@ async fn drain_in_flight(
     None
 }
 
-/// True for a line whose command is PRIVMSG or NOTICE: only those may pass messages still in
-/// the writer, since they go the same way.
+/// True for a line whose command is PRIVMSG, NOTICE or TAGMSG: only those may pass messages
+/// still in the writer, since they go the same way.
 fn is_message_line(raw: &[u8]) -> bool {
     let mut rest = raw;
     for marker in [b'@', b':'] {
@@ -390,7 +390,9 @@ fn is_message_line(raw: &[u8]) -> bool {
     }
     let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
     let verb = rest[..end].trim_ascii_end();
-    verb.eq_ignore_ascii_case(b"PRIVMSG") || verb.eq_ignore_ascii_case(b"NOTICE")
+    verb.eq_ignore_ascii_case(b"PRIVMSG")
+        || verb.eq_ignore_ascii_case(b"NOTICE")
+        || verb.eq_ignore_ascii_case(b"TAGMSG")
 }
 
 /// Run what the last line's handler left for later, in order: logins, deliveries to be stored,
@@ -545,6 +547,14 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
         outbound,
     };
     match Message::parse(&text) {
+        // "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this includes
+        // tags with or without the client-only prefix" (ircv3.net message-tags); the parser
+        // allows the 8191 of a server's line, so a client's is held to its share here.
+        Ok(msg) if msg.tags.raw().len() > parley_proto::MAX_CLIENT_TAGS_LEN => ctx.numeric(
+            numeric::ERR_INPUTTOOLONG,
+            &[],
+            Some("Input line was too long"),
+        ),
         Ok(msg) => {
             if ctx.session.caps.labeled_response && ctx.session.caps.batch {
                 if let Some(label) = msg.tags.get("label").filter(|l| !l.is_empty()) {
@@ -658,6 +668,7 @@ mod tests {
             b"@label=1 PRIVMSG #a :hi\r\n",
             b":me!u@h PRIVMSG #a :hi\r\n",
             b"@t=1 :me PRIVMSG #a :hi\r\n",
+            b"@+typing=active TAGMSG #a\r\n",
         ] {
             assert!(is_message_line(line), "{}", String::from_utf8_lossy(line));
         }

@@ -46,16 +46,22 @@ pub struct Delivery {
     pub label: Option<String>,
     /// In a cluster: how to publish it once stored; `None` delivers it here.
     pub publish: Option<Publish>,
+    /// A private message to oneself: the sender is its recipient too, and gets it as a
+    /// delivery (besides the echo it may have asked for).
+    pub to_self: bool,
 }
 
 impl Delivery {
     /// Queue the message for everyone but the sender, and the sender's echo (with its label) if
     /// it asked; the writers are woken when `held` is dropped.
     pub fn deliver(&self, held: &mut HeldWakes) {
-        send_except(held, &self.relay, &self.recipients, Some(&self.sender));
+        let except = (!self.to_self).then_some(&self.sender);
+        send_except(held, &self.relay, &self.recipients, except);
         if self.echo {
             let bytes = self.relay.bytes_for(self.sender.wire_caps());
             let _ = match &self.label {
+                // A TAGMSG the sender may not get (no `message-tags`): no echo.
+                _ if bytes.is_empty() => Ok(()),
                 Some(label) => self.sender.push_held(
                     &with_tag(bytes, &format!("label={}", escape_tag(label))),
                     held,
@@ -206,6 +212,7 @@ mod tests {
             echo,
             label: Some("L1".into()),
             publish: None,
+            to_self: false,
         }
     }
 

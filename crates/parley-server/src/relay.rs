@@ -2,7 +2,9 @@
 //! recipients there are. Variants exist because some capabilities change the bytes a client gets
 //! (`server-time` and `message-tags` add tags, `account-tag` adds the sender's account,
 //! `extended-join` adds JOIN parameters); everyone with the same variant shares one buffer, so
-//! fan-out stays "serialize once, append everywhere". A relay owns its parts so it can wait in
+//! fan-out stays "serialize once, append everywhere". A message's client-only tags (`+typing`
+//! ...) ride in the `message-tags` variants only, and a `TAGMSG` has no bytes at all for the
+//! other variants, so choosing among them is still the only per-recipient work. A relay owns its parts so it can wait in
 //! the history writer until its message is stored.
 
 use std::cell::OnceCell;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use crate::clock::{format_time, now_ms};
 use crate::outbound::{HeldWakes, Outbound};
+use crate::store::StoredMessage;
 
 /// Bits of [`Outbound::wire_caps`].
 pub mod wire {
@@ -107,6 +110,11 @@ pub struct Relay {
     extended_join: Option<(String, String)>,
     time_ms: i64,
     msgid: Option<String>,
+    /// The sender's client-only tags, escaped as received (`+a=1;+b`), for `message-tags`
+    /// clients only.
+    client_tags: Option<String>,
+    /// A `TAGMSG`: nothing at all for clients without `message-tags`.
+    tags_only: bool,
     variants: [OnceCell<Vec<u8>>; 16],
 }
 
@@ -127,8 +135,47 @@ impl Relay {
             extended_join: None,
             time_ms: now_ms(),
             msgid: None,
+            client_tags: None,
+            tags_only: false,
             variants: Default::default(),
         }
+    }
+
+    /// A user's message (`PRIVMSG`, `NOTICE` or `TAGMSG`) with its id, time and client-only
+    /// tags, as stored (a TAGMSG is not, but takes the same form on its way).
+    pub fn of_message(message: &StoredMessage) -> Self {
+        let (verb, text) = match message.kind.as_str() {
+            "NOTICE" => ("NOTICE", Some(message.text.as_str())),
+            "TAGMSG" => ("TAGMSG", None),
+            _ => ("PRIVMSG", Some(message.text.as_str())),
+        };
+        let relay = Relay::new(
+            &message.source,
+            message.account.as_deref(),
+            verb,
+            &[&message.to],
+            text,
+        )
+        .with_identity(&message.msgid, message.time_ms)
+        .with_client_tags(&message.tags);
+        if verb == "TAGMSG" {
+            relay.tags_only()
+        } else {
+            relay
+        }
+    }
+
+    /// The sender's client-only tags (see `parley_proto::Tags::client_only`); none if empty.
+    pub fn with_client_tags(mut self, tags: &str) -> Self {
+        self.client_tags = (!tags.is_empty()).then(|| tags.to_string());
+        self
+    }
+
+    /// A `TAGMSG`: "Servers MUST NOT deliver TAGMSG to clients that haven't negotiated the
+    /// message tags capability" (ircv3.net message-tags).
+    pub fn tags_only(mut self) -> Self {
+        self.tags_only = true;
+        self
     }
 
     pub fn with_extended_join(mut self, account: &str, realname: &str) -> Self {
@@ -143,8 +190,12 @@ impl Relay {
         self
     }
 
-    /// The bytes a client with these wire capabilities gets.
+    /// The bytes a client with these wire capabilities gets; empty for a `TAGMSG` to a client
+    /// without `message-tags`, which gets nothing.
     pub fn bytes_for(&self, caps: u8) -> &[u8] {
+        if self.tags_only && caps & wire::MESSAGE_TAGS == 0 {
+            return &[];
+        }
         let tagged = caps & wire::ACCOUNT_TAG != 0 && self.account.is_some();
         let extended = caps & wire::EXTENDED_JOIN != 0 && self.extended_join.is_some();
         let timed = caps & wire::SERVER_TIME != 0;
@@ -180,19 +231,52 @@ impl Relay {
                 &middle,
                 trailing,
             );
-            out
+            match (&self.client_tags, caps & wire::MESSAGE_TAGS != 0) {
+                // "Any server-initiated tags attached to messages MUST be included before
+                // client-only tags" (ircv3.net message-tags): they go last, verbatim.
+                (Some(client), true) => append_client_tags(out, client),
+                _ => out,
+            }
         })
     }
 
     /// Queue this event for one recipient. A full queue disconnects that recipient, not us.
     pub fn send_to(&self, recipient: &Outbound) {
-        let _ = recipient.push(self.bytes_for(recipient.wire_caps()));
+        let bytes = self.bytes_for(recipient.wire_caps());
+        if !bytes.is_empty() {
+            let _ = recipient.push(bytes);
+        }
     }
 
     /// Like [`Relay::send_to`], with the recipient's wake-up left to `held`.
     pub fn send_held(&self, recipient: &Arc<Outbound>, held: &mut HeldWakes) {
-        let _ = recipient.push_held(self.bytes_for(recipient.wire_caps()), held);
+        let bytes = self.bytes_for(recipient.wire_caps());
+        if !bytes.is_empty() {
+            let _ = recipient.push_held(bytes, held);
+        }
     }
+}
+
+/// `line` with the client-only tags `client` (escaped) after its own tags.
+pub fn append_client_tags(line: Vec<u8>, client: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + client.len() + 2);
+    match line.strip_prefix(b"@") {
+        Some(rest) => {
+            let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            out.push(b'@');
+            out.extend_from_slice(&rest[..end]);
+            out.push(b';');
+            out.extend_from_slice(client.as_bytes());
+            out.extend_from_slice(&rest[end..]);
+        }
+        None => {
+            out.push(b'@');
+            out.extend_from_slice(client.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(&line);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -240,6 +324,39 @@ mod tests {
         assert_eq!(
             relay.bytes_for(wire::ECHO_MESSAGE),
             b":a!b@c PRIVMSG #c :hi\r\n"
+        );
+    }
+
+    #[test]
+    fn client_tags_follow_the_server_tags_for_message_tags_clients_only() {
+        let relay = Relay::new("a!b@c", None, "PRIVMSG", &["#c"], Some("hi"))
+            .with_identity("m1", 1_700_000_000_123)
+            .with_client_tags("+draft/reply=m0;+example.com/x=y\\sz");
+        assert_eq!(
+            relay.bytes_for(wire::MESSAGE_TAGS),
+            b"@msgid=m1;+draft/reply=m0;+example.com/x=y\\sz :a!b@c PRIVMSG #c :hi\r\n"
+        );
+        assert_eq!(
+            relay.bytes_for(wire::SERVER_TIME),
+            b"@time=2023-11-14T22:13:20.123Z :a!b@c PRIVMSG #c :hi\r\n"
+        );
+        assert_eq!(relay.bytes_for(0), b":a!b@c PRIVMSG #c :hi\r\n");
+        let bare = Relay::new("a!b@c", None, "PRIVMSG", &["#c"], Some("hi")).with_client_tags("+t");
+        assert_eq!(
+            bare.bytes_for(wire::MESSAGE_TAGS),
+            b"@+t :a!b@c PRIVMSG #c :hi\r\n"
+        );
+    }
+
+    #[test]
+    fn a_tagmsg_has_no_bytes_for_clients_without_message_tags() {
+        let relay = Relay::new("a!b@c", None, "TAGMSG", &["#c"], None)
+            .with_client_tags("+typing=active")
+            .tags_only();
+        assert_eq!(relay.bytes_for(wire::SERVER_TIME | wire::ACCOUNT_TAG), b"");
+        assert_eq!(
+            relay.bytes_for(wire::MESSAGE_TAGS),
+            b"@+typing=active :a!b@c TAGMSG #c\r\n"
         );
     }
 

@@ -29,6 +29,7 @@ use crate::state::{
     Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
     World,
 };
+use crate::store::StoredMessage;
 
 /// The local id of a user anywhere in the cluster, if this node knows them.
 pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> {
@@ -156,8 +157,23 @@ pub fn apply(
             to,
             target,
             text,
+            tags,
         } => message(
-            &mut step, world, uid, msgid, time_ms, verb, source, account, to, target, text,
+            &mut step,
+            world,
+            uid,
+            StoredMessage {
+                msgid,
+                time_ms,
+                target: String::new(),
+                kind: verb,
+                source,
+                account,
+                to,
+                text,
+                tags,
+            },
+            target,
         ),
         Event::UserModes {
             uid,
@@ -503,29 +519,20 @@ fn message(
     step: &mut Step<'_>,
     world: WorldGuard<'_>,
     uid: Uid,
-    msgid: String,
-    time_ms: i64,
-    verb: String,
-    source: String,
-    account: Option<String>,
-    to: String,
+    message: StoredMessage,
     target: Target,
-    text: String,
 ) {
-    let verb: &'static str = if verb == "NOTICE" {
-        "NOTICE"
-    } else {
-        "PRIVMSG"
-    };
-    let relay = Relay::new(&source, account.as_deref(), verb, &[&to], Some(&text))
-        .with_identity(&msgid, time_ms);
+    let relay = Relay::of_message(&message);
     let sender = resolve(step.cluster, &world, &uid)
         .and_then(|id| world.users.get(&id))
         .map(|u| u.outbound.clone());
+    // A private message to oneself reaches its sender as a delivery too.
+    let to_self = matches!(&target, Target::User(to) if *to == uid);
     match &target {
         _ if step.captured.is_some() => {
             if let Some(recipients) = &step.captured {
-                send_except(step.held, &relay, recipients, sender.as_ref());
+                let except = sender.as_ref().filter(|_| !to_self);
+                send_except(step.held, &relay, recipients, except);
             }
         }
         Target::Channel(key) => {
@@ -539,9 +546,10 @@ fn message(
                 .local_id(to_uid)
                 .and_then(|id| world.users.get(&id))
             {
-                if sender
-                    .as_ref()
-                    .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
+                if to_self
+                    || sender
+                        .as_ref()
+                        .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
                 {
                     relay.send_held(&user.outbound, step.held);
                 }
@@ -564,6 +572,8 @@ fn message(
         if let Some(label) = step.label.take() {
             let bytes = relay.bytes_for(sender.wire_caps());
             let _ = match label.as_str() {
+                // A TAGMSG the sender may not get (no `message-tags`): no echo.
+                _ if bytes.is_empty() => Ok(()),
                 "" => sender.push(bytes),
                 label => sender.push(&with_tag(bytes, &format!("label={}", escape_tag(label)))),
             };

@@ -169,7 +169,7 @@ pub enum Event {
         uid: Uid,
         msgid: String,
         time_ms: i64,
-        /// `PRIVMSG` or `NOTICE`.
+        /// `PRIVMSG`, `NOTICE` or `TAGMSG`.
         verb: String,
         source: String,
         account: Option<String>,
@@ -177,6 +177,10 @@ pub enum Event {
         to: String,
         target: Target,
         text: String,
+        /// The sender's client-only tags, escaped (`+a=1;+b`); absent from older nodes'
+        /// events, whose messages then arrive without them.
+        #[serde(default)]
+        tags: String,
     },
     /// A user's own modes changed: `+i`, operator status.
     UserModes {
@@ -258,6 +262,7 @@ mod tests {
                 to: "#Room".into(),
                 target: Target::Channel("#room".into()),
                 text: "hi ~ there".into(),
+                tags: "+draft/reply=m0".into(),
             },
         };
         let text = serde_json::to_string(&event)?;

@@ -3,7 +3,9 @@
 //! connection task, which hands it to the history writer: stored first, then serialized once per
 //! wire variant and appended to every recipient's outbound buffer. A private message to an
 //! account that is offline is kept for its next login. NOTICE never draws an error reply, as the
-//! protocol requires, so bots cannot loop on each other.
+//! protocol requires, so bots cannot loop on each other. The sender's client-only tags
+//! (IRCv3 message-tags) travel with the message and are stored with it; `TAGMSG`
+//! (`command/tagmsg.rs`) takes the same road without text and without being stored.
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ use crate::store::StoredMessage;
 /// and by each target below.
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(), Reply> {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
+    let tags = msg.tags.client_only();
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
         return Err(Reply::new(
             numeric::ERR_NORECIPIENT,
@@ -44,6 +47,48 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
             "No text to send",
         ));
     };
+    let said = Said {
+        verb,
+        text,
+        tags: &tags,
+    };
+    for target in split_targets(ctx, targets)? {
+        if target.starts_with('$') {
+            broadcast(ctx, verb, target, text, notice);
+        } else if target.starts_with(['#', '&']) {
+            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+            if let (Err(reply), false) = (to_channel(ctx, &said, target), notice) {
+                ctx.reply(&reply);
+            }
+        } else {
+            to_nick(ctx, &said, target);
+        }
+    }
+    Ok(())
+}
+
+/// What a user says, to whichever targets: `PRIVMSG`, `NOTICE` or `TAGMSG` (whose text is
+/// empty), with the client-only tags it carries (escaped, as relayed).
+pub struct Said<'a> {
+    pub verb: &'static str,
+    pub text: &'a str,
+    pub tags: &'a str,
+}
+
+impl Said<'_> {
+    /// NOTICE is never answered with an error (RFC 2812 3.3.2).
+    fn quiet(&self) -> bool {
+        self.verb == "NOTICE"
+    }
+
+    /// A TAGMSG: delivered only to `message-tags` clients, and not kept in history.
+    fn tags_only(&self) -> bool {
+        self.verb == "TAGMSG"
+    }
+}
+
+/// The comma-separated `targets`, 407 when there are more than `limits.targets_per_message`.
+pub fn split_targets<'t>(ctx: &Ctx<'_>, targets: &'t str) -> Result<Vec<&'t str>, Reply> {
     let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
     if targets.len() > ctx.shared.config.limits.targets_per_message {
         return Err(Reply::new(
@@ -52,19 +97,7 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
             "Too many targets",
         ));
     }
-    for target in targets {
-        if target.starts_with('$') {
-            broadcast(ctx, verb, target, text, notice);
-        } else if target.starts_with(['#', '&']) {
-            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
-            if let (Err(reply), false) = (to_channel(ctx, verb, target, text), notice) {
-                ctx.reply(&reply);
-            }
-        } else {
-            to_nick(ctx, verb, target, text, notice);
-        }
-    }
-    Ok(())
+    Ok(targets)
 }
 
 /// `PRIVMSG $*` (the `/broadcast` of the clients) and `NOTICE $*` (an operator's global notice):
@@ -129,6 +162,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
         to: target.to_string(),
         target: Target::Everyone,
         text: text.to_string(),
+        tags: String::new(),
     });
     ctx.shared.history.audit(
         if notice { "global_notice" } else { "broadcast" },
@@ -143,32 +177,33 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
 /// The stored form of a message, with a fresh msgid and the time it is accepted.
 fn stored(
     ctx: &Ctx<'_>,
-    kind: &'static str,
+    said: &Said<'_>,
     key: String,
     source: &str,
     account: Option<&str>,
     to: &str,
-    text: &str,
 ) -> StoredMessage {
     StoredMessage {
         msgid: ctx.shared.history.next_msgid(),
         time_ms: now_ms(),
         target: key,
-        kind: kind.to_string(),
+        kind: said.verb.to_string(),
         source: source.to_string(),
         account: account.map(str::to_string),
         to: to.to_string(),
-        text: text.to_string(),
+        text: said.text.to_string(),
+        tags: said.tags.to_string(),
     }
 }
 
-/// Leave the message to the connection task: stored first, then delivered.
+/// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
     recipients: MemberList,
     offline_for: Option<String>,
     target: Option<Target>,
+    to_self: bool,
 ) {
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
@@ -181,23 +216,17 @@ fn deliver(
             to: message.to.clone(),
             target,
             text: message.text.clone(),
+            tags: message.tags.clone(),
         })
     });
-    let relay = Relay::new(
-        &message.source,
-        message.account.as_deref(),
-        if message.kind == "NOTICE" {
-            "NOTICE"
-        } else {
-            "PRIVMSG"
-        },
-        &[&message.to],
-        Some(&message.text),
-    )
-    .with_identity(&message.msgid, message.time_ms);
+    let relay = Relay::of_message(&message);
+    let tags_only = message.kind == "TAGMSG";
     let echo = ctx.session.caps.echo_message;
+    // A TAGMSG echo reaches only a sender with `message-tags`; without one the label is
+    // still owed (an ACK).
+    let echoed = echo && (!tags_only || ctx.session.caps.message_tags);
     let label = match ctx.session.labeled.get_mut() {
-        Some(labeled) if echo => {
+        Some(labeled) if echoed => {
             labeled.answered = true;
             Some(labeled.label.clone())
         }
@@ -206,7 +235,7 @@ fn deliver(
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
-            stored: Some(message),
+            stored: (!tags_only).then_some(message),
             offline_for,
             relay,
             recipients,
@@ -214,17 +243,13 @@ fn deliver(
             echo,
             label,
             publish,
+            to_self,
         })));
 }
 
 /// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
 /// or a quiet stops them; voice and operator status lift the last three.
-fn to_channel(
-    ctx: &mut Ctx<'_>,
-    verb: &'static str,
-    target: &str,
-    text: &str,
-) -> Result<(), Reply> {
+pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<(), Reply> {
     let id = ctx.session.id;
     let (key, source, account, shown, members) = {
         let mut world = ctx.shared.world.lock();
@@ -264,18 +289,20 @@ fn to_channel(
         (key, source, account, shown, members)
     };
     let target = Target::Channel(key.clone());
-    let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None, Some(target));
+    let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
+    deliver(ctx, message, members, None, Some(target), false);
     Ok(())
 }
 
-fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
+/// A message to a nick; refusals answered unless `said` is a NOTICE.
+pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
     let id = ctx.session.id;
     let (recipient, source, account, me) = {
         let mut world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(target).map(|r| {
             (
                 r.outbound.clone(),
+                r.id == id,
                 r.nick.clone(),
                 r.away.clone(),
                 party(r.account.as_deref(), &r.nick),
@@ -289,27 +316,17 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         let me = party(user.account.as_deref(), &user.nick);
         (recipient, user.source(), user.account.clone(), me)
     };
-    let Some((outbound, nick, away, them, uid)) = recipient else {
-        offline(
-            ctx,
-            verb,
-            target,
-            text,
-            notice,
-            &source,
-            account.as_deref(),
-            &me,
-        );
+    let Some((outbound, to_self, nick, away, them, uid)) = recipient else {
+        offline(ctx, said, target, &source, account.as_deref(), &me);
         return;
     };
     let message = stored(
         ctx,
-        verb,
+        said,
         dm_key(&me, &them),
         &source,
         account.as_deref(),
         &nick,
-        text,
     );
     deliver(
         ctx,
@@ -317,25 +334,27 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         Arc::new(vec![outbound]),
         None,
         uid.map(Target::User),
+        to_self,
     );
-    if let (Some(away), false) = (away, notice) {
+    if let (Some(away), "PRIVMSG") = (away, said.verb) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }
 }
 
-/// A private message to someone not connected: kept for them if they have an account.
-#[allow(clippy::too_many_arguments)]
+/// A private message to someone not connected: kept for them if they have an account. A
+/// TAGMSG is not kept (a typing notice means nothing later), so it is answered like a nick
+/// that does not exist.
 fn offline(
     ctx: &mut Ctx<'_>,
-    verb: &'static str,
+    said: &Said<'_>,
     target: &str,
-    text: &str,
-    notice: bool,
     source: &str,
     account: Option<&str>,
     me: &str,
 ) {
-    let registered = ctx.shared.history.enabled()
+    let notice = said.quiet();
+    let registered = !said.tags_only()
+        && ctx.shared.history.enabled()
         && parley_proto::validate::nick(target, ctx.shared.config.limits.nick_len)
         && matches!(ctx.shared.accounts.is_account_name(target), Ok(true));
     if !registered {
@@ -349,8 +368,8 @@ fn offline(
         return;
     }
     let them = casefold(target);
-    let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
-    deliver(ctx, message, MemberList::default(), Some(them), None);
+    let message = stored(ctx, said, dm_key(me, &them), source, account, target);
+    deliver(ctx, message, MemberList::default(), Some(them), None, false);
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

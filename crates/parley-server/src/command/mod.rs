@@ -25,6 +25,7 @@ pub mod query;
 pub mod registration;
 pub mod session;
 pub mod setname;
+pub mod tagmsg;
 
 use parley_proto::{numeric, Message};
 
@@ -53,6 +54,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let _ = message::privmsg(ctx, msg, true);
             Ok(())
         }
+        "TAGMSG" => tagmsg::tagmsg(ctx, msg),
         "JOIN" => join::join(ctx, msg),
         "PART" => join::part(ctx, msg),
         "TOPIC" => channel::topic(ctx, msg),

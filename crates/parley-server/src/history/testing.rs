@@ -129,6 +129,7 @@ pub(super) fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box
         account: None,
         to: "#t".into(),
         text: text.into(),
+        tags: String::new(),
     };
     Box::new(Message {
         stored: Some(message),

@@ -22,8 +22,8 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::history::{
-    page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
-    StoredMessage, TargetActivity, WriteBatch,
+    in_window, page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery,
+    HistoryStore, Pages, StoredMessage, TargetActivity, WriteBatch,
 };
 use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
@@ -146,6 +146,9 @@ const MIGRATIONS: &[&str] = &[
     // 10: server admins by the database's word, set only by the admin CLI (`users add --admin`,
     // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
     "ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 11: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
+    // relayed, so CHATHISTORY returns them; empty for messages stored before.
+    "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes and understands.
@@ -830,7 +833,8 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+const MESSAGE_COLUMNS: &str =
+    "msgid, time_ms, target, kind, source, account, recipient, text, tags";
 
 fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
@@ -842,6 +846,7 @@ fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
         account: row.try_get(5).map_err(backend)?,
         to: row.try_get(6).map_err(backend)?,
         text: row.try_get(7).map_err(backend)?,
+        tags: row.try_get(8).map_err(backend)?,
     })
 }
 
@@ -905,7 +910,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
     let insert = tx
         .prepare(
             "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
-             text, party_a, party_b) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .map_err(backend)?;
     for m in &batch.messages {
@@ -914,7 +919,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
             &insert,
             &[
                 &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to, &m.text,
-                &a, &b,
+                &a, &b, &m.tags,
             ],
         )
         .map_err(backend)?;
@@ -1042,24 +1047,28 @@ impl HistoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let targets = targets.to_vec();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call_idempotent(move |client| {
-            client
+            let latest = client
                 .query(
-                    "SELECT target, MAX(time_ms) AS latest FROM messages \
-                     WHERE target = ANY($1) AND time_ms > $2 AND time_ms < $3 \
-                     GROUP BY target ORDER BY latest DESC LIMIT $4",
-                    &[&targets, &from_ms, &to_ms, &limit],
+                    "SELECT t, (SELECT MAX(time_ms) FROM messages WHERE target = t) \
+                     FROM unnest($1::text[]) AS t",
+                    &[&targets],
                 )
                 .map_err(backend)?
                 .iter()
-                .map(|row| {
-                    Ok(TargetActivity {
-                        target: row.try_get(0).map_err(backend)?,
-                        latest_ms: row.try_get(1).map_err(backend)?,
-                    })
+                .filter_map(|row| {
+                    let latest_ms: Option<i64> = match row.try_get(1) {
+                        Ok(time) => time,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    let target = match row.try_get(0) {
+                        Ok(target) => target,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    latest_ms.map(|latest_ms| Ok(TargetActivity { target, latest_ms }))
                 })
-                .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(in_window(latest, from_ms, to_ms, limit))
         })
     }
 

@@ -118,6 +118,9 @@ const MIGRATIONS: &[&str] = &[
     // 9: server admins by the database's word, set only by the admin CLI (`users add --admin`,
     // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
     "ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));",
+    // 10: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
+    // relayed, so CHATHISTORY returns them; empty for messages stored before.
+    "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes and understands.
