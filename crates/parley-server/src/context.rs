@@ -25,6 +25,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "batch",
     "cap-notify",
     "draft/chathistory",
+    "draft/read-marker",
     "echo-message",
     "extended-join",
     "labeled-response",
@@ -120,6 +121,9 @@ pub struct Caps {
     pub server_time: bool,
     pub userhost_in_names: bool,
     pub account_registration: bool,
+    pub read_marker: bool,
+    pub multiline: bool,
+    pub message_redaction: bool,
 }
 
 impl Caps {
@@ -139,6 +143,7 @@ impl Caps {
             "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
+            "draft/read-marker" => &mut self.read_marker,
             _ => return None,
         })
     }
@@ -165,7 +170,7 @@ impl Caps {
     }
 
     /// The bits senders look at to pick a serialized variant for this client.
-    pub fn wire_bits(&self) -> u8 {
+    pub fn wire_bits(&self) -> u16 {
         let mut bits = 0;
         if self.account_tag {
             bits |= wire::ACCOUNT_TAG;
@@ -184,6 +189,15 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        if self.read_marker {
+            bits |= wire::READ_MARKER;
+        }
+        if self.multiline {
+            bits |= wire::MULTILINE;
+        }
+        if self.message_redaction {
+            bits |= wire::MESSAGE_REDACTION;
         }
         bits
     }
@@ -381,7 +395,7 @@ pub enum Line<'a> {
     Relay(&'a Relay),
     /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
     /// go only to `account-notify` clients).
-    ForCap(&'a [u8], u8),
+    ForCap(&'a [u8], u16),
 }
 
 impl Line<'_> {

@@ -16,14 +16,20 @@ use crate::outbound::{HeldWakes, Outbound};
 
 /// Bits of [`Outbound::wire_caps`].
 pub mod wire {
-    pub const ACCOUNT_TAG: u8 = 1;
-    pub const EXTENDED_JOIN: u8 = 2;
-    pub const SERVER_TIME: u8 = 4;
-    pub const MESSAGE_TAGS: u8 = 8;
+    pub const ACCOUNT_TAG: u16 = 1;
+    pub const EXTENDED_JOIN: u16 = 2;
+    pub const SERVER_TIME: u16 = 4;
+    pub const MESSAGE_TAGS: u16 = 8;
     /// Not a variant bit: who gets ACCOUNT notifications.
-    pub const ACCOUNT_NOTIFY: u8 = 16;
+    pub const ACCOUNT_NOTIFY: u16 = 16;
     /// Not a variant bit: the sender gets its own messages back.
-    pub const ECHO_MESSAGE: u8 = 32;
+    pub const ECHO_MESSAGE: u16 = 32;
+    /// Not a variant bit: who gets MARKREAD updates from the account's other sessions.
+    pub const READ_MARKER: u16 = 64;
+    /// Not a variant bit: who gets a `draft/multiline` batch whole (the rest get its lines).
+    pub const MULTILINE: u16 = 128;
+    /// Not a variant bit: who gets REDACT.
+    pub const MESSAGE_REDACTION: u16 = 256;
 }
 
 /// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,
@@ -131,7 +137,7 @@ impl Relay {
     }
 
     /// The bytes a client with these wire capabilities gets.
-    pub fn bytes_for(&self, caps: u8) -> &[u8] {
+    pub fn bytes_for(&self, caps: u16) -> &[u8] {
         let tagged = caps & wire::ACCOUNT_TAG != 0 && self.account.is_some();
         let extended = caps & wire::EXTENDED_JOIN != 0 && self.extended_join.is_some();
         let timed = caps & wire::SERVER_TIME != 0;
@@ -180,6 +186,16 @@ impl Relay {
     pub fn send_held(&self, recipient: &Arc<Outbound>, held: &mut HeldWakes) {
         let _ = recipient.push_held(self.bytes_for(recipient.wire_caps()), held);
     }
+}
+
+/// `:server MARKREAD <target> timestamp=<time>` (IRCv3 `draft/read-marker`), or `*` for no
+/// marker yet.
+pub fn read_marker_line(server: &str, target: &str, time_ms: Option<i64>) -> Vec<u8> {
+    let stamp = match time_ms {
+        Some(ms) => format!("timestamp={}", format_time(ms)),
+        None => "*".to_string(),
+    };
+    line(Some(server), "MARKREAD", &[target, &stamp], None)
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use super::Cluster;
 use crate::clock::{millis, system_time};
 use crate::fanout::{send_except, send_line, send_line_except, send_line_to_caps, Local};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::line;
 use crate::relay::{escape_tag, wire, with_tag, Relay};
+use crate::relay::{line, read_marker_line};
 use crate::server::Shared;
 use crate::state::{
     Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
@@ -178,6 +178,12 @@ pub fn apply(
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
+        Event::ReadMarker {
+            uid,
+            account,
+            target,
+            time_ms,
+        } => read_marker(&mut step, world, uid, account, target, time_ms),
     }
 }
 
@@ -588,6 +594,34 @@ fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
         .and_then(|id| world.users.get(&id))
     {
         user.outbound.disconnect(&reason);
+    }
+}
+
+/// `ReadMarker`: the account's sessions on this node with `draft/read-marker` learn it, but
+/// the one that set it.
+fn read_marker(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    account: String,
+    target: String,
+    time_ms: i64,
+) {
+    // Only a session of the account moves its marker (a node may speak only for its own
+    // users, `trust::actor`; this ties the account to that user too).
+    let setter = resolve(step.cluster, &world, &uid);
+    let by_account = setter
+        .and_then(|id| world.users.get(&id))
+        .and_then(|u| u.account.as_deref())
+        .is_some_and(|a| casefold(a) == account);
+    if !by_account {
+        return;
+    }
+    let sessions = world.sessions_of(&account, wire::READ_MARKER, setter);
+    drop(world);
+    let bytes = read_marker_line(step.shared.server_name(), &target, Some(time_ms));
+    for session in sessions {
+        let _ = session.push_held(&bytes, step.held);
     }
 }
 

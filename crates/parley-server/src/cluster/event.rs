@@ -207,6 +207,16 @@ pub enum Event {
         kind: String,
         mask: String,
     },
+    /// An account's read marker moved (IRCv3 `draft/read-marker`): every node tells that
+    /// account's sessions with the capability, but the one that set it (which got its answer).
+    ReadMarker {
+        uid: Uid,
+        /// Casefolded.
+        account: String,
+        /// The target as the setting session wrote it.
+        target: String,
+        time_ms: i64,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod chathistory;
 pub mod info;
 pub mod join;
+pub mod markread;
 pub mod message;
 pub mod mode;
 pub mod nick;
@@ -60,6 +61,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
+        "MARKREAD" => markread::markread(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),

@@ -31,6 +31,12 @@ pub struct LimitsConfig {
     /// Time a client has to answer that `PING` before it is disconnected.
     pub ping_timeout_secs: u64,
     pub whowas_entries: usize,
+    /// Read markers (`MARKREAD`) kept per account; past it the oldest go.
+    pub read_markers_per_account: usize,
+    /// Bytes of text one `draft/multiline` batch may carry (its `max-bytes`).
+    pub multiline_max_bytes: usize,
+    /// Lines one `draft/multiline` batch may carry (its `max-lines`).
+    pub multiline_max_lines: usize,
 }
 
 impl Default for LimitsConfig {
@@ -55,6 +61,9 @@ impl Default for LimitsConfig {
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
+            read_markers_per_account: 1000,
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 100,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod postgres;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
