@@ -25,6 +25,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "batch",
     "cap-notify",
     "draft/chathistory",
+    "draft/message-redaction",
     "draft/read-marker",
     "echo-message",
     "extended-join",
@@ -144,6 +145,7 @@ impl Caps {
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
             "draft/read-marker" => &mut self.read_marker,
+            "draft/message-redaction" => &mut self.message_redaction,
             _ => return None,
         })
     }

@@ -55,7 +55,7 @@ async fn cap_negotiation_holds_registration_until_end() {
         ls,
         ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
          draft/account-registration=before-connect,custom-account-name draft/chathistory \
-         draft/read-marker echo-message extended-join labeled-response message-tags multi-prefix \
+         draft/message-redaction draft/read-marker echo-message extended-join labeled-response message-tags multi-prefix \
          sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time \
          userhost-in-names"
     );

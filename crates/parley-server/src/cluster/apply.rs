@@ -184,6 +184,27 @@ pub fn apply(
             target,
             time_ms,
         } => read_marker(&mut step, world, uid, account, target, time_ms),
+        Event::Redact {
+            uid,
+            source,
+            account,
+            msgid,
+            time_ms,
+            target,
+            to,
+            redacted,
+            reason,
+        } => {
+            let relay = Relay::new(
+                &source,
+                account.as_deref(),
+                "REDACT",
+                &[&to, &redacted],
+                reason.as_deref(),
+            )
+            .with_identity(&msgid, time_ms);
+            redact(&mut step, world, uid, target, relay)
+        }
     }
 }
 
@@ -622,6 +643,34 @@ fn read_marker(
     let bytes = read_marker_line(step.shared.server_name(), &target, Some(time_ms));
     for session in sessions {
         let _ = session.push_held(&bytes, step.held);
+    }
+}
+
+/// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
+/// who redacted (told at once).
+fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
+    let actor = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => resolve(step.cluster, &world, &them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in recipients {
+        let is_actor = actor.as_ref().is_some_and(|a| Arc::ptr_eq(a, &recipient));
+        if !is_actor && recipient.wire_caps() & wire::MESSAGE_REDACTION != 0 {
+            relay.send_held(&recipient, step.held);
+        }
     }
 }
 

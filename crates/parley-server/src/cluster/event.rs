@@ -217,6 +217,21 @@ pub enum Event {
         target: String,
         time_ms: i64,
     },
+    /// A message was redacted (IRCv3 `draft/message-redaction`) and is gone from history: its
+    /// conversation's members with the capability are told, but the one who redacted it.
+    Redact {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The REDACT's own id and time.
+        msgid: String,
+        time_ms: i64,
+        target: Target,
+        /// The target as the redacting user wrote it.
+        to: String,
+        redacted: String,
+        reason: Option<String>,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -32,7 +32,8 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Mode { uid, .. }
         | Event::Message { uid, .. }
         | Event::UserModes { uid, .. }
-        | Event::ReadMarker { uid, .. } => Some(uid),
+        | Event::ReadMarker { uid, .. }
+        | Event::Redact { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }

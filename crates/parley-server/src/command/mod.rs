@@ -22,6 +22,7 @@ pub mod oper;
 pub mod owner;
 pub mod presence;
 pub mod query;
+pub mod redact;
 pub mod registration;
 pub mod session;
 
@@ -62,6 +63,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
+        "REDACT" => redact::redact(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),

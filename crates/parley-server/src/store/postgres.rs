@@ -1091,6 +1091,29 @@ impl HistoryStore for PostgresStore {
         )
     }
 
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            let sql =
+                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = $1 AND msgid = $2");
+            Ok(messages(client, &sql, &[&target, &msgid])?.pop())
+        })
+    }
+
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            // The offline marks go with the row (ON DELETE CASCADE).
+            let deleted = client
+                .execute(
+                    "DELETE FROM messages WHERE target = $1 AND msgid = $2",
+                    &[&target, &msgid],
+                )
+                .map_err(backend)?;
+            Ok(deleted > 0)
+        })
+    }
+
     fn targets(
         &self,
         targets: &[String],
