@@ -26,6 +26,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "cap-notify",
     "draft/chathistory",
     "draft/message-redaction",
+    "draft/multiline",
     "draft/read-marker",
     "echo-message",
     "extended-join",
@@ -50,8 +51,14 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
     let mut caps: Vec<String> = SUPPORTED_CAPS
         .iter()
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
+        // The bus carries single messages: a cluster delivers a batch's lines one by one.
+        .filter(|c| **c != "draft/multiline" || !shared.config.cluster.enabled)
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
+            ("draft/multiline", true) => format!(
+                "draft/multiline=max-bytes={},max-lines={}",
+                shared.config.limits.multiline_max_bytes, shared.config.limits.multiline_max_lines
+            ),
             (c, _) => c.to_string(),
         })
         .collect();
@@ -146,6 +153,7 @@ impl Caps {
             ACCOUNT_REGISTRATION => &mut self.account_registration,
             "draft/read-marker" => &mut self.read_marker,
             "draft/message-redaction" => &mut self.message_redaction,
+            "draft/multiline" => &mut self.multiline,
             _ => return None,
         })
     }
@@ -328,6 +336,26 @@ pub struct Session {
     /// This connection's messages handed to the history writer and not yet delivered, oldest
     /// first (see `connection::IN_FLIGHT`).
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
+    /// The `draft/multiline` batch this client has open (see `command::multiline`).
+    pub multiline: Option<MultilineBatch>,
+}
+
+/// A client's open `draft/multiline` batch: its lines so far, bounded by
+/// `limits.multiline_max_bytes` and `multiline_max_lines`.
+pub struct MultilineBatch {
+    pub reference: String,
+    /// The target as the BATCH named it.
+    pub target: String,
+    /// `PRIVMSG` or `NOTICE`, as the first line said; `None` before it.
+    pub verb: Option<&'static str>,
+    /// Each line's text and whether it carried `draft/multiline-concat`.
+    pub lines: Vec<(String, bool)>,
+    /// The combined message's length so far (a joining line feed counts one).
+    pub bytes: usize,
+    /// The batch broke a rule and was answered with a FAIL: its remaining lines are dropped.
+    pub failed: bool,
+    /// The opening BATCH's `label` (labeled-response), for the echo.
+    pub label: Option<String>,
 }
 
 /// The label of the command being handled and the replies collected for it.
@@ -361,6 +389,7 @@ impl Session {
             labeled: Default::default(),
             quit: None,
             in_flight: Default::default(),
+            multiline: None,
         }
     }
 

@@ -225,15 +225,32 @@ fn to_channel(
     target: &str,
     text: &str,
 ) -> Result<(), Reply> {
+    let Some((key, source, account, shown, members)) = may_speak_in(ctx, target)? else {
+        return Ok(());
+    };
+    let target = Target::Channel(key.clone());
+    let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
+    deliver(ctx, message, members, None, Some(target));
+    Ok(())
+}
+
+/// Who speaks and who hears if this user may speak in channel `target` (404 if not): its key,
+/// this user's source and account, the channel's name and its members. `None` when this user is
+/// gone. Also the check for a `draft/multiline` batch (`command::multiline`).
+#[allow(clippy::type_complexity)]
+pub fn may_speak_in(
+    ctx: &Ctx<'_>,
+    target: &str,
+) -> Result<Option<(String, String, Option<String>, String, MemberList)>, Reply> {
     let id = ctx.session.id;
-    let (key, source, account, shown, members) = {
+    Ok(Some({
         let mut world = ctx.shared.world.lock();
         let Some((source, account)) = world
             .users
             .get(&id)
             .map(|u| (u.source(), u.account.clone()))
         else {
-            return Ok(());
+            return Ok(None);
         };
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
@@ -262,11 +279,7 @@ fn to_channel(
             user.last_spoke = Instant::now();
         }
         (key, source, account, shown, members)
-    };
-    let target = Target::Channel(key.clone());
-    let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None, Some(target));
-    Ok(())
+    }))
 }
 
 fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {

@@ -17,6 +17,7 @@ pub mod join;
 pub mod markread;
 pub mod message;
 pub mod mode;
+pub mod multiline;
 pub mod nick;
 pub mod oper;
 pub mod owner;
@@ -31,6 +32,10 @@ use parley_proto::{numeric, Message};
 use crate::context::{Ctx, Reply};
 
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    // A line of an open draft/multiline batch waits for the batch's end.
+    if ctx.session.multiline.is_some() && multiline::collect(ctx, msg) {
+        return;
+    }
     let verb = msg.command.to_ascii_uppercase();
     let answered = match verb.as_str() {
         "CAP" => registration::cap(ctx, msg),
@@ -64,6 +69,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
         "REDACT" => redact::redact(ctx, msg),
+        "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
