@@ -99,6 +99,13 @@ async fn the_capability_is_advertised() {
     c.send("CAP LS 302").await;
     let ls = c.expect(|l| l.contains(" CAP * LS ")).await;
     assert!(ls.split([' ', ':']).any(|cap| cap == CAP), "{ls}");
+
+    // Without history nothing says who wrote a message: not offered.
+    let server = TestServer::start_with(|c| c.history.enabled = false).await;
+    let mut c = server.connect().await;
+    c.send("CAP LS 302").await;
+    let ls = c.expect(|l| l.contains(" CAP * LS ")).await;
+    assert!(!ls.contains(CAP), "{ls}");
 }
 
 #[tokio::test]
