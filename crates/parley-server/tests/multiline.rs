@@ -348,3 +348,26 @@ async fn in_a_cluster_the_lines_reach_every_node() {
         );
     }
 }
+
+/// "Servers MUST only include the label tag on the opening BATCH command when replying to a
+/// client using `echo-message`" (labeled-response).
+#[tokio::test]
+async fn the_label_rides_on_the_echoed_opening_batch() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", &format!("{MULTI} labeled-response")).await;
+    alice.send("JOIN #room").await;
+    alice.sync().await;
+    alice
+        .send("@label=ml1 BATCH +x draft/multiline #room")
+        .await;
+    alice.send("@batch=x PRIVMSG #room :one").await;
+    alice.send("@batch=x PRIVMSG #room :two").await;
+    alice.send("BATCH -x").await;
+    let echo = alice.sync().await;
+    assert_eq!(echo.len(), 4, "{echo:#?}");
+    assert_eq!(tag(&echo[0], "label"), Some("ml1"), "{echo:#?}");
+    assert!(
+        echo[1..].iter().all(|l| tag(l, "label").is_none()),
+        "{echo:#?}"
+    );
+}

@@ -79,9 +79,12 @@ pub fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             .as_ref()
             .map(|l| l.label.clone()),
     });
-    // The reply (the batch itself, echoed) comes at its end; nothing is owed now.
-    if let Some(labeled) = ctx.session.labeled.get_mut() {
-        labeled.answered = true;
+    // With echo-message the answer under the label is the batch echoed at its end; without,
+    // the opening line is answered with the usual ACK.
+    if ctx.session.caps.echo_message {
+        if let Some(labeled) = ctx.session.labeled.get_mut() {
+            labeled.answered = true;
+        }
     }
     Ok(())
 }
