@@ -53,8 +53,6 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
         // Who wrote a message is known only from history.
         .filter(|c| **c != "draft/message-redaction" || shared.history.enabled())
-        // The bus carries single messages: a cluster delivers a batch's lines one by one.
-        .filter(|c| **c != "draft/multiline" || !shared.config.cluster.enabled)
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
             ("draft/multiline", true) => format!(

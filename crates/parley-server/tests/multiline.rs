@@ -306,47 +306,60 @@ async fn over_websocket_too() {
     assert!(lines[3].contains("draft/multiline-concat"), "{lines:#?}");
 }
 
-/// In a cluster each line travels the bus as a message of its own: members on every node get
-/// the lines (the sender's echo too), as clients without the capability would. Needs nats-server
-/// and PostgreSQL (skips without them).
+/// In a cluster the whole batch travels the bus as one event: members on every node get it as
+/// a batch (the sender's echo too), those without the capability line by line. Needs
+/// nats-server and PostgreSQL (skips without them).
 #[tokio::test]
-async fn in_a_cluster_the_lines_reach_every_node() {
+async fn in_a_cluster_the_batch_reaches_every_node() {
     let Some(cluster) = common::cluster::Cluster::start(2, |_, _| {}).await else {
         return;
     };
-    // Not advertised there ("advertise only what works"); a client that asks anyway gets lines.
-    let mut probe = cluster.nodes[0].connect().await;
-    probe.send("CAP LS 302").await;
-    let ls = probe.expect(|l| l.contains(" CAP * LS ")).await;
-    assert!(!ls.contains("draft/multiline"), "{ls}");
     let mut alice = with_caps(&cluster.nodes[0], "alice", MULTI).await;
     let mut bob = with_caps(&cluster.nodes[1], "bob", MULTI).await;
+    let mut carol = with_caps(&cluster.nodes[1], "carol", "message-tags").await;
     bob.await_whois("alice").await;
-    alice.await_whois("bob").await;
+    alice.await_whois("carol").await;
     alice.send("JOIN #room").await;
     alice.sync().await;
-    bob.send("JOIN #room").await;
-    bob.sync().await;
+    for c in [&mut bob, &mut carol] {
+        c.send("JOIN #room").await;
+        c.sync().await;
+    }
     alice
-        .expect(|l| l.starts_with(":bob!") && l.ends_with(" JOIN #room"))
+        .expect(|l| l.starts_with(":carol!") && l.ends_with(" JOIN #room"))
+        .await;
+    bob.expect(|l| l.starts_with(":carol!") && l.ends_with(" JOIN #room"))
         .await;
 
     send_example(&mut alice, "#room").await;
     for c in [&mut alice, &mut bob] {
-        let mut texts = Vec::new();
-        while texts.len() < 3 {
-            let line = c.expect(|l| command_of(l) == "PRIVMSG").await;
-            texts.push(line.split_once(" PRIVMSG #room :").map(|x| x.1.to_string()));
+        let opening = c.expect(|l| command_of(l) == "BATCH").await;
+        assert!(opening.ends_with(" draft/multiline #room"), "{opening}");
+        let mut rest = Vec::new();
+        for _ in 0..4 {
+            rest.push(c.recv().await);
         }
+        let commands: Vec<&str> = rest.iter().map(|l| command_of(l)).collect();
         assert_eq!(
-            texts,
-            [
-                Some("hello".into()),
-                Some("how is ".into()),
-                Some("everyone?".into())
-            ]
+            commands,
+            ["PRIVMSG", "PRIVMSG", "PRIVMSG", "BATCH"],
+            "{rest:#?}"
         );
+        assert!(rest[2].contains("draft/multiline-concat"), "{rest:#?}");
     }
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        let line = carol.expect(|l| command_of(l) == "PRIVMSG").await;
+        texts.push(line.split_once(" PRIVMSG #room :").map(|x| x.1.to_string()));
+    }
+    assert_eq!(
+        texts,
+        [
+            Some("hello".into()),
+            Some("how is ".into()),
+            Some("everyone?".into())
+        ]
+    );
 }
 
 /// "Servers MUST only include the label tag on the opening BATCH command when replying to a

@@ -19,6 +19,7 @@ use super::event::{
 use super::Cluster;
 use crate::clock::{millis, system_time};
 use crate::fanout::{send_except, send_line, send_line_except, send_line_to_caps, Local};
+use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
 use crate::relay::{escape_tag, wire, with_tag, Relay};
 use crate::relay::{line, read_marker_line};
@@ -204,6 +205,33 @@ pub fn apply(
             )
             .with_identity(&msgid, time_ms);
             redact(&mut step, world, uid, target, relay)
+        }
+        Event::Multiline {
+            uid,
+            msgid,
+            time_ms,
+            verb,
+            source,
+            account,
+            to,
+            target,
+            lines,
+        } => {
+            let message = Multiline::new(Parts {
+                reference: next_reference(),
+                verb: if verb == "NOTICE" {
+                    "NOTICE"
+                } else {
+                    "PRIVMSG"
+                },
+                source: &source,
+                account: account.as_deref(),
+                to: &to,
+                msgid: &msgid,
+                time_ms,
+                lines: &lines,
+            });
+            multiline(&mut step, world, uid, target, message)
         }
     }
 }
@@ -670,6 +698,49 @@ fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, 
         let is_actor = actor.as_ref().is_some_and(|a| Arc::ptr_eq(a, &recipient));
         if !is_actor && recipient.wire_caps() & wire::MESSAGE_REDACTION != 0 {
             relay.send_held(&recipient, step.held);
+        }
+    }
+}
+
+/// `Multiline`: as `Message`, one batch to each recipient here, and the sender's echo.
+fn multiline(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    target: Target,
+    message: Multiline,
+) {
+    let sender = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => step
+            .cluster
+            .local_id(&them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in &recipients {
+        if sender
+            .as_ref()
+            .is_none_or(|own| !Arc::ptr_eq(own, recipient))
+        {
+            message.send_held(recipient, None, step.held);
+        }
+    }
+    if let (true, Some(sender)) = (step.own, &sender) {
+        if let Some(label) = step.label.take() {
+            let label = Some(label.as_str()).filter(|l| !l.is_empty());
+            message.send_held(sender, label, step.held);
         }
     }
 }

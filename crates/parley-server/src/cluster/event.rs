@@ -232,6 +232,21 @@ pub enum Event {
         redacted: String,
         reason: Option<String>,
     },
+    /// A `draft/multiline` message, its lines already stored by the sender's node: delivered
+    /// whole (see `crate::multiline`). `msgid` is its first line's.
+    Multiline {
+        uid: Uid,
+        msgid: String,
+        time_ms: i64,
+        /// `PRIVMSG` or `NOTICE`.
+        verb: String,
+        source: String,
+        account: Option<String>,
+        to: String,
+        target: Target,
+        /// Each line's text and whether it carried `draft/multiline-concat`.
+        lines: Vec<(String, bool)>,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -33,7 +33,8 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Message { uid, .. }
         | Event::UserModes { uid, .. }
         | Event::ReadMarker { uid, .. }
-        | Event::Redact { uid, .. } => Some(uid),
+        | Event::Redact { uid, .. }
+        | Event::Multiline { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }

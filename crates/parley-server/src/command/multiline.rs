@@ -7,30 +7,26 @@
 //! `multiline_max_lines` (advertised as the capability's value), so a client cannot grow it
 //! without end; past either the batch fails and its remaining lines are dropped. Each line is
 //! stored as its own message (CHATHISTORY returns them as separate lines), all before the batch
-//! is delivered. In a cluster each line goes out as its own message too (the bus carries single
-//! messages), so clients on every node get the separate lines.
+//! is delivered; in a cluster the whole then travels the bus as one event, and every node
+//! delivers it alike (`crate::multiline` serializes it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parley_proto::{casefold, numeric, write_line, Message};
+use parley_proto::{casefold, numeric, Message};
 
 use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::command::message::may_speak_in;
 use crate::context::{Ctx, MultilineBatch, Reply};
-use crate::fanout::Publish;
+use crate::fanout::{Local, Publish};
 use crate::history::{dm_key, party, Outgoing};
+use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::{escape_tag, wire, with_tag, Relay};
 use crate::state::MemberList;
 use crate::store::StoredMessage;
 
 pub const BATCH_TYPE: &str = "draft/multiline";
 const CONCAT: &str = "draft/multiline-concat";
-
-/// Reference tags of the batches this server sends.
-static BATCH_IDS: AtomicU64 = AtomicU64::new(1);
 
 fn fail(code: &'static str, context: &[&str], text: &str) -> Reply {
     Reply::fail("BATCH", code, context, text)
@@ -241,7 +237,8 @@ struct Speaker {
     shown: String,
 }
 
-/// Store every line (its own message, its own msgid), then deliver the whole.
+/// Store every line (its own message, its own msgid), then deliver the whole: here, or in a
+/// cluster published once for every node (this one too) to deliver from the stream.
 fn send(
     ctx: &mut Ctx<'_>,
     open: MultilineBatch,
@@ -269,56 +266,53 @@ fn send(
         return;
     };
     let echo = ctx.session.caps.echo_message;
-    let whole = Whole {
-        verb,
-        reference: format!("ml{}", BATCH_IDS.fetch_add(1, Ordering::Relaxed)),
-        first,
-        time_ms,
-        speaker,
-        lines: open.lines,
-        recipients,
-        sender: ctx.outbound.clone(),
-        echo,
-        label: open.label.filter(|_| echo),
-    };
-    // In a cluster each line is published as a message of its own, for every node (this one
-    // too) to deliver from the stream; here the last line's turn delivers the whole.
-    let publishers: Option<Vec<Publish>> = target.map(|target| {
-        messages
-            .iter()
-            .filter_map(|m| {
-                ctx.publisher(|cluster| Event::Message {
-                    uid: cluster.uid_of(ctx.session.id),
-                    msgid: m.msgid.clone(),
-                    time_ms: m.time_ms,
-                    verb: m.kind.clone(),
-                    source: m.source.clone(),
-                    account: m.account.clone(),
-                    to: m.to.clone(),
-                    target: target.clone(),
-                    text: m.text.clone(),
-                })
-            })
-            .collect()
+    let label = open.label.filter(|_| echo);
+    let publish = target.and_then(|target| {
+        ctx.publisher(|cluster| Event::Multiline {
+            uid: cluster.uid_of(ctx.session.id),
+            msgid: first.clone(),
+            time_ms,
+            verb: verb.to_string(),
+            source: speaker.source.clone(),
+            account: speaker.account.clone(),
+            to: speaker.shown.clone(),
+            target,
+            lines: open.lines.clone(),
+        })
     });
-    let mut publishers = publishers.filter(|p| !p.is_empty()).map(Vec::into_iter);
+    let mut last = Some(match publish {
+        Some(publish) => Handing::Publish(
+            publish,
+            Local {
+                echo: echo.then(|| label.clone().unwrap_or_default()),
+                recipients: Some(recipients),
+            },
+        ),
+        None => Handing::Deliver(Box::new(Whole {
+            message: Multiline::new(Parts {
+                reference: next_reference(),
+                verb,
+                source: &speaker.source,
+                account: speaker.account.as_deref(),
+                to: &speaker.shown,
+                msgid: &first,
+                time_ms,
+                lines: &open.lines,
+            }),
+            recipients,
+            sender: ctx.outbound.clone(),
+            echo,
+            label,
+        })),
+    });
     let count = messages.len();
-    let mut whole = Some(whole);
     let steps: Vec<Box<dyn Outgoing>> = messages
         .into_iter()
         .enumerate()
         .map(|(i, message)| {
-            let publish = publishers.as_mut().and_then(Iterator::next);
-            let deliver = if i + 1 == count && publish.is_none() {
-                whole.take()
-            } else {
-                None
-            };
             Box::new(Line {
                 stored: Some(message),
-                publish,
-                echo,
-                whole: deliver,
+                then: if i + 1 == count { last.take() } else { None },
             }) as Box<dyn Outgoing>
         })
         .collect();
@@ -338,15 +332,18 @@ fn send(
     );
 }
 
-/// One line of the batch on its way through the history writer.
+/// One line of the batch on its way through the history writer; the last hands the whole on.
 struct Line {
     stored: Option<StoredMessage>,
-    /// In a cluster: publish this line once stored.
-    publish: Option<Publish>,
-    /// The sender gets its published line back (`echo-message`).
-    echo: bool,
-    /// Without one, on the last line: the whole batch to deliver.
-    whole: Option<Whole>,
+    then: Option<Handing>,
+}
+
+/// What the last line's turn does once every line is stored.
+enum Handing {
+    /// Boxed: a batch's serialized variants dwarf the other case.
+    Deliver(Box<Whole>),
+    /// In a cluster: publish the whole for every node.
+    Publish(Publish, Local),
 }
 
 impl Outgoing for Line {
@@ -355,26 +352,17 @@ impl Outgoing for Line {
     }
 
     fn hand_on(&mut self, held: &mut HeldWakes) {
-        if let Some(publish) = self.publish.take() {
-            publish(crate::fanout::Local {
-                echo: self.echo.then(String::new),
-                recipients: None,
-            });
-        }
-        if let Some(whole) = self.whole.take() {
-            whole.deliver(held);
+        match self.then.take() {
+            Some(Handing::Deliver(whole)) => whole.deliver(held),
+            Some(Handing::Publish(publish, local)) => publish(local),
+            None => {}
         }
     }
 }
 
-/// The batch as recipients get it.
+/// The batch and who gets it here.
 struct Whole {
-    verb: &'static str,
-    reference: String,
-    first: String,
-    time_ms: i64,
-    speaker: Speaker,
-    lines: Vec<(String, bool)>,
+    message: Multiline,
     recipients: MemberList,
     sender: Arc<Outbound>,
     echo: bool,
@@ -383,122 +371,14 @@ struct Whole {
 
 impl Whole {
     fn deliver(&self, held: &mut HeldWakes) {
-        let opening = Relay::new(
-            &self.speaker.source,
-            self.speaker.account.as_deref(),
-            "BATCH",
-            &[
-                &format!("+{}", self.reference),
-                BATCH_TYPE,
-                &self.speaker.shown,
-            ],
-            None,
-        )
-        .with_identity(&self.first, self.time_ms);
-        let batched = self.batched();
-        let fallback = self.fallback();
         for recipient in self.recipients.iter() {
-            if Arc::ptr_eq(recipient, &self.sender) {
-                continue;
+            if !Arc::ptr_eq(recipient, &self.sender) {
+                self.message.send_held(recipient, None, held);
             }
-            self.send_to(recipient, &opening, &batched, &fallback, None, held);
         }
         if self.echo {
-            let label = self.label.as_deref();
-            self.send_to(&self.sender, &opening, &batched, &fallback, label, held);
+            self.message
+                .send_held(&self.sender, self.label.as_deref(), held);
         }
-    }
-
-    fn send_to(
-        &self,
-        recipient: &Arc<Outbound>,
-        opening: &Relay,
-        batched: &[u8],
-        fallback: &[Relay],
-        label: Option<&str>,
-        held: &mut HeldWakes,
-    ) {
-        let caps = recipient.wire_caps();
-        if caps & wire::MULTILINE != 0 {
-            let mut bytes = opening.bytes_for(caps).to_vec();
-            if let Some(label) = label {
-                // "Servers MUST only include the label tag on the opening BATCH command".
-                bytes = with_tag(&bytes, &format!("label={}", escape_tag(label)));
-            }
-            bytes.extend_from_slice(batched);
-            let _ = recipient.push_held(&bytes, held);
-        } else {
-            for (i, line) in fallback.iter().enumerate() {
-                let bytes = line.bytes_for(caps);
-                let _ = match (i, label) {
-                    (0, Some(label)) => recipient.push_held(
-                        &with_tag(bytes, &format!("label={}", escape_tag(label))),
-                        held,
-                    ),
-                    _ => recipient.push_held(bytes, held),
-                };
-            }
-        }
-    }
-
-    /// The lines inside the batch and its end, the same for everyone who has the capability.
-    fn batched(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let shown = [self.speaker.shown.as_str()];
-        for (text, concat) in &self.lines {
-            let mut tags = vec![("batch", Some(self.reference.as_str()))];
-            if *concat {
-                tags.push((CONCAT, None));
-            }
-            write_line(
-                &mut out,
-                &tags,
-                Some(&self.speaker.source),
-                self.verb,
-                &shown,
-                Some(text),
-            );
-        }
-        let end = format!("-{}", self.reference);
-        write_line(
-            &mut out,
-            &[],
-            Some(&self.speaker.source),
-            "BATCH",
-            &[&end],
-            None,
-        );
-        out
-    }
-
-    /// The lines one by one for clients without the capability: "Servers MUST NOT send blank
-    /// lines to clients that have not negotiated the multiline capability", and the msgid only
-    /// on the first.
-    fn fallback(&self) -> Vec<Relay> {
-        let shown = [self.speaker.shown.as_str()];
-        let mut lines = self.lines.iter().filter(|(text, _)| !text.is_empty());
-        let mut relays = Vec::new();
-        if let Some((text, _)) = lines.next() {
-            relays.push(
-                Relay::new(
-                    &self.speaker.source,
-                    self.speaker.account.as_deref(),
-                    self.verb,
-                    &shown,
-                    Some(text),
-                )
-                .with_identity(&self.first, self.time_ms),
-            );
-        }
-        for (text, _) in lines {
-            relays.push(Relay::new(
-                &self.speaker.source,
-                self.speaker.account.as_deref(),
-                self.verb,
-                &shown,
-                Some(text),
-            ));
-        }
-        relays
     }
 }
