@@ -26,6 +26,9 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "batch",
     "cap-notify",
     "draft/chathistory",
+    "draft/message-redaction",
+    "draft/multiline",
+    "draft/read-marker",
     "echo-message",
     "extended-join",
     "extended-monitor",
@@ -52,8 +55,14 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
     let mut caps: Vec<String> = SUPPORTED_CAPS
         .iter()
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
+        // Who wrote a message is known only from history.
+        .filter(|c| **c != "draft/message-redaction" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
+            ("draft/multiline", true) => format!(
+                "draft/multiline=max-bytes={},max-lines={}",
+                shared.config.limits.multiline_max_bytes, shared.config.limits.multiline_max_lines
+            ),
             (c, _) => c.to_string(),
         })
         .collect();
@@ -128,6 +137,9 @@ pub struct Caps {
     pub extended_monitor: bool,
     pub invite_notify: bool,
     pub setname: bool,
+    pub read_marker: bool,
+    pub multiline: bool,
+    pub message_redaction: bool,
 }
 
 impl Caps {
@@ -151,6 +163,9 @@ impl Caps {
             "extended-monitor" => &mut self.extended_monitor,
             "invite-notify" => &mut self.invite_notify,
             "setname" => &mut self.setname,
+            "draft/read-marker" => &mut self.read_marker,
+            "draft/message-redaction" => &mut self.message_redaction,
+            "draft/multiline" => &mut self.multiline,
             _ => return None,
         })
     }
@@ -177,7 +192,7 @@ impl Caps {
     }
 
     /// The bits senders look at to pick a serialized variant for this client.
-    pub fn wire_bits(&self) -> u8 {
+    pub fn wire_bits(&self) -> u16 {
         let mut bits = 0;
         if self.account_tag {
             bits |= wire::ACCOUNT_TAG;
@@ -196,6 +211,15 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        if self.read_marker {
+            bits |= wire::READ_MARKER;
+        }
+        if self.multiline {
+            bits |= wire::MULTILINE;
+        }
+        if self.message_redaction {
+            bits |= wire::MESSAGE_REDACTION;
         }
         bits
     }
@@ -345,6 +369,26 @@ pub struct Session {
     /// This connection's messages handed to the history writer and not yet delivered, oldest
     /// first (see `connection::IN_FLIGHT`).
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
+    /// The `draft/multiline` batch this client has open (see `command::multiline`).
+    pub multiline: Option<MultilineBatch>,
+}
+
+/// A client's open `draft/multiline` batch: its lines so far, bounded by
+/// `limits.multiline_max_bytes` and `multiline_max_lines`.
+pub struct MultilineBatch {
+    pub reference: String,
+    /// The target as the BATCH named it.
+    pub target: String,
+    /// `PRIVMSG` or `NOTICE`, as the first line said; `None` before it.
+    pub verb: Option<&'static str>,
+    /// Each line's text and whether it carried `draft/multiline-concat`.
+    pub lines: Vec<(String, bool)>,
+    /// The combined message's length so far (a joining line feed counts one).
+    pub bytes: usize,
+    /// The batch broke a rule and was answered with a FAIL: its remaining lines are dropped.
+    pub failed: bool,
+    /// The opening BATCH's `label` (labeled-response), for the echo.
+    pub label: Option<String>,
 }
 
 /// The label of the command being handled and the replies collected for it.
@@ -379,6 +423,7 @@ impl Session {
             labeled: Default::default(),
             quit: None,
             in_flight: Default::default(),
+            multiline: None,
         }
     }
 
@@ -415,7 +460,7 @@ pub enum Line<'a> {
     Relay(&'a Relay),
     /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
     /// go only to `account-notify` clients).
-    ForCap(&'a [u8], u8),
+    ForCap(&'a [u8], u16),
     /// The same bytes, only for those who asked for the notification (a [`notify`] bit: AWAY
     /// lines go only to `away-notify` clients).
     ForNotify(&'a [u8], u8),

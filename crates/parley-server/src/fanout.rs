@@ -112,7 +112,7 @@ pub fn send_now(bytes: &[u8], members: &[Arc<Outbound>]) {
 }
 
 /// Queue one line at once for those of `members` whose wire capabilities include `bit`.
-pub fn send_now_to_cap(bytes: &[u8], members: &[Arc<Outbound>], bit: u8) {
+pub fn send_now_to_cap(bytes: &[u8], members: &[Arc<Outbound>], bit: u16) {
     for member in members {
         if member.wire_caps() & bit != 0 {
             let _ = member.push(bytes);
@@ -173,7 +173,7 @@ pub fn send_line(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outbound>]) 
 
 /// Queue one line for those of `members` whose wire capabilities include `bit`
 /// (`relay::wire::ACCOUNT_NOTIFY`, say).
-pub fn send_line_to_caps(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outbound>], bit: u8) {
+pub fn send_line_to_caps(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outbound>], bit: u16) {
     for member in members {
         if member.wire_caps() & bit != 0 {
             let _ = member.push_held(bytes, held);
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
     use crate::relay::wire;
 
-    fn outbound(caps: u8) -> Arc<Outbound> {
+    fn outbound(caps: u16) -> Arc<Outbound> {
         let out = Arc::new(Outbound::new(1 << 16));
         out.set_wire_caps(caps);
         out

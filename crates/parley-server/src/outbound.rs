@@ -8,7 +8,7 @@
 //! bounded by the send queue limit; a client that lets it overflow is disconnected, never waited
 //! for.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ pub struct Outbound {
     reason: Mutex<Option<String>>,
     /// The negotiated capabilities that change which bytes this client must get
     /// ([`crate::relay::wire`] bits), read by senders choosing a serialized variant.
-    wire_caps: AtomicU8,
+    wire_caps: AtomicU16,
     /// The notifications this client asked for ([`crate::relay::notify`] bits).
     notify_caps: AtomicU8,
 }
@@ -70,16 +70,16 @@ impl Outbound {
             kill: CancellationToken::new(),
             overflowed: AtomicBool::new(false),
             reason: Mutex::new(None),
-            wire_caps: AtomicU8::new(0),
+            wire_caps: AtomicU16::new(0),
             notify_caps: AtomicU8::new(0),
         }
     }
 
-    pub fn wire_caps(&self) -> u8 {
+    pub fn wire_caps(&self) -> u16 {
         self.wire_caps.load(Ordering::Relaxed)
     }
 
-    pub fn set_wire_caps(&self, bits: u8) {
+    pub fn set_wire_caps(&self, bits: u16) {
         self.wire_caps.store(bits, Ordering::Relaxed);
     }
 

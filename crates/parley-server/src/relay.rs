@@ -19,14 +19,20 @@ use crate::store::StoredMessage;
 
 /// Bits of [`Outbound::wire_caps`].
 pub mod wire {
-    pub const ACCOUNT_TAG: u8 = 1;
-    pub const EXTENDED_JOIN: u8 = 2;
-    pub const SERVER_TIME: u8 = 4;
-    pub const MESSAGE_TAGS: u8 = 8;
+    pub const ACCOUNT_TAG: u16 = 1;
+    pub const EXTENDED_JOIN: u16 = 2;
+    pub const SERVER_TIME: u16 = 4;
+    pub const MESSAGE_TAGS: u16 = 8;
     /// Not a variant bit: who gets ACCOUNT notifications.
-    pub const ACCOUNT_NOTIFY: u8 = 16;
+    pub const ACCOUNT_NOTIFY: u16 = 16;
     /// Not a variant bit: the sender gets its own messages back.
-    pub const ECHO_MESSAGE: u8 = 32;
+    pub const ECHO_MESSAGE: u16 = 32;
+    /// Not a variant bit: who gets MARKREAD updates from the account's other sessions.
+    pub const READ_MARKER: u16 = 64;
+    /// Not a variant bit: who gets a `draft/multiline` batch whole (the rest get its lines).
+    pub const MULTILINE: u16 = 128;
+    /// Not a variant bit: who gets REDACT.
+    pub const MESSAGE_REDACTION: u16 = 256;
 }
 
 /// Bits of [`Outbound::notify_caps`]: the notifications a client asked for, which decide who
@@ -192,7 +198,7 @@ impl Relay {
 
     /// The bytes a client with these wire capabilities gets; empty for a `TAGMSG` to a client
     /// without `message-tags`, which gets nothing.
-    pub fn bytes_for(&self, caps: u8) -> &[u8] {
+    pub fn bytes_for(&self, caps: u16) -> &[u8] {
         if self.tags_only && caps & wire::MESSAGE_TAGS == 0 {
             return &[];
         }
@@ -277,6 +283,16 @@ pub fn append_client_tags(line: Vec<u8>, client: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `:server MARKREAD <target> timestamp=<time>` (IRCv3 `draft/read-marker`), or `*` for no
+/// marker yet.
+pub fn read_marker_line(server: &str, target: &str, time_ms: Option<i64>) -> Vec<u8> {
+    let stamp = match time_ms {
+        Some(ms) => format!("timestamp={}", format_time(ms)),
+        None => "*".to_string(),
+    };
+    line(Some(server), "MARKREAD", &[target, &stamp], None)
 }
 
 #[cfg(test)]

@@ -55,8 +55,10 @@ async fn cap_negotiation_holds_registration_until_end() {
         ls,
         ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify \
          draft/account-registration=before-connect,custom-account-name draft/chathistory \
-         echo-message extended-join extended-monitor invite-notify labeled-response \
-         message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time setname \
+         draft/message-redaction draft/multiline=max-bytes=4096,max-lines=100 \
+         draft/read-marker echo-message extended-join extended-monitor invite-notify \
+         labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
+         server-time setname \
          userhost-in-names"
     );
     c.send("NICK bob").await;

@@ -21,9 +21,10 @@ use crate::clock::{millis, system_time};
 use crate::fanout::{
     send_except, send_line, send_line_except, send_line_to_caps, send_line_to_notify, Local,
 };
+use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::line;
 use crate::relay::{escape_tag, notify, wire, with_tag, Relay};
+use crate::relay::{line, read_marker_line};
 use crate::server::Shared;
 use crate::state::{
     Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
@@ -201,6 +202,60 @@ pub fn apply(
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
+        Event::ReadMarker {
+            uid,
+            account,
+            target,
+            time_ms,
+        } => read_marker(&mut step, world, uid, account, target, time_ms),
+        Event::Redact {
+            uid,
+            source,
+            account,
+            msgid,
+            time_ms,
+            target,
+            to,
+            redacted,
+            reason,
+        } => {
+            let relay = Relay::new(
+                &source,
+                account.as_deref(),
+                "REDACT",
+                &[&to, &redacted],
+                reason.as_deref(),
+            )
+            .with_identity(&msgid, time_ms);
+            redact(&mut step, world, uid, target, relay)
+        }
+        Event::Multiline {
+            uid,
+            msgid,
+            time_ms,
+            verb,
+            source,
+            account,
+            to,
+            target,
+            lines,
+        } => {
+            let message = Multiline::new(Parts {
+                reference: next_reference(),
+                verb: if verb == "NOTICE" {
+                    "NOTICE"
+                } else {
+                    "PRIVMSG"
+                },
+                source: &source,
+                account: account.as_deref(),
+                to: &to,
+                msgid: &msgid,
+                time_ms,
+                lines: &lines,
+            });
+            multiline(&mut step, world, uid, target, message)
+        }
     }
 }
 
@@ -662,6 +717,105 @@ fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
         .and_then(|id| world.users.get(&id))
     {
         user.outbound.disconnect(&reason);
+    }
+}
+
+/// `ReadMarker`: the account's sessions on this node with `draft/read-marker` learn it, but
+/// the one that set it.
+fn read_marker(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    account: String,
+    target: String,
+    time_ms: i64,
+) {
+    // Only a session of the account moves its marker (a node may speak only for its own
+    // users, `trust::actor`; this ties the account to that user too).
+    let setter = resolve(step.cluster, &world, &uid);
+    let by_account = setter
+        .and_then(|id| world.users.get(&id))
+        .and_then(|u| u.account.as_deref())
+        .is_some_and(|a| casefold(a) == account);
+    if !by_account {
+        return;
+    }
+    let sessions = world.sessions_of(&account, wire::READ_MARKER, setter);
+    drop(world);
+    let bytes = read_marker_line(step.shared.server_name(), &target, Some(time_ms));
+    for session in sessions {
+        let _ = session.push_held(&bytes, step.held);
+    }
+}
+
+/// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
+/// who redacted (told at once).
+fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
+    let actor = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => resolve(step.cluster, &world, &them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in recipients {
+        let is_actor = actor.as_ref().is_some_and(|a| Arc::ptr_eq(a, &recipient));
+        if !is_actor && recipient.wire_caps() & wire::MESSAGE_REDACTION != 0 {
+            relay.send_held(&recipient, step.held);
+        }
+    }
+}
+
+/// `Multiline`: as `Message`, one batch to each recipient here, and the sender's echo.
+fn multiline(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    target: Target,
+    message: Multiline,
+) {
+    let sender = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => step
+            .cluster
+            .local_id(&them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in &recipients {
+        if sender
+            .as_ref()
+            .is_none_or(|own| !Arc::ptr_eq(own, recipient))
+        {
+            message.send_held(recipient, None, step.held);
+        }
+    }
+    if let (true, Some(sender)) = (step.own, &sender) {
+        if let Some(label) = step.label.take() {
+            let label = Some(label.as_str()).filter(|l| !l.is_empty());
+            message.send_held(sender, label, step.held);
+        }
     }
 }
 

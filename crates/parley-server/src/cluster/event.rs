@@ -217,6 +217,46 @@ pub enum Event {
         kind: String,
         mask: String,
     },
+    /// An account's read marker moved (IRCv3 `draft/read-marker`): every node tells that
+    /// account's sessions with the capability, but the one that set it (which got its answer).
+    ReadMarker {
+        uid: Uid,
+        /// Casefolded.
+        account: String,
+        /// The target as the setting session wrote it.
+        target: String,
+        time_ms: i64,
+    },
+    /// A message was redacted (IRCv3 `draft/message-redaction`) and is gone from history: its
+    /// conversation's members with the capability are told, but the one who redacted it.
+    Redact {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The REDACT's own id and time.
+        msgid: String,
+        time_ms: i64,
+        target: Target,
+        /// The target as the redacting user wrote it.
+        to: String,
+        redacted: String,
+        reason: Option<String>,
+    },
+    /// A `draft/multiline` message, its lines already stored by the sender's node: delivered
+    /// whole (see `crate::multiline`). `msgid` is its first line's.
+    Multiline {
+        uid: Uid,
+        msgid: String,
+        time_ms: i64,
+        /// `PRIVMSG` or `NOTICE`.
+        verb: String,
+        source: String,
+        account: Option<String>,
+        to: String,
+        target: Target,
+        /// Each line's text and whether it carried `draft/multiline-concat`.
+        lines: Vec<(String, bool)>,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -32,7 +32,10 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Topic { uid, .. }
         | Event::Mode { uid, .. }
         | Event::Message { uid, .. }
-        | Event::UserModes { uid, .. } => Some(uid),
+        | Event::UserModes { uid, .. }
+        | Event::ReadMarker { uid, .. }
+        | Event::Redact { uid, .. }
+        | Event::Multiline { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }

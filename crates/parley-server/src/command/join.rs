@@ -8,6 +8,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
+use crate::command::markread;
 use crate::command::presence::away_line;
 use crate::context::{Ctx, Line, Lookup, Reply};
 use crate::fanout;
@@ -91,7 +92,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
     let folded = casefold(name);
     // The world lock is held for the checks and the change, and let go before publishing (which
     // may apply the event here, taking it again).
-    let (announced, shown, unregistered, nick) = {
+    let (announced, shown, unregistered, nick, names_wait) = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get(&id) else {
             return Ok(());
@@ -200,15 +201,21 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
             }
         }
         send_topic(ctx, &world, &folded, false);
-        send_names(ctx, &mut world, &folded);
         let shown = world
             .channels
             .get(&folded)
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        (announced, shown, unregistered, nick)
+        let names_wait = markread::names_wait(ctx, &shown);
+        if !names_wait {
+            send_names(ctx, &mut world, &folded);
+        }
+        (announced, shown, unregistered, nick, names_wait)
     };
     ctx.publish(announced);
+    if names_wait {
+        markread::then_names(ctx, folded.clone(), shown.clone());
+    }
     if let Some((account, owned)) = unregistered {
         let text = format!(
             "{shown} is not registered: your account {account} already owns {owned} channels, \

@@ -250,15 +250,32 @@ fn deliver(
 /// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
 /// or a quiet stops them; voice and operator status lift the last three.
 pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<(), Reply> {
+    let Some((key, source, account, shown, members)) = may_speak_in(ctx, target)? else {
+        return Ok(());
+    };
+    let target = Target::Channel(key.clone());
+    let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
+    deliver(ctx, message, members, None, Some(target), false);
+    Ok(())
+}
+
+/// Who speaks and who hears if this user may speak in channel `target` (404 if not): its key,
+/// this user's source and account, the channel's name and its members. `None` when this user is
+/// gone. Also the check for a `draft/multiline` batch (`command::multiline`).
+#[allow(clippy::type_complexity)]
+pub fn may_speak_in(
+    ctx: &Ctx<'_>,
+    target: &str,
+) -> Result<Option<(String, String, Option<String>, String, MemberList)>, Reply> {
     let id = ctx.session.id;
-    let (key, source, account, shown, members) = {
+    Ok(Some({
         let mut world = ctx.shared.world.lock();
         let Some((source, account)) = world
             .users
             .get(&id)
             .map(|u| (u.source(), u.account.clone()))
         else {
-            return Ok(());
+            return Ok(None);
         };
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
@@ -287,11 +304,7 @@ pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<()
             user.last_spoke = Instant::now();
         }
         (key, source, account, shown, members)
-    };
-    let target = Target::Channel(key.clone());
-    let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
-    deliver(ctx, message, members, None, Some(target), false);
-    Ok(())
+    }))
 }
 
 /// A message to a nick; refusals answered unless `said` is a NOTICE.

@@ -14,14 +14,17 @@ pub mod channel;
 pub mod chathistory;
 pub mod info;
 pub mod join;
+pub mod markread;
 pub mod message;
 pub mod mode;
 pub mod monitor;
+pub mod multiline;
 pub mod nick;
 pub mod oper;
 pub mod owner;
 pub mod presence;
 pub mod query;
+pub mod redact;
 pub mod registration;
 pub mod session;
 pub mod setname;
@@ -32,6 +35,10 @@ use parley_proto::{numeric, Message};
 use crate::context::{Ctx, Reply};
 
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    // A line of an open draft/multiline batch waits for the batch's end.
+    if ctx.session.multiline.is_some() && multiline::collect(ctx, msg) {
+        return;
+    }
     let verb = msg.command.to_ascii_uppercase();
     let answered = match verb.as_str() {
         "CAP" => registration::cap(ctx, msg),
@@ -64,6 +71,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "KICK" => channel::kick(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
+        "MARKREAD" => markread::markread(ctx, msg),
+        "REDACT" => redact::redact(ctx, msg),
+        "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),

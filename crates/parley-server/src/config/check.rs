@@ -299,7 +299,7 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 20] = [
+        let ranges: [(&'static str, u64, u64, u64); 23] = [
             (
                 "limits.max_clients_per_cidr",
                 as_u64(limits.max_clients_per_cidr),
@@ -380,6 +380,24 @@ impl Config {
             ),
             ("limits.monitor", as_u64(limits.monitor), 0, 100_000),
             ("limits.realname_len", as_u64(limits.realname_len), 1, 390),
+            (
+                "limits.read_markers_per_account",
+                as_u64(limits.read_markers_per_account),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.multiline_max_bytes",
+                as_u64(limits.multiline_max_bytes),
+                512,
+                65_536,
+            ),
+            (
+                "limits.multiline_max_lines",
+                as_u64(limits.multiline_max_lines),
+                1,
+                1000,
+            ),
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.

@@ -220,6 +220,23 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "realname_len",
         "Longest realname (USER, SETNAME), 1 to 390.",
     ),
+    (
+        "limits",
+        "read_markers_per_account",
+        "Read markers (IRCv3 draft/read-marker, MARKREAD) kept per account, one per channel\n\
+         or conversation; past this the oldest are forgotten (at least 1).",
+    ),
+    (
+        "limits",
+        "multiline_max_bytes",
+        "Most bytes of text in one IRCv3 draft/multiline batch, its lines joined (its\n\
+         max-bytes; 512 to 65536). Every recipient gets it all: mind send_queue_bytes.",
+    ),
+    (
+        "limits",
+        "multiline_max_lines",
+        "Most lines in one draft/multiline batch (its max-lines; 1 to 1000).",
+    ),
     ("flood", "enabled", "Whether flood protection is on."),
     (
         "flood",

@@ -35,6 +35,12 @@ pub struct LimitsConfig {
     pub monitor: usize,
     /// Longest realname, in USER and SETNAME (ISUPPORT `NAMELEN=`).
     pub realname_len: usize,
+    /// Read markers (`MARKREAD`) kept per account; past it the oldest go.
+    pub read_markers_per_account: usize,
+    /// Bytes of text one `draft/multiline` batch may carry (its `max-bytes`).
+    pub multiline_max_bytes: usize,
+    /// Lines one `draft/multiline` batch may carry (its `max-lines`).
+    pub multiline_max_lines: usize,
 }
 
 impl Default for LimitsConfig {
@@ -61,6 +67,9 @@ impl Default for LimitsConfig {
             whowas_entries: 1024,
             monitor: 100,
             realname_len: 128,
+            read_markers_per_account: 1000,
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 100,
         }
     }
 }

@@ -99,6 +99,24 @@ pub struct World {
 }
 
 impl World {
+    /// The buffers of this node's own sessions logged in to `account` (casefolded) whose wire
+    /// capabilities include `bit`, but `except`: where an account's own state (a read marker)
+    /// goes when one of its sessions changes it.
+    pub fn sessions_of(
+        &self,
+        account: &str,
+        bit: u16,
+        except: Option<ClientId>,
+    ) -> Vec<Arc<Outbound>> {
+        self.users
+            .values()
+            .filter(|u| u.registered && u.remote.is_none() && Some(u.id) != except)
+            .filter(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
+            .filter(|u| u.outbound.wire_caps() & bit != 0)
+            .map(|u| u.outbound.clone())
+            .collect()
+    }
+
     pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
         let id = self.nicks.get(&casefold(nick))?;
         self.users.get(id).filter(|u| u.registered)

@@ -143,6 +143,11 @@ pub trait HistoryStore: Send + Sync {
         max_rows: Option<usize>,
     ) -> Result<usize, StoreError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The message with this msgid in conversation `target` (a history key), if stored.
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError>;
+    /// Remove a message from conversation `target` (IRCv3 `draft/message-redaction`), and its
+    /// offline delivery with it; whether there was one.
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError>;
 }
 
 /// The two questions a backend answers so [`page`] can serve every CHATHISTORY subcommand the same

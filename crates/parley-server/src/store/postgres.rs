@@ -149,6 +149,13 @@ const MIGRATIONS: &[&str] = &[
     // 11: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
     // relayed, so CHATHISTORY returns them; empty for messages stored before.
     "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    // 12: read markers (IRCv3 draft/read-marker), as in `sqlite.rs` step 11.
+    "CREATE TABLE read_markers (
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        target         TEXT   NOT NULL,
+        time_ms        BIGINT NOT NULL,
+        PRIMARY KEY (account_folded, target)
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -821,6 +828,59 @@ impl AccountStore for PostgresStore {
                 .collect()
         })
     }
+
+    fn read_marker(&self, account: &str, target: &str) -> Result<Option<i64>, StoreError> {
+        let (folded, target) = (casefold(account), target.to_owned());
+        self.call_idempotent(move |client| {
+            client
+                .query_opt(
+                    "SELECT time_ms FROM read_markers WHERE account_folded = $1 AND target = $2",
+                    &[&folded, &target],
+                )
+                .map_err(backend)?
+                .map(|row| row.try_get(0).map_err(backend))
+                .transpose()
+        })
+    }
+
+    fn advance_read_marker(
+        &self,
+        account: &str,
+        target: &str,
+        time_ms: i64,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
+        let (account, target) = (account.to_owned(), target.to_owned());
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        // Idempotent: moving a marker to the same time twice leaves it where once does.
+        self.call_idempotent(move |client| {
+            let folded = casefold(&account);
+            let mut tx = client.transaction().map_err(backend)?;
+            let row = tx
+                .query_opt(
+                    "INSERT INTO read_markers (account_folded, target, time_ms) \
+                     SELECT name_folded, $2, $3 FROM accounts WHERE name_folded = $1 \
+                     ON CONFLICT (account_folded, target) \
+                     DO UPDATE SET time_ms = GREATEST(read_markers.time_ms, EXCLUDED.time_ms) \
+                     RETURNING time_ms",
+                    &[&folded, &target, &time_ms],
+                )
+                .map_err(backend)?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(account.clone()));
+            };
+            let stored: i64 = row.try_get(0).map_err(backend)?;
+            tx.execute(
+                "DELETE FROM read_markers WHERE account_folded = $1 AND target NOT IN ( \
+                     SELECT target FROM read_markers WHERE account_folded = $1 \
+                     ORDER BY time_ms DESC, target LIMIT $2)",
+                &[&folded, &keep],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(stored)
+        })
+    }
 }
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
@@ -1034,6 +1094,29 @@ impl HistoryStore for PostgresStore {
                 other => other,
             },
         )
+    }
+
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            let sql =
+                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = $1 AND msgid = $2");
+            Ok(messages(client, &sql, &[&target, &msgid])?.pop())
+        })
+    }
+
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            // The offline marks go with the row (ON DELETE CASCADE).
+            let deleted = client
+                .execute(
+                    "DELETE FROM messages WHERE target = $1 AND msgid = $2",
+                    &[&target, &msgid],
+                )
+                .map_err(backend)?;
+            Ok(deleted > 0)
+        })
     }
 
     fn targets(

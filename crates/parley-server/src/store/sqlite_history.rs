@@ -157,6 +157,26 @@ impl HistoryStore for SqliteStore {
         page(&mut SqlitePages(&connection), target, query, limit)
     }
 
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let connection = self.connection().lock();
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 AND msgid = ?2");
+        Ok(select(&connection, &sql, params![target, msgid])?.pop())
+    }
+
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
+        // The offline marks go with the row (ON DELETE CASCADE).
+        let deleted = self
+            .connection()
+            .lock()
+            .execute(
+                "DELETE FROM messages WHERE target = ?1 AND msgid = ?2",
+                params![target, msgid],
+            )
+            .map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
     fn targets(
         &self,
         targets: &[String],

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod postgres;
 pub mod stock_clients;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
