@@ -123,6 +123,7 @@ async fn serve_split<S>(
             oper: None,
             wallops: false,
             invisible: false,
+            bot: false,
             away: None,
             channels: Default::default(),
             signon: SystemTime::now(),

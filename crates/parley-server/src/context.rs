@@ -851,16 +851,13 @@ impl Ctx<'_> {
         self.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
         if self.session.registered {
             self.replicate(|cluster| {
+                let world = self.shared.world.lock();
+                let me = world.users.get(&self.session.id);
                 Some(Event::UserModes {
                     uid: cluster.uid_of(self.session.id),
-                    invisible: self
-                        .shared
-                        .world
-                        .lock()
-                        .users
-                        .get(&self.session.id)
-                        .is_some_and(|u| u.invisible),
+                    invisible: me.is_some_and(|u| u.invisible),
                     oper: true,
+                    bot: me.is_some_and(|u| u.bot),
                 })
             });
         }

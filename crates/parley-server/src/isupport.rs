@@ -4,9 +4,11 @@
 use crate::config::Config;
 
 /// Channel modes, for 004 and CHANMODES: lists, always-param, param-when-set, flags.
-pub const CHANNEL_MODES: &str = "beIiklmnoqstv";
+pub const CHANNEL_MODES: &str = "CbeIiklmnoqstv";
 pub const CHANNEL_MODES_WITH_PARAM: &str = "beIklovq";
-pub const USER_MODES: &str = "iow";
+pub const USER_MODES: &str = "Biow";
+/// The bot user mode (IRCv3 bot-mode): ISUPPORT `BOT`, and the WHO flag of bots.
+pub const BOT_MODE: char = 'B';
 /// How many parameterised mode changes one MODE command may carry.
 pub const MODES_PER_COMMAND: usize = 6;
 /// Entries in one channel's ban list (MAXLIST).
@@ -19,11 +21,12 @@ pub fn tokens(config: &Config) -> Vec<String> {
     let l = &config.limits;
     let mut tokens = vec![
         format!("AWAYLEN={}", l.away_len),
+        format!("BOT={BOT_MODE}"),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#&:{}", l.channels_per_user),
-        "CHANMODES=beIq,k,l,imnst".into(),
+        "CHANMODES=beIq,k,l,Cimnst".into(),
         "EXCEPTS=e".into(),
-        "EXTBAN=$,a".into(),
+        "EXTBAN=$,am".into(),
         "INVEX=I".into(),
         format!("CHANNELLEN={}", l.channel_len),
         "CHANTYPES=#&".into(),

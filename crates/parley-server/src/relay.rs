@@ -94,6 +94,8 @@ pub struct Relay {
     extended_join: Option<(String, String)>,
     time_ms: i64,
     msgid: Option<String>,
+    /// The sender is a bot (`+B`): `message-tags` clients get the `bot` tag (IRCv3 bot-mode).
+    bot: bool,
     variants: [OnceCell<Vec<u8>>; 16],
 }
 
@@ -114,6 +116,7 @@ impl Relay {
             extended_join: None,
             time_ms: now_ms(),
             msgid: None,
+            bot: false,
             variants: Default::default(),
         }
     }
@@ -130,23 +133,32 @@ impl Relay {
         self
     }
 
+    /// Mark the sender a bot (user mode `+B`): the `bot` tag for `message-tags` clients.
+    pub fn with_bot(mut self, bot: bool) -> Self {
+        self.bot = bot;
+        self
+    }
+
     /// The bytes a client with these wire capabilities gets.
     pub fn bytes_for(&self, caps: u8) -> &[u8] {
         let tagged = caps & wire::ACCOUNT_TAG != 0 && self.account.is_some();
         let extended = caps & wire::EXTENDED_JOIN != 0 && self.extended_join.is_some();
         let timed = caps & wire::SERVER_TIME != 0;
-        let with_msgid = caps & wire::MESSAGE_TAGS != 0 && self.msgid.is_some();
+        let message_tags = caps & wire::MESSAGE_TAGS != 0 && (self.msgid.is_some() || self.bot);
         let index = usize::from(tagged)
             | usize::from(extended) << 1
             | usize::from(timed) << 2
-            | usize::from(with_msgid) << 3;
+            | usize::from(message_tags) << 3;
         self.variants[index].get_or_init(|| {
             let time = timed.then(|| format_time(self.time_ms));
             let mut tags: Vec<(&str, Option<&str>)> = Vec::with_capacity(3);
             if let (true, Some(account)) = (tagged, &self.account) {
                 tags.push(("account", Some(account)));
             }
-            if let (true, Some(msgid)) = (with_msgid, &self.msgid) {
+            if message_tags && self.bot {
+                tags.push(("bot", None));
+            }
+            if let (true, Some(msgid)) = (message_tags, &self.msgid) {
                 tags.push(("msgid", Some(msgid)));
             }
             if let Some(time) = &time {

@@ -156,7 +156,8 @@ pub fn apply(
             uid,
             invisible,
             oper,
-        } => user_modes(&mut step, world, uid, invisible, oper),
+            bot,
+        } => user_modes(&mut step, world, uid, invisible, oper, bot),
         Event::Invite {
             source,
             channel,
@@ -463,11 +464,12 @@ fn message(
     } else {
         "PRIVMSG"
     };
+    let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id));
+    // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
     let relay = Relay::new(&source, account.as_deref(), verb, &[&to], Some(&text))
-        .with_identity(&msgid, time_ms);
-    let sender = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+        .with_identity(&msgid, time_ms)
+        .with_bot(sender_user.is_some_and(|u| u.bot));
+    let sender = sender_user.map(|u| u.outbound.clone());
     match &target {
         _ if step.captured.is_some() => {
             if let Some(recipients) = &step.captured {
@@ -517,13 +519,14 @@ fn message(
     }
 }
 
-/// `UserModes`: a remote user's own modes (`+i`, operator) changed.
+/// `UserModes`: a remote user's own modes (`+i`, operator, `+B`) changed.
 fn user_modes(
     step: &mut Step<'_>,
     mut world: WorldGuard<'_>,
     uid: Uid,
     invisible: bool,
     oper: bool,
+    bot: bool,
 ) {
     let Some(id) = world.remote.get(&uid).copied().filter(|_| !step.own) else {
         return;
@@ -533,6 +536,7 @@ fn user_modes(
     };
     let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
     user.invisible = invisible;
+    user.bot = bot;
     user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
     let counts = &mut world.counts;
     counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
@@ -730,6 +734,7 @@ pub fn add_remote_user(
         oper: info.oper.then_some(OperClass::Moderator),
         wallops: false,
         invisible: info.invisible,
+        bot: info.bot,
         away: info.away.clone(),
         channels: Default::default(),
         signon: system_time(info.signon_ms),
@@ -876,6 +881,7 @@ pub fn apply_modes(world: &mut World, key: &str, changes: &[ModeChange], setter:
             'm' => channel.modes.moderated = change.adding,
             'n' => channel.modes.no_external = change.adding,
             's' => channel.modes.secret = change.adding,
+            'C' => channel.modes.no_ctcp = change.adding,
             't' => channel.modes.topic_ops_only = change.adding,
             _ => {}
         }
@@ -939,6 +945,7 @@ pub fn user_info(cluster: &Cluster, user: &User) -> UserInfo {
         secure: user.secure,
         away: user.away.clone(),
         invisible: user.invisible,
+        bot: user.bot,
         oper: user.oper.is_some(),
         signon_ms: millis(user.signon),
     }
@@ -953,6 +960,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
         ('m', modes.moderated),
         ('n', modes.no_external),
         ('s', modes.secret),
+        ('C', modes.no_ctcp),
         ('t', modes.topic_ops_only),
     ]
     .into_iter()

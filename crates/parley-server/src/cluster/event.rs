@@ -46,6 +46,9 @@ pub struct UserInfo {
     pub secure: bool,
     pub away: Option<String>,
     pub invisible: bool,
+    /// User mode `+B`; absent from older nodes' events (no bot then).
+    #[serde(default)]
+    pub bot: bool,
     pub oper: bool,
     pub signon_ms: i64,
 }
@@ -177,6 +180,9 @@ pub enum Event {
         uid: Uid,
         invisible: bool,
         oper: bool,
+        /// `+B`; absent from older nodes' events.
+        #[serde(default)]
+        bot: bool,
     },
     /// An INVITE to a user on another node: that node lets them past `+i` (and past a ban if
     /// the inviter was a channel operator) and tells them.

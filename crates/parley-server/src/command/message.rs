@@ -18,7 +18,7 @@ use crate::fanout::Delivery;
 use crate::history::{dm_key, party};
 use crate::outbound::Outbound;
 use crate::relay::Relay;
-use crate::state::MemberList;
+use crate::state::{is_restricted_ctcp, MemberList};
 use crate::store::StoredMessage;
 
 /// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
@@ -169,6 +169,7 @@ fn deliver(
     recipients: MemberList,
     offline_for: Option<String>,
     target: Option<Target>,
+    bot: bool,
 ) {
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
@@ -194,7 +195,8 @@ fn deliver(
         &[&message.to],
         Some(&message.text),
     )
-    .with_identity(&message.msgid, message.time_ms);
+    .with_identity(&message.msgid, message.time_ms)
+    .with_bot(bot);
     let echo = ctx.session.caps.echo_message;
     let label = match ctx.session.labeled.get_mut() {
         Some(labeled) if echo => {
@@ -217,8 +219,9 @@ fn deliver(
         })));
 }
 
-/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
-/// or a quiet stops them; voice and operator status lift the last three.
+/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban,
+/// a quiet or a mute (`+b $m:`) stops them, which voice and operator status lift; `+C` refuses
+/// CTCP other than ACTION to everyone.
 fn to_channel(
     ctx: &mut Ctx<'_>,
     verb: &'static str,
@@ -226,12 +229,12 @@ fn to_channel(
     text: &str,
 ) -> Result<(), Reply> {
     let id = ctx.session.id;
-    let (key, source, account, shown, members) = {
+    let (key, source, account, bot, shown, members) = {
         let mut world = ctx.shared.world.lock();
-        let Some((source, account)) = world
+        let Some((source, account, bot)) = world
             .users
             .get(&id)
-            .map(|u| (u.source(), u.account.clone()))
+            .map(|u| (u.source(), u.account.clone(), u.bot))
         else {
             return Ok(());
         };
@@ -246,6 +249,10 @@ fn to_channel(
             Some("Cannot send to channel (+b)")
         } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
             Some("Cannot send to channel (+q)")
+        } else if !privileged && channel.is_muted(&source, account.as_deref()) {
+            Some("Cannot send to channel (you are muted)")
+        } else if channel.modes.no_ctcp && is_restricted_ctcp(text) {
+            Some("Cannot send CTCP to channel (+C): only ACTION is allowed")
         } else {
             None
         };
@@ -261,17 +268,17 @@ fn to_channel(
         if let Some(user) = world.users.get_mut(&id) {
             user.last_spoke = Instant::now();
         }
-        (key, source, account, shown, members)
+        (key, source, account, bot, shown, members)
     };
     let target = Target::Channel(key.clone());
     let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None, Some(target));
+    deliver(ctx, message, members, None, Some(target), bot);
     Ok(())
 }
 
 fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
     let id = ctx.session.id;
-    let (recipient, source, account, me) = {
+    let (recipient, source, account, me, bot) = {
         let mut world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(target).map(|r| {
             (
@@ -287,7 +294,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         };
         user.last_spoke = Instant::now();
         let me = party(user.account.as_deref(), &user.nick);
-        (recipient, user.source(), user.account.clone(), me)
+        (recipient, user.source(), user.account.clone(), me, user.bot)
     };
     let Some((outbound, nick, away, them, uid)) = recipient else {
         offline(
@@ -317,6 +324,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         Arc::new(vec![outbound]),
         None,
         uid.map(Target::User),
+        bot,
     );
     if let (Some(away), false) = (away, notice) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
@@ -350,7 +358,8 @@ fn offline(
     }
     let them = casefold(target);
     let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
-    deliver(ctx, message, MemberList::default(), Some(them), None);
+    // Kept for later: the bot tag is for live delivery only.
+    deliver(ctx, message, MemberList::default(), Some(them), None, false);
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

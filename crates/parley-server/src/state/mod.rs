@@ -8,6 +8,7 @@ mod channel;
 mod world;
 
 pub use channel::{
-    mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
+    is_restricted_ctcp, mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus,
+    Topic, LIST_MODES, MUTE_PREFIX,
 };
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};

@@ -34,6 +34,8 @@ pub struct User {
     /// Receives WALLOPS (user mode `+w`).
     pub wallops: bool,
     pub invisible: bool,
+    /// Marked a bot (user mode `+B`, IRCv3 bot-mode): WHOIS 335, WHO flag `B`, the `bot` tag.
+    pub bot: bool,
     pub away: Option<String>,
     /// Casefolded names of the channels this user is in.
     pub channels: HashSet<String>,

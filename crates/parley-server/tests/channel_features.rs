@@ -1,0 +1,274 @@
+//! The channel features of issue 24 item 10, against the real server over real sockets: bot
+//! mode (`+B`), the no-CTCP channel mode (`+C`), the mute extban (`+b $m:`), STATUSMSG,
+//! UTF8ONLY, ELIST, INVITE with no arguments and `draft/channel-rename`. Each test quotes the
+//! sentence of the spec (ircv3.net, modern.ircdocs.horse, or the ircd documentation where the
+//! feature has no spec) that it checks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{command_of, Client, TestServer};
+
+/// A server without the default room, so nobody hears anything they did not ask for.
+async fn quiet_server() -> TestServer {
+    TestServer::start_with(|c| c.server.default_channel = String::new()).await
+}
+
+fn source(nick: &str) -> String {
+    format!("{nick}!~{nick}@127.0.0.1")
+}
+
+async fn ask(client: &mut Client, line: &str) -> Vec<String> {
+    client.send(line).await;
+    client.sync().await
+}
+
+/// A registered client that asked for `caps` first.
+async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> Client {
+    let mut c = server.connect().await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.send(&format!("CAP REQ :{caps}")).await;
+    c.expect(|l| l.contains(" ACK ")).await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    c
+}
+
+/// The ISUPPORT tokens of a fresh registration.
+async fn isupport(server: &TestServer) -> Vec<String> {
+    let mut probe = server.connect().await;
+    probe.send("NICK probe").await;
+    probe.send("USER probe 0 * :Probe").await;
+    let burst = probe.sync().await;
+    burst
+        .iter()
+        .filter(|l| command_of(l) == "005")
+        .flat_map(|l| {
+            let params = l.split(" :").next().unwrap_or("");
+            params
+                .split(' ')
+                .skip(3)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A line's value of tag `key` (`Some("")` for a tag without a value).
+fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    tags.split(';').find_map(|t| match t.split_once('=') {
+        Some((k, v)) if k == key => Some(v),
+        None if t == key => Some(""),
+        _ => None,
+    })
+}
+
+/// ircv3.net/specs/extensions/bot-mode: "Servers publishing the BOT ISUPPORT token let clients
+/// mark themselves as bots by setting a user mode. The value of the BOT token is the mode
+/// character which is used to enable bot mode and is also the flag used in WHO responses of
+/// bots (e.g. BOT=B or BOT=b)." "This numeric is returned as part of a bot's WHOIS reply."
+/// "When a RPL_WHOREPLY (352) numeric is returned for a bot, the character used as the value
+/// of the ISUPPORT BOT token is returned in the flags (alongside H|G)." "The bot tag
+/// indicates that the given user is a bot. This tag SHOULD be added by the server to all
+/// commands sent by a bot [...] This tag MUST only be sent to users who have requested the
+/// message-tags capability."
+#[tokio::test]
+async fn bot_mode_shows_in_whois_who_and_the_bot_tag() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(tokens.contains(&"BOT=B".to_string()), "{tokens:?}");
+
+    let [mut robot, mut carl] = server.clients(["robot", "carl"]).await;
+    let mut tagged = with_caps(&server, "tagged", "message-tags").await;
+    assert_eq!(
+        ask(&mut robot, "MODE robot +B").await,
+        [format!(":{} MODE robot :+B", source("robot"))]
+    );
+    assert_eq!(
+        ask(&mut robot, "MODE robot").await,
+        [":parley.local 221 robot +B"]
+    );
+
+    let whois = ask(&mut carl, "WHOIS robot").await;
+    assert!(
+        whois.contains(&":parley.local 335 carl robot :is a bot on Parley".to_string()),
+        "{whois:?}"
+    );
+    assert_eq!(
+        ask(&mut carl, "WHO robot").await,
+        [
+            ":parley.local 352 carl * ~robot 127.0.0.1 parley.local robot HB :0 Test robot",
+            ":parley.local 315 carl robot :End of WHO list",
+        ]
+    );
+
+    for who in [&mut robot, &mut carl, &mut tagged] {
+        ask(who, "JOIN #bots").await;
+    }
+    robot.sync().await;
+    carl.sync().await;
+    robot.send("PRIVMSG #bots :beep boop").await;
+    let got = tagged.expect(|l| l.contains(" PRIVMSG #bots ")).await;
+    assert_eq!(tag(&got, "bot"), Some(""), "{got}");
+    assert!(
+        got.ends_with(&format!(" :{} PRIVMSG #bots :beep boop", source("robot"))),
+        "{got}"
+    );
+    // Without message-tags: the plain line, no tag at all.
+    carl.expect(|l| l == format!(":{} PRIVMSG #bots :beep boop", source("robot")))
+        .await;
+    // A private message too.
+    robot.send("PRIVMSG tagged :hi").await;
+    let private = tagged.expect(|l| l.contains(" PRIVMSG tagged ")).await;
+    assert_eq!(tag(&private, "bot"), Some(""), "{private}");
+
+    // Unmarked: no 335, no B, no tag.
+    ask(&mut robot, "MODE robot -B").await;
+    let whois = ask(&mut carl, "WHOIS robot").await;
+    assert!(!whois.iter().any(|l| command_of(l) == "335"), "{whois:?}");
+    let who = ask(&mut carl, "WHO robot").await;
+    assert!(who[0].contains(" robot H :0 "), "{who:?}");
+    robot.send("PRIVMSG #bots :human now").await;
+    let got = tagged.expect(|l| l.contains(" :human now")).await;
+    assert_eq!(tag(&got, "bot"), None, "{got}");
+}
+
+/// InspIRCd's noctcp module (there is no spec for it; ergo and InspIRCd agree): channel mode C
+/// "Enables blocking channel messages that contain CTCPs." ACTION (`/me`) is how people talk,
+/// so it passes; every other CTCP gets 404 ERR_CANNOTSENDTOCHAN with the reason, operators'
+/// too. CHANMODES lists it among the flags.
+#[tokio::test]
+async fn no_ctcp_mode_refuses_ctcp_but_action() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(
+        tokens.contains(&"CHANMODES=beIq,k,l,Cimnst".to_string()),
+        "{tokens:?}"
+    );
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    ask(&mut alice, "JOIN #quiet").await;
+    ask(&mut bob, "JOIN #quiet").await;
+    alice.sync().await;
+    assert_eq!(
+        ask(&mut alice, "MODE #quiet +C").await,
+        [format!(":{} MODE #quiet +C", source("alice"))]
+    );
+    bob.expect(|l| l.ends_with("MODE #quiet +C")).await;
+    let modes = ask(&mut bob, "MODE #quiet").await;
+    assert_eq!(modes[0], ":parley.local 324 bob #quiet +Cnt", "{modes:?}");
+
+    let refused =
+        ":parley.local 404 bob #quiet :Cannot send CTCP to channel (+C): only ACTION is allowed";
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #quiet :\u{1}VERSION\u{1}").await,
+        [refused]
+    );
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #quiet :\u{1}PING 12345\u{1}").await,
+        [refused]
+    );
+    // A CTCP NOTICE is not answered (never is a NOTICE), and not relayed either.
+    assert!(ask(&mut bob, "NOTICE #quiet :\u{1}VERSION x\u{1}")
+        .await
+        .is_empty());
+    // The operator too: the mode is the channel's, lifted with -C.
+    assert_eq!(
+        ask(&mut alice, "PRIVMSG #quiet :\u{1}TIME\u{1}").await,
+        [":parley.local 404 alice #quiet :Cannot send CTCP to channel (+C): only ACTION is allowed"]
+    );
+    assert!(ask(&mut bob, "PRIVMSG #quiet :\u{1}ACTION waves\u{1}")
+        .await
+        .is_empty());
+    assert_eq!(
+        alice.sync().await,
+        [format!(
+            ":{} PRIVMSG #quiet :\u{1}ACTION waves\u{1}",
+            source("bob")
+        )]
+    );
+
+    ask(&mut alice, "MODE #quiet -C").await;
+    bob.sync().await;
+    assert!(ask(&mut bob, "PRIVMSG #quiet :\u{1}VERSION\u{1}")
+        .await
+        .is_empty());
+    alice
+        .expect(|l| l.ends_with("PRIVMSG #quiet :\u{1}VERSION\u{1}"))
+        .await;
+}
+
+/// The mute extban. modern.ircdocs.horse, EXTBAN: "The EXTBAN parameter is used to indicate
+/// the extended ban masks that the server supports [...] <prefix>,<types>". Ours is `$` with
+/// `a` (account) and `m` (mute). Ergo's mute (`m:`) and charybdis's acting extbans: "Ban
+/// exceptions on acting extbans exempt that user from matching an extban of that type". A
+/// muted user joins and reads, and gets 404 on speaking; voice and operator status lift it,
+/// as they lift `+b` and `+q`.
+#[tokio::test]
+async fn mute_extban_lets_join_but_not_speak() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(tokens.contains(&"EXTBAN=$,am".to_string()), "{tokens:?}");
+    let [mut alice, mut bob, mut carl] = server.clients(["alice", "bob", "carl"]).await;
+    ask(&mut alice, "JOIN #m").await;
+    assert_eq!(
+        ask(&mut alice, "MODE #m +b $m:bob").await,
+        [format!(":{} MODE #m +b $m:bob!*@*", source("alice"))]
+    );
+    // Not a ban: bob joins.
+    let joined = ask(&mut bob, "JOIN #m").await;
+    assert_eq!(
+        joined[0],
+        format!(":{} JOIN #m", source("bob")),
+        "{joined:?}"
+    );
+    ask(&mut carl, "JOIN #m").await;
+    alice.sync().await;
+    bob.sync().await;
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #m :can you hear me").await,
+        [":parley.local 404 bob #m :Cannot send to channel (you are muted)"]
+    );
+    // Others still speak, and bob reads them.
+    ask(&mut carl, "PRIVMSG #m :carl here").await;
+    bob.expect(|l| l.ends_with("PRIVMSG #m :carl here")).await;
+    alice.sync().await;
+    let list = ask(&mut alice, "MODE #m +b").await;
+    assert!(
+        list[0].starts_with(":parley.local 367 alice #m $m:bob!*@* alice "),
+        "{list:?}"
+    );
+
+    // Voice lifts it.
+    ask(&mut alice, "MODE #m +v bob").await;
+    bob.sync().await;
+    assert!(ask(&mut bob, "PRIVMSG #m :voiced").await.is_empty());
+    carl.expect(|l| l.ends_with("PRIVMSG #m :voiced")).await;
+    ask(&mut alice, "MODE #m -v bob").await;
+    bob.sync().await;
+    // So does an exception.
+    ask(&mut alice, "MODE #m +e $m:bob").await;
+    bob.sync().await;
+    assert!(ask(&mut bob, "PRIVMSG #m :excepted").await.is_empty());
+    ask(&mut alice, "MODE #m -e $m:bob!*@*").await;
+    bob.sync().await;
+    // And lifting the mute.
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #m :again").await,
+        [":parley.local 404 bob #m :Cannot send to channel (you are muted)"]
+    );
+    ask(&mut alice, "MODE #m -b $m:bob!*@*").await;
+    bob.sync().await;
+    assert!(ask(&mut bob, "PRIVMSG #m :free").await.is_empty());
+    alice.expect(|l| l.ends_with("PRIVMSG #m :free")).await;
+    // A mute must name someone.
+    assert_eq!(
+        ask(&mut alice, "MODE #m +b $m:").await,
+        Vec::<String>::new()
+    );
+}
