@@ -14,6 +14,21 @@ pub const MODES_PER_COMMAND: usize = 6;
 /// Entries in one channel's ban list (MAXLIST).
 pub const MAX_BANS: usize = 100;
 
+/// The channel-status prefixes a PRIVMSG/NOTICE may put before a channel (ISUPPORT
+/// `STATUSMSG`): `@#chan` reaches its operators, `+#chan` its voiced members and operators.
+pub const STATUSMSG: &str = "@+";
+
+/// A message target split into its STATUSMSG prefix, if it has one before a channel name, and
+/// the rest: `@#chan` -> (`Some('@')`, `#chan`), `#chan` -> (`None`, `#chan`).
+pub fn split_statusmsg(target: &str) -> (Option<char>, &str) {
+    match target.chars().next() {
+        Some(prefix) if STATUSMSG.contains(prefix) && target[1..].starts_with(['#', '&']) => {
+            (Some(prefix), &target[1..])
+        }
+        _ => (None, target),
+    }
+}
+
 /// ISUPPORT tokens per 005 line, as the spec suggests, to stay under the line limit.
 pub const PER_LINE: usize = 13;
 
@@ -25,6 +40,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#&:{}", l.channels_per_user),
         "CHANMODES=beIq,k,l,Cimnst".into(),
+        "ELIST=CMNTU".into(),
         "EXCEPTS=e".into(),
         "EXTBAN=$,am".into(),
         "INVEX=I".into(),
@@ -39,6 +55,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         format!("NICKLEN={}", l.nick_len),
         "PREFIX=(ov)@+".into(),
         "SAFELIST".into(),
+        format!("STATUSMSG={STATUSMSG}"),
         format!(
             "TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{0},PART:,PRIVMSG:{0},WHOIS:1",
             l.targets_per_message

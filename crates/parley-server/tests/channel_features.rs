@@ -272,3 +272,171 @@ async fn mute_extban_lets_join_but_not_speak() {
         Vec::<String>::new()
     );
 }
+
+/// modern.ircdocs.horse, STATUSMSG Parameter: "The STATUSMSG parameter indicates that the server
+/// supports a method for clients to send a message via the PRIVMSG / NOTICE commands to those
+/// people on a channel with (one of) the specified channel membership prefixes." `@#chan`
+/// reaches the operators, `+#chan` the voiced and the operators; the target they see keeps its
+/// prefix, only members may send one, and it is not kept in the channel's history (which every
+/// member may read).
+#[tokio::test]
+async fn statusmsg_reaches_only_the_prefix_it_names() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(tokens.contains(&"STATUSMSG=@+".to_string()), "{tokens:?}");
+    let [mut op, mut voiced, mut plain, mut outsider] =
+        server.clients(["op", "voiced", "plain", "outsider"]).await;
+    let mut echo = with_caps(&server, "echo", "echo-message").await;
+    ask(&mut op, "JOIN #staff").await;
+    for who in [&mut voiced, &mut plain, &mut echo] {
+        ask(who, "JOIN #staff").await;
+    }
+    ask(&mut op, "MODE #staff +v voiced").await;
+    for who in [&mut op, &mut voiced, &mut plain, &mut echo] {
+        who.sync().await;
+    }
+
+    // To the operators: only op gets it, with the prefix kept; echo (the sender) its echo.
+    assert_eq!(
+        ask(&mut echo, "PRIVMSG @#staff :ops only").await,
+        [format!(":{} PRIVMSG @#staff :ops only", source("echo"))]
+    );
+    assert_eq!(
+        op.sync().await,
+        [format!(":{} PRIVMSG @#staff :ops only", source("echo"))]
+    );
+    assert!(voiced.sync().await.is_empty());
+    assert!(plain.sync().await.is_empty());
+
+    // To the voiced and up: voiced and op.
+    ask(&mut plain, "NOTICE +#staff :voices too").await;
+    let line = format!(":{} NOTICE +#staff :voices too", source("plain"));
+    assert_eq!(op.sync().await, std::slice::from_ref(&line));
+    assert_eq!(voiced.sync().await, [line]);
+    assert!(echo.sync().await.is_empty());
+
+    // Not from outside the channel, even where +n is off.
+    ask(&mut op, "MODE #staff -n").await;
+    for who in [&mut voiced, &mut plain, &mut echo] {
+        who.sync().await;
+    }
+    assert_eq!(
+        ask(&mut outsider, "PRIVMSG @#staff :let me in").await,
+        [":parley.local 404 outsider #staff :Cannot send to channel (only its members may message its operators)"]
+    );
+    assert!(op.sync().await.is_empty());
+    // A channel that does not exist is 403 as ever.
+    assert_eq!(
+        ask(&mut op, "PRIVMSG @#nowhere :hi").await,
+        [":parley.local 403 op #nowhere :No such channel"]
+    );
+}
+
+/// modern.ircdocs.horse, ELIST Parameter: "M: Searching based on a mask." "N: Searching based
+/// on a non-matching !mask. i.e., the opposite of M." "U: Searching based on user count within
+/// the channel, via the "<val" and ">val" modifiers to search for a channel that has less or
+/// more than val users, respectively." "C: Searching based on channel creation time, via the
+/// "C<val" and "C>val" modifiers to search for a channel that was created either less than
+/// val minutes ago, or more than val minutes ago, respectively" (T likewise for the topic).
+/// Secret channels stay hidden from non-members whatever the query.
+#[tokio::test]
+async fn elist_filters_by_mask_user_count_and_age() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(tokens.contains(&"ELIST=CMNTU".to_string()), "{tokens:?}");
+    let [mut a, mut b, mut c, mut looker] = server.clients(["a", "b", "c", "looker"]).await;
+    for chan in ["#rust", "#rustaceans", "#spam"] {
+        ask(&mut a, &format!("JOIN {chan}")).await;
+    }
+    ask(&mut b, "JOIN #rust").await;
+    ask(&mut c, "JOIN #rust").await;
+    ask(&mut a, "TOPIC #rust :the language").await;
+    ask(&mut c, "JOIN #hidden").await;
+    ask(&mut c, "MODE #hidden +s").await;
+    a.sync().await;
+
+    async fn listed(client: &mut Client, query: &str) -> Vec<String> {
+        ask(client, query)
+            .await
+            .iter()
+            .filter(|l| command_of(l) == "322")
+            .map(|l| l.split(' ').nth(3).unwrap_or("").to_string())
+            .collect()
+    }
+    assert_eq!(
+        listed(&mut looker, "LIST").await,
+        ["#rust", "#rustaceans", "#spam"]
+    );
+    assert_eq!(
+        listed(&mut looker, "LIST #rust*").await,
+        ["#rust", "#rustaceans"]
+    );
+    assert_eq!(listed(&mut looker, "LIST !*rust*").await, ["#spam"]);
+    assert_eq!(listed(&mut looker, "LIST >2").await, ["#rust"]);
+    assert_eq!(
+        listed(&mut looker, "LIST <2").await,
+        ["#rustaceans", "#spam"]
+    );
+    assert_eq!(
+        listed(&mut looker, "LIST #r*,<3").await,
+        ["#rustaceans"],
+        "conditions hold together"
+    );
+    assert_eq!(listed(&mut looker, "LIST C<60").await.len(), 3);
+    assert!(listed(&mut looker, "LIST C>60").await.is_empty());
+    assert_eq!(listed(&mut looker, "LIST T<60").await, ["#rust"]);
+    // The exact form still works, and a secret channel stays secret to a mask.
+    assert_eq!(listed(&mut looker, "LIST #SPAM").await, ["#spam"]);
+    assert!(listed(&mut looker, "LIST #hid*").await.is_empty());
+    assert_eq!(listed(&mut c, "LIST #hid*").await, ["#hidden"]);
+    let whole = ask(&mut looker, "LIST >0").await;
+    assert_eq!(
+        whole.first().map(String::as_str),
+        Some(":parley.local 321 looker Channel :Users  Name")
+    );
+    assert_eq!(
+        whole.last().map(String::as_str),
+        Some(":parley.local 323 looker :End of /LIST")
+    );
+}
+
+/// modern.ircdocs.horse, RPL_INVITELIST (336): "Sent to a client as a reply to the INVITE
+/// command when used with no parameter, to indicate a channel the client was invited to."
+/// RPL_ENDOFINVITELIST (337): "<client> :End of /INVITE list". An invite used up by the join
+/// it let in is gone from the list.
+#[tokio::test]
+async fn invite_alone_lists_pending_invites() {
+    let server = quiet_server().await;
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    assert_eq!(
+        ask(&mut bob, "INVITE").await,
+        [":parley.local 337 bob :End of /INVITE list"]
+    );
+    for chan in ["#two", "#one"] {
+        ask(&mut alice, &format!("JOIN {chan}")).await;
+        ask(&mut alice, &format!("INVITE bob {chan}")).await;
+    }
+    ask(&mut alice, "MODE #two +s").await;
+    bob.sync().await;
+    assert_eq!(
+        ask(&mut bob, "INVITE").await,
+        [
+            ":parley.local 336 bob #one",
+            ":parley.local 336 bob #two",
+            ":parley.local 337 bob :End of /INVITE list",
+        ]
+    );
+    ask(&mut bob, "JOIN #one").await;
+    assert_eq!(
+        ask(&mut bob, "INVITE").await,
+        [
+            ":parley.local 336 bob #two",
+            ":parley.local 337 bob :End of /INVITE list",
+        ]
+    );
+    // One parameter is still too few.
+    assert_eq!(
+        ask(&mut bob, "INVITE alice").await,
+        [":parley.local 461 bob INVITE :Not enough parameters"]
+    );
+}

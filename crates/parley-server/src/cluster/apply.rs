@@ -478,7 +478,14 @@ fn message(
         }
         Target::Channel(key) => {
             if let Some(chan) = world.channels.get(key) {
-                send_except(step.held, &relay, &chan.snapshot, sender.as_ref());
+                // A STATUSMSG (`@#chan`) keeps its prefix in `to`: only those it names get it.
+                match crate::isupport::split_statusmsg(&to).0 {
+                    Some(prefix) => {
+                        let reached = chan.status_members(prefix);
+                        send_except(step.held, &relay, &reached, sender.as_ref());
+                    }
+                    None => send_except(step.held, &relay, &chan.snapshot, sender.as_ref()),
+                }
             }
         }
         Target::User(to_uid) => {

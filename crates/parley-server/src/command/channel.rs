@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parley_proto::{casefold, numeric, write_line, Message};
 
 use crate::cluster::event::{Event, TopicInfo};
+use crate::command::{elist::ListQuery, invite_list};
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
 use crate::relay::{line, Relay};
 use crate::state::{Invite, Topic, World};
@@ -213,13 +214,12 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `LIST [<channel>[,<channel>...]]`: channels with their member counts and topics (321, 322,
-/// 323), sorted by name.
+/// `LIST [<channel or condition>[,...]] [<condition>[,...]]`: channels with their member counts
+/// and topics (321, 322, 323), sorted by name; the conditions are ELIST's (`command::elist`).
+/// Secret channels stay hidden from non-members whatever is asked.
 pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
-    let wanted: Option<Vec<String>> = msg
-        .param(0)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split(',').map(casefold).collect());
+    let query = ListQuery::parse(&msg.params);
+    let now = SystemTime::now();
     ctx.numeric(numeric::RPL_LISTSTART, &["Channel"], Some("Users  Name"));
     let rows: Vec<(String, String, String)> = {
         let world = ctx.shared.world.lock();
@@ -227,7 +227,7 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let mut rows: Vec<_> = world
             .channels
             .iter()
-            .filter(|(key, _)| wanted.as_ref().is_none_or(|w| w.contains(key)))
+            .filter(|(key, c)| query.matches(key, c, now))
             .filter(|(_, c)| !c.hidden_from(ctx.session.id, sees_secret))
             .map(|(_, c)| {
                 (
@@ -247,9 +247,13 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `INVITE <nick> <channel>`: a member may invite (an operator under `+i`); the invite lets
+/// `INVITE` alone lists one's invites (`command::invite_list`). `INVITE <nick> <channel>`: a
+/// member may invite (an operator under `+i`); the invite lets
 /// the user past `+i`, and past a ban when an operator gave it.
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    if msg.params.is_empty() {
+        return invite_list::invites(ctx);
+    }
     ctx.require_params(msg, 2)?;
     let id = ctx.session.id;
     let remote = {

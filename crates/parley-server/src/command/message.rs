@@ -16,6 +16,7 @@ use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp, Lookup, Reply};
 use crate::fanout::Delivery;
 use crate::history::{dm_key, party};
+use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
 use crate::relay::Relay;
 use crate::state::{is_restricted_ctcp, MemberList};
@@ -55,7 +56,7 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
     for target in targets {
         if target.starts_with('$') {
             broadcast(ctx, verb, target, text, notice);
-        } else if target.starts_with(['#', '&']) {
+        } else if split_statusmsg(target).1.starts_with(['#', '&']) {
             // A NOTICE is never answered with an error (RFC 2812 3.3.2).
             if let (Err(reply), false) = (to_channel(ctx, verb, target, text), notice) {
                 ctx.reply(&reply);
@@ -170,6 +171,7 @@ fn deliver(
     offline_for: Option<String>,
     target: Option<Target>,
     bot: bool,
+    keep: bool,
 ) {
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
@@ -208,7 +210,7 @@ fn deliver(
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
-            stored: Some(message),
+            stored: keep.then_some(message),
             offline_for,
             relay,
             recipients,
@@ -221,7 +223,9 @@ fn deliver(
 
 /// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban,
 /// a quiet or a mute (`+b $m:`) stops them, which voice and operator status lift; `+C` refuses
-/// CTCP other than ACTION to everyone.
+/// CTCP other than ACTION to everyone. A STATUSMSG target (`@#chan`, `+#chan`) reaches only
+/// the operators (or the voiced and operators), comes from members only, keeps its prefix for
+/// those it reaches, and is not stored: the channel's history is for everyone in it.
 fn to_channel(
     ctx: &mut Ctx<'_>,
     verb: &'static str,
@@ -229,6 +233,7 @@ fn to_channel(
     text: &str,
 ) -> Result<(), Reply> {
     let id = ctx.session.id;
+    let (status_prefix, target) = split_statusmsg(target);
     let (key, source, account, bot, shown, members) = {
         let mut world = ctx.shared.world.lock();
         let Some((source, account, bot)) = world
@@ -241,7 +246,9 @@ fn to_channel(
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
         let privileged = status.is_some_and(|s| s.op || s.voice);
-        let refusal = if status.is_none() && channel.modes.no_external {
+        let refusal = if status.is_none() && status_prefix.is_some() {
+            Some("Cannot send to channel (only its members may message its operators)")
+        } else if status.is_none() && channel.modes.no_external {
             Some("Cannot send to channel (+n)")
         } else if channel.modes.moderated && !privileged {
             Some("Cannot send to channel (+m)")
@@ -263,8 +270,13 @@ fn to_channel(
                 reason,
             ));
         }
-        let shown = channel.name.clone();
-        let members = channel.snapshot.clone();
+        let (shown, members) = match status_prefix {
+            Some(prefix) => (
+                format!("{prefix}{}", channel.name),
+                channel.status_members(prefix),
+            ),
+            None => (channel.name.clone(), channel.snapshot.clone()),
+        };
         if let Some(user) = world.users.get_mut(&id) {
             user.last_spoke = Instant::now();
         }
@@ -272,7 +284,15 @@ fn to_channel(
     };
     let target = Target::Channel(key.clone());
     let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None, Some(target), bot);
+    deliver(
+        ctx,
+        message,
+        members,
+        None,
+        Some(target),
+        bot,
+        status_prefix.is_none(),
+    );
     Ok(())
 }
 
@@ -325,6 +345,7 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         None,
         uid.map(Target::User),
         bot,
+        true,
     );
     if let (Some(away), false) = (away, notice) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
@@ -359,7 +380,15 @@ fn offline(
     let them = casefold(target);
     let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
     // Kept for later: the bot tag is for live delivery only.
-    deliver(ctx, message, MemberList::default(), Some(them), None, false);
+    deliver(
+        ctx,
+        message,
+        MemberList::default(),
+        Some(them),
+        None,
+        false,
+        true,
+    );
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

@@ -12,7 +12,9 @@
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
+pub mod elist;
 pub mod info;
+pub mod invite_list;
 pub mod join;
 pub mod message;
 pub mod mode;

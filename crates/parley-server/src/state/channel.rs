@@ -249,6 +249,23 @@ impl Channel {
         }
     }
 
+    /// The buffers of the members a STATUSMSG `prefix` reaches: `@` operators, `+` voiced
+    /// members and operators (`order` and `snapshot` run in step).
+    pub fn status_members(&self, prefix: char) -> MemberList {
+        let reached = |s: &MemberStatus| match prefix {
+            '@' => s.op,
+            _ => s.op || s.voice,
+        };
+        let members = self
+            .order
+            .iter()
+            .zip(self.snapshot.iter())
+            .filter(|(id, _)| self.members.get(id).is_some_and(reached))
+            .map(|(_, out)| out.clone())
+            .collect();
+        Arc::new(members)
+    }
+
     pub fn status(&self, id: ClientId) -> Option<MemberStatus> {
         self.members.get(&id).copied()
     }
