@@ -539,6 +539,8 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
     while let [rest @ .., b'\r' | b'\n'] = raw {
         raw = rest;
     }
+    // UTF8ONLY: a line that is not UTF-8 is parsed (lossily) only to answer it by name.
+    let utf8 = std::str::from_utf8(raw).is_ok();
     let text = String::from_utf8_lossy(raw);
     let mut ctx = Ctx {
         shared,
@@ -556,7 +558,11 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
                     });
                 }
             }
-            command::dispatch(&mut ctx, &msg)
+            if utf8 {
+                command::dispatch(&mut ctx, &msg)
+            } else {
+                command::utf8::refuse(&mut ctx, &msg)
+            }
         }
         Err(ParseError::Empty) => {}
         Err(

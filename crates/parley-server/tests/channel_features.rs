@@ -440,3 +440,163 @@ async fn invite_alone_lists_pending_invites() {
         [":parley.local 461 bob INVITE :Not enough parameters"]
     );
 }
+
+const NOT_UTF8: &str =
+    "INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8 encoding on this network";
+
+/// ircv3.net/specs/extensions/utf8-only: "Servers publishing this token MUST NOT relay content
+/// (such as PRIVMSG or NOTICE message data, channel topics, or realnames) containing
+/// non-UTF-8 data to clients." "When sent with the FAIL command, it indicates that the
+/// client's message was rejected because it contained invalid UTF-8 data." The example:
+/// "Server: FAIL PRIVMSG INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8
+/// encoding on this network".
+#[tokio::test]
+async fn utf8only_refuses_lines_that_are_not_utf8() {
+    let server = quiet_server().await;
+    let tokens = isupport(&server).await;
+    assert!(tokens.contains(&"UTF8ONLY".to_string()), "{tokens:?}");
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    ask(&mut alice, "JOIN #u").await;
+    ask(&mut bob, "JOIN #u").await;
+    ask(&mut alice, "TOPIC #u :before").await;
+    bob.sync().await;
+
+    // Latin-1 "café": refused whole, relayed to nobody.
+    bob.send_raw(b"PRIVMSG #u :caf\xe9\r\n").await;
+    assert_eq!(
+        bob.sync().await,
+        [format!(":parley.local FAIL PRIVMSG {NOT_UTF8}")]
+    );
+    bob.send_raw(b"TOPIC #u :\xff\xfe\r\n").await;
+    assert_eq!(
+        bob.sync().await,
+        [format!(":parley.local FAIL TOPIC {NOT_UTF8}")]
+    );
+    // A NOTICE is never answered, and not relayed either.
+    bob.send_raw(b"NOTICE #u :\xc3\r\n").await;
+    assert!(bob.sync().await.is_empty());
+    assert!(alice.sync().await.is_empty(), "nothing reached alice");
+    let topic = ask(&mut bob, "TOPIC #u").await;
+    assert_eq!(topic[0], ":parley.local 332 bob #u :before", "{topic:?}");
+
+    // UTF-8 goes through byte for byte.
+    ask(&mut bob, "PRIVMSG #u :café ☕").await;
+    assert_eq!(
+        alice.sync().await,
+        [format!(":{} PRIVMSG #u :café ☕", source("bob"))]
+    );
+
+    // Before registration too: a realname that is not UTF-8 is refused, not mangled.
+    let mut carl = server.connect().await;
+    carl.send("NICK carl").await;
+    carl.send_raw(b"USER carl 0 * :R\xe9al Name\r\n").await;
+    assert_eq!(
+        carl.sync().await,
+        [format!(":parley.local FAIL USER {NOT_UTF8}")]
+    );
+    carl.send("USER carl 0 * :Real Name").await;
+    carl.expect_numeric("001").await;
+}
+
+mod websocket {
+    //! The same features over the WebSocket transport (issue 24 item 12): a binary WebSocket
+    //! message may carry any bytes, so UTF8ONLY must hold there too; and STATUSMSG.
+
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Ws =
+        tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+    async fn ws_connect(server: &TestServer) -> Ws {
+        let addr = server.running.web_addrs()[0];
+        let mut request = format!("wss://localhost:{}/ws", addr.port())
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("binary.ircv3.net"),
+        );
+        let stream = common::tls_connect(
+            addr,
+            common::client_config_trusting(&server.generated_cert_pem()),
+        )
+        .await
+        .expect("TLS handshake with the web listener");
+        let (ws, _) = tokio::time::timeout(
+            common::TIMEOUT,
+            tokio_tungstenite::client_async(request, stream),
+        )
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+        ws
+    }
+
+    async fn send(ws: &mut Ws, bytes: &[u8]) {
+        ws.send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send");
+    }
+
+    /// Lines up to the PONG answering a fresh PING, as `Client::sync`.
+    async fn sync(ws: &mut Ws) -> Vec<String> {
+        send(ws, b"PING ws-sync").await;
+        let mut lines = Vec::new();
+        loop {
+            let message = tokio::time::timeout(common::TIMEOUT, ws.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open")
+                .expect("valid message");
+            let line = match message {
+                Message::Text(text) => text.to_string(),
+                Message::Binary(data) => String::from_utf8(data.to_vec()).expect("UTF-8 out"),
+                _ => continue,
+            };
+            if line.contains(" PONG ") && line.ends_with("ws-sync") {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    #[tokio::test]
+    async fn utf8only_and_statusmsg_hold_over_websocket() {
+        let server = TestServer::start_with(|c| {
+            c.server.default_channel = String::new();
+            c.web.listen = vec!["127.0.0.1:0".into()];
+        })
+        .await;
+        let mut ws = ws_connect(&server).await;
+        send(&mut ws, b"NICK webby").await;
+        send(&mut ws, b"USER webby 0 * :Web").await;
+        let burst = sync(&mut ws).await;
+        assert!(burst.iter().any(|l| l.contains(" UTF8ONLY")), "{burst:?}");
+        let [mut op, mut plain] = server.clients(["op", "plain"]).await;
+        ask(&mut op, "JOIN #w").await;
+        ask(&mut plain, "JOIN #w").await;
+        send(&mut ws, b"JOIN #w").await;
+        sync(&mut ws).await;
+        op.sync().await;
+        plain.sync().await;
+
+        send(&mut ws, b"PRIVMSG #w :\xff\xfe").await;
+        assert_eq!(
+            sync(&mut ws).await,
+            [format!(":parley.local FAIL PRIVMSG {NOT_UTF8}")]
+        );
+        assert!(op.sync().await.is_empty());
+
+        send(&mut ws, b"PRIVMSG @#w :ops only").await;
+        assert!(sync(&mut ws).await.is_empty());
+        assert_eq!(
+            op.sync().await,
+            [":webby!~webby@127.0.0.1 PRIVMSG @#w :ops only"]
+        );
+        assert!(plain.sync().await.is_empty());
+    }
+}

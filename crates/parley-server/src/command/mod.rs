@@ -25,6 +25,7 @@ pub mod presence;
 pub mod query;
 pub mod registration;
 pub mod session;
+pub mod utf8;
 
 use parley_proto::{numeric, Message};
 
