@@ -24,6 +24,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "account-tag",
     "batch",
     "cap-notify",
+    "draft/channel-rename",
     "draft/chathistory",
     "echo-message",
     "extended-join",
@@ -110,6 +111,7 @@ pub struct Caps {
     pub account_tag: bool,
     pub batch: bool,
     pub cap_notify: bool,
+    pub channel_rename: bool,
     pub chathistory: bool,
     pub echo_message: bool,
     pub extended_join: bool,
@@ -129,6 +131,7 @@ impl Caps {
             "account-tag" => &mut self.account_tag,
             "batch" => &mut self.batch,
             "cap-notify" => &mut self.cap_notify,
+            "draft/channel-rename" => &mut self.channel_rename,
             "draft/chathistory" => &mut self.chathistory,
             "echo-message" => &mut self.echo_message,
             "extended-join" => &mut self.extended_join,
@@ -184,6 +187,9 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        if self.channel_rename {
+            bits |= wire::CHANNEL_RENAME;
         }
         bits
     }

@@ -24,6 +24,8 @@ pub mod wire {
     pub const ACCOUNT_NOTIFY: u8 = 16;
     /// Not a variant bit: the sender gets its own messages back.
     pub const ECHO_MESSAGE: u8 = 32;
+    /// Not a variant bit: gets RENAME (draft/channel-rename) rather than its PART/JOIN fallback.
+    pub const CHANNEL_RENAME: u8 = 64;
 }
 
 /// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,

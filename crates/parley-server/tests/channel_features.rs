@@ -600,3 +600,288 @@ mod websocket {
         assert!(plain.sync().await.is_empty());
     }
 }
+
+/// ircv3.net/specs/extensions/channel-rename: "A channel rename preserves all channel state,
+/// such as membership, mode and topic." "The server to client command MUST always include the
+/// third parameter, an empty string MAY be used if no reason is provided." Fallback: "Send the
+/// client a PART message for the old channel name, with part message matching the rename
+/// reason if given" and "Send the client a JOIN message followed by the usual messages that
+/// would be sent if the client had joined the new channel normally (RPL_TOPIC,
+/// RPL_TOPICWHOTIME, RPL_NAMREPLY, RPL_ENDOFNAMES etc)." "This fallback SHOULD NOT be used if
+/// the rename only changes the case of the channel name". "Implementations MUST allow channels
+/// to be renamed while only changing the casing of a channel name."
+#[tokio::test]
+async fn rename_moves_a_channel_with_its_state_and_history() {
+    let server = quiet_server().await;
+    let mut probe = server.connect().await;
+    probe.send("CAP LS 302").await;
+    let ls = probe.expect(|l| l.contains(" CAP * LS ")).await;
+    assert!(ls.contains("draft/channel-rename"), "{ls}");
+
+    let caps = "draft/channel-rename";
+    let mut alice = with_caps(&server, "alice", caps).await;
+    let mut bob = with_caps(
+        &server,
+        "bob",
+        &format!("{caps} draft/chathistory batch server-time message-tags"),
+    )
+    .await;
+    let mut carl = server.client("carl").await;
+    ask(&mut alice, "JOIN #boaring").await;
+    ask(&mut bob, "JOIN #boaring").await;
+    ask(&mut carl, "JOIN #boaring").await;
+    ask(&mut alice, "TOPIC #boaring :all about boats").await;
+    ask(&mut alice, "MODE #boaring +b $m:troll").await;
+    ask(&mut carl, "PRIVMSG #boaring :said before").await;
+    bob.expect(|l| l.ends_with("PRIVMSG #boaring :said before"))
+        .await;
+    alice.sync().await;
+    bob.sync().await;
+
+    assert_eq!(
+        ask(&mut alice, "RENAME #boaring #boring :Typo fix").await,
+        [format!(
+            ":{} RENAME #boaring #boring :Typo fix",
+            source("alice")
+        )]
+    );
+    let seen = bob.expect(|l| l.contains(" RENAME ")).await;
+    assert!(
+        seen.ends_with(&format!(
+            ":{} RENAME #boaring #boring :Typo fix",
+            source("alice")
+        )),
+        "{seen}"
+    );
+    let fallback = carl.sync().await;
+    let set_at = fallback
+        .iter()
+        .find(|l| command_of(l) == "333")
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        fallback,
+        [
+            format!(":{} PART #boaring :Typo fix", source("carl")),
+            format!(":{} JOIN #boring", source("carl")),
+            ":parley.local 332 carl #boring :all about boats".to_string(),
+            format!(":parley.local 333 carl #boring alice {set_at}"),
+            ":parley.local 353 carl = #boring :@alice bob carl".to_string(),
+            ":parley.local 366 carl #boring :End of /NAMES list".to_string(),
+        ]
+    );
+    // Everything else came along.
+    let modes = ask(&mut carl, "MODE #boring +b").await;
+    assert!(
+        modes[0].contains(" 367 carl #boring $m:troll!*@* alice "),
+        "{modes:?}"
+    );
+    assert_eq!(
+        ask(&mut carl, "NAMES #boaring").await,
+        [":parley.local 366 carl #boaring :End of /NAMES list"],
+        "the old name is gone"
+    );
+    assert!(ask(&mut carl, "PRIVMSG #boring :said after")
+        .await
+        .is_empty());
+    bob.expect(|l| l.ends_with("PRIVMSG #boring :said after"))
+        .await;
+    alice.sync().await;
+    // The history moved with it: the old line is the new channel's.
+    bob.send("CHATHISTORY LATEST #boring * 10").await;
+    let history = bob.sync().await;
+    let texts: Vec<&String> = history.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+    assert_eq!(texts.len(), 2, "{history:?}");
+    assert!(
+        texts[0].ends_with("PRIVMSG #boring :said before"),
+        "{history:?}"
+    );
+
+    // Without a reason: the third parameter is there, empty.
+    assert_eq!(
+        ask(&mut alice, "RENAME #boring #Boring").await,
+        [format!(":{} RENAME #boring #Boring :", source("alice"))]
+    );
+    bob.expect(|l| l.contains(" RENAME #boring #Boring :"))
+        .await;
+    // A change of case only: no fallback.
+    assert!(carl.sync().await.is_empty());
+    let modes = ask(&mut carl, "MODE #boring").await;
+    assert!(
+        modes[0].starts_with(":parley.local 324 carl #Boring +"),
+        "{modes:?}"
+    );
+}
+
+/// ircv3.net/specs/extensions/channel-rename, Errors: "FAIL RENAME CHANNEL_NAME_IN_USE
+/// <old-channel> <new-channel> :The channel name is already taken", "FAIL RENAME
+/// CANNOT_RENAME <old-channel> <new-channel> :The channel cannot be renamed"; "If existing
+/// error numerics (such as ERR_CHANOPRIVSNEEDED, ERR_NOTONCHANNEL, ERR_NEEDMOREPARAMS) are
+/// more appropriate, they SHOULD be used instead." "Server implementations MAY prevent channel
+/// renames that change the prefix type".
+#[tokio::test]
+async fn rename_errors_follow_the_spec() {
+    let server = TestServer::start().await;
+    let [mut alice, mut bob] = server.clients(["alice", "bob"]).await;
+    ask(&mut alice, "JOIN #evil").await;
+    ask(&mut alice, "JOIN #good").await;
+    ask(&mut bob, "JOIN #evil").await;
+    alice.sync().await;
+    assert_eq!(
+        ask(&mut bob, "RENAME #evil #nice").await,
+        [":parley.local 482 bob #evil :You're not channel operator"]
+    );
+    assert_eq!(
+        ask(&mut bob, "RENAME #good #nice").await,
+        [":parley.local 442 bob #good :You're not on that channel"]
+    );
+    assert_eq!(
+        ask(&mut alice, "RENAME #evil").await,
+        [":parley.local 461 alice RENAME :Not enough parameters"]
+    );
+    assert_eq!(
+        ask(&mut alice, "RENAME #nowhere #else").await,
+        [":parley.local 403 alice #nowhere :No such channel"]
+    );
+    assert_eq!(
+        ask(&mut alice, "RENAME #evil #GOOD :Don't be evil").await,
+        [":parley.local FAIL RENAME CHANNEL_NAME_IN_USE #evil #GOOD :The channel name is already taken"]
+    );
+    assert_eq!(
+        ask(&mut alice, "RENAME #evil &local").await,
+        [":parley.local FAIL RENAME CANNOT_RENAME #evil &local :You cannot change a channel prefix type"]
+    );
+    assert_eq!(
+        ask(&mut alice, "RENAME #evil #bad,name").await,
+        [":parley.local FAIL RENAME CANNOT_RENAME #evil #bad,name :That is not a valid channel name"]
+    );
+    // The default room is named by the config, not by whoever holds +o there.
+    ask(&mut alice, "MODE #lobby +o alice").await;
+    let lobby = ask(&mut alice, "RENAME #lobby #hall").await;
+    assert!(
+        lobby.last().is_some_and(
+            |l| l.contains(" 482 ") || l.contains("FAIL RENAME CANNOT_RENAME #lobby #hall")
+        ),
+        "{lobby:?}"
+    );
+    assert!(bob
+        .sync()
+        .await
+        .iter()
+        .all(|l| !l.contains("RENAME") && !l.contains(" PART ")));
+}
+
+/// "A channel rename preserves all channel state": a registered channel is stored under its
+/// new name (and no longer under the old one), so it comes back renamed after a restart.
+#[tokio::test]
+async fn a_renamed_registered_channel_stays_renamed_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("start");
+    let addr = first.plain_addrs()[0];
+    let mut alice = common::account(addr, "alice").await;
+    ask(&mut alice, "JOIN #club").await;
+    ask(&mut alice, "TOPIC #club :members only").await;
+    let owner = ask(&mut alice, "OWNER #club").await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.ends_with("#club is registered to alice")),
+        "{owner:?}"
+    );
+    ask(&mut alice, "RENAME #club #society :grown up").await;
+    // A stored message after the rename means the writer has the rename behind it.
+    ask(&mut alice, "PRIVMSG #society :hello").await;
+    first.shutdown();
+    assert!(first.wait(std::time::Duration::from_secs(5)).await);
+    drop(alice);
+
+    let second = parley_server::start(common::test_config(&dir))
+        .await
+        .expect("restart");
+    let mut look = Client::connect(second.plain_addrs()[0]).await;
+    look.register("looker").await;
+    let list = ask(&mut look, "LIST").await;
+    let rows: Vec<&String> = list.iter().filter(|l| command_of(l) == "322").collect();
+    assert!(
+        rows.iter()
+            .any(|l| l.ends_with(" 322 looker #society 0 :members only")),
+        "{list:?}"
+    );
+    assert!(!rows.iter().any(|l| l.contains(" #club ")), "{list:?}");
+    second.shutdown();
+}
+
+/// The same rules across a cluster (parleyd nodes on one nats-server and one PostgreSQL): a
+/// mute set on one node silences a member on another, a STATUSMSG reaches only the operators
+/// on every node, the bot tag comes with a remote bot's message, and a RENAME reaches the other
+/// node's members as RENAME or as its fallback. Skips without nats-server and PostgreSQL
+/// (CI requires them).
+#[tokio::test]
+async fn channel_features_hold_across_a_cluster() {
+    use common::cluster::{client_with_caps, Cluster};
+    let Some(cluster) =
+        Cluster::start(2, |_, config| config.server.default_channel = String::new()).await
+    else {
+        return;
+    };
+    let caps = "draft/channel-rename message-tags";
+    let mut alice = client_with_caps(cluster.nodes[0].addr, "alice", caps).await;
+    let mut bob = cluster.client(1, "bob").await;
+    let mut carol = client_with_caps(cluster.nodes[1].addr, "carol", caps).await;
+    bob.await_whois("alice").await;
+    carol.await_whois("alice").await;
+    ask(&mut alice, "JOIN #x").await;
+    bob.send("JOIN #x").await;
+    bob.expect(|l| l.contains(" 366 bob #x ")).await;
+    carol.send("JOIN #x").await;
+    carol.expect(|l| l.contains(" 366 carol #x ")).await;
+    alice
+        .expect(|l| l.starts_with(":carol!") && l.contains(" JOIN "))
+        .await;
+    ask(&mut alice, "MODE #x +o carol").await;
+    ask(&mut alice, "MODE #x +b $m:bob").await;
+    bob.expect(|l| l.ends_with("MODE #x +b $m:bob!*@*")).await;
+    carol.expect(|l| l.ends_with("MODE #x +b $m:bob!*@*")).await;
+
+    // The mute, set on node 0, holds on node 1.
+    assert_eq!(
+        ask(&mut bob, "PRIVMSG #x :hello?").await,
+        [":parley.local 404 bob #x :Cannot send to channel (you are muted)"]
+    );
+
+    // A STATUSMSG from node 0 reaches the operator on node 1, not the plain member.
+    ask(&mut alice, "MODE alice +B").await;
+    alice.send("PRIVMSG @#x :ops meeting").await;
+    let got = carol.expect(|l| l.contains(" PRIVMSG @#x ")).await;
+    assert!(
+        got.ends_with(":alice!~alice@127.0.0.1 PRIVMSG @#x :ops meeting"),
+        "{got}"
+    );
+    assert_eq!(
+        tag(&got, "bot"),
+        Some(""),
+        "a remote bot's message is tagged: {got}"
+    );
+    alice.send("PRIVMSG #x :everyone").await;
+    let next = bob.expect(|l| l.contains(" PRIVMSG ")).await;
+    assert_eq!(next, ":alice!~alice@127.0.0.1 PRIVMSG #x :everyone");
+
+    // A rename on node 0: RENAME to carol (the capability), the fallback to bob.
+    ask(&mut alice, "RENAME #x #y :moving").await;
+    let renamed = carol.expect(|l| l.contains(" RENAME ")).await;
+    assert!(
+        renamed.ends_with(":alice!~alice@127.0.0.1 RENAME #x #y :moving"),
+        "{renamed}"
+    );
+    bob.expect_next(":bob!~bob@127.0.0.1 PART #x :moving").await;
+    bob.expect_next(":bob!~bob@127.0.0.1 JOIN #y").await;
+    let names = bob.expect(|l| command_of(l) == "353").await;
+    assert_eq!(names, ":parley.local 353 bob = #y :@alice bob @carol");
+    // And node 1 knows the channel by its new name.
+    bob.expect(|l| command_of(l) == "366").await;
+    let modes = ask(&mut bob, "MODE #y +b").await;
+    assert!(modes[0].contains(" 367 bob #y $m:bob!*@* "), "{modes:?}");
+}

@@ -54,7 +54,8 @@ async fn cap_negotiation_holds_registration_until_end() {
     assert_eq!(
         ls,
         ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
-         draft/account-registration=before-connect,custom-account-name draft/chathistory \
+         draft/account-registration=before-connect,custom-account-name draft/channel-rename \
+         draft/chathistory \
          echo-message extended-join labeled-response message-tags multi-prefix \
          sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time \
          userhost-in-names"

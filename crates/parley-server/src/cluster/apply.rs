@@ -176,6 +176,14 @@ pub fn apply(
             by_operator,
         ),
         Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::Rename {
+            uid: _,
+            source,
+            account,
+            old,
+            new,
+            reason,
+        } => channel_renamed(&mut step, world, source, account, old, new, reason),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
@@ -524,6 +532,34 @@ fn message(
             };
         }
     }
+}
+
+/// `Rename`: a channel renamed on another node: moved here too, and this node's members told
+/// (the origin did both already).
+fn channel_renamed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    source: String,
+    account: Option<String>,
+    old: String,
+    new: String,
+    reason: String,
+) {
+    if step.own {
+        return;
+    }
+    let Some(key) = world.rename_channel(&casefold(&old), &new) else {
+        return;
+    };
+    let server = step.shared.server_name();
+    crate::fanout::rename(
+        &mut world,
+        &key,
+        &old,
+        (&source, account.as_deref()),
+        &reason,
+        server,
+    );
 }
 
 /// `UserModes`: a remote user's own modes (`+i`, operator, `+B`) changed.

@@ -175,6 +175,18 @@ pub enum Event {
         target: Target,
         text: String,
     },
+    /// A channel operator renamed a channel (draft/channel-rename): every node moves it in its
+    /// replica and tells its own members. Older nodes skip it (unknown type) and keep the old
+    /// name until the channel's members rejoin.
+    Rename {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The channel's name before, as it was shown.
+        old: String,
+        new: String,
+        reason: String,
+    },
     /// A user's own modes changed: `+i`, operator status.
     UserModes {
         uid: Uid,

@@ -31,6 +31,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Topic { uid, .. }
         | Event::Mode { uid, .. }
         | Event::Message { uid, .. }
+        | Event::Rename { uid, .. }
         | Event::UserModes { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }

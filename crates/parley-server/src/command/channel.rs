@@ -8,12 +8,10 @@ use parley_proto::{casefold, numeric, write_line, Message};
 use crate::cluster::event::{Event, TopicInfo};
 use crate::command::{elist::ListQuery, invite_list};
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
+use crate::fanout::{names_chunks, NAMES_LINE_BUDGET};
 use crate::relay::{line, Relay};
 use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
-
-/// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
-const NAMES_LINE_BUDGET: usize = 400;
 
 pub fn unix_time(at: SystemTime) -> String {
     at.duration_since(UNIX_EPOCH)
@@ -102,28 +100,6 @@ pub fn send_names(ctx: &Ctx<'_>, world: &mut World, key: &str) {
     let end = Some("End of /NAMES list");
     write_line(&mut out, &[], server, numeric::RPL_ENDOFNAMES, &middle, end);
     ctx.send_lines(&out);
-}
-
-/// A space-separated list cut at spaces into pieces of at most [`NAMES_LINE_BUDGET`] bytes (a
-/// single name longer than that, which the nick limit rules out, makes a piece of its own).
-fn names_chunks(mut names: &str) -> impl Iterator<Item = &str> {
-    std::iter::from_fn(move || {
-        if names.is_empty() {
-            return None;
-        }
-        if names.len() <= NAMES_LINE_BUDGET {
-            return Some(std::mem::take(&mut names));
-        }
-        let bytes = names.as_bytes();
-        let cut = bytes[..=NAMES_LINE_BUDGET]
-            .iter()
-            .rposition(|b| *b == b' ')
-            .or_else(|| bytes.iter().position(|b| *b == b' '))
-            .unwrap_or(names.len());
-        let (chunk, rest) = names.split_at(cut);
-        names = rest.strip_prefix(' ').unwrap_or(rest);
-        Some(chunk)
-    })
 }
 
 /// `NAMES [<channel>[,<channel>...]]`: each channel's members (353, 366); a channel that is

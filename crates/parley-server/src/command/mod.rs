@@ -24,6 +24,7 @@ pub mod owner;
 pub mod presence;
 pub mod query;
 pub mod registration;
+pub mod rename;
 pub mod session;
 pub mod utf8;
 
@@ -61,6 +62,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "LIST" => channel::list(ctx, msg),
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
+        "RENAME" => rename::rename(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),

@@ -184,6 +184,26 @@ impl World {
     }
 
     /// Remove `id` from one channel, dropping the channel when it empties.
+    /// Give the channel under `old_key` the name `new_name` (draft/channel-rename): it moves to
+    /// the new name's key with all its state, and its members' channel sets follow. Returns the
+    /// new key; `None` if there is no such channel or another already holds the new key.
+    pub fn rename_channel(&mut self, old_key: &str, new_name: &str) -> Option<String> {
+        let new_key = casefold(new_name);
+        if new_key != old_key && self.channels.contains_key(&new_key) {
+            return None;
+        }
+        let mut channel = self.channels.remove(old_key)?;
+        channel.name = new_name.to_string();
+        for id in &channel.order {
+            if let Some(user) = self.users.get_mut(id) {
+                user.channels.remove(old_key);
+                user.channels.insert(new_key.clone());
+            }
+        }
+        self.channels.insert(new_key.clone(), channel);
+        Some(new_key)
+    }
+
     pub fn leave_channel(&mut self, id: ClientId, key: &str) {
         if let Some(channel) = self.channels.get_mut(key) {
             channel.remove_member(id);
