@@ -712,6 +712,13 @@ async fn rename_moves_a_channel_with_its_state_and_history() {
         modes[0].starts_with(":parley.local 324 carl #Boring +"),
         "{modes:?}"
     );
+    // Spec, Security Considerations: "Server implementations might choose to implement a
+    // per-channel cooldown system using appropriate error responses, to prevent abuse. For
+    // example flooding large channels with the fallback burst."
+    assert_eq!(
+        ask(&mut alice, "RENAME #Boring #again").await,
+        [":parley.local FAIL RENAME CANNOT_RENAME #Boring #again :This channel has been renamed recently"]
+    );
 }
 
 /// ircv3.net/specs/extensions/channel-rename, Errors: "FAIL RENAME CHANNEL_NAME_IN_USE

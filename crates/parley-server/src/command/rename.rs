@@ -4,6 +4,8 @@
 //! the others get the spec's fallback, a PART of the old name and a JOIN of the new
 //! (`fanout::rename`, which every other node of a cluster runs for its own members too).
 
+use std::time::Duration;
+
 use parley_proto::{casefold, validate, Message};
 
 use crate::cluster::event::Event;
@@ -37,6 +39,13 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         }
         if old_shown == new_name {
             return Err(cannot("The channel already has that name"));
+        }
+        // Each rename is a PART/JOIN/NAMES burst to every member without the capability.
+        let interval = Duration::from_secs(ctx.shared.config.limits.channel_rename_interval_secs);
+        let recently = channel.renamed_at.is_some_and(|at| at.elapsed() < interval);
+        let moderator = ctx.shared.oper_can(ctx.oper_class_in(&world), "channels");
+        if new_key != old_key && recently && !moderator {
+            return Err(cannot("This channel has been renamed recently"));
         }
         let Some((source, account)) = world
             .users

@@ -31,6 +31,10 @@ pub struct LimitsConfig {
     /// Time a client has to answer that `PING` before it is disconnected.
     pub ping_timeout_secs: u64,
     pub whowas_entries: usize,
+    /// Least time between two renames of one channel (RENAME): each sends every member
+    /// without draft/channel-rename a PART, JOIN and NAMES, so a channel operator must not
+    /// loop it. 0: no wait. Server operators and changes of case only are not held to it.
+    pub channel_rename_interval_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -55,6 +59,7 @@ impl Default for LimitsConfig {
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
+            channel_rename_interval_secs: 60,
         }
     }
 }

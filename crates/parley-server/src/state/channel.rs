@@ -135,6 +135,9 @@ pub struct Channel {
     pub order: Vec<ClientId>,
     /// Pending invites, used up by the join they let in.
     pub invited: HashMap<ClientId, Invite>,
+    /// When this channel last got a new name (not only new case), for
+    /// `limits.channel_rename_interval_secs`.
+    pub renamed_at: Option<std::time::Instant>,
     pub snapshot: MemberList,
     /// The NAMES list as members see it (`@op +voiced plain`, join order, space-separated),
     /// without and with `multi-prefix`: built on first use, appended to by joins, dropped by
@@ -162,6 +165,7 @@ impl Channel {
             members: HashMap::new(),
             order: Vec::new(),
             invited: HashMap::new(),
+            renamed_at: None,
             snapshot: MemberList::default(),
             names: [None, None],
         }

@@ -194,6 +194,9 @@ impl World {
         }
         let mut channel = self.channels.remove(old_key)?;
         channel.name = new_name.to_string();
+        if new_key != old_key {
+            channel.renamed_at = Some(std::time::Instant::now());
+        }
         for id in &channel.order {
             if let Some(user) = self.users.get_mut(id) {
                 user.channels.remove(old_key);
