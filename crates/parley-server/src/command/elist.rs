@@ -31,10 +31,12 @@ pub struct ListQuery {
     topic_before: Option<Duration>,
 }
 
+/// A number of minutes as a duration; a huge one (the client's to choose) saturates rather
+/// than overflowing.
 fn minutes(text: &str) -> Option<Duration> {
     text.parse::<u64>()
         .ok()
-        .map(|m| Duration::from_secs(m * 60))
+        .map(|m| Duration::from_secs(m.saturating_mul(60)))
 }
 
 impl ListQuery {
@@ -95,6 +97,11 @@ mod tests {
         assert_eq!(query.created_within, Some(Duration::from_secs(3600)));
         assert_eq!(query.topic_before, Some(Duration::from_secs(300)));
         assert_eq!(ListQuery::parse(&["<x"]).users_below, None);
+        assert_eq!(
+            ListQuery::parse(&["C<18446744073709551615"]).created_within,
+            Some(Duration::from_secs(u64::MAX)),
+            "no overflow"
+        );
     }
 
     #[test]
