@@ -108,9 +108,16 @@ async fn bot_mode_shows_in_whois_who_and_the_bot_tag() {
         ]
     );
 
-    for who in [&mut robot, &mut carl, &mut tagged] {
+    for who in [&mut carl, &mut tagged] {
         ask(who, "JOIN #bots").await;
     }
+    ask(&mut robot, "JOIN #bots").await;
+    // "This tag SHOULD be added by the server to all commands sent by a bot (e.g. PRIVMSG,
+    // JOIN, MODE, NOTICE, and all others)": its JOIN too.
+    let join = tagged.expect(|l| l.contains(" JOIN #bots")).await;
+    assert_eq!(tag(&join, "bot"), Some(""), "{join}");
+    carl.expect(|l| l == format!(":{} JOIN #bots", source("robot")))
+        .await;
     robot.sync().await;
     carl.sync().await;
     robot.send("PRIVMSG #bots :beep boop").await;

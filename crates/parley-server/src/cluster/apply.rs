@@ -312,9 +312,11 @@ fn joined(
         return;
     };
     let shown = [chan.name.as_str()];
+    let joiner = world.users.get(&id);
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    let actor = world.users.get(&id).map(|u| u.outbound.clone());
+        .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
+        .with_bot(joiner.is_some_and(|u| u.bot));
+    let actor = joiner.map(|u| u.outbound.clone());
     send_except(
         step.held,
         &relay,
