@@ -152,7 +152,8 @@ pub fn send_line_to_caps(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outb
 /// draft/channel-rename says: `RENAME old new :reason` to those with the capability; to the
 /// others, unless only the case changed, the fallback: their own PART of the old name, JOIN of
 /// the new, and its topic and names as on a join. Called under the world lock by the handler
-/// and, in a cluster, by every other node applying the event.
+/// and, in a cluster, by every other node applying the event; `send` queues one member's
+/// bytes (the handler routes its own user's through its context, so a label applies).
 pub fn rename(
     world: &mut World,
     key: &str,
@@ -160,6 +161,7 @@ pub fn rename(
     by: (&str, Option<&str>),
     reason: &str,
     server: &str,
+    mut send: impl FnMut(&Arc<Outbound>, &[u8]),
 ) {
     let World {
         users, channels, ..
@@ -179,7 +181,7 @@ pub fn rename(
         };
         let out = &member.outbound;
         if out.wire_caps() & wire::CHANNEL_RENAME != 0 {
-            relay.send_to(out);
+            send(out, relay.bytes_for(out.wire_caps()));
             continue;
         }
         if case_only {
@@ -214,7 +216,7 @@ pub fn rename(
             &[nick, &new],
             Some("End of /NAMES list"),
         ));
-        let _ = out.push(&lines);
+        send(out, &lines);
     }
 }
 

@@ -719,6 +719,21 @@ async fn rename_moves_a_channel_with_its_state_and_history() {
         modes[0].starts_with(":parley.local 324 carl #Boring +"),
         "{modes:?}"
     );
+    // labeled-response: the renamer's own RENAME answers its label.
+    let mut dana = with_caps(
+        &server,
+        "dana",
+        "draft/channel-rename labeled-response batch",
+    )
+    .await;
+    ask(&mut dana, "JOIN #dana").await;
+    assert_eq!(
+        ask(&mut dana, "@label=r1 RENAME #dana #danas :mine").await,
+        [format!(
+            "@label=r1 :{} RENAME #dana #danas :mine",
+            source("dana")
+        )]
+    );
     // Spec, Security Considerations: "Server implementations might choose to implement a
     // per-channel cooldown system using appropriate error responses, to prevent abuse. For
     // example flooding large channels with the fallback burst."

@@ -561,6 +561,9 @@ fn channel_renamed(
         (&source, account.as_deref()),
         &reason,
         server,
+        |out, bytes| {
+            let _ = out.push(bytes);
+        },
     );
 }
 

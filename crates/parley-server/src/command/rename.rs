@@ -4,6 +4,7 @@
 //! the others get the spec's fallback, a PART of the old name and a JOIN of the new
 //! (`fanout::rename`, which every other node of a cluster runs for its own members too).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parley_proto::{casefold, validate, Message};
@@ -69,6 +70,13 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             (&source, account.as_deref()),
             reason,
             ctx.shared.server_name(),
+            |out, bytes| {
+                if Arc::ptr_eq(out, ctx.outbound) {
+                    ctx.send_lines(bytes);
+                } else {
+                    let _ = out.push(bytes);
+                }
+            },
         );
         ctx.shared.history.persist(StateChange::RenameChannel {
             old_key: old_key.clone(),
