@@ -245,6 +245,16 @@ mod tests {
     }
 
     #[test]
+    fn the_bot_tag_goes_only_to_message_tags_clients() {
+        let relay = Relay::new("b!b@c", None, "JOIN", &["#c"], None).with_bot(true);
+        assert_eq!(relay.bytes_for(0), b":b!b@c JOIN #c\r\n");
+        assert_eq!(
+            relay.bytes_for(wire::MESSAGE_TAGS),
+            b"@bot :b!b@c JOIN #c\r\n"
+        );
+    }
+
+    #[test]
     fn each_variant_is_serialized_once() {
         let relay = Relay::new("a!b@c", Some("acct"), "PRIVMSG", &["bob"], Some("x"));
         let first = relay.bytes_for(wire::ACCOUNT_TAG).as_ptr();
