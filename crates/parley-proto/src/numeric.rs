@@ -41,6 +41,11 @@ pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";
 pub const RPL_WHOISBOT: &str = "335";
+/// modern.ircdocs.horse's RPL_INVITELIST (336): a channel one was invited to, answering INVITE
+/// with no parameter (that name is 346's here, as in most servers' code).
+pub const RPL_INVITEDLIST: &str = "336";
+/// modern.ircdocs.horse's RPL_ENDOFINVITELIST (337).
+pub const RPL_ENDOFINVITEDLIST: &str = "337";
 pub const RPL_WHOISACTUALLY: &str = "338";
 pub const RPL_INVITING: &str = "341";
 pub const RPL_INVITELIST: &str = "346";
@@ -172,6 +177,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_TOPIC", RPL_TOPIC),
     ("RPL_TOPICWHOTIME", RPL_TOPICWHOTIME),
     ("RPL_WHOISBOT", RPL_WHOISBOT),
+    ("RPL_INVITEDLIST", RPL_INVITEDLIST),
+    ("RPL_ENDOFINVITEDLIST", RPL_ENDOFINVITEDLIST),
     ("RPL_WHOISACTUALLY", RPL_WHOISACTUALLY),
     ("RPL_INVITING", RPL_INVITING),
     ("RPL_INVITELIST", RPL_INVITELIST),

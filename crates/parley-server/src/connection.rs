@@ -123,6 +123,7 @@ async fn serve_split<S>(
             oper: None,
             wallops: false,
             invisible: false,
+            bot: false,
             away: None,
             channels: Default::default(),
             signon: SystemTime::now(),
@@ -540,6 +541,8 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
     while let [rest @ .., b'\r' | b'\n'] = raw {
         raw = rest;
     }
+    // UTF8ONLY: a line that is not UTF-8 is parsed (lossily) only to answer it by name.
+    let utf8 = std::str::from_utf8(raw).is_ok();
     let text = String::from_utf8_lossy(raw);
     let mut ctx = Ctx {
         shared,
@@ -565,7 +568,11 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
                     });
                 }
             }
-            command::dispatch(&mut ctx, &msg)
+            if utf8 {
+                command::dispatch(&mut ctx, &msg)
+            } else {
+                command::utf8::refuse(&mut ctx, &msg)
+            }
         }
         Err(ParseError::Empty) => {}
         Err(

@@ -25,6 +25,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "away-notify",
     "batch",
     "cap-notify",
+    "draft/channel-rename",
     "draft/chathistory",
     "draft/message-redaction",
     "draft/multiline",
@@ -123,6 +124,7 @@ pub struct Caps {
     pub account_tag: bool,
     pub batch: bool,
     pub cap_notify: bool,
+    pub channel_rename: bool,
     pub chathistory: bool,
     pub echo_message: bool,
     pub extended_join: bool,
@@ -149,6 +151,7 @@ impl Caps {
             "account-tag" => &mut self.account_tag,
             "batch" => &mut self.batch,
             "cap-notify" => &mut self.cap_notify,
+            "draft/channel-rename" => &mut self.channel_rename,
             "draft/chathistory" => &mut self.chathistory,
             "echo-message" => &mut self.echo_message,
             "extended-join" => &mut self.extended_join,
@@ -220,6 +223,9 @@ impl Caps {
         }
         if self.message_redaction {
             bits |= wire::MESSAGE_REDACTION;
+        }
+        if self.channel_rename {
+            bits |= wire::CHANNEL_RENAME;
         }
         bits
     }
@@ -934,16 +940,13 @@ impl Ctx<'_> {
         self.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
         if self.session.registered {
             self.replicate(|cluster| {
+                let world = self.shared.world.lock();
+                let me = world.users.get(&self.session.id);
                 Some(Event::UserModes {
                     uid: cluster.uid_of(self.session.id),
-                    invisible: self
-                        .shared
-                        .world
-                        .lock()
-                        .users
-                        .get(&self.session.id)
-                        .is_some_and(|u| u.invisible),
+                    invisible: me.is_some_and(|u| u.invisible),
                     oper: true,
+                    bot: me.is_some_and(|u| u.bot),
                 })
             });
         }

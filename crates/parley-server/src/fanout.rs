@@ -12,8 +12,11 @@ use std::sync::Arc;
 
 use crate::history::Outgoing;
 use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::{escape_tag, with_tag, Relay};
-use crate::state::MemberList;
+use parley_proto::casefold;
+
+use crate::clock::millis;
+use crate::relay::{escape_tag, line, wire, with_tag, Relay};
+use crate::state::{MemberList, World};
 use crate::store::StoredMessage;
 
 /// What this node keeps of its own event while the cluster carries it: who here gets its line
@@ -179,6 +182,103 @@ pub fn send_line_to_caps(held: &mut HeldWakes, bytes: &[u8], members: &[Arc<Outb
             let _ = member.push_held(bytes, held);
         }
     }
+}
+
+/// Tell this node's members of a renamed channel (now under `key`, once `old`) of it, as
+/// draft/channel-rename says: `RENAME old new :reason` to those with the capability; to the
+/// others, unless only the case changed, the fallback: their own PART of the old name, JOIN of
+/// the new, and its topic and names as on a join. Called under the world lock by the handler
+/// and, in a cluster, by every other node applying the event; `send` queues one member's
+/// bytes (the handler routes its own user's through its context, so a label applies).
+pub fn rename(
+    world: &mut World,
+    key: &str,
+    old: &str,
+    by: (&str, Option<&str>),
+    reason: &str,
+    server: &str,
+    mut send: impl FnMut(&Arc<Outbound>, &[u8]),
+) {
+    let World {
+        users, channels, ..
+    } = world;
+    let Some(channel) = channels.get_mut(key) else {
+        return;
+    };
+    let new = channel.name.clone();
+    let case_only = casefold(old) == key;
+    let relay = Relay::new(by.0, by.1, "RENAME", &[old, &new], Some(reason));
+    let names = channel.member_names(users, false).to_string();
+    let symbol = channel.names_symbol();
+    let topic = channel.topic.clone();
+    for id in &channel.order {
+        let Some(member) = users.get(id).filter(|u| u.remote.is_none()) else {
+            continue;
+        };
+        let out = &member.outbound;
+        if out.wire_caps() & wire::CHANNEL_RENAME != 0 {
+            send(out, relay.bytes_for(out.wire_caps()));
+            continue;
+        }
+        if case_only {
+            continue;
+        }
+        let own = member.source();
+        let part_reason = (!reason.is_empty()).then_some(reason);
+        let mut lines = line(Some(&own), "PART", &[old], part_reason);
+        lines.extend(line(Some(&own), "JOIN", &[&new], None));
+        let nick = member.nick.as_str();
+        if let Some(topic) = &topic {
+            let set_at = (millis(topic.set_at) / 1000).to_string();
+            lines.extend(line(Some(server), "332", &[nick, &new], Some(&topic.text)));
+            lines.extend(line(
+                Some(server),
+                "333",
+                &[nick, &new, &topic.set_by, &set_at],
+                None,
+            ));
+        }
+        for chunk in names_chunks(&names) {
+            lines.extend(line(
+                Some(server),
+                "353",
+                &[nick, symbol, &new],
+                Some(chunk),
+            ));
+        }
+        lines.extend(line(
+            Some(server),
+            "366",
+            &[nick, &new],
+            Some("End of /NAMES list"),
+        ));
+        send(out, &lines);
+    }
+}
+
+/// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
+pub const NAMES_LINE_BUDGET: usize = 400;
+
+/// A space-separated list cut at spaces into pieces of at most [`NAMES_LINE_BUDGET`] bytes (a
+/// single name longer than that, which the nick limit rules out, makes a piece of its own).
+pub fn names_chunks(mut names: &str) -> impl Iterator<Item = &str> {
+    std::iter::from_fn(move || {
+        if names.is_empty() {
+            return None;
+        }
+        if names.len() <= NAMES_LINE_BUDGET {
+            return Some(std::mem::take(&mut names));
+        }
+        let bytes = names.as_bytes();
+        let cut = bytes[..=NAMES_LINE_BUDGET]
+            .iter()
+            .rposition(|b| *b == b' ')
+            .or_else(|| bytes.iter().position(|b| *b == b' '))
+            .unwrap_or(names.len());
+        let (chunk, rest) = names.split_at(cut);
+        names = rest.strip_prefix(' ').unwrap_or(rest);
+        Some(chunk)
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub mod wire {
     pub const MULTILINE: u16 = 128;
     /// Not a variant bit: who gets REDACT.
     pub const MESSAGE_REDACTION: u16 = 256;
+    /// Not a variant bit: gets RENAME (draft/channel-rename) rather than its PART/JOIN fallback.
+    pub const CHANNEL_RENAME: u16 = 512;
 }
 
 /// Bits of [`Outbound::notify_caps`]: the notifications a client asked for, which decide who
@@ -121,6 +123,8 @@ pub struct Relay {
     client_tags: Option<String>,
     /// A `TAGMSG`: nothing at all for clients without `message-tags`.
     tags_only: bool,
+    /// The sender is a bot (`+B`): `message-tags` clients get the `bot` tag (IRCv3 bot-mode).
+    bot: bool,
     variants: [OnceCell<Vec<u8>>; 16],
 }
 
@@ -143,6 +147,7 @@ impl Relay {
             msgid: None,
             client_tags: None,
             tags_only: false,
+            bot: false,
             variants: Default::default(),
         }
     }
@@ -196,6 +201,12 @@ impl Relay {
         self
     }
 
+    /// Mark the sender a bot (user mode `+B`): the `bot` tag for `message-tags` clients.
+    pub fn with_bot(mut self, bot: bool) -> Self {
+        self.bot = bot;
+        self
+    }
+
     /// The bytes a client with these wire capabilities gets; empty for a `TAGMSG` to a client
     /// without `message-tags`, which gets nothing.
     pub fn bytes_for(&self, caps: u16) -> &[u8] {
@@ -205,18 +216,24 @@ impl Relay {
         let tagged = caps & wire::ACCOUNT_TAG != 0 && self.account.is_some();
         let extended = caps & wire::EXTENDED_JOIN != 0 && self.extended_join.is_some();
         let timed = caps & wire::SERVER_TIME != 0;
-        let with_msgid = caps & wire::MESSAGE_TAGS != 0 && self.msgid.is_some();
+        // Every tag only `message-tags` clients get decides the variant, so two clients that
+        // differ in that cap never share bytes.
+        let message_tags = caps & wire::MESSAGE_TAGS != 0
+            && (self.msgid.is_some() || self.bot || self.client_tags.is_some());
         let index = usize::from(tagged)
             | usize::from(extended) << 1
             | usize::from(timed) << 2
-            | usize::from(with_msgid) << 3;
+            | usize::from(message_tags) << 3;
         self.variants[index].get_or_init(|| {
             let time = timed.then(|| format_time(self.time_ms));
             let mut tags: Vec<(&str, Option<&str>)> = Vec::with_capacity(3);
             if let (true, Some(account)) = (tagged, &self.account) {
                 tags.push(("account", Some(account)));
             }
-            if let (true, Some(msgid)) = (with_msgid, &self.msgid) {
+            if message_tags && self.bot {
+                tags.push(("bot", None));
+            }
+            if let (true, Some(msgid)) = (message_tags, &self.msgid) {
                 tags.push(("msgid", Some(msgid)));
             }
             if let Some(time) = &time {
@@ -373,6 +390,16 @@ mod tests {
         assert_eq!(
             relay.bytes_for(wire::MESSAGE_TAGS),
             b"@+typing=active :a!b@c TAGMSG #c\r\n"
+        );
+    }
+
+    #[test]
+    fn the_bot_tag_goes_only_to_message_tags_clients() {
+        let relay = Relay::new("b!b@c", None, "JOIN", &["#c"], None).with_bot(true);
+        assert_eq!(relay.bytes_for(0), b":b!b@c JOIN #c\r\n");
+        assert_eq!(
+            relay.bytes_for(wire::MESSAGE_TAGS),
+            b"@bot :b!b@c JOIN #c\r\n"
         );
     }
 

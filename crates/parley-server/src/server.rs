@@ -260,6 +260,7 @@ impl Shared {
             invite_only: false,
             // The room everyone is put in is public by nature; the config cannot make it secret.
             secret: false,
+            no_ctcp: false,
             key: None,
             limit: modes.limit,
         };

@@ -180,7 +180,8 @@ pub fn apply(
             uid,
             invisible,
             oper,
-        } => user_modes(&mut step, world, uid, invisible, oper),
+            bot,
+        } => user_modes(&mut step, world, uid, invisible, oper, bot),
         Event::Invite {
             source,
             channel,
@@ -199,6 +200,14 @@ pub fn apply(
             by_operator,
         ),
         Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::Rename {
+            uid: _,
+            source,
+            account,
+            old,
+            new,
+            reason,
+        } => channel_renamed(&mut step, world, source, account, old, new, reason),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
@@ -421,13 +430,15 @@ fn joined(
         return;
     };
     let shown = [chan.name.as_str()];
+    let joiner = world.users.get(&id);
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    let actor = world.users.get(&id).map(|u| u.outbound.clone());
+        .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
+        .with_bot(joiner.is_some_and(|u| u.bot));
+    let actor = joiner.map(|u| u.outbound.clone());
     let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
     send_except(step.held, &relay, members, actor.as_ref());
     // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
-    if let Some(away) = world.users.get(&id).and_then(|u| u.away.as_deref()) {
+    if let Some(away) = joiner.and_then(|u| u.away.as_deref()) {
         let bytes = line(Some(&source), "AWAY", &[], Some(away));
         send_line_to_notify(
             step.held,
@@ -577,10 +588,10 @@ fn message(
     message: StoredMessage,
     target: Target,
 ) {
-    let relay = Relay::of_message(&message);
-    let sender = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id));
+    // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
+    let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
+    let sender = sender_user.map(|u| u.outbound.clone());
     // A private message to oneself reaches its sender as a delivery too.
     let to_self = matches!(&target, Target::User(to) if *to == uid);
     match &target {
@@ -592,7 +603,14 @@ fn message(
         }
         Target::Channel(key) => {
             if let Some(chan) = world.channels.get(key) {
-                send_except(step.held, &relay, &chan.snapshot, sender.as_ref());
+                // A STATUSMSG (`@#chan`) keeps its prefix in `to`: only those it names get it.
+                match crate::isupport::split_statusmsg(&message.to).0 {
+                    Some(prefix) => {
+                        let reached = chan.status_members(prefix);
+                        send_except(step.held, &relay, &reached, sender.as_ref());
+                    }
+                    None => send_except(step.held, &relay, &chan.snapshot, sender.as_ref()),
+                }
             }
         }
         Target::User(to_uid) => {
@@ -636,13 +654,45 @@ fn message(
     }
 }
 
-/// `UserModes`: a remote user's own modes (`+i`, operator) changed.
+/// `Rename`: a channel renamed on another node: moved here too, and this node's members told
+/// (the origin did both already).
+fn channel_renamed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    source: String,
+    account: Option<String>,
+    old: String,
+    new: String,
+    reason: String,
+) {
+    if step.own {
+        return;
+    }
+    let Some(key) = world.rename_channel(&casefold(&old), &new) else {
+        return;
+    };
+    let server = step.shared.server_name();
+    crate::fanout::rename(
+        &mut world,
+        &key,
+        &old,
+        (&source, account.as_deref()),
+        &reason,
+        server,
+        |out, bytes| {
+            let _ = out.push(bytes);
+        },
+    );
+}
+
+/// `UserModes`: a remote user's own modes (`+i`, operator, `+B`) changed.
 fn user_modes(
     step: &mut Step<'_>,
     mut world: WorldGuard<'_>,
     uid: Uid,
     invisible: bool,
     oper: bool,
+    bot: bool,
 ) {
     let Some(id) = world.remote.get(&uid).copied().filter(|_| !step.own) else {
         return;
@@ -652,6 +702,7 @@ fn user_modes(
     };
     let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
     user.invisible = invisible;
+    user.bot = bot;
     user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
     let counts = &mut world.counts;
     counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
@@ -958,6 +1009,7 @@ pub fn add_remote_user(
         oper: info.oper.then_some(OperClass::Moderator),
         wallops: false,
         invisible: info.invisible,
+        bot: info.bot,
         away: info.away.clone(),
         channels: Default::default(),
         signon: system_time(info.signon_ms),
@@ -1111,6 +1163,7 @@ pub fn apply_modes(world: &mut World, key: &str, changes: &[ModeChange], setter:
             'm' => channel.modes.moderated = change.adding,
             'n' => channel.modes.no_external = change.adding,
             's' => channel.modes.secret = change.adding,
+            'C' => channel.modes.no_ctcp = change.adding,
             't' => channel.modes.topic_ops_only = change.adding,
             _ => {}
         }
@@ -1174,6 +1227,7 @@ pub fn user_info(cluster: &Cluster, user: &User) -> UserInfo {
         secure: user.secure,
         away: user.away.clone(),
         invisible: user.invisible,
+        bot: user.bot,
         oper: user.oper.is_some(),
         signon_ms: millis(user.signon),
     }
@@ -1188,6 +1242,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
         ('m', modes.moderated),
         ('n', modes.no_external),
         ('s', modes.secret),
+        ('C', modes.no_ctcp),
         ('t', modes.topic_ops_only),
     ]
     .into_iter()

@@ -46,6 +46,9 @@ pub struct UserInfo {
     pub secure: bool,
     pub away: Option<String>,
     pub invisible: bool,
+    /// User mode `+B`; absent from older nodes' events (no bot then).
+    #[serde(default)]
+    pub bot: bool,
     pub oper: bool,
     pub signon_ms: i64,
 }
@@ -182,11 +185,26 @@ pub enum Event {
         #[serde(default)]
         tags: String,
     },
+    /// A channel operator renamed a channel (draft/channel-rename): every node moves it in its
+    /// replica and tells its own members. Older nodes skip it (unknown type) and keep the old
+    /// name until the channel's members rejoin.
+    Rename {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The channel's name before, as it was shown.
+        old: String,
+        new: String,
+        reason: String,
+    },
     /// A user's own modes changed: `+i`, operator status.
     UserModes {
         uid: Uid,
         invisible: bool,
         oper: bool,
+        /// `+B`; absent from older nodes' events.
+        #[serde(default)]
+        bot: bool,
     },
     /// An INVITE to a user on another node: that node lets them past `+i` (and past a ban if
     /// the inviter was a channel operator) and tells them.

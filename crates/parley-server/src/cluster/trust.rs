@@ -35,6 +35,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::UserModes { uid, .. }
         | Event::ReadMarker { uid, .. }
         | Event::Redact { uid, .. }
+        | Event::Rename { uid, .. }
         | Event::Multiline { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }

@@ -111,6 +111,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         let nick = user.nick.clone();
         let account = user.account.clone();
         let realname = user.realname.clone();
+        let bot = user.bot;
         let outbound = user.outbound.clone();
         // Nobody becomes the default room's operator by joining it first or owning it: only server
         // operators who may moderate it get the status.
@@ -168,7 +169,8 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         channel.add_member(id, &nick, status, outbound);
         let shown = [channel.name.as_str()];
         let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-            .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
+            .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
+            .with_bot(bot);
         // The joiner sees it now; in a cluster everyone else in the stream's order.
         let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
             Event::Join {

@@ -18,9 +18,10 @@ use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp, Lookup, Reply};
 use crate::fanout::Delivery;
 use crate::history::{dm_key, party};
+use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
 use crate::relay::Relay;
-use crate::state::MemberList;
+use crate::state::{is_restricted_ctcp, MemberList};
 use crate::store::StoredMessage;
 
 /// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
@@ -55,7 +56,7 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
     for target in split_targets(ctx, targets)? {
         if target.starts_with('$') {
             broadcast(ctx, verb, target, text, notice);
-        } else if target.starts_with(['#', '&']) {
+        } else if split_statusmsg(target).1.starts_with(['#', '&']) {
             // A NOTICE is never answered with an error (RFC 2812 3.3.2).
             if let (Err(reply), false) = (to_channel(ctx, &said, target), notice) {
                 ctx.reply(&reply);
@@ -204,6 +205,8 @@ fn deliver(
     offline_for: Option<String>,
     target: Option<Target>,
     to_self: bool,
+    bot: bool,
+    keep: bool,
 ) {
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
@@ -219,7 +222,7 @@ fn deliver(
             tags: message.tags.clone(),
         })
     });
-    let relay = Relay::of_message(&message);
+    let relay = Relay::of_message(&message).with_bot(bot);
     let tags_only = message.kind == "TAGMSG";
     let echo = ctx.session.caps.echo_message;
     // A TAGMSG echo reaches only a sender with `message-tags`; without one the label is
@@ -235,7 +238,7 @@ fn deliver(
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
-            stored: (!tags_only).then_some(message),
+            stored: (keep && !tags_only).then_some(message),
             offline_for,
             relay,
             recipients,
@@ -247,40 +250,70 @@ fn deliver(
         })));
 }
 
-/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
-/// or a quiet stops them; voice and operator status lift the last three.
+/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban,
+/// a quiet or a mute (`+b $m:`) stops them, which voice and operator status lift; `+C` refuses
+/// CTCP other than ACTION to everyone. A STATUSMSG target (`@#chan`, `+#chan`) reaches only
+/// the operators (or the voiced and operators), comes from members only, keeps its prefix for
+/// those it reaches, and is not stored: the channel's history is for everyone in it.
 pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<(), Reply> {
-    let Some((key, source, account, shown, members)) = may_speak_in(ctx, target)? else {
+    let (status_prefix, target) = split_statusmsg(target);
+    let Some(speaker) = may_speak_in(ctx, target, status_prefix, said.text)? else {
         return Ok(());
     };
+    let Speaker {
+        key,
+        source,
+        account,
+        bot,
+        shown,
+        members,
+    } = speaker;
     let target = Target::Channel(key.clone());
     let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
-    deliver(ctx, message, members, None, Some(target), false);
+    let keep = status_prefix.is_none();
+    deliver(ctx, message, members, None, Some(target), false, bot, keep);
     Ok(())
 }
 
-/// Who speaks and who hears if this user may speak in channel `target` (404 if not): its key,
-/// this user's source and account, the channel's name and its members. `None` when this user is
-/// gone. Also the check for a `draft/multiline` batch (`command::multiline`).
-#[allow(clippy::type_complexity)]
+/// Who speaks in a channel and who hears it.
+pub struct Speaker {
+    /// The channel's key (casefolded name).
+    pub key: String,
+    pub source: String,
+    pub account: Option<String>,
+    /// The speaker has user mode `+B`.
+    pub bot: bool,
+    /// The target as recipients see it: the channel's name, with a STATUSMSG prefix if any.
+    pub shown: String,
+    pub members: MemberList,
+}
+
+/// Whether this user may speak in channel `target` (404 if not, with the reason), and to whom:
+/// `status_prefix` narrows the hearers to operators (`@`) or the voiced and operators (`+`);
+/// `text` is checked against `+C`. `None` when this user is gone. Also the check for a
+/// `draft/multiline` batch (`command::multiline`).
 pub fn may_speak_in(
     ctx: &Ctx<'_>,
     target: &str,
-) -> Result<Option<(String, String, Option<String>, String, MemberList)>, Reply> {
+    status_prefix: Option<char>,
+    text: &str,
+) -> Result<Option<Speaker>, Reply> {
     let id = ctx.session.id;
     Ok(Some({
         let mut world = ctx.shared.world.lock();
-        let Some((source, account)) = world
+        let Some((source, account, bot)) = world
             .users
             .get(&id)
-            .map(|u| (u.source(), u.account.clone()))
+            .map(|u| (u.source(), u.account.clone(), u.bot))
         else {
             return Ok(None);
         };
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
         let privileged = status.is_some_and(|s| s.op || s.voice);
-        let refusal = if status.is_none() && channel.modes.no_external {
+        let refusal = if status.is_none() && status_prefix.is_some() {
+            Some("Cannot send to channel (only its members may message its operators)")
+        } else if status.is_none() && channel.modes.no_external {
             Some("Cannot send to channel (+n)")
         } else if channel.modes.moderated && !privileged {
             Some("Cannot send to channel (+m)")
@@ -288,6 +321,10 @@ pub fn may_speak_in(
             Some("Cannot send to channel (+b)")
         } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
             Some("Cannot send to channel (+q)")
+        } else if !privileged && channel.is_muted(&source, account.as_deref()) {
+            Some("Cannot send to channel (you are muted)")
+        } else if channel.modes.no_ctcp && is_restricted_ctcp(text) {
+            Some("Cannot send CTCP to channel (+C): only ACTION is allowed")
         } else {
             None
         };
@@ -298,19 +335,31 @@ pub fn may_speak_in(
                 reason,
             ));
         }
-        let shown = channel.name.clone();
-        let members = channel.snapshot.clone();
+        let (shown, members) = match status_prefix {
+            Some(prefix) => (
+                format!("{prefix}{}", channel.name),
+                channel.status_members(prefix),
+            ),
+            None => (channel.name.clone(), channel.snapshot.clone()),
+        };
         if let Some(user) = world.users.get_mut(&id) {
             user.last_spoke = Instant::now();
         }
-        (key, source, account, shown, members)
+        Speaker {
+            key,
+            source,
+            account,
+            bot,
+            shown,
+            members,
+        }
     }))
 }
 
 /// A message to a nick; refusals answered unless `said` is a NOTICE.
 pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
     let id = ctx.session.id;
-    let (recipient, source, account, me) = {
+    let (recipient, source, account, me, bot) = {
         let mut world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(target).map(|r| {
             (
@@ -327,7 +376,7 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         };
         user.last_spoke = Instant::now();
         let me = party(user.account.as_deref(), &user.nick);
-        (recipient, user.source(), user.account.clone(), me)
+        (recipient, user.source(), user.account.clone(), me, user.bot)
     };
     let Some((outbound, to_self, nick, away, them, uid)) = recipient else {
         offline(ctx, said, target, &source, account.as_deref(), &me);
@@ -348,6 +397,8 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         None,
         uid.map(Target::User),
         to_self,
+        bot,
+        true,
     );
     if let (Some(away), "PRIVMSG") = (away, said.verb) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
@@ -382,7 +433,17 @@ fn offline(
     }
     let them = casefold(target);
     let message = stored(ctx, said, dm_key(me, &them), source, account, target);
-    deliver(ctx, message, MemberList::default(), Some(them), None, false);
+    // Kept for later: the bot tag is for live delivery only.
+    deliver(
+        ctx,
+        message,
+        MemberList::default(),
+        Some(them),
+        None,
+        false,
+        false,
+        true,
+    );
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

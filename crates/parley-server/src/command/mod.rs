@@ -12,7 +12,9 @@
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
+pub mod elist;
 pub mod info;
+pub mod invite_list;
 pub mod join;
 pub mod markread;
 pub mod message;
@@ -26,9 +28,11 @@ pub mod presence;
 pub mod query;
 pub mod redact;
 pub mod registration;
+pub mod rename;
 pub mod session;
 pub mod setname;
 pub mod tagmsg;
+pub mod utf8;
 
 use parley_proto::{numeric, Message};
 
@@ -69,6 +73,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "LIST" => channel::list(ctx, msg),
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
+        "RENAME" => rename::rename(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),

@@ -171,21 +171,23 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
     }
     let verb = open.verb.unwrap_or("PRIVMSG");
     if open.target.starts_with(['#', '&']) {
-        let Some((key, source, account, shown, members)) = may_speak_in(ctx, &open.target)? else {
+        // `+C` looks at the first line: a CTCP is one line, and a batch starts with it.
+        let first = open.lines.first().map_or("", |(text, _)| text.as_str());
+        let Some(speaker) = may_speak_in(ctx, &open.target, None, first)? else {
             return Ok(());
         };
-        let target = Target::Channel(key.clone());
+        let target = Target::Channel(speaker.key.clone());
         send(
             ctx,
             open,
             verb,
             Speaker {
-                key,
-                source,
-                account,
-                shown,
+                key: speaker.key,
+                source: speaker.source,
+                account: speaker.account,
+                shown: speaker.shown,
             },
-            members,
+            speaker.members,
             Some(target),
         );
         return Ok(());

@@ -1,7 +1,7 @@
 //! Looking people up: WHO, WHOIS, WHOWAS, ISON, USERHOST. Invisible users (`+i`) show up in mask
 //! searches only to those who share a channel with them; an exact nick is always answered.
 //! Secret channels (`+s`) are not there for non-members: WHO of one is an empty list, and
-//! WHOIS leaves it out of 319.
+//! WHOIS leaves it out of 319. Bots (`+B`) get 335 in WHOIS and the `B` flag in WHO.
 
 use std::time::SystemTime;
 
@@ -10,6 +10,7 @@ use parley_proto::{casefold, numeric, wildcard_match, Message};
 use crate::clock::httpdate_like;
 use crate::command::channel::unix_time;
 use crate::context::{Ctx, Reply};
+use crate::isupport;
 use crate::state::{MemberStatus, User, World};
 
 /// Most rows one WHO answers, so a `WHO *` cannot flood the asker's send queue.
@@ -26,6 +27,9 @@ fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatu
     }
     if let Some(status) = status {
         flags.push_str(status.prefixes(ctx.session.caps.multi_prefix));
+    }
+    if user.bot {
+        flags.push(isupport::BOT_MODE);
     }
     ctx.numeric(
         numeric::RPL_WHOREPLY,
@@ -157,6 +161,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     );
     if let Some(away) = &user.away {
         ctx.numeric(numeric::RPL_AWAY, &[nick], Some(away));
+    }
+    if user.bot {
+        ctx.numeric(
+            numeric::RPL_WHOISBOT,
+            &[nick],
+            Some(&format!("is a bot on {}", ctx.shared.config.server.network)),
+        );
     }
     if let Some(class) = user.oper {
         ctx.numeric(

@@ -27,7 +27,11 @@ pub fn tagmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         tags: &tags,
     };
     for target in split_targets(ctx, targets)? {
-        if target.starts_with(['#', '&']) {
+        // STATUSMSG targets (`@#chan`) too: "TAGMSG ... is also subject to STATUSMSG".
+        if crate::isupport::split_statusmsg(target)
+            .1
+            .starts_with(['#', '&'])
+        {
             if let Err(reply) = to_channel(ctx, &said, target) {
                 ctx.reply(&reply);
             }

@@ -157,6 +157,12 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
     ("limits", "kick_len", "Longest kick reason."),
     (
         "limits",
+        "channel_rename_interval_secs",
+        "Least seconds between two renames of one channel (RENAME); 0 for none. Server \
+         operators and changes of case only are exempt.",
+    ),
+    (
+        "limits",
         "channels_per_user",
         "Most channels one client can be in at once.",
     ),

@@ -41,6 +41,10 @@ pub struct LimitsConfig {
     pub multiline_max_bytes: usize,
     /// Lines one `draft/multiline` batch may carry (its `max-lines`).
     pub multiline_max_lines: usize,
+    /// Least time between two renames of one channel (RENAME): each sends every member
+    /// without draft/channel-rename a PART, JOIN and NAMES, so a channel operator must not
+    /// loop it. 0: no wait. Server operators and changes of case only are not held to it.
+    pub channel_rename_interval_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -70,6 +74,7 @@ impl Default for LimitsConfig {
             read_markers_per_account: 1000,
             multiline_max_bytes: 4096,
             multiline_max_lines: 100,
+            channel_rename_interval_secs: 60,
         }
     }
 }

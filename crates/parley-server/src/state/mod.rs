@@ -9,7 +9,8 @@ mod monitor;
 mod world;
 
 pub use channel::{
-    mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
+    is_restricted_ctcp, mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus,
+    Topic, LIST_MODES, MUTE_PREFIX,
 };
 pub use monitor::{chunked, Monitors};
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};

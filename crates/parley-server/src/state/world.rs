@@ -34,6 +34,8 @@ pub struct User {
     /// Receives WALLOPS (user mode `+w`).
     pub wallops: bool,
     pub invisible: bool,
+    /// Marked a bot (user mode `+B`, IRCv3 bot-mode): WHOIS 335, WHO flag `B`, the `bot` tag.
+    pub bot: bool,
     pub away: Option<String>,
     /// Casefolded names of the channels this user is in.
     pub channels: HashSet<String>,
@@ -219,6 +221,29 @@ impl World {
     }
 
     /// Remove `id` from one channel, dropping the channel when it empties.
+    /// Give the channel under `old_key` the name `new_name` (draft/channel-rename): it moves to
+    /// the new name's key with all its state, and its members' channel sets follow. Returns the
+    /// new key; `None` if there is no such channel or another already holds the new key.
+    pub fn rename_channel(&mut self, old_key: &str, new_name: &str) -> Option<String> {
+        let new_key = casefold(new_name);
+        if new_key != old_key && self.channels.contains_key(&new_key) {
+            return None;
+        }
+        let mut channel = self.channels.remove(old_key)?;
+        channel.name = new_name.to_string();
+        if new_key != old_key {
+            channel.renamed_at = Some(std::time::Instant::now());
+        }
+        for id in &channel.order {
+            if let Some(user) = self.users.get_mut(id) {
+                user.channels.remove(old_key);
+                user.channels.insert(new_key.clone());
+            }
+        }
+        self.channels.insert(new_key.clone(), channel);
+        Some(new_key)
+    }
+
     pub fn leave_channel(&mut self, id: ClientId, key: &str) {
         if let Some(channel) = self.channels.get_mut(key) {
             channel.remove_member(id);

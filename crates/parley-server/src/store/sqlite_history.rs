@@ -359,6 +359,22 @@ fn apply_state_change(tx: &Connection, change: &StateChange) -> Result<(), Store
             tx.execute("DELETE FROM channels WHERE name_folded = ?1", params![name])
                 .map_err(backend)?;
         }
+        StateChange::RenameChannel {
+            old_key,
+            new_key,
+            new_name,
+        } => {
+            tx.execute(
+                "UPDATE messages SET target = ?2, recipient = ?3 WHERE target = ?1",
+                params![old_key, new_key, new_name],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM channels WHERE name_folded = ?1",
+                params![old_key],
+            )
+            .map_err(backend)?;
+        }
         StateChange::AddServerBan(ban) => {
             tx.execute(
                 "INSERT INTO server_bans (kind, mask_folded, mask, reason, set_by, set_at_ms, expires_ms) \
