@@ -174,7 +174,7 @@ pub fn apply(
             target_nick,
             by_operator,
         ),
-        Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
@@ -581,13 +581,18 @@ fn invite(
 }
 
 /// `Kill`: an operator's KILL of a user of this node.
-fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
+fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String, line: String) {
     if let Some(user) = step
         .cluster
         .local_id(&uid)
         .and_then(|id| world.users.get(&id))
     {
-        user.outbound.disconnect(&reason);
+        if line.is_empty() {
+            user.outbound.disconnect(&reason);
+        } else {
+            let server = step.shared.server_name();
+            user.outbound.killed_by(line.as_bytes(), server, &reason);
+        }
     }
 }
 

@@ -198,6 +198,10 @@ pub enum Event {
     Kill {
         uid: Uid,
         reason: String,
+        /// The `KILL` line its user gets first (from the operator); absent from older nodes'
+        /// events, whose kills then close with the `ERROR` alone.
+        #[serde(default)]
+        line: String,
     },
     /// A KLINE or DLINE added (stored by the node that took it): every node enforces it.
     ServerBanAdded {

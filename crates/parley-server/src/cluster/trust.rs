@@ -59,6 +59,7 @@ mod tests {
         let kill = Event::Kill {
             uid: uid.clone(),
             reason: "bye".into(),
+            line: String::new(),
         };
         assert_eq!(actor(&kill), None);
         let account = Event::Account {

@@ -18,6 +18,7 @@ pub mod message;
 pub mod mode;
 pub mod nick;
 pub mod oper;
+pub mod oper_login;
 pub mod owner;
 pub mod presence;
 pub mod query;
@@ -61,7 +62,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
-        "OPER" => oper::oper(ctx, msg),
+        "OPER" => oper_login::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
         "KLINE" => oper::kline(ctx, msg),
         "UNKLINE" => oper::unkline(ctx, msg),

@@ -447,6 +447,22 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "With broadcast = \"everyone\", seconds between two broadcasts of one user.",
     ),
     (
+        "operators",
+        "opers",
+        "Operator blocks for OPER <name> <password>, as on other IRC servers, one\n\
+         [[operators.opers]] table each:\n\
+           name = \"alice\"            the name given to OPER\n\
+           password_hash = \"$argon2id$v=19$...\"   from `parleyd oper hash` (reads the password\n\
+                                    from standard input); a clear password is refused at load\n\
+           class = \"moderator\"       or \"admin\" (default: moderator)\n\
+           require_tls = false       true: only over TLS or the web client\n\
+           hosts = []                user@host masks (* and ?) or networks (10.0.0.0/8), one of\n\
+                                    which must match; [] for anywhere\n\
+           account = \"\"             the account the client must be logged in to; \"\" for none\n\
+         A wrong password gets 464, a name that may not OPER from here 491; failures count\n\
+         against the same lockout as logins (accounts.max_failures).",
+    ),
+    (
         "metrics",
         "listen",
         "Addresses (ip:port) of the metrics HTTP listener, e.g. [\"127.0.0.1:9100\"];\n\
