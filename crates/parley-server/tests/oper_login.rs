@@ -1,7 +1,7 @@
 //! `OPER <name> <password>` against operator blocks (`[[operators.opers]]`), line by line on the
 //! real server: the right password gets 381 and the MODE, a wrong one or an unknown name the same
 //! 464, a block's TLS / host / account rules 491, repeated failures the login lockout; then what
-//! an operator is to others (WHOIS 313, WHO's `*`), KILL as the spec has it. Every
+//! an operator is to others (WHOIS 313, WHO's `*`), KILL as the spec has it, and INFO. Every
 //! test quotes the sentence of modern.ircdocs.horse it checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -251,6 +251,34 @@ async fn kill_as_the_spec_has_it_and_an_operator_as_others_see_one() {
     watcher
         .expect(|l| l == ":victim!~victim@127.0.0.1 QUIT :Killed (root (be nice))")
         .await;
+}
+
+/// "Upon receiving an `INFO` command, the server will respond with zero or more `RPL_INFO`
+/// replies, followed by one `RPL_ENDOFINFO` numeric." (modern.ircdocs.horse, INFO)
+#[tokio::test]
+async fn info_describes_the_server_and_ends_with_374() {
+    let server = TestServer::start_with(apart).await;
+    let mut c = server.client("curious").await;
+    c.send("INFO").await;
+    let lines = c.sync().await;
+    let (last, info) = lines.split_last().expect("an answer");
+    assert_eq!(last, ":parley.local 374 curious :End of INFO list");
+    assert!(info.len() >= 3, "{lines:?}");
+    assert!(info
+        .iter()
+        .all(|l| l.starts_with(":parley.local 371 curious :")));
+    assert_eq!(
+        info[0],
+        format!(
+            ":parley.local 371 curious :parley.local runs {}, the Parley chat server (parleyd)",
+            parley_server::VERSION
+        )
+    );
+    c.send("INFO elsewhere.example").await;
+    assert_eq!(
+        c.sync().await,
+        [":parley.local 402 curious elsewhere.example :No such server"]
+    );
 }
 
 /// Over the WebSocket transport (TLS, so a `require_tls` block lets it in): the same OPER, the

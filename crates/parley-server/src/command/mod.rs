@@ -9,6 +9,7 @@
 //! handler held is let go. What must wait is left on the context (`then_async`,
 //! `then_blocking`) and answered by the connection in order.
 
+pub mod about;
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
@@ -84,6 +85,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),
         "MOTD" => info::motd(ctx),
+        "INFO" => about::info(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],
