@@ -44,6 +44,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         format!("CHATHISTORY={}", config.history.max_request),
         "MSGREFTYPES=timestamp,msgid".into(),
         format!("USERLEN={}", l.user_len),
+        "WHOX".into(),
     ];
     tokens.sort();
     tokens

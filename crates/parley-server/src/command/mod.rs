@@ -25,6 +25,7 @@ pub mod presence;
 pub mod query;
 pub mod registration;
 pub mod session;
+pub mod whox;
 
 use parley_proto::{numeric, Message};
 
