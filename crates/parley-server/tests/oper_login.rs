@@ -353,3 +353,39 @@ where
         }
     }
 }
+
+/// WALLOPS goes "to all currently connected users who have set the 'w' user mode for
+/// themselves" (modern.ircdocs.horse, WALLOPS): in a cluster, on every node.
+#[tokio::test]
+async fn wallops_reaches_w_users_on_every_node() {
+    let Some(cluster) = common::cluster::Cluster::start(2, |_, c| {
+        c.operators.opers = vec![block("root", OperBlockClass::Admin)];
+    })
+    .await
+    else {
+        return;
+    };
+    let mut root = cluster.client(0, "root").await;
+    let mut near = cluster.client(0, "near").await;
+    let mut far = cluster.client(1, "far").await;
+    let mut deaf = cluster.client(1, "deaf").await;
+    far.send("MODE far +w").await;
+    far.sync().await;
+    near.send("MODE near +w").await;
+    near.sync().await;
+    root.await_whois("far").await;
+    root.send(&format!("OPER root :{PASSWORD}")).await;
+    root.sync().await;
+    root.send("WALLOPS :maintenance at noon").await;
+    root.sync().await;
+    let wallops = ":root!~root@127.0.0.1 WALLOPS :maintenance at noon";
+    near.expect(|l| l == wallops).await;
+    far.expect(|l| l == wallops).await;
+    // deaf has no +w; by the time it sees far's next message, a WALLOPS would have come first.
+    far.send("PRIVMSG deaf :after").await;
+    far.sync().await;
+    let after = deaf
+        .expect(|l| l.ends_with("PRIVMSG deaf :after") || l.contains("WALLOPS"))
+        .await;
+    assert!(after.ends_with("PRIVMSG deaf :after"), "{after}");
+}

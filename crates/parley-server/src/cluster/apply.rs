@@ -177,6 +177,7 @@ pub fn apply(
         Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
+        Event::Wallops { line, .. } => wallops(&mut step, world, line),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
     }
 }
@@ -618,6 +619,18 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
     let mut bans = step.shared.server_bans.lock();
     bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
     bans.push(ban);
+}
+
+/// `Wallops`: to this node's own users with `+w` (the sender's node gave it to its own).
+fn wallops(step: &mut Step<'_>, world: WorldGuard<'_>, line: String) {
+    if step.own {
+        return;
+    }
+    for user in world.users.values() {
+        if user.registered && user.wallops && user.remote.is_none() {
+            let _ = user.outbound.push_held(line.as_bytes(), step.held);
+        }
+    }
 }
 
 /// `ServerBanRemoved`: a KLINE or DLINE lifted.

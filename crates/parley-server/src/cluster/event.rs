@@ -211,6 +211,11 @@ pub enum Event {
         kind: String,
         mask: String,
     },
+    /// An operator's WALLOPS: every node gives `line` to its own users with user mode `+w`.
+    Wallops {
+        uid: Uid,
+        line: String,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -31,7 +31,8 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Topic { uid, .. }
         | Event::Mode { uid, .. }
         | Event::Message { uid, .. }
-        | Event::UserModes { uid, .. } => Some(uid),
+        | Event::UserModes { uid, .. }
+        | Event::Wallops { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }

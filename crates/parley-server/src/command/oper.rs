@@ -340,7 +340,8 @@ pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `WALLOPS :text` to everyone with user mode `+w`.
+/// `WALLOPS :text`: "to all currently connected users who have set the 'w' user mode for
+/// themselves" (modern.ircdocs.horse), on every node of a cluster.
 pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.require_params(msg, 1)?;
     ctx.require_oper("wallops")?;
@@ -352,7 +353,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let recipients: Vec<_> = world
             .users
             .values()
-            .filter(|u| u.registered && u.wallops)
+            .filter(|u| u.registered && u.wallops && u.remote.is_none())
             .map(|u| u.outbound.clone())
             .collect();
         (me.source(), recipients)
@@ -361,6 +362,13 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     for recipient in recipients {
         let _ = recipient.push(&bytes);
     }
+    // The other nodes give it to their own `+w` users.
+    ctx.replicate(|cluster| {
+        Some(Event::Wallops {
+            uid: cluster.uid_of(ctx.session.id),
+            line: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    });
     ctx.audit("wallops", "*", Some(msg.params[0]));
     Ok(())
 }
