@@ -42,7 +42,8 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     (
         "operators",
-        "Server operators, named by account. Admins may do everything; moderators what\n\
+        "Server operators, named by account (admins, moderators) or by operator block (opers,\n\
+         for OPER <name> <password>). Admins may do everything; moderators what\n\
          moderator_permissions lists. Operators see themselves marked with user mode +o.",
     ),
     (
@@ -449,18 +450,15 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "operators",
         "opers",
-        "Operator blocks for OPER <name> <password>, as on other IRC servers, one\n\
-         [[operators.opers]] table each:\n\
-           name = \"alice\"            the name given to OPER\n\
-           password_hash = \"$argon2id$v=19$...\"   from `parleyd oper hash` (reads the password\n\
-                                    from standard input); a clear password is refused at load\n\
-           class = \"moderator\"       or \"admin\" (default: moderator)\n\
-           require_tls = false       true: only over TLS or the web client\n\
-           hosts = []                user@host masks (* and ?) or networks (10.0.0.0/8), one of\n\
-                                    which must match; [] for anywhere\n\
-           account = \"\"             the account the client must be logged in to; \"\" for none\n\
-         A wrong password gets 464, a name that may not OPER from here 491; failures count\n\
-         against the same lockout as logins (accounts.max_failures).",
+        "Operator blocks for OPER <name> <password>, as on other IRC servers: one\n\
+         [[operators.opers]] table each, with name (what OPER is given), password_hash (the\n\
+         Argon2id hash `parleyd oper hash` prints; it reads the password from standard input,\n\
+         and a clear password here is refused at load), class (\"moderator\", the default, or\n\
+         \"admin\"), require_tls (true: only over TLS or the web client), hosts (user@host masks\n\
+         with * and ?, or networks like \"10.0.0.0/8\", one of which must match; [] for anywhere)\n\
+         and account (the account the client must be logged in to; \"\" for none). A wrong\n\
+         password or an unknown name gets 464, a block that may not be used from here 491;\n\
+         failures count against the login lockout (accounts.max_failures).",
     ),
     (
         "metrics",
