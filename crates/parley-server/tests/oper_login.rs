@@ -389,3 +389,71 @@ async fn wallops_reaches_w_users_on_every_node() {
         .await;
     assert!(after.ends_with("PRIVMSG deaf :after"), "{after}");
 }
+
+/// `parleyd oper hash`, the real binary: the password from standard input (never an argument),
+/// one Argon2id PHC line out that a block then accepts, and the password nowhere in what it
+/// prints; a password the account rules refuse prints no hash.
+#[tokio::test]
+async fn parleyd_oper_hash_prints_a_hash_an_operator_block_accepts() {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |input: &'static str| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_parleyd"))
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["oper", "hash"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("parleyd runs");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).await.expect("write");
+            drop(stdin);
+            let out = tokio::time::timeout(common::TIMEOUT, child.wait_with_output())
+                .await
+                .expect("parleyd ends in time")
+                .expect("output");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, stdout, stderr) = run("correct horse battery\n").await;
+    assert!(ok, "{stderr}");
+    let hash = stdout.trim_end().to_owned();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stdout.contains("horse") && !stderr.contains("horse"));
+
+    let (ok, stdout, stderr) = run("short\n").await;
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("too short"), "{stderr}");
+
+    let server = TestServer::start_with(|c| {
+        apart(c);
+        let mut printed = block("printed", OperBlockClass::Moderator);
+        printed.password_hash = hash;
+        c.operators.opers = vec![printed];
+    })
+    .await;
+    let mut c = server.client("printed").await;
+    c.send(&format!("OPER printed :{PASSWORD}")).await;
+    assert_eq!(
+        c.sync().await,
+        [
+            ":parley.local 381 printed :You are now an IRC operator (moderator)",
+            ":printed!~printed@127.0.0.1 MODE printed :+ow",
+        ]
+    );
+}
