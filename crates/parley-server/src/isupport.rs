@@ -66,6 +66,7 @@ pub fn tokens(config: &Config) -> Vec<String> {
         "MSGREFTYPES=timestamp,msgid".into(),
         format!("USERLEN={}", l.user_len),
         "UTF8ONLY".into(),
+        "WHOX".into(),
     ];
     if l.monitor > 0 {
         tokens.push(format!("MONITOR={}", l.monitor));

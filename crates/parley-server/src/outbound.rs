@@ -173,6 +173,16 @@ impl Outbound {
         self.close_with(text.as_bytes());
     }
 
+    /// An operator's KILL, as modern.ircdocs.horse has it: the `kill` line (`KILL <nick>
+    /// :<comment>` from the operator) first, then `ERROR :Closing Link: <server> (<reason>)`;
+    /// everyone who sees the user leave gets `reason` as the QUIT text.
+    pub fn killed_by(&self, kill: &[u8], server: &str, reason: &str) {
+        *self.reason.lock() = Some(reason.to_string());
+        let mut last = kill.to_vec();
+        last.extend_from_slice(format!("ERROR :Closing Link: {server} ({reason})\r\n").as_bytes());
+        self.close_with(&last);
+    }
+
     /// The reason given to [`Outbound::disconnect`], if any.
     pub fn disconnect_reason(&self) -> Option<String> {
         self.reason.lock().clone()

@@ -281,14 +281,14 @@ async fn operators_kill_and_announce() {
         .sync()
         .await
         .iter()
-        .any(|l| l.contains(" 491 watcher :Log in to an operator account first")));
+        .any(|l| l.contains(" 464 watcher :Password incorrect")));
 
     root.send("KILL victim :be nice").await;
     root.sync().await;
     let last = victim.expect_closed().await;
     assert!(
         last.iter()
-            .any(|l| l == "ERROR :Closing Link: (Killed (root (be nice)))"),
+            .any(|l| l == "ERROR :Closing Link: parley.local (Killed (root (be nice)))"),
         "{last:?}"
     );
     watcher

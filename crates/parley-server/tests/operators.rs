@@ -393,7 +393,10 @@ async fn a_moderator_may_do_only_what_it_was_given() {
     assert_eq!(moderator.sync().await, [notice("mod", "Killed victim")]);
     assert_eq!(
         victim.expect_closed().await,
-        ["ERROR :Closing Link: (Killed (mod (be nice)))"]
+        [
+            ":mod!~mod@127.0.0.1 KILL victim :be nice",
+            "ERROR :Closing Link: parley.local (Killed (mod (be nice)))"
+        ]
     );
 }
 

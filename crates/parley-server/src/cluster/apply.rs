@@ -199,7 +199,7 @@ pub fn apply(
             target_nick,
             by_operator,
         ),
-        Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
         Event::Rename {
             uid: _,
             source,
@@ -210,6 +210,7 @@ pub fn apply(
         } => channel_renamed(&mut step, world, source, account, old, new, reason),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
+        Event::Wallops { line, .. } => wallops(&mut step, world, line),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
         Event::ReadMarker {
             uid,
@@ -761,13 +762,18 @@ fn invite(
 }
 
 /// `Kill`: an operator's KILL of a user of this node.
-fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
+fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String, line: String) {
     if let Some(user) = step
         .cluster
         .local_id(&uid)
         .and_then(|id| world.users.get(&id))
     {
-        user.outbound.disconnect(&reason);
+        if line.is_empty() {
+            user.outbound.disconnect(&reason);
+        } else {
+            let server = step.shared.server_name();
+            user.outbound.killed_by(line.as_bytes(), server, &reason);
+        }
     }
 }
 
@@ -892,6 +898,18 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
     let mut bans = step.shared.server_bans.lock();
     bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
     bans.push(ban);
+}
+
+/// `Wallops`: to this node's own users with `+w` (the sender's node gave it to its own).
+fn wallops(step: &mut Step<'_>, world: WorldGuard<'_>, line: String) {
+    if step.own {
+        return;
+    }
+    for user in world.users.values() {
+        if user.registered && user.wallops && user.remote.is_none() {
+            let _ = user.outbound.push_held(line.as_bytes(), step.held);
+        }
+    }
 }
 
 /// `ServerBanRemoved`: a KLINE or DLINE lifted.

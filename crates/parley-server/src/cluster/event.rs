@@ -226,6 +226,10 @@ pub enum Event {
     Kill {
         uid: Uid,
         reason: String,
+        /// The `KILL` line its user gets first (from the operator); absent from older nodes'
+        /// events, whose kills then close with the `ERROR` alone.
+        #[serde(default)]
+        line: String,
     },
     /// A KLINE or DLINE added (stored by the node that took it): every node enforces it.
     ServerBanAdded {
@@ -274,6 +278,11 @@ pub enum Event {
         target: Target,
         /// Each line's text and whether it carried `draft/multiline-concat`.
         lines: Vec<(String, bool)>,
+    },
+    /// An operator's WALLOPS: every node gives `line` to its own users with user mode `+w`.
+    Wallops {
+        uid: Uid,
+        line: String,
     },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {

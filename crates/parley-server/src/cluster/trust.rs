@@ -36,7 +36,8 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::ReadMarker { uid, .. }
         | Event::Redact { uid, .. }
         | Event::Rename { uid, .. }
-        | Event::Multiline { uid, .. } => Some(uid),
+        | Event::Multiline { uid, .. }
+        | Event::Wallops { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }
@@ -64,6 +65,7 @@ mod tests {
         let kill = Event::Kill {
             uid: uid.clone(),
             reason: "bye".into(),
+            line: String::new(),
         };
         assert_eq!(actor(&kill), None);
         let account = Event::Account {

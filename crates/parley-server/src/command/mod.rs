@@ -9,6 +9,7 @@
 //! handler held is let go. What must wait is left on the context (`then_async`,
 //! `then_blocking`) and answered by the connection in order.
 
+pub mod about;
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
@@ -23,6 +24,7 @@ pub mod monitor;
 pub mod multiline;
 pub mod nick;
 pub mod oper;
+pub mod oper_login;
 pub mod owner;
 pub mod presence;
 pub mod query;
@@ -33,6 +35,7 @@ pub mod session;
 pub mod setname;
 pub mod tagmsg;
 pub mod utf8;
+pub mod whox;
 
 use parley_proto::{numeric, Message};
 
@@ -80,7 +83,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "REDACT" => redact::redact(ctx, msg),
         "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
-        "OPER" => oper::oper(ctx, msg),
+        "OPER" => oper_login::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
         "KLINE" => oper::kline(ctx, msg),
         "UNKLINE" => oper::unkline(ctx, msg),
@@ -104,6 +107,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),
         "MOTD" => info::motd(ctx),
+        "INFO" => about::info(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use super::postgres_url::parse_url;
 use super::{
-    parse_room_modes, ClusterConfig, Config, ConfigError, StoreKind, LETS_ENCRYPT_DIRECTORY,
-    OPERATOR_PERMISSIONS,
+    argon2id_problem, parse_room_modes, ClusterConfig, Config, ConfigError, StoreKind,
+    LETS_ENCRYPT_DIRECTORY, OPERATOR_PERMISSIONS,
 };
 
 /// A validation failure before it is given a file and line: the dotted key, which element of a list
@@ -270,6 +270,7 @@ impl Config {
                 });
             }
         }
+        self.check_oper_blocks()?;
         if self.history.max_request == 0 {
             return Err(Invalid::new(
                 "history.max_request",
@@ -827,6 +828,74 @@ fn is_log_filter(filter: &str) -> bool {
             is_level(directive)
                 || (directive.contains('=') && !directive.contains(char::is_whitespace))
         })
+}
+
+impl Config {
+    /// `[[operators.opers]]`: names unique and one word, a real Argon2id hash (never a clear
+    /// password), well-formed host masks. An error names the block by its position, since the
+    /// value itself may be a password typed in the wrong place.
+    fn check_oper_blocks(&self) -> Result<(), Invalid> {
+        let blocks = &self.operators.opers;
+        for (index, block) in blocks.iter().enumerate() {
+            let number = index + 1;
+            let one_word = |text: &str| {
+                !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+            };
+            if !one_word(&block.name) {
+                return Err(Invalid {
+                    key: "operators.opers.name",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {number} needs a name of one word (what OPER is given), like \"alice\""
+                    ),
+                });
+            }
+            let folded = parley_proto::casefold(&block.name);
+            if blocks[..index]
+                .iter()
+                .any(|other| parley_proto::casefold(&other.name) == folded)
+            {
+                return Err(Invalid {
+                    key: "operators.opers.name",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {number}: another block is already named {:?}; give each its own name",
+                        block.name
+                    ),
+                });
+            }
+            if let Some(problem) = argon2id_problem(&block.password_hash) {
+                return Err(Invalid {
+                    key: "operators.opers.password_hash",
+                    item: Some(index),
+                    message: format!("operator block {:?}: {problem}", block.name),
+                });
+            }
+            for host in &block.hosts {
+                if !one_word(host) {
+                    return Err(Invalid {
+                        key: "operators.opers.hosts",
+                        item: Some(index),
+                        message: format!(
+                            "operator block {:?}: {host:?} is not a mask; use user@host with * and ? (like \"*@10.0.0.*\") or a network (like \"10.0.0.0/8\")",
+                            block.name
+                        ),
+                    });
+                }
+            }
+            if !block.account.is_empty() && !one_word(&block.account) {
+                return Err(Invalid {
+                    key: "operators.opers.account",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {:?}: {:?} is not an account name; use one word, or \"\" for none",
+                        block.name, block.account
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

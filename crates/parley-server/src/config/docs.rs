@@ -42,7 +42,8 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     (
         "operators",
-        "Server operators, named by account. Admins may do everything; moderators what\n\
+        "Server operators, named by account (admins, moderators) or by operator block (opers,\n\
+         for OPER <name> <password>). Admins may do everything; moderators what\n\
          moderator_permissions lists. Operators see themselves marked with user mode +o.",
     ),
     (
@@ -479,6 +480,19 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "operators",
         "broadcast_interval_secs",
         "With broadcast = \"everyone\", seconds between two broadcasts of one user.",
+    ),
+    (
+        "operators",
+        "opers",
+        "Operator blocks for OPER <name> <password>, as on other IRC servers: one\n\
+         [[operators.opers]] table each, with name (what OPER is given), password_hash (the\n\
+         Argon2id hash `parleyd oper hash` prints; it reads the password from standard input,\n\
+         and a clear password here is refused at load), class (\"moderator\", the default, or\n\
+         \"admin\"), require_tls (true: only over TLS or the web client), hosts (user@host masks\n\
+         with * and ?, or networks like \"10.0.0.0/8\", one of which must match; [] for anywhere)\n\
+         and account (the account the client must be logged in to; \"\" for none). A wrong\n\
+         password or an unknown name gets 464, a block that may not be used from here 491;\n\
+         failures count against the login lockout (accounts.max_failures).",
     ),
     (
         "metrics",

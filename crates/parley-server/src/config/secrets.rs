@@ -75,6 +75,10 @@ impl Config {
                 *secret = HIDDEN.to_owned();
             }
         }
+        // An operator's hash can be attacked offline: a printout says only that one is set.
+        for block in &mut printable.operators.opers {
+            block.password_hash = HIDDEN.to_owned();
+        }
         printable
     }
 }
