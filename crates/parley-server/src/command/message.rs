@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
-use crate::context::{Ctx, FollowUp, Lookup, Reply};
-use crate::fanout::Delivery;
+use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
+use crate::fanout::{Delivery, EchoSlot};
 use crate::history::{dm_key, party};
 use crate::outbound::Outbound;
 use crate::relay::Relay;
@@ -170,6 +170,7 @@ fn deliver(
     offline_for: Option<String>,
     target: Option<Target>,
 ) {
+    let is_channel = matches!(target, Some(Target::Channel(_)));
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
             uid: cluster.uid_of(ctx.session.id),
@@ -196,13 +197,22 @@ fn deliver(
     )
     .with_identity(&message.msgid, message.time_ms);
     let echo = ctx.session.caps.echo_message;
-    let label = match ctx.session.labeled.get_mut() {
-        Some(labeled) if echo => {
+    // A labeled command's echo is (part of) its response. Delivered here, it is collected in
+    // order with the other replies; from a cluster's stream it comes back later on its own,
+    // carrying the label itself.
+    let (label, echo_into) = match ctx.session.labeled.get_mut() {
+        Some(labeled) if echo && publish.is_some() => {
             labeled.answered = true;
-            Some(labeled.label.clone())
+            (Some(labeled.label.clone()), None)
         }
-        _ => None,
+        Some(labeled) if echo => {
+            let slot = EchoSlot::default();
+            labeled.lines.push(LabeledLine::Echo(slot.clone()));
+            (None, Some(slot))
+        }
+        _ => (None, None),
     };
+    let to_self = recipients.iter().any(|r| Arc::ptr_eq(r, ctx.outbound)) && !is_channel;
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
@@ -213,6 +223,8 @@ fn deliver(
             sender: ctx.outbound.clone(),
             echo,
             label,
+            echo_into,
+            to_self,
             publish,
         })));
 }
