@@ -488,6 +488,7 @@ async fn audit_trail_records_who_did_what() {
     op.send("MODE #mod +b victim").await;
     op.sync().await;
     let mut failed = Client::connect(addr).await;
+    failed.req_sasl().await;
     failed.send("AUTHENTICATE PLAIN").await;
     failed.recv().await;
     failed
