@@ -125,6 +125,18 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "You have already authenticated using SASL",
         ));
     }
+    // "The client MUST enable the sasl capability before using the AUTHENTICATE command"
+    // (SASL 3.1). The spec names no reply for one that did not; 904 is SASL's "other errors
+    // not explicitly mentioned", and tells the client that SASL (not the command) failed,
+    // where 421 would claim the server has no AUTHENTICATE. The connection goes on.
+    if !ctx.session.caps.sasl {
+        ctx.session.sasl = None;
+        return Err(Reply::new(
+            numeric::ERR_SASLFAIL,
+            &[],
+            "SASL authentication failed: enable the sasl capability (CAP REQ :sasl) first",
+        ));
+    }
     if arg == "*" {
         ctx.session.sasl = None;
         return Err(Reply::new(
