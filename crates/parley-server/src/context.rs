@@ -36,9 +36,11 @@ pub const SUPPORTED_CAPS: &[&str] = &[
 ];
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
-/// is registered, and the account name may differ from the nick.
+/// is registered (unless `accounts.register_before_connect` is off), and the account name may
+/// differ from the nick.
 const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
+const ACCOUNT_REGISTRATION_AFTER_CONNECT: &str = "custom-account-name";
 /// Advertised when `accounts.require_login` is on; the matching refusal is
 /// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
 pub const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
@@ -55,7 +57,12 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .collect();
     if shared.live().accounts.registration == RegistrationPolicy::Open {
         caps.push(if with_values {
-            format!("{ACCOUNT_REGISTRATION}={ACCOUNT_REGISTRATION_VALUE}")
+            let value = if shared.config.accounts.register_before_connect {
+                ACCOUNT_REGISTRATION_VALUE
+            } else {
+                ACCOUNT_REGISTRATION_AFTER_CONNECT
+            };
+            format!("{ACCOUNT_REGISTRATION}={value}")
         } else {
             ACCOUNT_REGISTRATION.to_string()
         });

@@ -68,3 +68,48 @@ async fn authenticate_without_the_sasl_cap_fails_without_a_disconnect() {
     .await;
     e.expect_numeric("903").await;
 }
+
+/// "FAIL REGISTER COMPLETE_CONNECTION_REQUIRED <message>: Sent by the server if the client sent
+/// a REGISTER command before connection registration. The server MUST NOT sent these replies if
+/// it advertizes the `before-connect` key": with `accounts.register_before_connect` off, the
+/// key is gone from the capability's value and an early REGISTER gets that FAIL; after the
+/// welcome REGISTER works.
+#[tokio::test]
+async fn register_after_connect_only_when_configured() {
+    let server = TestServer::start_with(|config| {
+        config.accounts.register_before_connect = false;
+    })
+    .await;
+    let mut c = server.connect().await;
+    c.nick = "kim".into();
+    c.send("CAP LS 302").await;
+    let ls = c.expect(|l| l.contains(" CAP * LS ")).await;
+    assert!(
+        ls.contains(" draft/account-registration=custom-account-name "),
+        "{ls}"
+    );
+    assert!(!ls.contains("before-connect"), "{ls}");
+    c.send("NICK kim").await;
+    c.send("USER kim 0 * :Kim").await;
+    c.send("REGISTER * * kim-password-1").await;
+    assert_eq!(
+        c.recv().await,
+        ":parley.local FAIL REGISTER COMPLETE_CONNECTION_REQUIRED :Register the connection \
+         first (NICK, USER, CAP END), then send REGISTER again"
+    );
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    c.send("REGISTER * * kim-password-1").await;
+    c.expect(|l| l.contains(" REGISTER SUCCESS kim ")).await;
+
+    // By default REGISTER works before the connection is registered, and says so.
+    let server = TestServer::start().await;
+    let mut d = server.connect().await;
+    d.send("CAP LS 302").await;
+    let ls = d.expect(|l| l.contains(" CAP * LS ")).await;
+    assert!(
+        ls.contains(" draft/account-registration=before-connect,custom-account-name "),
+        "{ls}"
+    );
+}

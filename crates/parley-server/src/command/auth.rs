@@ -442,6 +442,17 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "Registration is closed on this server; ask an administrator for an account",
         ));
     }
+    // "FAIL REGISTER COMPLETE_CONNECTION_REQUIRED <message>: Sent by the server if the client
+    // sent a REGISTER command before connection registration" (never when `before-connect` is
+    // advertised, which this same switch decides).
+    if !ctx.session.registered && !ctx.shared.config.accounts.register_before_connect {
+        return Err(Reply::fail(
+            "REGISTER",
+            "COMPLETE_CONNECTION_REQUIRED",
+            &[],
+            "Register the connection first (NICK, USER, CAP END), then send REGISTER again",
+        ));
+    }
     if let Some(account) = &ctx.session.account {
         return Err(fail(
             "ALREADY_AUTHENTICATED",
