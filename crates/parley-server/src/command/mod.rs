@@ -12,8 +12,11 @@
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
+pub mod help;
+pub mod help_text;
 pub mod info;
 pub mod join;
+pub mod links;
 pub mod message;
 pub mod mode;
 pub mod nick;
@@ -83,6 +86,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),
         "MOTD" => info::motd(ctx),
+        "HELP" | "HELPOP" => help::help(ctx, msg),
+        "LINKS" => links::links(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],
