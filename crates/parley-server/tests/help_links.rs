@@ -105,3 +105,23 @@ async fn links_lists_this_server() {
         ]
     );
 }
+
+/// "With LINKS, a user can list all servers which are known by the server answering the
+/// query": in a cluster, the node answering lists itself and the other nodes it hears from.
+#[tokio::test]
+async fn links_lists_the_cluster_nodes_heard_from() {
+    let Some(cluster) = common::cluster::Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    // Both nodes have seen each other's users once alice and bob have talked.
+    let (mut alice, _bob) = cluster.alice_and_bob_talk("hello").await;
+    alice.send("LINKS").await;
+    assert_eq!(
+        alice.sync().await,
+        [
+            ":parley.local 364 alice * parley.local :0 Parley (Parley)",
+            ":parley.local 364 alice * n2 :1 Parley (Parley cluster node)",
+            ":parley.local 365 alice * :End of /LINKS list",
+        ]
+    );
+}
