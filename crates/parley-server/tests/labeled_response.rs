@@ -393,3 +393,42 @@ async fn labeled_join_over_websocket() {
     assert_eq!(inner[1], ":parley.local 353 wendy = #web :@wendy");
     assert_eq!(inner[2], ":parley.local 366 wendy #web :End of /NAMES list");
 }
+
+/// In a cluster the user's own JOIN is sent at once and the others' copies come from the
+/// stream; under a label it is still one batch with the names, and the members on the other
+/// node see the JOIN once, unlabeled.
+#[tokio::test]
+async fn labeled_join_in_a_cluster_is_one_batch() {
+    let Some(cluster) = common::cluster::Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let (mut alice, mut bob) = cluster.alice_and_bob_talk("hi").await;
+    bob.send("JOIN #both").await;
+    bob.sync().await;
+    let mut c = cluster.nodes[0].connect().await;
+    c.nick = "lena".into();
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :labeled-response batch").await;
+    c.expect(|l| l.contains(" ACK ")).await;
+    c.send("NICK lena").await;
+    c.send("USER lena 0 * :lena").await;
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    bob.sync().await;
+    c.send("@label=c1 JOIN #both").await;
+    let lines = c.sync().await;
+    let inner = labeled_batch(&lines, "c1");
+    assert_eq!(inner.len(), 3, "{lines:#?}");
+    assert!(inner[0].starts_with(":lena!") && inner[0].ends_with(" JOIN #both"));
+    assert!(
+        inner[1].starts_with(":parley.local 353 lena = #both :"),
+        "{lines:#?}"
+    );
+    assert_eq!(inner[2], ":parley.local 366 lena #both :End of /NAMES list");
+    bob.expect(|l| l.starts_with(":lena!") && l.ends_with(" JOIN #both"))
+        .await;
+    let rest = bob.sync().await;
+    assert!(rest.is_empty(), "one JOIN for bob: {rest:?}");
+    let _ = alice.sync().await;
+}
