@@ -55,6 +55,8 @@ pub const RPL_ENDOFEXCEPTLIST: &str = "349";
 pub const RPL_VERSION: &str = "351";
 pub const RPL_WHOREPLY: &str = "352";
 pub const RPL_NAMREPLY: &str = "353";
+pub const RPL_LINKS: &str = "364";
+pub const RPL_ENDOFLINKS: &str = "365";
 pub const RPL_ENDOFNAMES: &str = "366";
 pub const RPL_BANLIST: &str = "367";
 pub const RPL_ENDOFBANLIST: &str = "368";
@@ -188,6 +190,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_VERSION", RPL_VERSION),
     ("RPL_WHOREPLY", RPL_WHOREPLY),
     ("RPL_NAMREPLY", RPL_NAMREPLY),
+    ("RPL_LINKS", RPL_LINKS),
+    ("RPL_ENDOFLINKS", RPL_ENDOFLINKS),
     ("RPL_ENDOFNAMES", RPL_ENDOFNAMES),
     ("RPL_BANLIST", RPL_BANLIST),
     ("RPL_ENDOFBANLIST", RPL_ENDOFBANLIST),

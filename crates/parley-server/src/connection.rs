@@ -29,7 +29,7 @@ use tracing::{debug, info};
 use crate::cluster::event::Event;
 use crate::command;
 use crate::command::auth;
-use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, Line, Session};
+use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, LabeledLine, Line, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
 use crate::relay::{escape_tag, line, with_tag};
@@ -258,7 +258,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     }
                 }
             };
-            send_labeled(session, outbound);
+            send_labeled(shared, session, outbound);
             if let Some(end) = end {
                 return end;
             }
@@ -468,33 +468,67 @@ enum Done {
     Auth(auth::AuthOutcome),
 }
 
-/// Send a labeled command's replies under its label: one line tagged, several in a
-/// `labeled-response` batch, none as an `ACK`.
-fn send_labeled(session: &mut Session, outbound: &Outbound) {
+/// Send a labeled command's replies under its label: one line tagged, several in one
+/// `labeled-response` batch, none as an `ACK` ("Servers MUST include the tag in exactly one
+/// logical message"). A nested batch (CHATHISTORY's) keeps its own lines' batch tag: only its
+/// start and end are tagged with the outer batch, as the batch spec's nesting rules say.
+fn send_labeled(shared: &Shared, session: &mut Session, outbound: &Outbound) {
     let Some(labeled) = session.labeled.get_mut().take() else {
         return;
     };
     let label = format!("label={}", escape_tag(&labeled.label));
-    match labeled.lines.len() {
-        0 if labeled.answered => {}
-        0 => {
-            let _ = outbound.push(format!("@{label} ACK\r\n").as_bytes());
+    let lines: Vec<Vec<u8>> = labeled
+        .lines
+        .into_iter()
+        .map(|line| match line {
+            LabeledLine::Line(bytes) => bytes,
+            LabeledLine::Echo(slot) => std::mem::take(&mut *slot.lock()),
+        })
+        .filter(|bytes| !bytes.is_empty())
+        .collect();
+    let server = shared.server_name();
+    match lines.as_slice() {
+        [] if labeled.answered => {}
+        [] => {
+            let _ = outbound.push(&with_tag(&line(Some(server), "ACK", &[], None), &label));
         }
-        1 => {
-            let _ = outbound.push(&with_tag(&labeled.lines[0], &label));
+        [only] => {
+            let _ = outbound.push(&with_tag(only, &label));
         }
         _ => {
             static BATCHES: AtomicU64 = AtomicU64::new(1);
             let id = format!("l{}", BATCHES.fetch_add(1, Ordering::Relaxed));
-            let mut out = format!("@{label} BATCH +{id} labeled-response\r\n").into_bytes();
+            let start = line(
+                Some(server),
+                "BATCH",
+                &[&format!("+{id}"), "labeled-response"],
+                None,
+            );
+            let mut out = with_tag(&start, &label);
             let batch_tag = format!("batch={id}");
-            for line in &labeled.lines {
-                out.extend_from_slice(&with_tag(line, &batch_tag));
+            for line in &lines {
+                if has_tag(line, "batch") {
+                    out.extend_from_slice(line);
+                } else {
+                    out.extend_from_slice(&with_tag(line, &batch_tag));
+                }
             }
-            out.extend_from_slice(format!("BATCH -{id}\r\n").as_bytes());
+            out.extend_from_slice(&line(Some(server), "BATCH", &[&format!("-{id}")], None));
             let _ = outbound.push(&out);
         }
     }
+}
+
+/// Whether a serialized line carries tag `key`.
+fn has_tag(line: &[u8], key: &str) -> bool {
+    let Some(tags) = line.strip_prefix(b"@") else {
+        return false;
+    };
+    let end = memchr::memchr(b' ', tags).unwrap_or(tags.len());
+    tags[..end].split(|b| *b == b';').any(|item| {
+        let name = item.split(|b| *b == b'=').next().unwrap_or(item);
+        name == key.as_bytes()
+    })
 }
 
 /// A read error that only means the peer is gone: a reset, or (over TLS) a socket closed
@@ -549,6 +583,11 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
         session,
         outbound,
     };
+    // "This specification depends on the batch capability which MUST be negotiated to use
+    // labeled responses": without both, a label is not used at all.
+    if ctx.session.caps.labeled_response && ctx.session.caps.batch {
+        *ctx.session.labeled.get_mut() = label_of(&text).and_then(|l| Labeled::new(&l));
+    }
     match Message::parse(&text) {
         // "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this includes
         // tags with or without the client-only prefix" (ircv3.net message-tags); the parser
@@ -558,22 +597,8 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
             &[],
             Some("Input line was too long"),
         ),
-        Ok(msg) => {
-            if ctx.session.caps.labeled_response && ctx.session.caps.batch {
-                if let Some(label) = msg.tags.get("label").filter(|l| !l.is_empty()) {
-                    *ctx.session.labeled.borrow_mut() = Some(Labeled {
-                        label: label.chars().take(64).collect(),
-                        lines: Vec::new(),
-                        answered: false,
-                    });
-                }
-            }
-            if utf8 {
-                command::dispatch(&mut ctx, &msg)
-            } else {
-                command::utf8::refuse(&mut ctx, &msg)
-            }
-        }
+        Ok(msg) if utf8 => command::dispatch(&mut ctx, &msg),
+        Ok(msg) => command::utf8::refuse(&mut ctx, &msg),
         Err(ParseError::Empty) => {}
         Err(
             ParseError::BodyTooLong { .. }
@@ -649,6 +674,14 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         };
         outbound.close_with(&line(None, "ERROR", &[], Some(&text)));
     }
+}
+
+/// The `label` tag of a line, unescaped, even of one whose command does not parse (its 421 is
+/// a response like any other); none when the tags themselves are malformed.
+fn label_of(text: &str) -> Option<String> {
+    let section = text.strip_prefix('@')?.split(' ').next()?;
+    let tags = parley_proto::Tags::parse(section).ok()?;
+    tags.get("label").map(|label| label.into_owned())
 }
 
 /// The word a line used as its command, for ERR_UNKNOWNCOMMAND on a line that did not parse.

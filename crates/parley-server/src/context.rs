@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use crate::cluster::event::{Event, Uid};
 use crate::cluster::{ClaimError, Cluster};
 use crate::config::RegistrationPolicy;
-use crate::fanout::{self, Local, Publish};
+use crate::fanout::{self, EchoSlot, Local, Publish};
 use crate::isupport;
 use crate::outbound::Outbound;
 use crate::relay::{line, notify, wire, Relay};
@@ -44,9 +44,11 @@ pub const SUPPORTED_CAPS: &[&str] = &[
 ];
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
-/// is registered, and the account name may differ from the nick.
+/// is registered (unless `accounts.register_before_connect` is off), and the account name may
+/// differ from the nick.
 const ACCOUNT_REGISTRATION: &str = crate::server::ACCOUNT_REGISTRATION_CAP;
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
+const ACCOUNT_REGISTRATION_AFTER_CONNECT: &str = "custom-account-name";
 /// Advertised when `accounts.require_login` is on; the matching refusal is
 /// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
 pub const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
@@ -69,7 +71,12 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .collect();
     if shared.live().accounts.registration == RegistrationPolicy::Open {
         caps.push(if with_values {
-            format!("{ACCOUNT_REGISTRATION}={ACCOUNT_REGISTRATION_VALUE}")
+            let value = if shared.config.accounts.register_before_connect {
+                ACCOUNT_REGISTRATION_VALUE
+            } else {
+                ACCOUNT_REGISTRATION_AFTER_CONNECT
+            };
+            format!("{ACCOUNT_REGISTRATION}={value}")
         } else {
             ACCOUNT_REGISTRATION.to_string()
         });
@@ -400,9 +407,34 @@ pub struct MultilineBatch {
 /// The label of the command being handled and the replies collected for it.
 pub struct Labeled {
     pub label: String,
-    pub lines: Vec<Vec<u8>>,
-    /// The label already went out on an echoed message, so no `ACK` is owed.
+    pub lines: Vec<LabeledLine>,
+    /// The label already went out on an echoed message (in a cluster, where the echo comes
+    /// back from the stream), so no `ACK` is owed.
     pub answered: bool,
+}
+
+/// Longest label honoured, in bytes: "The value MUST NOT exceed 64 bytes" (labeled-response).
+pub const MAX_LABEL_LEN: usize = 64;
+
+impl Labeled {
+    /// A label as the client sent it (unescaped), if it is one: a value is required and may
+    /// not pass [`MAX_LABEL_LEN`]. Anything else is no label at all, since answering under a
+    /// shortened one would pair the answer with a request the client never made.
+    pub fn new(label: &str) -> Option<Labeled> {
+        (!label.is_empty() && label.len() <= MAX_LABEL_LEN).then(|| Labeled {
+            label: label.to_string(),
+            lines: Vec::new(),
+            answered: false,
+        })
+    }
+}
+
+/// One reply collected for a labeled command.
+pub enum LabeledLine {
+    Line(Vec<u8>),
+    /// Where the echo of a message will be, once the history writer has stored and delivered
+    /// it (see `fanout::Delivery::echo_into`); empty if it never was.
+    Echo(EchoSlot),
 }
 
 impl Session {
@@ -472,7 +504,17 @@ pub enum Line<'a> {
     ForNotify(&'a [u8], u8),
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
+    /// The bytes `member` gets, if any (a [`Line::ForCap`] only for those with the cap).
+    pub fn bytes_for(self, member: &Outbound) -> Option<&'a [u8]> {
+        match self {
+            Line::Bytes(bytes) => Some(bytes),
+            Line::ForCap(bytes, bit) => (member.wire_caps() & bit != 0).then_some(bytes),
+            Line::ForNotify(bytes, bit) => (member.notify_caps() & bit != 0).then_some(bytes),
+            Line::Relay(relay) => Some(relay.bytes_for(member.wire_caps())),
+        }
+    }
+
     /// Queue it for each of `members` now (each writer woken on its own).
     pub fn send_now(self, members: &[Arc<Outbound>]) {
         match self {
@@ -798,7 +840,7 @@ impl Ctx<'_> {
     /// task notices on its own, so there is nothing more to do here.
     pub fn send(&self, bytes: &[u8]) {
         if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
-            captured.lines.push(bytes.to_vec());
+            captured.lines.push(LabeledLine::Line(bytes.to_vec()));
             return;
         }
         let _ = self.outbound.push(bytes);
@@ -808,7 +850,9 @@ impl Ctx<'_> {
     /// command still collects them one by one, so each can carry the batch tag.
     pub fn send_lines(&self, lines: &[u8]) {
         if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
-            let each = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec);
+            let each = lines
+                .split_inclusive(|b| *b == b'\n')
+                .map(|line| LabeledLine::Line(line.to_vec()));
             captured.lines.extend(each);
             return;
         }
@@ -961,14 +1005,33 @@ impl Ctx<'_> {
         }
     }
 
-    /// [`Announcer::announce`] for this connection's user.
+    /// [`Announcer::announce`] for this connection's user. While a labeled command runs, the
+    /// user's own copy (its JOIN, its NICK ...) is part of the command's response, so it goes
+    /// with the other replies under the label rather than ahead of them.
     pub fn announce(
         &self,
         line: Line<'_>,
         members: &MemberList,
         event: impl FnOnce(&Cluster) -> Event,
     ) -> Announced {
-        self.announcer().announce(line, members, event)
+        let me = self.outbound;
+        let labeled = self.session.labeled.borrow().is_some();
+        if !labeled || !members.iter().any(|m| Arc::ptr_eq(m, me)) {
+            return self.announcer().announce(line, members, event);
+        }
+        if let Some(bytes) = line.bytes_for(me) {
+            self.send(bytes);
+        }
+        let others: MemberList = Arc::new(
+            members
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, me))
+                .cloned()
+                .collect(),
+        );
+        let mut announced = self.announcer().announce(line, &others, event);
+        announced.actor_told = true;
+        announced
     }
 
     /// [`Announcer::replicate`].
@@ -994,6 +1057,15 @@ impl Ctx<'_> {
         event: impl FnOnce(&Cluster) -> Event,
     ) {
         let echo = self.session.caps.echo_message;
+        // A labeled command's echo is its response: collected with the rest (in a cluster the
+        // stream brings it back later, unlabeled, and the label goes on an ACK).
+        let labeled = self.session.labeled.borrow().is_some();
+        if echo && labeled && crate::cluster::of(self.shared).is_none() {
+            self.announcer()
+                .announce_message(relay, members, false, event);
+            self.send(relay.bytes_for(self.outbound.wire_caps()));
+            return;
+        }
         self.announcer()
             .announce_message(relay, members, echo, event)
     }

@@ -45,31 +45,44 @@ pub struct Delivery {
     pub sender: Arc<Outbound>,
     /// The sender asked for its own messages back (`echo-message`).
     pub echo: bool,
-    /// The sender's `label` (labeled-response), carried by the echo.
+    /// The sender's `label` (labeled-response), carried by the echo when it comes back from
+    /// the cluster's stream.
     pub label: Option<String>,
+    /// Delivered here for a labeled command: the echo goes into this slot instead, so the
+    /// connection sends it with the command's other replies under the one label.
+    pub echo_into: Option<EchoSlot>,
+    /// A private message to the sender itself: it gets the message as its recipient too, and
+    /// that copy is never labeled (only the echo is the answer).
+    pub to_self: bool,
     /// In a cluster: how to publish it once stored; `None` delivers it here.
     pub publish: Option<Publish>,
-    /// A private message to oneself: the sender is its recipient too, and gets it as a
-    /// delivery (besides the echo it may have asked for).
-    pub to_self: bool,
 }
+
+/// The echo of a labeled message, filled in by its delivery (see [`Delivery::echo_into`]).
+pub type EchoSlot = Arc<parking_lot::Mutex<Vec<u8>>>;
 
 impl Delivery {
     /// Queue the message for everyone but the sender, and the sender's echo (with its label) if
     /// it asked; the writers are woken when `held` is dropped.
     pub fn deliver(&self, held: &mut HeldWakes) {
-        let except = (!self.to_self).then_some(&self.sender);
-        send_except(held, &self.relay, &self.recipients, except);
+        send_except(held, &self.relay, &self.recipients, Some(&self.sender));
+        if self.to_self {
+            self.relay.send_held(&self.sender, held);
+        }
         if self.echo {
             let bytes = self.relay.bytes_for(self.sender.wire_caps());
-            let _ = match &self.label {
+            let _ = match (&self.echo_into, &self.label) {
                 // A TAGMSG the sender may not get (no `message-tags`): no echo.
                 _ if bytes.is_empty() => Ok(()),
-                Some(label) => self.sender.push_held(
+                (Some(slot), _) => {
+                    *slot.lock() = bytes.to_vec();
+                    Ok(())
+                }
+                (None, Some(label)) => self.sender.push_held(
                     &with_tag(bytes, &format!("label={}", escape_tag(label))),
                     held,
                 ),
-                None => self.sender.push_held(bytes, held),
+                (None, None) => self.sender.push_held(bytes, held),
             };
         }
     }
@@ -311,8 +324,9 @@ mod tests {
             sender: sender.clone(),
             echo,
             label: Some("L1".into()),
-            publish: None,
+            echo_into: None,
             to_self: false,
+            publish: None,
         }
     }
 

@@ -41,6 +41,7 @@ fn notice(nick: &str, text: &str) -> String {
 /// nothing but 900 (logged in) allowed before it.
 async fn sasl(addr: std::net::SocketAddr, account: &str, password: &str) -> String {
     let mut c = Client::connect(addr).await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE PLAIN").await;
     assert_eq!(c.recv().await, "AUTHENTICATE +");
     c.send(&format!(
@@ -143,6 +144,7 @@ async fn klines_on_every_mask_form_and_unkline() {
     );
 
     let mut elsewhere = connect_from(server.addr, ip("127.0.0.6")).await;
+    elsewhere.req_sasl().await;
     elsewhere.nick = "spammer".into();
     elsewhere.send("CAP LS 302").await;
     elsewhere.send("NICK spammer").await;

@@ -642,6 +642,12 @@ fn message(
             }
         }
     }
+    // A private message to oneself reaches its sender as a recipient too, besides any echo.
+    if let (Target::User(to_uid), Some(sender)) = (&target, &sender) {
+        if *to_uid == uid {
+            relay.send_held(sender, step.held);
+        }
+    }
     if let (true, Some(sender)) = (step.own, &sender) {
         if let Some(label) = step.label.take() {
             let bytes = relay.bytes_for(sender.wire_caps());

@@ -577,6 +577,20 @@ impl Cluster {
         }
     }
 
+    /// The names of the other nodes heard from within a lease, sorted (for LINKS).
+    pub fn nodes_heard(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .peers
+            .lock()
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() <= self.lease)
+            .map(|((node, _), _)| node.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     fn heard(&self, node: &str, incarnation: u64) {
         if node == self.node && incarnation == self.incarnation {
             return;

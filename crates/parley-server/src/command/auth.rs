@@ -125,6 +125,18 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "You have already authenticated using SASL",
         ));
     }
+    // "The client MUST enable the sasl capability before using the AUTHENTICATE command"
+    // (SASL 3.1). The spec names no reply for one that did not; 904 is SASL's "other errors
+    // not explicitly mentioned", and tells the client that SASL (not the command) failed,
+    // where 421 would claim the server has no AUTHENTICATE. The connection goes on.
+    if !ctx.session.caps.sasl {
+        ctx.session.sasl = None;
+        return Err(Reply::new(
+            numeric::ERR_SASLFAIL,
+            &[],
+            "SASL authentication failed: enable the sasl capability (CAP REQ :sasl) first",
+        ));
+    }
     if arg == "*" {
         ctx.session.sasl = None;
         return Err(Reply::new(
@@ -428,6 +440,17 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "DISALLOWED",
             shown,
             "Registration is closed on this server; ask an administrator for an account",
+        ));
+    }
+    // "FAIL REGISTER COMPLETE_CONNECTION_REQUIRED <message>: Sent by the server if the client
+    // sent a REGISTER command before connection registration" (never when `before-connect` is
+    // advertised, which this same switch decides).
+    if !ctx.session.registered && !ctx.shared.config.accounts.register_before_connect {
+        return Err(Reply::fail(
+            "REGISTER",
+            "COMPLETE_CONNECTION_REQUIRED",
+            &[],
+            "Register the connection first (NICK, USER, CAP END), then send REGISTER again",
         ));
     }
     if let Some(account) = &ctx.session.account {

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
-use crate::context::{Ctx, FollowUp, Lookup, Reply};
-use crate::fanout::Delivery;
+use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
+use crate::fanout::{Delivery, EchoSlot};
 use crate::history::{dm_key, party};
 use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
@@ -228,12 +228,20 @@ fn deliver(
     // A TAGMSG echo reaches only a sender with `message-tags`; without one the label is
     // still owed (an ACK).
     let echoed = echo && (!tags_only || ctx.session.caps.message_tags);
-    let label = match ctx.session.labeled.get_mut() {
-        Some(labeled) if echoed => {
+    // A labeled command's echo is (part of) its response. Delivered here, it is collected in
+    // order with the other replies; from a cluster's stream it comes back later on its own,
+    // carrying the label itself.
+    let (label, echo_into) = match ctx.session.labeled.get_mut() {
+        Some(labeled) if echoed && publish.is_some() => {
             labeled.answered = true;
-            Some(labeled.label.clone())
+            (Some(labeled.label.clone()), None)
         }
-        _ => None,
+        Some(labeled) if echoed => {
+            let slot = EchoSlot::default();
+            labeled.lines.push(LabeledLine::Echo(slot.clone()));
+            (None, Some(slot))
+        }
+        _ => (None, None),
     };
     ctx.session
         .followups
@@ -245,8 +253,9 @@ fn deliver(
             sender: ctx.outbound.clone(),
             echo,
             label,
-            publish,
+            echo_into,
             to_self,
+            publish,
         })));
 }
 

@@ -14,9 +14,12 @@ pub mod auth;
 pub mod channel;
 pub mod chathistory;
 pub mod elist;
+pub mod help;
+pub mod help_text;
 pub mod info;
 pub mod invite_list;
 pub mod join;
+pub mod links;
 pub mod markread;
 pub mod message;
 pub mod mode;
@@ -108,6 +111,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "TIME" => info::time(ctx),
         "MOTD" => info::motd(ctx),
         "INFO" => about::info(ctx, msg),
+        "HELP" | "HELPOP" => help::help(ctx, msg),
+        "LINKS" => links::links(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],

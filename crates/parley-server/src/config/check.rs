@@ -8,8 +8,8 @@ use std::path::Path;
 
 use super::postgres_url::parse_url;
 use super::{
-    argon2id_problem, parse_room_modes, ClusterConfig, Config, ConfigError, StoreKind,
-    LETS_ENCRYPT_DIRECTORY, OPERATOR_PERMISSIONS,
+    argon2id_problem, parse_room_modes, ClusterConfig, Config, ConfigError, RegistrationPolicy,
+    StoreKind, LETS_ENCRYPT_DIRECTORY, OPERATOR_PERMISSIONS,
 };
 
 /// A validation failure before it is given a file and line: the dotted key, which element of a list
@@ -281,6 +281,18 @@ impl Config {
             return Err(Invalid::new(
                 "history.prune_interval_secs",
                 "use at least 1 second".to_owned(),
+            ));
+        }
+        if !accounts.register_before_connect
+            && accounts.require_login
+            && accounts.registration == RegistrationPolicy::Open
+        {
+            return Err(Invalid::new(
+                "accounts.register_before_connect",
+                "false with require_login = true leaves no way to REGISTER: a connection must \
+                 log in before it is registered. Set register_before_connect = true, \
+                 require_login = false, or registration = \"closed\""
+                    .to_owned(),
             ));
         }
         if accounts.max_failures == 0 {
@@ -1011,6 +1023,18 @@ mod tests {
         let config = Config::from_toml_str("[accounts]\nregistration = \"closed\"\n")
             .expect("closed is a policy");
         assert_eq!(config.accounts.registration, RegistrationPolicy::Closed);
+        let (key, line, message) = invalid("[accounts]\nregister_before_connect = false\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("accounts.register_before_connect", 2)
+        );
+        assert!(message.contains("require_login"), "{message}");
+        let config = Config::from_toml_str(
+            "[accounts]\nregister_before_connect = false\nrequire_login = false\n",
+        )
+        .expect("REGISTER after the welcome works for guests");
+        assert!(!config.accounts.register_before_connect);
+        assert!(Config::default().accounts.register_before_connect);
     }
 
     #[test]

@@ -330,6 +330,13 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "accounts",
+        "register_before_connect",
+        "REGISTER is accepted before the connection is registered (clients create the account\n\
+         and log in in one go). With false, REGISTER waits until after the welcome; that needs\n\
+         require_login = false, or nobody without an account could get that far.",
+    ),
+    (
+        "accounts",
         "store",
         "Where accounts, history, registered channels, bans and the audit trail are kept:\n\
          \"sqlite\" (the file named by database) or \"postgres\" (the database at postgres_url).",

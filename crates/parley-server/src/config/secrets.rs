@@ -14,6 +14,7 @@ impl std::fmt::Debug for AccountsConfig {
         f.debug_struct("AccountsConfig")
             .field("require_login", &self.require_login)
             .field("registration", &self.registration)
+            .field("register_before_connect", &self.register_before_connect)
             .field("store", &self.store)
             .field("database", &self.database)
             .field("postgres_url", &redact_url(&self.postgres_url))
