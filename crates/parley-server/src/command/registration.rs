@@ -13,6 +13,41 @@ use crate::context::{advertised_caps, Ctx, FollowUp, Reply};
 use crate::isupport;
 use crate::server::VERSION;
 
+/// A `CAP LS` or `CAP LIST` answer. "If the server's list of capabilities is too long to fit in
+/// a single line, it MAY send multiple lines. When sent, all lines except the last one MUST have
+/// an asterisk (*) as a parameter before the capability list" (IRCv3 capability negotiation,
+/// version 302): so a 302 client gets lines of at most 510 bytes; an older one, which knows no
+/// continuation, gets one line (without values it stays short).
+fn send_cap_list(ctx: &Ctx<'_>, nick: &str, sub: &str, caps: &str, v302: bool) {
+    // `:server CAP nick LS * :` around each chunk.
+    let overhead = 1 + ctx.shared.server_name().len() + " CAP ".len() + nick.len() + sub.len();
+    let budget = 510usize.saturating_sub(overhead + " * :".len()).max(100);
+    if !v302 || caps.len() <= budget {
+        ctx.server_line("CAP", &[nick, sub], Some(caps));
+        return;
+    }
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for cap in caps.split(' ').filter(|c| !c.is_empty()) {
+        if !current.is_empty() && current.len() + 1 + cap.len() > budget {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(cap);
+    }
+    chunks.push(current);
+    let count = chunks.len();
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i + 1 < count {
+            ctx.server_line("CAP", &[nick, sub, "*"], Some(chunk));
+        } else {
+            ctx.server_line("CAP", &[nick, sub], Some(chunk));
+        }
+    }
+}
+
 /// `CAP LS|LIST|REQ|END` (IRCv3 capability negotiation): while it is open, registration
 /// waits for `CAP END`.
 pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
@@ -36,11 +71,12 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 ctx.outbound.set_notify_caps(ctx.session.caps.notify_bits());
             }
             let caps = advertised_caps(ctx.shared, ctx.session, v302);
-            ctx.server_line("CAP", &[&nick, "LS"], Some(&caps));
+            send_cap_list(ctx, &nick, "LS", &caps, v302);
         }
         "LIST" => {
             let names = ctx.session.caps.names().join(" ");
-            ctx.server_line("CAP", &[&nick, "LIST"], Some(&names));
+            let v302 = ctx.session.cap_302;
+            send_cap_list(ctx, &nick, "LIST", &names, v302);
         }
         "REQ" => {
             if !ctx.session.registered {
