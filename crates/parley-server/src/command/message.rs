@@ -197,6 +197,17 @@ fn stored(
     }
 }
 
+/// How a message goes out, besides to whom.
+#[derive(Clone, Copy)]
+struct Sending {
+    /// A private message to the sender itself: it is its recipient too.
+    to_self: bool,
+    /// The sender has user mode `+B`: the `bot` tag for `message-tags` clients.
+    bot: bool,
+    /// Kept in history (a STATUSMSG is not: the channel's history is for all its members).
+    keep: bool,
+}
+
 /// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
 fn deliver(
     ctx: &mut Ctx<'_>,
@@ -204,10 +215,9 @@ fn deliver(
     recipients: MemberList,
     offline_for: Option<String>,
     target: Option<Target>,
-    to_self: bool,
-    bot: bool,
-    keep: bool,
+    sending: Sending,
 ) {
+    let Sending { to_self, bot, keep } = sending;
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
             uid: cluster.uid_of(ctx.session.id),
@@ -280,7 +290,12 @@ pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<()
     let target = Target::Channel(key.clone());
     let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
     let keep = status_prefix.is_none();
-    deliver(ctx, message, members, None, Some(target), false, bot, keep);
+    let sending = Sending {
+        to_self: false,
+        bot,
+        keep,
+    };
+    deliver(ctx, message, members, None, Some(target), sending);
     Ok(())
 }
 
@@ -405,9 +420,11 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         Arc::new(vec![outbound]),
         None,
         uid.map(Target::User),
-        to_self,
-        bot,
-        true,
+        Sending {
+            to_self,
+            bot,
+            keep: true,
+        },
     );
     if let (Some(away), "PRIVMSG") = (away, said.verb) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
@@ -449,9 +466,11 @@ fn offline(
         MemberList::default(),
         Some(them),
         None,
-        false,
-        false,
-        true,
+        Sending {
+            to_self: false,
+            bot: false,
+            keep: true,
+        },
     );
     if !notice {
         let nick = ctx.session.nick.clone();
