@@ -54,6 +54,8 @@ struct Step<'a> {
     captured: Option<MemberList>,
     /// For an own message, the echo its sender waits for (`Some("")`: without a label).
     label: Option<String>,
+    /// For an own labeled message, where its echo goes (see `fanout::Local::echo_into`).
+    echo_into: Option<crate::fanout::EchoSlot>,
     whowas_limit: usize,
     held: &'a mut HeldWakes,
 }
@@ -71,6 +73,7 @@ pub fn apply(
     let Local {
         echo: label,
         recipients: captured,
+        echo_into,
     } = local.unwrap_or_default();
     let mut step = Step {
         shared,
@@ -78,6 +81,7 @@ pub fn apply(
         own,
         captured,
         label,
+        echo_into,
         whowas_limit: shared.config.limits.whowas_entries,
         held,
     };
@@ -651,6 +655,9 @@ fn message(
     if let (true, Some(sender)) = (step.own, &sender) {
         if let Some(label) = step.label.take() {
             let bytes = relay.bytes_for(sender.wire_caps());
+            if let Some(slot) = step.echo_into.take() {
+                return crate::fanout::fill_echo(slot, bytes, sender, step.held);
+            }
             let _ = match label.as_str() {
                 // A TAGMSG the sender may not get (no `message-tags`): no echo.
                 _ if bytes.is_empty() => Ok(()),
