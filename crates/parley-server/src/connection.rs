@@ -523,7 +523,7 @@ async fn await_echoes(
                 Ok(echo) => *line = LabeledLine::Line(echo.unwrap_or_default()),
                 Err(_) => {
                     tracing::warn!(
-                        label = %labeled.label,
+                        nick = %session.nick,
                         "a labeled message's echo did not come back from the cluster in time"
                     );
                     break;
