@@ -584,3 +584,38 @@ async fn an_operators_mode_from_outside_the_room_in_a_cluster_is_one_labeled_lin
         .await;
     assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
 }
+
+/// "When a client sends a message to itself, the server MUST NOT include the label tag, except
+/// for any acknowledgment sent with the `echo-message` mechanism": in a cluster too, the
+/// message reaches its sender once as a recipient, unlabeled, and once as the labeled echo;
+/// without echo-message, once, and the label goes on an `ACK`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_to_yourself_in_a_cluster_is_delivered_once_and_echoed_once() {
+    let Some((cluster, mut sam, _bob)) = cluster_pair(|_, _| {}, "sam").await else {
+        return;
+    };
+    sam.send("@label=k6 PRIVMSG sam :note to self").await;
+    let mut lines = sam.sync().await;
+    lines.sort_by_key(|l| tag(l, "label").is_some());
+    assert_eq!(lines.len(), 2, "the delivery and the echo: {lines:#?}");
+    assert_eq!(tag(&lines[0], "label"), None, "{lines:#?}");
+    assert_eq!(tag(&lines[1], "label"), Some("k6"), "{lines:#?}");
+    for line in &lines {
+        assert_eq!(
+            untagged(line),
+            ":sam!~sam@127.0.0.1 PRIVMSG sam :note to self"
+        );
+    }
+    let mut pam = with_caps(&cluster.nodes[0], "pam", LABELING).await;
+    pam.send("@label=k7 PRIVMSG pam :memo").await;
+    let memo = ":pam!~pam@127.0.0.1 PRIVMSG pam :memo";
+    let mut lines = pam.sync().await;
+    // The delivery is no response: it may come from the stream after the ACK.
+    if !lines.iter().any(|l| l == memo) {
+        lines.push(pam.expect(|l| l == memo).await);
+    }
+    lines.sort();
+    assert_eq!(lines, [memo, "@label=k7 :parley.local ACK"]);
+    assert_eq!(sam.sync().await, Vec::<String>::new(), "nothing after it");
+    assert_eq!(pam.sync().await, Vec::<String>::new(), "nothing after it");
+}

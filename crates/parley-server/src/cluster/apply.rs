@@ -597,13 +597,11 @@ fn message(
     // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
     let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
     let sender = sender_user.map(|u| u.outbound.clone());
-    // A private message to oneself reaches its sender as a delivery too.
-    let to_self = matches!(&target, Target::User(to) if *to == uid);
     match &target {
+        // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
             if let Some(recipients) = &step.captured {
-                let except = sender.as_ref().filter(|_| !to_self);
-                send_except(step.held, &relay, recipients, except);
+                send_except(step.held, &relay, recipients, sender.as_ref());
             }
         }
         Target::Channel(key) => {
@@ -624,10 +622,9 @@ fn message(
                 .local_id(to_uid)
                 .and_then(|id| world.users.get(&id))
             {
-                if to_self
-                    || sender
-                        .as_ref()
-                        .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
+                if sender
+                    .as_ref()
+                    .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
                 {
                     relay.send_held(&user.outbound, step.held);
                 }
@@ -646,7 +643,8 @@ fn message(
             }
         }
     }
-    // A private message to oneself reaches its sender as a recipient too, besides any echo.
+    // A private message to oneself reaches its sender as a recipient too, once (the branches
+    // above skip the sender), besides any echo.
     if let (Target::User(to_uid), Some(sender)) = (&target, &sender) {
         if *to_uid == uid {
             relay.send_held(sender, step.held);
