@@ -258,6 +258,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     }
                 }
             };
+            // In a cluster a labeled message's echo comes back from the stream a little later:
+            // the answer waits for it (uncorked, so others' lines are not held back meanwhile).
+            let end = match end {
+                None if !echoes_ready(session) => {
+                    corked.release();
+                    let end = await_echoes(shared, session, outbound).await;
+                    corked.hold();
+                    end
+                }
+                end => end,
+            };
             send_labeled(shared, session, outbound);
             if let Some(end) = end {
                 return end;
@@ -410,7 +421,7 @@ async fn run_followups(
     while let Some(followup) = session.followups.pop_front() {
         if let FollowUp::Deliver(delivery) = &followup {
             // Unlabeled: hand it on and go on reading (a label's ACK must follow the delivery).
-            if delivery.label.is_none() && session.labeled.borrow().is_none() {
+            if delivery.echo_into.is_none() && session.labeled.borrow().is_none() {
                 let FollowUp::Deliver(delivery) = followup else {
                     continue;
                 };
@@ -468,6 +479,63 @@ enum Done {
     Auth(auth::AuthOutcome),
 }
 
+/// Longest a labeled command's answer waits for the echoes of its messages from the cluster's
+/// stream (a round trip through the bus, normally milliseconds). Past it, what came is sent
+/// under the label, and an echo that comes later is sent unlabeled (`fanout::fill_echo`), so a
+/// lost event cannot hang the client.
+const ECHO_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether a labeled command's echoes are all in (turning those that are into plain lines);
+/// true for an unlabeled command, at the cost of one check.
+fn echoes_ready(session: &mut Session) -> bool {
+    let Some(labeled) = session.labeled.get_mut() else {
+        return true;
+    };
+    let mut ready = true;
+    for line in &mut labeled.lines {
+        if let LabeledLine::Echo(wait) = line {
+            match wait.try_recv() {
+                Ok(bytes) => *line = LabeledLine::Line(bytes),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    *line = LabeledLine::Line(Vec::new())
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => ready = false,
+            }
+        }
+    }
+    ready
+}
+
+/// Wait (at most [`ECHO_WAIT`]) for a labeled command's echoes still on their way.
+async fn await_echoes(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Outbound,
+) -> Option<EndReason> {
+    let labeled = session.labeled.get_mut().as_mut()?;
+    let deadline = Instant::now() + ECHO_WAIT;
+    for line in &mut labeled.lines {
+        let LabeledLine::Echo(wait) = line else {
+            continue;
+        };
+        tokio::select! {
+            echo = tokio::time::timeout_at(deadline, wait) => match echo {
+                Ok(echo) => *line = LabeledLine::Line(echo.unwrap_or_default()),
+                Err(_) => {
+                    tracing::warn!(
+                        nick = %session.nick,
+                        "a labeled message's echo did not come back from the cluster in time"
+                    );
+                    break;
+                }
+            },
+            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
+        }
+    }
+    None
+}
+
 /// Send a labeled command's replies under its label: one line tagged, several in one
 /// `labeled-response` batch, none as an `ACK` ("Servers MUST include the tag in exactly one
 /// logical message"). A nested batch (CHATHISTORY's) keeps its own lines' batch tag: only its
@@ -482,7 +550,8 @@ fn send_labeled(shared: &Shared, session: &mut Session, outbound: &Outbound) {
         .into_iter()
         .map(|line| match line {
             LabeledLine::Line(bytes) => bytes,
-            LabeledLine::Echo(slot) => std::mem::take(&mut *slot.lock()),
+            // Not back in time: sent unlabeled when it comes (`fanout::fill_echo`).
+            LabeledLine::Echo(_) => Vec::new(),
         })
         .filter(|bytes| !bytes.is_empty())
         .collect();

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use crate::cluster::event::{Event, Uid};
 use crate::cluster::{ClaimError, Cluster};
 use crate::config::RegistrationPolicy;
-use crate::fanout::{self, EchoSlot, Local, Publish};
+use crate::fanout::{self, EchoWait, Local, Publish};
 use crate::isupport;
 use crate::outbound::Outbound;
 use crate::relay::{line, notify, wire, Relay};
@@ -408,8 +408,8 @@ pub struct MultilineBatch {
 pub struct Labeled {
     pub label: String,
     pub lines: Vec<LabeledLine>,
-    /// The label already went out on an echoed message (in a cluster, where the echo comes
-    /// back from the stream), so no `ACK` is owed.
+    /// The label already went out on its own (a `draft/multiline` batch's echo carries it), so
+    /// no `ACK` is owed.
     pub answered: bool,
 }
 
@@ -432,9 +432,10 @@ impl Labeled {
 /// One reply collected for a labeled command.
 pub enum LabeledLine {
     Line(Vec<u8>),
-    /// Where the echo of a message will be, once the history writer has stored and delivered
-    /// it (see `fanout::Delivery::echo_into`); empty if it never was.
-    Echo(EchoSlot),
+    /// The echo of a message, once the history writer has stored and delivered it (see
+    /// `fanout::Delivery::echo_into`) or, in a cluster, the stream has brought it back; the
+    /// connection waits for it (a while) before answering.
+    Echo(EchoWait),
 }
 
 impl Session {
@@ -614,6 +615,7 @@ impl Announcer<'_> {
         let local = Local {
             echo: None,
             recipients: Some(members.clone()),
+            echo_into: None,
         };
         Announced {
             events: vec![(cluster.clone(), event(cluster), local)],
@@ -1058,16 +1060,43 @@ impl Ctx<'_> {
     ) {
         let echo = self.session.caps.echo_message;
         // A labeled command's echo is its response: collected with the rest (in a cluster the
-        // stream brings it back later, unlabeled, and the label goes on an ACK).
+        // stream brings it back, into a slot the connection waits on).
         let labeled = self.session.labeled.borrow().is_some();
-        if echo && labeled && crate::cluster::of(self.shared).is_none() {
-            self.announcer()
-                .announce_message(relay, members, false, event);
-            self.send(relay.bytes_for(self.outbound.wire_caps()));
-            return;
+        if !(echo && labeled) {
+            return self
+                .announcer()
+                .announce_message(relay, members, echo, event);
         }
-        self.announcer()
-            .announce_message(relay, members, echo, event)
+        match crate::cluster::of(self.shared) {
+            None => {
+                self.announcer()
+                    .announce_message(relay, members, false, event);
+                self.send(relay.bytes_for(self.outbound.wire_caps()));
+            }
+            Some(cluster) => {
+                let (slot, wait) = tokio::sync::oneshot::channel();
+                if let Some(labeled) = self.session.labeled.borrow_mut().as_mut() {
+                    labeled.lines.push(LabeledLine::Echo(wait));
+                }
+                let local = Local {
+                    echo: Some(String::new()),
+                    recipients: None,
+                    echo_into: Some(slot),
+                };
+                cluster.publish_to(self.shared, event(cluster), local);
+            }
+        }
+    }
+
+    /// [`Announced::tell_actor`], under the label while a labeled command runs: the line is
+    /// then (part of) the command's response.
+    pub fn tell_actor(&self, announced: &Announced, line: Line<'_>) {
+        let labeled = self.session.labeled.borrow().is_some();
+        if !(labeled && announced.actor.is_some() && !announced.actor_told) {
+            announced.tell_actor(line);
+        } else if let Some(bytes) = line.bytes_for(self.outbound) {
+            self.send(bytes);
+        }
     }
 
     /// [`Announcer::uid`] of a user of this node.

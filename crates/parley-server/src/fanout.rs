@@ -15,7 +15,7 @@ use crate::outbound::{HeldWakes, Outbound};
 use parley_proto::casefold;
 
 use crate::clock::millis;
-use crate::relay::{escape_tag, line, wire, with_tag, Relay};
+use crate::relay::{line, wire, Relay};
 use crate::state::{MemberList, World};
 use crate::store::StoredMessage;
 
@@ -29,6 +29,9 @@ pub struct Local {
     /// (a channel's members then), not whoever is there when it comes back. None: work it out
     /// then, as for another node's event.
     pub recipients: Option<MemberList>,
+    /// For a labeled command, where the echo goes when the stream brings it back: its
+    /// connection waits for it and sends it under the label with the command's other replies.
+    pub echo_into: Option<EchoSlot>,
 }
 
 /// In a cluster, what becomes of a stored message: published to every node (this one included,
@@ -45,11 +48,9 @@ pub struct Delivery {
     pub sender: Arc<Outbound>,
     /// The sender asked for its own messages back (`echo-message`).
     pub echo: bool,
-    /// The sender's `label` (labeled-response), carried by the echo when it comes back from
-    /// the cluster's stream.
-    pub label: Option<String>,
-    /// Delivered here for a labeled command: the echo goes into this slot instead, so the
-    /// connection sends it with the command's other replies under the one label.
+    /// For a labeled command: the echo goes into this slot instead (here, or on its way back
+    /// from the cluster's stream), so the connection sends it with the command's other replies
+    /// under the one label.
     pub echo_into: Option<EchoSlot>,
     /// A private message to the sender itself: it gets the message as its recipient too, and
     /// that copy is never labeled (only the echo is the answer).
@@ -58,32 +59,43 @@ pub struct Delivery {
     pub publish: Option<Publish>,
 }
 
-/// The echo of a labeled message, filled in by its delivery (see [`Delivery::echo_into`]).
-pub type EchoSlot = Arc<parking_lot::Mutex<Vec<u8>>>;
+/// The echo of a labeled message, filled in by its delivery (see [`Delivery::echo_into`]); the
+/// labeled command's connection holds the [`EchoWait`]. Dropped unfilled, the wait ends empty.
+pub type EchoSlot = tokio::sync::oneshot::Sender<Vec<u8>>;
+
+/// The connection's end of an [`EchoSlot`].
+pub type EchoWait = tokio::sync::oneshot::Receiver<Vec<u8>>;
+
+/// Give a labeled command's echo to its connection through `slot`; if the connection stopped
+/// waiting (the echo took longer than it waits), the sender still gets it, unlabeled.
+pub fn fill_echo(slot: EchoSlot, bytes: &[u8], sender: &Arc<Outbound>, held: &mut HeldWakes) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Err(bytes) = slot.send(bytes.to_vec()) {
+        let _ = sender.push_held(&bytes, held);
+    }
+}
 
 impl Delivery {
-    /// Queue the message for everyone but the sender, and the sender's echo (with its label) if
-    /// it asked; the writers are woken when `held` is dropped.
-    pub fn deliver(&self, held: &mut HeldWakes) {
+    /// Queue the message for everyone but the sender, and the sender's echo if it asked (into
+    /// [`Delivery::echo_into`] for a labeled command); the writers are woken when `held` is
+    /// dropped.
+    pub fn deliver(&mut self, held: &mut HeldWakes) {
         send_except(held, &self.relay, &self.recipients, Some(&self.sender));
         if self.to_self {
             self.relay.send_held(&self.sender, held);
         }
         if self.echo {
+            // Empty for a TAGMSG the sender may not get (no `message-tags`): no echo.
             let bytes = self.relay.bytes_for(self.sender.wire_caps());
-            let _ = match (&self.echo_into, &self.label) {
-                // A TAGMSG the sender may not get (no `message-tags`): no echo.
-                _ if bytes.is_empty() => Ok(()),
-                (Some(slot), _) => {
-                    *slot.lock() = bytes.to_vec();
-                    Ok(())
+            match self.echo_into.take() {
+                Some(slot) => fill_echo(slot, bytes, &self.sender, held),
+                None if bytes.is_empty() => {}
+                None => {
+                    let _ = self.sender.push_held(bytes, held);
                 }
-                (None, Some(label)) => self.sender.push_held(
-                    &with_tag(bytes, &format!("label={}", escape_tag(label))),
-                    held,
-                ),
-                (None, None) => self.sender.push_held(bytes, held),
-            };
+            }
         }
     }
 }
@@ -97,8 +109,9 @@ impl Outgoing for Delivery {
     fn hand_on(&mut self, held: &mut HeldWakes) {
         match self.publish.take() {
             Some(publish) => publish(Local {
-                echo: self.echo.then(|| self.label.clone().unwrap_or_default()),
+                echo: self.echo.then(String::new),
                 recipients: Some(self.recipients.clone()),
+                echo_into: self.echo_into.take(),
             }),
             None => self.deliver(held),
         }
@@ -323,7 +336,6 @@ mod tests {
             recipients: Arc::from(recipients),
             sender: sender.clone(),
             echo,
-            label: Some("L1".into()),
             echo_into: None,
             to_self: false,
             publish: None,
@@ -331,14 +343,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn everyone_but_the_sender_gets_the_line_and_the_echo_carries_the_label() {
+    async fn everyone_but_the_sender_gets_the_line_and_the_sender_its_echo() {
         let sender = outbound(0);
         let other = outbound(0);
         let mut held = HeldWakes::default();
         delivery(&sender, std::slice::from_ref(&other), true).deliver(&mut held);
         drop(held);
         assert_eq!(taken(&other).await, b":a!b@c PRIVMSG #t :hi\r\n");
-        assert_eq!(taken(&sender).await, b"@label=L1 :a!b@c PRIVMSG #t :hi\r\n");
+        assert_eq!(taken(&sender).await, b":a!b@c PRIVMSG #t :hi\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_labeled_echo_goes_to_its_slot_or_unlabeled_to_the_sender_when_nobody_waits() {
+        let sender = outbound(0);
+        let mut message = delivery(&sender, &[], true);
+        let (slot, wait) = tokio::sync::oneshot::channel();
+        message.echo_into = Some(slot);
+        message.deliver(&mut HeldWakes::default());
+        assert_eq!(wait.await.ok(), Some(b":a!b@c PRIVMSG #t :hi\r\n".to_vec()));
+        let mut late = delivery(&sender, &[], true);
+        let (slot, wait) = tokio::sync::oneshot::channel();
+        drop(wait);
+        late.echo_into = Some(slot);
+        late.deliver(&mut HeldWakes::default());
+        assert_eq!(taken(&sender).await, b":a!b@c PRIVMSG #t :hi\r\n");
     }
 
     #[tokio::test]
@@ -365,7 +393,7 @@ mod tests {
             taken(&other).await.is_empty(),
             "the stream delivers it, not this call"
         );
-        assert_eq!(*seen.lock(), Some((Some("L1".to_string()), Some(2))));
+        assert_eq!(*seen.lock(), Some((Some(String::new()), Some(2))));
     }
 
     #[tokio::test]

@@ -432,3 +432,190 @@ async fn labeled_join_in_a_cluster_is_one_batch() {
     assert!(rest.is_empty(), "one JOIN for bob: {rest:?}");
     let _ = alice.sync().await;
 }
+
+/// A labeled client on node 0 of a two-node cluster, with bob (plain) on node 1, each known on
+/// the other's node. `change` adjusts the nodes' config.
+async fn cluster_pair(
+    change: impl Fn(usize, &mut parley_server::Config),
+    nick: &str,
+) -> Option<(common::cluster::Cluster, Client, Client)> {
+    let cluster = common::cluster::Cluster::start(2, change).await?;
+    let mut me = with_caps(
+        &cluster.nodes[0],
+        nick,
+        "labeled-response batch echo-message",
+    )
+    .await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois(nick).await;
+    me.await_whois("bob").await;
+    bob.sync().await;
+    Some((cluster, me, bob))
+}
+
+/// "Servers MUST include the tag in exactly one logical message" and "If a response consists
+/// of more than one message, a batch MUST be used to group them into a single logical
+/// response": in a cluster the echoes come back from the stream, and still both go in the one
+/// batch, and nothing carries the label after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_to_several_targets_in_a_cluster_is_one_labeled_batch() {
+    let Some((_cluster, mut meg, mut bob)) = cluster_pair(|_, _| {}, "meg").await else {
+        return;
+    };
+    meg.send("JOIN #room").await;
+    meg.sync().await;
+    meg.send("@label=k1 PRIVMSG #room,bob :hello all").await;
+    let lines = meg.sync().await;
+    let inner = labeled_batch(&lines, "k1");
+    assert_eq!(
+        inner,
+        [
+            ":meg!~meg@127.0.0.1 PRIVMSG #room :hello all",
+            ":meg!~meg@127.0.0.1 PRIVMSG bob :hello all"
+        ],
+        "{lines:#?}"
+    );
+    bob.expect_next(":meg!~meg@127.0.0.1 PRIVMSG bob :hello all")
+        .await;
+    assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
+}
+
+/// "If a response consists of more than one message, a batch MUST be used to group them into
+/// a single logical response": the echo from the stream and the 301 of an away user on the
+/// other node are one response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_to_an_away_user_in_a_cluster_is_one_labeled_batch() {
+    let Some((_cluster, mut meg, mut bob)) = cluster_pair(|_, _| {}, "meg").await else {
+        return;
+    };
+    bob.send("AWAY :lunch").await;
+    bob.sync().await;
+    meg.await_reply("WHOIS bob", |l| l.contains(" 301 meg bob "))
+        .await;
+    meg.send("@label=k2 PRIVMSG bob :are you there").await;
+    let lines = meg.sync().await;
+    let inner = labeled_batch(&lines, "k2");
+    assert_eq!(
+        inner,
+        [
+            ":meg!~meg@127.0.0.1 PRIVMSG bob :are you there",
+            ":parley.local 301 meg bob :lunch"
+        ],
+        "{lines:#?}"
+    );
+    bob.expect_next(":meg!~meg@127.0.0.1 PRIVMSG bob :are you there")
+        .await;
+    assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
+}
+
+/// "Servers MUST include the tag in exactly one logical message": a channel operator's MODE
+/// giving a user on the other node `+o` is answered with the one MODE line, labeled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mode_in_a_cluster_is_answered_with_one_labeled_line() {
+    let Some((_cluster, mut meg, mut bob)) = cluster_pair(|_, _| {}, "meg").await else {
+        return;
+    };
+    meg.send("JOIN #ops").await;
+    meg.sync().await;
+    bob.await_reply("NAMES #ops", |l| l.contains(" 353 ") && l.contains("@meg"))
+        .await;
+    bob.send("JOIN #ops").await;
+    bob.sync().await;
+    meg.expect(|l| l == ":bob!~bob@127.0.0.1 JOIN #ops").await;
+    meg.send("@label=k3 MODE #ops +o bob").await;
+    assert_eq!(
+        meg.sync().await,
+        ["@label=k3 :meg!~meg@127.0.0.1 MODE #ops +o bob"]
+    );
+    bob.expect(|l| l == ":meg!~meg@127.0.0.1 MODE #ops +o bob")
+        .await;
+    assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
+}
+
+/// "Servers MUST include the tag in exactly one logical message": a broadcast to everyone
+/// (`$*`) echoed with echo-message is answered by that echo, labeled, and no `ACK` besides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broadcast_in_a_cluster_is_answered_by_its_labeled_echo() {
+    let everyone = |_: usize, c: &mut parley_server::Config| {
+        c.operators.broadcast = parley_server::config::BroadcastPolicy::Everyone;
+    };
+    let Some((_cluster, mut meg, mut bob)) = cluster_pair(everyone, "meg").await else {
+        return;
+    };
+    meg.send("@label=k4 PRIVMSG $* :hello everyone").await;
+    assert_eq!(
+        meg.sync().await,
+        ["@label=k4 :meg!~meg@127.0.0.1 PRIVMSG $* :hello everyone"]
+    );
+    bob.expect(|l| l == ":meg!~meg@127.0.0.1 PRIVMSG $* :hello everyone")
+        .await;
+    assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
+}
+
+/// "Servers MUST include the tag in exactly one logical message": a server operator outside
+/// the default room who changes its modes sees the change at once in a cluster, and that line
+/// is the answer under the label, not an unlabeled line and an `ACK` besides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operators_mode_from_outside_the_room_in_a_cluster_is_one_labeled_line() {
+    let with_room_and_oper = |_: usize, c: &mut parley_server::Config| {
+        c.server.default_channel = "#lobby".into();
+        c.operators.opers = vec![parley_server::config::OperBlock {
+            name: "boss".into(),
+            password_hash: parley_server::accounts::hash_password("boss-password-1").expect("hash"),
+            class: parley_server::config::OperBlockClass::Admin,
+            require_tls: false,
+            hosts: Vec::new(),
+            account: String::new(),
+        }];
+    };
+    let Some((_cluster, mut meg, mut bob)) = cluster_pair(with_room_and_oper, "meg").await else {
+        return;
+    };
+    meg.send("OPER boss boss-password-1").await;
+    meg.send("PART #lobby").await;
+    let lines = meg.sync().await;
+    assert!(lines.iter().any(|l| l.contains(" 381 meg ")), "{lines:?}");
+    meg.send("@label=k5 MODE #lobby +m").await;
+    assert_eq!(
+        meg.sync().await,
+        ["@label=k5 :meg!~meg@127.0.0.1 MODE #lobby +m"]
+    );
+    bob.expect(|l| l == ":meg!~meg@127.0.0.1 MODE #lobby +m")
+        .await;
+    assert_eq!(meg.sync().await, Vec::<String>::new(), "nothing after it");
+}
+
+/// "When a client sends a message to itself, the server MUST NOT include the label tag, except
+/// for any acknowledgment sent with the `echo-message` mechanism": in a cluster too, the
+/// message reaches its sender once as a recipient, unlabeled, and once as the labeled echo;
+/// without echo-message, once, and the label goes on an `ACK`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_to_yourself_in_a_cluster_is_delivered_once_and_echoed_once() {
+    let Some((cluster, mut sam, _bob)) = cluster_pair(|_, _| {}, "sam").await else {
+        return;
+    };
+    sam.send("@label=k6 PRIVMSG sam :note to self").await;
+    let mut lines = sam.sync().await;
+    lines.sort_by_key(|l| tag(l, "label").is_some());
+    assert_eq!(lines.len(), 2, "the delivery and the echo: {lines:#?}");
+    assert_eq!(tag(&lines[0], "label"), None, "{lines:#?}");
+    assert_eq!(tag(&lines[1], "label"), Some("k6"), "{lines:#?}");
+    for line in &lines {
+        assert_eq!(
+            untagged(line),
+            ":sam!~sam@127.0.0.1 PRIVMSG sam :note to self"
+        );
+    }
+    let mut pam = with_caps(&cluster.nodes[0], "pam", LABELING).await;
+    pam.send("@label=k7 PRIVMSG pam :memo").await;
+    let memo = ":pam!~pam@127.0.0.1 PRIVMSG pam :memo";
+    let mut lines = pam.sync().await;
+    // The delivery is no response: it may come from the stream after the ACK.
+    if !lines.iter().any(|l| l == memo) {
+        lines.push(pam.expect(|l| l == memo).await);
+    }
+    lines.sort();
+    assert_eq!(lines, [memo, "@label=k7 :parley.local ACK"]);
+    assert_eq!(sam.sync().await, Vec::<String>::new(), "nothing after it");
+    assert_eq!(pam.sync().await, Vec::<String>::new(), "nothing after it");
+}

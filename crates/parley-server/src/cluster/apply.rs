@@ -54,6 +54,8 @@ struct Step<'a> {
     captured: Option<MemberList>,
     /// For an own message, the echo its sender waits for (`Some("")`: without a label).
     label: Option<String>,
+    /// For an own labeled message, where its echo goes (see `fanout::Local::echo_into`).
+    echo_into: Option<crate::fanout::EchoSlot>,
     whowas_limit: usize,
     held: &'a mut HeldWakes,
 }
@@ -71,6 +73,7 @@ pub fn apply(
     let Local {
         echo: label,
         recipients: captured,
+        echo_into,
     } = local.unwrap_or_default();
     let mut step = Step {
         shared,
@@ -78,6 +81,7 @@ pub fn apply(
         own,
         captured,
         label,
+        echo_into,
         whowas_limit: shared.config.limits.whowas_entries,
         held,
     };
@@ -593,13 +597,11 @@ fn message(
     // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
     let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
     let sender = sender_user.map(|u| u.outbound.clone());
-    // A private message to oneself reaches its sender as a delivery too.
-    let to_self = matches!(&target, Target::User(to) if *to == uid);
     match &target {
+        // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
             if let Some(recipients) = &step.captured {
-                let except = sender.as_ref().filter(|_| !to_self);
-                send_except(step.held, &relay, recipients, except);
+                send_except(step.held, &relay, recipients, sender.as_ref());
             }
         }
         Target::Channel(key) => {
@@ -620,10 +622,9 @@ fn message(
                 .local_id(to_uid)
                 .and_then(|id| world.users.get(&id))
             {
-                if to_self
-                    || sender
-                        .as_ref()
-                        .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
+                if sender
+                    .as_ref()
+                    .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
                 {
                     relay.send_held(&user.outbound, step.held);
                 }
@@ -642,7 +643,8 @@ fn message(
             }
         }
     }
-    // A private message to oneself reaches its sender as a recipient too, besides any echo.
+    // A private message to oneself reaches its sender as a recipient too, once (the branches
+    // above skip the sender), besides any echo.
     if let (Target::User(to_uid), Some(sender)) = (&target, &sender) {
         if *to_uid == uid {
             relay.send_held(sender, step.held);
@@ -651,6 +653,9 @@ fn message(
     if let (true, Some(sender)) = (step.own, &sender) {
         if let Some(label) = step.label.take() {
             let bytes = relay.bytes_for(sender.wire_caps());
+            if let Some(slot) = step.echo_into.take() {
+                return crate::fanout::fill_echo(slot, bytes, sender, step.held);
+            }
             let _ = match label.as_str() {
                 // A TAGMSG the sender may not get (no `message-tags`): no echo.
                 _ if bytes.is_empty() => Ok(()),

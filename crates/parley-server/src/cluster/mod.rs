@@ -387,6 +387,7 @@ impl Cluster {
             Local {
                 echo,
                 recipients: None,
+                echo_into: None,
             },
         );
     }

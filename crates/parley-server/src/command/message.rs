@@ -16,7 +16,7 @@ use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
-use crate::fanout::{Delivery, EchoSlot};
+use crate::fanout::Delivery;
 use crate::history::{dm_key, party};
 use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
@@ -209,6 +209,8 @@ struct Sending {
 }
 
 /// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
+// What one message is, one parameter each, as its three callers know it.
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
@@ -238,20 +240,15 @@ fn deliver(
     // A TAGMSG echo reaches only a sender with `message-tags`; without one the label is
     // still owed (an ACK).
     let echoed = echo && (!tags_only || ctx.session.caps.message_tags);
-    // A labeled command's echo is (part of) its response. Delivered here, it is collected in
-    // order with the other replies; from a cluster's stream it comes back later on its own,
-    // carrying the label itself.
-    let (label, echo_into) = match ctx.session.labeled.get_mut() {
-        Some(labeled) if echoed && publish.is_some() => {
-            labeled.answered = true;
-            (Some(labeled.label.clone()), None)
-        }
+    // A labeled command's echo is (part of) its response: collected in order with the other
+    // replies, whether delivered here or brought back by a cluster's stream.
+    let echo_into = match ctx.session.labeled.get_mut() {
         Some(labeled) if echoed => {
-            let slot = EchoSlot::default();
-            labeled.lines.push(LabeledLine::Echo(slot.clone()));
-            (None, Some(slot))
+            let (slot, wait) = tokio::sync::oneshot::channel();
+            labeled.lines.push(LabeledLine::Echo(wait));
+            Some(slot)
         }
-        _ => (None, None),
+        _ => None,
     };
     ctx.session
         .followups
@@ -262,7 +259,6 @@ fn deliver(
             recipients,
             sender: ctx.outbound.clone(),
             echo,
-            label,
             echo_into,
             to_self,
             publish,

@@ -443,7 +443,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 });
                 // As before this seam: in a cluster the setter sees its change at once even when
                 // not a member (a server operator in the default room); alone, only members do.
-                announced.tell_actor(Line::Bytes(&bytes));
+                ctx.tell_actor(&announced, Line::Bytes(&bytes));
                 if let Some(record) = channel.record() {
                     ctx.shared
                         .history

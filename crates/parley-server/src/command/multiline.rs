@@ -289,6 +289,7 @@ fn send(
             Local {
                 echo: echo.then(|| label.clone().unwrap_or_default()),
                 recipients: Some(recipients),
+                echo_into: None,
             },
         ),
         None => Handing::Deliver(Box::new(Whole {
