@@ -209,8 +209,6 @@ struct Sending {
 }
 
 /// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
-// What one message is, one parameter each, as its three callers know it.
-#[allow(clippy::too_many_arguments)]
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
