@@ -187,9 +187,13 @@ test('asks for the account caps parleyd offers', () => {
   const s = new ChatState();
   s.start({ nick: 'alice', password: 'pw', register: false });
   // parleyd's CAP LS (crates/parley-server/src/context.rs, SUPPORTED_CAPS).
-  const [req] = s.handle(':srv CAP * LS :account-notify account-tag batch cap-notify draft/chathistory '
-    + 'echo-message extended-join labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256 server-time userhost-in-names');
+  const [req] = s.handle(':srv CAP * LS :account-notify account-tag away-notify batch cap-notify draft/channel-rename '
+    + 'draft/chathistory draft/message-redaction draft/multiline=max-bytes=4096,max-lines=24 draft/read-marker '
+    + 'echo-message extended-join extended-monitor invite-notify labeled-response message-tags multi-prefix '
+    + 'sasl=PLAIN,SCRAM-SHA-256 server-time setname userhost-in-names');
   for (const cap of ['account-notify', 'account-tag', 'extended-join']) assert.ok(req.split(/[ :]/).includes(cap), req);
+  // Typing, replies and reactions; read markers; quiet refusals of typing notices.
+  for (const cap of ['message-tags', 'draft/read-marker', 'labeled-response']) assert.ok(req.split(/[ :]/).includes(cap), req);
 });
 
 test('nick colours: FNV-1a of the casefolded account, the nick for guests', () => {
