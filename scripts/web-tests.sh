@@ -17,6 +17,13 @@ if [ ! -x "$chromium" ]; then
     timeout 240 $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive timeout 300 $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+# Reactions are emoji: without a colour emoji font the screenshots show empty boxes.
+if ! fc-list 2>/dev/null | grep -qi 'color emoji'; then
+    echo "web-tests: installing fonts-noto-color-emoji"
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive timeout 300 $sudo apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >/dev/null \
+        || echo "web-tests: no emoji font; screenshots will show boxes for reactions"
+fi
 command -v node >/dev/null || { echo "web-tests: node is required (apt-get install nodejs npm)"; exit 1; }
 
 cd "$tests"

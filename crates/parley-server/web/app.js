@@ -1,7 +1,9 @@
 // Parley web client: the DOM and the WebSocket. All protocol and state logic lives in irc.js;
 // this file renders a ChatState and feeds it what the user and the server say.
 
-import { ChatState, parseInput, InputError, clock, isChannel } from './irc.js';
+import {
+  ChatState, parseInput, InputError, clock, isChannel, typingText, REACTIONS,
+} from './irc.js';
 
 const $ = (id) => document.getElementById(id);
 let state = new ChatState();
@@ -10,6 +12,12 @@ let register = false;
 let drawn = -1;
 let scheduled = false;
 let socketUrl = null;
+// The message being answered ({msgid, key, nick, text}), the one whose actions are open (a tap
+// on a phone, where there is no hover) and the one whose reaction picker is open.
+let replyingTo = null;
+let selected = null;
+let pickerFor = null;
+let hovered = null;
 
 // Theme: the system's choice until the user picks one.
 const savedTheme = localStorage.getItem('parley-theme');
@@ -66,6 +74,9 @@ function connect(url, login) {
   showLoginError('');
   $('connect').disabled = true;
   state = new ChatState();
+  state.visible = document.visibilityState !== 'hidden';
+  state.sendTyping = localStorage.getItem('parley-typing') !== 'off';
+  replyingTo = null;
   let ws;
   try {
     ws = new WebSocket(url, ['text.ircv3.net']);
@@ -115,6 +126,7 @@ $('input-form').addEventListener('submit', (event) => {
   if (!input.value.trim()) return;
   try {
     const action = parseInput(input.value);
+    if (action.type === 'say' && replyingTo && replyingTo.key === state.active) action.replyTo = replyingTo.msgid;
     if (action.type === 'logout' && state.phase !== 'registered') {
       // Not connected: nothing to tell the server, but this page still forgets the session.
       clearSession(socketUrl);
@@ -126,6 +138,8 @@ $('input-form').addEventListener('submit', (event) => {
     if (action.type === 'quit') {
       socket && socket.close();
     }
+    if (action.type === 'typing') localStorage.setItem('parley-typing', action.on ? 'on' : 'off');
+    if (action.type === 'say') replyingTo = null;
     input.value = '';
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
@@ -133,6 +147,57 @@ $('input-form').addEventListener('submit', (event) => {
   }
   redraw();
 });
+
+// Typing notices: every edit tells irc.js (which throttles them); the clock sends the paused
+// and done ones that fall due, and expires the notices of others.
+$('input').addEventListener('input', () => {
+  if (state.phase === 'registered') send(state.typingInput($('input').value));
+});
+$('input').addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && (replyingTo || pickerFor)) {
+    replyingTo = null;
+    pickerFor = null;
+    state.changed++;
+    redraw();
+  }
+});
+$('reply-cancel').addEventListener('click', () => {
+  replyingTo = null;
+  state.changed++;
+  redraw();
+  $('input').focus();
+});
+setInterval(() => {
+  if (state.phase !== 'registered') return;
+  send(state.tick());
+  if (drawn !== state.changed) redraw();
+}, 1000);
+// Read markers: a conversation counts as read only while the page can be seen.
+document.addEventListener('visibilitychange', () => {
+  state.setVisible(document.visibilityState !== 'hidden');
+  send(state.takeOutgoing());
+});
+
+/** Open a conversation from the list: it is read now, and typing elsewhere is done. */
+function openBuffer(name) {
+  state.setActive(name);
+  send(state.takeOutgoing());
+  if (state.phase === 'registered') send(state.typingInput($('input').value, undefined, false));
+  pickerFor = null;
+  selected = null;
+}
+
+function react(msgid, value) {
+  try {
+    send(state.act({ type: 'react', msgid, value }));
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    state.error_(err.message);
+  }
+  pickerFor = null;
+  state.changed++;
+  redraw();
+}
 
 $('toggle-buffers').addEventListener('click', () => {
   $('chat').classList.toggle('show-buffers');
@@ -184,10 +249,20 @@ function render() {
     button.type = 'button';
     button.dataset.buffer = buffer.name;
     if (buffer.unread) button.classList.add('unread');
-    button.append(el('span', 'name', buffer.kind === 'server' ? 'Server' : buffer.name));
+    const name = el('span', 'name');
+    if (buffer.kind === 'query' && buffer.online !== null) {
+      // MONITOR: a dot, and words for screen readers.
+      const presence = el('span', `presence ${buffer.online ? 'online' : 'offline'}`);
+      presence.title = buffer.online ? `${buffer.name} is online` : `${buffer.name} is offline`;
+      presence.setAttribute('role', 'img');
+      presence.setAttribute('aria-label', buffer.online ? 'online' : 'offline');
+      name.append(presence);
+    }
+    name.append(buffer.kind === 'server' ? 'Server' : buffer.name);
+    button.append(name);
     if (buffer.unread) button.append(el('span', buffer.mention ? 'badge mention' : 'badge', String(buffer.unread)));
     button.addEventListener('click', () => {
-      state.setActive(buffer.kind === 'server' ? '*server*' : buffer.name);
+      openBuffer(buffer.kind === 'server' ? '*server*' : buffer.name);
       $('chat').classList.remove('show-buffers');
       redraw();
       $('input').focus();
@@ -223,8 +298,11 @@ function render() {
   const items = [];
   if (active.historyLoading) items.push(el('li', 'loading', 'Loading older messages...'));
   else if (active.historyDone && active.kind !== 'server') items.push(el('li', 'loading', 'Beginning of the conversation'));
+  const tagging = state.canTag(active);
   for (const line of active.lines) {
     const li = el('li', line.kind + (line.own ? ' own' : ''));
+    if (line.msgid) li.dataset.msgid = line.msgid;
+    if (line.replyTo) li.append(quote(active, line.replyTo));
     const time = el('time', '', clock(line.time));
     time.dateTime = new Date(line.time).toISOString();
     li.append(time);
@@ -238,6 +316,28 @@ function render() {
     } else {
       li.append(el('span', 'text', line.text));
     }
+    if (line.msgid) {
+      const reactions = state.reactionsOf(active, line.msgid);
+      if (reactions.length) li.append(reactionList(line.msgid, reactions, tagging));
+      if (tagging && line.kind !== 'event' && line.kind !== 'error') {
+        // The buttons are made when first wanted (hover, or a tap), not for every line drawn;
+        // the line under the mouse keeps them across a redraw.
+        if (selected === line.msgid || pickerFor === line.msgid) li.classList.add('selected');
+        if (selected === line.msgid || pickerFor === line.msgid || hovered === line.msgid) {
+          li.append(messageActions(line));
+        }
+        li.addEventListener('mouseover', () => {
+          hovered = line.msgid;
+          if (!li.querySelector('.actions')) li.append(messageActions(line));
+        });
+        li.addEventListener('click', (event) => {
+          if (event.target.closest('button')) return;
+          selected = selected === line.msgid ? null : line.msgid;
+          state.changed++;
+          redraw();
+        });
+      }
+    }
     items.push(li);
   }
   box.replaceChildren(...items);
@@ -250,6 +350,10 @@ function render() {
   const members = [...active.members.entries()].sort(([a, pa], [b, pb]) => rank(pa) - rank(pb) || a.localeCompare(b));
   $('members').hidden = active.kind !== 'channel';
   $('member-count').textContent = isChannel(active.name) ? `${members.length} members` : '';
+  $('typing').textContent = typingText(state.typers(active));
+  const replying = replyingTo && replyingTo.key === active.key;
+  $('reply-bar').hidden = !replying;
+  if (replying) $('reply-text').textContent = `Replying to ${replyingTo.nick}: ${short(replyingTo.text)}`;
   $('member-list').replaceChildren(...members.map(([nick, prefix]) => {
     const li = el('li', `nick-c${state.colourOf(nick)}`, `${prefix ? prefix[0] : ''}${nick}`);
     li.addEventListener('click', () => {
@@ -265,6 +369,90 @@ function render() {
     if (lines.length) send(lines);
   }
   document.title = unreadTotal() ? `(${unreadTotal()}) Parley` : 'Parley';
+}
+
+function short(text, max = 80) {
+  return text.length > max ? text.slice(0, max - 1) + '\u2026' : text;
+}
+
+/** The message a reply answers, above it; a click shows the original (reply spec's advice). */
+function quote(buffer, msgid) {
+  const parent = state.parentOf(buffer, msgid);
+  const q = el('div', 'quote');
+  q.append(el('span', 'quote-mark', '\u21aa '));
+  if (parent) {
+    q.append(el('span', `nick nick-c${state.colourOf(parent.nick, parent.account)}`, parent.nick), ' ');
+    q.append(el('span', 'quote-text', short(parent.text)));
+    q.title = 'Show the message this answers';
+    q.addEventListener('click', () => {
+      const target = [...document.querySelectorAll('#messages li')].find((li) => li.dataset.msgid === msgid);
+      if (!target) return;
+      target.scrollIntoView({ block: 'center' });
+      target.classList.add('flash');
+      setTimeout(() => target.classList.remove('flash'), 1200);
+    });
+  } else {
+    q.append(el('span', 'quote-text', 'a reply to an earlier message'));
+  }
+  return q;
+}
+
+/** The reactions under a message; a click adds yours (the react spec has no way to take one back). */
+function reactionList(msgid, reactions, tagging) {
+  const box = el('div', 'reactions');
+  for (const r of reactions) {
+    const chip = el('button', r.own ? 'reaction own' : 'reaction');
+    chip.append(el('span', 'emoji', r.value), ` ${r.count}`);
+    chip.type = 'button';
+    chip.title = `${r.nicks.join(', ')} reacted with ${r.value}`;
+    chip.setAttribute('aria-label', `${r.value}: ${r.count} (${r.nicks.join(', ')})`);
+    chip.disabled = !tagging || r.own;
+    chip.addEventListener('click', () => react(msgid, r.value));
+    box.append(chip);
+  }
+  return box;
+}
+
+/**
+ * Reply and React, shown on hover or after a tap on the message. Their symbols come from
+ * style.css, so a message's text stays its own (as copied, and as tests read it).
+ */
+function messageActions(line) {
+  const box = el('span', 'actions');
+  const reply = el('button', 'action reply');
+  reply.type = 'button';
+  reply.title = `Reply to ${line.nick}`;
+  reply.setAttribute('aria-label', `Reply to ${line.nick}`);
+  reply.addEventListener('click', () => {
+    replyingTo = { msgid: line.msgid, key: state.active, nick: line.nick, text: line.text };
+    selected = null;
+    state.changed++;
+    redraw();
+    $('input').focus();
+  });
+  const reactButton = el('button', 'action react');
+  reactButton.type = 'button';
+  reactButton.title = 'React';
+  reactButton.setAttribute('aria-label', `React to ${line.nick}`);
+  reactButton.setAttribute('aria-expanded', String(pickerFor === line.msgid));
+  reactButton.addEventListener('click', () => {
+    pickerFor = pickerFor === line.msgid ? null : line.msgid;
+    state.changed++;
+    redraw();
+  });
+  box.append(reply, reactButton);
+  if (pickerFor === line.msgid) {
+    const picker = el('span', 'picker');
+    for (const value of REACTIONS) {
+      const choice = el('button', 'action emoji', value);
+      choice.type = 'button';
+      choice.setAttribute('aria-label', `React with ${value}`);
+      choice.addEventListener('click', () => react(line.msgid, value));
+      picker.append(choice);
+    }
+    box.append(picker);
+  }
+  return box;
 }
 
 function rank(prefix) {

@@ -9,10 +9,31 @@ export const MAX_LINES_PER_BUFFER = 2000;
 const WANTED_CAPS = [
   'account-notify', 'account-tag', 'batch', 'draft/chathistory', 'echo-message', 'extended-join',
   'message-tags', 'multi-prefix', 'sasl', 'server-time', 'userhost-in-names',
-  'draft/account-registration',
+  'draft/account-registration', 'draft/read-marker', 'labeled-response',
 ];
+/** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
+export const TYPING_REFUSED_MS = 60000;
 /** How many nick colours style.css defines (.nick-c0 ... .nick-c11), as parley-gui's palettes. */
 export const NICK_COLOURS = 12;
+
+// Typing notifications (ircv3.net/specs/client-tags/typing). "Input event handlers MUST be
+// throttled so that any `typing` notification is not sent within 3 seconds of another one for a
+// given target." A receiver assumes typing goes on until "At least 6 seconds have passed since the
+// last `typing=active` notification" or "At least 30 seconds have elapsed since the last
+// `typing=paused` notification"; we send `paused` once the user has not typed for as long as an
+// `active` lasts at the other end.
+export const TYPING_THROTTLE_MS = 3000;
+export const TYPING_ACTIVE_MS = 6000;
+export const TYPING_PAUSED_MS = 30000;
+export const TYPING_IDLE_MS = 6000;
+/** The reactions offered under a message (ircv3.net/specs/client-tags/react: any value goes). */
+export const REACTIONS = ['\u{1F44D}', '\u2764\uFE0F', '\u{1F602}', '\u{1F389}', '\u{1F62E}', '\u{1F440}'];
+/** The react spec sets no limit and suggests clients pick one: a reaction is a symbol, not a text. */
+export const MAX_REACTION_BYTES = 64;
+/** Messages whose reactions a buffer remembers (the oldest are forgotten first, like its lines). */
+const MAX_REACTED_MESSAGES = MAX_LINES_PER_BUFFER;
+/** At most one MARKREAD per conversation this often, however fast its lines arrive. */
+export const READ_MARKER_INTERVAL_MS = 1000;
 /** WHOIS replies (RFC 2812 and modern.ircdocs.horse): shown where /whois was asked. */
 const WHOIS_NUMERICS = new Set([
   '276', '301', '307', '311', '312', '313', '317', '318', '319', '320', '330', '338', '378', '379', '671',
@@ -24,6 +45,17 @@ const TAG_UNESCAPES = { ':': ';', s: ' ', '\\': '\\', r: '\r', n: '\n' };
 
 export function unescapeTag(value) {
   return value.replace(/\\(.?)/g, (_, c) => (c in TAG_UNESCAPES ? TAG_UNESCAPES[c] : c));
+}
+
+export function escapeTag(value) {
+  return value.replace(/\\/g, '\\\\').replace(/;/g, '\\:').replace(/ /g, '\\s').replace(/\r/g, '\\r').replace(/\n/g, '\\n');
+}
+
+/** `line` with message tags in front: {'+typing': 'active'} -> '@+typing=active line'. */
+export function withTags(tags, line) {
+  const entries = Object.entries(tags);
+  if (!entries.length) return line;
+  return '@' + entries.map(([k, v]) => (v === '' ? k : `${k}=${escapeTag(v)}`)).join(';') + ' ' + line;
 }
 
 /** Parse one IRC line (no CRLF) into {tags, source, command, params}; null if empty. */
@@ -169,6 +201,7 @@ export const COMMANDS = [
   ['group_msg', '/group_msg <name> <text>', 'message a group'],
   ['leave_group', '/leave_group <name>', 'leave a group'],
   ['close', '/close', 'close this conversation'],
+  ['typing', '/typing on|off', 'tell others when you are typing (on by default)'],
   ['quote', '/quote <raw IRC line>', 'send a raw protocol line'],
 ];
 
@@ -278,6 +311,11 @@ export function parseInput(line) {
       return { type: 'group_msg', channel: groupName(group, '/group_msg <name> <text>'), text: body };
     }
     case 'close': case 'wc': return { type: 'close' };
+    case 'typing': {
+      const value = rest.toLowerCase();
+      if (value !== 'on' && value !== 'off') throw usage('/typing on|off');
+      return { type: 'typing', on: value === 'on' };
+    }
     case 'quote': case 'raw': return { type: 'raw', line: text('/quote <raw IRC line>') };
     default: throw new InputError(`unknown command /${name}; type /help for the list of commands`);
   }
@@ -291,7 +329,40 @@ function newBuffer(name, kind, key) {
   return {
     key, name, kind, lines: [], unread: 0, mention: false, members: new Map(), topic: '',
     historyDone: kind === 'server', historyLoading: false, msgids: new Set(),
+    // Who is typing here: casefolded nick -> {nick, state: 'active' | 'paused', at}.
+    typing: new Map(),
+    // Reactions: msgid of the message reacted to -> Map reaction -> {who: Set, nicks: [], own}.
+    reactions: new Map(),
+    // The read marker (draft/read-marker): the time read up to, null while unknown; the
+    // `time` tag of the newest line read here not yet sent, and when a MARKREAD last went.
+    readAt: null, readPending: null, readSentAt: -Infinity,
+    // MONITOR (query buffers): true online, false offline, null not known.
+    online: null,
   };
+}
+
+/** The kinds of line that are messages (PRIVMSG, NOTICE), as opposed to events and errors. */
+const MESSAGE_KINDS = new Set(['msg', 'action', 'notice']);
+
+/** The reaction a message carries: react "MUST be used in conjunction with the `+draft/reply`" tag. */
+export function reactionOf(msg) {
+  const value = msg.tags['+draft/react'];
+  const parent = msg.tags['+draft/reply'];
+  if (!value || !parent || new TextEncoder().encode(value).length > MAX_REACTION_BYTES) return null;
+  return { parent, value };
+}
+
+/** Whether someone's typing notification still holds (the receiver's rules of the typing spec). */
+function typingLasts(t, now) {
+  return now - t.at < (t.state === 'paused' ? TYPING_PAUSED_MS : TYPING_ACTIVE_MS);
+}
+
+/** "alice is typing…", "alice and bob are typing…", "4 people are typing…". */
+export function typingText(nicks) {
+  if (!nicks.length) return '';
+  if (nicks.length === 1) return `${nicks[0]} is typing\u2026`;
+  if (nicks.length <= 3) return `${nicks.slice(0, -1).join(', ')} and ${nicks.at(-1)} are typing\u2026`;
+  return `${nicks.length} people are typing\u2026`;
 }
 
 function timeOf(tags) {
@@ -332,6 +403,25 @@ export class ChatState {
     this.sessionEnded = false;
     this.loggingOut = false;
     this.loggedOut = false;
+    // Lines to send that arose inside a change (a new private conversation to MONITOR, a read
+    // marker): handle() and act() return them with their own, takeOutgoing() hands them over.
+    this.outgoing = [];
+    // Whether the user can see the page (app.js keeps it): only then is a conversation read.
+    this.visible = true;
+    // Typing notifications we send, per casefolded target: {name, sent, sentAt, want, lastInput}.
+    this.typingOut = new Map();
+    this.sendTyping = true;
+    // labeled-response: the label of each typing notice in flight -> its casefolded target, so
+    // a refusal (a 401 for someone offline, a 404 in a moderated channel) is not shown as an
+    // error at every keystroke; and the targets that refused, until when.
+    this.typingLabels = new Map();
+    this.typingRefused = new Map();
+    this.labelSeq = 0;
+    // MONITOR (ISUPPORT): null when the server has no MONITOR, else its limit (Infinity: none).
+    this.monitorLimit = null;
+    this.monitored = new Set();
+    // The time, in ms; the tests set their own.
+    this.clock = () => Date.now();
   }
 
   // Accounts and colours
@@ -364,8 +454,157 @@ export class ChatState {
     if (!buffer) {
       buffer = newBuffer(name, kind, key);
       this.buffers.set(key, buffer);
+      if (kind === 'query') this.opened(buffer);
     }
     return buffer;
+  }
+
+  /** A new private conversation: watch whether they are online, ask how far it was read. */
+  opened(buffer) {
+    if (this.phase !== 'registered') return;
+    this.monitor([buffer.name]);
+    // read-marker: "except for user targets where they have to request the initial read
+    // timestamp by sending a `MARKREAD` client get command".
+    if (this.readMarkers_()) this.outgoing.push(ircLine('MARKREAD', buffer.name));
+  }
+
+  /** Read markers are kept per account: a guest has none, and a FAIL MARKREAD ends them here. */
+  readMarkers_() {
+    return this.caps.has('draft/read-marker') && !!this.account && !this.noReadMarker;
+  }
+
+  /** Lines that arose inside changes (MONITOR, MARKREAD), for the caller to send. */
+  takeOutgoing(now = this.clock()) {
+    const out = this.outgoing.splice(0);
+    if (this.phase === 'registered') out.push(...this.readMarkers(now));
+    return out;
+  }
+
+  /** Send what is due every second or so: typing states, read markers; expire others' typing. */
+  tick(now = this.clock()) {
+    for (const buffer of this.buffers.values()) {
+      for (const [key, t] of buffer.typing) {
+        if (!typingLasts(t, now)) {
+          buffer.typing.delete(key);
+          this.changed++;
+        }
+      }
+    }
+    return [...this.flushTyping(now), ...this.takeOutgoing(now)];
+  }
+
+  /** The page was hidden or shown again: what is in view when it comes back is read. */
+  setVisible(visible) {
+    this.visible = visible;
+    if (visible) this.markRead(this.activeBuffer());
+  }
+
+  // Read markers (ircv3.net/specs/extensions/read-marker)
+
+  /** The conversation is read up to its newest message: remember to say so (MARKREAD). */
+  markRead(buffer) {
+    if (!buffer || !this.visible || buffer.kind === 'server' || !this.readMarkers_()) return;
+    // "The timestamp MUST correspond to a previous message `time` tag."
+    let last = null;
+    for (let i = buffer.lines.length - 1; i >= 0 && !last; i--) {
+      const line = buffer.lines[i];
+      if (line.stamp && MESSAGE_KINDS.has(line.kind)) last = line;
+    }
+    if (!last || (buffer.readAt !== null && last.time <= buffer.readAt)) return;
+    buffer.readPending = last.stamp;
+  }
+
+  readMarkers(now) {
+    const out = [];
+    for (const buffer of this.buffers.values()) {
+      if (!buffer.readPending || now - buffer.readSentAt < READ_MARKER_INTERVAL_MS) continue;
+      out.push(ircLine('MARKREAD', buffer.name, `timestamp=${buffer.readPending}`));
+      const at = Date.parse(buffer.readPending);
+      if (!Number.isNaN(at) && (buffer.readAt === null || at > buffer.readAt)) buffer.readAt = at;
+      buffer.readPending = null;
+      buffer.readSentAt = now;
+    }
+    return out;
+  }
+
+  /**
+   * MARKREAD from the server: on JOIN, as the answer to ours, and when another session of the
+   * account read further. "If there is no known last message read timestamp, the `timestamp`
+   * parameter is a literal `*`."
+   */
+  on_MARKREAD(msg) {
+    const [target, stamp] = msg.params;
+    const buffer = target && this.find(target);
+    if (!buffer || !stamp || !stamp.startsWith('timestamp=')) return [];
+    const at = Date.parse(stamp.slice('timestamp='.length));
+    if (Number.isNaN(at) || (buffer.readAt !== null && at <= buffer.readAt)) return [];
+    buffer.readAt = at;
+    if (buffer.readPending && Date.parse(buffer.readPending) <= at) buffer.readPending = null;
+    // The badge counts what is still unread after the marker.
+    let unread = 0;
+    let mention = false;
+    for (const line of buffer.lines) {
+      if (line.unread && line.time <= at) line.unread = false;
+      if (line.unread) {
+        unread++;
+        mention = mention || !!line.mention;
+      }
+    }
+    buffer.unread = unread;
+    buffer.mention = mention;
+    this.changed++;
+    return [];
+  }
+
+  // MONITOR (ircv3.net/specs/extensions/monitor): online/offline of private conversations
+
+  /** `MONITOR + a,b` for those not watched yet, within the server's limit. */
+  monitor(names) {
+    if (this.monitorLimit === null || this.phase !== 'registered') return;
+    const fresh = [];
+    for (const name of names) {
+      const key = this.key(name);
+      if (this.monitored.has(key) || isChannel(name) || this.monitored.size >= this.monitorLimit) continue;
+      this.monitored.add(key);
+      fresh.push(name);
+    }
+    // "the length of the target list is limited only by the buffer size of 512 chars"
+    let list = [];
+    const flush = () => {
+      if (list.length) this.outgoing.push(ircLine('MONITOR', '+', list.join(',')));
+      list = [];
+    };
+    for (const name of fresh) {
+      if ([...list, name].join(',').length > 400) flush();
+      list.push(name);
+    }
+    flush();
+  }
+
+  unmonitor(name) {
+    if (!this.monitored.delete(this.key(name))) return;
+    this.outgoing.push(ircLine('MONITOR', '-', name));
+  }
+
+  presence(msg, online) {
+    for (const entry of (msg.params[1] || '').split(',')) {
+      const buffer = entry && this.find(nickOf(entry));
+      if (buffer && buffer.kind === 'query' && buffer.online !== online) {
+        buffer.online = online;
+        this.changed++;
+      }
+    }
+    return [];
+  }
+
+  /** RPL_MONONLINE: "either a target has just become online, or ... is online". */
+  on_730(msg) { return this.presence(msg, true); }
+  /** RPL_MONOFFLINE */
+  on_731(msg) { return this.presence(msg, false); }
+  /** ERR_MONLISTFULL `<limit> <targets>`: those are not watched; the list just shows no dot. */
+  on_734(msg) {
+    for (const name of (msg.params[2] || '').split(',')) this.monitored.delete(this.key(name));
+    return [];
   }
 
   /** The buffers in the order the sidebar shows them: server, channels, then conversations. */
@@ -382,6 +621,8 @@ export class ChatState {
     const buffer = this.buffers.get(key);
     buffer.unread = 0;
     buffer.mention = false;
+    for (const line of buffer.lines) line.unread = false;
+    this.markRead(buffer);
     this.changed++;
   }
 
@@ -395,12 +636,19 @@ export class ChatState {
     while (i > 0 && buffer.lines[i - 1].time > line.time) i--;
     buffer.lines.splice(i, 0, line);
     if (buffer.lines.length > MAX_LINES_PER_BUFFER) buffer.lines.shift();
-    if (buffer.key !== this.active && !line.own && !line.history && !line.seen && line.kind !== 'event') {
+    // Read on another device already (the read marker is past it): not unread here. History is
+    // unread only when newer than a known read marker (missed while away).
+    const read = buffer.readAt !== null && line.time <= buffer.readAt;
+    const missed = line.history && buffer.readAt !== null && !read;
+    if (buffer.key !== this.active && !line.own && (!line.history || missed) && !line.seen && line.kind !== 'event' && !read) {
+      line.unread = true;
       buffer.unread++;
       if (buffer.kind === 'query' || (this.nick && line.text && line.text.toLowerCase().includes(this.nick.toLowerCase()))) {
+        line.mention = true;
         buffer.mention = true;
       }
     }
+    if (buffer.key === this.active) this.markRead(buffer);
     this.changed++;
   }
 
@@ -455,8 +703,14 @@ export class ChatState {
 
   /** Handle one line from the server; returns the lines to send back. */
   handle(raw) {
+    const out = this.handleLine(raw);
+    return [...this.takeOutgoing(), ...out];
+  }
+
+  handleLine(raw) {
     const msg = parseLine(raw);
     if (!msg) return [];
+    if (msg.tags.label && msg.command !== 'BATCH' && this.typingLabels.has(msg.tags.label) && this.typingAnswer(msg)) return [];
     const batchId = msg.tags.batch;
     if (batchId && this.batches.has(batchId) && msg.command !== 'BATCH') {
       this.batches.get(batchId).lines.push(msg);
@@ -540,6 +794,12 @@ export class ChatState {
   on_FAIL(msg) {
     const text = msg.params[msg.params.length - 1];
     if (msg.params[0] === 'SESSION') return this.sessionFailed(text);
+    if (msg.params[0] === 'MARKREAD') {
+      // Read markers are a convenience: when the server cannot keep them, stop asking quietly.
+      this.noReadMarker = true;
+      for (const buffer of this.buffers.values()) buffer.readPending = null;
+      return [];
+    }
     if (msg.params[0] === 'REGISTER' && this.phase === 'connecting') return [...this.fail(text), 'QUIT'];
     this.error_(text);
     return [];
@@ -567,6 +827,13 @@ export class ChatState {
     for (const token of msg.params.slice(1, -1)) {
       const [name, value] = token.split('=');
       if (name === 'CASEMAPPING' && value) this.casemapping = value;
+      // "This token takes an optional parameter, of the maximum amount of targets a client may
+      // have in their monitor list.  If no parameter is specified, there is no limit."
+      if (name === 'MONITOR' && this.monitorLimit === null) {
+        const limit = Number(value);
+        this.monitorLimit = value && Number.isInteger(limit) && limit > 0 ? limit : Infinity;
+        this.monitor([...this.buffers.values()].filter((b) => b.kind === 'query').map((b) => b.name));
+      }
     }
     this.info(msg.params.slice(1).join(' '));
     return [];
@@ -621,7 +888,30 @@ export class ChatState {
     return [...this.buffers.values()].filter((b) => b.kind === 'channel' && b.joined).map((b) => b.name);
   }
 
+  /**
+   * 421 for TAGMSG: a server that offers message-tags without TAGMSG (the spec requires it).
+   * Typing notices and reactions stop quietly instead of an error at every keystroke.
+   */
+  on_421(msg) {
+    if ((msg.params[1] || '').toUpperCase() === 'TAGMSG') {
+      this.noTagmsg = true;
+      this.typingOut.clear();
+      this.changed++;
+      return [];
+    }
+    this.error_(msg.params.slice(1).join(' '));
+    return [];
+  }
+
   on_433(msg) {
+    // Logging in to an account whose nick another session of it holds (the laptop and the
+    // phone): this one takes the nick with a '_' more, as other clients do, so both stay in
+    // (and share read markers). A guest is told the nick is taken.
+    const loggingIn = !this.login.register && (this.login.password || this.login.token);
+    if (this.phase === 'connecting' && loggingIn && this.nick.length < this.login.nick.length + 3) {
+      this.nick += '_';
+      return [ircLine('NICK', this.nick)];
+    }
     if (this.phase === 'connecting') return [...this.fail(`The nick ${msg.params[1]} is in use`), 'QUIT'];
     this.error_(`The nick ${msg.params[1]} is in use`);
     return [];
@@ -677,6 +967,8 @@ export class ChatState {
       buffer.members.clear();
     } else {
       for (const m of [...buffer.members.keys()]) if (casefold(m) === casefold(nick)) buffer.members.delete(m);
+      // typing: "The sender leaves the channel or quits the server".
+      this.stopTyping(buffer, nick);
     }
     this.addLine(buffer, { time: Date.now(), nick, text, kind: 'event' });
   }
@@ -713,6 +1005,7 @@ export class ChatState {
     const nick = nickOf(msg.source);
     this.accounts.delete(casefold(nick));
     for (const buffer of this.buffers.values()) {
+      this.stopTyping(buffer, nick);
       const member = [...buffer.members.keys()].find((m) => casefold(m) === casefold(nick));
       if (member !== undefined) {
         buffer.members.delete(member);
@@ -823,6 +1116,7 @@ export class ChatState {
     if (tagged !== undefined && !history && from) this.setAccount(from, tagged);
     return {
       time: timeOf(msg.tags), nick: from, text, kind, msgid: msg.tags.msgid || null,
+      stamp: msg.tags.time || null, replyTo: msg.tags['+draft/reply'] || null,
       own: this.isMe(from), history,
       account: tagged !== undefined ? tagged || null : this.accountOf(from),
     };
@@ -831,7 +1125,8 @@ export class ChatState {
   /** Which buffer a PRIVMSG/NOTICE belongs in. */
   targetBuffer(msg) {
     const from = nickOf(msg.source);
-    const target = msg.params[0];
+    // STATUSMSG (`PRIVMSG @#chan`) belongs in the channel's conversation.
+    const target = msg.params[0].replace(/^[~@%+]+(?=[#&])/, '');
     if (isChannel(target)) return this.buffer(target, 'channel');
     if (target.startsWith('$')) return this.buffers.get(SERVER);
     if (!msg.source || !from.length || from.includes('.') || (msg.command === 'NOTICE' && this.phase !== 'registered')) {
@@ -845,12 +1140,204 @@ export class ChatState {
     const line = this.messageLine(msg, history);
     if (!line) return [];
     const buffer = this.targetBuffer(msg);
+    // typing: "A message is received from the sender" ends their typing.
+    this.stopTyping(buffer, line.nick);
     // Broadcasts and the server's own notices are for whoever reads: shown where they look too.
     const fromServer = buffer.kind === 'server' && this.phase === 'registered' && !history;
     if (msg.params[0].startsWith('$')) line.text = `[broadcast] ${line.text}`;
+    const fresh = !line.msgid || !buffer.msgids.has(line.msgid);
     if (fromServer) this.announce(line);
     else this.addLine(buffer, line);
+    // react: "An example of a reaction with an additional message body" counts as a reaction too.
+    const reaction = reactionOf(msg);
+    if (reaction && fresh && buffer.kind !== 'server') this.addReaction(buffer, msg, reaction);
     return [];
+  }
+
+  /**
+   * TAGMSG (message-tags): a typing notification or a reaction. Typing never opens a
+   * conversation; a reaction in a private one opens it, as a message would.
+   */
+  on_TAGMSG(msg, history = false) {
+    const from = nickOf(msg.source);
+    if (!from || !msg.params.length) return [];
+    const own = this.isMe(from);
+    const reaction = reactionOf(msg);
+    const target = msg.params[0].replace(/^[~@%+]+(?=[#&])/, '');
+    let buffer;
+    if (isChannel(target)) buffer = this.find(target);
+    else if (target.startsWith('$') || from.includes('.')) return [];
+    else if (reaction) buffer = this.buffer(own ? target : from, 'query');
+    else buffer = this.find(own ? target : from);
+    if (!buffer) return [];
+    if (reaction) this.addReaction(buffer, msg, reaction);
+    if (own || history) return [];
+    const state = msg.tags['+typing'];
+    if (state === 'active' || state === 'paused') {
+      buffer.typing.set(casefold(from), { nick: from, state, at: this.clock() });
+      this.changed++;
+    } else {
+      // `typing=done`, or any other message from them (a reaction): no longer typing.
+      this.stopTyping(buffer, from);
+    }
+    return [];
+  }
+
+  // Typing (ircv3.net/specs/client-tags/typing)
+
+  stopTyping(buffer, nick) {
+    if (buffer && nick && buffer.typing.delete(casefold(nick))) this.changed++;
+  }
+
+  /** Who is typing in a conversation now (never ourselves), in the order they started. */
+  typers(buffer = this.activeBuffer(), now = this.clock()) {
+    if (!buffer) return [];
+    return [...buffer.typing.values()].filter((t) => typingLasts(t, now) && !this.isMe(t.nick)).map((t) => t.nick);
+  }
+
+  /**
+   * The text input changed (app.js calls this on every edit): `typing=active` while there is
+   * text that is not a /command, `done` when it is cleared; other conversations the user typed
+   * in are done. Returns the lines due now; tick() sends the rest (paused, throttled ones).
+   * `edited` false: only the conversation in view changed (nothing typed there yet).
+   */
+  typingInput(text, now = this.clock(), edited = true) {
+    const buffer = this.activeBuffer();
+    const here = buffer && buffer.kind !== 'server' ? buffer.key : null;
+    for (const [key, entry] of this.typingOut) if (key !== here) entry.want = 'done';
+    if (here) {
+      // "while the user is making updates to the text-input field and the text is not a
+      // "/slash command"" (`//` starts a line that begins with a slash: a message).
+      const composing = text.trim() !== '' && (!text.startsWith('/') || text.startsWith('//'));
+      let entry = edited ? this.typingOut.get(here) : null;
+      if (!entry && composing && edited) {
+        entry = { name: buffer.name, sent: 'done', sentAt: -Infinity, want: 'done', lastInput: now };
+        this.typingOut.set(here, entry);
+      }
+      if (entry) {
+        entry.want = composing ? 'active' : 'done';
+        if (composing) entry.lastInput = now;
+      }
+    }
+    return this.flushTyping(now);
+  }
+
+  /**
+   * The answer to a labeled typing notice: an error means the target takes none for a while
+   * (swallowed: the user did not ask for it); anything else (the echo, ACK) is handled as usual.
+   */
+  typingAnswer(msg) {
+    const key = this.typingLabels.get(msg.tags.label);
+    this.typingLabels.delete(msg.tags.label);
+    if (msg.command !== 'FAIL' && !/^[45]\d\d$/.test(msg.command)) return false;
+    this.typingRefused.set(key, this.clock() + TYPING_REFUSED_MS);
+    const entry = this.typingOut.get(key);
+    if (entry) entry.sent = 'done';
+    return true;
+  }
+
+  /** The message was sent to `target`: typing there is done. */
+  typingSent(target, now = this.clock()) {
+    const entry = this.typingOut.get(this.key(target));
+    if (!entry) return [];
+    entry.want = 'done';
+    return this.flushTyping(now);
+  }
+
+  flushTyping(now) {
+    if (!this.caps.has('message-tags') || this.phase !== 'registered' || this.noTagmsg) {
+      this.typingOut.clear();
+      return [];
+    }
+    const out = [];
+    for (const [key, entry] of this.typingOut) {
+      let want = this.sendTyping ? entry.want : 'done';
+      if (want === 'active' && now - entry.lastInput >= TYPING_IDLE_MS) want = 'paused';
+      // `active` "continuously" while the user types; `paused` and `done` once.
+      const due = want !== entry.sent || (want === 'active' && entry.lastInput > entry.sentAt);
+      if (!due) {
+        if (want === 'done') this.typingOut.delete(key);
+        continue;
+      }
+      // "not sent within 3 seconds of another one for a given target": tick() sends it later.
+      if (now - entry.sentAt < TYPING_THROTTLE_MS) continue;
+      // Someone MONITOR says is offline, or a target that just refused one: nobody to tell.
+      const buffer = this.buffers.get(key);
+      if ((buffer && buffer.online === false) || (this.typingRefused.get(key) || 0) > now) {
+        if (want === 'done') this.typingOut.delete(key);
+        continue;
+      }
+      if (want !== 'active' && entry.sent === 'done') {
+        // Never said we were typing here: nothing to take back.
+        if (want === 'done') this.typingOut.delete(key);
+        continue;
+      }
+      const tags = { '+typing': want };
+      if (this.caps.has('labeled-response')) {
+        const label = `typing-${++this.labelSeq}`;
+        this.typingLabels.set(label, key);
+        // Answers never come for a line lost with its connection: keep the map small.
+        if (this.typingLabels.size > 64) this.typingLabels.delete(this.typingLabels.keys().next().value);
+        out.push(withTags({ label, ...tags }, ircLine('TAGMSG', entry.name)));
+      } else {
+        out.push(withTags(tags, ircLine('TAGMSG', entry.name)));
+      }
+      entry.sent = want;
+      entry.sentAt = now;
+      if (want === 'done') this.typingOut.delete(key);
+    }
+    return out;
+  }
+
+  // Replies and reactions (ircv3.net/specs/client-tags/reply, /react)
+
+  /** The message a reply answers, when it is in the buffer. */
+  parentOf(buffer, msgid) {
+    return (msgid && buffer.lines.find((l) => l.msgid === msgid)) || null;
+  }
+
+  /** Count a reaction once per person (their account, else their nick) and value. */
+  addReaction(buffer, msg, { parent, value }) {
+    const id = msg.tags.msgid;
+    if (id) {
+      if (buffer.msgids.has(`react:${id}`)) return false;
+      buffer.msgids.add(`react:${id}`);
+    }
+    const from = nickOf(msg.source);
+    const account = 'account' in msg.tags ? msg.tags.account || null : this.accountOf(from);
+    const who = account ? `account:${casefold(account)}` : `nick:${casefold(from)}`;
+    let byValue = buffer.reactions.get(parent);
+    if (!byValue) {
+      byValue = new Map();
+      buffer.reactions.set(parent, byValue);
+      if (buffer.reactions.size > MAX_REACTED_MESSAGES) buffer.reactions.delete(buffer.reactions.keys().next().value);
+    }
+    let entry = byValue.get(value);
+    if (!entry) {
+      if (byValue.size >= REACTIONS.length * 4) return false; // a wall of different ones is noise
+      entry = { who: new Set(), nicks: [], own: false };
+      byValue.set(value, entry);
+    }
+    if (entry.who.has(who)) return false;
+    entry.who.add(who);
+    entry.nicks.push(from);
+    const mine = this.isMe(from) || (account && this.account && casefold(account) === casefold(this.account));
+    if (mine) entry.own = true;
+    this.changed++;
+    return true;
+  }
+
+  /** The reactions under a message: [{value, count, nicks, own}], in the order they came. */
+  reactionsOf(buffer, msgid) {
+    const byValue = msgid && buffer.reactions.get(msgid);
+    if (!byValue) return [];
+    return [...byValue].map(([value, e]) => ({ value, count: e.who.size, nicks: e.nicks, own: e.own }));
+  }
+
+  /** Whether this conversation can carry replies and reactions (and typing). */
+  canTag(buffer = this.activeBuffer()) {
+    return !!buffer && buffer.kind !== 'server' && this.caps.has('message-tags') && this.phase === 'registered'
+      && !this.noTagmsg;
   }
 
   on_NOTICE(msg, history = false) { return this.on_PRIVMSG(msg, history); }
@@ -860,12 +1347,21 @@ export class ChatState {
   on_BATCH(msg) {
     const ref = msg.params[0];
     if (ref.startsWith('+')) {
-      this.batches.set(ref.slice(1), { type: msg.params[1], target: msg.params[2], lines: [] });
+      this.batches.set(ref.slice(1), { type: msg.params[1], target: msg.params[2], lines: [], label: msg.tags.label });
       return [];
     }
     const batch = this.batches.get(ref.slice(1));
     this.batches.delete(ref.slice(1));
     if (!batch) return [];
+    if (batch.label && this.typingLabels.has(batch.label)) {
+      // Several lines answering a typing notice: refused if any of them is an error.
+      const refused = batch.lines.some((l) => l.command === 'FAIL' || /^[45]\d\d$/.test(l.command));
+      if (refused) {
+        this.typingAnswer({ command: 'FAIL', tags: { label: batch.label } });
+        return [];
+      }
+      this.typingLabels.delete(batch.label);
+    }
     if (batch.type !== 'chathistory') {
       for (const inner of batch.lines) this.handle(serialize(inner));
       return [];
@@ -873,12 +1369,21 @@ export class ChatState {
     const buffer = this.buffer(batch.target, isChannel(batch.target) ? 'channel' : 'query');
     let added = 0;
     for (const inner of batch.lines) {
+      // CHATHISTORY returns client tags: reactions show as they did live (typing never does).
+      const reaction = reactionOf(inner);
+      const at = timeOf(inner.tags);
+      if (inner.tags.time && (buffer.oldest === undefined || at < buffer.oldest)) buffer.oldest = at;
+      if (inner.command === 'TAGMSG') {
+        if (reaction && this.addReaction(buffer, inner, reaction)) added++;
+        continue;
+      }
       if (inner.command !== 'PRIVMSG' && inner.command !== 'NOTICE') continue;
       const line = this.messageLine(inner, true);
       if (!line) continue;
       const before = buffer.lines.length;
       this.addLine(buffer, line);
       added += buffer.lines.length - before;
+      if (reaction && buffer.lines.length > before) this.addReaction(buffer, inner, reaction);
     }
     buffer.historyLoading = false;
     if (batch.lines.length < HISTORY_BATCH || added === 0) buffer.historyDone = true;
@@ -892,8 +1397,10 @@ export class ChatState {
     if (!buffer || buffer.kind === 'server' || buffer.historyDone || buffer.historyLoading) return [];
     if (!this.caps.has('draft/chathistory') || this.phase !== 'registered') return [];
     buffer.historyLoading = true;
+    // The oldest line, or the oldest reaction when a page held only reactions.
     const oldest = buffer.lines.find((l) => l.msgid);
-    const reference = oldest ? `timestamp=${new Date(oldest.time).toISOString()}` : '*';
+    const time = Math.min(oldest ? oldest.time : Infinity, buffer.oldest ?? Infinity);
+    const reference = Number.isFinite(time) ? `timestamp=${new Date(time).toISOString()}` : '*';
     if (reference === '*') return [ircLine('CHATHISTORY', 'LATEST', buffer.name, '*', String(HISTORY_BATCH))];
     return [ircLine('CHATHISTORY', 'BEFORE', buffer.name, reference, String(HISTORY_BATCH))];
   }
@@ -1004,6 +1511,11 @@ export class ChatState {
 
   /** Turn an action (from parseInput) into lines; throws InputError when it cannot be done. */
   act(action) {
+    const out = this.perform(action);
+    return [...this.takeOutgoing(), ...out];
+  }
+
+  perform(action) {
     const connected = this.phase === 'registered';
     if (!connected && action.type !== 'help') throw new InputError('not connected to the server; the line was not sent');
     const active = this.activeBuffer();
@@ -1017,7 +1529,13 @@ export class ChatState {
     };
     switch (action.type) {
       case 'say':
-        return this.say(activeTarget('type /join <#channel> or /msg <nick> <text> first; the server buffer takes only commands'), action.text);
+        return this.say(activeTarget('type /join <#channel> or /msg <nick> <text> first; the server buffer takes only commands'), action.text, false, action.replyTo);
+      case 'react':
+        return this.react(activeTarget('reactions are for messages in a conversation'), action.msgid, action.value);
+      case 'typing':
+        this.sendTyping = action.on;
+        this.info(`Typing notifications are ${action.on ? 'on: others see when you type' : 'off: nobody sees when you type'}`, 'event', active.name === 'server' ? null : active.name);
+        return this.flushTyping(this.clock());
       case 'me':
         return this.say(activeTarget('/me works in a channel or a private conversation'), action.text, true);
       case 'msg':
@@ -1076,10 +1594,12 @@ export class ChatState {
         return [];
       case 'close': {
         if (active.kind === 'server') throw new InputError('the server buffer cannot be closed');
+        const done = this.typingSent(active.name);
+        if (active.kind === 'query') this.unmonitor(active.name);
         this.buffers.delete(this.active);
         this.active = SERVER;
         this.changed++;
-        return active.kind === 'channel' && active.joined ? [ircLine('PART', active.name)] : [];
+        return [...done, ...(active.kind === 'channel' && active.joined ? [ircLine('PART', active.name)] : [])];
       }
       case 'raw':
         return [action.line];
@@ -1088,19 +1608,40 @@ export class ChatState {
     }
   }
 
-  say(target, text, action = false) {
+  say(target, text, action = false, replyTo = null) {
     const body = action ? `\u0001ACTION ${text}\u0001` : text;
     const out = [];
-    for (const piece of splitText(body, 400)) out.push(ircLine('PRIVMSG', target, piece));
+    // reply: "+draft/reply=<msgid>", on the first line of a long text (the rest follow it).
+    const reply = replyTo && this.caps.has('message-tags') ? replyTo : null;
+    for (const piece of splitText(body, 400)) {
+      const line = ircLine('PRIVMSG', target, piece);
+      out.push(reply && !out.length ? withTags({ '+draft/reply': reply }, line) : line);
+    }
+    out.push(...this.typingSent(target));
     if (!this.caps.has('echo-message')) {
       const buffer = target === '$*' ? this.buffers.get(SERVER)
         : this.buffer(target, isChannel(target) ? 'channel' : 'query');
       this.addLine(buffer, {
         time: Date.now(), nick: this.nick, text: target === '$*' ? `[broadcast] ${text}` : text,
-        kind: action ? 'action' : 'msg', own: true,
+        kind: action ? 'action' : 'msg', own: true, replyTo: reply,
       });
     }
     return out;
+  }
+
+  /** React to a message: `@+draft/react=<value>;+draft/reply=<msgid> TAGMSG <target>`. */
+  react(target, msgid, value) {
+    const buffer = this.find(target);
+    if (!this.canTag(buffer)) throw new InputError('this server does not pass reactions on (no message-tags)');
+    if (!msgid || !value || new TextEncoder().encode(value).length > MAX_REACTION_BYTES) {
+      throw new InputError(`a reaction is one symbol of at most ${MAX_REACTION_BYTES} bytes`);
+    }
+    const mine = this.reactionsOf(buffer, msgid).find((r) => r.value === value && r.own);
+    if (mine) return [];
+    if (!this.caps.has('echo-message')) {
+      this.addReaction(buffer, { tags: {}, source: this.nick }, { parent: msgid, value });
+    }
+    return [withTags({ '+draft/react': value, '+draft/reply': msgid }, ircLine('TAGMSG', target))];
   }
 }
 
@@ -1130,12 +1671,8 @@ export function splitText(text, max) {
 
 /** A parsed message back to a line (for batched lines handled later). */
 export function serialize(msg) {
-  const tags = Object.entries(msg.tags);
-  const prefix = tags.length
-    ? '@' + tags.map(([k, v]) => (v === '' ? k : `${k}=${v.replace(/\\/g, '\\\\').replace(/;/g, '\\:').replace(/ /g, '\\s').replace(/\r/g, '\\r').replace(/\n/g, '\\n')}`)).join(';') + ' '
-    : '';
   const source = msg.source ? `:${msg.source} ` : '';
-  return prefix + source + ircLine(msg.command, ...msg.params);
+  return withTags(msg.tags, source + ircLine(msg.command, ...msg.params));
 }
 
 /** Seconds as a short human duration: 45s, 12m, 3h 5m, 2d 4h. */

@@ -1,6 +1,7 @@
 // The web client in a real browser (Debian's chromium, headless, driven by playwright-core)
 // against a real parleyd, with a raw TCP IRC client on the other side: register, log in, create
-// and join a group, chat both ways, unread badges, history on scroll, themes, a phone screen.
+// and join a group, chat both ways, unread badges, history on scroll, themes, a phone screen;
+// typing notices, replies and reactions, MONITOR presence, read markers across sessions.
 //
 // Environment: PARLEYD (the built binary), ARTIFACTS (where screenshots go), CHROMIUM (optional).
 import { test, before, after } from 'node:test';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
-import { nickColour } from '../irc.js';
+import { nickColour, parseLine } from '../irc.js';
 
 const PARLEYD = process.env.PARLEYD;
 const ARTIFACTS = process.env.ARTIFACTS || 'web-test-artifacts';
@@ -167,6 +168,20 @@ async function say(page, text) {
 }
 
 const messageWith = (page, text) => page.locator('#messages li', { hasText: text });
+const bufferButton = (page, name) => page.locator(`#buffer-list button[data-buffer="${name}"]`);
+const titleIs = (page, name) => page.waitForFunction((n) => document.getElementById('buffer-title').textContent === n, name);
+
+/** A terminal user logged in to `account` (bob's by default) with these capabilities. */
+async function tcpUser(nick, { account = 'bob', caps = [] } = {}) {
+  const client = new IrcClient(ircPort);
+  if (caps.length) client.send(`CAP REQ :${caps.join(' ')}`);
+  client.send(`PASS ${account}:${PASSWORD}`);
+  client.send(`NICK ${nick}`);
+  client.send(`USER ${nick} 0 * :${nick} at a terminal`);
+  if (caps.length) client.send('CAP END');
+  await client.expect((l) => parseLine(l).command === '001', `the welcome of ${nick}`);
+  return client;
+}
 
 async function shot(page, name) {
   const path = join(ARTIFACTS, name);
@@ -391,4 +406,163 @@ test('stays logged in across a reload with a session token, and /logout ends it'
   assert.equal(await page.locator('#login').isVisible(), true);
   assert.deepEqual(errors, [], 'no script errors');
   await page.context().close();
+});
+
+// --- Issue 24: what the server offers, used by the web client --------------------------------
+
+test('typing, replies and reactions with a terminal user (message-tags, TAGMSG)', async () => {
+  const { page, errors } = await openPage();
+  await login(page, 'dave', { register: true });
+  const bob = await tcpUser('bob', { caps: ['message-tags', 'echo-message', 'server-time'] });
+  await say(page, '/join_group tags');
+  await titleIs(page, '#tags');
+  bob.send('JOIN #tags');
+  await bob.expect((l) => / 366 bob #tags /.test(l), 'the names of #tags');
+  await page.locator('#member-list li', { hasText: 'bob' }).waitFor();
+
+  // typing spec: "The `typing=active` notification SHOULD be sent by clients **continuously**
+  // while the user is making updates to the text-input field".
+  await page.locator('#input').pressSequentially('hello there');
+  const active = parseLine(await bob.expect((l) => l.includes(' TAGMSG #tags'), "dave's typing"));
+  assert.equal(active.tags['+typing'], 'active');
+  assert.match(active.source, /^dave!/);
+  assert.deepEqual([active.command, ...active.params], ['TAGMSG', '#tags']);
+  await page.click('#send');
+  const hello = parseLine(await bob.expect((l) => l.endsWith(' PRIVMSG #tags :hello there'), "dave's message"));
+  // done once the throttle allows: "not sent within 3 seconds of another one for a given target".
+  const done = parseLine(await bob.expect((l) => l.includes(' TAGMSG #tags'), "dave's typing=done"));
+  assert.equal(done.tags['+typing'], 'done');
+
+  // The other way: shown under the conversation until the sender's message.
+  bob.send('@+typing=active TAGMSG #tags');
+  await page.locator('#typing', { hasText: 'bob is typing' }).waitFor();
+  assert.equal(await page.locator('#typing').innerText(), 'bob is typing\u2026');
+  await shot(page, '08-typing.png');
+  bob.send('PRIVMSG #tags :react to this');
+  const parent = parseLine(await bob.expect((l) => l.endsWith(' PRIVMSG #tags :react to this'), 'the echo'));
+  const parentId = parent.tags.msgid;
+  assert.ok(parentId, 'the server gives messages an id');
+  await page.waitForFunction(() => document.getElementById('typing').textContent === '');
+
+  // React: "+draft/react=<reaction>", "used in conjunction with the `+draft/reply`" tag.
+  const line = messageWith(page, 'react to this');
+  await line.hover();
+  await line.locator('button[aria-label="React to bob"]').click();
+  await line.locator('button[aria-label="React with \u{1F44D}"]').click();
+  const reaction = parseLine(await bob.expect((l) => l.includes('+draft/react='), "dave's reaction"));
+  assert.equal(reaction.tags['+draft/react'], '\u{1F44D}');
+  assert.equal(reaction.tags['+draft/reply'], parentId);
+  assert.deepEqual([reaction.command, ...reaction.params], ['TAGMSG', '#tags']);
+  await line.locator('.reaction', { hasText: '\u{1F44D} 1' }).waitFor();
+  // bob's reaction to dave's message shows under it, counted.
+  bob.send(`@+draft/react=\u{1F389};+draft/reply=${hello.tags.msgid} TAGMSG #tags`);
+  const chip = messageWith(page, 'hello there').locator('.reaction');
+  await chip.waitFor();
+  assert.equal(await chip.innerText(), '\u{1F389} 1');
+  assert.equal(await chip.getAttribute('title'), 'bob reacted with \u{1F389}');
+
+  // Reply: "+draft/reply=<msgid>", and the answer shows the message it answers.
+  await line.hover();
+  await line.locator('button[aria-label="Reply to bob"]').click();
+  await page.locator('#reply-bar').waitFor();
+  assert.equal(await page.locator('#reply-text').innerText(), 'Replying to bob: react to this');
+  await say(page, 'a threaded answer');
+  const reply = parseLine(await bob.expect((l) => l.endsWith(' PRIVMSG #tags :a threaded answer'), "dave's reply"));
+  assert.equal(reply.tags['+draft/reply'], parentId);
+  const quoted = messageWith(page, 'a threaded answer').locator('.quote');
+  await quoted.waitFor();
+  assert.equal(await quoted.innerText(), '\u21aa bob react to this');
+  assert.equal(await page.locator('#reply-bar').isVisible(), false, 'the reply bar closes once sent');
+  await shot(page, '09-replies-reactions.png');
+  assert.deepEqual(errors, [], 'no script errors');
+  await page.context().close();
+
+  // From history (CHATHISTORY returns client tags): the reply still shows what it answers.
+  const { page: again, errors: againErrors } = await openPage();
+  await login(again, 'dave');
+  await say(again, '/join_group tags');
+  await titleIs(again, '#tags');
+  const fromHistory = messageWith(again, 'a threaded answer').locator('.quote');
+  await fromHistory.waitFor();
+  assert.equal(await fromHistory.innerText(), '\u21aa bob react to this');
+  assert.deepEqual(againErrors, [], 'no script errors');
+  bob.close();
+  await again.context().close();
+});
+
+test('private conversations show who is online (MONITOR 730/731)', async () => {
+  const { page, errors } = await openPage();
+  await login(page, 'gina', { register: true });
+  await say(page, '/query monty');
+  await titleIs(page, 'monty');
+  // "If any of the targets being added are offline, the server will generate `RPL_MONOFFLINE`"
+  const presence = bufferButton(page, 'monty').locator('.presence');
+  await bufferButton(page, 'monty').locator('.presence.offline').waitFor();
+  assert.equal(await presence.getAttribute('aria-label'), 'offline');
+  // "a target has just become online"
+  // monty is bob's account under another nick, so nothing else here has that nick online.
+  const bob = await tcpUser('monty');
+  await bufferButton(page, 'monty').locator('.presence.online').waitFor();
+  assert.equal(await presence.getAttribute('aria-label'), 'online');
+  assert.equal(await presence.getAttribute('title'), 'monty is online');
+  await shot(page, '10-monitor-online.png');
+  // "a target has just left the irc network"
+  bob.send('QUIT :gone');
+  await bufferButton(page, 'monty').locator('.presence.offline').waitFor();
+  assert.deepEqual(errors, [], 'no script errors');
+  bob.close();
+  await page.context().close();
+});
+
+test('read markers: reading in one session clears the badge in the others (draft/read-marker)', async () => {
+  const first = await openPage();
+  await login(first.page, 'hana', { register: true });
+  // A second browser of the same account takes the nick with a '_' more.
+  const second = await openPage();
+  await login(second.page, 'hana');
+  assert.equal(await second.page.evaluate(() => window.parley.state.nick), 'hana_');
+  // And a terminal session of the account sees the MARKREAD lines themselves.
+  const term = await tcpUser('hana_term', { account: 'hana', caps: ['draft/read-marker', 'server-time'] });
+  for (const { page } of [first, second]) {
+    await say(page, '/join_group marks');
+    await titleIs(page, '#marks');
+    await bufferButton(page, '#lobby').click();
+    await titleIs(page, '#lobby');
+  }
+  // Another nick of bob's account, so a test that failed before cannot hold it.
+  const bob = await tcpUser('robert', { caps: ['server-time', 'echo-message'] });
+  bob.send('JOIN #marks');
+  await bob.expect((l) => / 366 robert #marks /.test(l), 'the join');
+  bob.send('PRIVMSG #marks :unread one');
+  bob.send('PRIVMSG #marks :unread two');
+  const last = parseLine(await bob.expect((l) => l.endsWith('PRIVMSG #marks :unread two'), 'the echo'));
+  for (const { page } of [first, second]) {
+    const badge = bufferButton(page, '#marks').locator('.badge');
+    await page.waitForFunction(() => document.querySelector('#buffer-list button[data-buffer="#marks"] .badge')?.textContent === '2');
+    assert.equal(await badge.innerText(), '2');
+  }
+  await shot(second.page, '11-read-marker-before.png');
+
+  // Read in the first: "MARKREAD <target> <timestamp>", the time tag of the last message read.
+  await bufferButton(first.page, '#marks').click();
+  await messageWith(first.page, 'unread two').waitFor();
+  const marker = await term.expect((l) => l.includes(' MARKREAD #marks timestamp='), 'the marker');
+  assert.equal(marker.split(' ').slice(-3).join(' '), `MARKREAD #marks timestamp=${last.tags.time}`);
+  // "after the last read timestamp of a target changes, the server SHOULD send a `MARKREAD`
+  // command for that target to all the clients of the user": the second session's badge goes.
+  await bufferButton(second.page, '#marks').locator('.badge').waitFor({ state: 'detached' });
+  await shot(second.page, '12-read-marker-after.png');
+
+  // And from a terminal session of the account, for a newer line (the first page looks
+  // elsewhere, or it would read the line itself).
+  await bufferButton(first.page, '#lobby').click();
+  await titleIs(first.page, '#lobby');
+  bob.send('PRIVMSG #marks :unread three');
+  const third = parseLine(await bob.expect((l) => l.endsWith('PRIVMSG #marks :unread three'), 'the echo'));
+  await bufferButton(second.page, '#marks').locator('.badge').waitFor();
+  term.send(`MARKREAD #marks timestamp=${third.tags.time}`);
+  await bufferButton(second.page, '#marks').locator('.badge').waitFor({ state: 'detached' });
+  assert.deepEqual([...first.errors, ...second.errors], [], 'no script errors');
+  for (const client of [bob, term]) client.close();
+  for (const { page } of [first, second]) await page.context().close();
 });
