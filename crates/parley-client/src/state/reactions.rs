@@ -14,6 +14,8 @@ use crate::input::InputError;
 pub const MAX_REACTION_BYTES: usize = 64;
 /// Distinct reactions kept per message, so one member cannot pile up endless ones.
 const MAX_REACTIONS_PER_LINE: usize = 20;
+/// Nicks kept per reaction (a nick-changing flood cannot grow one without bound).
+const MAX_NICKS_PER_REACTION: usize = 500;
 /// Reactions kept per buffer for messages not loaded.
 pub(super) const MAX_ORPHANS: usize = 200;
 
@@ -43,7 +45,10 @@ fn add_reaction(line: &mut Line, nick: &str, text: &str) {
     let key = casefold(nick);
     let full = line.reactions.len() >= MAX_REACTIONS_PER_LINE;
     match line.reactions.iter_mut().find(|r| r.text == text) {
-        Some(reaction) if !reaction.nicks.iter().any(|n| casefold(n) == key) => {
+        Some(reaction)
+            if reaction.nicks.len() < MAX_NICKS_PER_REACTION
+                && !reaction.nicks.iter().any(|n| casefold(n) == key) =>
+        {
             reaction.nicks.push(nick.to_string());
         }
         Some(_) => {}

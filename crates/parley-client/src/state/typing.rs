@@ -128,6 +128,8 @@ impl State {
             return;
         };
         let buffer = &mut self.buffers[index];
+        // Notices that ran out are dropped here, so the map holds only those still typing.
+        buffer.typists.retain(|_, t| t.until > now);
         let until = match typing {
             Typing::Active => now + ACTIVE_FOR,
             Typing::Paused => now + PAUSED_FOR,
