@@ -86,6 +86,8 @@ pub struct App {
     /// The connection ended for good while chatting, with this reason.
     ended: Option<String>,
     pub input: String,
+    /// The message the next line answers (its msgid and its quote), chosen with "Reply".
+    pub replying_to: Option<(String, String)>,
     /// Tab completion and Up/Down history of the input.
     composer: Composer,
     /// Keeps the message view still when lines arrive above it.
@@ -125,6 +127,7 @@ impl App {
             config: None,
             ended: None,
             input: String::new(),
+            replying_to: None,
             composer: Composer::default(),
             scroll: ScrollKeeper::default(),
             pending_scroll: None,
