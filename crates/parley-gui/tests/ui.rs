@@ -648,6 +648,18 @@ fn reply_and_react_from_a_messages_menu_and_see_who_is_typing() {
         .receive(&["@time=2024-05-02T08:09:00.000Z :bob!b@h PRIVMSG #rust :thanks"]);
     s.harness.run();
     assert!(s.harness.query_by_label("bob is typing…").is_none());
+    // A reply chosen here does not follow the user into another conversation.
+    s.harness
+        .get_by_label_contains("08:01  bob  is the 0.3 release tagged?")
+        .click_secondary();
+    s.harness.run();
+    s.harness.get_by_label("Reply").click();
+    s.harness.run();
+    s.harness.get_by_label_contains("Replying to bob");
+    s.harness.get_by_label_contains("• dave").click();
+    s.harness.run();
+    assert!(s.harness.query_by_label_contains("Replying to").is_none());
+    assert_eq!(s.harness.state().replying_to, None);
     // Who of the private conversations is online, from MONITOR.
     s.harness.get_by_label_contains("• dave");
     assert!(s.harness.query_by_label_contains("• erin").is_none());

@@ -121,7 +121,13 @@ impl State {
 
     /// A `+typing` tag from `nick` in buffer `index`.
     pub(super) fn on_typing(&mut self, index: usize, nick: &str, value: &str, now: DateTime<Utc>) {
-        if self.is_me(nick) {
+        // Not ourselves, on this device or another of the account's ("clients might choose to
+        // not display typing notifications for their own nickname").
+        let own_account = self
+            .account
+            .as_deref()
+            .is_some_and(|own| self.account_of(nick) == Some(own));
+        if self.is_me(nick) || own_account {
             return;
         }
         let Some(typing) = Typing::parse(value) else {
@@ -326,6 +332,25 @@ mod tests {
         assert_eq!(b(&s).typing(t0), Vec::<&str>::new());
         // A TAGMSG is never a line of the conversation.
         assert!(!b(&s).lines.iter().any(|l| l.text.contains("TAGMSG")));
+    }
+
+    #[test]
+    fn the_accounts_other_devices_are_not_shown_typing() {
+        let mut s = crate::state::tests::state();
+        s.on_connected(false, crate::Auth::Guest);
+        feed(
+            &mut s,
+            &[
+                ":srv CAP * LS :message-tags account-tag",
+                ":srv CAP me ACK :message-tags account-tag",
+                ":srv 900 me me!u@h me :You are now logged in as me",
+                ":srv 001 me :Welcome",
+                ":me!u@h JOIN #a",
+                "@account=me;+typing=active :me_!u@h TAGMSG #a",
+                "@account=bob;+typing=active :bob!u@h TAGMSG #a",
+            ],
+        );
+        assert_eq!(s.buffer("#a").expect("#a").typing(Utc::now()), ["bob"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use eframe::egui::{
 use parley_client::{input, Action, BufferKind, LineKind};
 
 use super::dialogs::Dialog;
-use super::{App, Phase};
+use super::{App, Phase, ReplyTo};
 use crate::composer::{self, Edit};
 use crate::connection::Connection;
 use crate::model::{self, Health, Row, RowStyle};
@@ -321,6 +321,14 @@ impl App {
         let target = {
             let state = connection.state();
             let buffer = state.active();
+            // A reply chosen in another buffer does not follow the user here.
+            if self
+                .replying_to
+                .as_ref()
+                .is_some_and(|reply| reply.buffer != buffer.name)
+            {
+                self.replying_to = None;
+            }
             match buffer.kind {
                 BufferKind::Server => "Type a /command (try /help)".to_string(),
                 _ => format!("Message {}", buffer.name),
@@ -347,9 +355,9 @@ impl App {
                 ui.label(RichText::new(typing).small().italics().weak());
             }
             let mut cancel_reply = false;
-            if let Some((_, quote)) = &self.replying_to {
+            if let Some(reply) = &self.replying_to {
                 ui.horizontal(|ui| {
-                    ui.label(RichText::new(format!("Replying to {quote}")).small());
+                    ui.label(RichText::new(format!("Replying to {}", reply.quote)).small());
                     if ui.small_button("✖").on_hover_text("Do not reply").clicked() {
                         cancel_reply = true;
                     }
@@ -471,7 +479,7 @@ impl App {
             match input::parse(line) {
                 // The first message after "Reply" answers the message chosen.
                 Ok(Action::Say(text)) if self.replying_to.is_some() => {
-                    let msgid = self.replying_to.take().map(|(msgid, _)| msgid);
+                    let msgid = self.replying_to.take().map(|reply| reply.msgid);
                     connection.send(Action::Reply { msgid, text });
                 }
                 Ok(action) => connection.send(action),
@@ -589,7 +597,13 @@ impl App {
             connection.send(Action::History);
         }
         match row_action {
-            Some(RowAction::Reply(msgid, quote)) => self.replying_to = Some((msgid, quote)),
+            Some(RowAction::Reply(msgid, quote)) => {
+                self.replying_to = Some(ReplyTo {
+                    buffer: name.clone(),
+                    msgid,
+                    quote,
+                })
+            }
             Some(RowAction::React(msgid, reaction)) => connection.send(Action::React {
                 msgid: Some(msgid),
                 reaction,
