@@ -216,7 +216,7 @@ impl State {
                 let line = ctx.line(LineKind::Notice, from.clone(), text);
                 self.push_server_and_mirror(line);
             }
-            "TAGMSG" => self.on_tagmsg(msg, from.as_deref(), now),
+            "TAGMSG" => self.on_tagmsg(msg, from.as_deref(), &ctx, now),
             "MARKREAD" => self.on_markread(msg),
             "CHGHOST" | "SETNAME" => {}
             _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
@@ -250,14 +250,22 @@ impl State {
     /// `TAGMSG`: typing notices and reactions; never a line of the conversation ("Clients
     /// that receive a TAGMSG command MUST NOT display them in the message history by
     /// default.").
-    fn on_tagmsg(&mut self, msg: &Message<'_>, from: Option<&str>, now: DateTime<Utc>) {
+    fn on_tagmsg(
+        &mut self,
+        msg: &Message<'_>,
+        from: Option<&str>,
+        ctx: &Incoming,
+        now: DateTime<Utc>,
+    ) {
         let (Some(target), Some(from)) = (msg.param(0), from) else {
             return;
         };
         let Some(index) = self.tag_buffer(target, from) else {
             return;
         };
-        if let Some(typing) = msg.tags.get("+typing") {
+        if ctx.history {
+            // Typing in history is long over; only reactions still mean something.
+        } else if let Some(typing) = msg.tags.get("+typing") {
             self.on_typing(index, from, &typing, now);
         } else {
             // "...until any of the following conditions is met: A message is received from

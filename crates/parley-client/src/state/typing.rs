@@ -330,6 +330,18 @@ mod tests {
         assert_eq!(s.buffer("carol").expect("query").typing(t0), ["carol"]);
         feed(&mut s, &["@+typing=active :me!u@h TAGMSG #a"]);
         assert_eq!(b(&s).typing(t0), Vec::<&str>::new());
+        // Typing replayed from history is long over.
+        let mut h = connected("message-tags batch draft/chathistory");
+        feed(
+            &mut h,
+            &[
+                ":me!u@h JOIN #a",
+                ":srv BATCH +x chathistory #a",
+                "@batch=x;+typing=active :bob!u@h TAGMSG #a",
+                ":srv BATCH -x",
+            ],
+        );
+        assert!(h.buffer("#a").expect("#a").typing(t0).is_empty());
         // A TAGMSG is never a line of the conversation.
         assert!(!b(&s).lines.iter().any(|l| l.text.contains("TAGMSG")));
     }
