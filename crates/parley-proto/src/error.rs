@@ -19,10 +19,6 @@ pub enum ParseError {
     MissingCommand,
     #[error("command must be letters only or exactly three digits")]
     InvalidCommand,
-    #[error(
-        "tag key must be ['+'][vendor'/']name with letters, digits and '-' (vendor may add '.')"
-    )]
-    InvalidTagKey,
     #[error("line contains NUL, CR or LF before its end")]
     ContainsNulOrNewline,
     #[error("tag section contains a space; a space in a value must be escaped as \\s")]

@@ -41,6 +41,11 @@ pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";
 pub const RPL_WHOISBOT: &str = "335";
+/// modern.ircdocs.horse's RPL_INVITELIST (336): a channel one was invited to, answering INVITE
+/// with no parameter (that name is 346's here, as in most servers' code).
+pub const RPL_INVITEDLIST: &str = "336";
+/// modern.ircdocs.horse's RPL_ENDOFINVITELIST (337).
+pub const RPL_ENDOFINVITEDLIST: &str = "337";
 pub const RPL_WHOISACTUALLY: &str = "338";
 pub const RPL_INVITING: &str = "341";
 pub const RPL_INVITELIST: &str = "346";
@@ -50,6 +55,8 @@ pub const RPL_ENDOFEXCEPTLIST: &str = "349";
 pub const RPL_VERSION: &str = "351";
 pub const RPL_WHOREPLY: &str = "352";
 pub const RPL_NAMREPLY: &str = "353";
+pub const RPL_LINKS: &str = "364";
+pub const RPL_ENDOFLINKS: &str = "365";
 pub const RPL_ENDOFNAMES: &str = "366";
 pub const RPL_BANLIST: &str = "367";
 pub const RPL_ENDOFBANLIST: &str = "368";
@@ -172,6 +179,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_TOPIC", RPL_TOPIC),
     ("RPL_TOPICWHOTIME", RPL_TOPICWHOTIME),
     ("RPL_WHOISBOT", RPL_WHOISBOT),
+    ("RPL_INVITEDLIST", RPL_INVITEDLIST),
+    ("RPL_ENDOFINVITEDLIST", RPL_ENDOFINVITEDLIST),
     ("RPL_WHOISACTUALLY", RPL_WHOISACTUALLY),
     ("RPL_INVITING", RPL_INVITING),
     ("RPL_INVITELIST", RPL_INVITELIST),
@@ -181,6 +190,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_VERSION", RPL_VERSION),
     ("RPL_WHOREPLY", RPL_WHOREPLY),
     ("RPL_NAMREPLY", RPL_NAMREPLY),
+    ("RPL_LINKS", RPL_LINKS),
+    ("RPL_ENDOFLINKS", RPL_ENDOFLINKS),
     ("RPL_ENDOFNAMES", RPL_ENDOFNAMES),
     ("RPL_BANLIST", RPL_BANLIST),
     ("RPL_ENDOFBANLIST", RPL_ENDOFBANLIST),

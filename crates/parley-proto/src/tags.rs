@@ -18,9 +18,11 @@ pub struct Tag<'a> {
 }
 
 impl<'a> Tags<'a> {
-    /// Checks a raw tag section (without '@') the way `Message::parse` does: every key well formed,
-    /// the section within `MAX_TAGS_LEN` and the client-only part within `MAX_CLIENT_TAGS_LEN`.
-    /// Empty items (as in "a;;b" or a trailing ';') are tolerated and skipped.
+    /// Checks a raw tag section (without '@') the way `Message::parse` does: the section within
+    /// `MAX_TAGS_LEN` and the client-only part within `MAX_CLIENT_TAGS_LEN`. Keys are not
+    /// checked: "Implementations MUST treat tag key names as opaque identifiers and MUST NOT
+    /// perform any validation that would reject the message if an invalid tag key name is used"
+    /// (ircv3.net message-tags). Empty items (as in "a;;b" or a trailing ';') are skipped.
     pub fn parse(raw: &'a str) -> Result<Tags<'a>, ParseError> {
         let section_len = raw.len() + 2;
         if section_len > MAX_TAGS_LEN {
@@ -36,9 +38,6 @@ impl<'a> Tags<'a> {
         let mut client_count = 0usize;
         for item in raw.split(';').filter(|item| !item.is_empty()) {
             let key = item.split_once('=').map_or(item, |(key, _)| key);
-            if !is_valid_key(key) {
-                return Err(ParseError::InvalidTagKey);
-            }
             if key.starts_with('+') {
                 client_bytes += item.len();
                 client_count += 1;
@@ -66,6 +65,37 @@ impl<'a> Tags<'a> {
             key,
             value: unescape_tag_value(value),
         })
+    }
+
+    /// The client-only (`+`-prefixed) tags, still escaped, as one section to relay verbatim
+    /// (`+a=1;+example.com/b`): every other tag dropped, a key sent twice kept once with its
+    /// later value (the spec's "disregard all but the final occurrence"), an empty value
+    /// written as a bare key (the spec makes `foo=` equal to `foo`). Empty when there are none.
+    /// A key outside the spec's grammar is left out rather than relayed, so the message still
+    /// reaches clients whose parsers are strict about keys.
+    pub fn client_only(&self) -> String {
+        let items: Vec<(&str, &str)> = raw_items(self.0)
+            .filter(|(key, _)| key.starts_with('+') && is_valid_key(key))
+            .collect();
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let mut kept: Vec<(&str, &str)> = items
+            .into_iter()
+            .rev()
+            .filter(|(key, _)| seen.insert(*key))
+            .collect();
+        kept.reverse();
+        let mut out = String::new();
+        for (key, value) in kept {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            out.push_str(key);
+            if !value.is_empty() {
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+        out
     }
 
     /// The value of `key`, unescaped; when a key is sent twice the later one wins, as the spec says.
@@ -187,13 +217,26 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_checked() {
+    fn keys_are_opaque_but_only_well_formed_client_keys_are_relayed() {
         for good in ["a", "+draft/reply", "example.com/x-y", "+a", "A1-"] {
             assert!(Tags::parse(good).is_ok(), "{good} should be accepted");
+            assert!(is_valid_key(good), "{good}");
         }
-        for bad in ["=v", "+", "a_b", "/x", "v/", "+/x", "k!=1", "a.b"] {
-            assert_eq!(Tags::parse(bad), Err(ParseError::InvalidTagKey), "{bad}");
+        for odd in ["=v", "+", "a_b", "/x", "v/", "+/x", "k!=1", "a.b", "+a_b=1"] {
+            let tags = Tags::parse(odd).expect("an odd key does not reject the message");
+            assert_eq!(tags.client_only(), "", "{odd}");
         }
+        let mixed = Tags::parse("+a_b=1;+ok=2").expect("valid");
+        assert_eq!(mixed.client_only(), "+ok=2");
+        assert_eq!(mixed.get("+a_b").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn client_only_keeps_the_last_of_each_plus_tag_verbatim() {
+        let tags = Tags::parse("label=1;+a=x\\sy;+example.com/b;msgid=z;+a=2;+c=").expect("valid");
+        assert_eq!(tags.client_only(), "+example.com/b;+a=2;+c");
+        assert_eq!(Tags::parse("a=1;b").expect("valid").client_only(), "");
+        assert_eq!(Tags::default().client_only(), "");
     }
 
     #[test]

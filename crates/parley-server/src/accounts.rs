@@ -23,6 +23,7 @@
 
 mod hasher;
 mod lockout;
+mod oper_check;
 mod scram;
 mod sessions;
 
@@ -43,6 +44,7 @@ use lockout::{Ending, Locked, LockoutPolicy, Refusal, Throttle};
 
 pub use hasher::{HashMemory, HashPool, PoolError};
 pub use lockout::AddressKey;
+pub use oper_check::OperCheck;
 pub use scram::{scram_credential, ScramLogin, ScramSecret, SECRET_FILE};
 pub use sessions::{token_hash, IssuedSession, TOKEN_TYPE};
 

@@ -26,6 +26,14 @@ pub fn format_time(time_ms: i64) -> String {
     humantime::format_rfc3339_millis(system_time(time_ms)).to_string()
 }
 
+/// A `server-time` text (`2026-11-25T13:00:00.000Z`) in milliseconds since the Unix epoch;
+/// `None` for anything else or a time before the epoch.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let at = humantime::parse_rfc3339_weak(text).ok()?;
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
+}
+
 /// A human-readable UTC time for 003 and TIME.
 pub fn httpdate_like(at: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
@@ -47,5 +55,10 @@ mod tests {
     fn server_time_has_milliseconds_in_utc() {
         assert_eq!(format_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -29,7 +29,7 @@ use tracing::{debug, info};
 use crate::cluster::event::Event;
 use crate::command;
 use crate::command::auth;
-use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, Line, Session};
+use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, LabeledLine, Line, Session};
 use crate::flood::FloodControl;
 use crate::outbound::{run_writer, Outbound};
 use crate::relay::{escape_tag, line, with_tag};
@@ -123,6 +123,7 @@ async fn serve_split<S>(
             oper: None,
             wallops: false,
             invisible: false,
+            bot: false,
             away: None,
             channels: Default::default(),
             signon: SystemTime::now(),
@@ -257,7 +258,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     }
                 }
             };
-            send_labeled(session, outbound);
+            // In a cluster a labeled message's echo comes back from the stream a little later:
+            // the answer waits for it (uncorked, so others' lines are not held back meanwhile).
+            let end = match end {
+                None if !echoes_ready(session) => {
+                    corked.release();
+                    let end = await_echoes(shared, session, outbound).await;
+                    corked.hold();
+                    end
+                }
+                end => end,
+            };
+            send_labeled(shared, session, outbound);
             if let Some(end) = end {
                 return end;
             }
@@ -378,8 +390,8 @@ async fn drain_in_flight(
     None
 }
 
-/// True for a line whose command is PRIVMSG or NOTICE: only those may pass messages still in
-/// the writer, since they go the same way.
+/// True for a line whose command is PRIVMSG, NOTICE or TAGMSG: only those may pass messages
+/// still in the writer, since they go the same way.
 fn is_message_line(raw: &[u8]) -> bool {
     let mut rest = raw;
     for marker in [b'@', b':'] {
@@ -390,7 +402,9 @@ fn is_message_line(raw: &[u8]) -> bool {
     }
     let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
     let verb = rest[..end].trim_ascii_end();
-    verb.eq_ignore_ascii_case(b"PRIVMSG") || verb.eq_ignore_ascii_case(b"NOTICE")
+    verb.eq_ignore_ascii_case(b"PRIVMSG")
+        || verb.eq_ignore_ascii_case(b"NOTICE")
+        || verb.eq_ignore_ascii_case(b"TAGMSG")
 }
 
 /// Run what the last line's handler left for later, in order: logins, deliveries to be stored,
@@ -407,7 +421,7 @@ async fn run_followups(
     while let Some(followup) = session.followups.pop_front() {
         if let FollowUp::Deliver(delivery) = &followup {
             // Unlabeled: hand it on and go on reading (a label's ACK must follow the delivery).
-            if delivery.label.is_none() && session.labeled.borrow().is_none() {
+            if delivery.echo_into.is_none() && session.labeled.borrow().is_none() {
                 let FollowUp::Deliver(delivery) = followup else {
                     continue;
                 };
@@ -465,33 +479,125 @@ enum Done {
     Auth(auth::AuthOutcome),
 }
 
-/// Send a labeled command's replies under its label: one line tagged, several in a
-/// `labeled-response` batch, none as an `ACK`.
-fn send_labeled(session: &mut Session, outbound: &Outbound) {
+/// Longest a labeled command's answer waits for the echoes of its messages from the cluster's
+/// stream (a round trip through the bus, normally milliseconds). Past it, what came is sent
+/// under the label, and an echo that comes later is sent unlabeled (`fanout::fill_echo`), so a
+/// lost event cannot hang the client.
+const ECHO_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether a labeled command's echoes are all in (turning those that are into plain lines);
+/// true for an unlabeled command, at the cost of one check.
+fn echoes_ready(session: &mut Session) -> bool {
+    let Some(labeled) = session.labeled.get_mut() else {
+        return true;
+    };
+    let mut ready = true;
+    for line in &mut labeled.lines {
+        if let LabeledLine::Echo(wait) = line {
+            match wait.try_recv() {
+                Ok(bytes) => *line = LabeledLine::Line(bytes),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    *line = LabeledLine::Line(Vec::new())
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => ready = false,
+            }
+        }
+    }
+    ready
+}
+
+/// Wait (at most [`ECHO_WAIT`]) for a labeled command's echoes still on their way.
+async fn await_echoes(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Outbound,
+) -> Option<EndReason> {
+    let labeled = session.labeled.get_mut().as_mut()?;
+    let deadline = Instant::now() + ECHO_WAIT;
+    for line in &mut labeled.lines {
+        let LabeledLine::Echo(wait) = line else {
+            continue;
+        };
+        tokio::select! {
+            echo = tokio::time::timeout_at(deadline, wait) => match echo {
+                Ok(echo) => *line = LabeledLine::Line(echo.unwrap_or_default()),
+                Err(_) => {
+                    tracing::warn!(
+                        nick = %session.nick,
+                        "a labeled message's echo did not come back from the cluster in time"
+                    );
+                    break;
+                }
+            },
+            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
+        }
+    }
+    None
+}
+
+/// Send a labeled command's replies under its label: one line tagged, several in one
+/// `labeled-response` batch, none as an `ACK` ("Servers MUST include the tag in exactly one
+/// logical message"). A nested batch (CHATHISTORY's) keeps its own lines' batch tag: only its
+/// start and end are tagged with the outer batch, as the batch spec's nesting rules say.
+fn send_labeled(shared: &Shared, session: &mut Session, outbound: &Outbound) {
     let Some(labeled) = session.labeled.get_mut().take() else {
         return;
     };
     let label = format!("label={}", escape_tag(&labeled.label));
-    match labeled.lines.len() {
-        0 if labeled.answered => {}
-        0 => {
-            let _ = outbound.push(format!("@{label} ACK\r\n").as_bytes());
+    let lines: Vec<Vec<u8>> = labeled
+        .lines
+        .into_iter()
+        .map(|line| match line {
+            LabeledLine::Line(bytes) => bytes,
+            // Not back in time: sent unlabeled when it comes (`fanout::fill_echo`).
+            LabeledLine::Echo(_) => Vec::new(),
+        })
+        .filter(|bytes| !bytes.is_empty())
+        .collect();
+    let server = shared.server_name();
+    match lines.as_slice() {
+        [] if labeled.answered => {}
+        [] => {
+            let _ = outbound.push(&with_tag(&line(Some(server), "ACK", &[], None), &label));
         }
-        1 => {
-            let _ = outbound.push(&with_tag(&labeled.lines[0], &label));
+        [only] => {
+            let _ = outbound.push(&with_tag(only, &label));
         }
         _ => {
             static BATCHES: AtomicU64 = AtomicU64::new(1);
             let id = format!("l{}", BATCHES.fetch_add(1, Ordering::Relaxed));
-            let mut out = format!("@{label} BATCH +{id} labeled-response\r\n").into_bytes();
+            let start = line(
+                Some(server),
+                "BATCH",
+                &[&format!("+{id}"), "labeled-response"],
+                None,
+            );
+            let mut out = with_tag(&start, &label);
             let batch_tag = format!("batch={id}");
-            for line in &labeled.lines {
-                out.extend_from_slice(&with_tag(line, &batch_tag));
+            for line in &lines {
+                if has_tag(line, "batch") {
+                    out.extend_from_slice(line);
+                } else {
+                    out.extend_from_slice(&with_tag(line, &batch_tag));
+                }
             }
-            out.extend_from_slice(format!("BATCH -{id}\r\n").as_bytes());
+            out.extend_from_slice(&line(Some(server), "BATCH", &[&format!("-{id}")], None));
             let _ = outbound.push(&out);
         }
     }
+}
+
+/// Whether a serialized line carries tag `key`.
+fn has_tag(line: &[u8], key: &str) -> bool {
+    let Some(tags) = line.strip_prefix(b"@") else {
+        return false;
+    };
+    let end = memchr::memchr(b' ', tags).unwrap_or(tags.len());
+    tags[..end].split(|b| *b == b';').any(|item| {
+        let name = item.split(|b| *b == b'=').next().unwrap_or(item);
+        name == key.as_bytes()
+    })
 }
 
 /// A read error that only means the peer is gone: a reset, or (over TLS) a socket closed
@@ -538,25 +644,30 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
     while let [rest @ .., b'\r' | b'\n'] = raw {
         raw = rest;
     }
+    // UTF8ONLY: a line that is not UTF-8 is parsed (lossily) only to answer it by name.
+    let utf8 = std::str::from_utf8(raw).is_ok();
     let text = String::from_utf8_lossy(raw);
     let mut ctx = Ctx {
         shared,
         session,
         outbound,
     };
+    // "This specification depends on the batch capability which MUST be negotiated to use
+    // labeled responses": without both, a label is not used at all.
+    if ctx.session.caps.labeled_response && ctx.session.caps.batch {
+        *ctx.session.labeled.get_mut() = label_of(&text).and_then(|l| Labeled::new(&l));
+    }
     match Message::parse(&text) {
-        Ok(msg) => {
-            if ctx.session.caps.labeled_response && ctx.session.caps.batch {
-                if let Some(label) = msg.tags.get("label").filter(|l| !l.is_empty()) {
-                    *ctx.session.labeled.borrow_mut() = Some(Labeled {
-                        label: label.chars().take(64).collect(),
-                        lines: Vec::new(),
-                        answered: false,
-                    });
-                }
-            }
-            command::dispatch(&mut ctx, &msg)
-        }
+        // "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this includes
+        // tags with or without the client-only prefix" (ircv3.net message-tags); the parser
+        // allows the 8191 of a server's line, so a client's is held to its share here.
+        Ok(msg) if msg.tags.raw().len() > parley_proto::MAX_CLIENT_TAGS_LEN => ctx.numeric(
+            numeric::ERR_INPUTTOOLONG,
+            &[],
+            Some("Input line was too long"),
+        ),
+        Ok(msg) if utf8 => command::dispatch(&mut ctx, &msg),
+        Ok(msg) => command::utf8::refuse(&mut ctx, &msg),
         Err(ParseError::Empty) => {}
         Err(
             ParseError::BodyTooLong { .. }
@@ -612,6 +723,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         for key in channels {
             world.leave_channel(session.id, &key);
         }
+        world.monitors.clear(session.id);
         if let Some(user) = world.remove_user(session.id) {
             let folded = parley_proto::casefold(&user.nick);
             if world.nicks.get(&folded) == Some(&session.id) {
@@ -619,6 +731,7 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
             }
             if user.registered {
                 world.push_whowas(WhowasEntry::of(&user), shared.config.limits.whowas_entries);
+                world.monitor_offline(shared.server_name(), &user.nick);
             }
         }
     }
@@ -630,6 +743,14 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         };
         outbound.close_with(&line(None, "ERROR", &[], Some(&text)));
     }
+}
+
+/// The `label` tag of a line, unescaped, even of one whose command does not parse (its 421 is
+/// a response like any other); none when the tags themselves are malformed.
+fn label_of(text: &str) -> Option<String> {
+    let section = text.strip_prefix('@')?.split(' ').next()?;
+    let tags = parley_proto::Tags::parse(section).ok()?;
+    tags.get("label").map(|label| label.into_owned())
 }
 
 /// The word a line used as its command, for ERR_UNKNOWNCOMMAND on a line that did not parse.
@@ -656,6 +777,7 @@ mod tests {
             b"@label=1 PRIVMSG #a :hi\r\n",
             b":me!u@h PRIVMSG #a :hi\r\n",
             b"@t=1 :me PRIVMSG #a :hi\r\n",
+            b"@+typing=active TAGMSG #a\r\n",
         ] {
             assert!(is_message_line(line), "{}", String::from_utf8_lossy(line));
         }

@@ -11,10 +11,10 @@ use futures_util::future::BoxFuture;
 use crate::cluster::event::{Event, Uid};
 use crate::cluster::{ClaimError, Cluster};
 use crate::config::RegistrationPolicy;
-use crate::fanout::{self, Local, Publish};
+use crate::fanout::{self, EchoWait, Local, Publish};
 use crate::isupport;
 use crate::outbound::Outbound;
-use crate::relay::{line, wire, Relay};
+use crate::relay::{line, notify, wire, Relay};
 use crate::server::Shared;
 use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User, World};
 
@@ -22,23 +22,33 @@ use crate::state::{Channel, ClientId, MemberList, MemberStatus, OperClass, User,
 pub const SUPPORTED_CAPS: &[&str] = &[
     "account-notify",
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
+    "draft/channel-rename",
     "draft/chathistory",
+    "draft/message-redaction",
+    "draft/multiline",
+    "draft/read-marker",
     "echo-message",
     "extended-join",
+    "extended-monitor",
+    "invite-notify",
     "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
     "server-time",
+    "setname",
     "userhost-in-names",
 ];
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
-/// is registered, and the account name may differ from the nick.
-const ACCOUNT_REGISTRATION: &str = "draft/account-registration";
+/// is registered (unless `accounts.register_before_connect` is off), and the account name may
+/// differ from the nick.
+const ACCOUNT_REGISTRATION: &str = crate::server::ACCOUNT_REGISTRATION_CAP;
 const ACCOUNT_REGISTRATION_VALUE: &str = "before-connect,custom-account-name";
+const ACCOUNT_REGISTRATION_AFTER_CONNECT: &str = "custom-account-name";
 /// Advertised when `accounts.require_login` is on; the matching refusal is
 /// `FAIL * ACCOUNT_REQUIRED` (see `registration::tell_how_to_log_in`).
 pub const ACCOUNT_REQUIRED_CAP: &str = "soju.im/account-required";
@@ -48,14 +58,25 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
     let mut caps: Vec<String> = SUPPORTED_CAPS
         .iter()
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
+        // Who wrote a message is known only from history.
+        .filter(|c| **c != "draft/message-redaction" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
+            ("draft/multiline", true) => format!(
+                "draft/multiline=max-bytes={},max-lines={}",
+                shared.config.limits.multiline_max_bytes, shared.config.limits.multiline_max_lines
+            ),
             (c, _) => c.to_string(),
         })
         .collect();
     if shared.live().accounts.registration == RegistrationPolicy::Open {
         caps.push(if with_values {
-            format!("{ACCOUNT_REGISTRATION}={ACCOUNT_REGISTRATION_VALUE}")
+            let value = if shared.config.accounts.register_before_connect {
+                ACCOUNT_REGISTRATION_VALUE
+            } else {
+                ACCOUNT_REGISTRATION_AFTER_CONNECT
+            };
+            format!("{ACCOUNT_REGISTRATION}={value}")
         } else {
             ACCOUNT_REGISTRATION.to_string()
         });
@@ -110,6 +131,7 @@ pub struct Caps {
     pub account_tag: bool,
     pub batch: bool,
     pub cap_notify: bool,
+    pub channel_rename: bool,
     pub chathistory: bool,
     pub echo_message: bool,
     pub extended_join: bool,
@@ -120,6 +142,13 @@ pub struct Caps {
     pub server_time: bool,
     pub userhost_in_names: bool,
     pub account_registration: bool,
+    pub away_notify: bool,
+    pub extended_monitor: bool,
+    pub invite_notify: bool,
+    pub setname: bool,
+    pub read_marker: bool,
+    pub multiline: bool,
+    pub message_redaction: bool,
 }
 
 impl Caps {
@@ -129,6 +158,7 @@ impl Caps {
             "account-tag" => &mut self.account_tag,
             "batch" => &mut self.batch,
             "cap-notify" => &mut self.cap_notify,
+            "draft/channel-rename" => &mut self.channel_rename,
             "draft/chathistory" => &mut self.chathistory,
             "echo-message" => &mut self.echo_message,
             "extended-join" => &mut self.extended_join,
@@ -139,6 +169,13 @@ impl Caps {
             "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
             ACCOUNT_REGISTRATION => &mut self.account_registration,
+            "away-notify" => &mut self.away_notify,
+            "extended-monitor" => &mut self.extended_monitor,
+            "invite-notify" => &mut self.invite_notify,
+            "setname" => &mut self.setname,
+            "draft/read-marker" => &mut self.read_marker,
+            "draft/message-redaction" => &mut self.message_redaction,
+            "draft/multiline" => &mut self.multiline,
             _ => return None,
         })
     }
@@ -165,7 +202,7 @@ impl Caps {
     }
 
     /// The bits senders look at to pick a serialized variant for this client.
-    pub fn wire_bits(&self) -> u8 {
+    pub fn wire_bits(&self) -> u16 {
         let mut bits = 0;
         if self.account_tag {
             bits |= wire::ACCOUNT_TAG;
@@ -184,6 +221,37 @@ impl Caps {
         }
         if self.echo_message {
             bits |= wire::ECHO_MESSAGE;
+        }
+        if self.read_marker {
+            bits |= wire::READ_MARKER;
+        }
+        if self.multiline {
+            bits |= wire::MULTILINE;
+        }
+        if self.message_redaction {
+            bits |= wire::MESSAGE_REDACTION;
+        }
+        if self.channel_rename {
+            bits |= wire::CHANNEL_RENAME;
+        }
+        bits
+    }
+
+    /// The notifications this client asked for ([`notify`] bits), read by senders choosing
+    /// who gets a line.
+    pub fn notify_bits(&self) -> u8 {
+        let mut bits = 0;
+        for (on, bit) in [
+            (self.away_notify, notify::AWAY_NOTIFY),
+            (self.setname, notify::SETNAME),
+            (self.invite_notify, notify::INVITE_NOTIFY),
+            (self.extended_monitor, notify::EXTENDED_MONITOR),
+            (self.account_notify, notify::ACCOUNT_NOTIFY),
+            (self.cap_notify, notify::CAP_NOTIFY),
+        ] {
+            if on {
+                bits |= bit;
+            }
         }
         bits
     }
@@ -287,6 +355,8 @@ pub struct Session {
     pub registered: bool,
     /// Between `CAP LS`/`CAP REQ` and `CAP END` registration waits.
     pub cap_negotiating: bool,
+    /// Negotiated with `CAP LS 302` (or newer): `cap-notify` is on and stays on.
+    pub cap_302: bool,
     pub caps: Caps,
     /// The account this connection is logged in to.
     pub account: Option<String>,
@@ -312,14 +382,60 @@ pub struct Session {
     /// This connection's messages handed to the history writer and not yet delivered, oldest
     /// first (see `connection::IN_FLIGHT`).
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
+    /// The `draft/multiline` batch this client has open (see `command::multiline`).
+    pub multiline: Option<MultilineBatch>,
+}
+
+/// A client's open `draft/multiline` batch: its lines so far, bounded by
+/// `limits.multiline_max_bytes` and `multiline_max_lines`.
+pub struct MultilineBatch {
+    pub reference: String,
+    /// The target as the BATCH named it.
+    pub target: String,
+    /// `PRIVMSG` or `NOTICE`, as the first line said; `None` before it.
+    pub verb: Option<&'static str>,
+    /// Each line's text and whether it carried `draft/multiline-concat`.
+    pub lines: Vec<(String, bool)>,
+    /// The combined message's length so far (a joining line feed counts one).
+    pub bytes: usize,
+    /// The batch broke a rule and was answered with a FAIL: its remaining lines are dropped.
+    pub failed: bool,
+    /// The opening BATCH's `label` (labeled-response), for the echo.
+    pub label: Option<String>,
 }
 
 /// The label of the command being handled and the replies collected for it.
 pub struct Labeled {
     pub label: String,
-    pub lines: Vec<Vec<u8>>,
-    /// The label already went out on an echoed message, so no `ACK` is owed.
+    pub lines: Vec<LabeledLine>,
+    /// The label already went out on its own (a `draft/multiline` batch's echo carries it), so
+    /// no `ACK` is owed.
     pub answered: bool,
+}
+
+/// Longest label honoured, in bytes: "The value MUST NOT exceed 64 bytes" (labeled-response).
+pub const MAX_LABEL_LEN: usize = 64;
+
+impl Labeled {
+    /// A label as the client sent it (unescaped), if it is one: a value is required and may
+    /// not pass [`MAX_LABEL_LEN`]. Anything else is no label at all, since answering under a
+    /// shortened one would pair the answer with a request the client never made.
+    pub fn new(label: &str) -> Option<Labeled> {
+        (!label.is_empty() && label.len() <= MAX_LABEL_LEN).then(|| Labeled {
+            label: label.to_string(),
+            lines: Vec::new(),
+            answered: false,
+        })
+    }
+}
+
+/// One reply collected for a labeled command.
+pub enum LabeledLine {
+    Line(Vec<u8>),
+    /// The echo of a message, once the history writer has stored and delivered it (see
+    /// `fanout::Delivery::echo_into`) or, in a cluster, the stream has brought it back; the
+    /// connection waits for it (a while) before answering.
+    Echo(EchoWait),
 }
 
 impl Session {
@@ -333,6 +449,7 @@ impl Session {
             got_user: false,
             registered: false,
             cap_negotiating: false,
+            cap_302: false,
             caps: Caps::default(),
             account: None,
             login_session: None,
@@ -345,6 +462,7 @@ impl Session {
             labeled: Default::default(),
             quit: None,
             in_flight: Default::default(),
+            multiline: None,
         }
     }
 
@@ -381,15 +499,29 @@ pub enum Line<'a> {
     Relay(&'a Relay),
     /// The same bytes, only for those whose wire capabilities include the bit (ACCOUNT lines
     /// go only to `account-notify` clients).
-    ForCap(&'a [u8], u8),
+    ForCap(&'a [u8], u16),
+    /// The same bytes, only for those who asked for the notification (a [`notify`] bit: AWAY
+    /// lines go only to `away-notify` clients).
+    ForNotify(&'a [u8], u8),
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
+    /// The bytes `member` gets, if any (a [`Line::ForCap`] only for those with the cap).
+    pub fn bytes_for(self, member: &Outbound) -> Option<&'a [u8]> {
+        match self {
+            Line::Bytes(bytes) => Some(bytes),
+            Line::ForCap(bytes, bit) => (member.wire_caps() & bit != 0).then_some(bytes),
+            Line::ForNotify(bytes, bit) => (member.notify_caps() & bit != 0).then_some(bytes),
+            Line::Relay(relay) => Some(relay.bytes_for(member.wire_caps())),
+        }
+    }
+
     /// Queue it for each of `members` now (each writer woken on its own).
     pub fn send_now(self, members: &[Arc<Outbound>]) {
         match self {
             Line::Bytes(bytes) => fanout::send_now(bytes, members),
             Line::ForCap(bytes, bit) => fanout::send_now_to_cap(bytes, members, bit),
+            Line::ForNotify(bytes, bit) => fanout::send_now_to_notify(bytes, members, bit, None),
             Line::Relay(relay) => {
                 for member in members {
                     relay.send_to(member);
@@ -483,6 +615,7 @@ impl Announcer<'_> {
         let local = Local {
             echo: None,
             recipients: Some(members.clone()),
+            echo_into: None,
         };
         Announced {
             events: vec![(cluster.clone(), event(cluster), local)],
@@ -709,7 +842,7 @@ impl Ctx<'_> {
     /// task notices on its own, so there is nothing more to do here.
     pub fn send(&self, bytes: &[u8]) {
         if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
-            captured.lines.push(bytes.to_vec());
+            captured.lines.push(LabeledLine::Line(bytes.to_vec()));
             return;
         }
         let _ = self.outbound.push(bytes);
@@ -719,7 +852,9 @@ impl Ctx<'_> {
     /// command still collects them one by one, so each can carry the batch tag.
     pub fn send_lines(&self, lines: &[u8]) {
         if let Some(captured) = self.session.labeled.borrow_mut().as_mut() {
-            let each = lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec);
+            let each = lines
+                .split_inclusive(|b| *b == b'\n')
+                .map(|line| LabeledLine::Line(line.to_vec()));
             captured.lines.extend(each);
             return;
         }
@@ -851,16 +986,13 @@ impl Ctx<'_> {
         self.send(&line(Some(&source), "MODE", &[&nick], Some("+ow")));
         if self.session.registered {
             self.replicate(|cluster| {
+                let world = self.shared.world.lock();
+                let me = world.users.get(&self.session.id);
                 Some(Event::UserModes {
                     uid: cluster.uid_of(self.session.id),
-                    invisible: self
-                        .shared
-                        .world
-                        .lock()
-                        .users
-                        .get(&self.session.id)
-                        .is_some_and(|u| u.invisible),
+                    invisible: me.is_some_and(|u| u.invisible),
                     oper: true,
+                    bot: me.is_some_and(|u| u.bot),
                 })
             });
         }
@@ -875,14 +1007,33 @@ impl Ctx<'_> {
         }
     }
 
-    /// [`Announcer::announce`] for this connection's user.
+    /// [`Announcer::announce`] for this connection's user. While a labeled command runs, the
+    /// user's own copy (its JOIN, its NICK ...) is part of the command's response, so it goes
+    /// with the other replies under the label rather than ahead of them.
     pub fn announce(
         &self,
         line: Line<'_>,
         members: &MemberList,
         event: impl FnOnce(&Cluster) -> Event,
     ) -> Announced {
-        self.announcer().announce(line, members, event)
+        let me = self.outbound;
+        let labeled = self.session.labeled.borrow().is_some();
+        if !labeled || !members.iter().any(|m| Arc::ptr_eq(m, me)) {
+            return self.announcer().announce(line, members, event);
+        }
+        if let Some(bytes) = line.bytes_for(me) {
+            self.send(bytes);
+        }
+        let others: MemberList = Arc::new(
+            members
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, me))
+                .cloned()
+                .collect(),
+        );
+        let mut announced = self.announcer().announce(line, &others, event);
+        announced.actor_told = true;
+        announced
     }
 
     /// [`Announcer::replicate`].
@@ -908,8 +1059,44 @@ impl Ctx<'_> {
         event: impl FnOnce(&Cluster) -> Event,
     ) {
         let echo = self.session.caps.echo_message;
-        self.announcer()
-            .announce_message(relay, members, echo, event)
+        // A labeled command's echo is its response: collected with the rest (in a cluster the
+        // stream brings it back, into a slot the connection waits on).
+        let labeled = self.session.labeled.borrow().is_some();
+        if !(echo && labeled) {
+            return self
+                .announcer()
+                .announce_message(relay, members, echo, event);
+        }
+        match crate::cluster::of(self.shared) {
+            None => {
+                self.announcer()
+                    .announce_message(relay, members, false, event);
+                self.send(relay.bytes_for(self.outbound.wire_caps()));
+            }
+            Some(cluster) => {
+                let (slot, wait) = tokio::sync::oneshot::channel();
+                if let Some(labeled) = self.session.labeled.borrow_mut().as_mut() {
+                    labeled.lines.push(LabeledLine::Echo(wait));
+                }
+                let local = Local {
+                    echo: Some(String::new()),
+                    recipients: None,
+                    echo_into: Some(slot),
+                };
+                cluster.publish_to(self.shared, event(cluster), local);
+            }
+        }
+    }
+
+    /// [`Announced::tell_actor`], under the label while a labeled command runs: the line is
+    /// then (part of) the command's response.
+    pub fn tell_actor(&self, announced: &Announced, line: Line<'_>) {
+        let labeled = self.session.labeled.borrow().is_some();
+        if !(labeled && announced.actor.is_some() && !announced.actor_told) {
+            announced.tell_actor(line);
+        } else if let Some(bytes) = line.bytes_for(self.outbound) {
+            self.send(bytes);
+        }
     }
 
     /// [`Announcer::uid`] of a user of this node.

@@ -10,7 +10,7 @@
 //! | layer | modules | what they hold |
 //! |---|---|---|
 //! | facts and persistence | `clock`, `config`, `data_dir`, `flood`, `isupport`, `metrics`, `store`, `tls` | time, settings, the databases, counters; no client in sight |
-//! | bytes and the world | `outbound`, `relay`, `state` | a client's bounded send buffer, a line serialized once per wire variant, the in-memory users and channels |
+//! | bytes and the world | `multiline`, `outbound`, `relay`, `state` | a `draft/multiline` message serialized once, a client's bounded send buffer, a line serialized once per wire variant, the in-memory users and channels |
 //! | durable things | `history`, `accounts` | storing messages before delivery (the writer), logins |
 //! | the shared state | `server` | `Shared`: config, world lock, accounts, history, bans, counts |
 //! | delivery | `fanout` | the one place lines go out to many buffers |
@@ -70,6 +70,7 @@ mod isupport;
 mod listener;
 mod metrics;
 mod metrics_http;
+mod multiline;
 mod outbound;
 mod relay;
 mod server;

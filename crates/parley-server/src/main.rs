@@ -71,6 +71,19 @@ enum Command {
         #[command(subcommand)]
         action: CertAction,
     },
+    /// Operator blocks ([[operators.opers]]) for OPER <name> <password>.
+    Oper {
+        #[command(subcommand)]
+        action: OperAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperAction {
+    /// Read a password from standard input (asked twice, without echo, on a terminal; one line
+    /// otherwise) and print its Argon2id hash for an operator block's password_hash. The
+    /// password is never an argument, so it stays out of shell history and process lists.
+    Hash,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +141,12 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_commented_toml());
         return Ok(());
     }
+    if let Some(Command::Oper {
+        action: OperAction::Hash,
+    }) = &args.command
+    {
+        return oper_hash(&config);
+    }
     let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .context("log.level is not a valid log filter")?;
@@ -182,7 +201,7 @@ fn main() -> anyhow::Result<()> {
             inspect::export(&config, &target, format, &mut out)?;
             Ok(())
         }
-        Some(Command::CheckConfig { .. }) => Ok(()),
+        Some(Command::CheckConfig { .. } | Command::Oper { .. }) => Ok(()),
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -191,6 +210,40 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(config, args.config, args.data_dir))
         }
     }
+}
+
+/// `parleyd oper hash`: the password from standard input (a no-echo prompt, asked twice, on a
+/// terminal), checked against the account password rules, printed as an Argon2id PHC string.
+fn oper_hash(config: &Config) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let rules = parley_server::accounts::AccountRules::from_config(config);
+    let password = if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("Operator password: ")
+            .context("cannot read the password from the terminal")?;
+        let again = rpassword::prompt_password("Same password again: ")
+            .context("cannot read the password from the terminal")?;
+        anyhow::ensure!(
+            again == password,
+            "the two passwords differ; nothing was printed"
+        );
+        password
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\n', '\r']).to_owned();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on standard input; type it at the prompt or pipe one line in"
+        );
+        password
+    };
+    rules.check_password(&password)?;
+    let hash = parley_server::accounts::hash_password(&password)?;
+    println!("{hash}");
+    Ok(())
 }
 
 /// Whether the certificate is parleyd's own, kept in the data directory: the generated one, or
@@ -313,7 +366,7 @@ fn announce_data_dir(config: &Config, command: &Command) -> anyhow::Result<()> {
         Command::Backup { .. } => (store("no database to back up"), false),
         Command::Audit { .. } => (store("no audit trail"), true),
         Command::History { .. } => (store("no stored history"), true),
-        Command::CheckConfig { .. } => return Ok(()),
+        Command::CheckConfig { .. } | Command::Oper { .. } => return Ok(()),
     };
     let say = |line: String| {
         if to_stderr {

@@ -8,7 +8,7 @@
 //! bounded by the send queue limit; a client that lets it overflow is disconnected, never waited
 //! for.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +52,9 @@ pub struct Outbound {
     reason: Mutex<Option<String>>,
     /// The negotiated capabilities that change which bytes this client must get
     /// ([`crate::relay::wire`] bits), read by senders choosing a serialized variant.
-    wire_caps: AtomicU8,
+    wire_caps: AtomicU16,
+    /// The notifications this client asked for ([`crate::relay::notify`] bits).
+    notify_caps: AtomicU8,
 }
 
 impl Outbound {
@@ -68,16 +70,25 @@ impl Outbound {
             kill: CancellationToken::new(),
             overflowed: AtomicBool::new(false),
             reason: Mutex::new(None),
-            wire_caps: AtomicU8::new(0),
+            wire_caps: AtomicU16::new(0),
+            notify_caps: AtomicU8::new(0),
         }
     }
 
-    pub fn wire_caps(&self) -> u8 {
+    pub fn wire_caps(&self) -> u16 {
         self.wire_caps.load(Ordering::Relaxed)
     }
 
-    pub fn set_wire_caps(&self, bits: u8) {
+    pub fn set_wire_caps(&self, bits: u16) {
         self.wire_caps.store(bits, Ordering::Relaxed);
+    }
+
+    pub fn notify_caps(&self) -> u8 {
+        self.notify_caps.load(Ordering::Relaxed)
+    }
+
+    pub fn set_notify_caps(&self, bits: u8) {
+        self.notify_caps.store(bits, Ordering::Relaxed);
     }
 
     /// Append one or more complete lines. Never blocks on the network.
@@ -160,6 +171,16 @@ impl Outbound {
         *self.reason.lock() = Some(reason.to_string());
         let text = format!("ERROR :Closing Link: ({reason})\r\n");
         self.close_with(text.as_bytes());
+    }
+
+    /// An operator's KILL, as modern.ircdocs.horse has it: the `kill` line (`KILL <nick>
+    /// :<comment>` from the operator) first, then `ERROR :Closing Link: <server> (<reason>)`;
+    /// everyone who sees the user leave gets `reason` as the QUIT text.
+    pub fn killed_by(&self, kill: &[u8], server: &str, reason: &str) {
+        *self.reason.lock() = Some(reason.to_string());
+        let mut last = kill.to_vec();
+        last.extend_from_slice(format!("ERROR :Closing Link: {server} ({reason})\r\n").as_bytes());
+        self.close_with(&last);
     }
 
     /// The reason given to [`Outbound::disconnect`], if any.

@@ -21,6 +21,10 @@ use crate::tls::CertResolver;
 
 pub const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
 
+/// The capability that comes and goes with `accounts.registration` (offered while it is
+/// `open`), so a reload that changes it sends `CAP NEW`/`CAP DEL` (cap-notify).
+pub const ACCOUNT_REGISTRATION_CAP: &str = "draft/account-registration";
+
 /// What plain-text connections need to know about TLS (for the `sts` policy) and what reloads.
 pub struct TlsInfo {
     pub resolver: Arc<CertResolver>,
@@ -146,7 +150,18 @@ impl Shared {
         let source = self.config_source.lock().clone().unwrap_or_default();
         let new = Config::effective(source.path.as_deref(), source.data_dir.as_deref())?;
         let restart = self.config.restart_needed(&new);
+        let open = |config: &Config| {
+            config.accounts.registration == crate::config::RegistrationPolicy::Open
+        };
+        let registration_change = match (open(&self.live()), open(&new)) {
+            (false, true) => Some("NEW"),
+            (true, false) => Some("DEL"),
+            _ => None,
+        };
         *self.live.write() = Arc::new(new);
+        if let Some(change) = registration_change {
+            self.tell_cap_change(change, ACCOUNT_REGISTRATION_CAP);
+        }
         if let Some(tls) = &self.tls {
             match tls.resolver.reload() {
                 Ok(fingerprint) => tracing::info!(%fingerprint, "TLS certificate reloaded"),
@@ -167,6 +182,26 @@ impl Shared {
             Some(&restart.join(", ")),
         );
         Ok(restart)
+    }
+
+    /// cap-notify: "the server MUST notify clients about all new capabilities and about
+    /// existing capabilities that are no longer available": `CAP <nick> NEW|DEL :<cap>` to this
+    /// node's clients that have it on.
+    fn tell_cap_change(&self, change: &str, cap: &str) {
+        let world = self.world.lock();
+        let told = world.users.values().filter(|u| {
+            u.remote.is_none() && u.outbound.notify_caps() & crate::relay::notify::CAP_NOTIFY != 0
+        });
+        for user in told {
+            let nick = if user.nick.is_empty() {
+                "*"
+            } else {
+                &user.nick
+            };
+            let bytes =
+                crate::relay::line(Some(self.server_name()), "CAP", &[nick, change], Some(cap));
+            let _ = user.outbound.push(&bytes);
+        }
     }
 
     /// The operator class configured for this account, if any.
@@ -225,6 +260,7 @@ impl Shared {
             invite_only: false,
             // The room everyone is put in is public by nature; the config cannot make it secret.
             secret: false,
+            no_ctcp: false,
             key: None,
             limit: modes.limit,
         };

@@ -123,6 +123,7 @@ async fn wrong_passwords_are_refused() {
     drop(server.register_new("bob", "bob-password").await);
 
     let mut sasl = server.connect().await;
+    sasl.req_sasl().await;
     sasl.send("NICK bob2").await;
     sasl.send("AUTHENTICATE PLAIN").await;
     assert_eq!(sasl.recv().await, "AUTHENTICATE +");
@@ -165,6 +166,7 @@ async fn wrong_passwords_are_refused() {
 async fn sasl_protocol_errors() {
     let server = strict().await;
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE SCRAM-MD5").await;
     assert_eq!(
         c.recv().await,
@@ -296,6 +298,7 @@ async fn repeated_failures_lock_the_account() {
     .await;
     drop(server.register_new("gina", "gina-password").await);
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("NICK gina_").await;
     for _ in 0..2 {
         c.send("AUTHENTICATE PLAIN").await;
@@ -425,6 +428,7 @@ async fn plaintext_passwords_from_elsewhere_are_refused() {
     let remote: std::net::IpAddr = "127.0.0.2".parse().expect("address");
 
     let mut c = connect_from(server.addr, remote).await;
+    c.req_sasl().await;
     c.send("PASS kim:kim-password").await;
     let refusal = c.recv().await;
     assert!(
@@ -518,6 +522,7 @@ async fn admin_cli_adds_imports_and_locks_accounts() {
         "{welcome:?}"
     );
     let mut oscar = Client::connect(addr).await;
+    oscar.req_sasl().await;
     oscar.send("AUTHENTICATE PLAIN").await;
     oscar.recv().await;
     oscar
@@ -748,13 +753,14 @@ async fn an_endless_sasl_payload_gets_one_905() {
     c.expect_numeric("903").await;
 }
 
-// sasl-3.1 again, for a client that never opened CAP: its NICK and USER complete registration,
-// so the exchange it left waiting is aborted (906) rather than holding the connection until the
-// registration timeout.
+// sasl-3.1 again, for a client that does not hold registration with CAP: its NICK and USER
+// complete registration, so the exchange it left waiting is aborted (906) rather than holding
+// the connection until the registration timeout.
 #[tokio::test]
 async fn nick_and_user_during_sasl_abort_it_and_register_a_guest() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.nick = "ida".into();
     c.send("AUTHENTICATE PLAIN").await;
     assert_eq!(c.recv().await, "AUTHENTICATE +");

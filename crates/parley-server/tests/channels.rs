@@ -1395,9 +1395,9 @@ async fn secret_mode_set_by_operators_and_shown() {
     probe.send("NICK probe").await;
     probe.send("USER probe 0 * :Probe").await;
     let burst = probe.sync().await.join("\n");
-    assert!(burst.contains("CHANMODES=beIq,k,l,imnst"), "{burst}");
+    assert!(burst.contains("CHANMODES=beIq,k,l,Cimnst"), "{burst}");
     assert!(
-        burst.contains(" 004 probe parley.local ") && burst.contains(" beIiklmnoqstv"),
+        burst.contains(" 004 probe parley.local ") && burst.contains(" CbeIiklmnoqstv"),
         "{burst}"
     );
 

@@ -272,7 +272,6 @@ async fn weechat_session_logs_in_chats_whois_and_replays_history_on_rejoin() {
 /// ISON otherwise; with ISON polled only every 60 minutes, only MONITOR's 730 (RPL_MONONLINE)
 /// can tell WeeChat in time that carol has connected.
 #[tokio::test]
-#[ignore = "needs MONITOR (issue 24 item 7); remove this line when the server advertises it"]
 async fn weechat_notify_uses_monitor() {
     let (server, mut bob) = server_and_bob().await;
     let home = tempfile::tempdir().expect("temp dir");

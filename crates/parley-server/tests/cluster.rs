@@ -785,6 +785,7 @@ async fn only_an_operators_invite_overrides_a_ban_across_nodes() {
 /// One SASL PLAIN login on a fresh connection to `node`: the 903/904 line.
 async fn sasl_outcome(node: &common::TestServer, account: &str, password: &str) -> String {
     let mut c = node.connect().await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE PLAIN").await;
     c.recv().await;
     c.send(&format!(

@@ -488,6 +488,7 @@ async fn audit_trail_records_who_did_what() {
     op.send("MODE #mod +b victim").await;
     op.sync().await;
     let mut failed = Client::connect(addr).await;
+    failed.req_sasl().await;
     failed.send("AUTHENTICATE PLAIN").await;
     failed.recv().await;
     failed
@@ -641,11 +642,12 @@ async fn labeled_responses() {
         "@label=p1 :parley.local PONG parley.local :hello"
     );
     c.send("@label=a1 PONG nothing").await;
-    assert_eq!(c.recv().await, "@label=a1 ACK");
+    assert_eq!(c.recv().await, "@label=a1 :parley.local ACK");
     c.send("@label=w1 WHOIS labeler").await;
     let lines = c.sync().await;
     assert!(
-        lines[0].starts_with("@label=w1 BATCH +") && lines[0].ends_with(" labeled-response"),
+        lines[0].starts_with("@label=w1 :parley.local BATCH +")
+            && lines[0].ends_with(" labeled-response"),
         "{lines:?}"
     );
     let id = lines[0]
@@ -657,7 +659,10 @@ async fn labeled_responses() {
         lines[1].starts_with(&format!("@batch={id} :parley.local 311 ")),
         "{lines:?}"
     );
-    assert_eq!(lines.last().expect("end"), &format!("BATCH -{id}"));
+    assert_eq!(
+        lines.last().expect("end"),
+        &format!(":parley.local BATCH -{id}")
+    );
     c.send("@label=m1 PRIVMSG #lobby :labeled hello").await;
     let echo = c.recv().await;
     assert!(echo.starts_with("@label=m1;msgid="), "{echo}");

@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "bytes to sockets and the in-memory world",
-        &["outbound", "relay", "state"],
+        &["multiline", "outbound", "relay", "state"],
     ),
     ("durable messages and logins", &["accounts", "history"]),
     ("the shared state", &["server"]),

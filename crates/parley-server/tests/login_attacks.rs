@@ -66,6 +66,7 @@ async fn parallel_plain_burst_gets_at_most_max_failures_guesses() {
     let mut clients = Vec::new();
     for i in 0..BURST {
         let mut c = server.connect().await;
+        c.req_sasl().await;
         c.nick = format!("b{i}");
         c.send(&format!("NICK b{i}")).await;
         c.send("AUTHENTICATE PLAIN").await;
@@ -135,6 +136,7 @@ async fn parallel_right_logins_from_one_address_all_succeed() {
     let mut clients = Vec::new();
     for i in 0..3 * MAX_FAILURES as usize {
         let mut c = server.connect().await;
+        c.req_sasl().await;
         c.nick = format!("k{i}");
         c.send(&format!("NICK k{i}")).await;
         c.send("AUTHENTICATE PLAIN").await;
@@ -165,6 +167,7 @@ async fn parleyd_cli(dir: &std::path::Path, args: &[&str], stdin: &str) {
 /// One SASL PLAIN attempt on a fresh connection; the reply, without the server prefix.
 async fn sasl_answer(addr: std::net::SocketAddr, account: &str, password: &str) -> String {
     let mut c = Client::connect(addr).await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE PLAIN").await;
     c.recv().await;
     c.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))

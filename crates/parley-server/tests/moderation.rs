@@ -281,14 +281,14 @@ async fn operators_kill_and_announce() {
         .sync()
         .await
         .iter()
-        .any(|l| l.contains(" 491 watcher :Log in to an operator account first")));
+        .any(|l| l.contains(" 464 watcher :Password incorrect")));
 
     root.send("KILL victim :be nice").await;
     root.sync().await;
     let last = victim.expect_closed().await;
     assert!(
         last.iter()
-            .any(|l| l == "ERROR :Closing Link: (Killed (root (be nice)))"),
+            .any(|l| l == "ERROR :Closing Link: parley.local (Killed (root (be nice)))"),
         "{last:?}"
     );
     watcher
@@ -387,6 +387,7 @@ async fn klines_and_dlines_are_enforced_and_persisted() {
     let addr = second.plain_addrs()[0];
     // The K-line still holds: logging in as spammer ends at registration.
     let mut again = Client::connect(addr).await;
+    again.req_sasl().await;
     again.send("CAP LS 302").await;
     again.send("NICK spammer").await;
     again.send("USER s 0 * :s").await;
@@ -463,6 +464,7 @@ async fn suspension_and_moderator_permissions() {
         "{last:?}"
     );
     let mut back = Client::connect(addr).await;
+    back.req_sasl().await;
     back.send("AUTHENTICATE PLAIN").await;
     back.recv().await;
     back.send(&format!(

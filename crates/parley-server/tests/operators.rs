@@ -41,6 +41,7 @@ fn notice(nick: &str, text: &str) -> String {
 /// nothing but 900 (logged in) allowed before it.
 async fn sasl(addr: std::net::SocketAddr, account: &str, password: &str) -> String {
     let mut c = Client::connect(addr).await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE PLAIN").await;
     assert_eq!(c.recv().await, "AUTHENTICATE +");
     c.send(&format!(
@@ -143,6 +144,7 @@ async fn klines_on_every_mask_form_and_unkline() {
     );
 
     let mut elsewhere = connect_from(server.addr, ip("127.0.0.6")).await;
+    elsewhere.req_sasl().await;
     elsewhere.nick = "spammer".into();
     elsewhere.send("CAP LS 302").await;
     elsewhere.send("NICK spammer").await;
@@ -393,7 +395,10 @@ async fn a_moderator_may_do_only_what_it_was_given() {
     assert_eq!(moderator.sync().await, [notice("mod", "Killed victim")]);
     assert_eq!(
         victim.expect_closed().await,
-        ["ERROR :Closing Link: (Killed (mod (be nice)))"]
+        [
+            ":mod!~mod@127.0.0.1 KILL victim :be nice",
+            "ERROR :Closing Link: parley.local (Killed (mod (be nice)))"
+        ]
     );
 }
 

@@ -53,10 +53,12 @@ async fn cap_negotiation_holds_registration_until_end() {
     let ls = c.recv().await;
     assert_eq!(
         ls,
-        ":parley.local CAP * LS :account-notify account-tag batch cap-notify \
-         draft/account-registration=before-connect,custom-account-name draft/chathistory \
-         echo-message extended-join labeled-response message-tags multi-prefix \
-         sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER server-time \
+        ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify \
+         draft/account-registration=before-connect,custom-account-name draft/channel-rename \
+         draft/chathistory draft/message-redaction draft/multiline=max-bytes=4096,max-lines=100 \
+         draft/read-marker echo-message extended-join extended-monitor invite-notify \
+         labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
+         server-time setname \
          userhost-in-names"
     );
     c.send("NICK bob").await;
@@ -268,4 +270,52 @@ async fn user_with_an_empty_realname_before_nick_gets_461() {
     assert_eq!(c.sync().await, Vec::<String>::new());
     c.send("USER u 0 * :Foo").await;
     c.expect_numeric("001").await;
+}
+
+/// "If the server's list of capabilities is too long to fit in a single line, it MAY send
+/// multiple lines. When sent, all lines except the last one MUST have an asterisk (*) as a
+/// parameter before the capability list" (IRCv3 capability negotiation, CAP LS 302). A long
+/// server name and a long nick push the list past 510 bytes: it comes in lines that fit, the
+/// first marked `*`, and together they name every capability once.
+#[tokio::test]
+async fn a_cap_ls_too_long_for_one_line_continues_with_an_asterisk() {
+    let name = format!("irc.{}.example.org", "long-server-name".repeat(3));
+    let server = TestServer::start_with(|c| c.server.name = name.clone()).await;
+    let mut one = server.connect().await;
+    one.send("CAP LS").await;
+    let old = one.recv().await;
+    assert!(
+        old.starts_with(&format!(":{name} CAP * LS :account-notify ")),
+        "{old}"
+    );
+    let mut c = server.connect().await;
+    let nick = "n".repeat(30);
+    c.send(&format!("NICK {nick}")).await;
+    c.send("CAP LS 302").await;
+    let first = c.recv().await;
+    let second = c.recv().await;
+    let head = format!(":{name} CAP {nick} LS ");
+    assert!(first.starts_with(&format!("{head}* :")), "{first}");
+    assert!(second.starts_with(&format!("{head}:")), "{second}");
+    for line in [&first, &second] {
+        assert!(line.len() <= 510, "{} bytes: {line}", line.len());
+    }
+    let caps: Vec<&str> = [&first, &second]
+        .iter()
+        .flat_map(|l| l.split_once(" :").map_or("", |(_, caps)| caps).split(' '))
+        .collect();
+    for cap in [
+        "account-notify",
+        "sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER",
+        "userhost-in-names",
+    ] {
+        assert_eq!(
+            caps.iter().filter(|c| **c == cap).count(),
+            1,
+            "{cap}: {caps:?}"
+        );
+    }
+    c.send("CAP END").await;
+    c.send("USER u 0 * :U").await;
+    c.expect(|l| l.contains(" 001 ")).await;
 }

@@ -146,6 +146,7 @@ async fn wrong_password_and_unknown_account_fail_alike() {
     register(&server, "bob", "bob-password").await;
 
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("NICK bob2").await;
     let (client, real) = start(&mut c, "bob", "nonce-one").await;
     let (_, reply) = prove(&mut c, &client, &real, "not-bobs").await;
@@ -186,6 +187,7 @@ async fn replayed_and_forged_final_messages_are_refused() {
 
     // A good exchange, watched by an eavesdropper.
     let mut good = server.connect().await;
+    good.req_sasl().await;
     good.send("NICK carol").await;
     let (client, server_first) = start(&mut good, "carol", "same-client-nonce").await;
     let (response, reply) = prove(&mut good, &client, &server_first, "carol-password").await;
@@ -193,6 +195,7 @@ async fn replayed_and_forged_final_messages_are_refused() {
 
     // Replayed into a new exchange with the same client nonce: the server's nonce differs.
     let mut replay = server.connect().await;
+    replay.req_sasl().await;
     replay.send("NICK mallory").await;
     let (_, other_first) = start(&mut replay, "carol", "same-client-nonce").await;
     assert_ne!(
@@ -243,6 +246,7 @@ async fn an_account_from_before_scram_gains_it_at_its_first_plain_login() {
     let addr = running.plain_addrs()[0];
 
     let mut before = Client::connect(addr).await;
+    before.req_sasl().await;
     before.send("NICK dave_").await;
     let (client, server_first) = start(&mut before, "dave", "n1").await;
     let (_, reply) = prove(&mut before, &client, &server_first, "dave-password").await;
@@ -270,6 +274,7 @@ async fn aborts_and_protocol_errors() {
     let server = strict().await;
     register(&server, "erin", "erin-password").await;
     let mut c = server.connect().await;
+    c.req_sasl().await;
 
     c.send("AUTHENTICATE SCRAM-SHA-1").await;
     assert_eq!(
@@ -350,6 +355,7 @@ async fn scram_failures_count_toward_the_same_lockout() {
     .await;
     register(&server, "fay", "fay-password").await;
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("NICK fay_").await;
     // One SCRAM failure and one PLAIN failure reach max_failures together.
     let (client, server_first) = start(&mut c, "fay", "n").await;
@@ -409,6 +415,7 @@ async fn a_stalled_exchange_ends_with_the_registration_timeout() {
     .await;
     register(&server, "hal", "hal-password").await;
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("NICK hal_").await;
     start(&mut c, "hal", "n").await;
     c.send("USER hal 0 * :hal").await;

@@ -141,6 +141,7 @@ async fn wrong_tokens_and_other_token_types_are_refused() {
 
     // Another token type, or the password where a token goes, is no session.
     let mut c = server.connect().await;
+    c.req_sasl().await;
     c.send("AUTHENTICATE IRCV3BEARER").await;
     c.recv().await;
     let jwt = base64::engine::general_purpose::STANDARD.encode(format!("alice\0jwt\0{token}"));

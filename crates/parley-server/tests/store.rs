@@ -336,6 +336,7 @@ fn message(target: &str, msgid: &str, time_ms: i64, text: &str) -> StoredMessage
         account: Some("alice".to_owned()),
         to: target.to_owned(),
         text: text.to_owned(),
+        tags: String::new(),
     }
 }
 
@@ -456,14 +457,21 @@ fn targets_and_conversations(backend: &Backend) {
         .into_iter()
         .map(|t| (t.target, t.latest_ms))
         .collect::<Vec<_>>();
+    // Oldest activity first (CHATHISTORY TARGETS counts `limit` from its first bound).
     assert_eq!(
         active,
-        [(alice_carol.clone(), 300), (alice_bob.clone(), 100)]
+        [(alice_bob.clone(), 100), (alice_carol.clone(), 300)]
     );
     // The window is exclusive at both ends, and the limit holds.
     let narrow = store.targets(&mine, 100, 1000, 10).expect("targets");
     assert_eq!(narrow.len(), 1);
     assert_eq!(store.targets(&mine, 0, 1000, 1).expect("targets").len(), 1);
+    // A conversation whose latest message came after the window is not listed in it.
+    let before_carol = store.targets(&mine, 0, 250, 10).expect("targets");
+    assert_eq!(before_carol.len(), 1);
+    assert_eq!(before_carol[0].target, alice_bob);
+    let updated_later = store.targets(std::slice::from_ref(&alice_carol), 0, 250, 10);
+    assert!(updated_later.expect("targets").is_empty());
     assert!(store.targets(&[], 0, 1000, 10).expect("targets").is_empty());
 }
 

@@ -18,15 +18,19 @@ use super::event::{
 };
 use super::Cluster;
 use crate::clock::{millis, system_time};
-use crate::fanout::{send_except, send_line, send_line_except, send_line_to_caps, Local};
+use crate::fanout::{
+    send_except, send_line, send_line_except, send_line_to_caps, send_line_to_notify, Local,
+};
+use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::relay::line;
-use crate::relay::{escape_tag, wire, with_tag, Relay};
+use crate::relay::{escape_tag, notify, wire, with_tag, Relay};
+use crate::relay::{line, read_marker_line};
 use crate::server::Shared;
 use crate::state::{
     Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
     World,
 };
+use crate::store::StoredMessage;
 
 /// The local id of a user anywhere in the cluster, if this node knows them.
 pub fn resolve(cluster: &Cluster, world: &World, uid: &str) -> Option<ClientId> {
@@ -50,6 +54,8 @@ struct Step<'a> {
     captured: Option<MemberList>,
     /// For an own message, the echo its sender waits for (`Some("")`: without a label).
     label: Option<String>,
+    /// For an own labeled message, where its echo goes (see `fanout::Local::echo_into`).
+    echo_into: Option<crate::fanout::EchoSlot>,
     whowas_limit: usize,
     held: &'a mut HeldWakes,
 }
@@ -67,6 +73,7 @@ pub fn apply(
     let Local {
         echo: label,
         recipients: captured,
+        echo_into,
     } = local.unwrap_or_default();
     let mut step = Step {
         shared,
@@ -74,6 +81,7 @@ pub fn apply(
         own,
         captured,
         label,
+        echo_into,
         whowas_limit: shared.config.limits.whowas_entries,
         held,
     };
@@ -93,6 +101,11 @@ pub fn apply(
             account,
         } => account_changed(&mut step, world, uid, source, account),
         Event::Away { uid, away } => away_changed(&mut step, world, uid, away),
+        Event::Realname {
+            uid,
+            source,
+            realname,
+        } => realname_changed(&mut step, world, uid, source, realname),
         Event::Join {
             uid,
             source,
@@ -149,14 +162,30 @@ pub fn apply(
             to,
             target,
             text,
+            tags,
         } => message(
-            &mut step, world, uid, msgid, time_ms, verb, source, account, to, target, text,
+            &mut step,
+            world,
+            uid,
+            StoredMessage {
+                msgid,
+                time_ms,
+                target: String::new(),
+                kind: verb,
+                source,
+                account,
+                to,
+                text,
+                tags,
+            },
+            target,
         ),
         Event::UserModes {
             uid,
             invisible,
             oper,
-        } => user_modes(&mut step, world, uid, invisible, oper),
+            bot,
+        } => user_modes(&mut step, world, uid, invisible, oper, bot),
         Event::Invite {
             source,
             channel,
@@ -174,10 +203,73 @@ pub fn apply(
             target_nick,
             by_operator,
         ),
-        Event::Kill { uid, reason } => kill(&mut step, world, uid, reason),
+        Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
+        Event::Rename {
+            uid: _,
+            source,
+            account,
+            old,
+            new,
+            reason,
+        } => channel_renamed(&mut step, world, source, account, old, new, reason),
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
+        Event::Wallops { line, .. } => wallops(&mut step, world, line),
         Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
+        Event::ReadMarker {
+            uid,
+            account,
+            target,
+            time_ms,
+        } => read_marker(&mut step, world, uid, account, target, time_ms),
+        Event::Redact {
+            uid,
+            source,
+            account,
+            msgid,
+            time_ms,
+            target,
+            to,
+            redacted,
+            reason,
+        } => {
+            let relay = Relay::new(
+                &source,
+                account.as_deref(),
+                "REDACT",
+                &[&to, &redacted],
+                reason.as_deref(),
+            )
+            .with_identity(&msgid, time_ms);
+            redact(&mut step, world, uid, target, relay)
+        }
+        Event::Multiline {
+            uid,
+            msgid,
+            time_ms,
+            verb,
+            source,
+            account,
+            to,
+            target,
+            lines,
+        } => {
+            let message = Multiline::new(Parts {
+                reference: next_reference(),
+                verb: if verb == "NOTICE" {
+                    "NOTICE"
+                } else {
+                    "PRIVMSG"
+                },
+                source: &source,
+                account: account.as_deref(),
+                to: &to,
+                msgid: &msgid,
+                time_ms,
+                lines: &lines,
+            });
+            multiline(&mut step, world, uid, target, message)
+        }
     }
 }
 
@@ -200,7 +292,7 @@ fn quit(
 ) {
     if !step.own {
         if let Some(id) = world.remote.get(&uid).copied() {
-            remove_user(&mut world, id, step.whowas_limit);
+            remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
         }
     }
     let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
@@ -223,7 +315,13 @@ fn nick_changed(
         return;
     };
     if !step.own {
-        rename(&mut world, id, &nick, step.whowas_limit);
+        rename(
+            &mut world,
+            id,
+            &nick,
+            step.whowas_limit,
+            step.shared.server_name(),
+        );
     }
     let bytes = line(Some(&source), "NICK", &[], Some(&nick));
     let recipients = step
@@ -258,19 +356,53 @@ fn account_changed(
     let recipients = step
         .captured
         .take()
-        .unwrap_or_else(|| Arc::new(world.neighbours(id)));
+        .unwrap_or_else(|| world.notify_recipients(id, notify::ACCOUNT_NOTIFY));
     send_line_to_caps(step.held, &bytes, &recipients, wire::ACCOUNT_NOTIFY);
 }
 
-/// `Away`: an away status set or cleared (no line: AWAY replies carry it).
+/// `Away`: an away status set or cleared: the AWAY line to the neighbours (and, with
+/// extended-monitor, the watchers) with `away-notify`.
 fn away_changed(step: &mut Step<'_>, mut world: WorldGuard<'_>, uid: Uid, away: Option<String>) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    let Some(user) = world.users.get_mut(&id) else {
+        return;
+    };
     if !step.own {
-        if let Some(user) =
-            resolve(step.cluster, &world, &uid).and_then(|id| world.users.get_mut(&id))
-        {
-            user.away = away;
+        user.away = away.clone();
+    }
+    let bytes = line(Some(&user.source()), "AWAY", &[], away.as_deref());
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::AWAY_NOTIFY));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::AWAY_NOTIFY, None);
+}
+
+/// `Realname`: a SETNAME, to the neighbours (and, with extended-monitor, the watchers) with
+/// `setname`.
+fn realname_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    realname: String,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        if let Some(user) = world.users.get_mut(&id) {
+            user.realname = realname.clone();
         }
     }
+    let bytes = line(Some(&source), "SETNAME", &[], Some(&realname));
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::SETNAME));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::SETNAME, None);
 }
 
 /// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).
@@ -303,15 +435,24 @@ fn joined(
         return;
     };
     let shown = [chan.name.as_str()];
+    let joiner = world.users.get(&id);
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-        .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
-    let actor = world.users.get(&id).map(|u| u.outbound.clone());
-    send_except(
-        step.held,
-        &relay,
-        step.captured.as_ref().unwrap_or(&chan.snapshot),
-        actor.as_ref(),
-    );
+        .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
+        .with_bot(joiner.is_some_and(|u| u.bot));
+    let actor = joiner.map(|u| u.outbound.clone());
+    let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
+    send_except(step.held, &relay, members, actor.as_ref());
+    // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
+    if let Some(away) = joiner.and_then(|u| u.away.as_deref()) {
+        let bytes = line(Some(&source), "AWAY", &[], Some(away));
+        send_line_to_notify(
+            step.held,
+            &bytes,
+            members,
+            notify::AWAY_NOTIFY,
+            actor.as_ref(),
+        );
+    }
 }
 
 /// `Part`: a member left a channel: to those who remain.
@@ -449,26 +590,15 @@ fn message(
     step: &mut Step<'_>,
     world: WorldGuard<'_>,
     uid: Uid,
-    msgid: String,
-    time_ms: i64,
-    verb: String,
-    source: String,
-    account: Option<String>,
-    to: String,
+    message: StoredMessage,
     target: Target,
-    text: String,
 ) {
-    let verb: &'static str = if verb == "NOTICE" {
-        "NOTICE"
-    } else {
-        "PRIVMSG"
-    };
-    let relay = Relay::new(&source, account.as_deref(), verb, &[&to], Some(&text))
-        .with_identity(&msgid, time_ms);
-    let sender = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id));
+    // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
+    let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
+    let sender = sender_user.map(|u| u.outbound.clone());
     match &target {
+        // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
             if let Some(recipients) = &step.captured {
                 send_except(step.held, &relay, recipients, sender.as_ref());
@@ -476,7 +606,14 @@ fn message(
         }
         Target::Channel(key) => {
             if let Some(chan) = world.channels.get(key) {
-                send_except(step.held, &relay, &chan.snapshot, sender.as_ref());
+                // A STATUSMSG (`@#chan`) keeps its prefix in `to`: only those it names get it.
+                match crate::isupport::split_statusmsg(&message.to).0 {
+                    Some(prefix) => {
+                        let reached = chan.status_members(prefix);
+                        send_except(step.held, &relay, &reached, sender.as_ref());
+                    }
+                    None => send_except(step.held, &relay, &chan.snapshot, sender.as_ref()),
+                }
             }
         }
         Target::User(to_uid) => {
@@ -506,10 +643,22 @@ fn message(
             }
         }
     }
+    // A private message to oneself reaches its sender as a recipient too, once (the branches
+    // above skip the sender), besides any echo.
+    if let (Target::User(to_uid), Some(sender)) = (&target, &sender) {
+        if *to_uid == uid {
+            relay.send_held(sender, step.held);
+        }
+    }
     if let (true, Some(sender)) = (step.own, &sender) {
         if let Some(label) = step.label.take() {
             let bytes = relay.bytes_for(sender.wire_caps());
+            if let Some(slot) = step.echo_into.take() {
+                return crate::fanout::fill_echo(slot, bytes, sender, step.held);
+            }
             let _ = match label.as_str() {
+                // A TAGMSG the sender may not get (no `message-tags`): no echo.
+                _ if bytes.is_empty() => Ok(()),
                 "" => sender.push(bytes),
                 label => sender.push(&with_tag(bytes, &format!("label={}", escape_tag(label)))),
             };
@@ -517,13 +666,45 @@ fn message(
     }
 }
 
-/// `UserModes`: a remote user's own modes (`+i`, operator) changed.
+/// `Rename`: a channel renamed on another node: moved here too, and this node's members told
+/// (the origin did both already).
+fn channel_renamed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    source: String,
+    account: Option<String>,
+    old: String,
+    new: String,
+    reason: String,
+) {
+    if step.own {
+        return;
+    }
+    let Some(key) = world.rename_channel(&casefold(&old), &new) else {
+        return;
+    };
+    let server = step.shared.server_name();
+    crate::fanout::rename(
+        &mut world,
+        &key,
+        &old,
+        (&source, account.as_deref()),
+        &reason,
+        server,
+        |out, bytes| {
+            let _ = out.push(bytes);
+        },
+    );
+}
+
+/// `UserModes`: a remote user's own modes (`+i`, operator, `+B`) changed.
 fn user_modes(
     step: &mut Step<'_>,
     mut world: WorldGuard<'_>,
     uid: Uid,
     invisible: bool,
     oper: bool,
+    bot: bool,
 ) {
     let Some(id) = world.remote.get(&uid).copied().filter(|_| !step.own) else {
         return;
@@ -533,6 +714,7 @@ fn user_modes(
     };
     let (was_invisible, was_oper) = (user.invisible, user.oper.is_some());
     user.invisible = invisible;
+    user.bot = bot;
     user.oper = oper.then_some(user.oper.unwrap_or(OperClass::Moderator));
     let counts = &mut world.counts;
     counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
@@ -551,13 +733,31 @@ fn invite(
     target_nick: String,
     by_operator: bool,
 ) {
-    let Some(id) = step.cluster.local_id(&target).filter(|_| !step.own) else {
+    if step.own {
+        return;
+    }
+    // Tagged as on the inviter's own node (account-tag, server-time).
+    let relay = Relay::new(
+        &source,
+        account.as_deref(),
+        "INVITE",
+        &[&target_nick, &channel],
+        None,
+    );
+    let key = casefold(&channel);
+    let target_id = resolve(step.cluster, &world, &target);
+    // invite-notify: this node's operators of the channel who asked.
+    let except: Vec<ClientId> = target_id.into_iter().collect();
+    for op in world.invite_notified(&key, &except) {
+        relay.send_held(&op, step.held);
+    }
+    let Some(id) = step.cluster.local_id(&target) else {
         return;
     };
     let World {
         users, channels, ..
     } = &mut *world;
-    if let Some(chan) = channels.get_mut(&casefold(&channel)) {
+    if let Some(chan) = channels.get_mut(&key) {
         chan.invite(
             id,
             Invite {
@@ -568,26 +768,122 @@ fn invite(
         );
     }
     if let Some(user) = world.users.get(&id) {
-        // Tagged as on the inviter's own node (account-tag, server-time).
-        Relay::new(
-            &source,
-            account.as_deref(),
-            "INVITE",
-            &[&target_nick, &channel],
-            None,
-        )
-        .send_held(&user.outbound, step.held);
+        relay.send_held(&user.outbound, step.held);
     }
 }
 
 /// `Kill`: an operator's KILL of a user of this node.
-fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String) {
+fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String, line: String) {
     if let Some(user) = step
         .cluster
         .local_id(&uid)
         .and_then(|id| world.users.get(&id))
     {
-        user.outbound.disconnect(&reason);
+        if line.is_empty() {
+            user.outbound.disconnect(&reason);
+        } else {
+            let server = step.shared.server_name();
+            user.outbound.killed_by(line.as_bytes(), server, &reason);
+        }
+    }
+}
+
+/// `ReadMarker`: the account's sessions on this node with `draft/read-marker` learn it, but
+/// the one that set it.
+fn read_marker(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    account: String,
+    target: String,
+    time_ms: i64,
+) {
+    // Only a session of the account moves its marker (a node may speak only for its own
+    // users, `trust::actor`; this ties the account to that user too).
+    let setter = resolve(step.cluster, &world, &uid);
+    let by_account = setter
+        .and_then(|id| world.users.get(&id))
+        .and_then(|u| u.account.as_deref())
+        .is_some_and(|a| casefold(a) == account);
+    if !by_account {
+        return;
+    }
+    let sessions = world.sessions_of(&account, wire::READ_MARKER, setter);
+    drop(world);
+    let bytes = read_marker_line(step.shared.server_name(), &target, Some(time_ms));
+    for session in sessions {
+        let _ = session.push_held(&bytes, step.held);
+    }
+}
+
+/// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
+/// who redacted (told at once).
+fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
+    let actor = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => resolve(step.cluster, &world, &them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in recipients {
+        let is_actor = actor.as_ref().is_some_and(|a| Arc::ptr_eq(a, &recipient));
+        if !is_actor && recipient.wire_caps() & wire::MESSAGE_REDACTION != 0 {
+            relay.send_held(&recipient, step.held);
+        }
+    }
+}
+
+/// `Multiline`: as `Message`, one batch to each recipient here, and the sender's echo.
+fn multiline(
+    step: &mut Step<'_>,
+    world: WorldGuard<'_>,
+    uid: Uid,
+    target: Target,
+    message: Multiline,
+) {
+    let sender = resolve(step.cluster, &world, &uid)
+        .and_then(|id| world.users.get(&id))
+        .map(|u| u.outbound.clone());
+    let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
+        (Some(captured), _) => captured.to_vec(),
+        (None, Target::Channel(key)) => world
+            .channels
+            .get(&key)
+            .map(|c| c.snapshot.to_vec())
+            .unwrap_or_default(),
+        (None, Target::User(them)) => step
+            .cluster
+            .local_id(&them)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| vec![u.outbound.clone()])
+            .unwrap_or_default(),
+        (None, Target::Everyone) => Vec::new(),
+    };
+    drop(world);
+    for recipient in &recipients {
+        if sender
+            .as_ref()
+            .is_none_or(|own| !Arc::ptr_eq(own, recipient))
+        {
+            message.send_held(recipient, None, step.held);
+        }
+    }
+    if let (true, Some(sender)) = (step.own, &sender) {
+        if let Some(label) = step.label.take() {
+            let label = Some(label.as_str()).filter(|l| !l.is_empty());
+            message.send_held(sender, label, step.held);
+        }
     }
 }
 
@@ -613,6 +909,18 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
     let mut bans = step.shared.server_bans.lock();
     bans.retain(|b| !(b.kind == ban.kind && casefold(&b.mask) == casefold(&ban.mask)));
     bans.push(ban);
+}
+
+/// `Wallops`: to this node's own users with `+w` (the sender's node gave it to its own).
+fn wallops(step: &mut Step<'_>, world: WorldGuard<'_>, line: String) {
+    if step.own {
+        return;
+    }
+    for user in world.users.values() {
+        if user.registered && user.wallops && user.remote.is_none() {
+            let _ = user.outbound.push_held(line.as_bytes(), step.held);
+        }
+    }
 }
 
 /// `ServerBanRemoved`: a KLINE or DLINE lifted.
@@ -663,7 +971,7 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
         };
         let bytes = line(Some(&user.source()), "QUIT", &[], Some(&reason));
         send_line(step.held, &bytes, &world.neighbours(id));
-        remove_user(&mut world, id, step.whowas_limit);
+        remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
     }
 }
 
@@ -730,6 +1038,7 @@ pub fn add_remote_user(
         oper: info.oper.then_some(OperClass::Moderator),
         wallops: false,
         invisible: info.invisible,
+        bot: info.bot,
         away: info.away.clone(),
         channels: Default::default(),
         signon: system_time(info.signon_ms),
@@ -743,13 +1052,16 @@ pub fn add_remote_user(
     // The claim in the bus's key-value bucket decided who holds the nick; a stale entry here
     // (a user whose QUIT is still on its way) gives way.
     world.nicks.insert(casefold(&info.nick), id);
+    let source = user.source();
     world.users.insert(id, user);
     world.remote.insert(info.uid.clone(), id);
+    world.monitor_online(shared.server_name(), &info.nick, &source);
     Some(id)
 }
 
-/// A user leaves the replica: out of its channels, its nick free, remembered by WHOWAS.
-pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize) {
+/// A user leaves the replica: out of its channels, its nick free, remembered by WHOWAS, and
+/// those who MONITOR it told (`server` is this node's name, their numerics' source).
+pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize, server: &str) {
     let channels: Vec<String> = world
         .users
         .get(&id)
@@ -768,11 +1080,12 @@ pub fn remove_user(world: &mut World, id: ClientId, whowas_limit: usize) {
         }
         if user.registered {
             world.push_whowas(WhowasEntry::of(&user), whowas_limit);
+            world.monitor_offline(server, &user.nick);
         }
     }
 }
 
-fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize) {
+fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize, server: &str) {
     let Some(old) = world.users.get(&id).map(|u| u.nick.clone()) else {
         return;
     };
@@ -794,6 +1107,9 @@ fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize) {
                 channel.names_changed();
             }
         }
+    }
+    if let Some(source) = world.users.get(&id).map(|u| u.source()) {
+        world.monitor_renamed(server, &old, nick, &source);
     }
 }
 
@@ -876,6 +1192,7 @@ pub fn apply_modes(world: &mut World, key: &str, changes: &[ModeChange], setter:
             'm' => channel.modes.moderated = change.adding,
             'n' => channel.modes.no_external = change.adding,
             's' => channel.modes.secret = change.adding,
+            'C' => channel.modes.no_ctcp = change.adding,
             't' => channel.modes.topic_ops_only = change.adding,
             _ => {}
         }
@@ -939,6 +1256,7 @@ pub fn user_info(cluster: &Cluster, user: &User) -> UserInfo {
         secure: user.secure,
         away: user.away.clone(),
         invisible: user.invisible,
+        bot: user.bot,
         oper: user.oper.is_some(),
         signon_ms: millis(user.signon),
     }
@@ -953,6 +1271,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
         ('m', modes.moderated),
         ('n', modes.no_external),
         ('s', modes.secret),
+        ('C', modes.no_ctcp),
         ('t', modes.topic_ops_only),
     ]
     .into_iter()

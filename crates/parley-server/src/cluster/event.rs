@@ -46,6 +46,9 @@ pub struct UserInfo {
     pub secure: bool,
     pub away: Option<String>,
     pub invisible: bool,
+    /// User mode `+B`; absent from older nodes' events (no bot then).
+    #[serde(default)]
+    pub bot: bool,
     pub oper: bool,
     pub signon_ms: i64,
 }
@@ -123,6 +126,12 @@ pub enum Event {
         uid: Uid,
         away: Option<String>,
     },
+    /// SETNAME: the user's new realname.
+    Realname {
+        uid: Uid,
+        source: String,
+        realname: String,
+    },
     Join {
         uid: Uid,
         source: String,
@@ -163,7 +172,7 @@ pub enum Event {
         uid: Uid,
         msgid: String,
         time_ms: i64,
-        /// `PRIVMSG` or `NOTICE`.
+        /// `PRIVMSG`, `NOTICE` or `TAGMSG`.
         verb: String,
         source: String,
         account: Option<String>,
@@ -171,12 +180,31 @@ pub enum Event {
         to: String,
         target: Target,
         text: String,
+        /// The sender's client-only tags, escaped (`+a=1;+b`); absent from older nodes'
+        /// events, whose messages then arrive without them.
+        #[serde(default)]
+        tags: String,
+    },
+    /// A channel operator renamed a channel (draft/channel-rename): every node moves it in its
+    /// replica and tells its own members. Older nodes skip it (unknown type) and keep the old
+    /// name until the channel's members rejoin.
+    Rename {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The channel's name before, as it was shown.
+        old: String,
+        new: String,
+        reason: String,
     },
     /// A user's own modes changed: `+i`, operator status.
     UserModes {
         uid: Uid,
         invisible: bool,
         oper: bool,
+        /// `+B`; absent from older nodes' events.
+        #[serde(default)]
+        bot: bool,
     },
     /// An INVITE to a user on another node: that node lets them past `+i` (and past a ban if
     /// the inviter was a channel operator) and tells them.
@@ -198,6 +226,10 @@ pub enum Event {
     Kill {
         uid: Uid,
         reason: String,
+        /// The `KILL` line its user gets first (from the operator); absent from older nodes'
+        /// events, whose kills then close with the `ERROR` alone.
+        #[serde(default)]
+        line: String,
     },
     /// A KLINE or DLINE added (stored by the node that took it): every node enforces it.
     ServerBanAdded {
@@ -206,6 +238,51 @@ pub enum Event {
     ServerBanRemoved {
         kind: String,
         mask: String,
+    },
+    /// An account's read marker moved (IRCv3 `draft/read-marker`): every node tells that
+    /// account's sessions with the capability, but the one that set it (which got its answer).
+    ReadMarker {
+        uid: Uid,
+        /// Casefolded.
+        account: String,
+        /// The target as the setting session wrote it.
+        target: String,
+        time_ms: i64,
+    },
+    /// A message was redacted (IRCv3 `draft/message-redaction`) and is gone from history: its
+    /// conversation's members with the capability are told, but the one who redacted it.
+    Redact {
+        uid: Uid,
+        source: String,
+        account: Option<String>,
+        /// The REDACT's own id and time.
+        msgid: String,
+        time_ms: i64,
+        target: Target,
+        /// The target as the redacting user wrote it.
+        to: String,
+        redacted: String,
+        reason: Option<String>,
+    },
+    /// A `draft/multiline` message, its lines already stored by the sender's node: delivered
+    /// whole (see `crate::multiline`). `msgid` is its first line's.
+    Multiline {
+        uid: Uid,
+        msgid: String,
+        time_ms: i64,
+        /// `PRIVMSG` or `NOTICE`.
+        verb: String,
+        source: String,
+        account: Option<String>,
+        to: String,
+        target: Target,
+        /// Each line's text and whether it carried `draft/multiline-concat`.
+        lines: Vec<(String, bool)>,
+    },
+    /// An operator's WALLOPS: every node gives `line` to its own users with user mode `+w`.
+    Wallops {
+        uid: Uid,
+        line: String,
     },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
@@ -252,6 +329,7 @@ mod tests {
                 to: "#Room".into(),
                 target: Target::Channel("#room".into()),
                 text: "hi ~ there".into(),
+                tags: "+draft/reply=m0".into(),
             },
         };
         let text = serde_json::to_string(&event)?;

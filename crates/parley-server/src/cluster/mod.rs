@@ -387,6 +387,7 @@ impl Cluster {
             Local {
                 echo,
                 recipients: None,
+                echo_into: None,
             },
         );
     }
@@ -575,6 +576,20 @@ impl Cluster {
                  parley_cluster_events_refused_total); check cluster.nodes and the NATS permissions"
             );
         }
+    }
+
+    /// The names of the other nodes heard from within a lease, sorted (for LINKS).
+    pub fn nodes_heard(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .peers
+            .lock()
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() <= self.lease)
+            .map(|((node, _), _)| node.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn heard(&self, node: &str, incarnation: u64) {

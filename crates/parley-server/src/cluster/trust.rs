@@ -26,12 +26,18 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Nick { uid, .. }
         | Event::Account { uid, .. }
         | Event::Away { uid, .. }
+        | Event::Realname { uid, .. }
         | Event::Join { uid, .. }
         | Event::Part { uid, .. }
         | Event::Topic { uid, .. }
         | Event::Mode { uid, .. }
         | Event::Message { uid, .. }
-        | Event::UserModes { uid, .. } => Some(uid),
+        | Event::UserModes { uid, .. }
+        | Event::ReadMarker { uid, .. }
+        | Event::Redact { uid, .. }
+        | Event::Rename { uid, .. }
+        | Event::Multiline { uid, .. }
+        | Event::Wallops { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }
@@ -59,6 +65,7 @@ mod tests {
         let kill = Event::Kill {
             uid: uid.clone(),
             reason: "bye".into(),
+            line: String::new(),
         };
         assert_eq!(actor(&kill), None);
         let account = Event::Account {

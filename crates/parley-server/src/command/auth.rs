@@ -28,7 +28,7 @@ use crate::config::RegistrationPolicy;
 use crate::context::{
     Announced, Ctx, FollowUp, Line, LoginVia, PendingAuth, Reply, SaslState, SASL_MECHANISMS,
 };
-use crate::relay::{line, wire};
+use crate::relay::{line, notify, wire};
 use crate::server::Shared;
 
 /// Longest SASL payload accepted (base64), well above any sane name and password or SCRAM
@@ -123,6 +123,18 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             numeric::ERR_SASLALREADY,
             &[],
             "You have already authenticated using SASL",
+        ));
+    }
+    // "The client MUST enable the sasl capability before using the AUTHENTICATE command"
+    // (SASL 3.1). The spec names no reply for one that did not; 904 is SASL's "other errors
+    // not explicitly mentioned", and tells the client that SASL (not the command) failed,
+    // where 421 would claim the server has no AUTHENTICATE. The connection goes on.
+    if !ctx.session.caps.sasl {
+        ctx.session.sasl = None;
+        return Err(Reply::new(
+            numeric::ERR_SASLFAIL,
+            &[],
+            "SASL authentication failed: enable the sasl capability (CAP REQ :sasl) first",
         ));
     }
     if arg == "*" {
@@ -430,6 +442,17 @@ pub fn register(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "Registration is closed on this server; ask an administrator for an account",
         ));
     }
+    // "FAIL REGISTER COMPLETE_CONNECTION_REQUIRED <message>: Sent by the server if the client
+    // sent a REGISTER command before connection registration" (never when `before-connect` is
+    // advertised, which this same switch decides).
+    if !ctx.session.registered && !ctx.shared.config.accounts.register_before_connect {
+        return Err(Reply::fail(
+            "REGISTER",
+            "COMPLETE_CONNECTION_REQUIRED",
+            &[],
+            "Register the connection first (NICK, USER, CAP END), then send REGISTER again",
+        ));
+    }
     if let Some(account) = &ctx.session.account {
         return Err(fail(
             "ALREADY_AUTHENTICATED",
@@ -624,9 +647,11 @@ fn logged_in(ctx: &mut Ctx<'_>, account: &str) {
         let source = user.source();
         if user.registered {
             let bytes = line(Some(&source), "ACCOUNT", &[account], None);
-            let neighbours = std::sync::Arc::new(world.neighbours(ctx.session.id));
-            let notify = Line::ForCap(&bytes, wire::ACCOUNT_NOTIFY);
-            announced = ctx.announce(notify, &neighbours, |cluster| Event::Account {
+            // extended-monitor: "If account-notify is also enabled, the client will get
+            // ACCOUNT notifications for monitored nicks."
+            let neighbours = world.notify_recipients(ctx.session.id, notify::ACCOUNT_NOTIFY);
+            let to_notified = Line::ForCap(&bytes, wire::ACCOUNT_NOTIFY);
+            announced = ctx.announce(to_notified, &neighbours, |cluster| Event::Account {
                 uid: cluster.uid_of(ctx.session.id),
                 source: source.clone(),
                 account: Some(account.to_string()),

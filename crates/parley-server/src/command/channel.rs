@@ -6,13 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parley_proto::{casefold, numeric, write_line, Message};
 
 use crate::cluster::event::{Event, TopicInfo};
+use crate::command::{elist::ListQuery, invite_list};
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
+use crate::fanout::{names_chunks, NAMES_LINE_BUDGET};
 use crate::relay::{line, Relay};
 use crate::state::{Invite, Topic, World};
 use crate::store::StateChange;
-
-/// Room left for nicks in one 353 line, keeping it under 512 bytes with the longest prefix.
-const NAMES_LINE_BUDGET: usize = 400;
 
 pub fn unix_time(at: SystemTime) -> String {
     at.duration_since(UNIX_EPOCH)
@@ -103,28 +102,6 @@ pub fn send_names(ctx: &Ctx<'_>, world: &mut World, key: &str) {
     ctx.send_lines(&out);
 }
 
-/// A space-separated list cut at spaces into pieces of at most [`NAMES_LINE_BUDGET`] bytes (a
-/// single name longer than that, which the nick limit rules out, makes a piece of its own).
-fn names_chunks(mut names: &str) -> impl Iterator<Item = &str> {
-    std::iter::from_fn(move || {
-        if names.is_empty() {
-            return None;
-        }
-        if names.len() <= NAMES_LINE_BUDGET {
-            return Some(std::mem::take(&mut names));
-        }
-        let bytes = names.as_bytes();
-        let cut = bytes[..=NAMES_LINE_BUDGET]
-            .iter()
-            .rposition(|b| *b == b' ')
-            .or_else(|| bytes.iter().position(|b| *b == b' '))
-            .unwrap_or(names.len());
-        let (chunk, rest) = names.split_at(cut);
-        names = rest.strip_prefix(' ').unwrap_or(rest);
-        Some(chunk)
-    })
-}
-
 /// `NAMES [<channel>[,<channel>...]]`: each channel's members (353, 366); a channel that is
 /// not there ends its list at once, as without a name.
 pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
@@ -213,13 +190,12 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `LIST [<channel>[,<channel>...]]`: channels with their member counts and topics (321, 322,
-/// 323), sorted by name.
+/// `LIST [<channel or condition>[,...]] [<condition>[,...]]`: channels with their member counts
+/// and topics (321, 322, 323), sorted by name; the conditions are ELIST's (`command::elist`).
+/// Secret channels stay hidden from non-members whatever is asked.
 pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
-    let wanted: Option<Vec<String>> = msg
-        .param(0)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split(',').map(casefold).collect());
+    let query = ListQuery::parse(&msg.params);
+    let now = SystemTime::now();
     ctx.numeric(numeric::RPL_LISTSTART, &["Channel"], Some("Users  Name"));
     let rows: Vec<(String, String, String)> = {
         let world = ctx.shared.world.lock();
@@ -227,7 +203,7 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let mut rows: Vec<_> = world
             .channels
             .iter()
-            .filter(|(key, _)| wanted.as_ref().is_none_or(|w| w.contains(key)))
+            .filter(|(key, c)| query.matches(key, c, now))
             .filter(|(_, c)| !c.hidden_from(ctx.session.id, sees_secret))
             .map(|(_, c)| {
                 (
@@ -247,9 +223,13 @@ pub fn list(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `INVITE <nick> <channel>`: a member may invite (an operator under `+i`); the invite lets
+/// `INVITE` alone lists one's invites (`command::invite_list`). `INVITE <nick> <channel>`: a
+/// member may invite (an operator under `+i`); the invite lets
 /// the user past `+i`, and past a ban when an operator gave it.
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
+    if msg.params.is_empty() {
+        return invite_list::invites(ctx);
+    }
     ctx.require_params(msg, 2)?;
     let id = ctx.session.id;
     let remote = {
@@ -303,18 +283,25 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         }
         // As a relay, so the invited user gets `account` (account-tag) and `time`
         // (server-time) as on any other message from this user.
-        Relay::new(
+        let relay = Relay::new(
             &source,
             account.as_deref(),
             "INVITE",
             &[&target_nick, &shown],
             None,
-        )
-        .send_to(&target_out);
-        remote_target.map(|target| Event::Invite {
+        );
+        relay.send_to(&target_out);
+        // invite-notify: the channel's operators who asked see it too ("a server may choose to
+        // only send the message to clients having channel op"); on other nodes theirs do when
+        // the event comes (`cluster::apply`).
+        for op in world.invite_notified(&key, &[id, target_id]) {
+            relay.send_to(&op);
+        }
+        let cluster = ctx.cluster_uid(id).is_some();
+        (remote_target.is_some() || cluster).then(|| Event::Invite {
             source,
             channel: shown,
-            target,
+            target: remote_target.unwrap_or_else(|| ctx.cluster_uid(target_id).unwrap_or_default()),
             target_nick,
             by_operator,
             account,

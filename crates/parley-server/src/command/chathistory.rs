@@ -9,6 +9,7 @@ use parley_proto::{casefold, write_line, Message};
 use crate::clock::format_time;
 use crate::context::{Ctx, Reply};
 use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
+use crate::relay::append_client_tags;
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
 
@@ -174,7 +175,8 @@ fn targets(ctx: &mut Ctx<'_>, from: &str, to: &str, limit: usize) -> Result<(), 
             "TARGETS takes two timestamp= bounds",
         ));
     };
-    let (from_ms, to_ms) = (a.min(b), a.max(b));
+    // The order matters: `limit` counts from the first bound (see `HistoryStore::targets`).
+    let (from_ms, to_ms) = (a, b);
     let mut keys: Vec<(String, String)> = {
         let world = ctx.shared.world.lock();
         world
@@ -245,6 +247,10 @@ pub fn render(
         &[&m.to],
         Some(&text),
     );
+    if caps.message_tags && !m.tags.is_empty() {
+        // As relayed at the time: the client-only tags after the server's.
+        return append_client_tags(out, &m.tags);
+    }
     out
 }
 

@@ -8,9 +8,12 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
+use crate::command::markread;
+use crate::command::presence::away_line;
 use crate::context::{Ctx, Line, Lookup, Reply};
+use crate::fanout;
 use crate::history::HistoryRequest;
-use crate::relay::Relay;
+use crate::relay::{notify, Relay};
 use crate::state::{Channel, MemberStatus};
 use crate::store::StateChange;
 
@@ -89,7 +92,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
     let folded = casefold(name);
     // The world lock is held for the checks and the change, and let go before publishing (which
     // may apply the event here, taking it again).
-    let (announced, shown, unregistered, nick) = {
+    let (announced, shown, unregistered, nick, names_wait) = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get(&id) else {
             return Ok(());
@@ -108,6 +111,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         let nick = user.nick.clone();
         let account = user.account.clone();
         let realname = user.realname.clone();
+        let bot = user.bot;
         let outbound = user.outbound.clone();
         // Nobody becomes the default room's operator by joining it first or owning it: only server
         // operators who may moderate it get the status.
@@ -165,7 +169,8 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         channel.add_member(id, &nick, status, outbound);
         let shown = [channel.name.as_str()];
         let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
-            .with_extended_join(account.as_deref().unwrap_or("*"), &realname);
+            .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
+            .with_bot(bot);
         // The joiner sees it now; in a cluster everyone else in the stream's order.
         let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
             Event::Join {
@@ -181,16 +186,38 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         if let Some(user) = world.users.get_mut(&id) {
             user.channels.insert(folded.clone());
         }
+        // away-notify: an away joiner's AWAY follows its JOIN ("as well as when a user joins and
+        // has an away message set"); in a cluster every node sends it after the JOIN it
+        // delivers from the stream (`cluster::apply`).
+        let away = world.users.get(&id).and_then(|u| u.away.clone());
+        if let (Some(away), None) = (away, ctx.cluster_uid(id)) {
+            if let Some(channel) = world.channels.get(&folded) {
+                let bytes = away_line(&source, Some(&away));
+                let members = &channel.snapshot;
+                fanout::send_now_to_notify(
+                    &bytes,
+                    members,
+                    notify::AWAY_NOTIFY,
+                    Some(ctx.outbound),
+                );
+            }
+        }
         send_topic(ctx, &world, &folded, false);
-        send_names(ctx, &mut world, &folded);
         let shown = world
             .channels
             .get(&folded)
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        (announced, shown, unregistered, nick)
+        let names_wait = markread::names_wait(ctx, &shown);
+        if !names_wait {
+            send_names(ctx, &mut world, &folded);
+        }
+        (announced, shown, unregistered, nick, names_wait)
     };
     ctx.publish(announced);
+    if names_wait {
+        markread::then_names(ctx, folded.clone(), shown.clone());
+    }
     if let Some((account, owned)) = unregistered {
         let text = format!(
             "{shown} is not registered: your account {account} already owns {owned} channels, \

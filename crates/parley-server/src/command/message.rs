@@ -3,7 +3,9 @@
 //! connection task, which hands it to the history writer: stored first, then serialized once per
 //! wire variant and appended to every recipient's outbound buffer. A private message to an
 //! account that is offline is kept for its next login. NOTICE never draws an error reply, as the
-//! protocol requires, so bots cannot loop on each other.
+//! protocol requires, so bots cannot loop on each other. The sender's client-only tags
+//! (IRCv3 message-tags) travel with the message and are stored with it; `TAGMSG`
+//! (`command/tagmsg.rs`) takes the same road without text and without being stored.
 
 use std::sync::Arc;
 
@@ -13,12 +15,13 @@ use tokio::time::Instant;
 use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
-use crate::context::{Ctx, FollowUp, Lookup, Reply};
+use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
 use crate::fanout::Delivery;
 use crate::history::{dm_key, party};
+use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
 use crate::relay::Relay;
-use crate::state::MemberList;
+use crate::state::{is_restricted_ctcp, MemberList};
 use crate::store::StoredMessage;
 
 /// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
@@ -26,6 +29,7 @@ use crate::store::StoredMessage;
 /// and by each target below.
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(), Reply> {
     let verb = if notice { "NOTICE" } else { "PRIVMSG" };
+    let tags = msg.tags.client_only();
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
         return Err(Reply::new(
             numeric::ERR_NORECIPIENT,
@@ -44,6 +48,48 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
             "No text to send",
         ));
     };
+    let said = Said {
+        verb,
+        text,
+        tags: &tags,
+    };
+    for target in split_targets(ctx, targets)? {
+        if target.starts_with('$') {
+            broadcast(ctx, verb, target, text, notice);
+        } else if split_statusmsg(target).1.starts_with(['#', '&']) {
+            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+            if let (Err(reply), false) = (to_channel(ctx, &said, target), notice) {
+                ctx.reply(&reply);
+            }
+        } else {
+            to_nick(ctx, &said, target);
+        }
+    }
+    Ok(())
+}
+
+/// What a user says, to whichever targets: `PRIVMSG`, `NOTICE` or `TAGMSG` (whose text is
+/// empty), with the client-only tags it carries (escaped, as relayed).
+pub struct Said<'a> {
+    pub verb: &'static str,
+    pub text: &'a str,
+    pub tags: &'a str,
+}
+
+impl Said<'_> {
+    /// NOTICE is never answered with an error (RFC 2812 3.3.2).
+    fn quiet(&self) -> bool {
+        self.verb == "NOTICE"
+    }
+
+    /// A TAGMSG: delivered only to `message-tags` clients, and not kept in history.
+    fn tags_only(&self) -> bool {
+        self.verb == "TAGMSG"
+    }
+}
+
+/// The comma-separated `targets`, 407 when there are more than `limits.targets_per_message`.
+pub fn split_targets<'t>(ctx: &Ctx<'_>, targets: &'t str) -> Result<Vec<&'t str>, Reply> {
     let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
     if targets.len() > ctx.shared.config.limits.targets_per_message {
         return Err(Reply::new(
@@ -52,19 +98,7 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>, notice: bool) -> Result<(),
             "Too many targets",
         ));
     }
-    for target in targets {
-        if target.starts_with('$') {
-            broadcast(ctx, verb, target, text, notice);
-        } else if target.starts_with(['#', '&']) {
-            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
-            if let (Err(reply), false) = (to_channel(ctx, verb, target, text), notice) {
-                ctx.reply(&reply);
-            }
-        } else {
-            to_nick(ctx, verb, target, text, notice);
-        }
-    }
-    Ok(())
+    Ok(targets)
 }
 
 /// `PRIVMSG $*` (the `/broadcast` of the clients) and `NOTICE $*` (an operator's global notice):
@@ -129,6 +163,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
         to: target.to_string(),
         target: Target::Everyone,
         text: text.to_string(),
+        tags: String::new(),
     });
     ctx.shared.history.audit(
         if notice { "global_notice" } else { "broadcast" },
@@ -143,33 +178,46 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
 /// The stored form of a message, with a fresh msgid and the time it is accepted.
 fn stored(
     ctx: &Ctx<'_>,
-    kind: &'static str,
+    said: &Said<'_>,
     key: String,
     source: &str,
     account: Option<&str>,
     to: &str,
-    text: &str,
 ) -> StoredMessage {
     StoredMessage {
         msgid: ctx.shared.history.next_msgid(),
         time_ms: now_ms(),
         target: key,
-        kind: kind.to_string(),
+        kind: said.verb.to_string(),
         source: source.to_string(),
         account: account.map(str::to_string),
         to: to.to_string(),
-        text: text.to_string(),
+        text: said.text.to_string(),
+        tags: said.tags.to_string(),
     }
 }
 
-/// Leave the message to the connection task: stored first, then delivered.
+/// How a message goes out, besides to whom.
+#[derive(Clone, Copy)]
+struct Sending {
+    /// A private message to the sender itself: it is its recipient too.
+    to_self: bool,
+    /// The sender has user mode `+B`: the `bot` tag for `message-tags` clients.
+    bot: bool,
+    /// Kept in history (a STATUSMSG is not: the channel's history is for all its members).
+    keep: bool,
+}
+
+/// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
     recipients: MemberList,
     offline_for: Option<String>,
     target: Option<Target>,
+    sending: Sending,
 ) {
+    let Sending { to_self, bot, keep } = sending;
     let publish = target.and_then(|target| {
         ctx.publisher(|cluster| Event::Message {
             uid: cluster.uid_of(ctx.session.id),
@@ -181,64 +229,109 @@ fn deliver(
             to: message.to.clone(),
             target,
             text: message.text.clone(),
+            tags: message.tags.clone(),
         })
     });
-    let relay = Relay::new(
-        &message.source,
-        message.account.as_deref(),
-        if message.kind == "NOTICE" {
-            "NOTICE"
-        } else {
-            "PRIVMSG"
-        },
-        &[&message.to],
-        Some(&message.text),
-    )
-    .with_identity(&message.msgid, message.time_ms);
+    let relay = Relay::of_message(&message).with_bot(bot);
+    let tags_only = message.kind == "TAGMSG";
     let echo = ctx.session.caps.echo_message;
-    let label = match ctx.session.labeled.get_mut() {
-        Some(labeled) if echo => {
-            labeled.answered = true;
-            Some(labeled.label.clone())
+    // A TAGMSG echo reaches only a sender with `message-tags`; without one the label is
+    // still owed (an ACK).
+    let echoed = echo && (!tags_only || ctx.session.caps.message_tags);
+    // A labeled command's echo is (part of) its response: collected in order with the other
+    // replies, whether delivered here or brought back by a cluster's stream.
+    let echo_into = match ctx.session.labeled.get_mut() {
+        Some(labeled) if echoed => {
+            let (slot, wait) = tokio::sync::oneshot::channel();
+            labeled.lines.push(LabeledLine::Echo(wait));
+            Some(slot)
         }
         _ => None,
     };
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
-            stored: Some(message),
+            stored: (keep && !tags_only).then_some(message),
             offline_for,
             relay,
             recipients,
             sender: ctx.outbound.clone(),
             echo,
-            label,
+            echo_into,
+            to_self,
             publish,
         })));
 }
 
-/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban
-/// or a quiet stops them; voice and operator status lift the last three.
-fn to_channel(
-    ctx: &mut Ctx<'_>,
-    verb: &'static str,
+/// A message to a channel: its members may speak (outsiders too without `+n`) unless `+m`, a ban,
+/// a quiet or a mute (`+b $m:`) stops them, which voice and operator status lift; `+C` refuses
+/// CTCP other than ACTION to everyone. A STATUSMSG target (`@#chan`, `+#chan`) reaches only
+/// the operators (or the voiced and operators), comes from members only, keeps its prefix for
+/// those it reaches, and is not stored: the channel's history is for everyone in it.
+pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<(), Reply> {
+    let (status_prefix, target) = split_statusmsg(target);
+    let Some(speaker) = may_speak_in(ctx, target, status_prefix, said.text)? else {
+        return Ok(());
+    };
+    let Speaker {
+        key,
+        source,
+        account,
+        bot,
+        shown,
+        members,
+    } = speaker;
+    let target = Target::Channel(key.clone());
+    let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
+    let keep = status_prefix.is_none();
+    let sending = Sending {
+        to_self: false,
+        bot,
+        keep,
+    };
+    deliver(ctx, message, members, None, Some(target), sending);
+    Ok(())
+}
+
+/// Who speaks in a channel and who hears it.
+pub struct Speaker {
+    /// The channel's key (casefolded name).
+    pub key: String,
+    pub source: String,
+    pub account: Option<String>,
+    /// The speaker has user mode `+B`.
+    pub bot: bool,
+    /// The target as recipients see it: the channel's name, with a STATUSMSG prefix if any.
+    pub shown: String,
+    pub members: MemberList,
+}
+
+/// Whether this user may speak in channel `target` (404 if not, with the reason), and to whom:
+/// `status_prefix` narrows the hearers to operators (`@`) or the voiced and operators (`+`);
+/// `text` is checked against `+C`. `None` when this user is gone. Also the check for a
+/// `draft/multiline` batch (`command::multiline`).
+pub fn may_speak_in(
+    ctx: &Ctx<'_>,
     target: &str,
+    status_prefix: Option<char>,
     text: &str,
-) -> Result<(), Reply> {
+) -> Result<Option<Speaker>, Reply> {
     let id = ctx.session.id;
-    let (key, source, account, shown, members) = {
+    Ok(Some({
         let mut world = ctx.shared.world.lock();
-        let Some((source, account)) = world
+        let Some((source, account, bot)) = world
             .users
             .get(&id)
-            .map(|u| (u.source(), u.account.clone()))
+            .map(|u| (u.source(), u.account.clone(), u.bot))
         else {
-            return Ok(());
+            return Ok(None);
         };
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
         let privileged = status.is_some_and(|s| s.op || s.voice);
-        let refusal = if status.is_none() && channel.modes.no_external {
+        let refusal = if status.is_none() && status_prefix.is_some() {
+            Some("Cannot send to channel (only its members may message its operators)")
+        } else if status.is_none() && channel.modes.no_external {
             Some("Cannot send to channel (+n)")
         } else if channel.modes.moderated && !privileged {
             Some("Cannot send to channel (+m)")
@@ -246,6 +339,10 @@ fn to_channel(
             Some("Cannot send to channel (+b)")
         } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
             Some("Cannot send to channel (+q)")
+        } else if !privileged && channel.is_muted(&source, account.as_deref()) {
+            Some("Cannot send to channel (you are muted)")
+        } else if channel.modes.no_ctcp && is_restricted_ctcp(text) {
+            Some("Cannot send CTCP to channel (+C): only ACTION is allowed")
         } else {
             None
         };
@@ -256,26 +353,36 @@ fn to_channel(
                 reason,
             ));
         }
-        let shown = channel.name.clone();
-        let members = channel.snapshot.clone();
+        let (shown, members) = match status_prefix {
+            Some(prefix) => (
+                format!("{prefix}{}", channel.name),
+                channel.status_members(prefix),
+            ),
+            None => (channel.name.clone(), channel.snapshot.clone()),
+        };
         if let Some(user) = world.users.get_mut(&id) {
             user.last_spoke = Instant::now();
         }
-        (key, source, account, shown, members)
-    };
-    let target = Target::Channel(key.clone());
-    let message = stored(ctx, verb, key, &source, account.as_deref(), &shown, text);
-    deliver(ctx, message, members, None, Some(target));
-    Ok(())
+        Speaker {
+            key,
+            source,
+            account,
+            bot,
+            shown,
+            members,
+        }
+    }))
 }
 
-fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, notice: bool) {
+/// A message to a nick; refusals answered unless `said` is a NOTICE.
+pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
     let id = ctx.session.id;
-    let (recipient, source, account, me) = {
+    let (recipient, source, account, me, bot) = {
         let mut world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(target).map(|r| {
             (
                 r.outbound.clone(),
+                r.id == id,
                 r.nick.clone(),
                 r.away.clone(),
                 party(r.account.as_deref(), &r.nick),
@@ -287,29 +394,19 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         };
         user.last_spoke = Instant::now();
         let me = party(user.account.as_deref(), &user.nick);
-        (recipient, user.source(), user.account.clone(), me)
+        (recipient, user.source(), user.account.clone(), me, user.bot)
     };
-    let Some((outbound, nick, away, them, uid)) = recipient else {
-        offline(
-            ctx,
-            verb,
-            target,
-            text,
-            notice,
-            &source,
-            account.as_deref(),
-            &me,
-        );
+    let Some((outbound, to_self, nick, away, them, uid)) = recipient else {
+        offline(ctx, said, target, &source, account.as_deref(), &me);
         return;
     };
     let message = stored(
         ctx,
-        verb,
+        said,
         dm_key(&me, &them),
         &source,
         account.as_deref(),
         &nick,
-        text,
     );
     deliver(
         ctx,
@@ -317,25 +414,31 @@ fn to_nick(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, noti
         Arc::new(vec![outbound]),
         None,
         uid.map(Target::User),
+        Sending {
+            to_self,
+            bot,
+            keep: true,
+        },
     );
-    if let (Some(away), false) = (away, notice) {
+    if let (Some(away), "PRIVMSG") = (away, said.verb) {
         ctx.numeric(numeric::RPL_AWAY, &[&nick], Some(&away));
     }
 }
 
-/// A private message to someone not connected: kept for them if they have an account.
-#[allow(clippy::too_many_arguments)]
+/// A private message to someone not connected: kept for them if they have an account. A
+/// TAGMSG is not kept (a typing notice means nothing later), so it is answered like a nick
+/// that does not exist.
 fn offline(
     ctx: &mut Ctx<'_>,
-    verb: &'static str,
+    said: &Said<'_>,
     target: &str,
-    text: &str,
-    notice: bool,
     source: &str,
     account: Option<&str>,
     me: &str,
 ) {
-    let registered = ctx.shared.history.enabled()
+    let notice = said.quiet();
+    let registered = !said.tags_only()
+        && ctx.shared.history.enabled()
         && parley_proto::validate::nick(target, ctx.shared.config.limits.nick_len)
         && matches!(ctx.shared.accounts.is_account_name(target), Ok(true));
     if !registered {
@@ -349,8 +452,20 @@ fn offline(
         return;
     }
     let them = casefold(target);
-    let message = stored(ctx, verb, dm_key(me, &them), source, account, target, text);
-    deliver(ctx, message, MemberList::default(), Some(them), None);
+    let message = stored(ctx, said, dm_key(me, &them), source, account, target);
+    // Kept for later: the bot tag is for live delivery only.
+    deliver(
+        ctx,
+        message,
+        MemberList::default(),
+        Some(them),
+        None,
+        Sending {
+            to_self: false,
+            bot: false,
+            keep: true,
+        },
+    );
     if !notice {
         let nick = ctx.session.nick.clone();
         ctx.server_line(

@@ -9,26 +9,46 @@
 //! handler held is let go. What must wait is left on the context (`then_async`,
 //! `then_blocking`) and answered by the connection in order.
 
+pub mod about;
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
+pub mod elist;
+pub mod help;
+pub mod help_text;
 pub mod info;
+pub mod invite_list;
 pub mod join;
+pub mod links;
+pub mod markread;
 pub mod message;
 pub mod mode;
+pub mod monitor;
+pub mod multiline;
 pub mod nick;
 pub mod oper;
+pub mod oper_login;
 pub mod owner;
 pub mod presence;
 pub mod query;
+pub mod redact;
 pub mod registration;
+pub mod rename;
 pub mod session;
+pub mod setname;
+pub mod tagmsg;
+pub mod utf8;
+pub mod whox;
 
 use parley_proto::{numeric, Message};
 
 use crate::context::{Ctx, Reply};
 
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    // A line of an open draft/multiline batch waits for the batch's end.
+    if ctx.session.multiline.is_some() && multiline::collect(ctx, msg) {
+        return;
+    }
     let verb = msg.command.to_ascii_uppercase();
     let answered = match verb.as_str() {
         "CAP" => registration::cap(ctx, msg),
@@ -51,6 +71,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
             let _ = message::privmsg(ctx, msg, true);
             Ok(())
         }
+        "TAGMSG" => tagmsg::tagmsg(ctx, msg),
         "JOIN" => join::join(ctx, msg),
         "PART" => join::part(ctx, msg),
         "TOPIC" => channel::topic(ctx, msg),
@@ -58,10 +79,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "LIST" => channel::list(ctx, msg),
         "INVITE" => channel::invite(ctx, msg),
         "KICK" => channel::kick(ctx, msg),
+        "RENAME" => rename::rename(ctx, msg),
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
+        "MARKREAD" => markread::markread(ctx, msg),
+        "REDACT" => redact::redact(ctx, msg),
+        "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
-        "OPER" => oper::oper(ctx, msg),
+        "OPER" => oper_login::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
         "KLINE" => oper::kline(ctx, msg),
         "UNKLINE" => oper::unkline(ctx, msg),
@@ -77,12 +102,17 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "WHOIS" => query::whois(ctx, msg),
         "WHOWAS" => query::whowas(ctx, msg),
         "ISON" => query::ison(ctx, msg),
+        "MONITOR" => monitor::monitor(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
         "SESSION" => session::session(ctx, msg),
+        "SETNAME" => setname::setname(ctx, msg),
         "LUSERS" => info::lusers(ctx),
         "VERSION" => info::version(ctx),
         "TIME" => info::time(ctx),
         "MOTD" => info::motd(ctx),
+        "INFO" => about::info(ctx, msg),
+        "HELP" | "HELPOP" => help::help(ctx, msg),
+        "LINKS" => links::links(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],

@@ -1,4 +1,4 @@
-//! MODE for channels (`+o +v +b +m +n +t +i +k +l`) and users (`+i`). Changes that took effect are
+//! MODE for channels (`+o +v +b +m +n +t +i +k +l +C`) and users (`+i +w +B`, `-o`). Changes that took effect are
 //! collected and announced in one MODE line to the whole channel; requests that change nothing are
 //! not echoed, and each refusal gets its own numeric.
 
@@ -11,7 +11,7 @@ use crate::command::channel::unix_time;
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
 use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
 use crate::relay::line;
-use crate::state::{Ban, LIST_MODES};
+use crate::state::{Ban, LIST_MODES, MUTE_PREFIX};
 use crate::store::StateChange;
 
 /// Longest channel key accepted, as common ircds do.
@@ -26,7 +26,7 @@ pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     }
 }
 
-/// `MODE <own nick> [<modes>]`: show or change `+i`, `+w`, and drop `+o`.
+/// `MODE <own nick> [<modes>]`: show or change `+i`, `+w`, `+B` (bot), and drop `+o`.
 fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let target = msg.params[0];
     if casefold(target) != casefold(&ctx.session.nick) {
@@ -42,7 +42,7 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         });
     }
     let id = ctx.session.id;
-    let (source, invisible, oper, unknown, change) = {
+    let (source, invisible, oper, bot, unknown, change) = {
         let mut world = ctx.shared.world.lock();
         let Some(user) = world.users.get_mut(&id) else {
             return Ok(());
@@ -50,6 +50,7 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let Some(modes) = msg.param(1) else {
             let mut current = String::from("+");
             for (on, c) in [
+                (user.bot, 'B'),
                 (user.invisible, 'i'),
                 (user.oper.is_some(), 'o'),
                 (user.wallops, 'w'),
@@ -74,6 +75,12 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                     change.push(if adding { '+' } else { '-' });
                     change.push('i');
                 }
+                // IRCv3 bot-mode: anyone may mark themselves a bot, and unmark.
+                'B' if user.bot != adding => {
+                    user.bot = adding;
+                    change.push(if adding { '+' } else { '-' });
+                    change.push('B');
+                }
                 'w' if user.wallops != adding => {
                     user.wallops = adding;
                     change.push(if adding { '+' } else { '-' });
@@ -84,16 +91,16 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                     user.oper = None;
                     change.push_str("-o");
                 }
-                'i' | 'w' | 'o' => {}
+                'i' | 'w' | 'o' | 'B' => {}
                 _ => unknown = true,
             }
         }
         let source = user.source();
-        let (invisible, oper) = (user.invisible, user.oper.is_some());
+        let (invisible, oper, bot) = (user.invisible, user.oper.is_some(), user.bot);
         let counts = &mut world.counts;
         counts.invisible = counts.invisible + usize::from(invisible) - usize::from(was_invisible);
         counts.opers = counts.opers + usize::from(oper) - usize::from(was_oper);
-        (source, invisible, oper, unknown, change)
+        (source, invisible, oper, bot, unknown, change)
     };
     if unknown {
         ctx.numeric(
@@ -111,6 +118,7 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                     uid: cluster.uid_of(id),
                     invisible,
                     oper,
+                    bot,
                 })
             });
         }
@@ -176,7 +184,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 'o' | 'v' | 'b' | 'e' | 'I' | 'q' => true,
                 'k' => true,
                 'l' => adding,
-                'i' | 'm' | 'n' | 's' | 't' => false,
+                'i' | 'm' | 'n' | 's' | 't' | 'C' => false,
                 other => {
                     replies.push((
                         numeric::ERR_UNKNOWNMODE,
@@ -210,7 +218,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 denied = true;
                 continue;
             }
-            if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 's' | 't' | 'k' | 'l') {
+            if room_modes_locked && matches!(c, 'i' | 'm' | 'n' | 's' | 't' | 'C' | 'k' | 'l') {
                 room_denied = true;
                 continue;
             }
@@ -374,11 +382,12 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                         });
                     }
                 }
-                'i' | 'm' | 'n' | 's' | 't' => {
+                'i' | 'm' | 'n' | 's' | 't' | 'C' => {
                     let Some(channel) = world.channels.get_mut(&key) else {
                         break;
                     };
                     let flag = match c {
+                        'C' => &mut channel.modes.no_ctcp,
                         'i' => &mut channel.modes.invite_only,
                         'm' => &mut channel.modes.moderated,
                         'n' => &mut channel.modes.no_external,
@@ -434,7 +443,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 });
                 // As before this seam: in a cluster the setter sees its change at once even when
                 // not a member (a server operator in the default room); alone, only members do.
-                announced.tell_actor(Line::Bytes(&bytes));
+                ctx.tell_actor(&announced, Line::Bytes(&bytes));
                 if let Some(record) = channel.record() {
                     ctx.shared
                         .history
@@ -508,8 +517,11 @@ fn send_list(ctx: &Ctx<'_>, shown: &str, mode: char, entries: &[Ban]) {
 }
 
 /// `nick` -> `nick!*@*`, `user@host` -> `*!user@host`, as clients expect of ban masks; extbans
-/// (`$a:account`) stay as they are.
+/// (`$a:account`) stay as they are, and a mute's (`$m:`) mask is completed the same way.
 fn normalize_mask(mask: &str) -> String {
+    if let Some(inner) = mask.strip_prefix(MUTE_PREFIX) {
+        return format!("{MUTE_PREFIX}{}", normalize_mask(inner));
+    }
     if mask.starts_with('$') {
         return mask.to_string();
     }
@@ -522,6 +534,12 @@ fn normalize_mask(mask: &str) -> String {
 }
 
 fn valid_mask(mask: &str) -> bool {
+    // A mute names whom it mutes, and mutes no mute.
+    if let Some(inner) = mask.strip_prefix("$m") {
+        return inner
+            .strip_prefix(':')
+            .is_some_and(|inner| !inner.starts_with("$m") && valid_mask(inner));
+    }
     !mask.is_empty()
         && !mask.starts_with(':')
         && !mask.contains(' ')
@@ -545,6 +563,8 @@ mod tests {
         assert_eq!(normalize_mask("*@10.0.0.1"), "*!*@10.0.0.1");
         assert_eq!(normalize_mask("bob!~b"), "bob!~b@*");
         assert_eq!(normalize_mask("a!b@c"), "a!b@c");
+        assert_eq!(normalize_mask("$m:bob"), "$m:bob!*@*");
+        assert_eq!(normalize_mask("$m:$a:acct"), "$m:$a:acct");
     }
 
     #[test]
@@ -553,6 +573,10 @@ mod tests {
         assert!(!valid_mask(""));
         assert!(!valid_mask("two words"));
         assert!(!valid_mask(":bob"));
+        assert!(valid_mask("$m:bob"));
+        assert!(!valid_mask("$m"));
+        assert!(!valid_mask("$m:"));
+        assert!(!valid_mask("$m:$m:bob"));
     }
 
     #[test]

@@ -237,6 +237,12 @@ fn take(ctx: &mut Ctx<'_>, wanted: &str) {
                 }
             }
         }
+        if announce.is_some() {
+            if let Some(source) = world.users.get(&id).map(|u| u.source()) {
+                let server = ctx.shared.server_name();
+                world.monitor_renamed(server, &ctx.session.nick, wanted, &source);
+            }
+        }
         (announce, announced)
     };
     if let Some((_, bytes)) = &announce {

@@ -1,6 +1,6 @@
-//! Server operators: OPER (or automatic at login), KILL, server bans (KLINE by mask or account,
-//! DLINE by address or network, with reason and expiry, persisted), STATS k/d, account SUSPEND,
-//! WALLOPS. Operators are accounts named in `[operators]`, or made admins in the database by the
+//! Server operators' commands (becoming one is `oper_login.rs`): KILL, server bans (KLINE by
+//! mask or account, DLINE by address or network, with reason and expiry, persisted), STATS k/d,
+//! account SUSPEND, WALLOPS. Operators are accounts named in `[operators]`, or made admins in the database by the
 //! admin CLI (`parleyd users add --admin`), so a new install has an admin without editing the
 //! config; each command checks the permission it needs and answers 481 without it. Every action
 //! goes to the audit trail.
@@ -21,29 +21,9 @@ fn notice(ctx: &Ctx<'_>, text: &str) {
     ctx.server_line("NOTICE", &[ctx.session.nick_or_star()], Some(text));
 }
 
-/// `OPER [name [password]]`: operators are accounts, so being logged in to one is what counts;
-/// the parameters are accepted for clients that always send them.
-pub fn oper(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
-    if ctx.session.account.is_none() {
-        return Err(Reply::new(
-            numeric::ERR_NOOPERHOST,
-            &[],
-            "Log in to an operator account first",
-        ));
-    }
-    let already = ctx.oper_class_in(&ctx.shared.world.lock());
-    match already {
-        // Said again, as a server answers a second OPER.
-        Some(class) => ctx.numeric(
-            numeric::RPL_YOUREOPER,
-            &[],
-            Some(&format!("You are now an IRC operator ({})", class.name())),
-        ),
-        None => ctx.grant_oper(true),
-    }
-    Ok(())
-}
-
+/// `KILL <nick> <comment>`: as modern.ircdocs.horse has it, the user gets the `KILL` from the
+/// operator, then `ERROR :Closing Link: <server> (Killed (<killer> (<comment>)))`, and everyone
+/// sharing a channel with them a QUIT with `Killed (<killer> (<comment>))`.
 pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.require_params(msg, 1)?;
     ctx.require_oper("kill")?;
@@ -54,19 +34,27 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         .unwrap_or("No reason given");
     let found = {
         let world = ctx.shared.world.lock();
+        let killer = world.users.get(&ctx.session.id).map(|u| u.source());
         world
             .user_by_nick(target)
-            .map(|u| (u.nick.clone(), u.outbound.clone(), u.remote.clone()))
+            .map(|u| (u.nick.clone(), u.outbound.clone(), u.remote.clone(), killer))
     };
-    let Some((nick, outbound, remote)) = found else {
+    let Some((nick, outbound, remote, Some(killer))) = found else {
         return Err(Reply::no_such_nick(target));
     };
     let by = ctx.session.nick.clone();
     let text = format!("Killed ({by} ({reason}))");
+    let kill_line = line(Some(&killer), "KILL", &[&nick], Some(reason));
     match remote {
         // On another node: that node closes it, and the QUIT comes back through the stream.
-        Some(uid) => ctx.replicate(|_| Some(Event::Kill { uid, reason: text })),
-        None => outbound.disconnect(&text),
+        Some(uid) => ctx.replicate(|_| {
+            Some(Event::Kill {
+                uid,
+                reason: text,
+                line: String::from_utf8_lossy(&kill_line).into_owned(),
+            })
+        }),
+        None => outbound.killed_by(&kill_line, ctx.shared.server_name(), &text),
     }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
@@ -352,7 +340,8 @@ pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// `WALLOPS :text` to everyone with user mode `+w`.
+/// `WALLOPS :text`: "to all currently connected users who have set the 'w' user mode for
+/// themselves" (modern.ircdocs.horse), on every node of a cluster.
 pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     ctx.require_params(msg, 1)?;
     ctx.require_oper("wallops")?;
@@ -364,7 +353,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let recipients: Vec<_> = world
             .users
             .values()
-            .filter(|u| u.registered && u.wallops)
+            .filter(|u| u.registered && u.wallops && u.remote.is_none())
             .map(|u| u.outbound.clone())
             .collect();
         (me.source(), recipients)
@@ -373,6 +362,13 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     for recipient in recipients {
         let _ = recipient.push(&bytes);
     }
+    // The other nodes give it to their own `+w` users.
+    ctx.replicate(|cluster| {
+        Some(Event::Wallops {
+            uid: cluster.uid_of(ctx.session.id),
+            line: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    });
     ctx.audit("wallops", "*", Some(msg.params[0]));
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! Keeping the connection alive and saying where you are: PING, QUIT, AWAY.
+//! Keeping the connection alive and saying where you are: PING, QUIT, AWAY (and its
+//! `away-notify` lines to those who share a channel or monitor the nick).
 
 use parley_proto::{numeric, Message};
 
-use crate::context::{Ctx, Reply};
+use crate::cluster::event::Event;
+use crate::context::{Ctx, Line, Reply};
+use crate::relay::{line, notify};
 
 /// `PING <token>`: answered with `PONG <server> :<token>` (409 without a token).
 pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
@@ -38,16 +41,31 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         )
     };
     let now_away = away.is_some();
-    if let Some(user) = ctx.shared.world.lock().users.get_mut(&ctx.session.id) {
+    let id = ctx.session.id;
+    let announced = {
+        let mut world = ctx.shared.world.lock();
+        let Some(user) = world.users.get_mut(&id) else {
+            return Ok(());
+        };
         user.away = away.clone();
-    }
-    if ctx.session.registered {
-        ctx.replicate(|cluster| {
-            Some(crate::cluster::event::Event::Away {
-                uid: cluster.uid_of(ctx.session.id),
+        let source = user.source();
+        if ctx.session.registered {
+            // away-notify: "clients will be sent an AWAY message when a user sharing a channel
+            // with them sets, changes or removes their away state", and extended-monitor adds
+            // those who monitor the nick.
+            let bytes = away_line(&source, away.as_deref());
+            let recipients = world.notify_recipients(id, notify::AWAY_NOTIFY);
+            let line = Line::ForNotify(&bytes, notify::AWAY_NOTIFY);
+            Some(ctx.announce(line, &recipients, |cluster| Event::Away {
+                uid: cluster.uid_of(id),
                 away,
-            })
-        });
+            }))
+        } else {
+            None
+        }
+    };
+    if let Some(announced) = announced {
+        ctx.publish(announced);
     }
     if now_away {
         ctx.numeric(
@@ -63,4 +81,10 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         );
     }
     Ok(())
+}
+
+/// `:nick!user@host AWAY [:message]` (away-notify): with the message when going away, without
+/// when back.
+pub fn away_line(source: &str, away: Option<&str>) -> Vec<u8> {
+    line(Some(source), "AWAY", &[], away)
 }

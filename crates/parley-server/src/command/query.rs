@@ -1,7 +1,7 @@
 //! Looking people up: WHO, WHOIS, WHOWAS, ISON, USERHOST. Invisible users (`+i`) show up in mask
 //! searches only to those who share a channel with them; an exact nick is always answered.
 //! Secret channels (`+s`) are not there for non-members: WHO of one is an empty list, and
-//! WHOIS leaves it out of 319.
+//! WHOIS leaves it out of 319. Bots (`+B`) get 335 in WHOIS and the `B` flag in WHO.
 
 use std::time::SystemTime;
 
@@ -9,7 +9,9 @@ use parley_proto::{casefold, numeric, wildcard_match, Message};
 
 use crate::clock::httpdate_like;
 use crate::command::channel::unix_time;
+use crate::command::whox;
 use crate::context::{Ctx, Reply};
+use crate::isupport;
 use crate::state::{MemberStatus, User, World};
 
 /// Most rows one WHO answers, so a `WHO *` cannot flood the asker's send queue.
@@ -19,7 +21,9 @@ const MAX_WHOWAS_ROWS: usize = 10;
 /// Nicks one USERHOST answers, per RFC 2812.
 const MAX_USERHOST_NICKS: usize = 5;
 
-fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatus>) {
+/// A WHO row's flags: `H` here or `G` away, `*` for a server operator, then the user's prefixes
+/// in the channel (all of them with `multi-prefix`). WHOX's `f` field is the same.
+pub fn who_flags(ctx: &Ctx<'_>, user: &User, status: Option<MemberStatus>) -> String {
     let mut flags = String::from(if user.away.is_some() { "G" } else { "H" });
     if user.oper.is_some() {
         flags.push('*');
@@ -27,6 +31,14 @@ fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatu
     if let Some(status) = status {
         flags.push_str(status.prefixes(ctx.session.caps.multi_prefix));
     }
+    if user.bot {
+        flags.push(isupport::BOT_MODE);
+    }
+    flags
+}
+
+fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatus>) {
+    let flags = who_flags(ctx, user, status);
     ctx.numeric(
         numeric::RPL_WHOREPLY,
         &[
@@ -41,13 +53,25 @@ fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatu
     );
 }
 
-/// `WHO [<mask>]`: a channel's members, a nick, or the users matching a mask (352, 315);
-/// invisible users only to those who share a channel with them.
+/// How one listed user is answered: a 352, or a WHOX 354.
+type Row<'r> = &'r dyn Fn(&Ctx<'_>, &str, &User, Option<MemberStatus>);
+
+/// `WHO [<mask> [%<fields>[,<token>]]]`: a channel's members, a nick, or the users matching a
+/// mask (352, or 354 with WHOX's fields, then 315); invisible users only to those who share a
+/// channel with them.
 pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*");
     let me = ctx.session.id;
     {
         let world = ctx.shared.world.lock();
+        let whox = msg.param(1).and_then(whox::Request::parse);
+        // Addresses only to operators (WHOX's `i`); decided once, under the lock held anyway.
+        let sees_addresses = ctx.oper_class_in(&world).is_some();
+        let whox_row = |ctx: &Ctx<'_>, channel: &str, user: &User, status| match &whox {
+            Some(request) => whox::row(ctx, request, sees_addresses, channel, user, status),
+            None => who_row(ctx, channel, user, status),
+        };
+        let who_row: Row<'_> = &whox_row;
         if mask.starts_with(['#', '&']) {
             let sees_secret = ctx.sees_secret_channels(&world);
             if let Some(channel) = world
@@ -70,17 +94,17 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             if let Some(user) = world.user_by_nick(mask) {
                 who_row(ctx, "*", user, None);
             } else if mask == "0" {
-                who_all(ctx, &world, "*");
+                who_all(ctx, &world, "*", who_row);
             }
         } else {
-            who_all(ctx, &world, mask);
+            who_all(ctx, &world, mask, who_row);
         }
     }
     ctx.numeric(numeric::RPL_ENDOFWHO, &[mask], Some("End of WHO list"));
     Ok(())
 }
 
-fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str) {
+fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str, who_row: Row<'_>) {
     let me = ctx.session.id;
     let mut rows = 0;
     for user in world.users.values().filter(|u| u.registered) {
@@ -157,6 +181,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     );
     if let Some(away) = &user.away {
         ctx.numeric(numeric::RPL_AWAY, &[nick], Some(away));
+    }
+    if user.bot {
+        ctx.numeric(
+            numeric::RPL_WHOISBOT,
+            &[nick],
+            Some(&format!("is a bot on {}", ctx.shared.config.server.network)),
+        );
     }
     if let Some(class) = user.oper {
         ctx.numeric(

@@ -13,6 +13,41 @@ use crate::context::{advertised_caps, Ctx, FollowUp, Reply};
 use crate::isupport;
 use crate::server::VERSION;
 
+/// A `CAP LS` or `CAP LIST` answer. "If the server's list of capabilities is too long to fit in
+/// a single line, it MAY send multiple lines. When sent, all lines except the last one MUST have
+/// an asterisk (*) as a parameter before the capability list" (IRCv3 capability negotiation,
+/// version 302): so a 302 client gets lines of at most 510 bytes; an older one, which knows no
+/// continuation, gets one line (without values it stays short).
+fn send_cap_list(ctx: &Ctx<'_>, nick: &str, sub: &str, caps: &str, v302: bool) {
+    // `:server CAP nick LS * :` around each chunk.
+    let overhead = 1 + ctx.shared.server_name().len() + " CAP ".len() + nick.len() + sub.len();
+    let budget = 510usize.saturating_sub(overhead + " * :".len()).max(100);
+    if !v302 || caps.len() <= budget {
+        ctx.server_line("CAP", &[nick, sub], Some(caps));
+        return;
+    }
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for cap in caps.split(' ').filter(|c| !c.is_empty()) {
+        if !current.is_empty() && current.len() + 1 + cap.len() > budget {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(cap);
+    }
+    chunks.push(current);
+    let count = chunks.len();
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i + 1 < count {
+            ctx.server_line("CAP", &[nick, sub, "*"], Some(chunk));
+        } else {
+            ctx.server_line("CAP", &[nick, sub], Some(chunk));
+        }
+    }
+}
+
 /// `CAP LS|LIST|REQ|END` (IRCv3 capability negotiation): while it is open, registration
 /// waits for `CAP END`.
 pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
@@ -32,13 +67,16 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             if v302 {
                 // 302 clients get cap-notify implicitly.
                 ctx.session.caps.cap_notify = true;
+                ctx.session.cap_302 = true;
+                ctx.outbound.set_notify_caps(ctx.session.caps.notify_bits());
             }
             let caps = advertised_caps(ctx.shared, ctx.session, v302);
-            ctx.server_line("CAP", &[&nick, "LS"], Some(&caps));
+            send_cap_list(ctx, &nick, "LS", &caps, v302);
         }
         "LIST" => {
             let names = ctx.session.caps.names().join(" ");
-            ctx.server_line("CAP", &[&nick, "LIST"], Some(&names));
+            let v302 = ctx.session.cap_302;
+            send_cap_list(ctx, &nick, "LIST", &names, v302);
         }
         "REQ" => {
             if !ctx.session.registered {
@@ -46,16 +84,23 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             }
             let requested = msg.param(1).unwrap_or("");
             let mut caps = ctx.session.caps;
+            let cap_302 = ctx.session.cap_302;
             let all_known = requested.split(' ').filter(|c| !c.is_empty()).all(|c| {
                 let (name, on) = match c.strip_prefix('-') {
                     Some(name) => (name, false),
                     None => (c, true),
                 };
+                // cap-notify: "the cap-notify capability MAY NOT be disabled if the client
+                // requests CAP LS with a version of 302 or newer", so asking to is refused.
+                if name == "cap-notify" && cap_302 && !on {
+                    return false;
+                }
                 caps.set(name, on)
             });
             if all_known && !requested.trim().is_empty() {
                 ctx.session.caps = caps;
                 ctx.outbound.set_wire_caps(caps.wire_bits());
+                ctx.outbound.set_notify_caps(caps.notify_bits());
                 ctx.server_line("CAP", &[&nick, "ACK"], Some(requested));
             } else {
                 ctx.server_line("CAP", &[&nick, "NAK"], Some(requested));
@@ -102,7 +147,10 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     if username.len() == 1 {
         username.push('u');
     }
-    let realname: String = msg.params[3].chars().take(128).collect();
+    let realname: String = msg.params[3]
+        .chars()
+        .take(ctx.shared.config.limits.realname_len)
+        .collect();
     {
         let mut world = ctx.shared.world.lock();
         if let Some(user) = world.users.get_mut(&ctx.session.id) {
@@ -179,6 +227,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         world.counts.registered += usize::from(newly);
         let count = world.registered_count();
         world.max_registered = world.max_registered.max(count);
+        if newly {
+            world.monitor_online(ctx.shared.server_name(), &ctx.session.nick, &source);
+        }
         source
     };
     ctx.session.registered = true;

@@ -30,6 +30,10 @@ pub struct AccountsConfig {
     pub require_login: bool,
     /// `open`: anyone may `REGISTER`; `closed`: only the admin CLI adds accounts.
     pub registration: RegistrationPolicy,
+    /// `REGISTER` is accepted before the connection is registered (the `before-connect` key of
+    /// `draft/account-registration`); off, it is refused with
+    /// `FAIL REGISTER COMPLETE_CONNECTION_REQUIRED` until the welcome.
+    pub register_before_connect: bool,
     /// Where accounts, history and the rest are kept: the embedded SQLite file or PostgreSQL.
     pub store: StoreKind,
     /// SQLite database file, relative to `server.data_dir` unless absolute.
@@ -69,6 +73,7 @@ impl Default for AccountsConfig {
         Self {
             require_login: true,
             registration: RegistrationPolicy::Open,
+            register_before_connect: true,
             store: StoreKind::Sqlite,
             database: "parley.db".to_owned(),
             postgres_url: String::new(),

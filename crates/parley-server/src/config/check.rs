@@ -8,8 +8,8 @@ use std::path::Path;
 
 use super::postgres_url::parse_url;
 use super::{
-    parse_room_modes, ClusterConfig, Config, ConfigError, StoreKind, LETS_ENCRYPT_DIRECTORY,
-    OPERATOR_PERMISSIONS,
+    argon2id_problem, parse_room_modes, ClusterConfig, Config, ConfigError, RegistrationPolicy,
+    StoreKind, LETS_ENCRYPT_DIRECTORY, OPERATOR_PERMISSIONS,
 };
 
 /// A validation failure before it is given a file and line: the dotted key, which element of a list
@@ -270,6 +270,7 @@ impl Config {
                 });
             }
         }
+        self.check_oper_blocks()?;
         if self.history.max_request == 0 {
             return Err(Invalid::new(
                 "history.max_request",
@@ -280,6 +281,18 @@ impl Config {
             return Err(Invalid::new(
                 "history.prune_interval_secs",
                 "use at least 1 second".to_owned(),
+            ));
+        }
+        if !accounts.register_before_connect
+            && accounts.require_login
+            && accounts.registration == RegistrationPolicy::Open
+        {
+            return Err(Invalid::new(
+                "accounts.register_before_connect",
+                "false with require_login = true leaves no way to REGISTER: a connection must \
+                 log in before it is registered. Set register_before_connect = true, \
+                 require_login = false, or registration = \"closed\""
+                    .to_owned(),
             ));
         }
         if accounts.max_failures == 0 {
@@ -299,7 +312,7 @@ impl Config {
         }
 
         let limits = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 18] = [
+        let ranges: [(&'static str, u64, u64, u64); 23] = [
             (
                 "limits.max_clients_per_cidr",
                 as_u64(limits.max_clients_per_cidr),
@@ -377,6 +390,26 @@ impl Config {
                 as_u64(limits.whowas_entries),
                 0,
                 u64::MAX,
+            ),
+            ("limits.monitor", as_u64(limits.monitor), 0, 100_000),
+            ("limits.realname_len", as_u64(limits.realname_len), 1, 390),
+            (
+                "limits.read_markers_per_account",
+                as_u64(limits.read_markers_per_account),
+                1,
+                u64::MAX,
+            ),
+            (
+                "limits.multiline_max_bytes",
+                as_u64(limits.multiline_max_bytes),
+                512,
+                65_536,
+            ),
+            (
+                "limits.multiline_max_lines",
+                as_u64(limits.multiline_max_lines),
+                1,
+                1000,
             ),
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
@@ -809,6 +842,74 @@ fn is_log_filter(filter: &str) -> bool {
         })
 }
 
+impl Config {
+    /// `[[operators.opers]]`: names unique and one word, a real Argon2id hash (never a clear
+    /// password), well-formed host masks. An error names the block by its position, since the
+    /// value itself may be a password typed in the wrong place.
+    fn check_oper_blocks(&self) -> Result<(), Invalid> {
+        let blocks = &self.operators.opers;
+        for (index, block) in blocks.iter().enumerate() {
+            let number = index + 1;
+            let one_word = |text: &str| {
+                !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+            };
+            if !one_word(&block.name) {
+                return Err(Invalid {
+                    key: "operators.opers.name",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {number} needs a name of one word (what OPER is given), like \"alice\""
+                    ),
+                });
+            }
+            let folded = parley_proto::casefold(&block.name);
+            if blocks[..index]
+                .iter()
+                .any(|other| parley_proto::casefold(&other.name) == folded)
+            {
+                return Err(Invalid {
+                    key: "operators.opers.name",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {number}: another block is already named {:?}; give each its own name",
+                        block.name
+                    ),
+                });
+            }
+            if let Some(problem) = argon2id_problem(&block.password_hash) {
+                return Err(Invalid {
+                    key: "operators.opers.password_hash",
+                    item: Some(index),
+                    message: format!("operator block {:?}: {problem}", block.name),
+                });
+            }
+            for host in &block.hosts {
+                if !one_word(host) {
+                    return Err(Invalid {
+                        key: "operators.opers.hosts",
+                        item: Some(index),
+                        message: format!(
+                            "operator block {:?}: {host:?} is not a mask; use user@host with * and ? (like \"*@10.0.0.*\") or a network (like \"10.0.0.0/8\")",
+                            block.name
+                        ),
+                    });
+                }
+            }
+            if !block.account.is_empty() && !one_word(&block.account) {
+                return Err(Invalid {
+                    key: "operators.opers.account",
+                    item: Some(index),
+                    message: format!(
+                        "operator block {:?}: {:?} is not an account name; use one word, or \"\" for none",
+                        block.name, block.account
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,6 +1023,18 @@ mod tests {
         let config = Config::from_toml_str("[accounts]\nregistration = \"closed\"\n")
             .expect("closed is a policy");
         assert_eq!(config.accounts.registration, RegistrationPolicy::Closed);
+        let (key, line, message) = invalid("[accounts]\nregister_before_connect = false\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("accounts.register_before_connect", 2)
+        );
+        assert!(message.contains("require_login"), "{message}");
+        let config = Config::from_toml_str(
+            "[accounts]\nregister_before_connect = false\nrequire_login = false\n",
+        )
+        .expect("REGISTER after the welcome works for guests");
+        assert!(!config.accounts.register_before_connect);
+        assert!(Config::default().accounts.register_before_connect);
     }
 
     #[test]

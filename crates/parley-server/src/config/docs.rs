@@ -42,7 +42,8 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     (
         "operators",
-        "Server operators, named by account. Admins may do everything; moderators what\n\
+        "Server operators, named by account (admins, moderators) or by operator block (opers,\n\
+         for OPER <name> <password>). Admins may do everything; moderators what\n\
          moderator_permissions lists. Operators see themselves marked with user mode +o.",
     ),
     (
@@ -157,6 +158,12 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
     ("limits", "kick_len", "Longest kick reason."),
     (
         "limits",
+        "channel_rename_interval_secs",
+        "Least seconds between two renames of one channel (RENAME); 0 for none. Server \
+         operators and changes of case only are exempt.",
+    ),
+    (
+        "limits",
         "channels_per_user",
         "Most channels one client can be in at once.",
     ),
@@ -208,6 +215,34 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "limits",
         "whowas_entries",
         "How many departed nicknames WHOWAS remembers; 0 turns WHOWAS off.",
+    ),
+    (
+        "limits",
+        "monitor",
+        "How many nicknames one client may MONITOR (be told when they come and go);\n\
+         0 turns MONITOR off.",
+    ),
+    (
+        "limits",
+        "realname_len",
+        "Longest realname (USER, SETNAME), 1 to 390.",
+    ),
+    (
+        "limits",
+        "read_markers_per_account",
+        "Read markers (IRCv3 draft/read-marker, MARKREAD) kept per account, one per channel\n\
+         or conversation; past this the oldest are forgotten (at least 1).",
+    ),
+    (
+        "limits",
+        "multiline_max_bytes",
+        "Most bytes of text in one IRCv3 draft/multiline batch, its lines joined (its\n\
+         max-bytes; 512 to 65536). Every recipient gets it all: mind send_queue_bytes.",
+    ),
+    (
+        "limits",
+        "multiline_max_lines",
+        "Most lines in one draft/multiline batch (its max-lines; 1 to 1000).",
     ),
     ("flood", "enabled", "Whether flood protection is on."),
     (
@@ -292,6 +327,13 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "accounts",
         "registration",
         "\"open\": anyone may create an account with REGISTER; \"closed\": only `parleyd users add`.",
+    ),
+    (
+        "accounts",
+        "register_before_connect",
+        "REGISTER is accepted before the connection is registered (clients create the account\n\
+         and log in in one go). With false, REGISTER waits until after the welcome; that needs\n\
+         require_login = false, or nobody without an account could get that far.",
     ),
     (
         "accounts",
@@ -445,6 +487,19 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "operators",
         "broadcast_interval_secs",
         "With broadcast = \"everyone\", seconds between two broadcasts of one user.",
+    ),
+    (
+        "operators",
+        "opers",
+        "Operator blocks for OPER <name> <password>, as on other IRC servers: one\n\
+         [[operators.opers]] table each, with name (what OPER is given), password_hash (the\n\
+         Argon2id hash `parleyd oper hash` prints; it reads the password from standard input,\n\
+         and a clear password here is refused at load), class (\"moderator\", the default, or\n\
+         \"admin\"), require_tls (true: only over TLS or the web client), hosts (user@host masks\n\
+         with * and ?, or networks like \"10.0.0.0/8\", one of which must match; [] for anywhere)\n\
+         and account (the account the client must be logged in to; \"\" for none). A wrong\n\
+         password or an unknown name gets 464, a block that may not be used from here 491;\n\
+         failures count against the login lockout (accounts.max_failures).",
     ),
     (
         "metrics",

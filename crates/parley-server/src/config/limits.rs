@@ -31,6 +31,20 @@ pub struct LimitsConfig {
     /// Time a client has to answer that `PING` before it is disconnected.
     pub ping_timeout_secs: u64,
     pub whowas_entries: usize,
+    /// Nicks one client may MONITOR at once (ISUPPORT `MONITOR=`).
+    pub monitor: usize,
+    /// Longest realname, in USER and SETNAME (ISUPPORT `NAMELEN=`).
+    pub realname_len: usize,
+    /// Read markers (`MARKREAD`) kept per account; past it the oldest go.
+    pub read_markers_per_account: usize,
+    /// Bytes of text one `draft/multiline` batch may carry (its `max-bytes`).
+    pub multiline_max_bytes: usize,
+    /// Lines one `draft/multiline` batch may carry (its `max-lines`).
+    pub multiline_max_lines: usize,
+    /// Least time between two renames of one channel (RENAME): each sends every member
+    /// without draft/channel-rename a PART, JOIN and NAMES, so a channel operator must not
+    /// loop it. 0: no wait. Server operators and changes of case only are not held to it.
+    pub channel_rename_interval_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -55,6 +69,12 @@ impl Default for LimitsConfig {
             ping_interval_secs: 120,
             ping_timeout_secs: 60,
             whowas_entries: 1024,
+            monitor: 100,
+            realname_len: 128,
+            read_markers_per_account: 1000,
+            multiline_max_bytes: 4096,
+            multiline_max_lines: 100,
+            channel_rename_interval_secs: 60,
         }
     }
 }

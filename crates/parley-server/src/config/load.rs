@@ -330,8 +330,19 @@ fn span_of(table: &DeTable<'_>, segments: &[&str], item: Option<usize>) -> Optio
     let (first, rest) = segments.split_first()?;
     let (key, value) = table.get_key_value(*first)?;
     if !rest.is_empty() {
-        return match value.get_ref() {
-            DeValue::Table(inner) => span_of(inner, rest, item),
+        return match (value.get_ref(), item) {
+            (DeValue::Table(inner), _) => span_of(inner, rest, item),
+            // A key inside one table of a list of tables (`[[operators.opers]]`): `item`
+            // picks the table, and the key is found in it.
+            (DeValue::Array(items), Some(index)) => {
+                let table = items.get(index)?;
+                match table.get_ref() {
+                    DeValue::Table(inner) => {
+                        span_of(inner, rest, None).or_else(|| Some(table.span()))
+                    }
+                    _ => None,
+                }
+            }
             _ => None,
         };
     }
@@ -614,5 +625,40 @@ mod tests {
             text.starts_with(&format!("cannot read config file {}:", missing.display())),
             "{text}"
         );
+    }
+
+    /// A clear password where the hash goes is refused at load, at its line, and the error
+    /// never repeats it; a real hash loads, and the printed config hides it.
+    #[test]
+    fn an_operator_block_needs_an_argon2id_hash_not_a_password() {
+        let block = |hash: &str| {
+            format!(
+                "[operators]\nauto_oper = true\n\n[[operators.opers]]\nname = \"alice\"\n\
+                 class = \"admin\"\npassword_hash = \"{hash}\"\n"
+            )
+        };
+        let (key, line, message) = invalid(&block("hunter2hunter2"));
+        assert_eq!((key.as_str(), line), ("operators.opers.password_hash", 7));
+        assert!(message.contains("not an Argon2id hash"), "{message}");
+        assert!(message.contains("parleyd oper hash"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        let (key, line, _) = invalid(&block("$argon2id$v=19$m=19456,t=2,p=1$garbage"));
+        assert_eq!((key.as_str(), line), ("operators.opers.password_hash", 7));
+
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$pHhSU8GHLMoxRx5j2InAyw$CPSrjQWKx/bo7+m3kFmNAG62jHS1Hofos19KhhUylLY";
+        let config = Config::from_toml_str(&block(hash)).expect("a real hash loads");
+        let opers = &config.operators.opers;
+        assert_eq!(opers.len(), 1);
+        assert_eq!(opers[0].class, crate::config::OperBlockClass::Admin);
+        assert!(!format!("{config:?}").contains(hash));
+        assert!(!config.to_commented_toml().contains(hash));
+
+        let twice = format!(
+            "{}\n[[operators.opers]]\nname = \"ALICE\"\npassword_hash = \"{hash}\"\n",
+            block(hash)
+        );
+        let (key, line, message) = invalid(&twice);
+        assert_eq!((key.as_str(), line), ("operators.opers.name", 10));
+        assert!(message.contains("already named"), "{message}");
     }
 }

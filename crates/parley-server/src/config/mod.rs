@@ -44,7 +44,10 @@ pub use env::ENV_PREFIX;
 pub use history::HistoryConfig;
 pub use limits::{FloodConfig, LimitsConfig};
 pub use load::ConfigError;
-pub use operators::{BroadcastPolicy, OperatorsConfig, OPERATOR_PERMISSIONS};
+pub use operators::{
+    argon2id_problem, BroadcastPolicy, OperBlock, OperBlockClass, OperatorsConfig,
+    OPERATOR_PERMISSIONS,
+};
 pub use redact::redact_url;
 pub use reload::RELOADABLE;
 pub use secrets::HIDDEN;

@@ -19,6 +19,7 @@ pub const RELOADABLE: &[(&str, &str)] = &[
     ("operators", "auto_oper"),
     ("operators", "broadcast"),
     ("operators", "broadcast_interval_secs"),
+    ("operators", "opers"),
 ];
 
 impl Config {

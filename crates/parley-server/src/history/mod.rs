@@ -16,6 +16,7 @@
 //! | `reads.rs` | [`HistoryRequest`] and [`HistoryAnswer`], and the read path |
 //! | `audit.rs` | the audit queue: events wait a little for the next commit |
 //! | `offline.rs` | messages waiting for an account, and which accounts anything waits for |
+//! | `redaction.rs` | removing a message its author or a channel operator redacts |
 //! | `retention.rs` | pruning by age and by rows per conversation |
 //! | `msgid.rs` | message ids: this run's prefix and a counter |
 //! | `party.rs` | who a private conversation is between ([`party`], [`dm_key`]) |
@@ -25,6 +26,7 @@ mod msgid;
 mod offline;
 mod party;
 mod reads;
+mod redaction;
 mod retention;
 #[cfg(test)]
 mod testing;
@@ -41,6 +43,7 @@ use crate::store::{HistoryStore, StoreError};
 
 pub use party::{dm_key, party};
 pub use reads::{HistoryAnswer, HistoryRequest};
+pub use redaction::Redaction;
 pub use writer::{run_on_own_thread, Outgoing, WriterHealth};
 
 use audit::AuditQueue;

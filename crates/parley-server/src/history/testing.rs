@@ -58,6 +58,12 @@ impl HistoryStore for Flaky {
     fn query(&self, _: &str, _: &HistoryQuery, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Vec::new())
     }
+    fn message(&self, _: &str, _: &str) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(None)
+    }
+    fn delete_message(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     fn targets(
         &self,
         _: &[String],
@@ -129,6 +135,7 @@ pub(super) fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box
         account: None,
         to: "#t".into(),
         text: text.into(),
+        tags: String::new(),
     };
     Box::new(Message {
         stored: Some(message),

@@ -46,6 +46,8 @@ pub struct ChannelModes {
     pub invite_only: bool,
     /// `+s`: hidden from LIST, NAMES, WHOIS and WHO for non-members (see [`Channel::hidden_from`]).
     pub secret: bool,
+    /// `+C`: no CTCP other than ACTION (see [`is_restricted_ctcp`]).
+    pub no_ctcp: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -56,6 +58,7 @@ impl ChannelModes {
         let mut flags = String::from("+");
         let mut params = Vec::new();
         for (on, c) in [
+            (self.no_ctcp, 'C'),
             (self.invite_only, 'i'),
             (self.moderated, 'm'),
             (self.no_external, 'n'),
@@ -132,6 +135,9 @@ pub struct Channel {
     pub order: Vec<ClientId>,
     /// Pending invites, used up by the join they let in.
     pub invited: HashMap<ClientId, Invite>,
+    /// When this channel last got a new name (not only new case), for
+    /// `limits.channel_rename_interval_secs`.
+    pub renamed_at: Option<std::time::Instant>,
     pub snapshot: MemberList,
     /// The NAMES list as members see it (`@op +voiced plain`, join order, space-separated),
     /// without and with `multi-prefix`: built on first use, appended to by joins, dropped by
@@ -159,6 +165,7 @@ impl Channel {
             members: HashMap::new(),
             order: Vec::new(),
             invited: HashMap::new(),
+            renamed_at: None,
             snapshot: MemberList::default(),
             names: [None, None],
         }
@@ -246,6 +253,23 @@ impl Channel {
         }
     }
 
+    /// The buffers of the members a STATUSMSG `prefix` reaches: `@` operators, `+` voiced
+    /// members and operators (`order` and `snapshot` run in step).
+    pub fn status_members(&self, prefix: char) -> MemberList {
+        let reached = |s: &MemberStatus| match prefix {
+            '@' => s.op,
+            _ => s.op || s.voice,
+        };
+        let members = self
+            .order
+            .iter()
+            .zip(self.snapshot.iter())
+            .filter(|(id, _)| self.members.get(id).is_some_and(reached))
+            .map(|(_, out)| out.clone())
+            .collect();
+        Arc::new(members)
+    }
+
     pub fn status(&self, id: ClientId) -> Option<MemberStatus> {
         self.members.get(&id).copied()
     }
@@ -274,6 +298,19 @@ impl Channel {
 
     pub fn is_quieted(&self, source: &str, account: Option<&str>) -> bool {
         any_matches(&self.quiets, source, account)
+    }
+
+    /// Whether a mute extban (`+b $m:<mask>`) silences `source`: one matches and no exception
+    /// does (plain or `$m:`), as ergo's `m:` bans.
+    pub fn is_muted(&self, source: &str, account: Option<&str>) -> bool {
+        let muted_by = |list: &[Ban]| {
+            list.iter()
+                .filter_map(|b| b.mask.strip_prefix(MUTE_PREFIX))
+                .any(|inner| mask_matches(inner, source, account))
+        };
+        muted_by(&self.bans)
+            && !muted_by(&self.excepts)
+            && !any_matches(&self.excepts, source, account)
     }
 
     pub fn is_invite_exempt(&self, source: &str, account: Option<&str>) -> bool {
@@ -318,6 +355,7 @@ impl Channel {
         let owner = self.owner.clone()?;
         let mut flags = String::new();
         for (on, c) in [
+            (self.modes.no_ctcp, 'C'),
             (self.modes.invite_only, 'i'),
             (self.modes.moderated, 'm'),
             (self.modes.no_external, 'n'),
@@ -372,6 +410,7 @@ impl Channel {
             moderated: record.flags.contains('m'),
             no_external: record.flags.contains('n'),
             secret: record.flags.contains('s'),
+            no_ctcp: record.flags.contains('C'),
             topic_ops_only: record.flags.contains('t'),
             key: record.key.clone(),
             limit: record.limit,
@@ -389,9 +428,26 @@ impl Channel {
     }
 }
 
+/// The mute extban: `+b $m:<mask>` lets those it matches join and read, not speak.
+pub const MUTE_PREFIX: &str = "$m:";
+
+/// Whether a CTCP message is one `+C` refuses: any CTCP (a text starting with `\x01`) but ACTION,
+/// which is how `/me` is sent.
+pub fn is_restricted_ctcp(text: &str) -> bool {
+    let Some(ctcp) = text.strip_prefix('\u{1}') else {
+        return false;
+    };
+    let verb = ctcp.split([' ', '\u{1}']).next().unwrap_or("");
+    !verb.eq_ignore_ascii_case("ACTION")
+}
+
 /// Whether a list entry matches: a `nick!user@host` glob, or `$a:account` (extban) for someone
-/// logged in as that account (`$a` alone: anyone logged in).
+/// logged in as that account (`$a` alone: anyone logged in). A mute (`$m:`) never matches here:
+/// it is no ban on joining (see [`Channel::is_muted`]).
 pub fn mask_matches(mask: &str, source: &str, account: Option<&str>) -> bool {
+    if mask.starts_with("$m") {
+        return false;
+    }
     match mask.strip_prefix("$a") {
         Some("") => account.is_some(),
         Some(rest) => match (rest.strip_prefix(':'), account) {
@@ -409,6 +465,34 @@ fn any_matches(list: &[Ban], source: &str, account: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutes_silence_without_banning() {
+        let mut channel = Channel::new("#room");
+        let entry = |mask: &str| Ban {
+            mask: mask.into(),
+            set_by: "op".into(),
+            set_at: SystemTime::UNIX_EPOCH,
+        };
+        channel.bans.push(entry("$m:troll!*@*"));
+        channel.bans.push(entry("$m:$a:spammer"));
+        assert!(channel.is_muted("troll!t@h", None));
+        assert!(!channel.is_banned("troll!t@h", None), "a mute is no ban");
+        assert!(channel.is_muted("x!y@z", Some("spammer")));
+        assert!(!channel.is_muted("x!y@z", Some("other")));
+        channel.excepts.push(entry("$a:spammer"));
+        assert!(!channel.is_muted("x!y@z", Some("spammer")), "+e lifts it");
+    }
+
+    #[test]
+    fn only_ctcp_other_than_action_is_restricted() {
+        assert!(is_restricted_ctcp("\u{1}VERSION\u{1}"));
+        assert!(is_restricted_ctcp("\u{1}PING 123\u{1}"));
+        assert!(is_restricted_ctcp("\u{1}DCC SEND x"));
+        assert!(!is_restricted_ctcp("\u{1}ACTION waves\u{1}"));
+        assert!(!is_restricted_ctcp("\u{1}action\u{1}"));
+        assert!(!is_restricted_ctcp("hello \u{1}VERSION\u{1}"));
+    }
 
     #[test]
     fn extbans_match_accounts() {
@@ -439,9 +523,10 @@ mod tests {
         channel.op_accounts.push("helper".into());
         channel.modes.invite_only = true;
         channel.modes.secret = true;
+        channel.modes.no_ctcp = true;
         channel.modes.key = Some("k".into());
         let record = channel.record().expect("registered");
-        assert_eq!(record.flags, "inst");
+        assert_eq!(record.flags, "Cinst");
         let back = Channel::from_record(&record);
         assert!(back.modes.secret, "a registered channel stays secret");
         assert_eq!(back.record(), Some(record));

@@ -5,9 +5,12 @@
 //! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
 
 mod channel;
+mod monitor;
 mod world;
 
 pub use channel::{
-    mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus, Topic, LIST_MODES,
+    is_restricted_ctcp, mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus,
+    Topic, LIST_MODES, MUTE_PREFIX,
 };
+pub use monitor::{chunked, Monitors};
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};

@@ -34,6 +34,8 @@ pub struct User {
     /// Receives WALLOPS (user mode `+w`).
     pub wallops: bool,
     pub invisible: bool,
+    /// Marked a bot (user mode `+B`, IRCv3 bot-mode): WHOIS 335, WHO flag `B`, the `bot` tag.
+    pub bot: bool,
     pub away: Option<String>,
     /// Casefolded names of the channels this user is in.
     pub channels: HashSet<String>,
@@ -94,9 +96,29 @@ pub struct World {
     pub max_registered: usize,
     /// Users on other cluster nodes: cluster-wide id -> local id.
     pub remote: HashMap<String, ClientId>,
+    /// Who MONITORs which nick (see `monitor.rs`).
+    pub monitors: super::Monitors,
 }
 
 impl World {
+    /// The buffers of this node's own sessions logged in to `account` (casefolded) whose wire
+    /// capabilities include `bit`, but `except`: where an account's own state (a read marker)
+    /// goes when one of its sessions changes it.
+    pub fn sessions_of(
+        &self,
+        account: &str,
+        bit: u16,
+        except: Option<ClientId>,
+    ) -> Vec<Arc<Outbound>> {
+        self.users
+            .values()
+            .filter(|u| u.registered && u.remote.is_none() && Some(u.id) != except)
+            .filter(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
+            .filter(|u| u.outbound.wire_caps() & bit != 0)
+            .map(|u| u.outbound.clone())
+            .collect()
+    }
+
     pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
         let id = self.nicks.get(&casefold(nick))?;
         self.users.get(id).filter(|u| u.registered)
@@ -181,7 +203,47 @@ impl World {
         self.whowas.push_back(entry);
     }
 
+    /// The buffers of this node's operators of channel `key` who asked for `invite-notify`,
+    /// but not `except` (the inviter and the invited, who hear of it anyway).
+    pub fn invite_notified(&self, key: &str, except: &[ClientId]) -> Vec<Arc<Outbound>> {
+        let Some(channel) = self.channels.get(key) else {
+            return Vec::new();
+        };
+        channel
+            .members
+            .iter()
+            .filter(|(id, status)| status.op && !except.contains(id))
+            .filter_map(|(id, _)| self.users.get(id))
+            .filter(|u| u.remote.is_none())
+            .filter(|u| u.outbound.notify_caps() & crate::relay::notify::INVITE_NOTIFY != 0)
+            .map(|u| u.outbound.clone())
+            .collect()
+    }
+
     /// Remove `id` from one channel, dropping the channel when it empties.
+    /// Give the channel under `old_key` the name `new_name` (draft/channel-rename): it moves to
+    /// the new name's key with all its state, and its members' channel sets follow. Returns the
+    /// new key; `None` if there is no such channel or another already holds the new key.
+    pub fn rename_channel(&mut self, old_key: &str, new_name: &str) -> Option<String> {
+        let new_key = casefold(new_name);
+        if new_key != old_key && self.channels.contains_key(&new_key) {
+            return None;
+        }
+        let mut channel = self.channels.remove(old_key)?;
+        channel.name = new_name.to_string();
+        if new_key != old_key {
+            channel.renamed_at = Some(std::time::Instant::now());
+        }
+        for id in &channel.order {
+            if let Some(user) = self.users.get_mut(id) {
+                user.channels.remove(old_key);
+                user.channels.insert(new_key.clone());
+            }
+        }
+        self.channels.insert(new_key.clone(), channel);
+        Some(new_key)
+    }
+
     pub fn leave_channel(&mut self, id: ClientId, key: &str) {
         if let Some(channel) = self.channels.get_mut(key) {
             channel.remove_member(id);

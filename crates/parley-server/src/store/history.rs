@@ -23,6 +23,9 @@ pub struct StoredMessage {
     /// The target as it went over the wire: the channel name or the recipient's nick.
     pub to: String,
     pub text: String,
+    /// The sender's client-only tags (IRCv3 message-tags), escaped as relayed (`+a=1;+b`);
+    /// empty when it sent none.
+    pub tags: String,
 }
 
 /// A point in a conversation, as CHATHISTORY names it.
@@ -103,7 +106,10 @@ pub trait HistoryStore: Send + Sync {
         query: &HistoryQuery,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Conversations among `targets` (history keys) with messages between two times, newest first.
+    /// Conversations among `targets` (history keys) whose latest message falls strictly between
+    /// two times (one updated after the window is left out: its latest activity is not in it),
+    /// oldest activity first. Like CHATHISTORY BETWEEN, `limit` counts from `from_ms`: forwards
+    /// when it is the earlier time, back from it when it is the later.
     fn targets(
         &self,
         targets: &[String],
@@ -137,6 +143,11 @@ pub trait HistoryStore: Send + Sync {
         max_rows: Option<usize>,
     ) -> Result<usize, StoreError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The message with this msgid in conversation `target` (a history key), if stored.
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError>;
+    /// Remove a message from conversation `target` (IRCv3 `draft/message-redaction`), and its
+    /// offline delivery with it; whether there was one.
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError>;
 }
 
 /// The two questions a backend answers so [`page`] can serve every CHATHISTORY subcommand the same
@@ -209,9 +220,11 @@ pub(super) fn page(
             let Some((time, id)) = high(db, t, bound)? else {
                 return Ok(Vec::new());
             };
-            // The message itself (for a msgid) counts among the older half.
+            // The reference itself counts among the older half: the message of a msgid, or
+            // what was said in the timestamp's millisecond (a client's reference is usually a
+            // message's own `time`), so the page is centred on it.
             let (upper, lower) = if id == i64::MIN {
-                ((time, id), (time, i64::MAX))
+                ((time, i64::MAX), (time, i64::MAX))
             } else {
                 ((time, id + 1), (time, id))
             };
@@ -237,6 +250,31 @@ pub(super) fn page(
             }
         }
     }
+}
+
+/// CHATHISTORY TARGETS from each conversation's latest message (see
+/// [`HistoryStore::targets`]): those inside the window, `limit` of them counted from
+/// `from_ms`, oldest activity first. A backend finds each latest message through its
+/// `(target, time_ms, id)` index, a lookup per conversation rather than a scan of them all.
+pub(super) fn in_window(
+    latest: impl IntoIterator<Item = TargetActivity>,
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+) -> Vec<TargetActivity> {
+    let (low, high) = (from_ms.min(to_ms), from_ms.max(to_ms));
+    let mut rows: Vec<TargetActivity> = latest
+        .into_iter()
+        .filter(|row| row.latest_ms > low && row.latest_ms < high)
+        .collect();
+    rows.sort_by(|a, b| (a.latest_ms, &a.target).cmp(&(b.latest_ms, &b.target)));
+    if from_ms > to_ms {
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+    } else {
+        rows.truncate(limit);
+    }
+    rows
 }
 
 /// The history key of a private conversation between two parties (casefolded account names, or
@@ -324,6 +362,34 @@ mod tests {
         ] {
             assert_eq!(parties(not_a_key), (None, None), "{not_a_key}");
         }
+    }
+
+    #[test]
+    fn targets_in_a_window_count_from_its_first_bound() {
+        let activity = |pairs: &[(&str, i64)]| -> Vec<TargetActivity> {
+            pairs
+                .iter()
+                .map(|(target, latest_ms)| TargetActivity {
+                    target: target.to_string(),
+                    latest_ms: *latest_ms,
+                })
+                .collect()
+        };
+        let latest = activity(&[("#late", 40), ("#a", 10), ("bob", 30), ("#b", 20)]);
+        // 40 is at the window's (exclusive) end: updated after it, so left out.
+        assert_eq!(
+            in_window(latest.clone(), 0, 40, 10),
+            activity(&[("#a", 10), ("#b", 20), ("bob", 30)])
+        );
+        assert_eq!(
+            in_window(latest.clone(), 0, 40, 2),
+            activity(&[("#a", 10), ("#b", 20)])
+        );
+        assert_eq!(
+            in_window(latest.clone(), 40, 0, 2),
+            activity(&[("#b", 20), ("bob", 30)])
+        );
+        assert_eq!(in_window(latest, 10, 20, 10), Vec::new());
     }
 
     #[test]

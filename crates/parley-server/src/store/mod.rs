@@ -147,6 +147,23 @@ pub trait AccountStore: Send + Sync {
     fn revoke_sessions(&self, account: &str) -> Result<usize, StoreError>;
     /// An account's sessions, most recently used first.
     fn sessions(&self, account: &str) -> Result<Vec<SessionRecord>, StoreError>;
+
+    // Read markers (IRCv3 `draft/read-marker`): per account and casefolded target, the time
+    // (ms since the Unix epoch) of the last message the user read.
+
+    /// `account`'s read marker for `target`, if it set one.
+    fn read_marker(&self, account: &str, target: &str) -> Result<Option<i64>, StoreError>;
+    /// Move `account`'s read marker for `target` to `time_ms` unless it is already there or
+    /// later (a marker never moves back), then keep at most `keep` markers for the account, the
+    /// oldest going first. Returns the marker as stored. [`StoreError::NotFound`] when the
+    /// account is gone.
+    fn advance_read_marker(
+        &self,
+        account: &str,
+        target: &str,
+        time_ms: i64,
+        keep: usize,
+    ) -> Result<i64, StoreError>;
 }
 
 /// What a lockout after failed logins holds: an account name or an address. Kept in the store

@@ -22,8 +22,8 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::history::{
-    page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
-    StoredMessage, TargetActivity, WriteBatch,
+    in_window, page, parties, rekey_legacy, AuditEvent, AuditFilter, Bound, HistoryQuery,
+    HistoryStore, Pages, StoredMessage, TargetActivity, WriteBatch,
 };
 use super::postgres_tls::{SslMode, Target, TlsFiles};
 use super::state::{
@@ -146,6 +146,16 @@ const MIGRATIONS: &[&str] = &[
     // 10: server admins by the database's word, set only by the admin CLI (`users add --admin`,
     // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
     "ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 11: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
+    // relayed, so CHATHISTORY returns them; empty for messages stored before.
+    "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    // 12: read markers (IRCv3 draft/read-marker), as in `sqlite.rs` step 11.
+    "CREATE TABLE read_markers (
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        target         TEXT   NOT NULL,
+        time_ms        BIGINT NOT NULL,
+        PRIMARY KEY (account_folded, target)
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -818,6 +828,59 @@ impl AccountStore for PostgresStore {
                 .collect()
         })
     }
+
+    fn read_marker(&self, account: &str, target: &str) -> Result<Option<i64>, StoreError> {
+        let (folded, target) = (casefold(account), target.to_owned());
+        self.call_idempotent(move |client| {
+            client
+                .query_opt(
+                    "SELECT time_ms FROM read_markers WHERE account_folded = $1 AND target = $2",
+                    &[&folded, &target],
+                )
+                .map_err(backend)?
+                .map(|row| row.try_get(0).map_err(backend))
+                .transpose()
+        })
+    }
+
+    fn advance_read_marker(
+        &self,
+        account: &str,
+        target: &str,
+        time_ms: i64,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
+        let (account, target) = (account.to_owned(), target.to_owned());
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        // Idempotent: moving a marker to the same time twice leaves it where once does.
+        self.call_idempotent(move |client| {
+            let folded = casefold(&account);
+            let mut tx = client.transaction().map_err(backend)?;
+            let row = tx
+                .query_opt(
+                    "INSERT INTO read_markers (account_folded, target, time_ms) \
+                     SELECT name_folded, $2, $3 FROM accounts WHERE name_folded = $1 \
+                     ON CONFLICT (account_folded, target) \
+                     DO UPDATE SET time_ms = GREATEST(read_markers.time_ms, EXCLUDED.time_ms) \
+                     RETURNING time_ms",
+                    &[&folded, &target, &time_ms],
+                )
+                .map_err(backend)?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(account.clone()));
+            };
+            let stored: i64 = row.try_get(0).map_err(backend)?;
+            tx.execute(
+                "DELETE FROM read_markers WHERE account_folded = $1 AND target NOT IN ( \
+                     SELECT target FROM read_markers WHERE account_folded = $1 \
+                     ORDER BY time_ms DESC, target LIMIT $2)",
+                &[&folded, &keep],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(stored)
+        })
+    }
 }
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
@@ -830,7 +893,8 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+const MESSAGE_COLUMNS: &str =
+    "msgid, time_ms, target, kind, source, account, recipient, text, tags";
 
 fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
@@ -842,6 +906,7 @@ fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
         account: row.try_get(5).map_err(backend)?,
         to: row.try_get(6).map_err(backend)?,
         text: row.try_get(7).map_err(backend)?,
+        tags: row.try_get(8).map_err(backend)?,
     })
 }
 
@@ -905,7 +970,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
     let insert = tx
         .prepare(
             "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
-             text, party_a, party_b) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .map_err(backend)?;
     for m in &batch.messages {
@@ -914,7 +979,7 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
             &insert,
             &[
                 &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to, &m.text,
-                &a, &b,
+                &a, &b, &m.tags,
             ],
         )
         .map_err(backend)?;
@@ -961,6 +1026,19 @@ fn apply_state_change(tx: &mut Transaction<'_>, change: &StateChange) -> Result<
         }
         StateChange::DropChannel(name) => {
             tx.execute("DELETE FROM channels WHERE name_folded = $1", &[name])
+                .map_err(backend)?;
+        }
+        StateChange::RenameChannel {
+            old_key,
+            new_key,
+            new_name,
+        } => {
+            tx.execute(
+                "UPDATE messages SET target = $2, recipient = $3 WHERE target = $1",
+                &[old_key, new_key, new_name],
+            )
+            .map_err(backend)?;
+            tx.execute("DELETE FROM channels WHERE name_folded = $1", &[old_key])
                 .map_err(backend)?;
         }
         StateChange::AddServerBan(ban) => {
@@ -1031,6 +1109,29 @@ impl HistoryStore for PostgresStore {
         )
     }
 
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            let sql =
+                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = $1 AND msgid = $2");
+            Ok(messages(client, &sql, &[&target, &msgid])?.pop())
+        })
+    }
+
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
+        let (target, msgid) = (target.to_owned(), msgid.to_owned());
+        self.call_idempotent(move |client| {
+            // The offline marks go with the row (ON DELETE CASCADE).
+            let deleted = client
+                .execute(
+                    "DELETE FROM messages WHERE target = $1 AND msgid = $2",
+                    &[&target, &msgid],
+                )
+                .map_err(backend)?;
+            Ok(deleted > 0)
+        })
+    }
+
     fn targets(
         &self,
         targets: &[String],
@@ -1042,24 +1143,28 @@ impl HistoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let targets = targets.to_vec();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call_idempotent(move |client| {
-            client
+            let latest = client
                 .query(
-                    "SELECT target, MAX(time_ms) AS latest FROM messages \
-                     WHERE target = ANY($1) AND time_ms > $2 AND time_ms < $3 \
-                     GROUP BY target ORDER BY latest DESC LIMIT $4",
-                    &[&targets, &from_ms, &to_ms, &limit],
+                    "SELECT t, (SELECT MAX(time_ms) FROM messages WHERE target = t) \
+                     FROM unnest($1::text[]) AS t",
+                    &[&targets],
                 )
                 .map_err(backend)?
                 .iter()
-                .map(|row| {
-                    Ok(TargetActivity {
-                        target: row.try_get(0).map_err(backend)?,
-                        latest_ms: row.try_get(1).map_err(backend)?,
-                    })
+                .filter_map(|row| {
+                    let latest_ms: Option<i64> = match row.try_get(1) {
+                        Ok(time) => time,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    let target = match row.try_get(0) {
+                        Ok(target) => target,
+                        Err(error) => return Some(Err(backend(error))),
+                    };
+                    latest_ms.map(|latest_ms| Ok(TargetActivity { target, latest_ms }))
                 })
-                .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(in_window(latest, from_ms, to_ms, limit))
         })
     }
 

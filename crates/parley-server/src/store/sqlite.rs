@@ -118,6 +118,17 @@ const MIGRATIONS: &[&str] = &[
     // 9: server admins by the database's word, set only by the admin CLI (`users add --admin`,
     // `users admin NAME on`), so a new install needs no [operators] entry for its first admin.
     "ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));",
+    // 10: a message's client-only tags (IRCv3 message-tags: `+draft/reply=...`), escaped as
+    // relayed, so CHATHISTORY returns them; empty for messages stored before.
+    "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    // 11: read markers (IRCv3 draft/read-marker): per account and casefolded target, the time
+    // of the last message read, in ms. They go with their account.
+    "CREATE TABLE read_markers (
+        account_folded TEXT    NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        target         TEXT    NOT NULL,
+        time_ms        INTEGER NOT NULL,
+        PRIMARY KEY (account_folded, target)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -731,6 +742,57 @@ impl AccountStore for SqliteStore {
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
+
+    fn read_marker(&self, account: &str, target: &str) -> Result<Option<i64>, StoreError> {
+        self.connection
+            .lock()
+            .query_row(
+                "SELECT time_ms FROM read_markers WHERE account_folded = ?1 AND target = ?2",
+                rusqlite::params![casefold(account), target],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn advance_read_marker(
+        &self,
+        account: &str,
+        target: &str,
+        time_ms: i64,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
+        let mut connection = self.connection.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        let folded = casefold(account);
+        let changed = transaction
+            .execute(
+                "INSERT INTO read_markers (account_folded, target, time_ms)
+                 SELECT name_folded, ?2, ?3 FROM accounts WHERE name_folded = ?1
+                 ON CONFLICT (account_folded, target)
+                 DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)",
+                rusqlite::params![folded, target, time_ms],
+            )
+            .map_err(backend)?;
+        found(changed, account)?;
+        let stored: i64 = transaction
+            .query_row(
+                "SELECT time_ms FROM read_markers WHERE account_folded = ?1 AND target = ?2",
+                rusqlite::params![folded, target],
+                |row| row.get(0),
+            )
+            .map_err(backend)?;
+        transaction
+            .execute(
+                "DELETE FROM read_markers WHERE account_folded = ?1 AND target NOT IN (
+                     SELECT target FROM read_markers WHERE account_folded = ?1
+                     ORDER BY time_ms DESC, target LIMIT ?2)",
+                rusqlite::params![folded, i64::try_from(keep).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)?;
+        Ok(stored)
+    }
 }
 
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
@@ -1011,5 +1073,50 @@ mod tests {
             "never waits for the lock"
         );
         drop(held);
+    }
+
+    #[test]
+    fn read_markers_only_move_forward_and_the_oldest_go_past_the_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store) = open_in(&dir);
+        assert!(matches!(
+            store.advance_read_marker("ghost", "#a", 5, 10),
+            Err(StoreError::NotFound(_))
+        ));
+        store.create_account("Alice", "hash-a").expect("create");
+        assert_eq!(store.read_marker("alice", "#a").expect("read"), None);
+        assert_eq!(
+            store
+                .advance_read_marker("ALICE", "#a", 20, 2)
+                .expect("set"),
+            20
+        );
+        assert_eq!(
+            store
+                .advance_read_marker("alice", "#a", 10, 2)
+                .expect("back"),
+            20
+        );
+        assert_eq!(
+            store.advance_read_marker("alice", "#b", 30, 2).expect("b"),
+            30
+        );
+        assert_eq!(
+            store.advance_read_marker("alice", "#c", 40, 2).expect("c"),
+            40
+        );
+        assert_eq!(
+            store.read_marker("alice", "#a").expect("read"),
+            None,
+            "oldest gone"
+        );
+        assert_eq!(store.read_marker("alice", "#c").expect("read"), Some(40));
+        store.remove_account("alice").expect("remove");
+        store.create_account("alice", "hash-b").expect("again");
+        assert_eq!(
+            store.read_marker("alice", "#c").expect("read"),
+            None,
+            "a removed account's markers go with it"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! `synchronous = NORMAL` is in the operating system's hands once `COMMIT` returns: a crash of
 //! the server process after that loses nothing (a power loss may lose the last commits).
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::history::{
-    page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
+    in_window, page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
 use super::sqlite::{backend, SqliteStore};
@@ -15,7 +15,8 @@ use super::state::{
 };
 use super::StoreError;
 
-const MESSAGE_COLUMNS: &str = "msgid, time_ms, target, kind, source, account, recipient, text";
+const MESSAGE_COLUMNS: &str =
+    "msgid, time_ms, target, kind, source, account, recipient, text, tags";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
@@ -27,6 +28,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         account: row.get(5)?,
         to: row.get(6)?,
         text: row.get(7)?,
+        tags: row.get(8)?,
     })
 }
 
@@ -103,8 +105,8 @@ impl HistoryStore for SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (msgid, time_ms, target, kind, source, account, \
-                     recipient, text, party_a, party_b) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     recipient, text, party_a, party_b, tags) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(backend)?;
             for m in &batch.messages {
@@ -112,7 +114,7 @@ impl HistoryStore for SqliteStore {
                 insert
                     .execute(params![
                         m.msgid, m.time_ms, m.target, m.kind, m.source, m.account, m.to, m.text, a,
-                        b
+                        b, m.tags
                     ])
                     .map_err(backend)?;
             }
@@ -155,6 +157,26 @@ impl HistoryStore for SqliteStore {
         page(&mut SqlitePages(&connection), target, query, limit)
     }
 
+    fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let connection = self.connection().lock();
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 AND msgid = ?2");
+        Ok(select(&connection, &sql, params![target, msgid])?.pop())
+    }
+
+    fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
+        // The offline marks go with the row (ON DELETE CASCADE).
+        let deleted = self
+            .connection()
+            .lock()
+            .execute(
+                "DELETE FROM messages WHERE target = ?1 AND msgid = ?2",
+                params![target, msgid],
+            )
+            .map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
     fn targets(
         &self,
         targets: &[String],
@@ -166,28 +188,22 @@ impl HistoryStore for SqliteStore {
             return Ok(Vec::new());
         }
         let connection = self.connection().lock();
-        let placeholders = vec!["?"; targets.len()].join(", ");
-        let sql = format!(
-            "SELECT target, MAX(time_ms) AS latest FROM messages WHERE target IN ({placeholders}) \
-             AND time_ms > ? AND time_ms < ? GROUP BY target ORDER BY latest DESC LIMIT ?"
-        );
-        let mut statement = connection.prepare(&sql).map_err(backend)?;
-        let mut args: Vec<rusqlite::types::Value> =
-            targets.iter().map(|t| t.clone().into()).collect();
-        args.push(from_ms.into());
-        args.push(to_ms.into());
-        args.push((limit as i64).into());
-        let rows = statement
-            .query_map(params_from_iter(args), |row| {
-                Ok(TargetActivity {
-                    target: row.get(0)?,
-                    latest_ms: row.get(1)?,
-                })
-            })
-            .map_err(backend)?
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let mut statement = connection
+            .prepare_cached("SELECT MAX(time_ms) FROM messages WHERE target = ?1")
             .map_err(backend)?;
-        Ok(rows)
+        let mut latest = Vec::with_capacity(targets.len());
+        for target in targets {
+            let time: Option<i64> = statement
+                .query_row(params![target], |row| row.get(0))
+                .map_err(backend)?;
+            if let Some(latest_ms) = time {
+                latest.push(TargetActivity {
+                    target: target.clone(),
+                    latest_ms,
+                });
+            }
+        }
+        Ok(in_window(latest, from_ms, to_ms, limit))
     }
 
     fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError> {
@@ -342,6 +358,22 @@ fn apply_state_change(tx: &Connection, change: &StateChange) -> Result<(), Store
         StateChange::DropChannel(name) => {
             tx.execute("DELETE FROM channels WHERE name_folded = ?1", params![name])
                 .map_err(backend)?;
+        }
+        StateChange::RenameChannel {
+            old_key,
+            new_key,
+            new_name,
+        } => {
+            tx.execute(
+                "UPDATE messages SET target = ?2, recipient = ?3 WHERE target = ?1",
+                params![old_key, new_key, new_name],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM channels WHERE name_folded = ?1",
+                params![old_key],
+            )
+            .map_err(backend)?;
         }
         StateChange::AddServerBan(ban) => {
             tx.execute(

@@ -56,6 +56,14 @@ pub enum StateChange {
     SaveChannel(Box<ChannelRecord>),
     /// Unregister: the casefolded name.
     DropChannel(String),
+    /// A channel renamed (draft/channel-rename): its stored messages move from the old
+    /// casefolded name to the new one, shown under the new name, and the old registration row
+    /// goes (a `SaveChannel` under the new name follows for a registered channel).
+    RenameChannel {
+        old_key: String,
+        new_key: String,
+        new_name: String,
+    },
     AddServerBan(ServerBan),
     /// Lift: kind and mask.
     RemoveServerBan(String, String),

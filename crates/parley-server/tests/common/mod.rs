@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod postgres;
 pub mod stock_clients;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -313,6 +314,10 @@ pub async fn account(addr: SocketAddr, nick: &str) -> Client {
     c.send(&format!("REGISTER * * {nick}-password")).await;
     let reply = c.expect(|l| l.contains("REGISTER ")).await;
     if reply.contains("ACCOUNT_EXISTS") {
+        // Registration is held by CAP LS, so no CAP END here (see `Client::req_sasl`).
+        c.send("CAP REQ :sasl").await;
+        c.expect(|l| command_of(l) == "CAP" && l.ends_with(" ACK :sasl"))
+            .await;
         c.send("AUTHENTICATE PLAIN").await;
         c.expect(|l| l == "AUTHENTICATE +").await;
         c.send(&format!(
@@ -413,6 +418,16 @@ pub fn sasl_plain(account: &str, password: &str) -> String {
 }
 
 impl Client {
+    /// Enable the `sasl` capability, which AUTHENTICATE requires ("The client MUST enable the
+    /// sasl capability before using the AUTHENTICATE command", SASL 3.1), then end capability
+    /// negotiation again so registration is not held for a CAP END.
+    pub async fn req_sasl(&mut self) {
+        self.send("CAP REQ :sasl").await;
+        self.expect(|l| command_of(l) == "CAP" && l.ends_with(" ACK :sasl"))
+            .await;
+        self.send("CAP END").await;
+    }
+
     /// Full registration with a SASL PLAIN login, as a SASL-capable client does it; returns
     /// everything up to the end of the welcome.
     pub async fn login_sasl(&mut self, nick: &str, account: &str, password: &str) -> Vec<String> {
