@@ -24,6 +24,8 @@ const EVENT_QUEUE: usize = 256;
 /// Commands from the UI waiting for the connection task.
 const COMMAND_QUEUE: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often time-driven lines (typing `paused`, read markers) are looked for.
+const TICK: Duration = Duration::from_secs(1);
 
 /// The trust the clients build from their flags: pinned fingerprints alone when any are given
 /// (a pin is the whole point), otherwise the system roots; plus CA files and `known_servers`.
@@ -481,6 +483,9 @@ async fn session(
     let mut last_heard = Instant::now();
     let mut ping_sent = false;
     let mut registered = false;
+    // Typing `paused`, throttled typing notices and read markers wait for time to pass.
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = if ping_sent {
             last_heard + config.ping_after + config.ping_timeout
@@ -532,6 +537,14 @@ async fn session(
                     return Ended::Quit;
                 }
             },
+            _ = ticks.tick() => {
+                let out = state.lock().tick(chrono::Utc::now());
+                if !out.is_empty() {
+                    if let Err(e) = write_lines(&mut writer, &out).await {
+                        return Ended::Lost { reason: e.to_string(), registered };
+                    }
+                }
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 if ping_sent {
                     return Ended::Lost { reason: format!("no answer from the server for {}s", (config.ping_after + config.ping_timeout).as_secs()), registered };

@@ -68,6 +68,20 @@ pub enum Action {
     Close,
     /// `/quote LINE`: sent as is.
     Raw(String),
+    /// React to a message of the active buffer (`+draft/react`); no msgid means the newest
+    /// message from someone else.
+    React {
+        msgid: Option<String>,
+        reaction: String,
+    },
+    /// Answer a message of the active buffer (`+draft/reply`); no msgid means the newest
+    /// message from someone else.
+    Reply {
+        msgid: Option<String>,
+        text: String,
+    },
+    /// The input now holds this text: typing notices (`+typing`), sent as the spec allows.
+    Typing(String),
 }
 
 /// Why a line of input was not accepted; the message says what to type instead.
@@ -144,6 +158,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("group_msg", "/group_msg <name> <text>", "message a group"),
     ("leave_group", "/leave_group <name>", "leave a group"),
     ("history", "/history", "load older messages of this buffer"),
+    (
+        "react",
+        "/react <reaction>",
+        "react to the newest message here (👍, lol...)",
+    ),
+    (
+        "reply",
+        "/reply <text>",
+        "answer the newest message here, quoting it",
+    ),
     ("close", "/close", "close this buffer"),
     ("quote", "/quote <raw IRC line>", "send a raw protocol line"),
 ];
@@ -312,6 +336,14 @@ pub fn parse(line: &str) -> Result<Action, InputError> {
             }
         }
         "history" => Action::History,
+        "react" => Action::React {
+            msgid: None,
+            reaction: text("/react <reaction>")?,
+        },
+        "reply" => Action::Reply {
+            msgid: None,
+            text: text("/reply <text>")?,
+        },
         "close" | "wc" => Action::Close,
         "quote" | "raw" => Action::Raw(text("/quote <raw IRC line>")?),
         _ => return Err(InputError::UnknownCommand(name)),
@@ -494,6 +526,21 @@ mod tests {
         assert_eq!(parse("/me waves"), Ok(Action::Me("waves".into())));
         assert_eq!(parse("/quote PING x"), Ok(Action::Raw("PING x".into())));
         assert_eq!(parse("/help msg"), Ok(Action::Help(Some("msg".into()))));
+        assert_eq!(
+            parse("/react 👍"),
+            Ok(Action::React {
+                msgid: None,
+                reaction: "👍".into()
+            })
+        );
+        assert_eq!(
+            parse("/reply sure, at noon"),
+            Ok(Action::Reply {
+                msgid: None,
+                text: "sure, at noon".into()
+            })
+        );
+        assert_eq!(parse("/react"), Err(InputError::Usage("/react <reaction>")));
     }
 
     #[test]

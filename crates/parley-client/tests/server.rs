@@ -1,15 +1,15 @@
 //! The client library against the real `parleyd`, in-process on loopback ports with a temp data
 //! dir: TLS trusted through `--ca`, SASL (SCRAM-SHA-256, PLAIN) and REGISTER, channel and private
-//! messages between two clients, groups, an untrusted certificate, and a reconnect after the
-//! server restarts.
+//! messages between two clients, groups, an untrusted certificate, a reconnect after the
+//! server restarts, and the IRCv3 extras (MONITOR, typing, reactions and replies, read markers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use parley_client::{
-    Auth, Backoff, BufferKind, Client, ClientConfig, ConnectionState, Event, LineKind, State,
-    Transport, TrustPolicy,
+    Action, Auth, Backoff, BufferKind, Client, ClientConfig, ConnectionState, Event, LineKind,
+    State, Transport, TrustPolicy,
 };
 use parley_server::{Config, Running};
 use tokio::sync::mpsc::Receiver;
@@ -514,4 +514,188 @@ async fn a_second_device_gets_the_nick_back_when_the_first_leaves() {
         s.nick() == "dave"
     })
     .await;
+}
+
+/// Waits until the client's connection task has ended (after a quit).
+async fn closed(events: &mut Receiver<Event>) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Closed { .. })) | Ok(None) => return,
+            Ok(Some(_)) => {}
+            Err(_) => panic!("no Closed after quit"),
+        }
+    }
+}
+
+/// MONITOR for the private-conversation list (ircv3.net/specs/extensions/monitor): "If any of
+/// the targets being added are online, the server will generate RPL_MONONLINE numerics"; 731
+/// "indicate[s] to a client that either a target has just left the irc network", 730 that it
+/// has "just become online".
+#[tokio::test]
+async fn a_conversations_peer_is_shown_online_and_offline() {
+    let server = Server::start(&[("alice", "alice-password"), ("carol", "carol-password")]).await;
+    let port = server.plain_port();
+    let (alice, mut alice_events) = connected(plain_config(
+        port,
+        "alice",
+        login("alice", "alice-password"),
+    ))
+    .await;
+    let carol_config = plain_config(port, "carol", login("carol", "carol-password"));
+    let (carol, mut carol_events) = connected(carol_config.clone()).await;
+    alice
+        .act(Action::Query {
+            nick: "carol".into(),
+            text: None,
+        })
+        .await
+        .expect("query");
+    until(&alice, &mut alice_events, "carol online", |s| {
+        s.buffer("carol").and_then(|b| b.online) == Some(true)
+    })
+    .await;
+    carol.quit(None).await;
+    closed(&mut carol_events).await;
+    until(&alice, &mut alice_events, "carol offline", |s| {
+        s.buffer("carol").and_then(|b| b.online) == Some(false)
+    })
+    .await;
+    let (_carol, _events) = connected(carol_config).await;
+    until(&alice, &mut alice_events, "carol back", |s| {
+        s.buffer("carol").and_then(|b| b.online) == Some(true)
+    })
+    .await;
+}
+
+/// Typing notices, reactions and replies between two real clients: "The typing=active
+/// notification SHOULD be sent by clients continuously while the user is making updates to the
+/// text-input field"; "+draft/react=<reaction>" "MUST be used in conjunction with the
+/// +draft/reply client tag"; "+draft/reply=<msgid>" "references the server provided ID of
+/// another message".
+#[tokio::test]
+async fn typing_reactions_and_replies_reach_the_other_client() {
+    let server = Server::start(&[("alice", "alice-password"), ("bob", "bob-password")]).await;
+    let port = server.plain_port();
+    let (alice, mut alice_events) = connected(plain_config(
+        port,
+        "alice",
+        login("alice", "alice-password"),
+    ))
+    .await;
+    let (bob, mut bob_events) =
+        connected(plain_config(port, "bob", login("bob", "bob-password"))).await;
+    assert!(
+        bob.state().has_cap("message-tags"),
+        "{:?}",
+        bob.state().caps()
+    );
+    alice.input("/join #room").await.expect("join");
+    bob.input("/join #room").await.expect("join");
+    until(&alice, &mut alice_events, "bob in #room", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| b.members.contains_key("bob"))
+    })
+    .await;
+    until(&bob, &mut bob_events, "bob in #room", |s| {
+        s.buffer("#room").is_some_and(|b| b.joined)
+    })
+    .await;
+
+    bob.act(Action::Typing("ship".into()))
+        .await
+        .expect("typing");
+    until(&alice, &mut alice_events, "bob typing", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| b.typing(chrono::Utc::now()) == ["bob"])
+    })
+    .await;
+
+    alice.input("ship it?").await.expect("say");
+    let with_msgid = |s: &State, text: &str| {
+        s.buffer("#room").and_then(|b| {
+            b.lines
+                .iter()
+                .find(|l| l.text == text)
+                .and_then(|l| l.msgid.clone())
+        })
+    };
+    until(&bob, &mut bob_events, "alice's line with its msgid", |s| {
+        with_msgid(s, "ship it?").is_some()
+    })
+    .await;
+    let parent = with_msgid(&bob.state(), "ship it?").expect("msgid");
+    // Bob's message ends his typing on alice's side.
+    bob.input("/react 👍").await.expect("react");
+    bob.input("/reply yes, ship it").await.expect("reply");
+    until(
+        &alice,
+        &mut alice_events,
+        "the reaction and the reply",
+        |s| {
+            let Some(buffer) = s.buffer("#room") else {
+                return false;
+            };
+            let reacted = buffer.line_by_msgid(&parent).is_some_and(|l| {
+                l.reactions.len() == 1
+                    && l.reactions[0].text == "👍"
+                    && l.reactions[0].nicks == ["bob"]
+            });
+            let replied = buffer.lines.iter().any(|l| {
+                l.text == "yes, ship it" && l.reply_to.as_deref() == Some(parent.as_str())
+            });
+            reacted && replied
+        },
+    )
+    .await;
+    assert!(alice
+        .state()
+        .buffer("#room")
+        .is_some_and(|b| b.typing(chrono::Utc::now()).is_empty()));
+}
+
+/// Read markers shared between two sessions of one account (draft/read-marker): "after the last
+/// read timestamp of a target changes, the server SHOULD send a MARKREAD command for that
+/// target to all the clients of the user."
+#[tokio::test]
+async fn a_read_marker_reaches_the_accounts_other_session() {
+    let server = Server::start(&[("alice", "alice-password"), ("bob", "bob-password")]).await;
+    let port = server.plain_port();
+    let alice_config = plain_config(port, "alice", login("alice", "alice-password"));
+    let (laptop, mut laptop_events) = connected(alice_config.clone()).await;
+    let (phone, mut phone_events) = connected(alice_config).await;
+    let (bob, mut bob_events) =
+        connected(plain_config(port, "bob", login("bob", "bob-password"))).await;
+    assert!(phone.state().has_cap("draft/read-marker"));
+    for client in [&laptop, &phone, &bob] {
+        client.input("/join #room").await.expect("join");
+    }
+    for (client, events) in [(&laptop, &mut laptop_events), (&phone, &mut phone_events)] {
+        until(client, events, "in #room", |s| {
+            s.buffer("#room").is_some_and(|b| b.joined)
+        })
+        .await;
+        // Both devices look at the server messages, so #room counts unread.
+        client.state().set_active(0);
+    }
+    until(&bob, &mut bob_events, "in #room", |s| {
+        s.buffer("#room").is_some_and(|b| b.joined)
+    })
+    .await;
+    bob.input("news for alice").await.expect("say");
+    for (client, events) in [(&laptop, &mut laptop_events), (&phone, &mut phone_events)] {
+        until(client, events, "the news unread", |s| {
+            s.buffer("#room").is_some_and(|b| b.unread == 1)
+        })
+        .await;
+    }
+    // Read on the laptop...
+    laptop.state().set_active_by_name("#room");
+    // ...is read on the phone, without the phone opening #room.
+    until(&phone, &mut phone_events, "read on the other device", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| b.unread == 0 && b.read_marker.is_some())
+    })
+    .await;
+    assert_eq!(phone.state().active_index(), 0);
 }

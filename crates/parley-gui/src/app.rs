@@ -73,6 +73,15 @@ struct Toast {
     shown: Instant,
 }
 
+/// The message the next line answers: a msgid means something only in its own buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub buffer: String,
+    pub msgid: String,
+    /// "bob: first words", shown above the input.
+    pub quote: String,
+}
+
 pub struct App {
     pub settings: Settings,
     config_dir: Option<PathBuf>,
@@ -86,6 +95,8 @@ pub struct App {
     /// The connection ended for good while chatting, with this reason.
     ended: Option<String>,
     pub input: String,
+    /// The message the next line answers, chosen with "Reply".
+    pub replying_to: Option<ReplyTo>,
     /// Tab completion and Up/Down history of the input.
     composer: Composer,
     /// Keeps the message view still when lines arrive above it.
@@ -125,6 +136,7 @@ impl App {
             config: None,
             ended: None,
             input: String::new(),
+            replying_to: None,
             composer: Composer::default(),
             scroll: ScrollKeeper::default(),
             pending_scroll: None,

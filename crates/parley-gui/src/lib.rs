@@ -13,4 +13,4 @@ pub mod notify;
 pub mod settings;
 pub mod theme;
 
-pub use app::{App, LoginForm, Options, Phase};
+pub use app::{App, LoginForm, Options, Phase, ReplyTo};

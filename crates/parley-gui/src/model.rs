@@ -19,6 +19,8 @@ pub struct BufferEntry {
     pub active: bool,
     /// A channel we are not in (any more): drawn muted.
     pub parted: bool,
+    /// A private conversation's peer is online or not (MONITOR); `None` when unknown.
+    pub online: Option<bool>,
 }
 
 impl BufferEntry {
@@ -46,6 +48,7 @@ pub fn buffer_entries(state: &State) -> (Vec<BufferEntry>, Vec<BufferEntry>, Vec
             mentions: buffer.mentions,
             active: index == state.active_index(),
             parted: buffer.kind == BufferKind::Channel && !buffer.joined,
+            online: buffer.online,
         };
         match buffer.kind {
             BufferKind::Server => server.push(entry),
@@ -85,7 +88,56 @@ pub enum Row {
         style: RowStyle,
         highlight: bool,
         own: bool,
+        /// The line's msgid: what a reply or a reaction names. Without one, neither is offered.
+        msgid: Option<String>,
+        /// The message this one answers, quoted: "↪ bob: hi alice, ready?".
+        quote: Option<String>,
+        /// Reactions under the line.
+        reactions: Vec<ReactionChip>,
     },
+}
+
+/// One reaction under a message: "👍 2", with who sent it for the tooltip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionChip {
+    pub text: String,
+    pub count: usize,
+    pub nicks: String,
+}
+
+impl ReactionChip {
+    pub fn label(&self) -> String {
+        format!("{} {}", self.text, self.count)
+    }
+}
+
+/// Longest part of a parent message quoted above a reply.
+const QUOTE_CHARS: usize = 60;
+
+/// The quote above a reply: the parent's author and its first words, or a note when the parent
+/// is not loaded (older than the history on screen).
+pub fn quote_of(parent: Option<&Line>) -> String {
+    let Some(parent) = parent else {
+        return "↪ a message not loaded".to_string();
+    };
+    format!("↪ {}", quote_of_row(parent.from.as_deref(), &parent.text))
+}
+
+/// The quote of a message on screen, for "Replying to …".
+pub fn quote_of_row(nick: Option<&str>, text: &str) -> String {
+    let mut quoted: String = text.chars().take(QUOTE_CHARS).collect();
+    if text.chars().count() > QUOTE_CHARS {
+        quoted.push('…');
+    }
+    match nick {
+        Some(nick) => format!("{nick}: {quoted}"),
+        None => quoted,
+    }
+}
+
+/// "alice is typing…" for the active buffer at `now`, if anyone is.
+pub fn typing_text(state: &State, now: DateTime<chrono::Utc>) -> Option<String> {
+    state.active().typing_text(now)
 }
 
 impl Row {
@@ -137,6 +189,11 @@ pub fn rows<'a, Tz: TimeZone>(lines: impl IntoIterator<Item = &'a Line>, tz: &Tz
 where
     Tz::Offset: std::fmt::Display,
 {
+    let lines: Vec<&Line> = lines.into_iter().collect();
+    let by_msgid: std::collections::HashMap<&str, &Line> = lines
+        .iter()
+        .filter_map(|l| Some((l.msgid.as_deref()?, *l)))
+        .collect();
     let mut out = Vec::new();
     let mut last_day: Option<NaiveDate> = None;
     for line in lines {
@@ -154,6 +211,20 @@ where
             style: style_of(line.kind),
             highlight: line.highlight && !line.own,
             own: line.own,
+            msgid: line.msgid.clone(),
+            quote: line
+                .reply_to
+                .as_deref()
+                .map(|parent| quote_of(by_msgid.get(parent).copied())),
+            reactions: line
+                .reactions
+                .iter()
+                .map(|r| ReactionChip {
+                    text: r.text.clone(),
+                    count: r.count(),
+                    nicks: r.nicks.join(", "),
+                })
+                .collect(),
         });
     }
     out
@@ -531,6 +602,62 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_quoted_and_reactions_counted() {
+        let mut state = sample_state();
+        state.handle_line(":srv CAP alice ACK :message-tags");
+        for line in [
+            "@time=2024-05-02T10:00:00.000Z;msgid=p1 :bob!b@h PRIVMSG #rust :is the 0.3 release out yet? I would like to try the new reconnect code",
+            "@msgid=r1;+draft/reply=p1;+draft/react=👍 :carol!c@h TAGMSG #rust",
+            "@msgid=r2;+draft/reply=p1;+draft/react=👍 :dave!d@h TAGMSG #rust",
+            "@time=2024-05-02T10:01:00.000Z;msgid=p2;+draft/reply=p1 :carol!c@h PRIVMSG #rust :yes, tagged this morning",
+            "@time=2024-05-02T10:02:00.000Z;msgid=p3;+draft/reply=gone :dave!d@h PRIVMSG #rust :agreed",
+        ] {
+            state.handle_line(line);
+        }
+        let utc = FixedOffset::east_opt(0).expect("zero offset");
+        let rows = rows(&state.active().lines, &utc);
+        let find = |id: &str| {
+            rows.iter()
+                .find(|r| matches!(r, Row::Line { msgid: Some(m), .. } if m == id))
+                .expect("the row")
+        };
+        let Row::Line { reactions, .. } = find("p1") else {
+            unreachable!()
+        };
+        assert_eq!(reactions.len(), 1);
+        assert_eq!(reactions[0].label(), "👍 2");
+        assert_eq!(reactions[0].nicks, "carol, dave");
+        let Row::Line { quote, .. } = find("p2") else {
+            unreachable!()
+        };
+        assert_eq!(
+            quote.as_deref(),
+            Some("↪ bob: is the 0.3 release out yet? I would like to try the new reco…")
+        );
+        let Row::Line { quote, .. } = find("p3") else {
+            unreachable!()
+        };
+        assert_eq!(quote.as_deref(), Some("↪ a message not loaded"));
+    }
+
+    #[test]
+    fn typing_and_online_status() {
+        let mut state = sample_state();
+        state.handle_line(":srv CAP alice ACK :message-tags");
+        state.handle_line(":srv 005 alice MONITOR=10 :are supported");
+        state.handle_line(":srv 730 alice :dave!d@h");
+        let (_, _, private) = buffer_entries(&state);
+        assert_eq!(private[0].online, Some(true));
+        state.handle_line("@+typing=active :bob!b@h TAGMSG #rust");
+        let now = chrono::Utc::now();
+        assert_eq!(typing_text(&state, now).as_deref(), Some("bob is typing…"));
+        assert_eq!(
+            typing_text(&state, now + chrono::Duration::seconds(7)),
+            None
+        );
+    }
+
+    #[test]
     fn topic_and_status() {
         let mut state = sample_state();
         assert_eq!(topic_text(&state), "#rust: All things Rust");
@@ -608,6 +735,8 @@ mod tests {
                 own: false,
                 history: false,
                 msgid: None,
+                reply_to: None,
+                reactions: Vec::new(),
             })
             .collect()
     }

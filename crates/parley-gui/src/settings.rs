@@ -1,7 +1,7 @@
 //! What `parley-gui` remembers between runs, in `gui.toml` in the config directory shared with
 //! the terminal client (beside `known_servers`): the last server, port, TLS choice and username,
-//! the theme, the font size and whether to notify. Never the password, which has no field here,
-//! so it cannot be written by mistake.
+//! the theme, the font size, whether to notify and whether to tell others while typing. Never
+//! the password, which has no field here, so it cannot be written by mistake.
 
 use std::path::Path;
 
@@ -53,6 +53,8 @@ pub struct Settings {
     pub font_size: f32,
     /// Desktop notifications on a mention or private message.
     pub notifications: bool,
+    /// Tell the others in a conversation while you type (`+typing`); off for privacy.
+    pub typing_notices: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +67,7 @@ impl Default for Settings {
             theme: Theme::System,
             font_size: DEFAULT_FONT_SIZE,
             notifications: true,
+            typing_notices: true,
         }
     }
 }
@@ -125,6 +128,7 @@ mod tests {
             theme: Theme::Dark,
             font_size: 18.0,
             notifications: false,
+            typing_notices: false,
         };
         settings.save(dir.path()).expect("saved");
         assert_eq!(Settings::load(dir.path()).expect("loaded"), settings);

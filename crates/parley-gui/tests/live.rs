@@ -257,17 +257,11 @@ fn fill(harness: &mut Harness<'static, App>, label: &str, text: &str) {
     harness.run();
 }
 
-#[test]
-fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
-    let server = Server::start(&[("alice", "alice-secret-pass")]);
+/// The window (with the binary's connection code) logged in as alice on `server`, in #lobby.
+fn logged_in_window(server: &Server, config_dir: &std::path::Path) -> Harness<'static, App> {
     let port = server.port();
-
-    // bob: a raw IRC client that creates its account with REGISTER and is put in #lobby.
-    let mut bob = raw_member(port, "bob");
-
     // The window, with the binary's connection code; wake is for eframe's repaint, and the test
     // steps frames itself.
-    let config_dir = tempfile::tempdir().expect("temp dir");
     let connector = LiveConnector {
         runtime: server.handle(),
         wake: Arc::new(|| {}),
@@ -278,7 +272,7 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     };
     let app = App::new(
         Settings::default(),
-        Some(config_dir.path().to_path_buf()),
+        Some(config_dir.to_path_buf()),
         Box::new(connector),
         Box::new(Recorder::default()),
         options,
@@ -317,6 +311,19 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     harness.get_by_label_contains(&format!(
         "Connected to 127.0.0.1:{port} (not encrypted) as alice"
     ));
+    harness
+}
+
+#[test]
+fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
+    let server = Server::start(&[("alice", "alice-secret-pass")]);
+    let port = server.port();
+
+    // bob: a raw IRC client that creates its account with REGISTER and is put in #lobby.
+    let mut bob = raw_member(port, "bob");
+
+    let config_dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = logged_in_window(&server, config_dir.path());
     // The status bar says "as alice" only after the server confirmed the login (900); bob sees
     // her arrive.
     bob.expect("alice joining #lobby", |l| {
@@ -356,6 +363,104 @@ fn logs_in_to_a_real_server_and_chats_with_an_irc_client() {
     });
     harness.run_steps(2);
     harness.get_by_label_contains("hi alice, from a plain IRC client");
+
+    bob.send("QUIT");
+    drop(harness);
+    drop(server);
+}
+
+/// A tag's value in a raw line (`@a=1;msgid=x :nick!u@h PRIVMSG ...`), unescaped enough for
+/// the ids the server makes.
+fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    tags.split(';')
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Typing, reactions and replies between the window and a plain IRC client with message-tags,
+/// through the real server: "The typing=active notification SHOULD be sent by clients
+/// continuously while the user is making updates to the text-input field"; a reaction is
+/// "+draft/react=<reaction>" with "+draft/reply=<msgid>", whose value "references the server
+/// provided ID of another message".
+#[test]
+fn typing_reactions_and_replies_with_an_irc_client() {
+    let server = Server::start(&[("alice", "alice-secret-pass")]);
+    let mut bob = raw_member(server.port(), "bob");
+    let config_dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = logged_in_window(&server, config_dir.path());
+    bob.expect("alice joining #lobby", |l| {
+        l.starts_with(":alice!") && l.contains(" JOIN #lobby")
+    });
+    bob.send("CAP REQ :message-tags");
+    bob.expect("message-tags acknowledged", |l| {
+        l.contains(" CAP bob ACK ") && l.contains("message-tags")
+    });
+
+    // alice types: bob is told, and her message carries the msgid he reacts to.
+    let input = harness.get_by_role(egui::accesskit::Role::MultilineTextInput);
+    input.focus();
+    input.type_text("release is out");
+    harness.run_steps(2);
+    bob.expect("alice typing", |l| {
+        tag(l, "+typing") == Some("active") && l.contains(" TAGMSG #lobby")
+    });
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(2);
+    let message = bob.expect("alice's message", |l| {
+        l.contains(" PRIVMSG #lobby :release is out")
+    });
+    let msgid = tag(&message, "msgid").expect("a msgid on alice's message");
+    bob.send(&format!(
+        "@+draft/reply={msgid};+draft/react=🎉 TAGMSG #lobby"
+    ));
+    until(&mut harness, "bob's reaction", |app| {
+        app.connection_state().is_some_and(|state| {
+            state.buffer("#lobby").is_some_and(|b| {
+                b.line_by_msgid(msgid)
+                    .is_some_and(|l| l.reactions.iter().any(|r| r.text == "🎉"))
+            })
+        })
+    });
+    harness.run_steps(2);
+    harness.get_by_label("🎉 1");
+
+    // bob types, then asks; the window shows him typing, then his line, which alice answers.
+    bob.send("@+typing=active TAGMSG #lobby");
+    until(&mut harness, "bob typing", |app| {
+        app.connection_state().is_some_and(|state| {
+            state
+                .buffer("#lobby")
+                .is_some_and(|b| b.typing(chrono::Utc::now()) == ["bob"])
+        })
+    });
+    harness.run_steps(2);
+    harness.get_by_label("bob is typing…");
+    bob.send("PRIVMSG #lobby :which version?");
+    until(&mut harness, "bob's question", |app| {
+        app.connection_state().is_some_and(|state| {
+            state.buffer("#lobby").is_some_and(|b| {
+                b.lines
+                    .iter()
+                    .any(|l| l.text == "which version?" && l.msgid.is_some())
+            })
+        })
+    });
+    harness.run_steps(2);
+    assert!(harness.query_by_label("bob is typing…").is_none());
+    harness
+        .get_by_label_contains("bob  which version?")
+        .click_secondary();
+    harness.run();
+    harness.get_by_label("Reply").click();
+    harness.run();
+    let input = harness.get_by_role(egui::accesskit::Role::MultilineTextInput);
+    input.focus();
+    input.type_text("0.3");
+    harness.run_steps(2);
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(2);
+    let reply = bob.expect("alice's reply", |l| l.contains(" PRIVMSG #lobby :0.3"));
+    assert!(tag(&reply, "+draft/reply").is_some(), "{reply}");
 
     bob.send("QUIT");
     drop(harness);

@@ -558,3 +558,143 @@ fn snapshots_of_the_login_dialog_and_the_chat_in_both_themes() {
     assert_eq!(s.harness.state().settings.theme, Theme::Dark);
     snapshot(&mut s, "chat_dark");
 }
+
+/// Logged in as alice on a server with client tags, echo, MONITOR and read markers, in #rust
+/// with a message from bob that can be answered (it has a msgid), and a conversation with dave.
+fn ircv3_state() -> State {
+    let mut state = State::new("alice", "alice");
+    state.on_connected(true, Auth::Guest);
+    let caps = "server-time echo-message message-tags batch draft/chathistory";
+    for line in [
+        &format!(":srv CAP * LS :{caps}"),
+        &format!(":srv CAP alice ACK :{caps}"),
+        ":srv 001 alice :Welcome to Parley, alice",
+        ":srv 005 alice MONITOR=100 :are supported",
+        "@time=2024-05-02T08:00:00.000Z :alice!a@h JOIN #rust",
+        ":srv 353 alice = #rust :@alice bob carol",
+        ":srv 366 alice #rust :End of /NAMES list",
+        "@time=2024-05-02T08:01:00.000Z;msgid=m1 :bob!b@h PRIVMSG #rust :is the 0.3 release tagged?",
+        "@time=2024-05-02T08:02:00.000Z;msgid=m2;+draft/reply=m1 :carol!c@h PRIVMSG #rust :yes, this morning",
+        "@msgid=m3;+draft/reply=m1;+draft/react=🎉 :carol!c@h TAGMSG #rust",
+        "@time=2024-05-02T08:03:00.000Z;msgid=m4 :dave!d@h PRIVMSG alice :lunch?",
+        ":srv 730 alice :dave!d@h",
+        "@time=2024-05-02T08:04:00.000Z;msgid=m5 :erin!e@h PRIVMSG alice :hello",
+        ":srv 731 alice :erin",
+    ] {
+        state.handle_line(line);
+    }
+    state.set_active_by_name("#rust");
+    state
+}
+
+#[test]
+fn reply_and_react_from_a_messages_menu_and_see_who_is_typing() {
+    let mut s = setup(ircv3_state());
+    log_in(&mut s);
+    s.server.take_sent();
+    // "+draft/reply=<msgid>": the reply shows what it answers; the reaction is counted.
+    s.harness
+        .get_by_label_contains("↪ bob: is the 0.3 release tagged?");
+    s.harness.get_by_label("🎉 1");
+    // Reply from the message's menu: the next line carries the tag.
+    s.harness
+        .get_by_label_contains("08:01  bob  is the 0.3 release tagged?")
+        .click_secondary();
+    s.harness.run();
+    s.harness.get_by_label("Reply").click();
+    s.harness.run();
+    s.harness
+        .get_by_label("Replying to bob: is the 0.3 release tagged?");
+    input(&s).focus();
+    input(&s).type_text("great, trying it now");
+    s.harness.run();
+    // "The typing=active notification SHOULD be sent by clients continuously while the user is
+    // making updates to the text-input field"; throttled to one per 3 s.
+    assert_eq!(s.server.take_sent(), ["@+typing=active TAGMSG #rust"]);
+    s.harness.key_press(egui::Key::Enter);
+    s.harness.run();
+    assert_eq!(
+        s.server.take_sent(),
+        ["@+draft/reply=m1 PRIVMSG #rust :great, trying it now"]
+    );
+    assert!(s.harness.query_by_label_contains("Replying to").is_none());
+    // React from the menu: "@+draft/reply=123;+draft/react=👋 TAGMSG #channel".
+    s.harness
+        .get_by_label_contains("08:01  bob  is the 0.3 release tagged?")
+        .click_secondary();
+    s.harness.run();
+    s.harness.get_by_label("👍").click();
+    s.harness.run();
+    assert_eq!(
+        s.server.take_sent(),
+        ["@+draft/reply=m1;+draft/react=👍 TAGMSG #rust"]
+    );
+    // The echo counts it; clicking a reaction under the message adds the same one.
+    s.server
+        .receive(&["@msgid=m9;+draft/reply=m1;+draft/react=👍 :alice!a@h TAGMSG #rust"]);
+    s.harness.run();
+    s.harness.get_by_label("🎉 1").click();
+    s.harness.run();
+    assert_eq!(
+        s.server.take_sent(),
+        ["@+draft/reply=m1;+draft/react=🎉 TAGMSG #rust"]
+    );
+    s.harness.get_by_label("👍 1");
+    // Someone typing shows under the messages, and goes with their message.
+    s.server.receive(&["@+typing=active :bob!b@h TAGMSG #rust"]);
+    s.harness.run();
+    s.harness.get_by_label("bob is typing…");
+    s.server
+        .receive(&["@time=2024-05-02T08:09:00.000Z :bob!b@h PRIVMSG #rust :thanks"]);
+    s.harness.run();
+    assert!(s.harness.query_by_label("bob is typing…").is_none());
+    // A reply chosen here does not follow the user into another conversation.
+    s.harness
+        .get_by_label_contains("08:01  bob  is the 0.3 release tagged?")
+        .click_secondary();
+    s.harness.run();
+    s.harness.get_by_label("Reply").click();
+    s.harness.run();
+    s.harness.get_by_label_contains("Replying to bob");
+    s.harness.get_by_label_contains("• dave").click();
+    s.harness.run();
+    assert!(s.harness.query_by_label_contains("Replying to").is_none());
+    assert_eq!(s.harness.state().replying_to, None);
+    // Who of the private conversations is online, from MONITOR.
+    s.harness.get_by_label_contains("• dave");
+    assert!(s.harness.query_by_label_contains("• erin").is_none());
+    s.harness.get_by_label_contains("erin").hover();
+    s.harness.run();
+    s.harness.get_by_label("erin is offline");
+}
+
+#[test]
+fn typing_notices_can_be_turned_off() {
+    let mut s = setup(ircv3_state());
+    log_in(&mut s);
+    s.server.take_sent();
+    s.harness.get_by_label("Settings").click();
+    s.harness.run();
+    s.harness
+        .get_by_label("Show others when I am typing")
+        .click();
+    s.harness.run();
+    s.harness.get_by_label("Close").click();
+    s.harness.run();
+    assert!(!s.harness.state().settings.typing_notices);
+    input(&s).focus();
+    input(&s).type_text("quiet");
+    s.harness.run();
+    assert!(s.server.take_sent().is_empty());
+}
+
+#[test]
+fn snapshot_of_replies_reactions_typing_and_presence() {
+    let mut s = setup_with(ircv3_state(), Theme::Light, [760.0, 420.0]);
+    log_in(&mut s);
+    // Paused lasts 30 s: the picture does not depend on a slow machine.
+    s.server.receive(&["@+typing=paused :bob!b@h TAGMSG #rust"]);
+    s.harness.run();
+    s.harness.get_by_label("bob is typing…");
+    snapshot(&mut s, "chat_ircv3");
+}

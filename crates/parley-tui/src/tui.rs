@@ -182,8 +182,13 @@ async fn chat(
                     }
                     continue;
                 }
+                let before = view.input.clone();
                 let request = view.handle_key(key, &mut client.state());
                 let result = match request {
+                    // An edit of the input: others may see that we type (`+typing`).
+                    Request::None if view.input != before => {
+                        client.act(Action::Typing(view.input.clone())).await
+                    }
                     Request::None => Ok(()),
                     Request::Submit(text) => client.input(&text).await,
                     Request::LoadOlder => client.act(Action::History).await,

@@ -1,9 +1,10 @@
 //! Drawing, and nothing else: the start form, the certificate question and the main screen
-//! (buffer list, topic, messages, members, status bar, input) are pure functions of the chat
-//! state and the view, so tests render them into ratatui's `TestBackend` and read the cells.
+//! (buffer list with who is online, topic, messages with reply quotes and reactions, who is
+//! typing, members, status bar, input) are pure functions of the chat state and the view, so
+//! tests render them into ratatui's `TestBackend` and read the cells.
 
-use chrono::Local;
-use parley_client::{BufferKind, ConnectionState, Line as ChatLine, LineKind, State};
+use chrono::{Local, Utc};
+use parley_client::{Buffer, BufferKind, ConnectionState, Line as ChatLine, LineKind, State};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -81,8 +82,14 @@ fn draw_buffers(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             if i == state.active_index() {
                 style = style.add_modifier(Modifier::REVERSED);
             }
+            // MONITOR: a filled dot for a conversation's peer online, an empty one offline.
+            let presence = match b.online {
+                Some(true) => "●",
+                Some(false) => "○",
+                None => "",
+            };
             Line::from(Span::styled(
-                format!("{:>2} {}{marker}", i + 1, b.name),
+                format!("{:>2} {presence}{}{marker}", i + 1, b.name),
                 style,
             ))
         })
@@ -128,7 +135,37 @@ fn line_spans(line: &ChatLine, state: &State, theme: &Theme) -> Vec<Span<'static
             Style::default().fg(theme.dim),
         )),
     }
+    if !line.reactions.is_empty() {
+        let reactions: Vec<String> = line
+            .reactions
+            .iter()
+            .map(|r| format!("{} {}", r.text, r.count()))
+            .collect();
+        spans.push(Span::styled(
+            format!("  [{}]", reactions.join(" ")),
+            Style::default().fg(theme.dim),
+        ));
+    }
     spans
+}
+
+/// The row above a reply: "      ↪ bob: is the release out?" (the parent's first words).
+fn quote_spans(line: &ChatLine, buffer: &Buffer, theme: &Theme) -> Option<Vec<Span<'static>>> {
+    let parent = line.reply_to.as_deref()?;
+    let quote = match buffer.line_by_msgid(parent) {
+        Some(parent) => {
+            let mut text: String = parent.text.chars().take(50).collect();
+            if parent.text.chars().count() > 50 {
+                text.push('…');
+            }
+            format!("↪ {}: {text}", parent.from.as_deref().unwrap_or("?"))
+        }
+        None => "↪ a message not loaded".to_string(),
+    };
+    Some(vec![Span::styled(
+        format!("      {quote}"),
+        Style::default().fg(theme.dim),
+    )])
 }
 
 /// Splits styled spans into rows of at most `width` characters.
@@ -161,12 +198,34 @@ fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
 }
 
 fn draw_messages(frame: &mut Frame, area: Rect, state: &State, view: &mut View, theme: &Theme) {
+    let buffer = state.active();
+    let width = area.width as usize;
+    // Who is typing takes the last row while anyone is.
+    let mut area = area;
+    if let Some(typing) = buffer.typing_text(Utc::now()) {
+        if area.height > 1 {
+            area.height -= 1;
+            let row = Rect::new(area.x, area.y + area.height, area.width, 1);
+            let text = Span::styled(
+                format!(" {typing}"),
+                Style::default()
+                    .fg(theme.dim)
+                    .add_modifier(Modifier::ITALIC),
+            );
+            frame.render_widget(Paragraph::new(Line::from(text)), row);
+        }
+    }
     let height = area.height as usize;
-    let rows: Vec<Line> = state
-        .active()
+    let rows: Vec<Line> = buffer
         .lines
         .iter()
-        .flat_map(|l| wrap(line_spans(l, state, theme), area.width as usize))
+        .flat_map(|l| {
+            let quote = quote_spans(l, buffer, theme).map(|q| wrap(q, width));
+            quote
+                .into_iter()
+                .flatten()
+                .chain(wrap(line_spans(l, state, theme), width))
+        })
         .collect();
     let max_scroll = rows.len().saturating_sub(height);
     view.scroll = view.scroll.min(max_scroll);
@@ -459,6 +518,40 @@ mod tests {
             "{text}"
         );
         assert!(rows[13].starts_with("[#rust] "), "{text}");
+    }
+
+    #[test]
+    fn replies_reactions_typing_and_presence_are_shown() {
+        let mut state = sample_state();
+        for line in [
+            ":parley.local CAP alice ACK :message-tags",
+            ":parley.local 005 alice MONITOR=10 :are supported",
+            ":parley.local 730 alice :dave!d@h",
+            "@time=2024-05-01T09:40:00.000Z;msgid=p1 :bob!b@h PRIVMSG #rust :is the release out?",
+            "@msgid=r1;+draft/reply=p1;+draft/react=+1 :carol!c@h TAGMSG #rust",
+            "@time=2024-05-01T09:41:00.000Z;msgid=p2;+draft/reply=p1 :carol!c@h PRIVMSG #rust :yes, since this morning",
+            "@+typing=active :bob!b@h TAGMSG #rust",
+        ] {
+            state.handle_line(line);
+        }
+        let mut view = View::default();
+        let mut terminal = Terminal::new(TestBackend::new(100, 14)).expect("test terminal");
+        let theme = Theme::default();
+        let info = StatusInfo {
+            server: "localhost:6697",
+            tls: true,
+            theme: &theme,
+        };
+        terminal
+            .draw(|frame| draw_main(frame, &state, &mut view, &info))
+            .expect("draws");
+        let rows = screen(&terminal);
+        let text = rows.join("\n");
+        assert!(text.contains("<bob> is the release out?  [+1 1]"), "{text}");
+        assert!(text.contains("      ↪ bob: is the release out?"), "{text}");
+        assert!(text.contains("<carol> yes, since this morning"), "{text}");
+        assert!(rows[11].contains(" bob is typing…"), "{text}");
+        assert!(text.contains(" 4 ●dave (1!)"), "{text}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use parley_proto::casefold;
 use crate::input::{help_for, is_channel, Action, InputError, COMMANDS};
 
 use super::{
-    irc_line, iso_time, BufferKind, ConnectionState, Line, LineKind, State, HISTORY_BATCH,
+    irc_line, irc_tagged, iso_time, BufferKind, ConnectionState, Line, LineKind, State,
+    HISTORY_BATCH,
 };
 
 /// Longest chat text put in one PRIVMSG; longer text is split, leaving room for the source
@@ -43,6 +44,10 @@ impl State {
     /// Turns a user action into lines to send (and local lines such as help or the own message
     /// when the server does not echo). Local mistakes come back as errors.
     pub fn act(&mut self, action: Action) -> Result<Vec<String>, InputError> {
+        if let Action::Typing(text) = &action {
+            // Typing notices are best effort: never an error, nothing when offline.
+            return Ok(self.typing_input(text, Utc::now()));
+        }
         let local = matches!(
             action,
             Action::Help(_) | Action::Close | Action::Query { text: None, .. }
@@ -228,11 +233,19 @@ impl State {
                 if buffer.kind == BufferKind::Channel && buffer.joined {
                     out.push(irc_line("PART", &[&buffer.name], None));
                 }
+                if buffer.kind == BufferKind::Query {
+                    let nick = buffer.name.clone();
+                    self.query_closed(&nick, &mut out);
+                }
                 self.remove_buffer(index);
             }
+            Action::React { msgid, reaction } => self.react(msgid, &reaction, &mut out)?,
+            Action::Reply { msgid, text } => self.reply(msgid, &text, &mut out)?,
+            Action::Typing(_) => {}
             Action::Help(topic) => self.help(topic.as_deref()),
             Action::Raw(line) => out.push(line),
         }
+        out.append(&mut self.outbox);
         Ok(out)
     }
 
@@ -261,14 +274,36 @@ impl State {
     }
 
     fn say(&mut self, target: &str, text: &str, action: bool, out: &mut Vec<String>) {
-        for piece in split_text(text) {
+        self.say_tagged(target, text, action, None, out);
+    }
+
+    /// Sends chat text, split to fit; `reply_to` tags the first piece as a reply
+    /// (`+draft/reply`), the rest follow it as plain continuation.
+    pub(super) fn say_tagged(
+        &mut self,
+        target: &str,
+        text: &str,
+        action: bool,
+        reply_to: Option<&str>,
+        out: &mut Vec<String>,
+    ) {
+        for (i, piece) in split_text(text).into_iter().enumerate() {
             let body = if action {
                 format!("\x01ACTION {piece}\x01")
             } else {
                 piece.to_string()
             };
-            out.push(irc_line("PRIVMSG", &[target], Some(&body)));
+            match reply_to.filter(|_| i == 0) {
+                Some(parent) => out.push(irc_tagged(
+                    &[("+draft/reply", parent)],
+                    "PRIVMSG",
+                    &[target],
+                    Some(&body),
+                )),
+                None => out.push(irc_line("PRIVMSG", &[target], Some(&body))),
+            }
         }
+        self.typing_sent(target);
         if !self.has_cap("echo-message") {
             let kind = if action {
                 LineKind::Action
@@ -282,6 +317,7 @@ impl State {
             };
             let mut line = self.own_line(kind, text.to_string());
             line.own = true;
+            line.reply_to = reply_to.map(str::to_string);
             self.add_line(index, line);
         }
     }
@@ -296,10 +332,12 @@ impl State {
             own: false,
             history: false,
             msgid: None,
+            reply_to: None,
+            reactions: Vec::new(),
         }
     }
 
-    fn active_target(&self, why: &'static str) -> Result<String, InputError> {
+    pub(super) fn active_target(&self, why: &'static str) -> Result<String, InputError> {
         let buffer = self.active();
         match buffer.kind {
             BufferKind::Server => Err(InputError::NoTarget(why)),

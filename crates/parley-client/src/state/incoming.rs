@@ -63,8 +63,12 @@ fn idle_words(secs: u64) -> String {
 /// What every line made from one incoming message shares.
 pub(super) struct Incoming {
     pub(super) time: DateTime<Utc>,
+    /// The time came from the server (`time` tag): a read marker may name it.
+    server_time: bool,
     history: bool,
     msgid: Option<String>,
+    /// `+draft/reply`: the msgid of the message this one answers.
+    reply_to: Option<String>,
 }
 
 impl Incoming {
@@ -78,6 +82,8 @@ impl Incoming {
             own: false,
             history: self.history,
             msgid: self.msgid.clone(),
+            reply_to: self.reply_to.clone(),
+            reactions: Vec::new(),
         }
     }
 }
@@ -98,12 +104,12 @@ impl State {
 
     /// Applies one message received at `now`; returns the lines to send in answer.
     pub fn handle_message(&mut self, msg: &Message<'_>, now: DateTime<Utc>) -> Vec<String> {
-        let time = msg
+        let server_time = msg
             .tags
             .get("time")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(now);
+            .map(|t| t.with_timezone(&Utc));
+        let time = server_time.unwrap_or(now);
         let history_target = msg
             .tags
             .get("batch")
@@ -112,8 +118,10 @@ impl State {
             .map(|b| b.target.clone());
         let ctx = Incoming {
             time,
+            server_time: server_time.is_some(),
             history: history_target.is_some(),
             msgid: msg.tags.get("msgid").map(|m| m.into_owned()),
+            reply_to: msg.tags.get("+draft/reply").map(|m| m.into_owned()),
         };
         let source = msg.source.map(UserHost::parse);
         let from = source.map(|s| s.nick.to_string());
@@ -208,7 +216,9 @@ impl State {
                 let line = ctx.line(LineKind::Notice, from.clone(), text);
                 self.push_server_and_mirror(line);
             }
-            "CHGHOST" | "TAGMSG" | "SETNAME" => {}
+            "TAGMSG" => self.on_tagmsg(msg, from.as_deref(), &ctx, now),
+            "MARKREAD" => self.on_markread(msg),
+            "CHGHOST" | "SETNAME" => {}
             _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
                 self.on_numeric(&command, msg, &ctx, &mut out)
             }
@@ -217,7 +227,56 @@ impl State {
                 self.push_server(LineKind::Info, text, time);
             }
         }
+        // What the change asked for besides its answer (a conversation opened: MONITOR it).
+        out.append(&mut self.outbox);
         out
+    }
+
+    /// Where a TAGMSG or reaction from `from` to `target` belongs: a channel, or the private
+    /// conversation with the other side. Never creates a buffer: tags alone open nothing.
+    fn tag_buffer(&self, target: &str, from: &str) -> Option<usize> {
+        let channel = target.trim_start_matches(['@', '+', '%', '~', '&']);
+        if is_channel(target) {
+            self.find(target)
+        } else if is_channel(channel) {
+            self.find(channel)
+        } else if self.is_me(from) {
+            self.find(target)
+        } else {
+            self.find(from)
+        }
+    }
+
+    /// `TAGMSG`: typing notices and reactions; never a line of the conversation ("Clients
+    /// that receive a TAGMSG command MUST NOT display them in the message history by
+    /// default.").
+    fn on_tagmsg(
+        &mut self,
+        msg: &Message<'_>,
+        from: Option<&str>,
+        ctx: &Incoming,
+        now: DateTime<Utc>,
+    ) {
+        let (Some(target), Some(from)) = (msg.param(0), from) else {
+            return;
+        };
+        let Some(index) = self.tag_buffer(target, from) else {
+            return;
+        };
+        if ctx.history {
+            // Typing in history is long over; only reactions still mean something.
+        } else if let Some(typing) = msg.tags.get("+typing") {
+            self.on_typing(index, from, &typing, now);
+        } else {
+            // "...until any of the following conditions is met: A message is received from
+            // the sender"; a TAGMSG is a message to the typing spec.
+            self.buffers[index].stop_typing(from);
+        }
+        if let (Some(parent), Some(reaction)) =
+            (msg.tags.get("+draft/reply"), msg.tags.get("+draft/react"))
+        {
+            self.on_reaction(index, from, &parent, &reaction);
+        }
     }
 
     fn on_standard_reply(
@@ -338,10 +397,24 @@ impl State {
             line.text = format!("[broadcast] {}", line.text);
         }
         let for_everyone = index == 0 && !own && (target.starts_with('$') || from_server);
+        if let Some(nick) = from {
+            self.buffers[index].stop_typing(nick);
+        }
+        if ctx.server_time && index != 0 {
+            let buffer = &mut self.buffers[index];
+            buffer.last_message_time = buffer.last_message_time.max(Some(ctx.time));
+        }
         if for_everyone && self.connection == ConnectionState::Connected {
             self.push_server_and_mirror(line);
         } else {
             self.add_line(index, line);
+        }
+        // A reaction may come with a body ("An example of a reaction with an additional
+        // message body"): shown as a message, and counted on its parent too.
+        if let (Some(nick), Some(parent), Some(reaction)) =
+            (from, ctx.reply_to.as_deref(), msg.tags.get("+draft/react"))
+        {
+            self.on_reaction(index, nick, parent, &reaction);
         }
     }
 
@@ -424,6 +497,7 @@ impl State {
             ctx.line(LineKind::Part, Some(nick.to_string()), text),
         );
         self.buffers[index].members.remove(&casefold(nick));
+        self.buffers[index].stop_typing(nick);
     }
 
     fn on_kick(&mut self, msg: &Message<'_>, from: Option<&str>, ctx: &Incoming) {
@@ -451,6 +525,7 @@ impl State {
             buffer.members.clear();
         } else {
             buffer.members.remove(&casefold(victim));
+            buffer.stop_typing(victim);
         }
     }
 
@@ -460,6 +535,7 @@ impl State {
         };
         let key = casefold(nick);
         self.accounts.remove(&key);
+        self.stop_typing_everywhere(nick);
         let reason = msg.param(0).map(|r| format!(" ({r})")).unwrap_or_default();
         for index in 0..self.buffers.len() {
             let buffer = &mut self.buffers[index];
@@ -497,6 +573,8 @@ impl State {
         } else {
             format!("{old} is now known as {new}")
         };
+        self.stop_typing_everywhere(old);
+        let mut renamed_query = false;
         for index in 0..self.buffers.len() {
             let buffer = &mut self.buffers[index];
             let mut present = me && buffer.kind == BufferKind::Server;
@@ -507,7 +585,10 @@ impl State {
             }
             if buffer.kind == BufferKind::Query && casefold(&buffer.name) == old_key {
                 buffer.name = new.to_string();
+                // Whoever just changed nick is online.
+                buffer.online = buffer.online.map(|_| true);
                 present = true;
+                renamed_query = true;
             }
             if present {
                 self.push(
@@ -515,6 +596,9 @@ impl State {
                     ctx.line(LineKind::Nick, Some(old.to_string()), text.clone()),
                 );
             }
+        }
+        if renamed_query && !me {
+            self.query_renamed(old, new);
         }
     }
 
@@ -624,6 +708,14 @@ impl State {
                 if self.away {
                     out.push(irc_line("AWAY", &[], Some("away")));
                 }
+                if self.has_cap("draft/read-marker") {
+                    // Channels get theirs on JOIN; conversations must ask.
+                    for buffer in &self.buffers {
+                        if buffer.kind == BufferKind::Query {
+                            out.push(irc_line("MARKREAD", &[&buffer.name], None));
+                        }
+                    }
+                }
             }
             numeric::RPL_ISUPPORT => {
                 for token in &msg.params[1..msg.params.len().saturating_sub(1)] {
@@ -636,6 +728,8 @@ impl State {
                         }
                     } else if let Some(network) = token.strip_prefix("NETWORK=") {
                         self.network = Some(network.to_string());
+                    } else if *token == "MONITOR" || token.starts_with("MONITOR=") {
+                        self.monitor_supported(token.strip_prefix("MONITOR="));
                     }
                 }
             }
@@ -786,6 +880,9 @@ impl State {
                 let index = self.whois_buffer(arg(1), code == "318");
                 self.push(index, ctx.line(LineKind::Info, None, details));
             }
+            "730" | "731" => self.on_monitor_status(code == "730", &text),
+            "734" => self.on_monitor_full(arg(2)),
+            "732" | "733" => {}
             numeric::RPL_CREATIONTIME
             | numeric::RPL_TOPICWHOTIME
             | numeric::RPL_ENDOFWHO

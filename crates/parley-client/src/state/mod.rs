@@ -7,11 +7,18 @@
 //! This module holds the model and the bookkeeping every part shares (finding, creating and
 //! filling buffers); its children are the three ways the model changes, each an `impl State`:
 //! [`negotiation`] (CAP, SASL and REGISTER until the welcome), [`incoming`] (lines from the
-//! server) and [`actions`] (what the user typed, turned into lines to send).
+//! server) and [`actions`] (what the user typed, turned into lines to send). The IRCv3 extras a
+//! modern chat shows live beside them: [`typing`] (who is typing, and our own notices),
+//! [`reactions`] (replies and reactions per message), [`monitor`] (who of the private
+//! conversations is online) and [`read_marker`] (what the account read on any device).
 
 mod actions;
 mod incoming;
+mod monitor;
 mod negotiation;
+mod reactions;
+mod read_marker;
+mod typing;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -21,10 +28,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use parley_proto::{casefold, write_line};
 
 use incoming::Batch;
+use monitor::Monitor;
 pub use negotiation::{
     is_login_refusal, login_refusal, Auth, ACCOUNT_REQUIRED, LOGIN_REFUSED, WANTED_CAPS,
 };
 use negotiation::{Negotiation, ScramCache};
+pub use reactions::Reaction;
+use typing::{OutgoingTyping, Typist};
 
 /// Name of the buffer that holds server notices and replies not tied to a channel or nick.
 pub const SERVER_BUFFER: &str = "server";
@@ -106,6 +116,20 @@ pub struct Line {
     /// Loaded from the server's history rather than received live.
     pub history: bool,
     pub msgid: Option<String>,
+    /// The msgid of the message this one answers (`+draft/reply`).
+    pub reply_to: Option<String>,
+    /// Reactions to this message (`+draft/react`), in the order they first came.
+    pub reactions: Vec<Reaction>,
+}
+
+impl Line {
+    /// A message, action or notice (or anything that highlights): what unread counts.
+    fn counts_as_unread(&self) -> bool {
+        matches!(
+            self.kind,
+            LineKind::Message | LineKind::Action | LineKind::Notice
+        ) || self.highlight
+    }
 }
 
 /// A channel member and their prefix modes, highest first (for example "@+").
@@ -133,6 +157,19 @@ pub struct Buffer {
     rejoin: bool,
     /// A NAMES reply is being collected (the next 353 does not clear the list).
     names_in_progress: bool,
+    /// Who is typing here, by casefolded nick (`+typing`); see [`Buffer::typing`].
+    typists: BTreeMap<String, Typist>,
+    /// A private conversation's peer is online (`Some(true)`) or not, from MONITOR; `None`
+    /// when the server has no MONITOR or has not said yet.
+    pub online: Option<bool>,
+    /// The time of the last message the account read here, on any device
+    /// (`draft/read-marker`); `None` when the server keeps none.
+    pub read_marker: Option<DateTime<Utc>>,
+    /// The server time of the newest message here: what a MARKREAD names.
+    last_message_time: Option<DateTime<Utc>>,
+    /// Reactions to messages not loaded (yet), by msgid: applied when the message comes
+    /// (older history loaded later). Bounded by [`reactions::MAX_ORPHANS`].
+    orphan_reactions: VecDeque<(String, String, String)>,
 }
 
 impl Buffer {
@@ -148,7 +185,20 @@ impl Buffer {
             joined: false,
             rejoin: false,
             names_in_progress: false,
+            typists: BTreeMap::new(),
+            online: None,
+            read_marker: None,
+            last_message_time: None,
+            orphan_reactions: VecDeque::new(),
         }
+    }
+
+    /// The line with this msgid, if it is loaded.
+    pub fn line_by_msgid(&self, msgid: &str) -> Option<&Line> {
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| l.msgid.as_deref() == Some(msgid))
     }
 
     /// Members sorted by their highest prefix (ops first), then by nick.
@@ -238,6 +288,16 @@ pub struct State {
     /// The account's own nick, held by another connection (another device) when we came in:
     /// taken back as soon as that one quits or changes nick.
     reclaim_nick: Option<String>,
+    /// Lines wanted by changes that answer nothing themselves (a buffer opened or focused, a
+    /// nick renamed): sent with the next answer or [`State::tick`].
+    outbox: Vec<String>,
+    /// Our own typing notices per target, throttled as the spec asks.
+    typing_out: OutgoingTyping,
+    /// The server's MONITOR support and what we asked it to watch.
+    monitor: Monitor,
+    /// Buffers read (focused, or a message arrived while focused) and up to when, whose
+    /// MARKREAD is not sent yet.
+    read_pending: Vec<(String, DateTime<Utc>)>,
 }
 
 impl fmt::Debug for State {
@@ -254,6 +314,21 @@ impl fmt::Debug for State {
 fn irc_line(command: &str, middle: &[&str], trailing: Option<&str>) -> String {
     let mut out = Vec::new();
     write_line(&mut out, &[], None, command, middle, trailing);
+    let mut line = String::from_utf8_lossy(&out).into_owned();
+    line.truncate(line.trim_end_matches(['\r', '\n']).len());
+    line
+}
+
+/// A line with client tags (`+typing`, `+draft/reply`...), escaped as message-tags asks.
+fn irc_tagged(
+    tags: &[(&str, &str)],
+    command: &str,
+    middle: &[&str],
+    trailing: Option<&str>,
+) -> String {
+    let tags: Vec<(&str, Option<&str>)> = tags.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let mut out = Vec::new();
+    write_line(&mut out, &tags, None, command, middle, trailing);
     let mut line = String::from_utf8_lossy(&out).into_owned();
     line.truncate(line.trim_end_matches(['\r', '\n']).len());
     line
@@ -323,6 +398,10 @@ impl State {
             accounts: HashMap::new(),
             whois_asked: VecDeque::new(),
             reclaim_nick: None,
+            outbox: Vec::new(),
+            typing_out: OutgoingTyping::default(),
+            monitor: Monitor::default(),
+            read_pending: Vec::new(),
         }
     }
 
@@ -383,14 +462,29 @@ impl State {
         self.find(name).map(|i| &self.buffers[i])
     }
 
-    /// Focuses a buffer and clears its unread and mention counts.
+    /// Focuses a buffer and clears its unread and mention counts; with `draft/read-marker`
+    /// the other devices learn it was read at the next [`State::tick`].
     pub fn set_active(&mut self, index: usize) {
         if index < self.buffers.len() {
             self.active = index;
             let buffer = &mut self.buffers[index];
             buffer.unread = 0;
             buffer.mentions = 0;
+            let name = buffer.name.clone();
+            self.note_read(&name);
         }
+    }
+
+    /// Time passes: sends what waited for it (typing `paused` after 6 s idle, a throttled
+    /// typing notice, read markers). The client calls it about once a second.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        if self.connection != ConnectionState::Connected {
+            return Vec::new();
+        }
+        let mut out = std::mem::take(&mut self.outbox);
+        self.typing_tick(now, &mut out);
+        self.flush_read_markers(&mut out);
+        out
     }
 
     /// Focuses a buffer by name; false if there is none.
@@ -541,6 +635,9 @@ impl State {
             return index;
         }
         self.buffers.push(Buffer::new(name, kind));
+        if kind == BufferKind::Query {
+            self.query_opened(name);
+        }
         self.buffers.len() - 1
     }
 
@@ -575,6 +672,8 @@ impl State {
             own: false,
             history: false,
             msgid: None,
+            reply_to: None,
+            reactions: Vec::new(),
         };
         self.push(0, line);
     }
@@ -584,25 +683,32 @@ impl State {
     }
 
     /// Adds a line, counting it as unread (and as a mention) where that applies.
-    fn add_line(&mut self, index: usize, line: Line) {
+    fn add_line(&mut self, index: usize, mut line: Line) {
         let active = index == self.active;
         let buffer = &mut self.buffers[index];
+        if let Some(msgid) = line.msgid.clone() {
+            reactions::adopt_orphans(buffer, &msgid, &mut line);
+        }
+        let counts = line.counts_as_unread();
+        // History the account has not read on any device is unread here too.
+        let unread_history =
+            line.history && buffer.read_marker.is_some_and(|read| line.time > read);
         if line.history {
             if !buffer.insert_history(line.clone()) {
                 return;
             }
         } else {
-            let counts = matches!(
-                line.kind,
-                LineKind::Message | LineKind::Action | LineKind::Notice
-            ) || line.highlight;
-            if !active && !line.own && counts {
-                buffer.unread += 1;
-                if line.highlight {
-                    buffer.mentions += 1;
-                }
-            }
             buffer.push(line.clone());
+        }
+        if !active && !line.own && counts && (!line.history || unread_history) {
+            buffer.unread += 1;
+            if line.highlight {
+                buffer.mentions += 1;
+            }
+        }
+        if active && counts {
+            let name = buffer.name.clone();
+            self.note_read(&name);
         }
         if self.record_new_lines {
             self.new_lines

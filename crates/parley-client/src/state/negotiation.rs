@@ -37,6 +37,7 @@ pub const WANTED_CAPS: &[&str] = &[
     "userhost-in-names",
     "cap-notify",
     "invite-notify",
+    "draft/read-marker",
 ];
 
 /// How to log in during connection registration.
@@ -236,6 +237,10 @@ impl State {
         self.caps.clear();
         self.batches.clear();
         self.pending_creates.clear();
+        self.outbox.clear();
+        self.read_pending.clear();
+        self.typing_out = Default::default();
+        self.monitor_reset();
         self.nick = match &auth {
             Auth::Register { account, .. } => account.clone(),
             _ => self.wanted_nick.clone(),

@@ -1,6 +1,8 @@
-//! The chat screen: toolbar, status bar, the list of conversations, members, the input with
-//! its Tab completion and history keys, the topic bar and the messages (asking the server for
-//! older history when scrolled to the top).
+//! The chat screen: toolbar, status bar, the list of conversations (with who is online),
+//! members, the input with its Tab completion and history keys (telling others while you type,
+//! and who is typing here), the topic bar and the messages (with reply quotes, reactions, and a
+//! right-click menu to reply or react; asking the server for older history when scrolled to the
+//! top).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use eframe::egui::{
 use parley_client::{input, Action, BufferKind, LineKind};
 
 use super::dialogs::Dialog;
-use super::{App, Phase};
+use super::{App, Phase, ReplyTo};
 use crate::composer::{self, Edit};
 use crate::connection::Connection;
 use crate::model::{self, Health, Row, RowStyle};
@@ -20,6 +22,16 @@ use crate::theme;
 
 /// Wait this long before asking for older history again while nothing new arrived.
 const HISTORY_RETRY: Duration = Duration::from_secs(10);
+/// The reactions offered in a message's menu.
+const QUICK_REACTIONS: &[&str] = &["👍", "❤", "😂", "🎉", "👀"];
+
+/// What a click on a message asked for.
+enum RowAction {
+    /// Answer it: its msgid and its quote.
+    Reply(String, String),
+    /// React to it (its msgid) with this.
+    React(String, String),
+}
 
 /// A key the input field handles itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +153,46 @@ impl App {
                             }
                             if entry.parted {
                                 text = text.weak();
+                            }
+                            if let Some(online) = entry.online {
+                                // A green bullet before the name of a peer online; offline
+                                // names are muted.
+                                let mut job = LayoutJob::default();
+                                if online {
+                                    let font = TextStyle::Body.resolve(ui.style());
+                                    let colour = theme::health_colours(ui.visuals().dark_mode)[0];
+                                    job.append("• ", 0.0, TextFormat::simple(font, colour));
+                                } else if !entry.active {
+                                    text = text.weak();
+                                }
+                                text.append_to(
+                                    &mut job,
+                                    ui.style(),
+                                    egui::FontSelection::Default,
+                                    Align::Center,
+                                );
+                                let mut button = Button::selectable(entry.active, job);
+                                if let Some(badge) = entry.badge() {
+                                    button = button.right_text(
+                                        RichText::new(badge)
+                                            .strong()
+                                            .color(ui.visuals().error_fg_color),
+                                    );
+                                }
+                                let response = ui.add(button).on_hover_text(if online {
+                                    format!("{} is online", entry.name)
+                                } else {
+                                    format!("{} is offline", entry.name)
+                                });
+                                if response.clicked() {
+                                    select = Some(entry.index);
+                                }
+                                response.context_menu(|ui| {
+                                    if ui.button("Close").clicked() {
+                                        close = Some(entry.index);
+                                    }
+                                });
+                                return;
                             }
                             let mut button = Button::selectable(entry.active, text);
                             if let Some(badge) = entry.badge() {
@@ -269,14 +321,51 @@ impl App {
         let target = {
             let state = connection.state();
             let buffer = state.active();
+            // A reply chosen in another buffer does not follow the user here.
+            if self
+                .replying_to
+                .as_ref()
+                .is_some_and(|reply| reply.buffer != buffer.name)
+            {
+                self.replying_to = None;
+            }
             match buffer.kind {
                 BufferKind::Server => "Type a /command (try /help)".to_string(),
                 _ => format!("Message {}", buffer.name),
             }
         };
         let input_id = Id::unique("chat-input");
+        let now = chrono::Utc::now();
+        let (typing, typing_changes) = {
+            let state = connection.state();
+            (
+                model::typing_text(&state, now),
+                state.active().typing_changes_at(now),
+            )
+        };
+        if let Some(at) = typing_changes {
+            // Redraw when the typing line expires by itself.
+            let wait = (at - now).to_std().unwrap_or_default();
+            ui.ctx()
+                .request_repaint_after(wait + Duration::from_millis(50));
+        }
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(4.0);
+            if let Some(typing) = typing {
+                ui.label(RichText::new(typing).small().italics().weak());
+            }
+            let mut cancel_reply = false;
+            if let Some(reply) = &self.replying_to {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(format!("Replying to {}", reply.quote)).small());
+                    if ui.small_button("✖").on_hover_text("Do not reply").clicked() {
+                        cancel_reply = true;
+                    }
+                });
+            }
+            if cancel_reply {
+                self.replying_to = None;
+            }
             let keys = if ui.memory(|m| m.has_focus(input_id)) {
                 self.take_composer_keys(ui)
             } else {
@@ -308,6 +397,8 @@ impl App {
                 }
                 if send {
                     response.request_focus();
+                } else if response.changed() && self.settings.typing_notices {
+                    connection.send(Action::Typing(self.input.clone()));
                 }
             });
             ui.add_space(4.0);
@@ -386,6 +477,11 @@ impl App {
         self.composer.sent(&text);
         for line in model::input_lines(&text) {
             match input::parse(line) {
+                // The first message after "Reply" answers the message chosen.
+                Ok(Action::Say(text)) if self.replying_to.is_some() => {
+                    let msgid = self.replying_to.take().map(|reply| reply.msgid);
+                    connection.send(Action::Reply { msgid, text });
+                }
                 Ok(action) => connection.send(action),
                 Err(error) => connection
                     .state()
@@ -449,6 +545,7 @@ impl App {
             .filter(|(buffer, _)| *buffer == name)
             .map(|(_, offset)| offset);
         let mut load_older = false;
+        let mut row_action: Option<RowAction> = None;
         egui::CentralPanel::default().show(ui, |ui| {
             let mut area = egui::ScrollArea::vertical()
                 .id_salt(("messages", &name))
@@ -467,7 +564,10 @@ impl App {
                 }
                 let mut line_tops = Vec::with_capacity(line_count);
                 for row in &rows {
-                    let rect = row_ui(ui, row);
+                    let (rect, action) = row_ui(ui, row);
+                    if action.is_some() {
+                        row_action = action;
+                    }
                     if matches!(row, Row::Line { .. }) {
                         line_tops.push(rect.top() - content_top);
                     }
@@ -496,6 +596,20 @@ impl App {
         if load_older && self.may_ask_history(&name, line_count) {
             connection.send(Action::History);
         }
+        match row_action {
+            Some(RowAction::Reply(msgid, quote)) => {
+                self.replying_to = Some(ReplyTo {
+                    buffer: name.clone(),
+                    msgid,
+                    quote,
+                })
+            }
+            Some(RowAction::React(msgid, reaction)) => connection.send(Action::React {
+                msgid: Some(msgid),
+                reaction,
+            }),
+            None => {}
+        }
     }
 
     /// Asks for older history at most once per arrival (or every `HISTORY_RETRY` when nothing came).
@@ -519,8 +633,8 @@ pub fn nick_colour(ui: &Ui, key: &str) -> Color32 {
     theme::nick_colour(ui.visuals().dark_mode, key)
 }
 
-/// Draws one row of the message area; returns where it landed.
-fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
+/// Draws one row of the message area; returns where it landed and what a click asked for.
+fn row_ui(ui: &mut Ui, row: &Row) -> (egui::Rect, Option<RowAction>) {
     match row {
         Row::Day(day) => {
             ui.add_space(4.0);
@@ -528,7 +642,7 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
                 .vertical_centered(|ui| ui.label(RichText::new(day).small().weak()).rect)
                 .inner;
             ui.add_space(2.0);
-            rect
+            (rect, None)
         }
         Row::Line {
             time,
@@ -537,8 +651,16 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
             text,
             style,
             highlight,
+            msgid,
+            quote,
+            reactions,
             ..
         } => {
+            let mut action = None;
+            let quote_rect = quote.as_ref().map(|quote| {
+                ui.label(RichText::new(format!("      {quote}")).small().weak())
+                    .rect
+            });
             let body = TextStyle::Body.resolve(ui.style());
             let small = FontId::new(body.size * 0.8, body.family.clone());
             let visuals = ui.visuals();
@@ -585,7 +707,49 @@ fn row_ui(ui: &mut Ui, row: &Row) -> egui::Rect {
                 }
                 _ => job.append(text, 0.0, format(&body, normal)),
             }
-            ui.add(egui::Label::new(job).wrap()).rect
+            let response = ui.add(egui::Label::new(job).wrap().sense(egui::Sense::click()));
+            let mut rect = response.rect;
+            if let Some(quote_rect) = quote_rect {
+                rect = rect.union(quote_rect);
+            }
+            if let Some(msgid) = msgid {
+                response.context_menu(|ui| {
+                    if ui.button("Reply").clicked() {
+                        let quote = model::quote_of_row(nick.as_deref(), text);
+                        action = Some(RowAction::Reply(msgid.clone(), quote));
+                        ui.close();
+                    }
+                    ui.horizontal(|ui| {
+                        for reaction in QUICK_REACTIONS {
+                            if ui
+                                .button(*reaction)
+                                .on_hover_text(format!("React with {reaction}"))
+                                .clicked()
+                            {
+                                action =
+                                    Some(RowAction::React(msgid.clone(), reaction.to_string()));
+                                ui.close();
+                            }
+                        }
+                    });
+                });
+                if !reactions.is_empty() {
+                    let chips = ui.horizontal_wrapped(|ui| {
+                        ui.add_space(40.0);
+                        for chip in reactions {
+                            let clicked = ui
+                                .small_button(chip.label())
+                                .on_hover_text(format!("{} (click to react too)", chip.nicks))
+                                .clicked();
+                            if clicked {
+                                action = Some(RowAction::React(msgid.clone(), chip.text.clone()));
+                            }
+                        }
+                    });
+                    rect = rect.union(chips.response.rect);
+                }
+            }
+            (rect, action)
         }
     }
 }

@@ -72,6 +72,16 @@ impl App {
                     {
                         settings_changed = true;
                     }
+                    ui.add_space(6.0);
+                    if ui
+                        .checkbox(
+                            &mut self.settings.typing_notices,
+                            "Show others when I am typing",
+                        )
+                        .changed()
+                    {
+                        settings_changed = true;
+                    }
                     ui.add_space(10.0);
                     if ui.button("Close").clicked() {
                         keep = false;
