@@ -22,7 +22,7 @@ use crate::fanout::{Local, Publish};
 use crate::history::{dm_key, party, Outgoing};
 use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::state::MemberList;
+use crate::state::{is_restricted_ctcp, MemberList};
 use crate::store::StoredMessage;
 
 pub const BATCH_TYPE: &str = "draft/multiline";
@@ -171,9 +171,17 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
     }
     let verb = open.verb.unwrap_or("PRIVMSG");
     if open.target.starts_with(['#', '&']) {
-        // `+C` looks at the first line: a CTCP is one line, and a batch starts with it.
-        let first = open.lines.first().map_or("", |(text, _)| text.as_str());
-        let Some(speaker) = may_speak_in(ctx, &open.target, None, first)? else {
+        // `+C` looks at every line: clients without the capability get each line as a
+        // PRIVMSG of its own (concatenated ones too), so a CTCP on any line is a CTCP to them.
+        // The first one that is refused stands for the batch; else the first line.
+        let checked = open
+            .lines
+            .iter()
+            .map(|(text, _)| text.as_str())
+            .find(|text| is_restricted_ctcp(text))
+            .or_else(|| open.lines.first().map(|(text, _)| text.as_str()))
+            .unwrap_or("");
+        let Some(speaker) = may_speak_in(ctx, &open.target, None, checked)? else {
             return Ok(());
         };
         let target = Target::Channel(speaker.key.clone());

@@ -1,0 +1,136 @@
+//! Issue 24's review, against the real server: what a guest, a member or another account could
+//! do with the new features that it should not. Each test is one hole found (or one behaviour
+//! checked because it would be an easy one to get wrong), with the spec sentence it holds to.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{command_of, Client, TestServer};
+
+/// A guest with `caps`, registered as `nick`.
+async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> Client {
+    let mut c = server.connect().await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.send(&format!("CAP REQ :{caps}")).await;
+    c.expect(|l| l.contains(" ACK ")).await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send("CAP END").await;
+    c.expect_numeric("001").await;
+    c.sync().await;
+    c
+}
+
+/// The value of tag `key` on a wire line.
+fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    tags.split(';')
+        .find_map(|t| t.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+const MULTI: &str = "batch message-tags echo-message draft/multiline";
+
+/// Channel mode `+C` ("Enables blocking channel messages that contain CTCPs", InspIRCd's
+/// noctcp, which ergo follows) against a `draft/multiline` batch: "When delivering multiline
+/// batches to clients that have not negotiated the multiline capability, servers MUST deliver
+/// the component messages without using a multiline BATCH", so every line, not only the first,
+/// reaches such a client as a PRIVMSG of its own, and a CTCP on the second line is a CTCP to
+/// them. The batch is refused as a CTCP on the first line is (404), and nobody gets any of it.
+#[tokio::test]
+async fn no_ctcp_mode_holds_for_every_line_of_a_multiline_batch() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", MULTI).await;
+    alice.send("JOIN #quiet").await;
+    alice.sync().await;
+    alice.send("MODE #quiet +C").await;
+    alice.sync().await;
+    let mut carol = with_caps(&server, "carol", "message-tags").await;
+    carol.send("JOIN #quiet").await;
+    carol.sync().await;
+    alice.sync().await;
+
+    alice.send("BATCH +1 draft/multiline #quiet").await;
+    alice.send("@batch=1 PRIVMSG #quiet :hello").await;
+    alice
+        .send("@batch=1 PRIVMSG #quiet :\u{1}VERSION\u{1}")
+        .await;
+    alice.send("BATCH -1").await;
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 404 alice #quiet :Cannot send CTCP to channel (+C): only ACTION is allowed"]
+    );
+    assert_eq!(carol.sync().await, Vec::<String>::new());
+
+    // A concatenated line is still a line of its own for carol.
+    alice.send("BATCH +2 draft/multiline #quiet").await;
+    alice.send("@batch=2 PRIVMSG #quiet :hello ").await;
+    alice
+        .send("@batch=2;draft/multiline-concat PRIVMSG #quiet :\u{1}TIME\u{1}")
+        .await;
+    alice.send("BATCH -2").await;
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 404 alice #quiet :Cannot send CTCP to channel (+C): only ACTION is allowed"]
+    );
+    assert_eq!(carol.sync().await, Vec::<String>::new());
+
+    // ACTION is how people talk: a `/me` line in a batch passes.
+    alice.send("BATCH +3 draft/multiline #quiet").await;
+    alice.send("@batch=3 PRIVMSG #quiet :hello").await;
+    alice
+        .send("@batch=3 PRIVMSG #quiet :\u{1}ACTION waves\u{1}")
+        .await;
+    alice.send("BATCH -3").await;
+    alice.sync().await;
+    let lines = carol.sync().await;
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[1].ends_with(":alice!~alice@127.0.0.1 PRIVMSG #quiet :\u{1}ACTION waves\u{1}"),
+        "{lines:#?}"
+    );
+}
+
+/// message-tags: "Client-only tags are client-initiated tags that servers MUST attach as-is to
+/// any relevant message relayed to other clients", and the escapes of tag values (`\:` for
+/// `;`, `\s` for a space, `\\` for a backslash) must survive being stored: CHATHISTORY replays
+/// the message "with the same tags as the original message" (batch/chathistory).
+#[tokio::test]
+async fn client_tag_escapes_come_back_from_history_intact() {
+    let server = TestServer::start().await;
+    let caps = "message-tags server-time echo-message batch draft/chathistory";
+    let mut alice = with_caps(&server, "alice", caps).await;
+    alice.send("JOIN #lobby").await;
+    alice.sync().await;
+    let mut bob = with_caps(&server, "bob", caps).await;
+    bob.send("JOIN #lobby").await;
+    bob.sync().await;
+    alice.sync().await;
+    alice
+        .send("@+example.com/v=a\\sb\\:c\\\\d PRIVMSG #lobby :escaped")
+        .await;
+    let echo = alice.expect(|l| l.contains(" PRIVMSG ")).await;
+    assert_eq!(
+        tag(&echo, "+example.com/v"),
+        Some("a\\sb\\:c\\\\d"),
+        "{echo}"
+    );
+    let live = bob.expect(|l| l.contains(" PRIVMSG ")).await;
+    assert_eq!(
+        tag(&live, "+example.com/v"),
+        Some("a\\sb\\:c\\\\d"),
+        "{live}"
+    );
+    bob.send("CHATHISTORY LATEST #lobby * 10").await;
+    let lines = bob.sync().await;
+    let replayed = lines
+        .iter()
+        .find(|l| l.ends_with(" PRIVMSG #lobby :escaped"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(
+        tag(replayed, "+example.com/v"),
+        Some("a\\sb\\:c\\\\d"),
+        "{replayed}"
+    );
+}
