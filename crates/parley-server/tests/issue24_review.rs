@@ -30,6 +30,67 @@ fn tag<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|t| t.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
+const REDACTING: &str =
+    "server-time message-tags echo-message batch draft/chathistory draft/message-redaction";
+
+/// message-redaction: "If the client is authorised to delete the message, the server: SHOULD
+/// forward this `REDACT` [...]", and `FAIL REDACT REDACT_FORBIDDEN <target> <target-msgid> :You
+/// are not authorised to delete this message` otherwise. A guest has no account to prove it
+/// wrote a message, only its `nick!user@host`, and anyone can take the nick of a guest who left
+/// and send the same user name from the same address (a NAT, a shared bouncer, the web
+/// gateway): that is not the author, and must not erase the author's words.
+#[tokio::test]
+async fn a_guest_cannot_redact_what_an_earlier_guest_with_its_mask_said() {
+    let server = TestServer::start().await;
+    let mut alice = with_caps(&server, "alice", REDACTING).await;
+    alice.send("JOIN #room").await;
+    alice.sync().await;
+    let mut bob = with_caps(&server, "bob", REDACTING).await;
+    bob.send("JOIN #room").await;
+    bob.sync().await;
+    bob.send("PRIVMSG #room :my own words").await;
+    let echo = bob.expect(|l| l.contains(" PRIVMSG #room ")).await;
+    let said = tag(&echo, "msgid").expect("msgid").to_string();
+    bob.send("QUIT :bye").await;
+    bob.expect_closed().await;
+    alice.expect(|l| command_of(l) == "QUIT").await;
+
+    let mut mallory = with_caps(&server, "bob", REDACTING).await;
+    mallory.send("JOIN #room").await;
+    mallory.sync().await;
+    mallory.send(&format!("REDACT #room {said}")).await;
+    assert_eq!(
+        mallory.recv().await,
+        format!(
+            ":parley.local FAIL REDACT REDACT_FORBIDDEN #room {said} :You are not authorised to delete this message"
+        )
+    );
+    // The message stays in history, and nobody was told it went.
+    alice.sync().await;
+    alice.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = alice.sync().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" PRIVMSG #room :my own words")),
+        "{lines:#?}"
+    );
+
+    // The guest who said it may still take it back, in the same connection.
+    let mut carol = with_caps(&server, "carol", REDACTING).await;
+    carol.send("JOIN #room").await;
+    carol.sync().await;
+    carol.send("PRIVMSG #room :oops").await;
+    let echo = carol.expect(|l| l.contains(" PRIVMSG #room ")).await;
+    let oops = tag(&echo, "msgid").expect("msgid").to_string();
+    carol.send(&format!("REDACT #room {oops}")).await;
+    let answer = carol.recv().await;
+    assert!(
+        answer.ends_with(&format!(":carol!~carol@127.0.0.1 REDACT #room {oops}")),
+        "{answer}"
+    );
+}
+
 const MULTI: &str = "batch message-tags echo-message draft/multiline";
 
 /// Channel mode `+C` ("Enables blocking channel messages that contain CTCPs", InspIRCd's
