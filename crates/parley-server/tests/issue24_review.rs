@@ -195,3 +195,82 @@ async fn client_tag_escapes_come_back_from_history_intact() {
         "{replayed}"
     );
 }
+
+/// multiline: "all client-only tags associated with the message must be sent attached to the
+/// initial BATCH command", and message-tags: "Client-only tags are client-initiated tags that
+/// servers MUST attach as-is to any relevant message relayed to other clients". So a reply
+/// (`+draft/reply`) sent as a multiline message reaches clients with the capability on the
+/// opening BATCH, and clients without it on the first line ("Any tags that would have been
+/// added to the batch, e.g. message IDs, account tags etc MUST be included on the first message
+/// line to be sent"), is kept in history with that first line, and a bot's batch carries the
+/// `bot` tag like its other messages (bot-mode: "This tag SHOULD be added by the server to all
+/// commands sent by a bot").
+#[tokio::test]
+async fn a_multiline_message_keeps_its_client_tags_and_the_bot_tag() {
+    let server = TestServer::start().await;
+    let full = "batch message-tags echo-message draft/multiline draft/chathistory";
+    let mut alice = with_caps(&server, "alice", full).await;
+    let mut bob = with_caps(&server, "bob", full).await;
+    let mut carol = with_caps(&server, "carol", "message-tags").await;
+    let mut dave = server.client("dave").await;
+    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        c.send("JOIN #room").await;
+        c.sync().await;
+    }
+    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        c.sync().await;
+    }
+    alice.send("MODE alice +B").await;
+    alice.sync().await;
+
+    alice
+        .send("@+draft/reply=abc;+example.com/x=a\\sb BATCH +1 draft/multiline #room")
+        .await;
+    alice.send("@batch=1 PRIVMSG #room :hello").await;
+    alice.send("@batch=1 PRIVMSG #room :world").await;
+    alice.send("BATCH -1").await;
+    let echo = alice.sync().await;
+    assert_eq!(echo.len(), 4, "{echo:#?}");
+    let msgid = tag(&echo[0], "msgid").expect("msgid").to_string();
+    let opening = bob.sync().await;
+    let reference = opening[0]
+        .split(" BATCH +")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("an opening BATCH")
+        .to_string();
+    assert_eq!(
+        opening[0],
+        format!(
+            "@bot;msgid={msgid};+draft/reply=abc;+example.com/x=a\\sb :alice!~alice@127.0.0.1 BATCH +{reference} draft/multiline #room"
+        )
+    );
+    assert_eq!(echo[0], opening[0], "the echo is the same batch");
+    assert_eq!(
+        carol.sync().await,
+        [
+            format!(
+                "@bot;msgid={msgid};+draft/reply=abc;+example.com/x=a\\sb :alice!~alice@127.0.0.1 PRIVMSG #room :hello"
+            ),
+            "@bot :alice!~alice@127.0.0.1 PRIVMSG #room :world".to_string(),
+        ]
+    );
+    assert_eq!(
+        dave.sync().await,
+        [
+            ":alice!~alice@127.0.0.1 PRIVMSG #room :hello",
+            ":alice!~alice@127.0.0.1 PRIVMSG #room :world",
+        ]
+    );
+
+    // History keeps the tags with the first line, whose msgid is the message's.
+    bob.send("CHATHISTORY LATEST #room * 10").await;
+    let lines = bob.sync().await;
+    let first = lines
+        .iter()
+        .find(|l| l.ends_with(" PRIVMSG #room :hello"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(tag(first, "msgid"), Some(msgid.as_str()), "{first}");
+    assert_eq!(tag(first, "+draft/reply"), Some("abc"), "{first}");
+    assert_eq!(tag(first, "+example.com/x"), Some("a\\sb"), "{first}");
+}

@@ -74,6 +74,9 @@ pub fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             .borrow()
             .as_ref()
             .map(|l| l.label.clone()),
+        // "all client-only tags associated with the message must be sent attached to the
+        // initial BATCH command".
+        tags: msg.tags.client_only(),
     });
     // With echo-message the answer under the label is the batch echoed at its end; without,
     // the opening line is answered with the usual ACK.
@@ -194,13 +197,14 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
                 source: speaker.source,
                 account: speaker.account,
                 shown: speaker.shown,
+                bot: speaker.bot,
             },
             speaker.members,
             Some(target),
         );
         return Ok(());
     }
-    let (recipient, source, account, me) = {
+    let (recipient, source, account, me, bot) = {
         let world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(&open.target).map(|r| {
             (
@@ -214,7 +218,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
             return Ok(());
         };
         let mine = party(me.account.as_deref(), &me.nick);
-        (recipient, me.source(), me.account.clone(), mine)
+        (recipient, me.source(), me.account.clone(), mine, me.bot)
     };
     let Some((outbound, nick, them, uid)) = recipient else {
         return Err(Reply::new(
@@ -232,6 +236,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
             source,
             account,
             shown: nick,
+            bot,
         },
         Arc::new(vec![outbound]),
         uid.map(Target::User),
@@ -245,6 +250,8 @@ struct Speaker {
     source: String,
     account: Option<String>,
     shown: String,
+    /// The sender has user mode `+B`.
+    bot: bool,
 }
 
 /// Store every line (its own message, its own msgid), then deliver the whole: here, or in a
@@ -261,7 +268,8 @@ fn send(
     let messages: Vec<StoredMessage> = open
         .lines
         .iter()
-        .map(|(text, _)| StoredMessage {
+        .enumerate()
+        .map(|(i, (text, _))| StoredMessage {
             msgid: ctx.shared.history.next_msgid(),
             time_ms,
             target: speaker.key.clone(),
@@ -270,7 +278,12 @@ fn send(
             account: speaker.account.clone(),
             to: speaker.shown.clone(),
             text: text.clone(),
-            tags: String::new(),
+            // The message's tags go with its first line, whose msgid stands for the whole.
+            tags: if i == 0 {
+                open.tags.clone()
+            } else {
+                String::new()
+            },
         })
         .collect();
     let Some(first) = messages.first().map(|m| m.msgid.clone()) else {
@@ -289,6 +302,7 @@ fn send(
             to: speaker.shown.clone(),
             target,
             lines: open.lines.clone(),
+            tags: open.tags.clone(),
         })
     });
     let mut last = Some(match publish {
@@ -309,6 +323,8 @@ fn send(
                 msgid: &first,
                 time_ms,
                 lines: &open.lines,
+                client_tags: &open.tags,
+                bot: speaker.bot,
             }),
             recipients,
             sender: ctx.outbound.clone(),
