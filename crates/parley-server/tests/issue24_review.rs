@@ -274,3 +274,28 @@ async fn a_multiline_message_keeps_its_client_tags_and_the_bot_tag() {
     assert_eq!(tag(first, "+draft/reply"), Some("abc"), "{first}");
     assert_eq!(tag(first, "+example.com/x"), Some("a\\sb"), "{first}");
 }
+
+/// LIST's ELIST conditions are told from channel names by their first character; a name or
+/// mask that starts with a character of more than one byte (valid UTF-8, so UTF8ONLY lets it
+/// through) is a name like any other: "If the exact name of a channel is given, the only
+/// information about this channel is requested" (modern.ircdocs.horse, LIST), and a LIST that
+/// matches nothing is still 321 and 323. It must not end the connection (or the server).
+#[tokio::test]
+async fn list_with_a_multibyte_first_character_is_answered() {
+    let server = TestServer::start().await;
+    let mut c = server.client("alice").await;
+    for asked in ["é", "€*,>1", "!é*"] {
+        c.send(&format!("LIST {asked}")).await;
+        let lines = c.sync().await;
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some(":parley.local 321 alice Channel :Users  Name"),
+            "LIST {asked}: {lines:#?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(":parley.local 323 alice :End of /LIST"),
+            "LIST {asked}: {lines:#?}"
+        );
+    }
+}
