@@ -299,3 +299,55 @@ async fn list_with_a_multibyte_first_character_is_answered() {
         );
     }
 }
+
+/// channel-rename: "Server implementations might choose to limit the renaming of channels to
+/// privileged individuals in order to prevent abuse, using appropriate error responses." A
+/// registered channel's name is its owner's (OWNER: only the owner, or an operator with the
+/// `channels` permission, may hand it over or drop it); a channel operator the owner trusted
+/// with +o must not be able to move the registration away and take the old name for itself.
+/// An unregistered channel stays renameable by its operators.
+#[tokio::test]
+async fn only_the_owner_renames_a_registered_channel() {
+    let server = TestServer::start().await;
+    let mut alice = common::account(server.addr, "alice").await;
+    alice.send("JOIN #club").await;
+    alice.sync().await;
+    alice.send("OWNER #club").await;
+    let owner = alice.sync().await;
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.ends_with("#club is registered to alice")),
+        "{owner:?}"
+    );
+    let mut bob = server.client("bob").await;
+    bob.send("JOIN #club").await;
+    bob.sync().await;
+    alice.send("MODE #club +o bob").await;
+    alice.sync().await;
+    bob.sync().await;
+
+    bob.send("RENAME #club #bobs").await;
+    assert_eq!(
+        bob.sync().await,
+        [":parley.local FAIL RENAME CANNOT_RENAME #club #bobs :Only the channel's owner (or a server operator) can rename a registered channel"]
+    );
+    assert_eq!(alice.sync().await, Vec::<String>::new());
+
+    // The owner may; and bob, operator of his own unregistered channel, may rename that.
+    alice.send("RENAME #club #society").await;
+    let renamed = alice.sync().await;
+    assert!(
+        renamed.iter().any(|l| l.ends_with(" PART #club")),
+        "{renamed:?}"
+    );
+    bob.sync().await;
+    bob.send("JOIN #den").await;
+    bob.sync().await;
+    bob.send("RENAME #den #lair").await;
+    let renamed = bob.sync().await;
+    assert!(
+        renamed.iter().any(|l| l.ends_with(" JOIN #lair")),
+        "{renamed:?}"
+    );
+}
