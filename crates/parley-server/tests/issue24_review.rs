@@ -351,3 +351,38 @@ async fn only_the_owner_renames_a_registered_channel() {
         "{renamed:?}"
     );
 }
+
+/// utf8-only: "Servers publishing this token MUST NOT relay content (such as PRIVMSG or NOTICE
+/// message data, channel topics, or realnames) containing non-UTF-8 data to clients." Client
+/// tags are content too: a TAGMSG or PRIVMSG whose tag value is not UTF-8 is refused whole
+/// (`FAIL <command> INVALID_UTF8`), relayed to nobody and not kept.
+#[tokio::test]
+async fn client_tags_that_are_not_utf8_are_refused() {
+    let server = TestServer::start().await;
+    let caps = "message-tags echo-message batch draft/chathistory";
+    let mut alice = with_caps(&server, "alice", caps).await;
+    let mut bob = with_caps(&server, "bob", caps).await;
+    for c in [&mut alice, &mut bob] {
+        c.send("JOIN #u").await;
+        c.sync().await;
+    }
+    alice.sync().await;
+    let refusal = |verb: &str| {
+        format!(
+            ":parley.local FAIL {verb} INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8 encoding on this network"
+        )
+    };
+    alice.send_raw(b"@+typing=\xff\xfe TAGMSG #u\r\n").await;
+    assert_eq!(alice.sync().await, [refusal("TAGMSG")]);
+    alice
+        .send_raw(b"@+draft/react=caf\xe9 PRIVMSG #u :hi\r\n")
+        .await;
+    assert_eq!(alice.sync().await, [refusal("PRIVMSG")]);
+    assert_eq!(bob.sync().await, Vec::<String>::new());
+    bob.send("CHATHISTORY LATEST #u * 10").await;
+    let lines = bob.sync().await;
+    assert!(
+        !lines.iter().any(|l| l.contains(" PRIVMSG #u ")),
+        "{lines:#?}"
+    );
+}
