@@ -386,3 +386,99 @@ async fn client_tags_that_are_not_utf8_are_refused() {
         "{lines:#?}"
     );
 }
+
+/// Every message on `sub` for `within`, as payload texts.
+async fn drain(sub: &mut async_nats::Subscriber, within: std::time::Duration) -> Vec<String> {
+    use futures_util::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        seen.push(String::from_utf8_lossy(&message.payload).into_owned());
+    }
+    seen
+}
+
+/// Issue 24's new cluster events about a user (SETNAME's Realname, Multiline, Wallops, Rename,
+/// ReadMarker, Redact) are "user-level events [that] must come from that node" (cluster/trust.rs),
+/// as the older ones are: n3, with its own bus credentials and on its own subject, cannot
+/// change the realname of alice (on n1), speak a multiline message or a WALLOPS as her, or
+/// rename her channel. (KILL and INVITE are by design events one node sends about another's
+/// users; they are not tried here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cannot_send_the_new_events_about_another_nodes_user() {
+    let Some(cluster) = common::cluster::Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let prefix = cluster.prefix.clone();
+    let watcher = cluster.nats.as_ref().expect("own bus").admin().await;
+    let mut events = watcher.subscribe(format!("{prefix}.ev.*")).await.unwrap();
+    watcher.flush().await.unwrap();
+    let mut alice = cluster.client(0, "alice").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.await_whois("alice").await;
+    alice.await_whois("bob").await;
+    alice.send("JOIN #room").await;
+    alice.sync().await;
+    bob.join_after("#room", &["@alice"]).await;
+    bob.send("MODE bob +w").await;
+    bob.sync().await;
+    let seen = drain(&mut events, std::time::Duration::from_millis(300)).await;
+    let uid = seen
+        .iter()
+        .find_map(|payload| {
+            let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+            let user = value.get("event")?.get("user")?;
+            (user.get("nick")?.as_str()? == "alice")
+                .then(|| user.get("uid")?.as_str().map(str::to_owned))?
+        })
+        .expect("alice's UserUp crossed the bus");
+    let source = "alice!~alice@127.0.0.1";
+    let forged = [
+        serde_json::json!({"type": "Realname", "uid": uid, "source": source,
+            "realname": "forged realname"}),
+        serde_json::json!({"type": "Multiline", "uid": uid, "msgid": "forged1", "time_ms": 1,
+            "verb": "PRIVMSG", "source": source, "account": null, "to": "#room",
+            "target": {"Channel": "#room"}, "lines": [["forged multiline", false]]}),
+        serde_json::json!({"type": "Wallops", "uid": uid,
+            "line": format!(":{source} WALLOPS :forged wallops\r\n")}),
+        serde_json::json!({"type": "Rename", "uid": uid, "source": source, "account": null,
+            "old": "#room", "new": "#stolen", "reason": "forged"}),
+        serde_json::json!({"type": "ReadMarker", "uid": uid, "account": "alice",
+            "target": "#room", "time_ms": 1}),
+        serde_json::json!({"type": "Redact", "uid": uid, "source": source, "account": null,
+            "msgid": "forged2", "time_ms": 1, "target": {"Channel": "#room"}, "to": "#room",
+            "redacted": "x", "reason": null}),
+    ];
+    let impostor = cluster.nats_as("n3").await.expect("n3's credentials work");
+    let js = async_nats::jetstream::new(impostor.clone());
+    for (eid, event) in forged.into_iter().enumerate() {
+        let payload = serde_json::json!({"node": "n3", "incarnation": 1, "eid": eid + 1,
+            "event": event})
+        .to_string();
+        js.publish(format!("{prefix}.ev.n3"), payload.into())
+            .await
+            .expect("n3 may publish on its own subject")
+            .await
+            .expect("the stream took it");
+    }
+    impostor.flush().await.unwrap();
+
+    // Part of the scenario, as in cluster_bus.rs: time in which a forgery could have acted.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    alice.send("PRIVMSG #room :the real alice").await;
+    bob.expect_next(":alice!~alice@127.0.0.1 PRIVMSG #room :the real alice")
+        .await;
+    bob.send("WHOIS alice").await;
+    let whois = bob.sync().await;
+    assert!(
+        whois
+            .iter()
+            .any(|l| l == ":parley.local 311 bob alice ~alice 127.0.0.1 * :Test alice"),
+        "{whois:#?}"
+    );
+    assert_eq!(
+        bob.names("#room").await.len(),
+        2,
+        "#room is still #room on n2"
+    );
+}
