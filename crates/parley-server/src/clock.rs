@@ -21,9 +21,14 @@ pub fn system_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// `server-time` format: RFC 3339 UTC with milliseconds.
+/// The last millisecond RFC 3339's four-digit year can show (9999-12-31T23:59:59.999Z).
+const LAST_SHOWN_MS: i64 = 253_402_300_799_999;
+
+/// `server-time` format: RFC 3339 UTC with milliseconds. A later time (only another node's
+/// event could carry one) is shown as the last one there is: the formatter panics past it,
+/// and a panic while applying another node's event would end the task that applies them.
 pub fn format_time(time_ms: i64) -> String {
-    humantime::format_rfc3339_millis(system_time(time_ms)).to_string()
+    humantime::format_rfc3339_millis(system_time(time_ms.min(LAST_SHOWN_MS))).to_string()
 }
 
 /// A `server-time` text (`2026-11-25T13:00:00.000Z`) in milliseconds since the Unix epoch;
@@ -60,5 +65,11 @@ mod tests {
             Some(1_700_000_000_123)
         );
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn a_time_past_year_9999_is_shown_as_its_last_millisecond() {
+        assert_eq!(format_time(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_time(LAST_SHOWN_MS + 1), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -15,12 +15,14 @@ use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Poll};
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use parley_proto::{numeric, Message, ParseError, MAX_LINE_LEN};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -136,7 +138,16 @@ async fn serve_split<S>(
     let writer_outbound = outbound.clone();
     let mut writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
 
-    let reason = read_loop(&shared, &mut session, &outbound, reader).await;
+    // A handler that panics must not leave its user behind: unwinding past `finish` would keep
+    // a ghost in the world, holding its nick, channels and channel status for good. The world's
+    // locks do not poison, so the connection ends as any other, with its QUIT.
+    let reason = AssertUnwindSafe(read_loop(&shared, &mut session, &outbound, reader))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(%peer, client = id.0, "a handler panicked; the connection is closed");
+            EndReason::Disconnected("Internal server error".into())
+        });
     // Its last messages go out before its QUIT.
     let _ = tokio::time::timeout(
         Duration::from_secs(5),

@@ -402,6 +402,8 @@ pub struct MultilineBatch {
     pub failed: bool,
     /// The opening BATCH's `label` (labeled-response), for the echo.
     pub label: Option<String>,
+    /// The opening BATCH's client-only tags, escaped (`+a=1;+b`): the whole message's.
+    pub tags: String,
 }
 
 /// The label of the command being handled and the replies collected for it.

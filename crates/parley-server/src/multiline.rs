@@ -46,6 +46,11 @@ pub struct Parts<'a> {
     pub time_ms: i64,
     /// Each line's text and whether it carried `draft/multiline-concat`.
     pub lines: &'a [(String, bool)],
+    /// The opening BATCH's client-only tags, escaped: on the opening BATCH, and on the first
+    /// line for clients without the capability.
+    pub client_tags: &'a str,
+    /// The sender is a bot (`+B`): the `bot` tag for `message-tags` clients.
+    pub bot: bool,
 }
 
 impl Multiline {
@@ -59,6 +64,8 @@ impl Multiline {
             msgid,
             time_ms,
             lines,
+            client_tags,
+            bot,
         } = parts;
         let opening = Relay::new(
             source,
@@ -67,7 +74,9 @@ impl Multiline {
             &[&format!("+{reference}"), BATCH_TYPE, to],
             None,
         )
-        .with_identity(msgid, time_ms);
+        .with_identity(msgid, time_ms)
+        .with_client_tags(client_tags)
+        .with_bot(bot);
         let mut batched = Vec::new();
         for (text, concat) in lines {
             let mut tags = vec![("batch", Some(reference.as_str()))];
@@ -80,9 +89,11 @@ impl Multiline {
         write_line(&mut batched, &[], Some(source), "BATCH", &[&end], None);
         let mut fallback = Vec::new();
         for (text, _) in lines.iter().filter(|(text, _)| !text.is_empty()) {
-            let relay = Relay::new(source, account, verb, &[to], Some(text));
+            let relay = Relay::new(source, account, verb, &[to], Some(text)).with_bot(bot);
             fallback.push(if fallback.is_empty() {
-                relay.with_identity(msgid, time_ms)
+                relay
+                    .with_identity(msgid, time_ms)
+                    .with_client_tags(client_tags)
             } else {
                 relay
             });

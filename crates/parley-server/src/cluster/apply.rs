@@ -253,7 +253,12 @@ pub fn apply(
             to,
             target,
             lines,
+            tags,
         } => {
+            // The replica knows the sender's `+B`, as for `Message`.
+            let bot = resolve(step.cluster, &world, &uid)
+                .and_then(|id| world.users.get(&id))
+                .is_some_and(|u| u.bot);
             let message = Multiline::new(Parts {
                 reference: next_reference(),
                 verb: if verb == "NOTICE" {
@@ -267,6 +272,8 @@ pub fn apply(
                 msgid: &msgid,
                 time_ms,
                 lines: &lines,
+                client_tags: &tags,
+                bot,
             });
             multiline(&mut step, world, uid, target, message)
         }

@@ -278,6 +278,9 @@ pub enum Event {
         target: Target,
         /// Each line's text and whether it carried `draft/multiline-concat`.
         lines: Vec<(String, bool)>,
+        /// The opening BATCH's client-only tags, escaped; absent from older nodes' events.
+        #[serde(default)]
+        tags: String,
     },
     /// An operator's WALLOPS: every node gives `line` to its own users with user mode `+w`.
     Wallops {

@@ -49,7 +49,9 @@ impl ListQuery {
             if item.is_empty() {
                 continue;
             }
-            let (head, rest) = item.split_at(1);
+            // Split after the first character, not byte: a name may start with any.
+            let first = item.chars().next().map_or(0, char::len_utf8);
+            let (head, rest) = item.split_at(first);
             match head {
                 "<" => query.users_below = rest.parse().ok(),
                 ">" => query.users_above = rest.parse().ok(),
@@ -97,6 +99,7 @@ mod tests {
         assert_eq!(query.created_within, Some(Duration::from_secs(3600)));
         assert_eq!(query.topic_before, Some(Duration::from_secs(300)));
         assert_eq!(ListQuery::parse(&["<x"]).users_below, None);
+        assert_eq!(ListQuery::parse(&["é*"]).wanted, ["é*"]);
         assert_eq!(
             ListQuery::parse(&["C<18446744073709551615"]).created_within,
             Some(Duration::from_secs(u64::MAX)),

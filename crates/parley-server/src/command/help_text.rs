@@ -323,6 +323,7 @@ pub const COMMANDS: &[Topic] = &[
             "RENAME <#old> <#new> [:<reason>]",
             "Renames a channel you operate; members, modes, topic and history follow it.",
             "Clients without draft/channel-rename see a PART and a JOIN.",
+            "A registered channel is renamed by its owner only.",
         ],
     },
     Topic {

@@ -22,7 +22,7 @@ use crate::fanout::{Local, Publish};
 use crate::history::{dm_key, party, Outgoing};
 use crate::multiline::{next_reference, Multiline, Parts};
 use crate::outbound::{HeldWakes, Outbound};
-use crate::state::MemberList;
+use crate::state::{is_restricted_ctcp, MemberList};
 use crate::store::StoredMessage;
 
 pub const BATCH_TYPE: &str = "draft/multiline";
@@ -74,6 +74,9 @@ pub fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             .borrow()
             .as_ref()
             .map(|l| l.label.clone()),
+        // "all client-only tags associated with the message must be sent attached to the
+        // initial BATCH command".
+        tags: msg.tags.client_only(),
     });
     // With echo-message the answer under the label is the batch echoed at its end; without,
     // the opening line is answered with the usual ACK.
@@ -171,9 +174,17 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
     }
     let verb = open.verb.unwrap_or("PRIVMSG");
     if open.target.starts_with(['#', '&']) {
-        // `+C` looks at the first line: a CTCP is one line, and a batch starts with it.
-        let first = open.lines.first().map_or("", |(text, _)| text.as_str());
-        let Some(speaker) = may_speak_in(ctx, &open.target, None, first)? else {
+        // `+C` looks at every line: clients without the capability get each line as a
+        // PRIVMSG of its own (concatenated ones too), so a CTCP on any line is a CTCP to them.
+        // The first one that is refused stands for the batch; else the first line.
+        let checked = open
+            .lines
+            .iter()
+            .map(|(text, _)| text.as_str())
+            .find(|text| is_restricted_ctcp(text))
+            .or_else(|| open.lines.first().map(|(text, _)| text.as_str()))
+            .unwrap_or("");
+        let Some(speaker) = may_speak_in(ctx, &open.target, None, checked)? else {
             return Ok(());
         };
         let target = Target::Channel(speaker.key.clone());
@@ -186,13 +197,14 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
                 source: speaker.source,
                 account: speaker.account,
                 shown: speaker.shown,
+                bot: speaker.bot,
             },
             speaker.members,
             Some(target),
         );
         return Ok(());
     }
-    let (recipient, source, account, me) = {
+    let (recipient, source, account, me, bot) = {
         let world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(&open.target).map(|r| {
             (
@@ -206,7 +218,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
             return Ok(());
         };
         let mine = party(me.account.as_deref(), &me.nick);
-        (recipient, me.source(), me.account.clone(), mine)
+        (recipient, me.source(), me.account.clone(), mine, me.bot)
     };
     let Some((outbound, nick, them, uid)) = recipient else {
         return Err(Reply::new(
@@ -224,6 +236,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
             source,
             account,
             shown: nick,
+            bot,
         },
         Arc::new(vec![outbound]),
         uid.map(Target::User),
@@ -237,6 +250,8 @@ struct Speaker {
     source: String,
     account: Option<String>,
     shown: String,
+    /// The sender has user mode `+B`.
+    bot: bool,
 }
 
 /// Store every line (its own message, its own msgid), then deliver the whole: here, or in a
@@ -253,7 +268,8 @@ fn send(
     let messages: Vec<StoredMessage> = open
         .lines
         .iter()
-        .map(|(text, _)| StoredMessage {
+        .enumerate()
+        .map(|(i, (text, _))| StoredMessage {
             msgid: ctx.shared.history.next_msgid(),
             time_ms,
             target: speaker.key.clone(),
@@ -262,7 +278,12 @@ fn send(
             account: speaker.account.clone(),
             to: speaker.shown.clone(),
             text: text.clone(),
-            tags: String::new(),
+            // The message's tags go with its first line, whose msgid stands for the whole.
+            tags: if i == 0 {
+                open.tags.clone()
+            } else {
+                String::new()
+            },
         })
         .collect();
     let Some(first) = messages.first().map(|m| m.msgid.clone()) else {
@@ -281,6 +302,7 @@ fn send(
             to: speaker.shown.clone(),
             target,
             lines: open.lines.clone(),
+            tags: open.tags.clone(),
         })
     });
     let mut last = Some(match publish {
@@ -302,6 +324,8 @@ fn send(
                 msgid: &first,
                 time_ms,
                 lines: &open.lines,
+                client_tags: &open.tags,
+                bot: speaker.bot,
             }),
             recipients,
             sender: ctx.outbound.clone(),

@@ -4,7 +4,8 @@
 //! is noise).
 //!
 //! Who may: the author (the same account; a guest only while it is the very same
-//! `nick!user@host` and the message had no account), and in a channel its operators (and
+//! `nick!user@host` in the same connection, since anyone may take a departed guest's nick and
+//! user name from the same address, and the message had no account), and in a channel its operators (and
 //! server operators who may moderate it, as for KICK). In a private conversation only the
 //! author. A msgid outside the conversation named, or one this user may not know, is
 //! `UNKNOWN_MSGID` alike, so REDACT cannot probe which ids exist elsewhere.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use parley_proto::{casefold, Message};
 
-use crate::clock::now_ms;
+use crate::clock::{millis, now_ms};
 use crate::cluster::event::{Event, Target};
 use crate::context::{Ctx, Line, Lookup, Reply};
 use crate::history::{dm_key, party, Redaction};
@@ -42,7 +43,7 @@ pub fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         return Err(Reply::need_more_params(COMMAND));
     };
     let reason = msg.param(2).filter(|r| !r.is_empty()).map(str::to_string);
-    let (me, source, account) = {
+    let (me, source, account, signon_ms) = {
         let world = ctx.shared.world.lock();
         let Some(me) = world.users.get(&ctx.session.id) else {
             return Ok(());
@@ -51,12 +52,14 @@ pub fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             party(me.account.as_deref(), &me.nick),
             me.source(),
             me.account.clone(),
+            millis(me.signon),
         )
     };
     let conversation = conversation(ctx, target, &me)?;
     let author = Author {
         source: source.clone(),
         account: account.as_deref().map(casefold),
+        signon_ms,
     };
     let moderator = conversation.moderator;
     let (key, id) = (conversation.key.clone(), msgid.to_string());
@@ -108,13 +111,15 @@ struct Author {
     source: String,
     /// Casefolded.
     account: Option<String>,
+    /// When this connection signed on: a guest wrote only what was said since.
+    signon_ms: i64,
 }
 
 impl Author {
     fn wrote(&self, message: &StoredMessage) -> bool {
         match (&self.account, &message.account) {
             (Some(mine), Some(theirs)) => *mine == casefold(theirs),
-            (None, None) => message.source == self.source,
+            (None, None) => message.source == self.source && message.time_ms >= self.signon_ms,
             _ => false,
         }
     }

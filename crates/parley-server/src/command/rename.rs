@@ -1,5 +1,5 @@
 //! RENAME (ircv3.net/specs/extensions/channel-rename, `draft/channel-rename`): a channel
-//! operator gives a channel a new name and it keeps everything else (members, modes, lists,
+//! operator (of a registered channel, its owner) gives a channel a new name and it keeps everything else (members, modes, lists,
 //! topic, its registration and its history). Members with the capability get the RENAME line;
 //! the others get the spec's fallback, a PART of the old name and a JOIN of the new
 //! (`fanout::rename`, which every other node of a cluster runs for its own members too).
@@ -45,6 +45,20 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let interval = Duration::from_secs(ctx.shared.config.limits.channel_rename_interval_secs);
         let recently = channel.renamed_at.is_some_and(|at| at.elapsed() < interval);
         let moderator = ctx.shared.oper_can(ctx.oper_class_in(&world), "channels");
+        // A registered channel's name is its owner's, as OWNER has it: an operator given +o
+        // must not move the registration away and take the old name.
+        if let Some(owner) = &channel.owner {
+            let mine = ctx
+                .session
+                .account
+                .as_deref()
+                .is_some_and(|me| casefold(me) == casefold(owner));
+            if !mine && !moderator {
+                return Err(cannot(
+                    "Only the channel's owner (or a server operator) can rename a registered channel",
+                ));
+            }
+        }
         if new_key != old_key && recently && !moderator {
             return Err(cannot("This channel has been renamed recently"));
         }
