@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::cluster::client_with_caps;
+use common::cluster::{client_with_caps, Cluster};
 use common::{Client, TestServer};
 
 const ALICE: &str = "alice!~alice@127.0.0.1";
@@ -396,4 +396,48 @@ async fn a_redacted_reaction_leaves_history() {
             ":parley.local BATCH -ID".to_string(),
         ]
     );
+}
+
+#[tokio::test]
+async fn across_a_cluster_the_origin_stores_a_reaction_once_and_typing_never() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = client_with_caps(
+        cluster.nodes[0].addr,
+        "alice",
+        &format!("{PLAYBACK} echo-message"),
+    )
+    .await;
+    let mut bob = client_with_caps(cluster.nodes[1].addr, "bob", PLAYBACK).await;
+    let mut carl = client_with_caps(cluster.nodes[1].addr, "carl", BASE).await;
+    for c in [&mut alice, &mut bob, &mut carl] {
+        c.send("JOIN #r").await;
+        c.expect(|l| l.contains(" 366 ")).await;
+    }
+    alice.await_names("#r", &["@alice", "bob", "carl"]).await;
+    alice.send("PRIVMSG #r :hello").await;
+    let echo = alice.expect(|l| l.ends_with("PRIVMSG #r :hello")).await;
+    let hello = tag(&echo, "msgid").unwrap().to_string();
+    alice
+        .send(&format!("@+draft/react=ok;+draft/reply={hello} TAGMSG #r"))
+        .await;
+    let echo = alice.expect(|l| l.contains(" TAGMSG #r")).await;
+    let react = tag(&echo, "msgid").unwrap().to_string();
+    alice.send("@+typing=active TAGMSG #r").await;
+    alice.expect(|l| l.contains("+typing=active")).await;
+    bob.expect(|l| l.contains("+typing=active")).await;
+
+    // On the other node: the reaction once, with the origin's msgid; no typing notice.
+    let got = answer(&mut bob, "CHATHISTORY LATEST #r * 10").await;
+    let tagmsgs: Vec<&String> = got.iter().filter(|l| l.contains(" TAGMSG ")).collect();
+    assert_eq!(tagmsgs.len(), 1, "{got:?}");
+    assert_eq!(tag(tagmsgs[0], "msgid"), Some(react.as_str()), "{got:?}");
+    assert!(tagmsgs[0].ends_with(&format!(
+        ";+draft/react=ok;+draft/reply={hello} :{ALICE} TAGMSG #r"
+    )));
+    carl.expect(|l| l.contains("+typing=active")).await;
+    let got = answer(&mut carl, "CHATHISTORY LATEST #r * 10").await;
+    assert!(!got.iter().any(|l| l.contains(" TAGMSG ")), "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
 }
