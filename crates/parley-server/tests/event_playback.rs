@@ -100,17 +100,23 @@ fn react_line(said: &Said) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_capability_is_offered() {
-    let server = TestServer::start().await;
+/// Whether `CAP LS 302` on `server` lists `draft/event-playback`.
+async fn offered(server: &TestServer) -> bool {
     let mut c = server.connect().await;
     c.send("CAP LS 302").await;
     let ls = c.expect(|l| l.contains(" CAP * LS ")).await;
-    assert!(
-        ls.split([' ', ':'])
-            .any(|cap| cap == "draft/event-playback"),
-        "{ls}"
-    );
+    ls.split([' ', ':'])
+        .any(|cap| cap == "draft/event-playback")
+}
+
+#[tokio::test]
+async fn the_capability_is_offered_only_with_history() {
+    // "implementations SHOULD use the `draft/chathistory` and `draft/event-playback` CAP names
+    // to be interoperable with other software implementing a compatible work-in-progress
+    // version" (ircv3.net chathistory).
+    assert!(offered(&TestServer::start().await).await);
+    let without = TestServer::start_with(|c| c.history.enabled = false).await;
+    assert!(!offered(&without).await);
 }
 
 #[tokio::test]
@@ -384,8 +390,8 @@ async fn a_redacted_reaction_leaves_history() {
     let (mut alice, _bob, said) = talk(&server).await;
     alice.send("CAP REQ draft/message-redaction").await;
     alice.expect(|l| l.contains(" ACK ")).await;
-    // "REDACT <target> <msgid> [:<reason>]" (ircv3.net message-redaction): a reaction is
-    // redacted by its own msgid, like a message.
+    // "Use cases include retracting accidentally sent messages, moderation, and removing a
+    // `+draft/react` client tag" (ircv3.net message-redaction): by the reaction's own msgid.
     alice.send(&format!("REDACT #r {}", said.react.0)).await;
     alice.expect(|l| l.contains(" REDACT #r ")).await;
     assert_eq!(
