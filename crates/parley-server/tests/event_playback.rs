@@ -417,7 +417,14 @@ async fn across_a_cluster_the_origin_stores_a_reaction_once_and_typing_never() {
     .await;
     let mut bob = client_with_caps(cluster.nodes[1].addr, "bob", PLAYBACK).await;
     let mut carl = client_with_caps(cluster.nodes[1].addr, "carl", BASE).await;
-    for c in [&mut alice, &mut bob, &mut carl] {
+    alice.send("JOIN #r").await;
+    alice.expect(|l| l.contains(" 366 ")).await;
+    // One after the other, so alice's channel is hers on both nodes.
+    for (c, before) in [
+        (&mut bob, &["@alice"][..]),
+        (&mut carl, &["@alice", "bob"][..]),
+    ] {
+        c.await_names("#r", before).await;
         c.send("JOIN #r").await;
         c.expect(|l| l.contains(" 366 ")).await;
     }
