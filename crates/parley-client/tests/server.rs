@@ -699,3 +699,66 @@ async fn a_read_marker_reaches_the_accounts_other_session() {
     .await;
     assert_eq!(phone.state().active_index(), 0);
 }
+
+/// A reaction survives a fresh login: "If the client has negotiated `event-playback`, the
+/// server SHOULD send additional lines relevant to the chat history, including but not limited
+/// to `TAGMSG`" (ircv3.net chathistory), so the history fetched on join carries it.
+#[tokio::test]
+async fn a_reaction_comes_back_from_history_after_a_fresh_login() {
+    let server = Server::start(&[("alice", "alice-password"), ("bob", "bob-password")]).await;
+    let port = server.plain_port();
+    let alice_config = plain_config(port, "alice", login("alice", "alice-password"));
+    let (alice, mut alice_events) = connected(alice_config.clone()).await;
+    let (bob, mut bob_events) =
+        connected(plain_config(port, "bob", login("bob", "bob-password"))).await;
+    assert!(
+        bob.state().has_cap("draft/event-playback"),
+        "{:?}",
+        bob.state().caps()
+    );
+    alice.input("/join #room").await.expect("join");
+    bob.input("/join #room").await.expect("join");
+    until(&alice, &mut alice_events, "bob in #room", |s| {
+        s.buffer("#room")
+            .is_some_and(|b| b.members.contains_key("bob"))
+    })
+    .await;
+    alice.input("react to me").await.expect("say");
+    until(&bob, &mut bob_events, "alice's line with its msgid", |s| {
+        s.buffer("#room").is_some_and(|b| {
+            b.lines
+                .iter()
+                .any(|l| l.text == "react to me" && l.msgid.is_some())
+        })
+    })
+    .await;
+    bob.input("/react 👍").await.expect("react");
+    until(&alice, &mut alice_events, "the reaction live", |s| {
+        s.buffer("#room").is_some_and(|b| {
+            b.lines
+                .iter()
+                .any(|l| l.text == "react to me" && l.reactions.len() == 1)
+        })
+    })
+    .await;
+
+    // A fresh session of alice's: the line and its reaction come from history.
+    let (again, mut again_events) = connected(alice_config).await;
+    again.input("/join #room").await.expect("join");
+    until(
+        &again,
+        &mut again_events,
+        "the reaction from history",
+        |s| {
+            s.buffer("#room").is_some_and(|b| {
+                b.lines.iter().any(|l| {
+                    l.text == "react to me"
+                        && l.reactions.len() == 1
+                        && l.reactions[0].text == "👍"
+                        && l.reactions[0].nicks == ["bob"]
+                })
+            })
+        },
+    )
+    .await;
+}

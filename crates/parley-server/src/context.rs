@@ -27,6 +27,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "cap-notify",
     "draft/channel-rename",
     "draft/chathistory",
+    "draft/event-playback",
     "draft/message-redaction",
     "draft/multiline",
     "draft/read-marker",
@@ -60,6 +61,9 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .filter(|c| **c != "draft/chathistory" || shared.history.enabled())
         // Who wrote a message is known only from history.
         .filter(|c| **c != "draft/message-redaction" || shared.history.enabled())
+        // Playback covers TAGMSG only (reactions and replies: `history::events`): membership
+        // events are not stored, which the spec allows ("SHOULD send additional lines").
+        .filter(|c| **c != "draft/event-playback" || shared.history.enabled())
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
             ("draft/multiline", true) => format!(
@@ -149,6 +153,7 @@ pub struct Caps {
     pub read_marker: bool,
     pub multiline: bool,
     pub message_redaction: bool,
+    pub event_playback: bool,
 }
 
 impl Caps {
@@ -176,6 +181,7 @@ impl Caps {
             "draft/read-marker" => &mut self.read_marker,
             "draft/message-redaction" => &mut self.message_redaction,
             "draft/multiline" => &mut self.multiline,
+            "draft/event-playback" => &mut self.event_playback,
             _ => return None,
         })
     }

@@ -55,7 +55,8 @@ async fn cap_negotiation_holds_registration_until_end() {
         ls,
         ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify \
          draft/account-registration=before-connect,custom-account-name draft/channel-rename \
-         draft/chathistory draft/message-redaction draft/multiline=max-bytes=4096,max-lines=100 \
+         draft/chathistory draft/event-playback draft/message-redaction \
+         draft/multiline=max-bytes=4096,max-lines=100 \
          draft/read-marker echo-message extended-join extended-monitor invite-notify \
          labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
          server-time setname \

@@ -10,6 +10,8 @@ const WANTED_CAPS = [
   'account-notify', 'account-tag', 'batch', 'draft/chathistory', 'echo-message', 'extended-join',
   'message-tags', 'multi-prefix', 'sasl', 'server-time', 'userhost-in-names',
   'draft/account-registration', 'draft/read-marker', 'labeled-response',
+  // Reactions from history: CHATHISTORY returns TAGMSG only to clients with event-playback.
+  'draft/event-playback',
 ];
 /** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
 export const TYPING_REFUSED_MS = 60000;

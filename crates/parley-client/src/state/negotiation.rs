@@ -38,6 +38,8 @@ pub const WANTED_CAPS: &[&str] = &[
     "cap-notify",
     "invite-notify",
     "draft/read-marker",
+    // Reactions from history: CHATHISTORY returns TAGMSG only with event-playback.
+    "draft/event-playback",
 ];
 
 /// How to log in during connection registration.

@@ -1,6 +1,7 @@
 //! CHATHISTORY (IRCv3 `draft/chathistory`), replay on join and offline delivery: the handler
 //! checks the request and who may see what, then leaves the read to the connection task; the
-//! answer comes back here to be written as a `chathistory` batch.
+//! answer comes back here to be written as a `chathistory` batch. Stored TAGMSGs (reactions
+//! and replies) are in it only for clients with `draft/event-playback` (`history::events`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,7 +9,7 @@ use parley_proto::{casefold, write_line, Message};
 
 use crate::clock::format_time;
 use crate::context::{Ctx, Reply};
-use crate::history::{dm_key, party, HistoryAnswer, HistoryRequest};
+use crate::history::{dm_key, events, party, HistoryAnswer, HistoryRequest};
 use crate::relay::append_client_tags;
 use crate::store::history::parties;
 use crate::store::{Bound, HistoryQuery, StoredMessage};
@@ -132,9 +133,16 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             shown,
             query,
             limit,
+            events: playback(ctx),
         },
     );
     Ok(())
+}
+
+/// Whether this client is shown stored TAGMSGs.
+fn playback(ctx: &Ctx<'_>) -> bool {
+    let caps = ctx.session.caps;
+    events::played_back(caps.event_playback, caps.message_tags)
 }
 
 /// A channel name or a nick (account names follow the nick rules): the only things that have a
@@ -229,23 +237,26 @@ pub fn render(
     if caps.server_time {
         tags.push(("time", Some(&time)));
     }
-    let text = if time_in_text && !caps.server_time {
-        format!(
+    let text = if m.kind == events::TAGMSG {
+        // A TAGMSG has no text, so no time written into it either.
+        None
+    } else if time_in_text && !caps.server_time {
+        Some(format!(
             "[{} UTC] {}",
             time.get(..16).unwrap_or(&time).replace('T', " "),
             m.text
-        )
+        ))
     } else {
-        m.text.clone()
+        Some(m.text.clone())
     };
-    let mut out = Vec::with_capacity(64 + text.len());
+    let mut out = Vec::with_capacity(64 + text.as_ref().map_or(0, String::len));
     write_line(
         &mut out,
         &tags,
         Some(&m.source),
         &m.kind,
         &[&m.to],
-        Some(&text),
+        text.as_deref(),
     );
     if caps.message_tags && !m.tags.is_empty() {
         // As relayed at the time: the client-only tags after the server's.
@@ -392,19 +403,28 @@ fn deliver_offline(
             return;
         }
     };
+    // A reaction waits in history for those that cannot be shown it now.
+    let shown = playback(ctx);
+    let messages: Vec<StoredMessage> = messages
+        .into_iter()
+        .filter(|m| shown || m.kind != events::TAGMSG)
+        .collect();
     if messages.is_empty() {
         return;
     }
-    let count = messages.len();
+    // Reactions and replies are not counted as messages (they have no text to read).
+    let count = messages.iter().filter(|m| m.kind != events::TAGMSG).count();
     let nick = ctx.session.nick.clone();
-    ctx.server_line(
-        "NOTICE",
-        &[&nick],
-        Some(&format!(
-            "You have {count} private message{} received while you were away:",
-            if count == 1 { "" } else { "s" }
-        )),
-    );
+    if count > 0 {
+        ctx.server_line(
+            "NOTICE",
+            &[&nick],
+            Some(&format!(
+                "You have {count} private message{} received while you were away:",
+                if count == 1 { "" } else { "s" }
+            )),
+        );
+    }
     let batch = open_batch(ctx, "chathistory", &[&nick]);
     for mut m in messages {
         // Shown as addressed to the nick in use now.

@@ -360,7 +360,8 @@ pub const COMMANDS: &[Topic] = &[
         lines: &[
             "TAGMSG <target>[,<target>...]",
             "Sends only tags, such as +typing=active or +draft/react=<emoji> (IRCv3 message-tags).",
-            "Delivered only to clients that enabled message-tags; not kept in history.",
+            "Delivered only to clients that enabled message-tags. Reactions and replies are",
+            "kept in history (shown to clients with draft/event-playback); typing is not.",
         ],
     },
     Topic {

@@ -234,6 +234,10 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
             shown,
             limit: replay,
             before_ms: crate::clock::now_ms(),
+            events: crate::history::events::played_back(
+                ctx.session.caps.event_playback,
+                ctx.session.caps.message_tags,
+            ),
         };
         crate::command::chathistory::read(ctx, replay);
     }

@@ -5,7 +5,8 @@
 //! account that is offline is kept for its next login. NOTICE never draws an error reply, as the
 //! protocol requires, so bots cannot loop on each other. The sender's client-only tags
 //! (IRCv3 message-tags) travel with the message and are stored with it; `TAGMSG`
-//! (`command/tagmsg.rs`) takes the same road without text and without being stored.
+//! (`command/tagmsg.rs`) takes the same road without text, and is stored only when it is a
+//! reaction or a reply (`history::events`).
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::cluster::event::{Event, Target};
 use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
 use crate::fanout::Delivery;
-use crate::history::{dm_key, party};
+use crate::history::{dm_key, events, party};
 use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
 use crate::relay::Relay;
@@ -82,9 +83,9 @@ impl Said<'_> {
         self.verb == "NOTICE"
     }
 
-    /// A TAGMSG: delivered only to `message-tags` clients, and not kept in history.
-    fn tags_only(&self) -> bool {
-        self.verb == "TAGMSG"
+    /// Kept in history: always, but for a TAGMSG other than a reaction or a reply.
+    fn kept(&self) -> bool {
+        events::kept(self.verb, self.tags)
     }
 }
 
@@ -208,7 +209,8 @@ struct Sending {
     keep: bool,
 }
 
-/// Leave the message to the connection task: stored first (a TAGMSG is not), then delivered.
+/// Leave the message to the connection task: stored first (a TAGMSG only when it is a reaction
+/// or a reply), then delivered.
 fn deliver(
     ctx: &mut Ctx<'_>,
     message: StoredMessage,
@@ -251,7 +253,7 @@ fn deliver(
     ctx.session
         .followups
         .push_back(FollowUp::Deliver(Box::new(Delivery {
-            stored: (keep && !tags_only).then_some(message),
+            stored: (keep && events::kept(&message.kind, &message.tags)).then_some(message),
             offline_for,
             relay,
             recipients,
@@ -426,8 +428,9 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
 }
 
 /// A private message to someone not connected: kept for them if they have an account. A
-/// TAGMSG is not kept (a typing notice means nothing later), so it is answered like a nick
-/// that does not exist.
+/// TAGMSG that history does not keep (a typing notice means nothing later) is answered like a
+/// nick that does not exist; a reaction or a reply is kept, without the NOTICE (the sender's
+/// client shows no text it could refer to).
 fn offline(
     ctx: &mut Ctx<'_>,
     said: &Said<'_>,
@@ -437,7 +440,7 @@ fn offline(
     me: &str,
 ) {
     let notice = said.quiet();
-    let registered = !said.tags_only()
+    let registered = said.kept()
         && ctx.shared.history.enabled()
         && parley_proto::validate::nick(target, ctx.shared.config.limits.nick_len)
         && matches!(ctx.shared.accounts.is_account_name(target), Ok(true));
@@ -466,7 +469,7 @@ fn offline(
             keep: true,
         },
     );
-    if !notice {
+    if !notice && said.verb != events::TAGMSG {
         let nick = ctx.session.nick.clone();
         ctx.server_line(
             "NOTICE",

@@ -1,9 +1,9 @@
 //! `TAGMSG` (IRCv3 message-tags): a message of client-only tags and no text, such as the
 //! `+typing` notices and `+draft/react` reactions of modern clients. It goes the way of
 //! PRIVMSG (`command/message.rs`): the same permission checks and targets, echo-message and
-//! labels, the cluster; but only `message-tags` clients ever get one, and it is not kept in
-//! history (CHATHISTORY without `event-playback` returns only PRIVMSG and NOTICE, and a typing
-//! notice or a lone reaction replayed later would mean nothing to most clients).
+//! labels, the cluster; but only `message-tags` clients ever get one. History keeps a reaction
+//! or a reply, never a typing notice, and plays it back only to `draft/event-playback` clients
+//! (the rule and its reasons: `history::events`).
 
 use parley_proto::{numeric, Message};
 

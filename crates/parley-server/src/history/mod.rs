@@ -16,12 +16,14 @@
 //! | `reads.rs` | [`HistoryRequest`] and [`HistoryAnswer`], and the read path |
 //! | `audit.rs` | the audit queue: events wait a little for the next commit |
 //! | `offline.rs` | messages waiting for an account, and which accounts anything waits for |
+//! | `events.rs` | which TAGMSGs are kept (reactions, replies) and who is shown them again |
 //! | `redaction.rs` | removing a message its author or a channel operator redacts |
 //! | `retention.rs` | pruning by age and by rows per conversation |
 //! | `msgid.rs` | message ids: this run's prefix and a counter |
 //! | `party.rs` | who a private conversation is between ([`party`], [`dm_key`]) |
 
 mod audit;
+pub mod events;
 mod msgid;
 mod offline;
 mod party;

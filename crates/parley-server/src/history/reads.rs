@@ -18,6 +18,8 @@ pub enum HistoryRequest {
         shown: String,
         query: HistoryQuery,
         limit: usize,
+        /// Stored TAGMSGs too (`history::events::played_back`).
+        events: bool,
     },
     /// CHATHISTORY TARGETS: which of these conversations (key, shown) had messages in a window.
     Targets {
@@ -34,6 +36,8 @@ pub enum HistoryRequest {
         /// When the user joined: only what was said before then, since what came after was
         /// delivered live (the read may run well after the join on a busy server).
         before_ms: i64,
+        /// Stored TAGMSGs too (`history::events::played_back`).
+        events: bool,
     },
 }
 
@@ -75,23 +79,29 @@ impl History {
                 HistoryAnswer::Targets { keys, result }
             }
             request => {
-                let (key, query, limit) = match &request {
+                let (key, query, limit, events) = match &request {
                     HistoryRequest::Query {
-                        key, query, limit, ..
-                    } => (key.clone(), query.clone(), *limit),
+                        key,
+                        query,
+                        limit,
+                        events,
+                        ..
+                    } => (key.clone(), query.clone(), *limit, *events),
                     HistoryRequest::Replay {
                         key,
                         limit,
                         before_ms,
+                        events,
                         ..
                     } => (
                         key.clone(),
                         HistoryQuery::Before(crate::store::Bound::Time(*before_ms)),
                         *limit,
+                        *events,
                     ),
                     HistoryRequest::Targets { .. } => unreachable!("handled above"),
                 };
-                let result = blocking(move || reader.query(&key, &query, limit)).await;
+                let result = blocking(move || reader.query_for(&key, &query, limit, events)).await;
                 HistoryAnswer::Messages { request, result }
             }
         }

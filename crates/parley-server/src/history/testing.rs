@@ -55,7 +55,13 @@ impl HistoryStore for Flaky {
         }
         Ok(())
     }
-    fn query(&self, _: &str, _: &HistoryQuery, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    fn query_for(
+        &self,
+        _: &str,
+        _: &HistoryQuery,
+        _: usize,
+        _: bool,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Vec::new())
     }
     fn message(&self, _: &str, _: &str) -> Result<Option<StoredMessage>, StoreError> {

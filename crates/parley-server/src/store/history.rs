@@ -14,7 +14,7 @@ pub struct StoredMessage {
     /// The history key: a casefolded channel name, or for a private conversation between two
     /// parties (casefolded account names, or `~nick` for guests) the [`dm_key`] of the two.
     pub target: String,
-    /// `PRIVMSG` or `NOTICE`.
+    /// `PRIVMSG`, `NOTICE`, or `TAGMSG` (a reaction or a reply: `history::events`).
     pub kind: String,
     /// `nick!user@host` of the sender.
     pub source: String,
@@ -99,12 +99,23 @@ impl WriteBatch {
 pub trait HistoryStore: Send + Sync {
     /// Write a batch in one transaction: all of it is stored, or none of it.
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError>;
-    /// Up to `limit` messages of one conversation, oldest first.
+    /// Up to `limit` messages of one conversation, oldest first, stored TAGMSGs included.
     fn query(
         &self,
         target: &str,
         query: &HistoryQuery,
         limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.query_for(target, query, limit, true)
+    }
+    /// Up to `limit` messages of one conversation, oldest first; TAGMSGs only when `events`
+    /// (a client with `draft/event-playback`), left out before `limit` counts otherwise.
+    fn query_for(
+        &self,
+        target: &str,
+        query: &HistoryQuery,
+        limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Conversations among `targets` (history keys) whose latest message falls strictly between
     /// two times (one updated after the window is left out: its latest activity is not in it),
@@ -161,7 +172,9 @@ pub(super) trait Pages {
         bound: &Bound,
         time_id: i64,
     ) -> Result<Option<(i64, i64)>, StoreError>;
-    /// Messages strictly after `lower` and strictly before `upper`, newest or oldest first.
+    /// Messages strictly after `lower` and strictly before `upper`, newest or oldest first;
+    /// TAGMSGs only when `events`.
+    #[allow(clippy::too_many_arguments)]
     fn between(
         &mut self,
         target: &str,
@@ -169,6 +182,7 @@ pub(super) trait Pages {
         upper: (i64, i64),
         newest_first: bool,
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError>;
 }
 
@@ -181,6 +195,7 @@ pub(super) fn page(
     target: &str,
     query: &HistoryQuery,
     limit: usize,
+    events: bool,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     // As a lower bound a timestamp excludes its whole millisecond (id MAX); as an upper bound too
     // (id MIN).
@@ -196,24 +211,25 @@ pub(super) fn page(
         lower: (i64, i64),
         upper: (i64, i64),
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut rows = db.between(t, lower, upper, true, limit)?;
+        let mut rows = db.between(t, lower, upper, true, limit, events)?;
         rows.reverse();
         Ok(rows)
     }
     let t = target;
     match query {
-        HistoryQuery::Latest(None) => newest(db, t, START, END, limit),
+        HistoryQuery::Latest(None) => newest(db, t, START, END, limit, events),
         HistoryQuery::Latest(Some(bound)) => match low(db, t, bound)? {
-            Some(lower) => newest(db, t, lower, END, limit),
+            Some(lower) => newest(db, t, lower, END, limit, events),
             None => Ok(Vec::new()),
         },
         HistoryQuery::Before(bound) => match high(db, t, bound)? {
-            Some(upper) => newest(db, t, START, upper, limit),
+            Some(upper) => newest(db, t, START, upper, limit, events),
             None => Ok(Vec::new()),
         },
         HistoryQuery::After(bound) => match low(db, t, bound)? {
-            Some(lower) => db.between(t, lower, END, false, limit),
+            Some(lower) => db.between(t, lower, END, false, limit, events),
             None => Ok(Vec::new()),
         },
         HistoryQuery::Around(bound) => {
@@ -229,8 +245,8 @@ pub(super) fn page(
                 ((time, id + 1), (time, id))
             };
             let older_count = limit - limit / 2;
-            let mut rows = newest(db, t, START, upper, older_count)?;
-            rows.extend(db.between(t, lower, END, false, limit / 2)?);
+            let mut rows = newest(db, t, START, upper, older_count, events)?;
+            rows.extend(db.between(t, lower, END, false, limit / 2, events)?);
             Ok(rows)
         }
         HistoryQuery::Between(start, end) => {
@@ -243,10 +259,10 @@ pub(super) fn page(
                 return Ok(Vec::new());
             };
             if a_low <= b_high {
-                db.between(t, a_low, b_high, false, limit)
+                db.between(t, a_low, b_high, false, limit, events)
             } else {
                 // Counting back from the later bound, returned oldest first.
-                newest(db, t, b_low, a_high, limit)
+                newest(db, t, b_low, a_high, limit, events)
             }
         }
     }

@@ -943,12 +943,14 @@ impl Pages for Connection {
         upper: (i64, i64),
         newest_first: bool,
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = $1 \
              AND (time_ms > $2 OR (time_ms = $2 AND id > $3)) \
              AND (time_ms < $4 OR (time_ms = $4 AND id < $5)) \
+             AND ($7 OR kind <> 'TAGMSG') \
              ORDER BY time_ms {order}, id {order} LIMIT $6"
         );
         let statement = self.prepare(&sql)?;
@@ -956,7 +958,9 @@ impl Pages for Connection {
         self.client()?
             .query(
                 &statement,
-                &[&target, &lower.0, &lower.1, &upper.0, &upper.1, &limit],
+                &[
+                    &target, &lower.0, &lower.1, &upper.0, &upper.1, &limit, &events,
+                ],
             )
             .map_err(backend)?
             .iter()
@@ -1094,19 +1098,20 @@ impl HistoryStore for PostgresStore {
         self.call(move |client| write_batch(client, &batch))
     }
 
-    fn query(
+    fn query_for(
         &self,
         target: &str,
         query: &HistoryQuery,
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let (target, query) = (target.to_owned(), query.clone());
-        self.call_prepared(
-            move |connection| match page(connection, &target, &query, limit) {
-                Err(_) if connection.lost() => page(connection, &target, &query, limit),
+        self.call_prepared(move |connection| {
+            match page(connection, &target, &query, limit, events) {
+                Err(_) if connection.lost() => page(connection, &target, &query, limit, events),
                 other => other,
-            },
-        )
+            }
+        })
     }
 
     fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
@@ -1146,7 +1151,8 @@ impl HistoryStore for PostgresStore {
         self.call_idempotent(move |client| {
             let latest = client
                 .query(
-                    "SELECT t, (SELECT MAX(time_ms) FROM messages WHERE target = t) \
+                    "SELECT t, (SELECT MAX(time_ms) FROM messages WHERE target = t \
+                     AND kind <> 'TAGMSG') \
                      FROM unnest($1::text[]) AS t",
                     &[&targets],
                 )

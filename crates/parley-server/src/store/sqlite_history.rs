@@ -63,19 +63,21 @@ impl Pages for SqlitePages<'_> {
         upper: (i64, i64),
         newest_first: bool,
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE target = ?1 \
              AND (time_ms > ?2 OR (time_ms = ?2 AND id > ?3)) \
              AND (time_ms < ?4 OR (time_ms = ?4 AND id < ?5)) \
+             AND (?7 OR kind <> 'TAGMSG') \
              ORDER BY time_ms {order}, id {order} LIMIT ?6"
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         select(
             self.0,
             &sql,
-            params![target, lower.0, lower.1, upper.0, upper.1, limit],
+            params![target, lower.0, lower.1, upper.0, upper.1, limit, events],
         )
     }
 }
@@ -147,14 +149,15 @@ impl HistoryStore for SqliteStore {
         tx.commit().map_err(backend)
     }
 
-    fn query(
+    fn query_for(
         &self,
         target: &str,
         query: &HistoryQuery,
         limit: usize,
+        events: bool,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let connection = self.connection().lock();
-        page(&mut SqlitePages(&connection), target, query, limit)
+        page(&mut SqlitePages(&connection), target, query, limit, events)
     }
 
     fn message(&self, target: &str, msgid: &str) -> Result<Option<StoredMessage>, StoreError> {
@@ -189,7 +192,10 @@ impl HistoryStore for SqliteStore {
         }
         let connection = self.connection().lock();
         let mut statement = connection
-            .prepare_cached("SELECT MAX(time_ms) FROM messages WHERE target = ?1")
+            // A reaction is not a conversation's activity: TARGETS stays as without playback.
+            .prepare_cached(
+                "SELECT MAX(time_ms) FROM messages WHERE target = ?1 AND kind <> 'TAGMSG'",
+            )
             .map_err(backend)?;
         let mut latest = Vec::with_capacity(targets.len());
         for target in targets {

@@ -566,3 +566,37 @@ test('read markers: reading in one session clears the badge in the others (draft
   for (const client of [bob, term]) client.close();
   for (const { page } of [first, second]) await page.context().close();
 });
+
+test('reactions survive a reload: they come back from history (draft/event-playback)', async () => {
+  const { page, errors } = await openPage();
+  await login(page, 'rita', { register: true });
+  const bob = await tcpUser('bob_r', { caps: ['message-tags', 'echo-message', 'server-time'] });
+  await say(page, '/join_group reacts');
+  await titleIs(page, '#reacts');
+  bob.send('JOIN #reacts');
+  await bob.expect((l) => / 366 bob_r #reacts /.test(l), 'the names of #reacts');
+  bob.send('PRIVMSG #reacts :keep my reactions');
+  const parent = parseLine(await bob.expect((l) => l.endsWith(' PRIVMSG #reacts :keep my reactions'), 'the echo'));
+  const line = messageWith(page, 'keep my reactions');
+  await line.hover();
+  await line.locator('button[aria-label="React to bob_r"]').click();
+  await line.locator('button[aria-label="React with \u{1F44D}"]').click();
+  await bob.expect((l) => l.includes('+draft/react=') && l.includes(' TAGMSG #reacts'), "rita's reaction");
+  bob.send(`@+draft/react=\u{1F389};+draft/reply=${parent.tags.msgid} TAGMSG #reacts`);
+  await line.locator('.reaction', { hasText: '\u{1F389} 1' }).waitFor();
+  assert.deepEqual(errors, [], 'no script errors');
+  await page.context().close();
+
+  // chathistory: "If the client has negotiated `event-playback`, the server SHOULD send
+  // additional lines relevant to the chat history, including but not limited to `TAGMSG`".
+  const { page: again, errors: againErrors } = await openPage();
+  await login(again, 'rita');
+  await say(again, '/join_group reacts');
+  await titleIs(again, '#reacts');
+  const chips = messageWith(again, 'keep my reactions').locator('.reaction');
+  await chips.nth(1).waitFor();
+  assert.deepEqual(await chips.allInnerTexts(), ['\u{1F44D} 1', '\u{1F389} 1']);
+  assert.deepEqual(againErrors, [], 'no script errors');
+  bob.close();
+  await again.context().close();
+});

@@ -832,3 +832,10 @@ test('a second session of an account takes its nick with a _ more; a guest is to
   assert.deepEqual(guest.handle(':srv 433 * bob :Nickname is already in use'), ['QUIT']);
   assert.equal(guest.error, 'The nick bob is in use');
 });
+
+test('asks for draft/event-playback, so reactions come back from history', () => {
+  const s = new ChatState();
+  s.start({ nick: 'alice', password: 'pw', register: false });
+  const [req] = s.handle(':srv CAP * LS :batch draft/chathistory draft/event-playback message-tags sasl server-time');
+  assert.ok(req.split(/[ :]/).includes('draft/event-playback'), req);
+});
