@@ -25,6 +25,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "away-notify",
     "batch",
     "cap-notify",
+    "chghost",
     "draft/channel-rename",
     "draft/chathistory",
     "draft/message-redaction",
@@ -149,6 +150,7 @@ pub struct Caps {
     pub read_marker: bool,
     pub multiline: bool,
     pub message_redaction: bool,
+    pub chghost: bool,
 }
 
 impl Caps {
@@ -176,6 +178,7 @@ impl Caps {
             "draft/read-marker" => &mut self.read_marker,
             "draft/message-redaction" => &mut self.message_redaction,
             "draft/multiline" => &mut self.multiline,
+            "chghost" => &mut self.chghost,
             _ => return None,
         })
     }
@@ -248,6 +251,7 @@ impl Caps {
             (self.extended_monitor, notify::EXTENDED_MONITOR),
             (self.account_notify, notify::ACCOUNT_NOTIFY),
             (self.cap_notify, notify::CAP_NOTIFY),
+            (self.chghost, notify::CHGHOST),
         ] {
             if on {
                 bits |= bit;

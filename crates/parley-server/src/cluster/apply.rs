@@ -106,6 +106,12 @@ pub fn apply(
             source,
             realname,
         } => realname_changed(&mut step, world, uid, source, realname),
+        Event::HostChange {
+            uid,
+            source,
+            username,
+            host,
+        } => host_changed(&mut step, world, uid, source, username, host),
         Event::Join {
             uid,
             source,
@@ -410,6 +416,40 @@ fn realname_changed(
         .take()
         .unwrap_or_else(|| world.notify_recipients(id, notify::SETNAME));
     send_line_to_notify(step.held, &bytes, &recipients, notify::SETNAME, None);
+}
+
+/// `HostChange`: a CHGHOST, to the neighbours (and, with extended-monitor, the watchers) with
+/// `chghost`; this node's neighbours without it get the QUIT/JOIN/MODE fallback (for an own
+/// event the handler sent that already).
+fn host_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    username: String,
+    host: String,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        if let Some(user) = world.users.get_mut(&id) {
+            user.username = username.clone();
+            user.host = host.clone();
+        }
+    }
+    let bytes = line(Some(&source), "CHGHOST", &[&username, &host], None);
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::CHGHOST));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::CHGHOST, None);
+    if !step.own {
+        for (outbound, lines) in world.host_change_fallback(id, &source, step.shared.server_name())
+        {
+            let _ = outbound.push_held(&lines, step.held);
+        }
+    }
 }
 
 /// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).

@@ -132,6 +132,14 @@ pub enum Event {
         source: String,
         realname: String,
     },
+    /// CHGHOST: an operator of the user's own node gave it a new username and host; `source`
+    /// is its old mask, which the CHGHOST line comes from.
+    HostChange {
+        uid: Uid,
+        source: String,
+        username: String,
+        host: String,
+    },
     Join {
         uid: Uid,
         source: String,

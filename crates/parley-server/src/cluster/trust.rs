@@ -27,6 +27,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Account { uid, .. }
         | Event::Away { uid, .. }
         | Event::Realname { uid, .. }
+        | Event::HostChange { uid, .. }
         | Event::Join { uid, .. }
         | Event::Part { uid, .. }
         | Event::Topic { uid, .. }

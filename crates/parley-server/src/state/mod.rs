@@ -5,6 +5,7 @@
 //! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
 
 mod channel;
+mod host_change;
 mod monitor;
 mod world;
 
