@@ -274,14 +274,24 @@ async fn chghost_crosses_the_cluster() {
         carol.expect_numeric("311").await,
         ":parley.local 311 carol alice ~al cloak.example * :Test alice"
     );
-    // Only a user's own node speaks for it: another node's user is changed there.
-    root.send("CHGHOST bob b b.example").await;
+    // A user of the other node: only its own node may announce it, so that node makes the
+    // change on request; everyone hears it as from a local change.
+    root.send("CHGHOST bob ~b b.example").await;
     assert_eq!(
         root.sync().await,
-        [
-            ":parley.local FAIL CHGHOST REMOTE_USER bob :That user is on another node of the \
-          cluster: run CHGHOST there"
-        ]
+        [":parley.local NOTICE root :Changed the mask of bob to ~b@b.example"]
+    );
+    let expected = ":bob!~bob@127.0.0.1 CHGHOST ~b b.example";
+    alice.expect_within(CONVERGE, |l| l == expected).await;
+    bob.expect_within(CONVERGE, |l| l == expected).await;
+    carol
+        .expect_within(CONVERGE, |l| l == ":bob!~bob@127.0.0.1 QUIT :Changing host")
+        .await;
+    assert_eq!(carol.recv().await, ":bob!~b@b.example JOIN #c");
+    root.send("WHOIS bob").await;
+    assert_eq!(
+        root.expect_numeric("311").await,
+        ":parley.local 311 root bob ~b b.example * :Test bob"
     );
 }
 

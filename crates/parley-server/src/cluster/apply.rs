@@ -27,8 +27,8 @@ use crate::relay::{escape_tag, notify, wire, with_tag, Relay};
 use crate::relay::{line, read_marker_line};
 use crate::server::Shared;
 use crate::state::{
-    Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
-    World,
+    valid_host, valid_username, Ban, Channel, ClientId, Invite, MemberList, MemberStatus,
+    OperClass, Topic, User, WhowasEntry, World,
 };
 use crate::store::StoredMessage;
 
@@ -210,6 +210,11 @@ pub fn apply(
             by_operator,
         ),
         Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
+        Event::HostChangeRequest {
+            uid,
+            username,
+            host,
+        } => host_change_requested(&mut step, world, uid, username, host),
         Event::Rename {
             uid: _,
             source,
@@ -450,6 +455,59 @@ fn host_changed(
             let _ = outbound.push_held(&lines, step.held);
         }
     }
+}
+
+/// `HostChangeRequest`: an operator of another node ran CHGHOST for a user of this one. The
+/// change is made and told here as the handler would, then published as the `HostChange` the
+/// other nodes apply (its own copy here delivers to nobody: this node told its users already).
+fn host_change_requested(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    username: String,
+    host: String,
+) {
+    let Some(id) = step.cluster.local_id(&uid) else {
+        return;
+    };
+    let ours = world
+        .users
+        .get(&id)
+        .is_some_and(|u| u.remote.is_none() && u.registered);
+    // The requesting node checked these; a node is still not trusted to put anything in a mask.
+    let limit = step.shared.config.limits.user_len;
+    if !ours || !valid_username(&username, limit) || !valid_host(&host) {
+        return;
+    }
+    let server = step.shared.server_name().to_string();
+    let held = &mut *step.held;
+    let Some(changed) = world.change_host(id, &username, &host, &server, |to, bytes| {
+        let _ = to.push_held(bytes, held);
+    }) else {
+        return;
+    };
+    send_line_to_notify(
+        step.held,
+        &changed.line,
+        &changed.recipients,
+        notify::CHGHOST,
+        None,
+    );
+    drop(world);
+    step.cluster.publish_to(
+        step.shared,
+        Event::HostChange {
+            uid,
+            source: changed.old_source,
+            username,
+            host,
+        },
+        crate::fanout::Local {
+            echo: None,
+            recipients: Some(Default::default()),
+            echo_into: None,
+        },
+    );
 }
 
 /// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).

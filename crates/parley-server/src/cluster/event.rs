@@ -230,6 +230,13 @@ pub enum Event {
         #[serde(default)]
         account: Option<String>,
     },
+    /// An operator's CHGHOST of a user on another node: that node makes the change and
+    /// publishes the `HostChange` (only it may speak for its user).
+    HostChangeRequest {
+        uid: Uid,
+        username: String,
+        host: String,
+    },
     /// An operator's KILL of a user on another node: that node closes the connection.
     Kill {
         uid: Uid,

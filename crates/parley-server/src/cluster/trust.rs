@@ -42,6 +42,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }
+        | Event::HostChangeRequest { .. }
         | Event::ServerBanAdded { .. }
         | Event::ServerBanRemoved { .. }
         | Event::NodeDown { .. } => None,

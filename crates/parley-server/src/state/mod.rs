@@ -13,5 +13,6 @@ pub use channel::{
     is_restricted_ctcp, mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus,
     Topic, LIST_MODES, MUTE_PREFIX,
 };
+pub use host_change::{valid_host, valid_username, HOSTLEN};
 pub use monitor::{chunked, Monitors};
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};
