@@ -326,3 +326,27 @@ async fn chghost_reaches_a_websocket_client() {
         [":alice!~alice@127.0.0.1 CHGHOST ~al cloak.example"]
     );
 }
+
+#[tokio::test]
+async fn a_new_host_is_no_way_around_a_ban_on_the_real_one() {
+    let server = server().await;
+    let mut root = common::account(server.addr, "root").await;
+    let mut op = server.client("op").await;
+    join(&mut op, "#c").await;
+    let mut troll = server.client("troll").await;
+    op.send("MODE #c +b *!*@127.0.0.1").await;
+    op.sync().await;
+    root.send("CHGHOST troll troll clean.example").await;
+    root.sync().await;
+    troll.sync().await;
+    // The ban names the address troll connected from; its shown host is another now.
+    troll.send("JOIN #c").await;
+    assert_eq!(
+        troll.sync().await,
+        [":parley.local 474 troll #c :Cannot join channel (+b)"]
+    );
+    // So does a K-line: it closes troll, whatever its shown host.
+    root.send("KLINE *@127.0.0.1 :go away").await;
+    let last = troll.expect_closed().await;
+    assert!(last.iter().any(|l| l.contains("go away")), "{last:?}");
+}

@@ -439,6 +439,9 @@ fn host_changed(
     };
     if !step.own {
         if let Some(user) = world.users.get_mut(&id) {
+            if user.real_mask.is_none() {
+                user.real_mask = Some(format!("{}@{}", user.username, user.host));
+            }
             user.username = username.clone();
             user.host = host.clone();
         }
@@ -1003,7 +1006,7 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
         .filter(|u| u.registered && u.remote.is_none())
         .filter(|u| match ban.kind.as_str() {
             "dline" => crate::server::dline_covers(&ban.mask, u.ip),
-            _ => crate::state::mask_matches(&ban.mask, &u.source(), u.account.as_deref()),
+            _ => u.matches_mask(&ban.mask),
         })
         .map(|u| u.outbound.clone())
         .collect();
@@ -1149,6 +1152,7 @@ pub fn add_remote_user(
         signon: system_time(info.signon_ms),
         last_spoke: Instant::now(),
         remote: Some(info.uid.clone()),
+        real_mask: None,
     };
     world.counts.registered += 1;
     world.counts.invisible += usize::from(info.invisible);

@@ -68,6 +68,9 @@ impl World {
             return None;
         }
         let old_source = user.source();
+        if user.real_mask.is_none() {
+            user.real_mask = Some(format!("{}@{}", user.username, user.host));
+        }
         user.username = username.to_string();
         user.host = host.to_string();
         let nick = user.nick.clone();
