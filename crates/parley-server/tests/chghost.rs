@@ -99,7 +99,22 @@ async fn cap_clients_get_chghost_and_the_others_the_fallback() {
         dave.recv().await,
         ":alice!~al@cloak.example PRIVMSG #c :hello"
     );
-    // Her real address stays known to operators (WHOX `i`), not to everyone.
+    // Her real mask and address stay known to operators: modern.ircdocs.horse RPL_WHOISACTUALLY
+    // (338), "<client> <nick> <username>@<hostname> <ip> :Is actually using host"; dave, no
+    // operator, had none above.
+    root.send("WHOIS alice").await;
+    let whois = root.sync().await;
+    assert!(
+        whois.contains(
+            &":parley.local 338 root alice ~alice@127.0.0.1 127.0.0.1 :Is actually using host"
+                .to_string()
+        ),
+        "{whois:?}"
+    );
+    dave.send("WHOIS alice").await;
+    let whois = dave.sync().await;
+    assert!(!whois.iter().any(|l| l.contains(" 338 ")), "{whois:?}");
+    // And WHOX `i`, not to everyone.
     root.send("WHO alice %nuhi").await;
     assert_eq!(
         root.sync().await,
