@@ -365,3 +365,23 @@ async fn a_new_host_is_no_way_around_a_ban_on_the_real_one() {
     let last = troll.expect_closed().await;
     assert!(last.iter().any(|l| l.contains("go away")), "{last:?}");
 }
+
+#[tokio::test]
+async fn a_moderator_given_the_permission_may_change_a_host() {
+    let server = TestServer::start_with(|config| {
+        opers(config);
+        config.operators.moderator_permissions = vec!["chghost".into()];
+    })
+    .await;
+    let mut moderator = common::account(server.addr, "mod").await;
+    let mut alice = server.client("alice").await;
+    moderator.send("CHGHOST alice alice staff.example").await;
+    assert_eq!(
+        moderator.sync().await,
+        [":parley.local NOTICE mod :Changed the mask of alice to alice@staff.example"]
+    );
+    assert_eq!(
+        alice.sync().await,
+        [":parley.local 396 alice staff.example :is now your displayed host"]
+    );
+}
