@@ -181,8 +181,8 @@ async fn extended_monitor_watchers_get_chghost() {
     }
     root.send("CHGHOST alice ~alice vhost.example").await;
     root.sync().await;
-    // extended-monitor: "If [a notification] capability is also enabled, the client will get
-    // [its] notifications for monitored nicknames" (as for AWAY and SETNAME).
+    // ircv3.net extended-monitor: "This specification extends MONITOR to also include AWAY,
+    // ACCOUNT, CHGHOST and SETNAME notifications", to clients that enabled chghost as well.
     assert_eq!(
         erin.sync().await,
         [":alice!~alice@127.0.0.1 CHGHOST ~alice vhost.example"]
