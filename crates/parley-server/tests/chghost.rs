@@ -42,11 +42,12 @@ async fn cap_clients_get_chghost_and_the_others_the_fallback() {
     let mut root = common::account(server.addr, "root").await;
     let mut alice = client_with_caps(server.addr, "alice", "chghost").await;
     let mut bob = client_with_caps(server.addr, "bob", "chghost").await;
-    let mut carol = client_with_caps(server.addr, "carol", "extended-join").await;
+    let mut carol = client_with_caps(server.addr, "carol", "extended-join away-notify").await;
     let mut dave = server.client("dave").await;
     for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
         join(c, "#c").await;
     }
+    alice.send("AWAY :lunch").await;
     for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
         c.sync().await;
     }
@@ -75,6 +76,8 @@ async fn cap_clients_get_chghost_and_the_others_the_fallback() {
             ":alice!~alice@127.0.0.1 QUIT :Changing host",
             ":alice!~al@cloak.example JOIN #c * :Test alice",
             ":parley.local MODE #c +o alice",
+            // As after her real JOIN, away-notify clients learn she is away.
+            ":alice!~al@cloak.example AWAY :lunch",
         ]
     );
     assert_eq!(

@@ -112,7 +112,7 @@ impl World {
     /// The fallback lines for this node's own clients that share a channel with user `id`
     /// (whose username and host are already the new ones) and lack `chghost`: one QUIT from
     /// `old_source`, then per shared channel a JOIN (extended for `extended-join` clients) and
-    /// the MODE for its prefixes from `server`. Each recipient's lines come as one buffer, so
+    /// the MODE for its prefixes from `server`, and its AWAY for `away-notify` clients. Each recipient's lines come as one buffer, so
     /// they arrive together.
     pub fn host_change_fallback(
         &self,
@@ -169,6 +169,15 @@ impl World {
                     let mut middle = vec![channel.name.as_str(), *modes];
                     middle.extend(nicks.iter().copied());
                     bytes.extend_from_slice(&line(Some(server), "MODE", &middle, None));
+                }
+            }
+        }
+        // As after a real JOIN, away-notify clients learn the "new" user is away.
+        if let Some(away) = &user.away {
+            let away = line(Some(&new_source), "AWAY", &[], Some(away));
+            for (outbound, bytes) in out.values_mut() {
+                if outbound.notify_caps() & notify::AWAY_NOTIFY != 0 {
+                    bytes.extend_from_slice(&away);
                 }
             }
         }
