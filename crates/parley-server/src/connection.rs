@@ -118,6 +118,7 @@ async fn serve_split<S>(
             username: String::new(),
             realname: String::new(),
             host: session.host.clone(),
+            real_mask: None,
             registered: false,
             account: None,
             secure,

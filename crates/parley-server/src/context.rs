@@ -25,6 +25,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "away-notify",
     "batch",
     "cap-notify",
+    "chghost",
     "draft/channel-rename",
     "draft/chathistory",
     "draft/event-playback",
@@ -154,6 +155,7 @@ pub struct Caps {
     pub multiline: bool,
     pub message_redaction: bool,
     pub event_playback: bool,
+    pub chghost: bool,
 }
 
 impl Caps {
@@ -182,6 +184,7 @@ impl Caps {
             "draft/message-redaction" => &mut self.message_redaction,
             "draft/multiline" => &mut self.multiline,
             "draft/event-playback" => &mut self.event_playback,
+            "chghost" => &mut self.chghost,
             _ => return None,
         })
     }
@@ -254,6 +257,7 @@ impl Caps {
             (self.extended_monitor, notify::EXTENDED_MONITOR),
             (self.account_notify, notify::ACCOUNT_NOTIFY),
             (self.cap_notify, notify::CAP_NOTIFY),
+            (self.chghost, notify::CHGHOST),
         ] {
             if on {
                 bits |= bit;

@@ -48,6 +48,8 @@ pub mod notify {
     pub const ACCOUNT_NOTIFY: u8 = 16;
     /// `cap-notify`: told of capabilities that come and go (CAP NEW / CAP DEL).
     pub const CAP_NOTIFY: u8 = 32;
+    /// `chghost`: told of username and host changes with CHGHOST rather than QUIT and JOIN.
+    pub const CHGHOST: u8 = 64;
 }
 
 /// Serialize one line without tags. Middle parameters often echo what a client sent (a bad nick,

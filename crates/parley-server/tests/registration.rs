@@ -53,7 +53,7 @@ async fn cap_negotiation_holds_registration_until_end() {
     let ls = c.recv().await;
     assert_eq!(
         ls,
-        ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify \
+        ":parley.local CAP * LS :account-notify account-tag away-notify batch cap-notify chghost \
          draft/account-registration=before-connect,custom-account-name draft/channel-rename \
          draft/chathistory draft/event-playback draft/message-redaction \
          draft/multiline=max-bytes=4096,max-lines=100 \

@@ -27,8 +27,8 @@ use crate::relay::{escape_tag, notify, wire, with_tag, Relay};
 use crate::relay::{line, read_marker_line};
 use crate::server::Shared;
 use crate::state::{
-    Ban, Channel, ClientId, Invite, MemberList, MemberStatus, OperClass, Topic, User, WhowasEntry,
-    World,
+    valid_host, valid_username, Ban, Channel, ClientId, Invite, MemberList, MemberStatus,
+    OperClass, Topic, User, WhowasEntry, World,
 };
 use crate::store::StoredMessage;
 
@@ -106,6 +106,12 @@ pub fn apply(
             source,
             realname,
         } => realname_changed(&mut step, world, uid, source, realname),
+        Event::HostChange {
+            uid,
+            source,
+            username,
+            host,
+        } => host_changed(&mut step, world, uid, source, username, host),
         Event::Join {
             uid,
             source,
@@ -204,6 +210,11 @@ pub fn apply(
             by_operator,
         ),
         Event::Kill { uid, reason, line } => kill(&mut step, world, uid, reason, line),
+        Event::HostChangeRequest {
+            uid,
+            username,
+            host,
+        } => host_change_requested(&mut step, world, uid, username, host),
         Event::Rename {
             uid: _,
             source,
@@ -410,6 +421,96 @@ fn realname_changed(
         .take()
         .unwrap_or_else(|| world.notify_recipients(id, notify::SETNAME));
     send_line_to_notify(step.held, &bytes, &recipients, notify::SETNAME, None);
+}
+
+/// `HostChange`: a CHGHOST, to the neighbours (and, with extended-monitor, the watchers) with
+/// `chghost`; this node's neighbours without it get the QUIT/JOIN/MODE fallback (for an own
+/// event the handler sent that already).
+fn host_changed(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    source: String,
+    username: String,
+    host: String,
+) {
+    let Some(id) = resolve(step.cluster, &world, &uid) else {
+        return;
+    };
+    if !step.own {
+        if let Some(user) = world.users.get_mut(&id) {
+            if user.real_mask.is_none() {
+                user.real_mask = Some(format!("{}@{}", user.username, user.host));
+            }
+            user.username = username.clone();
+            user.host = host.clone();
+        }
+    }
+    let bytes = line(Some(&source), "CHGHOST", &[&username, &host], None);
+    let recipients = step
+        .captured
+        .take()
+        .unwrap_or_else(|| world.notify_recipients(id, notify::CHGHOST));
+    send_line_to_notify(step.held, &bytes, &recipients, notify::CHGHOST, None);
+    if !step.own {
+        for (outbound, lines) in world.host_change_fallback(id, &source, step.shared.server_name())
+        {
+            let _ = outbound.push_held(&lines, step.held);
+        }
+    }
+}
+
+/// `HostChangeRequest`: an operator of another node ran CHGHOST for a user of this one. The
+/// change is made and told here as the handler would, then published as the `HostChange` the
+/// other nodes apply (its own copy here delivers to nobody: this node told its users already).
+fn host_change_requested(
+    step: &mut Step<'_>,
+    mut world: WorldGuard<'_>,
+    uid: Uid,
+    username: String,
+    host: String,
+) {
+    let Some(id) = step.cluster.local_id(&uid) else {
+        return;
+    };
+    let ours = world
+        .users
+        .get(&id)
+        .is_some_and(|u| u.remote.is_none() && u.registered);
+    // The requesting node checked these; a node is still not trusted to put anything in a mask.
+    let limit = step.shared.config.limits.user_len;
+    if !ours || !valid_username(&username, limit) || !valid_host(&host) {
+        return;
+    }
+    let server = step.shared.server_name().to_string();
+    let held = &mut *step.held;
+    let Some(changed) = world.change_host(id, &username, &host, &server, |to, bytes| {
+        let _ = to.push_held(bytes, held);
+    }) else {
+        return;
+    };
+    send_line_to_notify(
+        step.held,
+        &changed.line,
+        &changed.recipients,
+        notify::CHGHOST,
+        None,
+    );
+    drop(world);
+    step.cluster.publish_to(
+        step.shared,
+        Event::HostChange {
+            uid,
+            source: changed.old_source,
+            username,
+            host,
+        },
+        crate::fanout::Local {
+            echo: None,
+            recipients: Some(Default::default()),
+            echo_into: None,
+        },
+    );
 }
 
 /// `Join`: a member joined: to everyone in the channel but the joiner (who saw it at once).
@@ -905,7 +1006,7 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
         .filter(|u| u.registered && u.remote.is_none())
         .filter(|u| match ban.kind.as_str() {
             "dline" => crate::server::dline_covers(&ban.mask, u.ip),
-            _ => crate::state::mask_matches(&ban.mask, &u.source(), u.account.as_deref()),
+            _ => u.matches_mask(&ban.mask),
         })
         .map(|u| u.outbound.clone())
         .collect();
@@ -1051,6 +1152,7 @@ pub fn add_remote_user(
         signon: system_time(info.signon_ms),
         last_spoke: Instant::now(),
         remote: Some(info.uid.clone()),
+        real_mask: None,
     };
     world.counts.registered += 1;
     world.counts.invisible += usize::from(info.invisible);

@@ -132,6 +132,14 @@ pub enum Event {
         source: String,
         realname: String,
     },
+    /// CHGHOST: an operator of the user's own node gave it a new username and host; `source`
+    /// is its old mask, which the CHGHOST line comes from.
+    HostChange {
+        uid: Uid,
+        source: String,
+        username: String,
+        host: String,
+    },
     Join {
         uid: Uid,
         source: String,
@@ -221,6 +229,13 @@ pub enum Event {
         /// nodes' events, whose invites then arrive untagged.
         #[serde(default)]
         account: Option<String>,
+    },
+    /// An operator's CHGHOST of a user on another node: that node makes the change and
+    /// publishes the `HostChange` (only it may speak for its user).
+    HostChangeRequest {
+        uid: Uid,
+        username: String,
+        host: String,
     },
     /// An operator's KILL of a user on another node: that node closes the connection.
     Kill {

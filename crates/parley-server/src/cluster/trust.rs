@@ -27,6 +27,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Account { uid, .. }
         | Event::Away { uid, .. }
         | Event::Realname { uid, .. }
+        | Event::HostChange { uid, .. }
         | Event::Join { uid, .. }
         | Event::Part { uid, .. }
         | Event::Topic { uid, .. }
@@ -41,6 +42,7 @@ pub fn actor(event: &Event) -> Option<&str> {
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }
+        | Event::HostChangeRequest { .. }
         | Event::ServerBanAdded { .. }
         | Event::ServerBanRemoved { .. }
         | Event::NodeDown { .. } => None,
@@ -83,5 +85,23 @@ mod tests {
             by: uid,
         };
         assert_eq!(actor(&kick).and_then(uid_node), Some("n1"));
+    }
+
+    #[test]
+    fn a_host_change_is_its_users_node_s_and_a_request_an_operator_s() {
+        let uid = event::uid("n1", 5, 9);
+        let change = Event::HostChange {
+            uid: uid.clone(),
+            source: "a!~a@h".into(),
+            username: "~a".into(),
+            host: "cloak".into(),
+        };
+        assert_eq!(actor(&change), Some(uid.as_str()));
+        let request = Event::HostChangeRequest {
+            uid,
+            username: "~a".into(),
+            host: "cloak".into(),
+        };
+        assert_eq!(actor(&request), None);
     }
 }

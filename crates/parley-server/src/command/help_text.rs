@@ -41,7 +41,7 @@ pub const OPERCMDS: Topic = Topic {
     subject: "OPERCMDS",
     lines: &[
         "** Operator commands **",
-        "OPER KILL KLINE UNKLINE DLINE UNDLINE STATS SUSPEND UNSUSPEND WALLOPS REHASH",
+        "OPER KILL KLINE UNKLINE DLINE UNDLINE STATS SUSPEND UNSUSPEND WALLOPS REHASH CHGHOST",
         "Which of them you may use depends on your operator class (admin or moderator).",
     ],
 };
@@ -90,6 +90,14 @@ pub const COMMANDS: &[Topic] = &[
             "CHATHISTORY TARGETS <timestamp> <timestamp> <limit>",
             "Fetches stored messages of a channel you are in or a private conversation.",
             "A reference is * (LATEST only), timestamp=<ISO 8601 time> or msgid=<id>.",
+        ],
+    },
+    Topic {
+        subject: "CHGHOST",
+        lines: &[
+            "CHGHOST <nick> <new-user> <new-host>",
+            "Operators: changes the username and host others see for someone (a virtual host).",
+            "Their real address stays visible to operators (WHO %i); the change is audited.",
         ],
     },
     Topic {

@@ -38,11 +38,12 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     Ok(())
 }
 
-/// Why a join was refused, with the numeric and text to send.
+/// Why a join was refused, with the numeric and text to send. `sources`: the joiner's shown
+/// mask and, under a CHGHOST, its real one.
 fn refusal(
     channel: &Channel,
     id: crate::state::ClientId,
-    source: &str,
+    (source, real_source): (&str, Option<&str>),
     account: Option<&str>,
     key: Option<&str>,
     members_limit: usize,
@@ -57,7 +58,10 @@ fn refusal(
     let invited = invite.is_some();
     // Only an operator's invite is an exception to a ban; anyone's opens `+i`.
     let ban_excepted = invite.is_some_and(|i| i.by_operator);
-    if channel.is_banned(source, account) && !ban_excepted {
+    // A CHGHOST mask is no way around a ban on the real one.
+    let banned = channel.is_banned(source, account)
+        || real_source.is_some_and(|real| channel.is_banned(real, account));
+    if banned && !ban_excepted {
         return Some((numeric::ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"));
     }
     if channel.modes.invite_only && !invited && !channel.is_invite_exempt(source, account) {
@@ -108,6 +112,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
             ));
         }
         let source = user.source();
+        let real_source = user.real_source();
         let nick = user.nick.clone();
         let account = user.account.clone();
         let realname = user.realname.clone();
@@ -124,7 +129,7 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
                 if let Some((code, text)) = refusal(
                     channel,
                     id,
-                    &source,
+                    (&source, real_source.as_deref()),
                     account.as_deref(),
                     key,
                     limits.members_per_channel,

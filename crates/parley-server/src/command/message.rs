@@ -22,7 +22,7 @@ use crate::history::{dm_key, events, party};
 use crate::isupport::split_statusmsg;
 use crate::outbound::Outbound;
 use crate::relay::Relay;
-use crate::state::{is_restricted_ctcp, MemberList};
+use crate::state::{is_restricted_ctcp, Channel, MemberList};
 use crate::store::StoredMessage;
 
 /// `PRIVMSG`/`NOTICE <target>[,<target>...] <text>` to channels, nicks or `$*`. A NOTICE is
@@ -321,27 +321,34 @@ pub fn may_speak_in(
     let id = ctx.session.id;
     Ok(Some({
         let mut world = ctx.shared.world.lock();
-        let Some((source, account, bot)) = world
+        let Some((source, real_source, account, bot)) = world
             .users
             .get(&id)
-            .map(|u| (u.source(), u.account.clone(), u.bot))
+            .map(|u| (u.source(), u.real_source(), u.account.clone(), u.bot))
         else {
             return Ok(None);
         };
         let (key, channel) = world.channel_named(target)?;
         let status = channel.status(id);
         let privileged = status.is_some_and(|s| s.op || s.voice);
+        // A list mode covers the sender by its shown mask or, under a CHGHOST, its real one.
+        let covers = |check: fn(&Channel, &str, Option<&str>) -> bool| {
+            check(channel, &source, account.as_deref())
+                || real_source
+                    .as_deref()
+                    .is_some_and(|real| check(channel, real, account.as_deref()))
+        };
         let refusal = if status.is_none() && status_prefix.is_some() {
             Some("Cannot send to channel (only its members may message its operators)")
         } else if status.is_none() && channel.modes.no_external {
             Some("Cannot send to channel (+n)")
         } else if channel.modes.moderated && !privileged {
             Some("Cannot send to channel (+m)")
-        } else if !privileged && channel.is_banned(&source, account.as_deref()) {
+        } else if !privileged && covers(Channel::is_banned) {
             Some("Cannot send to channel (+b)")
-        } else if !privileged && channel.is_quieted(&source, account.as_deref()) {
+        } else if !privileged && covers(Channel::is_quieted) {
             Some("Cannot send to channel (+q)")
-        } else if !privileged && channel.is_muted(&source, account.as_deref()) {
+        } else if !privileged && covers(Channel::is_muted) {
             Some("Cannot send to channel (you are muted)")
         } else if channel.modes.no_ctcp && is_restricted_ctcp(text) {
             Some("Cannot send CTCP to channel (+C): only ACTION is allowed")

@@ -13,6 +13,7 @@ pub mod about;
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
+pub mod chghost;
 pub mod elist;
 pub mod help;
 pub mod help_text;
@@ -88,6 +89,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "OWNER" => owner::owner(ctx, msg),
         "OPER" => oper_login::oper(ctx, msg),
         "KILL" => oper::kill(ctx, msg),
+        "CHGHOST" => chghost::chghost(ctx, msg),
         "KLINE" => oper::kline(ctx, msg),
         "UNKLINE" => oper::unkline(ctx, msg),
         "DLINE" => oper::dline(ctx, msg),

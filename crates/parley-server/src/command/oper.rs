@@ -14,7 +14,6 @@ use crate::cluster::event::Event;
 use crate::context::{Ctx, Reply};
 use crate::relay::line;
 use crate::server::dline_covers;
-use crate::state::mask_matches;
 use crate::store::{ServerBan, StateChange};
 
 fn notice(ctx: &Ctx<'_>, text: &str) {
@@ -133,7 +132,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) -> Result<(
             .filter(|u| u.registered && u.id != ctx.session.id)
             .filter(|u| match kind {
                 "dline" => dline_covers(&mask, u.ip),
-                _ => mask_matches(&mask, &u.source(), u.account.as_deref()),
+                _ => u.matches_mask(&mask),
             })
             .map(|u| u.outbound.clone())
             .collect()

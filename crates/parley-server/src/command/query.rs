@@ -125,7 +125,7 @@ fn who_all(ctx: &Ctx<'_>, world: &World, mask: &str, who_row: Row<'_>) {
     }
 }
 
-/// `WHOIS [<server>] <nick>`: who a user is (311, 319, 312, 301, 313, 330, 671, 317, 318).
+/// `WHOIS [<server>] <nick>`: who a user is (311, 319, 312, 301, 313, 330, 338, 671, 317, 318).
 pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     // `WHOIS server nick` is allowed; the nick is always the last parameter.
     let Some(target) = msg
@@ -202,6 +202,19 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             &[nick, account],
             Some("is logged in as"),
         );
+    }
+    // Under a CHGHOST, operators (as for WHOX `i`) and the user itself see the real mask and
+    // address: "<client> <nick> <username>@<hostname> <ip> :Is actually using host".
+    let may_see_real = user.id == ctx.session.id || ctx.oper_class_in(&world).is_some();
+    if let (Some(real), true) = (&user.real_mask, may_see_real) {
+        if !user.ip.is_unspecified() {
+            let ip = user.ip.to_canonical().to_string();
+            ctx.numeric(
+                numeric::RPL_WHOISACTUALLY,
+                &[nick, real, &ip],
+                Some("Is actually using host"),
+            );
+        }
     }
     if user.secure {
         ctx.numeric(

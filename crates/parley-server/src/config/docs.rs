@@ -471,7 +471,8 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "operators",
         "moderator_permissions",
         "What moderators may do, from: kill, kline, dline, suspend, wallops, notice,\n\
-         broadcast, channels (act as owner of any registered channel, see secret channels).",
+         broadcast, channels (act as owner of any registered channel, see secret channels),\n\
+         chghost (CHGHOST: give a user a new username and host).",
     ),
     (
         "operators",

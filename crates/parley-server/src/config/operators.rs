@@ -70,7 +70,8 @@ pub struct OperatorsConfig {
     pub admins: Vec<String>,
     /// Accounts with the permissions in `moderator_permissions`.
     pub moderators: Vec<String>,
-    /// What moderators may do: kill, kline, dline, suspend, wallops, notice, broadcast, channels.
+    /// What moderators may do: kill, kline, dline, suspend, wallops, notice, broadcast, channels,
+    /// chghost.
     pub moderator_permissions: Vec<String>,
     /// Operators get their status when they log in, without OPER.
     pub auto_oper: bool,
@@ -93,6 +94,7 @@ pub const OPERATOR_PERMISSIONS: &[&str] = &[
     "notice",
     "broadcast",
     "channels",
+    "chghost",
 ];
 
 impl Default for OperatorsConfig {

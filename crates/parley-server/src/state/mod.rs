@@ -5,6 +5,7 @@
 //! Channel messages walk a member snapshot taken under the lock, so fan-out runs without it.
 
 mod channel;
+mod host_change;
 mod monitor;
 mod world;
 
@@ -12,5 +13,6 @@ pub use channel::{
     is_restricted_ctcp, mask_matches, Ban, Channel, ChannelModes, Invite, MemberList, MemberStatus,
     Topic, LIST_MODES, MUTE_PREFIX,
 };
+pub use host_change::{valid_host, valid_username, HOSTLEN};
 pub use monitor::{chunked, Monitors};
 pub use world::{ClientId, OperClass, User, WhowasEntry, World};

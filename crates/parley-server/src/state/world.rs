@@ -44,12 +44,32 @@ pub struct User {
     /// For a user on another node of the cluster: its cluster-wide id. Such a user's outbound
     /// buffer accepts nothing; its own node delivers to it.
     pub remote: Option<String>,
+    /// `user@host` as registered, once CHGHOST gave the user another mask: bans and K-lines
+    /// set on the real mask still match it.
+    pub real_mask: Option<String>,
 }
 
 impl User {
     /// `nick!user@host`, the source of everything this user does.
     pub fn source(&self) -> String {
         format!("{}!{}@{}", self.nick, self.username, self.host)
+    }
+
+    /// `nick!user@host` as registered, when CHGHOST changed the shown one.
+    pub fn real_source(&self) -> Option<String> {
+        self.real_mask
+            .as_ref()
+            .map(|mask| format!("{}!{mask}", self.nick))
+    }
+
+    /// Whether a ban `mask` covers this user, by its shown mask or the real one under a
+    /// CHGHOST (a new host must not be a way around a ban).
+    pub fn matches_mask(&self, mask: &str) -> bool {
+        let account = self.account.as_deref();
+        super::mask_matches(mask, &self.source(), account)
+            || self
+                .real_source()
+                .is_some_and(|real| super::mask_matches(mask, &real, account))
     }
 }
 
