@@ -226,7 +226,8 @@ impl WeeChat {
             while !std::fs::metadata(&self.fifo_path).is_ok_and(|m| m.file_type().is_fifo()) {
                 assert!(
                     tokio::time::Instant::now() < deadline,
-                    "WeeChat made no FIFO at {} within {CLIENT_TIMEOUT:?}",
+                    "WeeChat made no FIFO at {} within {CLIENT_TIMEOUT:?} (its FIFO plugin is in \
+                     Debian's weechat-plugins package: is it installed?)",
                     self.fifo_path.display()
                 );
                 tokio::time::sleep(POLL).await;
