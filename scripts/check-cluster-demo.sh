@@ -78,6 +78,11 @@ for c in (alice, bob, carol): c[0].sendall(b"QUIT :checked\r\n")
 print("the demo's nodes carried a channel line and a private message across nodes")
 PY
 fi
+if [ "$status" != 0 ]; then
+  for log in /var/tmp/parley-nats.log /var/tmp/parley-n1.log; do
+    [ -f "$log" ] && { echo "== the end of $log" >&2; grep -v '^ ' "$log" | tail -15 >&2; }
+  done
+fi
 bash "$work/cleanup.sh" || { echo "the page's cleanup failed" >&2; status=1; }
 [ "$status" = 0 ] && echo "docs/cluster.md demo: ok"
 exit "$status"
