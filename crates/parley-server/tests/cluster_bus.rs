@@ -510,6 +510,49 @@ async fn nodes_log_in_to_the_bus_with_nkeys() {
     );
 }
 
+/// The several-machines recipe of docs/cluster.md: nkeys and TLS with client certificates at
+/// once, nats-server started with the documented config and `tls` block. The nodes talk; a
+/// listed nkey without a client certificate, and a certificate without a listed nkey, are both
+/// turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_log_in_with_nkeys_over_tls_as_the_recipe_says() {
+    let Some(cluster) = Cluster::start_nkeys_tls(2).await else {
+        return;
+    };
+    let _alice_and_bob = cluster.alice_and_bob_talk("nkey over tls").await;
+
+    let tls = cluster.tls.as_ref().expect("a TLS cluster");
+    let nkeys = cluster.nkeys.as_ref().expect("an nkey cluster");
+    let seed = std::fs::read_to_string(nkeys.seed_file("n3")).unwrap();
+    let without_certificate = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new()
+            .nkey(seed.trim().to_owned())
+            .add_root_certificates(tls.ca.clone())
+            .require_tls(true)
+            .connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(without_certificate, Ok(Ok(_))),
+        "nats-server let a node's nkey in without a client certificate"
+    );
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    let without_nkey = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new()
+            .nkey(stranger)
+            .add_root_certificates(tls.ca.clone())
+            .add_client_certificate(tls.client_cert.clone(), tls.client_key.clone())
+            .connect(cluster.nats_url.as_str()),
+    )
+    .await;
+    assert!(
+        !matches!(without_nkey, Ok(Ok(_))),
+        "nats-server let a client certificate in without a listed nkey"
+    );
+}
+
 /// What parleyd prints when run with `config` and `envs`, and whether it exited in time (20 s)
 /// with a failure.
 async fn parleyd_fails(config: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> String {

@@ -60,20 +60,27 @@ pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
 /// A user with every permission, for tests that poke at the bus themselves.
 pub const ADMIN: (&str, &str) = ("harness", "harness-admin-password");
 
-/// The nats-server config of docs/cluster.md, for the cluster named by `prefix` instead of
-/// `parley`, its JetStream data in `store`, with the test's admin user added.
-fn documented_config(prefix: &str, store: &Path) -> String {
+/// The text of the ```conf block of docs/cluster.md whose first line starts with `heading`
+/// (found by its heading, not its place, so sections can move without the tests losing it).
+fn documented_block(heading: &str) -> String {
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/cluster.md"
     ))
     .expect("read docs/cluster.md");
+    let opening = format!("```conf\n{heading}");
     let start = doc
-        .find("```conf\n")
-        .expect("docs/cluster.md has the nats-server config in a ```conf block")
+        .find(&opening)
+        .unwrap_or_else(|| panic!("docs/cluster.md has a ```conf block starting {heading:?}"))
         + "```conf\n".len();
     let end = start + doc[start..].find("```").expect("the ```conf block ends");
-    let config = doc[start..end]
+    doc[start..end].to_owned()
+}
+
+/// The nats-server config of docs/cluster.md, for the cluster named by `prefix` instead of
+/// `parley`, its JetStream data in `store`, with the test's admin user added.
+fn documented_config(prefix: &str, store: &Path) -> String {
+    let config = documented_block("# nats-server config for a Parley cluster")
         .replace("parley.", &format!("{prefix}."))
         .replace("parley_", &format!("{prefix}_"))
         .replace("/var/tmp/parley-nats", &store.display().to_string());
@@ -492,14 +499,23 @@ impl NatsTls {
         }
     }
 
-    /// The nats-server config block that requires TLS and a client certificate from this CA.
+    /// The nats-server `tls` block docs/cluster.md gives operators (TLS only, and a client
+    /// certificate from this CA), with this CA's files in place of the documented paths.
     fn server_block(&self) -> String {
-        format!(
-            "\ntls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\n",
-            self.server_cert.display().to_string(),
-            self.server_key.display().to_string(),
-            self.ca.display().to_string(),
-        )
+        let mut block = documented_block("# TLS for nats-server");
+        for (documented, ours) in [
+            ("/etc/nats/tls/bus.internal.pem", &self.server_cert),
+            ("/etc/nats/tls/bus.internal-key.pem", &self.server_key),
+            ("/etc/nats/tls/ca.pem", &self.ca),
+        ] {
+            let quoted = format!("\"{documented}\"");
+            assert!(
+                block.contains(&quoted),
+                "the documented tls block names {quoted}"
+            );
+            block = block.replace(&quoted, &format!("{:?}", ours.display().to_string()));
+        }
+        format!("\n{block}")
     }
 }
 
@@ -525,6 +541,13 @@ impl Cluster {
     /// a client certificate nats-server verifies.
     pub async fn start_tls(n: usize) -> Option<Cluster> {
         Self::start_maybe_tls(n, Some(NatsTls::generate()), None, |_, _| {}).await
+    }
+
+    /// The several-machines recipe of docs/cluster.md: each node logs in with its own nkey,
+    /// over TLS, presenting a client certificate nats-server verifies.
+    pub async fn start_nkeys_tls(n: usize) -> Option<Cluster> {
+        let (tls, nkeys) = (NatsTls::generate(), NodeKeys::generate());
+        Self::start_maybe_tls(n, Some(tls), Some(nkeys), |_, _| {}).await
     }
 
     async fn start_maybe_tls(
