@@ -354,6 +354,18 @@ async fn scenario(fault: Fault) {
     let mut sent = scene.burst("during", &others).await;
     scene.collect(&others, &sent, &hit_nicks).await;
     let quit_after = hit.elapsed();
+    // Their claims go soon after (read from the bucket, so nothing here changes what follows).
+    let released_after = loop {
+        let held = claims(&scene, &hit_nicks).await;
+        if held.iter().all(|(_, holder)| holder.is_none()) {
+            break hit.elapsed();
+        }
+        assert!(
+            hit.elapsed() < WITHIN,
+            "n3's nick claims still held {WITHIN:?} after the fault: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     let mut back_after = None;
     if fault != Fault::Kill {
@@ -470,8 +482,8 @@ async fn scenario(fault: Fault) {
     }
 
     eprintln!(
-        "{fault:?}: n3's users quit on n1/n2 {quit_after:?} after the fault; \
-         fault lasted / n3 dropped its users after return: {back_after:?}; \
+        "{fault:?}: n3's users quit on n1/n2 {quit_after:?} after the fault, their claims \
+         released after {released_after:?}; fault lasted / n3 dropped its users after return: {back_after:?}; \
          nicks free after {heirs:?}"
     );
 }

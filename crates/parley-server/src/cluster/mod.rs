@@ -1059,10 +1059,11 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
                 .outage
                 .lock()
                 .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10));
+            // (Before its first heartbeat came back nobody can have judged this life.)
             let unheard = cluster
                 .own_beat
                 .lock()
-                .is_none_or(|at| at.elapsed() > cluster.lease);
+                .is_some_and(|at| at.elapsed() > cluster.lease);
             !(cut_off || unheard)
         } else {
             cluster
