@@ -226,7 +226,9 @@ pub fn apply(
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::Wallops { line, .. } => wallops(&mut step, world, line),
-        Event::NodeDown { node, incarnation } => node_down(&mut step, world, node, incarnation),
+        Event::NodeDown {
+            node, incarnation, ..
+        } => node_down(&mut step, world, node, incarnation),
         Event::ReadMarker {
             uid,
             account,

@@ -306,6 +306,12 @@ pub enum Event {
     NodeDown {
         node: String,
         incarnation: u64,
+        /// The fence: the last stream sequence the judging node had read when it judged. Had
+        /// the stream anything from the accused node after it, the judgement came from a stale
+        /// view (published late, after a pause or a cut) and every node ignores it alike. 0 (a
+        /// node saying it restarted, or an older node): no fence.
+        #[serde(default)]
+        seen: u64,
     },
 }
 

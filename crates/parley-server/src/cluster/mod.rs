@@ -20,6 +20,7 @@
 
 pub mod apply;
 pub mod event;
+mod lease;
 mod login;
 mod trust;
 
@@ -126,6 +127,12 @@ pub struct Cluster {
     outage: Arc<Mutex<Option<Instant>>>,
     /// When this node last heard its own heartbeat come back from the bus.
     own_beat: Mutex<Option<Instant>>,
+    /// Set while this node does not hear its own heartbeat, so that is logged once per change.
+    deaf: std::sync::atomic::AtomicBool,
+    /// The stream sequence of the last entry the follower read (see [`lease`]).
+    applied: AtomicU64,
+    /// The stream sequence of the last event from each node life: what fences a stale NodeDown.
+    last_from: Mutex<HashMap<(String, u64), u64>>,
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
@@ -355,6 +362,9 @@ impl Cluster {
             connected_since,
             outage,
             own_beat: Mutex::new(None),
+            deaf: std::sync::atomic::AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+            last_from: Mutex::new(HashMap::new()),
             server: std::sync::OnceLock::new(),
         }))
     }
@@ -449,6 +459,28 @@ impl Cluster {
                     &mut HeldWakes::default(),
                 );
             }
+        }
+    }
+
+    /// Publish that another node is dead, for every node (this one included) to apply when it
+    /// reads it from the stream and finds it still true: never applied here first, even with
+    /// the bus down, since a node that cannot reach the bus is the one most likely wrong.
+    fn publish_judgement(&self, event: Event) {
+        let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);
+        let envelope = Envelope {
+            node: self.node.clone(),
+            incarnation: self.incarnation,
+            eid,
+            event,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(bytes) => {
+                self.queue(Outgoing {
+                    eid,
+                    payload: Bytes::from(bytes),
+                });
+            }
+            Err(err) => tracing::error!(%err, "NodeDown not serializable"),
         }
     }
 
@@ -731,6 +763,7 @@ pub async fn join(
         Event::NodeDown {
             node: cluster.node.clone(),
             incarnation: 0,
+            seen: 0,
         },
         None,
     );
@@ -887,6 +920,9 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
         return;
     };
     let mut next = start;
+    cluster
+        .applied
+        .fetch_max(start.saturating_sub(1), Ordering::AcqRel);
     loop {
         let consumer = events
             .create_consumer(consumer::push::OrderedConfig {
@@ -937,6 +973,9 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                 };
                 if let Ok(info) = current.info() {
                     next = info.stream_sequence + 1;
+                    cluster
+                        .applied
+                        .fetch_max(info.stream_sequence, Ordering::AcqRel);
                 }
                 match serde_json::from_slice::<Envelope>(&current.payload) {
                     Ok(envelope) if envelope.node != last_token(&current.subject) => {
@@ -960,7 +999,16 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
 fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &mut HeldWakes) {
     crate::metrics::record_cluster_event();
     let own = envelope.node == cluster.node && envelope.incarnation == cluster.incarnation;
-    if own {
+    // This node's judgement that another is dead is checked on its way back like anyone's: it
+    // may be stale by now (see [`lease`]).
+    let judgement = own
+        && matches!(&envelope.event, Event::NodeDown { node, incarnation, .. }
+            if *node != cluster.node && *incarnation != 0);
+    if own || cluster.known(&envelope.node) {
+        let at = cluster.applied.load(Ordering::Acquire);
+        cluster.note_sequence(&envelope.node, envelope.incarnation, at);
+    }
+    if own && !judgement {
         // Delivered already (the bus was down when it was sent)? Then nothing is left to do.
         let local = cluster.pending.lock().remove(&envelope.eid);
         if let Some(local) = local {
@@ -976,7 +1024,24 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
         cluster.refuse(&envelope.node, "an event about another node's user");
         return;
     }
-    if let Event::NodeDown { node, incarnation } = &envelope.event {
+    if let Event::NodeDown {
+        node,
+        incarnation,
+        seen,
+    } = &envelope.event
+    {
+        if *node != envelope.node && cluster.stale_judgement(node, *incarnation, *seen) {
+            cluster.refuse(
+                &envelope.node,
+                "a stale NodeDown (the accused spoke after it)",
+            );
+            return;
+        }
+    }
+    if let Event::NodeDown {
+        node, incarnation, ..
+    } = &envelope.event
+    {
         // A node may say that it restarted (all its earlier lives are gone); another node's
         // word that it died is taken only once this node has stopped hearing its heartbeats
         // too (or, said of this node, once it was cut off), so nobody can disconnect a live
@@ -987,11 +1052,19 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             true
         } else if *node == cluster.node {
             // Said of this node: true only if it was cut off lately (its events of the outage
-            // are read just after it), as a partition's other side decides.
-            !cluster
+            // are read just after it), as a partition's other side decides, or still is: its
+            // own heartbeat has not come back for a lease (a paused node reads this before its
+            // lease loop has even noticed the pause).
+            let cut_off = cluster
                 .outage
                 .lock()
-                .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10))
+                .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10));
+            // (Before its first heartbeat came back nobody can have judged this life.)
+            let unheard = cluster
+                .own_beat
+                .lock()
+                .is_some_and(|at| at.elapsed() > cluster.lease);
+            !(cut_off || unheard)
         } else {
             cluster
                 .peers
@@ -1005,11 +1078,23 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
         }
     }
     cluster.heard(&envelope.node, envelope.incarnation);
-    if let Event::NodeDown { node, incarnation } = &envelope.event {
+    if let Event::NodeDown {
+        node, incarnation, ..
+    } = &envelope.event
+    {
         cluster
             .peers
             .lock()
             .retain(|(n, inc), _| !(n == node && (*incarnation == 0 || inc == incarnation)));
+        cluster.forget_sequences(node, *incarnation, envelope.incarnation);
+        if judgement {
+            // Released only now that the stream took the judgement and it still held: a node
+            // cut off from the bus never frees a live node's nicks.
+            let (cluster, node, incarnation) = (cluster.clone(), node.clone(), *incarnation);
+            tokio::spawn(async move {
+                cluster.release_node(&node, Some(incarnation), None).await;
+            });
+        }
     }
     if let Event::UserUp { user } = &envelope.event {
         if let Some((node, inc)) = event::uid_origin(&user.uid) {
@@ -1028,7 +1113,9 @@ async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
 
 /// Renew this node's lease (a heartbeat) and take nodes whose lease ran out for dead: their users
 /// quit on every node and their nicks are released. Judged only once the bus has been up for a
-/// whole lease, so a bus restart does not make every node look dead to the first one back.
+/// whole lease, so a bus restart does not make every node look dead to the first one back; and
+/// only from a view this node knows is fresh ([`lease`]): a node that was paused or cut off
+/// judges nobody, since it is the one the others are giving up.
 async fn keep_lease(shared: Arc<Shared>) {
     let Some(cluster) = of(&shared).cloned() else {
         return;
@@ -1036,9 +1123,16 @@ async fn keep_lease(shared: Arc<Shared>) {
     let beat = subject(&cluster.prefix, &format!("hb.{}", cluster.node));
     let me = format!("{}~{:x}", cluster.node, cluster.incarnation);
     let every = (cluster.lease / 4).max(Duration::from_millis(250));
+    let mut last_tick = Instant::now();
     loop {
         if wait_or_stop(&shared, every).await {
             return;
+        }
+        let gap = last_tick.elapsed();
+        last_tick = Instant::now();
+        let stalled = lease::stalled(gap, every, cluster.lease);
+        if stalled {
+            cluster.lost_time(gap);
         }
         if let Err(err) = cluster
             .client
@@ -1060,29 +1154,47 @@ async fn keep_lease(shared: Arc<Shared>) {
             }
             continue;
         }
-        let dead: Vec<(String, u64)> = {
-            let mut peers = cluster.peers.lock();
-            let dead: Vec<(String, u64)> = peers
+        if stalled {
+            continue;
+        }
+        if !cluster.hears_itself() {
+            // Cut off: the silence is this node's, and so is the next lease once it is back.
+            cluster.forgive_peers(Instant::now());
+            continue;
+        }
+        let expired = |peers: &HashMap<(String, u64), Instant>| -> Vec<(String, u64)> {
+            peers
                 .iter()
                 .filter(|(_, seen)| seen.elapsed() > cluster.lease)
                 .map(|(peer, _)| peer.clone())
-                .collect();
+                .collect()
+        };
+        if expired(&cluster.peers.lock()).is_empty() {
+            continue;
+        }
+        let asked = Instant::now();
+        let Some(seen) = cluster.caught_up().await else {
+            continue;
+        };
+        // Still judged from a fresh view once the follower caught up (not paused meanwhile)?
+        if asked.elapsed() > cluster.lease + every || !cluster.hears_itself() {
+            continue;
+        }
+        let dead: Vec<(String, u64)> = {
+            let mut peers = cluster.peers.lock();
+            let dead = expired(&peers);
             for peer in &dead {
                 peers.remove(peer);
             }
             dead
         };
         for (node, incarnation) in dead {
-            tracing::warn!(%node, "cluster node's lease ran out; its users quit and their nicks are released");
-            cluster.publish(
-                &shared,
-                Event::NodeDown {
-                    node: node.clone(),
-                    incarnation,
-                },
-                None,
-            );
-            cluster.release_node(&node, Some(incarnation), None).await;
+            tracing::warn!(%node, seen, "cluster node's lease ran out; its users quit and their nicks are released");
+            cluster.publish_judgement(Event::NodeDown {
+                node,
+                incarnation,
+                seen,
+            });
         }
     }
 }

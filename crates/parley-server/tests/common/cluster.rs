@@ -953,3 +953,32 @@ impl Client {
         burst
     }
 }
+
+/// Stopping and resuming a binary node, for the fault tests: SIGSTOP freezes the whole process
+/// (its sockets stay open, nothing is read or sent), as a paused VM or a stalled host would.
+impl BinaryNode {
+    /// Send `signal` (a name `kill` knows: STOP, CONT, ...) to the node's process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|child| child.id())
+            .expect("the node is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
+    /// SIGSTOP: the node stops dead, connections open.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`BinaryNode::pause`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod postgres;
+pub mod proxy;
 pub mod stock_clients;
 pub mod websocket;
 
