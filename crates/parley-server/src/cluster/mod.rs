@@ -21,6 +21,7 @@
 pub mod apply;
 pub mod event;
 mod login;
+mod seen;
 mod trust;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -109,9 +110,12 @@ pub struct Cluster {
     /// Set while events are being dropped for a full outbox, so that is logged once per run.
     dropping: std::sync::atomic::AtomicBool,
     /// Own events on their way through the stream, with the echo label a sender waits for
-    /// (`Some("")`: echo without a label). Gone from here once delivered, so an event delivered
-    /// locally while the bus was down is not delivered again when it comes back.
+    /// (`Some("")`: echo without a label). Gone from here once delivered, so an event that
+    /// comes back twice (a retried publish) is delivered once.
     pending: Mutex<HashMap<u64, Local>>,
+    /// Other nodes' events already applied and users gone for good, so a repeated or late
+    /// event is skipped (see [`seen`]).
+    seen: Mutex<seen::Seen>,
     /// When each other node (and incarnation) was last heard from.
     peers: Mutex<HashMap<(String, u64), Instant>>,
     /// The configured node names; empty only in insecure mode, where any name is taken.
@@ -349,6 +353,7 @@ impl Cluster {
             next_eid: AtomicU64::new(1),
             dropping: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
+            seen: Mutex::new(seen::Seen::default()),
             peers: Mutex::new(HashMap::new()),
             nodes: config.nodes.iter().cloned().collect(),
             refused: Mutex::new(HashSet::new()),
@@ -976,6 +981,22 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
         cluster.refuse(&envelope.node, "an event about another node's user");
         return;
     }
+    if !cluster
+        .seen
+        .lock()
+        .first_time(&envelope.node, envelope.incarnation, envelope.eid)
+    {
+        // Published twice (a retry after the stream's duplicate window): applied already.
+        crate::metrics::record_cluster_stale();
+        return;
+    }
+    if let Some(uid) = actor(&envelope.event) {
+        if !about_a_present_user(shared, cluster, &envelope.event, uid) {
+            crate::metrics::record_cluster_stale();
+            tracing::debug!(node = %envelope.node, "cluster event about a user who is gone; skipped");
+            return;
+        }
+    }
     if let Event::NodeDown { node, incarnation } = &envelope.event {
         // A node may say that it restarted (all its earlier lives are gone); another node's
         // word that it died is taken only once this node has stopped hearing its heartbeats
@@ -1017,6 +1038,22 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
         }
     }
     apply::apply(shared, cluster, envelope, None, held);
+}
+
+/// Whether `uid`, whom another node's event is about, is someone this node knows: events are
+/// applied by uid, never by nick, so one about a user who quit or whose node's life ended (a
+/// late line, a second QUIT) is skipped rather than shown as from whoever has the nick now. A
+/// `UserUp` brings a user in, unless that uid left already.
+fn about_a_present_user(shared: &Shared, cluster: &Cluster, event: &Event, uid: &str) -> bool {
+    match event {
+        Event::UserUp { .. } => !cluster.seen.lock().departed(uid),
+        _ => apply::resolve(cluster, &shared.world.lock(), uid).is_some(),
+    }
+}
+
+/// Remember that `uid` left for good (see [`seen`]); its late events are skipped from now on.
+pub(crate) fn departed(cluster: &Cluster, uid: &str) {
+    cluster.seen.lock().depart(uid);
 }
 
 async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
