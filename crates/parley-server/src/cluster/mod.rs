@@ -44,8 +44,11 @@ use crate::state::ClientId;
 use event::{Envelope, Event, Snapshot, Uid};
 use trust::{actor, last_token, uid_node};
 
-/// Events waiting to be published. Past this, a node whose bus is down delivers locally and the
-/// rest of the cluster misses the overflow (docs/cluster.md, "bus down").
+/// Events waiting to be published, and so (the bus being down) waiting to be delivered at all:
+/// a node delivers its own users' events only once they come back from the stream, so every
+/// node delivers them in the stream's one order. Past this, a node whose bus is down delivers
+/// further events to its own users only, and the rest of the cluster misses them
+/// (docs/cluster.md, "bus down").
 const OUTBOX: usize = 65_536;
 /// Most events published before waiting for their acknowledgements.
 const PUBLISH_BATCH: usize = 512;
@@ -376,15 +379,12 @@ impl Cluster {
         (node == self.node && incarnation == self.incarnation).then_some(ClientId(id))
     }
 
-    fn connected(&self) -> bool {
-        self.connected_since.lock().is_some()
-            && self.client.connection_state() == async_nats::connection::State::Connected
-    }
-
     /// Send an event to every node, this one included. Never waits: the handler has applied the
-    /// change to this node's world already; the stream decides when its lines are delivered.
-    /// While the bus is down (or the outbox is full) this node delivers at once, and the event
-    /// follows to the others when the bus is back.
+    /// change to this node's world already; the stream decides when its lines are delivered,
+    /// here as everywhere. While the bus is down the event waits in the outbox, so a line sent
+    /// meanwhile reaches this node's users, like everyone else's, once the bus is back and in
+    /// the stream's order. Only when the outbox is full does this node deliver at once, to its
+    /// own users (the others never get it live).
     pub fn publish(&self, shared: &Shared, event: Event, echo: Option<String>) {
         self.publish_to(
             shared,
@@ -431,18 +431,6 @@ impl Cluster {
                 return;
             }
         };
-        if !self.connected() {
-            // Delivered here now; the others get it when the bus takes it.
-            self.queue(Outgoing { eid, payload });
-            apply::apply(
-                shared,
-                self,
-                envelope,
-                Some(local),
-                &mut HeldWakes::default(),
-            );
-            return;
-        }
         self.pending.lock().insert(eid, local);
         if !self.queue(Outgoing { eid, payload }) {
             if let Some(local) = self.pending.lock().remove(&eid) {
@@ -804,7 +792,8 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
 }
 
 /// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
-/// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally.
+/// its id within its window, and [`seen`] after that) until the bus takes it; the events wait
+/// meanwhile, undelivered here too, so that every node delivers them in the stream's order.
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
     let Some(cluster) = of(&shared).cloned() else {
         return;
@@ -858,25 +847,8 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
                 }
             }
         }
-        let delivered: Vec<Outgoing> = retry.drain(..done).collect();
-        drop(delivered);
+        retry.drain(..done);
         if failed {
-            // Whatever is still waiting is delivered here now; the others get it when the bus
-            // takes it.
-            for item in retry.iter() {
-                let local = cluster.pending.lock().remove(&item.eid);
-                if let Some(local) = local {
-                    if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
-                        apply::apply(
-                            &shared,
-                            &cluster,
-                            envelope,
-                            Some(local),
-                            &mut HeldWakes::default(),
-                        );
-                    }
-                }
-            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shared.shutdown.cancelled() => return,
