@@ -32,6 +32,7 @@ pub const HISTORY_WRITE_FAILURES: &str = "parley_history_write_failures_total";
 pub const CLUSTER_EVENTS: &str = "parley_cluster_events_total";
 pub const CLUSTER_DROPPED: &str = "parley_cluster_events_dropped_total";
 pub const CLUSTER_REFUSED: &str = "parley_cluster_events_refused_total";
+pub const CLUSTER_STALE: &str = "parley_cluster_events_stale_total";
 
 /// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
 const STORE_WRITE_BUCKETS: &[f64] = &[
@@ -67,6 +68,7 @@ struct Handles {
     cluster_events: Counter,
     cluster_dropped: Counter,
     cluster_refused: Counter,
+    cluster_stale: Counter,
 }
 
 static HANDLES: OnceLock<Result<Handles, String>> = OnceLock::new();
@@ -115,6 +117,7 @@ pub fn install() -> Result<(), MetricsError> {
                 cluster_events: metrics::counter!(CLUSTER_EVENTS),
                 cluster_dropped: metrics::counter!(CLUSTER_DROPPED),
                 cluster_refused: metrics::counter!(CLUSTER_REFUSED),
+                cluster_stale: metrics::counter!(CLUSTER_STALE),
             })
         })
         .as_ref()
@@ -169,6 +172,11 @@ fn describe() {
         "Cluster events, heartbeats and snapshots dropped: from a node not in cluster.nodes, \
          in another node's name, or about another node's users."
     );
+    describe_counter!(
+        CLUSTER_STALE,
+        "Cluster events skipped as late or repeated: published twice (a retry after a long bus \
+         outage), or about a user who already quit or whose node was declared down."
+    );
 }
 
 pub fn record_cluster_event() {
@@ -186,6 +194,12 @@ pub fn record_cluster_dropped() {
 pub fn record_cluster_refused() {
     if let Some(h) = handles() {
         h.cluster_refused.increment(1);
+    }
+}
+
+pub fn record_cluster_stale() {
+    if let Some(h) = handles() {
+        h.cluster_stale.increment(1);
     }
 }
 

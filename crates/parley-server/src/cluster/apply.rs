@@ -311,9 +311,13 @@ fn quit(
     channels: Vec<String>,
 ) {
     if !step.own {
-        if let Some(id) = world.remote.get(&uid).copied() {
-            remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
-        }
+        // By uid: a QUIT of a user already gone here is not shown, lest the clients here
+        // take it for whoever has the nick now.
+        let Some(id) = world.remote.get(&uid).copied() else {
+            return;
+        };
+        remove_user(&mut world, id, step.whowas_limit, step.shared.server_name());
+        super::departed(step.cluster, &uid);
     }
     let bytes = line(Some(&source), "QUIT", &[], Some(&reason));
     let recipients = step
@@ -576,9 +580,11 @@ fn part(
 ) {
     let key = casefold(&channel);
     if !step.own {
-        if let Some(id) = world.remote.get(&uid).copied() {
-            world.leave_channel(id, &key);
-        }
+        // By uid, as for a QUIT: a PART of someone gone here is not shown.
+        let Some(id) = world.remote.get(&uid).copied() else {
+            return;
+        };
+        world.leave_channel(id, &key);
     }
     if let Some(chan) = world.channels.get(&key) {
         let relay = Relay::new(&source, None, "PART", &[&chan.name], reason.as_deref());
@@ -606,6 +612,11 @@ fn kick(
     by: Uid,
 ) {
     let key = casefold(&channel);
+    let target_id = resolve(step.cluster, &world, &target);
+    if !step.own && target_id.is_none() {
+        // The target left already: a KICK naming its nick would hit whoever has it now.
+        return;
+    }
     let bytes = line(
         Some(&source),
         "KICK",
@@ -625,7 +636,7 @@ fn kick(
         );
     }
     if !step.own {
-        if let Some(id) = resolve(step.cluster, &world, &target) {
+        if let Some(id) = target_id {
             world.leave_channel(id, &key);
         }
     }
@@ -671,15 +682,26 @@ fn mode(
     uid: Uid,
     source: String,
     channel: String,
-    changes: Vec<ModeChange>,
+    mut changes: Vec<ModeChange>,
 ) {
     let key = casefold(&channel);
     let actor = resolve(step.cluster, &world, &uid)
         .and_then(|id| world.users.get(&id))
         .map(|u| u.outbound.clone());
     if !step.own {
+        // A `+o`/`+v` for a member who left meanwhile is neither made nor shown: its line
+        // would name the nick, which may be someone else's by now.
+        changes.retain(|change| {
+            change
+                .member
+                .as_ref()
+                .is_none_or(|member| resolve(step.cluster, &world, member).is_some())
+        });
+        if changes.is_empty() {
+            return;
+        }
         let setter = source.split('!').next().unwrap_or(&source).to_string();
-        apply_modes(&mut world, &key, &changes, &setter);
+        apply_modes(step.cluster, &mut world, &key, &changes, &setter);
     }
     let Some(chan) = world.channels.get(&key) else {
         return;
@@ -1075,7 +1097,8 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
         .map(|(uid, id)| (uid.clone(), *id))
         .collect();
     let reason = format!("{node} lost");
-    for (_, id) in gone {
+    for (uid, id) in gone {
+        super::departed(step.cluster, &uid);
         let Some(user) = world.users.get(&id) else {
             continue;
         };
@@ -1245,11 +1268,20 @@ fn join(world: &mut World, id: ClientId, name: &str, status: MemberStatus) {
     }
 }
 
-/// Apply mode changes the origin already checked and made.
-pub fn apply_modes(world: &mut World, key: &str, changes: &[ModeChange], setter: &str) {
+/// Apply mode changes the origin already checked and made. A `+o`/`+v` names its member by
+/// uid (by nick only from older nodes): one who left meanwhile is skipped, not taken for the
+/// nick's next holder.
+pub fn apply_modes(
+    cluster: &Cluster,
+    world: &mut World,
+    key: &str,
+    changes: &[ModeChange],
+    setter: &str,
+) {
     for change in changes {
-        let target = match (change.mode, &change.arg) {
-            ('o' | 'v', Some(nick)) => world.user_by_nick(nick).map(|u| u.id),
+        let target = match (change.mode, &change.member, &change.arg) {
+            ('o' | 'v', Some(uid), _) => resolve(cluster, world, uid),
+            ('o' | 'v', None, Some(nick)) => world.user_by_nick(nick).map(|u| u.id),
             _ => None,
         };
         let Some(channel) = world.channels.get_mut(key) else {
@@ -1390,6 +1422,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
         adding,
         mode,
         arg: None,
+        member: None,
     })
     .collect();
     if let Some(key) = &channel.modes.key {
@@ -1397,6 +1430,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
             adding: true,
             mode: 'k',
             arg: Some(key.clone()),
+            member: None,
         });
     }
     if let Some(limit) = channel.modes.limit {
@@ -1404,6 +1438,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
             adding: true,
             mode: 'l',
             arg: Some(limit.to_string()),
+            member: None,
         });
     }
     for mode in crate::state::LIST_MODES {
@@ -1412,6 +1447,7 @@ fn channel_modes(channel: &Channel) -> Vec<ModeChange> {
                 adding: true,
                 mode,
                 arg: Some(entry.mask.clone()),
+                member: None,
             });
         }
     }
@@ -1438,7 +1474,7 @@ pub fn merge_snapshot(shared: &Shared, cluster: &Cluster, snapshot: &Snapshot) {
                 set_by: t.set_by.clone(),
                 set_at: system_time(t.set_at_ms),
             });
-            apply_modes(&mut world, &key, &info.modes, shared.server_name());
+            apply_modes(cluster, &mut world, &key, &info.modes, shared.server_name());
         }
         for member in &info.members {
             if let Some(id) = world.remote.get(&member.uid).copied() {

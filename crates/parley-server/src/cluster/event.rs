@@ -85,6 +85,11 @@ pub struct ModeChange {
     pub adding: bool,
     pub mode: char,
     pub arg: Option<String>,
+    /// For `+o`/`+v`: the member's uid (`arg` is its nick, as the line shows it), so every node
+    /// changes that user's status and not whoever holds the nick when the event is read.
+    /// Absent from older nodes' events, which are applied by nick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<Uid>,
 }
 
 /// Where a message goes.

@@ -22,6 +22,7 @@ pub mod apply;
 pub mod event;
 mod lease;
 mod login;
+mod seen;
 mod trust;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -44,8 +45,11 @@ use crate::state::ClientId;
 use event::{Envelope, Event, Snapshot, Uid};
 use trust::{actor, last_token, uid_node};
 
-/// Events waiting to be published. Past this, a node whose bus is down delivers locally and the
-/// rest of the cluster misses the overflow (docs/cluster.md, "bus down").
+/// Events waiting to be published, and so (the bus being down) waiting to be delivered at all:
+/// a node delivers its own users' events only once they come back from the stream, so every
+/// node delivers them in the stream's one order. Past this, a node whose bus is down delivers
+/// further events to its own users only, and the rest of the cluster misses them
+/// (docs/cluster.md, "bus down").
 const OUTBOX: usize = 65_536;
 /// Most events published before waiting for their acknowledgements.
 const PUBLISH_BATCH: usize = 512;
@@ -110,9 +114,12 @@ pub struct Cluster {
     /// Set while events are being dropped for a full outbox, so that is logged once per run.
     dropping: std::sync::atomic::AtomicBool,
     /// Own events on their way through the stream, with the echo label a sender waits for
-    /// (`Some("")`: echo without a label). Gone from here once delivered, so an event delivered
-    /// locally while the bus was down is not delivered again when it comes back.
+    /// (`Some("")`: echo without a label). Gone from here once delivered, so an event that
+    /// comes back twice (a retried publish) is delivered once.
     pending: Mutex<HashMap<u64, Local>>,
+    /// Other nodes' events already applied and users gone for good, so a repeated or late
+    /// event is skipped (see [`seen`]).
+    seen: Mutex<seen::Seen>,
     /// When each other node (and incarnation) was last heard from.
     peers: Mutex<HashMap<(String, u64), Instant>>,
     /// The configured node names; empty only in insecure mode, where any name is taken.
@@ -356,6 +363,7 @@ impl Cluster {
             next_eid: AtomicU64::new(1),
             dropping: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
+            seen: Mutex::new(seen::Seen::default()),
             peers: Mutex::new(HashMap::new()),
             nodes: config.nodes.iter().cloned().collect(),
             refused: Mutex::new(HashSet::new()),
@@ -381,15 +389,12 @@ impl Cluster {
         (node == self.node && incarnation == self.incarnation).then_some(ClientId(id))
     }
 
-    fn connected(&self) -> bool {
-        self.connected_since.lock().is_some()
-            && self.client.connection_state() == async_nats::connection::State::Connected
-    }
-
     /// Send an event to every node, this one included. Never waits: the handler has applied the
-    /// change to this node's world already; the stream decides when its lines are delivered.
-    /// While the bus is down (or the outbox is full) this node delivers at once, and the event
-    /// follows to the others when the bus is back.
+    /// change to this node's world already; the stream decides when its lines are delivered,
+    /// here as everywhere. While the bus is down the event waits in the outbox, so a line sent
+    /// meanwhile reaches this node's users, like everyone else's, once the bus is back and in
+    /// the stream's order. Only when the outbox is full does this node deliver at once, to its
+    /// own users (the others never get it live).
     pub fn publish(&self, shared: &Shared, event: Event, echo: Option<String>) {
         self.publish_to(
             shared,
@@ -436,18 +441,6 @@ impl Cluster {
                 return;
             }
         };
-        if !self.connected() {
-            // Delivered here now; the others get it when the bus takes it.
-            self.queue(Outgoing { eid, payload });
-            apply::apply(
-                shared,
-                self,
-                envelope,
-                Some(local),
-                &mut HeldWakes::default(),
-            );
-            return;
-        }
         self.pending.lock().insert(eid, local);
         if !self.queue(Outgoing { eid, payload }) {
             if let Some(local) = self.pending.lock().remove(&eid) {
@@ -832,7 +825,8 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
 }
 
 /// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
-/// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally.
+/// its id within its window, and [`seen`] after that) until the bus takes it; the events wait
+/// meanwhile, undelivered here too, so that every node delivers them in the stream's order.
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
     let Some(cluster) = of(&shared).cloned() else {
         return;
@@ -886,25 +880,8 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
                 }
             }
         }
-        let delivered: Vec<Outgoing> = retry.drain(..done).collect();
-        drop(delivered);
+        retry.drain(..done);
         if failed {
-            // Whatever is still waiting is delivered here now; the others get it when the bus
-            // takes it.
-            for item in retry.iter() {
-                let local = cluster.pending.lock().remove(&item.eid);
-                if let Some(local) = local {
-                    if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
-                        apply::apply(
-                            &shared,
-                            &cluster,
-                            envelope,
-                            Some(local),
-                            &mut HeldWakes::default(),
-                        );
-                    }
-                }
-            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shared.shutdown.cancelled() => return,
@@ -1038,6 +1015,22 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             return;
         }
     }
+    if !cluster
+        .seen
+        .lock()
+        .first_time(&envelope.node, envelope.incarnation, envelope.eid)
+    {
+        // Published twice (a retry after the stream's duplicate window): applied already.
+        crate::metrics::record_cluster_stale();
+        return;
+    }
+    if let Some(uid) = actor(&envelope.event) {
+        if !about_a_present_user(shared, cluster, &envelope.event, uid) {
+            crate::metrics::record_cluster_stale();
+            tracing::debug!(node = %envelope.node, "cluster event about a user who is gone; skipped");
+            return;
+        }
+    }
     if let Event::NodeDown {
         node, incarnation, ..
     } = &envelope.event
@@ -1102,6 +1095,22 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
         }
     }
     apply::apply(shared, cluster, envelope, None, held);
+}
+
+/// Whether `uid`, whom another node's event is about, is someone this node knows: events are
+/// applied by uid, never by nick, so one about a user who quit or whose node's life ended (a
+/// late line, a second QUIT) is skipped rather than shown as from whoever has the nick now. A
+/// `UserUp` brings a user in, unless that uid left already.
+fn about_a_present_user(shared: &Shared, cluster: &Cluster, event: &Event, uid: &str) -> bool {
+    match event {
+        Event::UserUp { .. } => !cluster.seen.lock().departed(uid),
+        _ => apply::resolve(cluster, &shared.world.lock(), uid).is_some(),
+    }
+}
+
+/// Remember that `uid` left for good (see [`seen`]); its late events are skipped from now on.
+pub(crate) fn departed(cluster: &Cluster, uid: &str) {
+    cluster.seen.lock().depart(uid);
 }
 
 async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {

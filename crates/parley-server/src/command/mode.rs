@@ -11,7 +11,7 @@ use crate::command::channel::unix_time;
 use crate::context::{Announced, Ctx, Line, Lookup, Reply};
 use crate::isupport::{MAX_BANS, MODES_PER_COMMAND};
 use crate::relay::line;
-use crate::state::{Ban, LIST_MODES, MUTE_PREFIX};
+use crate::state::{Ban, ClientId, LIST_MODES, MUTE_PREFIX};
 use crate::store::StateChange;
 
 /// Longest channel key accepted, as common ircds do.
@@ -131,6 +131,9 @@ struct Applied {
     adding: bool,
     mode: char,
     arg: Option<String>,
+    /// For `+o`/`+v`: the member (its local id, and its uid if it is another node's user), so
+    /// the cluster applies the change by id, not by nick.
+    member: Option<(ClientId, Option<String>)>,
 }
 
 /// `MODE <channel> [<modes> [<args>...]]`: show the channel's modes, list a list mode, or change
@@ -227,7 +230,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                     let Some(nick) = arg else { continue };
                     let Some(target) = world
                         .user_by_nick(nick)
-                        .map(|u| (u.id, u.nick.clone(), u.account.clone()))
+                        .map(|u| (u.id, u.nick.clone(), u.account.clone(), u.remote.clone()))
                     else {
                         replies.push((
                             numeric::ERR_NOSUCHNICK,
@@ -269,6 +272,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             adding,
                             mode: c,
                             arg: Some(target.1),
+                            member: Some((target.0, target.3)),
                         });
                     }
                 }
@@ -326,6 +330,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             adding,
                             mode: c,
                             arg: Some(mask),
+                            member: None,
                         });
                     }
                 }
@@ -347,12 +352,14 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             adding,
                             mode: c,
                             arg: Some(k.to_string()),
+                            member: None,
                         });
                     } else if channel.modes.key.take().is_some() {
                         applied.push(Applied {
                             adding,
                             mode: c,
                             arg: Some("*".into()),
+                            member: None,
                         });
                     }
                 }
@@ -372,6 +379,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                                 adding,
                                 mode: c,
                                 arg: Some(limit.to_string()),
+                                member: None,
                             });
                         }
                     } else if channel.modes.limit.take().is_some() {
@@ -379,6 +387,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             adding,
                             mode: c,
                             arg: None,
+                            member: None,
                         });
                     }
                 }
@@ -400,6 +409,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                             adding,
                             mode: c,
                             arg: None,
+                            member: None,
                         });
                     }
                 }
@@ -437,6 +447,9 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                                 adding: a.adding,
                                 mode: a.mode,
                                 arg: a.arg.clone(),
+                                member: a.member.as_ref().map(|(id, remote)| {
+                                    remote.clone().unwrap_or_else(|| cluster.uid_of(*id))
+                                }),
                             })
                             .collect(),
                     }
