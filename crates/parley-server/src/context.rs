@@ -709,6 +709,14 @@ impl Announcer<'_> {
             cluster.release(folded, &cluster.uid_of(id));
         }
     }
+
+    /// Give a nick (casefolded) that user `id` held back to the cluster, and wait until the bus
+    /// has it (bounded): for a connection that goes on, so its next claim comes after it.
+    pub async fn release_nick_now(&self, folded: &str, id: ClientId) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            cluster.release_now(folded, &cluster.uid_of(id)).await;
+        }
+    }
 }
 
 /// A handler's refusal: the error it ends with. Handlers return `Err(Reply)` (mostly through `?`

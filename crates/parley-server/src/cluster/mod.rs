@@ -19,6 +19,7 @@
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
 pub mod apply;
+mod claims;
 pub mod event;
 mod login;
 mod trust;
@@ -470,15 +471,19 @@ impl Cluster {
         false
     }
 
-    /// Claim a nick for `uid` across the cluster.
-    pub async fn claim(&self, folded: &str, uid: &str) -> Result<(), ClaimError> {
+    /// Claim a nick for `uid` across the cluster. A claim whose answer does not come (a timeout,
+    /// or this future dropped because its connection ended) is undone, so it cannot outlive
+    /// the connection (`claims.rs`).
+    pub async fn claim(self: &Arc<Self>, folded: &str, uid: &str) -> Result<(), ClaimError> {
         let key = nick_key(folded);
+        let value = Bytes::from(uid.to_string());
+        let guard = claims::ClaimGuard::new(self, &key, &value);
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
-            self.nicks.create(&key, Bytes::from(uid.to_string())),
+            self.nicks.create(&key, value.clone()),
         )
         .await;
-        match attempt {
+        let result = match attempt {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
                 match self.nicks.get(&key).await {
@@ -489,10 +494,16 @@ impl Cluster {
             }
             Ok(Err(err)) => {
                 tracing::warn!(%err, "nick claim failed");
+                self.undo_claim(&key, &value).await;
                 Err(ClaimError::Unavailable)
             }
-            Err(_) => Err(ClaimError::Unavailable),
-        }
+            Err(_) => {
+                self.undo_claim(&key, &value).await;
+                Err(ClaimError::Unavailable)
+            }
+        };
+        guard.settle();
+        result
     }
 
     /// Give a nick back, if `uid` still holds it. Runs in the background.
