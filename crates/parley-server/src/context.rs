@@ -1124,6 +1124,14 @@ impl Ctx<'_> {
         self.announcer().uid(id)
     }
 
+    /// A private message went to `uid`, a user of another node: remembered until that node
+    /// shows it was alive to deliver it (see `cluster::undelivered`).
+    pub fn sent_to_remote(&self, uid: &str, sent: crate::cluster::undelivered::Sent) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            cluster.undelivered.remember(uid, sent);
+        }
+    }
+
     /// Send a handler's refusal.
     pub fn reply(&self, reply: &Reply) {
         match reply {

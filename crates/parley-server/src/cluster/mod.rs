@@ -23,6 +23,7 @@ mod claims;
 pub mod event;
 mod login;
 mod trust;
+pub mod undelivered;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,6 +131,8 @@ pub struct Cluster {
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// Private messages to other nodes' users not yet known to have arrived (`undelivered.rs`).
+    pub undelivered: undelivered::Undelivered,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -357,6 +360,7 @@ impl Cluster {
             outage,
             own_beat: Mutex::new(None),
             server: std::sync::OnceLock::new(),
+            undelivered: undelivered::Undelivered::default(),
         }))
     }
 
@@ -805,6 +809,7 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
                 }
             }
             cluster.heard(node, incarnation);
+            cluster.undelivered.heard(node, incarnation);
         }
     }
 }
