@@ -43,9 +43,13 @@ pub struct Sent {
     pub verb: &'static str,
 }
 
+/// A node's name and life (incarnation).
+type NodeLife = (String, u64);
+
 #[derive(Default)]
 pub struct Undelivered {
-    by_node: Mutex<HashMap<(String, u64), VecDeque<(Instant, Sent)>>>,
+    /// Per recipient node and life: what was sent, and when, oldest first.
+    by_node: Mutex<HashMap<NodeLife, VecDeque<(Instant, Sent)>>>,
 }
 
 impl Undelivered {
@@ -83,7 +87,7 @@ impl Undelivered {
     /// never the life `alive`) since it was last heard from.
     fn take_lost(&self, node: &str, incarnation: u64, alive: Option<u64>) -> Vec<Sent> {
         let mut by_node = self.by_node.lock();
-        let lost: Vec<(String, u64)> = by_node
+        let lost: Vec<NodeLife> = by_node
             .keys()
             .filter(|(n, inc)| {
                 n == node && (incarnation == 0 || *inc == incarnation) && alive != Some(*inc)
