@@ -709,6 +709,14 @@ impl Announcer<'_> {
             cluster.release(folded, &cluster.uid_of(id));
         }
     }
+
+    /// Give a nick (casefolded) that user `id` held back to the cluster, and wait until the bus
+    /// has it (bounded): for a connection that goes on, so its next claim comes after it.
+    pub async fn release_nick_now(&self, folded: &str, id: ClientId) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            cluster.release_now(folded, &cluster.uid_of(id)).await;
+        }
+    }
 }
 
 /// A handler's refusal: the error it ends with. Handlers return `Err(Reply)` (mostly through `?`
@@ -1114,6 +1122,14 @@ impl Ctx<'_> {
     /// [`Announcer::uid`] of a user of this node.
     pub fn cluster_uid(&self, id: ClientId) -> Option<Uid> {
         self.announcer().uid(id)
+    }
+
+    /// A private message went to `uid`, a user of another node: remembered until that node
+    /// shows it was alive to deliver it (see `cluster::undelivered`).
+    pub fn sent_to_remote(&self, uid: &str, sent: crate::cluster::undelivered::Sent) {
+        if let Some(cluster) = crate::cluster::of(self.shared) {
+            cluster.undelivered.remember(uid, sent);
+        }
     }
 
     /// Send a handler's refusal.

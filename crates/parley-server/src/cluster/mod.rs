@@ -19,11 +19,13 @@
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
 pub mod apply;
+mod claims;
 pub mod event;
 mod lease;
 mod login;
 mod seen;
 mod trust;
+pub mod undelivered;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +145,8 @@ pub struct Cluster {
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// Private messages to other nodes' users not yet known to have arrived (`undelivered.rs`).
+    pub undelivered: undelivered::Undelivered,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -374,6 +378,7 @@ impl Cluster {
             applied: AtomicU64::new(0),
             last_from: Mutex::new(HashMap::new()),
             server: std::sync::OnceLock::new(),
+            undelivered: undelivered::Undelivered::default(),
         }))
     }
 
@@ -495,15 +500,19 @@ impl Cluster {
         false
     }
 
-    /// Claim a nick for `uid` across the cluster.
-    pub async fn claim(&self, folded: &str, uid: &str) -> Result<(), ClaimError> {
+    /// Claim a nick for `uid` across the cluster. A claim whose answer does not come (a timeout,
+    /// or this future dropped because its connection ended) is undone, so it cannot outlive
+    /// the connection (`claims.rs`).
+    pub async fn claim(self: &Arc<Self>, folded: &str, uid: &str) -> Result<(), ClaimError> {
         let key = nick_key(folded);
+        let value = Bytes::from(uid.to_string());
+        let guard = claims::ClaimGuard::new(self, &key, &value);
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
-            self.nicks.create(&key, Bytes::from(uid.to_string())),
+            self.nicks.create(&key, value.clone()),
         )
         .await;
-        match attempt {
+        let result = match attempt {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
                 match self.nicks.get(&key).await {
@@ -514,10 +523,16 @@ impl Cluster {
             }
             Ok(Err(err)) => {
                 tracing::warn!(%err, "nick claim failed");
+                self.undo_claim(&key, &value).await;
                 Err(ClaimError::Unavailable)
             }
-            Err(_) => Err(ClaimError::Unavailable),
-        }
+            Err(_) => {
+                self.undo_claim(&key, &value).await;
+                Err(ClaimError::Unavailable)
+            }
+        };
+        guard.settle();
+        result
     }
 
     /// Give a nick back, if `uid` still holds it. Runs in the background.
@@ -820,6 +835,7 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
                 }
             }
             cluster.heard(node, incarnation);
+            cluster.undelivered.heard(node, incarnation);
         }
     }
 }

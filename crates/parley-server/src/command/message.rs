@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::cluster::event::{Event, Target};
+use crate::cluster::undelivered::Sent;
 use crate::config::BroadcastPolicy;
 use crate::context::{Ctx, FollowUp, LabeledLine, Lookup, Reply};
 use crate::fanout::Delivery;
@@ -396,6 +397,9 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
                 r.away.clone(),
                 party(r.account.as_deref(), &r.nick),
                 r.remote.clone().or_else(|| ctx.cluster_uid(r.id)),
+                r.remote
+                    .is_some()
+                    .then(|| r.account.as_deref().map(casefold)),
             )
         });
         let Some(user) = world.users.get_mut(&id) else {
@@ -405,7 +409,7 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         let me = party(user.account.as_deref(), &user.nick);
         (recipient, user.source(), user.account.clone(), me, user.bot)
     };
-    let Some((outbound, to_self, nick, away, them, uid)) = recipient else {
+    let Some((outbound, to_self, nick, away, them, uid, remote_account)) = recipient else {
         offline(ctx, said, target, &source, account.as_deref(), &me);
         return;
     };
@@ -417,6 +421,20 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         account.as_deref(),
         &nick,
     );
+    if let (Some(uid), Some(account)) = (&uid, remote_account) {
+        // On its way to another node, which may die before it delivers it.
+        let stored = said.kept() && ctx.shared.history.enabled();
+        ctx.sent_to_remote(
+            uid,
+            Sent {
+                sender: id,
+                nick: nick.clone(),
+                account,
+                msgid: stored.then(|| message.msgid.clone()),
+                verb: said.verb,
+            },
+        );
+    }
     deliver(
         ctx,
         message,

@@ -44,14 +44,18 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         .get(&folded)
         .copied()
         .filter(|holder| *holder != id);
+    let mut evicted = None;
     if let Some(holder) = holder {
         if !(owns(ctx, &folded) && evict_squatter(ctx, holder, wanted)) {
             return Err(nick_in_use(wanted));
         }
+        evicted = Some(holder);
     }
-    if ctx.announcer().claims_nicks() {
+    // A new case of the nick it holds is still its claim: nothing to ask the cluster.
+    let recased = casefold(&ctx.session.nick) == folded && holds(ctx, &folded);
+    if ctx.announcer().claims_nicks() && !recased {
         // Held once in the whole cluster: claimed first, then taken in `claimed`.
-        claim(ctx, wanted);
+        claim(ctx, wanted, evicted);
         return Ok(());
     }
     take(ctx, wanted);
@@ -76,7 +80,8 @@ fn owns(ctx: &Ctx<'_>, folded: &str) -> bool {
 /// that is not logged in to that account. The holder is told with a 433 and must pick another
 /// nick before it can register (`registration::try_complete` checks). A registered user keeps
 /// the nick it has (renaming it needs its own connection task to agree), and so does a holder on
-/// another node of a cluster. Returns whether the nick is free now.
+/// another node of a cluster. Returns whether the nick is free now; in a cluster its claim is
+/// still the holder's, for [`claim`] to release before claiming it.
 fn evict_squatter(ctx: &Ctx<'_>, holder: ClientId, nick: &str) -> bool {
     let folded = casefold(nick);
     let outbound = {
@@ -102,9 +107,27 @@ fn evict_squatter(ctx: &Ctx<'_>, holder: ClientId, nick: &str) -> bool {
         &["*", nick],
         Some(RESERVED),
     ));
-    ctx.announcer().release_nick(&folded, holder);
     tracing::info!(client = holder.0, account = %nick, "account owner took its nick from an unregistered connection");
     true
+}
+
+/// Registration refused the nick this connection asked for (an account's, and it is not logged
+/// in to it): it holds it no more, here or in the cluster, so the owner can take it on any node
+/// at once rather than after the registration timeout; the connection must pick another.
+pub fn give_up_refused(ctx: &mut Ctx<'_>) {
+    let id = ctx.session.id;
+    let folded = casefold(&ctx.session.nick);
+    {
+        let mut world = ctx.shared.world.lock();
+        if world.nicks.get(&folded) == Some(&id) {
+            world.nicks.remove(&folded);
+        }
+        if let Some(user) = world.users.get_mut(&id) {
+            user.nick.clear();
+        }
+    }
+    ctx.session.nick.clear();
+    release(ctx, folded);
 }
 
 /// What a connection hears when a nick is an account's and it is not logged in to it.
@@ -128,7 +151,7 @@ pub fn claim_account_nick(ctx: &mut Ctx<'_>, account: &str) {
         }
     }
     if ctx.announcer().claims_nicks() {
-        claim(ctx, account);
+        claim(ctx, account, holder);
         return;
     }
     take(ctx, account);
@@ -148,12 +171,33 @@ fn in_use(ctx: &Ctx<'_>, wanted: &str) {
 }
 
 /// Claim `wanted` across the cluster, in order with this connection's other lines, then see
-/// [`claimed`] with the answer.
-fn claim(ctx: &mut Ctx<'_>, wanted: &str) {
+/// [`claimed`] with the answer. The claim of a squatter `evicted` here is released first, and
+/// awaited: claimed at once, the nick would still be the squatter's and its owner get a 433.
+fn claim(ctx: &mut Ctx<'_>, wanted: &str, evicted: Option<ClientId>) {
     let (folded, wanted, id) = (casefold(wanted), wanted.to_string(), ctx.session.id);
     ctx.then_async(
-        move |on| Box::pin(async move { on.claim_nick(&folded, id).await }),
+        move |on| {
+            Box::pin(async move {
+                if let Some(squatter) = evicted {
+                    on.release_nick_now(&folded, squatter).await;
+                }
+                on.claim_nick(&folded, id).await
+            })
+        },
         move |ctx, result| claimed(ctx, &wanted, result),
+    );
+}
+
+/// Give back a nick this connection claimed, in order with its other lines: a release still
+/// on its way could otherwise delete its next claim of the same nick.
+fn release(ctx: &mut Ctx<'_>, folded: String) {
+    if folded.is_empty() {
+        return;
+    }
+    let id = ctx.session.id;
+    ctx.then_async(
+        move |on| Box::pin(async move { on.release_nick_now(&folded, id).await }),
+        |_, ()| {},
     );
 }
 
@@ -171,14 +215,14 @@ fn claimed(ctx: &mut Ctx<'_>, wanted: &str, result: Result<(), ClaimError>) {
                 .is_some_and(|owner| *owner != id);
             if taken_here {
                 // Someone here still shows it (their QUIT is on its way): not ours after all.
-                ctx.announcer().release_nick(&casefold(wanted), id);
+                release(ctx, casefold(wanted));
                 in_use(ctx, wanted);
                 return;
             }
             let old = casefold(&ctx.session.nick);
             take(ctx, wanted);
             if old != casefold(wanted) {
-                ctx.announcer().release_nick(&old, id);
+                release(ctx, old);
             }
         }
         Err(ClaimError::Taken) => in_use(ctx, wanted),

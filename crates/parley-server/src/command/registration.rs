@@ -193,6 +193,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         return;
     }
     if !nick_allowed(ctx, &ctx.session.nick.clone()) {
+        crate::command::nick::give_up_refused(ctx);
         return;
     }
     let source = ctx

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::{blocking, History};
-use crate::store::{StoreError, StoredMessage};
+use crate::store::{StoreError, StoredMessage, WriteBatch};
 
 /// Most messages one login takes from those that waited for it.
 const OFFLINE_BATCH: usize = 1000;
@@ -39,6 +39,29 @@ impl History {
             }
         }
         result
+    }
+
+    /// Keep messages already in history, `(casefolded account, msgid)`, for their accounts' next
+    /// logins: in a cluster, private messages that went to a node that died before it could
+    /// deliver them (`cluster::undelivered`). Written at once, apart from the writer's queue:
+    /// the messages were committed long before.
+    pub async fn mark_offline(&self, marks: Vec<(String, String)>) -> Result<(), StoreError> {
+        if !self.config.enabled || marks.is_empty() {
+            return Ok(());
+        }
+        let accounts: Vec<String> = marks.iter().map(|(account, _)| account.clone()).collect();
+        let store = self.reader.clone();
+        blocking(move || {
+            store.write(&WriteBatch {
+                offline: marks,
+                ..WriteBatch::default()
+            })
+        })
+        .await?;
+        if let Some(waiting) = self.waiting.lock().as_mut() {
+            waiting.extend(accounts);
+        }
+        Ok(())
     }
 
     /// Answer "does anything wait for this account?" from memory from now on, starting from
