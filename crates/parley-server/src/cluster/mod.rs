@@ -21,6 +21,7 @@
 pub mod apply;
 pub mod event;
 mod login;
+pub mod observe;
 mod trust;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -59,8 +60,22 @@ const SYNC_WINDOW: Duration = Duration::from_millis(750);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot reach the NATS server at {url}: {reason}")]
+    #[error(
+        "cannot connect to the NATS server at {url}: {reason} (is nats-server running and \
+         listening there? check cluster.nats_url)"
+    )]
     Connect { url: String, reason: String },
+    #[error("TLS to the NATS server at {url} failed: {reason}; {hint}")]
+    Tls {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error(
+        "the NATS server at {url} runs without JetStream, which a cluster needs for its event \
+         stream and nick bucket: start nats-server with -js (or a jetstream block in its config)"
+    )]
+    NoJetStream { url: String },
     #[error("cannot use the NATS settings: {0}")]
     Settings(String),
     #[error(
@@ -69,7 +84,11 @@ pub enum ClusterError {
              nats_nkey_seed_file, nats_creds_file) against nats-server's users (docs/cluster.md)"
     )]
     Login { url: String, reason: String },
-    #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js, and do this node's NATS permissions allow it? see docs/cluster.md)")]
+    #[error(
+        "JetStream at {url} refused {what}: {reason} (do this node's NATS permissions allow \
+         the JetStream API for prefix cluster.prefix, and has its account JetStream? see \
+         docs/cluster.md)"
+    )]
     JetStream {
         url: String,
         what: String,
@@ -129,6 +148,8 @@ pub struct Cluster {
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// How far this node has read the stream, for `/metrics` (see [`observe`]).
+    observed: observe::Observed,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -356,6 +377,7 @@ impl Cluster {
             outage,
             own_beat: Mutex::new(None),
             server: std::sync::OnceLock::new(),
+            observed: observe::Observed::default(),
         }))
     }
 
@@ -887,6 +909,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
         return;
     };
     let mut next = start;
+    cluster.observed.applied(start.saturating_sub(1));
     loop {
         let consumer = events
             .create_consumer(consumer::push::OrderedConfig {
@@ -937,6 +960,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                 };
                 if let Ok(info) = current.info() {
                     next = info.stream_sequence + 1;
+                    cluster.observed.applied(info.stream_sequence);
                 }
                 match serde_json::from_slice::<Envelope>(&current.payload) {
                     Ok(envelope) if envelope.node != last_token(&current.subject) => {
