@@ -19,6 +19,7 @@
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
 pub mod apply;
+mod diagnose;
 pub mod event;
 mod login;
 pub mod observe;
@@ -226,6 +227,8 @@ impl Cluster {
         let login_refused: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let refusal = login_refused.clone();
         let node = config.node_name.clone();
+        // Connect, login, TLS and JetStream each fail here with their own error.
+        diagnose::probe(config, &url).await?;
         if config.insecure {
             tracing::warn!(
                 "cluster.insecure is set: whoever reaches the NATS server reads every private \
