@@ -252,6 +252,8 @@ async fn start_fails(nats_url: &str, cluster_lines: &str, envs: &[(&str, &str)])
         .expect("run parleyd");
     let printed = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!output.status.success(), "parleyd started: {printed}");
+    // What an operator reads, shown with --nocapture.
+    eprintln!("parleyd at {nats_url} said: {}", printed.trim_end());
     printed
 }
 
@@ -403,8 +405,8 @@ async fn a_node_on_a_server_without_jetstream_says_so() {
     );
 }
 
-/// nats-server lets n1 in but not at the JetStream API: the start names JetStream and quotes
-/// the server's refusal, instead of a bare time-out.
+/// nats-server lets n1 in but not at the JetStream API: the error names JetStream and the
+/// permissions to check, and the log line before it quotes nats-server's refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_permissions_refuse_jetstream_says_so() {
     let config = "authorization {\n  users = [\n    { user: n1, password: \"pw\", permissions: {\n      \

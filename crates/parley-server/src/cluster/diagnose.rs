@@ -8,11 +8,9 @@
 //! whether JetStream is on. Nothing listening is retried for [`FIRST_CONNECT`] (a bus starting
 //! beside the node); a refused login or a bad certificate will not fix itself and fails at once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::ConnectErrorKind;
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::{connect_options, ClusterError};
@@ -24,32 +22,18 @@ pub(super) const FIRST_CONNECT: Duration = Duration::from_secs(10);
 const ATTEMPT: Duration = Duration::from_secs(5);
 /// Pause between attempts while nothing listens.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
-/// Longest the look at the event stream waits: a request the server's permissions refuse is
-/// never answered (the refusal comes as a separate `-ERR`), so this is what such a start costs.
-const STREAM_LOOK: Duration = Duration::from_secs(2);
 
 /// Connect once with the node's options (retrying while nothing listens, up to
 /// [`FIRST_CONNECT`]) and check that the server runs JetStream; the error names what failed and
 /// the setting to check. `url` is the address as shown (without a password).
 pub(super) async fn probe(config: &ClusterConfig, url: &str) -> Result<(), ClusterError> {
     let deadline = Instant::now() + FIRST_CONNECT;
-    // What nats-server said it would not let this node do (its `-ERR 'Permissions Violation
-    // ...'`): reported beside nothing else, so it is caught here.
-    let denied: Arc<Mutex<Option<String>>> = Arc::default();
     loop {
-        let noted = denied.clone();
-        let options = connect_options(config)?.event_callback(move |event| {
-            let noted = noted.clone();
-            async move {
-                if let async_nats::Event::ServerError(async_nats::ServerError::Other(why)) = event {
-                    if why.to_ascii_lowercase().contains("permissions violation") {
-                        noted.lock().get_or_insert(why);
-                    }
-                }
-            }
-        });
-        let attempt =
-            tokio::time::timeout(ATTEMPT, options.connect(config.nats_url.as_str())).await;
+        let attempt = tokio::time::timeout(
+            ATTEMPT,
+            connect_options(config)?.connect(config.nats_url.as_str()),
+        )
+        .await;
         let error = match attempt {
             Ok(Ok(client)) => {
                 if !client.server_info().jetstream {
@@ -57,22 +41,8 @@ pub(super) async fn probe(config: &ClusterConfig, url: &str) -> Result<(), Clust
                         url: url.to_owned(),
                     });
                 }
-                // Only a look: the node's own client connects next and makes what is missing.
-                let stream = format!("{}_EVENTS", config.prefix);
-                let look = tokio::time::timeout(
-                    STREAM_LOOK,
-                    async_nats::jetstream::new(client).get_stream(stream),
-                )
-                .await;
-                if !matches!(look, Ok(Ok(_))) {
-                    if let Some(why) = denied.lock().take() {
-                        return Err(ClusterError::JetStream {
-                            url: url.to_owned(),
-                            what: "the event stream".to_owned(),
-                            reason: why,
-                        });
-                    }
-                }
+                // Only a look: the node's own client connects next.
+                drop(client);
                 return Ok(());
             }
             Ok(Err(error)) => classify(&error, url, wants_tls(config)),
