@@ -33,6 +33,12 @@ pub const CLUSTER_EVENTS: &str = "parley_cluster_events_total";
 pub const CLUSTER_DROPPED: &str = "parley_cluster_events_dropped_total";
 pub const CLUSTER_REFUSED: &str = "parley_cluster_events_refused_total";
 pub const CLUSTER_STALE: &str = "parley_cluster_events_stale_total";
+pub const CLUSTER_BUS_CONNECTED: &str = "parley_cluster_bus_connected";
+pub const CLUSTER_PEERS: &str = "parley_cluster_peers";
+pub const CLUSTER_PEER_UP: &str = "parley_cluster_peer_up";
+pub const CLUSTER_STREAM_LAG: &str = "parley_cluster_stream_lag_events";
+pub const CLUSTER_LOCAL_USERS: &str = "parley_cluster_local_users";
+pub const CLUSTER_NETWORK_USERS: &str = "parley_cluster_network_users";
 
 /// Bucket bounds for one SQLite group commit (fsync included): 100 µs to 5 s.
 const STORE_WRITE_BUCKETS: &[f64] = &[
@@ -177,6 +183,31 @@ fn describe() {
         "Cluster events skipped as late or repeated: published twice (a retry after a long bus \
          outage), or about a user who already quit or whose node was declared down."
     );
+    describe_gauge!(
+        CLUSTER_BUS_CONNECTED,
+        "1 while this node's connection to the cluster bus (NATS) is up, 0 while it reconnects."
+    );
+    describe_gauge!(
+        CLUSTER_PEERS,
+        "Other cluster nodes heard from within a lease (cluster.lease_secs)."
+    );
+    describe_gauge!(
+        CLUSTER_PEER_UP,
+        "Per node of cluster.nodes but this one: 1 if heard from within a lease, else 0."
+    );
+    describe_gauge!(
+        CLUSTER_STREAM_LAG,
+        "Events in the cluster stream this node has not applied yet (0 when it is current); \
+         not updated while the bus is down."
+    );
+    describe_gauge!(
+        CLUSTER_LOCAL_USERS,
+        "Registered users connected to this node."
+    );
+    describe_gauge!(
+        CLUSTER_NETWORK_USERS,
+        "Registered users on the whole network as this node sees them, its own included."
+    );
 }
 
 pub fn record_cluster_event() {
@@ -259,6 +290,38 @@ pub struct Sampled {
     pub registered_users: usize,
     pub channels: usize,
     pub history_held: usize,
+}
+
+/// A cluster node's figures, sampled by the caller when it renders (see [`sample_cluster`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterSampled {
+    pub bus_connected: bool,
+    /// Other nodes heard from within a lease.
+    pub peers: usize,
+    /// Each configured node but this one, and whether it was heard from within a lease.
+    pub peers_up: Vec<(String, bool)>,
+    /// Stream events not applied yet; `None` keeps the last value (the bus did not answer).
+    pub stream_lag: Option<u64>,
+    pub local_users: usize,
+    pub network_users: usize,
+}
+
+/// Set a cluster node's gauges before [`render`]; a node outside a cluster never calls it, so
+/// its scrape shows no `parley_cluster_*` gauges. A no-op until [`install`] has run.
+pub fn sample_cluster(sampled: &ClusterSampled) {
+    if handles().is_none() {
+        return;
+    }
+    metrics::gauge!(CLUSTER_BUS_CONNECTED).set(f64::from(u8::from(sampled.bus_connected)));
+    metrics::gauge!(CLUSTER_PEERS).set(sampled.peers as f64);
+    for (node, up) in &sampled.peers_up {
+        metrics::gauge!(CLUSTER_PEER_UP, "node" => node.clone()).set(f64::from(u8::from(*up)));
+    }
+    if let Some(lag) = sampled.stream_lag {
+        metrics::gauge!(CLUSTER_STREAM_LAG).set(lag as f64);
+    }
+    metrics::gauge!(CLUSTER_LOCAL_USERS).set(sampled.local_users as f64);
+    metrics::gauge!(CLUSTER_NETWORK_USERS).set(sampled.network_users as f64);
 }
 
 /// Set the sampled gauges, then render every figure in the Prometheus text format

@@ -11,6 +11,11 @@
 //! [`MAX_REQUEST`] bytes (hyper answers 431 past it), a request body is never read, and a
 //! connection lives at most [`CONNECTION_DEADLINE`], so a peer that never reads its answer is
 //! dropped too.
+//!
+//! `/healthz` answers `ok` or 503 with what is down (see [`health`]); a cluster node's scrape
+//! adds the `parley_cluster_*` gauges of its bus, peers, stream lag and users.
+
+mod health;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::cluster;
 use crate::metrics::{self, MetricsError, Sampled};
 use crate::server::Shared;
 
@@ -65,13 +71,23 @@ pub fn serve(
     Ok(())
 }
 
+/// What the handlers get: the server, and the health checks' cache.
+#[derive(Clone)]
+struct Served {
+    shared: Arc<Shared>,
+    checks: Arc<health::Checks>,
+}
+
 /// The two paths, GET (and so HEAD) only; 405 names the allowed methods, anything else is 404.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metrics", get(scrape).fallback(method_not_allowed))
         .route("/healthz", get(healthz).fallback(method_not_allowed))
         .fallback(not_found)
-        .with_state(shared)
+        .with_state(Served {
+            shared,
+            checks: Arc::default(),
+        })
 }
 
 async fn accept_loop(
@@ -123,10 +139,15 @@ async fn answer(stream: TcpStream, peer: SocketAddr, router: Router) {
 }
 
 /// `GET /metrics`: sample the world's counts, then render everything.
-async fn scrape(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn scrape(State(served): State<Served>) -> impl IntoResponse {
+    let shared = &served.shared;
+    if let Some(cluster) = cluster::of(shared) {
+        let (local, network) = cluster::observe::user_counts(&shared.world.lock());
+        metrics::sample_cluster(&cluster.sample(local, network).await);
+    }
     (
         [(header::CONTENT_TYPE, metrics::TEXT_FORMAT)],
-        metrics::render(sample(&shared)),
+        metrics::render(sample(shared)),
     )
 }
 
@@ -144,8 +165,18 @@ fn sample(shared: &Shared) -> Sampled {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: `ok`, or 503 with one line per thing that is down.
+async fn healthz(State(served): State<Served>) -> (StatusCode, String) {
+    let problems = served.checks.problems(&served.shared).await;
+    if problems.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let mut body = String::from("not ok\n");
+    for problem in problems {
+        body.push_str(&problem);
+        body.push('\n');
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 async fn not_found() -> (StatusCode, &'static str) {

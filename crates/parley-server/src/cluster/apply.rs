@@ -85,7 +85,10 @@ pub fn apply(
         whowas_limit: shared.config.limits.whowas_entries,
         held,
     };
-    if let Event::NodeDown { node, incarnation } = &envelope.event {
+    if let Event::NodeDown {
+        node, incarnation, ..
+    } = &envelope.event
+    {
         // What this node's users sent that node's users since it was last heard from is lost.
         let by = (envelope.node.as_str(), envelope.incarnation);
         cluster.messages_lost(shared, node, *incarnation, by);

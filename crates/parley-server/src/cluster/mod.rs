@@ -20,10 +20,12 @@
 
 pub mod apply;
 mod claims;
+mod diagnose;
 pub mod event;
 mod lease;
 mod login;
 mod seen;
+pub mod observe;
 mod trust;
 pub mod undelivered;
 
@@ -66,8 +68,22 @@ const SYNC_WINDOW: Duration = Duration::from_millis(750);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot reach the NATS server at {url}: {reason}")]
+    #[error(
+        "cannot connect to the NATS server at {url}: {reason} (is nats-server running and \
+         listening there? check cluster.nats_url)"
+    )]
     Connect { url: String, reason: String },
+    #[error("TLS to the NATS server at {url} failed: {reason}; {hint}")]
+    Tls {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error(
+        "the NATS server at {url} runs without JetStream, which a cluster needs for its event \
+         stream and nick bucket: start nats-server with -js (or a jetstream block in its config)"
+    )]
+    NoJetStream { url: String },
     #[error("cannot use the NATS settings: {0}")]
     Settings(String),
     #[error(
@@ -76,7 +92,11 @@ pub enum ClusterError {
              nats_nkey_seed_file, nats_creds_file) against nats-server's users (docs/cluster.md)"
     )]
     Login { url: String, reason: String },
-    #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js, and do this node's NATS permissions allow it? see docs/cluster.md)")]
+    #[error(
+        "JetStream at {url} refused {what}: {reason} (do this node's NATS permissions allow \
+         the JetStream API for prefix cluster.prefix, and has its account JetStream? see \
+         docs/cluster.md)"
+    )]
     JetStream {
         url: String,
         what: String,
@@ -223,6 +243,8 @@ impl Cluster {
         let login_refused: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let refusal = login_refused.clone();
         let node = config.node_name.clone();
+        // Connect, login, TLS and JetStream each fail here with their own error.
+        diagnose::probe(config, &url).await?;
         if config.insecure {
             tracing::warn!(
                 "cluster.insecure is set: whoever reaches the NATS server reads every private \

@@ -50,7 +50,8 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
         "metrics",
         "Metrics for Prometheus: connections, users, channels, lines in and out, SendQ\n\
          disconnects, login failures and store write times, at http://ADDRESS/metrics\n\
-         (and /healthz, which answers \"ok\"). Off unless listen names an address.",
+         (and /healthz: \"ok\", or 503 naming the database or cluster bus that is down).\n\
+         Off unless listen names an address.",
     ),
     (
         "web",

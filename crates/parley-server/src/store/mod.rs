@@ -164,6 +164,10 @@ pub trait AccountStore: Send + Sync {
         time_ms: i64,
         keep: usize,
     ) -> Result<i64, StoreError>;
+    /// Whether the database answers now: the cheapest statement it has, on the connection
+    /// account lookups use (a dead PostgreSQL connection is replaced first, as any read's is).
+    /// `/healthz` asks at most every few seconds and caches the answer.
+    fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// What a lockout after failed logins holds: an account name or an address. Kept in the store

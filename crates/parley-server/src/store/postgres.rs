@@ -881,6 +881,12 @@ impl AccountStore for PostgresStore {
             Ok(stored)
         })
     }
+
+    /// `SELECT 1` through the connection thread: it answers only when the thread is free and
+    /// the server is reachable (a connection that died is replaced, as a read's is).
+    fn ping(&self) -> Result<(), StoreError> {
+        self.call_idempotent(|client| client.simple_query("SELECT 1").map(|_| ()).map_err(backend))
+    }
 }
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {

@@ -793,6 +793,14 @@ impl AccountStore for SqliteStore {
         transaction.commit().map_err(backend)?;
         Ok(stored)
     }
+
+    /// Reads the schema page, so a file that went away or a disk that fails shows.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.connection
+            .lock()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(backend)
+    }
 }
 
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {

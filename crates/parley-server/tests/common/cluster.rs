@@ -982,3 +982,16 @@ impl BinaryNode {
         self.signal("CONT");
     }
 }
+
+/// `nats-server`'s path, or `None` (after saying why; a failure with `PARLEY_REQUIRE_CLUSTER=1`)
+/// when it is not installed: for a test that runs it with a config of its own (no JetStream,
+/// say), which [`NatsServer`] does not make.
+pub fn nats_server_path() -> Option<PathBuf> {
+    match nats_server_binary() {
+        Some(path) => Some(path),
+        None => skip(
+            "nats-server is not installed",
+            "install it (apt-get install nats-server)",
+        ),
+    }
+}
