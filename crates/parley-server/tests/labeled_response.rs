@@ -422,10 +422,13 @@ async fn labeled_join_in_a_cluster_is_one_batch() {
     assert_eq!(inner.len(), 3, "{lines:#?}");
     assert!(inner[0].starts_with(":lena!") && inner[0].ends_with(" JOIN #both"));
     assert!(
-        inner[1].starts_with(":parley.local 353 lena = #both :"),
+        inner[1].starts_with(":n1.parley.local 353 lena = #both :"),
         "{lines:#?}"
     );
-    assert_eq!(inner[2], ":parley.local 366 lena #both :End of /NAMES list");
+    assert_eq!(
+        inner[2],
+        ":n1.parley.local 366 lena #both :End of /NAMES list"
+    );
     bob.expect(|l| l.starts_with(":lena!") && l.ends_with(" JOIN #both"))
         .await;
     let rest = bob.sync().await;

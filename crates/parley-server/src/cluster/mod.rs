@@ -20,6 +20,7 @@
 
 pub mod apply;
 pub mod event;
+pub mod identity;
 mod login;
 mod trust;
 
@@ -69,6 +70,17 @@ pub enum ClusterError {
              nats_nkey_seed_file, nats_creds_file) against nats-server's users (docs/cluster.md)"
     )]
     Login { url: String, reason: String },
+    #[error(
+        "another node is running as cluster node {node:?} (its server name: {server}): \
+         cluster.node_name must differ on every node; a node that crashed is free to restart \
+         under its name one lease (cluster.lease_secs) after its last renewal"
+    )]
+    NameTaken { node: String, server: String },
+    #[error(
+        "server.name {server:?} is the server name of live cluster node {node:?}: give each node \
+         its own server.name, or leave it out and each node takes <node_name>.parley.local"
+    )]
+    ServerNameTaken { server: String, node: String },
     #[error("JetStream at {url} refused {what}: {reason} (is nats-server running with -js, and do this node's NATS permissions allow it? see docs/cluster.md)")]
     JetStream {
         url: String,
@@ -129,6 +141,8 @@ pub struct Cluster {
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// This node's name claim and the other nodes' server names ([`identity`]).
+    identity: identity::Identity,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -356,6 +370,7 @@ impl Cluster {
             outage,
             own_beat: Mutex::new(None),
             server: std::sync::OnceLock::new(),
+            identity: identity::Identity::default(),
         }))
     }
 
@@ -596,9 +611,14 @@ impl Cluster {
         if node == self.node && incarnation == self.incarnation {
             return;
         }
-        self.peers
+        let new = self
+            .peers
             .lock()
-            .insert((node.to_string(), incarnation), Instant::now());
+            .insert((node.to_string(), incarnation), Instant::now())
+            .is_none();
+        if new {
+            self.identity.new_peer.notify_one();
+        }
     }
 }
 
@@ -635,6 +655,10 @@ pub async fn join(
         return Ok(());
     };
     let _ = cluster.server.set(Arc::downgrade(&shared));
+    // Before a word on the bus: a second process under a running node's name must not start.
+    cluster
+        .claim_name(shared.server_name(), identity::admin_lines(&shared))
+        .await?;
     let url = cluster.url.clone();
     let refused = |what: &str, reason: String| ClusterError::JetStream {
         url: url.clone(),
@@ -744,6 +768,7 @@ pub async fn join(
     tasks.spawn(publish_loop(shared.clone(), outbox));
     tasks.spawn(follow(shared.clone(), events, start));
     tasks.spawn(keep_lease(shared.clone()));
+    tasks.spawn(identity::keep_claim(shared.clone()));
     Ok(())
 }
 
