@@ -7,7 +7,16 @@ pub const RPL_YOURHOST: &str = "002";
 pub const RPL_CREATED: &str = "003";
 pub const RPL_MYINFO: &str = "004";
 pub const RPL_ISUPPORT: &str = "005";
+/// MAP's lines, its summary and its end: not in modern.ircdocs.horse; the numbers
+/// InspIRCd and UnrealIRCd use (defs.ircdocs.horse).
+pub const RPL_MAP: &str = "006";
+pub const RPL_MAPEND: &str = "007";
+pub const RPL_MAPUSERS: &str = "018";
 pub const RPL_UMODEIS: &str = "221";
+pub const RPL_ADMINME: &str = "256";
+pub const RPL_ADMINLOC1: &str = "257";
+pub const RPL_ADMINLOC2: &str = "258";
+pub const RPL_ADMINEMAIL: &str = "259";
 pub const RPL_LUSERCLIENT: &str = "251";
 pub const RPL_LUSEROP: &str = "252";
 pub const RPL_LUSERUNKNOWN: &str = "253";
@@ -145,7 +154,14 @@ pub const ALL: &[(&str, &str)] = &[
     ("RPL_CREATED", RPL_CREATED),
     ("RPL_MYINFO", RPL_MYINFO),
     ("RPL_ISUPPORT", RPL_ISUPPORT),
+    ("RPL_MAP", RPL_MAP),
+    ("RPL_MAPEND", RPL_MAPEND),
+    ("RPL_MAPUSERS", RPL_MAPUSERS),
     ("RPL_UMODEIS", RPL_UMODEIS),
+    ("RPL_ADMINME", RPL_ADMINME),
+    ("RPL_ADMINLOC1", RPL_ADMINLOC1),
+    ("RPL_ADMINLOC2", RPL_ADMINLOC2),
+    ("RPL_ADMINEMAIL", RPL_ADMINEMAIL),
     ("RPL_LUSERCLIENT", RPL_LUSERCLIENT),
     ("RPL_LUSEROP", RPL_LUSEROP),
     ("RPL_LUSERUNKNOWN", RPL_LUSERUNKNOWN),

@@ -157,7 +157,8 @@ fn shared_scram_secret(config: &Config) -> Result<accounts::ScramSecret, StartEr
 }
 
 /// Bind the configured listeners and start serving on the current tokio runtime.
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    config.derive_node_server_name();
     let plain = listener::bind_all(&parse_addrs(&config.listen.plain)?).await?;
     let tls_listeners = listener::bind_all(&parse_addrs(&config.listen.tls)?).await?;
     let metrics_listeners = listener::bind_all(&parse_addrs(&config.metrics.listen)?).await?;
@@ -512,6 +513,15 @@ impl Running {
     /// Ask every listener and connection to stop; clients get `ERROR :Server shutting down`.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Resolves when the server stopped itself (a cluster node whose name another process took
+    /// over), with the reason; the binary exits with it as an error.
+    pub async fn stopped_itself(&self) -> String {
+        self.shared.shutdown.cancelled().await;
+        cluster::of(&self.shared)
+            .and_then(|cluster| cluster.deposed())
+            .unwrap_or_else(|| "the server stopped".to_owned())
     }
 
     /// Wait until every listener and connection has finished, or `grace` has passed.

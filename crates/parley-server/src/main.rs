@@ -410,6 +410,7 @@ async fn wait_for_shutdown(running: &parley_server::Running) -> anyhow::Result<(
         tokio::select! {
             r = tokio::signal::ctrl_c() => return r.context("cannot listen for SIGINT"),
             _ = term.recv() => return Ok(()),
+            why = running.stopped_itself() => anyhow::bail!(why),
             _ = hangup.recv() => match running.reload() {
                 Ok(_) => info!("SIGHUP: configuration reloaded"),
                 Err(err) => error!(%err, "SIGHUP: configuration NOT reloaded; the old one stays in force"),

@@ -878,7 +878,7 @@ async fn channel_features_hold_across_a_cluster() {
     // The mute, set on node 0, holds on node 1.
     assert_eq!(
         ask(&mut bob, "PRIVMSG #x :hello?").await,
-        [":parley.local 404 bob #x :Cannot send to channel (you are muted)"]
+        [":n2.parley.local 404 bob #x :Cannot send to channel (you are muted)"]
     );
 
     // A STATUSMSG from node 0 reaches the operator on node 1, not the plain member.
@@ -908,7 +908,7 @@ async fn channel_features_hold_across_a_cluster() {
     bob.expect_next(":bob!~bob@127.0.0.1 PART #x :moving").await;
     bob.expect_next(":bob!~bob@127.0.0.1 JOIN #y").await;
     let names = bob.expect(|l| command_of(l) == "353").await;
-    assert_eq!(names, ":parley.local 353 bob = #y :@alice bob @carol");
+    assert_eq!(names, ":n2.parley.local 353 bob = #y :@alice bob @carol");
     // And node 1 knows the channel by its new name.
     bob.expect(|l| command_of(l) == "366").await;
     let modes = ask(&mut bob, "MODE #y +b").await;

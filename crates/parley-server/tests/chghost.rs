@@ -285,19 +285,19 @@ async fn chghost_crosses_the_cluster() {
         })
         .await;
     assert_eq!(carol.recv().await, ":alice!~al@cloak.example JOIN #c");
-    assert_eq!(carol.recv().await, ":parley.local MODE #c +o alice");
+    assert_eq!(carol.recv().await, ":n2.parley.local MODE #c +o alice");
     // The other node keeps the new mask.
     carol.send("WHOIS alice").await;
     assert_eq!(
         carol.expect_numeric("311").await,
-        ":parley.local 311 carol alice ~al cloak.example * :Test alice"
+        ":n2.parley.local 311 carol alice ~al cloak.example * :Test alice"
     );
     // A user of the other node: only its own node may announce it, so that node makes the
     // change on request; everyone hears it as from a local change.
     root.send("CHGHOST bob ~b b.example").await;
     assert_eq!(
         root.sync().await,
-        [":parley.local NOTICE root :Changed the mask of bob to ~b@b.example"]
+        [":n1.parley.local NOTICE root :Changed the mask of bob to ~b@b.example"]
     );
     let expected = ":bob!~bob@127.0.0.1 CHGHOST ~b b.example";
     alice.expect_within(CONVERGE, |l| l == expected).await;
@@ -309,7 +309,7 @@ async fn chghost_crosses_the_cluster() {
     root.send("WHOIS bob").await;
     assert_eq!(
         root.expect_numeric("311").await,
-        ":parley.local 311 root bob ~b b.example * :Test bob"
+        ":n1.parley.local 311 root bob ~b b.example * :Test bob"
     );
 }
 

@@ -119,9 +119,9 @@ async fn links_lists_the_cluster_nodes_heard_from() {
     assert_eq!(
         alice.sync().await,
         [
-            ":parley.local 364 alice * parley.local :0 Parley (Parley)",
-            ":parley.local 364 alice * n2 :1 Parley (Parley cluster node)",
-            ":parley.local 365 alice * :End of /LINKS list",
+            ":n1.parley.local 364 alice * n1.parley.local :0 Parley (Parley)",
+            ":n1.parley.local 364 alice * n2.parley.local :1 Parley (Parley cluster node n2)",
+            ":n1.parley.local 365 alice * :End of /LINKS list",
         ]
     );
 }

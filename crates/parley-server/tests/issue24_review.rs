@@ -473,7 +473,7 @@ async fn a_node_cannot_send_the_new_events_about_another_nodes_user() {
     assert!(
         whois
             .iter()
-            .any(|l| l == ":parley.local 311 bob alice ~alice 127.0.0.1 * :Test alice"),
+            .any(|l| l == ":n2.parley.local 311 bob alice ~alice 127.0.0.1 * :Test alice"),
         "{whois:#?}"
     );
     assert_eq!(

@@ -47,13 +47,15 @@ fn untagged(line: &str) -> &str {
 fn labeled_batch(lines: &[String], label: &str) -> Vec<String> {
     let first = lines.first().expect("a batch start");
     assert_eq!(tag(first, "label"), Some(label), "{lines:#?}");
-    let id = untagged(first)
-        .strip_prefix(":parley.local BATCH +")
-        .and_then(|r| r.strip_suffix(" labeled-response"))
+    // From the server the client is on (a cluster node has a name of its own).
+    let (server, id) = untagged(first)
+        .split_once(" BATCH +")
+        .and_then(|(server, r)| Some((server, r.strip_suffix(" labeled-response")?)))
+        .filter(|(server, _)| server.ends_with("parley.local"))
         .unwrap_or_else(|| panic!("not a labeled-response batch start: {lines:#?}"));
     assert_eq!(
         lines.last().map(String::as_str),
-        Some(format!(":parley.local BATCH -{id}").as_str()),
+        Some(format!("{server} BATCH -{id}").as_str()),
         "{lines:#?}"
     );
     let inner = &lines[1..lines.len() - 1];
@@ -422,10 +424,13 @@ async fn labeled_join_in_a_cluster_is_one_batch() {
     assert_eq!(inner.len(), 3, "{lines:#?}");
     assert!(inner[0].starts_with(":lena!") && inner[0].ends_with(" JOIN #both"));
     assert!(
-        inner[1].starts_with(":parley.local 353 lena = #both :"),
+        inner[1].starts_with(":n1.parley.local 353 lena = #both :"),
         "{lines:#?}"
     );
-    assert_eq!(inner[2], ":parley.local 366 lena #both :End of /NAMES list");
+    assert_eq!(
+        inner[2],
+        ":n1.parley.local 366 lena #both :End of /NAMES list"
+    );
     bob.expect(|l| l.starts_with(":lena!") && l.ends_with(" JOIN #both"))
         .await;
     let rest = bob.sync().await;
@@ -499,7 +504,7 @@ async fn a_message_to_an_away_user_in_a_cluster_is_one_labeled_batch() {
         inner,
         [
             ":meg!~meg@127.0.0.1 PRIVMSG bob :are you there",
-            ":parley.local 301 meg bob :lunch"
+            ":n1.parley.local 301 meg bob :lunch"
         ],
         "{lines:#?}"
     );
@@ -615,7 +620,7 @@ async fn a_message_to_yourself_in_a_cluster_is_delivered_once_and_echoed_once() 
         lines.push(pam.expect(|l| l == memo).await);
     }
     lines.sort();
-    assert_eq!(lines, [memo, "@label=k7 :parley.local ACK"]);
+    assert_eq!(lines, [memo, "@label=k7 :n1.parley.local ACK"]);
     assert_eq!(sam.sync().await, Vec::<String>::new(), "nothing after it");
     assert_eq!(pam.sync().await, Vec::<String>::new(), "nothing after it");
 }

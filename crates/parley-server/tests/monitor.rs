@@ -282,17 +282,17 @@ async fn users_on_other_nodes_are_monitored_too() {
     let mut bob = cluster.client(1, "bob").await;
     alice
         .expect_within(CONVERGE, |l| {
-            l == format!(":parley.local 730 * :{}", src("bob"))
+            l == format!(":n1.parley.local 730 * :{}", src("bob"))
         })
         .await;
     bob.send("NICK robert").await;
     bob.sync().await;
     alice
-        .expect_within(CONVERGE, |l| l == ":parley.local 731 * :bob")
+        .expect_within(CONVERGE, |l| l == ":n1.parley.local 731 * :bob")
         .await;
     alice
         .expect_within(CONVERGE, |l| {
-            l == ":parley.local 730 * :robert!~bob@127.0.0.1"
+            l == ":n1.parley.local 730 * :robert!~bob@127.0.0.1"
         })
         .await;
     // And the status of a remote user is known here.
@@ -301,14 +301,14 @@ async fn users_on_other_nodes_are_monitored_too() {
     assert_eq!(
         status,
         [
-            ":parley.local 730 alice :robert!~bob@127.0.0.1",
-            ":parley.local 731 alice :bob"
+            ":n1.parley.local 730 alice :robert!~bob@127.0.0.1",
+            ":n1.parley.local 731 alice :bob"
         ]
     );
     bob.send("QUIT").await;
     bob.expect_closed().await;
     alice
-        .expect_within(CONVERGE, |l| l == ":parley.local 731 * :robert")
+        .expect_within(CONVERGE, |l| l == ":n1.parley.local 731 * :robert")
         .await;
 }
 

@@ -272,16 +272,16 @@ async fn another_nodes_users_appear_the_same() {
     assert_eq!(
         lines,
         [
-            ":parley.local 354 here 9 * ~there 255.255.255.255 127.0.0.1 parley.local there H 0 0 0 :Test there",
-            ":parley.local 315 here there :End of WHO list",
+            ":n1.parley.local 354 here 9 * ~there 255.255.255.255 127.0.0.1 n2.parley.local there H 0 0 0 :Test there",
+            ":n1.parley.local 315 here there :End of WHO list",
         ]
     );
     here.send("WHO there").await;
     assert_eq!(
         here.sync().await,
         [
-            ":parley.local 352 here * ~there 127.0.0.1 parley.local there H :0 Test there",
-            ":parley.local 315 here there :End of WHO list",
+            ":n1.parley.local 352 here * ~there 127.0.0.1 n2.parley.local there H :0 Test there",
+            ":n1.parley.local 315 here there :End of WHO list",
         ]
     );
 }

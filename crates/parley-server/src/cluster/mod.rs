@@ -23,6 +23,7 @@ mod claims;
 mod diagnose;
 pub mod event;
 mod lease;
+pub mod identity;
 mod login;
 mod seen;
 pub mod observe;
@@ -92,6 +93,17 @@ pub enum ClusterError {
              nats_nkey_seed_file, nats_creds_file) against nats-server's users (docs/cluster.md)"
     )]
     Login { url: String, reason: String },
+    #[error(
+        "another node is running as cluster node {node:?} (its server name: {server}): \
+         cluster.node_name must differ on every node; a node that crashed is free to restart \
+         under its name one lease (cluster.lease_secs) after its last renewal"
+    )]
+    NameTaken { node: String, server: String },
+    #[error(
+        "server.name {server:?} is the server name of live cluster node {node:?}: give each node \
+         its own server.name, or leave it out and each node takes <node_name>.parley.local"
+    )]
+    ServerNameTaken { server: String, node: String },
     #[error(
         "JetStream at {url} refused {what}: {reason} (do this node's NATS permissions allow \
          the JetStream API for prefix cluster.prefix, and has its account JetStream? see \
@@ -167,6 +179,8 @@ pub struct Cluster {
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Private messages to other nodes' users not yet known to have arrived (`undelivered.rs`).
     pub undelivered: undelivered::Undelivered,
+    /// This node's name claim and the other nodes' server names ([`identity`]).
+    identity: identity::Identity,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -401,6 +415,7 @@ impl Cluster {
             last_from: Mutex::new(HashMap::new()),
             server: std::sync::OnceLock::new(),
             undelivered: undelivered::Undelivered::default(),
+            identity: identity::Identity::default(),
         }))
     }
 
@@ -658,9 +673,14 @@ impl Cluster {
         if node == self.node && incarnation == self.incarnation {
             return;
         }
-        self.peers
+        let new = self
+            .peers
             .lock()
-            .insert((node.to_string(), incarnation), Instant::now());
+            .insert((node.to_string(), incarnation), Instant::now())
+            .is_none();
+        if new {
+            self.identity.new_peer.notify_one();
+        }
     }
 }
 
@@ -697,6 +717,10 @@ pub async fn join(
         return Ok(());
     };
     let _ = cluster.server.set(Arc::downgrade(&shared));
+    // Before a word on the bus: a second process under a running node's name must not start.
+    cluster
+        .claim_name(shared.server_name(), identity::admin_lines(&shared))
+        .await?;
     let url = cluster.url.clone();
     let refused = |what: &str, reason: String| ClusterError::JetStream {
         url: url.clone(),
@@ -807,6 +831,7 @@ pub async fn join(
     tasks.spawn(publish_loop(shared.clone(), outbox));
     tasks.spawn(follow(shared.clone(), events, start));
     tasks.spawn(keep_lease(shared.clone()));
+    tasks.spawn(identity::keep_claim(shared.clone()));
     Ok(())
 }
 

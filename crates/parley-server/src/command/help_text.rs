@@ -31,7 +31,7 @@ pub const USERCMDS: Topic = Topic {
         "Channels: MODE RENAME",
         "People: WHO WHOIS WHOWAS ISON USERHOST MONITOR AWAY SETNAME",
         "Accounts and history: SESSION OWNER CHATHISTORY MARKREAD",
-        "The server: LUSERS VERSION TIME MOTD INFO LINKS HELP HELPOP",
+        "The server: LUSERS VERSION TIME MOTD INFO ADMIN LINKS MAP HELP HELPOP",
         "Send HELP <command> for any of them.",
     ],
 };
@@ -48,6 +48,13 @@ pub const OPERCMDS: Topic = Topic {
 
 /// One topic per command `dispatch` accepts, alphabetical.
 pub const COMMANDS: &[Topic] = &[
+    Topic {
+        subject: "ADMIN",
+        lines: &[
+            "ADMIN [<server or nick>]",
+            "Shows where a server of this network is and how to reach its administrators.",
+        ],
+    },
     Topic {
         subject: "AUTHENTICATE",
         lines: &[
@@ -179,8 +186,8 @@ pub const COMMANDS: &[Topic] = &[
         subject: "LINKS",
         lines: &[
             "LINKS",
-            "Lists the servers of this network: this one, and in a cluster the nodes it",
-            "hears from.",
+            "Lists the servers of this network: this one, and in a cluster the other nodes it",
+            "hears from, each under its own server name.",
         ],
     },
     Topic {
@@ -196,6 +203,13 @@ pub const COMMANDS: &[Topic] = &[
         lines: &[
             "LUSERS",
             "Shows how many people, operators and channels there are.",
+        ],
+    },
+    Topic {
+        subject: "MAP",
+        lines: &[
+            "MAP",
+            "Shows the servers of this network with how many people are on each.",
         ],
     },
     Topic {

@@ -115,6 +115,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "INFO" => about::info(ctx, msg),
         "HELP" | "HELPOP" => help::help(ctx, msg),
         "LINKS" => links::links(ctx, msg),
+        "MAP" => links::map(ctx, msg),
+        "ADMIN" => info::admin(ctx, msg),
         _ => Err(Reply::new(
             numeric::ERR_UNKNOWNCOMMAND,
             &[&verb],

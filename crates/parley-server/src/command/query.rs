@@ -45,7 +45,7 @@ fn who_row(ctx: &Ctx<'_>, channel: &str, user: &User, status: Option<MemberStatu
             channel,
             &user.username,
             &user.host,
-            ctx.shared.server_name(),
+            &crate::cluster::identity::server_of(ctx.shared, user.remote.as_deref()),
             &user.nick,
             &flags,
         ],
@@ -176,7 +176,10 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     }
     ctx.numeric(
         numeric::RPL_WHOISSERVER,
-        &[nick, ctx.shared.server_name()],
+        &[
+            nick,
+            &crate::cluster::identity::server_of(ctx.shared, user.remote.as_deref()),
+        ],
         Some(&ctx.shared.config.server.network),
     );
     if let Some(away) = &user.away {

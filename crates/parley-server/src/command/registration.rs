@@ -228,6 +228,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         world.counts.registered += usize::from(newly);
         let count = world.registered_count();
         world.max_registered = world.max_registered.max(count);
+        world.max_local = world
+            .max_local
+            .max(count.saturating_sub(world.remote.len()));
         if newly {
             world.monitor_online(ctx.shared.server_name(), &ctx.session.nick, &source);
         }

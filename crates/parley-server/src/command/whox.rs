@@ -64,7 +64,7 @@ pub fn row(
             'u' => user.username.clone(),
             'i' => address(user, sees_addresses || user.id == ctx.session.id),
             'h' => user.host.clone(),
-            's' => ctx.shared.server_name().to_owned(),
+            's' => crate::cluster::identity::server_of(ctx.shared, user.remote.as_deref()),
             'n' => user.nick.clone(),
             'f' => who_flags(ctx, user, status),
             // Every user is on this server, or on a node of the same network: no hops.

@@ -72,6 +72,18 @@ impl Config {
                 ),
             ));
         }
+        for (key, text) in [
+            ("server.admin_location", &server.admin_location),
+            ("server.admin_email", &server.admin_email),
+        ] {
+            // Sent as one reply line: a line break would end it and start a forged one.
+            if text.chars().any(char::is_control) || text.len() > 200 {
+                return Err(Invalid::new(
+                    key,
+                    "use one line of at most 200 characters, without control characters".to_owned(),
+                ));
+            }
+        }
         let channel = &server.default_channel;
         if !channel.is_empty() {
             let well_formed = channel.len() >= 2

@@ -69,3 +69,48 @@ impl Default for ClusterConfig {
         }
     }
 }
+
+impl super::Config {
+    /// In a cluster every node needs a server name of its own: users see it as the source of
+    /// the node's replies, and LINKS, MAP and WHOIS tell the nodes apart by it. A name left at
+    /// the default becomes `<node_name>.parley.local`, unique because node names are; a name
+    /// set by hand is kept (the node refuses to start if a live node already uses it). Applied
+    /// at start and on every reload alike, so a reload sees no change to restart for.
+    pub fn derive_node_server_name(&mut self) {
+        let default = super::ServerConfig::default().name;
+        if self.cluster.enabled && !self.cluster.node_name.is_empty() && self.server.name == default
+        {
+            self.server.name = format!("{}.{default}", self.cluster.node_name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    #[test]
+    fn a_cluster_node_left_at_the_default_name_gets_its_own() {
+        let mut config = Config::default();
+        config.derive_node_server_name();
+        assert_eq!(
+            config.server.name, "parley.local",
+            "a single server keeps it"
+        );
+        config.cluster.enabled = true;
+        config.cluster.node_name = "n2".into();
+        config.derive_node_server_name();
+        assert_eq!(config.server.name, "n2.parley.local");
+        config.derive_node_server_name();
+        assert_eq!(
+            config.server.name, "n2.parley.local",
+            "applied twice, the same"
+        );
+        config.server.name = "irc.example.org".into();
+        config.derive_node_server_name();
+        assert_eq!(
+            config.server.name, "irc.example.org",
+            "a name set by hand stays"
+        );
+    }
+}

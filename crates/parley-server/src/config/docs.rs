@@ -75,12 +75,26 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "server",
         "name",
         "The server's own name, shown as the source of its replies. Letters, digits,\n\
-         '.', '-' and '_' only (like a hostname).",
+         '.', '-' and '_' only (like a hostname). In a cluster each node needs its own: left at\n\
+         \"parley.local\", a node takes \"<cluster.node_name>.parley.local\", and a node whose\n\
+         server.name a live node already uses refuses to start.",
     ),
     (
         "server",
         "network",
         "The network name clients show for this server (NETWORK= in RPL_ISUPPORT). No spaces.",
+    ),
+    (
+        "server",
+        "admin_location",
+        "Where this server is and who runs it, one line, shown by ADMIN (RPL_ADMINLOC1);\n\
+         \"\" says the network's name.",
+    ),
+    (
+        "server",
+        "admin_email",
+        "How to reach this server's administrators, one line, shown by ADMIN (RPL_ADMINEMAIL);\n\
+         \"\" says none is set.",
     ),
     (
         "server",

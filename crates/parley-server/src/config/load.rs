@@ -92,6 +92,7 @@ impl Config {
             }
         }
         config.server.data_dir = crate::data_dir::absolute(&config.server.data_dir);
+        config.derive_node_server_name();
         Ok(config)
     }
 }

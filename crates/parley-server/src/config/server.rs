@@ -14,6 +14,10 @@ pub struct ServerConfig {
     pub name: String,
     /// The network name announced in `RPL_ISUPPORT` (`NETWORK=`).
     pub network: String,
+    /// Where the server is and who runs it, for `ADMIN` (257); empty says the network's name.
+    pub admin_location: String,
+    /// How to reach the server's administrators, for `ADMIN` (259); empty says none is set.
+    pub admin_email: String,
     /// The message of the day; may span several lines.
     pub motd: String,
     /// Channel new clients are joined to after registration; empty turns that off.
@@ -34,6 +38,8 @@ impl Default for ServerConfig {
         Self {
             name: "parley.local".to_owned(),
             network: "Parley".to_owned(),
+            admin_location: String::new(),
+            admin_email: String::new(),
             motd: "Welcome to Parley, a small and friendly IRC server.\n\
                    Everyone meets in #lobby: say hello there, and be kind.\n"
                 .to_owned(),

@@ -114,6 +114,9 @@ pub struct World {
     pub whowas: VecDeque<WhowasEntry>,
     /// The most users registered at once since start (LUSERS 265/266).
     pub max_registered: usize,
+    /// The most of this server's own users registered at once since start (LUSERS 265); in a
+    /// cluster, `max_registered` counts the whole network's.
+    pub max_local: usize,
     /// Users on other cluster nodes: cluster-wide id -> local id.
     pub remote: HashMap<String, ClientId>,
     /// Who MONITORs which nick (see `monitor.rs`).

@@ -703,7 +703,7 @@ impl Cluster {
     /// The whole config of a binary node in the file: `Config::load` checks the file on its own,
     /// before environment overrides, and rejects `[cluster] enabled` or `store = "postgres"`
     /// without the database's URL beside them.
-    fn write_binary_config(&self, dir: &Path, port: u16, name: &str) -> PathBuf {
+    pub fn write_binary_config(&self, dir: &Path, port: u16, name: &str) -> PathBuf {
         let path = dir.join("parley.toml");
         let text = format!(
             "[server]\ndata_dir = {data_dir:?}\ndefault_channel = \"\"\n\
