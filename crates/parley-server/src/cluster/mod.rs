@@ -20,6 +20,7 @@
 
 pub mod apply;
 pub mod event;
+mod leave;
 mod login;
 mod trust;
 
@@ -129,6 +130,8 @@ pub struct Cluster {
     /// The server this node serves, set by [`join`]: a stored message is published from the
     /// history writer, which holds no reference to it.
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// The clean stop: when the bus tasks end, and which other nodes' lives left.
+    leave: leave::Leave,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -356,6 +359,7 @@ impl Cluster {
             outage,
             own_beat: Mutex::new(None),
             server: std::sync::OnceLock::new(),
+            leave: leave::Leave::default(),
         }))
     }
 
@@ -456,9 +460,18 @@ impl Cluster {
     /// drop is counted every time but logged once per run of drops, so an outage cannot fill
     /// the log one line per event.
     fn queue(&self, outgoing: Outgoing) -> bool {
-        if self.outbox.try_send(outgoing).is_ok() {
-            self.dropping.store(false, Ordering::Relaxed);
-            return true;
+        match self.outbox.try_send(outgoing) {
+            Ok(()) => {
+                self.dropping.store(false, Ordering::Relaxed);
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // This node has left the cluster (the leave logged what it could not publish):
+                // not a full outbox, so nothing to warn about.
+                crate::metrics::record_cluster_dropped();
+                return false;
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {}
         }
         crate::metrics::record_cluster_dropped();
         if !self.dropping.swap(true, Ordering::Relaxed) {
@@ -594,6 +607,10 @@ impl Cluster {
 
     fn heard(&self, node: &str, incarnation: u64) {
         if node == self.node && incarnation == self.incarnation {
+            return;
+        }
+        if self.leave.has_left(node, incarnation) {
+            // A heartbeat sent just before its leave: the leave stands.
             return;
         }
         self.peers
@@ -742,6 +759,7 @@ pub async fn join(
         return Ok(());
     };
     tasks.spawn(publish_loop(shared.clone(), outbox));
+    tasks.spawn(leave::on_shutdown(shared.clone()));
     tasks.spawn(follow(shared.clone(), events, start));
     tasks.spawn(keep_lease(shared.clone()));
     Ok(())
@@ -775,7 +793,12 @@ async fn answer_sync(shared: Arc<Shared>, mut requests: async_nats::Subscriber) 
 }
 
 async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscriber) {
-    while let Some(beat) = beats.next().await {
+    loop {
+        let beat = tokio::select! {
+            beat = beats.next() => beat,
+            _ = cluster.leave.stopped() => return,
+        };
+        let Some(beat) = beat else { return };
         let Ok(text) = std::str::from_utf8(&beat.payload) else {
             continue;
         };
@@ -799,18 +822,33 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
 }
 
 /// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
-/// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally.
+/// its id) until the bus takes it; meanwhile [`Cluster::publish`] delivers locally. At a clean
+/// stop it empties the outbox and ends (see `leave`), saying how many events it still held.
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
     let Some(cluster) = of(&shared).cloned() else {
         return;
     };
-    let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
     let mut retry: VecDeque<Outgoing> = VecDeque::new();
+    tokio::select! {
+        _ = publish_all(&shared, &cluster, &mut outbox, &mut retry) => {}
+        _ = cluster.leave.stopped() => {}
+    }
+    cluster.leave.publisher_ended(retry.len() + outbox.len());
+}
+
+async fn publish_all(
+    shared: &Shared,
+    cluster: &Arc<Cluster>,
+    outbox: &mut mpsc::Receiver<Outgoing>,
+    retry: &mut VecDeque<Outgoing>,
+) {
+    let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
     loop {
         if retry.is_empty() {
             let next = tokio::select! {
                 next = outbox.recv() => next,
-                _ = shared.shutdown.cancelled() => None,
+                // Leaving: whatever is queued still goes, then the publisher ends.
+                _ = cluster.leave.draining() => outbox.try_recv().ok(),
             };
             let Some(next) = next else { return };
             retry.push_back(next);
@@ -863,8 +901,8 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
                 if let Some(local) = local {
                     if let Ok(envelope) = serde_json::from_slice::<Envelope>(&item.payload) {
                         apply::apply(
-                            &shared,
-                            &cluster,
+                            shared,
+                            cluster,
                             envelope,
                             Some(local),
                             &mut HeldWakes::default(),
@@ -872,10 +910,8 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
                     }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shared.shutdown.cancelled() => return,
-            }
+            // Also while leaving: the leave's own deadline ends this (through `stopped`).
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }
@@ -920,7 +956,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
         'stream: loop {
             let first = tokio::select! {
                 message = messages.next() => message,
-                _ = shared.shutdown.cancelled() => return,
+                _ = cluster.leave.stopped() => return,
             };
             // Everything already here is applied as one batch, and each local recipient's
             // writer is woken once for it: one write carries many lines.
@@ -1011,6 +1047,9 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             .lock()
             .retain(|(n, inc), _| !(n == node && (*incarnation == 0 || inc == incarnation)));
     }
+    if leave::is_leave(&envelope) {
+        cluster.leave.departed(&envelope.node, envelope.incarnation);
+    }
     if let Event::UserUp { user } = &envelope.event {
         if let Some((node, inc)) = event::uid_origin(&user.uid) {
             cluster.heard(node, inc);
@@ -1019,10 +1058,15 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
     apply::apply(shared, cluster, envelope, None, held);
 }
 
+/// Sleep for `pause`; true if the node's bus tasks must end meanwhile (which is only once a
+/// clean stop has said goodbye, not at the shutdown signal: see `leave`).
 async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
+    let Some(cluster) = of(shared) else {
+        return true;
+    };
     tokio::select! {
         _ = tokio::time::sleep(pause) => false,
-        _ = shared.shutdown.cancelled() => true,
+        _ = cluster.leave.stopped() => true,
     }
 }
 
@@ -1046,6 +1090,10 @@ async fn keep_lease(shared: Arc<Shared>) {
             .await
         {
             tracing::debug!(%err, "heartbeat not sent");
+            continue;
+        }
+        if shared.shutdown.is_cancelled() {
+            // Leaving: beat on until the leave is out, but judge nobody any more.
             continue;
         }
         let stable = cluster
