@@ -19,6 +19,7 @@
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
 pub mod apply;
+mod compat;
 pub mod event;
 mod leave;
 mod login;
@@ -132,6 +133,8 @@ pub struct Cluster {
     server: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// The clean stop: when the bus tasks end, and which other nodes' lives left.
     leave: leave::Leave,
+    /// Kinds of events this version could not read, logged once each.
+    unreadable: compat::Unreadable,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -360,6 +363,7 @@ impl Cluster {
             own_beat: Mutex::new(None),
             server: std::sync::OnceLock::new(),
             leave: leave::Leave::default(),
+            unreadable: compat::Unreadable::default(),
         }))
     }
 
@@ -979,7 +983,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                         cluster.refuse(last_token(&current.subject), "an event in another's name")
                     }
                     Ok(envelope) => receive(&shared, &cluster, envelope, &mut held),
-                    Err(err) => tracing::warn!(%err, "unreadable cluster event; skipped"),
+                    Err(err) => cluster.unreadable.skip(&current.payload, &err),
                 }
                 match messages.next().now_or_never() {
                     Some(more) => message = more,
