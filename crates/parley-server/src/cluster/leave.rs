@@ -1,7 +1,7 @@
 //! A clean stop: the node leaves the cluster rather than vanishing from it.
 //!
 //! On shutdown the listeners close and every connection ends with its QUIT published as usual;
-//! then this node releases its nick claims, publishes one last `NodeDown` naming its own life
+//! then this node releases its users' nick claims, publishes one last `NodeDown` naming its own life
 //! (which every version already takes as final: a node may always say it is gone), empties its
 //! outbox into the stream within a bound, and only then stops its bus tasks. Its heartbeats go
 //! on until then, so nobody takes it for dead halfway. A crash has none of this: the lease
@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Envelope, Event};
-use super::{of, Cluster, Outgoing};
+use super::{nick_key, of, Cluster, Outgoing};
 use crate::server::Shared;
 
 /// The leave, from the signal to the bus tasks' end (then at most two [`FLUSH_WAIT`]s): well
@@ -30,6 +31,8 @@ const LEAVE_BUDGET: Duration = Duration::from_secs(3);
 const USERS_WAIT: Duration = Duration::from_millis(1500);
 /// Most time spent giving back this node's nick claims before the leave is published.
 const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// Nick claims given back concurrently (each is a round trip to the bucket).
+const RELEASES_AT_ONCE: usize = 32;
 /// How long the bus client gets to send what it buffered once the bus tasks stopped.
 const FLUSH_WAIT: Duration = Duration::from_millis(300);
 /// Lives of other nodes remembered as left: a heartbeat in flight arrives within moments of the
@@ -107,10 +110,11 @@ pub(super) async fn on_shutdown(shared: Arc<Shared>) {
     shared.shutdown.cancelled().await;
     let begun = Instant::now();
     let deadline = begun + LEAVE_BUDGET;
+    let claims = own_claims(&shared, &cluster);
     let stragglers = local_users_gone(&shared, begun + USERS_WAIT).await;
     let _ = tokio::time::timeout_at(
         deadline.min(Instant::now() + RELEASE_WAIT),
-        cluster.release_node(&cluster.node, Some(cluster.incarnation), None),
+        release(&cluster, claims),
     )
     .await;
     let announced = publish_leave(&cluster);
@@ -139,6 +143,37 @@ pub(super) async fn on_shutdown(shared: Arc<Shared>) {
              hear of when this node's lease runs out"
         );
     }
+}
+
+/// The nick claims this node's connections may hold, taken at the signal (the listeners are
+/// closed, so no new one comes): as bucket keys, with the uid that holds each.
+fn own_claims(shared: &Shared, cluster: &Cluster) -> Vec<(String, String)> {
+    shared
+        .world
+        .lock()
+        .users
+        .values()
+        .filter(|u| u.remote.is_none() && !u.nick.is_empty())
+        .map(|u| {
+            (
+                nick_key(&parley_proto::casefold(&u.nick)),
+                cluster.uid_of(u.id),
+            )
+        })
+        .collect()
+}
+
+/// Give back `claims` still held by their uid, a few at a time. Each connection's end releases
+/// its own too, in a task of its own the process may end before it runs: this one is awaited.
+/// (Listing the whole bucket, as for a dead node, can stall for a second on an idle bucket.)
+async fn release(cluster: &Cluster, claims: Vec<(String, String)>) {
+    futures_util::stream::iter(claims)
+        .for_each_concurrent(RELEASES_AT_ONCE, |(key, uid)| async move {
+            cluster
+                .release_if_held(&key, |holder| holder == uid.as_bytes())
+                .await;
+        })
+        .await;
 }
 
 /// Wait until this node has no connection left (each one's QUIT is published as it ends), at
