@@ -1,12 +1,12 @@
 //! A clean stop: the node leaves the cluster rather than vanishing from it.
 //!
 //! On shutdown the listeners close and every connection ends with its QUIT published as usual;
-//! then this node releases its users' nick claims, publishes one last `NodeDown` naming its own life
-//! (which every version already takes as final: a node may always say it is gone), empties its
-//! outbox into the stream within a bound, and only then stops its bus tasks. Its heartbeats go
-//! on until then, so nobody takes it for dead halfway. A crash has none of this: the lease
-//! covers it. The other side keeps the lives that left, so a heartbeat still in flight when the
-//! leave arrives cannot bring one back for a later "lost" QUIT.
+//! then this node releases its users' nick claims, publishes one last `NodeDown` naming its own
+//! life (which every version already takes as final: a node may always say it is gone),
+//! empties its outbox into the stream within a bound, and only then stops its bus tasks. Its
+//! heartbeats go on until then, so nobody takes it for dead halfway. A crash has none of this:
+//! the lease covers it. The other side keeps the lives that left, so a heartbeat still in
+//! flight when the leave arrives cannot bring one back for a later "lost" QUIT.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +97,7 @@ impl Leave {
 
 /// Whether an event is a node's word that its own current life is over: a clean leave.
 pub(super) fn is_leave(envelope: &Envelope) -> bool {
-    matches!(&envelope.event, Event::NodeDown { node, incarnation }
+    matches!(&envelope.event, Event::NodeDown { node, incarnation, .. }
         if *node == envelope.node && *incarnation == envelope.incarnation)
 }
 
