@@ -511,6 +511,8 @@ impl Running {
     }
 
     /// Ask every listener and connection to stop; clients get `ERROR :Server shutting down`.
+    /// A cluster node then leaves the cluster (its QUITs and a last word on the bus) before its
+    /// tasks end, so [`Running::wait`] covers the leave too.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
     }

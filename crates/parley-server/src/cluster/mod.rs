@@ -24,6 +24,8 @@ mod diagnose;
 pub mod event;
 mod lease;
 pub mod identity;
+mod compat;
+mod leave;
 mod login;
 mod seen;
 pub mod observe;
@@ -181,6 +183,10 @@ pub struct Cluster {
     pub undelivered: undelivered::Undelivered,
     /// This node's name claim and the other nodes' server names ([`identity`]).
     identity: identity::Identity,
+    /// The clean stop: when the bus tasks end, and which other nodes' lives left.
+    leave: leave::Leave,
+    /// Kinds of events this version could not read, logged once each.
+    unreadable: compat::Unreadable,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -416,6 +422,8 @@ impl Cluster {
             server: std::sync::OnceLock::new(),
             undelivered: undelivered::Undelivered::default(),
             identity: identity::Identity::default(),
+            leave: leave::Leave::default(),
+            unreadable: compat::Unreadable::default(),
         }))
     }
 
@@ -523,9 +531,18 @@ impl Cluster {
     /// drop is counted every time but logged once per run of drops, so an outage cannot fill
     /// the log one line per event.
     fn queue(&self, outgoing: Outgoing) -> bool {
-        if self.outbox.try_send(outgoing).is_ok() {
-            self.dropping.store(false, Ordering::Relaxed);
-            return true;
+        match self.outbox.try_send(outgoing) {
+            Ok(()) => {
+                self.dropping.store(false, Ordering::Relaxed);
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // This node has left the cluster (the leave logged what it could not publish):
+                // not a full outbox, so nothing to warn about.
+                crate::metrics::record_cluster_dropped();
+                return false;
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {}
         }
         crate::metrics::record_cluster_dropped();
         if !self.dropping.swap(true, Ordering::Relaxed) {
@@ -671,6 +688,10 @@ impl Cluster {
 
     fn heard(&self, node: &str, incarnation: u64) {
         if node == self.node && incarnation == self.incarnation {
+            return;
+        }
+        if self.leave.has_left(node, incarnation) {
+            // A heartbeat sent just before its leave: the leave stands.
             return;
         }
         let new = self
@@ -829,6 +850,7 @@ pub async fn join(
         return Ok(());
     };
     tasks.spawn(publish_loop(shared.clone(), outbox));
+    tasks.spawn(leave::on_shutdown(shared.clone()));
     tasks.spawn(follow(shared.clone(), events, start));
     tasks.spawn(keep_lease(shared.clone()));
     tasks.spawn(identity::keep_claim(shared.clone()));
@@ -863,7 +885,12 @@ async fn answer_sync(shared: Arc<Shared>, mut requests: async_nats::Subscriber) 
 }
 
 async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscriber) {
-    while let Some(beat) = beats.next().await {
+    loop {
+        let beat = tokio::select! {
+            beat = beats.next() => beat,
+            _ = cluster.leave.stopped() => return,
+        };
+        let Some(beat) = beat else { return };
         let Ok(text) = std::str::from_utf8(&beat.payload) else {
             continue;
         };
@@ -890,17 +917,32 @@ async fn hear_heartbeats(cluster: Arc<Cluster>, mut beats: async_nats::Subscribe
 /// Publish the outbox in order. A failed publish is retried (the stream drops a duplicate by
 /// its id within its window, and [`seen`] after that) until the bus takes it; the events wait
 /// meanwhile, undelivered here too, so that every node delivers them in the stream's order.
+/// At a clean stop it empties the outbox and ends (see `leave`), saying how many events it
+/// still held.
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>) {
     let Some(cluster) = of(&shared).cloned() else {
         return;
     };
-    let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
     let mut retry: VecDeque<Outgoing> = VecDeque::new();
+    tokio::select! {
+        _ = publish_all(&cluster, &mut outbox, &mut retry) => {}
+        _ = cluster.leave.stopped() => {}
+    }
+    cluster.leave.publisher_ended(retry.len() + outbox.len());
+}
+
+async fn publish_all(
+    cluster: &Arc<Cluster>,
+    outbox: &mut mpsc::Receiver<Outgoing>,
+    retry: &mut VecDeque<Outgoing>,
+) {
+    let subject = subject(&cluster.prefix, &format!("ev.{}", cluster.node));
     loop {
         if retry.is_empty() {
             let next = tokio::select! {
                 next = outbox.recv() => next,
-                _ = shared.shutdown.cancelled() => None,
+                // Leaving: whatever is queued still goes, then the publisher ends.
+                _ = cluster.leave.draining() => outbox.try_recv().ok(),
             };
             let Some(next) = next else { return };
             retry.push_back(next);
@@ -945,10 +987,8 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Outgoing>)
         }
         retry.drain(..done);
         if failed {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shared.shutdown.cancelled() => return,
-            }
+            // Also while leaving: the leave's own deadline ends this (through `stopped`).
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }
@@ -996,7 +1036,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
         'stream: loop {
             let first = tokio::select! {
                 message = messages.next() => message,
-                _ = shared.shutdown.cancelled() => return,
+                _ = cluster.leave.stopped() => return,
             };
             // Everything already here is applied as one batch, and each local recipient's
             // writer is woken once for it: one write carries many lines.
@@ -1022,7 +1062,7 @@ async fn follow(shared: Arc<Shared>, events: stream::Stream, start: u64) {
                         cluster.refuse(last_token(&current.subject), "an event in another's name")
                     }
                     Ok(envelope) => receive(&shared, &cluster, envelope, &mut held),
-                    Err(err) => tracing::warn!(%err, "unreadable cluster event; skipped"),
+                    Err(err) => cluster.unreadable.skip(&current.payload, &err),
                 }
                 match messages.next().now_or_never() {
                     Some(more) => message = more,
@@ -1152,6 +1192,9 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             });
         }
     }
+    if leave::is_leave(&envelope) {
+        cluster.leave.departed(&envelope.node, envelope.incarnation);
+    }
     if let Event::UserUp { user } = &envelope.event {
         if let Some((node, inc)) = event::uid_origin(&user.uid) {
             cluster.heard(node, inc);
@@ -1176,10 +1219,15 @@ pub(crate) fn departed(cluster: &Cluster, uid: &str) {
     cluster.seen.lock().depart(uid);
 }
 
+/// Sleep for `pause`; true if the node's bus tasks must end meanwhile (which is only once a
+/// clean stop has said goodbye, not at the shutdown signal: see `leave`).
 async fn wait_or_stop(shared: &Shared, pause: Duration) -> bool {
+    let Some(cluster) = of(shared) else {
+        return true;
+    };
     tokio::select! {
         _ = tokio::time::sleep(pause) => false,
-        _ = shared.shutdown.cancelled() => true,
+        _ = cluster.leave.stopped() => true,
     }
 }
 
@@ -1212,6 +1260,10 @@ async fn keep_lease(shared: Arc<Shared>) {
             .await
         {
             tracing::debug!(%err, "heartbeat not sent");
+            continue;
+        }
+        if shared.shutdown.is_cancelled() {
+            // Leaving: beat on until the leave is out, but judge nobody any more.
             continue;
         }
         let stable = cluster

@@ -753,6 +753,34 @@ impl BinaryNode {
         }
     }
 
+    /// A clean stop: send `signal` ("TERM", "INT") and reap the process, which must exit within
+    /// `within` (else the test fails, showing the log). Its exit status and how long it took.
+    pub async fn stop(
+        &mut self,
+        signal: &str,
+        within: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("the node is running");
+        let pid = child.id().expect("a running child has a pid");
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {pid}: {status}");
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(status) => (status.expect("reap parleyd"), sent.elapsed()),
+            Err(_) => {
+                let _ = child.start_kill();
+                panic!(
+                    "parleyd node {} did not exit within {within:?} of SIG{signal}; its log:\n{}",
+                    self.name,
+                    tail(&self.log())
+                );
+            }
+        }
+    }
+
     /// Bounded: joining the bus and the database comes before listening, so allow more than
     /// `wait_listening` does; a node that exits shows its log.
     async fn wait_listening(&mut self) {
