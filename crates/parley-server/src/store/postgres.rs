@@ -1041,8 +1041,8 @@ fn write_batch(tx: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A msgid found stored already is this message stored by an earlier try of its batch; say so
-/// loudly if it is another message (two runs' msgid prefixes met), which is then not stored.
+/// A msgid found stored already is this message stored by an earlier try of its batch; if it is
+/// another message, the batch is refused as before (a msgid names one message).
 fn check_same_message(tx: &mut Client, m: &StoredMessage) -> Result<(), StoreError> {
     let row = tx
         .query_opt(
@@ -1058,10 +1058,13 @@ fn check_same_message(tx: &mut Client, m: &StoredMessage) -> Result<(), StoreErr
         }
         None => false,
     };
-    if !same {
-        tracing::error!(msgid = %m.msgid, target = %m.target, "another stored message has this msgid; this one is not stored");
+    if same {
+        return Ok(());
     }
-    Ok(())
+    Err(StoreError::Backend(format!(
+        "msgid {} is already stored for another message",
+        m.msgid
+    )))
 }
 
 fn apply_state_change<C: GenericClient>(
