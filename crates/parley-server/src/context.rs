@@ -961,6 +961,7 @@ impl Ctx<'_> {
         if self.session.account.as_deref() != Some(account) {
             return;
         }
+        let unread = admin.is_err();
         let admin = admin.unwrap_or_else(|error| {
             tracing::warn!(%account, %error, "cannot read whether the account is an admin");
             false
@@ -972,6 +973,19 @@ impl Ctx<'_> {
         };
         match class {
             Some(class) => self.grant_oper_class(account, class),
+            // Not "you are no operator" (491): the database did not say, and a later OPER may
+            // find that it is one.
+            None if unread => {
+                let nick = self.session.nick.clone();
+                self.server_line(
+                    "NOTICE",
+                    &[&nick],
+                    Some(
+                        "Whether your account is a server operator could not be read just now; \
+                         try OPER again later",
+                    ),
+                );
+            }
             None if asked => self.numeric(
                 numeric::ERR_NOOPERHOST,
                 &[],

@@ -399,7 +399,18 @@ fn deliver_offline(
     let messages = match result {
         Ok(messages) => messages,
         Err(err) => {
-            tracing::error!(%err, "offline messages could not be read");
+            // Nothing was taken (the read and the removal are one transaction), so they wait
+            // for the next login; the user hears that, not silence that looks like "none".
+            tracing::error!(%err, account = ?ctx.session.account, "offline messages could not be read; they stay waiting");
+            let nick = ctx.session.nick.clone();
+            ctx.server_line(
+                "NOTICE",
+                &[&nick],
+                Some(
+                    "Private messages received while you were away could not be read just \
+                     now; they are kept and will be delivered when you next log in",
+                ),
+            );
             return;
         }
     };

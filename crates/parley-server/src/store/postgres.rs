@@ -9,7 +9,8 @@
 //!
 //! The schema is the SQLite one, step for step, in PostgreSQL's dialect; the version is a row in
 //! `parley_schema`, and migrations run under an advisory lock so nodes starting together migrate
-//! once. A dropped connection is re-opened on the next call.
+//! once. A dropped connection is re-opened on the next call, and a call it failed runs again where
+//! that cannot apply a write twice (`postgres/retry.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +31,8 @@ use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
 };
 use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
+
+mod retry;
 
 /// How long opening a connection may take before the call fails (the database is down or
 /// unreachable); the next call tries again.
@@ -194,8 +197,7 @@ impl Connection {
     /// The live client, connecting first when there is none or the old one died.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
-            self.client = None;
-            self.prepared.clear();
+            self.forget();
             tracing::warn!("the PostgreSQL connection was lost; reconnecting");
         }
         let client = match self.client.take() {
@@ -224,11 +226,17 @@ impl Connection {
             return true;
         };
         if client.is_closed() || client.is_valid(LIVENESS_TIMEOUT).is_err() {
-            self.client = None;
-            self.prepared.clear();
+            self.forget();
             return true;
         }
         false
+    }
+
+    /// Drop the connection (dead, or in a state nobody knows): the next [`Self::client`] opens
+    /// a new one, and statements are prepared again there.
+    fn forget(&mut self) {
+        self.client = None;
+        self.prepared.clear();
     }
 
     /// `sql` prepared once per connection.
@@ -298,7 +306,7 @@ impl PostgresStore {
     /// Like [`Self::call`] for a job that may safely run twice (a read, or an update that sets a
     /// value): when the connection turns out to have died under it (the database restarted, an
     /// admin ended the session), it runs once more on a new connection, so the caller never sees
-    /// a stale connection's error. Writes that must not repeat use [`Self::call`].
+    /// a stale connection's error. Writes that must not repeat use [`Self::call_transaction`].
     fn call_idempotent<T: Send + 'static>(
         &self,
         job: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
@@ -566,7 +574,9 @@ fn record_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
 impl AccountStore for PostgresStore {
     fn create_account(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
         let (name, hash) = (name.to_owned(), password_hash.to_owned());
-        self.call(move |client| {
+        // In a transaction: a retry after a lost COMMIT must not answer "taken" for the very
+        // account it just created.
+        self.call_transaction(move |client| {
             client
                 .execute(
                     "INSERT INTO accounts (name, name_folded, password_hash, created_at, locked) \
@@ -640,7 +650,7 @@ impl AccountStore for PostgresStore {
 
     fn remove_account(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
-        self.call(move |client| {
+        self.call_transaction(move |client| {
             let changed = client
                 .execute(
                     "DELETE FROM accounts WHERE name_folded = $1",
@@ -739,9 +749,8 @@ impl AccountStore for PostgresStore {
         let (account, token_hash, label) =
             (account.to_owned(), token_hash.to_owned(), label.to_owned());
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        self.call(move |client| {
+        self.call_transaction(move |tx| {
             let folded = casefold(&account);
-            let mut tx = client.transaction().map_err(backend)?;
             let inserted = tx
                 .execute(
                     "INSERT INTO sessions \
@@ -758,7 +767,7 @@ impl AccountStore for PostgresStore {
                 &[&folded, &keep, &now],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            Ok(())
         })
     }
 
@@ -794,7 +803,8 @@ impl AccountStore for PostgresStore {
 
     fn revoke_session(&self, token_hash: &str) -> Result<bool, StoreError> {
         let token_hash = token_hash.to_owned();
-        self.call_idempotent(move |client| {
+        // Not merely repeated: a second run after a lost COMMIT would answer "there was none".
+        self.call_transaction(move |client| {
             let changed = client
                 .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
                 .map_err(backend)?;
@@ -804,7 +814,7 @@ impl AccountStore for PostgresStore {
 
     fn revoke_sessions(&self, account: &str) -> Result<usize, StoreError> {
         let folded = casefold(account);
-        self.call_idempotent(move |client| {
+        self.call_transaction(move |client| {
             let changed = client
                 .execute("DELETE FROM sessions WHERE account_folded = $1", &[&folded])
                 .map_err(backend)?;
@@ -975,24 +985,36 @@ impl Pages for Connection {
     }
 }
 
-fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
-    let mut tx = client.transaction().map_err(backend)?;
+/// Store one group commit, inside the transaction [`PostgresStore::call_transaction`] opened.
+///
+/// A batch may come again after it was committed: the writer holds a batch whose COMMIT got no
+/// answer (the database restarted meanwhile, and could not say) and writes it once more. So a
+/// message whose msgid is stored already is skipped, and so are its offline marks; anything
+/// else would either store it twice or fail that batch, and all that queues behind it, forever.
+fn write_batch(tx: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
     let insert = tx
         .prepare(
             "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
-             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (msgid) DO NOTHING",
         )
         .map_err(backend)?;
+    let mut stored_before = std::collections::HashSet::new();
     for m in &batch.messages {
         let (a, b) = parties(&m.target);
-        tx.execute(
-            &insert,
-            &[
-                &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to, &m.text,
-                &a, &b, &m.tags,
-            ],
-        )
-        .map_err(backend)?;
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to,
+                    &m.text, &a, &b, &m.tags,
+                ],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            check_same_message(tx, m)?;
+            stored_before.insert(m.msgid.as_str());
+        }
     }
     let offline = tx
         .prepare(
@@ -1000,7 +1022,9 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
         )
         .map_err(backend)?;
     for (account, msgid) in &batch.offline {
-        tx.execute(&offline, &[account, msgid]).map_err(backend)?;
+        if !stored_before.contains(msgid.as_str()) {
+            tx.execute(&offline, &[account, msgid]).map_err(backend)?;
+        }
     }
     let audit = tx
         .prepare(
@@ -1018,12 +1042,41 @@ fn write_batch(client: &mut Client, batch: &WriteBatch) -> Result<(), StoreError
         .map_err(backend)?;
     }
     for change in &batch.state {
-        apply_state_change(&mut tx, change)?;
+        apply_state_change(tx, change)?;
     }
-    tx.commit().map_err(backend)
+    Ok(())
 }
 
-fn apply_state_change(tx: &mut Transaction<'_>, change: &StateChange) -> Result<(), StoreError> {
+/// A msgid found stored already is this message stored by an earlier try of its batch; if it is
+/// another message, the batch is refused as before (a msgid names one message).
+fn check_same_message(tx: &mut Client, m: &StoredMessage) -> Result<(), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT time_ms, source, text FROM messages WHERE msgid = $1",
+            &[&m.msgid],
+        )
+        .map_err(backend)?;
+    let same = match &row {
+        Some(row) => {
+            row.try_get::<_, i64>(0).map_err(backend)? == m.time_ms
+                && row.try_get::<_, String>(1).map_err(backend)? == m.source
+                && row.try_get::<_, String>(2).map_err(backend)? == m.text
+        }
+        None => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(StoreError::Backend(format!(
+        "msgid {} is already stored for another message",
+        m.msgid
+    )))
+}
+
+fn apply_state_change<C: GenericClient>(
+    tx: &mut C,
+    change: &StateChange,
+) -> Result<(), StoreError> {
     match change {
         StateChange::SaveChannel(record) => {
             let json = encode_channel(record)?;
@@ -1101,7 +1154,7 @@ impl HistoryStore for PostgresStore {
             return Ok(());
         }
         let batch = batch.clone();
-        self.call(move |client| write_batch(client, &batch))
+        self.call_transaction(move |client| write_batch(client, &batch))
     }
 
     fn query_for(
@@ -1131,7 +1184,8 @@ impl HistoryStore for PostgresStore {
 
     fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError> {
         let (target, msgid) = (target.to_owned(), msgid.to_owned());
-        self.call_idempotent(move |client| {
+        // Not merely repeated: a second run after a lost COMMIT would answer "no such message".
+        self.call_transaction(move |client| {
             // The offline marks go with the row (ON DELETE CASCADE).
             let deleted = client
                 .execute(
@@ -1199,8 +1253,9 @@ impl HistoryStore for PostgresStore {
     fn take_offline(&self, account: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         let account = account.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call(move |client| {
-            let mut tx = client.transaction().map_err(backend)?;
+        // Safe to run again: a run whose COMMIT was lost is asked about, not repeated blindly, and
+        // a repeat hands out only what still waits, so nothing is delivered twice or dropped.
+        self.call_transaction(move |tx| {
             let columns = MESSAGE_COLUMNS
                 .split(", ")
                 .map(|c| format!("m.{c}"))
@@ -1208,7 +1263,7 @@ impl HistoryStore for PostgresStore {
                 .join(", ");
             // FOR UPDATE: two nodes logging the same account in at once hand each message out once.
             let rows = messages(
-                &mut tx,
+                tx,
                 &format!(
                     "SELECT {columns} FROM offline o JOIN messages m ON m.id = o.message_id \
                      WHERE o.account = $1 ORDER BY m.time_ms, m.id LIMIT $2 FOR UPDATE OF o"
@@ -1222,7 +1277,6 @@ impl HistoryStore for PostgresStore {
                 &[&account, &msgids],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)?;
             Ok(rows)
         })
     }

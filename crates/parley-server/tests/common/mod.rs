@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod pg_instance;
 pub mod postgres;
 pub mod proxy;
 pub mod stock_clients;
