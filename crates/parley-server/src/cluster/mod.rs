@@ -20,15 +20,15 @@
 
 pub mod apply;
 mod claims;
+mod compat;
 mod diagnose;
 pub mod event;
-mod lease;
 pub mod identity;
-mod compat;
+mod lease;
 mod leave;
 mod login;
-mod seen;
 pub mod observe;
+mod seen;
 mod trust;
 pub mod undelivered;
 
