@@ -121,7 +121,7 @@ async fn a_node_stopped_with_sigterm_says_goodbye_at_once() {
         member.expect_next(&join_line("vic2", "#room")).await;
     }
     alice
-        .await_reply("LINKS", |l| l.contains(" 364 alice * n3 "))
+        .await_reply("LINKS", |l| l.contains(" 364 alice * n3.parley.local "))
         .await;
 
     let signalled = Instant::now();
@@ -178,7 +178,7 @@ async fn a_node_stopped_with_sigterm_says_goodbye_at_once() {
     loop {
         alice.send("LINKS").await;
         let lines = alice.sync().await;
-        if !lines.iter().any(|l| l.contains(" n3 ")) {
+        if !lines.iter().any(|l| l.contains(" n3.parley.local ")) {
             break;
         }
         assert!(Instant::now() < deadline, "n1 still lists n3: {lines:?}");
@@ -201,7 +201,7 @@ async fn a_node_stopped_with_sigterm_says_goodbye_at_once() {
         assert!(
             !lines
                 .iter()
-                .any(|l| l.contains(" n3 ") || command_of(l) == "QUIT"),
+                .any(|l| l.contains(" n3.parley.local ") || command_of(l) == "QUIT"),
             "after n3 left: {lines:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -160,10 +160,14 @@ pub(super) async fn run_writer(
     let mut failing_since: Option<std::time::Instant> = None;
     let mut error_logged = std::time::Instant::now();
     let mut retries_at_shutdown = RETRIES_AT_SHUTDOWN;
+    // Every sender is gone (the server was dropped without a shutdown, as a test's runtime
+    // does): from then on a failing database is retried as at shutdown, a few times with a
+    // pause, never in a tight loop on the closed channel.
+    let mut senders_gone = false;
     // When the audit events waiting now must be committed, if nothing else commits first.
     let mut audit_due: Option<tokio::time::Instant> = None;
     loop {
-        let wake = if !backlog.is_empty() && shutdown.is_cancelled() {
+        let wake = if !backlog.is_empty() && (shutdown.is_cancelled() || senders_gone) {
             // Shutting down with the database refusing writes: drain what is queued (it still
             // gets delivered), retry a few times, then give up and say what is lost.
             rx.close();
@@ -213,6 +217,7 @@ pub(super) async fn run_writer(
             Wake::Flush => (Vec::new(), false),
             Wake::Closed => (Vec::new(), true),
         };
+        senders_gone |= closed;
         while !jobs.is_empty() && jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
