@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Envelope, Event};
-use super::{nick_key, of, Cluster, Outgoing};
+use super::{nick_key, of, Cluster};
 use crate::server::Shared;
 
 /// The leave, from the signal to the bus tasks' end (then at most two [`FLUSH_WAIT`]s): well
@@ -198,28 +197,12 @@ async fn local_users_gone(shared: &Shared, until: Instant) -> usize {
 /// node never applies it (that would disconnect users as if the others had given it up); when
 /// the stream hands it back, nothing waits for it. False if it could not be queued.
 fn publish_leave(cluster: &Cluster) -> bool {
-    let eid = cluster.next_eid.fetch_add(1, Ordering::Relaxed);
-    let envelope = Envelope {
+    cluster.publish_unapplied(Event::NodeDown {
         node: cluster.node.clone(),
         incarnation: cluster.incarnation,
-        eid,
-        event: Event::NodeDown {
-            node: cluster.node.clone(),
-            incarnation: cluster.incarnation,
-            // A node's word about itself needs no fence.
-            seen: 0,
-        },
-    };
-    match serde_json::to_vec(&envelope) {
-        Ok(bytes) => cluster.queue(Outgoing {
-            eid,
-            payload: Bytes::from(bytes),
-        }),
-        Err(err) => {
-            tracing::error!(%err, "the leave is not serializable; the lease will tell the others");
-            false
-        }
-    }
+        // A node's word about itself needs no fence.
+        seen: 0,
+    })
 }
 
 #[cfg(test)]

@@ -470,13 +470,8 @@ impl Cluster {
 
     /// [`Cluster::publish`], with this node's recipients fixed now.
     pub fn publish_to(&self, shared: &Shared, event: Event, local: Local) {
-        let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);
-        let envelope = Envelope {
-            node: self.node.clone(),
-            incarnation: self.incarnation,
-            eid,
-            event,
-        };
+        let envelope = self.envelope(event);
+        let eid = envelope.eid;
         let payload = match serde_json::to_vec(&envelope) {
             Ok(bytes) => Bytes::from(bytes),
             Err(err) => {
@@ -505,25 +500,32 @@ impl Cluster {
         }
     }
 
-    /// Publish that another node is dead, for every node (this one included) to apply when it
-    /// reads it from the stream and finds it still true: never applied here first, even with
-    /// the bus down, since a node that cannot reach the bus is the one most likely wrong.
-    fn publish_judgement(&self, event: Event) {
-        let eid = self.next_eid.fetch_add(1, Ordering::Relaxed);
-        let envelope = Envelope {
+    /// `event` from this node's current life, with the next event id.
+    fn envelope(&self, event: Event) -> Envelope {
+        Envelope {
             node: self.node.clone(),
             incarnation: self.incarnation,
-            eid,
+            eid: self.next_eid.fetch_add(1, Ordering::Relaxed),
             event,
-        };
+        }
+    }
+
+    /// Queue `event` for the stream without applying it here first, even with the bus down:
+    /// for a judgement that another node is dead (every node, this one included, applies it
+    /// when it reads it back and finds it still true, since a node that cannot reach the bus is
+    /// the one most likely wrong) and for this life's own leave (applied here it would
+    /// disconnect users as if the others had given this node up). False if it was not queued.
+    fn publish_unapplied(&self, event: Event) -> bool {
+        let envelope = self.envelope(event);
         match serde_json::to_vec(&envelope) {
-            Ok(bytes) => {
-                self.queue(Outgoing {
-                    eid,
-                    payload: Bytes::from(bytes),
-                });
+            Ok(bytes) => self.queue(Outgoing {
+                eid: envelope.eid,
+                payload: Bytes::from(bytes),
+            }),
+            Err(err) => {
+                tracing::error!(%err, "cluster event not serializable; not published");
+                false
             }
-            Err(err) => tracing::error!(%err, "NodeDown not serializable"),
         }
     }
 
@@ -1314,7 +1316,7 @@ async fn keep_lease(shared: Arc<Shared>) {
         };
         for (node, incarnation) in dead {
             tracing::warn!(%node, seen, "cluster node's lease ran out; its users quit and their nicks are released");
-            cluster.publish_judgement(Event::NodeDown {
+            cluster.publish_unapplied(Event::NodeDown {
                 node,
                 incarnation,
                 seen,
