@@ -60,6 +60,19 @@ struct Step<'a> {
     held: &'a mut HeldWakes,
 }
 
+impl Step<'_> {
+    /// A presence change of user `id` (AWAY, SETNAME, CHGHOST) to those who asked for it with
+    /// `bit`: its neighbours and, with extended-monitor, its watchers; for an own event, the
+    /// recipients fixed when it happened.
+    fn notify(&mut self, world: &World, id: ClientId, bytes: &[u8], bit: u8) {
+        let recipients = self
+            .captured
+            .take()
+            .unwrap_or_else(|| world.notify_recipients(id, bit));
+        send_line_to_notify(self.held, bytes, &recipients, bit, None);
+    }
+}
+
 /// Apply one envelope from the stream. `local` is what this node kept of its own event: the
 /// recipients fixed when it happened and the echo a sender waits for.
 pub fn apply(
@@ -405,11 +418,7 @@ fn away_changed(step: &mut Step<'_>, mut world: WorldGuard<'_>, uid: Uid, away: 
         user.away = away.clone();
     }
     let bytes = line(Some(&user.source()), "AWAY", &[], away.as_deref());
-    let recipients = step
-        .captured
-        .take()
-        .unwrap_or_else(|| world.notify_recipients(id, notify::AWAY_NOTIFY));
-    send_line_to_notify(step.held, &bytes, &recipients, notify::AWAY_NOTIFY, None);
+    step.notify(&world, id, &bytes, notify::AWAY_NOTIFY);
 }
 
 /// `Realname`: a SETNAME, to the neighbours (and, with extended-monitor, the watchers) with
@@ -430,11 +439,7 @@ fn realname_changed(
         }
     }
     let bytes = line(Some(&source), "SETNAME", &[], Some(&realname));
-    let recipients = step
-        .captured
-        .take()
-        .unwrap_or_else(|| world.notify_recipients(id, notify::SETNAME));
-    send_line_to_notify(step.held, &bytes, &recipients, notify::SETNAME, None);
+    step.notify(&world, id, &bytes, notify::SETNAME);
 }
 
 /// `HostChange`: a CHGHOST, to the neighbours (and, with extended-monitor, the watchers) with
@@ -461,11 +466,7 @@ fn host_changed(
         }
     }
     let bytes = line(Some(&source), "CHGHOST", &[&username, &host], None);
-    let recipients = step
-        .captured
-        .take()
-        .unwrap_or_else(|| world.notify_recipients(id, notify::CHGHOST));
-    send_line_to_notify(step.held, &bytes, &recipients, notify::CHGHOST, None);
+    step.notify(&world, id, &bytes, notify::CHGHOST);
     if !step.own {
         for (outbound, lines) in world.host_change_fallback(id, &source, step.shared.server_name())
         {
