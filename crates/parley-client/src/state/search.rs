@@ -102,6 +102,27 @@ impl State {
         self.search = Search::default();
     }
 
+    /// Focuses the conversation of hit `index` (opening a private conversation that was
+    /// closed); returns its name, or `None` when there is no such hit.
+    pub fn open_search_hit(&mut self, index: usize) -> Option<String> {
+        let name = self
+            .search
+            .results
+            .as_ref()?
+            .hits
+            .get(index)?
+            .buffer
+            .clone();
+        let kind = if is_channel(&name) {
+            BufferKind::Channel
+        } else {
+            BufferKind::Query
+        };
+        let at = self.buffer_index(&name, kind);
+        self.set_active(at);
+        Some(name)
+    }
+
     /// Starts a search: the SEARCH line for its first page.
     pub(super) fn start_search(&mut self, query: SearchQuery) -> Result<String, InputError> {
         if !self.search_supported() {
@@ -454,6 +475,12 @@ mod tests {
         // Live lines after the batch are chat again.
         feed(&mut s, &[":bill!u@h PRIVMSG #chan :live"]);
         assert_eq!(s.buffer("#chan").map(|b| b.unread), Some(1));
+        // Opening a hit focuses its conversation, opened again if it was closed.
+        assert_eq!(s.open_search_hit(0).as_deref(), Some("bob"));
+        assert_eq!(s.active().name, "bob");
+        assert_eq!(s.open_search_hit(3).as_deref(), Some("#chan"));
+        assert_eq!(s.active().unread, 0);
+        assert_eq!(s.open_search_hit(9), None);
     }
 
     #[test]
