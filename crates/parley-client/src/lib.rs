@@ -34,5 +34,6 @@ pub use state::{
     LOGIN_REFUSED, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
 };
 pub use state::{
-    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, SEARCH_CAPS, SEARCH_PAGE,
+    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, MAX_SEARCH_TEXT,
+    SEARCH_CAPS, SEARCH_PAGE,
 };

@@ -37,7 +37,8 @@ use negotiation::{Negotiation, ScramCache};
 pub use reactions::Reaction;
 use search::Search;
 pub use search::{
-    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, SEARCH_CAPS, SEARCH_PAGE,
+    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, MAX_SEARCH_TEXT,
+    SEARCH_CAPS, SEARCH_PAGE,
 };
 use typing::{OutgoingTyping, Typist};
 
