@@ -44,5 +44,5 @@ rm -rf "$artifacts"
 mkdir -p "$artifacts"
 PARLEYD="$target_dir/debug/parleyd" ARTIFACTS="$artifacts" CHROMIUM="$chromium" \
     DOCS_SCREENSHOT="${DOCS_SCREENSHOT:+$(cd "$root" && realpath -m "$DOCS_SCREENSHOT")}" \
-    timeout 180 node --test --test-timeout=120000 --test-concurrency=1 browser.test.mjs
+    timeout 240 node --test --test-timeout=120000 --test-concurrency=1 browser.test.mjs search.browser.test.mjs
 echo "web-tests: screenshots in $artifacts"
