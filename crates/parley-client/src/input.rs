@@ -82,7 +82,13 @@ pub enum Action {
     },
     /// The input now holds this text: typing notices (`+typing`), sent as the spec allows.
     Typing(String),
+    /// `/search [#channel|nick] <words>`: a server-side search (`soju.im/search`).
+    Search(SearchQuery),
+    /// `/search` alone: the page of results older than those shown.
+    SearchMore,
 }
+
+use crate::state::SearchQuery;
 
 /// Why a line of input was not accepted; the message says what to type instead.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -167,6 +173,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "reply",
         "/reply <text>",
         "answer the newest message here, quoting it",
+    ),
+    (
+        "search",
+        "/search [#channel|nick] <words>",
+        "search the history on the server; alone: older results",
     ),
     ("close", "/close", "close this buffer"),
     ("quote", "/quote <raw IRC line>", "send a raw protocol line"),
@@ -344,9 +355,29 @@ pub fn parse(line: &str) -> Result<Action, InputError> {
             msgid: None,
             text: text("/reply <text>")?,
         },
+        "search" | "grep" => search_action(rest),
         "close" | "wc" => Action::Close,
         "quote" | "raw" => Action::Raw(text("/quote <raw IRC line>")?),
         _ => return Err(InputError::UnknownCommand(name)),
+    })
+}
+
+/// `/search` alone continues the last search; a first word that is a channel limits it there
+/// (a nick is recognised by [`crate::State`], which knows the open conversations).
+fn search_action(rest: &str) -> Action {
+    let (first, after) = split_word(rest);
+    if first.is_empty() {
+        return Action::SearchMore;
+    }
+    let (target, text) = if is_channel(first) && !after.trim().is_empty() {
+        (Some(first.to_string()), after.trim())
+    } else {
+        (None, rest)
+    };
+    Action::Search(SearchQuery {
+        text: text.to_string(),
+        target,
+        from: None,
     })
 }
 

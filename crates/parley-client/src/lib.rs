@@ -33,3 +33,7 @@ pub use state::{
     BufferKind, ConnectionState, Line, LineKind, Member, State, ACCOUNT_REQUIRED, HISTORY_BATCH,
     LOGIN_REFUSED, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
 };
+pub use state::{
+    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, MAX_SEARCH_TEXT,
+    SEARCH_CAPS, SEARCH_PAGE,
+};

@@ -12,6 +12,7 @@
 mod chat;
 mod dialogs;
 mod login;
+mod search;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -114,6 +115,8 @@ pub struct App {
     pub quit: bool,
     /// Show this buffer once it exists (the first channel joined from the command line).
     focus_when_joined: Option<String>,
+    /// The search box and whether it is open (`app/search.rs`).
+    search: search::SearchBox,
 }
 
 impl App {
@@ -147,6 +150,7 @@ impl App {
             applied_style: None,
             quit: false,
             focus_when_joined: None,
+            search: search::SearchBox::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod composer;
 pub mod connection;
 pub mod model;
 pub mod notify;
+pub mod search;
 pub mod settings;
 pub mod theme;
 

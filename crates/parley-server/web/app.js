@@ -219,6 +219,81 @@ $('messages').addEventListener('scroll', () => {
   }
 });
 
+// Search (irc.js, "Search"): the header's box asks the server; the results show above the
+// conversation, newest first; a click opens the conversation and shows the message there.
+$('search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('search-input').value.trim();
+  if (!text) return;
+  try {
+    send(state.act({ type: 'search', text, target: null }));
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    state.error_(err.message);
+  }
+  redraw();
+});
+$('search-more').addEventListener('click', () => {
+  try {
+    send(state.act({ type: 'search_more' }));
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    state.error_(err.message);
+  }
+  redraw();
+});
+$('search-close').addEventListener('click', () => {
+  state.clearSearch();
+  redraw();
+  $('input').focus();
+});
+
+function renderSearch() {
+  $('search-form').hidden = !state.searchSupported();
+  const search = state.searching;
+  $('search-results').hidden = !search;
+  if (!search) return;
+  const where = search.query.target ? ` in ${search.query.target}` : '';
+  const found = `${search.hits.length} result${search.hits.length === 1 ? '' : 's'}`;
+  $('search-summary').textContent = search.status === 'failed'
+    ? `Search for “${search.query.text}” failed: ${search.error}`
+    : search.status === 'waiting'
+      ? `Searching for “${search.query.text}”${where}…`
+      : `${found} for “${search.query.text}”${where}`;
+  $('search-more').hidden = !(search.status === 'done' && search.more);
+  $('search-list').replaceChildren(...search.hits.map((hit) => {
+    const li = el('li');
+    const button = el('button', 'hit');
+    button.type = 'button';
+    const time = el('time', '', `${new Date(hit.time).toLocaleDateString()} ${clock(hit.time)}`);
+    time.dateTime = new Date(hit.time).toISOString();
+    button.append(time, el('span', 'where', hit.buffer));
+    button.append(el('span', `nick nick-c${state.colourOf(hit.nick, hit.account)}`, hit.kind === 'action' ? `* ${hit.nick}` : hit.nick));
+    button.append(el('span', 'text', hit.text));
+    button.addEventListener('click', () => {
+      state.openHit(hit);
+      send(state.takeOutgoing());
+      pickerFor = null;
+      selected = null;
+      redraw();
+    });
+    li.append(button);
+    return li;
+  }));
+}
+
+/** After a search hit was opened: bring its message into view when it is loaded. */
+function showFocusedMessage() {
+  const msgid = state.focusMsgid;
+  if (!msgid) return;
+  state.focusMsgid = null;
+  const target = [...document.querySelectorAll('#messages li')].find((li) => li.dataset.msgid === msgid);
+  if (!target) return;
+  target.scrollIntoView({ block: 'center' });
+  target.classList.add('flash');
+  setTimeout(() => target.classList.remove('flash'), 1200);
+}
+
 function redraw() {
   if (scheduled) return;
   scheduled = true;
@@ -369,6 +444,8 @@ function render() {
     if (lines.length) send(lines);
   }
   document.title = unreadTotal() ? `(${unreadTotal()}) Parley` : 'Parley';
+  renderSearch();
+  showFocusedMessage();
 }
 
 function short(text, max = 80) {

@@ -12,6 +12,8 @@ const WANTED_CAPS = [
   'draft/account-registration', 'draft/read-marker', 'labeled-response',
   // Reactions from history: CHATHISTORY returns TAGMSG only to clients with event-playback.
   'draft/event-playback',
+  // Server-side search: soju's name for the extension and the draft one (see "Search" below).
+  'soju.im/search', 'draft/search',
 ];
 /** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
 export const TYPING_REFUSED_MS = 60000;
@@ -202,6 +204,7 @@ export const COMMANDS = [
   ['join_group', '/join_group <name>', 'join a group'],
   ['group_msg', '/group_msg <name> <text>', 'message a group'],
   ['leave_group', '/leave_group <name>', 'leave a group'],
+  ['search', '/search [#channel|nick] <words>', 'search the history on the server; alone: older results'],
   ['close', '/close', 'close this conversation'],
   ['typing', '/typing on|off', 'tell others when you are typing (on by default)'],
   ['quote', '/quote <raw IRC line>', 'send a raw protocol line'],
@@ -311,6 +314,14 @@ export function parseInput(line) {
       const [group, body] = splitWord(rest);
       if (!group || !body.trim()) throw usage('/group_msg <name> <text>');
       return { type: 'group_msg', channel: groupName(group, '/group_msg <name> <text>'), text: body };
+    }
+    case 'search': case 'grep': {
+      // A first word that is a channel limits the search to it; a nick is recognised by
+      // ChatState.search, which knows the open conversations.
+      if (!rest) return { type: 'search_more' };
+      const [first, after] = splitWord(rest);
+      if (isChannel(first) && after.trim()) return { type: 'search', text: after.trim(), target: first };
+      return { type: 'search', text: rest, target: null };
     }
     case 'close': case 'wc': return { type: 'close' };
     case 'typing': {
@@ -422,6 +433,10 @@ export class ChatState {
     // MONITOR (ISUPPORT): null when the server has no MONITOR, else its limit (Infinity: none).
     this.monitorLimit = null;
     this.monitored = new Set();
+    // The current server-side search and its results (see "Search"), and the msgid of a hit
+    // opened from them, for the page to show.
+    this.searching = null;
+    this.focusMsgid = null;
     // The time, in ms; the tests set their own.
     this.clock = () => Date.now();
   }
@@ -796,6 +811,7 @@ export class ChatState {
   on_FAIL(msg) {
     const text = msg.params[msg.params.length - 1];
     if (msg.params[0] === 'SESSION') return this.sessionFailed(text);
+    if (msg.params[0] === 'SEARCH') return this.searchFailed(msg);
     if (msg.params[0] === 'MARKREAD') {
       // Read markers are a convenience: when the server cannot keep them, stop asking quietly.
       this.noReadMarker = true;
@@ -1364,6 +1380,7 @@ export class ChatState {
       }
       this.typingLabels.delete(batch.label);
     }
+    if (SEARCH_BATCH_TYPES.includes(batch.type)) return this.searchAnswer(batch);
     if (batch.type !== 'chathistory') {
       for (const inner of batch.lines) this.handle(serialize(inner));
       return [];
@@ -1605,6 +1622,10 @@ export class ChatState {
       }
       case 'raw':
         return [action.line];
+      case 'search':
+        return this.search(action);
+      case 'search_more':
+        return this.searchMore();
       default:
         throw new InputError('unknown action');
     }
@@ -1631,6 +1652,101 @@ export class ChatState {
     return out;
   }
 
+  // Search (soju's `search` extension, cap soju.im/search; draft/search taken as the same):
+  // `SEARCH text=..;in=..;limit=N[;before=..]` is answered by a batch of PRIVMSG/NOTICE or by
+  // `FAIL SEARCH <code>`. One search is open at a time; `this.searching` holds it for the
+  // results panel, never as lines of a conversation, so found messages are not unread. Older
+  // pages ask `before=` the oldest hit, which the spec makes inclusive: hits are told apart by
+  // msgid and a page with nothing new ends the paging.
+
+  /** The server offers search (and we asked for it). */
+  searchSupported() {
+    return SEARCH_CAPS.some((cap) => this.caps.has(cap));
+  }
+
+  /** Start a search: `{text, target?, from?}`; a first word naming an open conversation is its target. */
+  search({ text, target = null, from = null }) {
+    if (!this.searchSupported()) throw new InputError('this server offers no search (soju.im/search)');
+    text = (text || '').trim();
+    if (!target) {
+      const [first, after] = splitWord(text);
+      const conversation = this.find(first);
+      if (conversation && conversation.kind === 'query' && after.trim()) {
+        target = conversation.name;
+        text = after.trim();
+      }
+    }
+    if (!text) throw new InputError('usage: /search [#channel|nick] <words>');
+    if (new TextEncoder().encode(text).length > MAX_SEARCH_TEXT) {
+      throw new InputError(`the search text is too long (at most ${MAX_SEARCH_TEXT} bytes)`);
+    }
+    const query = { text, target, from };
+    this.searching = { query, hits: [], status: 'waiting', more: false, error: null };
+    this.changed++;
+    return [searchLine(query)];
+  }
+
+  /** The page of results older than those shown. */
+  searchMore() {
+    const s = this.searching;
+    if (!s) throw new InputError('no search to continue; /search <words> starts one');
+    if (s.status !== 'done' || !s.more) throw new InputError('no older results');
+    s.status = 'waiting';
+    this.changed++;
+    return [searchLine(s.query, s.hits[s.hits.length - 1].stamp)];
+  }
+
+  /** Close the results. */
+  clearSearch() {
+    this.searching = null;
+    this.changed++;
+  }
+
+  /** The batch answering a search: its messages become hits, newest first. */
+  searchAnswer(batch) {
+    const s = this.searching;
+    // An answer nobody asked for (or to a search closed since) fills nothing.
+    if (!s || s.status !== 'waiting') return [];
+    let fresh = 0;
+    for (const inner of batch.lines) {
+      if ((inner.command !== 'PRIVMSG' && inner.command !== 'NOTICE') || inner.params.length < 2) continue;
+      const line = this.messageLine(inner, true);
+      if (!line || s.hits.length >= MAX_SEARCH_HITS) continue;
+      const seen = s.hits.some((h) => (h.msgid && line.msgid ? h.msgid === line.msgid
+        : h.time === line.time && h.text === line.text && h.nick === line.nick));
+      if (seen) continue;
+      const target = inner.params[0];
+      const buffer = isChannel(target) || this.isMe(line.nick) ? target : line.nick;
+      s.hits.push({ ...line, target, buffer, stamp: inner.tags.time || new Date(line.time).toISOString() });
+      fresh++;
+    }
+    s.hits.sort((a, b) => b.time - a.time);
+    s.status = 'done';
+    s.more = batch.lines.length >= SEARCH_PAGE && fresh > 0 && s.hits.length < MAX_SEARCH_HITS;
+    this.changed++;
+    return [];
+  }
+
+  /** `FAIL SEARCH <code> [context] :<text>`: shown with the results. */
+  searchFailed(msg) {
+    const text = msg.params[msg.params.length - 1];
+    if (!this.searching) {
+      this.error_(text);
+      return [];
+    }
+    this.searching.status = 'failed';
+    this.searching.error = `${text} (${msg.params[1] || 'FAIL'})`;
+    this.changed++;
+    return [];
+  }
+
+  /** Open the conversation a hit belongs to; the page flashes the message when it is loaded. */
+  openHit(hit) {
+    const buffer = this.buffer(hit.buffer, isChannel(hit.buffer) ? 'channel' : 'query');
+    this.setActive(buffer.name);
+    this.focusMsgid = hit.msgid || null;
+  }
+
   /** React to a message: `@+draft/react=<value>;+draft/reply=<msgid> TAGMSG <target>`. */
   react(target, msgid, value) {
     const buffer = this.find(target);
@@ -1645,6 +1761,25 @@ export class ChatState {
     }
     return [withTags({ '+draft/react': value, '+draft/reply': msgid }, ircLine('TAGMSG', target))];
   }
+}
+
+/** The capability names of the search extension, and the batch types its answer may have (the
+ * spec's examples say `soju.im/search`, its text `search`). */
+export const SEARCH_CAPS = ['soju.im/search', 'draft/search'];
+const SEARCH_BATCH_TYPES = ['soju.im/search', 'search', 'draft/search'];
+/** Messages asked for per page, hits kept over all pages, and the longest search text. */
+export const SEARCH_PAGE = 50;
+export const MAX_SEARCH_HITS = 1000;
+export const MAX_SEARCH_TEXT = 300;
+
+/** `SEARCH text=..;in=..;from=..;limit=N[;before=..]`, values escaped as tags (soju parses them so). */
+export function searchLine(query, before = null) {
+  const attributes = [['text', query.text]];
+  if (query.target) attributes.push(['in', query.target]);
+  if (query.from) attributes.push(['from', query.from]);
+  attributes.push(['limit', String(SEARCH_PAGE)]);
+  if (before) attributes.push(['before', before]);
+  return ircLine('SEARCH', attributes.map(([k, v]) => `${k}=${escapeTag(v)}`).join(';'));
 }
 
 /** Split text into pieces of at most `max` UTF-8 bytes, at spaces when possible. */

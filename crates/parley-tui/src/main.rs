@@ -3,6 +3,7 @@
 //! client (`tui`) or the line mode for scripts (`plain`). All chat logic is in `parley-client`.
 
 mod plain;
+mod search_view;
 mod settings;
 mod theme;
 mod tui;

@@ -43,7 +43,18 @@ pub fn draw_main(frame: &mut Frame, state: &State, view: &mut View, info: &Statu
         .split(rows[1]);
     draw_topic(frame, rows[0], state, theme);
     draw_buffers(frame, columns[0], state, theme);
-    draw_messages(frame, columns[1], state, view, theme);
+    // An open search shows its results where the messages are.
+    match state.search_results() {
+        Some(results) => crate::search_view::draw_search(
+            frame,
+            columns[1],
+            state,
+            results,
+            view.search_selected,
+            theme,
+        ),
+        None => draw_messages(frame, columns[1], state, view, theme),
+    }
     draw_members(frame, columns[2], state, theme);
     draw_status(frame, rows[2], state, info);
     draw_input(frame, rows[3], state, view, theme);

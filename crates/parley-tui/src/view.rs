@@ -32,6 +32,8 @@ pub struct View {
     pub page: usize,
     /// The scroll reached the top last time it was drawn: PageUp then loads older history.
     pub at_top: bool,
+    /// The search hit chosen with Up/Down while results are shown (`search_view`).
+    pub search_selected: usize,
 }
 
 struct Completion {
@@ -50,6 +52,12 @@ impl View {
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         if key.code != KeyCode::Tab {
             self.completion = None;
+        }
+        let input_empty = self.input.is_empty();
+        if crate::search_view::handle_key(key, input_empty, &mut self.search_selected, state)
+            .is_some()
+        {
+            return Request::None;
         }
         match key.code {
             KeyCode::Char('c') | KeyCode::Char('d') if ctrl => return Request::Quit,

@@ -244,6 +244,8 @@ impl State {
             Action::Typing(_) => {}
             Action::Help(topic) => self.help(topic.as_deref()),
             Action::Raw(line) => out.push(line),
+            Action::Search(query) => out.push(self.start_search(query)?),
+            Action::SearchMore => out.push(self.search_more()?),
         }
         out.append(&mut self.outbox);
         Ok(out)

@@ -132,6 +132,9 @@ impl State {
             }
         }
         let mut out = Vec::new();
+        if self.on_search_line(msg, &command) {
+            return out;
+        }
         match command.as_str() {
             "PING" => out.push(irc_line("PONG", &[], msg.param(0))),
             "CAP" => self.on_cap(msg, &mut out),

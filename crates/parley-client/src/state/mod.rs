@@ -18,6 +18,7 @@ mod monitor;
 mod negotiation;
 mod reactions;
 mod read_marker;
+mod search;
 mod typing;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -34,6 +35,11 @@ pub use negotiation::{
 };
 use negotiation::{Negotiation, ScramCache};
 pub use reactions::Reaction;
+use search::Search;
+pub use search::{
+    SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, MAX_SEARCH_TEXT,
+    SEARCH_CAPS, SEARCH_PAGE,
+};
 use typing::{OutgoingTyping, Typist};
 
 /// Name of the buffer that holds server notices and replies not tied to a channel or nick.
@@ -298,6 +304,8 @@ pub struct State {
     /// Buffers read (focused, or a message arrived while focused) and up to when, whose
     /// MARKREAD is not sent yet.
     read_pending: Vec<(String, DateTime<Utc>)>,
+    /// The current server-side search and its results (`soju.im/search`).
+    search: Search,
 }
 
 impl fmt::Debug for State {
@@ -402,6 +410,7 @@ impl State {
             typing_out: OutgoingTyping::default(),
             monitor: Monitor::default(),
             read_pending: Vec::new(),
+            search: Search::default(),
         }
     }
 

@@ -40,6 +40,9 @@ pub const WANTED_CAPS: &[&str] = &[
     "draft/read-marker",
     // Reactions from history: CHATHISTORY returns TAGMSG only with event-playback.
     "draft/event-playback",
+    // Server-side search (state/search.rs): soju's name and the draft one.
+    "soju.im/search",
+    "draft/search",
 ];
 
 /// How to log in during connection registration.

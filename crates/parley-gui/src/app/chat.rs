@@ -60,6 +60,7 @@ impl App {
         self.status_bar(ui, connection.as_ref());
         self.side_list(ui, connection.as_ref());
         self.members(ui, connection.as_ref());
+        self.search_panel(ui, connection.as_ref());
         self.composer(ui, connection.as_ref());
         self.topic_bar(ui, connection.as_ref());
         self.messages(ui, connection.as_ref());
@@ -73,7 +74,7 @@ impl App {
         }
     }
 
-    fn toolbar(&mut self, ui: &mut Ui, _connection: &dyn Connection) {
+    fn toolbar(&mut self, ui: &mut Ui, connection: &dyn Connection) {
         egui::Panel::top("toolbar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Parley");
@@ -86,6 +87,11 @@ impl App {
                 }
                 if ui.button("Message user").clicked() {
                     self.dialog = Some(Dialog::MessageUser(String::new()));
+                }
+                if connection.state().search_supported()
+                    && ui.button("Search").on_hover_text("Ctrl+F").clicked()
+                {
+                    self.open_search();
                 }
                 ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                     if ui.button("Settings").clicked() {
