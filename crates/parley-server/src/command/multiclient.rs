@@ -36,25 +36,7 @@ pub fn attach(ctx: &mut Ctx<'_>) -> bool {
         return false;
     };
     let conn = ctx.session.id;
-    let (user, sessions, own_source) = {
-        let world = ctx.shared.world.lock();
-        let Some(user) = world.present_user_of(&account) else {
-            return false;
-        };
-        let own_source = world.users.get(&conn).map(|u| u.source());
-        (user, world.session_count(user), own_source)
-    };
-    if sessions >= config.max_sessions {
-        tracing::info!(client = conn.0, %account, sessions, "login refused: too many sessions");
-        let text = format!(
-            "Your account already has {sessions} sessions, the most allowed \
-             (accounts.max_sessions); close one and try again"
-        );
-        ctx.server_line("FAIL", &["*", TOO_MANY_SESSIONS], Some(&text));
-        ctx.outbound
-            .disconnect("Too many sessions for this account");
-        return true;
-    }
+    let own_source = ctx.shared.world.lock().users.get(&conn).map(|u| u.source());
     // A ban on this connection's own mask (or the account) holds whoever it joins.
     if let Some(reason) = own_source
         .as_deref()
@@ -68,22 +50,40 @@ pub fn attach(ctx: &mut Ctx<'_>) -> bool {
         ctx.outbound.disconnect(&format!("Banned: {reason}"));
         return true;
     }
+    // Found, counted and attached under one lock, so logins racing each other cannot pass
+    // the cap together.
     let attached = {
         let mut world = ctx.shared.world.lock();
+        let Some(user) = world.present_user_of(&account) else {
+            return false;
+        };
+        let sessions = world.session_count(user);
+        if sessions >= config.max_sessions {
+            drop(world);
+            tracing::info!(client = conn.0, %account, sessions, "login refused: too many sessions");
+            let text = format!(
+                "Your account already has {sessions} sessions, the most allowed; \
+                 close one and try again"
+            );
+            ctx.server_line("FAIL", &["*", TOO_MANY_SESSIONS], Some(&text));
+            ctx.outbound
+                .disconnect("Too many sessions for this account");
+            return true;
+        }
         world
             .attach_session(user, conn, ctx.outbound)
             .and_then(|released| {
-                let user = world.users.get(&user)?;
+                let found = world.users.get(&user)?;
                 Some((
+                    user,
                     released,
-                    user.nick.clone(),
-                    user.source(),
-                    user.away.clone(),
+                    found.nick.clone(),
+                    found.source(),
+                    found.away.clone(),
                 ))
             })
     };
-    let Some((released, nick, source, away)) = attached else {
-        // The user left between the two looks: register as a user of its own.
+    let Some((user, released, nick, source, away)) = attached else {
         return false;
     };
     if let Some(folded) = released {
