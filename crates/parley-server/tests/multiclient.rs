@@ -348,3 +348,85 @@ fn a_bad_session_cap_names_its_key() {
     assert!(defaults.accounts.multiclient);
     assert_eq!(defaults.accounts.max_sessions, 10);
 }
+
+/// The PRIVMSG texts to `#room` among `lines`, in order.
+fn room_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" PRIVMSG #room :"))
+        .filter_map(|l| l.rsplit(" PRIVMSG #room :").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Read until the `#room` message `text` arrives; every `#room` text up to it, that one last,
+/// and every line before it.
+async fn room_until(c: &mut Client, text: &str) -> (Vec<String>, Vec<String>) {
+    let wanted = format!(" PRIVMSG #room :{text}");
+    let (line, mut seen) = c
+        .expect_within(common::TIMEOUT, |l| l.ends_with(&wanted))
+        .await;
+    seen.push(line);
+    (room_texts(&seen), seen)
+}
+
+#[tokio::test]
+async fn in_a_cluster_sessions_on_one_node_chat_as_one() {
+    let Some(cluster) = common::cluster::Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let home = &cluster.nodes[0];
+    home.create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(home, "alice", "alice", "echo-message message-tags").await;
+    let mut carol = cluster.client(1, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.sync().await;
+    a.await_whois("carol").await;
+    carol.await_whois("alice").await;
+    a.send("JOIN #room").await;
+    a.expect(|l| l.ends_with(" JOIN #room")).await;
+    carol.expect(|l| l.ends_with(" JOIN #room")).await;
+    let (mut b, burst) = session(home, "alice", "alice", "message-tags").await;
+    assert!(
+        burst.iter().any(|l| l.ends_with(" JOIN #room")),
+        "{burst:#?}"
+    );
+
+    // Each line once, to each session as echo-message would: a (echo-message) gets its own
+    // and b's, b only a's, carol on the other node both.
+    a.send("PRIVMSG #room :one").await;
+    let (at_b, b_lines) = room_until(&mut b, "one").await;
+    assert_eq!(at_b, ["one"]);
+    let (echo, a_lines) = room_until(&mut a, "one").await;
+    assert_eq!(echo, ["one"]);
+    let msgid = |lines: &[String]| {
+        let line = lines.last().cloned().unwrap_or_default();
+        tag(&line, "msgid").map(str::to_string)
+    };
+    assert!(msgid(&b_lines).is_some());
+    assert_eq!(msgid(&b_lines), msgid(&a_lines));
+    b.send("PRIVMSG #room :two").await;
+    let (at_a, _) = room_until(&mut a, "two").await;
+    assert_eq!(at_a, ["two"]);
+    let (at_carol, _) = room_until(&mut carol, "two").await;
+    assert_eq!(at_carol, ["one", "two"]);
+    carol.send("PRIVMSG #room :three").await;
+    let (at_a, _) = room_until(&mut a, "three").await;
+    assert_eq!(at_a, ["three"]);
+    let (at_b, _) = room_until(&mut b, "three").await;
+    assert_eq!(at_b, ["three"], "no echo of its own line for b");
+
+    // b leaving is seen by nobody on the other node; a leaving last is.
+    b.send("QUIT :phone off").await;
+    b.expect_closed().await;
+    a.send("PRIVMSG #room :four").await;
+    let (_, seen) = room_until(&mut carol, "four").await;
+    assert!(seen.iter().all(|l| command_of(l) != "QUIT"), "{seen:#?}");
+    a.send("QUIT :laptop off").await;
+    a.expect_closed().await;
+    let quit = carol.expect(|l| command_of(l) == "QUIT").await;
+    assert!(
+        quit.starts_with(":alice!") && quit.ends_with("laptop off"),
+        "{quit}"
+    );
+}
