@@ -430,3 +430,33 @@ async fn in_a_cluster_sessions_on_one_node_chat_as_one() {
         "{quit}"
     );
 }
+
+#[tokio::test]
+async fn an_operators_kill_ends_every_session() {
+    let server = server_with_alice(|c| c.operators.admins = vec!["root".into()]).await;
+    let mut root = common::account(server.addr, "root").await;
+    let (mut a, _) = session(&server, "alice", "alice", "").await;
+    let (mut b, _) = session(&server, "alice", "alice", "").await;
+    root.sync().await;
+    root.send("WHOIS alice").await;
+    let count = root.expect_numeric("320").await;
+    assert!(count.ends_with(" :is connected from 2 sessions"), "{count}");
+    root.sync().await;
+
+    root.send("KILL alice :enough").await;
+    for session in [&mut a, &mut b] {
+        let lines = session.expect_closed().await;
+        assert!(
+            lines.iter().any(|l| l.ends_with(" KILL alice :enough")),
+            "{lines:#?}"
+        );
+    }
+    // One QUIT for the user, with the kill's reason, once its last session is gone.
+    let quit = root.expect(|l| command_of(l) == "QUIT").await;
+    assert!(
+        quit.starts_with(":alice!") && quit.contains("Killed"),
+        "{quit}"
+    );
+    let rest = root.sync().await;
+    assert!(rest.iter().all(|l| command_of(l) != "QUIT"), "{rest:#?}");
+}
