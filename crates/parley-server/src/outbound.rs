@@ -100,9 +100,11 @@ impl Outbound {
         self.user_changed.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the user changed since the last call (one atomic swap per line handled).
+    /// Whether the user changed since the last call: a plain load per line handled, and a
+    /// write only when it did (senders read this struct's other atomics on every delivery).
     pub fn take_user_changed(&self) -> bool {
-        self.user_changed.swap(false, Ordering::Relaxed)
+        self.user_changed.load(Ordering::Relaxed)
+            && self.user_changed.swap(false, Ordering::Relaxed)
     }
 
     /// Append one or more complete lines. Never blocks on the network.

@@ -83,12 +83,12 @@ impl World {
             }
         }
         let remaining = user.sessions.len();
-        if remaining > 0 {
-            let channels: Vec<String> = user.channels.iter().cloned().collect();
-            for key in channels {
-                if let Some(channel) = self.channels.get_mut(&key) {
-                    channel.remove_session(outbound);
-                }
+        // Even the last: a user kept present without a connection has no buffer in its
+        // channels until a session attaches again.
+        let channels: Vec<String> = user.channels.iter().cloned().collect();
+        for key in channels {
+            if let Some(channel) = self.channels.get_mut(&key) {
+                channel.remove_session(outbound);
             }
         }
         remaining
