@@ -114,6 +114,7 @@ async fn serve_split<S>(
         User {
             id,
             outbound: outbound.clone(),
+            sessions: vec![outbound.clone()],
             nick: String::new(),
             username: String::new(),
             realname: String::new(),
@@ -664,6 +665,9 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
         session,
         outbound,
     };
+    if outbound.take_user_changed() {
+        command::multiclient::refresh(&mut ctx);
+    }
     // "This specification depends on the batch capability which MUST be negotiated to use
     // labeled responses": without both, a label is not used at all.
     if ctx.session.caps.labeled_response && ctx.session.caps.batch {
@@ -710,7 +714,9 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         actor: outbound,
     };
     let mut announced = Announced::default();
-    {
+    if command::multiclient::leave(shared, session, outbound) {
+        // Another session of the user stays: nobody sees this one go.
+    } else {
         let mut world = shared.world.lock();
         if let Some(user) = world.users.get(&session.id) {
             if user.registered {

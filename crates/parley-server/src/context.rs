@@ -243,6 +243,12 @@ impl Caps {
         if self.channel_rename {
             bits |= wire::CHANNEL_RENAME;
         }
+        if self.multi_prefix {
+            bits |= wire::MULTI_PREFIX;
+        }
+        if self.userhost_in_names {
+            bits |= wire::USERHOST_IN_NAMES;
+        }
         bits
     }
 
@@ -628,6 +634,7 @@ impl Announcer<'_> {
             echo: None,
             recipients: Some(members.clone()),
             echo_into: None,
+            sender: Some(self.actor.clone()),
         };
         Announced {
             events: vec![(cluster.clone(), event(cluster), local)],
@@ -1116,6 +1123,7 @@ impl Ctx<'_> {
                     echo: Some(String::new()),
                     recipients: None,
                     echo_into: Some(slot),
+                    sender: Some(self.outbound.clone()),
                 };
                 cluster.publish_to(self.shared, event(cluster), local);
             }

@@ -32,6 +32,10 @@ pub struct Local {
     /// For a labeled command, where the echo goes when the stream brings it back: its
     /// connection waits for it and sends it under the label with the command's other replies.
     pub echo_into: Option<EchoSlot>,
+    /// The session that sent an own message, when its user has several (see
+    /// `command::multiclient`): the one whose copy is its echo, where the others get it as
+    /// recipients. None: the user's buffer.
+    pub sender: Option<Arc<Outbound>>,
 }
 
 /// In a cluster, what becomes of a stored message: published to every node (this one included,
@@ -112,6 +116,7 @@ impl Outgoing for Delivery {
                 echo: self.echo.then(String::new),
                 recipients: Some(self.recipients.clone()),
                 echo_into: self.echo_into.take(),
+                sender: Some(self.sender.clone()),
             }),
             None => self.deliver(held),
         }
@@ -241,12 +246,16 @@ pub fn rename(
         let Some(member) = users.get(id).filter(|u| u.remote.is_none()) else {
             continue;
         };
-        let out = &member.outbound;
-        if out.wire_caps() & wire::CHANNEL_RENAME != 0 {
-            send(out, relay.bytes_for(out.wire_caps()));
-            continue;
+        // Each session of the member on its own capabilities (one user, several devices).
+        let mut fallback = Vec::new();
+        for out in &member.sessions {
+            if out.wire_caps() & wire::CHANNEL_RENAME != 0 {
+                send(out, relay.bytes_for(out.wire_caps()));
+            } else if !case_only {
+                fallback.push(out);
+            }
         }
-        if case_only {
+        if fallback.is_empty() {
             continue;
         }
         let own = member.source();
@@ -278,7 +287,9 @@ pub fn rename(
             &[nick, &new],
             Some("End of /NAMES list"),
         ));
-        send(out, &lines);
+        for out in fallback {
+            send(out, &lines);
+        }
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Outbound {
     wire_caps: AtomicU16,
     /// The notifications this client asked for ([`crate::relay::notify`] bits).
     notify_caps: AtomicU8,
+    /// Another session of the same user changed what this connection keeps a copy of (the
+    /// nick): its task reads it again before its next line (see `command::multiclient`).
+    user_changed: AtomicBool,
 }
 
 impl Outbound {
@@ -72,6 +75,7 @@ impl Outbound {
             reason: Mutex::new(None),
             wire_caps: AtomicU16::new(0),
             notify_caps: AtomicU8::new(0),
+            user_changed: AtomicBool::new(false),
         }
     }
 
@@ -89,6 +93,18 @@ impl Outbound {
 
     pub fn set_notify_caps(&self, bits: u8) {
         self.notify_caps.store(bits, Ordering::Relaxed);
+    }
+
+    /// Tell this session's connection that its user changed under it (see `user_changed`).
+    pub fn mark_user_changed(&self) {
+        self.user_changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the user changed since the last call: a plain load per line handled, and a
+    /// write only when it did (senders read this struct's other atomics on every delivery).
+    pub fn take_user_changed(&self) -> bool {
+        self.user_changed.load(Ordering::Relaxed)
+            && self.user_changed.swap(false, Ordering::Relaxed)
     }
 
     /// Append one or more complete lines. Never blocks on the network.

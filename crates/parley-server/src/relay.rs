@@ -35,6 +35,10 @@ pub mod wire {
     pub const MESSAGE_REDACTION: u16 = 256;
     /// Not a variant bit: gets RENAME (draft/channel-rename) rather than its PART/JOIN fallback.
     pub const CHANNEL_RENAME: u16 = 512;
+    /// Not a variant bit: `multi-prefix`, for the NAMES another session's JOIN brings.
+    pub const MULTI_PREFIX: u16 = 1024;
+    /// Not a variant bit: `userhost-in-names`, for the same.
+    pub const USERHOST_IN_NAMES: u16 = 2048;
 }
 
 /// Bits of [`Outbound::notify_caps`]: the notifications a client asked for, which decide who

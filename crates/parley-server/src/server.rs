@@ -189,9 +189,7 @@ impl Shared {
     /// node's clients that have it on.
     fn tell_cap_change(&self, change: &str, cap: &str) {
         let world = self.world.lock();
-        let told = world.users.values().filter(|u| {
-            u.remote.is_none() && u.outbound.notify_caps() & crate::relay::notify::CAP_NOTIFY != 0
-        });
+        let told = world.users.values().filter(|u| u.remote.is_none());
         for user in told {
             let nick = if user.nick.is_empty() {
                 "*"
@@ -200,7 +198,12 @@ impl Shared {
             };
             let bytes =
                 crate::relay::line(Some(self.server_name()), "CAP", &[nick, change], Some(cap));
-            let _ = user.outbound.push(&bytes);
+            // Each session of the user asked for cap-notify or not on its own.
+            for session in &user.sessions {
+                if session.notify_caps() & crate::relay::notify::CAP_NOTIFY != 0 {
+                    let _ = session.push(&bytes);
+                }
+            }
         }
     }
 

@@ -99,8 +99,10 @@ async fn a_token_logs_in_in_place_of_the_password() {
     );
     web.expect_numeric("903").await;
     web.send("CAP END").await;
-    web.expect_numeric("001").await;
-    let nick = web.nick.clone();
+    // With accounts.multiclient (the default) the token's login joins alice's present user
+    // as another session, under her nick: the welcome names it.
+    let welcome = web.expect_numeric("001").await;
+    let nick = welcome.split(' ').nth(2).unwrap_or_default().to_string();
     web.send(&format!("WHOIS {nick}")).await;
     let whois = web.expect_numeric("330").await;
     assert!(

@@ -56,11 +56,22 @@ struct Step<'a> {
     label: Option<String>,
     /// For an own labeled message, where its echo goes (see `fanout::Local::echo_into`).
     echo_into: Option<crate::fanout::EchoSlot>,
+    /// For an own message, the session that sent it (see `fanout::Local::sender`).
+    sending_session: Option<Arc<Outbound>>,
     whowas_limit: usize,
     held: &'a mut HeldWakes,
 }
 
 impl Step<'_> {
+    /// The session that acted: for an own event the one recorded when it happened (a user may
+    /// have several, see `command::multiclient`), else the user's buffer.
+    fn actor(&mut self, user: Option<&User>) -> Option<Arc<Outbound>> {
+        match (self.own, self.sending_session.take()) {
+            (true, Some(session)) => Some(session),
+            _ => user.map(|u| u.outbound.clone()),
+        }
+    }
+
     /// A presence change of user `id` (AWAY, SETNAME, CHGHOST) to those who asked for it with
     /// `bit`: its neighbours and, with extended-monitor, its watchers; for an own event, the
     /// recipients fixed when it happened.
@@ -87,6 +98,7 @@ pub fn apply(
         echo: label,
         recipients: captured,
         echo_into,
+        sender: sending_session,
     } = local.unwrap_or_default();
     let mut step = Step {
         shared,
@@ -95,6 +107,7 @@ pub fn apply(
         captured,
         label,
         echo_into,
+        sending_session,
         whowas_limit: shared.config.limits.whowas_entries,
         held,
     };
@@ -524,6 +537,7 @@ fn host_change_requested(
             echo: None,
             recipients: Some(Default::default()),
             echo_into: None,
+            sender: None,
         },
     );
 }
@@ -562,7 +576,7 @@ fn joined(
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
         .with_bot(joiner.is_some_and(|u| u.bot));
-    let actor = joiner.map(|u| u.outbound.clone());
+    let actor = step.actor(joiner);
     let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
     send_except(step.held, &relay, members, actor.as_ref());
     // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
@@ -632,9 +646,7 @@ fn kick(
         &[&channel, &target_nick],
         Some(&reason),
     );
-    let actor = resolve(step.cluster, &world, &by)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let actor = step.actor(resolve(step.cluster, &world, &by).and_then(|id| world.users.get(&id)));
     if let Some(chan) = world.channels.get(&key) {
         // Before the target leaves, so a target on this node sees its step.own KICK.
         send_line_except(
@@ -661,9 +673,7 @@ fn topic_changed(
     topic: Option<TopicInfo>,
 ) {
     let key = casefold(&channel);
-    let actor = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
     let Some(chan) = world.channels.get_mut(&key) else {
         return;
     };
@@ -694,9 +704,7 @@ fn mode(
     mut changes: Vec<ModeChange>,
 ) {
     let key = casefold(&channel);
-    let actor = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
     if !step.own {
         // A `+o`/`+v` for a member who left meanwhile is neither made nor shown: its line
         // would name the nick, which may be someone else's by now.
@@ -737,7 +745,9 @@ fn message(
     let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id));
     // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
     let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
-    let sender = sender_user.map(|u| u.outbound.clone());
+    // The session that sent it, for an own message of a user with several sessions: the
+    // others get it as recipients.
+    let sender = step.actor(sender_user);
     match &target {
         // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
@@ -763,23 +773,14 @@ fn message(
                 .local_id(to_uid)
                 .and_then(|id| world.users.get(&id))
             {
-                if sender
-                    .as_ref()
-                    .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
-                {
-                    relay.send_held(&user.outbound, step.held);
-                }
+                // Every session of the recipient (one user, several devices).
+                send_except(step.held, &relay, &user.sessions, sender.as_ref());
             }
         }
         Target::Everyone => {
             for user in world.users.values() {
-                if user.registered
-                    && user.remote.is_none()
-                    && sender
-                        .as_ref()
-                        .is_none_or(|own| !Arc::ptr_eq(own, &user.outbound))
-                {
-                    relay.send_held(&user.outbound, step.held);
+                if user.registered && user.remote.is_none() {
+                    send_except(step.held, &relay, &user.sessions, sender.as_ref());
                 }
             }
         }
@@ -909,7 +910,9 @@ fn invite(
         );
     }
     if let Some(user) = world.users.get(&id) {
-        relay.send_held(&user.outbound, step.held);
+        for session in &user.sessions {
+            relay.send_held(session, step.held);
+        }
     }
 }
 
@@ -920,11 +923,14 @@ fn kill(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, reason: String, li
         .local_id(&uid)
         .and_then(|id| world.users.get(&id))
     {
-        if line.is_empty() {
-            user.outbound.disconnect(&reason);
-        } else {
-            let server = step.shared.server_name();
-            user.outbound.killed_by(line.as_bytes(), server, &reason);
+        // Every session: a KILL ends the user, not one of its devices.
+        for session in &user.sessions {
+            if line.is_empty() {
+                session.disconnect(&reason);
+            } else {
+                let server = step.shared.server_name();
+                session.killed_by(line.as_bytes(), server, &reason);
+            }
         }
     }
 }
@@ -960,9 +966,7 @@ fn read_marker(
 /// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
 /// who redacted (told at once).
 fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
-    let actor = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world
@@ -972,7 +976,7 @@ fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, 
             .unwrap_or_default(),
         (None, Target::User(them)) => resolve(step.cluster, &world, &them)
             .and_then(|id| world.users.get(&id))
-            .map(|u| vec![u.outbound.clone()])
+            .map(|u| u.sessions.clone())
             .unwrap_or_default(),
         (None, Target::Everyone) => Vec::new(),
     };
@@ -993,9 +997,8 @@ fn multiline(
     target: Target,
     message: Multiline,
 ) {
-    let sender = resolve(step.cluster, &world, &uid)
-        .and_then(|id| world.users.get(&id))
-        .map(|u| u.outbound.clone());
+    let sender =
+        step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world
@@ -1007,7 +1010,7 @@ fn multiline(
             .cluster
             .local_id(&them)
             .and_then(|id| world.users.get(&id))
-            .map(|u| vec![u.outbound.clone()])
+            .map(|u| u.sessions.clone())
             .unwrap_or_default(),
         (None, Target::Everyone) => Vec::new(),
     };
@@ -1041,7 +1044,7 @@ fn server_ban_added(step: &mut Step<'_>, world: WorldGuard<'_>, ban: crate::stor
             "dline" => crate::server::dline_covers(&ban.mask, u.ip),
             _ => u.matches_mask(&ban.mask),
         })
-        .map(|u| u.outbound.clone())
+        .flat_map(|u| u.sessions.iter().cloned())
         .collect();
     drop(world);
     for outbound in victims {
@@ -1059,7 +1062,9 @@ fn wallops(step: &mut Step<'_>, world: WorldGuard<'_>, line: String) {
     }
     for user in world.users.values() {
         if user.registered && user.wallops && user.remote.is_none() {
-            let _ = user.outbound.push_held(line.as_bytes(), step.held);
+            for session in &user.sessions {
+                let _ = session.push_held(line.as_bytes(), step.held);
+            }
         }
     }
 }
@@ -1084,7 +1089,7 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
             .users
             .values()
             .filter(|u| u.remote.is_none())
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect();
         drop(world);
         tracing::error!(
@@ -1169,6 +1174,7 @@ pub fn add_remote_user(
     let user = User {
         id,
         outbound: cluster.sink.clone(),
+        sessions: vec![cluster.sink.clone()],
         nick: info.nick.clone(),
         username: info.username.clone(),
         realname: info.realname.clone(),
@@ -1259,11 +1265,11 @@ fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize, serv
 /// A member enters a channel in the replica, the channel made if it is new here.
 fn join(world: &mut World, id: ClientId, name: &str, status: MemberStatus) {
     let key = casefold(name);
-    let Some((nick, outbound)) = world
+    let Some((nick, sessions)) = world
         .users
         .get(&id)
         .filter(|u| !u.channels.contains(&key))
-        .map(|u| (u.nick.clone(), u.outbound.clone()))
+        .map(|u| (u.nick.clone(), u.sessions.clone()))
     else {
         return;
     };
@@ -1271,7 +1277,7 @@ fn join(world: &mut World, id: ClientId, name: &str, status: MemberStatus) {
         .channels
         .entry(key.clone())
         .or_insert_with(|| Channel::new(name));
-    channel.add_member(id, &nick, status, outbound);
+    channel.add_member(id, &nick, status, &sessions);
     if let Some(user) = world.users.get_mut(&id) {
         user.channels.insert(key);
     }

@@ -367,7 +367,7 @@ impl Cluster {
             .users
             .values()
             .filter(|u| u.remote.is_none())
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect();
         for outbound in locals {
             outbound.disconnect(STEP_DOWN_REASON);

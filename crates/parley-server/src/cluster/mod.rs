@@ -453,6 +453,7 @@ impl Cluster {
                 echo,
                 recipients: None,
                 echo_into: None,
+                sender: None,
             },
         );
     }

@@ -236,7 +236,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let mut world = ctx.shared.world.lock();
         let target = world.user_named(msg.params[0])?;
         let (target_id, target_nick, target_out) =
-            (target.id, target.nick.clone(), target.outbound.clone());
+            (target.id, target.nick.clone(), target.sessions.clone());
         let target_away = target.away.clone();
         let remote_target = target.remote.clone();
         let (key, channel) = world.channel_named(msg.params[1])?;
@@ -290,7 +290,10 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             &[&target_nick, &shown],
             None,
         );
-        relay.send_to(&target_out);
+        // Every session of the invited user (one user, several devices).
+        for session in &target_out {
+            relay.send_to(session);
+        }
         // invite-notify: the channel's operators who asked see it too ("a server may choose to
         // only send the message to clients having channel op"); on other nodes theirs do when
         // the event comes (`cluster::apply`).

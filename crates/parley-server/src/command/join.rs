@@ -8,8 +8,8 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::command::channel::{send_names, send_topic};
-use crate::command::markread;
 use crate::command::presence::away_line;
+use crate::command::{markread, multiclient};
 use crate::context::{Ctx, Line, Lookup, Reply};
 use crate::fanout;
 use crate::history::HistoryRequest;
@@ -117,7 +117,12 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         let account = user.account.clone();
         let realname = user.realname.clone();
         let bot = user.bot;
-        let outbound = user.outbound.clone();
+        let sessions = user.sessions.clone();
+        let siblings: Vec<_> = sessions
+            .iter()
+            .filter(|s| !std::sync::Arc::ptr_eq(s, ctx.outbound))
+            .cloned()
+            .collect();
         // Nobody becomes the default room's operator by joining it first or owning it: only server
         // operators who may moderate it get the status.
         let default_room = ctx.shared.is_default_channel(&folded);
@@ -171,22 +176,26 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         let Some(channel) = world.channels.get_mut(&folded) else {
             return Ok(());
         };
-        channel.add_member(id, &nick, status, outbound);
+        channel.add_member(id, &nick, status, &sessions);
         let shown = [channel.name.as_str()];
         let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
             .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
             .with_bot(bot);
+        // The user's other sessions get the JOIN with its burst below, at once.
+        let members = if siblings.is_empty() {
+            channel.snapshot.clone()
+        } else {
+            multiclient::without(&channel.snapshot, &siblings)
+        };
         // The joiner sees it now; in a cluster everyone else in the stream's order.
-        let announced = ctx.announce(Line::Relay(&relay), &channel.snapshot, |cluster| {
-            Event::Join {
-                uid: cluster.uid_of(id),
-                source: source.clone(),
-                account: account.clone(),
-                realname: realname.clone(),
-                channel: channel.name.clone(),
-                op: status.op,
-                voice: status.voice,
-            }
+        let announced = ctx.announce(Line::Relay(&relay), &members, |cluster| Event::Join {
+            uid: cluster.uid_of(id),
+            source: source.clone(),
+            account: account.clone(),
+            realname: realname.clone(),
+            channel: channel.name.clone(),
+            op: status.op,
+            voice: status.voice,
         });
         if let Some(user) = world.users.get_mut(&id) {
             user.channels.insert(folded.clone());
@@ -196,9 +205,9 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         // delivers from the stream (`cluster::apply`).
         let away = world.users.get(&id).and_then(|u| u.away.clone());
         if let (Some(away), None) = (away, ctx.cluster_uid(id)) {
-            if let Some(channel) = world.channels.get(&folded) {
+            if world.channels.contains_key(&folded) {
                 let bytes = away_line(&source, Some(&away));
-                let members = &channel.snapshot;
+                let members = &members;
                 fanout::send_now_to_notify(
                     &bytes,
                     members,
@@ -216,6 +225,10 @@ pub fn join_one(ctx: &mut Ctx<'_>, name: &str, key: Option<&str>) -> Result<(), 
         let names_wait = markread::names_wait(ctx, &shown);
         if !names_wait {
             send_names(ctx, &mut world, &folded);
+        }
+        if !siblings.is_empty() {
+            let server = ctx.shared.server_name();
+            multiclient::tell_siblings_joined(&mut world, server, id, &relay, &siblings, &folded);
         }
         (announced, shown, unregistered, nick, names_wait)
     };

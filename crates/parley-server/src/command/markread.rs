@@ -98,14 +98,20 @@ fn tell_other_sessions(
     time_ms: i64,
     setter: crate::state::ClientId,
 ) {
+    let bytes = read_marker_line(ctx.shared.server_name(), &target, Some(time_ms));
+    // The setter's own other sessions (one user, several devices) are told here at once, in a
+    // cluster too: the stream's copy skips the setting user, whose node is this one.
+    let siblings: Vec<_> = {
+        let world = ctx.shared.world.lock();
+        let mut sessions = world.siblings(setter, ctx.outbound);
+        sessions.retain(|s| s.wire_caps() & wire::READ_MARKER != 0);
+        if ctx.cluster_uid(setter).is_none() {
+            sessions.extend(world.sessions_of(&account, wire::READ_MARKER, Some(setter)));
+        }
+        sessions
+    };
+    crate::fanout::send_now(&bytes, &siblings);
     let Some(uid) = ctx.cluster_uid(setter) else {
-        let sessions =
-            ctx.shared
-                .world
-                .lock()
-                .sessions_of(&account, wire::READ_MARKER, Some(setter));
-        let bytes = read_marker_line(ctx.shared.server_name(), &target, Some(time_ms));
-        crate::fanout::send_now(&bytes, &sessions);
         return;
     };
     ctx.replicate(|_| {

@@ -177,6 +177,22 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
     );
 }
 
+/// Who gets a private message from session `actor` of user `sender` to user `to`: every
+/// session of `to`, and the sender's other sessions, which see what it sent as echo-message
+/// would show it (the sending session itself gets its echo only if it asked).
+pub fn private_recipients(
+    world: &crate::state::World,
+    to: crate::state::ClientId,
+    sender: crate::state::ClientId,
+    actor: &Arc<Outbound>,
+) -> Vec<Arc<Outbound>> {
+    let mut recipients = world.buffers_of(to);
+    if to != sender {
+        recipients.extend(world.siblings(sender, actor));
+    }
+    recipients
+}
+
 /// The stored form of a message, with a fresh msgid and the time it is accepted.
 fn stored(
     ctx: &Ctx<'_>,
@@ -391,7 +407,7 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         let mut world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(target).map(|r| {
             (
-                r.outbound.clone(),
+                private_recipients(&world, r.id, id, ctx.outbound),
                 r.id == id,
                 r.nick.clone(),
                 r.away.clone(),
@@ -409,7 +425,7 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
         let me = party(user.account.as_deref(), &user.nick);
         (recipient, user.source(), user.account.clone(), me, user.bot)
     };
-    let Some((outbound, to_self, nick, away, them, uid, remote_account)) = recipient else {
+    let Some((recipients, to_self, nick, away, them, uid, remote_account)) = recipient else {
         offline(ctx, said, target, &source, account.as_deref(), &me);
         return;
     };
@@ -438,7 +454,7 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
     deliver(
         ctx,
         message,
-        Arc::new(vec![outbound]),
+        Arc::new(recipients),
         None,
         uid.map(Target::User),
         Sending {

@@ -25,6 +25,7 @@ pub mod markread;
 pub mod message;
 pub mod mode;
 pub mod monitor;
+pub mod multiclient;
 pub mod multiline;
 pub mod nick;
 pub mod oper;

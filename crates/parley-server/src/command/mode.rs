@@ -111,7 +111,11 @@ fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     }
     if !change.is_empty() {
         let nick = ctx.session.nick.clone();
-        ctx.send(&line(Some(&source), "MODE", &[&nick], Some(&change)));
+        let bytes = line(Some(&source), "MODE", &[&nick], Some(&change));
+        ctx.send(&bytes);
+        // The user's other sessions: their user's modes changed too.
+        let siblings = ctx.shared.world.lock().siblings(id, ctx.outbound);
+        crate::fanout::send_now(&bytes, &siblings);
         if ctx.session.registered {
             ctx.replicate(|cluster| {
                 Some(Event::UserModes {

@@ -208,7 +208,12 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
         let world = ctx.shared.world.lock();
         let recipient = world.user_by_nick(&open.target).map(|r| {
             (
-                r.outbound.clone(),
+                crate::command::message::private_recipients(
+                    &world,
+                    r.id,
+                    ctx.session.id,
+                    ctx.outbound,
+                ),
                 r.nick.clone(),
                 party(r.account.as_deref(), &r.nick),
                 r.remote.clone().or_else(|| ctx.cluster_uid(r.id)),
@@ -220,7 +225,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
         let mine = party(me.account.as_deref(), &me.nick);
         (recipient, me.source(), me.account.clone(), mine, me.bot)
     };
-    let Some((outbound, nick, them, uid)) = recipient else {
+    let Some((recipients, nick, them, uid)) = recipient else {
         return Err(Reply::new(
             numeric::ERR_NOSUCHNICK,
             &[&open.target],
@@ -238,7 +243,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
             shown: nick,
             bot,
         },
-        Arc::new(vec![outbound]),
+        Arc::new(recipients),
         uid.map(Target::User),
     );
     Ok(())
@@ -312,6 +317,7 @@ fn send(
                 echo: echo.then(|| label.clone().unwrap_or_default()),
                 recipients: Some(recipients),
                 echo_into: None,
+                sender: Some(ctx.outbound.clone()),
             },
         ),
         None => Handing::Deliver(Box::new(Whole {

@@ -9,7 +9,7 @@ use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
 use crate::cluster::ClaimError;
-use crate::command::registration;
+use crate::command::{multiclient, registration};
 use crate::context::{Announced, Ctx, Line, Reply};
 use crate::relay::line;
 use crate::state::{ClientId, WhowasEntry, World};
@@ -264,6 +264,9 @@ fn take(ctx: &mut Ctx<'_>, wanted: &str) {
                 world.push_whowas(entry, whowas_limit);
             }
             let neighbours = std::sync::Arc::new(world.neighbours(id));
+            // The user's other sessions follow it to the new nick.
+            let neighbours = multiclient::with_siblings(&world, id, ctx.outbound, neighbours);
+            multiclient::mark_changed(&world, id, ctx.outbound);
             announced = ctx.announce(Line::Bytes(bytes), &neighbours, |cluster| Event::Nick {
                 uid: cluster.uid_of(id),
                 source: source.clone(),

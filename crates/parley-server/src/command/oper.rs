@@ -36,9 +36,9 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         let killer = world.users.get(&ctx.session.id).map(|u| u.source());
         world
             .user_by_nick(target)
-            .map(|u| (u.nick.clone(), u.outbound.clone(), u.remote.clone(), killer))
+            .map(|u| (u.nick.clone(), u.sessions.clone(), u.remote.clone(), killer))
     };
-    let Some((nick, outbound, remote, Some(killer))) = found else {
+    let Some((nick, sessions, remote, Some(killer))) = found else {
         return Err(Reply::no_such_nick(target));
     };
     let by = ctx.session.nick.clone();
@@ -53,7 +53,12 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 line: String::from_utf8_lossy(&kill_line).into_owned(),
             })
         }),
-        None => outbound.killed_by(&kill_line, ctx.shared.server_name(), &text),
+        // Every session of the user: a KILL ends the user, not one of its devices.
+        None => {
+            for outbound in &sessions {
+                outbound.killed_by(&kill_line, ctx.shared.server_name(), &text);
+            }
+        }
     }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
@@ -134,7 +139,7 @@ fn add_ban(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: &'static str) -> Result<(
                 "dline" => dline_covers(&mask, u.ip),
                 _ => u.matches_mask(&mask),
             })
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect()
     };
     for outbound in &victims {
@@ -295,7 +300,7 @@ fn suspended_now(ctx: &mut Ctx<'_>, account: &str, suspended: bool, reason: &str
             .users
             .values()
             .filter(|u| u.account.as_deref().map(casefold).as_deref() == Some(folded.as_str()))
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect();
         for outbound in &victims {
             outbound.disconnect(&format!("Account suspended: {reason}"));
@@ -353,7 +358,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             .users
             .values()
             .filter(|u| u.registered && u.wallops && u.remote.is_none())
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect();
         (me.source(), recipients)
     };

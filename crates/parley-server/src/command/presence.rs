@@ -4,6 +4,7 @@
 use parley_proto::{numeric, Message};
 
 use crate::cluster::event::Event;
+use crate::command::multiclient;
 use crate::context::{Ctx, Line, Reply};
 use crate::relay::{line, notify};
 
@@ -55,6 +56,8 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             // those who monitor the nick.
             let bytes = away_line(&source, away.as_deref());
             let recipients = world.notify_recipients(id, notify::AWAY_NOTIFY);
+            // The user's other sessions with away-notify see it too: it is their away state.
+            let recipients = multiclient::with_siblings(&world, id, ctx.outbound, recipients);
             let line = Line::ForNotify(&bytes, notify::AWAY_NOTIFY);
             Some(ctx.announce(line, &recipients, |cluster| Event::Away {
                 uid: cluster.uid_of(id),

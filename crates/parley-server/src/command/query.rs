@@ -219,6 +219,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             );
         }
     }
+    crate::command::multiclient::whois_sessions(ctx, &world, user.id, nick);
     if user.secure {
         ctx.numeric(
             numeric::RPL_WHOISSECURE,

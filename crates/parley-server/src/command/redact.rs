@@ -158,7 +158,12 @@ fn conversation(ctx: &Ctx<'_>, target: &str, me: &str) -> Result<Conversation, R
     let (them, recipients, uid) = match world.user_by_nick(target) {
         Some(user) => (
             party(user.account.as_deref(), &user.nick),
-            vec![user.outbound.clone()],
+            crate::command::message::private_recipients(
+                &world,
+                user.id,
+                ctx.session.id,
+                ctx.outbound,
+            ),
             user.remote.clone().or_else(|| ctx.cluster_uid(user.id)),
         ),
         None => (casefold(target), Vec::new(), None),

@@ -167,7 +167,9 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
 pub fn try_complete(ctx: &mut Ctx<'_>) {
     let session = &ctx.session;
     if session.registered
-        || session.nick.is_empty()
+        // A connection becoming another session of its account's user takes the user's nick,
+        // so it needs none of its own (its NICK may have been refused as in use, by that user).
+        || (session.nick.is_empty() && !crate::command::multiclient::can_attach(ctx))
         || !session.got_user
         || session.cap_negotiating
         || session
@@ -178,6 +180,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         return;
     }
     auth::abort_on_registration(ctx);
+    if crate::command::multiclient::attach(ctx) {
+        return;
+    }
     if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {
         // The nick was taken back by its account's owner; the 433 went out then.
         ctx.session.nick.clear();
@@ -309,7 +314,8 @@ pub fn nick_allowed(ctx: &Ctx<'_>, nick: &str) -> bool {
     !reserved
 }
 
-fn welcome(ctx: &mut Ctx<'_>, source: &str) {
+/// 001-005, LUSERS and the MOTD: the welcome every registration gets, another session's too.
+pub(crate) fn welcome(ctx: &mut Ctx<'_>, source: &str) {
     let shared = ctx.shared;
     let name = shared.server_name();
     ctx.numeric(

@@ -44,6 +44,8 @@ pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         // message MUST NOT be sent to clients which do not have the setname capability
         // negotiated."
         let recipients = world.notify_recipients(id, notify::SETNAME);
+        let recipients =
+            crate::command::multiclient::with_siblings(&world, id, ctx.outbound, recipients);
         if negotiated {
             ctx.send(&bytes);
         }

@@ -66,6 +66,12 @@ pub struct AccountsConfig {
     /// PBKDF2 rounds of new SCRAM-SHA-256 credentials. Each client login pays them (unless the
     /// client caches its salted password) and so does whoever steals the database, per guess.
     pub scram_iterations: u32,
+    /// A login to an account already present here becomes another session of that user (same
+    /// nick, channels and away state; see `command::multiclient`) rather than a user of its own.
+    pub multiclient: bool,
+    /// Most sessions one account may have at once on this node with `multiclient`; the next
+    /// login is refused.
+    pub max_sessions: usize,
 }
 
 impl Default for AccountsConfig {
@@ -100,6 +106,10 @@ impl Default for AccountsConfig {
             // Argon2id parameters used for the password hash: a stolen database must not be
             // cheaper to guess through its SCRAM column than through its hashes.
             scram_iterations: 600_000,
+            multiclient: true,
+            // ergo's default too: a phone, a laptop, a desktop and the web, with room to spare,
+            // while a leaked password cannot fill the server with one account's connections.
+            max_sessions: 10,
         }
     }
 }

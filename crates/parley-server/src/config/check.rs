@@ -426,7 +426,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 12] = [
+        let others: [(&'static str, u64, u64, u64); 13] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -466,6 +466,12 @@ impl Config {
             ),
             ("web.session_days", self.web.session_days, 1, 3650),
             ("web.max_sessions", as_u64(self.web.max_sessions), 1, 1000),
+            (
+                "accounts.max_sessions",
+                as_u64(self.accounts.max_sessions),
+                1,
+                1000,
+            ),
             (
                 "accounts.scram_iterations",
                 u64::from(self.accounts.scram_iterations),

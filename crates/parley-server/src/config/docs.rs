@@ -443,6 +443,22 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
          stole the database, per guess. Existing credentials are redone at the next PLAIN login.",
     ),
     (
+        "accounts",
+        "multiclient",
+        "Several devices, one presence: a login to an account whose user is already connected\n\
+         to this node becomes another session of that user (its nick, channels and away state,\n\
+         a welcome and a JOIN burst of its channels); what one session sends the others see as\n\
+         echo-message would show it, and others see the user leave only with its last session.\n\
+         A login after the welcome (AUTHENTICATE, REGISTER) stays a user of its own, and so does\n\
+         one on another cluster node. false: every connection is a user of its own.",
+    ),
+    (
+        "accounts",
+        "max_sessions",
+        "Most sessions (connections) one account may have at once with multiclient (1 to 1000);\n\
+         the next login is refused with FAIL * TOO_MANY_SESSIONS and an ERROR.",
+    ),
+    (
         "history",
         "enabled",
         "Store channel and private messages. Off: nothing is kept and nothing replayed.",

@@ -30,6 +30,8 @@ impl std::fmt::Debug for AccountsConfig {
             .field("failure_window_secs", &self.failure_window_secs)
             .field("lockout_secs", &self.lockout_secs)
             .field("scram_iterations", &self.scram_iterations)
+            .field("multiclient", &self.multiclient)
+            .field("max_sessions", &self.max_sessions)
             .finish()
     }
 }

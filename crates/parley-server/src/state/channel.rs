@@ -138,7 +138,12 @@ pub struct Channel {
     /// When this channel last got a new name (not only new case), for
     /// `limits.channel_rename_interval_secs`.
     pub renamed_at: Option<std::time::Instant>,
+    /// Every member's session buffers (a user logged in from several devices has one per
+    /// session, see `command::multiclient`), so a delivery reaches each device once.
     pub snapshot: MemberList,
+    /// Who each entry of `snapshot` belongs to, in step with it: a member leaving takes all
+    /// its sessions' entries, one session leaving only its own.
+    owners: Vec<ClientId>,
     /// The NAMES list as members see it (`@op +voiced plain`, join order, space-separated),
     /// without and with `multi-prefix`: built on first use, appended to by joins, dropped by
     /// anything else that changes it (a part, a status or nick change).
@@ -167,21 +172,28 @@ impl Channel {
             invited: HashMap::new(),
             renamed_at: None,
             snapshot: MemberList::default(),
+            owners: Vec::new(),
             names: [None, None],
         }
     }
 
-    /// Add `id` (shown as `nick`) with `status`; a member already in only has its status set.
+    /// Add `id` (shown as `nick`) with `status`, each of its `sessions` (a user logged in from
+    /// several devices has several) getting the channel's lines; a member already in only has
+    /// its status set.
     pub fn add_member(
         &mut self,
         id: ClientId,
         nick: &str,
         status: MemberStatus,
-        outbound: Arc<Outbound>,
+        sessions: &[Arc<Outbound>],
     ) {
         if self.members.insert(id, status).is_none() {
             self.order.push(id);
-            Arc::make_mut(&mut self.snapshot).push(outbound);
+            let snapshot = Arc::make_mut(&mut self.snapshot);
+            for outbound in sessions {
+                snapshot.push(outbound.clone());
+                self.owners.push(id);
+            }
             for (names, multi_prefix) in self.names.iter_mut().zip([false, true]) {
                 if let Some(names) = names {
                     if !names.is_empty() {
@@ -201,9 +213,31 @@ impl Channel {
         if self.members.remove(&id).is_some() {
             if let Some(pos) = self.order.iter().position(|m| *m == id) {
                 self.order.remove(pos);
-                Arc::make_mut(&mut self.snapshot).remove(pos);
             }
+            let owners = &mut self.owners;
+            let snapshot = Arc::make_mut(&mut self.snapshot);
+            let mut keep = owners.iter().map(|owner| *owner != id);
+            snapshot.retain(|_| keep.next().unwrap_or(true));
+            owners.retain(|owner| *owner != id);
             self.names_changed();
+        }
+    }
+
+    /// Another session of member `id` (a second device logging in): it gets the channel's
+    /// lines from now on. Nothing if `id` is no member or the session is there already.
+    pub fn add_session(&mut self, id: ClientId, outbound: &Arc<Outbound>) {
+        if self.members.contains_key(&id) && !self.snapshot.iter().any(|o| Arc::ptr_eq(o, outbound))
+        {
+            Arc::make_mut(&mut self.snapshot).push(outbound.clone());
+            self.owners.push(id);
+        }
+    }
+
+    /// One session of a member went away; the member (and its other sessions) stay.
+    pub fn remove_session(&mut self, outbound: &Arc<Outbound>) {
+        if let Some(pos) = self.snapshot.iter().position(|o| Arc::ptr_eq(o, outbound)) {
+            Arc::make_mut(&mut self.snapshot).remove(pos);
+            self.owners.remove(pos);
         }
     }
 
@@ -254,14 +288,14 @@ impl Channel {
     }
 
     /// The buffers of the members a STATUSMSG `prefix` reaches: `@` operators, `+` voiced
-    /// members and operators (`order` and `snapshot` run in step).
+    /// members and operators (`owners` and `snapshot` run in step).
     pub fn status_members(&self, prefix: char) -> MemberList {
         let reached = |s: &MemberStatus| match prefix {
             '@' => s.op,
             _ => s.op || s.voice,
         };
         let members = self
-            .order
+            .owners
             .iter()
             .zip(self.snapshot.iter())
             .filter(|(id, _)| self.members.get(id).is_some_and(reached))

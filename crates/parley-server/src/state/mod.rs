@@ -7,6 +7,7 @@
 mod channel;
 mod host_change;
 mod monitor;
+mod sessions;
 mod world;
 
 pub use channel::{

@@ -121,7 +121,7 @@ impl World {
             .watchers_of(&casefold(nick))
             .filter_map(|id| self.users.get(&id))
             .filter(|u| u.remote.is_none())
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter().cloned())
             .collect()
     }
 
@@ -185,7 +185,8 @@ impl World {
         let mut extras: Vec<Arc<Outbound>> = self
             .watcher_buffers(&user.nick)
             .into_iter()
-            .filter(|w| w.notify_caps() & wanted == wanted && !Arc::ptr_eq(w, &user.outbound))
+            .filter(|w| w.notify_caps() & wanted == wanted)
+            .filter(|w| !user.sessions.iter().any(|own| Arc::ptr_eq(w, own)))
             .collect();
         if !extras.is_empty() {
             let seen: HashSet<*const Outbound> = already.iter().map(Arc::as_ptr).collect();

@@ -17,7 +17,14 @@ pub struct ClientId(pub u64);
 
 pub struct User {
     pub id: ClientId,
+    /// The buffer of the connection this user registered with, or after it left, of one of
+    /// its other sessions: where a line about the user goes when one session is enough.
     pub outbound: Arc<Outbound>,
+    /// Every live session's buffer on this node, `outbound` included: one account logged in
+    /// from several devices is one user with several sessions (`command::multiclient`), and
+    /// what is meant for the user goes to each. May be empty for a user kept present without
+    /// a connection (always-on); a remote user's holds its one sink.
+    pub sessions: Vec<Arc<Outbound>>,
     /// Empty until the client sends a valid NICK.
     pub nick: String,
     pub username: String,
@@ -137,9 +144,33 @@ impl World {
             .values()
             .filter(|u| u.registered && u.remote.is_none() && Some(u.id) != except)
             .filter(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
-            .filter(|u| u.outbound.wire_caps() & bit != 0)
-            .map(|u| u.outbound.clone())
+            .flat_map(|u| u.sessions.iter())
+            .filter(|o| o.wire_caps() & bit != 0)
+            .cloned()
             .collect()
+    }
+
+    /// The other sessions of user `id` than `except` (the one acting): they see what it does
+    /// to the user (a nick change, a join) as any member would.
+    pub fn siblings(&self, id: ClientId, except: &Arc<Outbound>) -> Vec<Arc<Outbound>> {
+        self.users
+            .get(&id)
+            .map(|u| {
+                u.sessions
+                    .iter()
+                    .filter(|o| !Arc::ptr_eq(o, except))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every session buffer of user `id` on this node (a private message's recipients).
+    pub fn buffers_of(&self, id: ClientId) -> Vec<Arc<Outbound>> {
+        self.users
+            .get(&id)
+            .map(|u| u.sessions.clone())
+            .unwrap_or_default()
     }
 
     pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
@@ -167,7 +198,12 @@ impl World {
         let Some(user) = self.users.get(&id) else {
             return Vec::new();
         };
-        let own = &user.outbound;
+        // The user's own sessions are not its neighbours: a departing session's siblings
+        // must not see its QUIT, and each handler tells them of its own events itself.
+        let own = |other: &Arc<Outbound>| {
+            Arc::ptr_eq(other, &user.outbound)
+                || user.sessions.iter().any(|s| Arc::ptr_eq(s, other))
+        };
         let mut lists = user
             .channels
             .iter()
@@ -176,15 +212,12 @@ impl World {
         let (Some(first), second) = (lists.next(), lists.next()) else {
             return Vec::new();
         };
-        let mut out: Vec<Arc<Outbound>> = first
-            .iter()
-            .filter(|other| !Arc::ptr_eq(other, own))
-            .cloned()
-            .collect();
+        let mut out: Vec<Arc<Outbound>> =
+            first.iter().filter(|other| !own(other)).cloned().collect();
         if let Some(second) = second {
             let mut seen: HashSet<*const Outbound> = out.iter().map(Arc::as_ptr).collect();
             for other in std::iter::once(second).chain(lists).flatten() {
-                if !Arc::ptr_eq(other, own) && seen.insert(Arc::as_ptr(other)) {
+                if !own(other) && seen.insert(Arc::as_ptr(other)) {
                     out.push(other.clone());
                 }
             }
