@@ -22,6 +22,18 @@ pub enum StoreKind {
     Postgres,
 }
 
+/// Who may stay present with no session connected (`accounts.always_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlwaysOnPolicy {
+    /// Nobody: the last session's QUIT is the user's.
+    Off,
+    /// Accounts that asked for it (`ALWAYSON ON`).
+    OptIn,
+    /// Every account.
+    On,
+}
+
 /// `[accounts]`: logging in, registering, and keeping guessers out.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,6 +78,13 @@ pub struct AccountsConfig {
     /// PBKDF2 rounds of new SCRAM-SHA-256 credentials. Each client login pays them (unless the
     /// client caches its salted password) and so does whoever steals the database, per guess.
     pub scram_iterations: u32,
+    /// Whether an account stays in its channels, holding its nick, when its last session leaves.
+    pub always_on: AlwaysOnPolicy,
+    /// The away message an always-on account shows while no session is connected.
+    pub always_on_away: String,
+    /// Most lines per channel or conversation replayed to a client without chathistory when it
+    /// takes over an always-on presence; the rest stays in history, and a NOTICE says how much.
+    pub replay_limit: usize,
 }
 
 impl Default for AccountsConfig {
@@ -100,6 +119,11 @@ impl Default for AccountsConfig {
             // Argon2id parameters used for the password hash: a stolen database must not be
             // cheaper to guess through its SCRAM column than through its hashes.
             scram_iterations: 600_000,
+            always_on: AlwaysOnPolicy::OptIn,
+            always_on_away: "Not connected (always-on: messages are kept)".to_owned(),
+            // A screenful or two per conversation: enough to pick the thread up, not a flood
+            // for a client that cannot fetch history itself.
+            replay_limit: 100,
         }
     }
 }

@@ -30,6 +30,9 @@ impl std::fmt::Debug for AccountsConfig {
             .field("failure_window_secs", &self.failure_window_secs)
             .field("lockout_secs", &self.lockout_secs)
             .field("scram_iterations", &self.scram_iterations)
+            .field("always_on", &self.always_on)
+            .field("always_on_away", &self.always_on_away)
+            .field("replay_limit", &self.replay_limit)
             .finish()
     }
 }
