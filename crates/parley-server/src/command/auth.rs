@@ -612,6 +612,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     }
     if let Some(account) = ctx.session.account.clone() {
         crate::command::nick::claim_account_nick(ctx, &account);
+        crate::command::always_on::adopt_nick(ctx);
     }
     if ctx.session.sasl.is_some() {
         return; // a SCRAM exchange goes on: the client answers first

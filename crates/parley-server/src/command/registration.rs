@@ -178,6 +178,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         return;
     }
     auth::abort_on_registration(ctx);
+    crate::command::always_on::adopt_nick(ctx);
     if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {
         // The nick was taken back by its account's owner; the 433 went out then.
         ctx.session.nick.clear();
@@ -246,6 +247,8 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
         })
     });
     welcome(ctx, &source);
+    // Before the default channel: a kept presence may be in it already.
+    crate::command::always_on::resume(ctx);
     let default_channel = ctx.shared.config.server.default_channel.clone();
     if !default_channel.is_empty() {
         join::join_one(ctx, &default_channel, None).unwrap_or_else(|reply| ctx.reply(&reply));
