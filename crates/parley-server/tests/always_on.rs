@@ -284,3 +284,23 @@ async fn a_kept_presence_comes_back_after_a_restart() {
     );
     second.shutdown();
 }
+
+/// `accounts.always_on_limit` bounds the users kept without a session (anyone may register
+/// accounts): past it, a leaving always-on user quits as usual.
+#[tokio::test]
+async fn past_the_always_on_limit_a_leaving_user_quits() {
+    let server = TestServer::start_with(config_with(|c| c.accounts.always_on_limit = 1)).await;
+    let (_gone, mut bob) = alice_kept_in_room(&server).await;
+    let mut carol = account(server.addr, "carol").await;
+    carol.send("ALWAYSON ON").await;
+    carol.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    carol.send("JOIN #room").await;
+    carol.expect_numeric("366").await;
+    bob.sync().await;
+    carol.send("QUIT").await;
+    carol.expect_closed().await;
+    let gone = bob
+        .expect(|l| l.starts_with(":carol!") && matches!(command_of(l), "QUIT" | "AWAY"))
+        .await;
+    assert_eq!(command_of(&gone), "QUIT", "{gone}");
+}

@@ -85,6 +85,10 @@ pub struct AccountsConfig {
     /// Most lines per channel or conversation replayed to a client without chathistory when it
     /// takes over an always-on presence; the rest stays in history, and a NOTICE says how much.
     pub replay_limit: usize,
+    /// Most always-on users kept present with no session at once. Each costs a user in memory
+    /// and its channel places, and anyone may register accounts, so it is bounded; past it a
+    /// leaving session quits as it would without always-on.
+    pub always_on_limit: usize,
 }
 
 impl Default for AccountsConfig {
@@ -124,6 +128,7 @@ impl Default for AccountsConfig {
             // A screenful or two per conversation: enough to pick the thread up, not a flood
             // for a client that cannot fetch history itself.
             replay_limit: 100,
+            always_on_limit: 1000,
         }
     }
 }

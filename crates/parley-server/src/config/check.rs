@@ -426,7 +426,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 13] = [
+        let others: [(&'static str, u64, u64, u64); 14] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -463,6 +463,12 @@ impl Config {
                 self.accounts.lockout_secs,
                 0,
                 TEN_YEARS_SECS,
+            ),
+            (
+                "accounts.always_on_limit",
+                as_u64(self.accounts.always_on_limit),
+                0,
+                1_000_000,
             ),
             (
                 "accounts.replay_limit",

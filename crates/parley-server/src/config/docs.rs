@@ -456,6 +456,12 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "accounts",
+        "always_on_limit",
+        "Most always-on accounts kept present with no session at once (0 to 1000000); past it\n\
+         a leaving session quits as without always-on.",
+    ),
+    (
+        "accounts",
         "replay_limit",
         "Most lines per channel or conversation replayed at login, from the read marker, to a\n\
          client without chathistory taking over an always-on presence (0 to 10000); a notice\n\

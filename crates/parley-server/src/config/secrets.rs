@@ -33,6 +33,7 @@ impl std::fmt::Debug for AccountsConfig {
             .field("always_on", &self.always_on)
             .field("always_on_away", &self.always_on_away)
             .field("replay_limit", &self.replay_limit)
+            .field("always_on_limit", &self.always_on_limit)
             .finish()
     }
 }

@@ -41,7 +41,7 @@ pub fn alwayson(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         ));
     };
     let folded = casefold(&account);
-    let policy = ctx.shared.config.accounts.always_on;
+    let policy = presence::policy(ctx.shared);
     let wanted = match msg.param(0).map(str::to_ascii_uppercase).as_deref() {
         None => {
             let on = ctx.shared.always_on.is_on(policy, &folded);
@@ -64,7 +64,11 @@ pub fn alwayson(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "ALWAYSON",
             "DISABLED",
             &[],
-            "Always-on is turned off on this server",
+            if ctx.shared.cluster.is_some() {
+                "Always-on is not available on a cluster yet"
+            } else {
+                "Always-on is turned off on this server"
+            },
         )),
         AlwaysOnPolicy::On if !wanted => Err(Reply::fail(
             "ALWAYSON",

@@ -83,6 +83,11 @@ pub fn detach(
     if !keep {
         return Detach::QuitAndForget(account);
     }
+    let limit = shared.config.accounts.always_on_limit;
+    if shared.always_on.detached_count() >= limit {
+        tracing::warn!(%account, limit, "always-on: accounts.always_on_limit reached; the user quits");
+        return Detach::QuitAndForget(account);
+    }
     let now = crate::clock::now_ms();
     let away = shared.config.accounts.always_on_away.clone();
     let sink = dead_outbound();
@@ -177,6 +182,10 @@ pub fn restore(shared: &Shared) -> Result<usize, StoreError> {
         };
         if record.locked {
             tracing::info!(%account, "always-on: not restored, the account is suspended");
+            continue;
+        }
+        if shared.always_on.detached_count() >= shared.config.accounts.always_on_limit {
+            tracing::warn!(%account, "always-on: accounts.always_on_limit reached; not restored");
             continue;
         }
         if restore_one(shared, &record.name, &presence) {
