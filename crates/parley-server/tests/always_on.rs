@@ -304,3 +304,41 @@ async fn past_the_always_on_limit_a_leaving_user_quits() {
         .await;
     assert_eq!(command_of(&gone), "QUIT", "{gone}");
 }
+
+/// An operator's SUSPEND or KILL ends a kept presence, which has no connection to close: its
+/// channels see it QUIT, and a suspended account is not kept again.
+#[tokio::test]
+async fn suspend_and_kill_end_a_kept_presence() {
+    let server = TestServer::start_with(config_with(|c| {
+        c.operators.admins = vec!["root".into()];
+    }))
+    .await;
+    let mut root = account(server.addr, "root").await;
+    let (_gone, mut bob) = alice_kept_in_room(&server).await;
+    root.send("SUSPEND alice :abuse").await;
+    root.sync().await;
+    let quit = bob
+        .expect(|l| l.starts_with(":alice!") && command_of(l) == "QUIT")
+        .await;
+    assert!(quit.ends_with(":Account suspended: abuse"), "{quit}");
+    bob.send("NAMES #room").await;
+    let names = bob.expect_numeric("353").await;
+    assert!(!names.contains("alice"), "{names}");
+
+    let mut carol = account(server.addr, "carol").await;
+    carol.send("ALWAYSON ON").await;
+    carol.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    carol.send("JOIN #room").await;
+    carol.expect_numeric("366").await;
+    bob.sync().await;
+    carol.send("QUIT").await;
+    carol.expect_closed().await;
+    bob.expect(|l| l.starts_with(":carol!") && command_of(l) == "AWAY")
+        .await;
+    root.send("KILL carol :enough").await;
+    root.sync().await;
+    let quit = bob
+        .expect(|l| l.starts_with(":carol!") && command_of(l) == "QUIT")
+        .await;
+    assert!(quit.contains("Killed (root (enough))"), "{quit}");
+}
