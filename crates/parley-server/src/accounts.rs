@@ -21,6 +21,7 @@
 //! password: see [`scram`]. Login sessions (tokens that stand in for the password) are in
 //! [`sessions`].
 
+pub mod always_on;
 mod hasher;
 mod lockout;
 mod oper_check;

@@ -30,6 +30,7 @@ use tracing::{debug, info};
 
 use crate::cluster::event::Event;
 use crate::command;
+use crate::command::always_on::{self, Detach};
 use crate::command::auth;
 use crate::context::{Announced, Announcer, Ctx, FollowUp, Labeled, LabeledLine, Line, Session};
 use crate::flood::FloodControl;
@@ -37,6 +38,7 @@ use crate::outbound::{run_writer, Outbound};
 use crate::relay::{escape_tag, line, with_tag};
 use crate::server::{Admission, Admitted, Shared};
 use crate::state::{User, WhowasEntry};
+use crate::store::StoredPresence;
 
 /// Most bytes taken from the socket per read. The space lives on the stack only while the read
 /// is polled; what it holds is appended to the connection's pending bytes.
@@ -156,7 +158,9 @@ async fn serve_split<S>(
         drain_in_flight(&shared, &mut session, &outbound, 0),
     )
     .await;
-    finish(&shared, &session, &outbound, &reason);
+    if let Some((account, presence)) = finish(&shared, &session, &outbound, &reason) {
+        crate::command::always_on::save(&shared, account, presence).await;
+    }
     if tokio::time::timeout(Duration::from_secs(5), &mut writer_task)
         .await
         .is_err()
@@ -706,17 +710,39 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
     }
 }
 
-/// Take the user out of the world, tell the people who could see it, and say goodbye.
-fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: &EndReason) {
+/// Take the user out of the world, tell the people who could see it, and say goodbye; or,
+/// for an always-on account, keep it present (`command::always_on`). Returns what to write
+/// to the always-on store: an account's presence to keep, or (`None`) to forget.
+fn finish(
+    shared: &Shared,
+    session: &Session,
+    outbound: &Arc<Outbound>,
+    reason: &EndReason,
+) -> Option<(String, Option<StoredPresence>)> {
+    // The server's own judgement (a KILL, a ban, a suspension) ends an always-on presence too.
+    let keep = !matches!(reason, EndReason::Disconnected(_));
+    if command::multiclient::leave(shared, session, outbound) {
+        // Another session of the user stays: nobody sees this one go, and always-on has
+        // nothing to keep yet.
+        say_goodbye(session, outbound, reason);
+        return None;
+    }
+    let account = session.account.as_deref();
+    let forget = match always_on::detach(shared, session, outbound, account, keep) {
+        Detach::Kept(account, presence) => {
+            say_goodbye(session, outbound, reason);
+            return Some((account, Some(presence)));
+        }
+        Detach::QuitAndForget(account) => Some((account, None)),
+        Detach::Quit => None,
+    };
     let quit_text = reason.quit_text();
     let announcer = Announcer {
         shared,
         actor: outbound,
     };
     let mut announced = Announced::default();
-    if command::multiclient::leave(shared, session, outbound) {
-        // Another session of the user stays: nobody sees this one go.
-    } else {
+    {
         let mut world = shared.world.lock();
         if let Some(user) = world.users.get(&session.id) {
             if user.registered {
@@ -754,10 +780,16 @@ fn finish(shared: &Shared, session: &Session, outbound: &Arc<Outbound>, reason: 
         }
     }
     announcer.publish(announced);
+    say_goodbye(session, outbound, reason);
+    forget
+}
+
+/// The `ERROR` that closes the link, unless the connection is dead already.
+fn say_goodbye(session: &Session, outbound: &Outbound, reason: &EndReason) {
     if !outbound.is_killed() {
         let text = match reason {
             EndReason::Shutdown => "Server shutting down".to_string(),
-            _ => format!("Closing Link: {} ({quit_text})", session.host),
+            _ => format!("Closing Link: {} ({})", session.host, reason.quit_text()),
         };
         outbound.close_with(&line(None, "ERROR", &[], Some(&text)));
     }

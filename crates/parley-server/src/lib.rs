@@ -253,6 +253,14 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     if !channels.is_empty() {
         tracing::info!(count = channels.len(), "registered channels loaded");
     }
+    // Always-on presences are back in their channels before anyone can connect.
+    shared
+        .always_on
+        .open(store::open_always_on(&shared.config)?)?;
+    let restored = command::always_on::restore(&shared)?;
+    if restored > 0 {
+        tracing::info!(count = restored, "always-on presences restored");
+    }
     let tasks = TaskTracker::new();
     tasks.spawn(history::run_on_own_thread(history_writer));
     tasks.spawn(prune_history(shared.clone()));

@@ -36,6 +36,8 @@ pub struct Shared {
     pub config: Config,
     pub tls: Option<TlsInfo>,
     pub accounts: Accounts,
+    /// Always-on accounts: who asked for it, who is present with no session connected.
+    pub always_on: crate::accounts::always_on::AlwaysOn,
     pub history: History,
     /// `accounts.plaintext_login_from`, parsed once.
     pub plaintext_login_from: Vec<IpNet>,
@@ -119,6 +121,7 @@ impl Shared {
             live: RwLock::new(Arc::new(config.clone())),
             tls,
             accounts,
+            always_on: Default::default(),
             history,
             plaintext_login_from,
             config,

@@ -266,7 +266,7 @@ pub fn render(
 }
 
 /// Start a batch if the client understands them; returns its id.
-fn open_batch(ctx: &Ctx<'_>, kind: &str, params: &[&str]) -> Option<String> {
+pub(crate) fn open_batch(ctx: &Ctx<'_>, kind: &str, params: &[&str]) -> Option<String> {
     if !ctx.session.caps.batch {
         return None;
     }
@@ -278,7 +278,7 @@ fn open_batch(ctx: &Ctx<'_>, kind: &str, params: &[&str]) -> Option<String> {
     Some(id)
 }
 
-fn close_batch(ctx: &Ctx<'_>, id: Option<String>) {
+pub(crate) fn close_batch(ctx: &Ctx<'_>, id: Option<String>) {
     if let Some(id) = id {
         ctx.server_line("BATCH", &[&format!("-{id}")], None);
     }

@@ -30,7 +30,7 @@ pub const USERCMDS: Topic = Topic {
         "Talking: PRIVMSG NOTICE TAGMSG BATCH REDACT JOIN PART TOPIC NAMES LIST INVITE KICK",
         "Channels: MODE RENAME",
         "People: WHO WHOIS WHOWAS ISON USERHOST MONITOR AWAY SETNAME",
-        "Accounts and history: SESSION OWNER CHATHISTORY MARKREAD",
+        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD",
         "The server: LUSERS VERSION TIME MOTD INFO ADMIN LINKS MAP HELP HELPOP",
         "Send HELP <command> for any of them.",
     ],
@@ -53,6 +53,14 @@ pub const COMMANDS: &[Topic] = &[
         lines: &[
             "ADMIN [<server or nick>]",
             "Shows where a server of this network is and how to reach its administrators.",
+        ],
+    },
+    Topic {
+        subject: "ALWAYSON",
+        lines: &[
+            "ALWAYSON [ON | OFF]",
+            "Shows or sets always-on for your account: when your last connection closes you",
+            "stay in your channels (away), and your next login plays back what you missed.",
         ],
     },
     Topic {

@@ -10,6 +10,7 @@
 //! `then_blocking`) and answered by the connection in order.
 
 pub mod about;
+pub mod always_on;
 pub mod auth;
 pub mod channel;
 pub mod chathistory;
@@ -108,6 +109,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MONITOR" => monitor::monitor(ctx, msg),
         "USERHOST" => query::userhost(ctx, msg),
         "SESSION" => session::session(ctx, msg),
+        "ALWAYSON" => always_on::alwayson(ctx, msg),
         "SETNAME" => setname::setname(ctx, msg),
         "LUSERS" => info::lusers(ctx),
         "VERSION" => info::version(ctx),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parley_proto::{numeric, write_line};
 
-use crate::command::{channel, markread, registration};
+use crate::command::{always_on, channel, markread, registration};
 use crate::context::Ctx;
 use crate::fanout::names_chunks;
 use crate::outbound::Outbound;
@@ -29,12 +29,18 @@ pub const TOO_MANY_SESSIONS: &str = "TOO_MANY_SESSIONS";
 /// here (attached, or refused at the session cap or by a K-line); false to register as usual.
 pub fn attach(ctx: &mut Ctx<'_>) -> bool {
     let config = &ctx.shared.config.accounts;
-    if !config.multiclient || ctx.session.registered {
+    if ctx.session.registered {
         return false;
     }
     let Some(account) = ctx.session.account.clone() else {
         return false;
     };
+    // An always-on account's kept presence is its own user: a login comes back to it even
+    // with multiclient off.
+    let kept = always_on::kept(ctx.shared, &account);
+    if !config.multiclient && kept.is_none() {
+        return false;
+    }
     let conn = ctx.session.id;
     let own_source = ctx.shared.world.lock().users.get(&conn).map(|u| u.source());
     // A ban on this connection's own mask (or the account) holds whoever it joins.
@@ -83,9 +89,14 @@ pub fn attach(ctx: &mut Ctx<'_>) -> bool {
                 ))
             })
     };
-    let Some((user, released, nick, source, away)) = attached else {
+    let Some((user, released, nick, source, mut away)) = attached else {
         return false;
     };
+    let kept = kept.filter(|detached| detached.id == user);
+    if kept.is_some() {
+        // The presence's away ends with this login ([`always_on::resumed`]).
+        away = None;
+    }
     if let Some(folded) = released {
         ctx.announcer().release_nick(&folded, conn);
     }
@@ -102,13 +113,21 @@ pub fn attach(ctx: &mut Ctx<'_>) -> bool {
         );
     }
     burst(ctx);
+    if let Some(detached) = kept {
+        always_on::resumed(ctx, &account, detached);
+    }
     true
 }
 
 /// Whether [`attach`] would find a user for this connection to join (multiclient on, logged
 /// in, its account's user present here).
 pub fn can_attach(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.config.accounts.multiclient
+    let kept = ctx
+        .session
+        .account
+        .as_deref()
+        .is_some_and(|account| always_on::kept(ctx.shared, account).is_some());
+    (ctx.shared.config.accounts.multiclient || kept)
         && ctx
             .session
             .account

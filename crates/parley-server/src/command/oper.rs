@@ -34,11 +34,18 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let found = {
         let world = ctx.shared.world.lock();
         let killer = world.users.get(&ctx.session.id).map(|u| u.source());
-        world
-            .user_by_nick(target)
-            .map(|u| (u.nick.clone(), u.sessions.clone(), u.remote.clone(), killer))
+        world.user_by_nick(target).map(|u| {
+            let account = u.account.clone().map(|account| (account, u.id));
+            (
+                u.nick.clone(),
+                u.sessions.clone(),
+                u.remote.clone(),
+                killer,
+                account,
+            )
+        })
     };
-    let Some((nick, sessions, remote, Some(killer))) = found else {
+    let Some((nick, sessions, remote, Some(killer), account)) = found else {
         return Err(Reply::no_such_nick(target));
     };
     let by = ctx.session.nick.clone();
@@ -49,7 +56,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         Some(uid) => ctx.replicate(|_| {
             Some(Event::Kill {
                 uid,
-                reason: text,
+                reason: text.clone(),
                 line: String::from_utf8_lossy(&kill_line).into_owned(),
             })
         }),
@@ -59,6 +66,10 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 outbound.killed_by(&kill_line, ctx.shared.server_name(), &text);
             }
         }
+    }
+    // A kept always-on presence has no connection to close: it ends here.
+    if let Some((account, id)) = account {
+        crate::command::always_on::end_kept(ctx.shared, &account, id, &text);
     }
     ctx.audit("kill", &nick, Some(reason));
     notice(ctx, &format!("Killed {nick}"));
@@ -306,6 +317,12 @@ fn suspended_now(ctx: &mut Ctx<'_>, account: &str, suspended: bool, reason: &str
             outbound.disconnect(&format!("Account suspended: {reason}"));
         }
         closed = victims.len();
+        // A kept always-on presence has no connection to close: it ends here.
+        crate::command::always_on::end(
+            ctx.shared,
+            account,
+            &format!("Account suspended: {reason}"),
+        );
     }
     ctx.audit(
         if suspended { "suspend" } else { "unsuspend" },

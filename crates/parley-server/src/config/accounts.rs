@@ -22,6 +22,18 @@ pub enum StoreKind {
     Postgres,
 }
 
+/// Who may stay present with no session connected (`accounts.always_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlwaysOnPolicy {
+    /// Nobody: the last session's QUIT is the user's.
+    Off,
+    /// Accounts that asked for it (`ALWAYSON ON`).
+    OptIn,
+    /// Every account.
+    On,
+}
+
 /// `[accounts]`: logging in, registering, and keeping guessers out.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,6 +84,17 @@ pub struct AccountsConfig {
     /// Most sessions one account may have at once on this node with `multiclient`; the next
     /// login is refused.
     pub max_sessions: usize,
+    /// Whether an account stays in its channels, holding its nick, when its last session leaves.
+    pub always_on: AlwaysOnPolicy,
+    /// The away message an always-on account shows while no session is connected.
+    pub always_on_away: String,
+    /// Most lines per channel or conversation replayed to a client without chathistory when it
+    /// takes over an always-on presence; the rest stays in history, and a NOTICE says how much.
+    pub replay_limit: usize,
+    /// Most always-on users kept present with no session at once. Each costs a user in memory
+    /// and its channel places, and anyone may register accounts, so it is bounded; past it a
+    /// leaving session quits as it would without always-on.
+    pub always_on_limit: usize,
 }
 
 impl Default for AccountsConfig {
@@ -110,6 +133,12 @@ impl Default for AccountsConfig {
             // ergo's default too: a phone, a laptop, a desktop and the web, with room to spare,
             // while a leaked password cannot fill the server with one account's connections.
             max_sessions: 10,
+            always_on: AlwaysOnPolicy::OptIn,
+            always_on_away: "Not connected (always-on: messages are kept)".to_owned(),
+            // A screenful or two per conversation: enough to pick the thread up, not a flood
+            // for a client that cannot fetch history itself.
+            replay_limit: 100,
+            always_on_limit: 1000,
         }
     }
 }

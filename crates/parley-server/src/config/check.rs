@@ -426,7 +426,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 13] = [
+        let others: [(&'static str, u64, u64, u64); 15] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -463,6 +463,18 @@ impl Config {
                 self.accounts.lockout_secs,
                 0,
                 TEN_YEARS_SECS,
+            ),
+            (
+                "accounts.always_on_limit",
+                as_u64(self.accounts.always_on_limit),
+                0,
+                1_000_000,
+            ),
+            (
+                "accounts.replay_limit",
+                as_u64(self.accounts.replay_limit),
+                0,
+                10_000,
             ),
             ("web.session_days", self.web.session_days, 1, 3650),
             ("web.max_sessions", as_u64(self.web.max_sessions), 1, 1000),
@@ -523,6 +535,14 @@ impl Config {
                     format!("{value} is out of range; use a number from {min} to {max}"),
                 ));
             }
+        }
+        // Sent as an AWAY parameter and 301 text: one line, and some of it to say.
+        let away = &self.accounts.always_on_away;
+        if away.trim().is_empty() || away.chars().any(char::is_control) || away.len() > 200 {
+            return Err(Invalid::new(
+                "accounts.always_on_away",
+                "use one line of 1 to 200 characters, without control characters".to_owned(),
+            ));
         }
 
         if server.default_channel_topic.len() > limits.topic_len {

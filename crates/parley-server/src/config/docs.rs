@@ -459,6 +459,31 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
          the next login is refused with FAIL * TOO_MANY_SESSIONS and an ERROR.",
     ),
     (
+        "accounts",
+        "always_on",
+        "Keep an account present when its last session leaves: in its channels, holding its\n\
+         nick, away, its messages kept for its next login. \"off\", \"opt-in\" (each account\n\
+         turns it on with ALWAYSON ON) or \"on\" (every account).",
+    ),
+    (
+        "accounts",
+        "always_on_away",
+        "The away message of an always-on account while none of its sessions is connected.",
+    ),
+    (
+        "accounts",
+        "always_on_limit",
+        "Most always-on accounts kept present with no session at once (0 to 1000000); past it\n\
+         a leaving session quits as without always-on.",
+    ),
+    (
+        "accounts",
+        "replay_limit",
+        "Most lines per channel or conversation replayed at login, from the read marker, to a\n\
+         client without chathistory taking over an always-on presence (0 to 10000); a notice\n\
+         says how many more are in history.",
+    ),
+    (
         "history",
         "enabled",
         "Store channel and private messages. Off: nothing is kept and nothing replayed.",

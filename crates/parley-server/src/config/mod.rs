@@ -38,7 +38,7 @@ mod web;
 
 use serde::{Deserialize, Serialize};
 
-pub use accounts::{AccountsConfig, RegistrationPolicy, StoreKind};
+pub use accounts::{AccountsConfig, AlwaysOnPolicy, RegistrationPolicy, StoreKind};
 pub use cluster::ClusterConfig;
 pub use env::ENV_PREFIX;
 pub use history::HistoryConfig;

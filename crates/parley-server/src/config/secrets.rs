@@ -32,6 +32,10 @@ impl std::fmt::Debug for AccountsConfig {
             .field("scram_iterations", &self.scram_iterations)
             .field("multiclient", &self.multiclient)
             .field("max_sessions", &self.max_sessions)
+            .field("always_on", &self.always_on)
+            .field("always_on_away", &self.always_on_away)
+            .field("replay_limit", &self.replay_limit)
+            .field("always_on_limit", &self.always_on_limit)
             .finish()
     }
 }

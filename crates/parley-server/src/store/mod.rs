@@ -4,6 +4,7 @@
 //! are synchronous on purpose: every backend call blocks, so async callers go through
 //! `tokio::task::spawn_blocking` and the admin CLI calls them directly.
 
+pub mod always_on;
 pub mod history;
 pub mod postgres;
 pub mod postgres_tls;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, StoreKind};
 
+pub use always_on::{AlwaysOnStore, StoredPresence};
 pub use history::{
     AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
     WriteBatch,
@@ -228,6 +230,15 @@ pub fn open_history(config: &Config) -> Result<Arc<dyn HistoryStore>, StoreError
 
 /// Open the configured store for reading registered channels and server bans at start.
 pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
+    })
+}
+
+/// Open the configured store for always-on accounts (`store/always_on.rs`): its own connection,
+/// written when a session leaves or a user opts in, read at start.
+pub fn open_always_on(config: &Config) -> Result<Arc<dyn AlwaysOnStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
         StoreKind::Postgres => Arc::new(open_postgres(config)?),

@@ -159,6 +159,12 @@ const MIGRATIONS: &[&str] = &[
         time_ms        BIGINT NOT NULL,
         PRIMARY KEY (account_folded, target)
     );",
+    // 13: always-on, as in `sqlite.rs` step 12.
+    "CREATE TABLE always_on (
+        account_folded TEXT    PRIMARY KEY REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        enabled        BOOLEAN NOT NULL DEFAULT FALSE,
+        presence       TEXT
+    );",
 ];
 
 /// The schema version this build writes and understands.
@@ -307,7 +313,7 @@ impl PostgresStore {
     /// value): when the connection turns out to have died under it (the database restarted, an
     /// admin ended the session), it runs once more on a new connection, so the caller never sees
     /// a stale connection's error. Writes that must not repeat use [`Self::call_transaction`].
-    fn call_idempotent<T: Send + 'static>(
+    pub(super) fn call_idempotent<T: Send + 'static>(
         &self,
         job: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -369,7 +375,7 @@ impl PostgresStore {
     }
 }
 
-fn backend(error: postgres::Error) -> StoreError {
+pub(super) fn backend(error: postgres::Error) -> StoreError {
     StoreError::Backend(describe(&error))
 }
 

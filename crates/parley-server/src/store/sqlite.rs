@@ -129,6 +129,13 @@ const MIGRATIONS: &[&str] = &[
         time_ms        INTEGER NOT NULL,
         PRIMARY KEY (account_folded, target)
     ) STRICT;",
+    // 12: always-on (`store/always_on.rs`): whether the account opted in, and the presence it
+    // keeps while no session is connected (JSON: nick, channels, since when), restored at start.
+    "CREATE TABLE always_on (
+        account_folded TEXT    PRIMARY KEY REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        enabled        INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+        presence       TEXT
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and understands.
