@@ -32,6 +32,7 @@ use super::state::{
 };
 use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
+mod push;
 mod retry;
 
 /// How long opening a connection may take before the call fails (the database is down or
@@ -158,6 +159,15 @@ const MIGRATIONS: &[&str] = &[
         target         TEXT   NOT NULL,
         time_ms        BIGINT NOT NULL,
         PRIMARY KEY (account_folded, target)
+    );",
+    // 13: web push subscriptions (IRCv3 draft/webpush), as in `sqlite.rs` step 12.
+    "CREATE TABLE push_subscriptions (
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        endpoint       TEXT   NOT NULL,
+        p256dh         TEXT   NOT NULL,
+        auth           TEXT   NOT NULL,
+        created_ms     BIGINT NOT NULL,
+        PRIMARY KEY (account_folded, endpoint)
     );",
 ];
 
