@@ -497,3 +497,40 @@ async fn guests_are_refused() {
         "{answer}"
     );
 }
+
+/// The web client's service worker and push module, served from the root (so the worker's
+/// scope is the whole client) as JavaScript, with the client's security headers.
+#[tokio::test]
+async fn the_service_worker_is_served_from_the_root() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server =
+        TestServer::start_with(|config| config.web.listen = vec!["127.0.0.1:0".into()]).await;
+    for (path, marker) in [
+        ("/sw.js", "addEventListener('push'"),
+        ("/push.js", "pushManager.subscribe"),
+    ] {
+        let mut stream = common::tls_connect(
+            server.running.web_addrs()[0],
+            common::client_config_trusting(&server.generated_cert_pem()),
+        )
+        .await
+        .expect("TLS with the web listener");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(common::TIMEOUT, stream.read_to_end(&mut response))
+            .await
+            .expect("response in time")
+            .ok();
+        let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(
+            head.contains("content-type: text/javascript; charset=utf-8"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("content-security-policy"), "{path}: {head}");
+        assert!(body.contains(&marker.to_ascii_lowercase()), "{path}");
+    }
+}
