@@ -36,8 +36,8 @@ fi
 echo "web-tests: building parleyd (debug)"
 (cd "$root" && cargo build --quiet -p parley-server --bin parleyd)
 
-echo "web-tests: unit tests (node --test irc.test.mjs search.test.mjs)"
-timeout 60 node --test irc.test.mjs search.test.mjs
+echo "web-tests: unit tests (node --test irc.test.mjs search.test.mjs push.test.mjs)"
+timeout 60 node --test irc.test.mjs search.test.mjs push.test.mjs
 
 echo "web-tests: browser tests (chromium headless against parleyd)"
 rm -rf "$artifacts"

@@ -32,6 +32,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "draft/message-redaction",
     "draft/multiline",
     "draft/read-marker",
+    "draft/webpush",
     "echo-message",
     "extended-join",
     "extended-monitor",
@@ -65,8 +66,14 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         // Playback covers TAGMSG only (reactions and replies: `history::events`): membership
         // events are not stored, which the spec allows ("SHOULD send additional lines").
         .filter(|c| **c != "draft/event-playback" || shared.history.enabled())
+        // Only with a push service (`webpush.enabled`) and its VAPID key.
+        .filter(|c| **c != crate::webpush::CAP || shared.webpush.is_some())
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
+            (crate::webpush::CAP, true) => match &shared.webpush {
+                Some(webpush) => format!("{}={}", crate::webpush::CAP, webpush.cap_value()),
+                None => crate::webpush::CAP.to_string(),
+            },
             ("draft/multiline", true) => format!(
                 "draft/multiline=max-bytes={},max-lines={}",
                 shared.config.limits.multiline_max_bytes, shared.config.limits.multiline_max_lines
@@ -156,6 +163,7 @@ pub struct Caps {
     pub message_redaction: bool,
     pub event_playback: bool,
     pub chghost: bool,
+    pub webpush: bool,
 }
 
 impl Caps {
@@ -185,6 +193,7 @@ impl Caps {
             "draft/multiline" => &mut self.multiline,
             "draft/event-playback" => &mut self.event_playback,
             "chghost" => &mut self.chghost,
+            crate::webpush::CAP => &mut self.webpush,
             _ => return None,
         })
     }

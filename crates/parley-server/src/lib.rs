@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | facts and persistence | `clock`, `config`, `data_dir`, `flood`, `isupport`, `metrics`, `store`, `tls` | time, settings, the databases, counters; no client in sight |
 //! | bytes and the world | `multiline`, `outbound`, `relay`, `state` | a `draft/multiline` message serialized once, a client's bounded send buffer, a line serialized once per wire variant, the in-memory users and channels |
-//! | durable things | `history`, `accounts` | storing messages before delivery (the writer), logins |
+//! | durable things | `history`, `accounts`, `webpush` | storing messages before delivery (the writer), logins, push notifications (queued, sent in the background) |
 //! | the shared state | `server` | `Shared`: config, world lock, accounts, history, bans, counts |
 //! | delivery | `fanout` | the one place lines go out to many buffers |
 //! | the cluster | `cluster` | the bus: publishes this node's events, applies everyone's with `fanout` |
@@ -78,6 +78,7 @@ mod state;
 pub mod store;
 pub mod tls;
 mod web;
+mod webpush;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub enum StartError {
     Metrics(#[from] metrics::MetricsError),
     #[error("cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error("web push: {0}")]
+    WebPush(#[from] webpush::WebPushError),
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::shutdown`].
@@ -233,8 +236,10 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let state = store::open_state(&config)?;
     let channels = state.channels()?;
     let server_bans = state.server_bans(clock::now_ms())?;
+    let webpush = webpush::WebPush::open(&config)?;
     let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
     shared.cluster = cluster.map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>);
+    shared.webpush = webpush.as_ref().map(|(service, _)| service.clone());
     let shared = Arc::new(shared);
     {
         let mut world = shared.world.lock();
@@ -269,6 +274,14 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     }
     tasks.spawn(refresh_account_names(shared.clone()));
     tasks.spawn(notify_operators(shared.clone()));
+    if let Some((service, jobs)) = webpush {
+        let shutdown = shared.shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = webpush::run(service, jobs, shutdown).await {
+                tracing::error!(%error, "web push stopped: no pushes will be sent");
+            }
+        });
+    }
     metrics_http::serve(shared.clone(), metrics_listeners, &tasks)?;
     // A cluster node learns the network before it lets anyone in.
     cluster::join(shared.clone(), &tasks).await?;

@@ -59,6 +59,8 @@ pub struct Shared {
     /// cluster is built on this shared state (it applies other nodes' events to the world), so
     /// this layer cannot name it; `cluster::of` gives it back typed.
     pub cluster: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Web push (`draft/webpush`), when `webpush.enabled`.
+    pub webpush: Option<Arc<crate::webpush::WebPush>>,
     next_id: AtomicU64,
     connections: Mutex<ConnectionCounts>,
 }
@@ -132,6 +134,7 @@ impl Shared {
             config_source: Mutex::new(None),
             server_bans: Mutex::new(Vec::new()),
             cluster: None,
+            webpush: None,
             next_id: AtomicU64::new(1),
             connections: Mutex::new(ConnectionCounts::default()),
         }

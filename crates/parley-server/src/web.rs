@@ -88,6 +88,18 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/irc.js"),
     ),
     (
+        "/push.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/push.js"),
+    ),
+    // The service worker of web push notifications (IRCv3 draft/webpush): served from the
+    // root, so its scope is the whole client.
+    (
+        "/sw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/sw.js"),
+    ),
+    (
         "/style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),

@@ -23,7 +23,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         "bytes to sockets and the in-memory world",
         &["multiline", "outbound", "relay", "state"],
     ),
-    ("durable messages and logins", &["accounts", "history"]),
+    (
+        "durable messages and logins",
+        &["accounts", "history", "webpush"],
+    ),
     ("the shared state", &["server"]),
     ("delivery", &["fanout"]),
     ("the cluster", &["cluster"]),

@@ -4,6 +4,9 @@
 import {
   ChatState, parseInput, InputError, clock, isChannel, typingText, REACTIONS,
 } from './irc.js';
+import {
+  pushSupported, startWorker, openedFromNotification, enablePush, disablePush, renewPush,
+} from './push.js';
 
 const $ = (id) => document.getElementById(id);
 let state = new ChatState();
@@ -98,6 +101,7 @@ function connect(url, login) {
       $('login').hidden = true;
       $('chat').hidden = false;
       $('input').focus();
+      afterLoginPush();
     }
     if (state.phase === 'failed') {
       showLoginError(state.error);
@@ -315,6 +319,7 @@ let renderedFirst = null;
 
 function render() {
   drawn = state.changed;
+  renderPush();
   const active = state.activeBuffer();
 
   const list = $('buffer-list');
@@ -609,6 +614,45 @@ function sessionLabel() {
       nick: saved.nick || saved.account, account: saved.account, token: saved.token, resume: saved.view,
     });
   }
+}
+
+// Web push (push.js, sw.js): a bell in the top bar while the server offers it to this login.
+// Turning it on must come from a click: browsers ask for permission only then.
+let openOnLogin = openedFromNotification();
+startWorker((target) => showConversation(target));
+
+function afterLoginPush() {
+  renewPush(state, send).then(redraw);
+  if (openOnLogin) showConversation(openOnLogin);
+  openOnLogin = null;
+}
+
+/** Open the conversation a notification was about: its channel, or a private one. */
+function showConversation(target) {
+  if (state.phase !== 'registered') {
+    openOnLogin = target;
+    return;
+  }
+  if (!isChannel(target)) state.buffer(target, 'query');
+  openBuffer(target);
+  redraw();
+}
+
+$('toggle-push').addEventListener('click', () => {
+  const turnOn = state.push === 'off';
+  (turnOn ? enablePush(state, send) : disablePush(state, send)).then(() => {
+    state.changed++;
+    redraw();
+  });
+});
+
+function renderPush() {
+  const button = $('toggle-push');
+  button.hidden = !state.webpushKey() || !pushSupported();
+  const on = state.push !== 'off';
+  button.setAttribute('aria-pressed', on ? 'true' : 'false');
+  button.title = on ? 'Notifications are on: click to turn them off'
+    : 'Notify me of private messages and mentions while Parley is closed';
 }
 
 // For the browser tests and for debugging in the console.

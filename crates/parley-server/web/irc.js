@@ -14,6 +14,8 @@ const WANTED_CAPS = [
   'draft/event-playback',
   // Server-side search: soju's name for the extension and the draft one (see "Search" below).
   'soju.im/search', 'draft/search',
+  // Push notifications while the tab is closed (push.js, sw.js).
+  'draft/webpush',
 ];
 /** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
 export const TYPING_REFUSED_MS = 60000;
@@ -439,6 +441,8 @@ export class ChatState {
     this.focusMsgid = null;
     // The time, in ms; the tests set their own.
     this.clock = () => Date.now();
+    // Web push for this browser: 'off', 'asking' (WEBPUSH REGISTER sent) or 'on' (answered).
+    this.push = 'off';
   }
 
   // Accounts and colours
@@ -746,6 +750,28 @@ export class ChatState {
 
   on_PING(msg) { return [ircLine('PONG', ...msg.params)]; }
 
+  // Web push (IRCv3 draft/webpush): push.js subscribes the browser and sends what
+  // webpushRegister() builds; the server's answer says whether this browser is notified.
+
+  /** The server's VAPID key when this connection may subscribe (the cap, and an account). */
+  webpushKey() {
+    if (!this.caps.has('draft/webpush') || !this.account) return null;
+    return capValue(this.available.get('draft/webpush'), 'vapid');
+  }
+
+  on_WEBPUSH(msg) {
+    const sub = (msg.params[0] || '').toUpperCase();
+    if (sub === 'REGISTER') {
+      if (this.push !== 'on') this.info('Notifications are on: this browser shows private messages and mentions while Parley is closed.');
+      this.push = 'on';
+    } else if (sub === 'UNREGISTER') {
+      if (this.push !== 'off') this.info('Notifications are off for this browser.');
+      this.push = 'off';
+    }
+    this.changed++;
+    return [];
+  }
+
   on_CAP(msg) {
     const sub = (msg.params[1] || '').toUpperCase();
     if (sub === 'LS') {
@@ -812,6 +838,11 @@ export class ChatState {
     const text = msg.params[msg.params.length - 1];
     if (msg.params[0] === 'SESSION') return this.sessionFailed(text);
     if (msg.params[0] === 'SEARCH') return this.searchFailed(msg);
+    if (msg.params[0] === 'WEBPUSH') {
+      this.push = 'off';
+      this.error_(`Notifications: ${text}`);
+      return [];
+    }
     if (msg.params[0] === 'MARKREAD') {
       // Read markers are a convenience: when the server cannot keep them, stop asking quietly.
       this.noReadMarker = true;
@@ -1807,6 +1838,40 @@ export function splitText(text, max) {
 }
 
 /** A parsed message back to a line (for batched lines handled later). */
+/** `key`'s value in a capability value such as `vapid=BASE64,other=x`; null when absent. */
+export function capValue(value, key) {
+  for (const pair of (value || '').split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq) === key) return pair.slice(eq + 1) || null;
+  }
+  return null;
+}
+
+/**
+ * `WEBPUSH REGISTER <endpoint> <keys>` for a browser subscription (PushSubscription.toJSON():
+ * {endpoint, keys: {p256dh, auth}}, both URL-safe base64), or null when it cannot make one
+ * valid line.
+ */
+export function webpushRegister(subscription) {
+  const endpoint = subscription && subscription.endpoint;
+  const keys = (subscription && subscription.keys) || {};
+  const safe = (text) => typeof text === 'string' && /^[A-Za-z0-9_-]+=*$/.test(text);
+  if (typeof endpoint !== 'string' || !/^https?:\/\/\S+$/.test(endpoint) || endpoint.startsWith(':')) return null;
+  if (!safe(keys.p256dh) || !safe(keys.auth)) return null;
+  return `WEBPUSH REGISTER ${endpoint} p256dh=${keys.p256dh};auth=${keys.auth}`;
+}
+
+export function webpushUnregister(endpoint) {
+  return typeof endpoint === 'string' && /^\S+$/.test(endpoint) ? `WEBPUSH UNREGISTER ${endpoint}` : null;
+}
+
+/** URL-safe base64 (padded or not) to bytes: the VAPID key as applicationServerKey wants it. */
+export function base64UrlToBytes(text) {
+  const standard = text.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const binary = atob(standard + '='.repeat((4 - (standard.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
 export function serialize(msg) {
   const source = msg.source ? `:${msg.source} ` : '';
   return withTags(msg.tags, source + ircLine(msg.command, ...msg.params));

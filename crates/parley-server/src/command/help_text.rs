@@ -30,7 +30,7 @@ pub const USERCMDS: Topic = Topic {
         "Talking: PRIVMSG NOTICE TAGMSG BATCH REDACT JOIN PART TOPIC NAMES LIST INVITE KICK",
         "Channels: MODE RENAME",
         "People: WHO WHOIS WHOWAS ISON USERHOST MONITOR AWAY SETNAME",
-        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD",
+        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD WEBPUSH",
         "The server: LUSERS VERSION TIME MOTD INFO ADMIN LINKS MAP HELP HELPOP",
         "Send HELP <command> for any of them.",
     ],
@@ -446,6 +446,14 @@ pub const COMMANDS: &[Topic] = &[
         lines: &[
             "WALLOPS :<text>",
             "Operators: sends a message to everyone with user mode +w.",
+        ],
+    },
+    Topic {
+        subject: "WEBPUSH",
+        lines: &[
+            "WEBPUSH REGISTER <endpoint> p256dh=<key>;auth=<secret>  or  WEBPUSH UNREGISTER <endpoint>",
+            "Subscribes a browser to push notifications of private messages and mentions while",
+            "it is closed (IRCv3 draft/webpush); the web client does it from its bell. Needs an account.",
         ],
     },
     Topic {

@@ -303,6 +303,9 @@ pub fn to_channel(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) -> Result<()
     let target = Target::Channel(key.clone());
     let message = stored(ctx, said, key, &source, account.as_deref(), &shown);
     let keep = status_prefix.is_none();
+    if keep {
+        crate::command::webpush::on_channel(ctx, &message.target, &message);
+    }
     let sending = Sending {
         to_self: false,
         bot,
@@ -451,6 +454,9 @@ pub fn to_nick(ctx: &mut Ctx<'_>, said: &Said<'_>, target: &str) {
             },
         );
     }
+    if !to_self {
+        crate::command::webpush::on_private(ctx, &nick, &message);
+    }
     deliver(
         ctx,
         message,
@@ -497,6 +503,7 @@ fn offline(
     }
     let them = casefold(target);
     let message = stored(ctx, said, dm_key(me, &them), source, account, target);
+    crate::command::webpush::on_offline(ctx, &them, &message);
     // Kept for later: the bot tag is for live delivery only.
     deliver(
         ctx,

@@ -41,6 +41,7 @@ pub mod session;
 pub mod setname;
 pub mod tagmsg;
 pub mod utf8;
+pub mod webpush;
 pub mod whox;
 
 use parley_proto::{numeric, Message};
@@ -86,6 +87,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
+        "WEBPUSH" => webpush::webpush(ctx, msg),
         "REDACT" => redact::redact(ctx, msg),
         "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),

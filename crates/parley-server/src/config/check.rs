@@ -166,6 +166,29 @@ impl Config {
                 });
             }
         }
+        let contact = &self.webpush.contact;
+        if !contact.is_empty()
+            && !contact.starts_with("mailto:")
+            && !contact.starts_with("https://")
+        {
+            return Err(Invalid::new(
+                "webpush.contact",
+                format!(
+                    "{contact:?} is not a mailto: or https: URL; use one like \"mailto:admin@example.org\", or \"\""
+                ),
+            ));
+        }
+        for (index, host) in self.webpush.allow_insecure_endpoints.iter().enumerate() {
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                return Err(Invalid {
+                    key: "webpush.allow_insecure_endpoints",
+                    item: Some(index),
+                    message: format!(
+                        "{host:?} is not a host; write it as in the endpoint URL, like \"127.0.0.1\""
+                    ),
+                });
+            }
+        }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             let key = if self.tls.cert.is_empty() {
                 "tls.key"
@@ -426,7 +449,7 @@ impl Config {
         ];
         // Durations are capped at ten years and counts at what TOML can write back (i64), so
         // every accepted config can be printed and no deadline computation can overflow.
-        let others: [(&'static str, u64, u64, u64); 15] = [
+        let others: [(&'static str, u64, u64, u64); 19] = [
             ("history.max_age_days", self.history.max_age_days, 0, 3650),
             (
                 "history.prune_interval_secs",
@@ -484,6 +507,20 @@ impl Config {
                 1,
                 1000,
             ),
+            (
+                "webpush.max_subscriptions",
+                as_u64(self.webpush.max_subscriptions),
+                1,
+                1000,
+            ),
+            ("webpush.queue", as_u64(self.webpush.queue), 1, 1_000_000),
+            (
+                "webpush.concurrency",
+                as_u64(self.webpush.concurrency),
+                1,
+                256,
+            ),
+            ("webpush.timeout_secs", self.webpush.timeout_secs, 1, 300),
             (
                 "accounts.scram_iterations",
                 u64::from(self.accounts.scram_iterations),

@@ -60,6 +60,13 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
          It uses the [tls] certificate; every limit of a TCP connection applies unchanged.",
     ),
     (
+        "webpush",
+        "Web push (IRCv3 draft/webpush): the web client notifies of private messages and\n\
+         mentions while its tab is closed. The server signs pushes with a VAPID key (ECDSA\n\
+         P-256) made on first start in the data directory (webpush_vapid.pem, mode 0600) and\n\
+         encrypts them for the browser (RFC 8291); only the browser can read them.",
+    ),
+    (
         "cluster",
         "Several parleyd nodes as one network (docs/cluster.md): live state crosses a NATS\n\
          server with JetStream, and every node keeps accounts and history in one PostgreSQL\n\
@@ -588,6 +595,56 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "max_sessions",
         "Most login sessions (browsers staying logged in) one account keeps; a new one\n\
          beyond this ends the least recently used.",
+    ),
+    (
+        "webpush",
+        "enabled",
+        "Offer draft/webpush: accounts register their browsers (WEBPUSH REGISTER) and get\n\
+         pushes. Guests cannot; their client is told so.",
+    ),
+    (
+        "webpush",
+        "max_subscriptions",
+        "Most push subscriptions (browsers, devices) one account keeps (1 to 1000); one more\n\
+         is refused with FAIL WEBPUSH MAX_REGISTRATIONS.",
+    ),
+    (
+        "webpush",
+        "push_when",
+        "\"offline\": push a private message only when the account has no connected session\n\
+         (it is also kept for the next login); \"always\": push every private message and\n\
+         every channel message that names the account's nick, connected or not.",
+    ),
+    (
+        "webpush",
+        "contact",
+        "How a push service can reach you (the VAPID sub claim), e.g.\n\
+         \"mailto:admin@example.org\"; \"\" sends none.",
+    ),
+    (
+        "webpush",
+        "queue",
+        "Pushes waiting to be sent (1 to 1000000). A slow push service never holds up chat:\n\
+         past this, new pushes are dropped and counted in the log.",
+    ),
+    (
+        "webpush",
+        "concurrency",
+        "Pushes sent at once (1 to 256).",
+    ),
+    (
+        "webpush",
+        "timeout_secs",
+        "Longest one push may take, connection included (1 to 300); a push service that\n\
+         answers 404 or 410 loses the subscription at once.",
+    ),
+    (
+        "webpush",
+        "allow_insecure_endpoints",
+        "Hosts (as in the endpoint URL, e.g. [\"127.0.0.1\"]) whose push endpoints may use\n\
+         plain http:// and loopback or private addresses. For tests and closed LANs only:\n\
+         otherwise an endpoint must be https:// on a public address, so a client cannot make\n\
+         the server reach into its own network.",
     ),
     (
         "cluster",

@@ -35,6 +35,7 @@ mod server;
 mod testing;
 mod tls;
 mod web;
+mod webpush;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,7 @@ pub use secrets::HIDDEN;
 pub use server::{parse_room_modes, ListenConfig, LogConfig, RoomModes, ServerConfig};
 pub use tls::{TlsConfig, LETS_ENCRYPT_DIRECTORY};
 pub use web::{MetricsConfig, WebConfig};
+pub use webpush::{PushWhen, WebPushConfig};
 
 /// The whole server configuration, one field per TOML section.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -69,6 +71,7 @@ pub struct Config {
     pub operators: OperatorsConfig,
     pub metrics: MetricsConfig,
     pub web: WebConfig,
+    pub webpush: WebPushConfig,
     pub cluster: ClusterConfig,
     pub log: LogConfig,
 }

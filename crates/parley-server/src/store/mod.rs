@@ -8,8 +8,10 @@ pub mod always_on;
 pub mod history;
 pub mod postgres;
 pub mod postgres_tls;
+pub mod push;
 pub mod sqlite;
 mod sqlite_history;
+mod sqlite_push;
 pub mod state;
 
 use std::fmt;
@@ -24,6 +26,7 @@ pub use history::{
     WriteBatch,
 };
 pub use postgres::PostgresStore;
+pub use push::{PushStore, PushSubscription, Registered};
 pub use sqlite::SqliteStore;
 pub use state::{ChannelRecord, ListEntry, ServerBan, StateChange, StateStore, StoredTopic};
 
@@ -239,6 +242,15 @@ pub fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StoreError> {
 /// Open the configured store for always-on accounts (`store/always_on.rs`): its own connection,
 /// written when a session leaves or a user opts in, read at start.
 pub fn open_always_on(config: &Config) -> Result<Arc<dyn AlwaysOnStore>, StoreError> {
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
+    })
+}
+
+/// Open the configured store again for web push subscriptions: the push sender's own
+/// connection, so looking up whom to push never queues behind logins or history.
+pub fn open_push(config: &Config) -> Result<Arc<dyn PushStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
         StoreKind::Postgres => Arc::new(open_postgres(config)?),

@@ -32,6 +32,7 @@ use super::state::{
 };
 use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
+mod push;
 mod retry;
 
 /// How long opening a connection may take before the call fails (the database is down or
@@ -164,6 +165,15 @@ const MIGRATIONS: &[&str] = &[
         account_folded TEXT    PRIMARY KEY REFERENCES accounts (name_folded) ON DELETE CASCADE,
         enabled        BOOLEAN NOT NULL DEFAULT FALSE,
         presence       TEXT
+    );",
+    // 14: web push subscriptions (IRCv3 draft/webpush), as in `sqlite.rs` step 13.
+    "CREATE TABLE push_subscriptions (
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        endpoint       TEXT   NOT NULL,
+        p256dh         TEXT   NOT NULL,
+        auth           TEXT   NOT NULL,
+        created_ms     BIGINT NOT NULL,
+        PRIMARY KEY (account_folded, endpoint)
     );",
 ];
 

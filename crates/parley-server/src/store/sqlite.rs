@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
         enabled        INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
         presence       TEXT
     ) STRICT;",
+    // 13: web push subscriptions (IRCv3 draft/webpush): per account and endpoint URL, the
+    // browser's keys the pushes are encrypted for. They go with their account.
+    "CREATE TABLE push_subscriptions (
+        account_folded TEXT    NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        endpoint       TEXT    NOT NULL,
+        p256dh         TEXT    NOT NULL,
+        auth           TEXT    NOT NULL,
+        created_ms     INTEGER NOT NULL,
+        PRIMARY KEY (account_folded, endpoint)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and understands.
