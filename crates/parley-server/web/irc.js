@@ -1610,9 +1610,17 @@ export class ChatState {
         return out;
       }
       case 'join':
-      case 'join_group':
+      case 'join_group': {
+        // Already in it (another session of the account may have joined it for us: the
+        // server then says nothing): show it, as /join does in other clients.
+        const known = this.find(action.channel);
+        if (known && known.kind === 'channel' && known.joined) {
+          this.setActive(known.name);
+          return [];
+        }
         this.pendingFocus = action.channel;
         return [action.key ? ircLine('JOIN', action.channel, action.key) : ircLine('JOIN', action.channel)];
+      }
       case 'create_group':
         this.pendingCreates.push({ channel: action.channel, exists: false });
         return [ircLine('LIST', action.channel)];
