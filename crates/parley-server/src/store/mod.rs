@@ -7,8 +7,10 @@
 pub mod history;
 pub mod postgres;
 pub mod postgres_tls;
+pub mod search;
 pub mod sqlite;
 mod sqlite_history;
+mod sqlite_search;
 pub mod state;
 
 use std::fmt;
