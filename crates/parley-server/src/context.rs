@@ -42,6 +42,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "sasl",
     "server-time",
     "setname",
+    "soju.im/search",
     "userhost-in-names",
 ];
 
@@ -65,6 +66,10 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         // Playback covers TAGMSG only (reactions and replies: `history::events`): membership
         // events are not stored, which the spec allows ("SHOULD send additional lines").
         .filter(|c| **c != "draft/event-playback" || shared.history.enabled())
+        // SEARCH reads stored history.
+        .filter(|c| {
+            **c != "soju.im/search" || (shared.history.enabled() && shared.config.search.enabled)
+        })
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
             ("draft/multiline", true) => format!(
@@ -156,6 +161,8 @@ pub struct Caps {
     pub message_redaction: bool,
     pub event_playback: bool,
     pub chghost: bool,
+    /// `soju.im/search`: the SEARCH command (`command::search`).
+    pub search: bool,
 }
 
 impl Caps {
@@ -185,6 +192,7 @@ impl Caps {
             "draft/multiline" => &mut self.multiline,
             "draft/event-playback" => &mut self.event_playback,
             "chghost" => &mut self.chghost,
+            "soju.im/search" => &mut self.search,
             _ => return None,
         })
     }
@@ -394,6 +402,9 @@ pub struct Session {
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
     /// The `draft/multiline` batch this client has open (see `command::multiline`).
     pub multiline: Option<MultilineBatch>,
+    /// This connection's SEARCH budget (`search.burst`, `search.per_minute`), made at its first
+    /// search: searches past it wait, as lines past the flood budget do.
+    pub search_budget: Option<crate::flood::FloodControl>,
 }
 
 /// A client's open `draft/multiline` batch: its lines so far, bounded by
@@ -475,6 +486,7 @@ impl Session {
             quit: None,
             in_flight: Default::default(),
             multiline: None,
+            search_budget: None,
         }
     }
 

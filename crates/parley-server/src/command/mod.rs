@@ -35,6 +35,7 @@ pub mod query;
 pub mod redact;
 pub mod registration;
 pub mod rename;
+pub mod search;
 pub mod session;
 pub mod setname;
 pub mod tagmsg;
@@ -84,6 +85,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MODE" => mode::mode(ctx, msg),
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
+        "SEARCH" => search::search(ctx, msg),
         "REDACT" => redact::redact(ctx, msg),
         "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),
