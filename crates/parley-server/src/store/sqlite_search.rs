@@ -183,5 +183,14 @@ mod tests {
         assert!(store.delete_message("#a", "m3").expect("deletes"));
         let found = store.search(&query("friday", &["#a"])).expect("runs");
         assert_eq!(ids(&found), ["m1"]);
+        // The index itself forgot it (the join alone would hide it, until its row id is
+        // used again by a new message, which would then match the deleted words).
+        let indexed: Vec<i64> = store
+            .connection()
+            .lock()
+            .prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH '\"friday\"'")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("index query");
+        assert_eq!(indexed, [1, 2]);
     }
 }
