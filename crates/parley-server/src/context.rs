@@ -43,6 +43,7 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "sasl",
     "server-time",
     "setname",
+    "soju.im/search",
     "userhost-in-names",
 ];
 
@@ -68,6 +69,10 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .filter(|c| **c != "draft/event-playback" || shared.history.enabled())
         // Only with a push service (`webpush.enabled`) and its VAPID key.
         .filter(|c| **c != crate::webpush::CAP || shared.webpush.is_some())
+        // SEARCH reads stored history.
+        .filter(|c| {
+            **c != "soju.im/search" || (shared.history.enabled() && shared.config.search.enabled)
+        })
         .map(|c| match (*c, with_values) {
             ("sasl", true) => format!("sasl={}", SASL_MECHANISMS),
             (crate::webpush::CAP, true) => match &shared.webpush {
@@ -164,6 +169,8 @@ pub struct Caps {
     pub event_playback: bool,
     pub chghost: bool,
     pub webpush: bool,
+    /// `soju.im/search`: the SEARCH command (`command::search`).
+    pub search: bool,
 }
 
 impl Caps {
@@ -194,6 +201,7 @@ impl Caps {
             "draft/event-playback" => &mut self.event_playback,
             "chghost" => &mut self.chghost,
             crate::webpush::CAP => &mut self.webpush,
+            "soju.im/search" => &mut self.search,
             _ => return None,
         })
     }
@@ -409,6 +417,9 @@ pub struct Session {
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
     /// The `draft/multiline` batch this client has open (see `command::multiline`).
     pub multiline: Option<MultilineBatch>,
+    /// This connection's SEARCH budget (`search.burst`, `search.per_minute`), made at its first
+    /// search: searches past it wait, as lines past the flood budget do.
+    pub search_budget: Option<crate::flood::FloodControl>,
 }
 
 /// A client's open `draft/multiline` batch: its lines so far, bounded by
@@ -490,6 +501,7 @@ impl Session {
             quit: None,
             in_flight: Default::default(),
             multiline: None,
+            search_budget: None,
         }
     }
 

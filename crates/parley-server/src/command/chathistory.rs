@@ -147,7 +147,7 @@ fn playback(ctx: &Ctx<'_>) -> bool {
 
 /// A channel name or a nick (account names follow the nick rules): the only things that have a
 /// history. Anything else is refused before it can be made into a history key.
-fn is_history_target(ctx: &Ctx<'_>, target: &str) -> bool {
+pub(super) fn is_history_target(ctx: &Ctx<'_>, target: &str) -> bool {
     let limits = &ctx.shared.config.limits;
     if target.starts_with(['#', '&']) {
         parley_proto::validate::channel(target, limits.channel_len)
@@ -158,7 +158,7 @@ fn is_history_target(ctx: &Ctx<'_>, target: &str) -> bool {
 
 /// The history key of `target` and the name to show, if this client may read it: a channel it is
 /// in, or (when logged in) a private conversation with someone.
-fn conversation(ctx: &Ctx<'_>, target: &str) -> Option<(String, String)> {
+pub(super) fn conversation(ctx: &Ctx<'_>, target: &str) -> Option<(String, String)> {
     let world = ctx.shared.world.lock();
     if target.starts_with(['#', '&']) {
         let key = casefold(target);

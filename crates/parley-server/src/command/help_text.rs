@@ -30,7 +30,7 @@ pub const USERCMDS: Topic = Topic {
         "Talking: PRIVMSG NOTICE TAGMSG BATCH REDACT JOIN PART TOPIC NAMES LIST INVITE KICK",
         "Channels: MODE RENAME",
         "People: WHO WHOIS WHOWAS ISON USERHOST MONITOR AWAY SETNAME",
-        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD WEBPUSH",
+        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD WEBPUSH SEARCH",
         "The server: LUSERS VERSION TIME MOTD INFO ADMIN LINKS MAP HELP HELPOP",
         "Send HELP <command> for any of them.",
     ],
@@ -354,6 +354,16 @@ pub const COMMANDS: &[Topic] = &[
             "Renames a channel you operate; members, modes, topic and history follow it.",
             "Clients without draft/channel-rename see a PART and a JOIN.",
             "A registered channel is renamed by its owner only.",
+        ],
+    },
+    Topic {
+        subject: "SEARCH",
+        lines: &[
+            "SEARCH text=<words>[;in=<target>][;from=<nick>][;after=<time>][;before=<time>][;limit=<n>]",
+            "Finds stored messages by their words in the channels you are in and your own",
+            "conversations (capability soju.im/search). Every word must match; word* matches a",
+            "prefix; escape spaces in a value as \\s. You get the newest matches (at or before",
+            "before=), or with after= the first ones from then, in a soju.im/search batch.",
         ],
     },
     Topic {

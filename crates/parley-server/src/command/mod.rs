@@ -37,6 +37,7 @@ pub mod query;
 pub mod redact;
 pub mod registration;
 pub mod rename;
+pub mod search;
 pub mod session;
 pub mod setname;
 pub mod tagmsg;
@@ -88,6 +89,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "CHATHISTORY" => chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
         "WEBPUSH" => webpush::webpush(ctx, msg),
+        "SEARCH" => search::search(ctx, msg),
         "REDACT" => redact::redact(ctx, msg),
         "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),

@@ -21,7 +21,7 @@ pub(super) struct Invalid {
 }
 
 impl Invalid {
-    fn new(key: &'static str, message: String) -> Self {
+    pub(super) fn new(key: &'static str, message: String) -> Self {
         Self {
             key,
             item: None,
@@ -306,6 +306,7 @@ impl Config {
             }
         }
         self.check_oper_blocks()?;
+        self.search.check()?;
         if self.history.max_request == 0 {
             return Err(Invalid::new(
                 "history.max_request",

@@ -41,6 +41,11 @@ pub(super) const SECTION_DOCS: &[(&str, &str)] = &[
          their private messages at their next login.",
     ),
     (
+        "search",
+        "Full-text search of history (SEARCH, soju.im/search): a client finds messages by their\n\
+         words in the channels it is in and its own private conversations.",
+    ),
+    (
         "operators",
         "Server operators, named by account (admins, moderators) or by operator block (opers,\n\
          for OPER <name> <password>). Admins may do everything; moderators what\n\
@@ -519,6 +524,53 @@ pub(super) const KEY_DOCS: &[(&str, &str, &str)] = &[
         "history",
         "prune_interval_secs",
         "Seconds between runs of the pruning task (at least 1).",
+    ),
+    (
+        "search",
+        "enabled",
+        "Offer full-text search of history (the SEARCH command, capability soju.im/search).\n\
+         Needs history.enabled.",
+    ),
+    (
+        "search",
+        "default_limit",
+        "Messages one SEARCH returns when the client names no limit (1 to max_limit).",
+    ),
+    (
+        "search",
+        "max_limit",
+        "Most messages one SEARCH returns, whatever limit the client names (1 to 1000).",
+    ),
+    (
+        "search",
+        "max_text_len",
+        "Longest search text accepted, in bytes (1 to 1000).",
+    ),
+    (
+        "search",
+        "max_words",
+        "Most words in one search text (1 to 32).",
+    ),
+    (
+        "search",
+        "timeout_ms",
+        "A search running longer than this is stopped and answered with FAIL SEARCH\n\
+         INTERNAL_ERROR (10 to 60000).",
+    ),
+    (
+        "search",
+        "burst",
+        "Searches a connection may make at once; after them, searches wait their turn (1 to 1000).",
+    ),
+    (
+        "search",
+        "per_minute",
+        "Searches per minute a connection may make on average after its burst (1 to 6000).",
+    ),
+    (
+        "search",
+        "max_concurrent",
+        "Searches running at once on the whole server; more wait their turn (1 to 64).",
     ),
     (
         "operators",

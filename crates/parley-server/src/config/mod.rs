@@ -29,6 +29,7 @@ mod operators;
 pub mod postgres_url;
 mod redact;
 mod reload;
+mod search;
 mod secrets;
 mod server;
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use operators::{
 };
 pub use redact::redact_url;
 pub use reload::RELOADABLE;
+pub use search::SearchConfig;
 pub use secrets::HIDDEN;
 pub use server::{parse_room_modes, ListenConfig, LogConfig, RoomModes, ServerConfig};
 pub use tls::{TlsConfig, LETS_ENCRYPT_DIRECTORY};
@@ -68,6 +70,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub accounts: AccountsConfig,
     pub history: HistoryConfig,
+    pub search: SearchConfig,
     pub operators: OperatorsConfig,
     pub metrics: MetricsConfig,
     pub web: WebConfig,

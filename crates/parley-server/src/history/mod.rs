@@ -20,6 +20,7 @@
 //! | `redaction.rs` | removing a message its author or a channel operator redacts |
 //! | `retention.rs` | pruning by age and by rows per conversation |
 //! | `msgid.rs` | message ids: this run's prefix and a counter |
+//! | `search.rs` | SEARCH reads, a bounded number at once |
 //! | `party.rs` | who a private conversation is between ([`party`], [`dm_key`]) |
 
 mod audit;
@@ -30,6 +31,7 @@ mod party;
 mod reads;
 mod redaction;
 mod retention;
+mod search;
 #[cfg(test)]
 mod testing;
 mod writer;
@@ -63,6 +65,8 @@ pub struct History {
     /// Distinguishes this run's msgids from every other run's.
     boot: String,
     next: AtomicU64,
+    /// At most `search.max_concurrent` SEARCH reads at once (`search.rs`).
+    searches: search::SearchSlots,
 }
 
 impl History {
@@ -87,6 +91,7 @@ impl History {
             health,
             boot,
             next: AtomicU64::new(1),
+            searches: Default::default(),
         };
         (
             history,

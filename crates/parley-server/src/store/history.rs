@@ -2,6 +2,7 @@
 //! [`super::AccountStore`]. Every call blocks; the server calls these from its history writer task
 //! and from `spawn_blocking`, the CLI directly.
 
+use super::search::{SearchError, SearchQuery};
 use super::StoreError;
 
 /// One stored channel or private message.
@@ -159,6 +160,12 @@ pub trait HistoryStore: Send + Sync {
     /// Remove a message from conversation `target` (IRCv3 `draft/message-redaction`), and its
     /// offline delivery with it; whether there was one.
     fn delete_message(&self, target: &str, msgid: &str) -> Result<bool, StoreError>;
+    /// Full-text search (`SEARCH`, see [`super::search`]): the PRIVMSGs and NOTICEs inside the
+    /// query's scope that match it, oldest first. Both real backends answer it; a store without
+    /// an index refuses rather than scan.
+    fn search(&self, _query: &SearchQuery) -> Result<Vec<StoredMessage>, SearchError> {
+        Err(StoreError::Backend("this store cannot search".into()).into())
+    }
 }
 
 /// The two questions a backend answers so [`page`] can serve every CHATHISTORY subcommand the same

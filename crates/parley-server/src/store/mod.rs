@@ -9,9 +9,11 @@ pub mod history;
 pub mod postgres;
 pub mod postgres_tls;
 pub mod push;
+pub mod search;
 pub mod sqlite;
 mod sqlite_history;
 mod sqlite_push;
+mod sqlite_search;
 pub mod state;
 
 use std::fmt;

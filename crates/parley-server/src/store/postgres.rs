@@ -27,6 +27,7 @@ use super::history::{
     HistoryStore, Pages, StoredMessage, TargetActivity, WriteBatch,
 };
 use super::postgres_tls::{SslMode, Target, TlsFiles};
+use super::search::{SearchError, SearchQuery};
 use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
 };
@@ -34,6 +35,7 @@ use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreErro
 
 mod push;
 mod retry;
+mod search;
 
 /// How long opening a connection may take before the call fails (the database is down or
 /// unreachable); the next call tries again.
@@ -175,6 +177,12 @@ const MIGRATIONS: &[&str] = &[
         created_ms     BIGINT NOT NULL,
         PRIMARY KEY (account_folded, endpoint)
     );",
+    // 15: full-text search (SEARCH, `postgres/search.rs`): each message's words as a tsvector
+    // (`simple`: lower-cased, no stemming, no stop words) under a GIN index. Generated, so every
+    // write keeps it, and a deleted message takes its words with it.
+    "ALTER TABLE messages ADD COLUMN search tsvector
+        GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED;
+    CREATE INDEX messages_search ON messages USING GIN (search);",
 ];
 
 /// The schema version this build writes and understands.
@@ -1333,6 +1341,10 @@ impl HistoryStore for PostgresStore {
             }
             Ok(usize::try_from(removed).unwrap_or(usize::MAX))
         })
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, SearchError> {
+        search::search(self, query)
     }
 
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {

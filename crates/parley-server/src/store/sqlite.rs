@@ -146,6 +146,24 @@ const MIGRATIONS: &[&str] = &[
         created_ms     INTEGER NOT NULL,
         PRIMARY KEY (account_folded, endpoint)
     ) STRICT;",
+    // 14: full-text search (SEARCH, `sqlite_search.rs`): an FTS5 index over the message text,
+    // its rows the messages' ids. Triggers keep it in step with the table, so a redacted or
+    // pruned message is unfindable as soon as it is gone; `rebuild` indexes the history so far.
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content = 'messages', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
 ];
 
 /// The schema version this build writes and understands.

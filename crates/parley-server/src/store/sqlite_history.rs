@@ -9,6 +9,7 @@ use super::history::{
     in_window, page, parties, AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, Pages,
     StoredMessage, TargetActivity, WriteBatch,
 };
+use super::search::{SearchError, SearchQuery};
 use super::sqlite::{backend, SqliteStore};
 use super::state::{
     decode_channels, encode_channel, ChannelRecord, ServerBan, StateChange, StateStore,
@@ -306,6 +307,10 @@ impl HistoryStore for SqliteStore {
                 .map_err(backend)?;
         }
         Ok(removed)
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, SearchError> {
+        super::sqlite_search::search(self, query)
     }
 
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
