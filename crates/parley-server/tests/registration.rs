@@ -59,7 +59,7 @@ async fn cap_negotiation_holds_registration_until_end() {
          draft/multiline=max-bytes=4096,max-lines=100 \
          draft/read-marker echo-message extended-join extended-monitor invite-notify \
          labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
-         server-time setname \
+         server-time setname soju.im/search \
          userhost-in-names"
     );
     c.send("NICK bob").await;
