@@ -478,11 +478,53 @@ async fn a_guest_is_told_the_server_needs_an_account() {
     );
 }
 
-/// A second device gets `dave_` while the first holds `dave`, is told why, and takes `dave`
-/// back as soon as the first device leaves.
+/// With the server's multiclient on (its default), a second device is another session of the
+/// same user: the same nick and channels at once, and still there when the first leaves.
+#[tokio::test]
+async fn a_second_device_is_the_same_user() {
+    let server = Server::start(&[("dave", "dave-password")]).await;
+    let (first, mut first_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    let (second, mut second_events) = connected(plain_config(
+        server.plain_port(),
+        "dave",
+        login("dave", "dave-password"),
+    ))
+    .await;
+    assert_eq!(second.state().nick(), "dave");
+    until(&second, &mut second_events, "in #lobby as dave", |s| {
+        s.buffer("#lobby")
+            .is_some_and(|b| b.members.contains_key("dave"))
+    })
+    .await;
+    first.quit(None).await;
+    closed(&mut first_events).await;
+    second
+        .input("/msg #lobby is still here")
+        .await
+        .expect("said");
+    until(&second, &mut second_events, "its own line echoed", |s| {
+        s.nick() == "dave"
+            && s.buffer("#lobby").is_some_and(|b| {
+                b.members.contains_key("dave")
+                    && b.lines.iter().any(|l| l.text.contains("is still here"))
+            })
+    })
+    .await;
+}
+
+/// Without multiclient, a second device gets `dave_` while the first holds `dave`, is told
+/// why, and takes `dave` back as soon as the first device leaves.
 #[tokio::test]
 async fn a_second_device_gets_the_nick_back_when_the_first_leaves() {
-    let server = Server::start(&[("dave", "dave-password")]).await;
+    let server = Server::start_with(&[("dave", "dave-password")], |config| {
+        config.accounts.multiclient = false
+    })
+    .await;
     let (first, mut first_events) = connected(plain_config(
         server.plain_port(),
         "dave",

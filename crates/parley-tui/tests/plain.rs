@@ -103,6 +103,9 @@ async fn plain_text_goes_to_the_channel_joined_last() {
     config.web.listen = Vec::new();
     config.server.data_dir = dir.path().to_path_buf();
     config.flood.enabled = false;
+    // Each device a user of its own, so the second one says why it is `dave_` (with the
+    // server's multiclient on it would be another session of `dave`).
+    config.accounts.multiclient = false;
     let store = parley_server::store::open_default(&config).expect("store");
     let accounts = parley_server::accounts::Accounts::new(store, &config);
     for name in ["dave", "bob"] {

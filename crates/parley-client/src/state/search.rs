@@ -282,7 +282,9 @@ impl State {
             return;
         }
         self.search.page_new += 1;
-        let at = results.hits.partition_point(|h| h.time >= hit.time);
+        // A batch comes oldest first, so a hit with the same time as one already here (two
+        // lines in one millisecond) is the newer of the two: it goes before it.
+        let at = results.hits.partition_point(|h| h.time > hit.time);
         results.hits.insert(at, hit);
     }
 
