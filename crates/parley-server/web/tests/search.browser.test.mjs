@@ -10,14 +10,13 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
+import { WAIT, freePort, waitForPort, IrcClient } from './harness.mjs';
 import { chromium } from 'playwright-core';
 import { parseLine } from '../irc.js';
 
 const PARLEYD = process.env.PARLEYD;
 const ARTIFACTS = process.env.ARTIFACTS || 'web-test-artifacts';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WAIT = 15000;
 const PASSWORD = 'correct-horse-battery';
 
 let server;
@@ -27,70 +26,6 @@ let browser;
 let webUrl;
 let ircPort;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port) {
-  const deadline = Date.now() + WAIT;
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`parleyd did not listen on ${port}; its log:\n${serverLog}`);
-}
-
-/** A raw IRC client over TCP that can wait for a line. */
-class IrcClient {
-  constructor(port) {
-    this.lines = [];
-    this.waiters = [];
-    this.buffer = '';
-    this.socket = net.connect(port, '127.0.0.1');
-    this.socket.setEncoding('utf8');
-    this.socket.on('data', (chunk) => {
-      this.buffer += chunk;
-      let i;
-      while ((i = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, i).replace(/\r$/, '');
-        this.buffer = this.buffer.slice(i + 1);
-        if (line.startsWith('PING ')) this.send('PONG ' + line.slice(5));
-        this.lines.push(line);
-        this.waiters = this.waiters.filter((w) => !w(line));
-      }
-    });
-  }
-
-  send(line) { this.socket.write(line + '\r\n'); }
-
-  expect(test, what) {
-    const index = this.lines.findIndex(test);
-    if (index >= 0) return Promise.resolve(this.lines.splice(0, index + 1).at(-1));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`TCP client: never got ${what}; saw:\n${this.lines.join('\n')}`)), WAIT);
-      this.waiters.push((line) => {
-        if (!test(line)) return false;
-        clearTimeout(timer);
-        this.lines = [];
-        resolve(line);
-        return true;
-      });
-    });
-  }
-
-  close() { this.socket.destroy(); }
-}
 
 before(async () => {
   assert.ok(PARLEYD, 'set PARLEYD to the parleyd binary');
@@ -111,7 +46,7 @@ before(async () => {
   server = spawn(PARLEYD, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout.on('data', (d) => { serverLog += d; });
   server.stderr.on('data', (d) => { serverLog += d; });
-  await waitForPort(webPort);
+  await waitForPort(webPort, () => serverLog);
   webUrl = `https://127.0.0.1:${webPort}/`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
