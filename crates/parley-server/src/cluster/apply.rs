@@ -120,6 +120,14 @@ pub fn apply(
         cluster.messages_lost(shared, node, *incarnation, by);
     }
     let world = shared.world.lock();
+    // The dead life's always-on presences are adopted once its users are gone, in the
+    // channels and with the status this replica saw them in last (`adopt.rs`).
+    let adopt = match &envelope.event {
+        Event::NodeDown {
+            node, incarnation, ..
+        } => super::adopt::Dead::seen(cluster, &world, node, *incarnation, envelope.incarnation),
+        _ => None,
+    };
     match envelope.event {
         Event::UserUp { user } => user_up(&mut step, world, user),
         Event::Quit {
@@ -324,6 +332,9 @@ pub fn apply(
             });
             multiline(&mut step, world, uid, target, message)
         }
+    }
+    if let Some(dead) = adopt {
+        super::adopt::after_node_down(cluster, dead);
     }
 }
 

@@ -18,6 +18,7 @@
 //! database every node uses; a message is committed there before it is published, so what was
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
+pub mod adopt;
 pub mod apply;
 mod claims;
 mod compat;

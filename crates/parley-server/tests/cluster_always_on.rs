@@ -1,0 +1,136 @@
+//! Always-on on a cluster (issue 26, item 2): a kept presence is a user for every node (its
+//! away travels, no QUIT), and when its node dies hard another node adopts it (a compare-and-set
+//! on the owning node life in PostgreSQL): the presence is back in its channels as seen from
+//! the survivor, and the account's next login there takes it over and gets what was said while
+//! it was away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{source, Cluster};
+use common::{account, command_of, sasl_plain, Client};
+use tokio::time::Instant;
+
+/// Log `account` in with SASL PLAIN under `nick`; the client and what came up to the end of its
+/// welcome and what follows at once.
+async fn login(addr: std::net::SocketAddr, nick: &str, account: &str) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.expect(|l| l.contains(" CAP * LS ")).await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        sasl_plain(account, &format!("{account}-password"))
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    let mut seen = vec![c.expect_numeric("001").await];
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_presence_survives_its_node_and_resumes_on_another() {
+    const LEASE: u64 = 2;
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = LEASE).await else {
+        return;
+    };
+    let mut doomed = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+
+    // alice, always-on, in #room on the node that will die; bob in #room on the other.
+    let mut alice = account(doomed.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice
+        .expect(|l| l.starts_with(&format!(":{} JOIN ", source("bob"))))
+        .await;
+
+    // Her last connection closes: bob, on the other node, sees her go away, not quit.
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    let (away, _) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            command_of(l) == "AWAY" || command_of(l) == "QUIT"
+        })
+        .await;
+    assert!(
+        away.starts_with(":alice!") && away.contains(" AWAY :"),
+        "{away}"
+    );
+    bob.send("PRIVMSG #room :said while you were away").await;
+    assert!(bob.sync().await.is_empty());
+
+    // Her node dies hard. The survivor drops its users (a QUIT) and adopts her presence (a
+    // JOIN), within the lease and a heartbeat check; the bound only stops a hang.
+    doomed.kill().await;
+    let killed = Instant::now();
+    let bound = Duration::from_secs(LEASE + 30);
+    let (quit, _) = bob
+        .expect_within(bound, |l| {
+            l.starts_with(":alice!") && command_of(l) != "AWAY"
+        })
+        .await;
+    assert_eq!(command_of(&quit), "QUIT", "{quit}");
+    let left = bound.saturating_sub(killed.elapsed());
+    let (join, _) = bob
+        .expect_within(left, |l| {
+            l.starts_with(":alice!") && command_of(l) != "AWAY"
+        })
+        .await;
+    assert!(
+        join.ends_with(" JOIN #room") || join.ends_with(" JOIN :#room"),
+        "{join}"
+    );
+    // In the channel as the survivor last saw her: a channel operator still.
+    let names = bob.names("#room").await;
+    let expected: std::collections::BTreeSet<String> =
+        ["@alice", "bob"].iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, expected);
+    bob.send("WHOIS alice").await;
+    let whois = bob.sync().await;
+    assert!(
+        whois.iter().any(|l| command_of(l) == "301"),
+        "the adopted presence is away: {whois:?}"
+    );
+
+    // Her next login, on the survivor, takes the presence over: her nick, the JOIN burst, and
+    // the line said while she was away (no chathistory: replayed).
+    let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
+        "no JOIN burst: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| command_of(l) == "PRIVMSG"
+            && l.starts_with(&format!(":{} PRIVMSG #room :", source("bob")))
+            && l.ends_with(" said while you were away")),
+        "no catch-up line: {seen:#?}"
+    );
+    // bob sees her back from away on the same node, not a second JOIN.
+    let back = bob.sync().await;
+    assert!(
+        back.iter()
+            .any(|l| l.starts_with(":alice!") && l.ends_with(" AWAY")),
+        "{back:?}"
+    );
+    assert!(!back.iter().any(|l| command_of(l) == "JOIN"), "{back:?}");
+}
