@@ -67,6 +67,11 @@ pub fn detach(
     if !shared.always_on.is_on(policy(shared), &account) {
         return Detach::Quit;
     }
+    if kept_elsewhere(shared, &account) {
+        // One presence per account in a cluster: this node's user quits, and the store's
+        // presence (another node's) is left alone.
+        return Detach::Quit;
+    }
     if !keep {
         return Detach::QuitAndForget(account);
     }
@@ -129,6 +134,22 @@ pub fn detach(
         .set_detached(&account, Detached { id, since_ms: now });
     tracing::info!(%account, client = id.0, "always-on: kept present after its last session");
     Detach::Kept(account, presence)
+}
+
+/// Whether another node holds a user of `account` (casefolded): on a cluster, a login on a
+/// node other than the one keeping the account's presence is a user of its own (with its own
+/// nick, as multiclient has it), and it is not kept when it leaves, so the account keeps one
+/// presence, the one its stored row names.
+fn kept_elsewhere(shared: &Shared, account: &str) -> bool {
+    shared.cluster.is_some()
+        && shared.world.lock().users.values().any(|user| {
+            user.registered
+                && user.remote.is_some()
+                && user
+                    .account
+                    .as_deref()
+                    .is_some_and(|a| casefold(a) == account)
+        })
 }
 
 /// Write what [`detach`] decided to the store, off the runtime's workers. On a cluster the
