@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::cluster::{source, Cluster};
 use common::{account, command_of, sasl_plain, Client};
+use parley_server::store::{AccountStore, AlwaysOnStore, PostgresStore, StoredPresence};
 use tokio::time::Instant;
 
 /// Log `account` in with SASL PLAIN under `nick`; the client and what came up to the end of its
@@ -206,4 +207,62 @@ async fn a_kept_presence_resumes_on_its_node_and_another_node_logs_in_beside_it(
         .expect_within(Duration::from_secs(10), |l| l.starts_with(":alice!"))
         .await;
     assert!(back.ends_with(" AWAY"), "{back} after {before:?}");
+}
+
+/// The compare-and-set adoption rests on: two nodes adopting the same dead life's presences at
+/// once, each on its own PostgreSQL connection, get each presence exactly once between them.
+#[test]
+fn postgres_gives_each_presence_to_one_adopter() {
+    let Some(url) = common::postgres::database_for("cluster-always-on-adopt") else {
+        return;
+    };
+    let store = PostgresStore::open(&url).expect("open PostgreSQL");
+    const ACCOUNTS: usize = 20;
+    for i in 0..ACCOUNTS {
+        let name = format!("kept{i}");
+        // The database is kept between runs: an account from an earlier run is reused.
+        let _ = store.create_account(&name, "hash");
+        store.set_always_on(&name, true).expect("opt in");
+        let presence = StoredPresence {
+            nick: name.clone(),
+            username: "u".into(),
+            realname: "r".into(),
+            host: "h".into(),
+            channels: vec!["#room".into()],
+            away_since_ms: 1,
+        };
+        store
+            .save_presence_owned(&name, &presence, "n1~dead")
+            .expect("keep");
+    }
+    let adopters: Vec<_> = ["n2~b", "n3~c"]
+        .into_iter()
+        .map(|me| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = PostgresStore::open(&url).expect("open PostgreSQL");
+                (0..ACCOUNTS)
+                    .filter(|i| {
+                        store
+                            .adopt_presence(&format!("kept{i}"), "n1~dead", me)
+                            .expect("adopt")
+                            .is_some()
+                    })
+                    .collect::<Vec<usize>>()
+            })
+        })
+        .collect();
+    let won: Vec<Vec<usize>> = adopters
+        .into_iter()
+        .map(|adopter| adopter.join().expect("adopter thread"))
+        .collect();
+    let mut all: Vec<usize> = won.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..ACCOUNTS).collect::<Vec<_>>(), "{won:?}");
+    // The rows name their new owners, and the dead life owns none.
+    let owners = store.presence_owners().expect("owners");
+    assert!(owners
+        .iter()
+        .filter(|(account, _)| account.starts_with("kept"))
+        .all(|(_, owner)| owner == "n2~b" || owner == "n3~c"));
 }
