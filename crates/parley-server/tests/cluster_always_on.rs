@@ -266,3 +266,43 @@ fn postgres_gives_each_presence_to_one_adopter() {
         .filter(|(account, _)| account.starts_with("kept"))
         .all(|(_, owner)| owner == "n2~b" || owner == "n3~c"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_restarts_alone_takes_its_kept_presences_back() {
+    let Some(cluster) = Cluster::start(0, |_, _| {}).await else {
+        return;
+    };
+    // A short lease: the next life waits that long for the dead one's name claim to lapse.
+    let lease = [("PARLEY_CLUSTER__LEASE_SECS", "2")];
+    let mut node = cluster.spawn_binary("n1", &lease).await;
+    let mut alice = account(node.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    // The row is written when the connection's end is handled: wait until the node shows the
+    // presence kept (away) before killing it.
+    let mut watcher = node.client("watcher").await;
+    watcher
+        .await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+    drop(watcher);
+    node.kill().await;
+
+    // Its next life has no other node to adopt from: it adopts its own earlier life's
+    // presence once it has joined the bus (its own NodeDown for that life).
+    let node = cluster.spawn_binary("n1", &lease).await;
+    let mut watcher = node.client("watcher").await;
+    watcher
+        .await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+    let (_alice, seen) = login(node.addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
+        "no JOIN burst: {seen:#?}"
+    );
+}
