@@ -306,3 +306,41 @@ async fn a_node_that_restarts_alone_takes_its_kept_presences_back() {
         "no JOIN burst: {seen:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn always_on_turned_on_at_one_node_keeps_the_account_at_another() {
+    // accounts.always_on = opt-in (the default): the setting is made on n1, after n2 started.
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = account(cluster.nodes[1].addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice
+        .expect(|l| l.starts_with(&format!(":{} JOIN ", source("bob"))))
+        .await;
+
+    // Another session of hers, on n1 (a user of its own there), turns it on, then leaves: not
+    // kept, her user on n2 is the account's presence.
+    let (mut other, _) = login(cluster.nodes[0].addr, "alice1", "alice").await;
+    other.send("ALWAYSON ON").await;
+    other.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    other.send("QUIT :done").await;
+    other.expect_closed().await;
+    bob.await_reply("WHOIS alice1", |l| command_of(l) == "401")
+        .await;
+
+    // Her last session on n2 leaves: n2 heard the setting, so she stays, away.
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    let (away, _) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            l.starts_with(":alice!") && (command_of(l) == "AWAY" || command_of(l) == "QUIT")
+        })
+        .await;
+    assert!(away.contains(" AWAY :"), "{away}");
+}

@@ -138,6 +138,32 @@ impl Cluster {
     }
 }
 
+/// `AlwaysOn`: an account's setting changed on its user's node; this node's copy follows, if
+/// the user the event names is logged in to that account.
+pub(super) fn always_on_changed(
+    shared: &crate::server::Shared,
+    cluster: &Cluster,
+    world: parking_lot::MutexGuard<'_, World>,
+    uid: &str,
+    account: &str,
+    on: bool,
+) {
+    let Some(id) = super::apply::resolve(cluster, &world, uid) else {
+        return;
+    };
+    let owns = world
+        .users
+        .get(&id)
+        .and_then(|user| user.account.as_deref())
+        .is_some_and(|name| parley_proto::casefold(name) == account);
+    drop(world);
+    if owns {
+        shared.always_on.set_opted_in(account, on);
+    } else {
+        tracing::debug!("an always-on change for another account than its user's; ignored");
+    }
+}
+
 /// Whether the owner `owner` (`node~incarnation`) is a life that a `NodeDown` of `node`'s life
 /// `incarnation`, published by `node`'s life `by`, ended: that life, or with incarnation 0
 /// (the node restarted) every life of it but the one that said so.

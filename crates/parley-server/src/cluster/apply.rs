@@ -268,6 +268,9 @@ pub fn apply(
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::Wallops { line, .. } => wallops(&mut step, world, line),
+        Event::AlwaysOn { uid, account, on } => {
+            super::adopt::always_on_changed(shared, cluster, world, &uid, &account, on)
+        }
         Event::NodeDown {
             node, incarnation, ..
         } => node_down(&mut step, world, node, incarnation),

@@ -26,6 +26,7 @@ mod resume;
 
 use parley_proto::{casefold, Message};
 
+use crate::cluster::event::Event;
 use crate::config::AlwaysOnPolicy;
 use crate::context::{Ctx, Reply};
 
@@ -88,6 +89,15 @@ pub fn alwayson(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 move |ctx, stored| match stored {
                     Ok(folded) => {
                         ctx.shared.always_on.set_opted_in(&folded, wanted);
+                        // The other nodes keep a copy of the setting too.
+                        let id = ctx.session.id;
+                        ctx.replicate(|cluster| {
+                            Some(Event::AlwaysOn {
+                                uid: cluster.uid_of(id),
+                                account: folded.clone(),
+                                on: wanted,
+                            })
+                        });
                         tracing::info!(account = %folded, on = wanted, "always-on changed");
                         tell(ctx, wanted);
                     }
