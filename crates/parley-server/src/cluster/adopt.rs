@@ -8,13 +8,25 @@
 //! the adopted one JOIN again: a clean QUIT+JOIN, never two users with one nick.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::{event, kv, nick_key, ClaimError, Cluster};
+use crate::server::Shared;
 use crate::state::{MemberStatus, World};
+
+/// Which owners (`node~incarnation`) belong to a node life that ended.
+pub type Ended = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Adopts the presences whose owner is [`Ended`] (`command::always_on::adopt`, which sits above
+/// the cluster and is handed to it at start with [`Cluster::set_adopter`]).
+pub type Adopter = Arc<
+    dyn Fn(Arc<Shared>, Ended, SeenIn) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync,
+>;
 
 /// Where this node's replica last saw each account's user of a node life that ended: the
 /// channels (as named) and the status in each. An adopted presence takes these rather than
@@ -84,6 +96,11 @@ const TAKE_OVER_TRIES: usize = 4;
 const BUS_WAIT: Duration = Duration::from_secs(5);
 
 impl Cluster {
+    /// Set what adopts a dead node life's presences; once, at start (without it, none are).
+    pub fn set_adopter(&self, adopter: Adopter) {
+        let _ = self.adopter.set(adopter);
+    }
+
     /// This node life as the always-on store names an owner.
     pub fn life(&self) -> String {
         format!("{}~{:x}", self.node, self.incarnation)
@@ -141,7 +158,7 @@ impl Cluster {
 /// `AlwaysOn`: an account's setting changed on its user's node; this node's copy follows, if
 /// the user the event names is logged in to that account.
 pub(super) fn always_on_changed(
-    shared: &crate::server::Shared,
+    shared: &Shared,
     cluster: &Cluster,
     world: parking_lot::MutexGuard<'_, World>,
     uid: &str,
@@ -186,6 +203,9 @@ pub(super) fn after_node_down(cluster: &Cluster, dead: Dead) {
     let Some(shared) = cluster.server.get().and_then(std::sync::Weak::upgrade) else {
         return;
     };
+    let Some(adopter) = cluster.adopter.get().cloned() else {
+        return;
+    };
     let Dead {
         node,
         incarnation,
@@ -194,7 +214,7 @@ pub(super) fn after_node_down(cluster: &Cluster, dead: Dead) {
     } = dead;
     tokio::spawn(async move {
         let ended = move |owner: &str| ended_by(owner, &node, incarnation, by);
-        crate::command::always_on::adopt(shared, Arc::new(ended), seen).await;
+        adopter(shared, Arc::new(ended), seen).await;
     });
 }
 

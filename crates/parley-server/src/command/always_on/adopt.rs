@@ -10,16 +10,13 @@ use std::sync::Arc;
 
 use parley_proto::casefold;
 
-use crate::cluster::adopt::SeenIn;
+use crate::cluster::adopt::{Ended, SeenIn};
 use crate::cluster::event::Event;
 use crate::cluster::Cluster;
 use crate::config::AlwaysOnPolicy;
 use crate::server::Shared;
 use crate::state::MemberStatus;
 use crate::store::StoredPresence;
-
-/// Which owners (`node~incarnation`) belong to a node life that ended.
-pub type Ended = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Adopt what this node wins of the presences whose owner is `ended`; `seen`: where this
 /// node's replica last saw those accounts' users (see `cluster::adopt::SeenIn`).
