@@ -344,3 +344,34 @@ async fn always_on_turned_on_at_one_node_keeps_the_account_at_another() {
         .await;
     assert!(away.contains(" AWAY :"), "{away}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_cleanly_hands_its_kept_presence_to_another() {
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = 2).await else {
+        return;
+    };
+    let mut leaving = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+    let mut alice = account(leaving.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    bob.await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+
+    leaving.stop("TERM", Duration::from_secs(20)).await;
+    let (join, _) = bob
+        .expect_within(Duration::from_secs(20), |l| {
+            l.starts_with(":alice!") && command_of(l) == "JOIN"
+        })
+        .await;
+    assert!(join.ends_with("#room"), "{join}");
+    let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+}
