@@ -39,6 +39,25 @@ async fn login(addr: std::net::SocketAddr, nick: &str, account: &str) -> (Client
     (c, seen)
 }
 
+/// Wait (bounded) until the shared store names an owner for `account`'s kept presence: the row
+/// is written just after the connection's end is handled, and a node killed before that has
+/// nothing to hand over.
+async fn await_stored_owner(postgres_url: &str, account: &str) {
+    let store = PostgresStore::open(postgres_url).expect("open PostgreSQL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let owners = store.presence_owners().expect("read the owners");
+        if owners.iter().any(|(a, _)| a == account) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{account}'s presence never got an owner: {owners:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kept_presence_survives_its_node_and_resumes_on_another() {
     const LEASE: u64 = 2;
@@ -78,6 +97,7 @@ async fn a_kept_presence_survives_its_node_and_resumes_on_another() {
     bob.send("PRIVMSG #room :said while you were away").await;
     assert!(bob.sync().await.is_empty());
 
+    await_stored_owner(&cluster.postgres_url, "alice").await;
     // Her node dies hard. The survivor drops its users (a QUIT) and adopts her presence (a
     // JOIN), within the lease and a heartbeat check; the bound only stops a hang.
     doomed.kill().await;
@@ -289,6 +309,7 @@ async fn a_node_that_restarts_alone_takes_its_kept_presences_back() {
         .await_reply("WHOIS alice", |l| command_of(l) == "301")
         .await;
     drop(watcher);
+    await_stored_owner(&cluster.postgres_url, "alice").await;
     node.kill().await;
 
     // Its next life has no other node to adopt from: it adopts its own earlier life's
@@ -331,7 +352,10 @@ async fn always_on_turned_on_at_one_node_keeps_the_account_at_another() {
     other.expect(|l| l.contains(" ALWAYSON ON ")).await;
     other.send("QUIT :done").await;
     other.expect_closed().await;
-    bob.await_reply("WHOIS alice1", |l| command_of(l) == "401")
+    // Once n2 has seen that user go (the stream brings the setting before it), her user
+    // there is the account's only one.
+    alice
+        .await_reply("WHOIS alice1", |l| command_of(l) == "401")
         .await;
 
     // Her last session on n2 leaves: n2 heard the setting, so she stays, away.
