@@ -241,6 +241,13 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     shared.cluster = cluster.map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>);
     shared.webpush = webpush.as_ref().map(|(service, _)| service.clone());
     let shared = Arc::new(shared);
+    // A cluster node adopts the always-on presences of nodes that end (`cluster/adopt.rs`):
+    // the handlers' layer does it, handed down here.
+    if let Some(cluster) = cluster::of(&shared) {
+        cluster.set_adopter(Arc::new(|shared, ended, seen| {
+            Box::pin(command::always_on::adopt(shared, ended, seen))
+        }));
+    }
     {
         let mut world = shared.world.lock();
         for record in &channels {

@@ -120,6 +120,14 @@ pub fn apply(
         cluster.messages_lost(shared, node, *incarnation, by);
     }
     let world = shared.world.lock();
+    // The dead life's always-on presences are adopted once its users are gone, in the
+    // channels and with the status this replica saw them in last (`adopt.rs`).
+    let adopt = match &envelope.event {
+        Event::NodeDown {
+            node, incarnation, ..
+        } => super::adopt::Dead::seen(cluster, &world, node, *incarnation, envelope.incarnation),
+        _ => None,
+    };
     match envelope.event {
         Event::UserUp { user } => user_up(&mut step, world, user),
         Event::Quit {
@@ -260,6 +268,9 @@ pub fn apply(
         Event::ServerBanAdded { ban } => server_ban_added(&mut step, world, ban),
         Event::ServerBanRemoved { kind, mask } => server_ban_removed(&mut step, world, kind, mask),
         Event::Wallops { line, .. } => wallops(&mut step, world, line),
+        Event::AlwaysOn { uid, account, on } => {
+            super::adopt::always_on_changed(shared, cluster, world, &uid, &account, on)
+        }
         Event::NodeDown {
             node, incarnation, ..
         } => node_down(&mut step, world, node, incarnation),
@@ -324,6 +335,9 @@ pub fn apply(
             });
             multiline(&mut step, world, uid, target, message)
         }
+    }
+    if let Some(dead) = adopt {
+        super::adopt::after_node_down(cluster, dead);
     }
 }
 

@@ -307,6 +307,15 @@ pub enum Event {
         uid: Uid,
         line: String,
     },
+    /// An account turned always-on on or off (`ALWAYSON`, stored by the user's node): every
+    /// node keeps its copy of the setting, so the account's last session leaving any node is
+    /// kept. Older nodes skip it (unknown type) and learn the setting at their next start.
+    AlwaysOn {
+        uid: Uid,
+        /// Casefolded; the user's account.
+        account: String,
+        on: bool,
+    },
     /// A node stopped renewing its lease: its users are gone.
     NodeDown {
         node: String,

@@ -18,6 +18,7 @@
 //! database every node uses; a message is committed there before it is published, so what was
 //! accepted survives any node. docs/cluster.md has the guarantees and the failure modes.
 
+pub mod adopt;
 pub mod apply;
 mod claims;
 mod compat;
@@ -187,6 +188,9 @@ pub struct Cluster {
     leave: leave::Leave,
     /// Kinds of events this version could not read, logged once each.
     unreadable: compat::Unreadable,
+    /// What adopts a dead node life's always-on presences (the handlers' layer, passed in at
+    /// start: see [`adopt`]).
+    adopter: std::sync::OnceLock<adopt::Adopter>,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -424,6 +428,7 @@ impl Cluster {
             identity: identity::Identity::default(),
             leave: leave::Leave::default(),
             unreadable: compat::Unreadable::default(),
+            adopter: std::sync::OnceLock::new(),
         }))
     }
 

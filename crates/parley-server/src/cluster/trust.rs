@@ -38,7 +38,8 @@ pub fn actor(event: &Event) -> Option<&str> {
         | Event::Redact { uid, .. }
         | Event::Rename { uid, .. }
         | Event::Multiline { uid, .. }
-        | Event::Wallops { uid, .. } => Some(uid),
+        | Event::Wallops { uid, .. }
+        | Event::AlwaysOn { uid, .. } => Some(uid),
         Event::Kick { by, .. } => Some(by),
         Event::Invite { .. }
         | Event::Kill { .. }

@@ -183,6 +183,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE messages ADD COLUMN search tsvector
         GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED;
     CREATE INDEX messages_search ON messages USING GIN (search);",
+    // 16: always-on on a cluster, as in `sqlite.rs` step 15: the node life keeping a presence.
+    "ALTER TABLE always_on ADD COLUMN owner TEXT;",
 ];
 
 /// The schema version this build writes and understands.

@@ -164,6 +164,10 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
     END;
     INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
+    // 15: always-on on a cluster (`store/always_on.rs`): which node life keeps a presence
+    // (`node~incarnation`), so when that life ends exactly one surviving node adopts it with a
+    // compare-and-set on this column. NULL on a single server.
+    "ALTER TABLE always_on ADD COLUMN owner TEXT;",
 ];
 
 /// The schema version this build writes and understands.

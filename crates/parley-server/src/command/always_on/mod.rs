@@ -17,16 +17,20 @@
 //! | `presence.rs` | keeping a user in the world when its last session leaves, restoring at start, ending it |
 //! | `resume.rs` | a login coming back to a kept presence: its away ended, the catch-up ([`resumed`]) |
 //! | `catch_up.rs` | replaying what was missed to a client without chathistory |
+//! | `adopt.rs` | on a cluster, taking over the presences of a node that ended |
 
+mod adopt;
 mod catch_up;
 mod presence;
 mod resume;
 
 use parley_proto::{casefold, Message};
 
+use crate::cluster::event::Event;
 use crate::config::AlwaysOnPolicy;
 use crate::context::{Ctx, Reply};
 
+pub use adopt::adopt;
 pub use presence::{detach, end, end_kept, restore, save, Detach};
 pub use resume::{kept, resumed};
 
@@ -64,11 +68,7 @@ pub fn alwayson(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "ALWAYSON",
             "DISABLED",
             &[],
-            if ctx.shared.cluster.is_some() {
-                "Always-on is not available on a cluster yet"
-            } else {
-                "Always-on is turned off on this server"
-            },
+            "Always-on is turned off on this server",
         )),
         AlwaysOnPolicy::On if !wanted => Err(Reply::fail(
             "ALWAYSON",
@@ -89,6 +89,15 @@ pub fn alwayson(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
                 move |ctx, stored| match stored {
                     Ok(folded) => {
                         ctx.shared.always_on.set_opted_in(&folded, wanted);
+                        // The other nodes keep a copy of the setting too.
+                        let id = ctx.session.id;
+                        ctx.replicate(|cluster| {
+                            Some(Event::AlwaysOn {
+                                uid: cluster.uid_of(id),
+                                account: folded.clone(),
+                                on: wanted,
+                            })
+                        });
                         tracing::info!(account = %folded, on = wanted, "always-on changed");
                         tell(ctx, wanted);
                     }

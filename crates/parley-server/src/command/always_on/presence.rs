@@ -4,7 +4,7 @@
 //! puts it back at start before the listeners accept anyone; [`end`] takes it out when the
 //! account is suspended or its user killed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,8 +12,10 @@ use parley_proto::{casefold, validate};
 use tokio::time::Instant;
 
 use crate::accounts::always_on::Detached;
+use crate::cluster::event::Event;
 use crate::command::presence::away_line;
 use crate::config::AlwaysOnPolicy;
+use crate::context::{Announcer, Line};
 use crate::fanout;
 use crate::outbound::Outbound;
 use crate::relay::{line, notify};
@@ -31,14 +33,10 @@ pub enum Detach {
     Kept(String, StoredPresence),
 }
 
-/// The policy in force. A cluster node keeps nobody yet: its other nodes would hear neither
-/// the away nor the takeover (see the report of issue 26), so always-on is off there.
+/// The policy in force. On a cluster too: the away of a kept user travels like any AWAY, and
+/// when its node ends another adopts it (`adopt.rs`).
 pub(super) fn policy(shared: &Shared) -> AlwaysOnPolicy {
-    if shared.cluster.is_some() {
-        AlwaysOnPolicy::Off
-    } else {
-        shared.config.accounts.always_on
-    }
+    shared.config.accounts.always_on
 }
 
 /// An outbound that accepts nothing: whatever is sent to a kept presence is in history anyway.
@@ -67,6 +65,11 @@ pub fn detach(
         return Detach::Quit;
     }
     if !shared.always_on.is_on(policy(shared), &account) {
+        return Detach::Quit;
+    }
+    if kept_elsewhere(shared, &account) {
+        // One presence per account in a cluster: this node's user quits, and the store's
+        // presence (another node's) is left alone.
         return Detach::Quit;
     }
     if !keep {
@@ -108,11 +111,24 @@ pub fn detach(
         }
     }
     world.monitors.clear(id);
-    // away-notify: those who share a channel see it go away, as for an AWAY command.
+    // away-notify: those who share a channel see it go away, as for an AWAY command; in a
+    // cluster every node hears it (no QUIT: the user stays, on this node).
     let bytes = away_line(&source, Some(&away));
     let recipients = world.notify_recipients(id, notify::AWAY_NOTIFY);
+    let announcer = Announcer {
+        shared,
+        actor: outbound,
+    };
+    let announced = announcer.announce(
+        Line::ForNotify(&bytes, notify::AWAY_NOTIFY),
+        &recipients,
+        |cluster| Event::Away {
+            uid: cluster.uid_of(id),
+            away: Some(away.clone()),
+        },
+    );
     drop(world);
-    fanout::send_now_to_notify(&bytes, &recipients, notify::AWAY_NOTIFY, None);
+    announcer.publish(announced);
     shared
         .always_on
         .set_detached(&account, Detached { id, since_ms: now });
@@ -120,15 +136,35 @@ pub fn detach(
     Detach::Kept(account, presence)
 }
 
-/// Write what [`detach`] decided to the store, off the runtime's workers.
+/// Whether another node holds a user of `account` (casefolded): on a cluster, a login on a
+/// node other than the one keeping the account's presence is a user of its own (with its own
+/// nick, as multiclient has it), and it is not kept when it leaves, so the account keeps one
+/// presence, the one its stored row names.
+fn kept_elsewhere(shared: &Shared, account: &str) -> bool {
+    shared.cluster.is_some()
+        && shared.world.lock().users.values().any(|user| {
+            user.registered
+                && user.remote.is_some()
+                && user
+                    .account
+                    .as_deref()
+                    .is_some_and(|a| casefold(a) == account)
+        })
+}
+
+/// Write what [`detach`] decided to the store, off the runtime's workers. On a cluster the
+/// row names this node life as its owner, so the nodes that outlive it know whose it was.
 pub async fn save(shared: &Shared, account: String, presence: Option<StoredPresence>) {
     let Some(store) = shared.always_on.store() else {
         return;
     };
+    let owner = crate::cluster::of(shared).map(|cluster| cluster.life());
     let written = tokio::task::spawn_blocking(move || {
-        store
-            .save_presence(&account, presence.as_ref())
-            .map_err(|err| (account, err))
+        match (&presence, &owner) {
+            (Some(presence), Some(owner)) => store.save_presence_owned(&account, presence, owner),
+            _ => store.save_presence(&account, presence.as_ref()),
+        }
+        .map_err(|err| (account, err))
     })
     .await;
     match written {
@@ -148,7 +184,9 @@ pub fn restore(shared: &Shared) -> Result<usize, StoreError> {
     let Some(store) = shared.always_on.store() else {
         return Ok(0);
     };
-    if policy == AlwaysOnPolicy::Off {
+    // A cluster node's presences are adopted once it has joined (`adopt.rs`: its own
+    // `NodeDown` for its earlier lives), never taken from the shared store before.
+    if policy == AlwaysOnPolicy::Off || shared.cluster.is_some() {
         return Ok(0);
     }
     let mut restored = 0;
@@ -167,21 +205,35 @@ pub fn restore(shared: &Shared) -> Result<usize, StoreError> {
             tracing::warn!(%account, "always-on: accounts.always_on_limit reached; not restored");
             continue;
         }
-        if restore_one(shared, &record.name, &presence) {
+        if restore_one(
+            shared,
+            &record.name,
+            &presence,
+            shared.next_client_id(),
+            None,
+        ) {
             restored += 1;
         }
     }
     Ok(restored)
 }
 
-fn restore_one(shared: &Shared, account: &str, presence: &StoredPresence) -> bool {
+/// Put `account`'s `presence` in the world as user `id`, away, in its channels: with the
+/// status in `statuses` (by casefolded channel: a cluster replica's last view) when given, else
+/// as at a JOIN. False (and nothing changed) when its nick is invalid or taken here.
+pub(super) fn restore_one(
+    shared: &Shared,
+    account: &str,
+    presence: &StoredPresence,
+    id: ClientId,
+    statuses: Option<&HashMap<String, MemberStatus>>,
+) -> bool {
     let limits = &shared.config.limits;
     let folded_nick = casefold(&presence.nick);
     if !validate::nick(&presence.nick, limits.nick_len) {
         tracing::warn!(%account, "always-on: a stored nick is no longer valid; not restored");
         return false;
     }
-    let id = shared.next_client_id();
     let sink = dead_outbound();
     let mut world = shared.world.lock();
     if world.nicks.contains_key(&folded_nick) {
@@ -236,7 +288,13 @@ fn restore_one(shared: &Shared, account: &str, presence: &StoredPresence) -> boo
         });
         // Who made the channel is its operator, as at a JOIN; a registered one decides itself.
         let op = channel.auto_op(Some(account)) || (created && !shared.is_default_channel(&key));
-        let status = MemberStatus { op, voice: false };
+        let status = match statuses.and_then(|statuses| statuses.get(&key)) {
+            Some(seen) => MemberStatus {
+                op: seen.op || op,
+                voice: seen.voice,
+            },
+            None => MemberStatus { op, voice: false },
+        };
         channel.add_member(id, &presence.nick, status, &[]);
         if let Some(user) = world.users.get_mut(&id) {
             user.channels.insert(key);

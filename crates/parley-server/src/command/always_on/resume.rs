@@ -8,9 +8,10 @@
 use parley_proto::casefold;
 
 use crate::accounts::always_on::Detached;
+use crate::cluster::event::Event;
 use crate::command::presence::away_line;
 use crate::context::Ctx;
-use crate::fanout;
+use crate::context::Line;
 use crate::relay::notify;
 use crate::server::Shared;
 
@@ -49,12 +50,24 @@ pub fn resumed(ctx: &mut Ctx<'_>, account: &str, detached: Detached) {
         let recipients = world.notify_recipients(id, notify::AWAY_NOTIFY);
         (channels, source, recipients)
     };
-    fanout::send_now_to_notify(
-        &away_line(&source, None),
-        &away_recipients,
-        notify::AWAY_NOTIFY,
-        Some(&outbound),
+    // Everyone but this session hears the away end; in a cluster every node does.
+    let away_recipients: crate::state::MemberList = std::sync::Arc::new(
+        away_recipients
+            .iter()
+            .filter(|member| !std::sync::Arc::ptr_eq(member, &outbound))
+            .cloned()
+            .collect(),
     );
+    let bytes = away_line(&source, None);
+    let announced = ctx.announce(
+        Line::ForNotify(&bytes, notify::AWAY_NOTIFY),
+        &away_recipients,
+        |cluster| Event::Away {
+            uid: cluster.uid_of(id),
+            away: None,
+        },
+    );
+    ctx.publish(announced);
     tracing::info!(%account, client = id.0, channels = channels.len(), "always-on: a login took over its presence");
     let nick = ctx.session.nick.clone();
     ctx.server_line(

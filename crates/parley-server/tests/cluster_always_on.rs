@@ -1,0 +1,401 @@
+//! Always-on on a cluster (issue 26, item 2): a kept presence is a user for every node (its
+//! away travels, no QUIT), and when its node dies hard another node adopts it (a compare-and-set
+//! on the owning node life in PostgreSQL): the presence is back in its channels as seen from
+//! the survivor, and the account's next login there takes it over and gets what was said while
+//! it was away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{source, Cluster};
+use common::{account, command_of, sasl_plain, Client};
+use parley_server::store::{AccountStore, AlwaysOnStore, PostgresStore, StoredPresence};
+use tokio::time::Instant;
+
+/// Log `account` in with SASL PLAIN under `nick`; the client and what came up to the end of its
+/// welcome and what follows at once.
+async fn login(addr: std::net::SocketAddr, nick: &str, account: &str) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.nick = nick.to_string();
+    c.send("CAP LS 302").await;
+    c.expect(|l| l.contains(" CAP * LS ")).await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        sasl_plain(account, &format!("{account}-password"))
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    let mut seen = vec![c.expect_numeric("001").await];
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
+/// Wait (bounded) until the shared store names an owner for `account`'s kept presence: the row
+/// is written just after the connection's end is handled, and a node killed before that has
+/// nothing to hand over.
+async fn await_stored_owner(postgres_url: &str, account: &str) {
+    let store = PostgresStore::open(postgres_url).expect("open PostgreSQL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let owners = store.presence_owners().expect("read the owners");
+        if owners.iter().any(|(a, _)| a == account) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{account}'s presence never got an owner: {owners:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_presence_survives_its_node_and_resumes_on_another() {
+    const LEASE: u64 = 2;
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = LEASE).await else {
+        return;
+    };
+    let mut doomed = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+
+    // alice, always-on, in #room on the node that will die; bob in #room on the other.
+    let mut alice = account(doomed.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice
+        .expect(|l| l.starts_with(&format!(":{} JOIN ", source("bob"))))
+        .await;
+
+    // Her last connection closes: bob, on the other node, sees her go away, not quit.
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    let (away, _) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            command_of(l) == "AWAY" || command_of(l) == "QUIT"
+        })
+        .await;
+    assert!(
+        away.starts_with(":alice!") && away.contains(" AWAY :"),
+        "{away}"
+    );
+    bob.send("PRIVMSG #room :said while you were away").await;
+    assert!(bob.sync().await.is_empty());
+
+    await_stored_owner(&cluster.postgres_url, "alice").await;
+    // Her node dies hard. The survivor drops its users (a QUIT) and adopts her presence (a
+    // JOIN), within the lease and a heartbeat check; the bound only stops a hang.
+    doomed.kill().await;
+    let killed = Instant::now();
+    let bound = Duration::from_secs(LEASE + 30);
+    let (quit, _) = bob
+        .expect_within(bound, |l| {
+            l.starts_with(":alice!") && command_of(l) != "AWAY"
+        })
+        .await;
+    assert_eq!(command_of(&quit), "QUIT", "{quit}");
+    let left = bound.saturating_sub(killed.elapsed());
+    let (join, _) = bob
+        .expect_within(left, |l| {
+            l.starts_with(":alice!") && command_of(l) != "AWAY"
+        })
+        .await;
+    assert!(
+        join.ends_with(" JOIN #room") || join.ends_with(" JOIN :#room"),
+        "{join}"
+    );
+    // In the channel as the survivor last saw her: a channel operator still.
+    let names = bob.names("#room").await;
+    let expected: std::collections::BTreeSet<String> =
+        ["@alice", "bob"].iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, expected);
+    bob.send("WHOIS alice").await;
+    let whois = bob.sync().await;
+    assert!(
+        whois.iter().any(|l| command_of(l) == "301"),
+        "the adopted presence is away: {whois:?}"
+    );
+
+    // Her next login, on the survivor, takes the presence over: her nick, the JOIN burst, and
+    // the line said while she was away (no chathistory: replayed).
+    let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
+        "no JOIN burst: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| command_of(l) == "PRIVMSG"
+            && l.starts_with(&format!(":{} PRIVMSG #room :", source("bob")))
+            && l.ends_with(" said while you were away")),
+        "no catch-up line: {seen:#?}"
+    );
+    // bob sees her back from away on the same node, not a second JOIN.
+    let back = bob.sync().await;
+    assert!(
+        back.iter()
+            .any(|l| l.starts_with(":alice!") && l.ends_with(" AWAY")),
+        "{back:?}"
+    );
+    assert!(!back.iter().any(|l| command_of(l) == "JOIN"), "{back:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_presence_resumes_on_its_node_and_another_node_logs_in_beside_it() {
+    // Every account always-on, so a login on the other node could be kept too (and must not).
+    let Some(cluster) = Cluster::start(2, |_, c| {
+        c.accounts.always_on = parley_server::config::AlwaysOnPolicy::On;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut alice = account(cluster.nodes[0].addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(1, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice
+        .expect(|l| l.starts_with(&format!(":{} JOIN ", source("bob"))))
+        .await;
+
+    // Kept on n1: bob, on n2, sees her go away and no QUIT.
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    let (away, _) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            command_of(l) == "AWAY" || command_of(l) == "QUIT"
+        })
+        .await;
+    assert!(
+        away.starts_with(":alice!") && away.contains(" AWAY :"),
+        "{away}"
+    );
+    bob.send("PRIVMSG #room :line one").await;
+    assert!(bob.sync().await.is_empty());
+
+    // A login on n2 is a user of its own, under its own nick (the kept presence holds alice),
+    // and when it leaves it is not kept: the account keeps one presence, on n1.
+    let (mut other, seen) = login(cluster.nodes[1].addr, "alice2", "alice").await;
+    assert!(seen[0].contains(" 001 alice2 "), "{seen:#?}");
+    assert!(
+        !seen.iter().any(|l| l.contains("Welcome back")),
+        "{seen:#?}"
+    );
+    bob.await_whois("alice2").await;
+    other.send("QUIT :phone off").await;
+    other.expect_closed().await;
+    bob.await_reply("WHOIS alice2", |l| command_of(l) == "401")
+        .await;
+    bob.send("WHOIS alice").await;
+    let whois = bob.sync().await;
+    assert!(whois.iter().any(|l| command_of(l) == "301"), "{whois:?}");
+
+    // The next login on n1 resumes the presence: her nick, the JOIN burst, the catch-up; and
+    // bob on n2 sees her come back from away, with no JOIN.
+    let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
+        "no JOIN burst: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "PRIVMSG" && l.ends_with(" line one")),
+        "no catch-up line: {seen:#?}"
+    );
+    let (back, before) = bob
+        .expect_within(Duration::from_secs(10), |l| l.starts_with(":alice!"))
+        .await;
+    assert!(back.ends_with(" AWAY"), "{back} after {before:?}");
+}
+
+/// The compare-and-set adoption rests on: two nodes adopting the same dead life's presences at
+/// once, each on its own PostgreSQL connection, get each presence exactly once between them.
+#[test]
+fn postgres_gives_each_presence_to_one_adopter() {
+    let Some(url) = common::postgres::database_for("cluster-always-on-adopt") else {
+        return;
+    };
+    let store = PostgresStore::open(&url).expect("open PostgreSQL");
+    const ACCOUNTS: usize = 20;
+    for i in 0..ACCOUNTS {
+        let name = format!("kept{i}");
+        // The database is kept between runs: an account from an earlier run is reused.
+        let _ = store.create_account(&name, "hash");
+        store.set_always_on(&name, true).expect("opt in");
+        let presence = StoredPresence {
+            nick: name.clone(),
+            username: "u".into(),
+            realname: "r".into(),
+            host: "h".into(),
+            channels: vec!["#room".into()],
+            away_since_ms: 1,
+        };
+        store
+            .save_presence_owned(&name, &presence, "n1~dead")
+            .expect("keep");
+    }
+    let adopters: Vec<_> = ["n2~b", "n3~c"]
+        .into_iter()
+        .map(|me| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = PostgresStore::open(&url).expect("open PostgreSQL");
+                (0..ACCOUNTS)
+                    .filter(|i| {
+                        store
+                            .adopt_presence(&format!("kept{i}"), "n1~dead", me)
+                            .expect("adopt")
+                            .is_some()
+                    })
+                    .collect::<Vec<usize>>()
+            })
+        })
+        .collect();
+    let won: Vec<Vec<usize>> = adopters
+        .into_iter()
+        .map(|adopter| adopter.join().expect("adopter thread"))
+        .collect();
+    let mut all: Vec<usize> = won.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..ACCOUNTS).collect::<Vec<_>>(), "{won:?}");
+    // The rows name their new owners, and the dead life owns none.
+    let owners = store.presence_owners().expect("owners");
+    assert!(owners
+        .iter()
+        .filter(|(account, _)| account.starts_with("kept"))
+        .all(|(_, owner)| owner == "n2~b" || owner == "n3~c"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_restarts_alone_takes_its_kept_presences_back() {
+    let Some(cluster) = Cluster::start(0, |_, _| {}).await else {
+        return;
+    };
+    // A short lease: the next life waits that long for the dead one's name claim to lapse.
+    let lease = [("PARLEY_CLUSTER__LEASE_SECS", "2")];
+    let mut node = cluster.spawn_binary("n1", &lease).await;
+    let mut alice = account(node.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    // The row is written when the connection's end is handled: wait until the node shows the
+    // presence kept (away) before killing it.
+    let mut watcher = node.client("watcher").await;
+    watcher
+        .await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+    drop(watcher);
+    await_stored_owner(&cluster.postgres_url, "alice").await;
+    node.kill().await;
+
+    // Its next life has no other node to adopt from: it adopts its own earlier life's
+    // presence once it has joined the bus (its own NodeDown for that life).
+    let node = cluster.spawn_binary("n1", &lease).await;
+    let mut watcher = node.client("watcher").await;
+    watcher
+        .await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+    let (_alice, seen) = login(node.addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
+        "no JOIN burst: {seen:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn always_on_turned_on_at_one_node_keeps_the_account_at_another() {
+    // accounts.always_on = opt-in (the default): the setting is made on n1, after n2 started.
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let mut alice = account(cluster.nodes[1].addr, "alice").await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice
+        .expect(|l| l.starts_with(&format!(":{} JOIN ", source("bob"))))
+        .await;
+
+    // Another session of hers, on n1 (a user of its own there), turns it on, then leaves: not
+    // kept, her user on n2 is the account's presence.
+    let (mut other, _) = login(cluster.nodes[0].addr, "alice1", "alice").await;
+    other.send("ALWAYSON ON").await;
+    other.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    other.send("QUIT :done").await;
+    other.expect_closed().await;
+    // Once n2 has seen that user go (the stream brings the setting before it), her user
+    // there is the account's only one.
+    alice
+        .await_reply("WHOIS alice1", |l| command_of(l) == "401")
+        .await;
+
+    // Her last session on n2 leaves: n2 heard the setting, so she stays, away.
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    let (away, _) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            l.starts_with(":alice!") && (command_of(l) == "AWAY" || command_of(l) == "QUIT")
+        })
+        .await;
+    assert!(away.contains(" AWAY :"), "{away}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_cleanly_hands_its_kept_presence_to_another() {
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = 2).await else {
+        return;
+    };
+    let mut leaving = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+    let mut alice = account(leaving.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    bob.await_reply("WHOIS alice", |l| command_of(l) == "301")
+        .await;
+
+    leaving.stop("TERM", Duration::from_secs(20)).await;
+    let (join, _) = bob
+        .expect_within(Duration::from_secs(20), |l| {
+            l.starts_with(":alice!") && command_of(l) == "JOIN"
+        })
+        .await;
+    assert!(join.ends_with("#room"), "{join}");
+    let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
+    assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+}
