@@ -163,8 +163,17 @@ async fn serve_split<R, W>(
     // A handler that panics must not leave its user behind: unwinding past `finish` would keep
     // a ghost in the world, holding its nick, channels and channel status for good. The world's
     // locks do not poison, so the connection ends as any other, with its QUIT.
-    let mut reason =
-        guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await;
+    // A session handed over from another node attached before reading anything: what the
+    // attach left waiting (an always-on catch-up) comes before the answers to its first lines.
+    let early = match session.followups.is_empty() {
+        true => None,
+        // Boxed, as in the read loop: an idle connection's future does not carry its room.
+        false => Box::pin(run_followups(&shared, &mut session, &outbound)).await,
+    };
+    let mut reason = match early {
+        Some(end) => end,
+        None => guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await,
+    };
     if let EndReason::HandOff(leftover) = reason {
         // Boxed: only a connection handed to another node carries this future's buffers.
         reason = match Box::pin(bridged::carry(
