@@ -24,10 +24,11 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use parley_proto::{numeric, Message, ParseError, MAX_LINE_LEN};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info};
 
+use crate::cluster::bridge::Handoff;
 use crate::cluster::event::Event;
 use crate::command;
 use crate::command::always_on::{self, Detach};
@@ -43,6 +44,9 @@ use crate::store::StoredPresence;
 /// Most bytes taken from the socket per read. The space lives on the stack only while the read
 /// is polled; what it holds is appended to the connection's pending bytes.
 const READ_CHUNK: usize = 4096;
+
+mod bridged;
+pub use bridged::open_visitor;
 
 /// Serve one accepted connection until it ends.
 ///
@@ -62,7 +66,7 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    serve_split(shared, admitted, reader, writer, peer, secure)
+    serve_split(shared, admitted, reader, writer, peer, secure, None)
 }
 
 /// Turn away a plain-text connection that [`Shared::admit`] refused, telling it why in an
@@ -92,15 +96,19 @@ pub fn log_refusal(peer: SocketAddr, refusal: &Admission) {
     }
 }
 
-async fn serve_split<S>(
+/// Serve a connection: from a socket's two halves, or (`visiting`) a session of a user here
+/// whose socket is on another node of the cluster, reading and writing over the bus.
+async fn serve_split<R, W>(
     shared: Arc<Shared>,
     admitted: Admitted,
-    reader: ReadHalf<S>,
-    writer: WriteHalf<S>,
+    mut reader: R,
+    writer: W,
     peer: SocketAddr,
     secure: bool,
+    visiting: Option<(Handoff, Arc<Outbound>)>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
     let ip = peer.ip();
     // Admission checked D-lines at accept; this catches one set during a TLS handshake.
@@ -108,7 +116,13 @@ async fn serve_split<S>(
         return refuse(writer, peer, Admission::Banned(reason)).await;
     }
     crate::metrics::record_connection_accepted();
-    let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
+    let (handoff, outbound) = match visiting {
+        Some((handoff, outbound)) => (Some(handoff), outbound),
+        None => (
+            None,
+            Arc::new(Outbound::new(shared.config.limits.send_queue_bytes)),
+        ),
+    };
     let id = shared.next_client_id();
     let mut session = Session::new(id, ip, secure);
     shared.world.lock().users.insert(
@@ -141,25 +155,52 @@ async fn serve_split<S>(
 
     let writer_outbound = outbound.clone();
     let mut writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
+    let pending = match &handoff {
+        Some(handoff) => bridged::restore(&shared, &mut session, &outbound, handoff),
+        None => Vec::new(),
+    };
 
     // A handler that panics must not leave its user behind: unwinding past `finish` would keep
     // a ghost in the world, holding its nick, channels and channel status for good. The world's
     // locks do not poison, so the connection ends as any other, with its QUIT.
-    let reason = AssertUnwindSafe(read_loop(&shared, &mut session, &outbound, reader))
-        .catch_unwind()
+    // A session handed over from another node attached before reading anything: what the
+    // attach left waiting (an always-on catch-up) comes before the answers to its first lines.
+    let early = match session.followups.is_empty() {
+        true => None,
+        // Boxed, as in the read loop: an idle connection's future does not carry its room.
+        false => Box::pin(run_followups(&shared, &mut session, &outbound)).await,
+    };
+    let mut reason = match early {
+        Some(end) => end,
+        None => guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await,
+    };
+    if let EndReason::HandOff(leftover) = reason {
+        // Boxed: only a connection handed to another node carries this future's buffers.
+        reason = match Box::pin(bridged::carry(
+            &shared,
+            &mut session,
+            &outbound,
+            &mut reader,
+            leftover,
+        ))
         .await
-        .unwrap_or_else(|_| {
-            tracing::error!(%peer, client = id.0, "a handler panicked; the connection is closed");
-            EndReason::Disconnected("Internal server error".into())
-        });
-    // Its last messages go out before its QUIT.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        drain_in_flight(&shared, &mut session, &outbound, 0),
-    )
-    .await;
-    if let Some((account, presence)) = finish(&shared, &session, &outbound, &reason) {
-        crate::command::always_on::save(&shared, account, presence).await;
+        {
+            None => EndReason::Carried,
+            Some(leftover) => {
+                guarded_read_loop(&shared, &mut session, &outbound, &mut reader, leftover).await
+            }
+        };
+    }
+    if !matches!(reason, EndReason::Carried) {
+        // Its last messages go out before its QUIT.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            drain_in_flight(&shared, &mut session, &outbound, 0),
+        )
+        .await;
+        if let Some((account, presence)) = finish(&shared, &session, &outbound, &reason) {
+            crate::command::always_on::save(&shared, account, presence).await;
+        }
     }
     if tokio::time::timeout(Duration::from_secs(5), &mut writer_task)
         .await
@@ -174,8 +215,32 @@ async fn serve_split<S>(
     debug!(%peer, client = id.0, reason = %reason.quit_text(), "disconnected");
 }
 
+/// [`read_loop`], with a panicking handler ending the connection instead of the task.
+async fn guarded_read_loop<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    session: &mut Session,
+    outbound: &Arc<Outbound>,
+    reader: &mut R,
+    pending: Vec<u8>,
+) -> EndReason {
+    let (id, ip) = (session.id, session.ip);
+    AssertUnwindSafe(read_loop(shared, session, outbound, reader, pending))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(%ip, client = id.0, "a handler panicked; the connection is closed");
+            EndReason::Disconnected("Internal server error".into())
+        })
+}
+
 /// Why a connection ended, which decides the QUIT others see and the ERROR the client gets.
 enum EndReason {
+    /// Registration found the account's user on another node: the connection goes on as a
+    /// session there (`bridged::carry`), starting with these bytes not yet handled.
+    HandOff(Vec<u8>),
+    /// The connection was a session of a user on another node until it ended: nothing of it
+    /// is left here to finish.
+    Carried,
     Quit(String),
     /// The client went away without QUIT: its socket closed or was reset, or a write to it
     /// failed. Others see "Connection closed", however the socket ended; "Killed" is only
@@ -202,6 +267,7 @@ impl EndReason {
             EndReason::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
             EndReason::RegistrationTimeout => "Registration timed out".into(),
             EndReason::Shutdown => "Server shutting down".into(),
+            EndReason::HandOff(_) | EndReason::Carried => "Connection closed".into(),
         }
     }
 }
@@ -210,7 +276,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Shared,
     session: &mut Session,
     outbound: &Arc<Outbound>,
-    mut reader: R,
+    reader: &mut R,
+    // Bytes to handle before reading (after a handoff that did not happen, what came with it).
+    mut pending: Vec<u8>,
 ) -> EndReason {
     let limits = &shared.config.limits;
     let ping_interval = Duration::from_secs(limits.ping_interval_secs.max(1));
@@ -218,9 +286,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let registration_deadline =
         Instant::now() + Duration::from_secs(limits.registration_timeout_secs.max(1));
     let mut flood = FloodControl::new(&shared.live().flood);
-    // Bytes read but not yet handled: empty (and unallocated) between lines, so an idle
-    // connection holds nothing here; only a line split across reads stays.
-    let mut pending: Vec<u8> = Vec::new();
+    // `pending`: bytes read but not yet handled, empty (and unallocated) between lines, so an
+    // idle connection holds nothing there; only a line split across reads stays.
     // True while skipping the rest of an overlong line.
     let mut discarding = false;
     let mut last_input = Instant::now();
@@ -293,6 +360,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             if let Some(text) = session.quit.take() {
                 return EndReason::Quit(text);
             }
+            if session.hand_off_to.is_some() {
+                pending.drain(..handled);
+                return EndReason::HandOff(pending);
+            }
         }
         pending.drain(..handled);
         if pending.len() > MAX_LINE_LEN + 2 {
@@ -312,7 +383,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             last_input + ping_interval
         };
         tokio::select! {
-            read = read_some(&mut reader, &mut pending) => match read {
+            read = read_some(reader, &mut pending) => match read {
                 Ok(0) => return EndReason::Closed,
                 Ok(_) => {
                     last_input = Instant::now();

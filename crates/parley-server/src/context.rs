@@ -420,6 +420,14 @@ pub struct Session {
     /// This connection's SEARCH budget (`search.burst`, `search.per_minute`), made at its first
     /// search: searches past it wait, as lines past the flood budget do.
     pub search_budget: Option<crate::flood::FloodControl>,
+    /// In a cluster: the node whose user this connection becomes another session of, set when
+    /// registration finds its account's user there; the connection then carries its lines to
+    /// that node and back (`connection::bridged`).
+    pub hand_off_to: Option<String>,
+    /// The connection never goes to another node: it came over the bus itself (a session of a
+    /// user here whose socket is on another node), or the node it should have gone to did not
+    /// answer.
+    pub stays: bool,
 }
 
 /// A client's open `draft/multiline` batch: its lines so far, bounded by
@@ -502,6 +510,8 @@ impl Session {
             in_flight: Default::default(),
             multiline: None,
             search_budget: None,
+            hand_off_to: None,
+            stays: false,
         }
     }
 

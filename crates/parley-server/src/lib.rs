@@ -247,6 +247,8 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         cluster.set_adopter(Arc::new(|shared, ended, seen| {
             Box::pin(command::always_on::adopt(shared, ended, seen))
         }));
+        // And runs the sessions other nodes hand over (`connection::bridged`).
+        cluster.set_opener(Box::new(connection::open_visitor));
     }
     {
         let mut world = shared.world.lock();

@@ -30,6 +30,8 @@ const SALT_LEN: usize = 16;
 const NONCE_BYTES: usize = 18;
 /// The secret's file name in `server.data_dir`.
 pub const SECRET_FILE: &str = "scram-secret";
+/// What the shared secret signs a cluster session handoff under (never a SCRAM key's label).
+const HANDOFF_LABEL: &[u8] = b"cluster session handoff";
 
 /// `n` bytes from the operating system's random source.
 fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
@@ -126,6 +128,17 @@ impl ScramSecret {
         }
     }
 
+    /// Whether `tag` is [`ScramSecret::derive`] of `label` and `text`, compared in constant time.
+    fn verify(&self, label: &[u8], text: &str, tag: &[u8]) -> bool {
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else {
+            return false;
+        };
+        mac.update(label);
+        mac.update(b"\0");
+        mac.update(text.as_bytes());
+        mac.verify_slice(tag).is_ok()
+    }
+
     fn derive(&self, label: &[u8], folded: &str) -> [u8; KEY_LEN] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .expect("HMAC accepts a key of any length");
@@ -220,6 +233,18 @@ impl ScramLogin {
 impl Accounts {
     /// Use a secret that outlives this process for fake credentials (the server's, from
     /// [`ScramSecret::load_or_create`]).
+    /// A node's word that it logged a connection in to the account a cluster session handoff
+    /// names (`cluster::bridge`): a MAC under the cluster's shared secret, which the nodes read
+    /// from PostgreSQL, so a NATS login alone (a node's, leaked) cannot hand over a session.
+    pub fn handoff_mac(&self, text: &str) -> [u8; KEY_LEN] {
+        self.scram_secret.derive(HANDOFF_LABEL, text)
+    }
+
+    /// Whether `mac` is [`Accounts::handoff_mac`] of `text`.
+    pub fn handoff_mac_ok(&self, text: &str, mac: &[u8]) -> bool {
+        self.scram_secret.verify(HANDOFF_LABEL, text, mac)
+    }
+
     pub fn with_scram_secret(mut self, secret: ScramSecret) -> Self {
         self.scram_secret = Arc::new(secret);
         self

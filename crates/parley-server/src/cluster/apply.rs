@@ -118,6 +118,9 @@ pub fn apply(
         // What this node's users sent that node's users since it was last heard from is lost.
         let by = (envelope.node.as_str(), envelope.incarnation);
         cluster.messages_lost(shared, node, *incarnation, by);
+        // A node saying its earlier lives are over (incarnation 0) does not end its own.
+        let except = (envelope.node == *node).then_some(envelope.incarnation);
+        cluster.bridges_lost(node, *incarnation, except);
     }
     let world = shared.world.lock();
     // The dead life's always-on presences are adopted once its users are gone, in the

@@ -6,11 +6,12 @@
 //!   node in the same order and each message crosses the bus once per node;
 //! - a JetStream key-value bucket (`<prefix>_nicks`) holds nick claims, so a nick is held once
 //!   in the whole cluster: creating a key either succeeds or finds it taken;
-//! - plain NATS subjects carry heartbeats (a node's lease) and the snapshots a starting node
-//!   asks its peers for.
+//! - plain NATS subjects carry heartbeats (a node's lease), the snapshots a starting node
+//!   asks its peers for, and sessions whose socket is on one node and user on another
+//!   ([`bridge`], `<prefix>.sess.<to>.<from>`).
 //!
 //! Every subject a node publishes on ends in its own name (`<prefix>.ev.<node>`,
-//! `<prefix>.hb.<node>`, `<prefix>.snap.<asker>.<node>`), so nats-server permissions can let each
+//! `<prefix>.hb.<node>`, `<prefix>.snap.<asker>.<node>`, `<prefix>.sess.<to>.<node>`), so nats-server permissions can let each
 //! node speak only as itself; what arrives is checked against its subject and the configured
 //! `nodes`, and a user-level event must be about a user of the node that sent it.
 //!
@@ -20,6 +21,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod bridge;
 mod claims;
 mod compat;
 mod diagnose;
@@ -191,6 +193,8 @@ pub struct Cluster {
     /// What adopts a dead node life's always-on presences (the handlers' layer, passed in at
     /// start: see [`adopt`]).
     adopter: std::sync::OnceLock<adopt::Adopter>,
+    /// Sessions whose socket and user are on different nodes ([`bridge`]).
+    bridges: bridge::Bridges,
 }
 
 /// This node's cluster, when `[cluster]` is on. The shared state holds it without naming its
@@ -429,6 +433,7 @@ impl Cluster {
             leave: leave::Leave::default(),
             unreadable: compat::Unreadable::default(),
             adopter: std::sync::OnceLock::new(),
+            bridges: bridge::Bridges::default(),
         }))
     }
 
@@ -769,6 +774,10 @@ pub async fn join(
         .await
         .map_err(|e| refused("a subscription", e.to_string()))?;
     tasks.spawn(hear_heartbeats(cluster.clone(), heartbeats));
+    let sessions = bridge::subscribe(&cluster)
+        .await
+        .map_err(|e| refused("a subscription", e.to_string()))?;
+    tasks.spawn(bridge::listen(shared.clone(), cluster.clone(), sessions));
 
     // Where the stream is now: everything after it is applied on top of the snapshots.
     let mut events = cluster

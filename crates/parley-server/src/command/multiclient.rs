@@ -7,7 +7,12 @@
 //!
 //! Only a login before the welcome attaches (SASL before `CAP END`, `PASS`): a connection that
 //! logs in afterwards (`AUTHENTICATE`, `REGISTER`) already has a nick and channels of its own
-//! and stays a user of its own, as in ergo. So does a login on another node of a cluster.
+//! and stays a user of its own, as in ergo.
+//!
+//! In a cluster, a login on one node whose account's user lives on another node goes there
+//! ([`home_elsewhere`]): the connection hands its registration over the bus, and from then on
+//! its node only carries its lines to the user's node and back (`connection::bridged`), where
+//! it attaches as any local session does. One account, one user, on one node.
 
 use std::sync::Arc;
 
@@ -117,6 +122,30 @@ pub fn attach(ctx: &mut Ctx<'_>) -> bool {
         always_on::resumed(ctx, &account, detached);
     }
     true
+}
+
+/// In a cluster: the node where this connection's account has its user, when the connection
+/// should become another session of that user there rather than a user of its own here
+/// (multiclient on, or the account always-on: its kept presence is its user). None for a
+/// connection that must stay ([`crate::context::Session::stays`]).
+pub fn home_elsewhere(ctx: &Ctx<'_>) -> Option<String> {
+    let session = &ctx.session;
+    if session.registered || session.stays {
+        return None;
+    }
+    let cluster = crate::cluster::of(ctx.shared)?;
+    let account = session.account.as_deref()?;
+    let config = &ctx.shared.config.accounts;
+    let always_on = ctx
+        .shared
+        .always_on
+        .is_on(config.always_on, &parley_proto::casefold(account));
+    if !config.multiclient && !always_on {
+        return None;
+    }
+    let uid = ctx.shared.world.lock().remote_user_of(account)?;
+    let node = crate::cluster::identity::node_of(&uid)?;
+    (node != cluster.node).then(|| node.to_owned())
 }
 
 /// Whether [`attach`] would find a user for this connection to join (multiclient on, logged

@@ -169,7 +169,9 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     if session.registered
         // A connection becoming another session of its account's user takes the user's nick,
         // so it needs none of its own (its NICK may have been refused as in use, by that user).
-        || (session.nick.is_empty() && !crate::command::multiclient::can_attach(ctx))
+        || (session.nick.is_empty()
+            && !crate::command::multiclient::can_attach(ctx)
+            && crate::command::multiclient::home_elsewhere(ctx).is_none())
         || !session.got_user
         || session.cap_negotiating
         || session
@@ -181,6 +183,11 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     }
     auth::abort_on_registration(ctx);
     if crate::command::multiclient::attach(ctx) {
+        return;
+    }
+    if let Some(home) = crate::command::multiclient::home_elsewhere(ctx) {
+        // The connection goes on as a session of its user there (`connection::bridged`).
+        ctx.session.hand_off_to = Some(home);
         return;
     }
     if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {

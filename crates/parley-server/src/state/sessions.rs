@@ -24,6 +24,17 @@ impl World {
             .map(|u| u.id)
     }
 
+    /// The cluster-wide id of a registered user of another node logged in to `account`: where
+    /// a login of that account on this node goes as another session (`connection::bridged`).
+    pub fn remote_user_of(&self, account: &str) -> Option<String> {
+        let account = casefold(account);
+        self.users
+            .values()
+            .filter(|u| u.registered)
+            .find(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
+            .and_then(|u| u.remote.clone())
+    }
+
     /// How many live sessions user `id` has on this node.
     pub fn session_count(&self, id: ClientId) -> usize {
         self.users.get(&id).map_or(0, |u| u.sessions.len())

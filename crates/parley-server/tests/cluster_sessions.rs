@@ -1,0 +1,352 @@
+//! One account, one user, in a whole cluster (issue 26): a login on one node whose account's
+//! user lives on another becomes another session of that user there, carried over the bus
+//! (`cluster::bridge`, `connection::bridged`). Real nodes on a real nats-server and PostgreSQL:
+//! the session gets the user's nick and channels, what it sends the others see once from the
+//! one user, what the user is sent reaches it, leaving is silent until the last session goes,
+//! the user's node going away closes it, and an open a node's NATS login forges is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use common::cluster::Cluster;
+use common::{command_of, sasl_plain, Client};
+use futures_util::StreamExt;
+
+/// Log in to `account` (password `<account>-pw`) at `addr` with SASL before CAP END, asking
+/// for `caps` and NICK `nick`. Returns the client (its nick the welcome's) and every line of
+/// its welcome and burst.
+async fn session(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    account: &str,
+    caps: &str,
+) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.send("CAP LS 302").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send(&format!("CAP REQ :sasl {caps}")).await;
+    // A session asking for the nick its user holds gets a 433 first: walked past.
+    c.expect_skipping_errors(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        sasl_plain(account, &format!("{account}-pw"))
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    let welcome = c.expect_skipping_errors(|l| command_of(l) == "001").await;
+    c.nick = welcome.split(' ').nth(2).unwrap_or("").to_string();
+    let mut seen = vec![welcome];
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
+/// The texts of the PRIVMSGs to `#room` in `lines`.
+fn room_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| command_of(l) == "PRIVMSG" && l.contains(" #room :"))
+        .filter_map(|l| l.split(" #room :").nth(1).map(str::to_string))
+        .collect()
+}
+
+/// Read until a PRIVMSG ending in `text`; the room texts and every line on the way.
+async fn until_text(c: &mut Client, text: &str) -> (Vec<String>, Vec<String>) {
+    let mut seen = Vec::new();
+    loop {
+        let line = c.recv().await;
+        let done = command_of(&line) == "PRIVMSG" && line.ends_with(&format!(" :{text}"));
+        seen.push(line);
+        if done {
+            return (room_texts(&seen), seen);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_login_on_another_node_is_a_session_of_the_user_there() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.nodes[0].addr, cluster.nodes[1].addr);
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(n1, "alice", "alice", "echo-message message-tags").await;
+    assert_eq!(a.nick, "alice");
+    let mut carol = cluster.client(1, "carol").await;
+    carol.send("JOIN #room").await;
+    carol.sync().await;
+    a.await_whois("carol").await;
+    carol.await_whois("alice").await;
+    a.send("JOIN #room").await;
+    a.expect(|l| l.ends_with(" JOIN #room")).await;
+    carol.expect(|l| l.ends_with(" JOIN #room")).await;
+
+    // The second login is on carol's node: it becomes alice there (not alice_ here), with
+    // her channel; carol sees nothing of it.
+    let (mut b, burst) = session(n2, "alice", "alice", "message-tags labeled-response batch").await;
+    assert_eq!(b.nick, "alice", "{burst:#?}");
+    assert!(
+        burst.iter().any(|l| l.ends_with(" JOIN #room")),
+        "{burst:#?}"
+    );
+    assert!(
+        burst
+            .iter()
+            .any(|l| command_of(l) == "353" && l.contains("carol")),
+        "{burst:#?}"
+    );
+    let quiet = carol.sync().await;
+    assert!(
+        quiet
+            .iter()
+            .all(|l| !l.contains("JOIN") && !l.contains("NICK")),
+        "{quiet:#?}"
+    );
+
+    // b's line reaches carol once, from alice, and a as the line of another session.
+    b.send("PRIVMSG #room :from-b").await;
+    let (at_carol, seen) = until_text(&mut carol, "from-b").await;
+    assert_eq!(at_carol, ["from-b"]);
+    assert!(seen.last().unwrap().starts_with(":alice!"), "{seen:#?}");
+    let (at_a, _) = until_text(&mut a, "from-b").await;
+    assert_eq!(at_a, ["from-b"]);
+    // a's line reaches b (no echo-message on b: only the other session's lines).
+    a.send("PRIVMSG #room :from-a").await;
+    let (at_b, _) = until_text(&mut b, "from-a").await;
+    assert_eq!(at_b, ["from-a"]);
+    // A private message to alice reaches both sessions.
+    carol.send("PRIVMSG alice :psst").await;
+    a.expect(|l| l.ends_with("PRIVMSG alice :psst")).await;
+    b.expect(|l| l.ends_with("PRIVMSG alice :psst")).await;
+    // A labeled command on the carried session is answered under its label.
+    b.send("@label=w1 WHOIS alice").await;
+    let batch = b
+        .expect(|l| l.starts_with("@label=w1 ") && l.contains("BATCH +"))
+        .await;
+    assert!(batch.contains("labeled-response"), "{batch}");
+    let whois: Vec<String> = {
+        let mut lines = Vec::new();
+        loop {
+            let line = b.recv().await;
+            let end = command_of(&line) == "BATCH";
+            lines.push(line);
+            if end {
+                break lines;
+            }
+        }
+    };
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.contains(" 320 ") && l.contains("2 sessions")),
+        "the user's node counts both sessions: {whois:#?}"
+    );
+    // Names at carol's node: alice once.
+    carol.send("NAMES #room").await;
+    let names = carol.expect_numeric("353").await;
+    assert_eq!(names.matches("alice").count(), 1, "{names}");
+
+    // b leaving is seen by nobody; a leaving last is.
+    b.send("QUIT :phone off").await;
+    b.expect_closed().await;
+    a.send("PRIVMSG #room :after-b").await;
+    let (_, seen) = until_text(&mut carol, "after-b").await;
+    assert!(seen.iter().all(|l| command_of(l) != "QUIT"), "{seen:#?}");
+    a.send("QUIT :laptop off").await;
+    a.expect_closed().await;
+    let quit = carol.expect(|l| command_of(l) == "QUIT").await;
+    assert!(
+        quit.starts_with(":alice!") && quit.ends_with("laptop off"),
+        "{quit}"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_closing_on_its_node_ends_only_that_session() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.nodes[0].addr, cluster.nodes[1].addr);
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(n1, "alice", "alice", "").await;
+    let mut carol = cluster.client(1, "carol").await;
+    carol.await_whois("alice").await;
+    let (b, _) = session(n2, "alice", "alice", "").await;
+    a.send("WHOIS alice").await;
+    let whois = a.sync().await;
+    assert!(whois.iter().any(|l| l.contains("2 sessions")), "{whois:#?}");
+    // The socket drops without QUIT: the user's node hears it and counts one session again.
+    drop(b);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        a.send("WHOIS alice").await;
+        let whois = a.sync().await;
+        if whois.iter().all(|l| !l.contains(" 320 ")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{whois:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let quiet = carol.sync().await;
+    assert!(quiet.iter().all(|l| command_of(l) != "QUIT"), "{quiet:#?}");
+}
+
+#[tokio::test]
+async fn the_users_node_ending_closes_its_sessions_elsewhere() {
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = 2).await else {
+        return;
+    };
+    let mut home = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(home.addr, "alice", "alice", "").await;
+    let mut carol = cluster.client(0, "carol").await;
+    carol.await_whois("alice").await;
+    carol.send("JOIN #room").await;
+    carol.sync().await;
+    a.send("JOIN #room").await;
+    carol.expect(|l| l.ends_with(" JOIN #room")).await;
+    let (mut b, _) = session(cluster.nodes[0].addr, "alice", "alice", "").await;
+    assert_eq!(b.nick, "alice");
+    a.send("WHOIS alice").await;
+    assert!(a.sync().await.iter().any(|l| l.contains("2 sessions")));
+    home.kill().await;
+    // Judged dead within the lease (and a margin for a loaded machine): the session here
+    // ends with a word of why, and carol sees alice go.
+    let closing = tokio::time::timeout(Duration::from_secs(30), b.expect_closed())
+        .await
+        .expect("the carried session ends once its user's node is gone");
+    assert!(
+        closing
+            .iter()
+            .any(|l| l.starts_with("ERROR ") && l.contains("n2 lost")),
+        "{closing:#?}"
+    );
+    carol.expect(|l| command_of(l) == "QUIT").await;
+}
+
+#[tokio::test]
+async fn an_open_that_a_nodes_nats_login_forges_is_refused() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (_a, _) = session(cluster.nodes[0].addr, "alice", "alice", "").await;
+    // n2's NATS login (not its database, so not the cluster's secret) opens a session of
+    // alice at n1: with no MAC, a made-up one, and a real-looking body.
+    let bus = cluster.nats_as("n2").await.expect("n2's bus login");
+    let mut answers = bus
+        .subscribe(format!("{}.sess.n2.n1", cluster.prefix))
+        .await
+        .expect("n2 reads what is sent to it");
+    let body = serde_json::json!({
+        "from": "n2", "from_incarnation": 1, "to": "n1", "sid": 42, "issued": unix_now(),
+        "account": "alice", "ip": "127.0.0.1", "secure": false, "host": "x", "nick": "alice",
+        "username": "x", "realname": "x", "caps": [], "cap_302": false,
+        "login_session": null, "token_login": false,
+    })
+    .to_string();
+    for mac in ["", &"0".repeat(64), &"ab".repeat(32)] {
+        let mut frame = BytesMut::new();
+        frame.put_u8(b'O');
+        frame.put_u64(42);
+        frame.put_slice(mac.as_bytes());
+        frame.put_slice(body.as_bytes());
+        bus.publish(format!("{}.sess.n1.n2", cluster.prefix), frame.freeze())
+            .await
+            .expect("n2 may publish as itself");
+    }
+    bus.flush().await.expect("flushed");
+    let answer = tokio::time::timeout(Duration::from_secs(2), answers.next()).await;
+    assert!(answer.is_err(), "a forged open was answered: {answer:?}");
+
+    // n2 may not speak on another node's subjects, nor read sessions handed to another: the
+    // bus's admin sees n2's frame on n2's own subject, and nothing in n1's name.
+    let admin = cluster.nats.as_ref().unwrap().admin().await;
+    let mut watch = admin
+        .subscribe(format!("{}.sess.>", cluster.prefix))
+        .await
+        .expect("the admin reads everything");
+    admin.flush().await.expect("flushed");
+    let spy = bus.subscribe(format!("{}.sess.n1.*", cluster.prefix)).await;
+    for subject in ["sess.n2.n1", "sess.n1.n2"] {
+        let mut frame = BytesMut::new();
+        frame.put_u8(b'D');
+        frame.put_u64(42);
+        frame.put_slice(b"QUIT\r\n");
+        let _ = bus
+            .publish(format!("{}.{subject}", cluster.prefix), frame.freeze())
+            .await;
+    }
+    let _ = bus.flush().await;
+    let seen = tokio::time::timeout(Duration::from_secs(2), watch.next())
+        .await
+        .expect("n2's own frame arrives")
+        .expect("a message");
+    assert!(seen.subject.ends_with(".sess.n1.n2"), "{}", seen.subject);
+    let more = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(more.is_err(), "a frame in n1's name got through: {more:?}");
+    // The spy subscription gets nothing (nats-server refused it; the frame to n1 went by).
+    if let Ok(mut spy) = spy {
+        let read = tokio::time::timeout(Duration::from_millis(300), spy.next()).await;
+        assert!(
+            !matches!(read, Ok(Some(_))),
+            "n2 read a session frame meant for n1"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_always_on_users_kept_presence_is_resumed_from_another_node() {
+    let Some(cluster) = Cluster::start(2, |_, c| {
+        c.accounts.always_on = parley_server::config::AlwaysOnPolicy::On;
+    })
+    .await
+    else {
+        return;
+    };
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(cluster.nodes[0].addr, "alice", "alice", "").await;
+    a.send("JOIN #keep").await;
+    a.expect(|l| l.ends_with(" JOIN #keep")).await;
+    let mut carol = cluster.client(1, "carol").await;
+    carol.send("JOIN #keep").await;
+    carol.sync().await;
+    drop(a);
+    // Kept on n1 (away, still in #keep); the next login, on n2, is that user again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        carol.send("WHOIS alice").await;
+        let whois = carol.sync().await;
+        if whois.iter().any(|l| command_of(l) == "301") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{whois:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (b, burst) = session(cluster.nodes[1].addr, "alice", "alice", "").await;
+    assert_eq!(b.nick, "alice", "{burst:#?}");
+    assert!(
+        burst.iter().any(|l| l.ends_with(" JOIN #keep")),
+        "{burst:#?}"
+    );
+    carol.send("NAMES #keep").await;
+    let names = carol.expect_numeric("353").await;
+    assert_eq!(names.matches("alice").count(), 1, "{names}");
+    assert!(!names.contains("alice_"), "{names}");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
