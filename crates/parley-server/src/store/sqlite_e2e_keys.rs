@@ -232,3 +232,45 @@ impl E2eKeyStore for SqliteStore {
         Ok(claimed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AccountStore;
+
+    #[test]
+    fn removing_an_account_removes_its_devices_and_keys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("keys.db")).expect("open");
+        store.create_account("Alice", "hash").expect("create");
+        let device = Device {
+            curve: "c".repeat(43),
+            ed25519: "e".repeat(43),
+            signature: "s".repeat(86),
+        };
+        assert_eq!(
+            store.upload_device("alice", &device, 10).expect("upload"),
+            Uploaded::Stored
+        );
+        let keys = vec!["k".repeat(43)];
+        assert_eq!(
+            store
+                .add_one_time_keys("ALICE", &device.curve, &keys, 100)
+                .expect("add"),
+            KeyCount::Unclaimed(1)
+        );
+        store.remove_account("alice").expect("remove");
+        assert!(store.devices("alice").expect("devices").is_empty());
+        let left: i64 = store
+            .connection()
+            .lock()
+            .query_row("SELECT COUNT(*) FROM e2e_keys", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(left, 0);
+        // A device of an account that is gone cannot be published.
+        assert!(matches!(
+            store.upload_device("alice", &device, 10),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
