@@ -61,7 +61,14 @@ async fn await_stored_owner(postgres_url: &str, account: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kept_presence_survives_its_node_and_resumes_on_another() {
     const LEASE: u64 = 2;
-    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = LEASE).await else {
+    // The survivor keeps none of its own users (its limit is 0): a node failure still must
+    // not drop the always-on accounts it adopts.
+    let Some(cluster) = Cluster::start(1, |_, c| {
+        c.cluster.lease_secs = LEASE;
+        c.accounts.always_on_limit = 0;
+    })
+    .await
+    else {
         return;
     };
     let mut doomed = cluster
@@ -412,4 +419,142 @@ async fn a_node_stopped_cleanly_hands_its_kept_presence_to_another() {
     assert!(join.ends_with("#room"), "{join}");
     let (_alice, seen) = login(cluster.nodes[0].addr, "alice_", "alice").await;
     assert!(seen[0].contains(" 001 alice "), "{seen:#?}");
+}
+
+/// A kept presence whose nick a live user holds when its node dies comes back under another
+/// nick (`alice_`), as a registration would, rather than being forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_presence_whose_nick_was_taken_is_adopted_under_another() {
+    const LEASE: u64 = 2;
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = LEASE).await else {
+        return;
+    };
+    let mut doomed = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+    let mut alice = account(doomed.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    await_stored_owner(&cluster.postgres_url, "alice").await;
+
+    // bob's node hands "alice" to bob in the nick bucket (as a claim of a live user would be
+    // when the dead node's claims are released), then the keeping node dies.
+    let admin = cluster.nats.as_ref().expect("own bus").admin().await;
+    let bucket = async_nats::jetstream::new(admin)
+        .get_key_value(format!("{}_nicks", cluster.prefix))
+        .await
+        .expect("the nick bucket");
+    let key = |nick: &str| {
+        let hex: String = nick.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("n.{hex}")
+    };
+    let bobs = bucket
+        .get(key("bob"))
+        .await
+        .expect("read the bucket")
+        .expect("bob's claim");
+    bucket
+        .put(key("alice"), bobs)
+        .await
+        .expect("write the bucket");
+    doomed.kill().await;
+    let (join, _) = bob
+        .expect_within(Duration::from_secs(LEASE + 30), |l| {
+            command_of(l) == "JOIN" && l.contains("#room")
+        })
+        .await;
+    assert!(join.starts_with(":alice_!"), "{join}");
+    let names = bob.names("#room").await;
+    assert!(names.contains("@alice_"), "{names:?}");
+}
+
+/// A node that the others gave up (paused past the lease) while it kept a presence: a survivor
+/// adopts the presence, and the paused node, once it runs again and learns it was given up,
+/// drops its own copy, so the account's next login there is carried to the adopter (one user,
+/// not two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_given_up_drops_its_kept_copy_and_a_login_there_reaches_the_adopter() {
+    const LEASE: u64 = 2;
+    let Some(cluster) = Cluster::start(1, |_, c| c.cluster.lease_secs = LEASE).await else {
+        return;
+    };
+    let paused = cluster
+        .spawn_binary("n2", &[("PARLEY_CLUSTER__LEASE_SECS", "2")])
+        .await;
+    let mut alice = account(paused.addr, "alice").await;
+    alice.send("ALWAYSON ON").await;
+    alice.expect(|l| l.contains(" ALWAYSON ON ")).await;
+    alice.send("JOIN #room").await;
+    alice.expect_numeric("366").await;
+    let mut bob = cluster.client(0, "bob").await;
+    bob.send("CAP REQ :away-notify").await;
+    bob.expect(|l| l.contains(" ACK ")).await;
+    bob.join_after("#room", &["@alice"]).await;
+    alice.send("QUIT :laptop closed").await;
+    alice.expect_closed().await;
+    await_stored_owner(&cluster.postgres_url, "alice").await;
+
+    paused.pause();
+    let bound = Duration::from_secs(LEASE + 30);
+    let (join, _) = bob
+        .expect_within(bound, |l| {
+            l.starts_with(":alice!") && command_of(l) == "JOIN"
+        })
+        .await;
+    assert!(join.ends_with("#room"), "{join}");
+    paused.resume();
+    // The resumed node hears that it was given up; its kept copy goes. A login there then
+    // resumes the adopted presence on n1: bob sees her come back from away, no JOIN.
+    // Until then (and while it tells its own connections to go), n2 may still show its copy.
+    let deadline = Instant::now() + bound;
+    while whois_server(paused.addr, "alice").await.as_deref() != Some("n1.parley.local") {
+        assert!(Instant::now() < deadline, "n2 never saw alice on n1");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_c, seen) = login(paused.addr, "alice", "alice").await;
+    assert!(
+        seen[0].starts_with(":n1.") && seen[0].contains(" 001 alice "),
+        "{seen:#?}"
+    );
+    // (The adopted presence's away may come first.)
+    let (_, before) = bob
+        .expect_within(Duration::from_secs(10), |l| {
+            l.starts_with(":alice!") && l.ends_with(" AWAY")
+        })
+        .await;
+    assert!(
+        !before.iter().any(|l| command_of(l) == "QUIT"),
+        "{before:?}"
+    );
+}
+
+/// The server WHOIS at `addr` names for `nick` (from a guest's connection there), or `None`:
+/// no such user, or the connection was closed on the way (a node telling its connections to go
+/// may close this one too).
+async fn whois_server(addr: std::net::SocketAddr, nick: &str) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (read, mut write) = stream.into_split();
+    let probe = format!("NICK whoisprobe\r\nUSER probe 0 * :probe\r\nWHOIS {nick}\r\n");
+    write.write_all(probe.as_bytes()).await.ok()?;
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            match command_of(&line) {
+                "312" => return line.split(' ').nth(4).map(str::to_owned),
+                "318" | "401" | "ERROR" => return None,
+                _ => {}
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()?
 }

@@ -1097,6 +1097,44 @@ fn server_ban_removed(step: &mut Step<'_>, world: WorldGuard<'_>, kind: String, 
     }
 }
 
+/// Said of this very life: its always-on users kept without a session are the survivors'
+/// now (one of them adopts each, `adopt.rs`), so they go from here without a word (the others
+/// dropped them already); a login of theirs here then goes to the adopter.
+fn drop_kept_leftovers(shared: &Shared, world: &mut World) {
+    let kept: Vec<(ClientId, Option<String>)> = world
+        .users
+        .values()
+        .filter(|u| u.remote.is_none() && u.registered && u.sessions.is_empty())
+        .map(|u| (u.id, u.account.clone()))
+        .collect();
+    for (id, account) in kept {
+        let channels: Vec<String> = world
+            .users
+            .get(&id)
+            .map(|u| u.channels.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in channels {
+            world.leave_channel(id, &key);
+        }
+        world.monitors.clear(id);
+        if let Some(user) = world.remove_user(id) {
+            let folded = parley_proto::casefold(&user.nick);
+            if world.nicks.get(&folded) == Some(&id) {
+                world.nicks.remove(&folded);
+            }
+        }
+        if let Some(account) = account {
+            shared
+                .always_on
+                .take_detached(&parley_proto::casefold(&account), id);
+        }
+        tracing::info!(
+            user = id.0,
+            "always-on: a kept user of this node, given up by the others, goes"
+        );
+    }
+}
+
 /// `NodeDown`: a node died (or restarted): its users quit; said of this node, its users must reconnect.
 fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incarnation: u64) {
     if node == step.cluster.node && incarnation == step.cluster.incarnation {
@@ -1108,6 +1146,7 @@ fn node_down(step: &mut Step<'_>, mut world: WorldGuard<'_>, node: String, incar
             .filter(|u| u.remote.is_none())
             .flat_map(|u| u.sessions.iter().cloned())
             .collect();
+        drop_kept_leftovers(step.shared, &mut world);
         drop(world);
         tracing::error!(
             users = locals.len(),

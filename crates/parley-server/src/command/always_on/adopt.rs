@@ -89,32 +89,61 @@ pub async fn adopt(shared: Arc<Shared>, ended: Ended, seen: SeenIn) {
     }
 }
 
-/// Bring one won presence back here, or forget it when its nick is held by a live user.
+/// Most other nicks tried for an adopted presence whose own nick a live user took meanwhile.
+const OTHER_NICKS: usize = 4;
+
+/// Bring one won presence back here. Past `accounts.always_on_limit` too: the limit bounds
+/// what this node's own users keep, and a node failure must not drop always-on accounts (the
+/// cluster's total was within the nodes' limits before). When a live user took its nick
+/// meanwhile (the dead node's claims are released before adoption), it comes back under
+/// `<nick>_` (or `__` ...), as a registration would; forgotten only when none of those is free.
 async fn adopt_one(
     shared: &Arc<Shared>,
     cluster: &Arc<Cluster>,
     account: &str,
-    presence: StoredPresence,
+    mut presence: StoredPresence,
     statuses: Option<&HashMap<String, MemberStatus>>,
     ended: &Ended,
 ) {
     let folded_account = casefold(account);
     if shared.always_on.detached_count() >= shared.config.accounts.always_on_limit {
-        tracing::warn!(%account, "always-on: accounts.always_on_limit reached; not adopted");
-        forget(shared, folded_account).await;
-        return;
+        tracing::warn!(%account, "always-on: adopting past accounts.always_on_limit (a node ended)");
     }
     let id = shared.next_client_id();
     let uid = cluster.uid_of(id);
-    let folded_nick = casefold(&presence.nick);
-    if let Err(err) = cluster
-        .take_over_claim(&folded_nick, &uid, ended.as_ref())
-        .await
-    {
-        tracing::warn!(%account, nick = %presence.nick, ?err, "always-on: the nick cannot be claimed; the presence is not adopted");
+    let nicklen = shared.config.limits.nick_len;
+    let mut claimed = None;
+    for n in 0..=OTHER_NICKS {
+        let mut nick = presence.nick.clone();
+        if n > 0 {
+            nick = nick
+                .chars()
+                .take(nicklen.saturating_sub(n).max(1))
+                .collect();
+            nick.push_str(&"_".repeat(n));
+        }
+        let folded = casefold(&nick);
+        match cluster.take_over_claim(&folded, &uid, ended.as_ref()).await {
+            Ok(()) => {
+                claimed = Some(folded);
+                if n > 0 {
+                    tracing::info!(%account, was = %presence.nick, %nick, "always-on: the nick was taken; adopted under another");
+                    presence.nick = nick;
+                }
+                break;
+            }
+            Err(crate::cluster::ClaimError::Taken) => continue,
+            Err(err) => {
+                tracing::warn!(%account, nick = %presence.nick, ?err, "always-on: the bus did not answer a nick claim; the presence is not adopted");
+                break;
+            }
+        }
+    }
+    let Some(folded_nick) = claimed else {
+        tracing::warn!(%account, nick = %presence.nick, "always-on: no nick to adopt the presence under; it is forgotten");
         forget(shared, folded_account).await;
         return;
-    }
+    };
     if !super::presence::restore_one(shared, account, &presence, id, statuses) {
         cluster.release(&folded_nick, &uid);
         forget(shared, folded_account).await;
