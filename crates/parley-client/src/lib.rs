@@ -18,6 +18,7 @@
 //! The IRC line itself (parsing, SASL chunking, SCRAM) comes from `parley-proto`.
 
 mod client;
+pub mod e2e;
 pub mod input;
 pub mod paths;
 mod state;
