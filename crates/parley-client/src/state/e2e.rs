@@ -240,6 +240,14 @@ impl State {
                     self.e2e_progress(out);
                 }
             }
+            "UPLOADED" => {
+                let text = format!(
+                    "E2E: this device's keys are published (device {}...); private messages to \
+                     accounts with keys are end-to-end encrypted",
+                    arg(1).get(..8).unwrap_or("?")
+                );
+                self.e2e_note(None, LineKind::Info, text);
+            }
             "CLAIMED" => {
                 let (curve, key) = (arg(3), arg(4));
                 if !self.e2e.claiming.remove(curve) {
