@@ -159,10 +159,17 @@ impl State {
     /// After the welcome: opens this account's device and publishes its keys.
     pub(super) fn e2e_start(&mut self, out: &mut Vec<String>) {
         let dir = self.e2e.dir.clone();
-        self.e2e = E2eState {
-            dir,
-            ..E2eState::default()
-        };
+        let old = std::mem::replace(
+            &mut self.e2e,
+            E2eState {
+                dir,
+                ..E2eState::default()
+            },
+        );
+        for send in old.pending {
+            let text = format!("not sent (the connection was lost): {}", send.text);
+            self.e2e_note(Some(&send.target), LineKind::Error, text);
+        }
         let (Some(dir), Some(account)) = (self.e2e.dir.clone(), self.account.clone()) else {
             return;
         };
@@ -365,6 +372,35 @@ impl State {
         }
     }
 
+    /// A peer that had keys lists none now (another client, or a server hiding the devices):
+    /// nothing goes out in clear text until the user says so with `/e2e off`. Returns whether
+    /// the message was refused.
+    fn refuse_downgrade(&mut self, target: &str) -> bool {
+        let account = self
+            .e2e
+            .lists
+            .get(&casefold(target))
+            .and_then(|l| l.account.clone())
+            .or_else(|| self.account_of(target).map(casefold));
+        let had_keys = account.is_some_and(|a| {
+            self.e2e
+                .open
+                .as_ref()
+                .is_some_and(|e| e.store.devices(&a).is_ok_and(|d| !d.is_empty()))
+        });
+        if had_keys {
+            self.e2e_note(
+                Some(target),
+                LineKind::Error,
+                format!(
+                    "not sent: {target} had E2E keys and now lists none; /e2e off sends in \
+                     clear text"
+                ),
+            );
+        }
+        had_keys
+    }
+
     fn e2e_list(&mut self, nick: &str, out: &mut Vec<String>) {
         let key = casefold(nick);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.e2e.listing.entry(key) {
@@ -398,30 +434,7 @@ impl State {
             .get(&key)
             .is_some_and(|l| l.devices.is_empty())
         {
-            let known = self
-                .e2e
-                .lists
-                .get(&key)
-                .and_then(|l| l.account.clone())
-                .or_else(|| self.account_of(target).map(casefold));
-            let had_keys = known.is_some_and(|a| {
-                self.e2e
-                    .open
-                    .as_ref()
-                    .is_some_and(|e| e.store.devices(&a).is_ok_and(|d| !d.is_empty()))
-            });
-            if had_keys {
-                self.e2e_note(
-                    Some(target),
-                    LineKind::Error,
-                    format!(
-                        "not sent: {target} had E2E keys and now lists none; /e2e off sends in \
-                         clear text"
-                    ),
-                );
-                return true;
-            }
-            return false;
+            return self.refuse_downgrade(target);
         }
         if self.e2e.pending.len() >= MAX_PENDING {
             self.e2e_note(
@@ -470,6 +483,7 @@ impl State {
                     return;
                 }
                 Some(false) => self.e2e_send(send, out),
+                None if self.refuse_downgrade(&send.target) => {}
                 None => {
                     let text = send.text.clone();
                     let target = send.target.clone();
@@ -930,6 +944,63 @@ mod tests {
             .any(|t| t.starts_with("safety number with bob: ")));
         assert!(!alice.e2e_status("bob").verified);
         assert!(alice.e2e_status("bob").encrypted);
+    }
+
+    #[test]
+    fn a_peer_whose_keys_vanish_gets_nothing_in_clear_text() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let (mut alice, alice_out) = login("alice", &tmp.path().join("a"));
+        let (_bob, bob_out) = login("bob", &tmp.path().join("b"));
+        let alice_upload = find(&alice_out, "KEYS UPLOAD")[0].to_string();
+        let bob_upload = find(&bob_out, "KEYS UPLOAD")[0].to_string();
+        alice
+            .act(Action::Verify {
+                nick: "bob".into(),
+                confirm: false,
+            })
+            .expect("asked");
+        for line in [
+            device_line("bob", &bob_upload),
+            ":srv KEYS END bob bob".to_string(),
+            device_line("alice", &alice_upload),
+            ":srv KEYS END alice alice".to_string(),
+        ] {
+            alice.handle_line(&line);
+        }
+        // The server now says bob has no devices.
+        alice
+            .act(Action::Verify {
+                nick: "bob".into(),
+                confirm: false,
+            })
+            .expect("asked");
+        alice.handle_line(":srv KEYS END bob bob");
+        alice.handle_line(&device_line("alice", &alice_upload));
+        alice.handle_line(":srv KEYS END alice alice");
+        let out = alice.act(Action::Msg {
+            target: "bob".into(),
+            text: "psst".into(),
+        });
+        assert_eq!(out, Ok(Vec::new()), "nothing sent");
+        let texts: Vec<String> = alice
+            .buffer("bob")
+            .map(|b| b.lines.iter().map(|l| l.text.clone()).collect())
+            .unwrap_or_default();
+        assert!(
+            texts.iter().any(|t| t.contains("1 device(s) removed")),
+            "{texts:?}"
+        );
+        assert!(texts
+            .iter()
+            .any(|t| t.starts_with("not sent: bob had E2E keys")));
+        // Turned off by the user: clear text.
+        alice.set_active_by_name("bob");
+        alice.act(Action::E2e(Some(false))).expect("local");
+        let out = alice.act(Action::Msg {
+            target: "bob".into(),
+            text: "psst".into(),
+        });
+        assert_eq!(out, Ok(vec!["PRIVMSG bob :psst".to_string()]));
     }
 
     #[test]

@@ -354,7 +354,7 @@ impl State {
         let decrypted = msg
             .tags
             .get(crate::e2e::wire::TAG)
-            .filter(|_| command == "PRIVMSG")
+            .filter(|_| command == "PRIVMSG" && !is_channel(target))
             .map(|value| self.e2e_incoming(&value, from, ctx.msgid.as_deref(), ctx.history));
         let text = decrypted.as_deref().unwrap_or(text);
         let from_server =
