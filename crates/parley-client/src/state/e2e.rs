@@ -69,6 +69,8 @@ pub(super) struct E2eState {
     dir: Option<PathBuf>,
     open: Option<E2e>,
     topping_up: bool,
+    /// The directory has this device and its fallback key (the first `KEYS COUNT`).
+    published: bool,
     /// Device lists by casefolded nick, refreshed for a new conversation.
     lists: HashMap<String, Listed>,
     /// `KEYS LIST` sent and not answered, with the devices collected so far.
@@ -177,7 +179,7 @@ impl State {
             return;
         }
         let account = casefold(&account);
-        let mut e2e = match E2e::open(&dir, &account) {
+        let e2e = match E2e::open(&dir, &account) {
             Ok((e2e, _)) => e2e,
             Err(error) => {
                 self.e2e_note(None, LineKind::Error, format!("E2E is off: {error}"));
@@ -195,15 +197,26 @@ impl State {
             ],
             None,
         ));
-        if let Some(fallback) = e2e.device.rotate_fallback() {
-            out.push(irc_line("KEYS", &["FALLBACK", &curve, &fallback], None));
-        }
-        if let Err(error) = e2e.device.save() {
-            self.e2e_note(None, LineKind::Error, format!("E2E is off: {error}"));
+        self.e2e.open = Some(e2e);
+    }
+
+    /// The directory has this device: give it a fresh fallback key and top up one-time keys
+    /// (asked only now, so no key line can overtake the upload).
+    fn on_uploaded(&mut self, curve: &str, out: &mut Vec<String>) {
+        let Some(e2e) = self.e2e.open.as_mut() else {
+            return;
+        };
+        if curve != e2e.device.curve() {
             return;
         }
-        out.push(irc_line("KEYS", &["COUNT", &curve], None));
-        self.e2e.open = Some(e2e);
+        if let Some(fallback) = e2e.device.rotate_fallback() {
+            out.push(irc_line("KEYS", &["FALLBACK", curve, &fallback], None));
+        }
+        if let Err(error) = e2e.device.save() {
+            self.e2e_note(None, LineKind::Error, format!("E2E: {error}"));
+            return;
+        }
+        out.push(irc_line("KEYS", &["COUNT", curve], None));
     }
 
     /// A line about E2E in a conversation (or the server buffer).
@@ -247,14 +260,7 @@ impl State {
                     self.e2e_progress(out);
                 }
             }
-            "UPLOADED" => {
-                let text = format!(
-                    "E2E: this device's keys are published (device {}...); private messages to \
-                     accounts with keys are end-to-end encrypted",
-                    arg(1).get(..8).unwrap_or("?")
-                );
-                self.e2e_note(None, LineKind::Info, text);
-            }
+            "UPLOADED" => self.on_uploaded(arg(1), out),
             "CLAIMED" => {
                 let (curve, key) = (arg(3), arg(4));
                 if !self.e2e.claiming.remove(curve) {
@@ -279,6 +285,19 @@ impl State {
         if curve != e2e.device.curve() {
             return;
         }
+        if !self.e2e.published {
+            // The first count answers the fallback key: others can reach this device now.
+            self.e2e.published = true;
+            let text = format!(
+                "E2E: this device's keys are published (device {}...); private messages to \
+                 accounts with keys are end-to-end encrypted",
+                curve.get(..8).unwrap_or("?")
+            );
+            self.e2e_note(None, LineKind::Info, text);
+        }
+        let Some(e2e) = self.e2e.open.as_mut() else {
+            return;
+        };
         if published >= PUBLISHED_OTKS {
             self.e2e.topping_up = false;
             return;
