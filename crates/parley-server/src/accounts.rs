@@ -23,6 +23,7 @@
 
 pub mod always_on;
 mod hasher;
+pub mod key_directory;
 mod lockout;
 mod oper_check;
 mod scram;

@@ -40,12 +40,16 @@ pub const SUPPORTED_CAPS: &[&str] = &[
     "labeled-response",
     "message-tags",
     "multi-prefix",
+    "parley.chat/e2e",
     "sasl",
     "server-time",
     "setname",
     "soju.im/search",
     "userhost-in-names",
 ];
+
+/// The end-to-end key directory's capability (`command::keys`, docs/e2e.md).
+pub const E2E_CAP: &str = "parley.chat/e2e";
 
 /// Value of `draft/account-registration` (RFC-style keys): REGISTER works before the connection
 /// is registered (unless `accounts.register_before_connect` is off), and the account name may
@@ -69,6 +73,8 @@ pub fn advertised_caps(shared: &Shared, session: &Session, with_values: bool) ->
         .filter(|c| **c != "draft/event-playback" || shared.history.enabled())
         // Only with a push service (`webpush.enabled`) and its VAPID key.
         .filter(|c| **c != crate::webpush::CAP || shared.webpush.is_some())
+        // Only with the key directory KEYS answers from.
+        .filter(|c| **c != E2E_CAP || shared.e2e_keys.is_some())
         // SEARCH reads stored history.
         .filter(|c| {
             **c != "soju.im/search" || (shared.history.enabled() && shared.config.search.enabled)
@@ -171,6 +177,8 @@ pub struct Caps {
     pub webpush: bool,
     /// `soju.im/search`: the SEARCH command (`command::search`).
     pub search: bool,
+    /// `parley.chat/e2e`: informational (the key directory is there); KEYS works without it.
+    pub e2e: bool,
 }
 
 impl Caps {
@@ -202,6 +210,7 @@ impl Caps {
             "chghost" => &mut self.chghost,
             crate::webpush::CAP => &mut self.webpush,
             "soju.im/search" => &mut self.search,
+            E2E_CAP => &mut self.e2e,
             _ => return None,
         })
     }

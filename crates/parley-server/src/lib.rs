@@ -240,6 +240,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let mut shared = server::Shared::new(config, tls_info, accounts, history, shutdown);
     shared.cluster = cluster.map(|c| Box::new(c) as Box<dyn std::any::Any + Send + Sync>);
     shared.webpush = webpush.as_ref().map(|(service, _)| service.clone());
+    shared.e2e_keys = Some(Arc::new(accounts::key_directory::KeyDirectory::new(
+        store::open_e2e_keys(&shared.config)?,
+    )));
     let shared = Arc::new(shared);
     // A cluster node adopts the always-on presences of nodes that end (`cluster/adopt.rs`):
     // the handlers' layer does it, handed down here.

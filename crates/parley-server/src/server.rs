@@ -61,6 +61,9 @@ pub struct Shared {
     pub cluster: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// Web push (`draft/webpush`), when `webpush.enabled`.
     pub webpush: Option<Arc<crate::webpush::WebPush>>,
+    /// The end-to-end key directory (`KEYS`, `parley.chat/e2e`); set at start with its own
+    /// store connection.
+    pub e2e_keys: Option<Arc<crate::accounts::key_directory::KeyDirectory>>,
     next_id: AtomicU64,
     connections: Mutex<ConnectionCounts>,
 }
@@ -135,6 +138,7 @@ impl Shared {
             server_bans: Mutex::new(Vec::new()),
             cluster: None,
             webpush: None,
+            e2e_keys: None,
             next_id: AtomicU64::new(1),
             connections: Mutex::new(ConnectionCounts::default()),
         }

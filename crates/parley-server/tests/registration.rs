@@ -58,7 +58,8 @@ async fn cap_negotiation_holds_registration_until_end() {
          draft/chathistory draft/event-playback draft/message-redaction \
          draft/multiline=max-bytes=4096,max-lines=100 \
          draft/read-marker echo-message extended-join extended-monitor invite-notify \
-         labeled-response message-tags multi-prefix sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
+         labeled-response message-tags multi-prefix parley.chat/e2e \
+         sasl=PLAIN,SCRAM-SHA-256,IRCV3BEARER \
          server-time setname soju.im/search \
          userhost-in-names"
     );

@@ -30,7 +30,7 @@ pub const USERCMDS: Topic = Topic {
         "Talking: PRIVMSG NOTICE TAGMSG BATCH REDACT JOIN PART TOPIC NAMES LIST INVITE KICK",
         "Channels: MODE RENAME",
         "People: WHO WHOIS WHOWAS ISON USERHOST MONITOR AWAY SETNAME",
-        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD WEBPUSH SEARCH",
+        "Accounts and history: SESSION ALWAYSON OWNER CHATHISTORY MARKREAD WEBPUSH SEARCH KEYS",
         "The server: LUSERS VERSION TIME MOTD INFO ADMIN LINKS MAP HELP HELPOP",
         "Send HELP <command> for any of them.",
     ],
@@ -166,6 +166,14 @@ pub const COMMANDS: &[Topic] = &[
             "JOIN <channel>[,<channel>...] [<key>[,<key>...]]",
             "Joins channels, creating those that do not exist (you become their operator).",
             "JOIN 0 leaves every channel you are in.",
+        ],
+    },
+    Topic {
+        subject: "KEYS",
+        lines: &[
+            "KEYS UPLOAD|OTK|FALLBACK|COUNT|REMOVE <device key> ...  or  KEYS LIST|CLAIM <nick> ...",
+            "The end-to-end encryption key directory (parley.chat/e2e): Parley clients publish",
+            "their devices' public keys and fetch their peers'. Needs an account. See docs/e2e.md.",
         ],
     },
     Topic {

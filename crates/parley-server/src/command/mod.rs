@@ -21,6 +21,7 @@ pub mod help_text;
 pub mod info;
 pub mod invite_list;
 pub mod join;
+pub mod keys;
 pub mod links;
 pub mod markread;
 pub mod message;
@@ -90,6 +91,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
         "MARKREAD" => markread::markread(ctx, msg),
         "WEBPUSH" => webpush::webpush(ctx, msg),
         "SEARCH" => search::search(ctx, msg),
+        "KEYS" => keys::keys(ctx, msg),
         "REDACT" => redact::redact(ctx, msg),
         "BATCH" => multiline::batch(ctx, msg),
         "OWNER" => owner::owner(ctx, msg),

@@ -5,12 +5,14 @@
 //! `tokio::task::spawn_blocking` and the admin CLI calls them directly.
 
 pub mod always_on;
+pub mod e2e_keys;
 pub mod history;
 pub mod postgres;
 pub mod postgres_tls;
 pub mod push;
 pub mod search;
 pub mod sqlite;
+mod sqlite_e2e_keys;
 mod sqlite_history;
 mod sqlite_push;
 mod sqlite_search;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use crate::config::{Config, StoreKind};
 
 pub use always_on::{AlwaysOnStore, StoredPresence};
+pub use e2e_keys::E2eKeyStore;
 pub use history::{
     AuditEvent, AuditFilter, Bound, HistoryQuery, HistoryStore, StoredMessage, TargetActivity,
     WriteBatch,
@@ -253,6 +256,15 @@ pub fn open_always_on(config: &Config) -> Result<Arc<dyn AlwaysOnStore>, StoreEr
 /// Open the configured store again for web push subscriptions: the push sender's own
 /// connection, so looking up whom to push never queues behind logins or history.
 pub fn open_push(config: &Config) -> Result<Arc<dyn PushStore>, StoreError> {
+    Ok(match config.accounts.store {
+        StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
+        StoreKind::Postgres => Arc::new(open_postgres(config)?),
+    })
+}
+
+/// Open the configured store again for the end-to-end key directory (`KEYS`): its own
+/// connection, so a key claim never queues behind logins or history.
+pub fn open_e2e_keys(config: &Config) -> Result<Arc<dyn E2eKeyStore>, StoreError> {
     Ok(match config.accounts.store {
         StoreKind::Sqlite => Arc::new(open_sqlite(config)?),
         StoreKind::Postgres => Arc::new(open_postgres(config)?),

@@ -33,6 +33,7 @@ use super::state::{
 };
 use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
+mod e2e_keys;
 mod push;
 mod retry;
 mod search;
@@ -185,6 +186,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_search ON messages USING GIN (search);",
     // 16: always-on on a cluster, as in `sqlite.rs` step 15: the node life keeping a presence.
     "ALTER TABLE always_on ADD COLUMN owner TEXT;",
+    // 17: the end-to-end key directory, as in `sqlite.rs` step 16.
+    "CREATE TABLE e2e_devices (
+        curve          TEXT   PRIMARY KEY,
+        account_folded TEXT   NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        ed25519        TEXT   NOT NULL,
+        signature      TEXT   NOT NULL,
+        created_ms     BIGINT NOT NULL
+    );
+    CREATE INDEX e2e_devices_by_account ON e2e_devices (account_folded, created_ms);
+    CREATE TABLE e2e_keys (
+        id          BIGSERIAL PRIMARY KEY,
+        curve       TEXT    NOT NULL REFERENCES e2e_devices (curve) ON DELETE CASCADE,
+        key         TEXT    NOT NULL,
+        is_fallback BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE UNIQUE INDEX e2e_keys_once ON e2e_keys (curve, is_fallback, key);
+    CREATE UNIQUE INDEX e2e_keys_one_fallback ON e2e_keys (curve) WHERE is_fallback;",
 ];
 
 /// The schema version this build writes and understands.

@@ -168,6 +168,26 @@ const MIGRATIONS: &[&str] = &[
     // (`node~incarnation`), so when that life ends exactly one surviving node adopts it with a
     // compare-and-set on this column. NULL on a single server.
     "ALTER TABLE always_on ADD COLUMN owner TEXT;",
+    // 16: the end-to-end key directory (`store/e2e_keys.rs`): each account's devices, named by
+    // their Curve25519 identity key (unique across accounts, so a device never changes hands),
+    // and each device's one-time keys and one fallback key (public keys only). They go with
+    // their device, and devices with their account.
+    "CREATE TABLE e2e_devices (
+        curve          TEXT    PRIMARY KEY,
+        account_folded TEXT    NOT NULL REFERENCES accounts (name_folded) ON DELETE CASCADE,
+        ed25519        TEXT    NOT NULL,
+        signature      TEXT    NOT NULL,
+        created_ms     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX e2e_devices_by_account ON e2e_devices (account_folded, created_ms);
+    CREATE TABLE e2e_keys (
+        id          INTEGER PRIMARY KEY,
+        curve       TEXT    NOT NULL REFERENCES e2e_devices (curve) ON DELETE CASCADE,
+        key         TEXT    NOT NULL,
+        is_fallback INTEGER NOT NULL DEFAULT 0 CHECK (is_fallback IN (0, 1))
+    ) STRICT;
+    CREATE UNIQUE INDEX e2e_keys_once ON e2e_keys (curve, is_fallback, key);
+    CREATE UNIQUE INDEX e2e_keys_one_fallback ON e2e_keys (curve) WHERE is_fallback = 1;",
 ];
 
 /// The schema version this build writes and understands.
