@@ -963,6 +963,42 @@ mod tests {
             .any(|t| t.starts_with("safety number with bob: ")));
         assert!(!alice.e2e_status("bob").verified);
         assert!(alice.e2e_status("bob").encrypted);
+        // Confirming the number just compared marks bob verified.
+        alice
+            .act(Action::Verify {
+                nick: "bob".into(),
+                confirm: true,
+            })
+            .expect("asked");
+        for line in [
+            device_line("bob", &new_upload),
+            ":srv KEYS END bob bob".to_string(),
+            device_line("alice", &alice_upload),
+            ":srv KEYS END alice alice".to_string(),
+        ] {
+            alice.handle_line(&line);
+        }
+        assert!(alice.e2e_status("bob").verified);
+        // Keys changed between the comparison and the confirm: refused, and the change warns.
+        let (_, third_out) = login("bob", &tmp.path().join("b3"));
+        let third_upload = find(&third_out, "KEYS UPLOAD")[0].to_string();
+        alice
+            .act(Action::Verify {
+                nick: "bob".into(),
+                confirm: true,
+            })
+            .expect("asked");
+        for line in [
+            device_line("bob", &third_upload),
+            ":srv KEYS END bob bob".to_string(),
+            device_line("alice", &alice_upload),
+            ":srv KEYS END alice alice".to_string(),
+        ] {
+            alice.handle_line(&line);
+        }
+        assert!(!alice.e2e_status("bob").verified);
+        let last = alice.buffer("bob").and_then(|b| b.lines.back().cloned());
+        assert!(last.is_some_and(|l| l.text.starts_with("not verified: bob's safety number")));
     }
 
     #[test]
