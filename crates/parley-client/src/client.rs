@@ -104,6 +104,8 @@ pub struct ClientConfig {
     /// Record every new line for `State::take_new_lines` from the start (the line mode), so
     /// not even a line from the first moments of the connection is missed.
     pub record_new_lines: bool,
+    /// Where this server's E2E device files live (`paths::e2e_dir`); `None`: no E2E.
+    pub e2e_dir: Option<std::path::PathBuf>,
 }
 
 impl ClientConfig {
@@ -122,6 +124,7 @@ impl ClientConfig {
             ping_after: Duration::from_secs(90),
             ping_timeout: Duration::from_secs(60),
             record_new_lines: false,
+            e2e_dir: None,
         }
     }
 }
@@ -184,6 +187,7 @@ impl Client {
         }
         let mut state = State::new(&config.nick, &config.realname);
         state.record_new_lines(config.record_new_lines);
+        state.set_e2e_dir(config.e2e_dir.clone());
         for channel in &config.autojoin {
             state.want_channel(channel);
         }

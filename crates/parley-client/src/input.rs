@@ -86,6 +86,14 @@ pub enum Action {
     Search(SearchQuery),
     /// `/search` alone: the page of results older than those shown.
     SearchMore,
+    /// `/e2e [on|off]`: end-to-end encryption for this private conversation; alone: its status.
+    E2e(Option<bool>),
+    /// `/verify <nick> [confirm]`: the safety number with `nick`; `confirm` marks the keys
+    /// verified after comparing it.
+    Verify {
+        nick: String,
+        confirm: bool,
+    },
 }
 
 use crate::state::SearchQuery;
@@ -178,6 +186,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "search",
         "/search [#channel|nick] <words>",
         "search the history on the server; alone: older results",
+    ),
+    (
+        "e2e",
+        "/e2e [on|off]",
+        "end-to-end encryption in this private conversation",
+    ),
+    (
+        "verify",
+        "/verify <nick> [confirm]",
+        "safety number with nick; confirm after comparing it",
     ),
     ("close", "/close", "close this buffer"),
     ("quote", "/quote <raw IRC line>", "send a raw protocol line"),
@@ -356,6 +374,27 @@ pub fn parse(line: &str) -> Result<Action, InputError> {
             text: text("/reply <text>")?,
         },
         "search" | "grep" => search_action(rest),
+        "e2e" => match rest.to_ascii_lowercase().as_str() {
+            "" => Action::E2e(None),
+            "on" => Action::E2e(Some(true)),
+            "off" => Action::E2e(Some(false)),
+            _ => return Err(usage("/e2e [on|off]")),
+        },
+        "verify" => {
+            let (nick, after) = split_word(rest);
+            let confirm = match after.trim() {
+                "" => false,
+                "confirm" => true,
+                _ => return Err(usage("/verify <nick> [confirm]")),
+            };
+            if nick.is_empty() {
+                return Err(usage("/verify <nick> [confirm]"));
+            }
+            Action::Verify {
+                nick: nick_name(nick)?,
+                confirm,
+            }
+        }
         "close" | "wc" => Action::Close,
         "quote" | "raw" => Action::Raw(text("/quote <raw IRC line>")?),
         _ => return Err(InputError::UnknownCommand(name)),

@@ -18,6 +18,7 @@
 //! The IRC line itself (parsing, SASL chunking, SCRAM) comes from `parley-proto`.
 
 mod client;
+pub mod e2e;
 pub mod input;
 pub mod paths;
 mod state;
@@ -30,8 +31,8 @@ pub use parley_proto::casefold;
 pub use parley_trust::{Fingerprint, TrustError, TrustPolicy};
 pub use state::{
     colour_hash, colour_index, is_login_refusal, iso_time, login_refusal, mentions, Auth, Buffer,
-    BufferKind, ConnectionState, Line, LineKind, Member, State, ACCOUNT_REQUIRED, HISTORY_BATCH,
-    LOGIN_REFUSED, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
+    BufferKind, ConnectionState, E2eStatus, Line, LineKind, Member, State, ACCOUNT_REQUIRED,
+    HISTORY_BATCH, LOGIN_REFUSED, MAX_LINES_PER_BUFFER, SERVER_BUFFER, WANTED_CAPS,
 };
 pub use state::{
     SearchHit, SearchQuery, SearchResults, SearchStatus, MAX_SEARCH_HITS, MAX_SEARCH_TEXT,

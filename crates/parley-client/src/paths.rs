@@ -18,6 +18,13 @@ pub fn known_servers_path() -> Option<PathBuf> {
     config_dir().map(|dir| dir.join("known_servers"))
 }
 
+/// The directory of this install's E2E device files for one server (`e2e/<host>-<port>`):
+/// one device (and its local store) per account there.
+pub fn e2e_dir(host: &str, port: u16) -> Option<PathBuf> {
+    let server = crate::e2e::device::safe_name(&format!("{host}-{port}"));
+    config_dir().map(|dir| dir.join("e2e").join(server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,8 @@ pub fn client_config(choice: &Choice, common: &Common) -> anyhow::Result<ClientC
         Transport::Plain
     };
     let mut config = ClientConfig::new(&host, port, transport, &choice.user);
+    // This install is an E2E device per (server, account), kept beside the settings.
+    config.e2e_dir = parley_client::paths::e2e_dir(&host, port);
     config.auth = match (choice.password.is_empty(), choice.register) {
         (true, true) => bail!("registering an account needs a password"),
         (true, false) => Auth::Guest,

@@ -288,10 +288,22 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State, info: &StatusInfo<'
         None => "no account".to_string(),
     };
     let away = if state.is_away() { " [away]" } else { "" };
+    let active = state.active();
+    let e2e = if active.kind == parley_client::BufferKind::Query {
+        let status = state.e2e_status(&active.name);
+        match (status.encrypted, status.verified) {
+            (true, true) => " [encrypted, verified]",
+            (true, false) => " [encrypted, not verified]",
+            (false, _) if status.available => " [not encrypted]",
+            (false, _) => "",
+        }
+    } else {
+        ""
+    };
     let spans = vec![
         Span::styled(format!(" [{connection}] "), Style::default().fg(colour)),
         Span::raw(format!(
-            "{} | {security} | {} | {account}{away} | PgUp/PgDn scroll, Ctrl-N/P buffers, /help",
+            "{} | {security} | {} | {account}{away}{e2e} | PgUp/PgDn scroll, Ctrl-N/P buffers, /help",
             info.server,
             state.nick()
         )),

@@ -246,6 +246,8 @@ impl State {
             Action::Raw(line) => out.push(line),
             Action::Search(query) => out.push(self.start_search(query)?),
             Action::SearchMore => out.push(self.search_more()?),
+            Action::E2e(on) => self.e2e_toggle(on),
+            Action::Verify { nick, confirm } => self.e2e_verify(&nick, confirm, &mut out),
         }
         out.append(&mut self.outbox);
         Ok(out)
@@ -282,6 +284,21 @@ impl State {
     /// Sends chat text, split to fit; `reply_to` tags the first piece as a reply
     /// (`+draft/reply`), the rest follow it as plain continuation.
     pub(super) fn say_tagged(
+        &mut self,
+        target: &str,
+        text: &str,
+        action: bool,
+        reply_to: Option<&str>,
+        out: &mut Vec<String>,
+    ) {
+        if self.e2e_intercept(target, text, action, reply_to, out) {
+            return;
+        }
+        self.say_plain(target, text, action, reply_to, out);
+    }
+
+    /// Sends chat text in clear text (no E2E for this target, or it is off).
+    pub(super) fn say_plain(
         &mut self,
         target: &str,
         text: &str,

@@ -221,6 +221,7 @@ impl State {
             }
             "TAGMSG" => self.on_tagmsg(msg, from.as_deref(), &ctx, now),
             "MARKREAD" => self.on_markread(msg),
+            "KEYS" => self.on_keys(msg, &mut out),
             "CHGHOST" | "SETNAME" => {}
             _ if command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()) => {
                 self.on_numeric(&command, msg, &ctx, &mut out)
@@ -294,6 +295,9 @@ impl State {
         let text = msg.params.last().copied().unwrap_or("");
         let registering = self.negotiation.as_ref().is_some_and(|n| !n.ended);
         let before_welcome = self.negotiation.is_some();
+        if kind == "FAIL" && command == "KEYS" && self.on_keys_fail(msg, out) {
+            return;
+        }
         if kind == "FAIL" && code == "ACCOUNT_REQUIRED" && before_welcome {
             self.guest_refused(out);
             return;
@@ -346,6 +350,13 @@ impl State {
         let (Some(target), Some(text)) = (msg.param(0), msg.param(1)) else {
             return;
         };
+        // An end-to-end encrypted message: the body is a placeholder, the text is in the tag.
+        let decrypted = msg
+            .tags
+            .get(crate::e2e::wire::TAG)
+            .filter(|_| command == "PRIVMSG" && !is_channel(target))
+            .map(|value| self.e2e_incoming(&value, from, ctx.msgid.as_deref(), ctx.history));
+        let text = decrypted.as_deref().unwrap_or(text);
         let from_server =
             from.is_none_or(|f| f.contains('.') && !msg.source.is_some_and(|s| s.contains('!')));
         let own = from.is_some_and(|f| self.is_me(f));
@@ -711,6 +722,7 @@ impl State {
                 if self.away {
                     out.push(irc_line("AWAY", &[], Some("away")));
                 }
+                self.e2e_start(out);
                 if self.has_cap("draft/read-marker") {
                     // Channels get theirs on JOIN; conversations must ask.
                     for buffer in &self.buffers {

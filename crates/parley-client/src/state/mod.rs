@@ -13,6 +13,7 @@
 //! conversations is online) and [`read_marker`] (what the account read on any device).
 
 mod actions;
+mod e2e;
 mod incoming;
 mod monitor;
 mod negotiation;
@@ -28,6 +29,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use parley_proto::{casefold, write_line};
 
+use e2e::E2eState;
+pub use e2e::E2eStatus;
 use incoming::Batch;
 use monitor::Monitor;
 pub use negotiation::{
@@ -306,6 +309,8 @@ pub struct State {
     read_pending: Vec<(String, DateTime<Utc>)>,
     /// The current server-side search and its results (`soju.im/search`).
     search: Search,
+    /// End-to-end encrypted private messages: this device, its store, pending sends.
+    e2e: E2eState,
 }
 
 impl fmt::Debug for State {
@@ -411,6 +416,7 @@ impl State {
             monitor: Monitor::default(),
             read_pending: Vec::new(),
             search: Search::default(),
+            e2e: E2eState::default(),
         }
     }
 

@@ -43,6 +43,8 @@ pub const WANTED_CAPS: &[&str] = &[
     // Server-side search (state/search.rs): soju's name and the draft one.
     "soju.im/search",
     "draft/search",
+    // End-to-end encrypted private messages (state/e2e.rs): the server's key directory.
+    "parley.chat/e2e",
 ];
 
 /// How to log in during connection registration.
