@@ -269,38 +269,54 @@ async fn an_open_that_a_nodes_nats_login_forges_is_refused() {
     let answer = tokio::time::timeout(Duration::from_secs(2), answers.next()).await;
     assert!(answer.is_err(), "a forged open was answered: {answer:?}");
 
-    // n2 may not speak on another node's subjects, nor read sessions handed to another: the
-    // bus's admin sees n2's frame on n2's own subject, and nothing in n1's name.
-    let admin = cluster.nats.as_ref().unwrap().admin().await;
-    let mut watch = admin
-        .subscribe(format!("{}.sess.>", cluster.prefix))
+    // n2 may not speak in another node's name: n3 (no node runs as n3 here) reads what is
+    // handed to it, and sees n2's frame in n2's own name, never one in n1's.
+    let n3 = cluster.nats_as("n3").await.expect("n3's bus login");
+    let mut watch = n3
+        .subscribe(format!("{}.sess.n3.*", cluster.prefix))
         .await
-        .expect("the admin reads everything");
-    admin.flush().await.expect("flushed");
-    let spy = bus.subscribe(format!("{}.sess.n1.*", cluster.prefix)).await;
-    for subject in ["sess.n2.n1", "sess.n1.n2"] {
+        .expect("n3 reads what is sent to it");
+    n3.flush().await.expect("flushed");
+    let frame = |kind: u8| {
         let mut frame = BytesMut::new();
-        frame.put_u8(b'D');
+        frame.put_u8(kind);
         frame.put_u64(42);
         frame.put_slice(b"QUIT\r\n");
-        let _ = bus
-            .publish(format!("{}.{subject}", cluster.prefix), frame.freeze())
-            .await;
-    }
+        frame.freeze()
+    };
+    // The one in n1's name first: refused, whatever that does to n2's connection.
+    let _ = bus
+        .publish(format!("{}.sess.n3.n1", cluster.prefix), frame(b'c'))
+        .await;
     let _ = bus.flush().await;
-    let seen = tokio::time::timeout(Duration::from_secs(2), watch.next())
+    let other = cluster.nats_as("n2").await.expect("n2's bus login");
+    other
+        .publish(format!("{}.sess.n3.n2", cluster.prefix), frame(b'D'))
         .await
-        .expect("n2's own frame arrives")
-        .expect("a message");
-    assert!(seen.subject.ends_with(".sess.n1.n2"), "{}", seen.subject);
-    let more = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
-    assert!(more.is_err(), "a frame in n1's name got through: {more:?}");
-    // The spy subscription gets nothing (nats-server refused it; the frame to n1 went by).
-    if let Ok(mut spy) = spy {
-        let read = tokio::time::timeout(Duration::from_millis(300), spy.next()).await;
+        .expect("n2 may publish as itself");
+    other.flush().await.expect("flushed");
+    let Ok(Some(seen)) = tokio::time::timeout(Duration::from_secs(10), watch.next()).await else {
+        panic!("n2's frame in its own name never reached n3");
+    };
+    assert!(
+        seen.subject.ends_with(".sess.n3.n2"),
+        "a frame in n1's name got through: {}",
+        seen.subject
+    );
+    // And n2 cannot read what is handed to n3.
+    if let Ok(mut spy) = other
+        .subscribe(format!("{}.sess.n3.*", cluster.prefix))
+        .await
+    {
+        let _ = other.flush().await;
+        n3.publish(format!("{}.sess.n3.n3", cluster.prefix), frame(b'D'))
+            .await
+            .ok();
+        let _ = n3.flush().await;
+        let read = tokio::time::timeout(Duration::from_millis(500), spy.next()).await;
         assert!(
             !matches!(read, Ok(Some(_))),
-            "n2 read a session frame meant for n1"
+            "n2 read a session frame meant for n3"
         );
     }
 }
@@ -349,4 +365,44 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[tokio::test]
+async fn a_login_before_nick_on_another_node_is_not_refused_the_users_nick() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let (mut a, _) = session(cluster.nodes[0].addr, "alice", "alice", "").await;
+    let mut carol = cluster.client(1, "carol").await;
+    carol.await_whois("alice").await;
+    // irssi's order (SASL, CAP END, then NICK): no 433 for the user's own nick at n2.
+    let mut c = Client::connect(cluster.nodes[1].addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!("AUTHENTICATE {}", sasl_plain("alice", "alice-pw")))
+        .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :alice").await;
+    let mut seen = Vec::new();
+    loop {
+        let line = c.recv().await;
+        let done = command_of(&line) == "001";
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(seen.iter().all(|l| command_of(l) != "433"), "{seen:#?}");
+    assert!(seen.last().unwrap().contains(" 001 alice "), "{seen:#?}");
+    a.send("WHOIS alice").await;
+    let whois = a.sync().await;
+    assert!(whois.iter().any(|l| l.contains("2 sessions")), "{whois:#?}");
+    assert!(whois.iter().all(|l| command_of(l) != "NICK"), "{whois:#?}");
 }

@@ -460,3 +460,56 @@ async fn an_operators_kill_ends_every_session() {
     let rest = root.sync().await;
     assert!(rest.iter().all(|l| command_of(l) != "QUIT"), "{rest:#?}");
 }
+
+/// Log in the way irssi does: SASL, then `CAP END`, and only then NICK and USER. Returns every
+/// line up to the welcome's end.
+pub async fn sasl_before_nick(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    account: &str,
+) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        sasl_plain(account, &format!("{account}-pw"))
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    let mut seen = Vec::new();
+    loop {
+        let line = c.recv().await;
+        let done = command_of(&line) == "001";
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    c.nick = nick.to_string();
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
+#[tokio::test]
+async fn a_login_before_nick_asking_for_the_users_nick_is_not_refused() {
+    let server = server_with_alice(|_| {}).await;
+    let (mut a, _) = session(&server, "alice", "alice", "").await;
+    a.send("JOIN #room").await;
+    a.expect(|l| l.ends_with(" JOIN #room")).await;
+    // irssi's order: logged in before NICK. A 433 would make it send NICK alice_, which,
+    // arriving after the welcome, renamed the user on every session.
+    let (_b, seen) = sasl_before_nick(server.addr, "alice", "alice").await;
+    assert!(seen.iter().all(|l| command_of(l) != "433"), "{seen:#?}");
+    assert!(seen.iter().any(|l| l.contains(" 001 alice ")), "{seen:#?}");
+    assert!(seen.iter().any(|l| l.ends_with(" JOIN #room")), "{seen:#?}");
+    let after = a.sync().await;
+    assert!(after.iter().all(|l| command_of(l) != "NICK"), "{after:#?}");
+}

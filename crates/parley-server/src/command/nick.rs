@@ -46,6 +46,15 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         .filter(|holder| *holder != id);
     let mut evicted = None;
     if let Some(holder) = holder {
+        if !ctx.session.registered && becomes_session_of(ctx, holder) {
+            // Logged in already (SASL before NICK, as irssi does) to the account of the user
+            // holding the nick: this connection is about to be another session of that user
+            // and takes its nick then. A 433 here would make the client send another NICK,
+            // which, arriving after the welcome, would rename the user on every session.
+            ctx.session.nick = wanted.to_owned();
+            registration::try_complete(ctx);
+            return Ok(());
+        }
         if !(owns(ctx, &folded) && evict_squatter(ctx, holder, wanted)) {
             return Err(nick_in_use(wanted));
         }
@@ -66,6 +75,20 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
 /// account's owner took back (see [`evict_squatter`]): the session still shows it until then.
 pub fn holds(ctx: &Ctx<'_>, folded: &str) -> bool {
     ctx.shared.world.lock().nicks.get(folded) == Some(&ctx.session.id)
+}
+
+/// Whether this registering connection, logged in, will become another session of `holder`
+/// (`multiclient::attach` here, or carried to the holder's node in a cluster).
+fn becomes_session_of(ctx: &Ctx<'_>, holder: crate::state::ClientId) -> bool {
+    let Some(account) = ctx.session.account.as_deref().map(casefold) else {
+        return false;
+    };
+    let same_account = ctx.shared.world.lock().users.get(&holder).is_some_and(|u| {
+        u.registered && u.account.as_deref().is_some_and(|a| casefold(a) == account)
+    });
+    same_account
+        && (crate::command::multiclient::can_attach(ctx)
+            || crate::command::multiclient::home_elsewhere(ctx).is_some())
 }
 
 /// Whether this connection is logged in to the account named `folded`.
