@@ -239,6 +239,7 @@ async fn an_encrypted_dm_is_readable_only_by_its_recipient() {
             .add_account(name, &format!("{name}-password"))
             .expect("account");
     }
+    let export_config = config.clone();
     let server = parley_server::start(config).await.expect("server starts");
     let port = server.plain_addrs()[0].port();
 
@@ -301,7 +302,8 @@ async fn an_encrypted_dm_is_readable_only_by_its_recipient() {
         .await;
     assert!(!carol.output().contains(SECRET), "{}", carol.output());
 
-    // Nothing on the server holds the text: database, its -wal, any other file; the logs.
+    // Nothing on the server holds the text: database (with its audit trail), its -wal, any
+    // other file; the history export; the logs (the audit log target's lines too).
     let leaked = files_containing(data.path(), SECRET.as_bytes());
     assert!(
         leaked.is_empty(),
@@ -311,6 +313,21 @@ async fn an_encrypted_dm_is_readable_only_by_its_recipient() {
         !files_containing(data.path(), b"[encrypted message]").is_empty(),
         "the stored line is in the data dir (so the grep looks in the right place)"
     );
+    // `parleyd history export` of the conversation (text and JSON): the placeholder only.
+    for format in [
+        parley_server::inspect::ExportFormat::Text,
+        parley_server::inspect::ExportFormat::Json,
+    ] {
+        let mut exported = Vec::new();
+        parley_server::inspect::export(&export_config, "alice,bob", format, &mut exported)
+            .expect("history export");
+        let exported = String::from_utf8_lossy(&exported);
+        assert!(exported.contains("[encrypted message]"), "{exported}");
+        assert!(
+            !exported.contains(SECRET),
+            "plaintext in the history export"
+        );
+    }
     let logged = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
     assert!(!logged.is_empty(), "the server's logs were captured");
     assert!(!logged.contains(SECRET), "plaintext in the server's logs");
