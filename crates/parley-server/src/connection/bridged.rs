@@ -31,6 +31,9 @@ use crate::server::Shared;
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// Room between the session's writer at the user's node and the bus.
 const OUTPUT_PIPE: usize = 64 * 1024;
+/// Most bytes of a session's output in one message on the bus (and the room a visiting
+/// session keeps for it while idle).
+const OUTPUT_CHUNK: usize = 8 * 1024;
 
 /// At the client's node: hand the connection to the node `session.hand_off_to` names and carry
 /// its bytes both ways until either end closes. `None` when it ended so; the bytes not yet
@@ -200,7 +203,7 @@ async fn visit(shared: Arc<Shared>, handoff: Handoff) {
     let (writer, mut pipe) = tokio::io::duplex(OUTPUT_PIPE);
     let carrier = cluster.clone();
     let output = tokio::spawn(async move {
-        let mut chunk = vec![0u8; OUTPUT_PIPE / 2];
+        let mut chunk = vec![0u8; OUTPUT_CHUNK];
         loop {
             match pipe.read(&mut chunk).await {
                 Ok(n) if n > 0 => {
