@@ -36,13 +36,13 @@ fi
 echo "web-tests: building parleyd (debug)"
 (cd "$root" && cargo build --quiet -p parley-server --bin parleyd)
 
-echo "web-tests: unit tests (node --test irc.test.mjs search.test.mjs push.test.mjs)"
-timeout 60 node --test irc.test.mjs search.test.mjs push.test.mjs
+echo "web-tests: unit tests (node --test irc.test.mjs search.test.mjs push.test.mjs e2e.test.mjs)"
+timeout 60 node --test irc.test.mjs search.test.mjs push.test.mjs e2e.test.mjs
 
 echo "web-tests: browser tests (chromium headless against parleyd)"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 PARLEYD="$target_dir/debug/parleyd" ARTIFACTS="$artifacts" CHROMIUM="$chromium" \
     DOCS_SCREENSHOT="${DOCS_SCREENSHOT:+$(cd "$root" && realpath -m "$DOCS_SCREENSHOT")}" \
-    timeout 240 node --test --test-timeout=120000 --test-concurrency=1 browser.test.mjs search.browser.test.mjs
+    timeout 240 node --test --test-timeout=120000 --test-concurrency=1 browser.test.mjs search.browser.test.mjs e2e.browser.test.mjs
 echo "web-tests: screenshots in $artifacts"

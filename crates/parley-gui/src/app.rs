@@ -11,6 +11,7 @@
 
 mod chat;
 mod dialogs;
+mod e2e_bar;
 mod login;
 mod search;
 
@@ -48,6 +49,9 @@ pub struct Options {
     pub autojoin: Vec<String>,
     /// Where `known_servers` lives (accepted certificates); none: nothing is remembered.
     pub known_servers: Option<PathBuf>,
+    /// Where this install's E2E devices live (`<config>/e2e-gui`, see `e2e::E2E_FOLDER`), one
+    /// folder per server inside; none: no end-to-end encryption (messages go in clear text).
+    pub e2e_root: Option<PathBuf>,
     /// Show times at this offset from UTC instead of the computer's time zone, so that
     /// snapshot images and screenshots do not depend on where they are taken.
     pub utc_offset: Option<chrono::FixedOffset>,

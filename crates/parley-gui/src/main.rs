@@ -96,6 +96,9 @@ fn main() -> anyhow::Result<()> {
     }
     let mut options = Options {
         known_servers: known_servers_path(),
+        e2e_root: dir
+            .as_ref()
+            .map(|dir| dir.join(parley_gui::e2e::E2E_FOLDER)),
         ca_files: args.ca.clone(),
         ..Options::default()
     };

@@ -71,6 +71,8 @@ pub enum RowStyle {
     Muted,
     Info,
     Error,
+    /// A peer's E2E keys changed: drawn loud, apart from other errors.
+    KeyWarning,
 }
 
 /// One row of the message area.
@@ -208,7 +210,11 @@ where
             nick: line.from.clone(),
             colour_key: line.from.clone(),
             text: line.text.clone(),
-            style: style_of(line.kind),
+            style: if crate::e2e::is_key_warning(line) {
+                RowStyle::KeyWarning
+            } else {
+                style_of(line.kind)
+            },
             highlight: line.highlight && !line.own,
             own: line.own,
             msgid: line.msgid.clone(),

@@ -80,6 +80,17 @@ pub fn highlight_bg(dark: bool) -> Color32 {
     }
 }
 
+/// The key-change warning (E2E): white on a deep red band, so it cannot pass for one more
+/// error line. Opaque, so its contrast is known.
+pub fn key_warning_colours(dark: bool) -> (Color32, Color32) {
+    let bg = if dark {
+        Color32::from_rgb(0x9b, 0x1c, 0x1c)
+    } else {
+        Color32::from_rgb(0xb4, 0x1e, 0x1e)
+    };
+    (Color32::WHITE, bg)
+}
+
 /// The connection's health dot: green, amber, or the error colour. A UI component, so 3:1.
 pub fn health_colours(dark: bool) -> [Color32; 2] {
     if dark {
@@ -172,6 +183,8 @@ pub fn text_pairs(dark: bool) -> Vec<(String, Color32, Color32)> {
         pairs.push((name.into(), fg, v.selection.bg_fill));
     }
     pairs.push(("mentioning line".into(), v.text_color(), highlight_bg(dark)));
+    let (warning_fg, warning_bg) = key_warning_colours(dark);
+    pairs.push(("key-change warning".into(), warning_fg, warning_bg));
     let palette = if dark { &DARK_NICKS } else { &LIGHT_NICKS };
     for (i, nick) in palette.iter().enumerate() {
         pairs.push((format!("nick colour {i}"), *nick, v.panel_fill));

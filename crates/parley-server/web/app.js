@@ -381,6 +381,9 @@ function render() {
   const tagging = state.canTag(active);
   for (const line of active.lines) {
     const li = el('li', line.kind + (line.own ? ' own' : ''));
+    // End-to-end encrypted (unreadable here) and the clear-text hint: set apart from chat.
+    if (line.encrypted) li.classList.add('encrypted');
+    if (line.e2eHint) li.classList.add('e2e-hint');
     if (line.msgid) li.dataset.msgid = line.msgid;
     if (line.replyTo) li.append(quote(active, line.replyTo));
     const time = el('time', '', clock(line.time));

@@ -19,6 +19,16 @@ const WANTED_CAPS = [
 ];
 /** How long typing notices to a target that refused one (401, 404, ...) stay unsent. */
 export const TYPING_REFUSED_MS = 60000;
+/**
+ * End-to-end encryption (docs/e2e.md): Parley's terminal and desktop clients carry an encrypted
+ * private message in this client-only tag, with a placeholder body. This browser has no keys
+ * (vodozemac in WebAssembly is not built yet), so such a message is shown as E2E_NOTICE, never
+ * as the placeholder, and writing to a peer who encrypts gets E2E_CLEAR_HINT once.
+ */
+export const E2E_TAG = '+parley.chat/e2e';
+export const E2E_NOTICE = '\u{1F512} Encrypted message \u2014 this browser cannot read end-to-end encrypted messages; read it in Parley\'s terminal or desktop client';
+export const E2E_CLEAR_HINT = 'This browser sends in clear text: the server can read what you write here. %s\'s messages are end-to-end encrypted by a Parley app; for an encrypted conversation, use Parley\'s terminal or desktop client.';
+
 /** How many nick colours style.css defines (.nick-c0 ... .nick-c11), as parley-gui's palettes. */
 export const NICK_COLOURS = 12;
 
@@ -657,6 +667,7 @@ export class ChatState {
     while (i > 0 && buffer.lines[i - 1].time > line.time) i--;
     buffer.lines.splice(i, 0, line);
     if (buffer.lines.length > MAX_LINES_PER_BUFFER) buffer.lines.shift();
+    if (line.encrypted && buffer.kind === 'query') buffer.e2ePeer = true;
     // Read on another device already (the read marker is past it): not unread here. History is
     // unread only when newer than a known read marker (missed while away).
     const read = buffer.readAt !== null && line.time <= buffer.readAt;
@@ -1163,7 +1174,14 @@ export class ChatState {
     // account-tag names the sender's account on each message; live ones also update the map.
     const tagged = 'account' in msg.tags ? msg.tags.account : undefined;
     if (tagged !== undefined && !history && from) this.setAccount(from, tagged);
+    // Ciphertext this browser cannot read: say so instead of showing the placeholder.
+    const encrypted = msg.command === 'PRIVMSG' && E2E_TAG in msg.tags;
+    if (encrypted) {
+      text = E2E_NOTICE;
+      kind = 'msg';
+    }
     return {
+      encrypted,
       time: timeOf(msg.tags), nick: from, text, kind, msgid: msg.tags.msgid || null,
       stamp: msg.tags.time || null, replyTo: msg.tags['+draft/reply'] || null,
       own: this.isMe(from), history,
@@ -1680,6 +1698,7 @@ export class ChatState {
       out.push(reply && !out.length ? withTags({ '+draft/reply': reply }, line) : line);
     }
     out.push(...this.typingSent(target));
+    this.clearTextHint(target);
     if (!this.caps.has('echo-message')) {
       const buffer = target === '$*' ? this.buffers.get(SERVER)
         : this.buffer(target, isChannel(target) ? 'channel' : 'query');
@@ -1689,6 +1708,14 @@ export class ChatState {
       });
     }
     return out;
+  }
+
+  /** Writing to a peer whose messages came encrypted: say once that this goes in clear text. */
+  clearTextHint(target) {
+    const buffer = !isChannel(target) && this.find(target);
+    if (!buffer || buffer.kind !== 'query' || !buffer.e2ePeer || buffer.e2eHinted) return;
+    buffer.e2eHinted = true;
+    this.addLine(buffer, { time: Date.now(), nick: '', text: E2E_CLEAR_HINT.replace('%s', buffer.name), kind: 'event', e2eHint: true });
   }
 
   // Search (soju's `search` extension, cap soju.im/search; draft/search taken as the same):

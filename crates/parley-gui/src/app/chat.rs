@@ -63,6 +63,7 @@ impl App {
         self.search_panel(ui, connection.as_ref());
         self.composer(ui, connection.as_ref());
         self.topic_bar(ui, connection.as_ref());
+        self.e2e_bar(ui, connection.as_ref());
         self.messages(ui, connection.as_ref());
         self.dialogs(ui, connection.as_ref());
         self.toasts_ui(ui, connection.as_ref());
@@ -705,6 +706,12 @@ fn row_ui(ui: &mut Ui, row: &Row) -> (egui::Rect, Option<RowAction>) {
                 }
                 (RowStyle::Error, _) => {
                     job.append(text, 0.0, format(&body, visuals.error_fg_color));
+                }
+                (RowStyle::KeyWarning, _) => {
+                    let (fg, bg) = theme::key_warning_colours(visuals.dark_mode);
+                    let mut loud = format(&body, fg);
+                    loud.background = bg;
+                    job.append(&format!("⚠ {text}"), 0.0, loud);
                 }
                 (RowStyle::Muted, _) => {
                     let mut muted = format(&small, weak);

@@ -79,6 +79,11 @@ impl LoginForm {
             },
         };
         config.autojoin = options.autojoin.clone();
+        // This install is an E2E device per (server, account), kept in the config directory.
+        config.e2e_dir = options
+            .e2e_root
+            .as_deref()
+            .map(|root| crate::e2e::server_dir(root, server, port));
         Ok(config)
     }
 }
