@@ -9,34 +9,15 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{source, Cluster};
-use common::{account, command_of, sasl_plain, Client};
+use common::{account, command_of, Client};
 use parley_server::store::{AccountStore, AlwaysOnStore, PostgresStore, StoredPresence};
 use tokio::time::Instant;
 
 /// Log `account` in with SASL PLAIN under `nick`; the client and what came up to the end of its
 /// welcome and what follows at once.
 async fn login(addr: std::net::SocketAddr, nick: &str, account: &str) -> (Client, Vec<String>) {
-    let mut c = Client::connect(addr).await;
-    c.nick = nick.to_string();
-    c.send("CAP LS 302").await;
-    c.expect(|l| l.contains(" CAP * LS ")).await;
-    c.send("CAP REQ :sasl").await;
-    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        sasl_plain(account, &format!("{account}-password"))
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    let mut seen = vec![c.expect_numeric("001").await];
-    seen.extend(c.sync().await);
-    (c, seen)
+    let password = format!("{account}-password");
+    common::sasl_session(addr, nick, account, &password, "").await
 }
 
 /// Wait (bounded) until the shared store names an owner for `account`'s kept presence: the row

@@ -13,40 +13,18 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::cluster::Cluster;
-use common::{command_of, sasl_plain, Client};
+use common::{command_of, Client};
 use futures_util::StreamExt;
 
 /// Log in to `account` (password `<account>-pw`) at `addr` with SASL before CAP END, asking
-/// for `caps` and NICK `nick`. Returns the client (its nick the welcome's) and every line of
-/// its welcome and burst.
+/// for `caps` and NICK `nick` (see [`common::sasl_session`]).
 async fn session(
     addr: std::net::SocketAddr,
     nick: &str,
     account: &str,
     caps: &str,
 ) -> (Client, Vec<String>) {
-    let mut c = Client::connect(addr).await;
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    c.send(&format!("CAP REQ :sasl {caps}")).await;
-    // A session asking for the nick its user holds gets a 433 first: walked past.
-    c.expect_skipping_errors(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        sasl_plain(account, &format!("{account}-pw"))
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    let welcome = c.expect_skipping_errors(|l| command_of(l) == "001").await;
-    c.nick = welcome.split(' ').nth(2).unwrap_or("").to_string();
-    let mut seen = vec![welcome];
-    seen.extend(c.sync().await);
-    (c, seen)
+    common::sasl_session(addr, nick, account, &format!("{account}-pw"), caps).await
 }
 
 /// The texts of the PRIVMSGs to `#room` in `lines`.
@@ -377,30 +355,10 @@ async fn a_login_before_nick_on_another_node_is_not_refused_the_users_nick() {
     let mut carol = cluster.client(1, "carol").await;
     carol.await_whois("alice").await;
     // irssi's order (SASL, CAP END, then NICK): no 433 for the user's own nick at n2.
-    let mut c = Client::connect(cluster.nodes[1].addr).await;
-    c.send("CAP LS 302").await;
-    c.send("CAP REQ :sasl").await;
-    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!("AUTHENTICATE {}", sasl_plain("alice", "alice-pw")))
-        .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    c.send("NICK alice").await;
-    c.send("USER alice 0 * :alice").await;
-    let mut seen = Vec::new();
-    loop {
-        let line = c.recv().await;
-        let done = command_of(&line) == "001";
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    let (_c, seen) =
+        common::sasl_before_nick(cluster.nodes[1].addr, "alice", "alice", "alice-pw").await;
     assert!(seen.iter().all(|l| command_of(l) != "433"), "{seen:#?}");
-    assert!(seen.last().unwrap().contains(" 001 alice "), "{seen:#?}");
+    assert!(seen.iter().any(|l| l.contains(" 001 alice ")), "{seen:#?}");
     a.send("WHOIS alice").await;
     let whois = a.sync().await;
     assert!(whois.iter().any(|l| l.contains("2 sessions")), "{whois:#?}");

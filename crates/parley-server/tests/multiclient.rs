@@ -11,38 +11,15 @@ mod common;
 
 use common::{command_of, sasl_plain, Client, TestServer};
 
-/// Log in to `account` (password `<account>-pw`) sending NICK `nick` first, as a bouncer-like
-/// client does (SASL before CAP END), asking for `caps` too. Returns the client and every line
-/// of its welcome and burst.
+/// Log in to `account` (password `<account>-pw`) sending NICK `nick` first, asking for
+/// `caps` too (see [`common::sasl_session`]).
 async fn session(
     server: &TestServer,
     nick: &str,
     account: &str,
     caps: &str,
 ) -> (Client, Vec<String>) {
-    let mut c = server.connect().await;
-    c.send("CAP LS 302").await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    c.send(&format!("CAP REQ :sasl {caps}")).await;
-    // A second session asking for the nick its user holds gets a 433 first: walked past.
-    c.expect_skipping_errors(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        sasl_plain(account, &format!("{account}-pw"))
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    let welcome = c.expect_numeric("001").await;
-    // The nick the welcome names is the one this connection has.
-    c.nick = welcome.split(' ').nth(2).unwrap_or("").to_string();
-    let mut burst = vec![welcome];
-    burst.extend(c.sync().await);
-    (c, burst)
+    common::sasl_session(server.addr, nick, account, &format!("{account}-pw"), caps).await
 }
 
 /// A guest with `caps`.
@@ -461,43 +438,6 @@ async fn an_operators_kill_ends_every_session() {
     assert!(rest.iter().all(|l| command_of(l) != "QUIT"), "{rest:#?}");
 }
 
-/// Log in the way irssi does: SASL, then `CAP END`, and only then NICK and USER. Returns every
-/// line up to the welcome's end.
-pub async fn sasl_before_nick(
-    addr: std::net::SocketAddr,
-    nick: &str,
-    account: &str,
-) -> (Client, Vec<String>) {
-    let mut c = Client::connect(addr).await;
-    c.send("CAP LS 302").await;
-    c.send("CAP REQ :sasl").await;
-    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        sasl_plain(account, &format!("{account}-pw"))
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    c.send(&format!("NICK {nick}")).await;
-    c.send(&format!("USER {nick} 0 * :{nick}")).await;
-    let mut seen = Vec::new();
-    loop {
-        let line = c.recv().await;
-        let done = command_of(&line) == "001";
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    c.nick = nick.to_string();
-    seen.extend(c.sync().await);
-    (c, seen)
-}
-
 #[tokio::test]
 async fn a_login_before_nick_asking_for_the_users_nick_is_not_refused() {
     let server = server_with_alice(|_| {}).await;
@@ -506,7 +446,7 @@ async fn a_login_before_nick_asking_for_the_users_nick_is_not_refused() {
     a.expect(|l| l.ends_with(" JOIN #room")).await;
     // irssi's order: logged in before NICK. A 433 would make it send NICK alice_, which,
     // arriving after the welcome, renamed the user on every session.
-    let (_b, seen) = sasl_before_nick(server.addr, "alice", "alice").await;
+    let (_b, seen) = common::sasl_before_nick(server.addr, "alice", "alice", "alice-pw").await;
     assert!(seen.iter().all(|l| command_of(l) != "433"), "{seen:#?}");
     assert!(seen.iter().any(|l| l.contains(" 001 alice ")), "{seen:#?}");
     assert!(seen.iter().any(|l| l.ends_with(" JOIN #room")), "{seen:#?}");

@@ -422,6 +422,73 @@ pub fn sasl_plain(account: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0{password}"))
 }
 
+/// Log in to `account` with SASL PLAIN before `CAP END`, sending NICK `nick` first, as a
+/// bouncer-like client does, and asking for `caps` too. The client's nick is the one the
+/// welcome names (a session of a present user gets its nick). Returns the client and every
+/// line of its welcome and what follows at once.
+pub async fn sasl_session(
+    addr: SocketAddr,
+    nick: &str,
+    account: &str,
+    password: &str,
+    caps: &str,
+) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.send("CAP LS 302").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c.send(format!("CAP REQ :sasl {caps}").trim_end()).await;
+    // A session asking for the nick its user holds gets a 433 first: walked past.
+    c.expect_skipping_errors(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect_skipping_errors(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))
+        .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    let welcome = c.expect_skipping_errors(|l| command_of(l) == "001").await;
+    c.nick = welcome.split(' ').nth(2).unwrap_or("").to_string();
+    let mut seen = vec![welcome];
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
+/// Log in the way irssi does: SASL, then `CAP END`, and only then NICK and USER. Returns the
+/// client and every line up to the welcome and what follows at once.
+pub async fn sasl_before_nick(
+    addr: SocketAddr,
+    nick: &str,
+    account: &str,
+    password: &str,
+) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!("AUTHENTICATE {}", sasl_plain(account, password)))
+        .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    c.send(&format!("NICK {nick}")).await;
+    c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    let mut seen = Vec::new();
+    loop {
+        let line = c.recv().await;
+        let done = command_of(&line) == "001";
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    c.nick = nick.to_string();
+    seen.extend(c.sync().await);
+    (c, seen)
+}
+
 impl Client {
     /// Enable the `sasl` capability, which AUTHENTICATE requires ("The client MUST enable the
     /// sasl capability before using the AUTHENTICATE command", SASL 3.1), then end capability
