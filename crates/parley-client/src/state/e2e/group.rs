@@ -151,7 +151,9 @@ impl State {
         for nick in self.group_members(&room) {
             if let Some(list) = self.e2e.lists.get(&casefold(&nick)) {
                 for device in &list.devices {
-                    if device.curve != me && !self.e2e.unreachable.contains(&device.curve) {
+                    let fresh = !recipients.iter().any(|(_, c)| *c == device.curve);
+                    if fresh && device.curve != me && !self.e2e.unreachable.contains(&device.curve)
+                    {
                         recipients.push((nick.clone(), device.curve.clone()));
                     }
                 }
