@@ -325,7 +325,12 @@ async fn an_encrypted_channel_leaves_out_the_member_who_left() {
         assert!(Instant::now() < deadline, "{}", carol.output());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!carol.output().contains(LATER), "{}", carol.output());
+    assert!(
+        !carol.output().contains(LATER),
+        "{}\n---alice---\n{}",
+        carol.output(),
+        alice.output()
+    );
 
     // Nothing on the server holds the text: database, its -wal, any other file; the logs.
     for secret in [SECRET, LATER] {

@@ -52,6 +52,8 @@ impl Store {
                session_id TEXT NOT NULL, room TEXT NOT NULL, pickle TEXT NOT NULL,
                PRIMARY KEY (sender, session_id));
              CREATE TABLE IF NOT EXISTS group_on (room TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS group_messages (room TEXT NOT NULL, msgid TEXT NOT NULL,
+               text TEXT NOT NULL, action INTEGER NOT NULL, PRIMARY KEY (room, msgid));
              CREATE TABLE IF NOT EXISTS group_seen (sender TEXT NOT NULL,
                session_id TEXT NOT NULL, idx INTEGER NOT NULL, msgid TEXT NOT NULL,
                PRIMARY KEY (sender, session_id, idx));",
@@ -274,6 +276,40 @@ impl Store {
                 params![sender, session_id],
             )
             .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Keeps a channel message's decrypted text by (casefolded channel, msgid): apart from the
+    /// private ones, so a msgid reused elsewhere never shows a private text in a channel.
+    pub fn save_group_message(
+        &self,
+        room: &str,
+        msgid: &str,
+        text: &str,
+        action: bool,
+    ) -> Result<(), E2eError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO group_messages (room, msgid, text, action)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![room, msgid, text, action],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    pub fn group_message(
+        &self,
+        room: &str,
+        msgid: &str,
+    ) -> Result<Option<(String, bool)>, E2eError> {
+        self.db
+            .query_row(
+                "SELECT text, action FROM group_messages WHERE room = ?1 AND msgid = ?2",
+                params![room, msgid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
             .map_err(self.err())
     }
 

@@ -357,7 +357,9 @@ impl State {
                 for nick in self.group_members(room) {
                     self.e2e.lists.remove(&casefold(&nick));
                 }
-                self.e2e.group.enabling.push(room.to_string());
+                if !self.e2e.group.enabling.iter().any(|r| casefold(r) == key) {
+                    self.e2e.group.enabling.push(room.to_string());
+                }
                 self.group_list_members(room, out);
                 self.e2e_progress(out);
             }
@@ -495,7 +497,7 @@ impl State {
             return "[encrypted message: cannot decrypt on this device]".to_string();
         };
         if let Some(msgid) = msgid {
-            if let Ok(Some((text, action))) = e2e.store.message(msgid) {
+            if let Ok(Some((text, action))) = e2e.store.group_message(&casefold(room), msgid) {
                 return show(&Plaintext { text, action });
             }
         }
@@ -527,7 +529,9 @@ impl State {
             if first.is_ok_and(|first| first != msgid) {
                 return "[encrypted message: a replay of an earlier message]".to_string();
             }
-            let _ = e2e.store.save_message(msgid, &plain.text, plain.action);
+            let _ = e2e
+                .store
+                .save_group_message(&casefold(room), msgid, &plain.text, plain.action);
         }
         let mut text = show(&plain);
         if let Some(nick) = from {
@@ -748,6 +752,9 @@ mod tests {
         // A replay under another msgid is said to be one.
         bob.state.handle_line(&relay(&sent[2], "alice", "m1-again"));
         assert!(last(&bob, "#chan").contains("replay"));
+        // The same msgid again (scrollback) reads from the local store.
+        bob.state.handle_line(&relay(&sent[2], "alice", "m1"));
+        assert_eq!(last(&bob, "#chan"), "hello group");
         let second = alice.state.act(Action::Msg {
             target: "#chan".into(),
             text: "still the same key".into(),
