@@ -840,6 +840,40 @@ mod tests {
     }
 
     #[test]
+    fn quit_join_and_kick_each_make_a_new_session_for_who_is_there() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let mut alice = login("alice", &tmp.path().join("a"));
+        let mut bob = login("bob", &tmp.path().join("b"));
+        let mut carol = login("carol", &tmp.path().join("c"));
+        join(&mut alice, "alice bob carol");
+        alice.state.set_active_by_name("#chan");
+        let out = alice.state.act(Action::E2e(Some(true))).expect("asked");
+        answer(&mut alice, &mut [&mut bob, &mut carol], out);
+        let mut shared_with = |alice: &mut Client, event: Option<&str>| {
+            if let Some(event) = event {
+                alice.state.handle_line(event);
+            }
+            let out = alice.state.act(Action::Msg {
+                target: "#chan".into(),
+                text: "x".into(),
+            });
+            let sent = answer(alice, &mut [&mut bob, &mut carol], out.expect("queued"));
+            sent.iter()
+                .filter(|l| l.contains(" TAGMSG "))
+                .filter_map(|l| l.rsplit(' ').next().map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shared_with(&mut alice, None), ["bob", "carol"]);
+        assert!(shared_with(&mut alice, None).is_empty());
+        let quit = ":carol!u@h QUIT :gone";
+        assert_eq!(shared_with(&mut alice, Some(quit)), ["bob"]);
+        let back = ":carol!u@h JOIN #chan";
+        assert_eq!(shared_with(&mut alice, Some(back)), ["bob", "carol"]);
+        let kick = ":bob!u@h KICK #chan carol :out";
+        assert_eq!(shared_with(&mut alice, Some(kick)), ["bob"]);
+    }
+
+    #[test]
     fn a_new_session_every_hundred_messages() {
         let tmp = tempfile::tempdir().expect("a temp dir");
         let mut alice = login("alice", &tmp.path().join("a"));
