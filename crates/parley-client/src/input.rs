@@ -86,7 +86,8 @@ pub enum Action {
     Search(SearchQuery),
     /// `/search` alone: the page of results older than those shown.
     SearchMore,
-    /// `/e2e [on|off]`: end-to-end encryption for this private conversation; alone: its status.
+    /// `/e2e [on|off]`: end-to-end encryption for this private conversation or channel (off by
+    /// default in channels: every member needs keys); alone: its status.
     E2e(Option<bool>),
     /// `/verify <nick> [confirm]`: the safety number with `nick`; `confirm` marks the keys
     /// verified after comparing it.
@@ -190,7 +191,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "e2e",
         "/e2e [on|off]",
-        "end-to-end encryption in this private conversation",
+        "end-to-end encryption in this private conversation or channel",
     ),
     (
         "verify",

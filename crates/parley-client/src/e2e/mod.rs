@@ -6,6 +6,7 @@
 //! The protocol flow (KEYS lines, pending sends, what a buffer shows) is `state/e2e.rs`.
 
 pub mod device;
+pub mod megolm;
 pub mod olm;
 pub mod store;
 pub mod trust;

@@ -47,7 +47,16 @@ impl Store {
                ed25519 TEXT NOT NULL, PRIMARY KEY (account, curve));
              CREATE TABLE IF NOT EXISTS peers (account TEXT PRIMARY KEY,
                verified INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS off (target TEXT PRIMARY KEY);",
+             CREATE TABLE IF NOT EXISTS off (target TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS group_sessions (sender TEXT NOT NULL,
+               session_id TEXT NOT NULL, room TEXT NOT NULL, pickle TEXT NOT NULL,
+               PRIMARY KEY (sender, session_id));
+             CREATE TABLE IF NOT EXISTS group_on (room TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS group_messages (room TEXT NOT NULL, msgid TEXT NOT NULL,
+               text TEXT NOT NULL, action INTEGER NOT NULL, PRIMARY KEY (room, msgid));
+             CREATE TABLE IF NOT EXISTS group_seen (sender TEXT NOT NULL,
+               session_id TEXT NOT NULL, idx INTEGER NOT NULL, msgid TEXT NOT NULL,
+               PRIMARY KEY (sender, session_id, idx));",
         )
         .map_err(&err)?;
         Ok(Store {
@@ -206,6 +215,151 @@ impl Store {
         self.db
             .execute(sql, params![target])
             .map(|_| ())
+            .map_err(self.err())
+    }
+}
+
+/// Inbound group sessions kept per (room, sender device); older ones are dropped, so a member
+/// sending room key after room key cannot grow the file without bound.
+const GROUP_SESSIONS_PER_SENDER: i64 = 200;
+
+/// End-to-end encrypted channels (`e2e/megolm.rs`): inbound Megolm sessions, the channels where
+/// `/e2e on` was typed, and the message indexes seen (a replay under another msgid shows).
+impl Store {
+    /// Keeps an inbound session; the first one stored under an id wins (a later share of the
+    /// same id cannot move it to another room).
+    pub fn save_group_session(
+        &self,
+        sender: &str,
+        session_id: &str,
+        room: &str,
+        pickle: &str,
+    ) -> Result<(), E2eError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO group_sessions (sender, session_id, room, pickle)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![sender, session_id, room, pickle],
+            )
+            .map_err(self.err())?;
+        self.db
+            .execute(
+                "DELETE FROM group_sessions WHERE room = ?1 AND sender = ?2 AND rowid NOT IN
+                 (SELECT rowid FROM group_sessions WHERE room = ?1 AND sender = ?2
+                  ORDER BY rowid DESC LIMIT ?3)",
+                params![room, sender, GROUP_SESSIONS_PER_SENDER],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// The room and pickle of an inbound session.
+    pub fn group_session(
+        &self,
+        sender: &str,
+        session_id: &str,
+    ) -> Result<Option<(String, String)>, E2eError> {
+        self.db
+            .query_row(
+                "SELECT room, pickle FROM group_sessions WHERE sender = ?1 AND session_id = ?2",
+                params![sender, session_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn remove_group_session(&self, sender: &str, session_id: &str) -> Result<(), E2eError> {
+        self.db
+            .execute(
+                "DELETE FROM group_sessions WHERE sender = ?1 AND session_id = ?2",
+                params![sender, session_id],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Keeps a channel message's decrypted text by (casefolded channel, msgid): apart from the
+    /// private ones, so a msgid reused elsewhere never shows a private text in a channel.
+    pub fn save_group_message(
+        &self,
+        room: &str,
+        msgid: &str,
+        text: &str,
+        action: bool,
+    ) -> Result<(), E2eError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO group_messages (room, msgid, text, action)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![room, msgid, text, action],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    pub fn group_message(
+        &self,
+        room: &str,
+        msgid: &str,
+    ) -> Result<Option<(String, bool)>, E2eError> {
+        self.db
+            .query_row(
+                "SELECT text, action FROM group_messages WHERE room = ?1 AND msgid = ?2",
+                params![room, msgid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// `/e2e on` was typed in this (casefolded) channel.
+    pub fn group_on(&self, room: &str) -> Result<bool, E2eError> {
+        self.db
+            .query_row(
+                "SELECT 1 FROM group_on WHERE room = ?1",
+                params![room],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|v| v.is_some())
+            .map_err(self.err())
+    }
+
+    pub fn set_group_on(&self, room: &str, on: bool) -> Result<(), E2eError> {
+        let sql = if on {
+            "INSERT OR IGNORE INTO group_on (room) VALUES (?1)"
+        } else {
+            "DELETE FROM group_on WHERE room = ?1"
+        };
+        self.db
+            .execute(sql, params![room])
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Records that message `idx` of a session came as `msgid`; returns the msgid it came
+    /// as first (differs on a replay).
+    pub fn group_seen(
+        &self,
+        sender: &str,
+        session_id: &str,
+        idx: u32,
+        msgid: &str,
+    ) -> Result<String, E2eError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO group_seen (sender, session_id, idx, msgid)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![sender, session_id, idx, msgid],
+            )
+            .map_err(self.err())?;
+        self.db
+            .query_row(
+                "SELECT msgid FROM group_seen WHERE sender = ?1 AND session_id = ?2 AND idx = ?3",
+                params![sender, session_id, idx],
+                |r| r.get(0),
+            )
             .map_err(self.err())
     }
 }

@@ -246,7 +246,7 @@ impl State {
             Action::Raw(line) => out.push(line),
             Action::Search(query) => out.push(self.start_search(query)?),
             Action::SearchMore => out.push(self.search_more()?),
-            Action::E2e(on) => self.e2e_toggle(on),
+            Action::E2e(on) => self.e2e_toggle(on, &mut out),
             Action::Verify { nick, confirm } => self.e2e_verify(&nick, confirm, &mut out),
         }
         out.append(&mut self.outbox);

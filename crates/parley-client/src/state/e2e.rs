@@ -21,6 +21,8 @@ use crate::input::is_channel;
 
 use super::{irc_line, irc_tagged, BufferKind, LineKind, State};
 
+mod group;
+
 /// Messages waiting for keys; past this, new ones are refused with a line.
 const MAX_PENDING: usize = 32;
 /// Own encrypted messages remembered until the server echoes them (echo-message).
@@ -87,6 +89,8 @@ pub(super) struct E2eState {
     shown: HashMap<String, String>,
     /// Conversations told they are encrypted.
     announced: HashSet<String>,
+    /// End-to-end encrypted channels (`group.rs`).
+    group: group::GroupState,
 }
 
 impl E2eState {
@@ -437,7 +441,10 @@ impl State {
         reply_to: Option<&str>,
         out: &mut Vec<String>,
     ) -> bool {
-        if is_channel(target) || target.starts_with('$') {
+        if is_channel(target) {
+            return self.group_intercept(target, text, action, reply_to, out);
+        }
+        if target.starts_with('$') {
             return false;
         }
         let key = casefold(target);
@@ -492,10 +499,18 @@ impl State {
                 self.verify_answer(&nick, confirm);
             }
         }
+        self.group_progress();
         if !self.e2e.listing.is_empty() || !self.e2e.claiming.is_empty() {
             return;
         }
         while let Some(send) = self.e2e.pending.pop_front() {
+            if is_channel(&send.target) {
+                if let group::GroupStep::Wait = self.group_step(&send, out) {
+                    self.e2e.pending.push_front(send);
+                    return;
+                }
+                continue;
+            }
             match self.e2e_claims(&send.target, out) {
                 Some(true) => {
                     self.e2e.pending.push_front(send);
@@ -728,13 +743,18 @@ impl State {
         text
     }
 
-    /// `/e2e [on|off]` in a private conversation.
-    pub(super) fn e2e_toggle(&mut self, on: Option<bool>) {
+    /// `/e2e [on|off]` in a private conversation or a channel.
+    pub(super) fn e2e_toggle(&mut self, on: Option<bool>, out: &mut Vec<String>) {
         let buffer = self.active();
-        if buffer.kind != BufferKind::Query {
+        if buffer.kind == BufferKind::Channel && self.e2e.open.is_some() {
+            let room = buffer.name.clone();
+            self.group_toggle(&room, on, out);
+            return;
+        }
+        if buffer.kind != BufferKind::Query && buffer.kind != BufferKind::Channel {
             self.add_local(
                 LineKind::Error,
-                "/e2e works in a private conversation (/query <nick>)".into(),
+                "/e2e works in a private conversation (/query <nick>) or a channel".into(),
             );
             return;
         }

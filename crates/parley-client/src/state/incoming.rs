@@ -143,11 +143,21 @@ impl State {
             "FAIL" | "WARN" | "NOTE" => self.on_standard_reply(&command, msg, &mut out, &ctx),
             "BATCH" => self.on_batch(msg),
             "PRIVMSG" | "NOTICE" => self.on_message(&command, msg, from.as_deref(), &ctx),
-            "JOIN" => self.on_join(msg, from.as_deref(), &ctx, &mut out),
-            "PART" => self.on_part(msg, from.as_deref(), &ctx),
-            "KICK" => self.on_kick(msg, from.as_deref(), &ctx),
+            "JOIN" => {
+                self.group_membership(&command, msg, from.as_deref());
+                self.on_join(msg, from.as_deref(), &ctx, &mut out)
+            }
+            "PART" => {
+                self.group_membership(&command, msg, from.as_deref());
+                self.on_part(msg, from.as_deref(), &ctx)
+            }
+            "KICK" => {
+                self.group_membership(&command, msg, from.as_deref());
+                self.on_kick(msg, from.as_deref(), &ctx)
+            }
             "QUIT" | "NICK" => {
                 if command == "QUIT" {
+                    self.group_membership(&command, msg, from.as_deref());
                     self.on_quit(msg, from.as_deref(), &ctx);
                 } else {
                     self.on_nick(msg, from.as_deref(), &ctx);
@@ -264,6 +274,12 @@ impl State {
         let (Some(target), Some(from)) = (msg.param(0), from) else {
             return;
         };
+        if let Some(value) = msg.tags.get(crate::e2e::megolm::ROOM_TAG) {
+            if !ctx.history && !is_channel(target) {
+                self.group_room_key(&value, from);
+            }
+            return;
+        }
         let Some(index) = self.tag_buffer(target, from) else {
             return;
         };
@@ -356,6 +372,12 @@ impl State {
             .get(crate::e2e::wire::TAG)
             .filter(|_| command == "PRIVMSG" && !is_channel(target))
             .map(|value| self.e2e_incoming(&value, from, ctx.msgid.as_deref(), ctx.history));
+        let decrypted = decrypted.or_else(|| {
+            msg.tags
+                .get(crate::e2e::megolm::GROUP_TAG)
+                .filter(|_| command == "PRIVMSG" && is_channel(target))
+                .map(|value| self.group_incoming(&value, target, from, ctx.msgid.as_deref()))
+        });
         let text = decrypted.as_deref().unwrap_or(text);
         let from_server =
             from.is_none_or(|f| f.contains('.') && !msg.source.is_some_and(|s| s.contains('!')));
