@@ -95,6 +95,11 @@ pub enum Action {
         nick: String,
         confirm: bool,
     },
+    /// `/e2e devices`: this account's devices in the key directory.
+    E2eDevices,
+    /// `/e2e remove <id>`: take one of this account's other devices out of the directory (a
+    /// lost or reinstalled one), by the start of its id as `/e2e devices` shows it.
+    E2eRemove(String),
 }
 
 use crate::state::SearchQuery;
@@ -190,8 +195,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "e2e",
-        "/e2e [on|off]",
-        "end-to-end encryption in this private conversation or channel",
+        "/e2e [on|off|devices|remove <id>]",
+        "end-to-end encryption in this conversation or channel; your devices; retire one",
     ),
     (
         "verify",
@@ -375,12 +380,19 @@ pub fn parse(line: &str) -> Result<Action, InputError> {
             text: text("/reply <text>")?,
         },
         "search" | "grep" => search_action(rest),
-        "e2e" => match rest.to_ascii_lowercase().as_str() {
-            "" => Action::E2e(None),
-            "on" => Action::E2e(Some(true)),
-            "off" => Action::E2e(Some(false)),
-            _ => return Err(usage("/e2e [on|off]")),
-        },
+        "e2e" => {
+            let (word, after) = split_word(rest);
+            match (word.to_ascii_lowercase().as_str(), after.trim()) {
+                ("", _) => Action::E2e(None),
+                ("on", "") => Action::E2e(Some(true)),
+                ("off", "") => Action::E2e(Some(false)),
+                ("devices", "") => Action::E2eDevices,
+                ("remove", id) if !id.is_empty() && !id.contains(' ') => {
+                    Action::E2eRemove(id.to_string())
+                }
+                _ => return Err(usage("/e2e [on|off|devices|remove <device id>]")),
+            }
+        }
         "verify" => {
             let (nick, after) = split_word(rest);
             let confirm = match after.trim() {

@@ -248,6 +248,8 @@ impl State {
             Action::SearchMore => out.push(self.search_more()?),
             Action::E2e(on) => self.e2e_toggle(on, &mut out),
             Action::Verify { nick, confirm } => self.e2e_verify(&nick, confirm, &mut out),
+            Action::E2eDevices => self.e2e_devices(&mut out),
+            Action::E2eRemove(id) => self.e2e_remove(&id, &mut out),
         }
         out.append(&mut self.outbox);
         Ok(out)

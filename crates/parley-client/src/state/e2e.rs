@@ -21,6 +21,7 @@ use crate::input::is_channel;
 
 use super::{irc_line, irc_tagged, BufferKind, LineKind, State};
 
+mod devices;
 mod group;
 
 /// Messages waiting for keys; past this, new ones are refused with a line.
@@ -91,6 +92,8 @@ pub(super) struct E2eState {
     announced: HashSet<String>,
     /// End-to-end encrypted channels (`group.rs`).
     group: group::GroupState,
+    /// `/e2e devices` asked: the next list of this account's devices is shown (`devices.rs`).
+    show_devices: bool,
 }
 
 impl E2eState {
@@ -265,6 +268,7 @@ impl State {
                 }
             }
             "UPLOADED" => self.on_uploaded(arg(1), out),
+            "REMOVED" => self.on_device_removed(arg(1)),
             "CLAIMED" => {
                 let (curve, key) = (arg(3), arg(4));
                 if !self.e2e.claiming.remove(curve) {
@@ -343,6 +347,7 @@ impl State {
                 }
             }
             "TOO_MANY_KEYS" => self.e2e.topping_up = false,
+            "TOO_MANY_DEVICES" => self.on_too_many_devices(),
             _ => return false,
         }
         self.e2e_progress(out);
@@ -374,6 +379,9 @@ impl State {
                 let _ = e2e.store.set_devices(account, &devices);
             }
             announce = !own && !devices.is_empty() && !self.e2e.announced.contains(&key);
+        }
+        if own && std::mem::take(&mut self.e2e.show_devices) {
+            self.show_own_devices(&devices);
         }
         self.e2e
             .lists
@@ -853,7 +861,7 @@ mod tests {
     const CAPS: &str = "message-tags server-time echo-message parley.chat/e2e";
 
     /// A logged-in state with E2E under `dir`, and what it sent after the welcome.
-    fn login(nick: &str, dir: &std::path::Path) -> (State, Vec<String>) {
+    pub(super) fn login(nick: &str, dir: &std::path::Path) -> (State, Vec<String>) {
         let mut s = State::new(nick, nick);
         s.set_e2e_dir(Some(dir.to_path_buf()));
         s.on_connected(false, Auth::Guest);
@@ -869,7 +877,7 @@ mod tests {
         (s, out)
     }
 
-    fn find<'a>(out: &'a [String], prefix: &str) -> Vec<&'a str> {
+    pub(super) fn find<'a>(out: &'a [String], prefix: &str) -> Vec<&'a str> {
         out.iter()
             .filter(|l| l.starts_with(prefix))
             .map(String::as_str)
@@ -877,7 +885,7 @@ mod tests {
     }
 
     /// The `KEYS DEVICE` line the directory would send for an `UPLOAD` line.
-    fn device_line(nick: &str, upload: &str) -> String {
+    pub(super) fn device_line(nick: &str, upload: &str) -> String {
         let words: Vec<&str> = upload.split(' ').collect();
         format!(
             ":srv KEYS DEVICE {nick} {nick} {} {} {}",
