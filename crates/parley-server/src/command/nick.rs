@@ -193,6 +193,18 @@ fn in_use(ctx: &Ctx<'_>, wanted: &str) {
     ctx.reply(&nick_in_use(wanted));
 }
 
+/// A registering connection that was to become another session of a user (so its NICK of the
+/// user's nick was taken silently, [`becomes_session_of`]) stays a user of its own after all
+/// (the user's node did not take it): if it does not hold the nick it asked for, it gets the
+/// 433 it was spared, and picks another.
+pub fn refuse_unheld(ctx: &mut Ctx<'_>) {
+    let nick = ctx.session.nick.clone();
+    if !nick.is_empty() && !holds(ctx, &casefold(&nick)) {
+        ctx.session.nick.clear();
+        in_use(ctx, &nick);
+    }
+}
+
 /// Claim `wanted` across the cluster, in order with this connection's other lines, then see
 /// [`claimed`] with the answer. The claim of a squatter `evicted` here is released first, and
 /// awaited: claimed at once, the nick would still be the squatter's and its owner get a 433.

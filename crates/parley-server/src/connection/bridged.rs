@@ -146,6 +146,7 @@ fn stay(
         session,
         outbound,
     };
+    command::nick::refuse_unheld(&mut ctx);
     command::registration::try_complete(&mut ctx);
     leftover
 }
