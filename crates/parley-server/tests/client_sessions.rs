@@ -297,3 +297,84 @@ async fn weechat_notify_uses_monitor() {
     )
     .await;
 }
+
+/// irssi as a second device of an account already connected (`accounts.multiclient`): it logs
+/// in with SASL and only then sends NICK (irssi's order), gets the user's nick and channels,
+/// and chats as that user; the first session sees its lines, bob sees one alice, no JOIN, no
+/// nick change.
+#[tokio::test]
+async fn irssi_as_a_second_device_is_the_same_user() {
+    let (Some(tmux), Some(irssi)) = (program("tmux"), program("irssi")) else {
+        return;
+    };
+    let (server, mut bob) = server_and_bob().await;
+    // The first device: a raw client logged in as alice, in #room.
+    let mut laptop = server.connect().await;
+    laptop.login_sasl("alice", "alice", ALICE_PASSWORD).await;
+    laptop.send("JOIN #room").await;
+    laptop
+        .expect(|l| command_of(l) == "366" && l.contains(" #room "))
+        .await;
+    let join = bob
+        .expect(|l| l.starts_with(":alice!") && l.ends_with(" JOIN #room"))
+        .await;
+    let source = join.split(' ').next().unwrap_or("").to_string();
+    laptop.sync().await;
+    bob.sync().await;
+
+    let fingerprint = stock_clients::fingerprint(&server);
+    let port = server.tls_addr().port();
+    let home = tempfile::tempdir().expect("temp dir");
+    let irssi_home = home.path().join("irssi");
+    std::fs::create_dir(&irssi_home).expect("irssi home");
+    let phone = Tmux::start(
+        &tmux,
+        home.path(),
+        &format!("{} --home={}", irssi.display(), irssi_home.display()),
+    );
+    phone.wait_for("Irssi v").await;
+    phone.type_line("/set cmd_queue_speed 0");
+    let recipe = stock_clients::recipe(README, "irssi 1.4");
+    for line in recipe
+        .iter()
+        .filter(|l| l.starts_with("/network ") || l.starts_with("/server "))
+    {
+        phone.type_line(&stock_clients::fill(
+            line,
+            ALICE_PASSWORD,
+            &fingerprint,
+            port,
+        ));
+    }
+    phone.type_line("/connect parley");
+    // The JOIN burst (after the MOTD) opens #room's window in irssi, as its own JOIN would.
+    phone.wait_for("End of /MOTD").await;
+    phone.type_line("/window goto #room");
+    phone.wait_for("has joined #room").await;
+    phone.type_line("hello from the phone");
+    let said = bob.expect(|l| command_of(l) == "PRIVMSG").await;
+    assert_eq!(
+        said,
+        format!("{source} PRIVMSG #room :hello from the phone")
+    );
+    let seen = laptop.expect(|l| command_of(l) == "PRIVMSG").await;
+    assert!(
+        seen.ends_with("PRIVMSG #room :hello from the phone"),
+        "{seen}"
+    );
+    bob.send("PRIVMSG #room :hello both").await;
+    irssi_shows(&phone, "<@bob> hello both").await;
+    // Nobody saw a second alice arrive or a nick change.
+    let quiet = bob.sync().await;
+    assert!(
+        quiet
+            .iter()
+            .all(|l| !["JOIN", "NICK"].contains(&command_of(l))),
+        "{quiet:#?}"
+    );
+    let laptop_saw = laptop.sync().await;
+    assert!(
+        laptop_saw.iter().all(|l| command_of(l) != "NICK"),
+        "{laptop_saw:#?}"
+    );
+}

@@ -364,3 +364,55 @@ async fn a_login_before_nick_on_another_node_is_not_refused_the_users_nick() {
     assert!(whois.iter().any(|l| l.contains("2 sessions")), "{whois:#?}");
     assert!(whois.iter().all(|l| command_of(l) != "NICK"), "{whois:#?}");
 }
+
+/// A node that does not take handovers (an older version, or bus permissions without the
+/// `sess` subjects) holds alice: a login of hers on n1, in irssi's order, waits for the
+/// handover's answer, then gets the 433 its NICK was spared and registers on n1 under
+/// another nick, as before clusters shared sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_whose_users_node_does_not_answer_registers_here() {
+    let Some(cluster) = Cluster::start(1, |_, _| {}).await else {
+        return;
+    };
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    // "n3" is such a node: only its events on the bus, alice among its users.
+    let n3 = cluster.nats_as("n3").await.expect("n3's bus login");
+    let js = async_nats::jetstream::new(n3);
+    let user = serde_json::json!({"uid": "n3~1~7", "nick": "alice", "username": "~alice",
+        "realname": "alice", "host": "127.0.0.1", "account": "alice", "secure": false,
+        "away": null, "invisible": false, "oper": false, "signon_ms": 1});
+    let envelope = serde_json::json!({"node": "n3", "incarnation": 1, "eid": 1,
+        "event": {"type": "UserUp", "user": user}});
+    js.publish(
+        format!("{}.ev.n3", cluster.prefix),
+        envelope.to_string().into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    let mut carol = cluster.client(0, "carol").await;
+    carol.await_whois("alice").await;
+
+    let mut c = Client::connect(cluster.nodes[0].addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        common::sasl_plain("alice", "alice-pw")
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :alice").await;
+    let refused = c.expect_skipping_errors(|l| command_of(l) == "433").await;
+    assert!(refused.contains(" alice "), "{refused}");
+    c.send("NICK alice2").await;
+    let welcome = c.expect_numeric("001").await;
+    assert!(welcome.contains(" 001 alice2 "), "{welcome}");
+}
