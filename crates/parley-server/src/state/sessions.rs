@@ -30,7 +30,7 @@ impl World {
         let account = casefold(account);
         self.users
             .values()
-            .filter(|u| u.registered)
+            .filter(|u| u.registered && u.remote.is_some())
             .find(|u| u.account.as_deref().is_some_and(|a| casefold(a) == account))
             .and_then(|u| u.remote.clone())
     }
