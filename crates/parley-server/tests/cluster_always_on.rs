@@ -189,11 +189,14 @@ async fn a_kept_presence_resumes_from_either_node() {
             .any(|l| command_of(l) == "JOIN" && l.starts_with(":alice!") && l.ends_with("#room")),
         "no JOIN burst: {seen:#?}"
     );
-    assert!(
-        seen.iter()
-            .any(|l| command_of(l) == "PRIVMSG" && l.ends_with(" line one")),
-        "no catch-up line: {seen:#?}"
-    );
+    let caught_up = |l: &str| command_of(l) == "PRIVMSG" && l.ends_with(" line one");
+    if !seen.iter().any(|l| caught_up(l)) {
+        // The catch-up is read from the shared history after the welcome; on a loaded machine
+        // it may come after the answer to the login's first PING.
+        other
+            .expect_within(Duration::from_secs(10), caught_up)
+            .await;
+    }
     let (back, before) = bob
         .expect_within(Duration::from_secs(10), |l| l.starts_with(":alice!"))
         .await;
