@@ -20,6 +20,11 @@ pub(super) fn stalled(gap: Duration, every: Duration, lease: Duration) -> bool {
     gap > every + lease / 2
 }
 
+/// How often the lease loop beats and judges, for a lease of `lease`.
+pub(super) fn every(lease: Duration) -> Duration {
+    (lease / 4).max(Duration::from_millis(250))
+}
+
 /// Most node lives whose last stream position is remembered (names are checked against
 /// `cluster.nodes`, except in insecure mode, where this bounds what made-up names can grow).
 const NODE_LIVES: usize = 4096;
@@ -42,6 +47,15 @@ impl Cluster {
         if gap > self.lease {
             *self.outage.lock() = Some(now);
         }
+    }
+
+    /// Whether the lease loop oversleeps by as much as [`stalled`] calls a stall: the process
+    /// was paused a moment ago and the loop has not woken since, so its own `lost_time` has
+    /// not marked the outage yet (the loop and the stream follower wake together).
+    pub(super) fn paused_just_now(&self) -> bool {
+        self.lease_asleep
+            .lock()
+            .is_some_and(|since| stalled(since.elapsed(), every(self.lease), self.lease))
     }
 
     /// Count every known peer as heard just now, so none is judged for a silence this node

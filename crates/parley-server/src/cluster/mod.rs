@@ -173,6 +173,10 @@ pub struct Cluster {
     outage: Arc<Mutex<Option<Instant>>>,
     /// When this node last heard its own heartbeat come back from the bus.
     own_beat: Mutex<Option<Instant>>,
+    /// Since when the lease loop sleeps (None while it works): if it is overdue now, this
+    /// process was paused a moment ago and the loop has not noticed yet (see
+    /// [`Cluster::paused_just_now`]).
+    lease_asleep: Mutex<Option<Instant>>,
     /// Set while this node does not hear its own heartbeat, so that is logged once per change.
     deaf: std::sync::atomic::AtomicBool,
     /// The stream sequence of the last entry the follower read (see [`lease`]).
@@ -424,6 +428,7 @@ impl Cluster {
             connected_since,
             outage,
             own_beat: Mutex::new(None),
+            lease_asleep: Mutex::new(None),
             deaf: std::sync::atomic::AtomicBool::new(false),
             applied: AtomicU64::new(0),
             last_from: Mutex::new(HashMap::new()),
@@ -1168,10 +1173,13 @@ fn receive(shared: &Shared, cluster: &Arc<Cluster>, envelope: Envelope, held: &m
             // are read just after it), as a partition's other side decides, or still is: its
             // own heartbeat has not come back for a lease (a paused node reads this before its
             // lease loop has even noticed the pause).
-            let cut_off = cluster
-                .outage
-                .lock()
-                .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10));
+            // The lease loop being overdue right now means the same, noticed before the loop
+            // does (the follower and the loop wake together after a pause).
+            let cut_off = cluster.paused_just_now()
+                || cluster
+                    .outage
+                    .lock()
+                    .is_some_and(|at| at.elapsed() <= cluster.lease * 2 + Duration::from_secs(10));
             // (Before its first heartbeat came back nobody can have judged this life.)
             let unheard = cluster
                 .own_beat
@@ -1259,9 +1267,10 @@ async fn keep_lease(shared: Arc<Shared>) {
     };
     let beat = subject(&cluster.prefix, &format!("hb.{}", cluster.node));
     let me = format!("{}~{:x}", cluster.node, cluster.incarnation);
-    let every = (cluster.lease / 4).max(Duration::from_millis(250));
+    let every = lease::every(cluster.lease);
     let mut last_tick = Instant::now();
     loop {
+        *cluster.lease_asleep.lock() = Some(Instant::now());
         if wait_or_stop(&shared, every).await {
             return;
         }
@@ -1271,6 +1280,9 @@ async fn keep_lease(shared: Arc<Shared>) {
         if stalled {
             cluster.lost_time(gap);
         }
+        // Awake only once `lost_time` marked the outage: whoever no longer sees the loop
+        // overdue sees that mark.
+        *cluster.lease_asleep.lock() = None;
         if let Err(err) = cluster
             .client
             .publish(beat.clone(), Bytes::from(me.clone()))
