@@ -96,28 +96,108 @@ pub fn log_refusal(peer: SocketAddr, refusal: &Admission) {
     }
 }
 
+/// A session of a user here whose socket is on another node: the handoff it came with and
+/// the buffer its output goes to over the bus (see `bridged`).
+struct Visit {
+    handoff: Handoff,
+    outbound: Arc<Outbound>,
+}
+
 /// Serve a connection: from a socket's two halves, or (`visiting`) a session of a user here
 /// whose socket is on another node of the cluster, reading and writing over the bus.
-async fn serve_split<R, W>(
+///
+/// Not an `async fn`, and `visiting` boxed: this future is what every connection holds for its
+/// whole life, so its size is memory per idle connection. An `async fn` keeps its arguments
+/// twice (as given and as moved into its body) and room for every local that lives across a
+/// wait; an `async` block keeps what it captures once. The setup that needs no wait runs in
+/// [`open`], whose locals (the handoff) are gone before the first wait. Every wait but the
+/// read loop's is boxed, so its room is taken only while it runs.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn serve_split<R, W>(
     shared: Arc<Shared>,
     admitted: Admitted,
     mut reader: R,
     writer: W,
     peer: SocketAddr,
     secure: bool,
-    visiting: Option<(Handoff, Arc<Outbound>)>,
-) where
+    visiting: Option<Box<Visit>>,
+) -> impl Future<Output = ()> + Send
+where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let ip = peer.ip();
-    // Admission checked D-lines at accept; this catches one set during a TLS handshake.
-    if let Some(reason) = shared.dline_for(ip) {
-        return refuse(writer, peer, Admission::Banned(reason)).await;
+    async move {
+        // Admission checked D-lines at accept; this catches one set during a TLS handshake.
+        if let Some(reason) = shared.dline_for(peer.ip()) {
+            let refusal = Box::pin(refuse(writer, peer, Admission::Banned(reason)));
+            return refusal.await;
+        }
+        let (mut session, outbound, writer_task, pending) =
+            open(&shared, writer, peer, secure, visiting);
+
+        // A handler that panics must not leave its user behind: unwinding past `finish` would
+        // keep a ghost in the world, holding its nick, channels and channel status for good.
+        // The world's locks do not poison, so the connection ends as any other, with its QUIT.
+        // A session handed over from another node attached before reading anything: what the
+        // attach left waiting (an always-on catch-up) comes before the answers to its first
+        // lines.
+        let early = match session.followups.is_empty() {
+            true => None,
+            false => {
+                let followups = Box::pin(run_followups(&shared, &mut session, &outbound));
+                followups.await
+            }
+        };
+        let mut reason = match early {
+            Some(end) => end,
+            None => guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await,
+        };
+        if let EndReason::HandOff(leftover) = reason {
+            // Only a connection handed to another node carries this future's buffers.
+            let carried = Box::pin(bridged::carry(
+                &shared,
+                &mut session,
+                &outbound,
+                &mut reader,
+                leftover,
+            ));
+            reason = match carried.await {
+                None => EndReason::Carried,
+                Some(leftover) => {
+                    guarded_read_loop(&shared, &mut session, &outbound, &mut reader, leftover).await
+                }
+            };
+        }
+        let ending = Box::pin(end_connection(
+            shared,
+            session,
+            outbound,
+            reason,
+            writer_task,
+            peer,
+        ));
+        ending.await;
+        drop(admitted);
     }
+}
+
+/// Start a connection's session: its user in the world (or, `visiting`, the session restored
+/// from its handoff) and its writer task. Returns the session, its outbound buffer, the writer
+/// task, and the bytes that came with a handoff, to be handled first.
+fn open<W>(
+    shared: &Arc<Shared>,
+    writer: W,
+    peer: SocketAddr,
+    secure: bool,
+    visiting: Option<Box<Visit>>,
+) -> (Session, Arc<Outbound>, tokio::task::JoinHandle<()>, Vec<u8>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let ip = peer.ip();
     crate::metrics::record_connection_accepted();
-    let (handoff, outbound) = match visiting {
-        Some((handoff, outbound)) => (Some(handoff), outbound),
+    let (handoff, outbound) = match visiting.map(|visit| *visit) {
+        Some(Visit { handoff, outbound }) => (Some(handoff), outbound),
         None => (
             None,
             Arc::new(Outbound::new(shared.config.limits.send_queue_bytes)),
@@ -127,7 +207,7 @@ async fn serve_split<R, W>(
     let mut session = Session::new(id, ip, secure);
     shared.world.lock().users.insert(
         id,
-        User {
+        Box::new(User {
             id,
             outbound: outbound.clone(),
             sessions: vec![outbound.clone()],
@@ -149,48 +229,29 @@ async fn serve_split<R, W>(
             signon: SystemTime::now(),
             last_spoke: Instant::now(),
             remote: None,
-        },
+        }),
     );
     debug!(%peer, client = id.0, "connected");
 
     let writer_outbound = outbound.clone();
-    let mut writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
-    let pending = match &handoff {
-        Some(handoff) => bridged::restore(&shared, &mut session, &outbound, handoff),
+    let writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
+    let pending = match handoff {
+        Some(handoff) => bridged::restore(shared, &mut session, &outbound, &handoff),
         None => Vec::new(),
     };
+    (session, outbound, writer_task, pending)
+}
 
-    // A handler that panics must not leave its user behind: unwinding past `finish` would keep
-    // a ghost in the world, holding its nick, channels and channel status for good. The world's
-    // locks do not poison, so the connection ends as any other, with its QUIT.
-    // A session handed over from another node attached before reading anything: what the
-    // attach left waiting (an always-on catch-up) comes before the answers to its first lines.
-    let early = match session.followups.is_empty() {
-        true => None,
-        // Boxed, as in the read loop: an idle connection's future does not carry its room.
-        false => Box::pin(run_followups(&shared, &mut session, &outbound)).await,
-    };
-    let mut reason = match early {
-        Some(end) => end,
-        None => guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await,
-    };
-    if let EndReason::HandOff(leftover) = reason {
-        // Boxed: only a connection handed to another node carries this future's buffers.
-        reason = match Box::pin(bridged::carry(
-            &shared,
-            &mut session,
-            &outbound,
-            &mut reader,
-            leftover,
-        ))
-        .await
-        {
-            None => EndReason::Carried,
-            Some(leftover) => {
-                guarded_read_loop(&shared, &mut session, &outbound, &mut reader, leftover).await
-            }
-        };
-    }
+/// What a connection does once its reading ended: deliver its last messages, take the user
+/// out (or keep it present, always-on), let the writer finish, and log the end.
+async fn end_connection(
+    shared: Arc<Shared>,
+    mut session: Session,
+    outbound: Arc<Outbound>,
+    reason: EndReason,
+    mut writer_task: tokio::task::JoinHandle<()>,
+    peer: SocketAddr,
+) {
     if !matches!(reason, EndReason::Carried) {
         // Its last messages go out before its QUIT.
         let _ = tokio::time::timeout(
@@ -211,8 +272,7 @@ async fn serve_split<R, W>(
         outbound.kill();
         let _ = writer_task.await;
     }
-    drop(admitted);
-    debug!(%peer, client = id.0, reason = %reason.quit_text(), "disconnected");
+    debug!(%peer, client = session.id.0, reason = %reason.quit_text(), "disconnected");
 }
 
 /// [`read_loop`], with a panicking handler ending the connection instead of the task.
@@ -304,18 +364,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
             if std::mem::take(&mut discarding) {
                 continue;
             }
+            // Each wait below is boxed: this loop's future is what an idle connection holds,
+            // and it would otherwise keep room for the largest of them all the time.
             if let Some(wait) = flood.take() {
                 corked.release();
-                tokio::select! {
-                    _ = sleep(wait) => {}
-                    _ = outbound.killed() => return killed_reason(outbound),
-                    _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+                let waited = Box::pin(flood_wait(shared, outbound, wait));
+                if let Some(end) = waited.await {
+                    return end;
                 }
                 corked.hold();
             }
             if !session.in_flight.is_empty() && !is_message_line(&pending[start..handled]) {
                 corked.release();
-                let end = drain_in_flight(shared, session, outbound, 0).await;
+                let drained = Box::pin(drain_in_flight(shared, session, outbound, 0));
+                let end = drained.await;
                 corked.hold();
                 if let Some(end) = end {
                     return end;
@@ -347,7 +409,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let end = match end {
                 None if !echoes_ready(session) => {
                     corked.release();
-                    let end = await_echoes(shared, session, outbound).await;
+                    let echoes = Box::pin(await_echoes(shared, session, outbound));
+                    let end = echoes.await;
                     corked.hold();
                     end
                 }
@@ -406,6 +469,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 ping_sent = Some(Instant::now());
             }
         }
+    }
+}
+
+/// Sit out a flood-control delay, unless the connection is killed or the server stops first.
+async fn flood_wait(shared: &Shared, outbound: &Outbound, wait: Duration) -> Option<EndReason> {
+    tokio::select! {
+        _ = sleep(wait) => None,
+        _ = outbound.killed() => Some(killed_reason(outbound)),
+        _ = shared.shutdown.cancelled() => Some(EndReason::Shutdown),
     }
 }
 
@@ -746,7 +818,8 @@ fn handle_line(shared: &Shared, session: &mut Session, outbound: &Arc<Outbound>,
     // "This specification depends on the batch capability which MUST be negotiated to use
     // labeled responses": without both, a label is not used at all.
     if ctx.session.caps.labeled_response && ctx.session.caps.batch {
-        *ctx.session.labeled.get_mut() = label_of(&text).and_then(|l| Labeled::new(&l));
+        *ctx.session.labeled.get_mut() =
+            label_of(&text).and_then(|l| Labeled::new(&l)).map(Box::new);
     }
     match Message::parse(&text) {
         // "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this includes

@@ -593,7 +593,7 @@ fn joined(
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
         .with_bot(joiner.is_some_and(|u| u.bot));
-    let actor = step.actor(joiner);
+    let actor = step.actor(joiner.map(|u| &**u));
     let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
     send_except(step.held, &relay, members, actor.as_ref());
     // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
@@ -663,7 +663,11 @@ fn kick(
         &[&channel, &target_nick],
         Some(&reason),
     );
-    let actor = step.actor(resolve(step.cluster, &world, &by).and_then(|id| world.users.get(&id)));
+    let actor = step.actor(
+        resolve(step.cluster, &world, &by)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| &**u),
+    );
     if let Some(chan) = world.channels.get(&key) {
         // Before the target leaves, so a target on this node sees its step.own KICK.
         send_line_except(
@@ -690,7 +694,11 @@ fn topic_changed(
     topic: Option<TopicInfo>,
 ) {
     let key = casefold(&channel);
-    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
+    let actor = step.actor(
+        resolve(step.cluster, &world, &uid)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| &**u),
+    );
     let Some(chan) = world.channels.get_mut(&key) else {
         return;
     };
@@ -721,7 +729,11 @@ fn mode(
     mut changes: Vec<ModeChange>,
 ) {
     let key = casefold(&channel);
-    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
+    let actor = step.actor(
+        resolve(step.cluster, &world, &uid)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| &**u),
+    );
     if !step.own {
         // A `+o`/`+v` for a member who left meanwhile is neither made nor shown: its line
         // would name the nick, which may be someone else's by now.
@@ -764,7 +776,7 @@ fn message(
     let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
     // The session that sent it, for an own message of a user with several sessions: the
     // others get it as recipients.
-    let sender = step.actor(sender_user);
+    let sender = step.actor(sender_user.map(|u| &**u));
     match &target {
         // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
@@ -983,7 +995,11 @@ fn read_marker(
 /// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
 /// who redacted (told at once).
 fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
-    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
+    let actor = step.actor(
+        resolve(step.cluster, &world, &uid)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| &**u),
+    );
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world
@@ -1014,8 +1030,11 @@ fn multiline(
     target: Target,
     message: Multiline,
 ) {
-    let sender =
-        step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id)));
+    let sender = step.actor(
+        resolve(step.cluster, &world, &uid)
+            .and_then(|id| world.users.get(&id))
+            .map(|u| &**u),
+    );
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world
@@ -1258,7 +1277,7 @@ pub fn add_remote_user(
     // (a user whose QUIT is still on its way) gives way.
     world.nicks.insert(casefold(&info.nick), id);
     let source = user.source();
-    world.users.insert(id, user);
+    world.users.insert(id, Box::new(user));
     world.remote.insert(info.uid.clone(), id);
     world.monitor_online(shared.server_name(), &info.nick, &source);
     Some(id)
@@ -1294,7 +1313,7 @@ fn rename(world: &mut World, id: ClientId, nick: &str, whowas_limit: usize, serv
     let Some(old) = world.users.get(&id).map(|u| u.nick.clone()) else {
         return;
     };
-    if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
+    if let Some(entry) = world.users.get(&id).map(|u| WhowasEntry::of(u)) {
         world.push_whowas(entry, whowas_limit);
     }
     let old_folded = casefold(&old);

@@ -61,7 +61,7 @@ pub fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "Invalid multiline batch: another one was still open",
         ));
     }
-    ctx.session.multiline = Some(MultilineBatch {
+    ctx.session.multiline = Some(Box::new(MultilineBatch {
         reference: reference.chars().take(64).collect(),
         target: target.to_string(),
         verb: None,
@@ -77,7 +77,7 @@ pub fn batch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         // "all client-only tags associated with the message must be sent attached to the
         // initial BATCH command".
         tags: msg.tags.client_only(),
-    });
+    }));
     // With echo-message the answer under the label is the batch echoed at its end; without,
     // the opening line is answered with the usual ACK.
     if ctx.session.caps.echo_message {
@@ -190,7 +190,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
         let target = Target::Channel(speaker.key.clone());
         send(
             ctx,
-            open,
+            *open,
             verb,
             Speaker {
                 key: speaker.key,
@@ -234,7 +234,7 @@ fn end(ctx: &mut Ctx<'_>, reference: &str) -> Result<(), Reply> {
     };
     send(
         ctx,
-        open,
+        *open,
         verb,
         Speaker {
             key: dm_key(&me, &them),

@@ -294,7 +294,7 @@ fn take(ctx: &mut Ctx<'_>, wanted: &str) {
             }
         }
         if let Some((source, bytes)) = &announce {
-            if let Some(entry) = world.users.get(&id).map(WhowasEntry::of) {
+            if let Some(entry) = world.users.get(&id).map(|u| WhowasEntry::of(u)) {
                 // Keep the old nick findable by WHOWAS, as other servers do.
                 world.push_whowas(entry, whowas_limit);
             }

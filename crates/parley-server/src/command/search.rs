@@ -68,11 +68,11 @@ pub fn search(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let config = &ctx.shared.config.search;
     let slots = config.max_concurrent;
     let budget = ctx.session.search_budget.get_or_insert_with(|| {
-        FloodControl::new(&FloodConfig {
+        Box::new(FloodControl::new(&FloodConfig {
             enabled: true,
             burst: config.burst,
             lines_per_second: f64::from(config.per_minute) / 60.0,
-        })
+        }))
     });
     let wait = budget.take();
     ctx.then_async(

@@ -229,7 +229,7 @@ async fn visit(shared: Arc<Shared>, handoff: Handoff) {
         writer,
         peer,
         secure,
-        Some((handoff, outbound)),
+        Some(Box::new(super::Visit { handoff, outbound })),
     )
     .await;
     let _ = output.await;

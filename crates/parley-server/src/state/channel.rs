@@ -248,7 +248,11 @@ impl Channel {
 
     /// The NAMES list a member sees (with every prefix under `multi-prefix`), built from
     /// `users` if a join, part or change since the last NAMES dropped it.
-    pub fn member_names(&mut self, users: &HashMap<ClientId, User>, multi_prefix: bool) -> &str {
+    pub fn member_names(
+        &mut self,
+        users: &HashMap<ClientId, Box<User>>,
+        multi_prefix: bool,
+    ) -> &str {
         let Channel {
             names,
             order,

@@ -112,7 +112,7 @@ pub struct UserCounts {
 
 #[derive(Default)]
 pub struct World {
-    pub users: HashMap<ClientId, User>,
+    pub users: HashMap<ClientId, Box<User>>,
     pub counts: UserCounts,
     /// Casefolded nick -> owner, including nicks reserved by clients still registering.
     pub nicks: HashMap<String, ClientId>,
@@ -175,7 +175,7 @@ impl World {
 
     pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
         let id = self.nicks.get(&casefold(nick))?;
-        self.users.get(id).filter(|u| u.registered)
+        self.users.get(id).map(|u| &**u).filter(|u| u.registered)
     }
 
     pub fn registered_count(&self) -> usize {
@@ -183,7 +183,7 @@ impl World {
     }
 
     /// Take a user out of the user table, keeping [`World::counts`] in step.
-    pub fn remove_user(&mut self, id: ClientId) -> Option<User> {
+    pub fn remove_user(&mut self, id: ClientId) -> Option<Box<User>> {
         let user = self.users.remove(&id)?;
         self.counts.registered -= usize::from(user.registered);
         self.counts.invisible -= usize::from(user.invisible);

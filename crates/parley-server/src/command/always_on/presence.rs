@@ -242,7 +242,7 @@ pub(super) fn restore_one(
     }
     world.users.insert(
         id,
-        User {
+        Box::new(User {
             id,
             outbound: sink,
             // No session until a login attaches one (`command::multiclient::attach`).
@@ -265,7 +265,7 @@ pub(super) fn restore_one(
             last_spoke: Instant::now(),
             remote: None,
             real_mask: None,
-        },
+        }),
     );
     world.counts.registered += 1;
     world.max_registered = world.max_registered.max(world.counts.registered);
