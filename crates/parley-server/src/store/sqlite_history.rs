@@ -147,6 +147,16 @@ impl HistoryStore for SqliteStore {
                 apply_state_change(&tx, change)?;
             }
         }
+        // The FTS index is kept in bulk (schema step 17): every so many messages, in this commit.
+        let backlog = self
+            .fts_backlog
+            .fetch_add(batch.messages.len(), std::sync::atomic::Ordering::Relaxed)
+            + batch.messages.len();
+        if backlog >= super::sqlite_search::FTS_BACKLOG {
+            super::sqlite_search::index_pending(&tx).map_err(backend)?;
+            self.fts_backlog
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         tx.commit().map_err(backend)
     }
 
