@@ -39,6 +39,11 @@ pub struct Figure {
     pub higher_is_better: bool,
 }
 
+/// KiB as MiB, or NaN (shown as "-") when not measured.
+fn mib(kib: Option<u64>) -> f64 {
+    kib.map_or(f64::NAN, |k| k as f64 / 1024.0)
+}
+
 fn fig(name: &'static str, value: f64, unit: &'static str, higher_is_better: bool) -> Figure {
     Figure {
         name,
@@ -73,7 +78,25 @@ impl Outcome {
         }
     }
 
+    /// The scenario's figures, and for every scenario run against a server (a cluster run and a
+    /// connect run report theirs in their own way) the server's peak resident memory.
     pub fn figures(&self) -> Vec<Figure> {
+        let mut figures = self.scenario_figures();
+        let peak = match self {
+            Outcome::Fanout(r) => Some(r.server_rss_peak_kib),
+            Outcome::Dm(r) => Some(r.server_rss_peak_kib),
+            Outcome::Idle(r) => Some(r.server_rss_peak_kib),
+            Outcome::Joinstorm(r) => Some(r.server_rss_peak_kib),
+            Outcome::History(r) => Some(r.server_rss_peak_kib),
+            Outcome::Connect(_) | Outcome::Cluster(_) => None,
+        };
+        if let Some(peak) = peak {
+            figures.push(fig("server RSS peak", mib(peak), "MiB", false));
+        }
+        figures
+    }
+
+    fn scenario_figures(&self) -> Vec<Figure> {
         match self {
             Outcome::Fanout(r) if r.nodes > 1 => {
                 let mut f = fanout_figures(r);
@@ -154,7 +177,6 @@ impl Outcome {
                 ),
             ],
             Outcome::Connect(r) => {
-                let mib = |kib: Option<u64>| kib.map_or(f64::NAN, |k| k as f64 / 1024.0);
                 vec![
                     fig("registrations/s", r.registrations_per_sec, "", true),
                     fig("register p50", r.latency.p50_ms, "ms", false),

@@ -129,8 +129,11 @@ async fn connect_idle_and_joinstorm_finish_against_parleyd() -> anyhow::Result<(
         connected.ok && connected.registrations_per_sec > 0.0,
         "{connected:#?}"
     );
+    // The server runs in this process: its memory figures are this process's.
+    let mut measured = target.clone();
+    measured.server_pids = vec![std::process::id()];
     let idle = idle::run(
-        &target,
+        &measured,
         &IdleParams {
             count: 20,
             hold: Duration::ZERO,
@@ -138,6 +141,11 @@ async fn connect_idle_and_joinstorm_finish_against_parleyd() -> anyhow::Result<(
     )
     .await?;
     assert!(idle.ok, "{idle:#?}");
+    // Every scenario reports the server's peak memory (issue 27), at least what it held after.
+    match (idle.server_rss_peak_kib, idle.rss_after_kib) {
+        (Some(peak), Some(after)) => assert!(peak >= after && after > 0, "{idle:#?}"),
+        _ => panic!("no memory figures with a server pid: {idle:#?}"),
+    }
     let params = JoinstormParams {
         count: 30,
         timeout: Duration::from_secs(10),

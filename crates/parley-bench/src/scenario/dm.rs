@@ -35,6 +35,10 @@ pub struct DmResult {
     pub round_trip: Latency,
     pub out_of_order: u64,
     pub background: Option<FanoutResult>,
+    /// The server's resident memory at its highest during the run (VmHWM, added up over its
+    /// processes), in KiB; `None` without a server pid.
+    #[serde(default)]
+    pub server_rss_peak_kib: Option<u64>,
     pub ok: bool,
 }
 
@@ -110,6 +114,7 @@ pub async fn run(target: &Target, p: &DmParams) -> Result<DmResult> {
     let background = bg.await.context("the background fanout panicked")??;
     let ok = out_of_order == 0 && !hist.is_empty() && background.as_ref().is_none_or(|b| b.ok);
     Ok(DmResult {
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
         target: target.name.clone(),
         pairs: p.pairs,
         nodes: target.endpoint.nodes(),

@@ -94,6 +94,10 @@ pub struct FanoutResult {
     pub repeats: u64,
     pub strangers: u64,
     pub disconnects: u64,
+    /// The server's resident memory at its highest during the run (VmHWM, added up over its
+    /// processes), in KiB; `None` without a server pid.
+    #[serde(default)]
+    pub server_rss_peak_kib: Option<u64>,
     pub ok: bool,
 }
 
@@ -255,6 +259,7 @@ pub async fn run(target: &Target, p: &FanoutParams) -> Result<FanoutResult> {
         && total_sent > 0
         && !shared.failed.load(Ordering::Relaxed);
     Ok(FanoutResult {
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
         target: target.name.clone(),
         params: p.clone(),
         setup_secs,

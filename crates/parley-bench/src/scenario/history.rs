@@ -135,6 +135,10 @@ pub struct HistoryResult {
     pub bench_cpu_cores: Option<f64>,
     pub violations: u64,
     pub first_violation: Option<String>,
+    /// The server's resident memory at its highest during the run (VmHWM, added up over its
+    /// processes), in KiB; `None` without a server pid.
+    #[serde(default)]
+    pub server_rss_peak_kib: Option<u64>,
     pub ok: bool,
 }
 
@@ -252,6 +256,7 @@ pub async fn run(target: &Target, p: &HistoryParams) -> Result<HistoryResult> {
     all.add(&before).ok();
     let total = QueryStats::of(&all, latest_lines + before_lines, elapsed);
     Ok(HistoryResult {
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
         target: target.name.clone(),
         params: p.clone(),
         page,

@@ -27,6 +27,10 @@ pub struct IdleResult {
     pub rss_after_kib: Option<u64>,
     /// (after - before) / count, in KiB; `None` without a server pid.
     pub rss_per_connection_kib: Option<f64>,
+    /// The server's resident memory at its highest during the run (VmHWM, added up over its
+    /// processes), in KiB; `None` without a server pid.
+    #[serde(default)]
+    pub server_rss_peak_kib: Option<u64>,
     pub ok: bool,
 }
 
@@ -53,6 +57,7 @@ pub async fn run(target: &Target, p: &IdleParams) -> Result<IdleResult> {
         _ => None,
     };
     Ok(IdleResult {
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
         target: target.name.clone(),
         count: p.count,
         tls: target.endpoint.tls.is_some(),

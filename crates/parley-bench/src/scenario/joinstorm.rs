@@ -36,6 +36,10 @@ pub struct JoinstormResult {
     pub joined: u64,
     pub bytes_received: u64,
     pub disconnects: u64,
+    /// The server's resident memory at its highest during the run (VmHWM, added up over its
+    /// processes), in KiB; `None` without a server pid.
+    #[serde(default)]
+    pub server_rss_peak_kib: Option<u64>,
     pub ok: bool,
 }
 
@@ -132,6 +136,7 @@ pub async fn run(target: &Target, p: &JoinstormParams) -> Result<JoinstormResult
     let joined = joined.load(Ordering::Relaxed);
     let disconnects = disconnects.load(Ordering::Relaxed);
     Ok(JoinstormResult {
+        server_rss_peak_kib: target.server_peak_rss_kib()?,
         target: target.name.clone(),
         count: p.count,
         setup_secs,
