@@ -79,8 +79,9 @@ fn statement(query: &SearchQuery) -> (String, Vec<Value>) {
 /// bounds only the work a search may find left to do (about 5 ms), not what it can find.
 pub(super) const FTS_BACKLOG: usize = 2048;
 
-/// Index every message waiting in `messages_fts_pending`, in the caller's transaction (or
-/// one of its own, given a bare connection).
+/// Index every message waiting in `messages_fts_pending`. Always inside the caller's
+/// transaction: the insert and the delete must commit together, or a row could be indexed
+/// twice.
 pub(super) fn index_pending(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
     connection.execute_batch(
         "INSERT INTO messages_fts (rowid, text) \
