@@ -303,6 +303,18 @@ async fn a_postgresql_restart_under_three_nodes_loses_and_repeats_nothing() {
         "{messages:?}"
     );
     assert_eq!(messages, ["away 1", "away 2", "away 3 (during)"]);
+    // That login's connection closed as it returned; the next one, on n2, comes once n2 has
+    // seen dave leave n3. (A login there while n2 still shows him on n3 is handed to n3, which
+    // no longer has him, and registers here without the nick: issue 26's note, a known gap.)
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        members[1].send("WHOIS dave").await;
+        if members[1].sync().await.iter().any(|l| l.contains(" 401 ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n2 never saw dave leave n3");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Handed over: a second login finds nothing waiting.
     let (notices, messages) = login_for_offline(addrs[1], "dave", 0).await;
     assert!(
