@@ -589,11 +589,11 @@ fn joined(
         return;
     };
     let shown = [chan.name.as_str()];
-    let joiner = world.users.get(&id);
+    let joiner = world.user(id);
     let relay = Relay::new(&source, account.as_deref(), "JOIN", &shown, None)
         .with_extended_join(account.as_deref().unwrap_or("*"), &realname)
         .with_bot(joiner.is_some_and(|u| u.bot));
-    let actor = step.actor(joiner.map(|u| &**u));
+    let actor = step.actor(joiner);
     let members = step.captured.as_ref().unwrap_or(&chan.snapshot);
     send_except(step.held, &relay, members, actor.as_ref());
     // away-notify: "as well as when a user joins and has an away message set", after the JOIN.
@@ -663,11 +663,7 @@ fn kick(
         &[&channel, &target_nick],
         Some(&reason),
     );
-    let actor = step.actor(
-        resolve(step.cluster, &world, &by)
-            .and_then(|id| world.users.get(&id))
-            .map(|u| &**u),
-    );
+    let actor = step.actor(resolve(step.cluster, &world, &by).and_then(|id| world.user(id)));
     if let Some(chan) = world.channels.get(&key) {
         // Before the target leaves, so a target on this node sees its step.own KICK.
         send_line_except(
@@ -694,11 +690,7 @@ fn topic_changed(
     topic: Option<TopicInfo>,
 ) {
     let key = casefold(&channel);
-    let actor = step.actor(
-        resolve(step.cluster, &world, &uid)
-            .and_then(|id| world.users.get(&id))
-            .map(|u| &**u),
-    );
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.user(id)));
     let Some(chan) = world.channels.get_mut(&key) else {
         return;
     };
@@ -729,11 +721,7 @@ fn mode(
     mut changes: Vec<ModeChange>,
 ) {
     let key = casefold(&channel);
-    let actor = step.actor(
-        resolve(step.cluster, &world, &uid)
-            .and_then(|id| world.users.get(&id))
-            .map(|u| &**u),
-    );
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.user(id)));
     if !step.own {
         // A `+o`/`+v` for a member who left meanwhile is neither made nor shown: its line
         // would name the nick, which may be someone else's by now.
@@ -771,12 +759,12 @@ fn message(
     message: StoredMessage,
     target: Target,
 ) {
-    let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.users.get(&id));
+    let sender_user = resolve(step.cluster, &world, &uid).and_then(|id| world.user(id));
     // The replica knows the sender's `+B` (UserInfo, UserModes), so the event need not say it.
     let relay = Relay::of_message(&message).with_bot(sender_user.is_some_and(|u| u.bot));
     // The session that sent it, for an own message of a user with several sessions: the
     // others get it as recipients.
-    let sender = step.actor(sender_user.map(|u| &**u));
+    let sender = step.actor(sender_user);
     match &target {
         // The sender's own copy of a message to itself is sent once, below.
         _ if step.captured.is_some() => {
@@ -995,11 +983,7 @@ fn read_marker(
 /// `Redact`: to the conversation's members here with `draft/message-redaction`, but the one
 /// who redacted (told at once).
 fn redact(step: &mut Step<'_>, world: WorldGuard<'_>, uid: Uid, target: Target, relay: Relay) {
-    let actor = step.actor(
-        resolve(step.cluster, &world, &uid)
-            .and_then(|id| world.users.get(&id))
-            .map(|u| &**u),
-    );
+    let actor = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.user(id)));
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world
@@ -1030,11 +1014,7 @@ fn multiline(
     target: Target,
     message: Multiline,
 ) {
-    let sender = step.actor(
-        resolve(step.cluster, &world, &uid)
-            .and_then(|id| world.users.get(&id))
-            .map(|u| &**u),
-    );
+    let sender = step.actor(resolve(step.cluster, &world, &uid).and_then(|id| world.user(id)));
     let recipients: Vec<Arc<Outbound>> = match (step.captured.take(), target) {
         (Some(captured), _) => captured.to_vec(),
         (None, Target::Channel(key)) => world

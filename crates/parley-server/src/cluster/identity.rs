@@ -391,7 +391,7 @@ pub(super) async fn keep_claim(shared: std::sync::Arc<Shared>) {
     let Ok(value) = serde_json::to_vec(&mine).map(Bytes::from) else {
         return;
     };
-    let every = (cluster.lease / 4).max(Duration::from_millis(250));
+    let every = super::lease::every(cluster.lease);
     cluster.read_others().await;
     // At once: joining took a while since the claim was written.
     let mut renewal_due = Instant::now();

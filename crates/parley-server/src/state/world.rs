@@ -173,9 +173,14 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// The user with this id, if any (the table holds them boxed).
+    pub fn user(&self, id: ClientId) -> Option<&User> {
+        self.users.get(&id).map(|u| &**u)
+    }
+
     pub fn user_by_nick(&self, nick: &str) -> Option<&User> {
         let id = self.nicks.get(&casefold(nick))?;
-        self.users.get(id).map(|u| &**u).filter(|u| u.registered)
+        self.user(*id).filter(|u| u.registered)
     }
 
     pub fn registered_count(&self) -> usize {
