@@ -34,7 +34,9 @@ if ! cmp -s package-lock.json node_modules/.parley-installed-lock 2>/dev/null; t
 fi
 
 echo "web-tests: building parleyd (debug)"
-(cd "$root" && cargo build --quiet -p parley-server --bin parleyd)
+# --workspace, not -p parley-server: the dependencies' features are then the workspace's, so
+# this reuses what `cargo test --workspace` built instead of rebuilding them all.
+(cd "$root" && cargo build --quiet --workspace --bin parleyd)
 
 echo "web-tests: unit tests (node --test irc.test.mjs search.test.mjs push.test.mjs e2e.test.mjs)"
 timeout 60 node --test irc.test.mjs search.test.mjs push.test.mjs e2e.test.mjs
