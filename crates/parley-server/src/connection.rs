@@ -140,19 +140,26 @@ where
         // The world's locks do not poison, so the connection ends as any other, with its QUIT.
         // A session handed over from another node attached before reading anything: what the
         // attach left waiting (an always-on catch-up) comes before the answers to its first
-        // lines.
-        let early = match session.followups.is_empty() {
-            true => None,
-            false => {
-                let followups = Box::pin(run_followups(&shared, &mut session, &outbound));
-                followups.await
-            }
-        };
-        let mut reason = match early {
-            Some(end) => end,
-            None => guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await,
-        };
-        if let EndReason::HandOff(leftover) = reason {
+        // lines. A connection whose handover to another node did not happen comes back round with
+        // what it sent meanwhile, and the nick claim `bridged::carry` left waiting first.
+        let mut pending = pending;
+        let reason = loop {
+            let early = match session.followups.is_empty() {
+                true => None,
+                false => {
+                    let followups = Box::pin(run_followups(&shared, &mut session, &outbound));
+                    followups.await
+                }
+            };
+            let reason = match early {
+                Some(end) => end,
+                None => {
+                    guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await
+                }
+            };
+            let EndReason::HandOff(leftover) = reason else {
+                break reason;
+            };
             // Only a connection handed to another node carries this future's buffers.
             let carried = Box::pin(bridged::carry(
                 &shared,
@@ -161,13 +168,11 @@ where
                 &mut reader,
                 leftover,
             ));
-            reason = match carried.await {
-                None => EndReason::Carried,
-                Some(leftover) => {
-                    guarded_read_loop(&shared, &mut session, &outbound, &mut reader, leftover).await
-                }
-            };
-        }
+            match carried.await {
+                None => break EndReason::Carried,
+                Some(leftover) => pending = leftover,
+            }
+        };
         let ending = Box::pin(end_connection(
             shared,
             session,

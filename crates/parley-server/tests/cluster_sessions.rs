@@ -416,3 +416,110 @@ async fn a_login_whose_users_node_does_not_answer_registers_here() {
     let welcome = c.expect_numeric("001").await;
     assert!(welcome.contains(" 001 alice2 "), "{welcome}");
 }
+
+/// alice's last session, on a node that then leaves her, is gone by the time that node would
+/// have taken her new login (n3 here: it publishes her QUIT while the handover waits and never
+/// answers). The login stays on n1 and registers as alice: the nick is free again, claimed as
+/// NICK claims it, no 433 for a nick nobody holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_whose_user_left_meanwhile_keeps_the_nick() {
+    let Some(cluster) = Cluster::start(1, |_, _| {}).await else {
+        return;
+    };
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    let n3 = cluster.nats_as("n3").await.expect("n3's bus login");
+    let js = async_nats::jetstream::new(n3);
+    let publish = |eid: u64, event: serde_json::Value| {
+        let js = js.clone();
+        let subject = format!("{}.ev.n3", cluster.prefix);
+        async move {
+            let envelope =
+                serde_json::json!({"node": "n3", "incarnation": 1, "eid": eid, "event": event});
+            js.publish(subject, envelope.to_string().into())
+                .await
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+    };
+    let user = serde_json::json!({"uid": "n3~1~7", "nick": "alice", "username": "~alice",
+        "realname": "alice", "host": "127.0.0.1", "account": "alice", "secure": false,
+        "away": null, "invisible": false, "oper": false, "signon_ms": 1});
+    publish(1, serde_json::json!({"type": "UserUp", "user": user})).await;
+    let mut carol = cluster.client(0, "carol").await;
+    carol.await_whois("alice").await;
+
+    let mut c = Client::connect(cluster.nodes[0].addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :sasl").await;
+    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
+        .await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect(|l| l == "AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        common::sasl_plain("alice", "alice-pw")
+    ))
+    .await;
+    c.expect_numeric("903").await;
+    c.send("CAP END").await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :alice").await;
+    // The handover to n3 is on its way (n1 waits for an answer that never comes); alice leaves.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish(
+        2,
+        serde_json::json!({"type": "Quit", "uid": "n3~1~7", "source": "alice!~alice@127.0.0.1",
+            "reason": "Quit: gone", "channels": []}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let welcome = loop {
+        let line = c.recv().await;
+        seen.push(line.clone());
+        if command_of(&line) == "001" {
+            break line;
+        }
+    };
+    assert!(welcome.contains(" 001 alice "), "{seen:#?}");
+    assert!(seen.iter().all(|l| command_of(l) != "433"), "{seen:#?}");
+    carol.send("WHOIS alice").await;
+    let whois = carol.sync().await;
+    assert!(whois.iter().any(|l| command_of(l) == "311"), "{whois:#?}");
+}
+
+/// A phone logging in on n2 just as the laptop's session on n1 closes, again and again: each
+/// login registers as alice (a session of her on n1 if she is still there, a user of its own
+/// on n2 if not), never with a 433.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_on_another_node_right_after_the_last_session_closed_keeps_the_nick() {
+    let Some(cluster) = Cluster::start(2, |_, _| {}).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.nodes[0].addr, cluster.nodes[1].addr);
+    cluster.nodes[0].create_account("alice", "alice-pw").await;
+    for round in 0..6 {
+        let (from, to) = if round % 2 == 0 { (n1, n2) } else { (n2, n1) };
+        let (mut laptop, _) = session(from, "alice", "alice", "").await;
+        assert_eq!(laptop.nick, "alice", "round {round}");
+        laptop.send("QUIT :bye").await;
+        drop(laptop);
+        let (phone, seen) = common::sasl_before_nick(to, "alice", "alice", "alice-pw").await;
+        assert!(
+            seen.iter().all(|l| command_of(l) != "433"),
+            "round {round}: {seen:#?}"
+        );
+        assert!(
+            seen.iter().any(|l| l.contains(" 001 alice ")),
+            "round {round}: {seen:#?}"
+        );
+        drop(phone);
+        // The next round's login starts from nobody: wait until both nodes have seen her go.
+        for node in 0..2 {
+            let mut watcher = cluster.client(node, &format!("w{round}x{node}")).await;
+            watcher
+                .await_reply("WHOIS alice", |l| command_of(l) == "401")
+                .await;
+        }
+    }
+}

@@ -194,14 +194,29 @@ fn in_use(ctx: &Ctx<'_>, wanted: &str) {
 }
 
 /// A registering connection that was to become another session of a user (so its NICK of the
-/// user's nick was taken silently, [`becomes_session_of`]) stays a user of its own after all
-/// (the user's node did not take it): if it does not hold the nick it asked for, it gets the
-/// 433 it was spared, and picks another.
-pub fn refuse_unheld(ctx: &mut Ctx<'_>) {
-    let nick = ctx.session.nick.clone();
-    if !nick.is_empty() && !holds(ctx, &casefold(&nick)) {
-        ctx.session.nick.clear();
+/// user's nick was taken without a claim, [`becomes_session_of`]) stays a user of its own after
+/// all: the user's node did not take it. Mostly because that user has just left (its last
+/// session closed a moment before this login, its QUIT still on the bus when the login was
+/// decided); then the nick is free, and it is claimed as NICK would claim it, with a 433 only if
+/// the cluster says it is taken. If someone here still holds it, the connection gets the 433 it
+/// was spared at once, and picks another. The caller gives the user's QUIT a moment to arrive
+/// first (`connection::bridged`).
+pub fn claim_or_refuse_unheld(ctx: &mut Ctx<'_>) {
+    let nick = std::mem::take(&mut ctx.session.nick);
+    let folded = casefold(&nick);
+    if nick.is_empty() {
+        return;
+    }
+    if holds(ctx, &folded) {
+        ctx.session.nick = nick;
+        return;
+    }
+    if ctx.shared.world.lock().nicks.contains_key(&folded) {
         in_use(ctx, &nick);
+    } else if ctx.announcer().claims_nicks() {
+        claim(ctx, &nick, None);
+    } else {
+        take(ctx, &nick);
     }
 }
 
