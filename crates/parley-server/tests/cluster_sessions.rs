@@ -419,8 +419,9 @@ async fn a_login_whose_users_node_does_not_answer_registers_here() {
 
 /// alice's last session, on a node that then leaves her, is gone by the time that node would
 /// have taken her new login (n3 here: it publishes her QUIT while the handover waits and never
-/// answers). The login stays on n1 and registers as alice: the nick is free again, claimed as
-/// NICK claims it, no 433 for a nick nobody holds.
+/// answers, and gives back her nick's claim only after that). The login stays on n1 and
+/// registers as alice: the nick is free again, claimed as NICK claims it once n3 let go of it,
+/// no 433 for a nick nobody holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_whose_user_left_meanwhile_keeps_the_nick() {
     let Some(cluster) = Cluster::start(1, |_, _| {}).await else {
@@ -429,6 +430,17 @@ async fn a_login_whose_user_left_meanwhile_keeps_the_nick() {
     cluster.nodes[0].create_account("alice", "alice-pw").await;
     let n3 = cluster.nats_as("n3").await.expect("n3's bus login");
     let js = async_nats::jetstream::new(n3);
+    // n3 holds her nick's claim, as a node does for each of its users ("n." and the hex of the
+    // casefolded nick, in the `<prefix>_nicks` bucket).
+    let nicks = js
+        .get_key_value(format!("{}_nicks", cluster.prefix))
+        .await
+        .expect("the nick bucket");
+    let key = format!("n.{}", hex("alice"));
+    nicks
+        .create(&key, "n3~1~7".into())
+        .await
+        .expect("n3 claims alice");
     let publish = |eid: u64, event: serde_json::Value| {
         let js = js.clone();
         let subject = format!("{}.ev.n3", cluster.prefix);
@@ -473,6 +485,9 @@ async fn a_login_whose_user_left_meanwhile_keeps_the_nick() {
             "reason": "Quit: gone", "channels": []}),
     )
     .await;
+    // Its claim goes a little after the QUIT (a node gives it back in the background).
+    tokio::time::sleep(Duration::from_millis(5_300)).await;
+    nicks.delete(&key).await.expect("n3 gives alice back");
     let mut seen = Vec::new();
     let welcome = loop {
         let line = c.recv().await;
@@ -522,4 +537,9 @@ async fn a_login_on_another_node_right_after_the_last_session_closed_keeps_the_n
                 .await;
         }
     }
+}
+
+/// `text` as lowercase hex, the way nick keys spell a nick.
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }

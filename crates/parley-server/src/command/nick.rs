@@ -5,6 +5,8 @@
 //! connection holding it (a squatter, or a client that has not logged in yet) loses it to the
 //! owner, with a 433, when the owner asks for it or logs in without a nick, as ergo does.
 
+use std::time::Duration;
+
 use parley_proto::{casefold, numeric, validate, Message};
 
 use crate::cluster::event::Event;
@@ -197,27 +199,62 @@ fn in_use(ctx: &Ctx<'_>, wanted: &str) {
 /// user's nick was taken without a claim, [`becomes_session_of`]) stays a user of its own after
 /// all: the user's node did not take it. Mostly because that user has just left (its last
 /// session closed a moment before this login, its QUIT still on the bus when the login was
-/// decided); then the nick is free, and it is claimed as NICK would claim it, with a 433 only if
-/// the cluster says it is taken. If someone here still holds it, the connection gets the 433 it
-/// was spared at once, and picks another. The caller gives the user's QUIT a moment to arrive
-/// first (`connection::bridged`).
+/// decided); then the nick is about to be free. So it is claimed as NICK would claim it, but
+/// patiently ([`claim_when_freed`]); a 433 only if it is still someone's after that.
 pub fn claim_or_refuse_unheld(ctx: &mut Ctx<'_>) {
     let nick = std::mem::take(&mut ctx.session.nick);
-    let folded = casefold(&nick);
     if nick.is_empty() {
         return;
     }
-    if holds(ctx, &folded) {
+    if holds(ctx, &casefold(&nick)) {
         ctx.session.nick = nick;
         return;
     }
-    if ctx.shared.world.lock().nicks.contains_key(&folded) {
-        in_use(ctx, &nick);
-    } else if ctx.announcer().claims_nicks() {
-        claim(ctx, &nick, None);
-    } else {
-        take(ctx, &nick);
-    }
+    claim_when_freed(ctx, &nick);
+}
+
+/// How long [`claim_when_freed`] waits for a departing user's nick: its QUIT to reach this node
+/// and its claim to be given back on the bus. Both take milliseconds; a node that is gone took
+/// the handover's wait already.
+const FREED_WAIT: Duration = Duration::from_secs(2);
+/// How often that wait looks again (at most 100 times, for this one connection).
+const FREED_POLL: Duration = Duration::from_millis(20);
+
+/// Claim `wanted` once its holder here is gone and its claim across the cluster given back,
+/// waiting up to [`FREED_WAIT`] for both, then see [`claimed`] (so a 433 if it is still taken).
+/// A user's node publishes its QUIT and gives back its nick's claim separately, in either order.
+fn claim_when_freed(ctx: &mut Ctx<'_>, wanted: &str) {
+    let (folded, wanted, id) = (casefold(wanted), wanted.to_string(), ctx.session.id);
+    ctx.then_async(
+        move |on| {
+            Box::pin(async move {
+                let deadline = tokio::time::Instant::now() + FREED_WAIT;
+                let held_here = || {
+                    on.shared
+                        .world
+                        .lock()
+                        .nicks
+                        .get(&folded)
+                        .is_some_and(|holder| *holder != id)
+                };
+                loop {
+                    let waited_enough = tokio::time::Instant::now() >= deadline;
+                    if held_here() {
+                        if waited_enough {
+                            return Err(ClaimError::Taken);
+                        }
+                    } else {
+                        let result = on.claim_nick(&folded, id).await;
+                        if waited_enough || !matches!(result, Err(ClaimError::Taken)) {
+                            return result;
+                        }
+                    }
+                    tokio::time::sleep(FREED_POLL).await;
+                }
+            })
+        },
+        move |ctx, result| claimed(ctx, &wanted, result),
+    );
 }
 
 /// Claim `wanted` across the cluster, in order with this connection's other lines, then see

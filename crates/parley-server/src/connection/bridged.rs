@@ -25,7 +25,6 @@ use crate::context::{Announcer, Ctx};
 use crate::outbound::Outbound;
 use crate::relay::line;
 use crate::server::Shared;
-use crate::state::ClientId;
 
 /// How long the client's node waits for the user's node to take a session; past it the
 /// connection registers here as a user of its own, as before clusters shared sessions.
@@ -35,12 +34,6 @@ const OUTPUT_PIPE: usize = 64 * 1024;
 /// Most bytes of a session's output in one message on the bus (and the room a visiting
 /// session keeps for it while idle).
 const OUTPUT_CHUNK: usize = 8 * 1024;
-/// How long a connection that stays here (its user's node did not take it) waits for that
-/// user's QUIT to free the nick here, before the nick counts as someone else's. Events cross the
-/// bus in milliseconds; a node that is gone took [`ANSWER_WAIT`] already.
-const NICK_FREED_WAIT: Duration = Duration::from_secs(2);
-/// How often that wait looks (at most 100 times, on this one connection).
-const NICK_FREED_POLL: Duration = Duration::from_millis(20);
 
 /// At the client's node: hand the connection to the node `session.hand_off_to` names and carry
 /// its bytes both ways until either end closes. `None` when it ended so; the bytes not yet
@@ -54,10 +47,10 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
 ) -> Option<Vec<u8>> {
     let home = session.hand_off_to.take().unwrap_or_default();
     let Some(cluster) = crate::cluster::of(shared).cloned() else {
-        return Some(stay(shared, session, outbound, leftover).await);
+        return Some(stay(shared, session, outbound, leftover));
     };
     let Some(account) = session.account.clone() else {
-        return Some(stay(shared, session, outbound, leftover).await);
+        return Some(stay(shared, session, outbound, leftover));
     };
     let mut handoff = cluster.handoff_to(&home, &account, session.ip);
     handoff.secure = session.secure;
@@ -79,7 +72,7 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
     }
     let sid = handoff.sid;
     let Some(mut answers) = cluster.open_pipe(shared, handoff, outbound.clone()).await else {
-        return Some(stay(shared, session, outbound, leftover).await);
+        return Some(stay(shared, session, outbound, leftover));
     };
     let answer = tokio::select! {
         answer = tokio::time::timeout(ANSWER_WAIT, answers.recv()) => answer.ok().flatten(),
@@ -89,7 +82,7 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
     if !matches!(answer, Some(Control::Accepted)) {
         cluster.drop_pipe(sid);
         tracing::warn!(client = session.id.0, node = %home, "the account's node did not take the session; it registers here");
-        return Some(stay(shared, session, outbound, leftover).await);
+        return Some(stay(shared, session, outbound, leftover));
     }
     tracing::info!(client = session.id.0, node = %home, %account, "a session of a user on another node");
     leave_quietly(shared, session, outbound);
@@ -141,18 +134,17 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
 }
 
 /// The handoff did not happen: the connection registers here, with what it sent meanwhile.
-/// Its nick was the user's, left unclaimed while it was to join them: given a moment for that
-/// user's QUIT to arrive (the usual reason its node refused: its last session had just closed),
-/// it is claimed now if free, or refused with a 433 if not (`nick::claim_or_refuse_unheld`). A
-/// claim runs as this connection's first follow-up, registration once it is answered.
-async fn stay(
+/// Its nick was the user's, left unclaimed while it was to join them: it is claimed now, once
+/// that user has left (the usual reason its node refused: its last session had just closed), or
+/// refused with a 433 if it stays taken (`nick::claim_or_refuse_unheld`). The claim runs as the
+/// connection's first follow-up, and registration once it is answered.
+fn stay(
     shared: &Shared,
     session: &mut Session,
     outbound: &Arc<Outbound>,
     leftover: Vec<u8>,
 ) -> Vec<u8> {
     session.stays = true;
-    nick_freed(shared, casefold(&session.nick), session.id, outbound).await;
     let mut ctx = Ctx {
         shared,
         session,
@@ -163,33 +155,6 @@ async fn stay(
         command::registration::try_complete(&mut ctx);
     }
     leftover
-}
-
-/// Wait, at most [`NICK_FREED_WAIT`], until nobody but connection `id` here holds the nick
-/// `folded` (or the connection is killed, or the server stops).
-async fn nick_freed(shared: &Shared, folded: String, id: ClientId, outbound: &Outbound) {
-    let held_by_another = || {
-        shared
-            .world
-            .lock()
-            .nicks
-            .get(&folded)
-            .is_some_and(|holder| *holder != id)
-    };
-    if folded.is_empty() || !held_by_another() {
-        return;
-    }
-    let freed = async {
-        let deadline = tokio::time::Instant::now() + NICK_FREED_WAIT;
-        while held_by_another() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(NICK_FREED_POLL).await;
-        }
-    };
-    tokio::select! {
-        () = freed => {}
-        _ = outbound.killed() => {}
-        _ = shared.shutdown.cancelled() => {}
-    }
 }
 
 /// The connection's placeholder user leaves without a word (it never registered), giving back
