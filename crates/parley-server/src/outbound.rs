@@ -20,6 +20,45 @@ use tokio_util::sync::CancellationToken;
 /// How long the writer may spend delivering the final `ERROR` line of a connection being closed.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Most output buffers kept for reuse ([`SPARES`]), and the largest capacity kept: at most 4 MiB
+/// held for connections that have nothing to send.
+const SPARE_COUNT: usize = 128;
+const SPARE_CAPACITY: usize = 32 * 1024;
+
+/// Output buffers that connections gave back on going idle, for the next connection that gets
+/// output. An idle connection holds no output memory, yet a busy channel's members, which go
+/// idle between one message and the next, do not pay an allocation, a free and fresh pages for
+/// their buffers each time (a profile of fan-out 1x200x10 had malloc, free and page faults at
+/// about a seventh of the server's time). Shared by the whole process; bounded.
+static SPARES: Spares = Spares::new();
+
+/// A bounded pile of empty buffers (see [`SPARES`]).
+struct Spares(Mutex<Vec<Vec<u8>>>);
+
+impl Spares {
+    const fn new() -> Self {
+        Spares(Mutex::new(Vec::new()))
+    }
+
+    /// An empty buffer, reused if one is spare.
+    fn take(&self) -> Vec<u8> {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    /// Keep an emptied buffer for reuse, or give it to the allocator when enough are kept
+    /// already or it grew large (a burst's buffer is not kept).
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let mut spares = self.0.lock();
+        if spares.len() < SPARE_COUNT {
+            spares.push(buf);
+        }
+    }
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -148,6 +187,9 @@ impl Outbound {
             return Err(PushError::SendQueueExceeded);
         }
         let wake = pending.buf.is_empty() && !pending.corked;
+        if pending.buf.capacity() == 0 {
+            pending.buf = SPARES.take();
+        }
         pending.buf.extend_from_slice(bytes);
         Ok(wake)
     }
@@ -225,11 +267,13 @@ impl Outbound {
         self.overflowed.load(Ordering::Relaxed)
     }
 
-    /// Free the pending buffer's memory if nothing is queued.
+    /// Give the pending buffer back ([`SPARES`]) if nothing is queued.
     fn release_if_empty(&self) {
         let mut pending = self.pending.lock();
         if pending.buf.is_empty() && pending.buf.capacity() > 0 {
-            pending.buf = Vec::new();
+            let buf = std::mem::take(&mut pending.buf);
+            drop(pending);
+            SPARES.give(buf);
         }
     }
 
@@ -275,10 +319,11 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(outbound: &Outbound, mut sink: W)
         if closing {
             break;
         }
-        // Going idle: give back both buffers, so an idle connection holds no output memory.
+        // Going idle: give back both buffers (for reuse by whoever gets output next, up to a
+        // bound), so an idle connection holds no output memory.
         // Under load this point is rarely reached, and the buffers keep their capacity
         // (profiling showed reallocation on every write otherwise).
-        batch = Vec::new();
+        SPARES.give(std::mem::take(&mut batch));
         outbound.release_if_empty();
         tokio::select! {
             _ = outbound.wake.notified() => {}
@@ -296,4 +341,57 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(outbound: &Outbound, mut sink: W)
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, sink.shutdown()).await;
     // Wake the reader, in case the close came from elsewhere (a KILL) and the peer stays silent.
     outbound.kill.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::{run_writer, Outbound, Spares, SPARE_CAPACITY, SPARE_COUNT};
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_output_buffer() {
+        let outbound = Arc::new(Outbound::new(1 << 16));
+        let (sink, mut client) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn({
+            let outbound = outbound.clone();
+            async move { run_writer(&outbound, sink).await }
+        });
+        outbound.push(b"PING :one\r\n").expect("pushed");
+        let mut got = vec![0u8; 11];
+        client.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, b"PING :one\r\n");
+        // The writer goes idle after the write: its buffer goes back (bounded wait).
+        let mut idle = false;
+        for _ in 0..200 {
+            if outbound.pending.lock().buf.capacity() == 0 {
+                idle = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(idle, "an idle connection kept its output buffer");
+        outbound.kill();
+        writer.await.expect("writer ends");
+    }
+
+    #[test]
+    fn spare_buffers_are_reused_and_bounded_in_number_and_size() {
+        let spares = Spares::new();
+        let mut used = Vec::with_capacity(512);
+        used.extend_from_slice(b"PRIVMSG #room :hi\r\n");
+        spares.give(used);
+        let reused = spares.take();
+        assert!(reused.is_empty() && reused.capacity() >= 512);
+        assert_eq!(spares.take().capacity(), 0, "only what was given back");
+        spares.give(Vec::with_capacity(SPARE_CAPACITY + 1));
+        assert_eq!(spares.take().capacity(), 0, "a large buffer is not kept");
+        for _ in 0..SPARE_COUNT + 10 {
+            spares.give(Vec::with_capacity(64));
+        }
+        assert_eq!(spares.0.lock().len(), SPARE_COUNT);
+    }
 }
