@@ -394,22 +394,7 @@ async fn a_login_whose_users_node_does_not_answer_registers_here() {
     let mut carol = cluster.client(0, "carol").await;
     carol.await_whois("alice").await;
 
-    let mut c = Client::connect(cluster.nodes[0].addr).await;
-    c.send("CAP LS 302").await;
-    c.send("CAP REQ :sasl").await;
-    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        common::sasl_plain("alice", "alice-pw")
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    c.send("NICK alice").await;
-    c.send("USER alice 0 * :alice").await;
+    let mut c = common::sasl_then_nick(cluster.nodes[0].addr, "alice", "alice", "alice-pw").await;
     let refused = c.expect_skipping_errors(|l| command_of(l) == "433").await;
     assert!(refused.contains(" alice "), "{refused}");
     c.send("NICK alice2").await;
@@ -461,22 +446,7 @@ async fn a_login_whose_user_left_meanwhile_keeps_the_nick() {
     let mut carol = cluster.client(0, "carol").await;
     carol.await_whois("alice").await;
 
-    let mut c = Client::connect(cluster.nodes[0].addr).await;
-    c.send("CAP LS 302").await;
-    c.send("CAP REQ :sasl").await;
-    c.expect(|l| l.contains(" CAP ") && l.contains(" ACK "))
-        .await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect(|l| l == "AUTHENTICATE +").await;
-    c.send(&format!(
-        "AUTHENTICATE {}",
-        common::sasl_plain("alice", "alice-pw")
-    ))
-    .await;
-    c.expect_numeric("903").await;
-    c.send("CAP END").await;
-    c.send("NICK alice").await;
-    c.send("USER alice 0 * :alice").await;
+    let mut c = common::sasl_then_nick(cluster.nodes[0].addr, "alice", "alice", "alice-pw").await;
     // The handover to n3 is on its way (n1 waits for an answer that never comes); alice leaves.
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish(

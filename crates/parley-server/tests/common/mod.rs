@@ -454,14 +454,9 @@ pub async fn sasl_session(
     (c, seen)
 }
 
-/// Log in the way irssi does: SASL, then `CAP END`, and only then NICK and USER. Returns the
-/// client and every line up to the welcome and what follows at once.
-pub async fn sasl_before_nick(
-    addr: SocketAddr,
-    nick: &str,
-    account: &str,
-    password: &str,
-) -> (Client, Vec<String>) {
+/// Start a login the way irssi does: SASL, then `CAP END`, and only then NICK and USER; returns
+/// once those are sent, before any answer to them.
+pub async fn sasl_then_nick(addr: SocketAddr, nick: &str, account: &str, password: &str) -> Client {
     let mut c = Client::connect(addr).await;
     c.send("CAP LS 302").await;
     c.send("CAP REQ :sasl").await;
@@ -475,6 +470,18 @@ pub async fn sasl_before_nick(
     c.send("CAP END").await;
     c.send(&format!("NICK {nick}")).await;
     c.send(&format!("USER {nick} 0 * :{nick}")).await;
+    c
+}
+
+/// Log in the way irssi does ([`sasl_then_nick`]). Returns the client and every line up to the
+/// welcome and what follows at once.
+pub async fn sasl_before_nick(
+    addr: SocketAddr,
+    nick: &str,
+    account: &str,
+    password: &str,
+) -> (Client, Vec<String>) {
+    let mut c = sasl_then_nick(addr, nick, account, password).await;
     let mut seen = Vec::new();
     loop {
         let line = c.recv().await;
