@@ -1036,30 +1036,7 @@ impl Pages for Connection {
 /// message whose msgid is stored already is skipped, and so are its offline marks; anything
 /// else would either store it twice or fail that batch, and all that queues behind it, forever.
 fn write_batch(tx: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
-    let insert = tx
-        .prepare(
-            "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
-             text, party_a, party_b, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (msgid) DO NOTHING",
-        )
-        .map_err(backend)?;
-    let mut stored_before = std::collections::HashSet::new();
-    for m in &batch.messages {
-        let (a, b) = parties(&m.target);
-        let inserted = tx
-            .execute(
-                &insert,
-                &[
-                    &m.msgid, &m.time_ms, &m.target, &m.kind, &m.source, &m.account, &m.to,
-                    &m.text, &a, &b, &m.tags,
-                ],
-            )
-            .map_err(backend)?;
-        if inserted == 0 {
-            check_same_message(tx, m)?;
-            stored_before.insert(m.msgid.as_str());
-        }
-    }
+    let stored_before = insert_messages(tx, &batch.messages)?;
     let offline = tx
         .prepare(
             "INSERT INTO offline (account, message_id) SELECT $1, id FROM messages WHERE msgid = $2",
@@ -1089,6 +1066,64 @@ fn write_batch(tx: &mut Client, batch: &WriteBatch) -> Result<(), StoreError> {
         apply_state_change(tx, change)?;
     }
     Ok(())
+}
+
+/// Insert a batch's messages in one statement (one round trip to the server, not one a message:
+/// under load a group commit carries hundreds), in the batch's order, so their ids (and with them
+/// the history's order) follow it. Returns the msgids that were stored already: an earlier try of
+/// this batch whose COMMIT's answer was lost stored them (checked to be the same messages).
+fn insert_messages<'m>(
+    tx: &mut Client,
+    messages: &'m [StoredMessage],
+) -> Result<std::collections::HashSet<&'m str>, StoreError> {
+    let mut stored_before = std::collections::HashSet::new();
+    if messages.is_empty() {
+        return Ok(stored_before);
+    }
+    let column =
+        |get: fn(&'m StoredMessage) -> &'m str| messages.iter().map(get).collect::<Vec<_>>();
+    let (party_a, party_b): (Vec<_>, Vec<_>) = messages.iter().map(|m| parties(&m.target)).unzip();
+    let time_ms: Vec<i64> = messages.iter().map(|m| m.time_ms).collect();
+    let account: Vec<Option<&str>> = messages.iter().map(|m| m.account.as_deref()).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO messages (msgid, time_ms, target, kind, source, account, recipient, \
+             text, party_a, party_b, tags) \
+             SELECT msgid, time_ms, target, kind, source, account, recipient, text, party_a, \
+             party_b, tags \
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+             WITH ORDINALITY AS m(msgid, time_ms, target, kind, source, account, recipient, \
+             text, party_a, party_b, tags, position) \
+             ORDER BY position \
+             ON CONFLICT (msgid) DO NOTHING RETURNING msgid",
+            &[
+                &column(|m| &m.msgid),
+                &time_ms,
+                &column(|m| &m.target),
+                &column(|m| &m.kind),
+                &column(|m| &m.source),
+                &account,
+                &column(|m| &m.to),
+                &column(|m| &m.text),
+                &party_a,
+                &party_b,
+                &column(|m| &m.tags),
+            ],
+        )
+        .map_err(backend)?;
+    let inserted: std::collections::HashSet<String> = inserted
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for m in messages {
+        if !inserted.contains(&m.msgid) {
+            check_same_message(tx, m)?;
+            stored_before.insert(m.msgid.as_str());
+        }
+    }
+    Ok(stored_before)
 }
 
 /// A msgid found stored already is this message stored by an earlier try of its batch; if it is
