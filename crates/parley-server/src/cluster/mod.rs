@@ -250,6 +250,9 @@ fn connect_options(config: &ClusterConfig) -> Result<async_nats::ConnectOptions,
     Ok(options)
 }
 
+/// Longest a starting node waits for the release of its earlier lives' nick claims.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
+
 /// A nick as a key-value key: the bucket allows only a few characters, so hex.
 fn nick_key(folded: &str) -> String {
     let mut out = String::with_capacity(2 + folded.len() * 2);
@@ -864,9 +867,15 @@ pub async fn join(
         },
         None,
     );
-    cluster
-        .release_node(&cluster.node, None, Some(cluster.incarnation))
-        .await;
+    // Bounded: the node lets nobody in until this returns (CI saw a client wait here past its
+    // 10 s once). A stalled release is logged; what it left is released at the next start.
+    let release = cluster.release_node(&cluster.node, None, Some(cluster.incarnation));
+    if tokio::time::timeout(RELEASE_WAIT, release).await.is_err() {
+        tracing::warn!(
+            node = %cluster.node,
+            "releasing the nick claims of this node's earlier lives took too long; going on"
+        );
+    }
 
     let Some(outbox) = cluster.outbox_rx.lock().take() else {
         return Ok(());

@@ -797,7 +797,11 @@ impl BinaryNode {
                     self.log()
                 );
             }
-            if TcpStream::connect(self.addr).await.is_ok() {
+            // The port takes connections once bound, before the node serves them (it joins
+            // the cluster first): its log says when it does.
+            if TcpStream::connect(self.addr).await.is_ok()
+                && self.log().contains("listening (plain text)")
+            {
                 return;
             }
             assert!(
