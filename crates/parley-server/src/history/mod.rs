@@ -53,11 +53,16 @@ pub use writer::{run_on_own_thread, Outgoing, WriterHealth};
 use audit::AuditQueue;
 use msgid::boot_prefix;
 use offline::Waiting;
-use writer::{run_writer, Job, QUEUE};
+use writer::{run_writer, Job, Turn, QUEUE};
 
 pub struct History {
     pub config: HistoryConfig,
     jobs: mpsc::Sender<Job>,
+    /// The writer's store, for a sender that commits its own message while the writer is idle.
+    writer: Arc<dyn HistoryStore>,
+    /// Whose turn it is to commit and hand on, and what the writer still has to do.
+    turn: Arc<Turn>,
+    shutdown: CancellationToken,
     audit: Arc<AuditQueue>,
     waiting: Waiting,
     reader: Arc<dyn HistoryStore>,
@@ -82,9 +87,13 @@ impl History {
         let boot = boot_prefix();
         let audit = Arc::<AuditQueue>::default();
         let waiting = Waiting::default();
+        let turn = Arc::<Turn>::default();
         let history = History {
             config,
             jobs,
+            writer: writer.clone(),
+            turn: turn.clone(),
+            shutdown: shutdown.clone(),
             audit: audit.clone(),
             waiting: waiting.clone(),
             reader,
@@ -95,7 +104,7 @@ impl History {
         };
         (
             history,
-            run_writer(writer, rx, audit, waiting, health_tx, shutdown),
+            run_writer(writer, rx, turn, audit, waiting, health_tx, shutdown),
         )
     }
 

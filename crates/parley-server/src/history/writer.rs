@@ -10,13 +10,23 @@
 //! not once per message. Per-sender order holds because one writer takes messages in the order
 //! they were queued, and a sender waits for its own (up to `connection::IN_FLIGHT` of them at
 //! once) before anything that must come after them, such as a PART or a labeled reply;
-//! everyone sees one global order because that single writer hands them on.
+//! everyone sees one global order because one committer at a time hands them on.
+//!
+//! A sender that finds the writer idle (nothing queued, nothing held back, the database free)
+//! commits its own message at once and hands it on itself ([`History::enqueue`] returns
+//! `None`): a quiet conversation then wakes no thread on the way, which was about half of a
+//! private message's round trip (BENCHMARKS.md, issue 27 target 2). [`Turn`] keeps that safe:
+//! whoever commits holds its slot through the hand-on, and a sender commits itself only while
+//! no job waits for the writer, so nothing it sent earlier is still on its way. Under load
+//! senders find the slot taken or jobs queued, and everything goes through the group commit.
 //!
 //! When the database refuses writes, chat goes on: messages are delivered and held (up to
 //! [`MAX_BACKLOG`]), retried before anything newer so order holds, and [`WriterHealth`] says so.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +55,90 @@ pub trait Outgoing: Send {
 pub(super) enum Job {
     Deliver(Box<dyn Outgoing>, oneshot::Sender<()>),
     State(StateChange),
+}
+
+/// A sender commits its own message only while messages arrive at under [`QUIET_RATE`] per
+/// [`RATE_WINDOW`] (this window and the last). Past that the writer's batches would hold more
+/// than one message, and a commit of one costs three times a message's share of a commit of 64
+/// (BENCHMARKS.md, "Storing a message"). Measured: with no such bound, 7% of a flat-out fan-out's
+/// messages (50 channels) were committed one by one on the connections' threads and its rate
+/// fell by 10%; a bound on the time since the last commit instead (100 or 250 us) sent nearly
+/// every message of ten quiet conversations back through the writer.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(4);
+/// 32 per 4 ms: 8,000 messages a second.
+const QUIET_RATE: u32 = 32;
+
+/// Who commits and hands on next: the writer's thread, or a sender that found it idle.
+pub(crate) struct Turn {
+    /// Held from a commit to the end of its hand-on, so two committers never interleave their
+    /// deliveries (everyone sees one order); a sender only ever tries it, never waits.
+    slot: Mutex<()>,
+    /// Jobs sent to the writer and not yet handed on, plus one while it holds a backlog the
+    /// database refused: a sender commits itself only when this is zero.
+    pending: AtomicUsize,
+    /// The arrival rate: which [`RATE_WINDOW`] since `epoch` is being counted, the messages
+    /// counted in it, and in the one before (a heuristic: racing updates may lose a count).
+    window: AtomicU64,
+    in_window: AtomicU32,
+    in_last_window: AtomicU32,
+    epoch: std::time::Instant,
+}
+
+impl Default for Turn {
+    fn default() -> Self {
+        Turn {
+            slot: Mutex::new(()),
+            pending: AtomicUsize::new(0),
+            window: AtomicU64::new(0),
+            in_window: AtomicU32::new(0),
+            in_last_window: AtomicU32::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Turn {
+    /// Count a message arriving now; whether arrivals are slow enough for a sender to commit
+    /// its own.
+    fn arrived_quietly(&self) -> bool {
+        let window = u64::try_from(self.epoch.elapsed().as_micros() / RATE_WINDOW.as_micros())
+            .unwrap_or(u64::MAX);
+        self.arrived_in(window)
+    }
+
+    /// [`arrived_quietly`](Self::arrived_quietly), in the window given.
+    fn arrived_in(&self, window: u64) -> bool {
+        let counting = self.window.load(Ordering::Relaxed);
+        if window != counting
+            && self
+                .window
+                .compare_exchange(counting, window, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let counted = self.in_window.swap(0, Ordering::Relaxed);
+            let last = if window == counting + 1 { counted } else { 0 };
+            self.in_last_window.store(last, Ordering::Relaxed);
+        }
+        let now = self.in_window.fetch_add(1, Ordering::Relaxed) + 1;
+        now <= QUIET_RATE && self.in_last_window.load(Ordering::Relaxed) <= QUIET_RATE
+    }
+}
+
+/// A message whose stored form was taken for a commit of its sender's own that did not happen:
+/// the writer gets it back as it was.
+struct Untaken {
+    stored: Option<(StoredMessage, Option<String>)>,
+    delivery: Box<dyn Outgoing>,
+}
+
+impl Outgoing for Untaken {
+    fn take_stored(&mut self) -> Option<(StoredMessage, Option<String>)> {
+        self.stored.take()
+    }
+
+    fn hand_on(&mut self, held: &mut HeldWakes) {
+        self.delivery.hand_on(held);
+    }
 }
 
 /// What woke the writer.
@@ -88,21 +182,74 @@ impl History {
             delivery.hand_on(&mut HeldWakes::default());
             return None;
         }
+        let delivery = match self.commit_now(delivery) {
+            Ok(()) => return None,
+            Err(delivery) => delivery,
+        };
         let (done, delivered) = oneshot::channel();
+        // Counted before it is sent, so no sender commits ahead of it from then on.
+        self.turn.pending.fetch_add(1, Ordering::SeqCst);
         match self.jobs.send(Job::Deliver(delivery, done)).await {
             Ok(()) => Some(delivered),
             // The writer is gone (shutting down): deliver unstored rather than drop.
             Err(mpsc::error::SendError(Job::Deliver(mut delivery, _))) => {
+                self.turn.pending.fetch_sub(1, Ordering::SeqCst);
                 delivery.hand_on(&mut HeldWakes::default());
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                self.turn.pending.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
         }
+    }
+
+    /// Commit `delivery` and hand it on here and now, if the writer is idle and the store can
+    /// write without waiting; otherwise give it back, as it was, for the writer's queue.
+    fn commit_now(&self, mut delivery: Box<dyn Outgoing>) -> Result<(), Box<dyn Outgoing>> {
+        if !self.turn.arrived_quietly() || self.shutdown.is_cancelled() {
+            return Err(delivery);
+        }
+        let Some(_turn) = self.turn.slot.try_lock() else {
+            return Err(delivery);
+        };
+        if self.turn.pending.load(Ordering::SeqCst) != 0 {
+            return Err(delivery);
+        }
+        if let Some((message, offline_for)) = delivery.take_stored() {
+            let mut batch = WriteBatch::default();
+            if let Some(account) = offline_for {
+                batch.offline.push((account, message.msgid.clone()));
+            }
+            batch.messages.push(message);
+            let started = std::time::Instant::now();
+            match self.writer.write_if_free(&batch) {
+                Ok(true) => {
+                    crate::metrics::record_store_write(started.elapsed(), 1);
+                    if let Some(waiting) = self.waiting.lock().as_mut() {
+                        waiting.extend(batch.offline.iter().map(|(account, _)| account.clone()));
+                    }
+                }
+                result => {
+                    // The writer retries it, and reports (and holds) if the database fails.
+                    if let Err(err) = result {
+                        tracing::debug!(%err, "a sender's own commit failed; the writer takes it");
+                    }
+                    let offline_for = batch.offline.pop().map(|(account, _)| account);
+                    let stored = batch.messages.pop().map(|message| (message, offline_for));
+                    return Err(Box::new(Untaken { stored, delivery }));
+                }
+            }
+        }
+        delivery.hand_on(&mut HeldWakes::default());
+        Ok(())
     }
 
     /// Persist a change to registered channels or server bans with the next commit.
     pub fn persist(&self, change: StateChange) {
+        self.turn.pending.fetch_add(1, Ordering::SeqCst);
         if self.jobs.try_send(Job::State(change)).is_err() {
+            self.turn.pending.fetch_sub(1, Ordering::SeqCst);
             tracing::error!("state queue full; a channel or ban change was not saved");
         }
     }
@@ -150,6 +297,7 @@ fn merge(backlog: &mut WriteBatch, more: WriteBatch) {
 pub(super) async fn run_writer(
     store: Arc<dyn HistoryStore>,
     mut rx: mpsc::Receiver<Job>,
+    turn: Arc<Turn>,
     audit: Arc<AuditQueue>,
     waiting: Waiting,
     health: watch::Sender<WriterHealth>,
@@ -166,6 +314,8 @@ pub(super) async fn run_writer(
     let mut senders_gone = false;
     // When the audit events waiting now must be committed, if nothing else commits first.
     let mut audit_due: Option<tokio::time::Instant> = None;
+    // Whether `turn.pending` counts the backlog (one, however long it is).
+    let mut backlog_counted = false;
     loop {
         let wake = if !backlog.is_empty() && (shutdown.is_cancelled() || senders_gone) {
             // Shutting down with the database refusing writes: drain what is queued (it still
@@ -249,6 +399,9 @@ pub(super) async fn run_writer(
             continue;
         }
         merge(&mut backlog, batch);
+        // Nobody else commits or hands on from here to the end of this batch's hand-on. A
+        // sender holds it only for its one message's commit, and never while jobs wait.
+        let turn_taken = turn.slot.lock();
         // Written right here: the writer runs on a thread of its own (see `run_on_own_thread`),
         // so blocking on the database stalls nobody else, and a message costs no hop to a
         // blocking-pool thread and back before its fan-out.
@@ -305,6 +458,18 @@ pub(super) async fn run_writer(
             }
         }
         drop(held);
+        // The backlog's count first, so `pending` never shows zero while it is held.
+        let held_back = !backlog.is_empty();
+        if held_back != backlog_counted {
+            backlog_counted = held_back;
+            if held_back {
+                turn.pending.fetch_add(1, Ordering::SeqCst);
+            } else {
+                turn.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        turn.pending.fetch_sub(jobs.len(), Ordering::SeqCst);
+        drop(turn_taken);
         for job in jobs {
             if let Job::Deliver(_, done) = job {
                 let _ = done.send(());
@@ -398,6 +563,192 @@ mod tests {
             .expect("the writer ends at shutdown")
             .expect("the writer did not panic");
         assert!(store.stored.lock().is_empty());
+    }
+
+    /// A message that, once handed on, records its text in `delivered`: the order everyone
+    /// sees.
+    struct Recorded {
+        stored: Option<crate::store::StoredMessage>,
+        text: String,
+        delivered: Arc<parking_lot::Mutex<Vec<String>>>,
+    }
+
+    impl super::Outgoing for Recorded {
+        fn take_stored(&mut self) -> Option<(crate::store::StoredMessage, Option<String>)> {
+            self.stored.take().map(|message| (message, None))
+        }
+
+        fn hand_on(&mut self, _: &mut crate::outbound::HeldWakes) {
+            self.delivered.lock().push(self.text.clone());
+        }
+    }
+
+    fn recorded(
+        history: &super::History,
+        text: &str,
+        delivered: &Arc<parking_lot::Mutex<Vec<String>>>,
+    ) -> Box<dyn super::Outgoing> {
+        Box::new(Recorded {
+            stored: Some(crate::store::StoredMessage {
+                msgid: history.next_msgid(),
+                time_ms: crate::clock::now_ms(),
+                target: "#t".into(),
+                kind: "PRIVMSG".into(),
+                source: "a!b@c".into(),
+                account: None,
+                to: "#t".into(),
+                text: text.into(),
+                tags: String::new(),
+            }),
+            text: text.into(),
+            delivered: delivered.clone(),
+        })
+    }
+
+    /// The texts stored in the SQLite file at `path`, in the order of their ids.
+    fn stored_texts(path: &std::path::Path) -> Vec<String> {
+        let connection = rusqlite::Connection::open(path).expect("opens");
+        let mut statement = connection
+            .prepare("SELECT text FROM messages ORDER BY id")
+            .expect("prepares");
+        let texts = statement
+            .query_map([], |row| row.get(0))
+            .expect("reads")
+            .collect::<Result<Vec<String>, _>>()
+            .expect("rows");
+        texts
+    }
+
+    fn on_sqlite(
+        path: &std::path::Path,
+    ) -> (
+        super::History,
+        impl std::future::Future<Output = ()>,
+        tokio_util::sync::CancellationToken,
+    ) {
+        let store: Arc<dyn crate::store::HistoryStore> =
+            Arc::new(crate::store::SqliteStore::open(path).expect("opens"));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (history, writer) = super::History::new(
+            crate::config::HistoryConfig::default(),
+            store.clone(),
+            store,
+            shutdown.clone(),
+        );
+        (history, writer, shutdown)
+    }
+
+    /// Two rate windows on, so earlier arrivals no longer count against a sender committing
+    /// its own message (the tests send far fewer than the bound anyway).
+    async fn after_quiet() {
+        tokio::time::sleep(super::RATE_WINDOW * 2).await;
+    }
+
+    /// Up to the bound a window, and while the window before stayed under it, arrivals are
+    /// quiet; a busy window keeps the next one busy too; a gap of a window forgets it.
+    #[test]
+    fn the_arrival_rate_decides_who_commits() {
+        let turn = super::Turn::default();
+        for n in 1..=super::QUIET_RATE {
+            assert!(turn.arrived_in(1), "arrival {n} of window 1");
+        }
+        assert!(!turn.arrived_in(1), "one past the bound");
+        assert!(!turn.arrived_in(2), "the window after a busy one");
+        assert!(turn.arrived_in(4), "a quiet window between");
+    }
+
+    /// With nothing queued, a sender commits its own message and hands it on before `enqueue`
+    /// returns (no writer running at all here): stored first, then delivered.
+    #[tokio::test]
+    async fn a_sender_that_finds_the_writer_idle_commits_and_delivers_its_own_message() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("h.db");
+        let (history, _writer, _shutdown) = on_sqlite(&path);
+        let delivered = Arc::default();
+        for text in ["one", "two"] {
+            after_quiet().await;
+            let queued = history.enqueue(recorded(&history, text, &delivered)).await;
+            assert!(queued.is_none(), "{text} was committed by its sender");
+        }
+        assert_eq!(*delivered.lock(), ["one", "two"]);
+        assert_eq!(stored_texts(&path), ["one", "two"]);
+    }
+
+    /// While another connection holds the database's write lock, a sender does not wait for
+    /// it: its message goes to the writer. A later one goes there too even once the database
+    /// is free, because the first is still on its way (per-sender order); once the writer has
+    /// handed both on, senders commit themselves again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_never_overtakes_one_queued_for_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("h.db");
+        let (history, writer, shutdown) = on_sqlite(&path);
+        let delivered = Arc::default();
+        let blocker = rusqlite::Connection::open(&path).expect("opens");
+        blocker.execute_batch("BEGIN IMMEDIATE").expect("locks");
+        let first = history
+            .enqueue(recorded(&history, "first", &delivered))
+            .await
+            .expect("queued: the database is locked");
+        blocker.execute_batch("COMMIT").expect("unlocks");
+        after_quiet().await;
+        let second = history
+            .enqueue(recorded(&history, "second", &delivered))
+            .await
+            .expect("queued behind the first, though the database is free");
+        assert!(delivered.lock().is_empty(), "nothing handed on yet");
+        let task = tokio::spawn(writer);
+        let bound = std::time::Duration::from_secs(10);
+        tokio::time::timeout(bound, first)
+            .await
+            .expect("in time")
+            .expect("first delivered");
+        tokio::time::timeout(bound, second)
+            .await
+            .expect("in time")
+            .expect("second delivered");
+        after_quiet().await;
+        let third = history
+            .enqueue(recorded(&history, "third", &delivered))
+            .await;
+        assert!(third.is_none(), "the writer is idle again");
+        assert_eq!(*delivered.lock(), ["first", "second", "third"]);
+        assert_eq!(stored_texts(&path), ["first", "second", "third"]);
+        shutdown.cancel();
+        drop(history);
+        let _ = tokio::time::timeout(bound, task).await;
+    }
+
+    /// While the writer holds messages the database refused, a sender does not commit its own
+    /// even once the database takes writes again: the held ones are stored first.
+    #[tokio::test]
+    async fn a_held_backlog_is_stored_before_anything_a_sender_commits() {
+        let store = Arc::new(Flaky::default());
+        store.free.store(true, Ordering::SeqCst);
+        store.broken.store(true, Ordering::SeqCst);
+        let (history, writer, shutdown) = over(&store);
+        let mut health = history.health();
+        let task = tokio::spawn(writer);
+        let recipient = Arc::new(Outbound::new(1 << 20));
+        history.submit(delivery(&history, "held", &recipient)).await;
+        assert_eq!(health.borrow_and_update().held, 1);
+        store.broken.store(false, Ordering::SeqCst);
+        after_quiet().await;
+        history
+            .submit(delivery(&history, "after", &recipient))
+            .await;
+        assert_eq!(*store.stored.lock(), ["held", "after"]);
+        after_quiet().await;
+        history.submit(delivery(&history, "idle", &recipient)).await;
+        assert_eq!(*store.stored.lock(), ["held", "after", "idle"]);
+        assert_eq!(
+            store.message_commits.load(Ordering::SeqCst),
+            2,
+            "the held message and the next shared the writer's commit; the third was its sender's"
+        );
+        shutdown.cancel();
+        drop(history);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     }
 
     /// Group commit: messages that queue while a commit is on the disk all go in the next one,

@@ -100,6 +100,15 @@ impl WriteBatch {
 pub trait HistoryStore: Send + Sync {
     /// Write a batch in one transaction: all of it is stored, or none of it.
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Write a batch of messages as [`write`](Self::write) does, but only if that needs no
+    /// waiting: `Ok(false)` (nothing written) when the connection or the database's write lock
+    /// is taken, or the write would do more than the batch (a bulk step such as indexing). A
+    /// sender that finds the writer idle commits its own message through this, on its own
+    /// thread, so it must never block; stores without such a cheap path keep the default.
+    fn write_if_free(&self, batch: &WriteBatch) -> Result<bool, StoreError> {
+        let _ = batch;
+        Ok(false)
+    }
     /// Up to `limit` messages of one conversation, oldest first, stored TAGMSGs included.
     fn query(
         &self,

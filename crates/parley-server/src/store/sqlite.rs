@@ -18,7 +18,7 @@ use super::history::{parties, rekey_legacy};
 use super::{AccountRecord, AccountStore, LockoutTarget, SessionRecord, StoreError};
 
 /// How long a statement waits for another process (the CLI, a second server) to release the file.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version: after step `i` has run, `user_version` is `i + 1`. Steps are
 /// append-only; never edit one that has shipped. Later tables (history, channels) go in new steps.

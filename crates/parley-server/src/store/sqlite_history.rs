@@ -97,6 +97,77 @@ fn select(
     Ok(rows)
 }
 
+/// Write `batch` in one immediate transaction unless another connection holds the write lock
+/// (`Ok(false)`, nothing written); the connection's busy timeout is expected to be zero.
+fn write_now(connection: &mut Connection, batch: &WriteBatch) -> Result<bool, StoreError> {
+    let tx = match connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) if is_busy(&error) => return Ok(false),
+        Err(error) => return Err(backend(error)),
+    };
+    insert_batch(&tx, batch)?;
+    match tx.commit() {
+        Ok(()) => Ok(true),
+        // Rolled back when `tx` dropped: nothing of the batch is stored.
+        Err(error) if is_busy(&error) => Ok(false),
+        Err(error) => Err(backend(error)),
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Everything in `batch` inserted (or applied) inside `tx`: messages, offline marks, audit
+/// events and channel or ban changes, in that order.
+fn insert_batch(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<(), StoreError> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (msgid, time_ms, target, kind, source, account, \
+                 recipient, text, party_a, party_b, tags) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(backend)?;
+    for m in &batch.messages {
+        let (a, b) = parties(&m.target);
+        insert
+            .execute(params![
+                m.msgid, m.time_ms, m.target, m.kind, m.source, m.account, m.to, m.text, a, b,
+                m.tags
+            ])
+            .map_err(backend)?;
+    }
+    let mut offline = tx
+        .prepare_cached(
+            "INSERT INTO offline (account, message_id) \
+                 SELECT ?1, id FROM messages WHERE msgid = ?2",
+        )
+        .map_err(backend)?;
+    for (account, msgid) in &batch.offline {
+        offline.execute(params![account, msgid]).map_err(backend)?;
+    }
+    let mut audit = tx
+        .prepare_cached(
+            "INSERT INTO audit (time_ms, action, actor, target, ip, detail, account) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(backend)?;
+    for e in &batch.audit {
+        audit
+            .execute(params![
+                e.time_ms, e.action, e.actor, e.target, e.ip, e.detail, e.account
+            ])
+            .map_err(backend)?;
+    }
+    for change in &batch.state {
+        apply_state_change(tx, change)?;
+    }
+    Ok(())
+}
+
 impl HistoryStore for SqliteStore {
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
@@ -104,49 +175,7 @@ impl HistoryStore for SqliteStore {
         }
         let mut connection = self.connection().lock();
         let tx = connection.transaction().map_err(backend)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (msgid, time_ms, target, kind, source, account, \
-                     recipient, text, party_a, party_b, tags) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(backend)?;
-            for m in &batch.messages {
-                let (a, b) = parties(&m.target);
-                insert
-                    .execute(params![
-                        m.msgid, m.time_ms, m.target, m.kind, m.source, m.account, m.to, m.text, a,
-                        b, m.tags
-                    ])
-                    .map_err(backend)?;
-            }
-            let mut offline = tx
-                .prepare_cached(
-                    "INSERT INTO offline (account, message_id) \
-                     SELECT ?1, id FROM messages WHERE msgid = ?2",
-                )
-                .map_err(backend)?;
-            for (account, msgid) in &batch.offline {
-                offline.execute(params![account, msgid]).map_err(backend)?;
-            }
-            let mut audit = tx
-                .prepare_cached(
-                    "INSERT INTO audit (time_ms, action, actor, target, ip, detail, account) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(backend)?;
-            for e in &batch.audit {
-                audit
-                    .execute(params![
-                        e.time_ms, e.action, e.actor, e.target, e.ip, e.detail, e.account
-                    ])
-                    .map_err(backend)?;
-            }
-            for change in &batch.state {
-                apply_state_change(&tx, change)?;
-            }
-        }
+        insert_batch(&tx, batch)?;
         // The FTS index is kept in bulk (schema step 17): every so many messages, in this commit.
         let backlog = self
             .fts_backlog
@@ -158,6 +187,36 @@ impl HistoryStore for SqliteStore {
                 .store(0, std::sync::atomic::Ordering::Relaxed);
         }
         tx.commit().map_err(backend)
+    }
+
+    fn write_if_free(&self, batch: &WriteBatch) -> Result<bool, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // The commit that takes the search backlog past its mark indexes it all (milliseconds):
+        // that one is the writer's, on its own thread.
+        if self.fts_backlog.load(Relaxed) + batch.messages.len()
+            >= super::sqlite_search::FTS_BACKLOG
+        {
+            return Ok(false);
+        }
+        let Some(mut connection) = self.connection().try_lock() else {
+            return Ok(false);
+        };
+        // Not a moment's wait for a write lock another connection holds (a login taking its
+        // offline messages, pruning): the caller goes through the writer instead.
+        connection
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(backend)?;
+        let written = write_now(&mut connection, batch);
+        connection
+            .busy_timeout(super::sqlite::BUSY_TIMEOUT)
+            .map_err(backend)?;
+        match written {
+            Ok(true) => {
+                self.fts_backlog.fetch_add(batch.messages.len(), Relaxed);
+                Ok(true)
+            }
+            other => other,
+        }
     }
 
     fn query_for(
