@@ -4,7 +4,9 @@
 //! How the parts fit. A message reaches [`History`] as an [`Outgoing`] (its stored form and
 //! whatever delivers it); the writer (`writer.rs`) commits it together with everything else that
 //! queued meanwhile, and only then hands it on for delivery, so a message anyone has received is
-//! already in the database. The same commit carries the audit events waiting in `audit.rs`, the
+//! already in the database. (When the writer is idle and messages are few, the sender commits
+//! its own message the same way, on its own thread, and hands it on: `writer.rs`, `Turn`.) The
+//! writer's commit carries the audit events waiting in `audit.rs`, the
 //! channel and ban changes, and which accounts a private message waits for (`offline.rs`), which
 //! a login takes back. Reads (`reads.rs`: CHATHISTORY, replay on join), offline delivery and
 //! pruning (`retention.rs`) run on the blocking pool against the reading store, never on the
