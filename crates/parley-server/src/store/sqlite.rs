@@ -214,6 +214,21 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
         INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
     END;",
+    // 18: who a private conversation is between, one row per party and conversation, instead of
+    // the two partial indexes on `messages.party_a`/`party_b`. Those changed a page each for
+    // every private message stored (issue 27: 2 of the 6 pages its commit wrote); a row here is
+    // written only by a conversation's first message (`INSERT OR IGNORE` of one that exists
+    // writes nothing). The columns stay, written as before, so an older build's queries hold.
+    "CREATE TABLE conversations (
+        party  TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (party, target)
+    ) STRICT, WITHOUT ROWID;
+    INSERT OR IGNORE INTO conversations (party, target)
+        SELECT party_a, target FROM messages WHERE party_a IS NOT NULL
+        UNION SELECT party_b, target FROM messages WHERE party_b IS NOT NULL;
+    DROP INDEX messages_by_party_a;
+    DROP INDEX messages_by_party_b;",
 ];
 
 /// The schema version this build writes and understands.
@@ -1126,6 +1141,65 @@ mod tests {
                 .as_deref(),
             Some("credential")
         );
+    }
+
+    /// Step 18 moves who a private conversation is between from two indexes to a table: a
+    /// version 17 file's conversations are listed after it, and new messages add theirs once.
+    #[test]
+    fn a_version_17_file_keeps_its_private_conversations() {
+        use crate::store::{HistoryStore, StoredMessage, WriteBatch};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("history.db");
+        create_at_version(&path, 17).expect("a version 17 file");
+        let old = "dm:5:alice|bob";
+        {
+            let connection = Connection::open(&path).expect("open raw");
+            for n in 0..3 {
+                connection
+                    .execute(
+                        "INSERT INTO messages (msgid, time_ms, target, kind, source, recipient, \
+                         text, party_a, party_b, tags) VALUES (?1, ?2, ?3, 'PRIVMSG', \
+                         'alice!a@h', 'bob', 'hi', 'alice', 'bob', '')",
+                        rusqlite::params![format!("old{n}"), n, old],
+                    )
+                    .expect("an old private message");
+            }
+        }
+        let store = SqliteStore::open(&path).expect("migrates");
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        assert_eq!(store.conversations_of("alice").expect("reads"), [old]);
+        assert_eq!(store.conversations_of("bob").expect("reads"), [old]);
+        assert!(store.conversations_of("carol").expect("reads").is_empty());
+        let new = "dm:5:alice|carol";
+        let message = |msgid: &str, target: &str| StoredMessage {
+            msgid: msgid.into(),
+            time_ms: 10,
+            target: target.into(),
+            kind: "PRIVMSG".into(),
+            source: "alice!a@h".into(),
+            account: Some("alice".into()),
+            to: "carol".into(),
+            text: "hello".into(),
+            tags: String::new(),
+        };
+        let batch = WriteBatch {
+            messages: vec![message("new1", new), message("new2", new), message("new3", old)],
+            ..WriteBatch::default()
+        };
+        store.write(&batch).expect("writes");
+        let mut alice = store.conversations_of("alice").expect("reads");
+        alice.sort();
+        assert_eq!(alice, [old, new], "each conversation once");
+        assert_eq!(store.conversations_of("carol").expect("reads"), [new]);
+        let indexes: i64 = Connection::open(&path)
+            .expect("open raw")
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'messages_by_party%'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("reads");
+        assert_eq!(indexes, 0, "the party indexes are gone");
     }
 
     #[cfg(unix)]

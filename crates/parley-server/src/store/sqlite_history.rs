@@ -131,6 +131,9 @@ fn insert_batch(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<()
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(backend)?;
+    let mut conversation = tx
+        .prepare_cached("INSERT OR IGNORE INTO conversations (party, target) VALUES (?1, ?2)")
+        .map_err(backend)?;
     for m in &batch.messages {
         let (a, b) = parties(&m.target);
         insert
@@ -139,6 +142,11 @@ fn insert_batch(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<()
                 m.tags
             ])
             .map_err(backend)?;
+        for party in [a, b].into_iter().flatten() {
+            conversation
+                .execute(params![party, m.target])
+                .map_err(backend)?;
+        }
     }
     let mut offline = tx
         .prepare_cached(
@@ -285,10 +293,7 @@ impl HistoryStore for SqliteStore {
     fn conversations_of(&self, party: &str) -> Result<Vec<String>, StoreError> {
         let connection = self.connection().lock();
         let mut statement = connection
-            .prepare_cached(
-                "SELECT DISTINCT target FROM messages WHERE party_a = ?1 \
-                 UNION SELECT DISTINCT target FROM messages WHERE party_b = ?1",
-            )
+            .prepare_cached("SELECT target FROM conversations WHERE party = ?1")
             .map_err(backend)?;
         let rows = statement
             .query_map(params![party], |row| row.get(0))

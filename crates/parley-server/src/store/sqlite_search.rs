@@ -34,8 +34,7 @@ fn statement(query: &SearchQuery) -> (String, Vec<Value>) {
         values.extend(query.targets.iter().cloned().map(Value::Text));
     }
     if let Some(party) = &query.party {
-        scope.push("m.party_a = ? OR m.party_b = ?".into());
-        values.push(Value::Text(party.clone()));
+        scope.push("m.target IN (SELECT target FROM conversations WHERE party = ?)".into());
         values.push(Value::Text(party.clone()));
     }
     conditions.push(format!("({})", scope.join(" OR ")));
