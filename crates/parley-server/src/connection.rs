@@ -281,21 +281,27 @@ async fn end_connection(
 }
 
 /// [`read_loop`], with a panicking handler ending the connection instead of the task.
-async fn guarded_read_loop<R: AsyncRead + Unpin>(
-    shared: &Shared,
-    session: &mut Session,
-    outbound: &Arc<Outbound>,
-    reader: &mut R,
+///
+/// This and [`read_loop`] are plain functions returning an `async move` block, not `async fn`s:
+/// an `async fn` keeps its arguments twice in its future (as given, and as moved into its
+/// body), and this future is most of what an idle connection holds (BENCHMARKS.md, target 3).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn guarded_read_loop<'a, R: AsyncRead + Unpin>(
+    shared: &'a Shared,
+    session: &'a mut Session,
+    outbound: &'a Arc<Outbound>,
+    reader: &'a mut R,
     pending: Vec<u8>,
-) -> EndReason {
-    let (id, ip) = (session.id, session.ip);
-    AssertUnwindSafe(read_loop(shared, session, outbound, reader, pending))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(%ip, client = id.0, "a handler panicked; the connection is closed");
+) -> impl std::future::Future<Output = EndReason> + 'a {
+    async move {
+        let ended = AssertUnwindSafe(read_loop(shared, session, outbound, reader, pending))
+            .catch_unwind()
+            .await;
+        ended.unwrap_or_else(|_| {
+            tracing::error!(ip = %session.ip, client = session.id.0, "a handler panicked; the connection is closed");
             EndReason::Disconnected("Internal server error".into())
         })
+    }
 }
 
 /// Why a connection ended, which decides the QUIT others see and the ERROR the client gets.
@@ -337,141 +343,158 @@ impl EndReason {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    shared: &Shared,
-    session: &mut Session,
-    outbound: &Arc<Outbound>,
-    reader: &mut R,
-    // Bytes to handle before reading (after a handoff that did not happen, what came with it).
-    mut pending: Vec<u8>,
-) -> EndReason {
+/// The ping interval and timeout from the configuration: read where they are needed, not kept
+/// in the read loop's future for the connection's life.
+fn ping_times(shared: &Shared) -> (Duration, Duration) {
     let limits = &shared.config.limits;
-    let ping_interval = Duration::from_secs(limits.ping_interval_secs.max(1));
-    let ping_timeout = Duration::from_secs(limits.ping_timeout_secs.max(1));
-    let registration_deadline =
-        Instant::now() + Duration::from_secs(limits.registration_timeout_secs.max(1));
-    let mut flood = FloodControl::new(&shared.live().flood);
-    // `pending`: bytes read but not yet handled, empty (and unallocated) between lines, so an
-    // idle connection holds nothing there; only a line split across reads stays.
-    // True while skipping the rest of an overlong line.
-    let mut discarding = false;
-    let mut last_input = Instant::now();
-    let mut ping_sent: Option<Instant> = None;
+    (
+        Duration::from_secs(limits.ping_interval_secs.max(1)),
+        Duration::from_secs(limits.ping_timeout_secs.max(1)),
+    )
+}
 
-    loop {
-        let mut handled = 0;
-        // The replies to everything read at once go out together (see `Outbound::cork`);
-        // uncorked before any wait, so nothing is held back for longer than the handling.
-        let corked = Corked::new(outbound);
-        while let Some(pos) = memchr::memchr(b'\n', &pending[handled..]) {
-            let start = handled;
-            handled += pos + 1;
-            if std::mem::take(&mut discarding) {
-                continue;
-            }
-            // Each wait below is boxed: this loop's future is what an idle connection holds,
-            // and it would otherwise keep room for the largest of them all the time.
-            if let Some(wait) = flood.take() {
-                corked.release();
-                let waited = Box::pin(flood_wait(shared, outbound, wait));
-                if let Some(end) = waited.await {
-                    return end;
+/// The connection's read loop (see [`guarded_read_loop`] for why it is not an `async fn`).
+#[allow(clippy::manual_async_fn)]
+fn read_loop<'a, R: AsyncRead + Unpin>(
+    shared: &'a Shared,
+    session: &'a mut Session,
+    outbound: &'a Arc<Outbound>,
+    reader: &'a mut R,
+    // Bytes to handle before reading (after a handoff that did not happen, what came with it).
+    pending: Vec<u8>,
+) -> impl std::future::Future<Output = EndReason> + 'a {
+    async move {
+        let mut pending = pending;
+        let registration_deadline = Instant::now()
+            + Duration::from_secs(shared.config.limits.registration_timeout_secs.max(1));
+        let mut flood = FloodControl::new(&shared.live().flood);
+        // `pending`: bytes read but not yet handled, empty (and unallocated) between lines, so an
+        // idle connection holds nothing there; only a line split across reads stays.
+        // True while skipping the rest of an overlong line.
+        let mut discarding = false;
+        let mut last_input = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+
+        loop {
+            let mut handled = 0;
+            // The replies to everything read at once go out together (see `Outbound::cork`);
+            // uncorked before any wait, so nothing is held back for longer than the handling.
+            let corked = Corked::new(outbound);
+            while let Some(pos) = memchr::memchr(b'\n', &pending[handled..]) {
+                let start = handled;
+                handled += pos + 1;
+                if std::mem::take(&mut discarding) {
+                    continue;
                 }
-                corked.hold();
-            }
-            if !session.in_flight.is_empty() && !is_message_line(&pending[start..handled]) {
-                corked.release();
-                let drained = Box::pin(drain_in_flight(shared, session, outbound, 0));
-                let end = drained.await;
-                corked.hold();
-                if let Some(end) = end {
-                    return end;
+                // Each wait below is boxed: this loop's future is what an idle connection holds,
+                // and it would otherwise keep room for the largest of them all the time.
+                if let Some(wait) = flood.take() {
+                    corked.release();
+                    let waited = Box::pin(flood_wait(shared, outbound, wait));
+                    if let Some(end) = waited.await {
+                        return end;
+                    }
+                    corked.hold();
                 }
-            }
-            handle_line(shared, session, outbound, &pending[start..handled]);
-            // Boxed, and only when there is something to wait for: waiting for a login or a
-            // history read takes several times the room of the rest of the connection's
-            // state, and an idle connection should not carry that room.
-            let end = if session.followups.is_empty() {
-                None
-            } else {
-                // Most follow-ups finish at their first poll (a SCRAM step, a login's check
-                // for waiting messages): their replies then leave with the rest, in one write.
-                // Only a follow-up that has to wait lets the replies so far go first.
-                let mut followups = Box::pin(run_followups(shared, session, outbound));
-                match std::future::poll_fn(|cx| Poll::Ready(followups.as_mut().poll(cx))).await {
-                    Poll::Ready(end) => end,
-                    Poll::Pending => {
+                if !session.in_flight.is_empty() && !is_message_line(&pending[start..handled]) {
+                    corked.release();
+                    let drained = Box::pin(drain_in_flight(shared, session, outbound, 0));
+                    let end = drained.await;
+                    corked.hold();
+                    if let Some(end) = end {
+                        return end;
+                    }
+                }
+                handle_line(shared, session, outbound, &pending[start..handled]);
+                // Boxed, and only when there is something to wait for: waiting for a login or a
+                // history read takes several times the room of the rest of the connection's
+                // state, and an idle connection should not carry that room.
+                let end = if session.followups.is_empty() {
+                    None
+                } else {
+                    // Most follow-ups finish at their first poll (a SCRAM step, a login's check
+                    // for waiting messages): their replies then leave with the rest, in one write.
+                    // Only a follow-up that has to wait lets the replies so far go first.
+                    let mut followups = Box::pin(run_followups(shared, session, outbound));
+                    match std::future::poll_fn(|cx| Poll::Ready(followups.as_mut().poll(cx))).await
+                    {
+                        Poll::Ready(end) => end,
+                        Poll::Pending => {
+                            corked.release();
+                            let end = followups.await;
+                            corked.hold();
+                            end
+                        }
+                    }
+                };
+                // In a cluster a labeled message's echo comes back from the stream a little later:
+                // the answer waits for it (uncorked, so others' lines are not held back meanwhile).
+                let end = match end {
+                    None if !echoes_ready(session) => {
                         corked.release();
-                        let end = followups.await;
+                        let echoes = Box::pin(await_echoes(shared, session, outbound));
+                        let end = echoes.await;
                         corked.hold();
                         end
                     }
+                    end => end,
+                };
+                send_labeled(shared, session, outbound);
+                if let Some(end) = end {
+                    return end;
                 }
-            };
-            // In a cluster a labeled message's echo comes back from the stream a little later:
-            // the answer waits for it (uncorked, so others' lines are not held back meanwhile).
-            let end = match end {
-                None if !echoes_ready(session) => {
-                    corked.release();
-                    let echoes = Box::pin(await_echoes(shared, session, outbound));
-                    let end = echoes.await;
-                    corked.hold();
-                    end
+                if let Some(text) = session.quit.take() {
+                    return EndReason::Quit(text);
                 }
-                end => end,
-            };
-            send_labeled(shared, session, outbound);
-            if let Some(end) = end {
-                return end;
+                if session.hand_off_to.is_some() {
+                    pending.drain(..handled);
+                    return EndReason::HandOff(pending);
+                }
             }
-            if let Some(text) = session.quit.take() {
-                return EndReason::Quit(text);
+            pending.drain(..handled);
+            if pending.len() > MAX_LINE_LEN + 2 {
+                input_too_long(shared, session, outbound);
+                discarding = true;
             }
-            if session.hand_off_to.is_some() {
-                pending.drain(..handled);
-                return EndReason::HandOff(pending);
+            drop(corked);
+            if discarding || pending.is_empty() {
+                pending = Vec::new();
             }
-        }
-        pending.drain(..handled);
-        if pending.len() > MAX_LINE_LEN + 2 {
-            input_too_long(shared, session, outbound);
-            discarding = true;
-        }
-        drop(corked);
-        if discarding || pending.is_empty() {
-            pending = Vec::new();
-        }
 
-        let deadline = if !session.registered {
-            registration_deadline
-        } else if let Some(sent) = ping_sent {
-            sent + ping_timeout
-        } else {
-            last_input + ping_interval
-        };
-        tokio::select! {
-            read = read_some(reader, &mut pending) => match read {
-                Ok(0) => return EndReason::Closed,
-                Ok(_) => {
-                    last_input = Instant::now();
-                    ping_sent = None;
-                }
-                Err(err) if peer_went_away(&err) => return EndReason::Closed,
-                Err(_) => return EndReason::ReadError,
-            },
-            _ = outbound.killed() => return killed_reason(outbound),
-            _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
-            _ = sleep_until(deadline) => {
+            let deadline = {
+                let (ping_interval, ping_timeout) = ping_times(shared);
                 if !session.registered {
-                    return EndReason::RegistrationTimeout;
+                    registration_deadline
+                } else if let Some(sent) = ping_sent {
+                    sent + ping_timeout
+                } else {
+                    last_input + ping_interval
                 }
-                if ping_sent.is_some() {
-                    return EndReason::PingTimeout((ping_interval + ping_timeout).as_secs());
+            };
+            tokio::select! {
+                read = read_some(reader, &mut pending) => match read {
+                    Ok(0) => return EndReason::Closed,
+                    Ok(_) => {
+                        last_input = Instant::now();
+                        ping_sent = None;
+                    }
+                    Err(err) if peer_went_away(&err) => return EndReason::Closed,
+                    Err(_) => return EndReason::ReadError,
+                },
+                _ = outbound.killed() => return killed_reason(outbound),
+                _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+                _ = sleep_until(deadline) => {
+                    if !session.registered {
+                        return EndReason::RegistrationTimeout;
+                    }
+                    if ping_sent.is_some() {
+                        let (ping_interval, ping_timeout) = ping_times(shared);
+                        return EndReason::PingTimeout((ping_interval + ping_timeout).as_secs());
+                    }
+                    let name = shared.server_name();
+                    let _ = outbound.push(&line(None, "PING", &[], Some(name)));
+                    ping_sent = Some(Instant::now());
                 }
-                let name = shared.server_name();
-                let _ = outbound.push(&line(None, "PING", &[], Some(name)));
-                ping_sent = Some(Instant::now());
             }
         }
     }

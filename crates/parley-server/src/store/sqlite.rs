@@ -1183,7 +1183,11 @@ mod tests {
             tags: String::new(),
         };
         let batch = WriteBatch {
-            messages: vec![message("new1", new), message("new2", new), message("new3", old)],
+            messages: vec![
+                message("new1", new),
+                message("new2", new),
+                message("new3", old),
+            ],
             ..WriteBatch::default()
         };
         store.write(&batch).expect("writes");
