@@ -282,10 +282,10 @@ async fn end_connection(
 
 /// [`read_loop`], with a panicking handler ending the connection instead of the task.
 ///
-/// This and [`read_loop`] are plain functions returning an `async move` block, not `async fn`s:
-/// an `async fn` keeps its arguments twice in its future (as given, and as moved into its
-/// body), and this future is most of what an idle connection holds (BENCHMARKS.md, target 3).
-#[allow(clippy::manual_async_fn)] // on purpose: see above
+/// Neither this nor [`read_loop`] is an `async fn`: an `async fn` keeps its arguments twice in
+/// its future (as given, and as moved into its body), and an `async` block here would keep them
+/// beside the loop's own future; this future is most of what an idle connection holds
+/// (BENCHMARKS.md, target 3).
 fn guarded_read_loop<'a, R: AsyncRead + Unpin>(
     shared: &'a Shared,
     session: &'a mut Session,
@@ -293,15 +293,15 @@ fn guarded_read_loop<'a, R: AsyncRead + Unpin>(
     reader: &'a mut R,
     pending: Vec<u8>,
 ) -> impl std::future::Future<Output = EndReason> + 'a {
-    async move {
-        let ended = AssertUnwindSafe(read_loop(shared, session, outbound, reader, pending))
-            .catch_unwind()
-            .await;
-        ended.unwrap_or_else(|_| {
-            tracing::error!(ip = %session.ip, client = session.id.0, "a handler panicked; the connection is closed");
-            EndReason::Disconnected("Internal server error".into())
+    let (id, ip) = (session.id, session.ip);
+    AssertUnwindSafe(read_loop(shared, session, outbound, reader, pending))
+        .catch_unwind()
+        .map(move |ended| {
+            ended.unwrap_or_else(|_| {
+                tracing::error!(%ip, client = id.0, "a handler panicked; the connection is closed");
+                EndReason::Disconnected("Internal server error".into())
+            })
         })
-    }
 }
 
 /// Why a connection ended, which decides the QUIT others see and the ERROR the client gets.
@@ -353,6 +353,46 @@ fn ping_times(shared: &Shared) -> (Duration, Duration) {
     )
 }
 
+/// Where a connection stands against its deadlines, in one instant (the read loop's future is
+/// what an idle connection holds): registering since it connected, quiet since its last input,
+/// or waiting for the answer to a PING sent then.
+#[derive(Clone, Copy)]
+enum Keepalive {
+    Registering(Instant),
+    Quiet(Instant),
+    Pinged(Instant),
+}
+
+impl Keepalive {
+    /// Registration is done: quiet from now on (from its last input, as far as it matters).
+    fn registered(self) -> Self {
+        match self {
+            Keepalive::Registering(_) => Keepalive::Quiet(Instant::now()),
+            other => other,
+        }
+    }
+
+    /// Input arrived: registration still counts from the connection's start; otherwise the
+    /// client is quiet from now, and any PING counts as answered.
+    fn input(self) -> Self {
+        match self {
+            Keepalive::Registering(since) => Keepalive::Registering(since),
+            _ => Keepalive::Quiet(Instant::now()),
+        }
+    }
+
+    fn deadline(self, shared: &Shared) -> Instant {
+        let (ping_interval, ping_timeout) = ping_times(shared);
+        match self {
+            Keepalive::Registering(since) => {
+                since + Duration::from_secs(shared.config.limits.registration_timeout_secs.max(1))
+            }
+            Keepalive::Quiet(since) => since + ping_interval,
+            Keepalive::Pinged(since) => since + ping_timeout,
+        }
+    }
+}
+
 /// The connection's read loop (see [`guarded_read_loop`] for why it is not an `async fn`).
 #[allow(clippy::manual_async_fn)]
 fn read_loop<'a, R: AsyncRead + Unpin>(
@@ -361,19 +401,15 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
     outbound: &'a Arc<Outbound>,
     reader: &'a mut R,
     // Bytes to handle before reading (after a handoff that did not happen, what came with it).
-    pending: Vec<u8>,
+    mut pending: Vec<u8>,
 ) -> impl std::future::Future<Output = EndReason> + 'a {
     async move {
-        let mut pending = pending;
-        let registration_deadline = Instant::now()
-            + Duration::from_secs(shared.config.limits.registration_timeout_secs.max(1));
+        let mut keepalive = Keepalive::Registering(Instant::now());
         let mut flood = FloodControl::new(&shared.live().flood);
         // `pending`: bytes read but not yet handled, empty (and unallocated) between lines, so an
         // idle connection holds nothing there; only a line split across reads stays.
         // True while skipping the rest of an overlong line.
         let mut discarding = false;
-        let mut last_input = Instant::now();
-        let mut ping_sent: Option<Instant> = None;
 
         loop {
             let mut handled = 0;
@@ -461,40 +497,31 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
                 pending = Vec::new();
             }
 
-            let deadline = {
-                let (ping_interval, ping_timeout) = ping_times(shared);
-                if !session.registered {
-                    registration_deadline
-                } else if let Some(sent) = ping_sent {
-                    sent + ping_timeout
-                } else {
-                    last_input + ping_interval
-                }
-            };
+            if session.registered {
+                keepalive = keepalive.registered();
+            }
+            let deadline = keepalive.deadline(shared);
             tokio::select! {
                 read = read_some(reader, &mut pending) => match read {
                     Ok(0) => return EndReason::Closed,
-                    Ok(_) => {
-                        last_input = Instant::now();
-                        ping_sent = None;
-                    }
+                    Ok(_) => keepalive = keepalive.input(),
                     Err(err) if peer_went_away(&err) => return EndReason::Closed,
                     Err(_) => return EndReason::ReadError,
                 },
                 _ = outbound.killed() => return killed_reason(outbound),
                 _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
-                _ = sleep_until(deadline) => {
-                    if !session.registered {
-                        return EndReason::RegistrationTimeout;
-                    }
-                    if ping_sent.is_some() {
+                _ = sleep_until(deadline) => match keepalive {
+                    Keepalive::Registering(_) => return EndReason::RegistrationTimeout,
+                    Keepalive::Pinged(_) => {
                         let (ping_interval, ping_timeout) = ping_times(shared);
                         return EndReason::PingTimeout((ping_interval + ping_timeout).as_secs());
                     }
-                    let name = shared.server_name();
-                    let _ = outbound.push(&line(None, "PING", &[], Some(name)));
-                    ping_sent = Some(Instant::now());
-                }
+                    Keepalive::Quiet(_) => {
+                        let name = shared.server_name();
+                        let _ = outbound.push(&line(None, "PING", &[], Some(name)));
+                        keepalive = Keepalive::Pinged(Instant::now());
+                    }
+                },
             }
         }
     }

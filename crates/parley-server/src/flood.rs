@@ -8,21 +8,23 @@ use tokio::time::Instant;
 
 use crate::config::FloodConfig;
 
+/// Kept small (`f32`s): one lives in every connection's read loop for the connection's life.
 pub struct FloodControl {
     enabled: bool,
-    burst: f64,
-    per_second: f64,
-    tokens: f64,
+    burst: f32,
+    per_second: f32,
+    tokens: f32,
     last: Instant,
 }
 
 impl FloodControl {
     pub fn new(config: &FloodConfig) -> Self {
-        let burst = f64::from(config.burst.max(1));
+        // A burst past f32's exact integers (16 million lines) is as good as unlimited.
+        let burst = config.burst.max(1) as f32;
         FloodControl {
             enabled: config.enabled,
             burst,
-            per_second: config.lines_per_second.max(f64::MIN_POSITIVE),
+            per_second: (config.lines_per_second as f32).max(f32::MIN_POSITIVE),
             tokens: burst,
             last: Instant::now(),
         }
@@ -34,14 +36,18 @@ impl FloodControl {
             return None;
         }
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             None
         } else {
-            Some(Duration::from_secs_f64(-self.tokens / self.per_second))
+            // A rate too small to divide by waits "forever" rather than panicking.
+            Some(
+                Duration::try_from_secs_f32(-self.tokens / self.per_second)
+                    .unwrap_or(Duration::MAX),
+            )
         }
     }
 }
