@@ -140,8 +140,9 @@ impl Outgoing for Message {
     }
 }
 
-pub(super) fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<dyn Outgoing> {
-    let message = StoredMessage {
+/// A channel message saying `text`, with this run's next msgid.
+pub(super) fn stored_message(history: &History, text: &str) -> StoredMessage {
+    StoredMessage {
         msgid: history.next_msgid(),
         time_ms: now_ms(),
         target: "#t".into(),
@@ -151,9 +152,23 @@ pub(super) fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box
         to: "#t".into(),
         text: text.into(),
         tags: String::new(),
-    };
+    }
+}
+
+pub(super) fn delivery(history: &History, text: &str, to: &Arc<Outbound>) -> Box<dyn Outgoing> {
     Box::new(Message {
-        stored: Some(message),
+        stored: Some(stored_message(history, text)),
         to: to.clone(),
     })
+}
+
+/// Shut the writer down and wait (a bounded while) for it to end.
+pub(super) async fn finish(
+    history: History,
+    shutdown: &CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) {
+    shutdown.cancel();
+    drop(history);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
 }

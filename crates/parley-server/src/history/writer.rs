@@ -507,7 +507,7 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    use super::super::testing::{delivery, over, Flaky};
+    use super::super::testing::{delivery, finish, over, stored_message, Flaky};
     use crate::outbound::Outbound;
 
     #[tokio::test]
@@ -539,9 +539,7 @@ mod tests {
             ["one", "two", "three"],
             "stored in order once writable"
         );
-        shutdown.cancel();
-        drop(history);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        finish(history, &shutdown, task).await;
     }
 
     #[tokio::test]
@@ -589,17 +587,7 @@ mod tests {
         delivered: &Arc<parking_lot::Mutex<Vec<String>>>,
     ) -> Box<dyn super::Outgoing> {
         Box::new(Recorded {
-            stored: Some(crate::store::StoredMessage {
-                msgid: history.next_msgid(),
-                time_ms: crate::clock::now_ms(),
-                target: "#t".into(),
-                kind: "PRIVMSG".into(),
-                source: "a!b@c".into(),
-                account: None,
-                to: "#t".into(),
-                text: text.into(),
-                tags: String::new(),
-            }),
+            stored: Some(stored_message(history, text)),
             text: text.into(),
             delivered: delivered.clone(),
         })
@@ -714,9 +702,7 @@ mod tests {
         assert!(third.is_none(), "the writer is idle again");
         assert_eq!(*delivered.lock(), ["first", "second", "third"]);
         assert_eq!(stored_texts(&path), ["first", "second", "third"]);
-        shutdown.cancel();
-        drop(history);
-        let _ = tokio::time::timeout(bound, task).await;
+        finish(history, &shutdown, task).await;
     }
 
     /// While the writer holds messages the database refused, a sender does not commit its own
@@ -746,9 +732,7 @@ mod tests {
             2,
             "the held message and the next shared the writer's commit; the third was its sender's"
         );
-        shutdown.cancel();
-        drop(history);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        finish(history, &shutdown, task).await;
     }
 
     /// Group commit: messages that queue while a commit is on the disk all go in the next one,
@@ -797,8 +781,6 @@ mod tests {
             2,
             "the 20 that queued behind the first commit share the second"
         );
-        shutdown.cancel();
-        drop(history);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        finish(history, &shutdown, task).await;
     }
 }
