@@ -124,6 +124,30 @@ impl Turn {
     }
 }
 
+/// One job counted in [`Turn::pending`] until it is known to be in the queue: dropped without
+/// [`keep`](Counted::keep), it takes its count back.
+struct Counted<'a>(Option<&'a AtomicUsize>);
+
+impl<'a> Counted<'a> {
+    fn new(pending: &'a AtomicUsize) -> Self {
+        pending.fetch_add(1, Ordering::SeqCst);
+        Counted(Some(pending))
+    }
+
+    /// The job is queued: the writer takes the count back after its hand-on.
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0 {
+            pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// A message whose stored form was taken for a commit of its sender's own that did not happen:
 /// the writer gets it back as it was.
 struct Untaken {
@@ -187,20 +211,21 @@ impl History {
             Err(delivery) => delivery,
         };
         let (done, delivered) = oneshot::channel();
-        // Counted before it is sent, so no sender commits ahead of it from then on.
-        self.turn.pending.fetch_add(1, Ordering::SeqCst);
+        // Counted before it is sent, so no sender commits ahead of it from then on; uncounted
+        // again unless it reaches the queue (the send waits while the queue is full, and a
+        // connection that is killed meanwhile drops this future).
+        let counted = Counted::new(&self.turn.pending);
         match self.jobs.send(Job::Deliver(delivery, done)).await {
-            Ok(()) => Some(delivered),
+            Ok(()) => {
+                counted.keep();
+                Some(delivered)
+            }
             // The writer is gone (shutting down): deliver unstored rather than drop.
             Err(mpsc::error::SendError(Job::Deliver(mut delivery, _))) => {
-                self.turn.pending.fetch_sub(1, Ordering::SeqCst);
                 delivery.hand_on(&mut HeldWakes::default());
                 None
             }
-            Err(_) => {
-                self.turn.pending.fetch_sub(1, Ordering::SeqCst);
-                None
-            }
+            Err(_) => None,
         }
     }
 
@@ -247,10 +272,10 @@ impl History {
 
     /// Persist a change to registered channels or server bans with the next commit.
     pub fn persist(&self, change: StateChange) {
-        self.turn.pending.fetch_add(1, Ordering::SeqCst);
-        if self.jobs.try_send(Job::State(change)).is_err() {
-            self.turn.pending.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("state queue full; a channel or ban change was not saved");
+        let counted = Counted::new(&self.turn.pending);
+        match self.jobs.try_send(Job::State(change)) {
+            Ok(()) => counted.keep(),
+            Err(_) => tracing::error!("state queue full; a channel or ban change was not saved"),
         }
     }
 }
@@ -703,6 +728,34 @@ mod tests {
         assert_eq!(*delivered.lock(), ["first", "second", "third"]);
         assert_eq!(stored_texts(&path), ["first", "second", "third"]);
         finish(history, &shutdown, task).await;
+    }
+
+    /// A sender whose connection ends while it waits for room in a full queue (its `enqueue`
+    /// dropped) takes its count back: senders commit their own again afterwards.
+    #[tokio::test]
+    async fn a_send_given_up_on_a_full_queue_leaves_no_count_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("h.db");
+        let (history, _writer, _shutdown) = on_sqlite(&path);
+        let delivered = Arc::default();
+        let blocker = rusqlite::Connection::open(&path).expect("opens");
+        blocker.execute_batch("BEGIN IMMEDIATE").expect("locks");
+        // No writer runs: with the database locked, these fill the queue.
+        for n in 0..super::QUEUE {
+            let queued = history
+                .enqueue(recorded(&history, &format!("m{n}"), &delivered))
+                .await;
+            assert!(queued.is_some(), "message {n} queued");
+        }
+        let stuck = history.enqueue(recorded(&history, "stuck", &delivered));
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), stuck).await;
+        assert!(gave_up.is_err(), "the queue was full, so the send waited");
+        assert_eq!(
+            history.turn.pending.load(Ordering::SeqCst),
+            super::QUEUE,
+            "only the queued ones are counted"
+        );
+        blocker.execute_batch("COMMIT").expect("unlocks");
     }
 
     /// While the writer holds messages the database refused, a sender does not commit its own
