@@ -10,7 +10,15 @@
 //! index, and the FTS index kept one row per insert as before schema step 17), so the
 //! difference is what that part costs per message. Per case: microseconds of
 //! wall clock per message (the writer is one thread, so that is its CPU plus its fsyncs) and the
-//! bytes of write-ahead log per message. `PARLEY_BENCH_MESSAGES` sets how many (default 60,000).
+//! bytes of write-ahead log per message, at 1, 8, 64 and 256 messages a commit (a flat-out
+//! fan-out over 50 channels commits 128-1,024 at a time). `PARLEY_BENCH_MESSAGES` sets how many
+//! (default 60,000); `PARLEY_BENCH_BATCH` and `PARLEY_BENCH_CASE` pick one batch size and the
+//! schemas whose name starts with it, to profile one case.
+//!
+//! The log is truncated between rounds (so its size counts one round's writes), so every round
+//! grows the file again, which the server's log, reused from its start after a checkpoint, does
+//! not: a profile of the one-message commits found a third of their time in the kernel extending
+//! the file, so those figures are pessimistic for the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -147,8 +155,20 @@ fn main() {
         "{:<34} {:>6} {:>10} {:>12}",
         "schema", "batch", "us/msg", "WAL B/msg"
     );
-    for batch in [1, 8, 64] {
-        for case in CASES {
+    // `PARLEY_BENCH_BATCH` picks one batch size, `PARLEY_BENCH_CASE` the schemas whose name
+    // starts with it (to profile one case).
+    let only_batch: Option<usize> = std::env::var("PARLEY_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let only_case = std::env::var("PARLEY_BENCH_CASE").unwrap_or_default();
+    for batch in [1, 8, 64, 256] {
+        if only_batch.is_some_and(|only| only != batch) {
+            continue;
+        }
+        for case in CASES
+            .iter()
+            .filter(|case| case.name.starts_with(&only_case))
+        {
             // Fewer single-message commits: each is an fsync-free commit but still slow.
             let n = if batch == 1 { messages / 4 } else { messages };
             let (us, wal) = measure(case, n, batch);

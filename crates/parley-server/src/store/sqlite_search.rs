@@ -248,6 +248,45 @@ mod tests {
             .expect("count")
     }
 
+    /// A batch that repeats a stored msgid is refused whole: none of its rows, and none of
+    /// their search backlog, stay behind (the insert is `OR FAIL`, which keeps the rows before
+    /// the failing one in the transaction, so this holds only because the error rolls it back).
+    #[test]
+    fn a_batch_repeating_a_stored_msgid_stores_none_of_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("opens");
+        let batch = |messages| WriteBatch {
+            messages,
+            ..WriteBatch::default()
+        };
+        store
+            .write(&batch(vec![message(1, "#a", "al!u@h", "first")]))
+            .expect("writes");
+        let repeat = batch(vec![
+            message(2, "#a", "al!u@h", "second"),
+            message(1, "#a", "al!u@h", "first again"),
+        ]);
+        assert!(
+            store.write(&repeat).is_err(),
+            "a repeated msgid is an error"
+        );
+        assert!(
+            store.write_if_free(&repeat).is_err(),
+            "on the sender's path too"
+        );
+        let stored: Vec<String> = store
+            .connection()
+            .lock()
+            .prepare("SELECT msgid FROM messages ORDER BY id")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("messages");
+        assert_eq!(stored, ["m1"]);
+        assert_eq!(pending(&store), 1);
+        store
+            .write(&batch(vec![message(3, "#a", "al!u@h", "third")]))
+            .expect("the connection is usable after the refusal");
+    }
+
     /// Schema step 17: new messages wait in `messages_fts_pending`, and a search indexes them
     /// before it looks, so nothing stored is missed. A message deleted or rewritten while it
     /// waits never reaches the index (an FTS5 'delete' of a row it never held would corrupt it);
