@@ -238,8 +238,7 @@ where
     );
     debug!(%peer, client = id.0, "connected");
 
-    let writer_outbound = outbound.clone();
-    let writer_task = tokio::spawn(async move { run_writer(&writer_outbound, writer).await });
+    let writer_task = tokio::spawn(run_writer(outbound.clone(), writer));
     let pending = match handoff {
         Some(handoff) => bridged::restore(shared, &mut session, &outbound, &handoff),
         None => Vec::new(),
