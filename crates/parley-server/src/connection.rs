@@ -478,13 +478,18 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
                 if let Some(end) = end {
                     return end;
                 }
-                if let Some(text) = session.quit.take() {
+                if let Some(text) = session.passing.as_mut().and_then(|p| p.quit.take()) {
                     return EndReason::Quit(text);
                 }
-                if session.hand_off_to.is_some() {
+                if session
+                    .passing
+                    .as_ref()
+                    .is_some_and(|p| p.hand_off_to.is_some())
+                {
                     pending.drain(..handled);
                     return EndReason::HandOff(pending);
                 }
+                session.settle();
             }
             pending.drain(..handled);
             if pending.len() > MAX_LINE_LEN + 2 {

@@ -407,20 +407,12 @@ pub struct Session {
     pub login_session: Option<String>,
     /// Logged in with a session token (which may not mint more: see `command::session`).
     pub token_login: bool,
-    /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
-    pub sasl: Option<SaslState>,
-    /// `PASS` given before registration, tried at registration time.
-    pub pass: Option<String>,
     pub followups: std::collections::VecDeque<FollowUp>,
     /// The "you must log in" notice was already sent.
     pub told_to_log_in: bool,
-    /// When this connection last broadcast (for `operators.broadcast_interval_secs`).
-    pub last_broadcast: Option<tokio::time::Instant>,
     /// While a labeled command runs (IRCv3 `labeled-response`), its replies are collected here
     /// and sent afterwards under the label. A `RefCell` because replies are sent through `&Ctx`.
     pub labeled: std::cell::RefCell<Option<Box<Labeled>>>,
-    /// Set by QUIT (or a fatal error): the connection ends after this line.
-    pub quit: Option<String>,
     /// This connection's messages handed to the history writer and not yet delivered, oldest
     /// first (see `connection::IN_FLIGHT`).
     pub in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>>,
@@ -429,14 +421,43 @@ pub struct Session {
     /// This connection's SEARCH budget (`search.burst`, `search.per_minute`), made at its first
     /// search: searches past it wait, as lines past the flood budget do.
     pub search_budget: Option<Box<crate::flood::FloodControl>>,
-    /// In a cluster: the node whose user this connection becomes another session of, set when
-    /// registration finds its account's user there; the connection then carries its lines to
-    /// that node and back (`connection::bridged`).
-    pub hand_off_to: Option<String>,
+    /// What a connection holds only for moments of its life (see [`Passing`]); `None` while
+    /// none of it is set, which is most of the time.
+    pub passing: Option<Box<Passing>>,
     /// The connection never goes to another node: it came over the bus itself (a session of a
     /// user here whose socket is on another node), or the node it should have gone to did not
     /// answer.
     pub stays: bool,
+}
+
+/// What a connection holds only for moments of its life: a SASL exchange, a `PASS` waiting for
+/// registration, a QUIT on its way out, a handover to another node being made, an operator's
+/// broadcast pace. Boxed in [`Session::passing`] and dropped when empty: inline, these 120 bytes
+/// were a tenth of what every idle connection's task holds (BENCHMARKS.md, issue 27 target 3).
+#[derive(Default)]
+pub struct Passing {
+    /// The SASL exchange in progress, from `AUTHENTICATE <mechanism>` to its end.
+    pub sasl: Option<SaslState>,
+    /// `PASS` given before registration, tried at registration time.
+    pub pass: Option<String>,
+    /// Set by QUIT (or a fatal error): the connection ends after this line.
+    pub quit: Option<String>,
+    /// In a cluster: the node whose user this connection becomes another session of, set when
+    /// registration finds its account's user there; the connection then carries its lines to
+    /// that node and back (`connection::bridged`).
+    pub hand_off_to: Option<String>,
+    /// When this connection last broadcast (for `operators.broadcast_interval_secs`).
+    pub last_broadcast: Option<tokio::time::Instant>,
+}
+
+impl Passing {
+    fn is_empty(&self) -> bool {
+        self.sasl.is_none()
+            && self.pass.is_none()
+            && self.quit.is_none()
+            && self.hand_off_to.is_none()
+            && self.last_broadcast.is_none()
+    }
 }
 
 /// A client's open `draft/multiline` batch: its lines so far, bounded by
@@ -509,18 +530,53 @@ impl Session {
             account: None,
             login_session: None,
             token_login: false,
-            sasl: None,
-            pass: None,
             followups: Default::default(),
             told_to_log_in: false,
-            last_broadcast: None,
             labeled: Default::default(),
-            quit: None,
             in_flight: Default::default(),
             multiline: None,
             search_budget: None,
-            hand_off_to: None,
+            passing: None,
             stays: false,
+        }
+    }
+
+    /// The passing state, made on first use (see [`Session::settle`]).
+    pub fn passing(&mut self) -> &mut Passing {
+        self.passing.get_or_insert_with(Default::default)
+    }
+
+    /// The SASL exchange in progress, if any (without making the passing state).
+    pub fn sasl(&self) -> Option<&SaslState> {
+        self.passing.as_ref()?.sasl.as_ref()
+    }
+
+    /// The SASL exchange in progress, to change it in place.
+    pub fn sasl_mut(&mut self) -> Option<&mut SaslState> {
+        self.passing.as_mut()?.sasl.as_mut()
+    }
+
+    /// The SASL exchange in progress, ended.
+    pub fn take_sasl(&mut self) -> Option<SaslState> {
+        self.passing.as_mut()?.sasl.take()
+    }
+
+    /// End the SASL exchange, if one is in progress.
+    pub fn end_sasl(&mut self) {
+        if let Some(passing) = self.passing.as_mut() {
+            passing.sasl = None;
+        }
+    }
+
+    /// Give the passing state back once nothing in it is set: called after every line, so a
+    /// connection that registered, or finished a SASL exchange, goes back to holding none.
+    pub fn settle(&mut self) {
+        if self
+            .passing
+            .as_ref()
+            .is_some_and(|passing| passing.is_empty())
+        {
+            self.passing = None;
         }
     }
 
@@ -1321,11 +1377,36 @@ mod tests {
     /// Every connection's future holds its `Session` for as long as it lasts, so its size is
     /// memory per idle connection (issue 27): what only some connections use (an open
     /// multiline batch, a label's replies, a search budget) is boxed. 608 bytes before that,
-    /// 376 after; the bound leaves room for a few more fields, not for another inline batch.
+    /// 376 after, 264 once what a connection holds only for moments (`Passing`) was boxed too;
+    /// the bound leaves room for a field or two, not for another inline batch.
+    /// The passing state is made when needed and given back once empty, so a connection that
+    /// registered with PASS or SASL holds none of it afterwards.
+    #[test]
+    fn the_passing_state_is_given_back_once_empty() {
+        let mut session = Session::new(ClientId(1), "127.0.0.1".parse().expect("ip"), false);
+        session.settle();
+        assert!(session.passing.is_none());
+        session.passing().pass = Some("secret".into());
+        session.passing().sasl = Some(SaslState::Overlong);
+        session.settle();
+        assert!(session.sasl().is_some(), "kept while in use");
+        session.end_sasl();
+        assert!(session
+            .passing
+            .as_mut()
+            .and_then(|p| p.pass.take())
+            .is_some());
+        session.settle();
+        assert!(session.passing.is_none(), "given back once empty");
+        session.end_sasl();
+        assert!(session.take_sasl().is_none());
+        assert!(session.passing.is_none(), "ending nothing makes nothing");
+    }
+
     #[test]
     fn a_session_keeps_what_few_connections_use_out_of_line() {
         let size = std::mem::size_of::<Session>();
-        assert!(size <= 440, "Session is {size} bytes");
+        assert!(size <= 288, "Session is {size} bytes");
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     // not explicitly mentioned", and tells the client that SASL (not the command) failed,
     // where 421 would claim the server has no AUTHENTICATE. The connection goes on.
     if !ctx.session.caps.sasl {
-        ctx.session.sasl = None;
+        ctx.session.end_sasl();
         return Err(Reply::new(
             numeric::ERR_SASLFAIL,
             &[],
@@ -138,27 +138,27 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         ));
     }
     if arg == "*" {
-        ctx.session.sasl = None;
+        ctx.session.end_sasl();
         return Err(Reply::new(
             numeric::ERR_SASLABORTED,
             &[],
             "SASL authentication aborted",
         ));
     }
-    if let Some(SaslState::Overlong) = &ctx.session.sasl {
+    if let Some(SaslState::Overlong) = ctx.session.sasl() {
         if arg.len() >= parley_proto::sasl::CHUNK_LEN {
             return Ok(());
         }
         // Its last chunk, or a new attempt: a mechanism name is never a last chunk of base64
         // (none is a multiple of 4 characters from the base64 alphabet).
-        ctx.session.sasl = None;
+        ctx.session.end_sasl();
         if is_mechanism(arg) {
             return start_mechanism(ctx, arg);
         }
         return Ok(());
     }
-    if let Some(SaslState::ScramProved { .. }) = &ctx.session.sasl {
-        if let Some(SaslState::ScramProved { account }) = ctx.session.sasl.take() {
+    if let Some(SaslState::ScramProved { .. }) = ctx.session.sasl() {
+        if let Some(SaslState::ScramProved { account }) = ctx.session.take_sasl() {
             if arg != "+" {
                 return Err(sasl_failed());
             }
@@ -166,7 +166,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         }
         return Ok(());
     }
-    let buffer = match ctx.session.sasl.as_mut() {
+    let buffer = match ctx.session.sasl_mut() {
         Some(
             SaslState::Plain(buffer)
             | SaslState::Bearer(buffer)
@@ -181,7 +181,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     match parley_proto::sasl::push_chunk(buffer, arg, SASL_MAX) {
         Err(parley_proto::sasl::TooLong { .. }) => {
             // A full chunk means more of this message follows: drop it as it comes.
-            ctx.session.sasl =
+            ctx.session.passing().sasl =
                 (arg.len() >= parley_proto::sasl::CHUNK_LEN).then_some(SaslState::Overlong);
             return Err(Reply::new(
                 numeric::ERR_SASLTOOLONG,
@@ -192,7 +192,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
         Ok(parley_proto::sasl::Progress::Partial) => return Ok(()), // more chunks follow
         Ok(parley_proto::sasl::Progress::Complete) => {}
     }
-    match ctx.session.sasl.take() {
+    match ctx.session.take_sasl() {
         Some(SaslState::Plain(payload)) => plain(ctx, &payload),
         Some(SaslState::Bearer(payload)) => bearer(ctx, &payload),
         Some(SaslState::ScramFirst(payload)) => scram_first(ctx, &payload),
@@ -208,10 +208,10 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
 /// A login already being checked is not in the way: it finishes before the next line is read.
 /// The leftover chunks of an overlong message are still dropped after registration.
 pub fn abort_on_registration(ctx: &mut Ctx<'_>) {
-    match ctx.session.sasl {
+    match ctx.session.sasl() {
         None | Some(SaslState::Overlong) => {}
         Some(_) => {
-            ctx.session.sasl = None;
+            ctx.session.end_sasl();
             ctx.numeric(
                 numeric::ERR_SASLABORTED,
                 &[],
@@ -244,7 +244,7 @@ fn start_mechanism(ctx: &mut Ctx<'_>, mechanism: &str) -> Result<(), Reply> {
         );
         return Err(sasl_failed());
     };
-    ctx.session.sasl = Some(state);
+    ctx.session.passing().sasl = Some(state);
     ctx.send(&line(None, "AUTHENTICATE", &["+"], None));
     Ok(())
 }
@@ -399,13 +399,13 @@ pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
             "Password refused",
         ));
     }
-    ctx.session.pass = Some(msg.params[0].to_string());
+    ctx.session.passing().pass = Some(msg.params[0].to_string());
     Ok(())
 }
 
 /// Turn a stored PASS into a pending login, once the nick is known. Returns whether it did.
 pub fn start_pass_login(ctx: &mut Ctx<'_>) -> bool {
-    let Some(pass) = ctx.session.pass.take() else {
+    let Some(pass) = ctx.session.passing.as_mut().and_then(|p| p.pass.take()) else {
         return false;
     };
     let (account, password) = match pass.split_once(':') {
@@ -547,7 +547,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     match outcome {
         AuthOutcome::ScramChallenge(login) => {
             send_payload(ctx, login.server_first());
-            ctx.session.sasl = Some(SaslState::ScramFinal {
+            ctx.session.passing().sasl = Some(SaslState::ScramFinal {
                 payload: String::new(),
                 login,
             });
@@ -557,7 +557,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
             server_final,
         } => {
             send_payload(ctx, &server_final);
-            ctx.session.sasl = Some(SaslState::ScramProved { account });
+            ctx.session.passing().sasl = Some(SaslState::ScramProved { account });
         }
         AuthOutcome::Login(via, Ok(account)) => {
             logged_in(ctx, &account);
@@ -613,7 +613,7 @@ pub fn finish(ctx: &mut Ctx<'_>, outcome: AuthOutcome) {
     if let Some(account) = ctx.session.account.clone() {
         crate::command::nick::claim_account_nick(ctx, &account);
     }
-    if ctx.session.sasl.is_some() {
+    if ctx.session.sasl().is_some() {
         return; // a SCRAM exchange goes on: the client answers first
     }
     registration::try_complete(ctx);

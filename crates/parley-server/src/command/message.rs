@@ -133,7 +133,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
     if !is_privileged {
         let interval =
             std::time::Duration::from_secs(ctx.shared.live().operators.broadcast_interval_secs);
-        if let Some(last) = ctx.session.last_broadcast {
+        if let Some(last) = ctx.session.passing.as_ref().and_then(|p| p.last_broadcast) {
             if last.elapsed() < interval {
                 ctx.numeric(
                     numeric::RPL_TRYAGAIN,
@@ -143,7 +143,7 @@ fn broadcast(ctx: &mut Ctx<'_>, verb: &'static str, target: &str, text: &str, no
                 return;
             }
         }
-        ctx.session.last_broadcast = Some(Instant::now());
+        ctx.session.passing().last_broadcast = Some(Instant::now());
     }
     let recipients: Vec<Arc<Outbound>> = ctx
         .shared

@@ -25,7 +25,7 @@ pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
 /// `QUIT [<reason>]`: the connection ends after this line (see `connection.rs`).
 pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> Result<(), Reply> {
     let reason: String = msg.param(0).unwrap_or("").chars().take(300).collect();
-    ctx.session.quit = Some(reason);
+    ctx.session.passing().quit = Some(reason);
     Ok(())
 }
 

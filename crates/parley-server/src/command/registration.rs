@@ -187,7 +187,7 @@ pub fn try_complete(ctx: &mut Ctx<'_>) {
     }
     if let Some(home) = crate::command::multiclient::home_elsewhere(ctx) {
         // The connection goes on as a session of its user there (`connection::bridged`).
-        ctx.session.hand_off_to = Some(home);
+        ctx.session.passing().hand_off_to = Some(home);
         return;
     }
     if !crate::command::nick::holds(ctx, &casefold(&ctx.session.nick)) {

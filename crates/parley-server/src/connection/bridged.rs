@@ -35,7 +35,7 @@ const OUTPUT_PIPE: usize = 64 * 1024;
 /// session keeps for it while idle).
 const OUTPUT_CHUNK: usize = 8 * 1024;
 
-/// At the client's node: hand the connection to the node `session.hand_off_to` names and carry
+/// At the client's node: hand the connection to the node `session.passing.hand_off_to` names and carry
 /// its bytes both ways until either end closes. `None` when it ended so; the bytes not yet
 /// handled when the other node did not take it (the connection then registers here).
 pub(super) async fn carry<R: AsyncRead + Unpin>(
@@ -45,7 +45,11 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
     reader: &mut R,
     leftover: Vec<u8>,
 ) -> Option<Vec<u8>> {
-    let home = session.hand_off_to.take().unwrap_or_default();
+    let home = session
+        .passing
+        .as_mut()
+        .and_then(|p| p.hand_off_to.take())
+        .unwrap_or_default();
     let Some(cluster) = crate::cluster::of(shared).cloned() else {
         return Some(stay(shared, session, outbound, leftover));
     };
