@@ -305,6 +305,7 @@ impl Drop for HeldWakes {
 /// 384 plain and 512 with TLS). So: the one thing it waits on while idle is `wake`, which a kill
 /// notifies too; a write that the socket takes at once (the common case) holds no future; and
 /// the rest, a write that must wait for the peer and the final flush, is boxed when it happens.
+#[allow(clippy::manual_async_fn)] // on purpose: an `async fn` keeps its arguments twice
 pub fn run_writer<O, W>(outbound: O, mut sink: W) -> impl std::future::Future<Output = ()>
 where
     O: std::ops::Deref<Target = Outbound>,
