@@ -140,35 +140,30 @@ where
         // The world's locks do not poison, so the connection ends as any other, with its QUIT.
         // A session handed over from another node attached before reading anything: what the
         // attach left waiting (an always-on catch-up) comes before the answers to its first
-        // lines. A connection whose handover to another node did not happen comes back round with
-        // what it sent meanwhile, and the nick claim `bridged::carry` left waiting first.
+        // lines (the read loop runs it first). A connection whose handover to another node did
+        // not happen comes back round with what it sent meanwhile, and the nick claim
+        // `bridged::carry` left waiting first.
         let mut pending = pending;
+        // Temporaries, not named locals, hold each wait's answer: a local would keep its room
+        // across the next wait (the carry's), in every idle connection's future.
         let reason = loop {
-            let early = match session.followups.is_empty() {
-                true => None,
-                false => {
-                    let followups = Box::pin(run_followups(&shared, &mut session, &outbound));
-                    followups.await
-                }
-            };
-            let reason = match early {
-                Some(end) => end,
-                None => {
-                    guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending).await
-                }
-            };
-            let EndReason::HandOff(leftover) = reason else {
-                break reason;
-            };
+            let leftover =
+                match guarded_read_loop(&shared, &mut session, &outbound, &mut reader, pending)
+                    .await
+                {
+                    EndReason::HandOff(leftover) => leftover,
+                    reason => break reason,
+                };
             // Only a connection handed to another node carries this future's buffers.
-            let carried = Box::pin(bridged::carry(
+            match Box::pin(bridged::carry(
                 &shared,
                 &mut session,
                 &outbound,
                 &mut reader,
                 leftover,
-            ));
-            match carried.await {
+            ))
+            .await
+            {
                 None => break EndReason::Carried,
                 Some(leftover) => pending = leftover,
             }
@@ -205,7 +200,10 @@ where
         Some(Visit { handoff, outbound }) => (Some(handoff), outbound),
         None => (
             None,
-            Arc::new(Outbound::new(shared.config.limits.send_queue_bytes)),
+            Arc::new(Outbound::under(
+                shared.config.limits.send_queue_bytes,
+                &shared.shutdown,
+            )),
         ),
     };
     let id = shared.next_client_id();
@@ -403,6 +401,14 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
     mut pending: Vec<u8>,
 ) -> impl std::future::Future<Output = EndReason> + 'a {
     async move {
+        // What an attach or a handover that did not happen left waiting (an always-on
+        // catch-up, the nick claim `bridged::carry` left) comes before the answers to the
+        // first lines.
+        if !session.followups.is_empty() {
+            if let Some(end) = Box::pin(run_followups(shared, session, outbound)).await {
+                return end;
+            }
+        }
         let mut keepalive = Keepalive::Registering(Instant::now());
         let mut flood = FloodControl::new(&shared.live().flood);
         // `pending`: bytes read but not yet handled, empty (and unallocated) between lines, so an
@@ -512,8 +518,9 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
                     Err(err) if peer_went_away(&err) => return EndReason::Closed,
                     Err(_) => return EndReason::ReadError,
                 },
-                _ = outbound.killed() => return killed_reason(outbound),
-                _ = shared.shutdown.cancelled() => return EndReason::Shutdown,
+                // Killed, or the server shutting down: the buffer's token is a child of the
+                // server's (`Outbound::under`), so one wait serves both.
+                _ = outbound.ending() => return ending_reason(outbound),
                 _ = sleep_until(deadline) => match keepalive {
                     Keepalive::Registering(_) => return EndReason::RegistrationTimeout,
                     Keepalive::Pinged(_) => {
@@ -535,7 +542,7 @@ fn read_loop<'a, R: AsyncRead + Unpin>(
 async fn flood_wait(shared: &Shared, outbound: &Outbound, wait: Duration) -> Option<EndReason> {
     tokio::select! {
         _ = sleep(wait) => None,
-        _ = outbound.killed() => Some(killed_reason(outbound)),
+        _ = outbound.ending() => Some(ending_reason(outbound)),
         _ = shared.shutdown.cancelled() => Some(EndReason::Shutdown),
     }
 }
@@ -602,7 +609,7 @@ async fn drain_in_flight(
         };
         tokio::select! {
             _ = oldest => {}
-            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = outbound.ending() => return Some(ending_reason(outbound)),
             _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
         }
     }
@@ -674,7 +681,7 @@ async fn run_followups(
         };
         let done = tokio::select! {
             done = done => done,
-            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = outbound.ending() => return Some(ending_reason(outbound)),
             _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
         };
         let mut ctx = Ctx {
@@ -748,7 +755,7 @@ async fn await_echoes(
                     break;
                 }
             },
-            _ = outbound.killed() => return Some(killed_reason(outbound)),
+            _ = outbound.ending() => return Some(ending_reason(outbound)),
             _ = shared.shutdown.cancelled() => return Some(EndReason::Shutdown),
         }
     }
@@ -833,6 +840,16 @@ fn peer_went_away(err: &io::Error) -> bool {
 
 /// Why the writer side ended the connection. With no overflow and no reason of the server's,
 /// the writer stopped because writing to the socket failed: the peer is gone.
+/// Why a connection whose [`Outbound::ending`] resolved ends: killed, or the server shutting
+/// down.
+fn ending_reason(outbound: &Outbound) -> EndReason {
+    if outbound.is_killed() {
+        killed_reason(outbound)
+    } else {
+        EndReason::Shutdown
+    }
+}
+
 fn killed_reason(outbound: &Outbound) -> EndReason {
     if outbound.send_queue_exceeded() {
         EndReason::SendQueueExceeded

@@ -83,8 +83,14 @@ pub struct Outbound {
     pending: Mutex<Pending>,
     wake: Notify,
     limit: usize,
-    /// Cancelled when the connection must end now (send queue exceeded, killed, socket error).
+    /// Cancelled when the connection must end now: it was killed (send queue exceeded, a KILL,
+    /// a socket error), or the server is shutting down. A connection's buffer is made a child
+    /// of the server's shutdown token ([`Outbound::under`]), so its read loop waits on this one
+    /// token for both: one wait fewer in every idle connection's future. `killed` tells which.
     kill: CancellationToken,
+    /// Set when the connection was killed, not merely ending with the server: the writer then
+    /// stops at once, dropping what is queued, where a shutdown still flushes its goodbye.
+    killed: AtomicBool,
     /// Why the connection was killed, for the reader task's QUIT message.
     overflowed: AtomicBool,
     /// Set by [`Outbound::disconnect`]: the QUIT text others see.
@@ -100,6 +106,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// A buffer whose [`Outbound::ending`] also resolves when `shutdown` is cancelled: every
+    /// connection's, so its read loop needs no wait of its own for the server's shutdown.
+    pub fn under(limit: usize, shutdown: &CancellationToken) -> Self {
+        Outbound {
+            kill: shutdown.child_token(),
+            ..Outbound::new(limit)
+        }
+    }
+
     pub fn new(limit: usize) -> Self {
         Outbound {
             pending: Mutex::new(Pending {
@@ -110,6 +125,7 @@ impl Outbound {
             wake: Notify::new(),
             limit,
             kill: CancellationToken::new(),
+            killed: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
             reason: Mutex::new(None),
             wire_caps: AtomicU16::new(0),
@@ -182,6 +198,7 @@ impl Outbound {
             drop(pending);
             self.overflowed.store(true, Ordering::Relaxed);
             crate::metrics::record_sendq_disconnect();
+            self.killed.store(true, Ordering::Release);
             self.kill.cancel();
             self.wake.notify_one();
             return Err(PushError::SendQueueExceeded);
@@ -249,17 +266,22 @@ impl Outbound {
     /// End the connection at once, without waiting for the queue to drain.
     pub fn kill(&self) {
         self.pending.lock().closing = true;
+        self.killed.store(true, Ordering::Release);
         self.kill.cancel();
         self.wake.notify_one();
     }
 
-    /// Resolves when the connection has been killed.
-    pub async fn killed(&self) {
-        self.kill.cancelled().await
+    /// Resolves when the connection must end: it was killed, or (for a buffer made
+    /// [`Outbound::under`] the server's shutdown token) the server is shutting down;
+    /// [`Outbound::is_killed`] tells which. The future itself, not an `async fn` around it: it
+    /// sits in every idle connection's `select!`.
+    pub fn ending(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.kill.cancelled()
     }
 
+    /// Killed: the connection ends at once (not merely with the server).
     pub fn is_killed(&self) -> bool {
-        self.kill.is_cancelled()
+        self.killed.load(Ordering::Acquire)
     }
 
     /// True when the connection was closed because its send queue overflowed.
@@ -395,12 +417,23 @@ async fn write_unless_killed<W: AsyncWrite + Unpin>(
     sink: &mut W,
     rest: &[u8],
 ) -> Written {
+    let mut write = std::pin::pin!(sink.write_all(rest));
     tokio::select! {
-        result = sink.write_all(rest) => match result {
+        result = &mut write => return match result {
             Ok(()) => Written::All,
             Err(_) => Written::Failed,
         },
-        _ = outbound.killed() => Written::Killed,
+        _ = outbound.ending() => {}
+    }
+    if outbound.is_killed() {
+        return Written::Killed;
+    }
+    // The server is shutting down: the write may go on, briefly, so the goodbye that follows
+    // has its chance, but a peer that does not read does not hold the shutdown up.
+    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, write).await {
+        Ok(Ok(())) => Written::All,
+        Ok(Err(_)) => Written::Failed,
+        Err(_) => Written::Killed,
     }
 }
 
@@ -417,6 +450,7 @@ async fn finish<W: AsyncWrite + Unpin>(outbound: &Outbound, mut sink: W) {
         .await;
     }
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, sink.shutdown()).await;
+    outbound.killed.store(true, Ordering::Release);
     outbound.kill.cancel();
 }
 
@@ -498,6 +532,33 @@ mod tests {
             .expect("the writer ends despite the full socket")
             .expect("writer ends");
         drop(client);
+    }
+
+    /// A buffer made under the server's shutdown token ends with it (one wait serves a
+    /// connection for both) but is not killed: the goodbye queued after is still written.
+    #[tokio::test]
+    async fn a_shutdown_ends_the_wait_but_the_goodbye_is_still_written() {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let outbound = Arc::new(Outbound::under(1 << 16, &shutdown));
+        let (sink, mut client) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(run_writer(outbound.clone(), sink));
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), outbound.ending())
+            .await
+            .expect("ends with the server");
+        assert!(!outbound.is_killed(), "a shutdown is not a kill");
+        outbound.close_with(b"ERROR :Server shutting down\r\n");
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"ERROR :Server shutting down\r\n");
+        writer.await.expect("writer ends");
+        assert!(
+            outbound.is_killed(),
+            "a finished writer marks the buffer dead"
+        );
     }
 
     /// Killed while idle: queued output is dropped, not written, and the writer ends.

@@ -80,7 +80,7 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
     };
     let answer = tokio::select! {
         answer = tokio::time::timeout(ANSWER_WAIT, answers.recv()) => answer.ok().flatten(),
-        _ = outbound.killed() => None,
+        _ = outbound.ending() => None,
         _ = shared.shutdown.cancelled() => None,
     };
     if !matches!(answer, Some(Control::Accepted)) {
@@ -123,9 +123,13 @@ pub(super) async fn carry<R: AsyncRead + Unpin>(
                 }
                 return None;
             }
-            _ = outbound.killed() => {
-                // Its buffer overflowed or the socket failed: the session there ends too.
+            _ = outbound.ending() => {
+                // Its buffer overflowed or the socket failed, or the server is shutting down
+                // (the buffer's token is a child of the server's): the session there ends too.
                 cluster.close_pipe(sid).await;
+                if !outbound.is_killed() {
+                    outbound.close_with(&line(None, "ERROR", &[], Some("Server shutting down")));
+                }
                 return None;
             }
             _ = shared.shutdown.cancelled() => {
@@ -203,7 +207,10 @@ async fn visit(shared: Arc<Shared>, handoff: Handoff) {
             return;
         }
     };
-    let outbound = Arc::new(Outbound::new(shared.config.limits.send_queue_bytes));
+    let outbound = Arc::new(Outbound::under(
+        shared.config.limits.send_queue_bytes,
+        &shared.shutdown,
+    ));
     let (input, chunks) = mpsc::channel(INPUT_CHUNKS);
     cluster.add_visitor(&handoff, input, outbound.clone());
     if !cluster.accept_visitor(&handoff).await {
