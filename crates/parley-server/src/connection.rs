@@ -838,8 +838,6 @@ fn peer_went_away(err: &io::Error) -> bool {
     )
 }
 
-/// Why the writer side ended the connection. With no overflow and no reason of the server's,
-/// the writer stopped because writing to the socket failed: the peer is gone.
 /// Why a connection whose [`Outbound::ending`] resolved ends: killed, or the server shutting
 /// down.
 fn ending_reason(outbound: &Outbound) -> EndReason {
@@ -850,6 +848,8 @@ fn ending_reason(outbound: &Outbound) -> EndReason {
     }
 }
 
+/// Why the writer side ended the connection. With no overflow and no reason of the server's,
+/// the writer stopped because writing to the socket failed: the peer is gone.
 fn killed_reason(outbound: &Outbound) -> EndReason {
     if outbound.send_queue_exceeded() {
         EndReason::SendQueueExceeded

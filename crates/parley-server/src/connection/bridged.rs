@@ -35,9 +35,9 @@ const OUTPUT_PIPE: usize = 64 * 1024;
 /// session keeps for it while idle).
 const OUTPUT_CHUNK: usize = 8 * 1024;
 
-/// At the client's node: hand the connection to the node `session.passing.hand_off_to` names and carry
-/// its bytes both ways until either end closes. `None` when it ended so; the bytes not yet
-/// handled when the other node did not take it (the connection then registers here).
+/// At the client's node: hand the connection to the node `session.passing.hand_off_to` names
+/// and carry its bytes both ways until either end closes. `None` when it ended so; the bytes
+/// not yet handled when the other node did not take it (the connection then registers here).
 pub(super) async fn carry<R: AsyncRead + Unpin>(
     shared: &Shared,
     session: &mut Session,
